@@ -1,0 +1,93 @@
+# pmoves-image and pmoves-firstboot. `make help` lists the targets.
+PMOVES_VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/pmoves-image
+
+CC ?= cc
+PKGS := libarchive json-c libcurl blkid
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"' \
+	-DPMOVES_DATADIR='"$(DATADIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD ?= build
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(sort $(wildcard lib/*.c))
+BUILDER_SRC := $(sort $(wildcard builder/*.c))
+TEST_SRC := $(sort $(wildcard tests/test-*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+BUILDER_OBJ := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
+BUILDER_LIB_OBJ := $(filter-out $(BUILD)/builder/main.o,$(BUILDER_OBJ))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
+
+all: $(BUILD)/pmoves-image pmoves-image
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libpmoves.a: $(LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libbuilder.a: $(BUILDER_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/pmoves-image: $(BUILD)/builder/main.o $(BUILD)/libbuilder.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The programs at the top of the tree, for people and tests.
+pmoves-image: $(BUILD)/pmoves-image
+	$(Q)ln -sf $< $@
+
+$(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libbuilder.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.o: CPPFLAGS += -Itests
+
+tests: $(TEST_BIN)
+
+# Set-up on a fresh Debian 12 machine: installs what is missing, does nothing otherwise.
+deps:
+	$(Q)sh tools/deps.sh
+
+check: deps all tests
+	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(sort $(wildcard tests/e2e/*.t))
+
+demo: deps all
+	$(Q)sh tools/demo.sh
+
+bench: deps all
+	$(Q)sh tools/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
+	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
+
+clean:
+	rm -rf build build-san pmoves-image
+
+help:
+	@echo "targets: all deps check demo bench install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
+
+.PHONY: all tests deps check demo bench install clean help pmoves-image
+.DELETE_ON_ERROR:
+-include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(TEST_BIN:.t=.d)

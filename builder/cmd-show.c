@@ -1,0 +1,4 @@
+#include "cmd.h"
+#include <stdio.h>
+/* placeholder */
+int cmd_show(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not yet\n"); return 1; }

@@ -1,0 +1,48 @@
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int log_verbose;
+int log_fd_extra = -1;
+
+static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
+{
+	char msg[4096];
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	if (err)
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
+	fprintf(stderr, "%s%s\n", prefix, msg);
+	if (log_fd_extra >= 0)
+		dprintf(log_fd_extra, "%s%s\n", prefix, msg);
+}
+
+#define LOG_FN(fn, prefix, cond)                       \
+	void fn(const char *fmt, ...)                  \
+	{                                              \
+		if (!(cond))                           \
+			return;                        \
+		va_list ap;                            \
+		va_start(ap, fmt);                     \
+		vlog(prefix, 0, fmt, ap);              \
+		va_end(ap);                            \
+	}
+
+LOG_FN(log_error, "pmoves-image: error: ", 1)
+LOG_FN(log_warn, "pmoves-image: warning: ", 1)
+LOG_FN(log_info, "", 1)
+LOG_FN(log_debug, "", log_verbose)
+
+int log_errno(int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog("pmoves-image: error: ", r < 0 ? -r : r, fmt, ap);
+	va_end(ap);
+	return r;
+}

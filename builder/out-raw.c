@@ -1,0 +1,3 @@
+#include "build.h"
+/* placeholder */
+const struct output_type out_raw = { "raw", NULL };

@@ -1,0 +1,2 @@
+#include "profile.h"
+/* placeholder */

@@ -1,0 +1,77 @@
+/* Profiles: JSON files describing one kind of machine, resolved and validated strictly. */
+#ifndef PMOVES_PROFILE_H
+#define PMOVES_PROFILE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PROFILE_MAX_PARTS 16
+#define PROFILE_MAX_EXTENDS 16 /* depth of an "extends" chain */
+
+struct part_spec {
+	const char *name;  /* GPT partition name: [a-z0-9_-], at most 36 chars */
+	const char *type;  /* a name from part_types[] in table.c: esp, root, linux, swap, ... */
+	const char *fs;    /* a name from fs_types[] (fs.c), or "none" */
+	const char *mount; /* absolute path in the target, or NULL */
+	const char *label; /* filesystem label; defaults to name */
+	bool fill;         /* takes the rest of the disk */
+	bool bootable;     /* MBR active flag */
+	/* Final layout, in bytes, filled in by validation: */
+	uint64_t start;
+	uint64_t size;
+};
+
+struct profile {
+	json_object *json;  /* the resolved profile: after extends and defaults; owns the strings below */
+	char *path;         /* the file it came from */
+	const char *name;
+	const char *description;
+	const char *arch;   /* "x86_64" or "aarch64" */
+	const char *debian_arch; /* "amd64" or "arm64" */
+
+	struct {
+		const char *source;  /* a name from rootfs_sources[] (rootfs.c) */
+		const char *suite, *mirror, *variant;
+		const char **components; /* NULL-terminated, pointers into json */
+		const char **packages;
+		const char *path, *url, *sha256; /* tarball and directory sources */
+		json_object *json;   /* the rootfs section: its canonical text keys the cache */
+	} rootfs;
+
+	struct {
+		const char *table;   /* "gpt" or "mbr" */
+		uint64_t size;
+		size_t n_parts;
+		struct part_spec parts[PROFILE_MAX_PARTS];
+	} disk;
+
+	struct {
+		const char *loader;  /* a name from boot_loaders[] (boot.c) */
+		const char *cmdline;
+	} boot;
+
+	const char **overlays;
+	const char **outputs;
+	json_object *firstboot; /* may be NULL */
+	const char *hostname;   /* firstboot.hostname, or the profile name */
+};
+
+/* Where profiles and overlays live: $PMOVES_DATADIR, else ./profiles beside the current
+ * directory when it exists, else the installed data directory. */
+const char *profile_dir(void);
+const char *overlay_dir(void);
+
+/* Load NAME (looked up in profile_dir()) or FILE (a path containing '/' or ending in .json),
+ * resolve "extends", apply defaults and validate everything. On a problem returns -EINVAL and a
+ * message "FILE: .json.path: what is wrong" in *ret_error (caller frees). */
+int profile_load(const char *name_or_path, struct profile **ret, char **ret_error);
+void profile_free(struct profile *p);
+
+/* Names of the profiles in profile_dir(), sorted. */
+int profile_list(char ***ret_names);
+
+/* Partition that is mounted at MOUNT, or NULL. */
+const struct part_spec *profile_part_by_mount(const struct profile *p, const char *mount);
+
+#endif

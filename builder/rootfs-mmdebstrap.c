@@ -1,0 +1,3 @@
+#include "build.h"
+/* placeholder */
+const struct rootfs_source rootfs_mmdebstrap = { "mmdebstrap", NULL };

@@ -1,0 +1,55 @@
+/* Partition tables: one file per type (table-gpt.c, table-mbr.c), listed in table.c. */
+#ifndef PMOVES_TABLE_H
+#define PMOVES_TABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define SECTOR 512u
+#define ALIGN_BYTES (1024u * 1024u) /* partitions start on 1 MiB boundaries */
+
+struct table_entry {
+	uint64_t start;         /* bytes, multiple of SECTOR */
+	uint64_t size;          /* bytes, multiple of SECTOR */
+	uint8_t type_guid[16];  /* GPT type, big-endian text order as uuid_parse() gives */
+	uint8_t uuid[16];       /* GPT unique partition GUID, same order */
+	uint8_t mbr_type;       /* MBR partition type byte */
+	bool bootable;          /* MBR active flag; GPT legacy BIOS bootable attribute */
+	const char *name;       /* GPT name, ASCII, at most 36 chars */
+};
+
+struct table_layout {
+	uint64_t disk_size;     /* bytes, multiple of SECTOR */
+	uint8_t disk_guid[16];  /* GPT */
+	uint32_t disk_id;       /* MBR disk signature */
+	unsigned n;
+	const struct table_entry *e;
+};
+
+struct table_type {
+	const char *name;
+	unsigned max_parts;
+	uint64_t head_reserved;  /* bytes at the start that partitions may not use */
+	uint64_t tail_reserved;  /* bytes at the end that partitions may not use */
+	uint64_t max_disk_size;  /* bytes */
+	/* Write the table into FD (a file at least disk_size bytes long). Touches only the
+	 * table's own sectors. */
+	int (*write)(int fd, const struct table_layout *l);
+};
+
+extern const struct table_type table_gpt, table_mbr;
+const struct table_type *table_find(const char *name);
+
+/* Partition types by name: DPS GPT type GUIDs (the root type depends on the architecture)
+ * and MBR type bytes. Returns NULL for an unknown name. */
+struct part_type {
+	const char *name;
+	const char *gpt_x86_64; /* GUID text */
+	const char *gpt_aarch64;
+	uint8_t mbr;
+};
+const struct part_type *part_type_find(const char *name);
+/* NULL-terminated list of names, for messages. */
+const char *part_type_names(void);
+
+#endif

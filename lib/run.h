@@ -1,0 +1,31 @@
+/* Run external programs from an argv array: never through a shell. */
+#ifndef PMOVES_RUN_H
+#define PMOVES_RUN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct run_opts {
+	int out_fd;          /* child's stdout and stderr go here; -1: /dev/null */
+	int in_fd;           /* child's stdin; -1: /dev/null */
+	char **capture;      /* if set: stdout captured into a NUL-terminated malloc'd buffer */
+	size_t capture_max;  /* cap on captured bytes (default 1 MiB); more is an error (-EFBIG) */
+	char *const *env;    /* extra "NAME=value" entries, NULL-terminated, or NULL */
+	const char *cwd;     /* working directory, or NULL */
+};
+
+/* Returns the exit status (0..255), 128+signal when killed, or -errno when it could not start.
+ * Exit status 127 means the program was not found. */
+int run_argv(char *const argv[], const struct run_opts *o);
+
+/* Join argv for a log line, quoting words that need it. Caller frees. */
+char *argv_to_string(char *const argv[]);
+
+/* Is PROG on PATH (or an executable path)? */
+int find_program(const char *prog, char **ret_path);
+
+/* The process group of children started by run_argv gets this signal when the caller is
+ * interrupted; set by the caller's signal handler. Children stay in our process group, so a
+ * terminal's Ctrl-C reaches them too. */
+
+#endif

@@ -1,0 +1,335 @@
+#include "util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <time.h>
+
+void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+size_t strv_length(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+int strv_push(char ***v, const char *s)
+{
+	size_t n = strv_length(*v);
+	char *dup = strdup(s);
+	if (!dup)
+		return -ENOMEM;
+	char **nv = realloc(*v, (n + 2) * sizeof(char *));
+	if (!nv) {
+		free(dup);
+		return -ENOMEM;
+	}
+	nv[n] = dup;
+	nv[n + 1] = NULL;
+	*v = nv;
+	return 0;
+}
+
+int parse_u64(const char *s, uint64_t *ret)
+{
+	if (!s || !*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{ "", 0 },	  { "B", 0 },	 { "K", 10 },	{ "KiB", 10 }, { "M", 20 },
+		{ "MiB", 20 }, { "G", 30 },	 { "GiB", 30 }, { "T", 40 },   { "TiB", 40 },
+	};
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -ERANGE;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (!STREQ(end, units[i].suffix))
+			continue;
+		if (units[i].shift && v > (UINT64_MAX >> units[i].shift))
+			return -ERANGE;
+		*ret = (uint64_t)v << units[i].shift;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void format_size(uint64_t bytes, char buf[static 24])
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+	while (u < 3 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, 24, "%" PRIu64, bytes);
+	else
+		snprintf(buf, 24, "%" PRIu64 "%c", bytes, units[u]);
+}
+
+void format_size_human(uint64_t bytes, char buf[static 24])
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, 24, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, 24, "%.1f %s", v, units[u]);
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		return rmdir(path) < 0 ? -1 : 0;
+	return unlink(path) < 0 ? -1 : 0;
+}
+
+int rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return -errno;
+	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	size_t cap = (size_t)st.st_size + 1, len = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap > max)
+				return -EFBIG;
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > max)
+		return -EFBIG;
+	buf[len] = '\0';
+	*ret_buf = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
+{
+	_cleanup_free_ char *tmp = NULL, *dir = NULL;
+	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
+		return -ENOMEM;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, buf, len);
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	const char *slash = strrchr(path, '/');
+	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0)
+		fsync(dfd);
+	return 0;
+}
+
+int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len)
+{
+	while (len) {
+		size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t n = copy_file_range(in, &in_off, out, &out_off, chunk, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP && errno != EINVAL)
+				return -errno;
+			/* Fall back to read/write. */
+			static char buf[1 << 20];
+			size_t want = chunk > sizeof(buf) ? sizeof(buf) : chunk;
+			ssize_t rn = pread(in, buf, want, in_off);
+			if (rn < 0)
+				return -errno;
+			if (rn == 0)
+				return -EIO;
+			int r;
+			const char *p = buf;
+			size_t left = (size_t)rn;
+			off_t o = out_off;
+			while (left) {
+				ssize_t wn = pwrite(out, p, left, o);
+				if (wn < 0) {
+					r = -errno;
+					return r;
+				}
+				p += wn;
+				o += wn;
+				left -= (size_t)wn;
+			}
+			in_off += rn;
+			out_off += rn;
+			len -= (uint64_t)rn;
+			continue;
+		}
+		if (n == 0)
+			return -EIO; /* source shorter than promised */
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len)
+{
+	off_t end = in_off + (off_t)len, pos = in_off;
+	while (pos < end) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only holes remain */
+			if (errno == EINVAL)
+				return copy_fd_range(in, pos, out, out_off + (pos - in_off), (uint64_t)(end - pos));
+			return -errno;
+		}
+		if (data >= end)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if (hole > end)
+			hole = end;
+		int r = copy_fd_range(in, data, out, out_off + (data - in_off), (uint64_t)(hole - data));
+		if (r < 0)
+			return r;
+		pos = hole;
+	}
+	return 0;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool valid_name(const char *s, size_t max)
+{
+	size_t n = 0;
+	if (!s || !*s || *s == '.' || *s == '-')
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return n <= max;
+}

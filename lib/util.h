@@ -1,0 +1,87 @@
+/* Small helpers shared by pmoves-image and pmoves-firstboot. No logging here. */
+#ifndef PMOVES_UTIL_H
+#define PMOVES_UTIL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define STREQ(a, b) (strcmp((a), (b)) == 0)
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+static inline void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+static inline void strvfreep(char ***v);
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_strv_ _cleanup_(strvfreep)
+
+/* Hand ownership out of a cleanup variable. */
+#define TAKE_PTR(p)                        \
+	({                                 \
+		__typeof__(p) _p_ = (p);   \
+		(p) = NULL;                \
+		_p_;                       \
+	})
+#define TAKE_FD(fd)              \
+	({                       \
+		int _fd_ = (fd); \
+		(fd) = -1;       \
+		_fd_;            \
+	})
+
+/* NULL-terminated string vectors. */
+void strv_free(char **v);
+size_t strv_length(char *const *v);
+int strv_push(char ***v, const char *s);
+static inline void strvfreep(char ***v) { strv_free(*v); }
+
+/* Numbers: the whole string must be a number that fits; -EINVAL or -ERANGE otherwise. */
+int parse_u64(const char *s, uint64_t *ret);
+/* "512", "512K", "256M", "4G", "1T" (powers of 1024; "KiB"/"MiB" accepted too). */
+int parse_size(const char *s, uint64_t *ret);
+/* 4 GiB -> "4G", 1536 MiB -> "1536M": the largest unit that divides exactly. */
+void format_size(uint64_t bytes, char buf[static 24]);
+/* 1.5 GiB -> "1.5 GiB", for people. */
+void format_size_human(uint64_t bytes, char buf[static 24]);
+
+static inline bool is_aligned(uint64_t v, uint64_t a) { return v % a == 0; }
+static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+/* Files. */
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf(const char *path);
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+/* Write temp, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
+/* Like copy_fd_range but only the data regions (SEEK_DATA/SEEK_HOLE); holes stay holes. */
+int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len);
+
+/* Monotonic seconds, for stage timing. */
+double now_seconds(void);
+
+/* Names that reach argv or a path: [A-Za-z0-9._-], not starting with '.' or '-', 1..max chars. */
+bool valid_name(const char *s, size_t max);
+
+#endif
