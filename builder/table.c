@@ -1,6 +1,8 @@
 #include "table.h"
 #include "util.h"
 
+#include <strings.h>
+
 static const struct table_type *const tables[] = { &table_gpt, &table_mbr };
 
 const struct table_type *table_find(const char *name)
@@ -29,6 +31,17 @@ const struct part_type *part_type_find(const char *name)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(part_types); i++)
 		if (STREQ(part_types[i].name, name))
+			return &part_types[i];
+	return NULL;
+}
+
+const struct part_type *part_type_from_guid(const char *guid)
+{
+	if (!guid)
+		return NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(part_types); i++)
+		if (strcasecmp(part_types[i].gpt_x86_64, guid) == 0 ||
+		    strcasecmp(part_types[i].gpt_aarch64, guid) == 0)
 			return &part_types[i];
 	return NULL;
 }

@@ -49,6 +49,9 @@ struct part_type {
 	uint8_t mbr;
 };
 const struct part_type *part_type_find(const char *name);
+/* The reverse: the type whose GPT GUID (for either architecture) is GUID, compared
+ * case-insensitively. NULL when the GUID is not one of ours. */
+const struct part_type *part_type_from_guid(const char *guid);
 /* NULL-terminated list of names, for messages. */
 const char *part_type_names(void);
 
