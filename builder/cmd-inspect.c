@@ -1,4 +1,107 @@
+/* pmoves-image inspect IMAGE [--json]: what is in an image, and does it match its manifest. */
 #include "cmd.h"
+#include "inspect.h"
+#include "log.h"
+#include "util.h"
+
+#include <getopt.h>
 #include <stdio.h>
-/* placeholder */
-int cmd_inspect(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not yet\n"); return 1; }
+
+static void inspect_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pmoves-image inspect IMAGE [--json]\n"
+		"\n"
+		"Show the partition table of a disk image (or block device) and each partition's\n"
+		"start, size, type, name and UUID, with its filesystem type, label and UUID, as\n"
+		"libblkid reads them. When a manifest.json sits beside the image, compare the two\n"
+		"field by field (table type, disk GUID or id, size; each partition's start, size,\n"
+		"type_guid, name, uuid, fs, fs_uuid, label; fields the manifest leaves out are not\n"
+		"compared).\n"
+		"\n"
+		"options:\n"
+		"  --json     print one JSON object instead of text\n"
+		"  -h, --help show this help\n"
+		"\n"
+		"exit status: 0 ok; 1 the manifest differs, a partition lies beyond the end of the\n"
+		"image, no partition table, or the image cannot be read; 2 bad usage; 3 IMAGE does\n"
+		"not exist\n");
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	bool json = false;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			inspect_usage(stdout);
+			return EXIT_OK;
+		default:
+			log_error("'%s' is not an option of inspect, see 'pmoves-image inspect --help'",
+				  argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		log_error("missing IMAGE, see 'pmoves-image inspect --help'");
+		return EXIT_USAGE;
+	}
+	if (argc - optind > 1) {
+		log_error("too many arguments: '%s', inspect takes one IMAGE", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	const char *path = argv[optind];
+
+	struct inspect_image *img = NULL;
+	int r = inspect_image(path, &img);
+	if (r == -ENOENT)
+		return EXIT_MISSING;
+	if (r == -ENOMEM)
+		log_errno(r, "cannot inspect '%s'", path);
+	if (r < 0)
+		return EXIT_FAIL;
+
+	struct inspect_report *rep = NULL;
+	r = inspect_compare_manifest(img, &rep);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			log_errno(r, "cannot compare '%s' with its manifest", path);
+		inspect_image_free(img);
+		return EXIT_FAIL;
+	}
+
+	int ret = img->n_beyond_end || rep->n_mismatches ? EXIT_FAIL : EXIT_OK;
+	if (json) {
+		struct json_object *o = NULL;
+		r = inspect_to_json(img, rep, &o);
+		if (r < 0) {
+			log_errno(r, "cannot format '%s' as JSON", path);
+			ret = EXIT_FAIL;
+		} else {
+			const char *s = json_object_to_json_string_ext(
+				o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+			if (!s || printf("%s\n", s) < 0)
+				ret = EXIT_FAIL;
+			json_object_put(o);
+		}
+	} else
+		inspect_print_text(img, rep, stdout);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		log_error("cannot write the output of inspect");
+		ret = EXIT_FAIL;
+	}
+	inspect_report_free(rep);
+	inspect_image_free(img);
+	return ret;
+}

@@ -1,0 +1,936 @@
+#include "inspect.h"
+#include "log.h"
+#include "table.h"
+#include "util.h"
+
+#include <blkid/blkid.h>
+#include <endian.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define MANIFEST_MAX (16u << 20)
+#define NONE_TEXT "(none)"
+
+static inline void blkid_free_probep(blkid_probe *p)
+{
+	if (*p)
+		blkid_free_probe(*p);
+}
+static inline void json_object_putp(struct json_object **o)
+{
+	if (*o)
+		json_object_put(*o);
+}
+
+/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0 when it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if (n > left || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	/* U+0080..U+009F are C1 controls: some terminals act on them. */
+	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	return n;
+}
+
+char *inspect_printable(const char *s, size_t len)
+{
+	if (len > SIZE_MAX / 4 - 1)
+		return NULL;
+	char *out = malloc(len * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] >= 0x80 ? utf8_seq_len(p + i, len - i) : (p[i] >= 0x20 && p[i] != 0x7f);
+		if (n == 0) {
+			static const char hex[] = "0123456789abcdef";
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[p[i] >> 4];
+			*o++ = hex[p[i] & 15];
+			i++;
+			continue;
+		}
+		memcpy(o, p + i, n);
+		o += n;
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+static char *printable_str(const char *s)
+{
+	return s ? inspect_printable(s, strlen(s)) : NULL;
+}
+
+static void lower(char *s)
+{
+	for (; s && *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+void inspect_image_free(struct inspect_image *img)
+{
+	if (!img)
+		return;
+	for (size_t i = 0; i < img->n_parts; i++) {
+		struct inspect_part *p = &img->parts[i];
+		free(p->type_guid);
+		free(p->name);
+		free(p->uuid);
+		free(p->fs);
+		free(p->fs_label);
+		free(p->fs_uuid);
+		free(p->fs_version);
+	}
+	free(img->parts);
+	free(img->path);
+	free(img->table);
+	free(img->disk_id);
+	free(img);
+}
+
+static inline void inspect_image_freep(struct inspect_image **p) { inspect_image_free(*p); }
+
+/* MBR type bytes by the names profiles use (0x83 is every Linux type: call it "linux"). */
+static const char *mbr_type_name(int t)
+{
+	static const struct {
+		uint8_t type;
+		const char *name;
+	} names[] = {
+		{ 0x83, "linux" },     { 0x82, "swap" },     { 0xef, "esp" },	   { 0xea, "xbootldr" },
+		{ 0x0c, "firmware" },  { 0x0b, "fat32" },    { 0x0e, "fat16" },	   { 0x06, "fat16" },
+		{ 0x05, "extended" },  { 0x0f, "extended" }, { 0x85, "extended" }, { 0xee, "protective" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].type == t)
+			return names[i].name;
+	return NULL;
+}
+
+static void gpt_type_name(struct inspect_part *p)
+{
+	const struct part_type *t = part_type_from_guid(p->type_guid);
+	if (!t)
+		return;
+	p->type_name = t->name;
+	/* The root type differs per architecture: say which. */
+	if (strcasecmp(t->gpt_x86_64, t->gpt_aarch64) != 0)
+		p->type_arch = strcasecmp(p->type_guid, t->gpt_x86_64) == 0 ? "x86_64" : "aarch64";
+}
+
+static int lookup_dup(blkid_probe pr, const char *key, char **ret)
+{
+	const char *data = NULL;
+	size_t len = 0;
+	if (blkid_probe_lookup_value(pr, key, &data, &len) < 0 || !data)
+		return 0;
+	/* len counts the terminating NUL; a value is text up to its first NUL. */
+	size_t n = strnlen(data, len);
+	char *s = inspect_printable(data, n);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+/* The filesystem in [OFF, OFF+LEN) of FD. A partition without one is not an error. */
+static int probe_fs(int fd, uint64_t off, uint64_t len, const char *path, struct inspect_part *p)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+	if (!pr)
+		return -ENOMEM;
+	if (off > INT64_MAX || len > INT64_MAX ||
+	    blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)len) < 0) {
+		log_warn("cannot probe partition %u of '%s' for a filesystem, ignoring", p->number, path);
+		return 0;
+	}
+	blkid_probe_enable_partitions(pr, 0);
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_DEFAULT | BLKID_SUBLKS_VERSION);
+	int r = blkid_do_safeprobe(pr);
+	if (r == -2) {
+		p->fs_ambiguous = true;
+		return 0;
+	}
+	if (r < 0) {
+		log_warn("cannot probe partition %u of '%s' for a filesystem, ignoring", p->number, path);
+		return 0;
+	}
+	if (r == 1)
+		return 0; /* nothing found */
+	_cleanup_free_ char *bs = NULL;
+	if (lookup_dup(pr, "TYPE", &p->fs) < 0 || lookup_dup(pr, "LABEL", &p->fs_label) < 0 ||
+	    lookup_dup(pr, "UUID", &p->fs_uuid) < 0 || lookup_dup(pr, "VERSION", &p->fs_version) < 0 ||
+	    lookup_dup(pr, "BLOCK_SIZE", &bs) < 0)
+		return -ENOMEM;
+	uint64_t v;
+	if (bs && parse_u64(bs, &v) == 0)
+		p->fs_block_size = v;
+	return 0;
+}
+
+static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* libblkid found no table: say why as precisely as we can. Always returns -ENODATA. */
+static int explain_no_table(int fd, const char *path, uint64_t size)
+{
+	uint8_t s[1024];
+	char have[24], want[24];
+	format_size_human(size, have);
+
+	if (size >= sizeof(s) && pread_full(fd, s, sizeof(s), 0) == 0 && s[510] == 0x55 && s[511] == 0xaa) {
+		bool pmbr = false;
+		for (int i = 0; i < 4; i++)
+			pmbr |= s[446 + 16 * i + 4] == 0xee;
+		if (pmbr && memcmp(s + 512, "EFI PART", 8) == 0) {
+			uint64_t alt, last_usable;
+			uint32_t n_entries, entry_size;
+			memcpy(&alt, s + 512 + 32, 8);
+			memcpy(&last_usable, s + 512 + 48, 8);
+			memcpy(&n_entries, s + 512 + 80, 4);
+			memcpy(&entry_size, s + 512 + 84, 4);
+			alt = le64toh(alt);
+			last_usable = le64toh(last_usable);
+			n_entries = le32toh(n_entries);
+			entry_size = le32toh(entry_size);
+			uint64_t sectors = size / SECTOR, end = alt > last_usable ? alt : last_usable;
+			if (entry_size != 128 || n_entries == 0 || n_entries > 16384) {
+				log_error("invalid GPT header in '%s': it claims %" PRIu32 " entries of %" PRIu32
+					  " bytes",
+					  path, n_entries, entry_size);
+			} else if (end >= sectors) {
+				if (end < UINT64_MAX / SECTOR) {
+					format_size_human((end + 1) * SECTOR, want);
+					log_error("image '%s' is truncated: its GPT describes a disk of %" PRIu64
+						  " bytes (%s), the image has %" PRIu64 " bytes (%s)",
+						  path, (end + 1) * SECTOR, want, size, have);
+				} else {
+					log_error("invalid GPT header in '%s': it points beyond the end of the image "
+						  "(sector %" PRIu64 ", the image has %" PRIu64 ")",
+						  path, end, sectors);
+				}
+			} else {
+				log_error("damaged GPT in '%s': libblkid rejects its header or entries (checksum?)",
+					  path);
+			}
+			return -ENODATA;
+		}
+		if (pmbr) {
+			log_error("no partition table found in '%s': a protective MBR without a GPT header", path);
+			return -ENODATA;
+		}
+	}
+
+	/* A bare filesystem is worth naming: someone may have passed a partition image. */
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+	_cleanup_free_ char *type = NULL;
+	if (pr && blkid_probe_set_device(pr, fd, 0, 0) == 0) {
+		blkid_probe_enable_partitions(pr, 0);
+		blkid_probe_enable_superblocks(pr, 1);
+		if (blkid_do_safeprobe(pr) == 0)
+			(void)lookup_dup(pr, "TYPE", &type);
+	}
+	if (type)
+		log_error("no partition table found in '%s': it holds a bare %s filesystem", path, type);
+	else
+		log_error("no partition table found in '%s'", path);
+	return -ENODATA;
+}
+
+static int read_partition(blkid_partition par, const char *table, uint64_t img_size, struct inspect_part *p)
+{
+	int no = blkid_partition_get_partno(par);
+	blkid_loff_t start = blkid_partition_get_start(par), len = blkid_partition_get_size(par);
+	if (no <= 0 || start < 0 || len < 0 || (uint64_t)start > UINT64_MAX / SECTOR ||
+	    (uint64_t)len > UINT64_MAX / SECTOR)
+		return -EBADMSG;
+	p->number = (unsigned)no;
+	p->start = (uint64_t)start * SECTOR;
+	p->size = (uint64_t)len * SECTOR;
+	p->mbr_type = -1;
+	p->beyond_end = p->start > img_size || p->size > img_size - p->start;
+
+	blkid_parttable t = blkid_partition_get_table(par);
+	const char *ttype = t ? blkid_parttable_get_type(t) : table;
+	if (ttype && STREQ(ttype, "gpt")) {
+		p->type_guid = printable_str(blkid_partition_get_type_string(par));
+		lower(p->type_guid);
+		gpt_type_name(p);
+	} else {
+		int ty = blkid_partition_get_type(par);
+		if (ty >= 0 && ty <= 0xff) {
+			p->mbr_type = ty;
+			p->type_name = mbr_type_name(ty);
+		}
+		p->extended = blkid_partition_is_extended(par);
+	}
+	const char *name = blkid_partition_get_name(par), *uuid = blkid_partition_get_uuid(par);
+	if (name && *name && !(p->name = printable_str(name)))
+		return -ENOMEM;
+	if (uuid && *uuid && !(p->uuid = printable_str(uuid)))
+		return -ENOMEM;
+	lower(p->uuid);
+	return 0;
+}
+
+int inspect_image(const char *path, struct inspect_image **ret)
+{
+	/* O_NONBLOCK: opening a FIFO by mistake must not hang; it changes nothing for files. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return log_errno(-errno, "cannot open image '%s'", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return log_errno(-errno, "cannot stat image '%s'", path);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		log_error("'%s' is not a regular file or block device", path);
+		return -EINVAL;
+	}
+
+	_cleanup_(inspect_image_freep) struct inspect_image *img = calloc(1, sizeof(*img));
+	if (!img || !(img->path = strdup(path)))
+		return -ENOMEM;
+
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+	if (!pr)
+		return -ENOMEM;
+	if (blkid_probe_set_device(pr, fd, 0, 0) < 0) {
+		log_error("cannot probe image '%s'", path);
+		return -EIO;
+	}
+	blkid_loff_t sz = blkid_probe_get_size(pr);
+	if (sz < 0) {
+		log_error("cannot get the size of image '%s'", path);
+		return -EIO;
+	}
+	img->size = (uint64_t)sz;
+
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_partlist ls = blkid_probe_get_partitions(pr);
+	blkid_parttable tab = ls ? blkid_partlist_get_table(ls) : NULL;
+	const char *ttype = tab ? blkid_parttable_get_type(tab) : NULL;
+	/* "PMBR": a protective MBR whose GPT libblkid rejected. */
+	if (!ttype || STREQ(ttype, "PMBR"))
+		return explain_no_table(fd, path, img->size);
+
+	bool gpt = STREQ(ttype, "gpt"), dos = STREQ(ttype, "dos");
+	if (!(img->table = printable_str(gpt ? "gpt" : dos ? "mbr" : ttype)))
+		return -ENOMEM;
+	const char *id = blkid_parttable_get_id(tab);
+	if (id && *id) {
+		bool has_0x = strncasecmp(id, "0x", 2) == 0;
+		_cleanup_free_ char *raw = NULL;
+		if (asprintf(&raw, "%s%s", dos && !has_0x ? "0x" : "", id) < 0)
+			return -ENOMEM;
+		if (!(img->disk_id = printable_str(raw)))
+			return -ENOMEM;
+		lower(img->disk_id);
+	}
+
+	int n = blkid_partlist_numof_partitions(ls);
+	if (n < 0) {
+		log_error("cannot read the partitions of '%s'", path);
+		return -EIO;
+	}
+	if (n > 0 && !(img->parts = calloc((size_t)n, sizeof(*img->parts))))
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		blkid_partition par = blkid_partlist_get_partition(ls, i);
+		if (!par)
+			continue;
+		struct inspect_part *p = &img->parts[img->n_parts];
+		int r = read_partition(par, ttype, img->size, p);
+		img->n_parts++; /* counted even when partly filled, so that it is freed */
+		if (r == -EBADMSG) {
+			log_error("invalid partition entry %d in '%s'", i + 1, path);
+			return -EBADMSG;
+		}
+		if (r < 0)
+			return r;
+		if (p->beyond_end)
+			img->n_beyond_end++;
+		if (p->extended || p->size == 0 || p->start >= img->size)
+			continue;
+		uint64_t avail = img->size - p->start, len = p->size < avail ? p->size : avail;
+		r = probe_fs(fd, p->start, len, path, p);
+		if (r < 0)
+			return r;
+	}
+
+	*ret = TAKE_PTR(img);
+	return 0;
+}
+
+/* Manifest comparison. */
+
+void inspect_report_free(struct inspect_report *rep)
+{
+	if (!rep)
+		return;
+	for (size_t i = 0; i < rep->n_mismatches; i++) {
+		free(rep->mismatches[i].field);
+		free(rep->mismatches[i].manifest);
+		free(rep->mismatches[i].image);
+	}
+	free(rep->mismatches);
+	free(rep->checked);
+	free(rep->path);
+	free(rep);
+}
+
+static inline void inspect_report_freep(struct inspect_report **p) { inspect_report_free(*p); }
+
+static int add_checked(struct inspect_report *rep, unsigned number)
+{
+	size_t i = 0;
+	while (i < rep->n_checked && rep->checked[i] < number)
+		i++;
+	if (i < rep->n_checked && rep->checked[i] == number)
+		return 0;
+	unsigned *nc = realloc(rep->checked, (rep->n_checked + 1) * sizeof(*nc));
+	if (!nc)
+		return -ENOMEM;
+	memmove(nc + i + 1, nc + i, (rep->n_checked - i) * sizeof(*nc));
+	nc[i] = number;
+	rep->checked = nc;
+	rep->n_checked++;
+	return 0;
+}
+
+static int add_mismatch(struct inspect_report *rep, unsigned number, const char *field, const char *mval,
+			const char *ival)
+{
+	struct inspect_mismatch *nm = realloc(rep->mismatches, (rep->n_mismatches + 1) * sizeof(*nm));
+	if (!nm)
+		return -ENOMEM;
+	rep->mismatches = nm;
+	struct inspect_mismatch *m = &nm[rep->n_mismatches];
+	m->number = number;
+	m->field = strdup(field);
+	m->manifest = printable_str(mval ? mval : NONE_TEXT);
+	m->image = printable_str(ival ? ival : NONE_TEXT);
+	rep->n_mismatches++; /* counted before the checks below, so that it is freed */
+	if (!m->field || !m->manifest || !m->image)
+		return -ENOMEM;
+	return 0;
+}
+
+enum cmp { CMP_EXACT, CMP_NOCASE, CMP_HEX };
+
+static bool hex_value(const char *s, uint64_t *ret)
+{
+	if (strncasecmp(s, "0x", 2) == 0)
+		s += 2;
+	if (!*s || strlen(s) > 16)
+		return false;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10 :
+			*s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+		if (d < 0)
+			return false;
+		v = v * 16 + (uint64_t)d;
+	}
+	*ret = v;
+	return true;
+}
+
+/* MV is the manifest's value (NULL for JSON null: "no such thing"); IVAL the image's. */
+static int check_str(struct inspect_report *rep, unsigned number, const char *field, struct json_object *mv,
+		     const char *ival, enum cmp how)
+{
+	if (mv && !json_object_is_type(mv, json_type_string))
+		return add_mismatch(rep, number, field, json_object_to_json_string(mv), ival);
+	const char *m = mv ? json_object_get_string(mv) : NULL;
+	bool same;
+	uint64_t a, b;
+	if (!m || !ival)
+		same = !m && !ival;
+	else if (how == CMP_HEX && hex_value(m, &a) && hex_value(ival, &b))
+		same = a == b;
+	else if (how == CMP_EXACT)
+		same = STREQ(m, ival);
+	else
+		same = strcasecmp(m, ival) == 0;
+	return same ? 0 : add_mismatch(rep, number, field, m, ival);
+}
+
+static int check_u64(struct inspect_report *rep, unsigned number, const char *field, struct json_object *mv,
+		     uint64_t ival)
+{
+	char ibuf[24];
+	snprintf(ibuf, sizeof(ibuf), "%" PRIu64, ival);
+	if (mv && json_object_is_type(mv, json_type_int)) {
+		int64_t m = json_object_get_int64(mv);
+		if (m >= 0 && (uint64_t)m == ival)
+			return 0;
+	}
+	return add_mismatch(rep, number, field, mv ? json_object_to_json_string(mv) : NULL, ibuf);
+}
+
+static int check_mbr_type(struct inspect_report *rep, unsigned number, struct json_object *mv, int ival)
+{
+	char ibuf[16];
+	if (ival >= 0)
+		snprintf(ibuf, sizeof(ibuf), "0x%02x", (unsigned)ival & 0xffu);
+	uint64_t m;
+	bool ok = false;
+	if (mv && json_object_is_type(mv, json_type_int)) {
+		int64_t v = json_object_get_int64(mv);
+		ok = ival >= 0 && v == ival;
+	} else if (mv && json_object_is_type(mv, json_type_string)) {
+		ok = ival >= 0 && hex_value(json_object_get_string(mv), &m) && m == (uint64_t)ival;
+	} else if (!mv)
+		ok = ival < 0;
+	if (ok)
+		return 0;
+	return add_mismatch(rep, number, "mbr_type", mv ? json_object_to_json_string(mv) : NULL,
+			    ival >= 0 ? ibuf : NULL);
+}
+
+static int compare_table(const struct inspect_image *img, struct json_object *t, struct inspect_report *rep)
+{
+	bool gpt = img->table && STREQ(img->table, "gpt"), mbr = img->table && STREQ(img->table, "mbr");
+	struct json_object *v;
+	int r = add_checked(rep, 0);
+	if (r == 0 && json_object_object_get_ex(t, "type", &v))
+		r = check_str(rep, 0, "type", v, img->table, CMP_NOCASE);
+	if (r == 0 && json_object_object_get_ex(t, "disk_guid", &v))
+		r = check_str(rep, 0, "disk_guid", v, gpt ? img->disk_id : NULL, CMP_NOCASE);
+	if (r == 0 && json_object_object_get_ex(t, "disk_id", &v))
+		r = check_str(rep, 0, "disk_id", v, mbr ? img->disk_id : NULL, CMP_HEX);
+	if (r == 0 && json_object_object_get_ex(t, "size", &v))
+		r = check_u64(rep, 0, "size", v, img->size);
+	return r;
+}
+
+static int compare_partition(const struct inspect_image *img, const struct inspect_part *p, unsigned number,
+			     struct json_object *mp, struct inspect_report *rep)
+{
+	struct json_object *v;
+	int r = 0;
+	if (!p)
+		return add_mismatch(rep, number, "partition", "present", NULL);
+	if (json_object_object_get_ex(mp, "start", &v))
+		r = check_u64(rep, number, "start", v, p->start);
+	if (r == 0 && json_object_object_get_ex(mp, "size", &v))
+		r = check_u64(rep, number, "size", v, p->size);
+	if (r == 0 && json_object_object_get_ex(mp, "type_guid", &v))
+		r = check_str(rep, number, "type_guid", v, p->type_guid, CMP_NOCASE);
+	if (r == 0 && json_object_object_get_ex(mp, "mbr_type", &v))
+		r = check_mbr_type(rep, number, v, p->mbr_type);
+	/* The manifest's name is the GPT partition name; MBR partitions have none. */
+	if (r == 0 && img->table && STREQ(img->table, "gpt") && json_object_object_get_ex(mp, "name", &v))
+		r = check_str(rep, number, "name", v, p->name, CMP_EXACT);
+	if (r == 0 && json_object_object_get_ex(mp, "uuid", &v))
+		r = check_str(rep, number, "uuid", v, p->uuid, CMP_NOCASE);
+	if (r == 0 && json_object_object_get_ex(mp, "fs", &v))
+		r = check_str(rep, number, "fs", v, p->fs, CMP_EXACT);
+	if (r == 0 && json_object_object_get_ex(mp, "fs_uuid", &v))
+		r = check_str(rep, number, "fs_uuid", v, p->fs_uuid, CMP_NOCASE);
+	if (r == 0 && json_object_object_get_ex(mp, "label", &v))
+		r = check_str(rep, number, "label", v, p->fs_label, CMP_EXACT);
+	return r;
+}
+
+static const struct inspect_part *find_part(const struct inspect_image *img, unsigned number)
+{
+	for (size_t i = 0; i < img->n_parts; i++)
+		if (img->parts[i].number == number)
+			return &img->parts[i];
+	return NULL;
+}
+
+int inspect_compare_json(const struct inspect_image *img, struct json_object *m, struct inspect_report **ret)
+{
+	_cleanup_(inspect_report_freep) struct inspect_report *rep = calloc(1, sizeof(*rep));
+	if (!rep)
+		return -ENOMEM;
+	rep->present = true;
+	if (!json_object_is_type(m, json_type_object)) {
+		log_error("manifest is not a JSON object");
+		return -EBADMSG;
+	}
+	struct json_object *t, *parts;
+	int r;
+	if (json_object_object_get_ex(m, "table", &t)) {
+		if (!json_object_is_type(t, json_type_object)) {
+			log_error("manifest: .table is not an object");
+			return -EBADMSG;
+		}
+		if ((r = compare_table(img, t, rep)) < 0)
+			return r;
+	}
+	if (json_object_object_get_ex(m, "partitions", &parts)) {
+		if (!json_object_is_type(parts, json_type_array)) {
+			log_error("manifest: .partitions is not an array");
+			return -EBADMSG;
+		}
+		size_t n = json_object_array_length(parts);
+		for (size_t i = 0; i < n; i++) {
+			struct json_object *mp = json_object_array_get_idx(parts, i), *num;
+			if (!json_object_is_type(mp, json_type_object)) {
+				log_error("manifest: .partitions[%zu] is not an object", i);
+				return -EBADMSG;
+			}
+			int64_t number = (int64_t)i + 1;
+			if (json_object_object_get_ex(mp, "number", &num)) {
+				if (!json_object_is_type(num, json_type_int) ||
+				    (number = json_object_get_int64(num)) < 1 || number > 0xffff) {
+					log_error("manifest: .partitions[%zu].number is not a partition number", i);
+					return -EBADMSG;
+				}
+			}
+			for (size_t k = 0; k < rep->n_checked; k++)
+				if (rep->checked[k] == (unsigned)number) {
+					log_error("manifest: .partitions[%zu]: partition %" PRId64 " is listed twice",
+						  i, number);
+					return -EBADMSG;
+				}
+			if ((r = add_checked(rep, (unsigned)number)) < 0 ||
+			    (r = compare_partition(img, find_part(img, (unsigned)number), (unsigned)number, mp,
+						   rep)) < 0)
+				return r;
+		}
+		/* Partitions in the image that the manifest does not list. */
+		for (size_t i = 0; i < img->n_parts; i++) {
+			bool listed = false;
+			for (size_t k = 0; k < rep->n_checked; k++)
+				listed |= rep->checked[k] == img->parts[i].number && img->parts[i].number != 0;
+			if (listed)
+				continue;
+			if ((r = add_checked(rep, img->parts[i].number)) < 0 ||
+			    (r = add_mismatch(rep, img->parts[i].number, "partition", NULL, "present")) < 0)
+				return r;
+		}
+	}
+	*ret = TAKE_PTR(rep);
+	return 0;
+}
+
+int inspect_compare_manifest(const struct inspect_image *img, struct inspect_report **ret)
+{
+	const char *slash = strrchr(img->path, '/');
+	_cleanup_free_ char *mpath = NULL, *buf = NULL;
+	if (!slash)
+		mpath = strdup("manifest.json");
+	else if (slash == img->path)
+		mpath = strdup("/manifest.json");
+	else if ((size_t)(slash - img->path) > INT_MAX)
+		return -ENAMETOOLONG;
+	else if (asprintf(&mpath, "%.*s/manifest.json", (int)(slash - img->path), img->path) < 0)
+		mpath = NULL;
+	if (!mpath)
+		return -ENOMEM;
+
+	struct stat st;
+	if (stat(mpath, &st) < 0 && errno == ENOENT) {
+		struct inspect_report *rep = calloc(1, sizeof(*rep));
+		if (!rep)
+			return -ENOMEM;
+		*ret = rep;
+		return 0;
+	}
+	int r = read_file(mpath, MANIFEST_MAX, &buf, NULL);
+	if (r < 0)
+		return log_errno(r, "cannot read manifest '%s'", mpath);
+
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	_cleanup_(json_object_putp) struct json_object *m = json_tokener_parse_ex(tok, buf, (int)strlen(buf));
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t used = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!m || jerr != json_tokener_success) {
+		log_error("invalid JSON in manifest '%s': %s", mpath,
+			  jerr == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc(jerr));
+		return -EBADMSG;
+	}
+	for (const char *p = buf + used; *p; p++)
+		if (!strchr(" \t\r\n", *p)) {
+			log_error("invalid JSON in manifest '%s': trailing text after the object", mpath);
+			return -EBADMSG;
+		}
+
+	struct inspect_report *rep = NULL;
+	r = inspect_compare_json(img, m, &rep);
+	if (r < 0) {
+		if (r == -EBADMSG)
+			log_error("cannot use manifest '%s'", mpath);
+		return r;
+	}
+	rep->path = TAKE_PTR(mpath);
+	*ret = rep;
+	return 0;
+}
+
+/* Output. */
+
+static void print_size_line(FILE *f, const char *what, uint64_t v)
+{
+	char h[24];
+	format_size_human(v, h);
+	fprintf(f, "  %-14s %" PRIu64 " (%s)\n", what, v, h);
+}
+
+static void print_mismatch(FILE *f, const struct inspect_mismatch *m)
+{
+	char where[32];
+	if (m->number)
+		snprintf(where, sizeof(where), "partition %u", m->number);
+	else
+		snprintf(where, sizeof(where), "table");
+	if (STREQ(m->field, "partition"))
+		fprintf(f, "  %s: %s\n", where,
+			STREQ(m->image, NONE_TEXT) ? "missing from the image" : "not in the manifest");
+	else
+		fprintf(f, "  %s: %s differs: manifest '%s', image '%s'\n", where, m->field, m->manifest, m->image);
+}
+
+void inspect_print_text(const struct inspect_image *img, const struct inspect_report *rep, FILE *f)
+{
+	char h[24];
+	format_size_human(img->size, h);
+	fprintf(f, "image: %s\n", img->path);
+	fprintf(f, "size: %" PRIu64 " (%s)\n", img->size, h);
+	fprintf(f, "table: %s\n", img->table);
+	if (img->disk_id)
+		fprintf(f, "%s: %s\n", STREQ(img->table, "gpt") ? "disk guid" : "disk id", img->disk_id);
+	fprintf(f, "partitions: %zu\n", img->n_parts);
+
+	for (size_t i = 0; i < img->n_parts; i++) {
+		const struct inspect_part *p = &img->parts[i];
+		fprintf(f, "\npartition %u\n", p->number);
+		print_size_line(f, "start:", p->start);
+		print_size_line(f, "size:", p->size);
+		if (p->type_guid)
+			fprintf(f, "  %-14s %s (%s%s%s)\n", "type:", p->type_guid, p->type_name ? p->type_name : "unknown",
+				p->type_arch ? ", " : "", p->type_arch ? p->type_arch : "");
+		else if (p->mbr_type >= 0)
+			fprintf(f, "  %-14s 0x%02x (%s)\n", "type:", (unsigned)p->mbr_type,
+				p->type_name ? p->type_name : "unknown");
+		if (p->name)
+			fprintf(f, "  %-14s %s\n", "name:", p->name);
+		fprintf(f, "  %-14s %s\n", "uuid:", p->uuid ? p->uuid : "none");
+		if (p->beyond_end)
+			fprintf(f, "  %-14s beyond end of image (ends at %" PRIu64 ", the image has %" PRIu64 " bytes)\n",
+				"problem:", p->start + p->size < p->start ? UINT64_MAX : p->start + p->size, img->size);
+		if (p->extended) {
+			fprintf(f, "  %-14s none (extended partition)\n", "fs:");
+			continue;
+		}
+		if (!p->fs) {
+			fprintf(f, "  %-14s %s\n", "fs:", p->fs_ambiguous ? "none (several signatures, ambiguous)" : "none");
+			continue;
+		}
+		fprintf(f, "  %-14s %s\n", "fs:", p->fs);
+		fprintf(f, "  %-14s %s\n", "label:", p->fs_label ? p->fs_label : "none");
+		fprintf(f, "  %-14s %s\n", "fs uuid:", p->fs_uuid ? p->fs_uuid : "none");
+		if (p->fs_version)
+			fprintf(f, "  %-14s %s\n", "fs version:", p->fs_version);
+		if (p->fs_block_size)
+			fprintf(f, "  %-14s %" PRIu64 "\n", "fs block size:", p->fs_block_size);
+	}
+
+	fputc('\n', f);
+	if (img->n_beyond_end)
+		fprintf(f, "problems: %u partition%s beyond end of image\n", img->n_beyond_end,
+			img->n_beyond_end == 1 ? "" : "s");
+	if (!rep || !rep->present) {
+		fprintf(f, "manifest: none\n");
+		return;
+	}
+	fprintf(f, "manifest: %s\n", rep->path ? rep->path : "(given)");
+	for (size_t i = 0; i < rep->n_checked; i++) {
+		bool any = false;
+		for (size_t k = 0; k < rep->n_mismatches; k++)
+			if (rep->mismatches[k].number == rep->checked[i]) {
+				print_mismatch(f, &rep->mismatches[k]);
+				any = true;
+			}
+		if (any)
+			continue;
+		if (rep->checked[i])
+			fprintf(f, "  partition %u: match\n", rep->checked[i]);
+		else
+			fprintf(f, "  table: match\n");
+	}
+	if (rep->n_mismatches == 0)
+		fprintf(f, "manifest: matches\n");
+	else
+		fprintf(f, "manifest: %zu mismatch%s\n", rep->n_mismatches, rep->n_mismatches == 1 ? "" : "es");
+}
+
+/* json-c reports out of memory by returning NULL or -1; collect the first failure. */
+static void jadd(struct json_object *o, const char *key, struct json_object *v, bool *oom)
+{
+	if (*oom) {
+		json_object_put(v);
+		return;
+	}
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		*oom = true;
+	}
+}
+
+static struct json_object *jstr(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static struct json_object *ju64(uint64_t v)
+{
+	return v <= INT64_MAX ? json_object_new_int64((int64_t)v) : json_object_new_uint64(v);
+}
+
+static struct json_object *jhuman(uint64_t v)
+{
+	char h[24];
+	format_size_human(v, h);
+	return json_object_new_string(h);
+}
+
+static struct json_object *part_to_json(const struct inspect_part *p, bool *oom)
+{
+	struct json_object *o = json_object_new_object();
+	if (!o) {
+		*oom = true;
+		return NULL;
+	}
+	jadd(o, "number", json_object_new_int64(p->number), oom);
+	jadd(o, "start", ju64(p->start), oom);
+	jadd(o, "start_human", jhuman(p->start), oom);
+	jadd(o, "size", ju64(p->size), oom);
+	jadd(o, "size_human", jhuman(p->size), oom);
+	jadd(o, "type_guid", jstr(p->type_guid), oom);
+	jadd(o, "mbr_type", p->mbr_type >= 0 ? json_object_new_int(p->mbr_type) : NULL, oom);
+	jadd(o, "type", jstr(p->type_name), oom);
+	jadd(o, "type_arch", jstr(p->type_arch), oom);
+	jadd(o, "name", jstr(p->name), oom);
+	jadd(o, "uuid", jstr(p->uuid), oom);
+	jadd(o, "extended", json_object_new_boolean(p->extended), oom);
+	jadd(o, "beyond_end", json_object_new_boolean(p->beyond_end), oom);
+	jadd(o, "fs", jstr(p->fs), oom);
+	jadd(o, "label", jstr(p->fs_label), oom);
+	jadd(o, "fs_uuid", jstr(p->fs_uuid), oom);
+	jadd(o, "fs_version", jstr(p->fs_version), oom);
+	jadd(o, "fs_block_size", p->fs_block_size ? ju64(p->fs_block_size) : NULL, oom);
+	jadd(o, "fs_ambiguous", json_object_new_boolean(p->fs_ambiguous), oom);
+	return o;
+}
+
+int inspect_to_json(const struct inspect_image *img, const struct inspect_report *rep, struct json_object **ret)
+{
+	bool oom = false;
+	_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+	struct json_object *table = json_object_new_object(), *parts = json_object_new_array(),
+			   *problems = json_object_new_array(), *man = json_object_new_object(),
+			   *mm = json_object_new_array();
+	if (!o || !table || !parts || !problems || !man || !mm) {
+		json_object_put(table);
+		json_object_put(parts);
+		json_object_put(problems);
+		json_object_put(man);
+		json_object_put(mm);
+		return -ENOMEM;
+	}
+	jadd(o, "image", jstr(img->path), &oom);
+	jadd(o, "size", ju64(img->size), &oom);
+	jadd(o, "size_human", jhuman(img->size), &oom);
+	jadd(table, "type", jstr(img->table), &oom);
+	bool gpt = img->table && STREQ(img->table, "gpt");
+	jadd(table, gpt ? "disk_guid" : "disk_id", jstr(img->disk_id), &oom);
+	jadd(table, "size", ju64(img->size), &oom);
+	jadd(o, "table", table, &oom);
+
+	for (size_t i = 0; i < img->n_parts && !oom; i++) {
+		const struct inspect_part *p = &img->parts[i];
+		struct json_object *po = part_to_json(p, &oom);
+		if (po && json_object_array_add(parts, po) < 0) {
+			json_object_put(po);
+			oom = true;
+		}
+		if (p->beyond_end) {
+			_cleanup_free_ char *msg = NULL;
+			if (asprintf(&msg, "partition %u: beyond end of image", p->number) < 0 ||
+			    json_object_array_add(problems, json_object_new_string(msg)) < 0)
+				oom = true;
+		}
+	}
+	jadd(o, "partitions", parts, &oom);
+	jadd(o, "problems", problems, &oom);
+
+	bool present = rep && rep->present;
+	jadd(man, "present", json_object_new_boolean(present), &oom);
+	jadd(man, "path", jstr(present ? rep->path : NULL), &oom);
+	/* No manifest matches nothing: "matches" is true only for a manifest that is there. */
+	jadd(man, "matches", json_object_new_boolean(present && rep->n_mismatches == 0), &oom);
+	for (size_t i = 0; present && i < rep->n_mismatches && !oom; i++) {
+		const struct inspect_mismatch *m = &rep->mismatches[i];
+		struct json_object *mo = json_object_new_object();
+		if (!mo) {
+			oom = true;
+			break;
+		}
+		jadd(mo, "partition", json_object_new_int64(m->number), &oom);
+		jadd(mo, "field", jstr(m->field), &oom);
+		jadd(mo, "manifest", STREQ(m->manifest, NONE_TEXT) ? NULL : jstr(m->manifest), &oom);
+		jadd(mo, "image", STREQ(m->image, NONE_TEXT) ? NULL : jstr(m->image), &oom);
+		if (json_object_array_add(mm, mo) < 0) {
+			json_object_put(mo);
+			oom = true;
+		}
+	}
+	jadd(man, "mismatches", mm, &oom);
+	jadd(o, "manifest", man, &oom);
+	if (oom)
+		return -ENOMEM;
+	*ret = TAKE_PTR(o);
+	return 0;
+}
