@@ -1,3 +1,127 @@
+/* MBR ("dos") partition table: up to four primary partitions, 32-bit LBAs. The Raspberry Pi
+ * firmware reads only this. Nothing here prints; errors are -errno. */
 #include "table.h"
-/* placeholder */
-const struct table_type table_mbr = { "mbr", 4, 1 << 20, 0, 0xffffffffull * 512, 0 };
+#include "util.h"
+
+#include <endian.h>
+#include <stddef.h>
+
+#define MBR_HEADS 255u
+#define MBR_SECTORS 63u
+#define MBR_MAX_CYL 1023u
+
+struct mbr_part {
+	uint8_t status; /* 0x80: active (bootable) */
+	uint8_t first_chs[3];
+	uint8_t type;
+	uint8_t last_chs[3];
+	uint32_t first_lba;
+	uint32_t sectors;
+} __attribute__((packed));
+_Static_assert(sizeof(struct mbr_part) == 16, "MBR partition record is 16 bytes");
+
+struct mbr {
+	uint8_t boot_code[440];
+	uint32_t disk_signature;
+	uint16_t copy_protect; /* 0x0000, or 0x5a5a for "copy protected" */
+	struct mbr_part part[4];
+	uint16_t signature; /* 0xaa55 little-endian: bytes 0x55 0xaa */
+} __attribute__((packed));
+_Static_assert(sizeof(struct mbr) == 512, "MBR is 512 bytes");
+
+bool mbr_chs(uint64_t lba, uint8_t ret_chs[3])
+{
+	uint64_t c = lba / (MBR_HEADS * MBR_SECTORS);
+	unsigned h = (unsigned)(lba / MBR_SECTORS % MBR_HEADS);
+	unsigned s = (unsigned)(lba % MBR_SECTORS) + 1;
+	bool exact = c <= MBR_MAX_CYL;
+	if (!exact)
+		c = MBR_MAX_CYL, h = MBR_HEADS - 1, s = MBR_SECTORS;
+	/* head; sector in bits 0-5 with cylinder bits 8-9 in bits 6-7; cylinder bits 0-7 */
+	ret_chs[0] = (uint8_t)h;
+	ret_chs[1] = (uint8_t)(s | ((c >> 2) & 0xc0));
+	ret_chs[2] = (uint8_t)(c & 0xff);
+	return exact;
+}
+
+static int mbr_validate(const struct table_layout *l)
+{
+	if (!l || (l->n > 0 && !l->e))
+		return -EINVAL;
+	if (l->n > table_mbr.max_parts)
+		return -EINVAL;
+	/* A DOS label cannot describe more than 2^32 - 1 sectors; fdisk refuses such disks too. */
+	if (l->disk_size % SECTOR != 0 || l->disk_size < 2 * SECTOR ||
+	    l->disk_size > table_mbr.max_disk_size)
+		return -EINVAL;
+	uint64_t sectors = l->disk_size / SECTOR;
+	uint64_t prev_end = 1; /* LBA 0 is the MBR itself */
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct table_entry *e = &l->e[i];
+		if (e->start % SECTOR != 0 || e->size % SECTOR != 0 || e->size == 0)
+			return -EINVAL;
+		uint64_t s = e->start / SECTOR, n = e->size / SECTOR;
+		if (s < prev_end || s >= sectors || n > sectors - s)
+			return -EINVAL; /* unsorted, overlapping or past the end of the disk */
+		if (s > UINT32_MAX || n > UINT32_MAX)
+			return -EINVAL;
+		prev_end = s + n;
+		/* 0x00 marks an empty slot, 0xEE a GPT's protective record, 0x05/0x0f/0x85 an
+		 * extended partition we do not write the chain for. */
+		if (e->mbr_type == 0x00 || e->mbr_type == 0xee || e->mbr_type == 0x05 ||
+		    e->mbr_type == 0x0f || e->mbr_type == 0x85)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int mbr_write(int fd, const struct table_layout *l)
+{
+	int r = mbr_validate(l);
+	if (r < 0)
+		return r;
+
+	struct mbr m = {
+		.disk_signature = htole32(l->disk_id),
+		.signature = htole16(0xaa55),
+	};
+	for (unsigned i = 0; i < l->n; i++) {
+		const struct table_entry *e = &l->e[i];
+		uint64_t s = e->start / SECTOR, n = e->size / SECTOR;
+		struct mbr_part *p = &m.part[i];
+		p->status = e->bootable ? 0x80 : 0x00;
+		(void)mbr_chs(s, p->first_chs);
+		p->type = e->mbr_type;
+		(void)mbr_chs(s + n - 1, p->last_chs);
+		p->first_lba = htole32((uint32_t)s);
+		p->sectors = htole32((uint32_t)n);
+	}
+
+	/* From the disk signature on: the boot code area (bytes 0..439) is left as it is, so a
+	 * boot loader put there before keeps working. */
+	const size_t off = offsetof(struct mbr, disk_signature);
+	const uint8_t *p = (const uint8_t *)&m + off;
+	size_t len = sizeof(m) - off;
+	while (len > 0) {
+		ssize_t w = pwrite(fd, p, len, (off_t)(sizeof(m) - len));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		p += w, len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* LBA 1 on is usable by format; head_reserved (1 MiB) is where the planner starts the first
+ * partition, for alignment. */
+const struct table_type table_mbr = {
+	.name = "mbr",
+	.max_parts = 4,
+	.head_reserved = ALIGN_BYTES,
+	.tail_reserved = 0,
+	.max_disk_size = UINT64_C(0xffffffff) * SECTOR,
+	.write = mbr_write,
+};
