@@ -1,2 +1,1438 @@
+/* Profiles: read JSON files, resolve "extends", add defaults, validate strictly, and fill
+ * struct profile. docs/profiles.md is the user's reference for every key checked here.
+ *
+ * Stages, in order, each stopping at the first problem:
+ *   1. per file: read (<= 1 MiB), parse, schema check (unknown keys, wrong types) naming that file
+ *   2. follow "extends" (child directory first, then profile_dir()), detecting cycles by realpath
+ *   3. merge root ancestor first: objects merge recursively, arrays and scalars replace
+ *   4. defaults, then canonical key order (what `show` prints and what keys the rootfs cache)
+ *   5. values, layout and cross checks on the resolved profile, naming the file a value came from */
 #include "profile.h"
-/* placeholder */
+#include "build.h"
+#include "table.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#ifndef PMOVES_DATADIR
+#define PMOVES_DATADIR "/usr/local/share/pmoves-image"
+#endif
+
+#define PROFILE_FILE_MAX (1024u * 1024u)
+#define NAME_MAX_LEN 64
+#define DESCRIPTION_MAX 200
+#define MIRROR_MAX 1024
+#define CMDLINE_MAX 4096
+#define PACKAGE_MAX 128
+#define MOUNT_MAX 255
+#define MAX_PACKAGES 4096
+#define MAX_COMPONENTS 32
+#define MAX_OVERLAYS 64
+#define MAX_OUTPUTS 32
+#define MIN_DISK_SIZE (2u * 1024u * 1024u)
+#define MIB (1024u * 1024u)
+
+/* ---- where things live ---- */
+
+static const char *data_subdir(char *buf, size_t size, const char *sub)
+{
+	const char *env = getenv("PMOVES_DATADIR");
+	struct stat st;
+	int n;
+	if (env && *env)
+		n = snprintf(buf, size, "%s/%s", env, sub);
+	else if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+		n = snprintf(buf, size, "%s", sub);
+	else
+		n = snprintf(buf, size, "%s/%s", PMOVES_DATADIR, sub);
+	if (n < 0 || (size_t)n >= size)
+		buf[0] = '\0'; /* too long to be a directory: finds nothing */
+	return buf;
+}
+
+const char *profile_dir(void)
+{
+	static char buf[PATH_MAX];
+	return data_subdir(buf, sizeof(buf), "profiles");
+}
+
+const char *overlay_dir(void)
+{
+	static char buf[PATH_MAX];
+	return data_subdir(buf, sizeof(buf), "overlays");
+}
+
+/* ---- the schema: keys and JSON types, in canonical order ---- */
+
+struct field {
+	const char *key;
+	json_type type;
+	const struct field *sub; /* object: its fields; array of objects: the elements' fields */
+	json_type elem;          /* array: type of the elements */
+	bool open;               /* object: keys not listed are passed through unchecked */
+};
+
+#define F_STR(k) { k, json_type_string, NULL, json_type_null, false }
+#define F_BOOL(k) { k, json_type_boolean, NULL, json_type_null, false }
+#define F_STRV(k) { k, json_type_array, NULL, json_type_string, false }
+#define F_END { NULL, json_type_null, NULL, json_type_null, false }
+
+static const struct field part_fields[] = {
+	F_STR("name"),	F_STR("type"),	F_STR("size"),	   F_STR("start"),
+	F_STR("fs"),	F_STR("mount"), F_STR("label"),	   F_BOOL("bootable"),
+	F_END,
+};
+
+static const struct field rootfs_fields[] = {
+	F_STR("source"), F_STR("suite"), F_STR("mirror"), F_STR("variant"), F_STRV("components"),
+	F_STRV("packages"), F_STR("path"), F_STR("url"), F_STR("sha256"), F_END,
+};
+
+static const struct field disk_fields[] = {
+	F_STR("table"),
+	F_STR("size"),
+	{ "partitions", json_type_array, part_fields, json_type_object, false },
+	F_END,
+};
+
+static const struct field boot_fields[] = { F_STR("loader"), F_STR("cmdline"), F_END };
+
+/* Only "hostname" is checked here: the rest of "firstboot" belongs to the first-boot
+ * configuration schema (pmoves-firstboot, another issue's work) and is passed through
+ * untouched until that schema exists. */
+static const struct field firstboot_fields[] = { F_STR("hostname"), F_END };
+
+static const struct field top_fields[] = {
+	F_STR("name"),
+	F_STR("extends"),
+	F_STR("description"),
+	F_STR("arch"),
+	{ "rootfs", json_type_object, rootfs_fields, json_type_null, false },
+	{ "disk", json_type_object, disk_fields, json_type_null, false },
+	{ "boot", json_type_object, boot_fields, json_type_null, false },
+	F_STRV("overlays"),
+	F_STRV("outputs"),
+	{ "firstboot", json_type_object, firstboot_fields, json_type_null, true },
+	F_END,
+};
+
+static const struct field *field_find(const struct field *fields, const char *key)
+{
+	for (const struct field *f = fields; f->key; f++)
+		if (STREQ(f->key, key))
+			return f;
+	return NULL;
+}
+
+static const char *type_name(json_type t)
+{
+	switch (t) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+	case json_type_int:
+		return "a number";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "something else";
+}
+
+/* ---- context and messages ---- */
+
+struct pfile {
+	char *display; /* the path as the user gave it, or as it was found */
+	char *real;    /* realpath(), for cycle detection */
+	json_object *json;
+};
+
+struct ctx {
+	struct pfile files[PROFILE_MAX_EXTENDS + 1]; /* [0] is the file asked for, then its parents */
+	size_t n;
+	char *error;
+	json_object *resolved;
+};
+
+static void ctx_done(struct ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->files[i].display);
+		free(c->files[i].real);
+		json_object_put(c->files[i].json);
+	}
+	free(c->error);
+	json_object_put(c->resolved);
+}
+
+/* "FILE: PATH: problem" (PATH may be NULL), once per load: the first problem wins. */
+static int vfail(struct ctx *c, int r, const char *file, const char *path, const char *fmt, va_list ap)
+{
+	if (c->error)
+		return r;
+	_cleanup_free_ char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return -ENOMEM;
+	int n = path && *path ? asprintf(&c->error, "%s: %s: %s", file, path, msg)
+			      : asprintf(&c->error, "%s: %s", file, msg);
+	if (n < 0) {
+		c->error = NULL;
+		return -ENOMEM;
+	}
+	return r;
+}
+
+static int __attribute__((format(printf, 5, 6)))
+fail_file(struct ctx *c, int r, const char *file, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	r = vfail(c, r, file, path, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* A JSON value quoted for a message: escaped, cut at about 60 bytes. */
+struct quoted {
+	char s[160];
+};
+
+static struct quoted quote(const char *s)
+{
+	struct quoted q = { "" };
+	char cut[64];
+	size_t n = strlen(s);
+	bool more = n > 60;
+	if (more) {
+		n = 60;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--; /* not inside a UTF-8 sequence */
+	}
+	memcpy(cut, s, n);
+	cut[n] = '\0';
+	json_object *o = json_object_new_string(cut);
+	const char *j = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_NOSLASHESCAPE) : "\"?\"";
+	snprintf(q.s, sizeof(q.s), "%s%s", j, more ? "..." : "");
+	json_object_put(o);
+	return q;
+}
+#define Q(str_) (quote(str_).s)
+
+/* Path components: ".key" for plain keys, ["key"] for anything else, "[i]" for indexes. */
+static char *path_key(const char *base, const char *key)
+{
+	bool plain = *key != '\0';
+	for (const char *k = key; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+		      *k == '_' || *k == '-'))
+			plain = false;
+	char *p = NULL;
+	int n = plain ? asprintf(&p, "%s.%s", base, key) : asprintf(&p, "%s[%s]", base, Q(key));
+	return n < 0 ? NULL : p;
+}
+
+static char *path_index(const char *base, size_t i)
+{
+	char *p = NULL;
+	return asprintf(&p, "%s[%zu]", base, i) < 0 ? NULL : p;
+}
+
+/* The file a resolved value at PATH came from: the nearest file (child first) that has the
+ * value, or that has an array above it (arrays replace, so it owns everything beneath);
+ * defaults belong to the file asked for. */
+static json_object *file_lookup(json_object *o, const char *path, bool *ret_array_above)
+{
+	const char *p = path;
+	*ret_array_above = false;
+	while (o && *p) {
+		if (json_object_is_type(o, json_type_array))
+			*ret_array_above = true;
+		if (*p == '.') {
+			p++;
+			size_t len = strcspn(p, ".[");
+			char key[64];
+			if (len >= sizeof(key) || !json_object_is_type(o, json_type_object))
+				return NULL;
+			memcpy(key, p, len);
+			key[len] = '\0';
+			o = json_object_object_get(o, key);
+			p += len;
+		} else if (*p == '[') {
+			char *end;
+			unsigned long i = strtoul(p + 1, &end, 10);
+			if (*end != ']' || !json_object_is_type(o, json_type_array) ||
+			    i >= json_object_array_length(o))
+				return NULL;
+			o = json_object_array_get_idx(o, i);
+			p = end + 1;
+		} else
+			return NULL;
+	}
+	return o;
+}
+
+static const char *origin(struct ctx *c, const char *path)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		if (i > 0 && (STREQ(path, ".name") || !strncmp(path, ".name.", 6)))
+			break; /* "name" is never inherited */
+		bool array_above;
+		if (file_lookup(c->files[i].json, path, &array_above) || array_above)
+			return c->files[i].display;
+	}
+	return c->files[0].display;
+}
+
+/* A problem with a resolved value at PATH, named after the file it came from. */
+static int __attribute__((format(printf, 3, 4))) bad(struct ctx *c, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vfail(c, -EINVAL, origin(c, path), path, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* ---- stage 1: one file ---- */
+
+static void line_col(const char *buf, size_t off, size_t *ret_line, size_t *ret_col)
+{
+	size_t line = 1, col = 1;
+	for (size_t i = 0; i < off && buf[i]; i++) {
+		if (buf[i] == '\n') {
+			line++;
+			col = 1;
+		} else
+			col++;
+	}
+	*ret_line = line;
+	*ret_col = col;
+}
+
+static int parse_json(struct ctx *c, const char *file, const char *buf, size_t len, json_object **ret)
+{
+	if (strlen(buf) != len)
+		return fail_file(c, -EINVAL, file, NULL, "invalid JSON: the file contains a NUL byte");
+	if (len > INT_MAX)
+		return fail_file(c, -EINVAL, file, NULL, "file is too large");
+	size_t skip = strspn(buf, " \t\r\n");
+	if (skip == len)
+		return fail_file(c, -EINVAL, file, NULL, "file is empty (a profile is a JSON object)");
+
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *o = json_tokener_parse_ex(tok, buf, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	size_t line, col;
+	if (!o || jerr != json_tokener_success) {
+		json_object_put(o);
+		const char *what = jerr == json_tokener_continue ? "unexpected end of file"
+								 : json_tokener_error_desc(jerr);
+		/* The tokener stops just after the character it could not take. */
+		size_t at = jerr == json_tokener_continue ? len : (end > 0 ? end - 1 : 0);
+		line_col(buf, at, &line, &col);
+		return fail_file(c, -EINVAL, file, NULL, "invalid JSON at line %zu, column %zu: %s", line, col,
+				 what);
+	}
+	end += strspn(buf + end, " \t\r\n");
+	if (end < len) {
+		json_object_put(o);
+		line_col(buf, end, &line, &col);
+		return fail_file(c, -EINVAL, file, NULL,
+				 "invalid JSON at line %zu, column %zu: text after the end of the object", line,
+				 col);
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_type t = json_object_get_type(o);
+		json_object_put(o);
+		return fail_file(c, -EINVAL, file, NULL, "the top level must be a JSON object, not %s",
+				 type_name(t));
+	}
+	*ret = o;
+	return 0;
+}
+
+static int check_fields(struct ctx *c, const char *file, const char *path, json_object *o,
+			const struct field *fields, bool open);
+
+static int check_value(struct ctx *c, const char *file, const char *path, json_object *v, const struct field *f)
+{
+	if (!json_object_is_type(v, f->type))
+		return fail_file(c, -EINVAL, file, path, "expected %s, got %s", type_name(f->type),
+				 type_name(json_object_get_type(v)));
+	if (f->type == json_type_object)
+		return check_fields(c, file, path, v, f->sub, f->open);
+	if (f->type != json_type_array)
+		return 0;
+	size_t n = json_object_array_length(v);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(v, i);
+		_cleanup_free_ char *p = path_index(path, i);
+		if (!p)
+			return -ENOMEM;
+		if (!json_object_is_type(e, f->elem))
+			return fail_file(c, -EINVAL, file, p, "expected %s, got %s", type_name(f->elem),
+					 type_name(json_object_get_type(e)));
+		if (f->elem == json_type_object) {
+			int r = check_fields(c, file, p, e, f->sub, false);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int check_fields(struct ctx *c, const char *file, const char *path, json_object *o,
+			const struct field *fields, bool open)
+{
+	json_object_object_foreach(o, key, val)
+	{
+		_cleanup_free_ char *p = path_key(path, key);
+		if (!p)
+			return -ENOMEM;
+		const struct field *f = field_find(fields, key);
+		if (!f) {
+			if (open)
+				continue;
+			char known[256] = "";
+			size_t len = 0;
+			for (const struct field *k = fields; k->key; k++) {
+				int n = snprintf(known + len, sizeof(known) - len, "%s%s", len ? ", " : "", k->key);
+				if (n < 0 || (size_t)n >= sizeof(known) - len)
+					break;
+				len += (size_t)n;
+			}
+			return fail_file(c, -EINVAL, file, p, "unknown key (known keys: %s)", known);
+		}
+		int r = check_value(c, file, p, val, f);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Read, parse and schema-check one file; it becomes c->files[c->n]. */
+static int load_file(struct ctx *c, const char *display)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = read_file(display, PROFILE_FILE_MAX, &buf, &len);
+	if (r == -EFBIG)
+		return fail_file(c, -EINVAL, display, NULL, "file is larger than 1 MiB");
+	if (r == -EINVAL || r == -EISDIR)
+		return fail_file(c, -EINVAL, display, NULL, "not a regular file");
+	if (r == -ENOENT)
+		return fail_file(c, r, display, NULL, "no such file");
+	if (r < 0)
+		return fail_file(c, r, display, NULL, "cannot read: %s", strerror(-r));
+
+	struct pfile *f = &c->files[c->n];
+	*f = (struct pfile){ 0 };
+	c->n++; /* ctx_done() frees whatever is filled in */
+	if (!(f->display = strdup(display)))
+		return -ENOMEM;
+	if (!(f->real = realpath(display, NULL)))
+		return fail_file(c, -errno, display, NULL, "cannot resolve path: %s", strerror(errno));
+	r = parse_json(c, display, buf, len, &f->json);
+	if (r < 0)
+		return r;
+	return check_fields(c, display, "", f->json, top_fields, false);
+}
+
+/* ---- stage 2: extends ---- */
+
+static bool file_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static int load_chain(struct ctx *c, const char *display)
+{
+	int r = load_file(c, display);
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct pfile *child = &c->files[c->n - 1];
+		json_object *ext = json_object_object_get(child->json, "extends");
+		if (!ext)
+			return 0;
+		const char *parent = json_object_get_string(ext);
+		if (!valid_name(parent, NAME_MAX_LEN))
+			return fail_file(c, -EINVAL, child->display, ".extends",
+					 "%s is not a profile name (letters, digits, '.', '_', '-')", Q(parent));
+		if (c->n > PROFILE_MAX_EXTENDS)
+			return fail_file(c, -EINVAL, child->display, ".extends",
+					 "extends chain is deeper than %d profiles", PROFILE_MAX_EXTENDS);
+
+		const char *suffix = strlen(parent) > 5 && STREQ(parent + strlen(parent) - 5, ".json") ? "" : ".json";
+		const char *slash = strrchr(child->display, '/');
+		int dirlen = slash ? (int)(slash - child->display + 1) : 0;
+		_cleanup_free_ char *beside = NULL, *in_dir = NULL;
+		if (asprintf(&beside, "%.*s%s%s", dirlen, child->display, parent, suffix) < 0)
+			return -ENOMEM;
+		if (asprintf(&in_dir, "%s/%s%s", profile_dir(), parent, suffix) < 0)
+			return -ENOMEM;
+		const char *found = file_exists(beside) ? beside : file_exists(in_dir) ? in_dir : NULL;
+		if (!found)
+			return fail_file(c, -EINVAL, child->display, ".extends",
+					 "parent profile '%s' not found (looked for '%s' and '%s')", parent, beside,
+					 in_dir);
+
+		_cleanup_free_ char *real = realpath(found, NULL);
+		if (!real)
+			return fail_file(c, -errno, found, NULL, "cannot resolve path: %s", strerror(errno));
+		for (size_t i = 0; i < c->n; i++) {
+			if (!STREQ(c->files[i].real, real))
+				continue;
+			char chain[1024] = "";
+			size_t len = 0;
+			for (size_t k = 0; k <= c->n; k++) {
+				const char *name = k < c->n ? c->files[k].display : found;
+				int n = snprintf(chain + len, sizeof(chain) - len, "%s'%s'", k ? " -> " : "", name);
+				if (n < 0 || (size_t)n >= sizeof(chain) - len)
+					break;
+				len += (size_t)n;
+			}
+			return fail_file(c, -EINVAL, child->display, ".extends", "extends cycle: %s", chain);
+		}
+		r = load_file(c, found);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* ---- stage 3: merge ---- */
+
+static int merge_into(json_object *dst, json_object *src, bool top, bool keep_name)
+{
+	json_object_object_foreach(src, key, val)
+	{
+		if (top && (STREQ(key, "extends") || (!keep_name && STREQ(key, "name"))))
+			continue;
+		json_object *old = json_object_object_get(dst, key);
+		if (json_object_is_type(old, json_type_object) && json_object_is_type(val, json_type_object)) {
+			int r = merge_into(old, val, false, true);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		json_object *copy = NULL;
+		if (json_object_deep_copy(val, &copy, NULL) < 0)
+			return -ENOMEM;
+		if (json_object_object_add(dst, key, copy) < 0) {
+			json_object_put(copy);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* ---- stage 4: defaults and canonical order ---- */
+
+static int add_default(json_object *o, const char *key, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	if (json_object_object_get_ex(o, key, NULL)) {
+		json_object_put(v);
+		return 0;
+	}
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static json_object *child_object(json_object *o, const char *key)
+{
+	json_object *v = json_object_object_get(o, key);
+	if (v)
+		return v;
+	v = json_object_new_object();
+	if (v && json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return NULL;
+	}
+	return v;
+}
+
+static const char *str_at(json_object *o, const char *key)
+{
+	json_object *v = json_object_object_get(o, key);
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static int basename_noext(const char *path, char **ret)
+{
+	const char *b = strrchr(path, '/');
+	b = b ? b + 1 : path;
+	size_t n = strlen(b);
+	if (n > 5 && STREQ(b + n - 5, ".json"))
+		n -= 5;
+	char *s = strndup(b, n);
+	if (!s)
+		return -ENOMEM;
+	*ret = s;
+	return 0;
+}
+
+static int apply_defaults(struct ctx *c, json_object *o)
+{
+	int r;
+	if (!json_object_object_get_ex(o, "name", NULL)) {
+		_cleanup_free_ char *name = NULL;
+		r = basename_noext(c->files[0].display, &name);
+		if (r < 0)
+			return r;
+		if ((r = add_default(o, "name", json_object_new_string(name))) < 0)
+			return r;
+	}
+	if ((r = add_default(o, "arch", json_object_new_string("x86_64"))) < 0)
+		return r;
+
+	json_object *rootfs = child_object(o, "rootfs");
+	if (!rootfs)
+		return -ENOMEM;
+	json_object *comps = json_object_new_array();
+	if (comps && json_object_array_add(comps, json_object_new_string("main")) < 0) {
+		json_object_put(comps);
+		comps = NULL;
+	}
+	if ((r = add_default(rootfs, "source", json_object_new_string("mmdebstrap"))) < 0 ||
+	    (r = add_default(rootfs, "suite", json_object_new_string("bookworm"))) < 0 ||
+	    (r = add_default(rootfs, "mirror", json_object_new_string("http://deb.debian.org/debian"))) < 0 ||
+	    (r = add_default(rootfs, "variant", json_object_new_string("minbase"))) < 0 ||
+	    (r = add_default(rootfs, "components", comps)) < 0 ||
+	    (r = add_default(rootfs, "packages", json_object_new_array())) < 0)
+		return r;
+
+	/* "disk" is required: validation reports it missing. */
+	json_object *disk = json_object_object_get(o, "disk");
+	if (disk) {
+		if ((r = add_default(disk, "table", json_object_new_string("gpt"))) < 0)
+			return r;
+		json_object *parts = json_object_object_get(disk, "partitions");
+		size_t n = parts ? json_object_array_length(parts) : 0;
+		for (size_t i = 0; i < n; i++) {
+			json_object *part = json_object_array_get_idx(parts, i);
+			const char *pname = str_at(part, "name");
+			if ((r = add_default(part, "fs", json_object_new_string("none"))) < 0 ||
+			    (pname && (r = add_default(part, "label", json_object_new_string(pname))) < 0) ||
+			    (r = add_default(part, "bootable", json_object_new_boolean(false))) < 0)
+				return r;
+		}
+	}
+
+	json_object *boot = child_object(o, "boot");
+	if (!boot)
+		return -ENOMEM;
+	json_object *outputs = json_object_new_array();
+	if (outputs && json_object_array_add(outputs, json_object_new_string("raw")) < 0) {
+		json_object_put(outputs);
+		outputs = NULL;
+	}
+	if ((r = add_default(boot, "loader", json_object_new_string("systemd-boot"))) < 0 ||
+	    (r = add_default(boot, "cmdline", json_object_new_string(""))) < 0 ||
+	    (r = add_default(o, "overlays", json_object_new_array())) < 0 ||
+	    (r = add_default(o, "outputs", outputs)) < 0)
+		return r;
+	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A copy of V with object keys in schema order; keys outside the schema (open objects) follow,
+ * sorted, so the text is the same however the files were written. Leaves are shared. */
+static json_object *canonical(json_object *v, const struct field *fields, bool open)
+{
+	if (json_object_is_type(v, json_type_array)) {
+		json_object *a = json_object_new_array();
+		size_t n = json_object_array_length(v);
+		for (size_t i = 0; a && i < n; i++) {
+			json_object *e = canonical(json_object_array_get_idx(v, i), fields, open);
+			if (!e || json_object_array_add(a, e) < 0) {
+				json_object_put(e);
+				json_object_put(a);
+				return NULL;
+			}
+		}
+		return a;
+	}
+	if (!json_object_is_type(v, json_type_object))
+		return json_object_get(v);
+
+	json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	for (const struct field *f = fields; f && f->key; f++) {
+		json_object *sub = json_object_object_get(v, f->key);
+		if (!sub)
+			continue;
+		json_object *cs = canonical(sub, f->sub, f->open);
+		if (!cs || json_object_object_add(o, f->key, cs) < 0) {
+			json_object_put(cs);
+			json_object_put(o);
+			return NULL;
+		}
+	}
+	if (!fields || open) {
+		size_t n = 0, k = 0;
+		json_object_object_foreach(v, key0, val0)
+		{
+			(void)key0;
+			(void)val0;
+			n++;
+		}
+		_cleanup_free_ const char **keys = calloc(n ? n : 1, sizeof(char *));
+		if (!keys) {
+			json_object_put(o);
+			return NULL;
+		}
+		json_object_object_foreach(v, key, val)
+		{
+			(void)val;
+			if (!fields || !field_find(fields, key))
+				keys[k++] = key;
+		}
+		qsort(keys, k, sizeof(char *), key_cmp);
+		for (size_t i = 0; i < k; i++) {
+			json_object *cs = canonical(json_object_object_get(v, keys[i]), NULL, true);
+			if (!cs || json_object_object_add(o, keys[i], cs) < 0) {
+				json_object_put(cs);
+				json_object_put(o);
+				return NULL;
+			}
+		}
+	}
+	return o;
+}
+
+/* ---- stage 5: values ---- */
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static bool has_space_or_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int strv_from_array(json_object *a, const char ***ret)
+{
+	size_t n = a ? json_object_array_length(a) : 0;
+	const char **v = calloc(n + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_object_get_string(json_object_array_get_idx(a, i));
+	*ret = v;
+	return 0;
+}
+
+/* "SIZE" into bytes; PATH names it in messages. */
+static int check_size(struct ctx *c, const char *path, const char *s, bool fill_ok, uint64_t *ret)
+{
+	uint64_t v;
+	int r = parse_size(s, &v);
+	if (r == -ERANGE)
+		return bad(c, path, "%s is too large", Q(s));
+	if (r < 0)
+		return bad(c, path, "%s is not a size (use 512M, 4G%s)", Q(s), fill_ok ? ", or \"fill\"" : "");
+	if (v == 0)
+		return bad(c, path, "%s: the size must be larger than 0", Q(s));
+	if (!is_aligned(v, SECTOR))
+		return bad(c, path, "%s is not a multiple of %u bytes", Q(s), SECTOR);
+	*ret = v;
+	return 0;
+}
+
+static int check_strv(struct ctx *c, const char *path, json_object *a, size_t max, const char *what,
+		      bool (*valid)(const char *), const char *rule)
+{
+	size_t n = json_object_array_length(a);
+	if (n > max)
+		return bad(c, path, "%zu %s, at most %zu are allowed", n, what, max);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = json_object_get_string(json_object_array_get_idx(a, i));
+		char p[160];
+		snprintf(p, sizeof(p), "%s[%zu]", path, i);
+		if (!valid(s))
+			return bad(c, p, "%s is not %s", Q(s), rule);
+		for (size_t k = 0; k < i; k++)
+			if (STREQ(s, json_object_get_string(json_object_array_get_idx(a, k))))
+				return bad(c, p, "%s is listed twice", Q(s));
+	}
+	return 0;
+}
+
+static bool valid_name64(const char *s)
+{
+	return valid_name(s, NAME_MAX_LEN);
+}
+
+static bool valid_package(const char *s)
+{
+	size_t n = 0;
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+		return false;
+	for (; s[n] && s[n] != '='; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || strchr("+.-", s[n])))
+			return false;
+	if (n > PACKAGE_MAX)
+		return false;
+	if (!s[n])
+		return true;
+	const char *ver = s + n + 1;
+	if (!*ver || strlen(ver) > PACKAGE_MAX)
+		return false;
+	for (; *ver; ver++)
+		if (!((*ver >= 'a' && *ver <= 'z') || (*ver >= 'A' && *ver <= 'Z') || (*ver >= '0' && *ver <= '9') ||
+		      strchr(".+~:-", *ver)))
+			return false;
+	return true;
+}
+
+static bool valid_output(const char *s)
+{
+	return output_find(s) != NULL;
+}
+
+static bool valid_hostname(const char *s)
+{
+	size_t total = strlen(s);
+	if (total == 0 || total > 253)
+		return false;
+	while (*s) {
+		size_t n = strcspn(s, ".");
+		if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+			      s[i] == '-'))
+				return false;
+		s += n;
+		if (*s == '.' && !*++s)
+			return false; /* trailing dot */
+	}
+	return true;
+}
+
+static const struct arch_info {
+	const char *name, *debian;
+} arches[] = {
+	{ "x86_64", "amd64" },
+	{ "aarch64", "arm64" },
+};
+
+static const char *const variants[] = {
+	"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard",
+};
+
+static int check_top(struct ctx *c, json_object *o, struct profile *p)
+{
+	p->name = str_at(o, "name");
+	if (!valid_name(p->name, NAME_MAX_LEN))
+		return bad(c, ".name", "%s is not a valid profile name (letters, digits, '.', '_', '-'; at most %d)",
+			   Q(p->name), NAME_MAX_LEN);
+
+	p->description = str_at(o, "description");
+	if (p->description) {
+		if (strlen(p->description) > DESCRIPTION_MAX)
+			return bad(c, ".description", "too long: %zu bytes, at most %d", strlen(p->description),
+				   DESCRIPTION_MAX);
+		if (has_control(p->description))
+			return bad(c, ".description", "contains a control character");
+	}
+
+	const char *arch = str_at(o, "arch");
+	for (size_t i = 0; i < ARRAY_SIZE(arches); i++)
+		if (STREQ(arch, arches[i].name) && arch_bit(arch)) {
+			p->arch = arches[i].name;
+			p->debian_arch = arches[i].debian;
+		}
+	if (!p->arch) {
+		char allowed[128] = "";
+		size_t len = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(arches); i++) {
+			int n = snprintf(allowed + len, sizeof(allowed) - len, "%s'%s'", i ? ", " : "", arches[i].name);
+			if (n < 0 || (size_t)n >= sizeof(allowed) - len)
+				break;
+			len += (size_t)n;
+		}
+		return bad(c, ".arch", "unknown architecture %s (allowed: %s)", Q(arch), allowed);
+	}
+	return 0;
+}
+
+static int check_rootfs(struct ctx *c, json_object *o, struct profile *p)
+{
+	json_object *rootfs = json_object_object_get(o, "rootfs");
+	p->rootfs.json = rootfs;
+	p->rootfs.source = str_at(rootfs, "source");
+	p->rootfs.suite = str_at(rootfs, "suite");
+	p->rootfs.mirror = str_at(rootfs, "mirror");
+	p->rootfs.variant = str_at(rootfs, "variant");
+	p->rootfs.path = str_at(rootfs, "path");
+	p->rootfs.url = str_at(rootfs, "url");
+	p->rootfs.sha256 = str_at(rootfs, "sha256");
+
+	if (!rootfs_source_find(p->rootfs.source))
+		return bad(c, ".rootfs.source", "unknown rootfs source %s", Q(p->rootfs.source));
+	if (!valid_name(p->rootfs.suite, NAME_MAX_LEN))
+		return bad(c, ".rootfs.suite", "%s is not a suite name", Q(p->rootfs.suite));
+
+	const char *m = p->rootfs.mirror;
+	if (!(starts_with(m, "http://") || starts_with(m, "https://") || starts_with(m, "file://")) ||
+	    strlen(m) <= strlen("file://") || has_space_or_control(m) || strlen(m) > MIRROR_MAX)
+		return bad(c, ".rootfs.mirror",
+			   "%s is not a mirror URL (http://, https:// or file://, no spaces, at most %d bytes)", Q(m),
+			   MIRROR_MAX);
+
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(variants); i++)
+		known = known || STREQ(variants[i], p->rootfs.variant);
+	if (!known)
+		return bad(c, ".rootfs.variant",
+			   "unknown mmdebstrap variant %s (extract, custom, essential, apt, required, minbase, "
+			   "buildd, important, debootstrap, standard)",
+			   Q(p->rootfs.variant));
+
+	int r = check_strv(c, ".rootfs.components", json_object_object_get(rootfs, "components"), MAX_COMPONENTS,
+			   "components", valid_name64, "a component name");
+	if (r < 0)
+		return r;
+	r = check_strv(c, ".rootfs.packages", json_object_object_get(rootfs, "packages"), MAX_PACKAGES, "packages",
+		       valid_package, "a Debian package name (lowercase letters, digits, '+', '.', '-', optionally \"=version\")");
+	if (r < 0)
+		return r;
+
+	if (p->rootfs.path && (!*p->rootfs.path || has_control(p->rootfs.path) || strlen(p->rootfs.path) >= PATH_MAX))
+		return bad(c, ".rootfs.path", "%s is not a usable path", Q(p->rootfs.path));
+	const char *url = p->rootfs.url;
+	if (url && (!starts_with(url, "https://") || strlen(url) <= strlen("https://") ||
+		    has_space_or_control(url) || strlen(url) > MIRROR_MAX))
+		return bad(c, ".rootfs.url", "%s is not an https:// URL (plain http is refused: use https)", Q(url));
+	const char *sum = p->rootfs.sha256;
+	if (sum) {
+		bool ok = strlen(sum) == 64;
+		for (const char *s = sum; ok && *s; s++)
+			ok = (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f');
+		if (!ok)
+			return bad(c, ".rootfs.sha256", "%s is not a SHA-256 (64 lowercase hex digits)", Q(sum));
+	}
+
+	if (STREQ(p->rootfs.source, "tarball")) {
+		if (!p->rootfs.path == !url)
+			return bad(c, ".rootfs", "source \"tarball\" needs exactly one of \"path\" and \"url\"");
+		if (url && !sum)
+			return bad(c, ".rootfs.url",
+				   "a tarball URL is refused without \"sha256\" (the checksum of the tarball)");
+	} else if (STREQ(p->rootfs.source, "mmdebstrap")) {
+		static const char *const not_here[] = { "path", "url", "sha256" };
+		for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
+			if (json_object_object_get_ex(rootfs, not_here[i], NULL)) {
+				char path[64];
+				snprintf(path, sizeof(path), ".rootfs.%s", not_here[i]);
+				return bad(c, path, "not used by source \"mmdebstrap\" (only by \"tarball\")");
+			}
+	}
+
+	if ((r = strv_from_array(json_object_object_get(rootfs, "components"), &p->rootfs.components)) < 0 ||
+	    (r = strv_from_array(json_object_object_get(rootfs, "packages"), &p->rootfs.packages)) < 0)
+		return r;
+	return 0;
+}
+
+static int check_mount(struct ctx *c, const char *path, const char *m)
+{
+	if (m[0] != '/')
+		return bad(c, path, "%s is not an absolute path", Q(m));
+	if (strlen(m) > MOUNT_MAX)
+		return bad(c, path, "mount point is longer than %d bytes", MOUNT_MAX);
+	if (has_space_or_control(m) || strchr(m, '\\'))
+		return bad(c, path, "%s contains a space, control character or backslash", Q(m));
+	if (STREQ(m, "/"))
+		return 0;
+	if (m[strlen(m) - 1] == '/')
+		return bad(c, path, "%s ends with '/'", Q(m));
+	for (const char *s = m + 1;;) {
+		size_t n = strcspn(s, "/");
+		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return bad(c, path, "%s has an empty, '.' or '..' component", Q(m));
+		if (!s[n])
+			return 0;
+		s += n + 1;
+	}
+}
+
+static int check_label(struct ctx *c, const char *path, json_object *label_obj, const char *fs)
+{
+	const char *label = json_object_get_string(label_obj);
+	size_t n = strlen(label);
+	if (n == 0)
+		return bad(c, path, "the label is empty");
+	for (const char *s = label; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return bad(c, path, "%s: a label is printable ASCII only", Q(label));
+	if (STREQ(fs, "ext4") && n > 16)
+		return bad(c, path, "%s is longer than 16 bytes, the ext4 limit", Q(label));
+	if (STREQ(fs, "vfat")) {
+		char up[12];
+		if (n > 11)
+			return bad(c, path, "%s is longer than 11 characters, the vfat limit", Q(label));
+		for (size_t i = 0; i <= n; i++) {
+			char ch = label[i];
+			up[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+			if (ch && !((up[i] >= 'A' && up[i] <= 'Z') || (up[i] >= '0' && up[i] <= '9') || up[i] == '_' ||
+				    up[i] == '-'))
+				return bad(c, path, "%s: a vfat label is letters, digits, '_' and '-' only", Q(label));
+		}
+		/* Stored as it will be on disk, so part_spec.label is ready for mkfs.vfat. */
+		if (json_object_set_string(label_obj, up) == 0)
+			return -ENOMEM;
+	} else if (n > 64)
+		return bad(c, path, "%s is longer than 64 bytes", Q(label));
+	return 0;
+}
+
+static bool valid_part_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 36)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+struct part_raw {
+	const char *size_text;
+	const char *start_text;
+	uint64_t size, start;
+};
+
+static int check_partition(struct ctx *c, json_object *part, size_t i, struct profile *p, struct part_raw *raw)
+{
+	struct part_spec *s = &p->disk.parts[i];
+	char base[64], path[96];
+	int r;
+	snprintf(base, sizeof(base), ".disk.partitions[%zu]", i);
+#define AT(key) (snprintf(path, sizeof(path), "%s.%s", base, key), path)
+
+	s->name = str_at(part, "name");
+	if (!s->name)
+		return bad(c, base, "missing \"name\"");
+	if (!valid_part_name(s->name))
+		return bad(c, AT("name"), "%s is not a partition name (a-z, 0-9, '_', '-'; 1 to 36 characters)",
+			   Q(s->name));
+	for (size_t k = 0; k < i; k++)
+		if (STREQ(p->disk.parts[k].name, s->name))
+			return bad(c, AT("name"), "partition name '%s' is used twice (partitions %zu and %zu)", s->name,
+				   k, i);
+
+	s->type = str_at(part, "type");
+	if (!s->type)
+		return bad(c, base, "missing \"type\" (one of %s)", part_type_names());
+	if (!part_type_find(s->type))
+		return bad(c, AT("type"), "unknown partition type %s (known: %s)", Q(s->type), part_type_names());
+
+	raw->size_text = str_at(part, "size");
+	if (!raw->size_text)
+		return bad(c, base, "missing \"size\" (use 512M, 4G, or \"fill\")");
+	if (STREQ(raw->size_text, "fill"))
+		s->fill = true;
+	else if ((r = check_size(c, AT("size"), raw->size_text, true, &raw->size)) < 0)
+		return r;
+
+	raw->start_text = str_at(part, "start");
+	if (raw->start_text) {
+		r = parse_size(raw->start_text, &raw->start);
+		if (r == -ERANGE)
+			return bad(c, AT("start"), "%s is too large", Q(raw->start_text));
+		if (r < 0)
+			return bad(c, AT("start"), "%s is not a size (use 1M, 512M, 4G)", Q(raw->start_text));
+		if (!is_aligned(raw->start, ALIGN_BYTES))
+			return bad(c, AT("start"), "%s is not a multiple of 1 MiB", Q(raw->start_text));
+	}
+
+	s->fs = str_at(part, "fs");
+	if (!STREQ(s->fs, "none") && !fs_find(s->fs))
+		return bad(c, AT("fs"), "unknown filesystem %s (or \"none\")", Q(s->fs));
+
+	s->mount = str_at(part, "mount");
+	if (s->mount) {
+		if ((r = check_mount(c, AT("mount"), s->mount)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (p->disk.parts[k].mount && STREQ(p->disk.parts[k].mount, s->mount))
+				return bad(c, AT("mount"), "'%s' is mounted twice (partitions '%s' and '%s')", s->mount,
+					   p->disk.parts[k].name, s->name);
+		if (STREQ(s->fs, "none"))
+			return bad(c, AT("mount"), "partition '%s' is mounted at '%s' but has no \"fs\"", s->name,
+				   s->mount);
+	}
+
+	if ((r = check_label(c, AT("label"), json_object_object_get(part, "label"), s->fs)) < 0)
+		return r;
+	s->label = str_at(part, "label");
+	s->bootable = json_object_get_boolean(json_object_object_get(part, "bootable"));
+#undef AT
+	return 0;
+}
+
+static int check_disk(struct ctx *c, json_object *o, struct profile *p)
+{
+	json_object *disk = json_object_object_get(o, "disk");
+	if (!disk)
+		return bad(c, ".disk", "missing (every profile needs a disk with its partitions)");
+
+	p->disk.table = str_at(disk, "table");
+	const struct table_type *t = table_find(p->disk.table);
+	if (!t)
+		return bad(c, ".disk.table", "unknown partition table %s", Q(p->disk.table));
+
+	const char *size = str_at(disk, "size");
+	if (!size)
+		return bad(c, ".disk", "missing \"size\" (use 4G, for example)");
+	int r = check_size(c, ".disk.size", size, false, &p->disk.size);
+	if (r < 0)
+		return r;
+	char buf[24];
+	if (p->disk.size < MIN_DISK_SIZE)
+		return bad(c, ".disk.size", "%s is too small: a disk is at least 2M", Q(size));
+	if (p->disk.size > t->max_disk_size) {
+		format_size(t->max_disk_size, buf);
+		return bad(c, ".disk.size", "%s is larger than a '%s' table allows (%s)", Q(size), t->name, buf);
+	}
+	if (p->disk.size <= t->head_reserved + t->tail_reserved + ALIGN_BYTES)
+		return bad(c, ".disk.size", "%s leaves no room for partitions next to the '%s' table", Q(size),
+			   t->name);
+
+	json_object *parts = json_object_object_get(disk, "partitions");
+	if (!parts)
+		return bad(c, ".disk", "missing \"partitions\"");
+	size_t n = json_object_array_length(parts);
+	size_t max = t->max_parts < PROFILE_MAX_PARTS ? t->max_parts : PROFILE_MAX_PARTS;
+	if (n == 0)
+		return bad(c, ".disk.partitions", "no partitions: at least one is needed");
+	if (n > max)
+		return bad(c, ".disk.partitions", "%zu partitions, but a '%s' table holds at most %zu here", n,
+			   t->name, max);
+
+	struct part_raw raw[PROFILE_MAX_PARTS] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		if ((r = check_partition(c, json_object_array_get_idx(parts, i), i, p, &raw[i])) < 0)
+			return r;
+	p->disk.n_parts = n;
+
+	/* Layout: in array order, each after the previous one, aligned to 1 MiB. */
+	char path[96];
+	for (size_t i = 0, first_fill = SIZE_MAX; i < n; i++) {
+		if (!p->disk.parts[i].fill)
+			continue;
+		if (first_fill != SIZE_MAX) {
+			snprintf(path, sizeof(path), ".disk.partitions[%zu].size", i);
+			return bad(c, path, "two \"fill\" partitions, '%s' and '%s': only one can take the rest of the disk",
+				   p->disk.parts[first_fill].name, p->disk.parts[i].name);
+		}
+		first_fill = i;
+	}
+	const uint64_t first = t->head_reserved, limit = p->disk.size - t->tail_reserved;
+	uint64_t prev_end = first;
+	char a[24], b[24];
+	for (size_t i = 0; i < n; i++) {
+		struct part_spec *s = &p->disk.parts[i];
+		if (raw[i].start_text) {
+			snprintf(path, sizeof(path), ".disk.partitions[%zu].start", i);
+			if (raw[i].start < first) {
+				format_size_human(first, a);
+				return bad(c, path, "partition '%s' starts before the first usable byte at %s (the '%s' table is there)",
+					   s->name, a, t->name);
+			}
+			if (raw[i].start < prev_end) {
+				format_size_human(prev_end, a);
+				return bad(c, path, "partition '%s' overlaps partition '%s', which ends at %s", s->name,
+					   p->disk.parts[i - 1].name, a);
+			}
+			s->start = raw[i].start;
+		} else
+			s->start = align_up(prev_end, ALIGN_BYTES);
+
+		snprintf(path, sizeof(path), ".disk.partitions[%zu].size", i);
+		format_size(p->disk.size, b);
+		if (s->start >= limit) {
+			format_size_human(s->start, a);
+			return bad(c, path, "partition '%s' does not fit the disk: it starts at %s, past the end of the %s disk",
+				   s->name, a, b);
+		}
+		if (s->fill) {
+			if (i + 1 < n)
+				return bad(c, path, "\"fill\" is only allowed for the last partition ('%s' is followed by '%s')",
+					   s->name, p->disk.parts[i + 1].name);
+			s->size = limit - s->start;
+			if (s->size < ALIGN_BYTES) {
+				format_size_human(s->size, a);
+				return bad(c, path, "\"fill\" leaves only %s for partition '%s' (at least 1 MiB is needed)",
+					   a, s->name);
+			}
+		} else {
+			s->size = raw[i].size;
+			if (s->size > limit - s->start) {
+				format_size_human(s->size - (limit - s->start), a);
+				return bad(c, path, "partition '%s' does not fit the %s disk: it is %s too large", s->name,
+					   b, a);
+			}
+		}
+		prev_end = s->start + s->size;
+	}
+	return 0;
+}
+
+static int check_boot(struct ctx *c, json_object *o, struct profile *p)
+{
+	json_object *boot = json_object_object_get(o, "boot");
+	p->boot.loader = str_at(boot, "loader");
+	p->boot.cmdline = str_at(boot, "cmdline");
+	if (!boot_find(p->boot.loader))
+		return bad(c, ".boot.loader", "unknown boot loader %s", Q(p->boot.loader));
+	if (strlen(p->boot.cmdline) > CMDLINE_MAX)
+		return bad(c, ".boot.cmdline", "too long: %zu bytes, at most %d", strlen(p->boot.cmdline), CMDLINE_MAX);
+	if (has_control(p->boot.cmdline))
+		return bad(c, ".boot.cmdline", "contains a newline or control character");
+	return 0;
+}
+
+static int check_lists(struct ctx *c, json_object *o, struct profile *p)
+{
+	json_object *overlays = json_object_object_get(o, "overlays");
+	int r = check_strv(c, ".overlays", overlays, MAX_OVERLAYS, "overlays", valid_name64, "an overlay name");
+	if (r < 0)
+		return r;
+	size_t n = json_object_array_length(overlays);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(overlays, i));
+		_cleanup_free_ char *dir = NULL;
+		if (asprintf(&dir, "%s/%s", overlay_dir(), name) < 0)
+			return -ENOMEM;
+		struct stat st;
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			char path[64];
+			snprintf(path, sizeof(path), ".overlays[%zu]", i);
+			return bad(c, path, "overlay '%s' not found (no directory '%s')", name, dir);
+		}
+	}
+
+	json_object *outputs = json_object_object_get(o, "outputs");
+	r = check_strv(c, ".outputs", outputs, MAX_OUTPUTS, "outputs", valid_output, "a known output");
+	if (r < 0)
+		return r;
+	if (json_object_array_length(outputs) == 0)
+		return bad(c, ".outputs", "empty: at least one output is needed (\"raw\")");
+
+	if ((r = strv_from_array(overlays, &p->overlays)) < 0 || (r = strv_from_array(outputs, &p->outputs)) < 0)
+		return r;
+
+	p->firstboot = json_object_object_get(o, "firstboot");
+	const char *hostname = str_at(p->firstboot, "hostname");
+	if (hostname && !valid_hostname(hostname))
+		return bad(c, ".firstboot.hostname",
+			   "%s is not a hostname (labels of letters, digits and '-', at most 63 each, 253 in all)",
+			   Q(hostname));
+	p->hostname = hostname ? hostname : p->name;
+	return 0;
+}
+
+static int check_cross(struct ctx *c, struct profile *p)
+{
+	if (!profile_part_by_mount(p, "/"))
+		return bad(c, ".disk.partitions", "no partition is mounted at \"/\"");
+
+	const struct boot_loader *l = boot_find(p->boot.loader);
+	if (!(l->archs & arch_bit(p->arch)))
+		return bad(c, ".boot.loader", "'%s' cannot boot %s", l->name, p->arch);
+	if (l->table && !STREQ(l->table, p->disk.table))
+		return bad(c, ".disk.table", "boot loader '%s' needs a '%s' partition table, not '%s'", l->name,
+			   l->table, p->disk.table);
+	if (l->needs_esp) {
+		size_t esp = SIZE_MAX;
+		for (size_t i = 0; i < p->disk.n_parts; i++) {
+			if (!STREQ(p->disk.parts[i].type, "esp"))
+				continue;
+			if (STREQ(p->disk.parts[i].fs, "vfat"))
+				return 0;
+			esp = i;
+		}
+		if (esp != SIZE_MAX) {
+			char path[64];
+			snprintf(path, sizeof(path), ".disk.partitions[%zu].fs", esp);
+			return bad(c, path, "boot loader '%s' needs the \"esp\" partition '%s' to have fs \"vfat\"",
+				   l->name, p->disk.parts[esp].name);
+		}
+		return bad(c, ".disk.partitions", "boot loader '%s' needs a partition of type \"esp\" with fs \"vfat\"",
+			   l->name);
+	}
+	return 0;
+}
+
+/* ---- the API ---- */
+
+void profile_free(struct profile *p)
+{
+	if (!p)
+		return;
+	json_object_put(p->json);
+	free(p->path);
+	free(p->rootfs.components);
+	free(p->rootfs.packages);
+	free(p->overlays);
+	free(p->outputs);
+	free(p);
+}
+
+static void profile_freep(struct profile **p)
+{
+	profile_free(*p);
+}
+
+static int resolve(struct ctx *c, const char *display, struct profile *p)
+{
+	int r = load_chain(c, display);
+	if (r < 0)
+		return r;
+
+	json_object *merged = json_object_new_object();
+	if (!merged)
+		return -ENOMEM;
+	c->resolved = merged;
+	for (size_t i = c->n; i-- > 0;)
+		if ((r = merge_into(merged, c->files[i].json, true, i == 0)) < 0)
+			return r;
+	if ((r = apply_defaults(c, merged)) < 0)
+		return r;
+	p->json = canonical(merged, top_fields, false);
+	if (!p->json)
+		return -ENOMEM;
+
+	if ((r = check_top(c, p->json, p)) < 0 || (r = check_rootfs(c, p->json, p)) < 0 ||
+	    (r = check_disk(c, p->json, p)) < 0 || (r = check_boot(c, p->json, p)) < 0 ||
+	    (r = check_lists(c, p->json, p)) < 0 || (r = check_cross(c, p)) < 0)
+		return r;
+	return 0;
+}
+
+int profile_load(const char *name_or_path, struct profile **ret, char **ret_error)
+{
+	struct ctx c = { .n = 0 };
+	_cleanup_(profile_freep) struct profile *p = NULL;
+	_cleanup_free_ char *display = NULL;
+	int r;
+
+	size_t len = strlen(name_or_path);
+	if (strchr(name_or_path, '/') || (len >= 5 && STREQ(name_or_path + len - 5, ".json"))) {
+		display = strdup(name_or_path);
+		if (!display)
+			return -ENOMEM;
+	} else if (!valid_name(name_or_path, NAME_MAX_LEN)) {
+		r = fail_file(&c, -EINVAL, name_or_path, NULL,
+			      "not a profile name (letters, digits, '.', '_', '-'; or give a path to a .json file)");
+		goto out;
+	} else if (asprintf(&display, "%s/%s.json", profile_dir(), name_or_path) < 0)
+		return -ENOMEM;
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = resolve(&c, display, p);
+	if (r < 0)
+		goto out;
+	p->path = TAKE_PTR(display);
+	*ret = TAKE_PTR(p);
+	r = 0;
+out:
+	if (r < 0 && ret_error) {
+		if (!c.error && r == -ENOMEM)
+			c.error = strdup("out of memory");
+		*ret_error = TAKE_PTR(c.error);
+	}
+	ctx_done(&c);
+	return r;
+}
+
+const struct part_spec *profile_part_by_mount(const struct profile *p, const char *mount)
+{
+	for (size_t i = 0; i < p->disk.n_parts; i++)
+		if (p->disk.parts[i].mount && STREQ(p->disk.parts[i].mount, mount))
+			return &p->disk.parts[i];
+	return NULL;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int profile_list(char ***ret_names)
+{
+	_cleanup_strv_ char **names = NULL;
+	DIR *d = opendir(profile_dir());
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	errno = 0;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (de->d_name[0] == '.' || n <= 5 || !STREQ(de->d_name + n - 5, ".json"))
+			continue;
+		_cleanup_free_ char *name = strndup(de->d_name, n - 5);
+		if (!name || strv_push(&names, name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		errno = 0;
+	}
+	if (r == 0 && errno)
+		r = -errno;
+	closedir(d);
+	if (r < 0)
+		return r;
+	if (!names && !(names = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	qsort(names, strv_length(names), sizeof(char *), name_cmp);
+	*ret_names = TAKE_PTR(names);
+	return 0;
+}
