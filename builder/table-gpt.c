@@ -522,3 +522,76 @@ int gpt_relocate_backup(int fd, uint64_t new_disk_size)
 	}
 	return sync_fd(fd);
 }
+
+/* Rewrite both headers' array CRC (and so their own CRC) in their raw sectors. */
+static void header_set_array_crc(uint8_t raw[SECTOR], uint32_t header_size, uint32_t array_crc)
+{
+	uint32_t v = htole32(array_crc);
+	memcpy(raw + offsetof(struct gpt_header, partition_entry_array_crc32), &v, 4);
+	v = htole32(header_crc(raw, header_size));
+	memcpy(raw + offsetof(struct gpt_header, header_crc32), &v, 4);
+}
+
+int gpt_resize_partition(int fd, unsigned number, uint64_t new_size)
+{
+	if (new_size == 0 || new_size % SECTOR != 0)
+		return -EINVAL;
+	struct gpt_header h, b;
+	uint8_t praw[SECTOR], braw[SECTOR];
+	int r = header_read(fd, 1, &h, praw);
+	if (r < 0)
+		return r;
+	_cleanup_free_ uint8_t *a = NULL, *ba = NULL;
+	size_t len, blen;
+	if ((r = array_read(fd, &h, &a, &len)) < 0)
+		return r;
+	/* Both copies must be intact before one of them is changed. */
+	if ((r = header_read(fd, h.alternate_lba, &b, braw)) < 0)
+		return r;
+	if ((r = array_read(fd, &b, &ba, &blen)) < 0)
+		return r;
+	if (blen != len || memcmp(a, ba, len) != 0 || b.alternate_lba != 1 ||
+	    b.last_usable_lba != h.last_usable_lba || b.first_usable_lba != h.first_usable_lba)
+		return -EBADMSG;
+
+	if (number == 0 || number > h.num_partition_entries)
+		return -EINVAL;
+	size_t es = h.size_of_partition_entry, idx = number - 1;
+	struct gpt_entry e;
+	memcpy(&e, a + idx * es, sizeof(e));
+	if (guid_is_null(e.type_guid))
+		return -ENOENT;
+	uint64_t s = le64toh(e.starting_lba), n = new_size / SECTOR;
+	if (s < h.first_usable_lba || s > h.last_usable_lba)
+		return -EBADMSG;
+	if (n - 1 > h.last_usable_lba - s)
+		return -EINVAL; /* past the last usable LBA */
+	uint64_t end = s + n - 1;
+	for (uint32_t i = 0; i < h.num_partition_entries; i++) {
+		struct gpt_entry o;
+		memcpy(&o, a + (size_t)i * es, sizeof(o));
+		if (i == idx || guid_is_null(o.type_guid))
+			continue;
+		if (le64toh(o.starting_lba) <= end && le64toh(o.ending_lba) >= s)
+			return -EINVAL; /* would overlap another partition */
+	}
+	if (le64toh(e.ending_lba) == end)
+		return 0;
+
+	e.ending_lba = htole64(end);
+	memcpy(a + idx * es, &e, sizeof(e));
+	uint32_t crc = crc32_ieee(0, a, len);
+	header_set_array_crc(praw, h.header_size, crc);
+	header_set_array_crc(braw, b.header_size, crc);
+
+	/* Backup first, then the primary, with barriers: at any moment one of the two copies
+	 * is complete and valid (the old one or the new one). */
+	if ((r = pwrite_full(fd, a, len, b.partition_entry_lba * SECTOR)) < 0 ||
+	    (r = pwrite_full(fd, braw, SECTOR, h.alternate_lba * SECTOR)) < 0 ||
+	    (r = sync_fd(fd)) < 0)
+		return r;
+	if ((r = pwrite_full(fd, a, len, h.partition_entry_lba * SECTOR)) < 0 ||
+	    (r = pwrite_full(fd, praw, SECTOR, 1 * SECTOR)) < 0)
+		return r;
+	return sync_fd(fd);
+}

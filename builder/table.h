@@ -91,4 +91,11 @@ int gpt_read(int fd, struct gpt_disk *ret);
  * a sector multiple or would cut into a partition. */
 int gpt_relocate_backup(int fd, uint64_t new_disk_size);
 
+/* Set partition NUMBER's (struct gpt_part.number) size to NEW_SIZE bytes, keeping its start,
+ * in both copies of the table (backup first, synced). To fill the disk after
+ * gpt_relocate_backup: new_size = (last_usable_lba + 1) * SECTOR - start. 0 also when it
+ * already has that size; -ENOENT: no such partition; -EINVAL: not a sector multiple, past
+ * the last usable LBA or over another partition; -EBADMSG: a damaged or mismatched copy. */
+int gpt_resize_partition(int fd, unsigned number, uint64_t new_size);
+
 #endif

@@ -559,6 +559,33 @@ static void test_relocate(void)
 	r = gpt_relocate_backup(fd, 16 * MiB);
 	tap_is_int(r, -EINVAL, "grow: a size that would cut a partition is refused");
 	tap_is_int(gpt_relocate_backup(fd, 128 * MiB + 100), -EINVAL, "grow: a size that is not a sector multiple is refused");
+
+	/* Then the root partition takes the new space. */
+	uint64_t fill = (d.last_usable_lba + 1) * SECTOR - t.e[1].start;
+	tap_is_int(gpt_resize_partition(fd, 1, t.e[0].size + 512), -EINVAL, "grow: resizing over the next partition is refused");
+	tap_is_int(gpt_resize_partition(fd, 2, fill + 512), -EINVAL, "grow: resizing past the last usable LBA is refused");
+	tap_is_int(gpt_resize_partition(fd, 3, MiB), -ENOENT, "grow: resizing an unused slot is -ENOENT");
+	tap_is_int(gpt_resize_partition(fd, 129, MiB), -EINVAL, "grow: resizing slot 129 of 128 is refused");
+	tap_is_int(gpt_resize_partition(fd, 2, fill - 100), -EINVAL, "grow: a size that is not a sector multiple is refused");
+	tap_is_int(gpt_resize_partition(fd, 2, fill), 0, "grow: partition 2 resized to fill the disk");
+	t.e[1].size = fill;
+	check_sgdisk_verify(path);
+	check_sfdisk_verify(path);
+	check_sfdisk_json(path, &t, true);
+	check_blkid(path, &t, true);
+	r = gpt_read(fd, &d);
+	tap_ok(r == 0 && d.n == 2 && d.part[1].size == fill && d.part[0].size == t.e[0].size &&
+	       STREQ(d.part[1].name, t.e[1].name), "grow: gpt_read shows the new size");
+	same = pread(fd, before, sizeof(before), 0) == (ssize_t)sizeof(before);
+	r = gpt_resize_partition(fd, 2, fill);
+	same = same && pread(fd, after, sizeof(after), 0) == (ssize_t)sizeof(after) &&
+	       memcmp(before, after, sizeof(before)) == 0;
+	tap_ok(r == 0 && same, "grow: resizing again to the same size changes nothing");
+	/* A damaged backup stops it: both copies must be good before one is changed. */
+	uint8_t z[8] = { 0 };
+	if (pwrite(fd, z, 8, 128 * MiB - 512) != 8)
+		abort();
+	tap_is_int(gpt_resize_partition(fd, 2, fill - MiB), -ENXIO, "grow: resizing with a missing backup header is refused");
 }
 
 static void test_read_errors(void)
