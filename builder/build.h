@@ -9,10 +9,11 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct plan_part {
 	const struct part_spec *spec;
-	struct table_entry entry;  /* start, size, type, uuid, name */
+	struct table_entry *entry; /* in plan.entries: start, size, type, uuid, name */
 	uint8_t fs_uuid[16];       /* ext4 UUID */
 	uint8_t hash_seed[16];     /* ext4 directory hash seed */
 	uint32_t fat_serial;       /* vfat volume ID */
@@ -29,8 +30,10 @@ struct plan {
 
 struct build {
 	const struct profile *p;
-	const char *seed;       /* identifiers derive from profile name + seed */
+	const char *seed;       /* identifiers derive from this: "NAME/SEED" */
+	char *seed_buf;
 	uint64_t epoch;         /* SOURCE_DATE_EPOCH, or the rootfs tarball's mtime */
+	bool epoch_fixed;       /* SOURCE_DATE_EPOCH was set */
 	bool refresh;           /* rebuild the cached rootfs */
 	char *out_dir;          /* DIR/NAME, the final place */
 	char *tmp_dir;          /* DIR/.tmp-NAME-PID, renamed to out_dir at the end */
@@ -39,7 +42,11 @@ struct build {
 	char *image;            /* tmp_dir/NAME.img */
 	char *rootfs_tar;       /* the rootfs tarball (in the cache, or the profile's file) */
 	int log_fd;             /* build.log */
+	int tree_fd;            /* the staging tree, open */
+	json_object *packages;  /* {"name": "version"} from the tree's dpkg status */
+	char *kernel_version;   /* set by the boot loader stage */
 	struct plan plan;
+	json_object *artifacts; /* [{file, kind}] from the outputs, checksummed by the manifest */
 	json_object *manifest;
 };
 
@@ -49,6 +56,9 @@ int build_run(struct build *b, char *const argv[]);
 /* The same with extra environment entries. */
 int build_run_env(struct build *b, char *const argv[], char *const env[]);
 
+/* Set by SIGINT/SIGTERM/SIGHUP during a build: long loops check it and stop. */
+bool build_interrupted(void);
+
 /* Path under the tree: tree + "/" + rel (rel may start with '/'). Caller frees. */
 char *build_tree_path(const struct build *b, const char *rel);
 
@@ -56,8 +66,18 @@ char *build_tree_path(const struct build *b, const char *rel);
 int plan_make(const struct profile *p, const char *seed, struct plan *ret);
 int rootfs_get(struct build *b);   /* sets b->rootfs_tar */
 int tree_make(struct build *b);    /* extract, overlays, generated files; sets b->tree */
+int tree_split(struct build *b);   /* move each mounted partition's files out of the tree */
 int fs_make_all(struct build *b);  /* every partition's filesystem, written into b->image */
 int outputs_write(struct build *b);
+
+/* Files inside the staging tree, resolved as if the tree were "/" (openat2 RESOLVE_IN_ROOT), so
+ * a hostile rootfs cannot make the builder write outside it. REL is absolute in the target. */
+int tree_open(struct build *b, const char *rel, int flags, mode_t mode);
+int tree_mkdir_p(struct build *b, const char *rel, mode_t mode);
+int tree_write_file(struct build *b, const char *rel, const void *data, size_t len, mode_t mode);
+int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode);
+/* "UUID" of the root filesystem as fstab and the kernel command line name it. */
+const char *tree_root_fs_id(const struct build *b, char out[40]);
 
 /* One file per filesystem type: fs-<name>.c, listed in fs.c. make() writes the filesystem of
  * PART, holding the files of part->content (may be NULL), at part->entry.start in b->image. */

@@ -1,4 +1,5 @@
 #include "build.h"
+#include "log.h"
 #include "util.h"
 
 extern const struct fs_type fs_ext4, fs_vfat;
@@ -10,4 +11,23 @@ const struct fs_type *fs_find(const char *name)
 		if (STREQ(fs_types[i]->name, name))
 			return fs_types[i];
 	return NULL;
+}
+
+int fs_make_all(struct build *b)
+{
+	int r = tree_split(b);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < b->plan.n; i++) {
+		struct plan_part *pp = &b->plan.parts[i];
+		const struct fs_type *t = fs_find(pp->spec->fs);
+		if (!t)
+			continue; /* "none": the partition stays empty */
+		double t0 = now_seconds();
+		r = t->make(b, pp);
+		if (r < 0)
+			return log_errno(r, "cannot make the %s filesystem of partition '%s'", t->name, pp->spec->name);
+		log_info("filesystems: %s on '%s' in %.2f s", t->name, pp->spec->name, now_seconds() - t0);
+	}
+	return 0;
 }

@@ -1,5 +1,9 @@
-#include "build.h"
+#include "rootfs.h"
+#include "hash.h"
+#include "log.h"
 #include "util.h"
+
+#include <sys/stat.h>
 
 extern const struct rootfs_source rootfs_mmdebstrap, rootfs_tarball;
 static const struct rootfs_source *const rootfs_sources[] = { &rootfs_mmdebstrap, &rootfs_tarball };
@@ -10,4 +14,113 @@ const struct rootfs_source *rootfs_source_find(const char *name)
 		if (STREQ(rootfs_sources[i]->name, name))
 			return rootfs_sources[i];
 	return NULL;
+}
+
+int rootfs_cache_dir(char **ret)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *dir = NULL;
+	int r;
+	if (xdg && *xdg == '/')
+		r = asprintf(&dir, "%s/pmoves-image", xdg);
+	else if (home && *home == '/')
+		r = asprintf(&dir, "%s/.cache/pmoves-image", home);
+	else
+		return -ENOENT;
+	if (r < 0)
+		return -ENOMEM;
+	r = mkdir_p(dir, 0755);
+	if (r < 0) {
+		free(dir);
+		return r;
+	}
+	*ret = dir;
+	return 0;
+}
+
+static int cmp_keys(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void canon(json_object *o, FILE *f)
+{
+	if (json_object_get_type(o) == json_type_object) {
+		size_t n = (size_t)json_object_object_length(o), i = 0;
+		const char **keys = calloc(n ? n : 1, sizeof(char *));
+		if (!keys)
+			return;
+		json_object_object_foreach(o, k, v)
+		{
+			(void)v;
+			keys[i++] = k;
+		}
+		qsort(keys, n, sizeof(char *), cmp_keys);
+		fputc('{', f);
+		for (i = 0; i < n; i++) {
+			json_object *key = json_object_new_string(keys[i]);
+			fprintf(f, "%s%s:", i ? "," : "", json_object_to_json_string_ext(key, JSON_C_TO_STRING_PLAIN));
+			json_object_put(key);
+			canon(json_object_object_get(o, keys[i]), f);
+		}
+		fputc('}', f);
+		free(keys);
+	} else if (json_object_get_type(o) == json_type_array) {
+		fputc('[', f);
+		for (size_t i = 0; i < json_object_array_length(o); i++) {
+			if (i)
+				fputc(',', f);
+			canon(json_object_array_get_idx(o, i), f);
+		}
+		fputc(']', f);
+	} else {
+		fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE), f);
+	}
+}
+
+char *json_canonical(json_object *o)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	canon(o, f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int rootfs_cache_key(const struct profile *p, char ret_hex[65])
+{
+	_cleanup_free_ char *text = json_canonical(p->rootfs.json);
+	if (!text)
+		return -ENOMEM;
+	struct sha256 s;
+	uint8_t d[32];
+	sha256_init(&s);
+	/* Bump the version when the tarball's layout changes. */
+	sha256_update(&s, "pmoves-rootfs-v1\n", 17);
+	sha256_update(&s, p->debian_arch, strlen(p->debian_arch));
+	sha256_update(&s, "\n", 1);
+	sha256_update(&s, text, strlen(text));
+	sha256_final(&s, d);
+	sha256_hex(d, ret_hex);
+	return 0;
+}
+
+int rootfs_get(struct build *b)
+{
+	const struct rootfs_source *src = rootfs_source_find(b->p->rootfs.source);
+	char *tar = NULL;
+	int r = src->get(b, &tar);
+	if (r < 0)
+		return r;
+	b->rootfs_tar = tar;
+	if (!b->epoch_fixed) {
+		struct stat st;
+		if (stat(tar, &st) < 0)
+			return log_errno(-errno, "cannot stat '%s'", tar);
+		b->epoch = (uint64_t)st.st_mtime;
+	}
+	return 0;
 }

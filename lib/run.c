@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-extern char **environ;
+volatile pid_t run_current_child;
 
 static void child_exec(char *const argv[], const struct run_opts *o, int out_pipe)
 {
@@ -17,9 +17,11 @@ static void child_exec(char *const argv[], const struct run_opts *o, int out_pip
 		signal(s, SIG_DFL);
 
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int in = o && o->in_fd >= 0 ? o->in_fd : devnull;
-	int err = o && o->out_fd >= 0 ? o->out_fd : devnull;
+	int in = o && o->in_fd > 0 ? o->in_fd : devnull;
+	int err = o && o->out_fd > 0 ? o->out_fd : devnull;
 	int out = out_pipe >= 0 ? out_pipe : err;
+	if (o && !o->capture && o->tee_fd > 0 && out_pipe >= 0)
+		err = out_pipe;
 	if (in < 0 || out < 0 || err < 0)
 		_exit(127);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
@@ -36,7 +38,8 @@ static void child_exec(char *const argv[], const struct run_opts *o, int out_pip
 int run_argv(char *const argv[], const struct run_opts *o)
 {
 	int pipefd[2] = { -1, -1 };
-	if (o && o->capture && pipe2(pipefd, O_CLOEXEC) < 0)
+	bool tee = o && !o->capture && o->tee_fd > 0;
+	if (o && (o->capture || tee) && pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
 
 	pid_t pid = fork();
@@ -50,9 +53,26 @@ int run_argv(char *const argv[], const struct run_opts *o)
 	}
 	if (pid == 0)
 		child_exec(argv, o, pipefd[1]);
+	run_current_child = pid;
 
 	int r = 0;
-	if (pipefd[0] >= 0) {
+	if (tee) {
+		close(pipefd[1]);
+		char buf[8192];
+		for (;;) {
+			ssize_t n = read(pipefd[0], buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if (o->out_fd > 0 && write(o->out_fd, buf, (size_t)n) < 0)
+				r = -errno;
+			if (write(o->tee_fd, buf, (size_t)n) < 0)
+				r = -errno;
+		}
+		close(pipefd[0]);
+		r = 0; /* a failed copy of the output does not fail the command */
+	} else if (pipefd[0] >= 0) {
 		close(pipefd[1]);
 		size_t max = o->capture_max ? o->capture_max : (1u << 20), len = 0, cap = 4096;
 		char *buf = malloc(cap);
@@ -88,8 +108,11 @@ int run_argv(char *const argv[], const struct run_opts *o)
 
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+		if (errno != EINTR) {
+			run_current_child = 0;
 			return -errno;
+		}
+	run_current_child = 0;
 	if (r < 0) {
 		free(*o->capture);
 		*o->capture = NULL;

@@ -6,8 +6,10 @@
 #include <sys/types.h>
 
 struct run_opts {
-	int out_fd;          /* child's stdout and stderr go here; -1: /dev/null */
-	int in_fd;           /* child's stdin; -1: /dev/null */
+	/* File descriptors <= 0 mean "not set", so a zero-initialised run_opts is safe. */
+	int out_fd;          /* child's stdout and stderr go here; not set: /dev/null */
+	int tee_fd;          /* with no capture: the output is also copied here */
+	int in_fd;           /* child's stdin; not set: /dev/null */
 	char **capture;      /* if set: stdout captured into a NUL-terminated malloc'd buffer */
 	size_t capture_max;  /* cap on captured bytes (default 1 MiB); more is an error (-EFBIG) */
 	char *const *env;    /* extra "NAME=value" entries, NULL-terminated, or NULL */
@@ -24,8 +26,8 @@ char *argv_to_string(char *const argv[]);
 /* Is PROG on PATH (or an executable path)? */
 int find_program(const char *prog, char **ret_path);
 
-/* The process group of children started by run_argv gets this signal when the caller is
- * interrupted; set by the caller's signal handler. Children stay in our process group, so a
- * terminal's Ctrl-C reaches them too. */
+
+/* The child run_argv is waiting for, or 0: a signal handler may forward a signal to it. */
+extern volatile pid_t run_current_child;
 
 #endif

@@ -3,7 +3,7 @@
 # missing packages are installed, and apt is not touched when nothing is missing.
 set -eu
 PKGS="build-essential pkg-config perl ca-certificates
-libarchive-dev libjson-c-dev libcurl4-openssl-dev libblkid-dev libefivar-dev libefiboot-dev
+libarchive-dev libjson-c-dev libcurl4-openssl-dev libblkid-dev libext2fs-dev libefivar-dev libefiboot-dev
 mmdebstrap e2fsprogs dosfstools mtools fdisk gdisk squashfs-tools zstd bmap-tools
 qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64"
 

@@ -1,0 +1,60 @@
+/* The plan: the profile's validated layout plus identifiers derived from NAME/SEED. */
+#include "build.h"
+#include "hash.h"
+#include "util.h"
+
+static int plan_fill(const struct profile *p, const char *seed, struct plan *ret)
+{
+	struct plan *pl = ret;
+	pl->table = table_find(p->disk.table);
+	pl->n = p->disk.n_parts;
+	if (!pl->table || pl->n > PROFILE_MAX_PARTS)
+		return -EINVAL;
+	bool arm = STREQ(p->arch, "aarch64");
+
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct part_spec *s = &p->disk.parts[i];
+		const struct part_type *t = part_type_find(s->type);
+		struct plan_part *pp = &pl->parts[i];
+		struct table_entry *e = &pl->entries[i];
+		char purpose[64];
+		if (!t)
+			return -EINVAL;
+
+		pp->spec = s;
+		pp->entry = e;
+		e->start = s->start;
+		e->size = s->size;
+		e->name = s->name;
+		e->bootable = s->bootable;
+		e->mbr_type = t->mbr;
+		int r = uuid_parse(arm ? t->gpt_aarch64 : t->gpt_x86_64, e->type_guid);
+		if (r < 0)
+			return r;
+#define DERIVE(what) snprintf(purpose, sizeof(purpose), what ":%s", s->name)
+		DERIVE("part-uuid");
+		uuid_derive(seed, purpose, e->uuid);
+		DERIVE("fs-uuid");
+		uuid_derive(seed, purpose, pp->fs_uuid);
+		DERIVE("hash-seed");
+		uuid_derive(seed, purpose, pp->hash_seed);
+		DERIVE("fat-serial");
+		pp->fat_serial = u32_derive(seed, purpose);
+#undef DERIVE
+	}
+	pl->layout.disk_size = p->disk.size;
+	uuid_derive(seed, "disk-guid", pl->layout.disk_guid);
+	pl->layout.disk_id = u32_derive(seed, "mbr-disk-id");
+	pl->layout.n = (unsigned)pl->n;
+	pl->layout.e = pl->entries;
+	return 0;
+}
+
+int plan_make(const struct profile *p, const char *seed, struct plan *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	int r = plan_fill(p, seed, ret);
+	if (r < 0)
+		memset(ret, 0, sizeof(*ret));
+	return r;
+}
