@@ -341,8 +341,8 @@ static int parse_json(struct ctx *c, const char *file, const char *buf, size_t l
 		json_object_put(o);
 		const char *what = jerr == json_tokener_continue ? "unexpected end of file"
 								 : json_tokener_error_desc(jerr);
-		/* The tokener stops just after the character it could not take. */
-		size_t at = jerr == json_tokener_continue ? len : (end > 0 ? end - 1 : 0);
+		/* The tokener stops at the character it could not take. */
+		size_t at = jerr == json_tokener_continue || end > len ? len : end;
 		line_col(buf, at, &line, &col);
 		return fail_file(c, -EINVAL, file, NULL, "invalid JSON at line %zu, column %zu: %s", line, col,
 				 what);
@@ -1148,7 +1148,7 @@ static int check_disk(struct ctx *c, json_object *o, struct profile *p)
 	if (n == 0)
 		return bad(c, ".disk.partitions", "no partitions: at least one is needed");
 	if (n > max)
-		return bad(c, ".disk.partitions", "%zu partitions, but a '%s' table holds at most %zu here", n,
+		return bad(c, ".disk.partitions", "%zu partitions, but the '%s' table holds at most %zu", n,
 			   t->name, max);
 
 	struct part_raw raw[PROFILE_MAX_PARTS] = { 0 };

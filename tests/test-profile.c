@@ -1,0 +1,586 @@
+/* Profiles: bad profiles each give one message naming the file, the JSON path and the problem;
+ * good ones resolve with their defaults and layout; the list/show/validate commands of the real
+ * binary give the documented output and exit codes. Fixtures are written into a mkdtemp
+ * directory used as PMOVES_DATADIR. */
+#include "build.h"
+#include "profile.h"
+#include "run.h"
+#include "table.h"
+#include "tap.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <sys/stat.h>
+
+#define MiB (1024ull * 1024ull)
+#define GiB (1024ull * MiB)
+
+static char tmp[] = "/tmp/test-profile-XXXXXX";
+
+#define ESP "{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}"
+#define ROOT "{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}"
+#define PARTS(...) "\"partitions\":[" __VA_ARGS__ "]"
+#define DISK(...) "\"disk\":{\"size\":\"4G\"," PARTS(__VA_ARGS__) "}"
+#define GOOD_DISK DISK(ESP "," ROOT)
+
+static void write_at(const char *rel, const char *content)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/%s", tmp, rel) < 0)
+		abort();
+	_cleanup_free_ char *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir_p(dir, 0755) < 0 || write_file_atomic(path, content, strlen(content), 0644) < 0) {
+		printf("Bail out! cannot write fixture '%s'\n", path);
+		exit(1);
+	}
+}
+
+struct bad {
+	const char *file;    /* under tmp/profiles/ */
+	const char *content; /* NULL: the file is already written */
+	const char *err_file; /* file the message names, under tmp/profiles/ (NULL: FILE) */
+	const char *path;     /* JSON path in the message, or NULL for file-level problems */
+	const char *words[3];
+};
+
+static const struct bad bad_cases[] = {
+	{ "unknown-top.json", "{\"nmae\":\"x\"," GOOD_DISK "}", NULL, ".nmae", { "unknown key", "known keys: name" } },
+	{ "unknown-rootfs.json", "{\"rootfs\":{\"sute\":\"trixie\"}," GOOD_DISK "}", NULL, ".rootfs.sute",
+	  { "unknown key", "suite" } },
+	{ "unknown-part.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mnt\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].mnt", { "unknown key", "mount" } },
+	{ "unknown-odd-key.json", "{\"boot\":{\"loader x\":\"a\"}," GOOD_DISK "}", NULL, ".boot[\"loader x\"]",
+	  { "unknown key" } },
+	{ "type-arch.json", "{\"arch\":64," GOOD_DISK "}", NULL, ".arch", { "expected a string, got a number" } },
+	{ "type-bootable.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"vfat\",\"bootable\":\"yes\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].bootable", { "expected a boolean, got a string" } },
+	{ "type-packages.json", "{\"rootfs\":{\"packages\":\"vim\"}," GOOD_DISK "}", NULL, ".rootfs.packages",
+	  { "expected an array, got a string" } },
+	{ "type-part.json", "{" DISK("\"esp\"") "}", NULL, ".disk.partitions[0]", { "expected an object, got a string" } },
+	{ "type-null.json", "{\"rootfs\":null," GOOD_DISK "}", NULL, ".rootfs", { "expected an object, got null" } },
+	{ "size-12q.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].size", { "\"12Q\" is not a size (use 512M, 4G, or \"fill\")" } },
+	{ "size-neg.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"-1G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].size", { "\"-1G\" is not a size" } },
+	{ "size-huge.json", "{\"disk\":{\"size\":\"99999999T\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
+	  { "\"99999999T\"", "too large" } },
+	{ "size-zero.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"0\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].size", { "\"0\"", "larger than 0" } },
+	{ "size-512.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"1000\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].size", { "\"1000\"", "not a multiple of 512" } },
+	{ "disk-small.json", "{\"disk\":{\"size\":\"1M\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
+	  { "too small", "2M" } },
+	{ "disk-missing.json", "{\"arch\":\"x86_64\"}", NULL, ".disk", { "missing" } },
+	{ "overlap.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"start\":\"100M\",\"size\":\"fill\",\"fs\":\"ext4\","
+		       "\"mount\":\"/\"}") "}",
+	  NULL, ".disk.partitions[1].start", { "'root' overlaps partition 'esp'", "257.0 MiB" } },
+	{ "too-big.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"4G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].size", { "'root' does not fit the 4G disk", "257.0 MiB too large" } },
+	{ "two-fills.json",
+	  "{" DISK(ESP "," ROOT ",{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"ext4\"}") "}", NULL,
+	  ".disk.partitions[2].size", { "two \"fill\" partitions, 'root' and 'data'" } },
+	{ "fill-not-last.json", "{" DISK(ROOT "," ESP) "}", NULL, ".disk.partitions[0].size",
+	  { "only allowed for the last partition", "'root' is followed by 'esp'" } },
+	{ "start-early.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"start\":\"0\",\"size\":\"256M\",\"fs\":\"vfat\"}," ROOT) "}", NULL,
+	  ".disk.partitions[0].start", { "starts before the first usable byte", "1.0 MiB" } },
+	{ "start-unaligned.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"start\":\"1536K\",\"size\":\"256M\",\"fs\":\"vfat\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].start", { "not a multiple of 1 MiB" } },
+	{ "fill-tiny.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"4094M\",\"fs\":\"vfat\"}," ROOT) "}", NULL,
+	  ".disk.partitions[1].size", { "\"fill\" leaves only", "'root'", "at least 1 MiB" } },
+	{ "no-esp.json", "{" DISK(ROOT) "}", NULL, ".disk.partitions",
+	  { "boot loader 'systemd-boot'", "needs a partition of type \"esp\" with fs \"vfat\"" } },
+	{ "esp-ext4.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"ext4\"}," ROOT) "}", NULL,
+	  ".disk.partitions[0].fs", { "'systemd-boot'", "fs \"vfat\"" } },
+	{ "arch.json", "{\"arch\":\"sparc\"," GOOD_DISK "}", NULL, ".arch",
+	  { "unknown architecture \"sparc\"", "'x86_64', 'aarch64'" } },
+	{ "loader.json", "{\"boot\":{\"loader\":\"grub9\"}," GOOD_DISK "}", NULL, ".boot.loader",
+	  { "unknown boot loader \"grub9\"" } },
+	{ "fs.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"btrfs\",\"mount\":\"/\"}") "}",
+	  NULL, ".disk.partitions[1].fs", { "unknown filesystem \"btrfs\"" } },
+	{ "ptype.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"bogus\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}",
+	  NULL, ".disk.partitions[1].type", { "unknown partition type \"bogus\"", "esp, xbootldr, root" } },
+	{ "output.json", "{\"outputs\":[\"iso\"]," GOOD_DISK "}", NULL, ".outputs[0]", { "\"iso\" is not a known output" } },
+	{ "output-dup.json", "{\"outputs\":[\"raw\",\"raw\"]," GOOD_DISK "}", NULL, ".outputs[1]", { "listed twice" } },
+	{ "source.json", "{\"rootfs\":{\"source\":\"debootstrap\"}," GOOD_DISK "}", NULL, ".rootfs.source",
+	  { "unknown rootfs source \"debootstrap\"" } },
+	{ "cycle-a.json", "{\"extends\":\"cycle-b\"," GOOD_DISK "}", "cycle-b.json", ".extends",
+	  { "extends cycle", "cycle-a.json' -> '", "cycle-b.json' -> '" } },
+	{ "cycle-b.json", "{\"extends\":\"cycle-a\"}", "cycle-a.json", ".extends", { "extends cycle" } },
+	{ "self.json", "{\"extends\":\"self\"," GOOD_DISK "}", NULL, ".extends", { "extends cycle", "self.json' -> '" } },
+	{ "orphan.json", "{\"extends\":\"no-such-parent\"," GOOD_DISK "}", NULL, ".extends",
+	  { "parent profile 'no-such-parent' not found", "looked for", "no-such-parent.json" } },
+	{ "syntax.json", "{\n  \"name\": \"x\",\n  \"arch\" \"x86_64\"\n}\n", NULL, NULL,
+	  { "invalid JSON at line 3, column 10" } },
+	{ "syntax-comma.json", "{\"arch\": \"x86_64\",}", NULL, NULL, { "invalid JSON at line 1, column 19" } },
+	{ "syntax-eof.json", "{\n  \"arch\": [\n", NULL, NULL, { "invalid JSON", "unexpected end of file" } },
+	{ "trailing.json", "{\"arch\":\"x86_64\"," GOOD_DISK "} {}", NULL, NULL, { "invalid JSON at line 1" } },
+	{ "empty.json", "", NULL, NULL, { "file is empty" } },
+	{ "blank.json", " \n\t\n", NULL, NULL, { "file is empty" } },
+	{ "array.json", "[1, 2]", NULL, NULL, { "the top level must be a JSON object, not an array" } },
+	{ "tarball-nosum.json", "{\"rootfs\":{\"source\":\"tarball\",\"url\":\"https://example.invalid/r.tar\"}," GOOD_DISK "}",
+	  NULL, ".rootfs.url", { "refused without \"sha256\"" } },
+	{ "tarball-http.json",
+	  "{\"rootfs\":{\"source\":\"tarball\",\"url\":\"http://example.invalid/r.tar\",\"sha256\":"
+	  "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}," GOOD_DISK "}",
+	  NULL, ".rootfs.url", { "not an https:// URL" } },
+	{ "tarball-both.json",
+	  "{\"rootfs\":{\"source\":\"tarball\",\"path\":\"r.tar\",\"url\":\"https://example.invalid/r.tar\",\"sha256\":"
+	  "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}," GOOD_DISK "}",
+	  NULL, ".rootfs", { "exactly one of \"path\" and \"url\"" } },
+	{ "tarball-sum.json",
+	  "{\"rootfs\":{\"source\":\"tarball\",\"path\":\"r.tar\",\"sha256\":\"ABC\"}," GOOD_DISK "}", NULL,
+	  ".rootfs.sha256", { "not a SHA-256" } },
+	{ "mmdebstrap-path.json", "{\"rootfs\":{\"path\":\"r.tar\"}," GOOD_DISK "}", NULL, ".rootfs.path",
+	  { "not used by source \"mmdebstrap\"" } },
+	{ "hostname.json", "{\"firstboot\":{\"hostname\":\"-bad_host\"}," GOOD_DISK "}", NULL, ".firstboot.hostname",
+	  { "\"-bad_host\" is not a hostname" } },
+	{ "hostname-type.json", "{\"firstboot\":{\"hostname\":7}," GOOD_DISK "}", NULL, ".firstboot.hostname",
+	  { "expected a string" } },
+	{ "dup-name.json",
+	  "{" DISK(ESP ",{\"name\":\"esp\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].name", { "'esp' is used twice" } },
+	{ "dup-mount.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/boot/efi\"}") "}",
+	  NULL, ".disk.partitions[1].mount", { "'/boot/efi' is mounted twice", "'esp' and 'root'" } },
+	{ "mount-nofs.json",
+	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"mount\":\"/srv\"}," ROOT) "}", NULL,
+	  ".disk.partitions[1].mount", { "'srv' is mounted at '/srv' but has no \"fs\"" } },
+	{ "mount-dotdot.json",
+	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"fs\":\"ext4\",\"mount\":\"/srv/../etc\"}," ROOT) "}",
+	  NULL, ".disk.partitions[1].mount", { "'..' component" } },
+	{ "mount-relative.json",
+	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"fs\":\"ext4\",\"mount\":\"srv\"}," ROOT) "}",
+	  NULL, ".disk.partitions[1].mount", { "not an absolute path" } },
+	{ "label-vfat.json",
+	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"vfat\",\"label\":\"EFI SYSTEM\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].label", { "\"EFI SYSTEM\"", "vfat" } },
+	{ "label-ext4.json",
+	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\","
+		       "\"label\":\"a-very-long-rootfs\"}") "}",
+	  NULL, ".disk.partitions[1].label", { "longer than 16 bytes", "ext4" } },
+	{ "pname.json",
+	  "{" DISK(ESP ",{\"name\":\"Root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].name", { "\"Root\" is not a partition name" } },
+	{ "mbr-five.json",
+	  "{\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(ESP ","
+	  "{\"name\":\"a\",\"type\":\"linux\",\"size\":\"8M\"},{\"name\":\"b\",\"type\":\"linux\",\"size\":\"8M\"},"
+	  "{\"name\":\"c\",\"type\":\"linux\",\"size\":\"8M\"}," ROOT) "}}",
+	  NULL, ".disk.partitions", { "5 partitions", "the 'mbr' table holds at most 4" } },
+	{ "mbr-loader.json", "{\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.table",
+	  { "boot loader 'systemd-boot' needs a 'gpt' partition table, not 'mbr'" } },
+	{ "table.json", "{\"disk\":{\"table\":\"apm\",\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.table",
+	  { "unknown partition table \"apm\"" } },
+	{ "no-root.json",
+	  "{" DISK(ESP ",{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/srv\"}") "}",
+	  NULL, ".disk.partitions", { "no partition is mounted at \"/\"" } },
+	{ "no-parts.json", "{" DISK() "}", NULL, ".disk.partitions", { "no partitions" } },
+	{ "overlay.json", "{\"overlays\":[\"common\",\"nope\"]," GOOD_DISK "}", NULL, ".overlays[1]",
+	  { "overlay 'nope' not found", "overlays/nope" } },
+	{ "package.json", "{\"rootfs\":{\"packages\":[\"vim\",\"Bad_Pkg\"]}," GOOD_DISK "}", NULL, ".rootfs.packages[1]",
+	  { "\"Bad_Pkg\" is not a Debian package name" } },
+	{ "variant.json", "{\"rootfs\":{\"variant\":\"tiny\"}," GOOD_DISK "}", NULL, ".rootfs.variant",
+	  { "unknown mmdebstrap variant \"tiny\"" } },
+	{ "mirror.json", "{\"rootfs\":{\"mirror\":\"ftp://deb.debian.org/debian\"}," GOOD_DISK "}", NULL, ".rootfs.mirror",
+	  { "not a mirror URL" } },
+	{ "suite.json", "{\"rootfs\":{\"suite\":\"../sid\"}," GOOD_DISK "}", NULL, ".rootfs.suite", { "not a suite name" } },
+	{ "name.json", "{\"name\":\"bad name\"," GOOD_DISK "}", NULL, ".name", { "\"bad name\" is not a valid profile name" } },
+	{ "description.json", "{\"description\":\"two\\nlines\"," GOOD_DISK "}", NULL, ".description",
+	  { "control character" } },
+	{ "cmdline.json", "{\"boot\":{\"cmdline\":\"quiet\\u0007\"}," GOOD_DISK "}", NULL, ".boot.cmdline",
+	  { "control character" } },
+	{ "extends-name.json", "{\"extends\":\"../base\"," GOOD_DISK "}", NULL, ".extends", { "not a profile name" } },
+	/* Checked per file: an unknown key in a parent names the parent. */
+	{ "child-of-typo.json", "{\"extends\":\"typo-parent\"}", "typo-parent.json", ".disk.partitons",
+	  { "unknown key" } },
+	/* A bad value inherited from a parent names the parent, where the value is. */
+	{ "child-of-badsize.json", "{\"extends\":\"badsize-parent\",\"description\":\"child\"}", "badsize-parent.json",
+	  ".disk.partitions[1].size", { "\"12Q\" is not a size" } },
+	/* ...and a value the child sets names the child. */
+	{ "child-badarch.json", "{\"extends\":\"good-parent\",\"arch\":\"mips\"}", NULL, ".arch",
+	  { "unknown architecture" } },
+};
+
+static void test_bad(void)
+{
+	write_at("profiles/typo-parent.json", "{\"disk\":{\"size\":\"4G\",\"partitons\":[]}}");
+	write_at("profiles/badsize-parent.json",
+		 "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}");
+	write_at("profiles/good-parent.json", "{" GOOD_DISK "}");
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
+		_cleanup_free_ char *rel = NULL;
+		if (asprintf(&rel, "profiles/%s", bad_cases[i].file) < 0)
+			abort();
+		write_at(rel, bad_cases[i].content);
+	}
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
+		const struct bad *b = &bad_cases[i];
+		_cleanup_free_ char *path = NULL, *want = NULL, *err = NULL;
+		if (asprintf(&path, "%s/profiles/%s", tmp, b->file) < 0 ||
+		    asprintf(&want, "%s/profiles/%s: %s%s", tmp, b->err_file ? b->err_file : b->file, b->path ? b->path : "",
+			     b->path ? ": " : "") < 0)
+			abort();
+		struct profile *p = NULL;
+		int r = profile_load(path, &p, &err);
+		bool ok = r == -EINVAL && p == NULL && err && strncmp(err, want, strlen(want)) == 0 && !strchr(err, '\n');
+		for (size_t k = 0; ok && k < ARRAY_SIZE(b->words) && b->words[k]; k++)
+			ok = strstr(err + strlen(want), b->words[k]) != NULL;
+		if (!tap_ok(ok, "bad profile %s: %s", b->file, b->words[0])) {
+			tap_diag("r=%d, expected -EINVAL; message '%s'", r, err ? err : "(null)");
+			tap_diag("expected prefix '%s' and words '%s' '%s' '%s'", want, b->words[0],
+				 b->words[1] ? b->words[1] : "", b->words[2] ? b->words[2] : "");
+		}
+		profile_free(p);
+	}
+}
+
+static void test_bad_other(void)
+{
+	char *err = NULL;
+	struct profile *p = NULL;
+	int r = profile_load("no such name", &p, &err);
+	tap_is_int(r, -EINVAL, "a name with a space is refused");
+	tap_contains(err, "not a profile name", "... with a message saying so");
+	free(err);
+
+	err = NULL;
+	r = profile_load("does-not-exist", &p, &err);
+	tap_is_int(r, -ENOENT, "a missing profile is -ENOENT");
+	_cleanup_free_ char *want = NULL;
+	if (asprintf(&want, "%s/profiles/does-not-exist.json: no such file", tmp) < 0)
+		abort();
+	tap_is_str(err, want, "... and the message names the file it looked for");
+	free(err);
+
+	/* A chain deeper than PROFILE_MAX_EXTENDS. */
+	for (int i = 0; i <= PROFILE_MAX_EXTENDS + 1; i++) {
+		char rel[64], body[256];
+		snprintf(rel, sizeof(rel), "deep/d%d.json", i);
+		if (i == PROFILE_MAX_EXTENDS + 1)
+			snprintf(body, sizeof(body), "{" GOOD_DISK "}");
+		else
+			snprintf(body, sizeof(body), "{\"extends\":\"d%d\"}", i + 1);
+		write_at(rel, body);
+	}
+	char *deep = NULL;
+	if (asprintf(&deep, "%s/deep/d0.json", tmp) < 0)
+		abort();
+	err = NULL;
+	r = profile_load(deep, &p, &err);
+	tap_is_int(r, -EINVAL, "an extends chain deeper than %d is refused", PROFILE_MAX_EXTENDS);
+	tap_contains(err, ".extends: extends chain is deeper than", "... with a message saying so");
+	free(err);
+	free(deep);
+
+	/* A chain of exactly PROFILE_MAX_EXTENDS hops is fine. */
+	if (asprintf(&deep, "%s/deep/d1.json", tmp) < 0)
+		abort();
+	err = NULL;
+	r = profile_load(deep, &p, &err);
+	tap_is_int(r, 0, "an extends chain of %d hops loads", PROFILE_MAX_EXTENDS);
+	if (r == 0 && !getenv("PMOVES_TEST_KEEP"))
+		tap_is_str(p->name, "d1", "... and its name is its own file's");
+	else
+		tap_ok(0, "... and its name is its own file's (%s)", err);
+	profile_free(p);
+	free(err);
+	free(deep);
+}
+
+static const char *key_at(json_object *o, size_t idx)
+{
+	size_t i = 0;
+	json_object_object_foreach(o, key, val)
+	{
+		(void)val;
+		if (i++ == idx)
+			return key;
+	}
+	return NULL;
+}
+
+static void test_base_debian(void)
+{
+	_cleanup_free_ char *buf = NULL;
+	if (read_file("profiles/base-debian.json", 1 << 20, &buf, NULL) < 0) {
+		tap_ok(0, "profiles/base-debian.json is readable from the current directory");
+		return;
+	}
+	write_at("profiles/base-debian.json", buf);
+
+	struct profile *p = NULL;
+	_cleanup_free_ char *err = NULL;
+	int r = profile_load("base-debian", &p, &err);
+	if (!tap_ok(r == 0, "base-debian loads by name from PMOVES_DATADIR")) {
+		tap_diag("%d: %s", r, err ? err : "");
+		return;
+	}
+	_cleanup_free_ char *want_path = NULL;
+	if (asprintf(&want_path, "%s/profiles/base-debian.json", tmp) < 0)
+		abort();
+	tap_is_str(p->path, want_path, "path is where it was found");
+	tap_is_str(p->name, "base-debian", "name");
+	tap_ok(p->description && strlen(p->description) > 10, "has a description");
+	tap_is_str(p->arch, "x86_64", "arch");
+	tap_is_str(p->debian_arch, "amd64", "debian_arch");
+	tap_is_str(p->hostname, "base-debian", "hostname defaults to the name");
+	tap_is_str(p->rootfs.source, "mmdebstrap", "rootfs.source");
+	tap_is_str(p->rootfs.suite, "bookworm", "rootfs.suite");
+	tap_is_str(p->rootfs.mirror, "http://deb.debian.org/debian", "rootfs.mirror default");
+	tap_is_str(p->rootfs.variant, "minbase", "rootfs.variant");
+	tap_ok(p->rootfs.components && p->rootfs.components[0] && STREQ(p->rootfs.components[0], "main") &&
+		       !p->rootfs.components[1],
+	       "rootfs.components default [\"main\"]");
+	bool kernel = false, sd_boot = false, ssh = false;
+	for (const char **s = p->rootfs.packages; s && *s; s++) {
+		kernel = kernel || STREQ(*s, "linux-image-amd64");
+		sd_boot = sd_boot || STREQ(*s, "systemd-boot");
+		ssh = ssh || STREQ(*s, "openssh-server");
+	}
+	tap_ok(kernel && sd_boot && ssh, "packages include the kernel, systemd-boot and openssh-server");
+	tap_ok(!p->rootfs.path && !p->rootfs.url && !p->rootfs.sha256, "no tarball keys");
+	tap_ok(p->rootfs.json && json_object_object_get(p->rootfs.json, "mirror"), "rootfs.json is the resolved section");
+	tap_is_str(p->disk.table, "gpt", "disk.table");
+	tap_is_int(p->disk.size, 4 * GiB, "disk.size is 4G");
+	tap_is_int(p->disk.n_parts, 2, "two partitions");
+	const struct part_spec *esp = &p->disk.parts[0], *root = &p->disk.parts[1];
+	tap_is_str(esp->name, "esp", "esp name");
+	tap_is_str(esp->fs, "vfat", "esp fs");
+	tap_is_str(esp->label, "ESP", "esp label defaults to the name, uppercased for vfat");
+	tap_is_int(esp->start, 1 * MiB, "esp starts at 1 MiB");
+	tap_is_int(esp->size, 256 * MiB, "esp is 256 MiB");
+	tap_is_str(root->type, "root", "root type");
+	tap_ok(root->fill && !esp->fill, "root is the fill partition");
+	tap_is_str(root->label, "root", "root label defaults to the name");
+	tap_is_int(root->start, 257 * MiB, "root starts at 257 MiB");
+	tap_is_int(root->size, 4 * GiB - table_gpt.tail_reserved - 257 * MiB, "root ends where the backup GPT begins");
+	tap_ok(!root->bootable && !esp->bootable, "bootable defaults to false");
+	tap_ok(profile_part_by_mount(p, "/") == root && profile_part_by_mount(p, "/boot/efi") == esp &&
+		       !profile_part_by_mount(p, "/srv"),
+	       "profile_part_by_mount");
+	tap_is_str(p->boot.loader, "systemd-boot", "boot.loader");
+	tap_is_str(p->boot.cmdline, "console=ttyS0,115200 console=tty0 rw", "boot.cmdline");
+	tap_ok(p->overlays && !p->overlays[0], "no overlays");
+	tap_ok(p->outputs && p->outputs[0] && STREQ(p->outputs[0], "raw") && !p->outputs[1], "outputs [\"raw\"]");
+	tap_ok(p->firstboot == NULL, "no firstboot section");
+	const char *order[] = { "name", "description", "arch", "rootfs", "disk", "boot", "overlays", "outputs" };
+	bool ordered = true;
+	for (size_t i = 0; i < ARRAY_SIZE(order); i++)
+		ordered = ordered && key_at(p->json, i) && STREQ(key_at(p->json, i), order[i]);
+	tap_ok(ordered && !key_at(p->json, ARRAY_SIZE(order)), "resolved keys in canonical order");
+	profile_free(p);
+}
+
+static void test_child(void)
+{
+	/* In a directory of its own: "base-debian" is found in profile_dir(). */
+	write_at("elsewhere/hub.json",
+		 "{\n"
+		 "  \"extends\": \"base-debian\",\n"
+		 "  \"rootfs\": { \"suite\": \"trixie\" },\n"
+		 "  \"disk\": { \"partitions\": [\n"
+		 "    { \"name\": \"esp\", \"type\": \"esp\", \"size\": \"512M\", \"fs\": \"vfat\", \"mount\": \"/boot/efi\" },\n"
+		 "    { \"name\": \"root\", \"type\": \"root\", \"size\": \"2G\", \"fs\": \"ext4\", \"mount\": \"/\" },\n"
+		 "    { \"name\": \"srv\", \"type\": \"srv\", \"start\": \"3G\", \"size\": \"fill\", \"fs\": \"ext4\",\n"
+		 "      \"mount\": \"/srv\", \"label\": \"data\", \"bootable\": true } ] },\n"
+		 "  \"firstboot\": { \"hostname\": \"hub\", \"steps\": { \"zeta\": 1, \"alpha\": [true] } }\n"
+		 "}\n");
+	_cleanup_free_ char *path = NULL, *err = NULL;
+	if (asprintf(&path, "%s/elsewhere/hub.json", tmp) < 0)
+		abort();
+	struct profile *p = NULL;
+	int r = profile_load(path, &p, &err);
+	if (!tap_ok(r == 0, "a child of base-debian loads")) {
+		tap_diag("%d: %s", r, err ? err : "");
+		return;
+	}
+	tap_is_str(p->name, "hub", "name is the child's file name, not inherited");
+	tap_contains(p->description, "bookworm", "description is inherited");
+	tap_is_str(p->rootfs.suite, "trixie", "nested key overridden (objects merge)");
+	tap_is_str(p->rootfs.variant, "minbase", "... and its siblings kept");
+	size_t npkg = 0;
+	for (const char **s = p->rootfs.packages; s && *s; s++)
+		npkg++;
+	tap_ok(npkg >= 8, "packages inherited from base-debian (%zu)", npkg);
+	tap_is_int(p->disk.size, 4 * GiB, "disk.size inherited");
+	tap_is_int(p->disk.n_parts, 3, "partitions replaced (arrays replace)");
+	tap_is_int(p->disk.parts[1].start, 513 * MiB, "root after the larger esp");
+	tap_is_int(p->disk.parts[1].size, 2 * GiB, "root is 2G");
+	tap_is_int(p->disk.parts[2].start, 3 * GiB, "srv at its explicit start");
+	tap_is_int(p->disk.parts[2].size, 1 * GiB - table_gpt.tail_reserved, "srv fills the rest");
+	tap_is_str(p->disk.parts[2].label, "data", "explicit label kept");
+	tap_ok(p->disk.parts[2].bootable, "bootable true kept");
+	tap_is_str(p->hostname, "hub", "hostname from firstboot");
+	tap_ok(!json_object_object_get_ex(p->json, "extends", NULL), "\"extends\" is not in the resolved profile");
+	json_object *steps = json_object_object_get(p->firstboot, "steps");
+	tap_ok(steps && key_at(steps, 0) && STREQ(key_at(steps, 0), "alpha") && STREQ(key_at(steps, 1), "zeta"),
+	       "firstboot passed through, keys sorted");
+	profile_free(p);
+}
+
+static void test_list(void)
+{
+	_cleanup_strv_ char **names = NULL;
+	int r = profile_list(&names);
+	tap_is_int(r, 0, "profile_list");
+	bool sorted = names && names[0];
+	for (size_t i = 1; sorted && names[i]; i++)
+		sorted = strcmp(names[i - 1], names[i]) < 0;
+	bool has_base = false, has_empty = false;
+	for (size_t i = 0; names && names[i]; i++) {
+		has_base = has_base || STREQ(names[i], "base-debian");
+		has_empty = has_empty || STREQ(names[i], "empty");
+	}
+	tap_ok(sorted && has_base && has_empty, "profile_list: sorted names without .json");
+}
+
+/* Run the real binary; stdout and stderr come back separately. */
+static int run_cli(const char *bin, const char *datadir, char **ret_out, char **ret_err, const char *a1,
+		   const char *a2, const char *a3)
+{
+	_cleanup_free_ char *errpath = NULL, *env = NULL;
+	if (asprintf(&errpath, "%s/stderr", tmp) < 0 || asprintf(&env, "PMOVES_DATADIR=%s", datadir) < 0)
+		abort();
+	int fd = open(errpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		abort();
+	char *argv[] = { (char *)bin, (char *)a1, (char *)a2, (char *)a3, NULL };
+	char *envv[] = { env, NULL };
+	struct run_opts o = { .out_fd = fd, .in_fd = -1, .capture = ret_out, .env = envv };
+	int r = run_argv(argv, &o);
+	close(fd);
+	if (read_file(errpath, 1 << 20, ret_err, NULL) < 0)
+		*ret_err = strdup("");
+	return r;
+}
+
+static void test_cli(void)
+{
+	const char *build = getenv("PMOVES_BUILD");
+	_cleanup_free_ char *bin = NULL, *datadir = NULL, *gooddir = NULL, *badfile = NULL;
+	if (asprintf(&bin, "%s/pmoves-image", build && *build ? build : "build") < 0 ||
+	    asprintf(&datadir, "%s", tmp) < 0 || asprintf(&gooddir, "%s/good", tmp) < 0 ||
+	    asprintf(&badfile, "%s/profiles/size-12q.json", tmp) < 0)
+		abort();
+	if (access(bin, X_OK) < 0) {
+		for (int i = 0; i < 17; i++)
+			tap_skip("pmoves-image command line", "binary not built");
+		return;
+	}
+	_cleanup_free_ char *basebuf = NULL;
+	if (read_file("profiles/base-debian.json", 1 << 20, &basebuf, NULL) == 0)
+		write_at("good/profiles/base-debian.json", basebuf);
+	write_at("good/profiles/small.json", "{\"description\":\"a small one\"," GOOD_DISK "}");
+
+	char *out = NULL, *err = NULL;
+	int r = run_cli(bin, datadir, &out, &err, "validate", "base-debian", NULL);
+	tap_is_int(r, 0, "validate base-debian: exit 0");
+	tap_is_str(out, "'base-debian': ok\n", "validate base-debian: says ok");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "validate", "base-debian", badfile);
+	tap_is_int(r, 2, "validate good bad: exit 2");
+	tap_is_str(out, "'base-debian': ok\n", "validate good bad: ok for the good one");
+	tap_contains(err, "size-12q.json: .disk.partitions[1].size: \"12Q\" is not a size",
+		     "validate good bad: the message on stderr");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "validate", "no-such-profile", NULL);
+	tap_is_int(r, 3, "validate of a missing profile: exit 3");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "validate", NULL, NULL);
+	tap_is_int(r, 2, "validate without arguments: exit 2");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "validate", "--help", NULL);
+	tap_ok(r == 0 && out && strstr(out, "usage: pmoves-image validate"), "validate --help");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "show", "base-debian", NULL);
+	tap_is_int(r, 0, "show base-debian: exit 0");
+	json_object *j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(j && STREQ(json_object_get_string(json_object_object_get(j, "name")), "base-debian") &&
+		       STREQ(key_at(j, 0), "name"),
+	       "show prints the resolved JSON, name first");
+	json_object *rootfs = json_object_object_get(j, "rootfs");
+	tap_is_str(json_object_get_string(json_object_object_get(rootfs, "mirror")), "http://deb.debian.org/debian",
+		   "show includes the defaults");
+	json_object_put(j);
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "show", badfile, NULL);
+	tap_ok(r == 2 && err && strstr(err, "is not a size"), "show of an invalid profile: exit 2 and the message");
+	free(out), free(err);
+
+	r = run_cli(bin, datadir, &out, &err, "list", NULL, NULL);
+	tap_is_int(r, 2, "list with invalid profiles: exit 2");
+	tap_ok(out && strstr(out, "\nbase-debian ") && strstr(out, "\nsize-12q ") &&
+		       strstr(out, "(invalid: ") && strstr(out, "is not a size"),
+	       "list shows the valid and the invalid profiles");
+	free(out), free(err);
+
+	r = run_cli(bin, gooddir, &out, &err, "list", NULL, NULL);
+	tap_is_int(r, 0, "list with only valid profiles: exit 0");
+	tap_ok(out && strncmp(out, "base-debian  Debian", 19) == 0 && strstr(out, "\nsmall        a small one\n"),
+	       "list aligns names and descriptions");
+	if (out)
+		tap_diag("%s", out);
+	free(out), free(err);
+
+	r = run_cli(bin, gooddir, &out, &err, "list", "--json", NULL);
+	j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(r == 0 && json_object_is_type(j, json_type_array) && json_object_array_length(j) == 2 &&
+		       STREQ(json_object_get_string(
+				     json_object_object_get(json_object_array_get_idx(j, 1), "description")),
+			     "a small one"),
+	       "list --json");
+	json_object_put(j);
+	free(out), free(err);
+
+	r = run_cli(bin, gooddir, &out, &err, "list", "--bogus", NULL);
+	tap_is_int(r, 2, "list --bogus: exit 2");
+	free(out), free(err);
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmp)) {
+		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	setenv("PMOVES_DATADIR", tmp, 1);
+	_cleanup_free_ char *ov = NULL;
+	if (asprintf(&ov, "%s/overlays/common", tmp) < 0 || mkdir_p(ov, 0755) < 0)
+		abort();
+
+	test_bad();
+	test_bad_other();
+	test_base_debian();
+	test_child();
+	test_list();
+	test_cli();
+
+	int r = tap_done();
+	if (r == 0 && !getenv("PMOVES_TEST_KEEP"))
+		rm_rf(tmp);
+	else
+		tap_diag("fixtures left in %s", tmp);
+	return r;
+}
