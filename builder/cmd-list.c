@@ -10,7 +10,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pmoves-image list [--json]\n\n"
-		   "List the profiles in the profile directory (%s): name and description.\n"
+		   "List the profiles in the profile directory '%s': name and description.\n"
 		   "A profile that does not load is listed as \"(invalid: ...)\".\n\n"
 		   "  --json   print a JSON array of {name, description} or {name, error}\n\n"
 		   "exit status: 0 all profiles valid, 2 bad usage or an invalid profile,\n"

@@ -10,7 +10,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pmoves-image show NAME|FILE\n\n"
-		   "Print the profile NAME (from %s) or FILE (a path, or a name ending in .json)\n"
+		   "Print the profile NAME (from '%s') or FILE (a path, or a name ending in .json)\n"
 		   "fully resolved: after \"extends\" and with every default filled in, keys in a\n"
 		   "fixed order.\n\n"
 		   "exit status: 0 ok, 2 bad usage or invalid profile, 3 no such profile\n",

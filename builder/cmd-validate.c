@@ -9,7 +9,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pmoves-image validate NAME|FILE...\n\n"
-		   "Check each profile: NAME is looked up in %s, FILE is a path (or a name\n"
+		   "Check each profile: NAME is looked up in '%s', FILE is a path (or a name\n"
 		   "ending in .json). Prints \"'X': ok\" for a valid profile and the first problem of an\n"
 		   "invalid one (FILE: .json.path: problem) on stderr.\n\n"
 		   "exit status: 0 all valid, 2 bad usage or any profile invalid, 3 a profile file\n"
