@@ -284,9 +284,20 @@ static void find_paths(const char *argv0)
 			abort();
 	} else if (asprintf(&pmimage, "%s/pmoves-image", dir) < 0)
 		abort();
+	/* The source tree: $PMOVES_SRCDIR, the current directory (make check), or the parent of
+	 * the build directory. */
 	const char *src = getenv("PMOVES_SRCDIR");
 	if (asprintf(&fixtures, "%s/tests/fixtures/inspect", src && *src ? src : ".") < 0)
 		abort();
+	if (!(src && *src) && access(fixtures, F_OK) < 0) {
+		free(fixtures);
+		if (asprintf(&fixtures, "%s/../tests/fixtures/inspect", pmimage) < 0)
+			abort();
+		char *slash = strstr(fixtures, "/pmoves-image/../");
+		if (slash)
+			memmove(slash, slash + strlen("/pmoves-image"), strlen(slash + strlen("/pmoves-image")) + 1);
+	}
+	tap_diag("binary '%s', fixtures '%s'", pmimage, fixtures);
 }
 
 static void test_printable(void)
