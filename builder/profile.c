@@ -229,7 +229,7 @@ static struct quoted quote(const char *s)
 /* Path components: ".key" for plain keys, ["key"] for anything else, "[i]" for indexes. */
 static char *path_key(const char *base, const char *key)
 {
-	bool plain = *key != '\0';
+	bool plain = *key != '\0' && strlen(key) <= 60;
 	for (const char *k = key; *k; k++)
 		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
 		      *k == '_' || *k == '-'))
@@ -373,6 +373,8 @@ static int check_value(struct ctx *c, const char *file, const char *path, json_o
 	if (!json_object_is_type(v, f->type))
 		return fail_file(c, -EINVAL, file, path, "expected %s, got %s", type_name(f->type),
 				 type_name(json_object_get_type(v)));
+	if (f->type == json_type_string && strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		return fail_file(c, -EINVAL, file, path, "the string contains a NUL character");
 	if (f->type == json_type_object)
 		return check_fields(c, file, path, v, f->sub, f->open);
 	if (f->type != json_type_array)
@@ -386,6 +388,9 @@ static int check_value(struct ctx *c, const char *file, const char *path, json_o
 		if (!json_object_is_type(e, f->elem))
 			return fail_file(c, -EINVAL, file, p, "expected %s, got %s", type_name(f->elem),
 					 type_name(json_object_get_type(e)));
+		if (f->elem == json_type_string &&
+		    strlen(json_object_get_string(e)) != (size_t)json_object_get_string_len(e))
+			return fail_file(c, -EINVAL, file, p, "the string contains a NUL character");
 		if (f->elem == json_type_object) {
 			int r = check_fields(c, file, p, e, f->sub, false);
 			if (r < 0)
@@ -429,6 +434,10 @@ static int load_file(struct ctx *c, const char *display)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
+	struct stat st;
+	/* Before opening: a FIFO would block the open. */
+	if (stat(display, &st) == 0 && !S_ISREG(st.st_mode))
+		return fail_file(c, -EINVAL, display, NULL, "not a regular file");
 	int r = read_file(display, PROFILE_FILE_MAX, &buf, &len);
 	if (r == -EFBIG)
 		return fail_file(c, -EINVAL, display, NULL, "file is larger than 1 MiB");
