@@ -513,7 +513,7 @@ static void test_cli(void)
 	    asprintf(&badfile, "%s/profiles/size-12q.json", tmp) < 0)
 		abort();
 	if (access(bin, X_OK) < 0) {
-		for (int i = 0; i < 17; i++)
+		for (int i = 0; i < 18; i++)
 			tap_skip("pmoves-image command line", "binary not built");
 		return;
 	}
