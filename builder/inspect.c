@@ -486,6 +486,10 @@ static int check_str(struct inspect_report *rep, unsigned number, const char *fi
 	if (mv && !json_object_is_type(mv, json_type_string))
 		return add_mismatch(rep, number, field, json_object_to_json_string(mv), ival);
 	const char *m = mv ? json_object_get_string(mv) : NULL;
+	/* The build writes "" for a value that does not exist (a partition without a filesystem
+	 * has fs "none" and fs_uuid ""). */
+	if (m && (!*m || (STREQ(field, "fs") && STREQ(m, "none"))))
+		m = NULL;
 	bool same;
 	uint64_t a, b;
 	if (!m || !ival)
@@ -528,8 +532,10 @@ static int check_mbr_type(struct inspect_report *rep, unsigned number, struct js
 		ok = ival < 0;
 	if (ok)
 		return 0;
-	return add_mismatch(rep, number, "mbr_type", mv ? json_object_to_json_string(mv) : NULL,
-			    ival >= 0 ? ibuf : NULL);
+	const char *mtext = !mv ? NULL :
+			    json_object_is_type(mv, json_type_string) ? json_object_get_string(mv) :
+									json_object_to_json_string(mv);
+	return add_mismatch(rep, number, "mbr_type", mtext, ival >= 0 ? ibuf : NULL);
 }
 
 static int compare_table(const struct inspect_image *img, struct json_object *t, struct inspect_report *rep)
@@ -537,11 +543,17 @@ static int compare_table(const struct inspect_image *img, struct json_object *t,
 	bool gpt = img->table && STREQ(img->table, "gpt"), mbr = img->table && STREQ(img->table, "mbr");
 	struct json_object *v;
 	int r = add_checked(rep, 0);
-	if (r == 0 && json_object_object_get_ex(t, "type", &v))
+	/* The build records both a disk GUID and an MBR disk id; only the one of the table type
+	 * it wrote is on the disk (a different type is a mismatch of its own). */
+	const char *kind = img->table;
+	if (json_object_object_get_ex(t, "type", &v)) {
+		if (json_object_is_type(v, json_type_string))
+			kind = json_object_get_string(v);
 		r = check_str(rep, 0, "type", v, img->table, CMP_NOCASE);
-	if (r == 0 && json_object_object_get_ex(t, "disk_guid", &v))
+	}
+	if (r == 0 && kind && strcasecmp(kind, "gpt") == 0 && json_object_object_get_ex(t, "disk_guid", &v))
 		r = check_str(rep, 0, "disk_guid", v, gpt ? img->disk_id : NULL, CMP_NOCASE);
-	if (r == 0 && json_object_object_get_ex(t, "disk_id", &v))
+	if (r == 0 && kind && strcasecmp(kind, "mbr") == 0 && json_object_object_get_ex(t, "disk_id", &v))
 		r = check_str(rep, 0, "disk_id", v, mbr ? img->disk_id : NULL, CMP_HEX);
 	if (r == 0 && json_object_object_get_ex(t, "size", &v))
 		r = check_u64(rep, 0, "size", v, img->size);
@@ -559,12 +571,14 @@ static int compare_partition(const struct inspect_image *img, const struct inspe
 		r = check_u64(rep, number, "start", v, p->start);
 	if (r == 0 && json_object_object_get_ex(mp, "size", &v))
 		r = check_u64(rep, number, "size", v, p->size);
-	if (r == 0 && json_object_object_get_ex(mp, "type_guid", &v))
+	/* The build records a type GUID for MBR partitions too, and names them: only GPT keeps
+	 * either on the disk. A table of another type is flagged by the table's own check. */
+	bool gpt = img->table && STREQ(img->table, "gpt"), mbr = img->table && STREQ(img->table, "mbr");
+	if (r == 0 && gpt && json_object_object_get_ex(mp, "type_guid", &v))
 		r = check_str(rep, number, "type_guid", v, p->type_guid, CMP_NOCASE);
-	if (r == 0 && json_object_object_get_ex(mp, "mbr_type", &v))
+	if (r == 0 && mbr && json_object_object_get_ex(mp, "mbr_type", &v))
 		r = check_mbr_type(rep, number, v, p->mbr_type);
-	/* The manifest's name is the GPT partition name; MBR partitions have none. */
-	if (r == 0 && img->table && STREQ(img->table, "gpt") && json_object_object_get_ex(mp, "name", &v))
+	if (r == 0 && gpt && json_object_object_get_ex(mp, "name", &v))
 		r = check_str(rep, number, "name", v, p->name, CMP_EXACT);
 	if (r == 0 && json_object_object_get_ex(mp, "uuid", &v))
 		r = check_str(rep, number, "uuid", v, p->uuid, CMP_NOCASE);
@@ -573,7 +587,9 @@ static int compare_partition(const struct inspect_image *img, const struct inspe
 	if (r == 0 && json_object_object_get_ex(mp, "fs_uuid", &v))
 		r = check_str(rep, number, "fs_uuid", v, p->fs_uuid, CMP_NOCASE);
 	if (r == 0 && json_object_object_get_ex(mp, "label", &v))
-		r = check_str(rep, number, "label", v, p->fs_label, CMP_EXACT);
+		/* FAT labels are case-insensitive (DOS stores them upper case). */
+		r = check_str(rep, number, "label", v, p->fs_label,
+			      p->fs && STREQ(p->fs, "vfat") ? CMP_NOCASE : CMP_EXACT);
 	return r;
 }
 

@@ -453,12 +453,18 @@ int main(int argc, char **argv)
 	struct json_object *p1 = json_object_array_get_idx(jget(man, "partitions"), 0);
 	json_object_object_add(p1, "start", json_object_new_int64(2 * MiB));
 	json_object_object_add(p1, "label", json_object_new_string("EFI"));
+	struct json_object *p3 = json_object_new_object();
+	json_object_object_add(p3, "number", json_object_new_int(3));
+	json_object_object_add(p3, "fs", json_object_new_string("none"));
+	json_object_object_add(p3, "fs_uuid", json_object_new_string(""));
+	json_object_array_add(jget(man, "partitions"), p3);
 	write_json(gman, man);
 	inspect(&res, gimg, NULL);
+	tap_contains(res.out, "\n  partition 3: missing from the image\n", "gpt + extra manifest partition: missing");
 	tap_contains(res.out, "partition 1: start differs: manifest '2097152', image '1048576'",
 		     "gpt + wrong start: named with both values");
 	tap_contains(res.out, "partition 1: label differs: manifest 'EFI', image 'ESP'", "gpt + wrong label: named");
-	tap_contains(res.out, "\nmanifest: 3 mismatches\n", "gpt + three wrong fields: counted");
+	tap_contains(res.out, "\nmanifest: 4 mismatches\n", "gpt + four mismatches: counted");
 	json_object_put(man);
 
 	/* Not JSON at all. */
@@ -493,10 +499,19 @@ int main(int argc, char **argv)
 	man = load_fixture("manifest-mbr.json");
 	if (tap_ok(man != NULL, "load fixture manifest-mbr.json")) {
 		write_json(mman, man);
-		json_object_put(man);
 		inspect(&res, mimg, NULL);
 		tap_is_int(res.status, 0, "mbr + matching manifest: exit 0");
-		tap_contains(res.out, "\nmanifest: matches\n", "mbr + matching manifest: matches");
+		tap_contains(res.out, "\nmanifest: matches\n",
+			     "mbr + matching manifest (with the build's type_guid and disk_guid, a FAT label in "
+			     "another case): matches");
+		json_object_object_add(json_object_array_get_idx(jget(man, "partitions"), 0), "mbr_type",
+				       json_object_new_string("0x83"));
+		write_json(mman, man);
+		inspect(&res, mimg, NULL);
+		tap_is_int(res.status, 1, "mbr + wrong type byte: exit 1");
+		tap_contains(res.out, "partition 1: mbr_type differs: manifest '0x83', image '0x0c'",
+			     "mbr + wrong type byte: named with both values");
+		json_object_put(man);
 	}
 
 	/* Broken and hostile inputs: clear errors, never a crash. */
