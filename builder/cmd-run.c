@@ -1,4 +1,141 @@
+/* pmoves-image run IMAGE: boot an image in QEMU, optionally as a test (--expect). */
 #include "cmd.h"
+#include "log.h"
+#include "qemu.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
-/* placeholder */
-int cmd_run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not yet\n"); return 1; }
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
+		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
+		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [-v]\n"
+		"\n"
+		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
+		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
+		"in snapshot mode (the image is not changed) unless --persist. The serial console is\n"
+		"copied to stdout; with --expect it is watched instead.\n"
+		"\n"
+		"options:\n"
+		"  --arch ARCH      x86_64 or aarch64; default: \"arch\" of manifest.json beside the\n"
+		"                   image, else the GPT type of its root partition, else x86_64\n"
+		"  --expect REGEX   POSIX extended regex; exit 0 as soon as a console line matches it\n"
+		"                   (ANSI escapes and \\r removed), printing that line\n"
+		"  --timeout S      give up after S seconds, exit 1 (default 600 with --expect, none\n"
+		"                   without)\n"
+		"  --config FILE    JSON object given to the guest as fw_cfg opt/ai.pmoves/device.json\n"
+		"  --persist        write to the image (default: snapshot, changes are discarded)\n"
+		"  --log FILE       also write the raw console and QEMU's messages to FILE\n"
+		"  --memory MiB     guest memory (default %u)\n"
+		"  --cpus N         guest CPUs (default %u)\n"
+		"  --net            user-mode network with restrict=off (default: restrict=on, no\n"
+		"                   connections out of the guest)\n"
+		"  --accel A        auto (default: KVM if a probe guest runs under it, else TCG), kvm,\n"
+		"                   or tcg\n"
+		"  -v, --verbose    print the QEMU command line\n"
+		"  -h, --help       show this help\n"
+		"\n"
+		"exit status: 0 matched (or QEMU exited 0 without --expect); 1 timeout, QEMU exited\n"
+		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
+		"130 interrupted\n",
+		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS);
+}
+
+static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsigned max, unsigned *ret)
+{
+	uint64_t v;
+	if (parse_u64(arg, &v) < 0 || v < min || v > max) {
+		log_error("--%s '%s' is not a whole number from %u to %u", name, arg, min, max);
+		return -EINVAL;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
+	       O_NET, O_ACCEL };
+	static const struct option opts[] = {
+		{ "arch", required_argument, NULL, O_ARCH },
+		{ "expect", required_argument, NULL, O_EXPECT },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "persist", no_argument, NULL, O_PERSIST },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "memory", required_argument, NULL, O_MEMORY },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "net", no_argument, NULL, O_NET },
+		{ "accel", required_argument, NULL, O_ACCEL },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct qemu_opts o = { 0 };
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_ARCH:
+			o.arch = optarg;
+			break;
+		case O_EXPECT:
+			o.expect = optarg;
+			break;
+		case O_TIMEOUT:
+			if (parse_uint_opt("timeout", optarg, 1, 7 * 24 * 3600, &o.timeout) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_CONFIG:
+			o.config = optarg;
+			break;
+		case O_PERSIST:
+			o.persist = true;
+			break;
+		case O_LOG:
+			o.log = optarg;
+			break;
+		case O_MEMORY:
+			if (parse_uint_opt("memory", optarg, 64, 1u << 20, &o.memory) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_CPUS:
+			if (parse_uint_opt("cpus", optarg, 1, 64, &o.cpus) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_NET:
+			o.net = true;
+			break;
+		case O_ACCEL:
+			o.accel = optarg;
+			break;
+		case 'v':
+			log_verbose = 1;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return EXIT_OK;
+		case ':':
+			log_error("option '%s' needs a value, see 'pmoves-image run --help'", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			log_error("'%s' is not an option of run, see 'pmoves-image run --help'", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		log_error("missing IMAGE, see 'pmoves-image run --help'");
+		return EXIT_USAGE;
+	}
+	if (argc - optind > 1) {
+		log_error("too many arguments: '%s', run takes one IMAGE", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	o.image = argv[optind];
+	return qemu_boot(&o);
+}
