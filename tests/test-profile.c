@@ -391,7 +391,7 @@ static void test_base_debian(void)
 	tap_ok(!p->rootfs.path && !p->rootfs.url && !p->rootfs.sha256, "no tarball keys");
 	tap_ok(p->rootfs.json && json_object_object_get(p->rootfs.json, "mirror"), "rootfs.json is the resolved section");
 	tap_is_str(p->disk.table, "gpt", "disk.table");
-	tap_is_int(p->disk.size, 4 * GiB, "disk.size is 4G");
+	tap_is_int(p->disk.size, 2 * GiB, "disk.size is 2G");
 	tap_is_int(p->disk.n_parts, 2, "two partitions");
 	const struct part_spec *esp = &p->disk.parts[0], *root = &p->disk.parts[1];
 	tap_is_str(esp->name, "esp", "esp name");
@@ -403,13 +403,13 @@ static void test_base_debian(void)
 	tap_ok(root->fill && !esp->fill, "root is the fill partition");
 	tap_is_str(root->label, "root", "root label defaults to the name");
 	tap_is_int(root->start, 257 * MiB, "root starts at 257 MiB");
-	tap_is_int(root->size, 4 * GiB - table_gpt.tail_reserved - 257 * MiB, "root ends where the backup GPT begins");
+	tap_is_int(root->size, 2 * GiB - table_gpt.tail_reserved - 257 * MiB, "root ends where the backup GPT begins");
 	tap_ok(!root->bootable && !esp->bootable, "bootable defaults to false");
 	tap_ok(profile_part_by_mount(p, "/") == root && profile_part_by_mount(p, "/boot/efi") == esp &&
 		       !profile_part_by_mount(p, "/srv"),
 	       "profile_part_by_mount");
 	tap_is_str(p->boot.loader, "systemd-boot", "boot.loader");
-	tap_is_str(p->boot.cmdline, "console=ttyS0,115200 console=tty0 rw", "boot.cmdline");
+	tap_is_str(p->boot.cmdline, "console=tty0 console=ttyS0,115200 rw", "boot.cmdline");
 	tap_ok(p->overlays && !p->overlays[0], "no overlays");
 	tap_ok(p->outputs && p->outputs[0] && STREQ(p->outputs[0], "raw") && !p->outputs[1], "outputs [\"raw\"]");
 	tap_ok(p->firstboot == NULL, "no firstboot section");
@@ -430,8 +430,8 @@ static void test_child(void)
 		 "  \"rootfs\": { \"suite\": \"trixie\" },\n"
 		 "  \"disk\": { \"partitions\": [\n"
 		 "    { \"name\": \"esp\", \"type\": \"esp\", \"size\": \"512M\", \"fs\": \"vfat\", \"mount\": \"/boot/efi\" },\n"
-		 "    { \"name\": \"root\", \"type\": \"root\", \"size\": \"2G\", \"fs\": \"ext4\", \"mount\": \"/\" },\n"
-		 "    { \"name\": \"srv\", \"type\": \"srv\", \"start\": \"3G\", \"size\": \"fill\", \"fs\": \"ext4\",\n"
+		 "    { \"name\": \"root\", \"type\": \"root\", \"size\": \"1G\", \"fs\": \"ext4\", \"mount\": \"/\" },\n"
+		 "    { \"name\": \"srv\", \"type\": \"srv\", \"start\": \"1600M\", \"size\": \"fill\", \"fs\": \"ext4\",\n"
 		 "      \"mount\": \"/srv\", \"label\": \"data\", \"bootable\": true } ] },\n"
 		 "  \"firstboot\": { \"hostname\": \"hub\", \"steps\": { \"zeta\": 1, \"alpha\": [true] } }\n"
 		 "}\n");
@@ -452,12 +452,12 @@ static void test_child(void)
 	for (const char **s = p->rootfs.packages; s && *s; s++)
 		npkg++;
 	tap_ok(npkg >= 8, "packages inherited from base-debian (%zu)", npkg);
-	tap_is_int(p->disk.size, 4 * GiB, "disk.size inherited");
+	tap_is_int(p->disk.size, 2 * GiB, "disk.size inherited");
 	tap_is_int(p->disk.n_parts, 3, "partitions replaced (arrays replace)");
 	tap_is_int(p->disk.parts[1].start, 513 * MiB, "root after the larger esp");
-	tap_is_int(p->disk.parts[1].size, 2 * GiB, "root is 2G");
-	tap_is_int(p->disk.parts[2].start, 3 * GiB, "srv at its explicit start");
-	tap_is_int(p->disk.parts[2].size, 1 * GiB - table_gpt.tail_reserved, "srv fills the rest");
+	tap_is_int(p->disk.parts[1].size, 1 * GiB, "root is 1G");
+	tap_is_int(p->disk.parts[2].start, 1600 * MiB, "srv at its explicit start");
+	tap_is_int(p->disk.parts[2].size, 2 * GiB - 1600 * MiB - table_gpt.tail_reserved, "srv fills the rest");
 	tap_is_str(p->disk.parts[2].label, "data", "explicit label kept");
 	tap_ok(p->disk.parts[2].bootable, "bootable true kept");
 	tap_is_str(p->hostname, "hub", "hostname from firstboot");
