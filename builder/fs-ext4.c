@@ -19,6 +19,7 @@ static int normalize_times(struct build *b, const struct plan_part *pp)
 		log_error("cannot open the ext4 filesystem of '%s': %s", pp->spec->name, error_message(e));
 		return -EIO;
 	}
+	fs->now = (time_t)b->epoch; /* the superblock's write time, set on close */
 	int isize = EXT2_INODE_SIZE(fs->super), r = 0;
 	ext2_inode_scan scan = NULL;
 	struct ext2_inode_large *in = calloc(1, (size_t)isize);

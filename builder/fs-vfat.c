@@ -120,6 +120,7 @@ static int vfat_make(struct build *b, struct plan_part *pp)
 	char *argv[12];
 	size_t n = 0;
 	argv[n++] = "mkfs.vfat";
+	argv[n++] = "--invariant"; /* else the label's directory entry gets the current time */
 	argv[n++] = "-C";
 	argv[n++] = img;
 	argv[n++] = "-i";

@@ -1,0 +1,37 @@
+# TAP helpers for the shell end-to-end tests. Source it; set PLAN first or call plan N.
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${PMOVES_BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+PMOVES_IMAGE=$BUILD/pmoves-image
+export PMOVES_DATADIR=${PMOVES_DATADIR:-$TOP}
+export MTOOLS_SKIP_CHECK=1
+_n=0
+_failed=0
+
+plan() { echo "1..$1"; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+ok() { # ok COND-EXIT-STATUS DESCRIPTION
+	_n=$((_n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $_n - $2"; else echo "not ok $_n - $2"; _failed=$((_failed + 1)); fi
+}
+check() { # check DESCRIPTION CMD...: runs CMD, ok when it exits 0; shows its output when not
+	_d=$1; shift
+	_out=$("$@" 2>&1); _rc=$?
+	ok $_rc "$_d"
+	[ $_rc -eq 0 ] || printf '%s\n' "$_out" | tail -n 15 | sed 's/^/# /'
+	return 0
+}
+is() { # is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "# expected '$2', got '$1'"; fi
+}
+diag() { echo "# $*"; }
+done_testing() { [ $_failed -eq 0 ]; exit $?; }
+
+need() { # need PROG...: skip the whole test when a tool is missing
+	for p in "$@"; do command -v "$p" >/dev/null 2>&1 || skip_all "'$p' is not installed (make deps)"; done
+}
+
+# Byte offset and size of partition N of IMG, from sfdisk's JSON.
+part_offset() { sfdisk --json "$1" | sed -n 's/.*"start": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
+part_size() { sfdisk --json "$1" | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
