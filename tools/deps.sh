@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config perl ca-certificates
 libarchive-dev libjson-c-dev libcurl4-openssl-dev libblkid-dev libext2fs-dev libefivar-dev libefiboot-dev
 mmdebstrap e2fsprogs dosfstools mtools fdisk gdisk squashfs-tools zstd bmap-tools
-qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64"
+qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 time"
 
 missing=
 for p in $PKGS; do
