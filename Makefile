@@ -68,13 +68,18 @@ tests: $(TEST_BIN)
 deps:
 	$(Q)sh tools/deps.sh
 
-check: deps all tests
+# deps first, then a fresh make: pkg-config is read when the Makefile is, so the libraries
+# that deps installs are only seen by a new make.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(sort $(wildcard tests/e2e/*.t))
 
-demo: deps all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh tools/demo.sh
 
-bench: deps all
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh tools/bench.sh
 
 install: all
