@@ -51,6 +51,46 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
 	h[7] += hh;
 }
 
+/* A block of zeros has an all-zero message schedule: only the rounds remain. */
+static void sha256_block_zero(uint32_t h[8])
+{
+	uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+	for (int i = 0; i < 64; i++) {
+		uint32_t t1 = hh + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K[i];
+		uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+		hh = g;
+		g = f;
+		f = e;
+		e = d + t1;
+		d = c;
+		c = b;
+		b = a;
+		a = t1 + t2;
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+	h[4] += e;
+	h[5] += f;
+	h[6] += g;
+	h[7] += hh;
+}
+
+void sha256_update_zeros(struct sha256 *s, uint64_t n)
+{
+	static const uint8_t zeros[64];
+	if (s->fill) {
+		size_t take = 64 - s->fill < n ? 64 - s->fill : (size_t)n;
+		sha256_update(s, zeros, take);
+		n -= take;
+	}
+	s->len += n / 64 * 64;
+	for (uint64_t blocks = n / 64; blocks; blocks--)
+		sha256_block_zero(s->h);
+	sha256_update(s, zeros, (size_t)(n % 64));
+}
+
 void sha256_init(struct sha256 *s)
 {
 	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -113,7 +153,6 @@ void sha256_hex(const uint8_t d[32], char out[65])
 
 int sha256_fd(int fd, char out_hex[65])
 {
-	static const uint8_t zeros[1 << 16];
 	struct sha256 s;
 	struct stat st;
 	if (fstat(fd, &st) < 0)
@@ -130,8 +169,8 @@ int sha256_fd(int fd, char out_hex[65])
 			data = end;
 		else if (data < 0)
 			data = pos;
-		for (; pos < data; pos += (off_t)sizeof(zeros))
-			sha256_update(&s, zeros, (size_t)(data - pos) < sizeof(zeros) ? (size_t)(data - pos) : sizeof(zeros));
+		if (data > pos)
+			sha256_update_zeros(&s, (uint64_t)(data - pos));
 		pos = data;
 		if (end >= 0 && pos >= end)
 			break;

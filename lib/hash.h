@@ -14,6 +14,8 @@ struct sha256 {
 
 void sha256_init(struct sha256 *s);
 void sha256_update(struct sha256 *s, const void *data, size_t len);
+/* The same as sha256_update() with N zero bytes, faster. */
+void sha256_update_zeros(struct sha256 *s, uint64_t n);
 void sha256_final(struct sha256 *s, uint8_t out[32]);
 void sha256_hex(const uint8_t digest[32], char out[65]);
 /* Digest of a whole file (sparse-aware: holes hash as zeros without being read). */

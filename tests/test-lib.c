@@ -1,0 +1,138 @@
+/* lib/: sha256, crc32, derived UUIDs, size parsing, run_argv. */
+#include "hash.h"
+#include "run.h"
+#include "tap.h"
+#include "util.h"
+
+#include <fcntl.h>
+
+static const char *hex_of(const void *data, size_t len)
+{
+	static char hex[65];
+	struct sha256 s;
+	uint8_t d[32];
+	sha256_init(&s);
+	sha256_update(&s, data, len);
+	sha256_final(&s, d);
+	sha256_hex(d, hex);
+	return hex;
+}
+
+static void test_sha256(void)
+{
+	tap_is_str(hex_of("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256 of nothing");
+	tap_is_str(hex_of("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256 of 'abc'");
+	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	tap_is_str(hex_of(two, strlen(two)), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+		   "sha256 of the two-block FIPS vector");
+
+	/* update_zeros must equal update with zero bytes, at every alignment. */
+	static const uint8_t zeros[300];
+	int same = 1;
+	for (size_t pre = 0; pre < 70 && same; pre += 7)
+		for (size_t n = 0; n < 200 && same; n += 13) {
+			struct sha256 a, b;
+			uint8_t da[32], db[32];
+			sha256_init(&a);
+			sha256_init(&b);
+			sha256_update(&a, "x", 1);
+			sha256_update(&b, "x", 1);
+			sha256_update(&a, zeros, pre);
+			sha256_update(&b, zeros, pre);
+			sha256_update(&a, zeros, n);
+			sha256_update_zeros(&b, n);
+			sha256_update(&a, "y", 1);
+			sha256_update(&b, "y", 1);
+			sha256_final(&a, da);
+			sha256_final(&b, db);
+			same = memcmp(da, db, 32) == 0;
+		}
+	tap_ok(same, "sha256_update_zeros equals hashing zero bytes");
+
+	/* A sparse file hashes as its bytes: holes are zeros. */
+	char path[] = "/tmp/test-lib-XXXXXX";
+	int fd = mkstemp(path);
+	int r = fd < 0 ? -1 : ftruncate(fd, 3 << 20);
+	if (r == 0 && pwrite(fd, "data", 4, 1 << 20) != 4)
+		r = -1;
+	uint8_t *buf = calloc(1, 3 << 20);
+	if (buf)
+		memcpy(buf + (1 << 20), "data", 4);
+	char got[65];
+	tap_ok(r == 0 && buf && sha256_fd(fd, got) == 0 && strcmp(got, hex_of(buf, 3 << 20)) == 0,
+	       "sha256_fd of a sparse file equals the hash of its bytes");
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
+static void test_ids(void)
+{
+	tap_is_int(crc32_ieee(0, "123456789", 9), 0xcbf43926, "crc32 check value");
+	uint8_t a[16], b[16], c[16];
+	uuid_derive("p/s", "part-uuid:root", a);
+	uuid_derive("p/s", "part-uuid:root", b);
+	uuid_derive("p/t", "part-uuid:root", c);
+	tap_ok(memcmp(a, b, 16) == 0 && memcmp(a, c, 16) != 0, "derived UUIDs depend on the seed, only on it");
+	tap_ok((a[6] >> 4) == 8 && (a[8] & 0xc0) == 0x80, "derived UUIDs are RFC 9562 version 8, variant 10");
+	char text[37];
+	uint8_t back[16];
+	uuid_format(a, text);
+	tap_ok(uuid_parse(text, back) == 0 && memcmp(a, back, 16) == 0, "uuid_format and uuid_parse round-trip");
+	tap_ok(uuid_parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93", back) < 0 &&
+		       uuid_parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93bx", back) < 0 &&
+		       uuid_parse("c12a7328xf81f-11d2-ba4b-00a0c93ec93b", back) < 0,
+	       "uuid_parse rejects bad text");
+}
+
+static void test_sizes(void)
+{
+	static const struct {
+		const char *s;
+		int r;
+		uint64_t v;
+	} cases[] = {
+		{ "512", 0, 512 },	   { "256M", 0, 256ull << 20 },	  { "4G", 0, 4ull << 30 }, { "1T", 0, 1ull << 40 },
+		{ "2MiB", 0, 2ull << 20 }, { "12Q", -EINVAL, 0 },	  { "-1G", -EINVAL, 0 },   { "", -EINVAL, 0 },
+		{ "1.5G", -EINVAL, 0 },    { "99999999T", -ERANGE, 0 }, { "G", -EINVAL, 0 },
+		{ "18446744073709551616", -ERANGE, 0 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		uint64_t v = 0;
+		int r = parse_size(cases[i].s, &v);
+		tap_ok(r == cases[i].r && (r < 0 || v == cases[i].v), "parse_size(\"%s\")", cases[i].s);
+	}
+	char buf[24];
+	format_size(4ull << 30, buf);
+	tap_is_str(buf, "4G", "format_size 4 GiB");
+	format_size(1536ull << 20, buf);
+	tap_is_str(buf, "1536M", "format_size 1536 MiB");
+	tap_ok(valid_name("base-debian", 64) && !valid_name("../x", 64) && !valid_name("-x", 64) && !valid_name("a b", 64),
+	       "valid_name");
+}
+
+static void test_run(void)
+{
+	char *out = NULL;
+	char *echo[] = { "printf", "%s|", "a b", "c'd", NULL };
+	struct run_opts o = { .capture = &out };
+	tap_is_int(run_argv(echo, &o), 0, "run_argv runs a program from argv");
+	tap_is_str(out, "a b|c'd|", "arguments reach it unsplit, unquoted");
+	free(out);
+	char *fail[] = { "false", NULL }, *missing[] = { "pmoves-no-such-program", NULL };
+	tap_is_int(run_argv(fail, NULL), 1, "exit status is returned");
+	tap_is_int(run_argv(missing, NULL), 127, "a missing program gives 127");
+	char *s = argv_to_string(echo);
+	tap_is_str(s, "printf '%s|' 'a b' 'c'\\''d'", "argv_to_string quotes for a log line");
+	free(s);
+}
+
+int main(void)
+{
+	test_sha256();
+	test_ids();
+	test_sizes();
+	test_run();
+	return tap_done();
+}
