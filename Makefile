@@ -42,6 +42,12 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# The data directory is compiled into profile.o: rebuild it when DATADIR changes.
+$(BUILD)/datadir.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(BUILD)/builder/profile.o: $(BUILD)/datadir.stamp
+
 $(BUILD)/libpmoves.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -93,6 +99,7 @@ clean:
 help:
 	@echo "targets: all deps check demo bench install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
 
-.PHONY: all tests deps check demo bench install clean help pmoves-image
+.PHONY: all tests deps check demo bench install clean help pmoves-image FORCE
+FORCE:
 .DELETE_ON_ERROR:
 -include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(TEST_BIN:.t=.d)

@@ -2,10 +2,12 @@
 #include "manifest.h"
 #include "hash.h"
 #include "log.h"
+#include "progress.h"
 #include "rootfs.h"
 #include "run.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
 
@@ -102,7 +104,11 @@ int manifest_write(struct build *b)
 			fclose(f);
 			return -ENOMEM;
 		}
-		int r = sha256_file(path, hex);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct progress pr;
+		progress_start(&pr, file);
+		int r = fd < 0 ? -errno : sha256_fd_progress(fd, hex, progress_cb, &pr);
+		progress_end(&pr);
 		if (r < 0 || stat(path, &st) < 0) {
 			fclose(f);
 			return log_errno(r < 0 ? r : -errno, "cannot checksum '%s'", path);

@@ -2,6 +2,7 @@
 #include "build.h"
 #include "hash.h"
 #include "log.h"
+#include "progress.h"
 #include "util.h"
 
 #include <archive.h>
@@ -47,6 +48,8 @@ static int copy_data(struct archive *in, struct archive *out)
 static int extract(struct build *b)
 {
 	int r = 0;
+	struct progress pr;
+	progress_start(&pr, "extracting");
 	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
 	if (!in || !out) {
 		r = -ENOMEM;
@@ -65,7 +68,11 @@ static int extract(struct build *b)
 		goto out;
 	}
 	struct archive_entry *e;
-	uint64_t entries = 0;
+	uint64_t entries = 0, total = 0;
+	struct stat tst;
+	if (stat(b->rootfs_tar, &tst) == 0)
+		total = (uint64_t)tst.st_size;
+
 	for (;;) {
 		int ar = archive_read_next_header(in, &e);
 		if (ar == ARCHIVE_EOF)
@@ -103,13 +110,16 @@ static int extract(struct build *b)
 			goto out;
 		}
 		entries++;
+		progress_update(&pr, (uint64_t)archive_filter_bytes(in, -1), total);
 	}
+	progress_end(&pr);
 	if (archive_write_close(out) != ARCHIVE_OK) {
 		log_error("cannot finish extracting: %s", archive_error_string(out));
 		r = -EIO;
 	}
 	log_info("tree: %" PRIu64 " entries extracted", entries);
 out:
+	progress_end(&pr);
 	if (in)
 		archive_read_free(in);
 	if (out)

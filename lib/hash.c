@@ -151,7 +151,10 @@ void sha256_hex(const uint8_t d[32], char out[65])
 	out[64] = '\0';
 }
 
-int sha256_fd(int fd, char out_hex[65])
+int sha256_fd(int fd, char out_hex[65]) { return sha256_fd_progress(fd, out_hex, NULL, NULL); }
+
+int sha256_fd_progress(int fd, char out_hex[65], void (*progress)(void *ctx, uint64_t done, uint64_t total),
+		       void *ctx)
 {
 	struct sha256 s;
 	struct stat st;
@@ -169,9 +172,14 @@ int sha256_fd(int fd, char out_hex[65])
 			data = end;
 		else if (data < 0)
 			data = pos;
-		if (data > pos)
-			sha256_update_zeros(&s, (uint64_t)(data - pos));
-		pos = data;
+		/* Zeros in 64 MiB steps, so progress keeps moving through a large hole. */
+		while (data > pos) {
+			uint64_t step = (uint64_t)(data - pos) < (64u << 20) ? (uint64_t)(data - pos) : (64u << 20);
+			sha256_update_zeros(&s, step);
+			pos += (off_t)step;
+			if (progress)
+				progress(ctx, (uint64_t)pos, (uint64_t)end);
+		}
 		if (end >= 0 && pos >= end)
 			break;
 		off_t hole = end >= 0 ? lseek(fd, pos, SEEK_HOLE) : -1;
@@ -189,6 +197,8 @@ int sha256_fd(int fd, char out_hex[65])
 				goto done;
 			sha256_update(&s, buf, (size_t)n);
 			pos += n;
+			if (progress)
+				progress(ctx, (uint64_t)pos, end >= 0 ? (uint64_t)end : 0);
 		}
 	}
 done:;

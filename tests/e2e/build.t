@@ -9,7 +9,7 @@ need mmdebstrap mke2fs mkfs.vfat mcopy sgdisk sfdisk e2fsck fsck.vfat debugfs
 T=$(mktemp -d /tmp/pmoves-e2e-build.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
-plan 27
+plan 30
 
 "$PMOVES_IMAGE" build base-debian -o "$T/a" >"$T/a.log" 2>&1
 rc=$?
@@ -58,8 +58,11 @@ cmp -s "$IMG" "$T/b/base-debian/base-debian.img"; ok $? "two builds give byte-id
 cmp -s "$D/manifest.json" "$T/b/base-debian/manifest.json"; ok $? "... and identical manifests"
 
 # Another seed, other identifiers.
-"$PMOVES_IMAGE" build base-debian --seed other -o "$T/c" >"$T/c.log" 2>&1
+"$PMOVES_IMAGE" build base-debian --seed other -v -o "$T/c" >"$T/c.log" 2>&1
 g1=$(sfdisk --json "$IMG" | sed -n 's/.*"id": *"\(.*\)".*/\1/p')
 g2=$(sfdisk --json "$T/c/base-debian/base-debian.img" | sed -n 's/.*"id": *"\(.*\)".*/\1/p')
 [ -n "$g1" ] && [ "$g1" != "$g2" ]; ok $? "--seed changes the disk GUID ($g1 vs $g2)"
+grep -q '^+ mke2fs .* -d ' "$T/c.log" && grep -q '^+ mkfs.vfat ' "$T/c.log"; ok $? "-v shows the external commands"
+grep -q '^+ mke2fs' "$T/a.log"; ok $((!$?)) "... which stay in build.log without -v"
+grep -q '^+ mke2fs' "$D/build.log"; ok $? "build.log records the commands"
 done_testing
