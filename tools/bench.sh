@@ -193,14 +193,17 @@ goal=$(awk -v n="$n_wall" -v b="$b_wall" 'BEGIN { print (b <= n / 2) ? "PASS" : 
 stages=$(sed -n 's/^\[[0-9]*\/[0-9]*\] \([^:]*\): \([0-9.]*\) s$/\1/p' "$WORK/b1.log")
 : >"$WORK/stages"
 for s in $stages; do
-	m=$(cat "$WORK"/b[0-9]*.log | sed -n "s/^\[[0-9]*\/[0-9]*\] $s: \([0-9.]*\) s\$/\1/p" | median)
-	echo "$s $m" >>"$WORK/stages"
+	all=$(for i in $(seq 1 "$RUNS"); do
+		sed -n "s/^\[[0-9]*\/[0-9]*\] $s: \([0-9.]*\) s\$/\1/p" "$WORK/b$i.log"
+	done)
+	echo "$s $(printf '%s\n' "$all" | median) $(printf '%s\n' "$all" | paste -sd,)" >>"$WORK/stages"
 done
 for i in $(seq 1 "$RUNS"); do
 	w=$(tail -n 1 "$WORK/b$i.time" | cut -d' ' -f1)
 	sed -n 's/^\[[0-9]*\/[0-9]*\] [^:]*: \([0-9.]*\) s$/\1/p' "$WORK/b$i.log" |
-		awk -v w="$w" '{ s += $1 } END { printf "%.3f\n", w - s }'
-done | median | sed 's/^/(other) /' >>"$WORK/stages"
+		awk -v w="$w" '{ s += $1 } END { printf "%.2f\n", w - s }'
+done >"$WORK/other"
+echo "(other) $(median <"$WORK/other") $(paste -sd, "$WORK/other")" >>"$WORK/stages"
 
 # 3. Allocation check on the last run's images.
 read -r b_used b_du b_table b_vfat b_ext4 < <(alloc_of "$WORK/builder.img") || die "allocation check of the builder's image failed"
@@ -213,7 +216,7 @@ b_alloc=$(verdict "$b_du" "$b_used")
 n_alloc=$(verdict "$n_du" "$n_used")
 
 # 4. The table.
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 echo
 echo "pmoves-image bench: profile '$PROFILE', $RUNS run(s), medians"
 printf '  %-34s %10s %10s\n' "" builder naive
@@ -222,7 +225,7 @@ printf '  %-34s %10s %10s\n' "peak RSS (KiB, largest process)" "$b_rss" "$n_rss"
 printf '  %-34s %10s\n' "ratio naive/builder" "$ratio"
 printf '  %-34s %10s\n' "goal: builder <= naive/2" "$goal"
 echo "  builder stages (s):"
-while read -r s m; do printf '    %-32s %10s\n' "$s" "$m"; done <"$WORK/stages"
+while read -r s m _; do printf '    %-32s %10s\n' "$s" "$m"; done <"$WORK/stages"
 echo "  allocation (MiB): du vs used = table + vfat + ext4"
 printf '    %-32s %10s %10s\n' "du -B1" "$(mb "$b_du")" "$(mb "$n_du")"
 printf '    %-32s %10s %10s\n' "used" "$(mb "$b_used")" "$(mb "$n_used")"
@@ -239,6 +242,8 @@ printf '    %-32s %10s %10s\n' "within 10%" "$b_alloc" "$n_alloc"
 		"$(cut -d' ' -f1 "$WORK/b.times" | paste -sd,)" "$(cut -d' ' -f2 "$WORK/b.times" | paste -sd,)"
 	printf '    "median_wall_s": %s,\n    "median_max_rss_kib": %s,\n    "median_stage_s": {' "$b_wall" "$b_rss"
 	awk '{ printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2 }' "$WORK/stages"
+	printf '},\n    "stage_s": {'
+	awk '{ printf "%s\"%s\": [%s]", (NR > 1 ? ", " : ""), $1, $3 }' "$WORK/stages"
 	printf '},\n    "alloc": {"du_bytes": %s, "used_bytes": %s, "table_bytes": %s, "vfat_bytes": %s, "ext4_bytes": %s, "over_pct": %s, "pass": %s}\n  },\n' \
 		"$b_du" "$b_used" "$b_table" "$b_vfat" "$b_ext4" "$b_pct" "$([ "$b_alloc" = PASS ] && echo true || echo false)"
 	printf '  "naive": {\n    "wall_s": [%s],\n    "max_rss_kib": [%s],\n' \
