@@ -63,6 +63,11 @@ static int download(struct build *b, const char *url, const char *want, const ch
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
 		curl_easy_setopt(c, CURLOPT_USERAGENT, "pmoves-image/" PMOVES_VERSION);
+		/* Trust another CA bundle the way OpenSSL programs do (private mirrors, tests). */
+		const char *ca = getenv("SSL_CERT_FILE");
+		if (ca && *ca)
+			curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+		curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
 		cr = curl_easy_perform(c);
 		curl_easy_cleanup(c);
 	}

@@ -202,6 +202,16 @@ static void set_times(int fd, const char *name, uint64_t t, int flags)
 int tree_write_file(struct build *b, const char *rel, const void *data, size_t len, mode_t mode)
 {
 	const char *base;
+	_cleanup_free_ char *parent = strdup(rel);
+	if (!parent)
+		return -ENOMEM;
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		*slash = '\0';
+		int r = tree_mkdir_p(b, parent, 0755);
+		if (r < 0)
+			return r;
+	}
 	_cleanup_close_ int dfd = tree_open_parent(b, rel, &base);
 	if (dfd < 0)
 		return dfd;
