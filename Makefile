@@ -102,4 +102,5 @@ help:
 .PHONY: all tests deps check demo bench install clean help pmoves-image FORCE
 FORCE:
 .DELETE_ON_ERROR:
+.SECONDARY:
 -include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(TEST_BIN:.t=.d)
