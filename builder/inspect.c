@@ -198,22 +198,6 @@ static int probe_fs(int fd, uint64_t off, uint64_t len, const char *path, struct
 	return 0;
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 /* libblkid found no table: say why as precisely as we can. Always returns -ENODATA. */
 static int explain_no_table(int fd, const char *path, uint64_t size)
 {

@@ -1,6 +1,7 @@
 /* GUID Partition Table (UEFI 2.10, chapter 5): protective MBR, primary and backup headers and
  * entry arrays. Also a reader and the "move the backup to the new end of a grown disk" step
  * that the first boot needs. Nothing here prints; errors are -errno. */
+#include "mbr.h"
 #include "table.h"
 #include "hash.h"
 #include "util.h"
@@ -47,24 +48,7 @@ struct gpt_entry {
 } __attribute__((packed));
 _Static_assert(sizeof(struct gpt_entry) == 128, "GPT entry is 128 bytes");
 
-struct mbr_record {
-	uint8_t boot_indicator;
-	uint8_t start_chs[3];
-	uint8_t os_type;
-	uint8_t end_chs[3];
-	uint32_t starting_lba;
-	uint32_t size_in_lba;
-} __attribute__((packed));
-_Static_assert(sizeof(struct mbr_record) == 16, "MBR partition record is 16 bytes");
 
-struct pmbr {
-	uint8_t boot_code[440];
-	uint32_t disk_signature;
-	uint16_t unknown;
-	struct mbr_record part[4];
-	uint16_t signature; /* 0xaa55 little-endian: bytes 0x55 0xaa */
-} __attribute__((packed));
-_Static_assert(sizeof(struct pmbr) == 512, "MBR is 512 bytes");
 
 /* GUIDs: the text (and uuid_parse) order is big-endian; on disk the first three fields are
  * little-endian ("mixed-endian"). The conversion is its own inverse. */
@@ -82,42 +66,6 @@ static bool guid_is_null(const uint8_t g[16])
 {
 	static const uint8_t zero[16];
 	return memcmp(g, zero, 16) == 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	if (off > (uint64_t)INT64_MAX - len)
-		return -EFBIG;
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n, len -= (size_t)n, off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-	if (off > (uint64_t)INT64_MAX - len)
-		return -EFBIG;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO; /* short file: the table cannot be there */
-		p += n, len -= (size_t)n, off += (uint64_t)n;
-	}
-	return 0;
 }
 
 /* Header CRC: over header_size bytes with the CRC field zeroed. SECTOR_BUF holds the header
@@ -228,15 +176,15 @@ static void gpt_fill_header(uint8_t sector_buf[SECTOR], uint64_t my_lba, uint64_
 
 /* The protective MBR's one record: type 0xEE from LBA 1 over the whole disk, or as much of it
  * as 32 bits can say. End CHS is the last LBA's, or 0xFFFFFF when CHS cannot express it. */
-static void pmbr_record(uint64_t last_lba, struct mbr_record *r)
+static void pmbr_record(uint64_t last_lba, struct mbr_part *r)
 {
 	memset(r, 0, sizeof(*r));
-	(void)mbr_chs(1, r->start_chs); /* 0x000200: head 0, sector 2, cylinder 0 */
-	r->os_type = 0xee;
-	if (!mbr_chs(last_lba, r->end_chs))
-		memset(r->end_chs, 0xff, 3);
-	r->starting_lba = htole32(1);
-	r->size_in_lba = htole32(last_lba > UINT32_MAX ? UINT32_MAX : (uint32_t)last_lba);
+	(void)mbr_chs(1, r->first_chs); /* 0x000200: head 0, sector 2, cylinder 0 */
+	r->type = 0xee;
+	if (!mbr_chs(last_lba, r->last_chs))
+		memset(r->last_chs, 0xff, 3);
+	r->first_lba = htole32(1);
+	r->sectors = htole32(last_lba > UINT32_MAX ? UINT32_MAX : (uint32_t)last_lba);
 }
 
 static int gpt_write(int fd, const struct table_layout *l)
@@ -261,9 +209,9 @@ static int gpt_write(int fd, const struct table_layout *l)
 
 	/* Only the table's bytes of LBA 0: boot code (bytes 0..439) stays as it is. The UEFI
 	 * spec wants the disk signature unused (zero) on a protective MBR. */
-	struct pmbr mbr = { .signature = htole16(0xaa55) };
+	struct mbr mbr = { .signature = htole16(0xaa55) };
 	pmbr_record(last_lba, &mbr.part[0]);
-	const size_t mbr_off = offsetof(struct pmbr, disk_signature);
+	const size_t mbr_off = offsetof(struct mbr, disk_signature);
 
 	/* Write order (as libfdisk's gpt_write() does it, following UEFI): backup array, backup
 	 * header, primary array, primary header, protective MBR. A crash part-way then leaves
@@ -494,18 +442,18 @@ int gpt_relocate_backup(int fd, uint64_t new_disk_size)
 
 	/* A pure protective MBR (one 0xEE record from LBA 1, the others empty) follows the new
 	 * size; a hybrid MBR is someone's deliberate choice and stays as it is. */
-	struct pmbr mbr;
+	struct mbr mbr;
 	if ((r = pread_full(fd, &mbr, sizeof(mbr), 0)) < 0)
 		return r;
-	static const struct mbr_record empty;
-	if (le16toh(mbr.signature) == 0xaa55 && mbr.part[0].os_type == 0xee &&
-	    le32toh(mbr.part[0].starting_lba) == 1 && memcmp(&mbr.part[1], &empty, sizeof(empty)) == 0 &&
+	static const struct mbr_part empty;
+	if (le16toh(mbr.signature) == 0xaa55 && mbr.part[0].type == 0xee &&
+	    le32toh(mbr.part[0].first_lba) == 1 && memcmp(&mbr.part[1], &empty, sizeof(empty)) == 0 &&
 	    memcmp(&mbr.part[2], &empty, sizeof(empty)) == 0 &&
 	    memcmp(&mbr.part[3], &empty, sizeof(empty)) == 0) {
-		struct mbr_record rec;
+		struct mbr_part rec;
 		pmbr_record(new_last, &rec);
-		rec.boot_indicator = mbr.part[0].boot_indicator;
-		if ((r = pwrite_full(fd, &rec, sizeof(rec), offsetof(struct pmbr, part))) < 0)
+		rec.status = mbr.part[0].status;
+		if ((r = pwrite_full(fd, &rec, sizeof(rec), offsetof(struct mbr, part))) < 0)
 			return r;
 	}
 

@@ -242,6 +242,42 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 	return 0;
 }
 
+int pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EFBIG;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n, len -= (size_t)n, off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	if (off > (uint64_t)INT64_MAX - len)
+		return -EFBIG;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n, len -= (size_t)n, off += (uint64_t)n;
+	}
+	return 0;
+}
+
 int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len)
 {
 	while (len) {
@@ -260,20 +296,9 @@ int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len)
 				return -errno;
 			if (rn == 0)
 				return -EIO;
-			int r;
-			const char *p = buf;
-			size_t left = (size_t)rn;
-			off_t o = out_off;
-			while (left) {
-				ssize_t wn = pwrite(out, p, left, o);
-				if (wn < 0) {
-					r = -errno;
-					return r;
-				}
-				p += wn;
-				o += wn;
-				left -= (size_t)wn;
-			}
+			int r = pwrite_full(out, buf, (size_t)rn, (uint64_t)out_off);
+			if (r < 0)
+				return r;
 			in_off += rn;
 			out_off += rn;
 			len -= (uint64_t)rn;

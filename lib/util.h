@@ -74,6 +74,9 @@ int rm_rf(const char *path);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /* Write temp, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+/* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
+int pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 /* Like copy_fd_range but only the data regions (SEEK_DATA/SEEK_HOLE); holes stay holes. */
 int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len);
