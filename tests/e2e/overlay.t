@@ -1,0 +1,85 @@
+#!/bin/bash
+# Overlays are copied into the image with their modes, owned by root; a hostile rootfs tarball
+# (an entry outside the root, a symlink pointing out of it) cannot make the builder write
+# outside its tree. Uses a small local tarball, so no mmdebstrap.
+. "$(dirname "$0")/lib.sh"
+need tar mke2fs mkfs.vfat mcopy debugfs
+[ "$(id -u)" = 0 ] || skip_all "building an image needs root (file owners)"
+[ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
+
+T=$(mktemp -d /tmp/pmoves-e2e-overlay.XXXXXX)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+plan 13
+export PMOVES_DATADIR=$T/data
+mkdir -p "$T/data/profiles" "$T/data/overlays/site/etc/pmoves" "$T/data/overlays/site/usr/local/bin"
+cp "$TOP/profiles/base-debian.json" "$T/data/profiles/"
+
+tiny_root() { # tiny_root DIR: what every stage needs
+	mkdir -p "$1/etc" "$1/boot/efi" "$1/usr/lib/systemd/boot/efi" "$1/usr/lib" "$1/usr/local/bin"
+	echo kernel >"$1/boot/vmlinuz-9.9.9-test"
+	echo initrd >"$1/boot/initrd.img-9.9.9-test"
+	echo efi >"$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	ln -s usr/lib "$1/lib"
+}
+tiny_root "$T/root"
+tar -C "$T/root" -cf "$T/root.tar" .
+
+# The overlay: a secret-like file 0600, a script 0755, a directory 0700, a symlink, and a file
+# under /lib, which is a symlink to usr/lib in the tree (merged /usr).
+echo 'setting=1' >"$T/data/overlays/site/etc/pmoves/site.conf"
+chmod 0600 "$T/data/overlays/site/etc/pmoves/site.conf"
+chmod 0700 "$T/data/overlays/site/etc/pmoves"
+printf '#!/bin/sh\necho hi\n' >"$T/data/overlays/site/usr/local/bin/hello"
+chmod 0755 "$T/data/overlays/site/usr/local/bin/hello"
+ln -s hello "$T/data/overlays/site/usr/local/bin/hi"
+mkdir -p "$T/data/overlays/site/lib/pmoves"
+echo lib >"$T/data/overlays/site/lib/pmoves/marker"
+chown -R 1234:1234 "$T/data/overlays/site"
+
+cat >"$T/data/profiles/ov.json" <<JSON
+{ "extends": "base-debian", "rootfs": { "source": "tarball", "path": "$T/root.tar" },
+  "overlays": ["site"] }
+JSON
+"$PMOVES_IMAGE" build ov -o "$T/out" >"$T/ov.log" 2>&1
+rc=$?; ok $rc "build with an overlay"
+[ $rc -eq 0 ] || tail -n 20 "$T/ov.log" | sed 's/^/# /'
+IMG=$T/out/ov/ov.img
+ROOT="$IMG?offset=$(part_offset "$IMG" 2)"
+mode_of() { debugfs -R "stat $1" "$ROOT" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p' | head -n 1; }
+owner_of() { debugfs -R "stat $1" "$ROOT" 2>/dev/null | sed -n 's/.*User: *\([0-9]*\) *Group: *\([0-9]*\).*/\1:\2/p' | head -n 1; }
+is "$(debugfs -R 'cat /etc/pmoves/site.conf' "$ROOT" 2>/dev/null)" "setting=1" "overlay file content"
+is "$(mode_of /etc/pmoves/site.conf)" 0600 "file mode 0600 kept"
+is "$(mode_of /etc/pmoves)" 0700 "directory mode 0700 kept"
+is "$(mode_of /usr/local/bin/hello)" 0755 "script mode 0755 kept"
+is "$(owner_of /etc/pmoves/site.conf)" 0:0 "owned by root, not by the overlay's owner"
+is "$(debugfs -R 'stat /usr/local/bin/hi' "$ROOT" 2>/dev/null | sed -n 's/.*Fast link dest: "\(.*\)"/\1/p')" hello \
+	"symlink copied as a symlink"
+is "$(debugfs -R 'cat /usr/lib/pmoves/marker' "$ROOT" 2>/dev/null)" lib "a path through the tree's /lib symlink lands in /usr/lib"
+
+# Hostile tarballs.
+mkdir -p "$T/evil1"
+tiny_root "$T/evil1"
+echo x >"$T/escape"
+tar -C "$T/evil1" -cf "$T/evil1.tar" . -P "$T/escape" --transform "s,^$T/escape,../../escape,"
+cat >"$T/data/profiles/evil1.json" <<JSON
+{ "extends": "base-debian", "rootfs": { "source": "tarball", "path": "$T/evil1.tar" } }
+JSON
+"$PMOVES_IMAGE" build evil1 -o "$T/out" >"$T/evil1.log" 2>&1
+rc=$?; [ $rc -ne 0 ]; ok $? "a tarball entry outside the root fails the build (exit $rc)"
+grep -q "has an entry outside its root: '../../escape'" "$T/evil1.log"; ok $? "... naming the entry"
+test ! -e "$T/out/evil1"; ok $? "... and writes no output"
+
+mkdir -p "$T/evil2" "$T/host-etc"
+tiny_root "$T/evil2"
+rmdir "$T/evil2/etc"
+ln -s "$T/host-etc" "$T/evil2/etc"
+tar -C "$T/evil2" -cf "$T/evil2.tar" .
+cat >"$T/data/profiles/evil2.json" <<JSON
+{ "extends": "base-debian", "rootfs": { "source": "tarball", "path": "$T/evil2.tar" } }
+JSON
+"$PMOVES_IMAGE" build evil2 -o "$T/out" >"$T/evil2.log" 2>&1
+is "$(ls -A "$T/host-etc")" "" "an absolute /etc symlink in the rootfs does not make the builder write on the host"
+# Inside the image the link dangles (the tree has no such directory), so the build stops there.
+grep -q "cannot write '/etc/fstab' in the image" "$T/evil2.log" && test ! -e "$T/out/evil2"
+ok $? "... the build stops with a message and no output"
+done_testing
