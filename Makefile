@@ -29,13 +29,19 @@ endif
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
+FIRSTBOOT_SRC := $(sort $(wildcard firstboot/*.c))
 TEST_SRC := $(sort $(wildcard tests/test-*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 BUILDER_OBJ := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 BUILDER_LIB_OBJ := $(filter-out $(BUILD)/builder/main.o,$(BUILDER_OBJ))
+FIRSTBOOT_OBJ := $(FIRSTBOOT_SRC:%.c=$(BUILD)/%.o)
+FIRSTBOOT_LIB_OBJ := $(filter-out $(BUILD)/firstboot/main.o,$(FIRSTBOOT_OBJ))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
+# tests/test-fb-*.c test pmoves-firstboot; the others pmoves-image.
+FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
+PROGRAMS := $(BUILD)/pmoves-image $(if $(FIRSTBOOT_SRC),$(BUILD)/pmoves-firstboot)
 
-all: $(BUILD)/pmoves-image pmoves-image
+all: $(PROGRAMS) pmoves-image
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,6 +64,15 @@ $(BUILD)/pmoves-image: $(BUILD)/builder/main.o $(BUILD)/libbuilder.a $(BUILD)/li
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/libfirstboot.a: $(FIRSTBOOT_LIB_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/pmoves-firstboot: $(BUILD)/firstboot/main.o $(BUILD)/libfirstboot.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/firstboot/%.o: CPPFLAGS += -Ifirstboot
+
 # The programs at the top of the tree, for people and tests.
 pmoves-image: $(BUILD)/pmoves-image
 	$(Q)ln -sf $< $@
@@ -66,7 +81,12 @@ $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libbuilder.a $(BUILD)/libpmoves.
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(FB_TEST_BIN): $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libfirstboot.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/%.o: CPPFLAGS += -Itests
+$(BUILD)/tests/test-fb-%.o: CPPFLAGS += -Ifirstboot
 
 tests: $(TEST_BIN)
 
@@ -91,6 +111,7 @@ bench: deps
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
+	$(if $(FIRSTBOOT_SRC),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
 
 clean:
@@ -103,4 +124,4 @@ help:
 FORCE:
 .DELETE_ON_ERROR:
 .SECONDARY:
--include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(TEST_BIN:.t=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d)
