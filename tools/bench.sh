@@ -39,6 +39,12 @@ trap 'rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A private copy of the builder, so that a rebuild in this tree during the runs (other people's
+# `make`) does not change what is measured halfway through.
+cp -L "$BIN" "$WORK/pmoves-image"
+BIN=$WORK/pmoves-image
+COMMIT=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
+
 # The naive pipeline, the way a person would write it. $1 = rootfs tarball, $2 = work dir.
 # Layout as in profiles/base-debian.json: GPT 2G, 256M ESP at 1 MiB, ext4 root filling the rest.
 # shellcheck disable=SC2016 # expanded by the sh -c that runs it
@@ -218,7 +224,7 @@ n_alloc=$(verdict "$n_du" "$n_used")
 # 4. The table.
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 echo
-echo "pmoves-image bench: profile '$PROFILE', $RUNS run(s), medians"
+echo "pmoves-image bench: profile '$PROFILE', builder at $COMMIT, $RUNS run(s), medians"
 printf '  %-34s %10s %10s\n' "" builder naive
 printf '  %-34s %10s %10s\n' "wall time (s)" "$b_wall" "$n_wall"
 printf '  %-34s %10s %10s\n' "peak RSS (KiB, largest process)" "$b_rss" "$n_rss"
@@ -237,7 +243,7 @@ printf '    %-32s %10s %10s\n' "within 10%" "$b_alloc" "$n_alloc"
 
 # 5. JSON.
 {
-	printf '{\n  "profile": "%s",\n  "runs": %d,\n  "tarball": "%s",\n' "$PROFILE" "$RUNS" "$TARBALL"
+	printf '{\n  "profile": "%s",\n  "commit": "%s",\n  "runs": %d,\n  "tarball": "%s",\n' "$PROFILE" "$COMMIT" "$RUNS" "$TARBALL"
 	printf '  "builder": {\n    "wall_s": [%s],\n    "max_rss_kib": [%s],\n' \
 		"$(cut -d' ' -f1 "$WORK/b.times" | paste -sd,)" "$(cut -d' ' -f2 "$WORK/b.times" | paste -sd,)"
 	printf '    "median_wall_s": %s,\n    "median_max_rss_kib": %s,\n    "median_stage_s": {' "$b_wall" "$b_rss"
