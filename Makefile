@@ -39,7 +39,7 @@ FIRSTBOOT_LIB_OBJ := $(filter-out $(BUILD)/firstboot/main.o,$(FIRSTBOOT_OBJ))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 # tests/test-fb-*.c test pmoves-firstboot; the others pmoves-image.
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
-PROGRAMS := $(BUILD)/pmoves-image $(if $(FIRSTBOOT_SRC),$(BUILD)/pmoves-firstboot)
+PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot)
 
 all: $(PROGRAMS) pmoves-image
 
@@ -111,7 +111,7 @@ bench: deps
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
-	$(if $(FIRSTBOOT_SRC),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
+	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
 
 clean:
