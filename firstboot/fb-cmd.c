@@ -1,0 +1,219 @@
+/* Commands: run, status, validate. Exit status: 0 ok, 1 failed/degraded/pending, 2 invalid
+ * config or bad usage, 3 missing file. */
+#include "fb-cmd.h"
+#include "fb-config.h"
+#include "fb-engine.h"
+#include "fb-report.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <sys/stat.h>
+
+static int usage_error(const char *cmd)
+{
+	fprintf(stderr, "%s: see '%s %s --help'\n", FB_NAME, FB_NAME, cmd);
+	return FB_EXIT_USAGE;
+}
+
+static int set_root(const char *root)
+{
+	int r = fb_root_set(root);
+	if (r < 0) {
+		fb_error("cannot use '%s' as the root: %s", root, strerror(-r));
+		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct fb_run_opts o = { 0 };
+	const char *root = "/";
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+r:nvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			root = optarg;
+			break;
+		case 'n':
+			o.dry_run = true;
+			break;
+		case 'v':
+			fb_verbose++;
+			break;
+		case 'h':
+			printf("usage: %s run [--root DIR] [--dry-run] [-v]\n\n"
+			       "Provision this machine from its first-boot config, step by step, once.\n"
+			       "  --root DIR   work on the tree DIR (every path, /proc and /sys too, is under it;\n"
+			       "               commands that change the running system are not run)\n"
+			       "  --dry-run    print the plan: each step and whether it would run; write nothing\n"
+			       "  -v           say more (the commands run)\n",
+			       FB_NAME);
+			return FB_EXIT_OK;
+		default:
+			return usage_error("run");
+		}
+	}
+	if (optind != argc)
+		return usage_error("run");
+	int r = set_root(root);
+	if (r)
+		return r;
+	umask(022);
+	return fb_engine_run(fb_steps, fb_steps_count, &o);
+}
+
+static void print_status(json_object *o)
+{
+	json_object *v, *steps;
+	printf("status: %s\n", json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "?");
+	if (json_object_object_get_ex(o, "config_error", &v))
+		printf("config: %s\n", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "started", &v) && v)
+		printf("started: %s\n", json_object_get_string(v));
+	if (json_object_object_get_ex(o, "finished", &v) && v)
+		printf("finished: %s\n", json_object_get_string(v));
+	if (!json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_array))
+		return;
+	printf("\n%-12s %-8s %8s  %s\n", "STEP", "STATE", "MS", "MESSAGE");
+	for (size_t i = 0; i < json_object_array_length(steps); i++) {
+		json_object *s = json_object_array_get_idx(steps, i), *name, *state, *ms, *msg;
+		json_object_object_get_ex(s, "name", &name);
+		json_object_object_get_ex(s, "state", &state);
+		json_object_object_get_ex(s, "duration_ms", &ms);
+		json_object_object_get_ex(s, "message", &msg);
+		printf("%-12s %-8s %8s  %s\n", json_object_get_string(name), json_object_get_string(state),
+		       ms ? json_object_get_string(ms) : "-", msg ? json_object_get_string(msg) : "");
+	}
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *root = "/";
+	bool json = false;
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+r:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			root = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: %s status [--json] [--root DIR]\n\n"
+			       "Show the state, times and message of every step (from %s).\n", FB_NAME, FB_STATUS_PATH);
+			return FB_EXIT_OK;
+		default:
+			return usage_error("status");
+		}
+	}
+	if (optind != argc)
+		return usage_error("status");
+	int r = set_root(root);
+	if (r)
+		return r;
+	_cleanup_free_ char *text = NULL;
+	r = fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL);
+	if (r < 0) {
+		fb_error("cannot read '%s': %s%s", FB_STATUS_PATH, strerror(-r),
+			 r == -ENOENT ? " (first boot has not run yet)" : "");
+		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_FAILED;
+	}
+	json_object *o = json_tokener_parse(text);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		fb_error("'%s' is not a status file", FB_STATUS_PATH);
+		return FB_EXIT_FAILED;
+	}
+	if (json)
+		fputs(text, stdout);
+	else
+		print_status(o);
+	json_object *st;
+	bool ok = json_object_object_get_ex(o, "status", &st) && STREQ(json_object_get_string(st), "ok");
+	json_object_put(o);
+	return ok ? FB_EXIT_OK : FB_EXIT_FAILED;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+	if (argc < 2 || STREQ(argv[1], "--help") || STREQ(argv[1], "-h")) {
+		printf("usage: %s validate FILE...\n\n"
+		       "Check first-boot config files (firstboot.json, device.json) against the schema.\n", FB_NAME);
+		return argc < 2 ? FB_EXIT_USAGE : FB_EXIT_OK;
+	}
+	int rc = FB_EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		_cleanup_free_ char *err = NULL;
+		int r = fb_config_validate_file(argv[i], &err);
+		if (r == 0) {
+			printf("%s: valid\n", argv[i]);
+			continue;
+		}
+		fb_error("%s", err ? err : strerror(-r));
+		if (r == -ENOENT)
+			rc = FB_EXIT_MISSING;
+		else if (rc == FB_EXIT_OK)
+			rc = FB_EXIT_USAGE;
+	}
+	return rc;
+}
+
+static const struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "run", cmd_run, "provision the machine (or a tree with --root), or --dry-run for the plan" },
+	{ "status", cmd_status, "show every step's state, time and message" },
+	{ "validate", cmd_validate, "check config files" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: %s <command> [options]\n\ncommands:\n", FB_NAME);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'%s <command> --help' describes a command.\n"
+		   "exit status: 0 ok, 1 failed or degraded, 2 invalid config or bad usage, 3 missing file\n",
+		FB_NAME);
+}
+
+int fb_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return FB_EXIT_USAGE;
+	}
+	if (STREQ(argv[1], "--help") || STREQ(argv[1], "-h") || STREQ(argv[1], "help")) {
+		usage(stdout);
+		return FB_EXIT_OK;
+	}
+	if (STREQ(argv[1], "--version")) {
+		printf("%s %s\n", FB_NAME, PMOVES_VERSION);
+		return FB_EXIT_OK;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (STREQ(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "%s: '%s' is not a command, see '%s --help'\n", FB_NAME, argv[1], FB_NAME);
+	return FB_EXIT_USAGE;
+}

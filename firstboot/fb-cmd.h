@@ -1,0 +1,7 @@
+/* The commands of pmoves-firstboot; main() only calls fb_main(). Tests call it too. */
+#ifndef PMOVES_FB_CMD_H
+#define PMOVES_FB_CMD_H
+
+int fb_main(int argc, char **argv);
+
+#endif

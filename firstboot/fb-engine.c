@@ -1,0 +1,402 @@
+/* The engine.
+ *
+ * Why a power cut cannot apply a step twice or skip one. state.json is replaced atomically
+ * (temp, fsync, rename, fsync dir), so after a cut it holds either the old or the new record,
+ * never a mix. For each step the engine writes "running" (attempts + 1) before apply, and the
+ * outcome after it. A cut can find a step:
+ *   - without a record, or "pending"/"failed": it did not finish; it runs again through check;
+ *   - "running": apply may or may not have finished. It is never applied blindly: check says
+ *     whether the effect is there; if so the step ends "skipped" (already done), otherwise
+ *     apply runs. Apply itself writes with atomic renames, so "there" is all or nothing;
+ *   - "ok"/"skipped" under the same config: done, never run again;
+ *   - "reboot": applied, the reboot it asked for happened (or not): verify decides.
+ * Steps run in table order and a step's record is written before the next starts, so no
+ * later step can be recorded while an earlier one is not: nothing is skipped.
+ * The config's hash (without secrets) is in the state: a changed config re-checks every step. */
+#include "fb-engine.h"
+#include "fb-config.h"
+#include "fb-fetch.h"
+#include "fb-report.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+struct engine {
+	const struct fb_run_opts *o;
+	json_object *state;       /* {"version", "config", "status", "steps": {name: {state, attempts}}} */
+	json_object *state_steps; /* borrowed from state */
+	struct fb_status status;
+};
+
+static void crash_point(const char *step, const char *when)
+{
+	/* Test hook: PMOVES_FIRSTBOOT_CRASH_AFTER=STEP[:running|:applied] ends the program as a
+	 * power cut would, right after that point. */
+	const char *e = getenv("PMOVES_FIRSTBOOT_CRASH_AFTER");
+	size_t n = strlen(step);
+	if (!e || strncmp(e, step, n))
+		return;
+	if ((!when && !e[n]) || (when && e[n] == ':' && STREQ(e + n + 1, when))) {
+		fflush(stdout);
+		fflush(stderr);
+		_exit(99);
+	}
+}
+
+static const char *state_of(struct engine *e, const char *step, int64_t *ret_attempts)
+{
+	json_object *rec, *v;
+	if (ret_attempts)
+		*ret_attempts = 0;
+	if (!json_object_object_get_ex(e->state_steps, step, &rec))
+		return NULL;
+	if (ret_attempts && json_object_object_get_ex(rec, "attempts", &v))
+		*ret_attempts = json_object_get_int64(v);
+	return json_object_object_get_ex(rec, "state", &v) ? json_object_get_string(v) : NULL;
+}
+
+static int state_write(struct engine *e)
+{
+	if (e->o->dry_run)
+		return 0;
+	_cleanup_free_ char *text = fb_strdupf(
+		"%s\n", json_object_to_json_string_ext(e->state, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+	int r = text ? fb_write(FB_STATE_PATH, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1) : -ENOMEM;
+	if (r < 0)
+		fb_error("cannot write '%s': %s", FB_STATE_PATH, strerror(-r));
+	return r;
+}
+
+static int state_set(struct engine *e, const char *step, const char *state, int64_t attempts)
+{
+	json_object *rec = json_object_new_object();
+	if (!rec)
+		return -ENOMEM;
+	json_object_object_add(rec, "state", json_object_new_string(state));
+	json_object_object_add(rec, "attempts", json_object_new_int64(attempts));
+	json_object_object_add(e->state_steps, step, rec);
+	return state_write(e);
+}
+
+static void state_load(struct engine *e, const char *hash, bool *ret_same_config)
+{
+	_cleanup_free_ char *buf = NULL;
+	json_object *o = NULL, *steps, *v;
+	int r = fb_read(FB_STATE_PATH, FB_CONFIG_MAX, &buf, NULL);
+	if (r == 0 && !(o = json_tokener_parse(buf)))
+		fb_warn("'%s' is not JSON, starting afresh", FB_STATE_PATH);
+	else if (r < 0 && r != -ENOENT)
+		fb_warn("cannot read '%s': %s, starting afresh", FB_STATE_PATH, strerror(-r));
+	if (!o || !json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_object)) {
+		json_object_put(o);
+		o = json_object_new_object();
+		steps = json_object_new_object();
+		json_object_object_add(o, "steps", steps);
+	}
+	*ret_same_config = json_object_object_get_ex(o, "config", &v) && hash && STREQ(json_object_get_string(v), hash);
+	json_object_object_add(o, "version", json_object_new_int(1));
+	if (hash)
+		json_object_object_add(o, "config", json_object_new_string(hash));
+	e->state = o;
+	e->state_steps = steps;
+}
+
+static void step_end(struct engine *e, size_t i, const char *state, const char *msg)
+{
+	struct fb_step_status *s = &e->status.steps[i];
+	s->state = state;
+	free(s->message);
+	s->message = msg ? strdup(msg) : NULL;
+	if (s->started <= 0)
+		s->started = fb_wall_now();
+	s->finished = fb_wall_now();
+	fb_report_step(s->name, state, msg);
+	if (!e->o->dry_run)
+		fb_status_write(&e->status);
+}
+
+static void plan(const char *step, const char *action, const char *why)
+{
+	_cleanup_free_ char *clean = why ? fb_redact(why) : NULL;
+	printf("%s: plan step=%s %s%s%s\n", FB_NAME, step, action, clean ? " " : "", clean ? clean : "");
+	fflush(stdout);
+}
+
+static void step_options(json_object *config, const struct fb_step *s, bool *ret_enabled, bool *ret_required)
+{
+	json_object *steps, *rec, *v;
+	*ret_enabled = true;
+	*ret_required = s->required;
+	if (!json_object_object_get_ex(config, "steps", &steps) || !json_object_object_get_ex(steps, s->name, &rec))
+		return;
+	if (json_object_object_get_ex(rec, "enabled", &v))
+		*ret_enabled = json_object_get_boolean(v);
+	if (json_object_object_get_ex(rec, "required", &v))
+		*ret_required = json_object_get_boolean(v);
+}
+
+/* Run one step that needs running. Returns its final state. */
+static const char *run_step(struct engine *e, size_t i, const struct fb_step *s, json_object *section,
+			    const struct fb_ctx *ctx, const char *prev)
+{
+	_cleanup_free_ char *msg = NULL;
+	int64_t attempts;
+	state_of(e, s->name, &attempts);
+
+	if (prev && STREQ(prev, "reboot")) {
+		/* Applied before the reboot it asked for: only verify. */
+		if (e->o->dry_run) {
+			plan(s->name, "verify", "after the reboot it asked for");
+			return "ok";
+		}
+		e->status.steps[i].started = fb_wall_now();
+		fb_report_step(s->name, "start", "after reboot");
+		int r = s->verify ? s->verify(ctx, section, &msg) : 0;
+		const char *st = r < 0 ? "failed" : "ok";
+		state_set(e, s->name, st, attempts);
+		step_end(e, i, st, msg ? msg : r < 0 ? "not in effect after the reboot" : "in effect after reboot");
+		return st;
+	}
+
+	int r = s->check(ctx, section, &msg);
+	if (e->o->dry_run) {
+		plan(s->name, r > 0 ? "skip" : r == 0 ? "run" : "fail", r > 0 ? "already done" : msg);
+		return r > 0 ? "skipped" : r == 0 ? "ok" : "failed";
+	}
+	e->status.steps[i].started = fb_wall_now();
+	if (prev && STREQ(prev, "running") && attempts >= FB_MAX_ATTEMPTS && r == 0) {
+		state_set(e, s->name, "failed", attempts);
+		step_end(e, i, "failed", "interrupted too often: given up");
+		return "failed";
+	}
+	_cleanup_free_ char *detail = attempts > 0 ? fb_strdupf("attempt %lld", (long long)attempts + 1) : NULL;
+	fb_report_step(s->name, "start", detail);
+	state_set(e, s->name, "running", attempts + 1);
+	crash_point(s->name, "running");
+
+	const char *st;
+	if (r > 0) {
+		st = "skipped";
+		free(msg);
+		msg = strdup("already done");
+	} else if (r < 0) {
+		st = "failed";
+	} else {
+		free(msg);
+		msg = NULL;
+		enum fb_result res = s->apply(ctx, section, &msg);
+		crash_point(s->name, "applied");
+		if (res == FB_OK && s->verify) {
+			free(msg);
+			msg = NULL;
+			res = s->verify(ctx, section, &msg) < 0 ? FB_FAILED : FB_OK;
+		}
+		st = res == FB_OK ? "ok" : res == FB_PENDING ? "pending" : res == FB_REBOOT ? "reboot" : "failed";
+	}
+	state_set(e, s->name, st, attempts + 1);
+	step_end(e, i, st, msg);
+	crash_point(s->name, NULL);
+	return st;
+}
+
+static void disable_unit(void)
+{
+	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
+	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", "pmoves-firstboot.service",
+			 "pmoves-firstboot.timer", NULL };
+	int r = fb_run(argv);
+	if (r != 0)
+		fb_warn("cannot disable pmoves-firstboot.service: systemctl exited with %d", r);
+	if (fb_live()) {
+		char *stop[] = { "systemctl", "--no-block", "stop", "pmoves-firstboot.timer", NULL };
+		fb_run(stop);
+	}
+}
+
+static void power(const char *verb)
+{
+	if (!fb_live()) {
+		fb_debug("not the running system: no %s", verb);
+		return;
+	}
+	char *argv[] = { "systemctl", "--no-block", (char *)verb, NULL };
+	int r = fb_run(argv);
+	if (r != 0)
+		fb_error("cannot %s: systemctl exited with %d", verb, r);
+}
+
+static void scrub_device(struct fb_config *cfg)
+{
+	if (!cfg->device_path || !cfg->device)
+		return;
+	json_object *copy = NULL;
+	if (json_object_deep_copy(cfg->device, &copy, NULL) < 0)
+		return;
+	int n = fb_config_scrub(copy, NULL);
+	if (n > 0) {
+		const char *text = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+										JSON_C_TO_STRING_NOSLASHESCAPE);
+		_cleanup_free_ char *out = fb_strdupf("%s\n", text);
+		struct stat st = { .st_mode = 0644 };
+		_cleanup_close_ int fd = fb_open(cfg->device_path, O_RDONLY | O_NOFOLLOW, 0);
+		if (fd >= 0)
+			fstat(fd, &st);
+		int r = out ? fb_write(cfg->device_path, out, strlen(out), st.st_mode & 0777, (uid_t)-1, (gid_t)-1) : -ENOMEM;
+		if (r < 0)
+			fb_warn("cannot remove the secrets from '%s': %s", cfg->device_path, strerror(-r));
+		else
+			fb_debug("removed %d secret values from '%s'", n, cfg->device_path);
+	}
+	json_object_put(copy);
+}
+
+static void post_report(json_object *config)
+{
+	json_object *v;
+	if (!json_object_object_get_ex(config, "report_url", &v))
+		return;
+	_cleanup_free_ char *body = NULL, *err = NULL;
+	if (fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &body, NULL) < 0)
+		return;
+	if (fb_post_json(json_object_get_string(v), body, 3, &err) < 0)
+		fb_warn("cannot send the report to 'report_url', ignoring: %s", err ? err : "failed");
+}
+
+static int run_invalid(struct engine *e, struct fb_config *cfg, int cr, size_t n)
+{
+	bool later = cr == -EAGAIN;
+	_cleanup_free_ char *msg = fb_strdupf("config %s: %s", later ? "unavailable" : "invalid",
+					      cfg->error ? cfg->error : strerror(-cr));
+	fb_error("%s", msg ? msg : "config invalid");
+	e->status.status = later ? "pending" : "failed";
+	e->status.config_error = msg ? strdup(msg) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (e->o->dry_run)
+			plan(e->status.steps[i].name, "skip", msg);
+		else
+			step_end(e, i, later ? "pending" : "skipped", msg);
+	}
+	return later ? FB_EXIT_FAILED : FB_EXIT_USAGE;
+}
+
+int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_run_opts *o)
+{
+	double t0 = now_seconds(), ext0 = fb_run_seconds();
+	struct engine e = { .o = o };
+	struct fb_config cfg = { 0 };
+	int exit_code = FB_EXIT_OK;
+
+	e.status.started = fb_wall_now();
+	e.status.status = "running";
+	e.status.steps = calloc(n ? n : 1, sizeof(*e.status.steps));
+	if (!e.status.steps)
+		return FB_EXIT_FAILED;
+	e.status.n_steps = n;
+	for (size_t i = 0; i < n; i++) {
+		e.status.steps[i].name = steps[i]->name;
+		e.status.steps[i].state = "not-run";
+	}
+
+	int cr = fb_config_load(&cfg);
+	fb_report_set_secrets(cfg.secrets);
+	const char *final = "ok";
+	bool pending = false, stopped = false, reboot = false, degraded = false;
+	if (cr < 0) {
+		exit_code = run_invalid(&e, &cfg, cr, n);
+		final = cr == -EAGAIN ? "pending" : "failed";
+		goto finish;
+	}
+
+	char hash[65];
+	bool same = false;
+	if (fb_config_hash(cfg.merged, hash) < 0) {
+		exit_code = FB_EXIT_FAILED;
+		goto out;
+	}
+	state_load(&e, hash, &same);
+	json_object_object_add(e.state, "status", json_object_new_string("running"));
+	struct fb_ctx ctx = { .config = cfg.merged };
+
+	for (size_t i = 0; i < n; i++) {
+		const struct fb_step *s = steps[i];
+		json_object *section = NULL;
+		bool enabled, required;
+		step_options(cfg.merged, s, &enabled, &required);
+		if (s->config_key)
+			json_object_object_get_ex(cfg.merged, s->config_key, &section);
+		const char *prev = state_of(&e, s->name, NULL);
+		const char *why = NULL;
+		if (stopped)
+			why = "not run: a required step failed";
+		else if (!enabled)
+			why = "disabled in the config";
+		else if (s->needs_config && !section)
+			why = "not configured";
+		else if (same && prev && (STREQ(prev, "ok") || STREQ(prev, "skipped")))
+			why = "already done";
+		if (why) {
+			if (o->dry_run) {
+				plan(s->name, "skip", why);
+				continue;
+			}
+			if (!stopped && !STREQ(why, "already done") && !(prev && STREQ(prev, "skipped")))
+				state_set(&e, s->name, "skipped", 0);
+			step_end(&e, i, "skipped", why);
+			continue;
+		}
+		const char *st = run_step(&e, i, s, section, &ctx, prev);
+		if (STREQ(st, "pending"))
+			pending = true;
+		else if (STREQ(st, "reboot")) {
+			reboot = true;
+			break;
+		} else if (STREQ(st, "failed")) {
+			degraded = true;
+			stopped = required;
+		}
+	}
+	final = reboot ? "reboot" : stopped ? "failed" : degraded ? "degraded" : pending ? "pending" : "ok";
+	exit_code = STREQ(final, "ok") || reboot ? FB_EXIT_OK : FB_EXIT_FAILED;
+	if (!o->dry_run) {
+		json_object_object_add(e.state, "status", json_object_new_string(final));
+		state_write(&e);
+	}
+
+finish:
+	e.status.status = final;
+	e.status.finished = fb_wall_now();
+	e.status.external_seconds = fb_run_seconds() - ext0;
+	e.status.own_seconds = now_seconds() - t0 - e.status.external_seconds;
+	if (o->dry_run)
+		goto out;
+	fb_status_write(&e.status);
+	if (!reboot)
+		fb_report_done(STREQ(final, "pending") ? "degraded" : final, n, now_seconds() - t0);
+	if (cr < 0)
+		goto out; /* the unit stays enabled: a fixed device.json or the network is tried next boot */
+	post_report(cfg.merged);
+	if (STREQ(final, "ok"))
+		scrub_device(&cfg);
+	if (reboot) {
+		power("reboot");
+		goto out;
+	}
+	if (!pending)
+		disable_unit();
+	json_object *fin;
+	if ((STREQ(final, "ok") || STREQ(final, "degraded")) && json_object_object_get_ex(cfg.merged, "finally", &fin) &&
+	    !STREQ(json_object_get_string(fin), "none"))
+		power(json_object_get_string(fin));
+
+out:
+	fb_report_set_secrets(NULL);
+	for (size_t i = 0; i < n; i++)
+		free(e.status.steps[i].message);
+	free(e.status.steps);
+	free(e.status.config_error);
+	json_object_put(e.state);
+	fb_config_done(&cfg);
+	return exit_code;
+}

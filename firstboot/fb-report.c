@@ -1,0 +1,161 @@
+/* Console lines, messages, status.json. Everything printed or stored passes fb_redact(). */
+#include "fb-report.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int fb_verbose;
+static char *const *secrets;
+
+void fb_report_set_secrets(char *const *s)
+{
+	secrets = s;
+}
+
+char *fb_redact(const char *s)
+{
+	char *out = strdup(s ? s : "");
+	for (char *const *sec = secrets; out && sec && *sec; sec++) {
+		size_t slen = strlen(*sec);
+		char *hit;
+		while (slen && (hit = strstr(out, *sec))) {
+			char *n = fb_strdupf("%.*s(secret)%s", (int)(hit - out), out, hit + slen);
+			free(out);
+			out = n;
+			if (!out)
+				return NULL;
+		}
+	}
+	for (char *p = out; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return out;
+}
+
+static void vmessage(const char *prefix, const char *fmt, va_list ap)
+{
+	_cleanup_free_ char *msg = NULL, *clean = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return;
+	clean = fb_redact(msg);
+	fflush(stdout);
+	fprintf(stderr, "%s: %s%s\n", FB_NAME, prefix, clean ? clean : "(out of memory)");
+}
+
+void fb_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("", fmt, ap);
+	va_end(ap);
+}
+
+void fb_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void fb_debug(const char *fmt, ...)
+{
+	if (!fb_verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vmessage("", fmt, ap);
+	va_end(ap);
+}
+
+void fb_report_step(const char *step, const char *state, const char *detail)
+{
+	_cleanup_free_ char *clean = detail && *detail ? fb_redact(detail) : NULL;
+	printf("%s: step=%s state=%s%s%s\n", FB_NAME, step, state, clean ? " " : "", clean ? clean : "");
+	fflush(stdout);
+}
+
+void fb_report_done(const char *status, size_t steps, double seconds)
+{
+	printf("%s: done status=%s steps=%zu seconds=%.2f\n", FB_NAME, status, steps, seconds);
+	fflush(stdout);
+}
+
+double fb_wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static json_object *time_json(double t)
+{
+	if (t <= 0)
+		return NULL;
+	time_t sec = (time_t)t;
+	struct tm tm;
+	char buf[40];
+	if (!gmtime_r(&sec, &tm))
+		return NULL;
+	size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int)((t - (double)sec) * 1000) % 1000);
+	return json_object_new_string(buf);
+}
+
+static void add_str(json_object *o, const char *key, const char *v)
+{
+	_cleanup_free_ char *clean = v ? fb_redact(v) : NULL;
+	json_object_object_add(o, key, clean ? json_object_new_string(clean) : NULL);
+}
+
+char *fb_status_json(const struct fb_status *s)
+{
+	json_object *o = json_object_new_object(), *steps = json_object_new_array();
+	if (!o || !steps) {
+		json_object_put(o);
+		json_object_put(steps);
+		return NULL;
+	}
+	add_str(o, "status", s->status);
+	if (s->config_error)
+		add_str(o, "config_error", s->config_error);
+	json_object_object_add(o, "started", time_json(s->started));
+	json_object_object_add(o, "finished", time_json(s->finished));
+	json_object_object_add(o, "own_ms", json_object_new_int64((int64_t)(s->own_seconds * 1000)));
+	json_object_object_add(o, "external_ms", json_object_new_int64((int64_t)(s->external_seconds * 1000)));
+	for (size_t i = 0; i < s->n_steps; i++) {
+		const struct fb_step_status *st = &s->steps[i];
+		json_object *e = json_object_new_object();
+		if (!e)
+			break;
+		add_str(e, "name", st->name);
+		add_str(e, "state", st->state);
+		json_object_object_add(e, "started", time_json(st->started));
+		json_object_object_add(e, "finished", time_json(st->finished));
+		if (st->started > 0 && st->finished >= st->started)
+			json_object_object_add(e, "duration_ms",
+					       json_object_new_int64((int64_t)((st->finished - st->started) * 1000)));
+		else
+			json_object_object_add(e, "duration_ms", NULL);
+		add_str(e, "message", st->message ? st->message : "");
+		json_object_array_add(steps, e);
+	}
+	json_object_object_add(o, "steps", steps);
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+								     JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *out = text ? fb_strdupf("%s\n", text) : NULL;
+	json_object_put(o);
+	return out;
+}
+
+int fb_status_write(const struct fb_status *s)
+{
+	_cleanup_free_ char *text = fb_status_json(s);
+	if (!text)
+		return -ENOMEM;
+	return fb_write(FB_STATUS_PATH, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1);
+}

@@ -1,0 +1,46 @@
+/* Reporting: the console lines, status.json and the optional report POST.
+ *
+ * Lines go to stdout only, flushed one by one:
+ *   pmoves-firstboot: step=<name> state=<start|ok|skipped|pending|failed|reboot> [detail]
+ *   pmoves-firstboot: done status=<ok|degraded|failed> steps=<n> seconds=<s>
+ * The unit sends stdout to journal+console, so each line reaches the journal and the console
+ * (the serial one too) exactly once; the program never opens /dev/console itself. */
+#ifndef PMOVES_FB_REPORT_H
+#define PMOVES_FB_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FB_STATUS_PATH "/var/lib/pmoves/firstboot/status.json"
+
+/* Strings never to print (borrowed; NULL-terminated): replaced by "(secret)" in every line,
+ * message and status.json. A second line of defence: steps keep secrets out of messages. */
+void fb_report_set_secrets(char *const *secrets);
+/* S without secrets and without control characters. Caller frees; NULL on ENOMEM. */
+char *fb_redact(const char *s);
+
+void fb_report_step(const char *step, const char *state, const char *detail);
+void fb_report_done(const char *status, size_t steps, double seconds);
+
+struct fb_step_status {
+	const char *name;
+	const char *state; /* not-run, running, ok, skipped, pending, failed, reboot */
+	char *message;
+	double started, finished; /* wall clock (seconds since the epoch), 0 when not yet */
+};
+
+struct fb_status {
+	const char *status; /* running, ok, degraded, failed, pending, reboot */
+	char *config_error;
+	double started, finished;
+	double own_seconds, external_seconds;
+	struct fb_step_status *steps;
+	size_t n_steps;
+};
+
+double fb_wall_now(void);
+/* status.json as text (caller frees), and written atomically, mode 0644. */
+char *fb_status_json(const struct fb_status *s);
+int fb_status_write(const struct fb_status *s);
+
+#endif

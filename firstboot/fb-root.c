@@ -1,0 +1,298 @@
+/* The root every path lives under, and the one runner for external commands. */
+#include "firstboot.h"
+#include "run.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+static char *root_dir;
+static int root_fd = -1;
+static double run_seconds;
+
+int fb_root_set(const char *root)
+{
+	if (!root || root[0] != '/' || strlen(root) >= PATH_MAX / 2)
+		return -EINVAL;
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* "/x/" and "/x" are the same tree; "/" stays "/". */
+	size_t len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		len--;
+	char *dup = strndup(root, len);
+	if (!dup) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (root_fd >= 0)
+		close(root_fd);
+	free(root_dir);
+	root_dir = dup;
+	root_fd = fd;
+	return 0;
+}
+
+const char *fb_root(void)
+{
+	return root_dir ? root_dir : "/";
+}
+
+bool fb_live(void)
+{
+	return STREQ(fb_root(), "/");
+}
+
+char *fb_path(const char *abs)
+{
+	if (fb_live())
+		return strdup(abs);
+	return fb_strdupf("%s%s", fb_root(), abs);
+}
+
+static int ensure_root(void)
+{
+	return root_fd >= 0 ? 0 : fb_root_set("/");
+}
+
+/* ABS relative to the root directory: "/etc/x" -> "etc/x", "/" -> ".". */
+static const char *rel(const char *abs)
+{
+	while (*abs == '/')
+		abs++;
+	return *abs ? abs : ".";
+}
+
+int fb_open(const char *abs, int flags, mode_t mode)
+{
+	if (!abs || abs[0] != '/')
+		return -EINVAL;
+	int r = ensure_root();
+	if (r < 0)
+		return r;
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, root_fd, rel(abs), &how, sizeof(how));
+	if (fd >= 0)
+		return (int)fd;
+	if (errno != ENOSYS)
+		return -errno;
+	/* Kernels before 5.6: the plain prefixed path. */
+	_cleanup_free_ char *p = fb_path(abs);
+	if (!p)
+		return -ENOMEM;
+	fd = open(p, flags | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	size_t cap = 4096, len = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap > max + 1)
+				return -EFBIG;
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				return -ENOMEM;
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max)
+			return -EFBIG;
+	}
+	buf[len] = '\0';
+	*ret_buf = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int fb_exists(const char *abs)
+{
+	int fd = fb_open(abs, O_PATH | O_NOFOLLOW, 0);
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return 0;
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 1;
+}
+
+int fb_file_is(const char *abs, const void *buf, size_t len)
+{
+	_cleanup_free_ char *have = NULL;
+	size_t hlen;
+	int r = fb_read(abs, len, &have, &hlen);
+	if (r == -ENOENT || r == -EFBIG || r == -EISDIR)
+		return 0;
+	if (r < 0)
+		return r;
+	r = hlen == len && memcmp(have, buf, len) == 0;
+	explicit_bzero(have, hlen);
+	return r;
+}
+
+/* The directory ABS (a copy the caller may cut), created with its parents if missing. */
+static int open_dir_create(char *abs, int depth)
+{
+	int fd = fb_open(abs, O_RDONLY | O_DIRECTORY, 0);
+	if (fd != -ENOENT || depth > 64)
+		return fd;
+	char *slash = strrchr(abs, '/');
+	if (!slash || slash[1] == '\0')
+		return -ENOENT;
+	char *base = slash + 1;
+	_cleanup_close_ int pfd = -1;
+	if (slash == abs) {
+		pfd = fb_open("/", O_RDONLY | O_DIRECTORY, 0);
+	} else {
+		*slash = '\0';
+		pfd = open_dir_create(abs, depth + 1);
+		*slash = '/';
+	}
+	if (pfd < 0)
+		return pfd;
+	if (mkdirat(pfd, base, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)
+{
+	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
+		return -EINVAL;
+	_cleanup_free_ char *dir = strdup(abs);
+	if (!dir)
+		return -ENOMEM;
+	char *slash = strrchr(dir, '/');
+	const char *base = abs + (slash - dir) + 1;
+	if (!*base || STREQ(base, ".") || STREQ(base, "..") || strlen(base) > NAME_MAX - 24)
+		return -EINVAL;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	_cleanup_close_ int dfd = open_dir_create(dir, 0);
+	if (dfd < 0)
+		return dfd;
+
+	char tmp[NAME_MAX + 1];
+	int n = snprintf(tmp, sizeof(tmp), ".%s.fbtmp-%d", base, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* Created 0600: a secret is never readable by others, not even for a moment. */
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) == 0) /* left by a crash */
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, buf, len);
+	if (r == 0 && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
+		r = -errno;
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(dfd, tmp, dfd, base) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dfd, tmp, 0);
+		return r;
+	}
+	fsync(dfd);
+	return 0;
+}
+
+/* ---- runner ---- */
+
+int fb_run_capture(char *const argv[], char **ret_out)
+{
+	const char *stand_in = getenv("PMOVES_FIRSTBOOT_RUNNER");
+	size_t n = strv_length(argv);
+	if (n == 0 || n > 1000)
+		return -EINVAL;
+	_cleanup_free_ char **full = calloc(n + 2, sizeof(char *));
+	if (!full)
+		return -ENOMEM;
+	size_t k = 0;
+	if (stand_in && *stand_in)
+		full[k++] = (char *)stand_in;
+	for (size_t i = 0; i < n; i++)
+		full[k++] = argv[i];
+	if (fb_verbose) {
+		_cleanup_free_ char *line = argv_to_string(argv);
+		fb_debug("running %s", line ? line : argv[0]);
+	}
+	struct run_opts o = { .out_fd = STDERR_FILENO, .capture = ret_out };
+	fflush(stdout);
+	double t0 = now_seconds();
+	int r = run_argv(full, &o);
+	run_seconds += now_seconds() - t0;
+	return r;
+}
+
+int fb_run(char *const argv[])
+{
+	return fb_run_capture(argv, NULL);
+}
+
+double fb_run_seconds(void)
+{
+	return run_seconds;
+}
+
+char *fb_strdupf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}

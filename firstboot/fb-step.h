@@ -1,0 +1,43 @@
+/* A provisioning step: one file step-<name>.c exporting one record, listed once in fb-steps.c.
+ *
+ * The engine calls, for a step that is enabled and configured:
+ *   check  -> 1: the effect is already there (the step ends "skipped", "already done");
+ *             0: not yet; -errno: cannot tell (the step fails, message in *ret_msg).
+ *   apply  -> OK, PENDING (something it needs, e.g. the network, is missing: retry on a later
+ *             run), REBOOT (done, takes effect after a reboot: the engine saves state and
+ *             reboots, the next run verifies), FAILED. May set *ret_msg (malloc'd).
+ *   verify -> after apply OK, and on the run after a REBOOT: 0 the effect is there, -errno not
+ *             (the step fails). NULL: apply's result is trusted.
+ * check must be cheap, read-only and correct after a crash at any point of apply: it is how
+ * the engine tells, after a power cut, whether an interrupted apply finished.
+ * Messages never contain secret values: they are printed and kept in status.json. */
+#ifndef PMOVES_FB_STEP_H
+#define PMOVES_FB_STEP_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum fb_result { FB_OK, FB_PENDING, FB_REBOOT, FB_FAILED };
+
+struct fb_ctx {
+	json_object *config; /* the whole merged, valid config */
+};
+
+struct fb_step {
+	const char *name;       /* [a-z0-9-]: used in console lines, state.json, config "steps" */
+	const char *config_key; /* the top-level config section passed as SECTION, or NULL */
+	bool needs_config;      /* "skipped" ("not configured") when the section is absent */
+	bool required;          /* default of steps.<name>.required: a failure stops the run */
+	int (*check)(const struct fb_ctx *c, json_object *section, char **ret_msg);
+	enum fb_result (*apply)(const struct fb_ctx *c, json_object *section, char **ret_msg);
+	int (*verify)(const struct fb_ctx *c, json_object *section, char **ret_msg);
+};
+
+/* fb-steps.c: the steps in the order they run. */
+extern const struct fb_step *const fb_steps[];
+extern const size_t fb_steps_count;
+
+extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
+
+#endif

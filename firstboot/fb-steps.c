@@ -1,0 +1,17 @@
+/* Every step, in the order it runs. A new step: step-<name>.c with its record, one line here,
+ * and its section in the schema table of fb-config.c. Order matters: the hostname is set
+ * before anything talks to the network, users exist before files are owned by them, files
+ * (unit drop-ins, config) are written before units are enabled and started. */
+#include "fb-step.h"
+
+const struct fb_step *const fb_steps[] = {
+	/* growfs (next task) */
+	&step_hostname,
+	/* users, ssh (next task) */
+	&step_sysctl,
+	&step_files,
+	&step_units,
+	/* efiboot (next task); iommu, tailnet (their issues) */
+};
+
+const size_t fb_steps_count = sizeof(fb_steps) / sizeof(fb_steps[0]);

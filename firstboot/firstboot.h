@@ -1,0 +1,62 @@
+/* pmoves-firstboot: the root every path lives under, the one runner for external commands,
+ * and messages. docs/firstboot.md is the user's reference. */
+#ifndef PMOVES_FIRSTBOOT_H
+#define PMOVES_FIRSTBOOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define FB_NAME "pmoves-firstboot"
+
+/* Exit status of every command. */
+enum {
+	FB_EXIT_OK = 0,
+	FB_EXIT_FAILED = 1, /* a step failed, or the run is degraded or pending */
+	FB_EXIT_USAGE = 2,  /* bad usage or invalid config */
+	FB_EXIT_MISSING = 3,
+};
+
+/* ---- the root (fb-root.c) ----
+ * Every path the program touches is absolute as on the target ("/etc/hostname") and goes through
+ * fb_open() (our own I/O: resolved inside ROOT with openat2 RESOLVE_IN_ROOT, so a symlink in
+ * the tree cannot lead outside it) or fb_path() (ROOT + path as a string, for messages and for
+ * external programs). */
+int fb_root_set(const char *root);
+const char *fb_root(void);
+/* Root is "/": commands that change the running system (hostname, sysctl, systemctl start,
+ * reboot, modprobe) are run only then. */
+bool fb_live(void);
+char *fb_path(const char *abs);
+int fb_open(const char *abs, int flags, mode_t mode);
+int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len);
+/* 1 exists (anything, symlinks not followed for the last component), 0 not, or -errno. */
+int fb_exists(const char *abs);
+/* Atomic replace: temp file in the same directory, fchown (uid (uid_t)-1: leave), fchmod,
+ * fsync, rename, fsync the directory. Missing parent directories are created 0755 root:root. */
+int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
+
+/* 1: ABS is a regular file holding exactly BUF; 0: not (or missing); -errno. */
+int fb_file_is(const char *abs, const void *buf, size_t len);
+
+/* ---- the runner (fb-root.c) ----
+ * Every external command goes through fb_run(): argv, never a shell. Test hook: with
+ * PMOVES_FIRSTBOOT_RUNNER=PROG in the environment, PROG is run with the real argv appended.
+ * The result is the exit status (0..255, 128+signal) or -errno. The child's output goes to our
+ * stderr (the journal) unless captured. */
+int fb_run(char *const argv[]);
+int fb_run_capture(char *const argv[], char **ret_out);
+/* Seconds spent waiting for external commands since the program started. */
+double fb_run_seconds(void);
+
+/* ---- messages (fb-report.c) ----
+ * Errors go to stderr as "pmoves-firstboot: problem" with names in single quotes. */
+extern int fb_verbose;
+void fb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fb_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fb_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Message helper: asprintf that returns NULL on failure. */
+char *fb_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

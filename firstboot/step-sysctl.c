@@ -1,0 +1,91 @@
+/* sysctl: /etc/sysctl.d/90-pmoves.conf, then loaded into the running kernel. */
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#define SYSCTL_FILE "/etc/sysctl.d/90-pmoves.conf"
+
+static char *sysctl_text(json_object *section)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fputs("# Written by pmoves-firstboot from its config: change the config, not this file.\n", f);
+	json_object_object_foreach(section, key, val) fprintf(f, "%s = %s\n", key, json_object_get_string(val));
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The running value of KEY equals VALUE (whitespace runs compared as one space). */
+static int live_equal(const char *key, const char *value)
+{
+	_cleanup_free_ char *path = fb_strdupf("/proc/sys/%s", key), *have = NULL;
+	if (!path)
+		return -ENOMEM;
+	if (!strchr(key, '/'))
+		for (char *p = path + 10; *p; p++)
+			if (*p == '.')
+				*p = '/';
+	if (fb_read(path, 64 * 1024, &have, NULL) < 0)
+		return 0;
+	const char *a = have, *b = value;
+	for (;;) {
+		a += strspn(a, " \t\n");
+		b += strspn(b, " \t\n");
+		size_t na = strcspn(a, " \t\n"), nb = strcspn(b, " \t\n");
+		if (na != nb || strncmp(a, b, na))
+			return 0;
+		if (!na)
+			return 1;
+		a += na, b += nb;
+	}
+}
+
+static int sysctl_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c, (void)ret_msg;
+	_cleanup_free_ char *text = sysctl_text(section);
+	if (!text)
+		return -ENOMEM;
+	int r = fb_file_is(SYSCTL_FILE, text, strlen(text));
+	if (r <= 0 || !fb_live())
+		return r;
+	json_object_object_foreach(section, key, val) if ((r = live_equal(key, json_object_get_string(val))) <= 0) return r;
+	return 1;
+}
+
+static enum fb_result sysctl_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	_cleanup_free_ char *text = sysctl_text(section);
+	if (!text)
+		return FB_FAILED;
+	int r = fb_write(SYSCTL_FILE, text, strlen(text), 0644, 0, 0);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot write '%s': %s", SYSCTL_FILE, strerror(-r));
+		return FB_FAILED;
+	}
+	if (fb_live()) {
+		char *argv[] = { "sysctl", "--quiet", "--system", NULL };
+		r = fb_run(argv);
+		if (r != 0) {
+			*ret_msg = fb_strdupf("'sysctl --system' exited with %d", r);
+			return FB_FAILED;
+		}
+	}
+	*ret_msg = fb_strdupf("%d settings in '%s'", json_object_object_length(section), SYSCTL_FILE);
+	return FB_OK;
+}
+
+const struct fb_step step_sysctl = {
+	.name = "sysctl",
+	.config_key = "sysctl",
+	.needs_config = true,
+	.check = sysctl_check,
+	.apply = sysctl_apply,
+};
