@@ -11,7 +11,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
 CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"' \
 	-DPMOVES_DATADIR='"$(DATADIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -91,11 +92,41 @@ static int stage_disk(struct build *b)
 static const struct stage {
 	const char *name;
 	int (*run)(struct build *b);
+	bool tree_done; /* the staging tree is not needed from here on: remove it meanwhile */
 } stages[] = {
-	{ "rootfs", rootfs_get },	  { "tree", tree_make },	 { "boot", stage_boot },
-	{ "disk", stage_disk },		  { "filesystems", fs_make_all }, { "outputs", outputs_write },
-	{ "manifest", manifest_write },
+	{ "rootfs", rootfs_get, false },
+	{ "tree", tree_make, false },
+	{ "boot", stage_boot, false },
+	{ "disk", stage_disk, false },
+	{ "filesystems", fs_make_all, false },
+	{ "outputs", outputs_write, true },
+	{ "manifest", manifest_write, false },
 };
+
+/* Removing the staging tree (thousands of files) is syscall work: it runs on the other core
+ * while the outputs and checksums are computed. */
+struct remover {
+	pthread_t thread;
+	const char *path;
+	int r;
+	bool started;
+};
+
+static void *remove_thread(void *arg)
+{
+	struct remover *rm = arg;
+	rm->r = rm_rf(rm->path);
+	return NULL;
+}
+
+static int remover_join(struct remover *rm)
+{
+	if (!rm->started)
+		return 0;
+	pthread_join(rm->thread, NULL);
+	rm->started = false;
+	return rm->r;
+}
 
 /* Temp dirs of builds that died without cleaning up (their PID is gone). */
 static void remove_stale_temps(const char *base, const char *name)
@@ -236,8 +267,15 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 
 	log_info("building '%s' (%s) into '%s'", p->name, p->arch, b.out_dir);
 	double t0 = now_seconds();
+	struct remover rm = { .path = b.work_dir };
 	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
 		double t = now_seconds();
+		if (stages[i].tree_done && !rm.started) {
+			if (b.tree_fd >= 0)
+				close(b.tree_fd);
+			b.tree_fd = -1;
+			rm.started = pthread_create(&rm.thread, NULL, remove_thread, &rm) == 0;
+		}
 		log_info("[%zu/%zu] %s", i + 1, ARRAY_SIZE(stages), stages[i].name);
 		r = interrupted ? -EINTR : stages[i].run(&b);
 		if (r < 0 || interrupted) {
@@ -249,7 +287,7 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 		}
 		log_info("[%zu/%zu] %s: %.2f s", i + 1, ARRAY_SIZE(stages), stages[i].name, now_seconds() - t);
 	}
-	r = rm_rf(b.work_dir);
+	r = rm.started ? remover_join(&rm) : rm_rf(b.work_dir);
 	if (r < 0) {
 		log_errno(r, "cannot remove '%s'", b.work_dir);
 		goto cleanup;
@@ -265,6 +303,7 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 
 cleanup:
 	log_fd_extra = -1;
+	remover_join(&rm);
 	rm_rf(b.tmp_dir);
 	if (interrupted)
 		status = EXIT_INTERRUPTED;

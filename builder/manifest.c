@@ -24,6 +24,12 @@ int manifest_add_artifact(struct build *b, const char *file, const char *kind)
 	return 0;
 }
 
+static int hash_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	progress_update(ctx, done, total);
+	return build_interrupted() ? -EINTR : 0;
+}
+
 static json_object *str(const char *s) { return json_object_new_string(s ? s : ""); }
 
 static json_object *tool_versions(void)
@@ -107,8 +113,12 @@ int manifest_write(struct build *b)
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 		struct progress pr;
 		progress_start(&pr, file);
-		int r = fd < 0 ? -errno : sha256_fd_progress(fd, hex, progress_cb, &pr);
+		int r = fd < 0 ? -errno : sha256_fd_progress(fd, hex, hash_progress, &pr);
 		progress_end(&pr);
+		if (r == -EINTR) {
+			fclose(f);
+			return r;
+		}
 		if (r < 0 || stat(path, &st) < 0) {
 			fclose(f);
 			return log_errno(r < 0 ? r : -errno, "cannot checksum '%s'", path);

@@ -32,5 +32,3 @@ void progress_end(struct progress *p)
 	}
 	p->shown = false;
 }
-
-void progress_cb(void *ctx, uint64_t done, uint64_t total) { progress_update(ctx, done, total); }

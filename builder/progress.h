@@ -15,7 +15,5 @@ struct progress {
 void progress_start(struct progress *p, const char *what);
 void progress_update(struct progress *p, uint64_t done, uint64_t total);
 void progress_end(struct progress *p);
-/* For callbacks that take (void *ctx, done, total), such as sha256_fd_progress(). */
-void progress_cb(void *ctx, uint64_t done, uint64_t total);
 
 #endif

@@ -139,7 +139,7 @@ void sha256_hex(const uint8_t d[32], char out[65])
 
 int sha256_fd(int fd, char out_hex[65]) { return sha256_fd_progress(fd, out_hex, NULL, NULL); }
 
-int sha256_fd_progress(int fd, char out_hex[65], void (*progress)(void *ctx, uint64_t done, uint64_t total),
+int sha256_fd_progress(int fd, char out_hex[65], int (*progress)(void *ctx, uint64_t done, uint64_t total),
 		       void *ctx)
 {
 	struct sha256 s;
@@ -163,8 +163,9 @@ int sha256_fd_progress(int fd, char out_hex[65], void (*progress)(void *ctx, uin
 			uint64_t step = (uint64_t)(data - pos) < (64u << 20) ? (uint64_t)(data - pos) : (64u << 20);
 			sha256_update_zeros(&s, step);
 			pos += (off_t)step;
-			if (progress)
-				progress(ctx, (uint64_t)pos, (uint64_t)end);
+			int r = progress ? progress(ctx, (uint64_t)pos, (uint64_t)end) : 0;
+			if (r < 0)
+				return r;
 		}
 		if (end >= 0 && pos >= end)
 			break;
@@ -183,8 +184,9 @@ int sha256_fd_progress(int fd, char out_hex[65], void (*progress)(void *ctx, uin
 				goto done;
 			sha256_update(&s, buf, (size_t)n);
 			pos += n;
-			if (progress)
-				progress(ctx, (uint64_t)pos, end >= 0 ? (uint64_t)end : 0);
+			int r = progress ? progress(ctx, (uint64_t)pos, end >= 0 ? (uint64_t)end : 0) : 0;
+			if (r < 0)
+				return r;
 		}
 	}
 done:;

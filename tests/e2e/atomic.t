@@ -8,7 +8,7 @@ need mmdebstrap mke2fs mkfs.vfat mcopy
 
 T=$(mktemp -d /tmp/pmoves-e2e-atomic.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-plan 16
+plan 20
 
 # An invalid profile: exit 2, one message naming the file and path, nothing written.
 mkdir -p "$T/profiles"
@@ -39,20 +39,23 @@ grep -q "stage 'tree' failed" "$T/fail.log"; ok $? "the failing stage is named"
 is "$(cat "$T/out/base-debian/SHA256SUMS")" "$sum" "the previous output is untouched"
 ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "no temp directory left after a failure"
 
-# Interrupted: SIGINT in the middle of the filesystems stage, then SIGTERM in the tree stage.
-for sig in INT TERM; do
+# Interrupted: SIGINT in the filesystems stage, SIGTERM in the tree stage, SIGINT in the
+# checksums of the manifest stage.
+for case in INT:filesystems TERM:tree INT:manifest; do
+	sig=${case%%:*} stage=${case#*:}
 	"$PMOVES_IMAGE" build base-debian -o "$T/out" >"$T/int.log" 2>&1 &
 	pid=$!
-	stage=filesystems; [ $sig = TERM ] && stage=tree
 	for _ in $(seq 1 600); do
 		grep -q "\] $stage\$" "$T/int.log" && break
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
+	[ $stage = manifest ] && sleep 1
 	kill -$sig $pid
+	started=$(date +%s)
 	wait $pid
 	rc=$?
-	is $rc 130 "SIG$sig during '$stage': exit status 130"
+	is $rc 130 "SIG$sig during '$stage': exit status 130 ($(($(date +%s) - started)) s after the signal)"
 	grep -q "interrupted during stage '$stage'" "$T/int.log"; ok $? "SIG$sig: says which stage was interrupted"
 	is "$(cat "$T/out/base-debian/SHA256SUMS")" "$sum" "SIG$sig: the previous output is untouched"
 	ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "SIG$sig: no temp directory left"
