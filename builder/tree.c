@@ -45,9 +45,11 @@ static int copy_data(struct archive *in, struct archive *out)
 	}
 }
 
+/* Extracted with names relative to the tree, from inside it: libarchive's symlink checks then
+ * walk only the entry's own path components, not the tree's location as well. */
 static int extract(struct build *b)
 {
-	int r = 0;
+	int r = 0, cwd = -1;
 	struct progress pr;
 	progress_start(&pr, "extracting");
 	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
@@ -60,7 +62,8 @@ static int extract(struct build *b)
 	archive_read_support_format_gnutar(in);
 	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_OWNER |
 						    ARCHIVE_EXTRACT_ACL | ARCHIVE_EXTRACT_XATTR |
-						    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS);
+						    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+						    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
 	archive_write_disk_set_standard_lookup(out);
 	if (archive_read_open_filename(in, b->rootfs_tar, 1 << 20) != ARCHIVE_OK) {
 		log_error("cannot open rootfs tarball '%s': %s", b->rootfs_tar, archive_error_string(in));
@@ -72,6 +75,11 @@ static int extract(struct build *b)
 	struct stat tst;
 	if (stat(b->rootfs_tar, &tst) == 0)
 		total = (uint64_t)tst.st_size;
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(b->tree) < 0) {
+		r = log_errno(-errno, "cannot enter '%s'", b->tree);
+		goto out;
+	}
 
 	for (;;) {
 		int ar = archive_read_next_header(in, &e);
@@ -91,14 +99,6 @@ static int extract(struct build *b)
 			r = -EINVAL;
 			goto out;
 		}
-		_cleanup_free_ char *path = NULL, *lpath = NULL;
-		if (asprintf(&path, "%s/%s", b->tree, name) < 0 || (link && asprintf(&lpath, "%s/%s", b->tree, link) < 0)) {
-			r = -ENOMEM;
-			goto out;
-		}
-		archive_entry_set_pathname(e, path);
-		if (lpath)
-			archive_entry_set_hardlink(e, lpath);
 		ar = archive_write_header(out, e);
 		if (ar == ARCHIVE_OK && archive_entry_size(e) > 0)
 			ar = copy_data(in, out);
@@ -120,6 +120,11 @@ static int extract(struct build *b)
 	log_info("tree: %" PRIu64 " entries extracted", entries);
 out:
 	progress_end(&pr);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0 && r == 0)
+			r = log_errno(-errno, "cannot return to the working directory");
+		close(cwd);
+	}
 	if (in)
 		archive_read_free(in);
 	if (out)
