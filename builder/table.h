@@ -2,10 +2,12 @@
 #ifndef PMOVES_TABLE_H
 #define PMOVES_TABLE_H
 
+#include "gpt.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SECTOR 512u
+#define SECTOR GPT_SECTOR
 #define ALIGN_BYTES (1024u * 1024u) /* partitions start on 1 MiB boundaries */
 
 struct table_entry {
@@ -60,42 +62,6 @@ const char *part_type_names(void);
  * false (true when the address is exact). */
 bool mbr_chs(uint64_t lba, uint8_t ret_chs[3]);
 
-/* GPT read back from a disk, for the first boot's "grow the disk" step. */
-struct gpt_part {
-	unsigned number;        /* 1-based slot in the entry array (the kernel's partition number) */
-	uint64_t start;         /* bytes */
-	uint64_t size;          /* bytes */
-	uint8_t type_guid[16];  /* big-endian text order, as in table_entry */
-	uint8_t uuid[16];
-	uint64_t attributes;    /* bit 2: legacy BIOS bootable */
-	char name[37];          /* ASCII; other UTF-16 units read as '?' */
-};
-
-struct gpt_disk {
-	uint8_t disk_guid[16];
-	uint64_t first_usable_lba, last_usable_lba;
-	uint64_t alternate_lba; /* the backup header's LBA: the disk's last LBA when in place */
-	uint32_t num_entries;   /* slots in the entry array */
-	unsigned n;             /* used slots, in array order */
-	struct gpt_part part[128];
-};
-
-/* Read the primary GPT (header and entry array, both CRCs checked). -ENXIO: no GPT signature;
- * -EBADMSG: a damaged or inconsistent table; -E2BIG: more than 128 partitions in use. */
-int gpt_read(int fd, struct gpt_disk *ret);
-
-/* Move the backup entry array and header to the end of a disk that is now NEW_DISK_SIZE bytes
- * (a grown image or SD card), update the primary header's last usable LBA and backup pointer
- * and the protective MBR's size, and wipe the old backup header. Syncs between steps so that
- * power loss leaves a valid table. 0 also when already in place; -EINVAL if the size is not
- * a sector multiple or would cut into a partition. */
-int gpt_relocate_backup(int fd, uint64_t new_disk_size);
-
-/* Set partition NUMBER's (struct gpt_part.number) size to NEW_SIZE bytes, keeping its start,
- * in both copies of the table (backup first, synced). To fill the disk after
- * gpt_relocate_backup: new_size = (last_usable_lba + 1) * SECTOR - start. 0 also when it
- * already has that size; -ENOENT: no such partition; -EINVAL: not a sector multiple, past
- * the last usable LBA or over another partition; -EBADMSG: a damaged or mismatched copy. */
-int gpt_resize_partition(int fd, unsigned number, uint64_t new_size);
+/* gpt_read, gpt_relocate_backup, gpt_resize_partition and struct gpt_disk: lib/gpt.h. */
 
 #endif
