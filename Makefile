@@ -4,13 +4,16 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share/pmoves-image
+LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 
 CC ?= cc
 PKGS := libarchive json-c libcurl blkid ext2fs com_err
+WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
+CFLAGS += $(WARN)
 CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"' \
-	-DPMOVES_DATADIR='"$(DATADIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	-DPMOVES_DATADIR='"$(DATADIR)"' -DPMOVES_LIBEXECDIR='"$(LIBEXECDIR)"' \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 ifeq ($(SANITIZE),1)
@@ -41,18 +44,38 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
 PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot)
 
-all: $(PROGRAMS) pmoves-image
+# pmoves-firstboot as it goes into images: built for the target, never with sanitizers.
+# (Same architecture as this machine for now; aarch64 images need a cross build.)
+HOST_ARCH := $(shell uname -m)
+TARGET_DIR := $(BUILD)/target/$(HOST_ARCH)
+TARGET_FB := $(if $(wildcard firstboot/main.c),$(TARGET_DIR)/pmoves-firstboot \
+	$(TARGET_DIR)/pmoves-firstboot.service $(TARGET_DIR)/pmoves-firstboot.timer)
+TARGET_OBJ := $(LIB_SRC:%.c=$(TARGET_DIR)/%.o) $(FIRSTBOOT_SRC:%.c=$(TARGET_DIR)/%.o)
+
+all: $(PROGRAMS) $(TARGET_FB) pmoves-image
+
+$(TARGET_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (target)")
+	$(Q)$(CC) $(CPPFLAGS) -Ifirstboot -O2 -g $(WARN) -c -o $@ $<
+
+$(TARGET_DIR)/pmoves-firstboot: $(TARGET_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+
+$(TARGET_DIR)/pmoves-firstboot.%: firstboot/pmoves-firstboot.%
+	$(Q)cp $< $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-# The data directory is compiled into profile.o: rebuild it when DATADIR changes.
+# The install directories are compiled in: rebuild what uses them when they change.
 $(BUILD)/datadir.stamp: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
-$(BUILD)/builder/profile.o: $(BUILD)/datadir.stamp
+	@echo '$(DATADIR) $(LIBEXECDIR)' | cmp -s - $@ || echo '$(DATADIR) $(LIBEXECDIR)' > $@
+$(BUILD)/builder/profile.o $(BUILD)/builder/firstboot.o: $(BUILD)/datadir.stamp
 
 $(BUILD)/libpmoves.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -112,6 +135,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
+	$(if $(TARGET_FB),install -d $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH) && cp $(TARGET_FB) $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)/)
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
 
 clean:
@@ -124,4 +148,4 @@ help:
 FORCE:
 .DELETE_ON_ERROR:
 .SECONDARY:
--include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(TARGET_OBJ:.o=.d)

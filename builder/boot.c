@@ -20,3 +20,19 @@ unsigned arch_bit(const char *arch)
 		return ARCH_AARCH64;
 	return 0;
 }
+
+const char *host_arch(void)
+{
+#if defined(__x86_64__)
+	return "x86_64";
+#elif defined(__aarch64__)
+	return "aarch64";
+#else
+	return "";
+#endif
+}
+
+const char *arch_triplet(const char *arch)
+{
+	return STREQ(arch, "aarch64") ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
+}

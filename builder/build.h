@@ -100,6 +100,8 @@ struct boot_loader {
 };
 const struct boot_loader *boot_find(const char *name);
 unsigned arch_bit(const char *arch); /* 0 for an unknown name */
+const char *host_arch(void);         /* this machine's, as profiles name it */
+const char *arch_triplet(const char *arch); /* "x86_64-linux-gnu", ... */
 
 /* One file per output: out-<name>.c, listed in out.c. */
 struct output_type {

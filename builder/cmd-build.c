@@ -1,6 +1,7 @@
 /* pmoves-image build NAME [-o DIR] [--seed S] [--refresh] [-v] */
 #include "build-run.h"
 #include "cmd.h"
+#include "firstboot.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"
@@ -73,9 +74,18 @@ int cmd_build(int argc, char **argv)
 	int r = profile_load(argv[optind], &p, &err);
 	if (r < 0) {
 		if (err)
-			fprintf(stderr, "%s\n", err);
+			log_error("%s", err);
 		else
 			log_errno(r, "cannot load profile '%s'", argv[optind]);
+		return r == -EINVAL ? EXIT_USAGE : EXIT_MISSING;
+	}
+	r = firstboot_validate(p, &err);
+	if (r < 0) {
+		if (err)
+			log_error("%s", err);
+		else
+			log_errno(r, "cannot check the firstboot section of '%s'", argv[optind]);
+		profile_free(p);
 		return r == -EINVAL ? EXIT_USAGE : EXIT_MISSING;
 	}
 	r = build_profile(p, &bo);

@@ -1,5 +1,6 @@
 /* pmoves-image validate: load profiles with every check, build nothing. */
 #include "cmd.h"
+#include "firstboot.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"
@@ -46,9 +47,13 @@ int cmd_validate(int argc, char **argv)
 		_cleanup_free_ char *error = NULL;
 		int r = profile_load(argv[i], &p, &error);
 		if (r == 0) {
+			/* The firstboot section is checked by pmoves-firstboot's own schema. */
+			r = firstboot_validate(p, &error);
+			profile_free(p);
+		}
+		if (r == 0) {
 			printf("'%s': ok\n", argv[i]);
 			fflush(stdout);
-			profile_free(p);
 			continue;
 		}
 		if (error)

@@ -1,6 +1,7 @@
 /* manifest.json (what went in) and SHA256SUMS (what came out). */
 #include "manifest.h"
 #include "hash.h"
+#include "firstboot.h"
 #include "log.h"
 #include "progress.h"
 #include "rootfs.h"
@@ -140,7 +141,9 @@ int manifest_write(struct build *b)
 	sha256_update(&s, profile_text, strlen(profile_text));
 	sha256_final(&s, d);
 	sha256_hex(d, psha);
-	rootfs_cache_key(p, key);
+	_cleanup_strv_ char **extra = NULL;
+	if (firstboot_packages(p->arch, &extra) < 0 || rootfs_cache_key(p, extra, key) < 0)
+		key[0] = '\0';
 	uuid_format(b->plan.layout.disk_guid, guid);
 	snprintf(id, sizeof(id), "0x%08" PRIx32, b->plan.layout.disk_id);
 

@@ -1,5 +1,6 @@
 /* Root filesystem from mmdebstrap, cached as a tarball under its content address. */
 #include "hash.h"
+#include "firstboot.h"
 #include "log.h"
 #include "rootfs.h"
 #include "util.h"
@@ -57,7 +58,12 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	const struct profile *p = b->p;
 	char key[65];
 	_cleanup_free_ char *dir = NULL, *tar = NULL, *tmp = NULL, *meta = NULL;
-	int r = rootfs_cache_key(p, key);
+	_cleanup_strv_ char **extra = NULL;
+	/* The libraries pmoves-firstboot needs go into every image. */
+	int r = firstboot_packages(p->arch, &extra);
+	if (r < 0)
+		return r;
+	r = rootfs_cache_key(p, extra, key);
 	if (r < 0)
 		return r;
 	r = rootfs_cache_dir(&dir);
@@ -79,7 +85,16 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 
 	_cleanup_free_ char *variant = NULL, *archs = NULL, *comps = NULL, *include = NULL, *components = NULL,
 			   *packages = NULL;
-	if (join(p->rootfs.components, &components) < 0 || join(p->rootfs.packages, &packages) < 0)
+	_cleanup_free_ const char **all = calloc(strv_length((char **)p->rootfs.packages) + strv_length(extra) + 1,
+						 sizeof(char *));
+	if (!all)
+		return -ENOMEM;
+	size_t na = 0;
+	for (size_t i = 0; p->rootfs.packages && p->rootfs.packages[i]; i++)
+		all[na++] = p->rootfs.packages[i];
+	for (size_t i = 0; extra[i]; i++)
+		all[na++] = extra[i];
+	if (join(p->rootfs.components, &components) < 0 || join(all, &packages) < 0)
 		return -ENOMEM;
 	if (asprintf(&variant, "--variant=%s", p->rootfs.variant) < 0 ||
 	    asprintf(&archs, "--architectures=%s", p->debian_arch) < 0 ||

@@ -90,7 +90,7 @@ char *json_canonical(json_object *o)
 	return buf;
 }
 
-int rootfs_cache_key(const struct profile *p, char ret_hex[65])
+int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[65])
 {
 	_cleanup_free_ char *text = json_canonical(p->rootfs.json);
 	if (!text)
@@ -103,6 +103,10 @@ int rootfs_cache_key(const struct profile *p, char ret_hex[65])
 	sha256_update(&s, p->debian_arch, strlen(p->debian_arch));
 	sha256_update(&s, "\n", 1);
 	sha256_update(&s, text, strlen(text));
+	for (size_t i = 0; extra && extra[i]; i++) {
+		sha256_update(&s, "\n+", 2);
+		sha256_update(&s, extra[i], strlen(extra[i]));
+	}
 	sha256_final(&s, d);
 	sha256_hex(d, ret_hex);
 	return 0;

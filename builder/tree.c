@@ -1,5 +1,6 @@
 /* The staging tree: the rootfs tarball extracted, overlays copied in, generated files written. */
 #include "build.h"
+#include "firstboot.h"
 #include "hash.h"
 #include "log.h"
 #include "progress.h"
@@ -542,6 +543,9 @@ int tree_make(struct build *b)
 	if (r < 0)
 		return r;
 	r = write_generated(b);
+	if (r < 0)
+		return r;
+	r = firstboot_install(b);
 	if (r < 0)
 		return r;
 	return read_packages(b);

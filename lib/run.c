@@ -20,7 +20,7 @@ static void child_exec(char *const argv[], const struct run_opts *o, int out_pip
 	int in = o && o->in_fd > 0 ? o->in_fd : devnull;
 	int err = o && o->out_fd > 0 ? o->out_fd : devnull;
 	int out = out_pipe >= 0 ? out_pipe : err;
-	if (o && !o->capture && o->tee_fd > 0 && out_pipe >= 0)
+	if (o && out_pipe >= 0 && ((!o->capture && o->tee_fd > 0) || (o->capture && o->capture_stderr)))
 		err = out_pipe;
 	if (in < 0 || out < 0 || err < 0)
 		_exit(127);

@@ -2,6 +2,7 @@
 #ifndef PMOVES_RUN_H
 #define PMOVES_RUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -11,6 +12,7 @@ struct run_opts {
 	int tee_fd;          /* with no capture: the output is also copied here */
 	int in_fd;           /* child's stdin; not set: /dev/null */
 	char **capture;      /* if set: stdout captured into a NUL-terminated malloc'd buffer */
+	bool capture_stderr; /* with capture: stderr too */
 	size_t capture_max;  /* cap on captured bytes (default 1 MiB); more is an error (-EFBIG) */
 	char *const *env;    /* extra "NAME=value" entries, NULL-terminated, or NULL */
 	const char *cwd;     /* working directory, or NULL */

@@ -35,3 +35,17 @@ need() { # need PROG...: skip the whole test when a tool is missing
 # Byte offset and size of partition N of IMG, from sfdisk's JSON.
 part_offset() { sfdisk --json "$1" | sed -n 's/.*"start": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
 part_size() { sfdisk --json "$1" | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
+
+# tiny_root DIR: the smallest tree every build stage accepts: a kernel and initrd (stand-in
+# files), systemd-boot's EFI binary (a stand-in), merged /usr, and the host's copies of the
+# shared libraries pmoves-firstboot links (the builder checks the image has them).
+tiny_root() {
+	mkdir -p "$1/etc" "$1/boot/efi" "$1/usr/lib/systemd/boot/efi" "$1/usr/lib/x86_64-linux-gnu" "$1/usr/local/bin"
+	echo kernel >"$1/boot/vmlinuz-9.9.9-test"
+	echo initrd >"$1/boot/initrd.img-9.9.9-test"
+	echo efi >"$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+	ln -s usr/lib "$1/lib"
+	for so in $(readelf -d "$BUILD/target/$(uname -m)/pmoves-firstboot" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+		cp -L "/lib/x86_64-linux-gnu/$so" "$1/usr/lib/x86_64-linux-gnu/$so"
+	done
+}

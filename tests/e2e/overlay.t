@@ -9,18 +9,11 @@ need tar mke2fs mkfs.vfat mcopy debugfs
 
 T=$(mktemp -d /tmp/pmoves-e2e-overlay.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 13
+plan 17
 export PMOVES_DATADIR=$T/data
 mkdir -p "$T/data/profiles" "$T/data/overlays/site/etc/pmoves" "$T/data/overlays/site/usr/local/bin"
 cp "$TOP/profiles/base-debian.json" "$T/data/profiles/"
 
-tiny_root() { # tiny_root DIR: what every stage needs
-	mkdir -p "$1/etc" "$1/boot/efi" "$1/usr/lib/systemd/boot/efi" "$1/usr/lib" "$1/usr/local/bin"
-	echo kernel >"$1/boot/vmlinuz-9.9.9-test"
-	echo initrd >"$1/boot/initrd.img-9.9.9-test"
-	echo efi >"$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
-	ln -s usr/lib "$1/lib"
-}
 tiny_root "$T/root"
 tar -C "$T/root" -cf "$T/root.tar" .
 
@@ -55,6 +48,25 @@ is "$(owner_of /etc/pmoves/site.conf)" 0:0 "owned by root, not by the overlay's 
 is "$(debugfs -R 'stat /usr/local/bin/hi' "$ROOT" 2>/dev/null | sed -n 's/.*Fast link dest: "\(.*\)"/\1/p')" hello \
 	"symlink copied as a symlink"
 is "$(debugfs -R 'cat /usr/lib/pmoves/marker' "$ROOT" 2>/dev/null)" lib "a path through the tree's /lib symlink lands in /usr/lib"
+
+# pmoves-firstboot goes into every image, enabled, its config readable by root only.
+is "$(mode_of /usr/bin/pmoves-firstboot)" 0755 "pmoves-firstboot installed in /usr/bin"
+is "$(mode_of /etc/pmoves/firstboot.json)" 0600 "its config is 0600"
+debugfs -R 'stat /etc/systemd/system/sysinit.target.wants/pmoves-firstboot.service' "$ROOT" 2>/dev/null |
+	grep -q 'Fast link dest: "/usr/lib/systemd/system/pmoves-firstboot.service"'
+ok $? "its unit is enabled"
+
+# An image without a library pmoves-firstboot needs: caught at build time.
+mkdir -p "$T/nolib"
+tiny_root "$T/nolib"
+rm "$T/nolib/usr/lib/x86_64-linux-gnu/libcurl.so.4"
+tar -C "$T/nolib" -cf "$T/nolib.tar" .
+cat >"$T/data/profiles/nolib.json" <<JSON
+{ "extends": "base-debian", "rootfs": { "source": "tarball", "path": "$T/nolib.tar" } }
+JSON
+"$PMOVES_IMAGE" build nolib -o "$T/out" >"$T/nolib.log" 2>&1
+rc=$?; [ $rc -ne 0 ] && grep -q "needs 'libcurl.so.4', which the image does not have (package libcurl4)" "$T/nolib.log"
+ok $? "a missing runtime library of pmoves-firstboot fails the build, naming it (exit $rc)"
 
 # Hostile tarballs.
 mkdir -p "$T/evil1"

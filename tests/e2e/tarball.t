@@ -14,10 +14,7 @@ plan 14
 
 # A tiny root filesystem: enough for every stage (a kernel file, systemd-boot's EFI binary).
 R=$T/root
-mkdir -p "$R/etc" "$R/boot" "$R/usr/lib/systemd/boot/efi" "$R/boot/efi"
-echo kernel >"$R/boot/vmlinuz-9.9.9-test"
-echo initrd >"$R/boot/initrd.img-9.9.9-test"
-echo efi >"$R/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+tiny_root "$R"
 mkdir -p "$T/www"
 tar -C "$R" -cf "$T/www/rootfs.tar" .
 SHA=$(sha256sum "$T/www/rootfs.tar" | cut -d' ' -f1)

@@ -1,0 +1,316 @@
+#include "firstboot.h"
+#include "elf-needs.h"
+#include "log.h"
+#include "run.h"
+#include "util.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#ifndef PMOVES_LIBEXECDIR
+#define PMOVES_LIBEXECDIR "/usr/local/lib/pmoves-image"
+#endif
+
+static const char *const units[] = { "pmoves-firstboot.service", "pmoves-firstboot.timer" };
+
+int firstboot_payload_dir(const char *arch, char **ret)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *env = getenv("PMOVES_FIRSTBOOT_DIR");
+	_cleanup_free_ char *near = NULL;
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		if (asprintf(&near, "%s/target", exe) < 0)
+			return -ENOMEM;
+	}
+	const char *bases[] = { env && *env ? env : NULL, near, PMOVES_LIBEXECDIR };
+	for (size_t i = 0; i < ARRAY_SIZE(bases); i++) {
+		_cleanup_free_ char *dir = NULL, *bin = NULL;
+		if (!bases[i])
+			continue;
+		if (asprintf(&dir, "%s/%s", bases[i], arch) < 0 || asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
+			return -ENOMEM;
+		if (access(bin, X_OK) == 0) {
+			*ret = TAKE_PTR(dir);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* The libraries pmoves-firstboot links, and the Debian packages that ship them. */
+static const struct {
+	const char *soname, *package;
+} library_packages[] = {
+	{ "libc.so.6", "libc6" },	    { "libjson-c.so.5", "libjson-c5" },	 { "libcurl.so.4", "libcurl4" },
+	{ "libblkid.so.1", "libblkid1" },   { "libefivar.so.1", "libefivar1" },	 { "libefiboot.so.1", "libefiboot1" },
+	{ "libarchive.so.13", "libarchive13" }, { "libext2fs.so.2", "libext2fs2" }, { "libcom_err.so.2", "libcom-err2" },
+};
+
+static const char *package_of(const char *soname)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(library_packages); i++)
+		if (STREQ(library_packages[i].soname, soname))
+			return library_packages[i].package;
+	return NULL;
+}
+
+static int read_needs(const char *arch, char **ret_bin, struct elf_needs *ret)
+{
+	_cleanup_free_ char *dir = NULL, *bin = NULL;
+	int r = firstboot_payload_dir(arch, &dir);
+	if (r < 0) {
+		log_error("no pmoves-firstboot built for %s (looked in $PMOVES_FIRSTBOOT_DIR, target/%s beside "
+			  "pmoves-image and '%s/%s'); 'make' builds it for this machine's architecture",
+			  arch, arch, PMOVES_LIBEXECDIR, arch);
+		return r;
+	}
+	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
+		return -ENOMEM;
+	r = elf_read_needs(bin, ret);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s'", bin);
+	if (ret_bin)
+		*ret_bin = TAKE_PTR(bin);
+	return 0;
+}
+
+int firstboot_packages(const char *arch, char ***ret)
+{
+	struct elf_needs n;
+	int r = read_needs(arch, NULL, &n);
+	if (r < 0)
+		return r;
+	char **pkgs = NULL;
+	for (size_t i = 0; n.needed[i]; i++) {
+		const char *pkg = package_of(n.needed[i]);
+		if (!pkg) {
+			log_error("pmoves-firstboot needs '%s', and no package for it is known", n.needed[i]);
+			r = -ENOPKG;
+			break;
+		}
+		if ((r = strv_push(&pkgs, pkg)) < 0)
+			break;
+	}
+	elf_needs_free(&n);
+	if (r < 0) {
+		strv_free(pkgs);
+		return r;
+	}
+	if (!pkgs && !(pkgs = calloc(1, sizeof(char *))))
+		return -ENOMEM;
+	*ret = pkgs;
+	return 0;
+}
+
+int firstboot_validate(const struct profile *p, char **ret_error)
+{
+	if (!p->firstboot)
+		return 0;
+	char tmpl[] = "/tmp/pmoves-firstboot-XXXXXX";
+	if (!mkdtemp(tmpl))
+		return -errno;
+	_cleanup_free_ char *file = NULL, *out = NULL, *bin = NULL, *dir = NULL;
+	int r = -ENOMEM;
+	if (asprintf(&file, "%s/firstboot.json", tmpl) < 0)
+		goto out;
+	const char *text = json_object_to_json_string_ext(p->firstboot, JSON_C_TO_STRING_PLAIN);
+	r = write_file_atomic(file, text, strlen(text), 0600);
+	if (r < 0)
+		goto out;
+	/* The schema lives in pmoves-firstboot; any architecture's host build can check it. */
+	r = firstboot_payload_dir(p->arch, &dir);
+	if (r < 0)
+		r = firstboot_payload_dir(host_arch(), &dir);
+	if (r < 0 || asprintf(&bin, "%s/pmoves-firstboot", dir) < 0) {
+		r = r < 0 ? r : -ENOMEM;
+		goto out;
+	}
+	char *argv[] = { bin, "validate", file, NULL };
+	struct run_opts o = { .capture = &out, .capture_stderr = true };
+	int status = run_argv(argv, &o);
+	if (status == 0)
+		r = 0;
+	else if (status < 0 || !out)
+		r = status < 0 ? status : -EIO;
+	else {
+		/* Its messages say "FILE: .path: problem"; say where that is in the profile. */
+		char *line = out, *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, "pmoves-firstboot: ", 18) == 0)
+			line += 18;
+		size_t fl = strlen(file);
+		const char *rest = strncmp(line, file, fl) == 0 && line[fl] == ':' ? line + fl + 2 : line;
+		if (*rest == '.')
+			rest++;
+		if (asprintf(ret_error, "%s: .firstboot%s%s", p->path, *rest == '[' ? "" : ".", rest) < 0)
+			r = -ENOMEM;
+		else
+			r = -EINVAL;
+	}
+out:
+	if (file)
+		unlink(file);
+	rmdir(tmpl);
+	return r;
+}
+
+/* A shared library inside the tree, where the dynamic loader would look. */
+static int tree_find_library(struct build *b, const char *soname, char **ret_rel)
+{
+	const char *triplet = arch_triplet(b->p->arch);
+	const char *fmt[] = { "/usr/lib/%s/%s", "/lib/%s/%s", "/usr/lib/%.0s%s", "/lib/%.0s%s", "/usr/lib64/%.0s%s",
+			      "/lib64/%.0s%s" };
+	for (size_t i = 0; i < ARRAY_SIZE(fmt); i++) {
+		char *rel = NULL;
+		if (asprintf(&rel, fmt[i], triplet, soname) < 0)
+			return -ENOMEM;
+		int fd = tree_open(b, rel, O_RDONLY, 0);
+		if (fd >= 0) {
+			close(fd);
+			*ret_rel = rel;
+			return 0;
+		}
+		free(rel);
+	}
+	return -ENOENT;
+}
+
+/* The binary must run on the image: its architecture, every library it links, and a glibc at
+ * least as new as the one it was built against. Caught here, not at the machine's first boot. */
+static int check_runs_on_image(struct build *b, const char *bin, const struct elf_needs *n)
+{
+	unsigned want = STREQ(b->p->arch, "aarch64") ? EM_AARCH64 : EM_X86_64;
+	if (n->machine != want) {
+		log_error("'%s' is not built for %s", bin, b->p->arch);
+		return -ENOEXEC;
+	}
+	for (size_t i = 0; n->needed[i]; i++) {
+		_cleanup_free_ char *rel = NULL;
+		if (tree_find_library(b, n->needed[i], &rel) < 0) {
+			const char *pkg = package_of(n->needed[i]);
+			log_error("pmoves-firstboot needs '%s', which the image does not have%s%s%s", n->needed[i],
+				  pkg ? " (package " : "", pkg ? pkg : "", pkg ? ")" : "");
+			return -ENOENT;
+		}
+		if (!STREQ(n->needed[i], "libc.so.6"))
+			continue;
+		_cleanup_free_ char *real = NULL;
+		struct elf_needs libc;
+		/* The tree's libc may be a symlink inside the tree: resolve it there. */
+		_cleanup_close_ int fd = tree_open(b, rel, O_RDONLY, 0);
+		if (fd < 0 || asprintf(&real, "/proc/self/fd/%d", fd) < 0)
+			return fd < 0 ? fd : -ENOMEM;
+		int r = elf_read_needs(real, &libc);
+		if (r < 0)
+			return log_errno(r, "cannot read the image's '%s'", rel);
+		elf_needs_free(&libc); /* only the version numbers are used below */
+		if (libc.defines_major < n->glibc_major ||
+		    (libc.defines_major == n->glibc_major && libc.defines_minor < n->glibc_minor)) {
+			log_error("pmoves-firstboot needs GLIBC_%u.%u, but the image's glibc is %u.%u: build it "
+				  "against the image's suite",
+				  n->glibc_major, n->glibc_minor, libc.defines_major, libc.defines_minor);
+			return -ENOEXEC;
+		}
+	}
+	return 0;
+}
+
+static int install_file(struct build *b, const char *from, const char *to, mode_t mode)
+{
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	int r = read_file(from, 64u << 20, &data, &len);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s'", from);
+	r = tree_write_file(b, to, data, len, mode);
+	if (r < 0)
+		return log_errno(r, "cannot write '%s' in the image", to);
+	return 0;
+}
+
+/* Enable UNIT the way systemctl does: a link in each WantedBy= target's .wants directory. */
+static int enable_unit(struct build *b, const char *unit, const char *text)
+{
+	int r = 0;
+	_cleanup_free_ char *copy = strdup(text), *target = NULL;
+	if (!copy)
+		return -ENOMEM;
+	bool install = false;
+	char *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
+		if (*line == '[')
+			install = STREQ(line, "[Install]");
+		if (!install || strncmp(line, "WantedBy=", 9) != 0)
+			continue;
+		const char *t = line + 9;
+		if (!valid_name(t, 128)) {
+			log_error("'%s': WantedBy '%s' is not a unit name", unit, t);
+			return -EINVAL;
+		}
+		_cleanup_free_ char *wants = NULL, *link = NULL;
+		if (asprintf(&wants, "/etc/systemd/system/%s.wants", t) < 0 ||
+		    asprintf(&link, "/usr/lib/systemd/system/%s", unit) < 0)
+			return -ENOMEM;
+		r = tree_mkdir_p(b, wants, 0755);
+		_cleanup_close_ int dfd = r < 0 ? r : tree_open(b, wants, O_RDONLY | O_DIRECTORY, 0);
+		if (dfd < 0)
+			return log_errno(dfd, "cannot create '%s' in the image", wants);
+		unlinkat(dfd, unit, 0);
+		if (symlinkat(link, dfd, unit) < 0)
+			return log_errno(-errno, "cannot enable '%s' in the image", unit);
+	}
+	return r;
+}
+
+int firstboot_install(struct build *b)
+{
+	_cleanup_free_ char *bin = NULL, *dir = NULL, *config = NULL;
+	struct elf_needs n;
+	int r = read_needs(b->p->arch, &bin, &n);
+	if (r < 0)
+		return r;
+	r = check_runs_on_image(b, bin, &n);
+	elf_needs_free(&n);
+	if (r < 0)
+		return r;
+	r = install_file(b, bin, "/usr/bin/pmoves-firstboot", 0755);
+	if (r < 0)
+		return r;
+	dir = strdup(bin);
+	if (!dir)
+		return -ENOMEM;
+	*strrchr(dir, '/') = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		_cleanup_free_ char *from = NULL, *to = NULL, *text = NULL;
+		if (asprintf(&from, "%s/%s", dir, units[i]) < 0 || asprintf(&to, "/usr/lib/systemd/system/%s", units[i]) < 0)
+			return -ENOMEM;
+		r = read_file(from, 1u << 20, &text, NULL);
+		if (r < 0)
+			return log_errno(r, "cannot read '%s'", from);
+		r = tree_write_file(b, to, text, strlen(text), 0644);
+		if (r < 0)
+			return log_errno(r, "cannot write '%s' in the image", to);
+		r = enable_unit(b, units[i], text);
+		if (r < 0)
+			return r;
+	}
+	/* The profile's config. 0600: it may hold secrets the machine needs once. */
+	const char *json = b->p->firstboot ? json_object_to_json_string_ext(b->p->firstboot, JSON_C_TO_STRING_PRETTY |
+											       JSON_C_TO_STRING_SPACED)
+					   : "{}";
+	if (asprintf(&config, "%s\n", json) < 0)
+		return -ENOMEM;
+	r = tree_write_file(b, "/etc/pmoves/firstboot.json", config, strlen(config), 0600);
+	if (r < 0)
+		return log_errno(r, "cannot write '/etc/pmoves/firstboot.json' in the image");
+	log_info("tree: pmoves-firstboot installed and enabled");
+	return 0;
+}
