@@ -392,6 +392,11 @@ static const struct fb_field unit_fields[] = {
 static const struct fb_field step_fields[] = { BOOL("enabled"), BOOL("required"), END };
 static const struct fb_field step_value = { NULL, FB_T_OBJECT, step_fields, NULL, NULL, 0, 0 };
 
+/* growfs and efiboot: "device", a partition, disk or image file, when not the mounted one. */
+static const struct fb_field growfs_fields[] = { STR("device", valid_abs_path, 0), END };
+static const struct fb_field efiboot_fields[] = { STR("device", valid_abs_path, 0), END };
+static const struct fb_field ssh_fields[] = { BOOL("rsa"), BOOL("password_authentication"), END };
+
 #define RESERVED(k) { k, FB_T_RESERVED, NULL, NULL, NULL, 0, 0 }
 
 /* One entry per section. A step adds its own here (replacing its RESERVED line). */
@@ -404,9 +409,9 @@ static const struct fb_field top_fields[] = {
 	{ "steps", FB_T_MAP, &step_value, NULL, valid_step_name, 0, 0 },
 	{ "report_url", FB_T_STRING, NULL, valid_https_url, NULL, 0, URL_MAX },
 	STR("finally", valid_finally, 0),
-	RESERVED("growfs"),
-	RESERVED("ssh"),
-	RESERVED("efiboot"),
+	{ "growfs", FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 },
+	{ "ssh", FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 },
+	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
 	RESERVED("iommu"),
 	RESERVED("tailnet"),
 	END,
@@ -656,7 +661,9 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 					  : f->type == FB_T_OBJECT ? field_find(f->fields, key)
 					  : f->type == FB_T_MAP ? f->fields
 								: NULL;
-		bool secret = key_is_secret(key) || (sf && (sf->flags & FB_SECRET)) ||
+		/* A true/false is never a secret ("password_authentication": false). */
+		bool secret = (key_is_secret(key) && !json_object_is_type(val, json_type_boolean)) ||
+			      (sf && (sf->flags & FB_SECRET)) ||
 			      (sf && (sf->flags & FB_SECRET_IF) && secret_obj);
 		if (secret) {
 			if ((r = collect(val, secrets)) < 0 || (r = strv_push(&drop, key)) < 0)

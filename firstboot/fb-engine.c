@@ -162,7 +162,7 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 
 	int r = s->check(ctx, section, &msg);
 	if (e->o->dry_run) {
-		plan(s->name, r > 0 ? "skip" : r == 0 ? "run" : "fail", r > 0 ? "already done" : msg);
+		plan(s->name, r > 0 ? "skip" : r == 0 ? "run" : "fail", r > 0 && !msg ? "already done" : msg);
 		return r > 0 ? "skipped" : r == 0 ? "ok" : "failed";
 	}
 	e->status.steps[i].started = fb_wall_now();
@@ -178,9 +178,10 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 
 	const char *st;
 	if (r > 0) {
+		/* check may say why there is nothing to do ("not a UEFI machine"). */
 		st = "skipped";
-		free(msg);
-		msg = strdup("already done");
+		if (!msg)
+			msg = strdup("already done");
 	} else if (r < 0) {
 		st = "failed";
 	} else {

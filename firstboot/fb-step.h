@@ -1,7 +1,8 @@
 /* A provisioning step: one file step-<name>.c exporting one record, listed once in fb-steps.c.
  *
  * The engine calls, for a step that is enabled and configured:
- *   check  -> 1: the effect is already there (the step ends "skipped", "already done");
+ *   check  -> 1: the effect is already there (the step ends "skipped", "already done"), or
+ *             there is nothing for the step to do here (*ret_msg says why: "not a UEFI machine");
  *             0: not yet; -errno: cannot tell (the step fails, message in *ret_msg).
  *   apply  -> OK, PENDING (something it needs, e.g. the network, is missing: retry on a later
  *             run), REBOOT (done, takes effect after a reboot: the engine saves state and
@@ -39,5 +40,21 @@ extern const struct fb_step *const fb_steps[];
 extern const size_t fb_steps_count;
 
 extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
+extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot;
+
+/* Block devices, for growfs and efiboot (step-growfs.c). Paths are as on the target. */
+struct fb_blockdev {
+	char *disk;      /* "/dev/vda", or an image file */
+	char *part_dev;  /* "/dev/vda2", or NULL (a whole disk or an image file was given) */
+	unsigned partno; /* 1-based; 0: not a partition */
+};
+void fb_blockdev_done(struct fb_blockdev *d);
+/* MAJ:MIN through ROOT/sys/dev/block: name, partition number, disk. */
+int fb_blockdev_from_devnum(unsigned maj, unsigned min, struct fb_blockdev *ret, char **ret_msg);
+/* A block device node or an image file (the disk itself). */
+int fb_blockdev_of_path(const char *dev, struct fb_blockdev *ret, char **ret_msg);
+/* The device mounted on MOUNTPOINT (ROOT/proc/self/mountinfo): 1, or 0 when there is none
+ * (no mountinfo, nothing mounted there, or a filesystem without a device). */
+int fb_blockdev_of_mount(const char *mountpoint, struct fb_blockdev *ret, char **ret_msg);
 
 #endif

@@ -5,13 +5,15 @@
 #include "fb-step.h"
 
 const struct fb_step *const fb_steps[] = {
-	/* growfs (next task) */
+	&step_growfs,
 	&step_hostname,
-	/* users, ssh (next task) */
+	&step_users,
+	&step_ssh,
 	&step_sysctl,
 	&step_files,
 	&step_units,
-	/* efiboot (next task); iommu, tailnet (their issues) */
+	&step_efiboot,
+	/* iommu, tailnet (their issues) */
 };
 
 const size_t fb_steps_count = sizeof(fb_steps) / sizeof(fb_steps[0]);
