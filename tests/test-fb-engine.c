@@ -11,7 +11,8 @@ static const char *etc_config =
 	"{\"hostname\": \"node1.example.org\", \"sysctl\": {\"net.ipv4.ip_forward\": 1, \"vm.swappiness\": \"10\"},"
 	" \"files\": [{\"path\": \"/etc/motd\", \"content\": \"hello\\n\"},"
 	"  {\"path\": \"/home/alice/.token\", \"content\": \"" SECRET_FILE "\", \"secret\": true, \"owner\": \"alice:alice\"}],"
-	" \"units\": {\"enable\": [\"ssh.service\", \"pmoves-agent.service\"], \"start\": [\"x.service\"]}}";
+	" \"units\": {\"enable\": [\"ssh.service\", \"pmoves-agent.service\"], \"start\": [\"x.service\"]},"
+	" \"steps\": {\"ssh\": {\"enabled\": false}}}"; /* host keys: test-fb-steps */
 static const char *device_config =
 	"{\"users\": [{\"name\": \"bob\", \"password_hash\": \"" SECRET_HASH "\","
 	" \"ssh_authorized_keys\": [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDevice bob@laptop\"]}],"
@@ -39,17 +40,24 @@ static void test_run(void)
 	tap_is_int(r.status, 0, "run exits 0");
 	char *lines = r.out ? strndup(r.out, strstr(r.out, "pmoves-firstboot: done") ? (size_t)(strstr(r.out, "pmoves-firstboot: done") - r.out) : strlen(r.out)) : NULL;
 	tap_is_str(lines,
+		   "pmoves-firstboot: step=growfs state=start\n"
+		   "pmoves-firstboot: step=growfs state=skipped the root filesystem is not on a block device\n"
 		   "pmoves-firstboot: step=hostname state=start\n"
 		   "pmoves-firstboot: step=hostname state=ok node1.example.org\n"
+		   "pmoves-firstboot: step=users state=start\n"
+		   "pmoves-firstboot: step=users state=ok 1 created, 0 updated\n"
+		   "pmoves-firstboot: step=ssh state=skipped disabled in the config\n"
 		   "pmoves-firstboot: step=sysctl state=start\n"
 		   "pmoves-firstboot: step=sysctl state=ok 2 settings in '/etc/sysctl.d/90-pmoves.conf'\n"
 		   "pmoves-firstboot: step=files state=start\n"
 		   "pmoves-firstboot: step=files state=ok 2 of 2 files written\n"
 		   "pmoves-firstboot: step=units state=start\n"
-		   "pmoves-firstboot: step=units state=ok 2 units changed, start left to the running system\n",
+		   "pmoves-firstboot: step=units state=ok 2 units changed, start left to the running system\n"
+		   "pmoves-firstboot: step=efiboot state=start\n"
+		   "pmoves-firstboot: step=efiboot state=skipped not a UEFI machine\n",
 		   "one line per step transition");
 	free(lines);
-	tap_ok(r.out && strstr(r.out, "\npmoves-firstboot: done status=ok steps=4 seconds="), "the done line");
+	tap_ok(r.out && strstr(r.out, "\npmoves-firstboot: done status=ok steps=8 seconds="), "the done line");
 	char *hostname = t_read(root, "etc/hostname"), *hosts = t_read(root, "etc/hosts"),
 	     *sysctl = t_read(root, "etc/sysctl.d/90-pmoves.conf"), *motd = t_read(root, "etc/motd");
 	tap_is_str(hostname, "node1.example.org\n", "/etc/hostname");
@@ -99,7 +107,7 @@ static void test_run(void)
 	char *after = t_tree_digest(root, true);
 	tap_is_int(r.status, 0, "second run exits 0");
 	tap_is_str(before, after, "second run changes nothing in the tree");
-	tap_is_int(t_count(r.out, "state=skipped already done"), 4, "second run: every step skipped, already done");
+	tap_is_int(t_count(r.out, "state=skipped already done"), 7, "second run: every step skipped, already done (ssh: disabled)");
 	tap_is_int(t_count(r.out, "state=start"), 0, "second run starts no step");
 	t_result_free(&r);
 	free(before);
@@ -121,7 +129,7 @@ static void test_run(void)
 	r = t_fb(root, NULL, argvj);
 	json_object *o = r.out ? json_tokener_parse(r.out) : NULL;
 	json_object *steps = o ? json_object_object_get(o, "steps") : NULL;
-	tap_ok(r.status == 0 && steps && json_object_array_length(steps) == 4, "status --json has every step");
+	tap_ok(r.status == 0 && steps && json_object_array_length(steps) == 8, "status --json has every step");
 	json_object_put(o);
 	t_result_free(&r);
 	t_cleanup(root);
@@ -160,9 +168,9 @@ static void test_invalid(void)
 	t_write(root, "boot/efi/pmoves/device.json", "{\"users\": [{\"name\": \"bob\", \"sudo\": 1}]}");
 	struct t_result r = t_run(root, NULL);
 	tap_is_int(r.status, 2, "invalid config: exit 2");
-	tap_is_int(t_count(r.out, "state=skipped config invalid: /boot/efi/pmoves/device.json: .users[0].sudo: must be true or false"), 4,
+	tap_is_int(t_count(r.out, "state=skipped config invalid: /boot/efi/pmoves/device.json: .users[0].sudo: must be true or false"), 8,
 		   "every step skipped with the reason");
-	tap_contains(r.out, "done status=failed steps=4", "done status=failed");
+	tap_contains(r.out, "done status=failed steps=8", "done status=failed");
 	tap_ok(!t_exists(root, "etc/hostname") && !t_exists(root, "etc/motd"), "nothing applied");
 	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json"), *c = calls(root);
 	tap_contains(status, "\"config_error\": \"config invalid: /boot/efi/pmoves/device.json", "status.json says why");
@@ -228,7 +236,7 @@ static void test_crash(void)
 			char *c = calls(root);
 			once = once && t_count(c, " enable ssh.service") == 1 && t_count(c, " disable pmoves-firstboot") == 1;
 			char *st = t_read(root, "var/lib/pmoves/firstboot/state.json");
-			once = once && t_count(st, "\"state\": \"ok\"") + t_count(st, "\"state\": \"skipped\"") == 4;
+			once = once && t_count(st, "\"state\": \"ok\"") + t_count(st, "\"state\": \"skipped\"") == 8;
 			if (!tap_ok(once, "crash after %s%s, then a run: every step applied exactly once", steps[s].step, points[p]))
 				tap_diag("exit %d then %d; calls: %s; run 2: %s", r1.status, r2.status, c, r2.out);
 			free(c);
