@@ -3,9 +3,6 @@
  * survives a power cut at each point. Real tools where they run here: ssh-keygen, resize2fs
  * (on image files, "FILE?offset=N"), sgdisk, sfdisk, mke2fs, dumpe2fs; systemctl is the
  * recording stand-in. */
-/* builder/firstboot.h has the same name as firstboot/firstboot.h and comes first on the
- * include path: name ours explicitly. */
-#include "../firstboot/firstboot.h"
 #include "test-fb-lib.h"
 #include "run.h"
 
@@ -403,7 +400,9 @@ static void test_growfs(void)
 	sh(NULL, t1);
 	char *sf[] = { "sfdisk", "-q", img, NULL };
 	const char *script = "label: dos\nstart=2048, size=16384, type=c\nstart=18432, size=40960, type=83\n";
-	int in = open(t_strf("%s.sfdisk", img), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	char *sfp = t_strf("%s.sfdisk", img);
+	int in = open(sfp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	free(sfp);
 	if (in < 0 || write(in, script, strlen(script)) < 0 || lseek(in, 0, SEEK_SET) < 0)
 		abort();
 	struct run_opts o = { .in_fd = in };
