@@ -449,9 +449,11 @@ static enum fb_result growfs_apply(const struct fb_ctx *c, json_object *section,
 		if (p.is_blk && d.part_dev) {
 			dev = fb_path(d.part_dev);
 		} else if (p.is_blk) {
-			*ret_msg = fb_strdupf("partition %u of '%s' grown; its device is not known: filesystem not grown", p.partno,
-					      d.disk);
-			return FB_FAILED;
+			/* A whole disk was given: the kernel's name of its partition N, "sda2" or
+			 * "nvme0n1p2"/"mmcblk0p2" after a name ending in a digit. */
+			size_t n = strlen(host);
+			bool digit = n > 0 && host[n - 1] >= '0' && host[n - 1] <= '9';
+			dev = fb_strdupf("%s%s%u", host, digit ? "p" : "", p.partno);
 		} else {
 			/* An image file: e2fsprogs opens "FILE?offset=N"; the size must be given. */
 			dev = fb_strdupf("%s?offset=%llu", host, (unsigned long long)p.start);
