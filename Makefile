@@ -75,7 +75,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/datadir.stamp: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(DATADIR) $(LIBEXECDIR)' | cmp -s - $@ || echo '$(DATADIR) $(LIBEXECDIR)' > $@
-$(BUILD)/builder/profile.o $(BUILD)/builder/firstboot.o: $(BUILD)/datadir.stamp
+$(BUILD)/builder/profile.o $(BUILD)/builder/firstboot-install.o: $(BUILD)/datadir.stamp
 
 $(BUILD)/libpmoves.a: $(LIB_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^

@@ -1,7 +1,7 @@
 /* pmoves-image build NAME [-o DIR] [--seed S] [--refresh] [-v] */
 #include "build-run.h"
 #include "cmd.h"
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"

@@ -1,6 +1,6 @@
 /* pmoves-image validate: load profiles with every check, build nothing. */
 #include "cmd.h"
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"

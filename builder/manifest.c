@@ -1,7 +1,7 @@
 /* manifest.json (what went in) and SHA256SUMS (what came out). */
 #include "manifest.h"
 #include "hash.h"
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "progress.h"
 #include "rootfs.h"

@@ -1,6 +1,6 @@
 /* Root filesystem from mmdebstrap, cached as a tarball under its content address. */
 #include "hash.h"
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "rootfs.h"
 #include "util.h"

@@ -1,6 +1,6 @@
 /* The staging tree: the rootfs tarball extracted, overlays copied in, generated files written. */
 #include "build.h"
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "hash.h"
 #include "log.h"
 #include "progress.h"

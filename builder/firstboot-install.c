@@ -1,4 +1,4 @@
-#include "firstboot.h"
+#include "firstboot-install.h"
 #include "elf-needs.h"
 #include "log.h"
 #include "run.h"
