@@ -13,7 +13,7 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
-		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [-v]\n"
+		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE] [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
 		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
@@ -36,6 +36,9 @@ static void run_usage(FILE *f)
 		"                   connections out of the guest)\n"
 		"  --accel A        auto (default: KVM if a probe guest runs under it, else TCG), kvm,\n"
 		"                   or tcg\n"
+		"  --vars FILE      keep the firmware variables (boot entries) in FILE between boots:\n"
+		"                   created from the firmware's template when missing, used in place\n"
+		"                   otherwise (default: a private copy, removed after the boot)\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -59,7 +62,7 @@ static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsig
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL };
+	       O_NET, O_ACCEL, O_VARS };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -71,6 +74,7 @@ int cmd_run(int argc, char **argv)
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "net", no_argument, NULL, O_NET },
 		{ "accel", required_argument, NULL, O_ACCEL },
+		{ "vars", required_argument, NULL, O_VARS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -113,6 +117,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_ACCEL:
 			o.accel = optarg;
+			break;
+		case O_VARS:
+			o.vars = optarg;
 			break;
 		case 'v':
 			log_verbose = 1;

@@ -834,6 +834,26 @@ int qemu_check_opts(const struct qemu_opts *o)
 		if (r)
 			return r;
 	}
+	if (o->vars) {
+		struct stat vst;
+		if (!*o->vars) {
+			log_error("--vars needs a file name");
+			return EXIT_USAGE;
+		}
+		if (stat(o->vars, &vst) == 0) {
+			if (!S_ISREG(vst.st_mode)) {
+				log_error("firmware variables '%s' is not a regular file", o->vars);
+				return EXIT_USAGE;
+			}
+			if (access(o->vars, R_OK | W_OK) < 0) {
+				log_error("firmware variables '%s' cannot be written: %s", o->vars, strerror(errno));
+				return EXIT_USAGE;
+			}
+		} else if (errno != ENOENT) {
+			log_error("firmware variables '%s' cannot be used: %s", o->vars, strerror(errno));
+			return EXIT_USAGE;
+		}
+	}
 	return 0;
 }
 
@@ -1039,13 +1059,26 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		return log_errno(r, "cannot choose an accelerator"), EXIT_FAIL;
 	log_info("accelerator: %s (%s)", accel, why);
 
-	if ((r = make_temp_dir(&s->dir)) < 0)
-		return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
 	_cleanup_free_ char *vars = NULL;
-	if (asprintf(&vars, "%s/%s", s->dir, strrchr(a->vars, '/') + 1) < 0)
-		return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
-	if ((r = copy_vars(a->vars, vars)) < 0)
-		return log_errno(r, "cannot copy firmware variables '%s' to '%s'", a->vars, vars), EXIT_FAIL;
+	if (o->vars) {
+		/* Persistent: created from the template when missing (O_EXCL), then used in place. */
+		if (!(vars = strdup(o->vars)))
+			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
+		r = copy_vars(a->vars, vars);
+		if (r == 0)
+			log_info("firmware variables '%s' created from '%s'", vars, a->vars);
+		else if (r != -EEXIST) {
+			unlink(vars);
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", a->vars, vars), EXIT_FAIL;
+		}
+	} else {
+		if ((r = make_temp_dir(&s->dir)) < 0)
+			return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
+		if (asprintf(&vars, "%s/%s", s->dir, strrchr(a->vars, '/') + 1) < 0)
+			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
+		if ((r = copy_vars(a->vars, vars)) < 0)
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", a->vars, vars), EXIT_FAIL;
+	}
 
 	bool interactive = !o->expect && isatty(STDIN_FILENO);
 	_cleanup_strv_ char **argv = NULL;

@@ -27,6 +27,8 @@ struct qemu_opts {
 	unsigned cpus;      /* 0: QEMU_DEFAULT_CPUS */
 	bool net;           /* user-mode network with restrict=off; otherwise restrict=on */
 	const char *accel;  /* "auto" or NULL (probe KVM, else TCG), "kvm", "tcg" */
+	const char *vars;   /* persistent firmware VARS file: copied from the template when
+			     * missing, used in place otherwise; NULL: a private copy per boot */
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

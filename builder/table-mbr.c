@@ -7,25 +7,6 @@
 #include <endian.h>
 #include <stddef.h>
 
-#define MBR_HEADS 255u
-#define MBR_SECTORS 63u
-#define MBR_MAX_CYL 1023u
-
-bool mbr_chs(uint64_t lba, uint8_t ret_chs[3])
-{
-	uint64_t c = lba / (MBR_HEADS * MBR_SECTORS);
-	unsigned h = (unsigned)(lba / MBR_SECTORS % MBR_HEADS);
-	unsigned s = (unsigned)(lba % MBR_SECTORS) + 1;
-	bool exact = c <= MBR_MAX_CYL;
-	if (!exact)
-		c = MBR_MAX_CYL, h = MBR_HEADS - 1, s = MBR_SECTORS;
-	/* head; sector in bits 0-5 with cylinder bits 8-9 in bits 6-7; cylinder bits 0-7 */
-	ret_chs[0] = (uint8_t)h;
-	ret_chs[1] = (uint8_t)(s | ((c >> 2) & 0xc0));
-	ret_chs[2] = (uint8_t)(c & 0xff);
-	return exact;
-}
-
 static int mbr_validate(const struct table_layout *l)
 {
 	if (!l || (l->n > 0 && !l->e))
@@ -72,9 +53,9 @@ static int mbr_write(int fd, const struct table_layout *l)
 		uint64_t s = e->start / SECTOR, n = e->size / SECTOR;
 		struct mbr_part *p = &m.part[i];
 		p->status = e->bootable ? 0x80 : 0x00;
-		(void)mbr_chs(s, p->first_chs);
+		(void)mbr_lba_chs(s, p->first_chs);
 		p->type = e->mbr_type;
-		(void)mbr_chs(s + n - 1, p->last_chs);
+		(void)mbr_lba_chs(s + n - 1, p->last_chs);
 		p->first_lba = htole32((uint32_t)s);
 		p->sectors = htole32((uint32_t)n);
 	}

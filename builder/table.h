@@ -57,11 +57,6 @@ const struct part_type *part_type_from_guid(const char *guid);
 /* NULL-terminated list of names, for messages. */
 const char *part_type_names(void);
 
-/* CHS address of LBA with the 255 heads / 63 sectors geometry, as the 3 bytes of an MBR
- * partition record. Past cylinder 1023 it saturates at 1023/254/63 as fdisk does and returns
- * false (true when the address is exact). */
-bool mbr_chs(uint64_t lba, uint8_t ret_chs[3]);
-
 /* gpt_read, gpt_relocate_backup, gpt_resize_partition and struct gpt_disk: lib/gpt.h. */
 
 #endif

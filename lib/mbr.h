@@ -27,8 +27,7 @@ _Static_assert(sizeof(struct mbr) == 512, "MBR is 512 bytes");
 
 /* CHS address of LBA with the 255 heads / 63 sectors geometry, as the 3 bytes of a partition
  * record; past cylinder 1023 it saturates at 1023/254/63 as fdisk does and returns false.
- * The same computation as the builder's mbr_chs() (table-mbr.c), here so that lib/ code
- * (the GPT's protective MBR) and pmoves-firstboot can use it without the builder. */
+ * Used by both partition table writers and by pmoves-firstboot. */
 static inline bool mbr_lba_chs(uint64_t lba, uint8_t ret_chs[3])
 {
 	uint64_t c = lba / (255u * 63u);

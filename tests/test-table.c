@@ -3,6 +3,7 @@
 #include "tap.h"
 #include "hash.h"
 #include "run.h"
+#include "mbr.h"
 #include "table.h"
 #include "util.h"
 
@@ -498,11 +499,11 @@ static void test_chs(void)
 	errs = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint8_t got[3];
-		bool exact = mbr_chs(cases[i].lba, got);
+		bool exact = mbr_lba_chs(cases[i].lba, got);
 		CHECK(memcmp(got, cases[i].chs, 3) == 0 && exact == cases[i].exact,
 		      "LBA %llu: %02x %02x %02x %d", (unsigned long long)cases[i].lba, got[0], got[1], got[2], exact);
 	}
-	tap_ok(errs == 0, "mbr_chs: 255 heads, 63 sectors, saturating at 1023/254/63");
+	tap_ok(errs == 0, "mbr_lba_chs: 255 heads, 63 sectors, saturating at 1023/254/63");
 }
 
 static void test_relocate(void)

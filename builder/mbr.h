@@ -1,2 +1,0 @@
-/* The MBR sector struct lives in lib/mbr.h (pmoves-firstboot grows MBR disks too). */
-#include "../lib/mbr.h"
