@@ -103,36 +103,7 @@ int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	size_t cap = 4096, len = 0;
-	_cleanup_free_ char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (len + 1 >= cap) {
-			if (cap > max + 1)
-				return -EFBIG;
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				return -ENOMEM;
-			buf = nb;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max)
-			return -EFBIG;
-	}
-	buf[len] = '\0';
-	*ret_buf = TAKE_PTR(buf);
-	if (ret_len)
-		*ret_len = len;
-	return 0;
+	return read_fd(fd, max, ret_buf, ret_len);
 }
 
 int fb_exists(const char *abs)

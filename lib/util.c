@@ -150,25 +150,21 @@ int rm_rf(const char *path)
 	return 0;
 }
 
-int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	if ((uint64_t)st.st_size > max)
-		return -EFBIG;
-	size_t cap = (size_t)st.st_size + 1, len = 0;
+	/* /proc and /sys files say size 0: start small and grow. */
+	size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size <= max ? (size_t)st.st_size + 1 : 4096;
+	size_t len = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
 		if (len + 1 >= cap) {
-			if (cap > max)
+			/* Room for one more byte than MAX, to see the end of a file of exactly MAX. */
+			if (cap >= max + 2)
 				return -EFBIG;
 			char *nb = realloc(buf, cap * 2);
 			if (!nb)
@@ -185,14 +181,29 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		if (len > max)
+			return -EFBIG;
 	}
-	if (len > max)
-		return -EFBIG;
 	buf[len] = '\0';
 	*ret_buf = TAKE_PTR(buf);
 	if (ret_len)
 		*ret_len = len;
 	return 0;
+}
+
+int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((uint64_t)st.st_size > max)
+		return -EFBIG;
+	return read_fd(fd, max, ret_buf, ret_len);
 }
 
 static int write_all(int fd, const void *buf, size_t len)

@@ -71,6 +71,9 @@ static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 /* Files. */
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
+/* The whole of FD or of PATH (a regular file) as a NUL-terminated buffer of at most MAX bytes
+ * (-EFBIG past that). */
+int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
 /* Write temp, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);

@@ -112,6 +112,28 @@ static void test_sizes(void)
 	       "valid_name");
 }
 
+static void test_read_file(void)
+{
+	char path[] = "/tmp/test-lib-read-XXXXXX";
+	int fd = mkstemp(path);
+	char *buf = NULL;
+	size_t len = 0;
+	tap_ok(fd >= 0 && write(fd, "0123456789", 10) == 10, "a 10-byte file");
+	tap_ok(read_file(path, 10, &buf, &len) == 0 && len == 10 && strcmp(buf, "0123456789") == 0,
+	       "read_file reads a file of exactly its limit");
+	free(buf);
+	buf = NULL;
+	tap_is_int(read_file(path, 9, &buf, &len), -EFBIG, "read_file refuses a file over its limit");
+	int rfd = open(path, O_RDONLY);
+	tap_ok(rfd >= 0 && read_fd(rfd, 10, &buf, &len) == 0 && len == 10, "read_fd reads to the end");
+	free(buf);
+	if (rfd >= 0)
+		close(rfd);
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+}
+
 static void test_run(void)
 {
 	char *out = NULL;
@@ -133,6 +155,7 @@ int main(void)
 	test_sha256();
 	test_ids();
 	test_sizes();
+	test_read_file();
 	test_run();
 	return tap_done();
 }
