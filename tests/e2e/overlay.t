@@ -9,7 +9,7 @@ need tar mke2fs mkfs.vfat mcopy debugfs
 
 T=$(mktemp -d /tmp/pmoves-e2e-overlay.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 17
+plan 19
 export PMOVES_DATADIR=$T/data
 mkdir -p "$T/data/profiles" "$T/data/overlays/site/etc/pmoves" "$T/data/overlays/site/usr/local/bin"
 cp "$TOP/profiles/base-debian.json" "$T/data/profiles/"
@@ -67,6 +67,23 @@ JSON
 "$PMOVES_IMAGE" build nolib -o "$T/out" >"$T/nolib.log" 2>&1
 rc=$?; [ $rc -ne 0 ] && grep -q "needs 'libcurl.so.4', which the image does not have (package libcurl4)" "$T/nolib.log"
 ok $? "a missing runtime library of pmoves-firstboot fails the build, naming it (exit $rc)"
+
+# An image whose glibc is older than the one pmoves-firstboot was built against: caught at build
+# time. Its libc.so.6 is a small library that defines only GLIBC_2.2.5 (made here with a version
+# script), standing in for an old distribution's.
+mkdir -p "$T/oldc"
+tiny_root "$T/oldc"
+printf 'GLIBC_2.2.5 { global: *; };\n' >"$T/old.map"
+printf 'int old_libc_marker(void) { return 1; }\n' >"$T/old.c"
+cc -shared -fPIC -nostdlib -Wl,--version-script="$T/old.map" -Wl,-soname,libc.so.6 -o "$T/oldc/usr/lib/x86_64-linux-gnu/libc.so.6" "$T/old.c"
+tar -C "$T/oldc" -cf "$T/oldc.tar" .
+cat >"$T/data/profiles/oldc.json" <<JSON
+{ "extends": "base-debian", "rootfs": { "source": "tarball", "path": "$T/oldc.tar" } }
+JSON
+"$PMOVES_IMAGE" build oldc -o "$T/out" >"$T/oldc.log" 2>&1
+rc=$?; [ $rc -ne 0 ] && grep -qE "pmoves-firstboot needs GLIBC_2\.[0-9]+, but the image's glibc is 2\.2" "$T/oldc.log"
+ok $? "an image with an older glibc than pmoves-firstboot needs fails the build (exit $rc)"
+test ! -e "$T/out/oldc"; ok $? "... and writes no output"
 
 # Hostile tarballs.
 mkdir -p "$T/evil1"
