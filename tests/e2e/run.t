@@ -23,7 +23,7 @@ check() {
 	ok $r "$name (exit $want, says '$text')"
 	[ $r = 0 ] || { echo "# got exit $got:"; diag "$T/out"; }
 }
-echo "1..21"
+echo "1..24"
 
 truncate -s 64M "$T/empty.img"
 printf '{"hostname": "x"}\n' >"$T/good.json"
@@ -81,7 +81,23 @@ ok $? "snapshot mode leaves the image bytes unchanged and the VARS copy is remov
 grep -q -- "file=$T/empty.img,format=raw,if=virtio -nic" "$T/out"; seen=$?
 ok $([ $got = 0 ] && [ $seen = 0 ] && echo 0 || echo 1) "--persist boots the disk without snapshot=on"
 
-# 20: SIGINT stops QEMU and exits 130.
+# 20-22: --vars keeps the firmware variables in a file: created from the template when
+# missing, then used in place.
+check "--vars a directory" 2 "firmware variables '$T' is not a regular file" "$T/empty.img" --vars "$T"
+"$BIN" run "$T/empty.img" --vars "$T/vars.fd" --expect "$EXPECT" --timeout 120 --accel tcg -v >"$T/out" 2>&1; got=$?
+[ $got = 0 ] && [ "$(stat -c %s "$T/vars.fd" 2>/dev/null)" = "$(stat -c %s /usr/share/OVMF/OVMF_VARS_4M.fd)" ] &&
+	grep -q "firmware variables '$T/vars.fd' created from" "$T/out" &&
+	grep -q -- "if=pflash,format=raw,unit=1,file=$T/vars.fd " "$T/out"
+ok $? "--vars FILE: created from the template and given to QEMU"
+[ $? = 0 ] || diag "$T/out"
+ino=$(stat -c %i "$T/vars.fd")
+"$BIN" run "$T/empty.img" --vars "$T/vars.fd" --expect "$EXPECT" --timeout 120 --accel tcg -v >"$T/out" 2>&1; got=$?
+[ $got = 0 ] && [ "$(stat -c %i "$T/vars.fd")" = "$ino" ] && ! grep -q "created from" "$T/out" &&
+	grep -q -- "if=pflash,format=raw,unit=1,file=$T/vars.fd " "$T/out"
+ok $? "--vars FILE that exists is used in place, not recreated"
+[ $? = 0 ] || diag "$T/out"
+
+# 23: SIGINT stops QEMU and exits 130.
 "$BIN" run "$T/empty.img" --accel tcg >"$T/out" 2>&1 &
 pid=$!
 sleep 3
@@ -89,7 +105,7 @@ kill -INT $pid
 wait $pid; got=$?
 ok $([ $got = 130 ] && echo 0 || echo 1) "SIGINT stops QEMU and exits 130 (exit $got)"
 
-# 21: aarch64 under AAVMF.
+# 24: aarch64 under AAVMF.
 if [ -r /usr/share/AAVMF/AAVMF_CODE.fd ] && command -v qemu-system-aarch64 >/dev/null; then
 	start=$(date +%s)
 	"$BIN" run "$T/empty.img" --arch aarch64 --expect "$EXPECT" --timeout 120 >"$T/out" 2>&1; got=$?
