@@ -44,27 +44,58 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
 PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot)
 
-# pmoves-firstboot as it goes into images: built for the target, never with sanitizers.
-# (Same architecture as this machine for now; aarch64 images need a cross build.)
+# pmoves-firstboot as it goes into images: $(BUILD)/target/ARCH/pmoves-firstboot and its units,
+# for every ARCH in TARGET_ARCHES, never with sanitizers, linked only against what it needs
+# (FB_PKGS; the builder installs those libraries in the image and checks their glibc). The
+# host's architecture is built with $(CC) and pkg-config; another with Debian's cross compiler
+# ARCH-linux-gnu-gcc and that architecture's multiarch -dev packages (make deps installs them
+# for aarch64), or is skipped with a note when they are not installed.
 HOST_ARCH := $(shell uname -m)
-TARGET_DIR := $(BUILD)/target/$(HOST_ARCH)
-TARGET_FB := $(if $(wildcard firstboot/main.c),$(TARGET_DIR)/pmoves-firstboot \
-	$(TARGET_DIR)/pmoves-firstboot.service $(TARGET_DIR)/pmoves-firstboot.timer)
-TARGET_OBJ := $(LIB_SRC:%.c=$(TARGET_DIR)/%.o) $(FIRSTBOOT_SRC:%.c=$(TARGET_DIR)/%.o)
+TARGET_ARCHES := x86_64 aarch64
+FB_PKGS := json-c libcurl blkid
+TARGET_CPPFLAGS := -D_GNU_SOURCE -Ilib -Ifirstboot -DPMOVES_VERSION='"$(PMOVES_VERSION)"'
+TARGET_CFLAGS := -O2 -g $(WARN)
+TARGET_FB :=
+TARGET_OBJ :=
+TARGET_SKIPPED :=
 
-all: $(PROGRAMS) $(TARGET_FB) pmoves-image
+all: # the default goal; its prerequisites follow the target rules
 
-$(TARGET_DIR)/%.o: %.c
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $< (target)")
-	$(Q)$(CC) $(CPPFLAGS) -Ifirstboot -O2 -g $(WARN) -c -o $@ $<
+# fb_target ARCH: sets T_CC_ARCH and T_PC_ARCH; when they can build, the rules for ARCH.
+define fb_target
+T_CC_$(1) := $(if $(filter $(1),$(HOST_ARCH)),$(CC),$(1)-linux-gnu-gcc)
+T_PC_$(1) := $(if $(filter $(1),$(HOST_ARCH)),pkg-config,PKG_CONFIG_LIBDIR=/usr/lib/$(1)-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config)
+T_WHY_$(1) := $$(if $$(shell command -v $$(firstword $$(T_CC_$(1))) 2>/dev/null),$$(if $$(shell $$(T_PC_$(1)) --exists $(FB_PKGS) && echo y),,$(1) libraries for '$(FB_PKGS)' are not installed),'$$(firstword $$(T_CC_$(1)))' is not installed)
+ifeq ($$(T_WHY_$(1)),)
+T_PKG_CFLAGS_$(1) := $$(shell $$(T_PC_$(1)) --cflags $(FB_PKGS))
+T_PKG_LIBS_$(1) := $$(shell $$(T_PC_$(1)) --libs $(FB_PKGS))
+T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
+TARGET_OBJ += $$(T_OBJ_$(1))
+TARGET_FB += $(if $(wildcard firstboot/main.c),$(BUILD)/target/$(1)/pmoves-firstboot \
+	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer)
 
-$(TARGET_DIR)/pmoves-firstboot: $(TARGET_OBJ)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(LDLIBS)
+$(BUILD)/target/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  CC      $$< ($(1))")
+	$$(Q)$$(T_CC_$(1)) $$(TARGET_CPPFLAGS) $$(T_PKG_CFLAGS_$(1)) $$(TARGET_CFLAGS) -c -o $$@ $$<
 
-$(TARGET_DIR)/pmoves-firstboot.%: firstboot/pmoves-firstboot.%
-	$(Q)cp $< $@
+$(BUILD)/target/$(1)/pmoves-firstboot: $$(T_OBJ_$(1))
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(T_CC_$(1)) -o $$@ $$^ $$(T_PKG_LIBS_$(1)) -pthread
+
+$(BUILD)/target/$(1)/pmoves-firstboot.%: firstboot/pmoves-firstboot.%
+	$$(Q)cp $$< $$@
+else
+TARGET_SKIPPED += $(1)
+endif
+endef
+$(foreach a,$(TARGET_ARCHES),$(eval $(call fb_target,$(a))))
+
+all: $(PROGRAMS) $(TARGET_FB) pmoves-image target-notes
+
+# One line per architecture not built, on every make that builds the targets.
+target-notes:
+	@$(foreach a,$(TARGET_SKIPPED),echo "note: pmoves-firstboot for $(a) not built: $(T_WHY_$(a)) (make deps)";)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -135,7 +166,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
-	$(if $(TARGET_FB),install -d $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH) && cp $(TARGET_FB) $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)/)
+	$(foreach a,$(TARGET_ARCHES),$(if $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)),install -d $(DESTDIR)$(LIBEXECDIR)/$(a) && cp $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)) $(DESTDIR)$(LIBEXECDIR)/$(a)/ &&)) true
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
 
 clean:
@@ -144,7 +175,7 @@ clean:
 help:
 	@echo "targets: all deps check demo bench install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
 
-.PHONY: all tests deps check demo bench install clean help pmoves-image FORCE
+.PHONY: all target-notes tests deps check demo bench install clean help pmoves-image FORCE
 FORCE:
 .DELETE_ON_ERROR:
 .SECONDARY:
