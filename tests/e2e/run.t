@@ -63,11 +63,11 @@ ok $? "-v prints q35, OVMF with a private VARS copy, snapshot=on, restrict=on an
 
 # 16-17: no match before the timeout.
 start=$(date +%s)
-# 20 s: OVMF prints its first lines within a few seconds even on a loaded machine.
-"$BIN" run "$T/empty.img" --expect 'never-printed' --timeout 20 --accel tcg >"$T/out" 2>&1; got=$?
+# 60 s: OVMF prints its first lines within seconds, even on a machine loaded by other boots.
+"$BIN" run "$T/empty.img" --expect 'never-printed' --timeout 60 --accel tcg >"$T/out" 2>&1; got=$?
 took=$(($(date +%s) - start))
-ok $([ $got = 1 ] && [ $took -lt 45 ] && echo 0 || echo 1) "--expect never-printed --timeout 20 exits 1 (exit $got after $took s)"
-grep -q "timed out after 20 s waiting for 'never-printed'" "$T/out" && grep -q "^  | .*BdsDxe" "$T/out"
+ok $([ $got = 1 ] && [ $took -lt 90 ] && echo 0 || echo 1) "--expect never-printed --timeout 60 exits 1 (exit $got after $took s)"
+grep -q "timed out after 60 s waiting for 'never-printed'" "$T/out" && grep -q "^  | ." "$T/out"
 ok $? "the timeout names the regex and prints the last console lines"
 [ $? = 0 ] || diag "$T/out"
 
