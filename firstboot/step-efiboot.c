@@ -28,7 +28,7 @@
 #include <sys/vfs.h>
 
 #define EFIVARS "/sys/firmware/efi/efivars"
-#define GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-e0a9b2d3ed3b"
+#define GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-00e098032b8c" /* EFI_GLOBAL_VARIABLE */
 #define ESP_MOUNT "/boot/efi"
 #define ENTRY_NAME "PMOVES"
 #define VAR_MAX (64u * 1024u)

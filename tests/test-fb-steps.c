@@ -432,7 +432,7 @@ static void test_growfs(void)
 
 /* ---- efiboot ---- */
 
-#define GLOBAL "-8be4df61-93ca-11d2-aa0d-e0a9b2d3ed3b"
+#define GLOBAL "-8be4df61-93ca-11d2-aa0d-00e098032b8c" /* EFI_GLOBAL_VARIABLE */
 
 static void efivar(const char *root, const char *name, const uint8_t *val, size_t len)
 {
