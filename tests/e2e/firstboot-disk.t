@@ -56,7 +56,6 @@ sgdisk --verify "$T/look.img" >"$T/verify.txt" 2>&1; rc=$?
 sfdisk --json "$T/look.img" >"$T/table.json"
 LASTLBA=$(sed -n 's/.*"lastlba": *\([0-9]*\).*/\1/p' "$T/table.json")
 is "$LASTLBA" $((DISK_BYTES / 512 - 34)) "the GPT's last usable LBA is at the end of the 3 GiB disk (backup header moved)"
-# lib.sh's part_offset/part_size go through awk, which prints sizes over 2 GiB in floating point.
 ROOT_START=$(sed -n 's/.*"start": *\([0-9]*\).*/\1/p' "$T/table.json" | sed -n 2p)
 ROOT_SECTORS=$(sed -n 's/.*"size": *\([0-9]*\).*/\1/p' "$T/table.json" | sed -n 2p)
 ROOT_END=$((ROOT_START + ROOT_SECTORS - 1))

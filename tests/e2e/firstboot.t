@@ -35,10 +35,10 @@ grep -aqE 'pmoves-firstboot: done status=ok steps=[0-9]+ seconds=[0-9.]+' "$T/bo
 grep -aq 'Reached target.*Multi-User' "$T/boot1.txt"; ok $? "first boot reaches multi-user"
 grep -aq 'Ordering cycle' "$T/boot1.txt"; ok $((!$?)) "no ordering cycle in the boot"
 
-# QEMU is stopped, not shut down: replay the journal on a copy before looking.
-cp --sparse=always "$T/disk.img" "$T/look.img"
-ROOT="$T/look.img?offset=$(part_offset "$T/look.img" 2)"
-e2fsck -fy "$ROOT" >/dev/null 2>&1
+# QEMU is stopped, not shut down: replay the journal on a copy of the root before looking.
+part_copy "$T/disk.img" 2 "$T/root.ext4"
+e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
+ROOT=$T/root.ext4
 is "$(debugfs -R 'cat /etc/pmoves/hello.txt' "$ROOT" 2>/dev/null)" "hello from device.json" "the file was written on the disk"
 
 "$PMOVES_IMAGE" run "$T/disk.img" --persist --config "$T/device.json" --expect 'Reached target.*Multi-User' \

@@ -32,9 +32,11 @@ need() { # need PROG...: skip the whole test when a tool is missing
 	for p in "$@"; do command -v "$p" >/dev/null 2>&1 || skip_all "'$p' is not installed (make deps)"; done
 }
 
-# Byte offset and size of partition N of IMG, from sfdisk's JSON.
-part_offset() { sfdisk --json "$1" | sed -n 's/.*"start": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
-part_size() { sfdisk --json "$1" | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | sed -n "${2}p" | awk '{print $1*512}'; }
+# Byte offset and size of partition N of IMG, from sfdisk's JSON (shell arithmetic: 64 bits).
+part_offset() { echo $(($(sfdisk --json "$1" | sed -n 's/.*"start": *\([0-9]*\).*/\1/p' | sed -n "${2}p") * 512)); }
+part_size() { echo $(($(sfdisk --json "$1" | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | sed -n "${2}p") * 512)); }
+# Partition N of IMG copied out to FILE, sparse (e2fsck cannot replay a journal at an offset).
+part_copy() { dd if="$1" of="$3" bs=512 skip=$(($(part_offset "$1" "$2") / 512)) count=$(($(part_size "$1" "$2") / 512)) conv=sparse status=none; }
 
 # tiny_root DIR: the smallest tree every build stage accepts: a kernel and initrd (stand-in
 # files), systemd-boot's EFI binary (a stand-in), merged /usr, and the host's copies of the
