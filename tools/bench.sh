@@ -39,9 +39,10 @@ trap 'rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A private copy of the builder, so that a rebuild in this tree during the runs (other people's
-# `make`) does not change what is measured halfway through.
+# A private copy of the builder and of the pmoves-firstboot it puts into images (target/ beside
+# it), so that a rebuild in this tree during the runs does not change what is measured.
 cp -L "$BIN" "$WORK/pmoves-image"
+cp -R "$(dirname "$(readlink -f "$BIN")")/target" "$WORK/target"
 BIN=$WORK/pmoves-image
 COMMIT=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
 
