@@ -188,6 +188,8 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 		free(msg);
 		msg = NULL;
 		enum fb_result res = s->apply(ctx, section, &msg);
+		/* The state says "ok" only once the step's effects are on disk. */
+		fb_sync();
 		crash_point(s->name, "applied");
 		if (res == FB_OK && s->verify) {
 			free(msg);
@@ -210,6 +212,9 @@ static void disable_unit(void)
 	int r = fb_run(argv);
 	if (r != 0)
 		fb_warn("cannot disable pmoves-firstboot.service: systemctl exited with %d", r);
+	/* systemctl's symlink removal is not synced: a power cut soon after would bring the unit
+	 * back on the next boot. */
+	fb_sync();
 	if (fb_live()) {
 		char *stop[] = { "systemctl", "--no-block", "stop", "pmoves-firstboot.timer", NULL };
 		fb_run(stop);

@@ -3,6 +3,7 @@
 #include "firstboot.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <sys/stat.h>
@@ -72,17 +73,32 @@ void fb_debug(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A report line goes to stdout (the journal, under systemd) and, when running as a systemd
+ * service on the machine itself, to /dev/console as it is: journald's own console copy would
+ * put its prefix in front of the stable format. */
+static void report_line(const char *line)
+{
+	static int console = -2;
+	fputs(line, stdout);
+	fflush(stdout);
+	if (console == -2)
+		console = fb_live() && getenv("INVOCATION_ID") ? open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC) : -1;
+	if (console >= 0 && write(console, line, strlen(line)) < 0)
+		console = -1;
+}
+
 void fb_report_step(const char *step, const char *state, const char *detail)
 {
-	_cleanup_free_ char *clean = detail && *detail ? fb_redact(detail) : NULL;
-	printf("%s: step=%s state=%s%s%s\n", FB_NAME, step, state, clean ? " " : "", clean ? clean : "");
-	fflush(stdout);
+	_cleanup_free_ char *clean = detail && *detail ? fb_redact(detail) : NULL, *line = NULL;
+	if (asprintf(&line, "%s: step=%s state=%s%s%s\n", FB_NAME, step, state, clean ? " " : "", clean ? clean : "") >= 0)
+		report_line(line);
 }
 
 void fb_report_done(const char *status, size_t steps, double seconds)
 {
-	printf("%s: done status=%s steps=%zu seconds=%.2f\n", FB_NAME, status, steps, seconds);
-	fflush(stdout);
+	_cleanup_free_ char *line = NULL;
+	if (asprintf(&line, "%s: done status=%s steps=%zu seconds=%.2f\n", FB_NAME, status, steps, seconds) >= 0)
+		report_line(line);
 }
 
 double fb_wall_now(void)

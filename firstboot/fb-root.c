@@ -93,6 +93,12 @@ int fb_open(const char *abs, int flags, mode_t mode)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+void fb_sync(void)
+{
+	if (ensure_root() == 0)
+		syncfs(root_fd);
+}
+
 int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
 {
 	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);

@@ -24,6 +24,9 @@ enum {
  * external programs). */
 int fb_root_set(const char *root);
 const char *fb_root(void);
+/* Make what was written under the root durable (syncfs): external commands such as ssh-keygen
+ * and systemctl do not fsync, and a power cut must not leave their files empty. */
+void fb_sync(void);
 /* Root is "/": commands that change the running system (hostname, sysctl, systemctl start,
  * reboot, modprobe) are run only then. */
 bool fb_live(void);

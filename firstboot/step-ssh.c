@@ -38,9 +38,16 @@ static int key_present(const char *type)
 	_cleanup_free_ char *priv = key_path(type, false), *pub = key_path(type, true), *text = NULL;
 	if (!priv || !pub)
 		return -ENOMEM;
-	int r = fb_exists(priv);
-	if (r <= 0)
+	_cleanup_free_ char *key = NULL;
+	/* The private key must be whole too: an empty file is what a power cut right after an
+	 * unsynced ssh-keygen leaves behind. */
+	int r = fb_read(priv, 64 * 1024, &key, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
 		return r;
+	if (strncmp(key, "-----BEGIN ", 11) != 0)
+		return 0;
 	r = fb_read(pub, 64 * 1024, &text, NULL);
 	if (r == -ENOENT)
 		return 0;
