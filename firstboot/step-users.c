@@ -520,6 +520,21 @@ static int ensure_group(struct dbs *s, const char *group, const char *member, un
 }
 
 /* Bring one user in line. *RET_CREATED: it was not in passwd. */
+/* NAME into each group the config asks for (made when missing); group and gshadow saved. */
+static int join_groups(struct dbs *s, json_object *user, const char *name)
+{
+	_cleanup_strv_ char **groups = NULL;
+	int r = wanted_groups(user, &groups);
+	if (r < 0)
+		return r;
+	for (char **g = groups; g && *g; g++)
+		if ((r = ensure_group(s, *g, name, 0, NULL)) < 0)
+			return r;
+	if ((r = db_save(&s->group, 0)) < 0 || (r = db_save(&s->gshadow, s->shadow_gid)) < 0)
+		return r;
+	return 0;
+}
+
 static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char **ret_msg)
 {
 	const char *name = str_of(user, "name");
@@ -538,13 +553,7 @@ static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char 
 		/* Its own group: made with GID = UID when free, or kept from a cut run. */
 		if ((r = ensure_group(s, name, NULL, uid, &gid)) < 0)
 			return r;
-		_cleanup_strv_ char **groups = NULL;
-		if ((r = wanted_groups(user, &groups)) < 0)
-			return r;
-		for (char **g = groups; g && *g; g++)
-			if ((r = ensure_group(s, *g, name, 0, NULL)) < 0)
-				return r;
-		if ((r = db_save(&s->group, 0)) < 0 || (r = db_save(&s->gshadow, s->shadow_gid)) < 0)
+		if ((r = join_groups(s, user, name)) < 0)
 			return r;
 		if (!db_find(&s->shadow, name)) {
 			long days = (long)(time(NULL) / 86400);
@@ -557,13 +566,7 @@ static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char 
 		    (r = db_save(&s->passwd, 0)) < 0)
 			return r;
 	} else {
-		_cleanup_strv_ char **groups = NULL;
-		if ((r = wanted_groups(user, &groups)) < 0)
-			return r;
-		for (char **g = groups; g && *g; g++)
-			if ((r = ensure_group(s, *g, name, 0, NULL)) < 0)
-				return r;
-		if ((r = db_save(&s->group, 0)) < 0 || (r = db_save(&s->gshadow, s->shadow_gid)) < 0)
+		if ((r = join_groups(s, user, name)) < 0)
 			return r;
 		if (!db_find(&s->shadow, name)) {
 			/* In passwd but not shadow (made by hand, or by an older tool): a locked entry,
