@@ -312,7 +312,7 @@ static int valid_unit(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot", "iommu", "tailnet" };
+static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot", "tailnet" };
 
 static bool step_known(const char *name)
 {
@@ -412,7 +412,7 @@ static const struct fb_field top_fields[] = {
 	{ "growfs", FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 },
 	{ "ssh", FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 },
 	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
-	RESERVED("iommu"),
+	{ "iommu", FB_T_OBJECT, fb_iommu_fields, NULL, NULL, 0, 0 },
 	RESERVED("tailnet"),
 	END,
 };

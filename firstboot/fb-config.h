@@ -47,7 +47,10 @@ struct fb_field {
 	size_t max; /* strings: bytes; arrays and maps: elements (0: the defaults) */
 };
 
-/* The top-level schema (an FB_T_OBJECT field). */
+/* The top-level schema (an FB_T_OBJECT field). A step with a larger section keeps its fields
+ * in its own file (step-<name>.c) and they are listed here. */
+extern const struct fb_field fb_iommu_fields[];
+
 extern const struct fb_field fb_config_schema;
 
 /* "SOURCE: .json.path: problem", first problem only; returns -EINVAL. */

@@ -163,7 +163,19 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 	int r = s->check(ctx, section, &msg);
 	if (e->o->dry_run) {
 		plan(s->name, r > 0 ? "skip" : r == 0 ? "run" : "fail", r > 0 && !msg ? "already done" : msg);
-		return r > 0 ? "skipped" : r == 0 ? "ok" : "failed";
+		if (r != 0 || !s->dry_run_apply)
+			return r > 0 ? "skipped" : r == 0 ? "ok" : "failed";
+		/* Every change this step makes goes through fb_write() and fb_run(): show them. */
+		free(msg);
+		msg = NULL;
+		fb_dry_run_set(true);
+		enum fb_result res = s->apply(ctx, section, &msg);
+		fb_dry_run_set(false);
+		static const char *const would[] = { [FB_OK] = "ok", [FB_PENDING] = "pending",
+						     [FB_REBOOT] = "reboot", [FB_FAILED] = "failed" };
+		_cleanup_free_ char *what = fb_strdupf("would end %s%s%s", would[res], msg ? ": " : "", msg ? msg : "");
+		plan(s->name, "result", what);
+		return res == FB_FAILED ? "failed" : "ok";
 	}
 	e->status.steps[i].started = fb_wall_now();
 	if (prev && STREQ(prev, "running") && attempts >= FB_MAX_ATTEMPTS && r == 0) {

@@ -13,6 +13,17 @@
 static char *root_dir;
 static int root_fd = -1;
 static double run_seconds;
+static bool dry_run;
+
+void fb_dry_run_set(bool on)
+{
+	dry_run = on;
+}
+
+bool fb_dry_run(void)
+{
+	return dry_run;
+}
 
 int fb_root_set(const char *root)
 {
@@ -178,10 +189,34 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Dry run: the file's name, mode and content as it would be written. Content of a file that
+ * only its owner may read is not shown: it may be a secret. */
+static void print_write(const char *abs, const char *buf, size_t len, mode_t mode)
+{
+	printf("%s: would write %s (mode %04o, %zu bytes)", FB_NAME, abs, (unsigned)mode, len);
+	bool text = memchr(buf, '\0', len) == NULL;
+	if (mode & 044 && text) {
+		printf(":\n");
+		for (size_t i = 0; i < len;) {
+			size_t n = 0;
+			while (i + n < len && buf[i + n] != '\n')
+				n++;
+			printf("  | %.*s\n", (int)n, buf + i);
+			i += n + 1;
+		}
+	} else
+		printf(", content not shown (%s)\n", text ? "readable by its owner only" : "binary");
+	fflush(stdout);
+}
+
 int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)
 {
 	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
 		return -EINVAL;
+	if (dry_run) {
+		print_write(abs, buf, len, mode);
+		return 0;
+	}
 	_cleanup_free_ char *dir = strdup(abs);
 	if (!dir)
 		return -ENOMEM;
@@ -242,6 +277,12 @@ int fb_run_capture(char *const argv[], char **ret_out)
 		full[k++] = (char *)stand_in;
 	for (size_t i = 0; i < n; i++)
 		full[k++] = argv[i];
+	if (dry_run && !ret_out) {
+		_cleanup_free_ char *line = argv_to_string(argv);
+		printf("%s: would run %s\n", FB_NAME, line ? line : argv[0]);
+		fflush(stdout);
+		return 0;
+	}
 	if (fb_verbose) {
 		_cleanup_free_ char *line = argv_to_string(argv);
 		fb_debug("running %s", line ? line : argv[0]);

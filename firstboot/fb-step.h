@@ -30,6 +30,8 @@ struct fb_step {
 	const char *config_key; /* the top-level config section passed as SECTION, or NULL */
 	bool needs_config;      /* "skipped" ("not configured") when the section is absent */
 	bool required;          /* default of steps.<name>.required: a failure stops the run */
+	bool dry_run_apply;     /* every change apply makes goes through fb_write() and fb_run():
+				 * run --dry-run calls apply to print them (firstboot.h) */
 	int (*check)(const struct fb_ctx *c, json_object *section, char **ret_msg);
 	enum fb_result (*apply)(const struct fb_ctx *c, json_object *section, char **ret_msg);
 	int (*verify)(const struct fb_ctx *c, json_object *section, char **ret_msg);
@@ -40,7 +42,7 @@ extern const struct fb_step *const fb_steps[];
 extern const size_t fb_steps_count;
 
 extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
-extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot;
+extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot, step_iommu;
 
 /* Block devices, for growfs and efiboot (step-growfs.c). Paths are as on the target. */
 struct fb_blockdev {

@@ -13,7 +13,8 @@ const struct fb_step *const fb_steps[] = {
 	&step_files,
 	&step_units,
 	&step_efiboot,
-	/* iommu, tailnet (their issues) */
+	&step_iommu,
+	/* tailnet (its issue) */
 };
 
 const size_t fb_steps_count = sizeof(fb_steps) / sizeof(fb_steps[0]);

@@ -42,6 +42,13 @@ int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t ui
 /* 1: ABS is a regular file holding exactly BUF; 0: not (or missing); -errno. */
 int fb_file_is(const char *abs, const void *buf, size_t len);
 
+/* Dry run (run --dry-run): fb_write() prints the path, mode and content instead of writing
+ * (content hidden when the mode lets only the owner read it), and fb_run() prints the command
+ * instead of running it. fb_run_capture() with an output still runs: a command whose output is
+ * read is a query, and steps use it only for queries. */
+void fb_dry_run_set(bool on);
+bool fb_dry_run(void);
+
 /* ---- the runner (fb-root.c) ----
  * Every external command goes through fb_run(): argv, never a shell. Test hook: with
  * PMOVES_FIRSTBOOT_RUNNER=PROG in the environment, PROG is run with the real argv appended.

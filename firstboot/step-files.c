@@ -177,5 +177,6 @@ const struct fb_step step_files = {
 	.needs_config = true,
 	.required = true,
 	.check = files_check,
+	.dry_run_apply = true,
 	.apply = files_apply,
 };

@@ -109,5 +109,6 @@ const struct fb_step step_hostname = {
 	.needs_config = true,
 	.required = false,
 	.check = hostname_check,
+	.dry_run_apply = true,
 	.apply = hostname_apply,
 };

@@ -87,5 +87,6 @@ const struct fb_step step_sysctl = {
 	.config_key = "sysctl",
 	.needs_config = true,
 	.check = sysctl_check,
+	.dry_run_apply = true,
 	.apply = sysctl_apply,
 };

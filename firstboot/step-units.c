@@ -114,5 +114,6 @@ const struct fb_step step_units = {
 	.config_key = "units",
 	.needs_config = true,
 	.check = units_check,
+	.dry_run_apply = true,
 	.apply = units_apply,
 };

@@ -42,6 +42,41 @@ int strv_push(char ***v, const char *s)
 	return 0;
 }
 
+bool strv_contains(char *const *v, const char *s)
+{
+	for (; v && *v; v++)
+		if (STREQ(*v, s))
+			return true;
+	return false;
+}
+
+char *strv_join(char *const *v, const char *sep)
+{
+	size_t len = 1, sl = strlen(sep);
+	for (char *const *p = v; p && *p; p++)
+		len += strlen(*p) + sl;
+	char *s = malloc(len), *o = s;
+	if (!s)
+		return NULL;
+	for (char *const *p = v; p && *p; p++) {
+		if (p != v)
+			o = mempcpy(o, sep, sl);
+		o = mempcpy(o, *p, strlen(*p));
+	}
+	*o = '\0';
+	return s;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strv_sort(char **v)
+{
+	qsort(v, strv_length(v), sizeof(char *), cmp_strp);
+}
+
 int parse_u64(const char *s, uint64_t *ret)
 {
 	if (!s || !*s || *s < '0' || *s > '9')

@@ -54,6 +54,10 @@ static inline void strvfreep(char ***v);
 void strv_free(char **v);
 size_t strv_length(char *const *v);
 int strv_push(char ***v, const char *s);
+bool strv_contains(char *const *v, const char *s);
+/* The strings joined with SEP (malloc'd), or NULL on failure; "" for an empty list. */
+char *strv_join(char *const *v, const char *sep);
+void strv_sort(char **v);
 static inline void strvfreep(char ***v) { strv_free(*v); }
 
 /* Numbers: the whole string must be a number that fits; -EINVAL or -ERANGE otherwise. */

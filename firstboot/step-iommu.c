@@ -1,0 +1,932 @@
+/* iommu: IOMMU on, and the GPUs to pass through bound to vfio-pci at boot.
+ *
+ * Detect (all read under the root: the tests use fixture trees of real sysfs/proc layouts):
+ *   - the CPU vendor (/proc/cpuinfo vendor_id), the running kernel (/proc/sys/kernel/osrelease)
+ *     and the installed ones (/lib/modules/VERSION);
+ *   - the boot loader: proxmox-boot-tool (/etc/kernel/proxmox-boot-uuids), systemd-boot (its
+ *     LoaderInfo EFI variable, or /etc/kernel/cmdline without /etc/default/grub), GRUB
+ *     (/etc/default/grub);
+ *   - the GPUs: "devices" from the config (PCI addresses or vendor:device IDs), else every
+ *     NVIDIA display controller (vendor 0x10de, class 0x03xxxx), plus every other function of
+ *     their slots (HDMI audio; the USB-C and UCSI functions of Turing cards);
+ *   - IOMMU groups (/sys/kernel/iommu_groups) and each function's group and driver.
+ * Apply, in the kernel's current terms:
+ *   - "intel_iommu=on iommu=pt" on Intel, "iommu=pt" on AMD (amd_iommu=on is not a value the
+ *     kernel knows; AMD-Vi is on by default), merged into the loader's command line (a flag
+ *     with the same name is replaced), and the loader refreshed;
+ *   - nouveau and nvidiafb blacklisted, nouveau modeset=0; vfio-pci given the IDs of every
+ *     selected function and soft dependencies so it is loaded before any driver that would
+ *     claim one of them; vfio, vfio_iommu_type1, vfio_pci loaded at boot and in the initramfs,
+ *     plus vfio_virqfd only when every kernel here is older than 6.2 (it was merged into vfio
+ *     then, and listing a missing module breaks initramfs builds); the initramfs rebuilt;
+ *   - a reboot.
+ * Verify after the reboot: the flags in /proc/cmdline, IOMMU groups present, every selected
+ * function bound to vfio-pci. IOMMU still off means it is off in the firmware: the step fails
+ * with that advice (the run is degraded; the engine does not apply it again, so no reboot
+ * loop). A group that holds devices outside the GPU (other than PCI bridges) is reported: the
+ * card needs another slot or those devices passed through too. No ACS override, ever.
+ *
+ * No GPU: skipped and nothing written, unless "without_gpu": true (a host that gets its GPU
+ * later, and the QEMU test): then only the IOMMU flags. */
+#include "fb-config.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#define PCI_DEVICES "/sys/bus/pci/devices"
+#define IOMMU_GROUPS "/sys/kernel/iommu_groups"
+#define LOADER_INFO "/sys/firmware/efi/efivars/LoaderInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+#define KERNEL_CMDLINE "/etc/kernel/cmdline"
+#define GRUB_DEFAULT "/etc/default/grub"
+#define PROXMOX_UUIDS "/etc/kernel/proxmox-boot-uuids"
+#define INITRAMFS_MODULES "/etc/initramfs-tools/modules"
+#define VFIO_CONF "/etc/modprobe.d/pmoves-vfio.conf"
+#define BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
+#define MODULES_CONF "/etc/modules-load.d/pmoves-vfio.conf"
+#define BLOCK_BEGIN "# pmoves-firstboot iommu: begin\n"
+#define BLOCK_END "# pmoves-firstboot iommu: end\n"
+#define HEADER "# Written by pmoves-firstboot (iommu step): change its config, not this file.\n"
+#define MAX_FUNCTIONS 4096
+#define MAX_KERNELS 64
+#define NVIDIA 0x10deu
+
+/* ---- config schema (listed in fb-config.c) ---- */
+
+static bool parse_hex(const char *s, size_t n, unsigned max, unsigned *ret)
+{
+	unsigned v = 0;
+	if (n == 0 || n > 8)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0'
+			: s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+			: s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 10
+						     : -1;
+		if (d < 0)
+			return false;
+		v = v * 16 + (unsigned)d;
+	}
+	if (v > max)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* "DDDD:BB:DD.F" or "BB:DD.F" -> the canonical "dddd:bb:dd.f". */
+static bool parse_pci_addr(const char *s, char ret[13])
+{
+	unsigned dom = 0, bus, dev, fn;
+	size_t len = strlen(s);
+	if (len == 12) {
+		if (s[4] != ':' || !parse_hex(s, 4, 0xffff, &dom))
+			return false;
+		s += 5, len -= 5;
+	}
+	if (len != 7 || s[2] != ':' || s[5] != '.' || !parse_hex(s, 2, 0xff, &bus) || !parse_hex(s + 3, 2, 0x1f, &dev) ||
+	    !parse_hex(s + 6, 1, 7, &fn))
+		return false;
+	snprintf(ret, 13, "%04x:%02x:%02x.%x", dom, bus, dev, fn);
+	return true;
+}
+
+/* "vvvv:dddd" */
+static bool parse_pci_id(const char *s, unsigned *ret_vendor, unsigned *ret_device)
+{
+	return strlen(s) == 9 && s[4] == ':' && parse_hex(s, 4, 0xffff, ret_vendor) &&
+	       parse_hex(s + 5, 4, 0xffff, ret_device);
+}
+
+static int valid_device(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	char addr[13];
+	unsigned a, b;
+	if (!parse_pci_addr(s, addr) && !parse_pci_id(s, &a, &b))
+		return fb_bad(c, "'%.64s' is neither a PCI address ('0000:01:00.0') nor a vendor:device ID ('10de:2204')", s);
+	return 0;
+}
+
+static const struct fb_field device_elem = { NULL, FB_T_STRING, NULL, valid_device, NULL, 0, 0 };
+const struct fb_field fb_iommu_fields[] = {
+	{ "devices", FB_T_ARRAY, &device_elem, NULL, NULL, 0, 64 },
+	{ "without_gpu", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+/* ---- detection ---- */
+
+enum cpu { CPU_OTHER, CPU_INTEL, CPU_AMD };
+enum loader { LOADER_NONE, LOADER_SYSTEMD_BOOT, LOADER_GRUB, LOADER_PROXMOX };
+
+struct pci_fn {
+	char addr[13]; /* "0000:01:00.0"; the first 10 characters are the slot */
+	unsigned vendor, device, class;
+	long group; /* -1: none */
+	char driver[64];
+	bool selected;
+};
+
+struct host {
+	enum cpu cpu;
+	char kernel[65];
+	bool virqfd;        /* every kernel here is older than 6.2 */
+	char **kernels;     /* installed: names under /lib/modules with /boot/vmlinuz-NAME */
+	enum loader loader;
+	const char *cmdline_file; /* the file the flags go into */
+	struct pci_fn *fn;
+	size_t n_fn;
+	size_t n_gpus;      /* selected functions that are GPUs (or named in the config) */
+	size_t n_groups;
+	char *proc_cmdline;
+	bool without_gpu;
+};
+
+static void host_done(struct host *h)
+{
+	strv_free(h->kernels);
+	free(h->fn);
+	free(h->proc_cmdline);
+}
+
+static int read_small(const char *abs, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	if (fd < 0)
+		return fd;
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* The last component of the symlink DIR/NAME ("../../../bus/pci/drivers/vfio-pci" ->
+ * "vfio-pci"); "" when there is no such link. */
+static int link_base(const char *dir, const char *name, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	_cleanup_close_ int fd = fb_open(dir, O_PATH | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(fd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT ? 0 : -errno;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	base = base ? base + 1 : target;
+	if (strlen(base) >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, base, strlen(base) + 1);
+	return 0;
+}
+
+static DIR *open_dir(const char *abs)
+{
+	int fd = fb_open(abs, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
+
+static int hex_file(const char *addr, const char *name, unsigned max, unsigned *ret)
+{
+	char path[128], buf[32];
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", addr, name);
+	int r = read_small(path, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	if (strncmp(buf, "0x", 2) || !parse_hex(buf + 2, strlen(buf + 2), max, ret))
+		return -EINVAL;
+	return 0;
+}
+
+static int cmp_fn(const void *a, const void *b)
+{
+	return strcmp(((const struct pci_fn *)a)->addr, ((const struct pci_fn *)b)->addr);
+}
+
+static int scan_pci(struct host *h, char **ret_msg)
+{
+	DIR *d = open_dir(PCI_DEVICES);
+	if (!d)
+		return 0; /* no PCI bus (or no sysfs) */
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		char addr[13];
+		if (de->d_name[0] == '.')
+			continue;
+		if (strlen(de->d_name) != 12 || !parse_pci_addr(de->d_name, addr) || strcmp(addr, de->d_name)) {
+			*ret_msg = fb_strdupf("'%s/%.32s' is not a PCI address", PCI_DEVICES, de->d_name);
+			r = -EINVAL;
+			break;
+		}
+		if (h->n_fn == MAX_FUNCTIONS) {
+			*ret_msg = fb_strdupf("more than %d PCI functions in '%s'", MAX_FUNCTIONS, PCI_DEVICES);
+			r = -E2BIG;
+			break;
+		}
+		if (h->n_fn % 64 == 0) {
+			struct pci_fn *n = reallocarray(h->fn, h->n_fn + 64, sizeof(*n));
+			if (!n) {
+				r = -ENOMEM;
+				break;
+			}
+			h->fn = n;
+		}
+		struct pci_fn *f = &h->fn[h->n_fn];
+		memset(f, 0, sizeof(*f));
+		memcpy(f->addr, addr, sizeof(addr));
+		if ((r = hex_file(addr, "vendor", 0xffff, &f->vendor)) < 0 ||
+		    (r = hex_file(addr, "device", 0xffff, &f->device)) < 0 ||
+		    (r = hex_file(addr, "class", 0xffffff, &f->class)) < 0) {
+			*ret_msg = fb_strdupf("cannot read the IDs of PCI function '%s': %s", addr, strerror(-r));
+			break;
+		}
+		char dir[64], group[32];
+		snprintf(dir, sizeof(dir), PCI_DEVICES "/%s", addr);
+		uint64_t g;
+		f->group = -1;
+		if ((r = link_base(dir, "iommu_group", group, sizeof(group))) < 0 ||
+		    (r = link_base(dir, "driver", f->driver, sizeof(f->driver))) < 0) {
+			*ret_msg = fb_strdupf("cannot read the links of PCI function '%s': %s", addr, strerror(-r));
+			break;
+		}
+		if (group[0] && parse_u64(group, &g) == 0 && g < 1000000)
+			f->group = (long)g;
+		h->n_fn++;
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	if (h->n_fn)
+		qsort(h->fn, h->n_fn, sizeof(*h->fn), cmp_fn);
+	return 0;
+}
+
+static bool is_gpu(const struct pci_fn *f)
+{
+	return f->vendor == NVIDIA && (f->class >> 16) == 0x03;
+}
+
+static bool is_bridge(const struct pci_fn *f)
+{
+	return (f->class >> 8) == 0x0604;
+}
+
+static bool same_slot(const struct pci_fn *a, const struct pci_fn *b)
+{
+	return strncmp(a->addr, b->addr, 10) == 0;
+}
+
+static int select_functions(struct host *h, json_object *section, char **ret_msg)
+{
+	json_object *list;
+	if (json_object_object_get_ex(section, "devices", &list)) {
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			const char *s = json_object_get_string(json_object_array_get_idx(list, i));
+			char addr[13];
+			unsigned vendor = 0, device = 0;
+			bool by_addr = parse_pci_addr(s, addr);
+			if (!by_addr && !parse_pci_id(s, &vendor, &device))
+				return -EINVAL; /* the schema checked it */
+			size_t found = 0;
+			for (size_t k = 0; k < h->n_fn; k++) {
+				struct pci_fn *f = &h->fn[k];
+				if (by_addr ? STREQ(f->addr, addr) : f->vendor == vendor && f->device == device) {
+					f->selected = true;
+					found++;
+				}
+			}
+			if (!found) {
+				*ret_msg = fb_strdupf("no PCI device '%s' on this machine (config iommu.devices)", s);
+				return -ENODEV;
+			}
+		}
+	} else
+		for (size_t k = 0; k < h->n_fn; k++)
+			h->fn[k].selected = is_gpu(&h->fn[k]);
+	for (size_t k = 0; k < h->n_fn; k++)
+		h->n_gpus += h->fn[k].selected;
+	/* Every function of a selected slot goes with it. */
+	for (size_t k = 0; k < h->n_fn; k++)
+		for (size_t j = 0; j < h->n_fn && !h->fn[k].selected; j++)
+			if (h->fn[j].selected && same_slot(&h->fn[j], &h->fn[k]) && !is_bridge(&h->fn[k]))
+				h->fn[k].selected = true;
+	return 0;
+}
+
+/* "6.1.0-27-amd64" -> 6, 1. */
+static bool kernel_older_than_6_2(const char *v)
+{
+	uint64_t maj = 0, min = 0;
+	char *end;
+	errno = 0;
+	maj = strtoull(v, &end, 10);
+	if (end == v || *end != '.')
+		return false;
+	const char *m = end + 1;
+	min = strtoull(m, &end, 10);
+	if (end == m)
+		return false;
+	return maj < 6 || (maj == 6 && min < 2);
+}
+
+static int scan_kernels(struct host *h)
+{
+	h->virqfd = kernel_older_than_6_2(h->kernel);
+	DIR *d = open_dir("/lib/modules");
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int r = 0;
+	size_t n = 0;
+	while ((de = readdir(d)) && r == 0) {
+		if (de->d_name[0] == '.' || !valid_name(de->d_name, 64))
+			continue;
+		if (++n > MAX_KERNELS) {
+			r = -E2BIG;
+			break;
+		}
+		h->virqfd &= kernel_older_than_6_2(de->d_name);
+		char vmlinuz[128];
+		snprintf(vmlinuz, sizeof(vmlinuz), "/boot/vmlinuz-%.64s", de->d_name);
+		if (fb_exists(vmlinuz) == 1)
+			r = strv_push(&h->kernels, de->d_name);
+	}
+	closedir(d);
+	if (r == 0 && h->kernels)
+		strv_sort(h->kernels);
+	return r;
+}
+
+static int count_groups(struct host *h)
+{
+	DIR *d = open_dir(IOMMU_GROUPS);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			h->n_groups++;
+	closedir(d);
+	return 0;
+}
+
+static enum cpu cpu_vendor(void)
+{
+	/* The first processor's block is enough; cpuinfo of a big machine is megabytes. */
+	char buf[8192];
+	_cleanup_close_ int fd = fb_open("/proc/cpuinfo", O_RDONLY, 0);
+	if (fd < 0)
+		return CPU_OTHER;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return CPU_OTHER;
+	buf[n] = '\0';
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "vendor_id", 9))
+			continue;
+		char *colon = strchr(line, ':');
+		if (!colon)
+			break;
+		colon += 1 + strspn(colon + 1, " \t");
+		if (!strncmp(colon, "GenuineIntel", 12))
+			return CPU_INTEL;
+		if (!strncmp(colon, "AuthenticAMD", 12) || !strncmp(colon, "HygonGenuine", 12))
+			return CPU_AMD;
+		break;
+	}
+	return CPU_OTHER;
+}
+
+static enum loader detect_loader(const char **ret_file)
+{
+	bool kcmd = fb_exists(KERNEL_CMDLINE) == 1, grub = fb_exists(GRUB_DEFAULT) == 1;
+	bool sdboot_running = fb_exists(LOADER_INFO) == 1;
+	if (fb_exists(PROXMOX_UUIDS) == 1) {
+		/* proxmox-boot-tool keeps the ESPs in sync in either mode; the command line is
+		 * /etc/kernel/cmdline for systemd-boot, /etc/default/grub for GRUB. */
+		*ret_file = kcmd && (sdboot_running || !grub) ? KERNEL_CMDLINE : grub ? GRUB_DEFAULT : KERNEL_CMDLINE;
+		return LOADER_PROXMOX;
+	}
+	if (kcmd && (sdboot_running || !grub)) {
+		*ret_file = KERNEL_CMDLINE;
+		return LOADER_SYSTEMD_BOOT;
+	}
+	if (grub) {
+		*ret_file = GRUB_DEFAULT;
+		return LOADER_GRUB;
+	}
+	*ret_file = NULL;
+	return LOADER_NONE;
+}
+
+static int detect(struct host *h, json_object *section, char **ret_msg)
+{
+	json_object *v;
+	h->without_gpu = json_object_object_get_ex(section, "without_gpu", &v) && json_object_get_boolean(v);
+	h->cpu = cpu_vendor();
+	if (read_small("/proc/sys/kernel/osrelease", h->kernel, sizeof(h->kernel)) < 0)
+		h->kernel[0] = '\0';
+	int r = scan_kernels(h);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot list the kernels in '/lib/modules': %s", strerror(-r));
+		return r;
+	}
+	h->loader = detect_loader(&h->cmdline_file);
+	if ((r = scan_pci(h, ret_msg)) < 0 || (r = select_functions(h, section, ret_msg)) < 0)
+		return r;
+	count_groups(h);
+	if ((r = fb_read("/proc/cmdline", 64 * 1024, &h->proc_cmdline, NULL)) < 0)
+		h->proc_cmdline = strdup("");
+	return h->proc_cmdline ? 0 : -ENOMEM;
+}
+
+/* ---- what to write ---- */
+
+static size_t cpu_flags(const struct host *h, const char *ret[2])
+{
+	if (h->cpu == CPU_INTEL) {
+		ret[0] = "intel_iommu=on";
+		ret[1] = "iommu=pt";
+		return 2;
+	}
+	if (h->cpu == CPU_AMD) {
+		ret[0] = "iommu=pt";
+		return 1;
+	}
+	return 0;
+}
+
+static size_t key_len(const char *tok, size_t len)
+{
+	const char *eq = memchr(tok, '=', len);
+	return eq ? (size_t)(eq - tok) : len;
+}
+
+/* The words of OLD (up to OLD_LEN) with each flag put in: a word with the flag's name is
+ * replaced by it (later ones dropped), a missing flag appended. */
+static char *merge_cmdline(const char *old, size_t old_len, const char *const *flags, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	bool placed[2] = { false, false };
+	const char *p = old, *end = old + old_len;
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\n'))
+			p++;
+		const char *w = p;
+		while (p < end && *p != ' ' && *p != '\t' && *p != '\n')
+			p++;
+		if (p == w)
+			break;
+		size_t wl = (size_t)(p - w), kl = key_len(w, wl);
+		const char *word = NULL;
+		size_t word_len = wl;
+		bool drop = false;
+		for (size_t i = 0; i < n; i++)
+			if (key_len(flags[i], strlen(flags[i])) == kl && !strncmp(flags[i], w, kl)) {
+				drop = placed[i];
+				word = flags[i];
+				word_len = strlen(word);
+				placed[i] = true;
+			}
+		if (drop)
+			continue;
+		fprintf(f, "%s%.*s", ftell(f) ? " " : "", (int)word_len, word ? word : w);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!placed[i])
+			fprintf(f, "%s%s", ftell(f) ? " " : "", flags[i]);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* /etc/default/grub with GRUB_CMDLINE_LINUX_DEFAULT holding the flags (the last assignment,
+ * which is the one that counts; appended when there is none). */
+static char *grub_text(const char *old, const char *const *flags, size_t n)
+{
+	static const char key[] = "GRUB_CMDLINE_LINUX_DEFAULT=";
+	const char *line = NULL;
+	for (const char *p = old; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		const char *s = p + strspn(p, " \t");
+		if (!strncmp(s, key, sizeof(key) - 1))
+			line = p;
+	}
+	_cleanup_free_ char *value = NULL;
+	char quote = '"';
+	size_t before, after;
+	if (line) {
+		const char *v = line + strspn(line, " \t") + sizeof(key) - 1, *ve;
+		if (*v == '"' || *v == '\'') {
+			quote = *v++;
+			ve = strchr(v, quote);
+			if (!ve)
+				return NULL; /* unbalanced quotes: not something to edit blindly */
+		} else
+			ve = v + strcspn(v, " \t\n#");
+		value = merge_cmdline(v, (size_t)(ve - v), flags, n);
+		before = (size_t)(line - old);
+		const char *nl = strchr(ve, '\n');
+		after = nl ? (size_t)(nl + 1 - old) : strlen(old);
+	} else {
+		value = merge_cmdline("", 0, flags, n);
+		before = after = strlen(old);
+	}
+	if (!value)
+		return NULL;
+	const char *sep = before > 0 && old[before - 1] != '\n' ? "\n" : "";
+	return fb_strdupf("%.*s%s%s%c%s%c\n%s", (int)before, old, sep, key, quote, value, quote, old + after);
+}
+
+/* The loader's command-line file with the flags, or NULL with errno (ENOENT: no file). */
+static int cmdline_file_text(const struct host *h, char **ret)
+{
+	const char *flags[2];
+	size_t n = cpu_flags(h, flags);
+	_cleanup_free_ char *old = NULL;
+	size_t old_len = 0;
+	int r = fb_read(h->cmdline_file, 64 * 1024, &old, &old_len);
+	if (r < 0)
+		return r;
+	if (memchr(old, '\0', old_len))
+		return -EINVAL;
+	if (STREQ(h->cmdline_file, GRUB_DEFAULT))
+		*ret = grub_text(old, flags, n);
+	else {
+		_cleanup_free_ char *v = merge_cmdline(old, old_len, flags, n);
+		*ret = v ? fb_strdupf("%s\n", v) : NULL;
+	}
+	return *ret ? 0 : -EINVAL;
+}
+
+/* The selected functions' IDs, "10de:2204,10de:1aef", each once. */
+static char *vfio_ids(const struct host *h)
+{
+	_cleanup_strv_ char **ids = NULL;
+	for (size_t k = 0; k < h->n_fn; k++) {
+		if (!h->fn[k].selected)
+			continue;
+		char id[10];
+		snprintf(id, sizeof(id), "%04x:%04x", h->fn[k].vendor, h->fn[k].device);
+		if (!strv_contains(ids, id) && strv_push(&ids, id) < 0)
+			return NULL;
+	}
+	if (!ids)
+		return strdup("");
+	strv_sort(ids);
+	return strv_join(ids, ",");
+}
+
+/* Drivers that would claim a selected function before vfio-pci: by the function's class. */
+static bool any_class(const struct host *h, unsigned cls16)
+{
+	for (size_t k = 0; k < h->n_fn; k++)
+		if (h->fn[k].selected && (h->fn[k].class >> 8) == cls16)
+			return true;
+	return false;
+}
+
+static char *vfio_conf(const struct host *h)
+{
+	_cleanup_free_ char *ids = vfio_ids(h);
+	if (!ids)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fputs(HEADER, f);
+	fprintf(f, "options vfio-pci ids=%s\n", ids);
+	fputs("softdep nouveau pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\nsoftdep nvidiafb pre: vfio-pci\n", f);
+	if (any_class(h, 0x0403)) /* HD Audio */
+		fputs("softdep snd_hda_intel pre: vfio-pci\n", f);
+	if (any_class(h, 0x0c03)) /* USB (Turing's USB-C) */
+		fputs("softdep xhci_pci pre: vfio-pci\n", f);
+	if (any_class(h, 0x0c80)) /* serial bus: Turing's UCSI */
+		fputs("softdep i2c_nvidia_gpu pre: vfio-pci\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static const char *modules_list(const struct host *h)
+{
+	return h->virqfd ? "vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n" : "vfio\nvfio_iommu_type1\nvfio_pci\n";
+}
+
+/* /etc/initramfs-tools/modules with our block (replaced, or appended). */
+static int initramfs_text(const struct host *h, char **ret)
+{
+	_cleanup_free_ char *old = NULL;
+	size_t old_len = 0;
+	int r = fb_read(INITRAMFS_MODULES, 1024 * 1024, &old, &old_len);
+	if (r == -ENOENT)
+		old = strdup(""), r = old ? 0 : -ENOMEM;
+	if (r < 0)
+		return r;
+	if (memchr(old, '\0', old_len))
+		return -EINVAL;
+	char *b = strstr(old, BLOCK_BEGIN), *e = b ? strstr(b, BLOCK_END) : NULL;
+	size_t head = b ? (size_t)(b - old) : strlen(old);
+	const char *tail = e ? e + strlen(BLOCK_END) : b ? "" : old + head;
+	const char *sep = head > 0 && old[head - 1] != '\n' ? "\n" : "";
+	*ret = fb_strdupf("%.*s%s" BLOCK_BEGIN "%s" BLOCK_END "%s", (int)head, old, sep, modules_list(h), tail);
+	return *ret ? 0 : -ENOMEM;
+}
+
+struct wanted {
+	const char *path;
+	char *text;
+};
+
+/* Every file the step writes, with its content; n == 0 and a message when it cannot. */
+static int wanted_files(const struct host *h, struct wanted ret[5], size_t *ret_n, char **ret_msg)
+{
+	size_t n = 0;
+	int r;
+	if (!h->cmdline_file) {
+		*ret_msg = strdup("no boot loader configuration found ('" KERNEL_CMDLINE "' for systemd-boot, '" GRUB_DEFAULT
+				  "' for GRUB)");
+		return -ENOENT;
+	}
+	ret[n].path = h->cmdline_file;
+	if ((r = cmdline_file_text(h, &ret[n].text)) < 0) {
+		*ret_msg = fb_strdupf("cannot edit '%s': %s", h->cmdline_file,
+				      r == -EINVAL ? "not a command line this step can edit (quotes?)" : strerror(-r));
+		return r;
+	}
+	n++;
+	if (h->n_gpus) {
+		ret[n].path = VFIO_CONF;
+		ret[n++].text = vfio_conf(h);
+		ret[n].path = BLACKLIST_CONF;
+		ret[n++].text = strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n");
+		ret[n].path = MODULES_CONF;
+		ret[n++].text = fb_strdupf(HEADER "%s", modules_list(h));
+		if (fb_exists("/etc/initramfs-tools") == 1) {
+			ret[n].path = INITRAMFS_MODULES;
+			if ((r = initramfs_text(h, &ret[n].text)) < 0) {
+				*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
+				n++;
+				goto fail;
+			}
+			n++;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!ret[i].text) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	*ret_n = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(ret[i].text);
+	return r;
+}
+
+static void wanted_free(struct wanted *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(w[i].text);
+}
+
+/* ---- what is in effect ---- */
+
+static bool on_cmdline(const char *cmdline, const char *flag)
+{
+	size_t fl = strlen(flag);
+	for (const char *p = cmdline; (p = strstr(p, flag)); p += fl)
+		if ((p == cmdline || p[-1] == ' ') && (p[fl] == '\0' || p[fl] == ' ' || p[fl] == '\n'))
+			return true;
+	return false;
+}
+
+/* The devices and their groups, and groups shared with devices outside the GPU. */
+static char *describe(const struct host *h, bool *ret_all_bound, const char **ret_missing_flag)
+{
+	const char *flags[2];
+	size_t nf = cpu_flags(h, flags);
+	*ret_missing_flag = NULL;
+	for (size_t i = 0; i < nf; i++)
+		if (!on_cmdline(h->proc_cmdline, flags[i]) && !*ret_missing_flag)
+			*ret_missing_flag = flags[i];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	*ret_all_bound = true;
+	if (h->n_groups)
+		fprintf(f, "IOMMU on (%zu groups)", h->n_groups);
+	else
+		fputs("IOMMU off", f);
+	size_t shown = 0;
+	for (size_t k = 0; k < h->n_fn; k++) {
+		const struct pci_fn *g = &h->fn[k];
+		if (!g->selected)
+			continue;
+		bool bound = STREQ(g->driver, "vfio-pci");
+		*ret_all_bound &= bound;
+		fprintf(f, "%s %s %04x:%04x", shown++ ? "," : ";", g->addr, g->vendor, g->device);
+		if (g->group >= 0)
+			fprintf(f, " group %ld", g->group);
+		fprintf(f, " %s", g->driver[0] ? g->driver : "no driver");
+	}
+	if (!shown)
+		fputs("; no GPU to bind", f);
+	/* Devices sharing a group with the GPU but not part of it (bridges do not count). */
+	for (size_t k = 0; k < h->n_fn; k++) {
+		const struct pci_fn *o = &h->fn[k];
+		if (o->selected || o->group < 0 || is_bridge(o))
+			continue;
+		for (size_t j = 0; j < h->n_fn; j++)
+			if (h->fn[j].selected && h->fn[j].group == o->group) {
+				fprintf(f, "; WARNING: group %ld also holds %s %04x:%04x, not part of the GPU: "
+					   "move the card to another slot or pass that device through too (no ACS override)",
+					o->group, o->addr, o->vendor, o->device);
+				break;
+			}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- the step ---- */
+
+static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	_cleanup_(host_done) struct host h = { 0 };
+	int r = detect(&h, section, ret_msg);
+	if (r < 0)
+		return r;
+	if (!h.n_gpus && !h.without_gpu) {
+		*ret_msg = strdup("no NVIDIA GPU on this machine: nothing to pass through, nothing written");
+		return 1;
+	}
+	struct wanted w[5];
+	size_t n = 0;
+	if ((r = wanted_files(&h, w, &n, ret_msg)) < 0)
+		return r;
+	int done = 1;
+	for (size_t i = 0; i < n && done == 1; i++)
+		done = fb_file_is(w[i].path, w[i].text, strlen(w[i].text));
+	wanted_free(w, n);
+	if (done <= 0)
+		return done;
+	bool bound;
+	const char *missing;
+	_cleanup_free_ char *what = describe(&h, &bound, &missing);
+	if (!what)
+		return -ENOMEM;
+	if (missing || !h.n_groups || !bound)
+		return 0;
+	*ret_msg = TAKE_PTR(what);
+	return 1;
+}
+
+/* ARGV on the target: as it is on the running system, through chroot on a tree. */
+static int run_target(char **argv)
+{
+	if (fb_live())
+		return fb_run(argv);
+	size_t n = strv_length(argv);
+	_cleanup_free_ char **full = calloc(n + 3, sizeof(char *));
+	if (!full)
+		return -ENOMEM;
+	full[0] = "chroot";
+	full[1] = (char *)fb_root();
+	memcpy(full + 2, argv, n * sizeof(char *));
+	return fb_run(full);
+}
+
+static int refresh(const struct host *h, bool initramfs, char **ret_msg)
+{
+	int r;
+	if (initramfs) {
+		char *argv[] = { "update-initramfs", "-u", "-k", "all", NULL };
+		if ((r = run_target(argv)) != 0) {
+			*ret_msg = fb_strdupf("'update-initramfs -u -k all' exited with %d", r);
+			return -EIO;
+		}
+	}
+	if (h->loader == LOADER_GRUB) {
+		char *argv[] = { "update-grub", NULL };
+		r = run_target(argv);
+	} else if (h->loader == LOADER_PROXMOX) {
+		char *argv[] = { "proxmox-boot-tool", "refresh", NULL };
+		r = run_target(argv);
+	} else {
+		/* systemd-boot: kernel-install writes each entry with /etc/kernel/cmdline. */
+		r = 0;
+		for (char **k = h->kernels; k && *k && r == 0; k++) {
+			_cleanup_free_ char *image = fb_strdupf("/boot/vmlinuz-%s", *k), *initrd = fb_strdupf("/boot/initrd.img-%s", *k);
+			if (!image || !initrd)
+				return -ENOMEM;
+			bool has_initrd = fb_exists(initrd) == 1 || initramfs;
+			char *argv[] = { "kernel-install", "add", *k, image, has_initrd ? initrd : NULL, NULL };
+			r = run_target(argv);
+		}
+	}
+	if (r != 0) {
+		*ret_msg = fb_strdupf("refreshing the boot loader (%s) failed with %d",
+				      h->loader == LOADER_GRUB ? "update-grub" : h->loader == LOADER_PROXMOX ? "proxmox-boot-tool refresh" : "kernel-install add",
+				      r);
+		return -EIO;
+	}
+	return 0;
+}
+
+static enum fb_result iommu_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	_cleanup_(host_done) struct host h = { 0 };
+	if (detect(&h, section, ret_msg) < 0)
+		return FB_FAILED;
+	struct wanted w[5];
+	size_t n = 0;
+	if (wanted_files(&h, w, &n, ret_msg) < 0)
+		return FB_FAILED;
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		if ((r = fb_write(w[i].path, w[i].text, strlen(w[i].text), 0644, 0, 0)) < 0)
+			*ret_msg = fb_strdupf("cannot write '%s': %s", w[i].path, strerror(-r));
+	wanted_free(w, n);
+	if (r < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
+		return FB_FAILED;
+	const char *flags[2];
+	size_t nf = cpu_flags(&h, flags);
+	_cleanup_free_ char *ids = vfio_ids(&h);
+	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
+			      nf > 1 ? " " : "", nf > 1 ? flags[1] : "", h.cmdline_file, h.n_gpus ? "; vfio-pci ids=" : "",
+			      h.n_gpus && ids ? ids : "");
+	return FB_REBOOT;
+}
+
+static int iommu_verify(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	_cleanup_(host_done) struct host h = { 0 };
+	int r = detect(&h, section, ret_msg);
+	if (r < 0)
+		return r;
+	bool bound;
+	const char *missing;
+	_cleanup_free_ char *what = describe(&h, &bound, &missing);
+	if (!what)
+		return -ENOMEM;
+	if (strstr(what, "WARNING"))
+		fb_warn("iommu: %s", strstr(what, "WARNING"));
+	if (missing) {
+		*ret_msg = fb_strdupf("'%s' is not on the kernel command line after the reboot: the boot loader did not "
+				      "take '%s'; %s",
+				      missing, h.cmdline_file ? h.cmdline_file : "?", what);
+		return -EINVAL;
+	}
+	if (!h.n_groups) {
+		*ret_msg = fb_strdupf("IOMMU is off after the reboot although the kernel was told to use it: enable %s in "
+				      "the firmware setup, then boot again",
+				      h.cpu == CPU_AMD ? "AMD-Vi (IOMMU)" : h.cpu == CPU_INTEL ? "VT-d" : "the IOMMU");
+		return -ENXIO;
+	}
+	if (!bound) {
+		*ret_msg = fb_strdupf("not every GPU function is bound to vfio-pci after the reboot: %s", what);
+		return -EBUSY;
+	}
+	*ret_msg = TAKE_PTR(what);
+	return 0;
+}
+
+const struct fb_step step_iommu = {
+	.name = "iommu",
+	.config_key = "iommu",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = iommu_check,
+	.apply = iommu_apply,
+	.verify = iommu_verify,
+};
