@@ -13,7 +13,8 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
-		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE] [-v]\n"
+		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
+		"                         [--iommu] [--guestfwd GUESTPORT=HOSTPORT]... [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
 		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
@@ -39,13 +40,18 @@ static void run_usage(FILE *f)
 		"  --vars FILE      keep the firmware variables (boot entries) in FILE between boots:\n"
 		"                   created from the firmware's template when missing, used in place\n"
 		"                   otherwise (default: a private copy, removed after the boot)\n"
+		"  --iommu          an emulated IOMMU: Intel VT-d on x86_64 (with an Intel CPU under\n"
+		"                   TCG), SMMUv3 on aarch64\n"
+		"  --guestfwd G=H   connections from the guest to " QEMU_GUESTFWD_ADDR ":G reach\n"
+		"                   127.0.0.1:H on this machine (a local server for a test), even\n"
+		"                   without --net; up to %d\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"exit status: 0 matched (or QEMU exited 0 without --expect); 1 timeout, QEMU exited\n"
 		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
 		"130 interrupted\n",
-		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS);
+		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_GUESTFWD_MAX);
 }
 
 static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsigned max, unsigned *ret)
@@ -59,10 +65,33 @@ static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsig
 	return 0;
 }
 
+/* "GUESTPORT=HOSTPORT" */
+static int parse_guestfwd(const char *arg, struct qemu_opts *o)
+{
+	const char *eq = strchr(arg, '=');
+	char guest[8];
+	if (o->n_guestfwd == QEMU_GUESTFWD_MAX) {
+		log_error("--guestfwd given more than %d times", QEMU_GUESTFWD_MAX);
+		return -E2BIG;
+	}
+	if (!eq || (size_t)(eq - arg) >= sizeof(guest)) {
+		log_error("--guestfwd '%s' is not GUESTPORT=HOSTPORT", arg);
+		return -EINVAL;
+	}
+	memcpy(guest, arg, (size_t)(eq - arg));
+	guest[eq - arg] = '\0';
+	struct qemu_fwd *f = &o->guestfwd[o->n_guestfwd];
+	if (parse_uint_opt("guestfwd", guest, 1, 65535, &f->guest_port) < 0 ||
+	    parse_uint_opt("guestfwd", eq + 1, 1, 65535, &f->host_port) < 0)
+		return -EINVAL;
+	o->n_guestfwd++;
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_GUESTFWD };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -75,6 +104,8 @@ int cmd_run(int argc, char **argv)
 		{ "net", no_argument, NULL, O_NET },
 		{ "accel", required_argument, NULL, O_ACCEL },
 		{ "vars", required_argument, NULL, O_VARS },
+		{ "iommu", no_argument, NULL, O_IOMMU },
+		{ "guestfwd", required_argument, NULL, O_GUESTFWD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -120,6 +151,13 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_VARS:
 			o.vars = optarg;
+			break;
+		case O_IOMMU:
+			o.iommu = true;
+			break;
+		case O_GUESTFWD:
+			if (parse_guestfwd(optarg, &o) < 0)
+				return EXIT_USAGE;
 			break;
 		case 'v':
 			log_verbose = 1;

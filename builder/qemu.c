@@ -925,6 +925,15 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 	if (!img || !varse || !code || (o->config && !cfg))
 		return -ENOMEM;
 	const char *cpu = STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
+	const char *machine = a->machine;
+	bool x86 = STREQ(a->name, "x86_64");
+	if (o->iommu) {
+		/* Interrupt remapping needs the split irqchip under KVM; TCG accepts it too. The
+		 * CPU says Intel, as a machine with VT-d does (QEMU's default CPU says AMD). */
+		machine = x86 ? "q35,kernel-irqchip=split" : "virt,iommu=smmuv3";
+		if (x86 && !STREQ(accel, "kvm"))
+			cpu = "qemu64,vendor=GenuineIntel";
+	}
 	int r = 0;
 	r = r ?: strv_push(&v, qemu);
 	r = r ?: strv_push(&v, "-nodefaults");
@@ -932,12 +941,16 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 	r = r ?: strv_push(&v, "-name");
 	r = r ?: strv_push(&v, "pmoves-run");
 	r = r ?: strv_push(&v, "-machine");
-	r = r ?: strv_push(&v, a->machine);
+	r = r ?: strv_push(&v, machine);
 	r = r ?: strv_push(&v, "-accel");
 	r = r ?: strv_push(&v, accel);
 	if (cpu) {
 		r = r ?: strv_push(&v, "-cpu");
 		r = r ?: strv_push(&v, cpu);
+	}
+	if (o->iommu && x86) { /* before any other PCI device */
+		r = r ?: strv_push(&v, "-device");
+		r = r ?: strv_push(&v, "intel-iommu,intremap=on");
 	}
 	r = r ?: strv_push(&v, "-m");
 	r = r ?: push_fmt(&v, "%u", o->memory ? o->memory : QEMU_DEFAULT_MEMORY);
@@ -951,7 +964,17 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 	r = r ?: push_fmt(&v, "file=%s,format=%s,if=virtio%s", img,
 			  image_is_qcow2(o->image) ? "qcow2" : "raw", o->persist ? "" : ",snapshot=on");
 	r = r ?: strv_push(&v, "-nic");
-	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s", o->net ? "off" : "on");
+	_cleanup_free_ char *fwd = NULL;
+	for (size_t i = 0; i < o->n_guestfwd && r == 0; i++) {
+		char *n = NULL;
+		if (asprintf(&n, "%s,guestfwd=tcp:" QEMU_GUESTFWD_ADDR ":%u-tcp:127.0.0.1:%u", fwd ? fwd : "",
+			     o->guestfwd[i].guest_port, o->guestfwd[i].host_port) < 0)
+			r = -ENOMEM;
+		free(fwd);
+		fwd = n;
+	}
+	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s%s", o->net ? "off" : "on", fwd ? fwd : "");
+
 	r = r ?: strv_push(&v, "-device");
 	r = r ?: strv_push(&v, "virtio-rng-pci");
 	if (cfg) {

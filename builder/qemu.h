@@ -13,6 +13,9 @@
 #define QEMU_STOP_GRACE 5        /* seconds between SIGTERM and SIGKILL */
 #define QEMU_KVM_PROBE_DEADLINE 3
 
+#define QEMU_GUESTFWD_MAX 8
+#define QEMU_GUESTFWD_ADDR "10.0.2.100"
+
 struct qemu_opts {
 	const char *image;  /* raw or qcow2 disk image */
 	const char *arch;   /* "x86_64", "aarch64", or NULL: manifest.json beside the image, the
@@ -29,6 +32,14 @@ struct qemu_opts {
 	const char *accel;  /* "auto" or NULL (probe KVM, else TCG), "kvm", "tcg" */
 	const char *vars;   /* persistent firmware VARS file: copied from the template when
 			     * missing, used in place otherwise; NULL: a private copy per boot */
+	bool iommu;         /* an emulated IOMMU: x86_64 Intel VT-d (intel-iommu with interrupt
+			     * remapping, split irqchip, an Intel CPU under TCG), aarch64 SMMUv3 */
+	/* Guest connections to QEMU_GUESTFWD_ADDR:guest_port reach 127.0.0.1:host_port on the
+	 * host, with restrict=on kept (QEMU's guestfwd). */
+	struct qemu_fwd {
+		unsigned guest_port, host_port;
+	} guestfwd[QEMU_GUESTFWD_MAX];
+	size_t n_guestfwd;
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line
