@@ -413,6 +413,7 @@ static const struct fb_field top_fields[] = {
 	{ "ssh", FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 },
 	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
 	{ "iommu", FB_T_OBJECT, fb_iommu_fields, NULL, NULL, 0, 0 },
+	{ "proxmox", FB_T_OBJECT, fb_proxmox_fields, NULL, NULL, 0, 0 },
 	RESERVED("tailnet"),
 	END,
 };

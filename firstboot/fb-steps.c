@@ -14,6 +14,9 @@ const struct fb_step *const fb_steps[] = {
 	&step_units,
 	&step_efiboot,
 	&step_iommu,
+	&step_proxmox_kernel,
+	&step_proxmox_ve,
+	&step_proxmox_vms,
 	/* tailnet (its issue) */
 };
 

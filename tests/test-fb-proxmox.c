@@ -1,0 +1,478 @@
+/* The proxmox steps (proxmox-kernel, proxmox-ve, proxmox-vms) on fixture trees. A stand-in
+ * runner records every argv and plays apt-get, qm and ip: installing a package adds it to the
+ * tree's dpkg status, "qm create ID" writes /etc/pve/qemu-server/ID.conf. The release key and
+ * the repository's Release file come from a small HTTP server on 127.0.0.1 that this test
+ * runs: a stand-in for Proxmox's servers, with a key of our own. */
+#include "test-fb-lib.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+/* 300 bytes, (i * 7 + 3) % 256, and their SHA-512 as Python's hashlib gives it. */
+#define KEY_SHA512                                                                          \
+	"46e56ad30db9ef50f8b6762ba55839737f3fba34ab47863c9daff7b3f58f97fe3465a52dd364560db47f" \
+	"802909ced49093322621ea0aebf8e0696b85ca8f81f0"
+#define APT "apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"
+#define HOSTS_BEFORE "127.0.0.1\tlocalhost\n127.0.1.1\tpve1\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+#define HOSTS_AFTER "127.0.0.1\tlocalhost\n10.0.2.15\tpve1\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+#define DPKG_DEBIAN                                                                                   \
+	"Package: linux-image-amd64\nStatus: install ok installed\nVersion: 6.1.112-1\n\n"              \
+	"Package: linux-image-6.1.0-28-amd64\nStatus: install ok installed\nVersion: 6.1.119-1\n\n"     \
+	"Package: linux-image-6.1.0-27-amd64\nStatus: deinstall ok config-files\nVersion: 6.1.115-1\n\n" \
+	"Package: os-prober\nStatus: install ok installed\nVersion: 1.81\n\n"                           \
+	"Package: systemd\nStatus: install ok installed\nVersion: 252.31-1\n"
+
+static char www[] = "/tmp/test-fb-proxmox-www-XXXXXX";
+static pid_t server_pid;
+static int server_port;
+
+static void serve(int ls, const char *dir)
+{
+	for (;;) {
+		int c = accept(ls, NULL, NULL);
+		if (c < 0)
+			continue;
+		char req[2048];
+		ssize_t n = read(c, req, sizeof(req) - 1);
+		req[n > 0 ? n : 0] = '\0';
+		char path[512] = "";
+		if (!strncmp(req, "GET /", 5))
+			snprintf(path, sizeof(path), "%.*s", (int)strcspn(req + 5, " ?\r\n"), req + 5);
+		char *body = NULL;
+		size_t len = 0;
+		char *file = t_strf("%s/%s", dir, path);
+		bool found = path[0] && !strstr(path, "..") && read_file(file, 1 << 20, &body, &len) == 0;
+		free(file);
+		char head[128];
+		int hl = snprintf(head, sizeof(head), "HTTP/1.0 %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+				  found ? "200 OK" : "404 Not Found", found ? len : 0);
+		if (write(c, head, (size_t)hl) == hl && found && write(c, body, len) < 0)
+			perror("stand-in server: write");
+		free(body);
+		close(c);
+	}
+}
+
+/* An HTTP server on 127.0.0.1 serving DIR: the stand-in for download.proxmox.com. */
+static void server_start(const char *dir)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (ls < 0 || bind(ls, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(ls, 16) < 0 ||
+	    getsockname(ls, (struct sockaddr *)&a, &al) < 0)
+		tap_skip_all("cannot listen on 127.0.0.1");
+	server_port = ntohs(a.sin_port);
+	fflush(stdout);
+	server_pid = fork();
+	if (server_pid == 0) {
+		serve(ls, dir);
+		_exit(0);
+	}
+	close(ls);
+}
+
+static void stand_in(const char *root)
+{
+	char *top = t_beside(root, "");
+	top[strlen(top) - 1] = '\0';
+	char *script = t_strf(
+		"#!/bin/sh\n"
+		"# stand-in for apt-get, qm, ip, debconf-set-selections, update-grub, systemctl: records argv\n"
+		"echo \"$*\" >> %s/calls\n"
+		"root=/; if [ \"$1\" = chroot ]; then root=$2; shift 2; fi\n"
+		"case $1 in\n"
+		"ip) [ -e %s/no-route ] && exit 2\n"
+		"  echo '192.0.2.1 via 10.0.2.2 dev ens3 src 10.0.2.15 uid 0'; echo '    cache';;\n"
+		"apt-get) shift 6; verb=$1; shift\n"
+		"  [ -e %s/apt-$verb.rc ] && exit $(cat %s/apt-$verb.rc)\n"
+		"  case $verb in\n"
+		"  install) for p; do printf '\\nPackage: %%s\\nStatus: install ok installed\\nVersion: 1.0-stand-in\\n' $p >> $root/var/lib/dpkg/status\n"
+		"    [ $p = proxmox-ve ] && mkdir -p $root/usr/sbin && printf '#!/bin/sh\\n' > $root/usr/sbin/qm; done;;\n"
+		"  remove) for p; do awk -v RS= -v ORS='\\n\\n' -v p=\"Package: $p\" '$0 !~ (\"(^|\\n)\" p \"\\n\")' $root/var/lib/dpkg/status > $root/.s && mv $root/.s $root/var/lib/dpkg/status; done;;\n"
+		"  esac;;\n"
+		"qm) [ \"$2\" = create ] && mkdir -p $root/etc/pve/qemu-server && echo \"$*\" > $root/etc/pve/qemu-server/$3.conf;;\n"
+		"esac\nexit 0\n",
+		top, top, top, top);
+	char *sp = t_strf("%s/stand-in", top);
+	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
+		abort();
+	free(sp);
+	free(script);
+	free(top);
+}
+
+static char *calls(const char *root)
+{
+	char *p = t_beside(root, "calls"), *c = t_read(p, NULL);
+	free(p);
+	return c ? c : strdup("");
+}
+
+static void calls_reset(const char *root)
+{
+	char *p = t_beside(root, "calls");
+	unlink(p);
+	free(p);
+}
+
+static void flag(const char *root, const char *name, const char *text)
+{
+	char *p = t_beside(root, name);
+	if (text)
+		write_file_atomic(p, text, strlen(text), 0644);
+	else
+		unlink(p);
+	free(p);
+}
+
+/* The config with the stand-in repository, PROXMOX_EXTRA inside "proxmox". */
+static char *config(const char *extra, const char *key_sha512)
+{
+	return t_strf("{ \"steps\": { \"growfs\": { \"enabled\": false }, \"ssh\": { \"enabled\": false },"
+		      " \"efiboot\": { \"enabled\": false } },\n"
+		      "  \"proxmox\": { \"repository\": \"http://127.0.0.1:%d/pve\","
+		      " \"key\": { \"url\": \"http://127.0.0.1:%d/proxmox-release-bookworm.gpg\", \"sha512\": \"%s\" }%s%s } }\n",
+		      server_port, server_port, key_sha512, extra ? ", " : "", extra ? extra : "");
+}
+
+/* A Debian 12 host: hostname pve1 on 127.0.1.1, the Debian kernel running, an RTX 3090 with
+ * its audio function at 01:00, GRUB. */
+static char *tree(const char *cfg)
+{
+	char *root = t_tree();
+	stand_in(root);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	t_write(root, "etc/hostname", "pve1\n");
+	t_write(root, "etc/hosts", HOSTS_BEFORE);
+	t_write(root, "etc/default/grub", "GRUB_DEFAULT=0\n");
+	t_write(root, "var/lib/dpkg/status", DPKG_DEBIAN);
+	t_write(root, "proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
+	static const char *const fn[][4] = {
+		{ "0000:00:02.0", "0x8086", "0x3e92", "0x030000" }, /* the host's own Intel graphics */
+		{ "0000:01:00.0", "0x10de", "0x2204", "0x030000" },
+		{ "0000:01:00.1", "0x10de", "0x1aef", "0x040300" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(fn); i++) {
+		static const char *const names[] = { "vendor", "device", "class" };
+		for (size_t k = 0; k < 3; k++) {
+			char *rel = t_strf("sys/bus/pci/devices/%s/%s", fn[i][0], names[k]), *text = t_strf("%s\n", fn[i][k + 1]);
+			t_write(root, rel, text);
+			free(rel), free(text);
+		}
+	}
+	return root;
+}
+
+static char *qm_line(const char *root, int id, const char *name, int mem, int cores, const char *tail)
+{
+	return t_strf("chroot %s qm create %d --name %s --memory %d --cores %d --machine q35 --bios ovmf --ostype l26 "
+		      "--cpu host --scsihw virtio-scsi-single --onboot 1 --efidisk0 local-lvm:1,efitype=4m,pre-enrolled-keys=0 "
+		      "--net0 virtio,bridge=vmbr0%s\n",
+		      root, id, name, mem, cores, tail);
+}
+
+static void test_sequence(void)
+{
+	char *cfg = config(NULL, KEY_SHA512), *root = tree(cfg);
+	struct t_result r = t_run(root, NULL);
+	char *c = calls(root);
+	char *want = t_strf("ip -4 -o route get 192.0.2.1\n"
+			    "chroot %s " APT " update\n"
+			    "chroot %s " APT " full-upgrade\n"
+			    "chroot %s " APT " install proxmox-default-kernel\n",
+			    root, root, root);
+	tap_is_str(c, want, "proxmox-kernel: route query, apt-get update, full-upgrade, install proxmox-default-kernel, in chroot");
+	tap_contains(r.out, "step=proxmox-kernel state=reboot 'pve1' is 10.0.2.15 in '/etc/hosts'", "proxmox-kernel asks for a reboot");
+	tap_ok(r.status == 0 && !strstr(r.out, "step=proxmox-ve") && !strstr(r.out, "done status"),
+	       "nothing runs after the reboot request (exit 0, no done line)");
+	char *hosts = t_read(root, "etc/hosts"), *src = t_read(root, "etc/apt/sources.list.d/pve-install-repo.list");
+	tap_is_str(hosts, HOSTS_AFTER, "/etc/hosts: the hostname on the machine's address, no 127.0.1.1 line");
+	char *want_src = t_strf("# Written by pmoves-firstboot (proxmox step): change its config, not this file.\n"
+				"deb [arch=amd64] http://127.0.0.1:%d/pve bookworm pve-no-subscription\n",
+				server_port);
+	tap_is_str(src, want_src, "sources list: the configured repository, bookworm pve-no-subscription, arch amd64");
+	char *keyp = t_strf("%s/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg", root), *key = NULL, *srv = NULL;
+	size_t klen = 0, slen = 0;
+	read_file(keyp, 1 << 20, &key, &klen);
+	char *srvp = t_strf("%s/proxmox-release-bookworm.gpg", www);
+	read_file(srvp, 1 << 20, &srv, &slen);
+	tap_ok(key && srv && klen == 300 && slen == 300 && !memcmp(key, srv, 300) &&
+		       (t_stat(root, "etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg").st_mode & 07777) == 0644,
+	       "the release key is the served one, byte for byte, 0644");
+	free(keyp), free(key), free(srv), free(srvp);
+	free(c), free(want), free(hosts), free(src), free(want_src);
+	t_result_free(&r);
+
+	/* The next boot, now on the Proxmox kernel. */
+	calls_reset(root);
+	t_write(root, "proc/sys/kernel/osrelease", "6.8.12-4-pve\n");
+	r = t_run(root, NULL);
+	c = calls(root);
+	char *q100 = qm_line(root, 100, "docker-host", 32768, 8, " --hostpci0 0000:01:00,pcie=1,x-vga=1,rombar=1"),
+	     *q101 = qm_line(root, 101, "dev-workstation", 16384, 4, ""), *q102 = qm_line(root, 102, "headscale-hub", 2048, 2, ""),
+	     *q103 = qm_line(root, 103, "gateway", 4096, 2, "");
+	want = t_strf("chroot %s debconf-set-selections /var/lib/pmoves/proxmox/postfix.debconf\n"
+		      "chroot %s " APT " install proxmox-ve postfix open-iscsi chrony\n"
+		      "chroot %s " APT " remove linux-image-amd64 linux-image-6.1.0-28-amd64 os-prober\n"
+		      "chroot %s update-grub\n"
+		      "%s%s%s%s"
+		      "systemctl --root=%s disable pmoves-firstboot.service pmoves-firstboot.timer\n",
+		      root, root, root, root, q100, q101, q102, q103, root);
+	tap_is_str(c, want, "after the reboot: postfix preseeded, proxmox-ve installed, Debian kernel and os-prober removed, "
+			    "update-grub, four VMs with qm create, the GPU's slot on VM 100");
+	tap_contains(r.out, "step=proxmox-kernel state=ok running the Proxmox kernel 6.8.12-4-pve", "proxmox-kernel verified after the reboot");
+	tap_contains(r.out, "step=proxmox-ve state=ok proxmox-ve postfix open-iscsi chrony installed; removed linux-image-amd64 "
+			    "linux-image-6.1.0-28-amd64 os-prober; update-grub",
+		     "proxmox-ve: its detail names what was removed");
+	tap_contains(r.out, "step=proxmox-vms state=ok created 100 docker-host (GPU 0000:01:00), 101 dev-workstation, 102 headscale-hub, 103 gateway",
+		     "proxmox-vms: the four VMs of the hub and spoke");
+	tap_ok(r.status == 0 && strstr(r.out, "done status=ok"), "done status=ok");
+	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
+	tap_is_str(deb, "postfix postfix/main_mailer_type select No configuration\npostfix postfix/mailname string pve1\n",
+		   "postfix preseeded: No configuration");
+	free(deb), free(c), free(want), free(q100), free(q101), free(q102), free(q103);
+	t_result_free(&r);
+
+	/* Without state every step is checked again: all three find their effect there. */
+	calls_reset(root);
+	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(state);
+	free(state);
+	char *before = t_tree_digest(root, true);
+	r = t_run(root, NULL);
+	char *after = t_tree_digest(root, true);
+	c = calls(root);
+	tap_ok(r.status == 0 && strstr(r.out, "step=proxmox-kernel state=skipped running the Proxmox kernel 6.8.12-4-pve") &&
+		       strstr(r.out, "step=proxmox-ve state=skipped already done") &&
+		       strstr(r.out, "step=proxmox-vms state=skipped all 4 VMs exist: left as they are"),
+	       "a run without state: check finds every proxmox step done");
+	tap_ok(!strstr(c, "apt-get") && !strstr(c, "qm ") && !strstr(c, " ip ") && STREQ(before, after),
+	       "... and runs no apt-get, qm or ip, and changes nothing");
+	if (strstr(c, "apt-get") || strstr(c, "qm "))
+		tap_diag("calls: %s", c);
+	free(c), free(before), free(after);
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg);
+}
+
+static void test_existing_vm(void)
+{
+	char *cfg = config("\"postfix\": \"local\", \"address\": \"192.168.10.5\", \"storage\": \"tank\", \"bridge\": \"vmbr1\","
+			   " \"vms\": [ { \"id\": 100, \"name\": \"docker-host\", \"memory\": \"8G\", \"cores\": 4, \"gpu\": true },"
+			   " { \"id\": 102, \"name\": \"hub\", \"disk_image\": \"/var/lib/vz/import/headscale-hub.qcow2\" },"
+			   " { \"id\": 105, \"name\": \"scratch\", \"disk_size\": \"64G\", \"memory\": \"512M\", \"cores\": 1 } ]",
+			   KEY_SHA512);
+	char *root = tree(cfg);
+	t_write(root, "proc/sys/kernel/osrelease", "6.8.12-4-pve\n");
+	t_write(root, "etc/pve/qemu-server/100.conf", "name: docker-host\nmemory: 65536\n");
+	t_write(root, "var/lib/vz/import/headscale-hub.qcow2", "QFI\xfb stand-in");
+	struct t_result r = t_run(root, NULL);
+	r = (t_result_free(&r), t_run(root, NULL)); /* after the (pretend) reboot */
+	char *c = calls(root), *conf = t_read(root, "etc/pve/qemu-server/100.conf"), *hosts = t_read(root, "etc/hosts");
+	tap_ok(!strstr(c, "ip -4") && hosts && strstr(hosts, "192.168.10.5\tpve1\n"),
+	       "'address' from the config: no route query, /etc/hosts uses it");
+	tap_ok(!strstr(c, "qm create 100") && conf && STREQ(conf, "name: docker-host\nmemory: 65536\n"),
+	       "an existing VM 100 is left as it is");
+	char *q102 = t_strf("chroot %s qm create 102 --name hub --memory 2048 --cores 2 --machine q35 --bios ovmf --ostype l26 "
+			    "--cpu host --scsihw virtio-scsi-single --onboot 1 --efidisk0 tank:1,efitype=4m,pre-enrolled-keys=0 "
+			    "--net0 virtio,bridge=vmbr1 --scsi0 tank:0,import-from=/var/lib/vz/import/headscale-hub.qcow2,iothread=1,discard=on "
+			    "--boot order=scsi0\n",
+			    root),
+	     *q105 = t_strf("chroot %s qm create 105 --name scratch --memory 512 --cores 1 --machine q35 --bios ovmf --ostype l26 "
+			    "--cpu host --scsihw virtio-scsi-single --onboot 1 --efidisk0 tank:1,efitype=4m,pre-enrolled-keys=0 "
+			    "--net0 virtio,bridge=vmbr1 --scsi0 tank:64,iothread=1,discard=on --boot order=scsi0\n",
+			    root);
+	tap_contains(c, q102, "VM 102: the qcow2 image imported with import-from on the configured storage");
+	tap_contains(c, q105, "VM 105: a new 64 GiB disk, 512 MiB, 1 core, bridge vmbr1");
+	tap_contains(r.out, "step=proxmox-vms state=ok created 102 hub, 105 scratch; 100 docker-host exists: left as it is",
+		     "the detail reports the VM left alone");
+	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
+	tap_contains(deb, "select Local only\n", "postfix 'local': Local only");
+	free(deb), free(q102), free(q105), free(c), free(conf), free(cfg), free(hosts);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_running_debian_kernel(void)
+{
+	/* The Proxmox kernel installed, but the machine came back on the Debian one. */
+	char *cfg = config("\"vms\": []", KEY_SHA512), *root = tree(cfg);
+	struct t_result r = t_run(root, NULL);
+	t_result_free(&r);
+	calls_reset(root);
+	r = t_run(root, NULL);
+	char *c = calls(root), *want = t_strf("chroot %s " APT " remove linux-image-amd64 os-prober\n", root);
+	tap_contains(c, want, "running the Debian kernel: its package is not removed");
+	tap_contains(r.out, "step=proxmox-kernel state=ok proxmox-default-kernel installed, but the running kernel is '6.1.0-28-amd64'",
+		     "proxmox-kernel says the Proxmox kernel is not running");
+	tap_contains(r.out, "kept 'linux-image-6.1.0-28-amd64': it is the running kernel", "proxmox-ve says which kernel it kept");
+	tap_contains(r.out, "step=proxmox-vms state=skipped no VMs in the config", "\"vms\": [] creates none");
+	free(c), free(want), free(cfg);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_offline(void)
+{
+	/* A repository nobody answers at (a closed port): pending, and nothing changed. */
+	char *cfg = t_strf("{ \"steps\": { \"growfs\": { \"enabled\": false }, \"ssh\": { \"enabled\": false },"
+			   " \"efiboot\": { \"enabled\": false } }, \"proxmox\": { \"repository\": \"http://127.0.0.1:1/pve\","
+			   " \"key\": { \"url\": \"http://127.0.0.1:1/k.gpg\", \"sha512\": \"%s\" } } }",
+			   KEY_SHA512);
+	char *root = tree(cfg), *sd = t_strf("%s/var/lib/pmoves/firstboot", root);
+	mkdir_p(sd, 0755); /* state and status go there: not what the step changes */
+	free(sd);
+	char *before = t_tree_digest(root, true);
+	struct t_result r = t_run(root, NULL);
+	char *after = t_tree_digest(root, true), *c = calls(root);
+	tap_ok(r.status == 1 && strstr(r.out, "step=proxmox-kernel state=pending the Proxmox repository is unreachable "
+					      "('http://127.0.0.1:1/pve/dists/bookworm/Release':") &&
+		       strstr(r.out, "trying again on a later run"),
+	       "no repository: proxmox-kernel pending, with the URL and the reason");
+	tap_ok(strstr(r.out, "step=proxmox-ve state=pending waiting for step 'proxmox-kernel'") &&
+		       strstr(r.out, "step=proxmox-vms state=pending waiting for step 'proxmox-ve'") &&
+		       strstr(r.out, "done status=degraded"),
+	       "the later proxmox steps wait (pending), the run ends degraded");
+	tap_ok(STREQ(before, after) && !strstr(c, "apt-get") && !strstr(c, "disable pmoves-firstboot"),
+	       "nothing written, no apt-get, the unit stays enabled for a later run");
+	free(before), free(after), free(c), free(cfg);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* No route at all: pending before anything is fetched. */
+	cfg = config(NULL, KEY_SHA512);
+	root = tree(cfg);
+	flag(root, "no-route", "");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=pending no IPv4 route yet (no network)", "no route: pending");
+	t_result_free(&r);
+	/* apt-get update failing (a mirror down): pending too. */
+	flag(root, "no-route", NULL);
+	flag(root, "apt-update.rc", "100\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=pending 'apt-get update' exited with 100", "apt-get update failing: pending");
+	t_result_free(&r);
+	/* The network is back: the same tree finishes the step. */
+	flag(root, "apt-update.rc", NULL);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=reboot", "a later run with the network goes on to the reboot");
+	t_result_free(&r);
+	free(cfg);
+	t_cleanup(root);
+}
+
+static void test_bad_key(void)
+{
+	char *cfg = config(NULL, "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+				 "000000000000000000000000000000000000"),
+	     *root = tree(cfg);
+	struct t_result r = t_run(root, NULL);
+	char *c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=failed the release key from 'http://127.0.0.1:") &&
+		       strstr(r.out, "has SHA-512 46e56ad30db9ef50..., not the expected 0000000000000000...: not installed") &&
+		       !t_exists(root, "etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg") &&
+		       !t_exists(root, "etc/apt/sources.list.d/pve-install-repo.list") && !strstr(c, "apt-get"),
+	       "a key with another SHA-512: failed, no key, no repository, no apt-get");
+	free(c), free(cfg);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_dry_run(void)
+{
+	char *cfg = config(NULL, KEY_SHA512), *root = tree(cfg);
+	char *before = t_tree_digest(root, false);
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
+	struct t_result r = t_fb(root, NULL, argv);
+	char *after = t_tree_digest(root, false), *c = calls(root);
+	char *want = t_strf("pmoves-firstboot: would write /etc/hosts (mode 0644, %zu bytes):\n"
+			    "  | 127.0.0.1\tlocalhost\n  | 10.0.2.15\tpve1\n  | ::1\tlocalhost ip6-localhost ip6-loopback\n"
+			    "pmoves-firstboot: would write /etc/apt/sources.list.d/pve-install-repo.list",
+			    strlen(HOSTS_AFTER));
+	tap_contains(r.out, want, "dry run: the new /etc/hosts and the sources list, as they would be written");
+	char *fetch = t_strf("pmoves-firstboot: would fetch http://127.0.0.1:%d/proxmox-release-bookworm.gpg into "
+			     "/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg if its SHA-512 is " KEY_SHA512,
+			     server_port);
+	tap_contains(r.out, fetch, "dry run: the key's URL, path and SHA-512");
+	char *run = t_strf("pmoves-firstboot: would run chroot %s " APT " install proxmox-default-kernel\n"
+			   "pmoves-firstboot: plan step=proxmox-kernel result would end reboot",
+			   root);
+	tap_contains(r.out, run, "dry run: the apt-get commands in chroot, then 'would end reboot'");
+	tap_ok(STREQ(before, after) && STREQ(c, "ip -4 -o route get 192.0.2.1\n"),
+	       "dry run: the tree is unchanged; only the route query ran");
+	free(before), free(after), free(c), free(want), free(fetch), free(run), free(cfg);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_validate(void)
+{
+	static const struct {
+		const char *proxmox, *error;
+	} bad[] = {
+		{ "{ \"key\": { \"url\": \"https://example.org/k.gpg\" } }", ".proxmox.key.sha512: is required" },
+		{ "{ \"address\": \"127.0.1.1\" }", "is a loopback address" },
+		{ "{ \"repository\": \"ftp://x.example/pve\" }", "is not an http:// or https:// URL" },
+		{ "{ \"vms\": [ { \"id\": 100, \"name\": \"a\" }, { \"id\": 100, \"name\": \"b\" } ] }", "VM ID 100 is given twice" },
+		{ "{ \"vms\": [ { \"id\": 100, \"name\": \"a\", \"gpu\": true }, { \"id\": 101, \"name\": \"b\", \"gpu\": true } ] }",
+		  "2 VMs ask for the GPU" },
+		{ "{ \"vms\": [ { \"id\": 99, \"name\": \"a\" } ] }", "from 100 to 999999999" },
+		{ "{ \"vms\": [ { \"id\": 100, \"name\": \"a\", \"memory\": \"1.5G\" } ] }", "is not a memory size" },
+		{ "{ \"vms\": [ { \"id\": 100, \"name\": \"a\", \"disk_image\": \"/x/a,b.qcow2\" } ] }", "is not an absolute path" },
+		{ "{ \"gpu\": [ \"01:00.9\" ] }", "is not a PCI slot" },
+		{ "{ \"postfix\": \"internet\" }", "is not 'none'" },
+	};
+	char *root = t_tree();
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *text = t_strf("{ \"proxmox\": %s }", bad[i].proxmox), *file = t_beside(root, "bad.json");
+		write_file_atomic(file, text, strlen(text), 0644);
+		char *argv[] = { "pmoves-firstboot", "validate", file, NULL };
+		struct t_result r = t_fb(root, NULL, argv);
+		if (!tap_ok(r.status == 2 && r.err && strstr(r.err, bad[i].error), "validate refuses %s", bad[i].proxmox))
+			tap_diag("status %d, stderr '%s'", r.status, r.err ? r.err : "");
+		t_result_free(&r);
+		free(text), free(file);
+	}
+	char *good = t_strf("{ \"iommu\": {}, \"proxmox\": { \"gpu\": [ \"01:00\", \"0000:02:00.0\" ], \"vms\": [ { \"id\": 100,"
+			    " \"name\": \"docker-host\", \"memory\": \"32G\", \"cores\": 8, \"gpu\": true } ] } }"),
+	     *file = t_beside(root, "good.json");
+	write_file_atomic(file, good, strlen(good), 0644);
+	char *argv[] = { "pmoves-firstboot", "validate", file, NULL };
+	struct t_result r = t_fb(root, NULL, argv);
+	tap_is_int(r.status, 0, "validate accepts slots, functions and a VM list");
+	t_result_free(&r);
+	free(good), free(file);
+	t_cleanup(root);
+}
+
+int main(void)
+{
+	if (access("/usr/bin/awk", X_OK) != 0 && access("/bin/awk", X_OK) != 0)
+		tap_skip_all("awk is missing (the stand-in apt-get uses it)");
+	if (!mkdtemp(www))
+		abort();
+	char key[300];
+	for (int i = 0; i < 300; i++)
+		key[i] = (char)((i * 7 + 3) % 256);
+	char *kp = t_strf("%s/proxmox-release-bookworm.gpg", www);
+	write_file_atomic(kp, key, sizeof(key), 0644);
+	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
+	server_start(www);
+	tap_plan(46);
+	test_sequence();
+	test_existing_vm();
+	test_running_debian_kernel();
+	test_offline();
+	test_bad_key();
+	test_dry_run();
+	test_validate();
+	kill(server_pid, SIGTERM);
+	waitpid(server_pid, NULL, 0);
+	rm_rf(www);
+	free(kp);
+	return tap_done();
+}
