@@ -14,7 +14,8 @@ static void run_usage(FILE *f)
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
-		"                         [--iommu] [--guestfwd GUESTPORT=HOSTPORT]... [-v]\n"
+		"                         [--iommu] [--guestfwd GUESTPORT=HOSTPORT]...\n"
+		"                         [--socket-net listen:PORT|connect:PORT]... [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
 		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
@@ -45,13 +46,18 @@ static void run_usage(FILE *f)
 		"  --guestfwd G=H   connections from the guest to " QEMU_GUESTFWD_ADDR ":G reach\n"
 		"                   127.0.0.1:H on this machine (a local server for a test), even\n"
 		"                   without --net; up to %d\n"
+		"  --socket-net listen:PORT | connect:PORT\n"
+		"                   one more NIC, wired to another guest through a QEMU socket on\n"
+		"                   127.0.0.1:PORT (one guest listens, the other connects); its MAC\n"
+		"                   is 52:54:00:PP:PP:01 when listening, :02 when connecting (PPPP:\n"
+		"                   the port in hex); up to %d\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"exit status: 0 matched (or QEMU exited 0 without --expect); 1 timeout, QEMU exited\n"
 		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
 		"130 interrupted\n",
-		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_GUESTFWD_MAX);
+		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_GUESTFWD_MAX, QEMU_SOCKNET_MAX);
 }
 
 static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsigned max, unsigned *ret)
@@ -88,10 +94,33 @@ static int parse_guestfwd(const char *arg, struct qemu_opts *o)
 	return 0;
 }
 
+/* "listen:PORT" or "connect:PORT" */
+static int parse_socknet(const char *arg, struct qemu_opts *o)
+{
+	if (o->n_socknet == QEMU_SOCKNET_MAX) {
+		log_error("--socket-net given more than %d times", QEMU_SOCKNET_MAX);
+		return -E2BIG;
+	}
+	struct qemu_socknet *s = &o->socknet[o->n_socknet];
+	const char *port;
+	if (!strncmp(arg, "listen:", 7))
+		s->listen = true, port = arg + 7;
+	else if (!strncmp(arg, "connect:", 8))
+		s->listen = false, port = arg + 8;
+	else {
+		log_error("--socket-net '%s' is not listen:PORT or connect:PORT", arg);
+		return -EINVAL;
+	}
+	if (parse_uint_opt("socket-net", port, 1, 65535, &s->port) < 0)
+		return -EINVAL;
+	o->n_socknet++;
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_GUESTFWD };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_GUESTFWD, O_SOCKNET };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -106,6 +135,7 @@ int cmd_run(int argc, char **argv)
 		{ "vars", required_argument, NULL, O_VARS },
 		{ "iommu", no_argument, NULL, O_IOMMU },
 		{ "guestfwd", required_argument, NULL, O_GUESTFWD },
+		{ "socket-net", required_argument, NULL, O_SOCKNET },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -157,6 +187,10 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_GUESTFWD:
 			if (parse_guestfwd(optarg, &o) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_SOCKNET:
+			if (parse_socknet(optarg, &o) < 0)
 				return EXIT_USAGE;
 			break;
 		case 'v':

@@ -975,6 +975,14 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 	}
 	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s%s", o->net ? "off" : "on", fwd ? fwd : "");
 
+	for (size_t i = 0; i < o->n_socknet; i++) {
+		const struct qemu_socknet *s = &o->socknet[i];
+		r = r ?: strv_push(&v, "-netdev");
+		r = r ?: push_fmt(&v, "socket,id=sock%zu,%s=127.0.0.1:%u", i, s->listen ? "listen" : "connect", s->port);
+		r = r ?: strv_push(&v, "-device");
+		r = r ?: push_fmt(&v, "virtio-net-pci,netdev=sock%zu,mac=52:54:00:%02x:%02x:%02x", i, s->port >> 8, s->port & 0xff,
+				  s->listen ? 1 : 2);
+	}
 	r = r ?: strv_push(&v, "-device");
 	r = r ?: strv_push(&v, "virtio-rng-pci");
 	if (cfg) {

@@ -14,6 +14,7 @@
 #define QEMU_KVM_PROBE_DEADLINE 3
 
 #define QEMU_GUESTFWD_MAX 8
+#define QEMU_SOCKNET_MAX 4
 #define QEMU_GUESTFWD_ADDR "10.0.2.100"
 
 struct qemu_opts {
@@ -40,6 +41,14 @@ struct qemu_opts {
 		unsigned guest_port, host_port;
 	} guestfwd[QEMU_GUESTFWD_MAX];
 	size_t n_guestfwd;
+	/* More NICs, after the user-mode one: a QEMU socket netdev on 127.0.0.1:port, listening
+	 * or connecting (two guests on one wire: one listens, the other connects). The MAC is
+	 * 52:54:00:PP:PP:01 (listen) or :02 (connect), PPPP the port, so the two ends differ. */
+	struct qemu_socknet {
+		bool listen;
+		unsigned port;
+	} socknet[QEMU_SOCKNET_MAX];
+	size_t n_socknet;
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

@@ -23,7 +23,7 @@ check() {
 	ok $r "$name (exit $want, says '$text')"
 	[ $r = 0 ] || { echo "# got exit $got:"; diag "$T/out"; }
 }
-echo "1..24"
+echo "1..29"
 
 truncate -s 64M "$T/empty.img"
 printf '{"hostname": "x"}\n' >"$T/good.json"
@@ -40,6 +40,11 @@ check "non-object --config" 2 "is not a JSON object" "$T/empty.img" --config "$T
 check "nonexistent image" 3 "image '$T/nope.img' cannot be used" "$T/nope.img"
 check "bad --arch" 2 "architecture 'mips' is not supported" "$T/empty.img" --arch mips
 check "bad --accel" 2 "accelerator 'hvf' is not supported" "$T/empty.img" --accel hvf
+check "bad --guestfwd" 2 "--guestfwd '8080' is not GUESTPORT=HOSTPORT" "$T/empty.img" --guestfwd 8080
+check "bad --guestfwd port" 2 "--guestfwd '70000' is not a whole number from 1 to 65535" "$T/empty.img" --guestfwd 80=70000
+check "bad --socket-net" 2 "--socket-net 'bind:5000' is not listen:PORT or connect:PORT" "$T/empty.img" --socket-net bind:5000
+check "too many --socket-net" 2 "--socket-net given more than 4 times" "$T/empty.img" --socket-net listen:1 \
+	--socket-net listen:2 --socket-net listen:3 --socket-net listen:4 --socket-net listen:5
 
 sha_before=$(sha256sum <"$T/empty.img")
 EXPECT='BdsDxe: failed to load Boot0001'
@@ -80,6 +85,17 @@ ok $? "snapshot mode leaves the image bytes unchanged and the VARS copy is remov
 "$BIN" run "$T/empty.img" --persist --expect "$EXPECT" --timeout 120 --accel tcg -v >"$T/out" 2>&1; got=$?
 grep -q -- "file=$T/empty.img,format=raw,if=virtio -nic" "$T/out"; seen=$?
 ok $([ $got = 0 ] && [ $seen = 0 ] && echo 0 || echo 1) "--persist boots the disk without snapshot=on"
+
+# --iommu, --guestfwd and --socket-net on the command line, and the firmware still boots.
+"$BIN" run "$T/empty.img" --iommu --guestfwd 8080=18080 --socket-net listen:$((20000 + $$ % 20000)) \
+	--expect "$EXPECT" --timeout 120 --accel tcg -v >"$T/out" 2>&1; got=$?
+P=$((20000 + $$ % 20000))
+MAC=$(printf '52:54:00:%02x:%02x:01' $((P >> 8)) $((P & 255)))
+[ $got = 0 ] && grep -q -- "-machine q35,kernel-irqchip=split -accel tcg -cpu qemu64,vendor=GenuineIntel -device intel-iommu,intremap=on " "$T/out" &&
+	grep -q -- "-nic user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:18080 " "$T/out" &&
+	grep -q -- "-netdev socket,id=sock0,listen=127.0.0.1:$P -device virtio-net-pci,netdev=sock0,mac=$MAC " "$T/out"
+ok $? "--iommu (VT-d, split irqchip, Intel CPU), --guestfwd (restrict=on kept) and --socket-net reach QEMU, which boots"
+[ $? = 0 ] || diag "$T/out"
 
 # 20-22: --vars keeps the firmware variables in a file: created from the template when
 # missing, then used in place.
