@@ -524,21 +524,16 @@ static int apt(const char *verb, char *const *words)
 
 /* ---- /etc/hosts ---- */
 
-/* The address the node is reached at: the config's, else the source address of the route to
- * a documentation address (the kernel's route lookup: nothing is sent). */
-static int node_address(json_object *section, char **ret, char **ret_msg)
+/* The source address of the route to a documentation address: the kernel's route lookup,
+ * nothing is sent. -ENETUNREACH (with a message) when there is no route yet. */
+static int route_source(char **ret, char **ret_msg)
 {
-	const char *a = opt(section, "address", NULL);
-	if (a) {
-		*ret = strdup(a);
-		return *ret ? 0 : -ENOMEM;
-	}
 	_cleanup_free_ char *out = NULL;
 	char *argv[] = { "ip", "-4", "-o", "route", "get", "192.0.2.1", NULL };
 	int r = fb_run_capture(argv, &out);
 	const char *src = r == 0 && out ? strstr(out, " src ") : NULL;
 	if (!src) {
-		*ret_msg = strdup("no IPv4 route yet (no network): the node's address for '/etc/hosts' is not known");
+		*ret_msg = strdup("no IPv4 route yet (no network): trying again on a later run");
 		return -ENETUNREACH;
 	}
 	src += 5;
@@ -553,6 +548,17 @@ static int node_address(json_object *section, char **ret, char **ret_msg)
 		return -EINVAL;
 	*ret = strdup(addr);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* The address the node is reached at: the config's, else the route's source address. */
+static int node_address(json_object *section, char **ret, char **ret_msg)
+{
+	const char *a = opt(section, "address", NULL);
+	if (a) {
+		*ret = strdup(a);
+		return *ret ? 0 : -ENOMEM;
+	}
+	return route_source(ret, ret_msg);
 }
 
 static int read_hostname(char ret[256])
@@ -722,16 +728,23 @@ static int install_key(json_object *section, char **ret_msg)
 
 /* ---- proxmox-kernel ---- */
 
-static int hosts_check(void)
+/* The hostname resolves to a non-loopback address only; with "address" in the config,
+ * /etc/hosts is exactly what apply would write for it. */
+static int hosts_check(json_object *section)
 {
 	char name[256];
-	_cleanup_free_ char *hosts = NULL;
+	_cleanup_free_ char *hosts = NULL, *want = NULL;
+	const char *addr = opt(section, "address", NULL);
 	if (read_hostname(name) < 0)
 		return 0;
 	int r = fb_read("/etc/hosts", 1 << 20, &hosts, NULL);
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
-	return hosts_ok(hosts, name);
+	if (!addr)
+		return hosts_ok(hosts, name);
+	if (!(want = hosts_text(hosts, addr, name)))
+		return -ENOMEM;
+	return STREQ(want, hosts);
 }
 
 static int kernel_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -743,7 +756,7 @@ static int kernel_check(const struct fb_ctx *c, json_object *section, char **ret
 	int r;
 	if (!want)
 		return -ENOMEM;
-	if ((r = hosts_check()) <= 0 || (r = fb_file_is(SOURCES_LIST, want, strlen(want))) <= 0 || (r = key_ok(section)) <= 0)
+	if ((r = hosts_check(section)) <= 0 || (r = fb_file_is(SOURCES_LIST, want, strlen(want))) <= 0 || (r = key_ok(section)) <= 0)
 		return r;
 	if ((r = installed_packages(&pkgs)) < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", DPKG_STATUS, strerror(-r));
@@ -907,6 +920,11 @@ static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, cha
 		return FB_PENDING;
 	}
 	if (missing) {
+		/* No route: pending at once, without waiting for name lookups and retries (the
+		 * boot-time run is before the network, and before logins). */
+		_cleanup_free_ char *addr = NULL;
+		if ((r = route_source(&addr, ret_msg)) < 0)
+			return r == -ENETUNREACH ? FB_PENDING : FB_FAILED;
 		if ((r = probe_repository(section, ret_msg)) < 0)
 			return r == -EAGAIN ? FB_PENDING : FB_FAILED;
 		/* postfix asks how to deliver mail: "No configuration", or "Local only" with the
