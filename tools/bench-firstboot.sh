@@ -4,7 +4,12 @@
 #   provisioned: with a device config (hostname, a user with a password hash and an SSH key,
 #                SSH host keys, a sysctl, a file, growfs) -> time to multi-user, and the
 #                provisioner's own and external-command time from its status.json;
-#   plain:       the same image with /etc/pmoves/firstboot.disabled -> time to multi-user.
+#   plain:       the same image with /etc/pmoves/firstboot.disabled -> time to multi-user;
+#   cloud-init:  for comparison, tools/bench/cloudinit-debian.json: base-debian with Debian's
+#                cloud-init and a NoCloud seed doing the same work (tools/bench/), firstboot
+#                disabled -> time to multi-user, time to cloud-init's "finished" line, and
+#                cloud-init's own time (its four stages, from its status.json and the console).
+#                BENCH_CLOUDINIT=0 leaves it out.
 # Also the provisioner's own time natively, on the same config applied with --root to the
 # image's root tree. Prints medians; the goals (own time < 100 ms, provisioning adds < 30% to
 # boot) are reported, not asserted. Appends the figures to images/bench-firstboot.json.
@@ -13,10 +18,15 @@ set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 RUNS=${BENCH_RUNS:-3}
+CLOUDINIT=${BENCH_CLOUDINIT:-1}
 JSON=$TOP/images/bench-firstboot.json
+mkdir -p "$TOP/images"
 WORK=$(mktemp -d "$TOP/images/.bench-fb.XXXXXX")
-trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT INT TERM
-die() { echo "bench-firstboot: $*" >&2; exit 1; }
+WATCH_PID=
+trap '[ -z "$WATCH_PID" ] || kill "$WATCH_PID" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap 'exit 1' INT TERM
+# On failure the work directory stays, for the logs the message points at.
+die() { echo "bench-firstboot: $*" >&2; KEEP=1; exit 1; }
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "bench-firstboot: building base-debian (cached rootfs)"
@@ -37,6 +47,29 @@ cat >"$WORK/device.json" <<JSON
 JSON
 ./build/pmoves-firstboot validate "$WORK/device.json" >/dev/null || die "the bench's device.json is invalid"
 
+# The cloud-init variant. Its overlay is found by name under $PMOVES_DATADIR/overlays, so a data
+# directory of its own holds the profiles (for "extends": "base-debian") and the overlay, with
+# the NoCloud user-data made from tools/bench/cloudinit-user-data.in with this run's password
+# hash and SSH key.
+if [ "$CLOUDINIT" = 1 ]; then
+	command -v python3 >/dev/null || die "the cloud-init variant needs python3 (BENCH_CLOUDINIT=0 leaves it out)"
+	echo "bench-firstboot: building cloudinit-debian (tools/bench/cloudinit-debian.json; the first build runs mmdebstrap)"
+	mkdir -p "$WORK/data/overlays"
+	ln -s "$TOP/profiles" "$WORK/data/profiles"
+	cp -R tools/bench/cloudinit-overlay "$WORK/data/overlays/bench-cloudinit"
+	userdata=$(cat tools/bench/cloudinit-user-data.in)
+	userdata=${userdata//@PASSWORD_HASH@/"$HASH"}
+	userdata=${userdata//@SSH_KEY@/"$(cat "$WORK/key.pub")"}
+	seed=$WORK/data/overlays/bench-cloudinit/var/lib/cloud/seed/nocloud
+	(umask 077 && printf '%s\n' "$userdata" >"$seed/user-data")
+	grep -q '@[A-Z_]*@' "$seed/user-data" && die "a marker is left in '$seed/user-data'"
+	PMOVES_DATADIR=$WORK/data ./pmoves-image build tools/bench/cloudinit-debian.json -o "$WORK/ci-out" >"$WORK/ci-build.log" 2>&1 ||
+		die "the cloud-init variant's build failed, see $WORK/ci-build.log"
+	CI_IMG=$WORK/ci-out/cloudinit-debian/cloudinit-debian.img
+	CI_START=$(sfdisk --json "$CI_IMG" | sed -n 's/.*"start": *\([0-9]*\).*/\1/p' | sed -n 2p)
+	CI_SECTORS=$(sfdisk --json "$CI_IMG" | sed -n 's/.*"size": *\([0-9]*\).*/\1/p' | sed -n 2p)
+fi
+
 # Wall seconds from starting QEMU to the first console line matching REGEX (whole process,
 # firmware included); the console stays in $WORK/NAME.log.
 boot() { # boot IMG NAME REGEX
@@ -48,7 +81,73 @@ boot() { # boot IMG NAME REGEX
 	awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f\n", b - a }'
 }
 
+# The cloud-init boot: QEMU runs until cloud-init's final line ("Cloud-init v. X finished at
+# ... Up N seconds", after multi-user: cloud-final.service is ordered after it); the time to
+# multi-user is taken meanwhile by watching the console log (0.1 s steps). Writes
+# "MULTI_USER DONE", wall seconds from starting QEMU, to $WORK/NAME.times.
+boot_ci() { # boot_ci IMG NAME
+	local start now pid rc=0
+	start=$(date +%s.%N)
+	: >"$WORK/$2.log"
+	./pmoves-image run "$1" --persist --expect 'Cloud-init v\. .* finished at' --timeout 900 \
+		--log "$WORK/$2.log" >"$WORK/$2.match" 2>"$WORK/$2.err" &
+	pid=$!
+	WATCH_PID=$pid
+	local mu=
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ -z "$mu" ] && grep -aq 'Reached target.*Multi-User' "$WORK/$2.log"; then
+			mu=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }')
+		fi
+		sleep 0.1
+	done
+	wait "$pid" || rc=$?
+	WATCH_PID=
+	now=$(date +%s.%N)
+	[ $rc -eq 0 ] || die "boot '$2' failed, see $WORK/$2.err and $WORK/$2.log"
+	[ -n "$mu" ] || die "boot '$2': cloud-init finished but no multi-user line, see $WORK/$2.log"
+	echo "$mu $(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f\n", b - a }')" >"$WORK/$2.times"
+}
+
+# After a cloud-init boot: check on the disk that cloud-init did the work (else its time means
+# nothing) and print its own time: the sum of its four stages, init-local, init and
+# modules-config from /var/lib/cloud/data/status.json, modules-final from the console's
+# "running 'modules:final' ... Up A" and "finished ... Up B" (QEMU stops at that line, before
+# the final status.json reaches the disk); then its "Up B". Writes "OWN_S UP_S" to
+# $WORK/NAME.own.
+ci_check() { # ci_check IMG NAME
+	local root=$WORK/ci-root.ext4 key
+	dd if="$1" of="$root" bs=512 skip="$CI_START" count="$CI_SECTORS" conv=sparse status=none
+	e2fsck -fy "$root" >/dev/null 2>&1 || true
+	rd() { debugfs -R "cat $1" "$root" 2>/dev/null; }
+	key=$(cat "$WORK/key.pub")
+	[ "$(rd /etc/hostname)" = bench-1 ] || die "cloud-init did not set the hostname, see $WORK/$2.log"
+	[ "$(rd /home/ops/.ssh/authorized_keys)" = "$key" ] || die "cloud-init did not install ops's SSH key, see $WORK/$2.log"
+	rd /etc/shadow | grep -qF "ops:$HASH:" || die "cloud-init did not set ops's password hash, see $WORK/$2.log"
+	rd /etc/group | grep -q '^sudo:.*ops' || die "cloud-init did not put ops in group sudo"
+	[ -n "$(rd /etc/ssh/ssh_host_ed25519_key.pub)" ] && [ -n "$(rd /etc/ssh/ssh_host_ecdsa_key.pub)" ] ||
+		die "cloud-init made no SSH host keys, see $WORK/$2.log"
+	[ "$(rd /etc/pmoves/bench.txt)" = bench ] || die "cloud-init did not write /etc/pmoves/bench.txt"
+	rd /var/lib/cloud/data/status.json >"$WORK/$2.status.json"
+	sed 's/\x1b\[[0-9;]*m//g' "$WORK/$2.log" | tr -d '\r' >"$WORK/$2.txt"
+	python3 - "$WORK/$2.status.json" "$WORK/$2.txt" >"$WORK/$2.own" <<'PY' || die "cloud-init reported a problem, see $WORK/$2.status.json and $WORK/$2.log"
+import json, re, sys
+v1 = json.load(open(sys.argv[1]))["v1"]
+con = open(sys.argv[2], errors="replace").read()
+errors = [e for st in ("init-local", "init", "modules-config", "modules-final") for e in v1[st]["errors"]]
+if errors or "util.py[WARNING]" in con:
+    sys.exit("cloud-init errors: %s" % (errors or "a WARNING on the console"))
+final = re.search(r"running 'modules:final' at .*Up ([0-9.]+) seconds", con)
+done = re.search(r"Cloud-init v\. \S+ finished at .*Up ([0-9.]+) seconds", con)
+if not final or not done:
+    sys.exit("no modules:final or finished line on the console")
+own = sum(v1[st]["finished"] - v1[st]["start"] for st in ("init-local", "init", "modules-config"))
+own += float(done.group(1)) - float(final.group(1))
+print("%.1f %.1f" % (own, float(done.group(1))))
+PY
+}
+
 : >"$WORK/prov_mu"; : >"$WORK/plain_mu"; : >"$WORK/own"; : >"$WORK/ext"
+: >"$WORK/ci_mu"; : >"$WORK/ci_done"; : >"$WORK/ci_own"; : >"$WORK/ci_up"
 for i in $(seq 1 "$RUNS"); do
 	cp --sparse=always "$IMG" "$WORK/prov.img"
 	boot "$WORK/prov.img" prov 'Reached target.*Multi-User' >>"$WORK/prov_mu"
@@ -67,6 +166,17 @@ for i in $(seq 1 "$RUNS"); do
 	debugfs -w -R "write /dev/null /etc/pmoves/firstboot.disabled" "$WORK/plain.img?offset=$ROOT_OFF" >/dev/null 2>&1
 	boot "$WORK/plain.img" plain 'Reached target.*Multi-User' >>"$WORK/plain_mu"
 	echo "bench-firstboot: run $i: provisioned multi-user $(tail -n 1 "$WORK/prov_mu") s (own $(tail -n 1 "$WORK/own") ms), plain multi-user $(tail -n 1 "$WORK/plain_mu") s"
+
+	if [ "$CLOUDINIT" = 1 ]; then
+		cp --sparse=always "$CI_IMG" "$WORK/ci.img"
+		boot_ci "$WORK/ci.img" cloudinit
+		ci_check "$WORK/ci.img" cloudinit
+		read -r mu done_s <"$WORK/cloudinit.times"
+		read -r ci_own ci_up <"$WORK/cloudinit.own"
+		echo "$mu" >>"$WORK/ci_mu"; echo "$done_s" >>"$WORK/ci_done"
+		echo "$ci_own" >>"$WORK/ci_own"; echo "$ci_up" >>"$WORK/ci_up"
+		echo "bench-firstboot: run $i: cloud-init multi-user $mu s, finished $done_s s (its own time $ci_own s, Up $ci_up s)"
+	fi
 done
 
 # The provisioner's own time natively (not under emulation): the same config applied with
@@ -102,6 +212,17 @@ printf '  %-52s %8s\n' "time in external commands (ms)" "$ext"
 printf '  %-52s %8s\n' "boot to multi-user, provisioning (s)" "$pmu"
 printf '  %-52s %8s\n' "boot to multi-user, firstboot disabled (s)" "$plmu"
 printf '  %-52s %7s%%\n' "added by provisioning" "$added"
+if [ "$CLOUDINIT" = 1 ]; then
+	cimu=$(median <"$WORK/ci_mu"); cidone=$(median <"$WORK/ci_done")
+	ciown=$(median <"$WORK/ci_own"); ciup=$(median <"$WORK/ci_up")
+	ciadded=$(awk -v p="$cidone" -v q="$plmu" 'BEGIN { printf "%.1f", (p - q) * 100 / q }')
+	civer=$(sed -n 's/.*Cloud-init v\. \([0-9][^ ]*\) finished at.*/\1/p' "$WORK/cloudinit.txt" | head -n 1)
+	printf '  %-52s %8s\n' "cloud-init $civer, same work: boot to multi-user (s)" "$cimu"
+	printf '  %-52s %8s\n' "cloud-init: boot to its 'finished' line (s)" "$cidone"
+	printf '  %-52s %7s%%\n' "added by cloud-init, to 'finished'" "$ciadded"
+	printf '  %-52s %8s\n' "cloud-init's own time, its 4 stages (s)" "$ciown"
+	printf '  %-52s %8s\n' "cloud-init's 'Up' (guest uptime) at 'finished' (s)" "$ciup"
+fi
 printf '  %-52s %8s\n' "goal: own time < 100 ms (native)" "$own_goal"
 printf '  %-52s %8s\n' "goal: provisioning adds < 30%" "$add_goal"
 cat >"$JSON" <<EOF2
@@ -109,6 +230,14 @@ cat >"$JSON" <<EOF2
   "multi_user_provisioned_s": [$(paste -sd, "$WORK/prov_mu")],
   "multi_user_plain_s": [$(paste -sd, "$WORK/plain_mu")], "median_native_own_ms": $native, "median_guest_own_ms": $own,
   "median_added_pct": $added,
-  "goal_own_under_100ms": "$own_goal", "goal_added_under_30pct": "$add_goal" }
+  "goal_own_under_100ms": "$own_goal", "goal_added_under_30pct": "$add_goal",
+  "cloudinit": $(if [ "$CLOUDINIT" = 1 ]; then
+	printf '{ "multi_user_s": [%s], "finished_s": [%s], "own_s": [%s], "up_at_finished_s": [%s],\n' \
+		"$(paste -sd, "$WORK/ci_mu")" "$(paste -sd, "$WORK/ci_done")" "$(paste -sd, "$WORK/ci_own")" "$(paste -sd, "$WORK/ci_up")"
+	printf '    "version": "%s", "median_multi_user_s": %s, "median_finished_s": %s, "median_own_s": %s, "median_added_pct": %s }' \
+		"$civer" "$cimu" "$cidone" "$ciown" "$ciadded"
+else echo null; fi) }
 EOF2
 echo "bench-firstboot: own ${native} ms natively (${own_goal}; ${own} ms in the TCG guest), provisioning adds ${added}% to boot (${add_goal})"
+[ "$CLOUDINIT" = 1 ] && echo "bench-firstboot: cloud-init $civer doing the same work: done ${cidone} s after start (${ciadded}% over the plain boot), its own time ${ciown} s"
+exit 0
