@@ -76,7 +76,7 @@ run_fb() {
   \"report_url\": \"$url\"} }
 JSON
 	start=$(date +%s.%N)
-	env -u CURL_CA_BUNDLE SSL_CERT_FILE="$T/cert.pem" PMOVES_FIRSTBOOT_RUNNER="$T/stand-in" "$@" \
+	env -u CURL_CA_BUNDLE -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY SSL_CERT_FILE="$T/cert.pem" PMOVES_FIRSTBOOT_RUNNER="$T/stand-in" "$@" \
 		"$FB" run --root "$root" >"$T/$name/out" 2>"$T/$name/err"
 	echo $? >"$T/$name/rc"
 	awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' >"$T/$name/seconds"
