@@ -1,0 +1,713 @@
+/* mesh: a batman-adv mesh node (OpenMANET style), set up once and brought up on every boot.
+ *
+ * Persistent configuration, all through systemd-networkd (BatmanAdvanced since systemd 248;
+ * bookworm has 252), so that every boot brings the mesh up without us:
+ *   /etc/systemd/network/60-pmoves-mesh-bat0.netdev    bat0, Kind=batadv, [BatmanAdvanced]
+ *                                                      GatewayMode= and RoutingAlgorithm=
+ *   /etc/systemd/network/60-pmoves-mesh-bat0.network   bat0's address in the mesh subnet, MTU
+ *   /etc/systemd/network/60-pmoves-mesh-if-KEY.network one per hard interface, matched by name
+ *                                                      or MAC: BatmanAdvanced=bat0, the MTU
+ *                                                      raised by batman's 32-byte header
+ *   /etc/systemd/system/pmoves-mesh-IFNAME.service     Wi-Fi only: set the interface type
+ *                                                      (mesh point or IBSS) and join with iw,
+ *                                                      which networkd cannot do
+ *   /etc/modules-load.d/pmoves-mesh.conf               batman-adv loaded at boot
+ * and systemd-networkd (and the Wi-Fi units) enabled. On the running system (root "/") it is
+ * also applied now: modprobe batman-adv; networkctl reload when networkd runs (plus batctl
+ * gw_mode for an existing bat0, which networkd does not change), else networkd started
+ * (--no-block: at boot it is ordered after us); the Wi-Fi units restarted.
+ *
+ * The 60- prefix sorts before other .network files (80-pmoves-dhcp.network matches en*), so
+ * networkd gives a mesh interface our file and not a DHCP one. */
+#include "fb-config.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "run.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+
+#define NETWORK_DIR "/etc/systemd/network"
+#define NETDEV_FILE NETWORK_DIR "/60-pmoves-mesh-bat0.netdev"
+#define BAT_NETWORK_FILE NETWORK_DIR "/60-pmoves-mesh-bat0.network"
+#define MODULES_FILE "/etc/modules-load.d/pmoves-mesh.conf"
+#define SYS_NET "/sys/class/net"
+#define NETWORKD "systemd-networkd.service"
+#define HEADER "# Written by pmoves-firstboot (mesh step): change its config, not this file.\n"
+#define MAX_INTERFACES 16
+#define BATMAN_HEADER 32 /* batman-adv's unicast header: 1532 on the wire for 1500 inside */
+#define DEFAULT_MTU 1500
+#define DEFAULT_PREFIX 24
+
+/* ---- config schema (listed in fb-config.c) ---- */
+
+enum mesh_type { TYPE_ETHERNET, TYPE_80211S, TYPE_IBSS };
+static const char *const type_names[] = { "ethernet", "80211s", "ibss" };
+static const char *const widths[] = { "NOHT", "HT20", "HT40+", "HT40-", "80MHz", "160MHz", "5MHz", "10MHz",
+				      "1MHz", "2MHz", "4MHz", "8MHz", "16MHz" };
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
+	       s[0] != '.' && s[0] != '-' && !STREQ(s, "bat0");
+}
+
+static int valid_ifname(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!ifname_ok(s))
+		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-'; not 'bat0', which is the mesh itself)", s);
+	return 0;
+}
+
+/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case. */
+static bool parse_mac(const char *s, char ret[18])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+		ret[i] = (char)tolower((unsigned char)s[i]);
+	}
+	ret[17] = '\0';
+	/* The group bit of the first byte: a multicast address is no interface's. */
+	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1);
+}
+
+static int valid_mac(struct fb_check *c, json_object *v)
+{
+	char mac[18];
+	if (!parse_mac(json_object_get_string(v), mac))
+		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
+	return 0;
+}
+
+static int type_of(const char *s)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(type_names); i++)
+		if (STREQ(s, type_names[i]))
+			return (int)i;
+	return -1;
+}
+
+static int valid_type(struct fb_check *c, json_object *v)
+{
+	if (type_of(json_object_get_string(v)) < 0)
+		return fb_bad(c, "'%.32s' is not an interface type: 'ethernet', '80211s' or 'ibss'", json_object_get_string(v));
+	return 0;
+}
+
+/* Mesh IDs and SSIDs go into a unit's ExecStart= line: a safe alphabet, no quoting needed. */
+static int valid_mesh_name(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n < 1 || n > 32 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n || s[0] == '-')
+		return fb_bad(c, "'%.40s' is not a usable mesh ID or SSID (1 to 32 of a-z, A-Z, 0-9, '_', '.', '-', not starting with '-')", s);
+	return 0;
+}
+
+static int int_in(struct fb_check *c, json_object *v, int64_t lo, int64_t hi, const char *what)
+{
+	if (!json_object_is_type(v, json_type_int))
+		return fb_bad(c, "must be an integer (%s, %lld to %lld)", what, (long long)lo, (long long)hi);
+	int64_t x = json_object_get_int64(v);
+	if (x < lo || x > hi)
+		return fb_bad(c, "%lld is out of range (%s, %lld to %lld)", (long long)x, what, (long long)lo, (long long)hi);
+	return 0;
+}
+
+/* 2.4 GHz channels 1-14, 5 GHz channels 32-177; 0 for anything else. */
+static unsigned channel_freq(int64_t ch)
+{
+	if (ch >= 1 && ch <= 13)
+		return (unsigned)(2407 + 5 * ch);
+	if (ch == 14)
+		return 2484;
+	if (ch >= 32 && ch <= 177)
+		return (unsigned)(5000 + 5 * ch);
+	return 0;
+}
+
+static int valid_channel(struct fb_check *c, json_object *v)
+{
+	int r = int_in(c, v, 1, 177, "a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' for others");
+	if (r == 0 && !channel_freq(json_object_get_int64(v)))
+		r = fb_bad(c, "%lld is not a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' in MHz for others",
+			   (long long)json_object_get_int64(v));
+	return r;
+}
+
+static int valid_frequency(struct fb_check *c, json_object *v)
+{
+	return int_in(c, v, 750, 7125, "MHz: 750-950 for Wi-Fi HaLow, 2412-7125 for Wi-Fi");
+}
+
+static int valid_width(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	for (size_t i = 0; i < ARRAY_SIZE(widths); i++)
+		if (STREQ(s, widths[i]))
+			return 0;
+	return fb_bad(c, "'%.32s' is not a channel width iw knows: NOHT, HT20, HT40+, HT40-, 80MHz, 160MHz, 5MHz, 10MHz, or for HaLow 1MHz, 2MHz, 4MHz, 8MHz, 16MHz", s);
+}
+
+static int valid_hard_mtu(struct fb_check *c, json_object *v)
+{
+	return int_in(c, v, 1280, 9216, "the interface's MTU in bytes");
+}
+
+static int valid_mtu(struct fb_check *c, json_object *v)
+{
+	return int_in(c, v, 1280, 9000, "bat0's MTU in bytes; the interfaces get 32 more");
+}
+
+static bool has(json_object *o, const char *key)
+{
+	return json_object_object_get_ex(o, key, NULL);
+}
+
+static int valid_interface(struct fb_check *c, json_object *v)
+{
+	json_object *t;
+	int type = json_object_object_get_ex(v, "type", &t) ? type_of(json_object_get_string(t)) : TYPE_ETHERNET;
+	if (has(v, "name") == has(v, "mac"))
+		return fb_bad(c, has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
+	if (type == TYPE_ETHERNET) {
+		static const char *const wifi_only[] = { "mesh_id", "ssid", "frequency", "channel", "width" };
+		for (size_t i = 0; i < ARRAY_SIZE(wifi_only); i++)
+			if (has(v, wifi_only[i]))
+				return fb_bad(c, "'%s' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'", wifi_only[i]);
+		return 0;
+	}
+	if (type == TYPE_80211S && (!has(v, "mesh_id") || has(v, "ssid")))
+		return fb_bad(c, has(v, "ssid") ? "an 80211s interface takes 'mesh_id', not 'ssid'" : "an 80211s interface needs 'mesh_id'");
+	if (type == TYPE_IBSS && (!has(v, "ssid") || has(v, "mesh_id")))
+		return fb_bad(c, has(v, "mesh_id") ? "an ibss interface takes 'ssid', not 'mesh_id'" : "an ibss interface needs 'ssid'");
+	if (has(v, "frequency") == has(v, "channel"))
+		return fb_bad(c, has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
+						   : "a Wi-Fi interface needs 'frequency' (MHz) or 'channel'");
+	return 0;
+}
+
+static int valid_interfaces(struct fb_check *c, json_object *v)
+{
+	size_t n = json_object_array_length(v);
+	if (n == 0)
+		return fb_bad(c, "at least one interface is needed");
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++) {
+			json_object *a = json_object_array_get_idx(v, i), *b = json_object_array_get_idx(v, j), *x, *y;
+			for (const char *const *k = (const char *const[]){ "name", "mac", NULL }; *k; k++)
+				if (json_object_object_get_ex(a, *k, &x) && json_object_object_get_ex(b, *k, &y) &&
+				    !strcasecmp(json_object_get_string(x), json_object_get_string(y)))
+					return fb_bad(c, "interface '%s' is listed twice ([%zu] and [%zu])", json_object_get_string(x), j, i);
+		}
+	return 0;
+}
+
+/* "A.B.C.D/P" or "A.B.C.D" (/24) -> "A.B.C.D/P"; false when it is not a usable host address. */
+static bool parse_address(const char *s, char ret[24], char **ret_why)
+{
+	char host[16];
+	size_t n = strcspn(s, "/");
+	unsigned prefix = DEFAULT_PREFIX;
+	struct in_addr a;
+	if (n == 0 || n >= sizeof(host)) {
+		*ret_why = strdup("not an IPv4 address");
+		return false;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, &a) != 1) {
+		*ret_why = strdup("not an IPv4 address");
+		return false;
+	}
+	if (s[n]) {
+		uint64_t p;
+		if (parse_u64(s + n + 1, &p) < 0 || p < 8 || p > 30) {
+			*ret_why = strdup("the prefix length must be 8 to 30");
+			return false;
+		}
+		prefix = (unsigned)p;
+	}
+	uint32_t h = ntohl(a.s_addr), hostmask = (1u << (32 - prefix)) - 1;
+	if ((h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14) {
+		*ret_why = strdup("not a unicast address (0/8, 127/8, multicast and reserved are refused)");
+		return false;
+	}
+	if ((h & hostmask) == 0 || (h & hostmask) == hostmask) {
+		*ret_why = fb_strdupf("the network or broadcast address of its /%u", prefix);
+		return false;
+	}
+	snprintf(ret, 24, "%s/%u", host, prefix);
+	return true;
+}
+
+static int valid_address(struct fb_check *c, json_object *v)
+{
+	char addr[24];
+	_cleanup_free_ char *why = NULL;
+	if (!parse_address(json_object_get_string(v), addr, &why))
+		return fb_bad(c, "'%.40s' is not bat0's address: %s (such as \"10.42.0.2/24\")", json_object_get_string(v),
+			      why ? why : "invalid");
+	return 0;
+}
+
+static int valid_gateway(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!STREQ(s, "server") && !STREQ(s, "client") && !STREQ(s, "off"))
+		return fb_bad(c, "'%.32s' is not a gateway mode: 'server' (the node with an uplink), 'client' or 'off'", s);
+	return 0;
+}
+
+static int valid_algorithm(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!STREQ(s, "batman-iv") && !STREQ(s, "batman-v"))
+		return fb_bad(c, "'%.32s' is not a routing algorithm: 'batman-iv' or 'batman-v'", s);
+	return 0;
+}
+
+static const struct fb_field interface_fields[] = {
+	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "type", FB_T_STRING, NULL, valid_type, NULL, 0, 0 },
+	{ "mesh_id", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
+	{ "ssid", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
+	{ "frequency", FB_T_SCALAR, NULL, valid_frequency, NULL, 0, 0 },
+	{ "channel", FB_T_SCALAR, NULL, valid_channel, NULL, 0, 0 },
+	{ "width", FB_T_STRING, NULL, valid_width, NULL, 0, 0 },
+	{ "mtu", FB_T_SCALAR, NULL, valid_hard_mtu, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fields, valid_interface, NULL, 0, 0 };
+
+const struct fb_field fb_mesh_fields[] = {
+	{ "interfaces", FB_T_ARRAY, &interface_elem, valid_interfaces, NULL, FB_REQUIRED, MAX_INTERFACES },
+	{ "address", FB_T_STRING, NULL, valid_address, NULL, FB_REQUIRED, 0 },
+	{ "gateway", FB_T_STRING, NULL, valid_gateway, NULL, 0, 0 },
+	{ "mtu", FB_T_SCALAR, NULL, valid_mtu, NULL, 0, 0 },
+	{ "routing_algorithm", FB_T_STRING, NULL, valid_algorithm, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+/* ---- the node, from a valid section ---- */
+
+struct mesh_if {
+	const char *name; /* as configured, or NULL */
+	char mac[18];     /* lower case, or "" */
+	enum mesh_type type;
+	const char *id;   /* mesh_id or ssid */
+	unsigned freq;    /* MHz */
+	const char *width;
+	unsigned mtu;
+	char ifname[16];  /* Wi-Fi: the kernel's name (configured, or found by MAC) */
+};
+
+struct mesh {
+	struct mesh_if ifs[MAX_INTERFACES];
+	size_t n;
+	char address[24];
+	const char *gateway, *algorithm;
+	unsigned mtu;
+};
+
+static const char *str_of(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
+}
+
+static int64_t int_of(json_object *o, const char *key, int64_t def)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : def;
+}
+
+static int read_line(const char *abs, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	if (fd < 0)
+		return fd;
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* The kernel name of the interface with MAC: 0, or -ENODEV when there is none (yet). */
+static int find_by_mac(const char *mac, char ret[16])
+{
+	int fd = fb_open(SYS_NET, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd == -ENOENT ? -ENODEV : fd;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	int r = -ENODEV;
+	for (struct dirent *de; r == -ENODEV && (de = readdir(d));) {
+		char path[sizeof(SYS_NET) + NAME_MAX + 16], addr[64];
+		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), SYS_NET "/%s/address", de->d_name);
+		if (read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
+			memcpy(ret, de->d_name, strlen(de->d_name) + 1);
+			r = 0;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+/* -ENODEV with *ret_msg: a Wi-Fi interface named by MAC is not there. */
+static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
+{
+	json_object *list;
+	memset(m, 0, sizeof(*m));
+	_cleanup_free_ char *why = NULL;
+	if (!parse_address(str_of(section, "address", ""), m->address, &why))
+		return -EINVAL;
+	m->gateway = str_of(section, "gateway", "client");
+	m->algorithm = str_of(section, "routing_algorithm", "batman-iv");
+	m->mtu = (unsigned)int_of(section, "mtu", DEFAULT_MTU);
+	if (!json_object_object_get_ex(section, "interfaces", &list))
+		return -EINVAL;
+	m->n = json_object_array_length(list);
+	if (m->n > MAX_INTERFACES)
+		return -E2BIG;
+	for (size_t i = 0; i < m->n; i++) {
+		json_object *o = json_object_array_get_idx(list, i);
+		struct mesh_if *f = &m->ifs[i];
+		f->name = str_of(o, "name", NULL);
+		if (has(o, "mac") && !parse_mac(str_of(o, "mac", ""), f->mac))
+			return -EINVAL;
+		f->type = (enum mesh_type)type_of(str_of(o, "type", "ethernet"));
+		f->id = str_of(o, f->type == TYPE_IBSS ? "ssid" : "mesh_id", NULL);
+		f->freq = has(o, "channel") ? channel_freq(int_of(o, "channel", 0)) : (unsigned)int_of(o, "frequency", 0);
+		f->width = str_of(o, "width", NULL);
+		f->mtu = (unsigned)int_of(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
+		if (f->type == TYPE_ETHERNET)
+			continue;
+		if (f->name) {
+			memcpy(f->ifname, f->name, strlen(f->name) + 1);
+			continue;
+		}
+		int r = find_by_mac(f->mac, f->ifname);
+		if (r == -ENODEV)
+			*ret_msg = fb_strdupf("no network interface has MAC '%s' (the %s radio): trying again on a later run",
+					      f->mac, type_names[f->type]);
+		else if (r < 0)
+			*ret_msg = fb_strdupf("cannot read '%s': %s", SYS_NET, strerror(-r));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- the files ---- */
+
+struct out {
+	char *path, *text;
+};
+
+struct plan {
+	struct out files[MAX_INTERFACES * 2 + 4];
+	size_t n;
+	char **units; /* to enable: networkd, then the Wi-Fi units */
+	char **wifi_units;
+};
+
+static void plan_done(struct plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->files[i].path);
+		free(p->files[i].text);
+	}
+	strv_free(p->units);
+	strv_free(p->wifi_units);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Takes PATH and TEXT (both may be NULL: -ENOMEM). */
+static int plan_add(struct plan *p, char *path, char *text)
+{
+	if (!path || !text || p->n >= ARRAY_SIZE(p->files)) {
+		free(path);
+		free(text);
+		return -ENOMEM;
+	}
+	p->files[p->n++] = (struct out){ path, text };
+	return 0;
+}
+
+/* The file name part for a hard interface: its name, or its MAC without colons. */
+static void if_key(const struct mesh_if *f, char ret[16])
+{
+	if (f->name) {
+		memcpy(ret, f->name, strlen(f->name) + 1);
+		return;
+	}
+	size_t k = 0;
+	for (const char *s = f->mac; *s; s++)
+		if (*s != ':')
+			ret[k++] = *s;
+	ret[k] = '\0';
+}
+
+static const char *if_shown(const struct mesh_if *f)
+{
+	return f->name ? f->name : f->mac;
+}
+
+static char *hard_network(const struct mesh_if *f)
+{
+	return fb_strdupf(HEADER "# batman-adv hard interface of bat0 (%s).\n"
+			  "[Match]\n%s=%s\n%s\n"
+			  "[Link]\nMTUBytes=%u\nRequiredForOnline=no\n\n"
+			  "[Network]\nBatmanAdvanced=bat0\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nLLDP=no\nEmitLLDP=no\n",
+			  type_names[f->type], f->name ? "Name" : "MACAddress", f->name ? f->name : f->mac,
+			  f->type == TYPE_ETHERNET ? "" : "Type=wlan\n", f->mtu);
+}
+
+static char *wifi_unit(const struct mesh_if *f)
+{
+	bool mp = f->type == TYPE_80211S;
+	const char *verb = mp ? "mesh" : "ibss";
+	_cleanup_free_ char *width = f->width ? fb_strdupf(" %s", f->width) : strdup("");
+	if (!width)
+		return NULL;
+	/* batman-adv does the routing: the 802.11s layer must not forward (HWMP) too. */
+	_cleanup_free_ char *join =
+		mp ? fb_strdupf("ExecStart=iw dev %s mesh join %s freq %u%s\n"
+				"ExecStart=iw dev %s set mesh_param mesh_fwding 0\n",
+				f->ifname, f->id, f->freq, width, f->ifname)
+		   : fb_strdupf("ExecStart=iw dev %s ibss join %s %u%s fixed-freq\n", f->ifname, f->id, f->freq, width);
+	if (!join)
+		return NULL;
+	return fb_strdupf(HEADER "[Unit]\n"
+			  "Description=pmoves mesh: %s joins the %s '%s' on %u MHz\n"
+			  "BindsTo=sys-subsystem-net-devices-%s.device\n"
+			  "After=sys-subsystem-net-devices-%s.device\n"
+			  "Before=network.target\n\n"
+			  "[Service]\n"
+			  "Type=oneshot\n"
+			  "RemainAfterExit=yes\n"
+			  "ExecStartPre=-iw dev %s %s leave\n"
+			  "ExecStart=ip link set dev %s down\n"
+			  "ExecStart=iw dev %s set type %s\n"
+			  "ExecStart=ip link set dev %s up\n"
+			  "%s"
+			  "ExecStop=-iw dev %s %s leave\n\n"
+			  "[Install]\nWantedBy=multi-user.target\n",
+			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq, f->ifname, f->ifname, f->ifname, verb,
+			  f->ifname, f->ifname, mp ? "mp" : "ibss", f->ifname, join, f->ifname, verb);
+}
+
+static int mesh_plan(const struct mesh *m, struct plan *p)
+{
+	int r = plan_add(p, strdup(NETDEV_FILE),
+			 fb_strdupf(HEADER "[NetDev]\nName=bat0\nKind=batadv\nDescription=pmoves mesh (batman-adv)\n\n"
+					   "[BatmanAdvanced]\nGatewayMode=%s\nRoutingAlgorithm=%s\n",
+				    m->gateway, m->algorithm));
+	if (r == 0)
+		r = plan_add(p, strdup(BAT_NETWORK_FILE),
+			     fb_strdupf(HEADER "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
+					       "[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+					m->mtu, m->address));
+	for (size_t i = 0; r == 0 && i < m->n; i++) {
+		char key[16];
+		if_key(&m->ifs[i], key);
+		r = plan_add(p, fb_strdupf(NETWORK_DIR "/60-pmoves-mesh-if-%s.network", key), hard_network(&m->ifs[i]));
+	}
+	if (r == 0)
+		r = plan_add(p, strdup(MODULES_FILE), strdup(HEADER "batman-adv\n"));
+	if (r == 0)
+		r = strv_push(&p->units, NETWORKD);
+	for (size_t i = 0; r == 0 && i < m->n; i++) {
+		const struct mesh_if *f = &m->ifs[i];
+		if (f->type == TYPE_ETHERNET)
+			continue;
+		_cleanup_free_ char *unit = fb_strdupf("pmoves-mesh-%s.service", f->ifname);
+		r = unit ? plan_add(p, fb_strdupf("/etc/systemd/system/%s", unit), wifi_unit(f)) : -ENOMEM;
+		if (r == 0)
+			r = strv_push(&p->units, unit);
+		if (r == 0)
+			r = strv_push(&p->wifi_units, unit);
+	}
+	return r;
+}
+
+/* ---- systemctl ---- */
+
+static int unit_enabled(const char *unit)
+{
+	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
+	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
+	int r = fb_run_capture(argv, &out);
+	if (r < 0)
+		return r;
+	out[strcspn(out, "\n")] = '\0';
+	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
+			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
+}
+
+static int sys_exists(const char *fmt, const char *name)
+{
+	_cleanup_free_ char *p = fb_strdupf(fmt, name);
+	return p ? fb_exists(p) : -ENOMEM;
+}
+
+/* ---- the step ---- */
+
+static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct mesh m;
+	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_free_ char *msg = NULL;
+	int r = mesh_load(section, &m, &msg);
+	if (r == -ENODEV)
+		return 0; /* apply says why */
+	if (r == 0)
+		r = mesh_plan(&m, &p);
+	if (r < 0) {
+		*ret_msg = TAKE_PTR(msg);
+		return r;
+	}
+	for (size_t i = 0; i < p.n; i++)
+		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
+			return r;
+	for (char **u = p.units; *u; u++)
+		if ((r = unit_enabled(*u)) <= 0)
+			return r;
+	if (!fb_live())
+		return 1;
+	/* The running system has the mesh: module loaded, bat0 there. */
+	if ((r = fb_exists("/sys/module/batman_adv")) <= 0)
+		return r;
+	return sys_exists(SYS_NET "/%s", "bat0");
+}
+
+static enum fb_result fail(char **ret_msg, int r, char *const argv[])
+{
+	_cleanup_free_ char *line = argv_to_string(argv);
+	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
+			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
+	return FB_FAILED;
+}
+
+/* Bring it up on the running system. */
+static enum fb_result apply_live(const struct mesh *m, const struct plan *p, char **ret_msg)
+{
+	char *modprobe[] = { "modprobe", "batman-adv", NULL };
+	int r = fb_run(modprobe);
+	if (r != 0)
+		return fail(ret_msg, r, modprobe);
+	if (p->wifi_units) {
+		char *reload[] = { "systemctl", "daemon-reload", NULL };
+		if ((r = fb_run(reload)) != 0)
+			return fail(ret_msg, r, reload);
+	}
+	_cleanup_free_ char *out = NULL;
+	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
+	r = fb_run_capture(active, &out);
+	if (r < 0)
+		return fail(ret_msg, r, active);
+	if (r == 0) {
+		/* reload creates a new bat0 and reconfigures the links whose .network changed; an
+		 * existing bat0 keeps its gateway mode, so that is set with batctl. */
+		char *reload[] = { "networkctl", "reload", NULL };
+		if ((r = fb_run(reload)) != 0)
+			return fail(ret_msg, r, reload);
+		if (sys_exists(SYS_NET "/%s", "bat0") > 0) {
+			char *gw[] = { "batctl", "meshif", "bat0", "gw_mode", (char *)m->gateway, NULL };
+			if ((r = fb_run(gw)) != 0)
+				return fail(ret_msg, r, gw);
+		}
+	} else {
+		char *start[] = { "systemctl", "--no-block", "start", NETWORKD, NULL };
+		if ((r = fb_run(start)) != 0)
+			return fail(ret_msg, r, start);
+	}
+	for (char **u = p->wifi_units; u && *u; u++) {
+		char *restart[] = { "systemctl", "--no-block", "restart", *u, NULL };
+		if ((r = fb_run(restart)) != 0)
+			return fail(ret_msg, r, restart);
+	}
+	return FB_OK;
+}
+
+static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct mesh m;
+	_cleanup_(plan_done) struct plan p = { 0 };
+	int r = mesh_load(section, &m, ret_msg);
+	if (r == -ENODEV)
+		return FB_PENDING;
+	if (r == 0)
+		r = mesh_plan(&m, &p);
+	if (r < 0) {
+		if (!*ret_msg)
+			*ret_msg = fb_strdupf("cannot prepare the mesh configuration: %s", strerror(-r));
+		return FB_FAILED;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
+		if (r < 0) {
+			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
+			return FB_FAILED;
+		}
+	}
+	_cleanup_strv_ char **enable = NULL;
+	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
+	r = strv_push(&enable, "systemctl");
+	if (r == 0)
+		r = strv_push(&enable, root_opt ? root_opt : "--quiet");
+	if (r == 0)
+		r = strv_push(&enable, "enable");
+	for (char **u = p.units; r == 0 && *u; u++)
+		r = strv_push(&enable, *u);
+	if (r < 0)
+		return FB_FAILED;
+	if ((r = fb_run(enable)) != 0)
+		return fail(ret_msg, r, enable);
+	if (fb_live()) {
+		enum fb_result res = apply_live(&m, &p, ret_msg);
+		if (res != FB_OK)
+			return res;
+	}
+
+	_cleanup_free_ char *ifs = NULL;
+	for (size_t i = 0; i < m.n; i++) {
+		const struct mesh_if *f = &m.ifs[i];
+		char *more = fb_strdupf("%s%s%s %s MTU %u", ifs ? ifs : "", ifs ? ", " : "", if_shown(f), type_names[f->type], f->mtu);
+		free(ifs);
+		if (!(ifs = more))
+			return FB_FAILED;
+	}
+	*ret_msg = fb_strdupf("bat0 %s, gateway %s, %s, MTU %u over %s%s", m.address, m.gateway, m.algorithm, m.mtu, ifs,
+			      fb_live() ? "" : "; comes up on the next boot");
+	return FB_OK;
+}
+
+const struct fb_step step_mesh = {
+	.name = "mesh",
+	.config_key = "mesh",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = mesh_check,
+	.apply = mesh_apply,
+};
