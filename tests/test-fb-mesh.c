@@ -1,0 +1,319 @@
+/* The mesh step on fixture trees: the exact systemd-networkd files, Wi-Fi units and module list
+ * written for Ethernet, 802.11s and IBSS interfaces named by name or MAC, gateway server and
+ * client, the commands run (through the recording stand-in runner), a Wi-Fi radio named by a
+ * MAC that is not there yet (pending), bad configs refused by the schema, dry run, and a
+ * second run that changes nothing. tests/e2e/mesh.t runs it for real in two QEMU guests. */
+#include "test-fb-lib.h"
+
+#include <json-c/json.h>
+
+#define OFF_OTHERS "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
+#define HDR "# Written by pmoves-firstboot (mesh step): change its config, not this file.\n"
+
+static char *node(const char *mesh)
+{
+	char *root = t_tree();
+	char *cfg = t_strf("{" OFF_OTHERS ", \"mesh\": %s}", mesh);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	free(cfg);
+	return root;
+}
+
+static char *calls_of(const char *root)
+{
+	char *p = t_beside(root, "calls");
+	char *text = t_read(p, NULL);
+	free(p);
+	return text ? text : strdup("");
+}
+
+static void clear_calls(const char *root)
+{
+	char *p = t_beside(root, "calls");
+	unlink(p);
+	free(p);
+}
+
+static void file_is(const char *root, const char *rel, const char *want, const char *what)
+{
+	char *got = t_read(root, rel);
+	tap_is_str(got, want, "%s: %s", what, rel);
+	free(got);
+}
+
+static char *netdev(const char *gw, const char *algo)
+{
+	return t_strf(HDR "[NetDev]\nName=bat0\nKind=batadv\nDescription=pmoves mesh (batman-adv)\n\n"
+			  "[BatmanAdvanced]\nGatewayMode=%s\nRoutingAlgorithm=%s\n",
+		      gw, algo);
+}
+
+static char *bat_network(const char *addr, unsigned mtu)
+{
+	return t_strf(HDR "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
+			  "[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+		      mtu, addr);
+}
+
+static char *hard(const char *type, const char *match, bool wlan, unsigned mtu)
+{
+	return t_strf(HDR "# batman-adv hard interface of bat0 (%s).\n[Match]\n%s\n%s\n"
+			  "[Link]\nMTUBytes=%u\nRequiredForOnline=no\n\n"
+			  "[Network]\nBatmanAdvanced=bat0\nLinkLocalAddressing=no\nIPv6AcceptRA=no\nLLDP=no\nEmitLLDP=no\n",
+		      type, match, wlan ? "Type=wlan\n" : "", mtu);
+}
+
+#define MODULES HDR "batman-adv\n"
+
+static void test_ethernet_server(void)
+{
+	char *root = node("{\"interfaces\": [{\"mac\": \"52:54:00:2B:67:01\"}], \"address\": \"10.42.0.1/24\", \"gateway\": \"server\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "ethernet server: exit 0");
+	tap_contains(r.out, "pmoves-firstboot: step=mesh state=ok bat0 10.42.0.1/24, gateway server, batman-iv, MTU 1500 over 52:54:00:2b:67:01 ethernet MTU 1532; comes up on the next boot\n",
+		     "ethernet server: the console line");
+	char *want = netdev("server", "batman-iv");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", want, "ethernet server: bat0 with gateway mode server");
+	free(want);
+	want = bat_network("10.42.0.1/24", 1500);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.network", want, "ethernet server: bat0's address");
+	free(want);
+	want = hard("ethernet", "MACAddress=52:54:00:2b:67:01", false, 1532);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-if-5254002b6701.network", want,
+		"ethernet server: the NIC matched by MAC (lower case), MTU 1500+32");
+	free(want);
+	file_is(root, "etc/modules-load.d/pmoves-mesh.conf", MODULES, "ethernet server: batman-adv at boot");
+	struct stat st = t_stat(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev");
+	tap_is_int(st.st_mode & 07777, 0644, "ethernet server: files are 0644");
+	char *c = calls_of(root);
+	char *want_calls = t_strf("systemctl --root=%s enable systemd-networkd.service\n", root);
+	tap_contains(c, want_calls, "ethernet server: networkd enabled in the tree");
+	tap_ok(!strstr(c, "modprobe") && !strstr(c, "networkctl") && !strstr(c, "batctl") && !strstr(c, "start"),
+	       "ethernet server: nothing run on the build host (no modprobe, networkctl, batctl or start)");
+	tap_ok(!t_exists(root, "etc/systemd/system/pmoves-mesh-eth0.service"), "ethernet server: no Wi-Fi unit");
+	free(c), free(want_calls);
+	t_result_free(&r);
+
+	/* Idempotence: the state says done; and without the state, check finds it all there. */
+	char *etc = t_strf("%s/etc", root);
+	char *before = t_tree_digest(etc, true);
+	clear_calls(root);
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "again: exit 0");
+	c = calls_of(root);
+	tap_ok(!strstr(c, "enable"), "again: nothing enabled again");
+	free(c);
+	t_result_free(&r);
+	char *state = t_strf("%s/var/lib/pmoves/firstboot", root);
+	rm_rf(state);
+	free(state);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=skipped already done", "without the state: check finds the mesh configured");
+	char *after = t_tree_digest(etc, true);
+	tap_is_str(after, before, "again: /etc is unchanged (same files, inodes and times)");
+	c = calls_of(root);
+	tap_ok(!strstr(c, " enable "), "again: no systemctl enable");
+	free(c), free(before), free(after), free(etc);
+	t_result_free(&r);
+
+	/* A changed config: gateway client, the files follow. */
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"mac\": \"52:54:00:2b:67:01\"}], \"address\": \"10.42.0.1/24\", \"gateway\": \"client\"}}");
+	r = t_run(root, NULL);
+	want = netdev("client", "batman-iv");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", want, "changed to client: the netdev follows");
+	free(want);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_wifi_client(void)
+{
+	char *root = node("{\"interfaces\": ["
+			  "{\"name\": \"enp1s0\", \"type\": \"ethernet\"},"
+			  "{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\"},"
+			  "{\"name\": \"wlan1\", \"type\": \"80211s\", \"mesh_id\": \"halow\", \"frequency\": 916, \"width\": \"2MHz\", \"mtu\": 1500}],"
+			  "\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "802.11s client: exit 0");
+	char *want = netdev("client", "batman-v");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", want, "802.11s client: gateway client by default, batman-v");
+	free(want);
+	want = bat_network("10.42.0.7/24", 1400);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.network", want, "802.11s client: /24 by default, bat0 MTU 1400");
+	free(want);
+	want = hard("ethernet", "Name=enp1s0", false, 1432);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-if-enp1s0.network", want, "802.11s client: ethernet by name, MTU 1400+32");
+	free(want);
+	want = hard("80211s", "Name=wlan0", true, 1432);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-if-wlan0.network", want, "802.11s client: the radio, Type=wlan");
+	free(want);
+	want = hard("80211s", "Name=wlan1", true, 1500);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-if-wlan1.network", want, "802.11s client: the HaLow radio's own MTU");
+	free(want);
+	file_is(root, "etc/systemd/system/pmoves-mesh-wlan0.service",
+		HDR "[Unit]\n"
+		    "Description=pmoves mesh: wlan0 joins the 802.11s mesh 'pmoves-mesh' on 2412 MHz\n"
+		    "BindsTo=sys-subsystem-net-devices-wlan0.device\n"
+		    "After=sys-subsystem-net-devices-wlan0.device\n"
+		    "Before=network.target\n\n"
+		    "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+		    "ExecStartPre=-iw dev wlan0 mesh leave\n"
+		    "ExecStart=ip link set dev wlan0 down\n"
+		    "ExecStart=iw dev wlan0 set type mp\n"
+		    "ExecStart=ip link set dev wlan0 up\n"
+		    "ExecStart=iw dev wlan0 mesh join pmoves-mesh freq 2412 HT20\n"
+		    "ExecStart=iw dev wlan0 set mesh_param mesh_fwding 0\n"
+		    "ExecStop=-iw dev wlan0 mesh leave\n\n"
+		    "[Install]\nWantedBy=multi-user.target\n",
+		"802.11s client: channel 1 is 2412 MHz, mesh point, HWMP forwarding off");
+	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wlan1.service");
+	tap_contains(u, "ExecStart=iw dev wlan1 mesh join halow freq 916 2MHz\n", "802.11s client: the HaLow join line");
+	free(u);
+	char *c = calls_of(root);
+	char *want_calls = t_strf("systemctl --root=%s enable systemd-networkd.service pmoves-mesh-wlan0.service pmoves-mesh-wlan1.service\n", root);
+	tap_contains(c, want_calls, "802.11s client: networkd and both radios' units enabled in one call");
+	free(c), free(want_calls);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_ibss_by_mac(void)
+{
+	char *root = node("{\"interfaces\": [{\"mac\": \"02:00:00:00:01:00\", \"type\": \"ibss\", \"ssid\": \"field\", \"channel\": 6}],"
+			  "\"address\": \"10.42.0.9/24\", \"gateway\": \"off\"}");
+	/* The radio is not there yet: pending, nothing written. */
+	t_write(root, "sys/class/net/eth0/address", "52:54:00:12:34:56\n");
+	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=pending no network interface has MAC '02:00:00:00:01:00' (the ibss radio): trying again on a later run",
+		     "ibss by MAC, radio missing: pending with the reason");
+	tap_ok(!t_exists(root, "etc/systemd/network"), "ibss by MAC, radio missing: nothing written");
+	t_result_free(&r);
+	/* The radio appears (as wlx... with an upper-case address file, say). */
+	t_write(root, "sys/class/net/wlx020000000100/address", "02:00:00:00:01:00\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok bat0 10.42.0.9/24, gateway off,", "ibss by MAC: done on the next run");
+	char *want = hard("ibss", "MACAddress=02:00:00:00:01:00", true, 1532);
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-if-020000000100.network", want, "ibss by MAC: matched by MAC");
+	free(want);
+	file_is(root, "etc/systemd/system/pmoves-mesh-wlx020000000100.service",
+		HDR "[Unit]\n"
+		    "Description=pmoves mesh: wlx020000000100 joins the IBSS 'field' on 2437 MHz\n"
+		    "BindsTo=sys-subsystem-net-devices-wlx020000000100.device\n"
+		    "After=sys-subsystem-net-devices-wlx020000000100.device\n"
+		    "Before=network.target\n\n"
+		    "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+		    "ExecStartPre=-iw dev wlx020000000100 ibss leave\n"
+		    "ExecStart=ip link set dev wlx020000000100 down\n"
+		    "ExecStart=iw dev wlx020000000100 set type ibss\n"
+		    "ExecStart=ip link set dev wlx020000000100 up\n"
+		    "ExecStart=iw dev wlx020000000100 ibss join field 2437 fixed-freq\n"
+		    "ExecStop=-iw dev wlx020000000100 ibss leave\n\n"
+		    "[Install]\nWantedBy=multi-user.target\n",
+		"ibss by MAC: the unit uses the name found for the MAC, channel 6 is 2437 MHz");
+	want = netdev("off", "batman-iv");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", want, "ibss: gateway off");
+	free(want);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_dry_run(void)
+{
+	char *root = node("{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.2/24\"}");
+	char *before = t_tree_digest(root, false);
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
+	struct t_result r = t_fb(root, NULL, argv);
+	char *after = t_tree_digest(root, false);
+	tap_is_int(r.status, 0, "dry run: exit 0");
+	tap_is_str(after, before, "dry run: the tree is unchanged");
+	tap_contains(r.out, "pmoves-firstboot: plan step=mesh run\n", "dry run: the step would run");
+	tap_contains(r.out, "pmoves-firstboot: would write /etc/systemd/network/60-pmoves-mesh-bat0.netdev (mode 0644, ", "dry run: the netdev");
+	tap_contains(r.out, "  | GatewayMode=client\n", "dry run: its content");
+	tap_contains(r.out, "pmoves-firstboot: would write /etc/systemd/network/60-pmoves-mesh-if-eth1.network (mode 0644, ", "dry run: the hard interface");
+	tap_contains(r.out, "  | MTUBytes=1532\n", "dry run: its MTU");
+	char *run = t_strf("pmoves-firstboot: would run systemctl --root=%s enable systemd-networkd.service\n", root);
+	tap_contains(r.out, run, "dry run: the enable command");
+	tap_contains(r.out, "pmoves-firstboot: plan step=mesh result would end ok", "dry run: and the result");
+	char *c = calls_of(root);
+	tap_ok(!strstr(c, " enable "), "dry run: no command run but queries");
+	free(c), free(run), free(before), free(after);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_schema(void)
+{
+	char *root = t_tree();
+	static const struct {
+		const char *cfg, *msg;
+	} bad[] = {
+		{ "{\"address\": \"10.42.0.1/24\"}", "firstboot.json: .mesh.interfaces: is required" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}]}", ".mesh.address: is required" },
+		{ "{\"interfaces\": [], \"address\": \"10.42.0.1\"}", ".mesh.interfaces: at least one interface is needed" },
+		{ "{\"interfaces\": [{\"type\": \"ethernet\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0]: 'name' or 'mac' is required" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\", \"mac\": \"52:54:00:00:00:01\"}], \"address\": \"10.42.0.1\"}", "'name' and 'mac' are both given: one only" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}, {\"name\": \"eth1\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces: interface 'eth1' is listed twice ([0] and [1])" },
+		{ "{\"interfaces\": [{\"mac\": \"52:54:00:00:00:01\"}, {\"mac\": \"52:54:00:00:00:01\"}], \"address\": \"10.42.0.1\"}", "interface '52:54:00:00:00:01' is listed twice" },
+		{ "{\"interfaces\": [{\"name\": \"eth 1\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].name: 'eth 1' is not a network interface name" },
+		{ "{\"interfaces\": [{\"name\": \"averyveryverylongname\"}], \"address\": \"10.42.0.1\"}", "is not a network interface name (1 to 15" },
+		{ "{\"interfaces\": [{\"name\": \"bat0\"}], \"address\": \"10.42.0.1\"}", "not 'bat0', which is the mesh itself" },
+		{ "{\"interfaces\": [{\"mac\": \"52:54:00:00:00\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].mac: '52:54:00:00:00' is not a unicast MAC address" },
+		{ "{\"interfaces\": [{\"mac\": \"01:00:5e:00:00:01\"}], \"address\": \"10.42.0.1\"}", "'01:00:5e:00:00:01' is not a unicast MAC address" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"adhoc\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].type: 'adhoc' is not an interface type: 'ethernet', '80211s' or 'ibss'" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\", \"channel\": 1}], \"address\": \"10.42.0.1\"}", "'channel' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"channel\": 1}], \"address\": \"10.42.0.1\"}", "an 80211s interface needs 'mesh_id'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"ssid\": \"x\", \"channel\": 1}], \"address\": \"10.42.0.1\"}", "an 80211s interface takes 'mesh_id', not 'ssid'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"channel\": 1}], \"address\": \"10.42.0.1\"}", "an ibss interface needs 'ssid'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"x\"}], \"address\": \"10.42.0.1\"}", "a Wi-Fi interface needs 'frequency' (MHz) or 'channel'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": 1, \"frequency\": 2412}], \"address\": \"10.42.0.1\"}", "'frequency' and 'channel' are both given: one only" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": 20}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].channel: 20 is not a 2.4 GHz (1-14) or 5 GHz (32-177) channel" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": \"6\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].channel: must be an integer" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"x\", \"frequency\": 100}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].frequency: 100 is out of range (MHz: 750-950 for Wi-Fi HaLow" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"my mesh\", \"channel\": 1}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].mesh_id: 'my mesh' is not a usable mesh ID or SSID" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"width\": \"HT80\"}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].width: 'HT80' is not a channel width iw knows" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\", \"mtu\": 100}], \"address\": \"10.42.0.1\"}", ".mesh.interfaces[0].mtu: 100 is out of range" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"mtu\": 65536}", ".mesh.mtu: 65536 is out of range (bat0's MTU in bytes" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.300\"}", ".mesh.address: '10.42.0.300' is not bat0's address: not an IPv4 address" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1/33\"}", "the prefix length must be 8 to 30" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.0/24\"}", "'10.42.0.0/24' is not bat0's address: the network or broadcast address of its /24" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.255\"}", "the network or broadcast address of its /24" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"127.0.0.5/8\"}", "not a unicast address" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"gateway\": \"yes\"}", ".mesh.gateway: 'yes' is not a gateway mode: 'server' (the node with an uplink), 'client' or 'off'" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"routing_algorithm\": \"olsr\"}", "'olsr' is not a routing algorithm" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"bridge\": true}", ".mesh.bridge: unknown key" },
+		{ "{\"interfaces\": {\"name\": \"eth1\"}, \"address\": \"10.42.0.1\"}", ".mesh.interfaces: must be an array" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *cfg = t_strf("{\"mesh\": %s}", bad[i].cfg);
+		t_write(root, "etc/pmoves/firstboot.json", cfg);
+		char *p = t_strf("%s/etc/pmoves/firstboot.json", root);
+		char *argv[] = { "pmoves-firstboot", "validate", p, NULL };
+		struct t_result r = t_fb(root, NULL, argv);
+		bool good = r.status == 2 && r.err && strstr(r.err, bad[i].msg);
+		tap_ok(good, "schema: %s refused: %s", bad[i].cfg, bad[i].msg);
+		if (!good)
+			tap_diag("status %d, stderr: %s", r.status, r.err ? r.err : "");
+		t_result_free(&r);
+		free(p), free(cfg);
+	}
+	/* A run with a bad mesh section applies nothing. */
+	t_write(root, "etc/pmoves/firstboot.json", "{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.0/24\"}}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 2, "invalid mesh config: run exits 2");
+	tap_ok(!t_exists(root, "etc/systemd/network"), "invalid mesh config: nothing written");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+int main(void)
+{
+	if (geteuid() != 0)
+		tap_skip_all("needs root to make the test trees' files root-owned");
+	test_ethernet_server();
+	test_wifi_client();
+	test_ibss_by_mac();
+	test_dry_run();
+	test_schema();
+	return tap_done();
+}
