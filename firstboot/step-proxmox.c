@@ -524,30 +524,41 @@ static int apt(const char *verb, char *const *words)
 
 /* ---- /etc/hosts ---- */
 
-/* The source address of the route to a documentation address: the kernel's route lookup,
- * nothing is sent. -ENETUNREACH (with a message) when there is no route yet. */
-static int route_source(char **ret, char **ret_msg)
+/* The text after WORD in OUT up to a space, '/' or newline, as an IPv4 address. */
+static int ipv4_after(const char *out, const char *word, char **ret)
 {
-	_cleanup_free_ char *out = NULL;
-	char *argv[] = { "ip", "-4", "-o", "route", "get", "192.0.2.1", NULL };
-	int r = fb_run_capture(argv, &out);
-	const char *src = r == 0 && out ? strstr(out, " src ") : NULL;
-	if (!src) {
-		*ret_msg = strdup("no IPv4 route yet (no network): trying again on a later run");
-		return -ENETUNREACH;
-	}
-	src += 5;
-	size_t n = strcspn(src, " \n");
+	const char *p = out ? strstr(out, word) : NULL;
+	if (!p)
+		return -ENOENT;
+	p += strlen(word);
+	size_t n = strcspn(p, " /\n");
 	char addr[64];
 	unsigned char bin[4];
 	if (n == 0 || n >= sizeof(addr))
 		return -EINVAL;
-	memcpy(addr, src, n);
+	memcpy(addr, p, n);
 	addr[n] = '\0';
 	if (inet_pton(AF_INET, addr, bin) != 1)
 		return -EINVAL;
 	*ret = strdup(addr);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* The node's IPv4 address: the source address of the route to a documentation address (the
+ * kernel's route lookup, nothing is sent), else the first global address (a network without
+ * a default route, such as QEMU's restricted one). -ENETUNREACH with a message when there is
+ * neither yet. */
+static int route_source(char **ret, char **ret_msg)
+{
+	_cleanup_free_ char *out = NULL, *out2 = NULL;
+	char *route[] = { "ip", "-4", "-o", "route", "get", "192.0.2.1", NULL };
+	if (fb_run_capture(route, &out) == 0 && ipv4_after(out, " src ", ret) == 0)
+		return 0;
+	char *addr[] = { "ip", "-4", "-o", "addr", "show", "scope", "global", NULL };
+	if (fb_run_capture(addr, &out2) == 0 && ipv4_after(out2, " inet ", ret) == 0)
+		return 0;
+	*ret_msg = strdup("no IPv4 address yet (no network): trying again on a later run");
+	return -ENETUNREACH;
 }
 
 /* The address the node is reached at: the config's, else the route's source address. */

@@ -85,6 +85,8 @@ static void stand_in(const char *root)
 		"root=/; if [ \"$1\" = chroot ]; then root=$2; shift 2; fi\n"
 		"case $1 in\n"
 		"ip) [ -e %s/no-route ] && exit 2\n"
+		"  if [ $4 = addr ]; then echo '2: ens3    inet 10.0.2.16/24 brd 10.0.2.255 scope global ens3\\       valid_lft forever'; exit 0; fi\n"
+		"  [ -e %s/no-default-route ] && { echo 'RTNETLINK answers: Network is unreachable' >&2; exit 2; }\n"
 		"  echo '192.0.2.1 via 10.0.2.2 dev ens3 src 10.0.2.15 uid 0'; echo '    cache';;\n"
 		"apt-get) shift 6; verb=$1; shift\n"
 		"  [ -e %s/apt-$verb.rc ] && exit $(cat %s/apt-$verb.rc)\n"
@@ -95,7 +97,7 @@ static void stand_in(const char *root)
 		"  esac;;\n"
 		"qm) [ \"$2\" = create ] && mkdir -p $root/etc/pve/qemu-server && echo \"$*\" > $root/etc/pve/qemu-server/$3.conf;;\n"
 		"esac\nexit 0\n",
-		top, top, top, top);
+		top, top, top, top, top);
 	char *sp = t_strf("%s/stand-in", top);
 	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
 		abort();
@@ -351,11 +353,22 @@ static void test_offline(void)
 	root = tree(cfg);
 	flag(root, "no-route", "");
 	r = t_run(root, NULL);
-	tap_contains(r.out, "step=proxmox-kernel state=pending no IPv4 route yet (no network)", "no route: pending");
+	tap_contains(r.out, "step=proxmox-kernel state=pending no IPv4 address yet (no network)", "no address: pending");
+	t_result_free(&r);
+	/* An address but no default route (QEMU's restricted network): the address is used. */
+	flag(root, "no-route", NULL);
+	flag(root, "no-default-route", "");
+	flag(root, "apt-update.rc", "100\n");
+	calls_reset(root);
+	r = t_run(root, NULL);
+	char *c2 = calls(root), *hosts = t_read(root, "etc/hosts");
+	tap_ok(strstr(c2, "ip -4 -o route get 192.0.2.1\nip -4 -o addr show scope global\n") && hosts &&
+		       strstr(hosts, "10.0.2.16\tpve1\n"),
+	       "no default route: the first global address goes into /etc/hosts");
+	free(c2), free(hosts);
+	flag(root, "no-default-route", NULL);
 	t_result_free(&r);
 	/* apt-get update failing (a mirror down): pending too. */
-	flag(root, "no-route", NULL);
-	flag(root, "apt-update.rc", "100\n");
 	r = t_run(root, NULL);
 	tap_contains(r.out, "step=proxmox-kernel state=pending 'apt-get update' exited with 100", "apt-get update failing: pending");
 	t_result_free(&r);
@@ -465,7 +478,7 @@ int main(void)
 	write_file_atomic(kp, key, sizeof(key), 0644);
 	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
 	server_start(www);
-	tap_plan(46);
+	tap_plan(47);
 	test_sequence();
 	test_existing_vm();
 	test_running_debian_kernel();
