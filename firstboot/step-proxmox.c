@@ -623,7 +623,23 @@ static char *hosts_text(const char *old, const char *addr, const char *name)
 		size_t n = strcspn(p, "\n");
 		bool local11 = !strncmp(p, "127.0.1.1", 9) && n > 9 && (p[9] == ' ' || p[9] == '\t');
 		bool loop = !strncmp(p, "127.0.0.1", 9) || !strncmp(p, "::1", 3);
-		if (!local11 && (loop || !names_host(p, n, name, shortname)))
+		if (loop && names_host(p, n, name, shortname)) {
+			/* "127.0.0.1 localhost pve": the node's names leave the loopback line. */
+			size_t i = strcspn(p, " \t");
+			fprintf(f, "%.*s", (int)i, p);
+			while (i < n) {
+				size_t sp = strspn(p + i, " \t"), w = 0;
+				while (i + sp + w < n && p[i + sp + w] != ' ' && p[i + sp + w] != '\t')
+					w++;
+				const char *word = p + i + sp;
+				bool ours = (w == strlen(name) && !strncmp(word, name, w)) ||
+					    (w == strlen(shortname) && !strncmp(word, shortname, w));
+				if (w && (!ours || word[0] == '#'))
+					fprintf(f, "%.*s", (int)(sp + w), p + i);
+				i += sp + w;
+			}
+			fputc('\n', f);
+		} else if (!local11 && (loop || !names_host(p, n, name, shortname)))
 			fprintf(f, "%.*s\n", (int)n, p);
 		if (!placed && !strncmp(p, "127.0.0.1", 9)) {
 			fputs(line, f);
