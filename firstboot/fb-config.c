@@ -312,7 +312,7 @@ static int valid_unit(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot", "tailnet" };
+static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot" };
 
 static bool step_known(const char *name)
 {
@@ -414,7 +414,8 @@ static const struct fb_field top_fields[] = {
 	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
 	{ "iommu", FB_T_OBJECT, fb_iommu_fields, NULL, NULL, 0, 0 },
 	{ "proxmox", FB_T_OBJECT, fb_proxmox_fields, NULL, NULL, 0, 0 },
-	RESERVED("tailnet"),
+	{ "tailnet", FB_T_OBJECT, fb_tailnet_fields, NULL, NULL, 0, 0 },
+	{ "artifacts", FB_T_ARRAY, &fb_artifact_elem, fb_artifacts_valid, NULL, 0, 256 },
 	{ "mesh", FB_T_OBJECT, fb_mesh_fields, NULL, NULL, 0, 0 },
 	END,
 };

@@ -50,6 +50,9 @@ struct fb_field {
 /* The top-level schema (an FB_T_OBJECT field). A step with a larger section keeps its fields
  * in its own file (step-<name>.c) and they are listed here. */
 extern const struct fb_field fb_iommu_fields[];
+extern const struct fb_field fb_tailnet_fields[];
+extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
+fb_validator fb_artifacts_valid;
 extern const struct fb_field fb_mesh_fields[];
 extern const struct fb_field fb_proxmox_fields[];
 

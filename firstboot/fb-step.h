@@ -21,6 +21,12 @@
 
 enum fb_result { FB_OK, FB_PENDING, FB_REBOOT, FB_FAILED };
 
+/* _cleanup_(fb_json_putp) json_object *o */
+static inline void fb_json_putp(json_object **o)
+{
+	json_object_put(*o);
+}
+
 struct fb_ctx {
 	json_object *config; /* the whole merged, valid config */
 };
@@ -43,6 +49,8 @@ extern const size_t fb_steps_count;
 
 extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
 extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot, step_iommu;
+extern const struct fb_step step_tailnet;
+extern const struct fb_step step_artifacts;
 extern const struct fb_step step_mesh;
 extern const struct fb_step step_proxmox_kernel, step_proxmox_ve, step_proxmox_vms;
 

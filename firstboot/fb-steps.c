@@ -11,8 +11,11 @@ const struct fb_step *const fb_steps[] = {
 	&step_ssh,
 	&step_sysctl,
 	&step_files,
+	/* before units: a package or tarball may bring the units the config enables */
+	&step_artifacts,
 	&step_units,
 	&step_mesh, /* before tailnet: a mesh-only node reaches the tailnet through the mesh */
+	&step_tailnet,
 	&step_efiboot,
 	&step_iommu,
 	&step_proxmox_kernel,

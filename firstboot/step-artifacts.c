@@ -1,0 +1,492 @@
+/* artifacts: third-party software pinned by SHA-256, downloaded (or found baked into the
+ * image) and installed by kind.
+ *
+ * Each artifact {name, url, sha256, kind, target, mode, run, timeout, attempts, bake}:
+ *   - the file is /var/cache/pmoves/artifacts/NAME; one already there with the pinned hash (put
+ *     there by `pmoves-image build` for "bake": true, or by an earlier run) is used without the
+ *     network; otherwise fb_download() fetches it (resuming NAME.part) and verifies it;
+ *   - installed by kind: deb -> `dpkg -i` (chroot on a --root tree); tar -> extracted into the
+ *     target directory by GNU tar after every entry name is checked to stay inside it;
+ *     binary, appimage -> copied to the target path, mode 0755 unless "mode"; script -> copied
+ *     to the target when one is given, and run only when "run" gives its interpreter's argv;
+ *   - /var/lib/pmoves/artifacts/NAME records "SHA256 KIND" once installed: check reads it (and
+ *     for binaries the installed file's hash), so an artifact is installed once per hash.
+ * A hash mismatch installs nothing of that artifact and names both hashes. No network (or a
+ * server that keeps failing, or a deadline passed): pending, the next run resumes. */
+#include "fb-config.h"
+#include "fb-fetch.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#define CACHE_DIR "/var/cache/pmoves/artifacts"
+#define STATE_DIR "/var/lib/pmoves/artifacts"
+#define NAME_MAX_LEN 64
+#define MAX_ARTIFACTS 256
+#define TAR_LIST_MAX (64u << 20)
+
+/* ---- config schema (listed in fb-config.c) ---- */
+
+static const char *const kinds[] = { "deb", "tar", "binary", "appimage", "script" };
+
+static int valid_art_name(struct fb_check *c, json_object *v)
+{
+	if (!valid_name(json_object_get_string(v), NAME_MAX_LEN))
+		return fb_bad(c, "'%.64s' is not an artifact name (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-')",
+			      json_object_get_string(v));
+	return 0;
+}
+
+static int valid_url(struct fb_check *c, json_object *v)
+{
+	if (!fb_download_url_ok(json_object_get_string(v)))
+		return fb_bad(c, "'%.64s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
+			      json_object_get_string(v));
+	return 0;
+}
+
+static int valid_sha256(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)
+		return fb_bad(c, "'%.70s' is not a SHA-256 (64 lower-case hex digits, as sha256sum prints)", s);
+	return 0;
+}
+
+static int valid_kind(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (STREQ(s, kinds[i]))
+			return 0;
+	return fb_bad(c, "'%.64s' is not a kind (deb, tar, binary, appimage, script)", s);
+}
+
+static int valid_target(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (s[0] != '/' || strlen(s) >= PATH_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+@/") != strlen(s))
+		return fb_bad(c, "'%.64s' is not an absolute path (letters, digits, '.', '_', '-', '+', '@', '/')", s);
+	for (const char *p = s + 1;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') || n > NAME_MAX - 24)
+			return fb_bad(c, "'%.64s' must be a plain absolute path (no '.', '..', empty components or trailing '/')", s);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	return 0;
+}
+
+static int valid_art_mode(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = strlen(s);
+	if (len < 3 || len > 4 || strspn(s, "01234567") != len)
+		return fb_bad(c, "'%.8s' is not a file mode (octal in a string, such as \"0755\")", s);
+	return 0;
+}
+
+static int valid_uint(struct fb_check *c, json_object *v, int64_t min, int64_t max)
+{
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min || json_object_get_int64(v) > max)
+		return fb_bad(c, "must be a whole number from %lld to %lld", (long long)min, (long long)max);
+	return 0;
+}
+
+static int valid_timeout(struct fb_check *c, json_object *v) { return valid_uint(c, v, 1, 86400); }
+static int valid_attempts(struct fb_check *c, json_object *v) { return valid_uint(c, v, 1, 20); }
+
+static int valid_run_arg(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return fb_bad(c, "an argument must not contain control characters");
+	return 0;
+}
+
+static int valid_run(struct fb_check *c, json_object *v)
+{
+	if (json_object_array_length(v) == 0)
+		return fb_bad(c, "empty: give the interpreter, such as [\"/bin/sh\"]");
+	const char *first = json_object_get_string(json_object_array_get_idx(v, 0));
+	if (first[0] != '/')
+		return fb_bad(c, "'%.64s' is not an absolute path to an interpreter", first);
+	return 0;
+}
+
+static int valid_artifact(struct fb_check *c, json_object *v)
+{
+	json_object *x;
+	const char *kind = json_object_get_string(json_object_object_get(v, "kind"));
+	bool target = json_object_object_get_ex(v, "target", NULL);
+	bool needs_target = STREQ(kind, "tar") || STREQ(kind, "binary") || STREQ(kind, "appimage");
+	if (needs_target && !target)
+		return fb_bad(c, "kind '%s' needs a 'target' (%s)", kind,
+			      STREQ(kind, "tar") ? "the directory it is extracted into" : "the path of the installed file");
+	if (STREQ(kind, "deb") && target)
+		return fb_bad(c, "kind 'deb' takes no 'target' (dpkg installs it)");
+	if (json_object_object_get_ex(v, "mode", NULL) && (STREQ(kind, "deb") || STREQ(kind, "tar")))
+		return fb_bad(c, "kind '%s' takes no 'mode'", kind);
+	if (json_object_object_get_ex(v, "run", &x) && !STREQ(kind, "script"))
+		return fb_bad(c, "'run' is for kind 'script' only");
+	if (json_object_object_get_ex(v, "target", &x) && !strncmp(json_object_get_string(x), CACHE_DIR, strlen(CACHE_DIR)))
+		return fb_bad(c, "the target must not be in '%s'", CACHE_DIR);
+	return 0;
+}
+
+int fb_artifacts_valid(struct fb_check *c, json_object *v)
+{
+	size_t n = json_object_array_length(v);
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++) {
+			const char *a = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, i), "name"));
+			const char *b = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, j), "name"));
+			if (a && b && STREQ(a, b))
+				return fb_bad(c, "artifact '%s' is listed twice", a);
+		}
+	return 0;
+}
+
+static const struct fb_field run_elem = { NULL, FB_T_STRING, NULL, valid_run_arg, NULL, 0, 0 };
+static const struct fb_field artifact_fields[] = {
+	{ "name", FB_T_STRING, NULL, valid_art_name, NULL, FB_REQUIRED, 0 },
+	{ "url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
+	{ "sha256", FB_T_STRING, NULL, valid_sha256, NULL, FB_REQUIRED, 0 },
+	{ "kind", FB_T_STRING, NULL, valid_kind, NULL, FB_REQUIRED, 0 },
+	{ "target", FB_T_STRING, NULL, valid_target, NULL, 0, 0 },
+	{ "mode", FB_T_STRING, NULL, valid_art_mode, NULL, 0, 0 },
+	{ "run", FB_T_ARRAY, &run_elem, valid_run, NULL, 0, 32 },
+	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
+	{ "attempts", FB_T_SCALAR, NULL, valid_attempts, NULL, 0, 0 },
+	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+const struct fb_field fb_artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
+
+/* ---- one artifact ---- */
+
+struct art {
+	const char *name, *url, *sha256, *kind, *target;
+	mode_t mode;
+	json_object *run;
+	struct fb_download_opts opts;
+	char *cache; /* CACHE_DIR/NAME */
+	char *state; /* STATE_DIR/NAME */
+	char *record; /* what STATE holds once installed */
+};
+
+static void art_done(struct art *a)
+{
+	free(a->cache);
+	free(a->state);
+	free(a->record);
+}
+
+static const char *str_of(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int art_from(json_object *o, struct art *ret)
+{
+	struct art a = { .name = str_of(o, "name"), .url = str_of(o, "url"), .sha256 = str_of(o, "sha256"),
+			 .kind = str_of(o, "kind"), .target = str_of(o, "target"), .mode = 0755 };
+	json_object *v;
+	if (json_object_object_get_ex(o, "mode", &v))
+		a.mode = (mode_t)strtoul(json_object_get_string(v), NULL, 8);
+	if (json_object_object_get_ex(o, "timeout", &v))
+		a.opts.timeout = (unsigned)json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "attempts", &v))
+		a.opts.attempts = (unsigned)json_object_get_int64(v);
+	json_object_object_get_ex(o, "run", &a.run);
+	a.cache = fb_strdupf("%s/%s", CACHE_DIR, a.name);
+	a.state = fb_strdupf("%s/%s", STATE_DIR, a.name);
+	a.record = fb_strdupf("%s %s %s\n", a.sha256, a.kind, a.target ? a.target : "-");
+	if (!a.cache || !a.state || !a.record) {
+		art_done(&a);
+		return -ENOMEM;
+	}
+	*ret = a;
+	return 0;
+}
+
+static bool copies(const struct art *a)
+{
+	return STREQ(a->kind, "binary") || STREQ(a->kind, "appimage") || (STREQ(a->kind, "script") && a->target);
+}
+
+/* 1: installed as the config says; 0: not; -errno. */
+static int art_installed(const struct art *a)
+{
+	int r = fb_file_is(a->state, a->record, strlen(a->record));
+	if (r <= 0 || !copies(a))
+		return r;
+	if ((r = fb_file_sha256_is(a->target, a->sha256)) <= 0)
+		return r;
+	_cleanup_close_ int fd = fb_open(a->target, O_RDONLY | O_NOFOLLOW, 0);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return 0;
+	return (st.st_mode & 07777) == a->mode;
+}
+
+/* ARGV on the target: as it is on the running system, through chroot on a tree. */
+static int run_target(char **argv)
+{
+	if (fb_live())
+		return fb_run(argv);
+	size_t n = strv_length(argv);
+	_cleanup_free_ char **full = calloc(n + 3, sizeof(char *));
+	if (!full)
+		return -ENOMEM;
+	full[0] = "chroot";
+	full[1] = (char *)fb_root();
+	memcpy(full + 2, argv, n * sizeof(char *));
+	return fb_run(full);
+}
+
+static int mkdir_in_root(const char *abs)
+{
+	_cleanup_free_ char *p = fb_path(abs);
+	return p ? mkdir_p(p, 0755) : -ENOMEM;
+}
+
+/* The verified cache file copied to the target: temp file beside it, mode, fsync, rename. */
+static int copy_to_target(const struct art *a, char **ret_msg)
+{
+	if (fb_dry_run()) {
+		printf("%s: would copy %s to %s mode %04o\n", FB_NAME, a->cache, a->target, (unsigned)a->mode);
+		return 0;
+	}
+	_cleanup_free_ char *dir = strdup(a->target), *tmp = fb_strdupf("%s.pmoves-tmp", a->target);
+	if (!dir || !tmp)
+		return -ENOMEM;
+	*strrchr(dir, '/') = '\0';
+	int r = mkdir_in_root(*dir ? dir : "/");
+	_cleanup_close_ int in = fb_open(a->cache, O_RDONLY | O_NOFOLLOW, 0);
+	if (r < 0 || in < 0) {
+		*ret_msg = fb_strdupf("artifact '%s': cannot open '%s': %s", a->name, r < 0 ? dir : a->cache, strerror(r < 0 ? -r : -in));
+		return r < 0 ? r : in;
+	}
+	_cleanup_close_ int out = fb_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+	struct stat st;
+	if (out < 0 || fstat(in, &st) < 0) {
+		r = out < 0 ? out : -errno;
+		*ret_msg = fb_strdupf("artifact '%s': cannot create '%s': %s", a->name, tmp, strerror(-r));
+		return r;
+	}
+	r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
+	if (r == 0 && (fchmod(out, a->mode) < 0 || fsync(out) < 0))
+		r = -errno;
+	_cleanup_free_ char *htmp = fb_path(tmp), *htarget = fb_path(a->target);
+	if (r == 0 && (!htmp || !htarget))
+		r = -ENOMEM;
+	if (r == 0 && rename(htmp, htarget) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (htmp)
+			unlink(htmp);
+		*ret_msg = fb_strdupf("artifact '%s': cannot install '%s': %s", a->name, a->target, strerror(-r));
+	}
+	return r;
+}
+
+/* Every entry of the tarball stays inside the target: no absolute names, no '..'. */
+static int tar_names_ok(const struct art *a, const char *file, char **ret_msg)
+{
+	char *argv[] = { "tar", "-t", "-f", (char *)file, NULL };
+	_cleanup_free_ char *out = NULL;
+	int r = fb_run_capture(argv, &out);
+	if (r != 0) {
+		*ret_msg = fb_strdupf("artifact '%s': 'tar -t' cannot read it (exit status %d)", a->name, r);
+		return -EIO;
+	}
+	size_t entries = 0;
+	for (char *line = out; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		bool bad = line[0] == '/';
+		for (const char *p = line; !bad && *p;) {
+			size_t n = strcspn(p, "/");
+			bad = n == 2 && p[0] == '.' && p[1] == '.';
+			p += n;
+			p += *p == '/';
+		}
+		if (bad) {
+			*ret_msg = fb_strdupf("artifact '%s': the entry '%.200s' would land outside '%s': nothing extracted", a->name,
+					      line, a->target);
+			return -EPERM;
+		}
+		entries += *line != '\0';
+		line = nl ? nl + 1 : NULL;
+	}
+	if (entries == 0) {
+		*ret_msg = fb_strdupf("artifact '%s': the tarball is empty", a->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int install(const struct art *a, char **ret_msg)
+{
+	int r;
+	if (STREQ(a->kind, "binary") || STREQ(a->kind, "appimage"))
+		return copy_to_target(a, ret_msg);
+	if (STREQ(a->kind, "deb")) {
+		char *argv[] = { "dpkg", "-i", a->cache, NULL };
+		if ((r = run_target(argv)) != 0) {
+			*ret_msg = fb_strdupf("artifact '%s': 'dpkg -i %s' exited with %d", a->name, a->cache, r);
+			return -EIO;
+		}
+		return 0;
+	}
+	if (STREQ(a->kind, "tar")) {
+		_cleanup_free_ char *file = fb_path(a->cache), *dir = fb_path(a->target);
+		if (!file || !dir)
+			return -ENOMEM;
+		if (!fb_dry_run()) {
+			if ((r = tar_names_ok(a, file, ret_msg)) < 0)
+				return r;
+			if ((r = mkdir_in_root(a->target)) < 0) {
+				*ret_msg = fb_strdupf("artifact '%s': cannot create '%s': %s", a->name, a->target, strerror(-r));
+				return r;
+			}
+		}
+		char *argv[] = { "tar", "-x", "--no-same-owner", "--no-overwrite-dir", "-f", file, "-C", dir, NULL };
+		if ((r = fb_run(argv)) != 0) {
+			*ret_msg = fb_strdupf("artifact '%s': extracting into '%s' failed (tar exit status %d)", a->name, a->target, r);
+			return -EIO;
+		}
+		return 0;
+	}
+	/* script */
+	if (a->target && (r = copy_to_target(a, ret_msg)) < 0)
+		return r;
+	if (!a->run)
+		return 0;
+	size_t n = json_object_array_length(a->run);
+	_cleanup_free_ char **argv = calloc(n + 2, sizeof(char *));
+	if (!argv)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		argv[i] = (char *)json_object_get_string(json_object_array_get_idx(a->run, i));
+	argv[n] = a->target ? (char *)a->target : a->cache;
+	if ((r = run_target(argv)) != 0) {
+		*ret_msg = fb_strdupf("artifact '%s': running the script with '%s' exited with %d", a->name, argv[0], r);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- the step ---- */
+
+static int artifacts_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c, (void)ret_msg;
+	size_t n = json_object_array_length(section);
+	if (n == 0) {
+		*ret_msg = strdup("no artifacts listed");
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct art a;
+		int r = art_from(json_object_array_get_idx(section, i), &a);
+		if (r < 0)
+			return r;
+		r = art_installed(&a);
+		art_done(&a);
+		if (r <= 0)
+			return r;
+	}
+	return 1;
+}
+
+enum art_result { ART_OK, ART_SKIPPED, ART_PENDING, ART_FAILED };
+
+static enum art_result one(json_object *o, bool offline, char **ret_msg)
+{
+	_cleanup_(art_done) struct art a = { 0 };
+	if (art_from(o, &a) < 0)
+		return ART_FAILED;
+	if (art_installed(&a) == 1)
+		return ART_SKIPPED;
+	int r;
+	if (fb_dry_run()) {
+		if (fb_file_sha256_is(a.cache, a.sha256) == 1)
+			printf("%s: would use %s (baked, sha256 verified)\n", FB_NAME, a.cache);
+		else
+			printf("%s: would download %s into %s if its sha256 is %s\n", FB_NAME, a.url, a.cache, a.sha256);
+	} else {
+		_cleanup_free_ char *err = NULL;
+		/* Once the network failed, only what is already here (baked) is used. */
+		if (offline && fb_file_sha256_is(a.cache, a.sha256) != 1) {
+			*ret_msg = fb_strdupf("artifact '%s': not downloaded (no network): trying again on a later run", a.name);
+			return ART_PENDING;
+		}
+		r = fb_download(a.url, a.cache, a.sha256, &a.opts, &err);
+		if (r == -ENETUNREACH || r == -ETIMEDOUT || r == -EAGAIN) {
+			*ret_msg = fb_strdupf("artifact '%s': %s: trying again on a later run", a.name, err ? err : strerror(-r));
+			return ART_PENDING;
+		}
+		if (r < 0) {
+			*ret_msg = fb_strdupf("artifact '%s': %s%s", a.name, err ? err : strerror(-r),
+					      r == -EBADMSG ? ": nothing installed" : "");
+			return ART_FAILED;
+		}
+	}
+	if (install(&a, ret_msg) < 0)
+		return ART_FAILED;
+	if ((r = fb_write(a.state, a.record, strlen(a.record), 0644, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write '%s': %s", a.state, strerror(-r));
+		return ART_FAILED;
+	}
+	return ART_OK;
+}
+
+static enum fb_result artifacts_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	size_t n = json_object_array_length(section), installed = 0, pending = 0, failed = 0;
+	_cleanup_free_ char *first = NULL;
+	if (n > MAX_ARTIFACTS)
+		return FB_FAILED;
+	for (size_t i = 0; i < n; i++) {
+		char *msg = NULL;
+		enum art_result r = one(json_object_array_get_idx(section, i), pending > 0, &msg);
+		if (msg)
+			fb_warn("%s", msg);
+		installed += r == ART_OK;
+		pending += r == ART_PENDING;
+		failed += r == ART_FAILED;
+		/* The message kept is the first failure's, else the first pending one's. */
+		if (msg && (!first || (r == ART_FAILED && failed == 1))) {
+			free(first);
+			first = msg;
+		} else
+			free(msg);
+	}
+	if (failed || pending) {
+		*ret_msg = fb_strdupf("%s (%zu installed, %zu pending, %zu failed)", first ? first : "artifacts not installed",
+				      installed, pending, failed);
+		return failed ? FB_FAILED : FB_PENDING;
+	}
+	*ret_msg = fb_strdupf("%zu of %zu artifacts installed (the others were already)", installed, n);
+	return FB_OK;
+}
+
+const struct fb_step step_artifacts = {
+	.name = "artifacts",
+	.config_key = "artifacts",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = artifacts_check,
+	.apply = artifacts_apply,
+};
