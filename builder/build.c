@@ -1,4 +1,5 @@
 /* Drives one build through its stages in a temp directory, then renames it into place. */
+#include "artifacts.h"
 #include "build-run.h"
 #include "build.h"
 #include "cmd.h"
@@ -96,6 +97,7 @@ static const struct stage {
 } stages[] = {
 	{ "rootfs", rootfs_get, false },
 	{ "tree", tree_make, false },
+	{ "artifacts", artifacts_bake, false }, /* the profile's "bake": true ones into the tree */
 	{ "boot", stage_boot, false },
 	{ "disk", stage_disk, false },
 	{ "filesystems", fs_make_all, false },

@@ -1,5 +1,6 @@
 /* manifest.json (what went in) and SHA256SUMS (what came out). */
 #include "manifest.h"
+#include "artifacts.h"
 #include "hash.h"
 #include "firstboot-install.h"
 #include "log.h"
@@ -175,6 +176,8 @@ int manifest_write(struct build *b)
 	json_object_object_add(m, "boot", boot);
 	json_object_object_add(m, "tools", tool_versions());
 	json_object_object_add(m, "artifacts", json_object_get(b->artifacts ? b->artifacts : json_object_new_array()));
+	/* The profile's third-party artifacts (builder/artifacts.c); "artifacts" are the outputs. */
+	json_object_object_add(m, "third_party", artifacts_manifest(p));
 	b->manifest = m;
 
 	const char *text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

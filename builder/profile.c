@@ -105,6 +105,15 @@ static const struct field boot_fields[] = { F_STR("loader"), F_STR("cmdline"), F
  * untouched until that schema exists. */
 static const struct field firstboot_fields[] = { F_STR("hostname"), F_END };
 
+/* Checked in full by pmoves-firstboot's schema (step-artifacts.c) once copied into
+ * "firstboot" (check_artifacts); "bake" is the builder's. */
+static const struct field artifact_fields[] = {
+	F_STR("name"), F_STR("url"), F_STR("sha256"), F_STR("kind"), F_STR("target"), F_STR("mode"), F_STRV("run"),
+	{ "timeout", json_type_int, NULL, json_type_null, false },
+	{ "attempts", json_type_int, NULL, json_type_null, false },
+	F_BOOL("bake"), F_END,
+};
+
 static const struct field top_fields[] = {
 	F_STR("name"),
 	F_STR("extends"),
@@ -116,6 +125,7 @@ static const struct field top_fields[] = {
 	F_STRV("overlays"),
 	F_STRV("outputs"),
 	{ "firstboot", json_type_object, firstboot_fields, json_type_null, true },
+	{ "artifacts", json_type_array, artifact_fields, json_type_object, false },
 	F_END,
 };
 
@@ -1283,6 +1293,33 @@ static int check_lists(struct ctx *c, json_object *o, struct profile *p)
 	return 0;
 }
 
+/* The profile's "artifacts" go to the machine as firstboot.artifacts (so pmoves-firstboot
+ * validates and installs them); "bake": true ones are also downloaded by the build
+ * (builder/artifacts.c). Given in one place only. */
+static int check_artifacts(struct ctx *c, json_object *o, struct profile *p)
+{
+	json_object *arts = json_object_object_get(o, "artifacts");
+	if (!arts)
+		return 0;
+	if (json_object_array_length(arts) > 256)
+		return bad(c, ".artifacts", "more than 256 artifacts");
+	if (!p->firstboot) {
+		json_object *fb = json_object_new_object();
+		if (!fb || json_object_object_add(o, "firstboot", fb) < 0) {
+			json_object_put(fb);
+			return -ENOMEM;
+		}
+		p->firstboot = fb;
+	}
+	if (json_object_object_get_ex(p->firstboot, "artifacts", NULL))
+		return bad(c, ".firstboot.artifacts", "artifacts are listed at the top level of a profile (\"artifacts\"), not in \"firstboot\"");
+	if (json_object_object_add(p->firstboot, "artifacts", json_object_get(arts)) < 0) {
+		json_object_put(arts);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int check_cross(struct ctx *c, struct profile *p)
 {
 	if (!profile_part_by_mount(p, "/"))
@@ -1356,7 +1393,8 @@ static int resolve(struct ctx *c, const char *display, struct profile *p)
 
 	if ((r = check_top(c, p->json, p)) < 0 || (r = check_rootfs(c, p->json, p)) < 0 ||
 	    (r = check_disk(c, p->json, p)) < 0 || (r = check_boot(c, p->json, p)) < 0 ||
-	    (r = check_lists(c, p->json, p)) < 0 || (r = check_cross(c, p)) < 0)
+	    (r = check_lists(c, p->json, p)) < 0 || (r = check_artifacts(c, p->json, p)) < 0 ||
+	    (r = check_cross(c, p)) < 0)
 		return r;
 	return 0;
 }
