@@ -56,6 +56,12 @@ bool fb_dry_run(void);
  * stderr (the journal) unless captured. */
 int fb_run(char *const argv[]);
 int fb_run_capture(char *const argv[], char **ret_out);
+/* ARGV as a program of the target: run as it is on the running system, as `chroot ROOT ARGV`
+ * on a tree (fb-sys.c). */
+int fb_run_target(char *const argv[]);
+/* systemctl enable UNIT (--root=ROOT on a tree), and with START, restart it on the running
+ * system. 0, or -errno with *ret_msg set. */
+int fb_unit_enable(const char *unit, bool start, char **ret_msg);
 /* Seconds spent waiting for external commands since the program started. */
 double fb_run_seconds(void);
 

@@ -809,37 +809,22 @@ static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_
 	return 1;
 }
 
-/* ARGV on the target: as it is on the running system, through chroot on a tree. */
-static int run_target(char **argv)
-{
-	if (fb_live())
-		return fb_run(argv);
-	size_t n = strv_length(argv);
-	_cleanup_free_ char **full = calloc(n + 3, sizeof(char *));
-	if (!full)
-		return -ENOMEM;
-	full[0] = "chroot";
-	full[1] = (char *)fb_root();
-	memcpy(full + 2, argv, n * sizeof(char *));
-	return fb_run(full);
-}
-
 static int refresh(const struct host *h, bool initramfs, char **ret_msg)
 {
 	int r;
 	if (initramfs) {
 		char *argv[] = { "update-initramfs", "-u", "-k", "all", NULL };
-		if ((r = run_target(argv)) != 0) {
+		if ((r = fb_run_target(argv)) != 0) {
 			*ret_msg = fb_strdupf("'update-initramfs -u -k all' exited with %d", r);
 			return -EIO;
 		}
 	}
 	if (h->loader == LOADER_GRUB) {
 		char *argv[] = { "update-grub", NULL };
-		r = run_target(argv);
+		r = fb_run_target(argv);
 	} else if (h->loader == LOADER_PROXMOX) {
 		char *argv[] = { "proxmox-boot-tool", "refresh", NULL };
-		r = run_target(argv);
+		r = fb_run_target(argv);
 	} else {
 		/* systemd-boot: kernel-install writes each entry with /etc/kernel/cmdline. */
 		r = 0;
@@ -849,7 +834,7 @@ static int refresh(const struct host *h, bool initramfs, char **ret_msg)
 				return -ENOMEM;
 			bool has_initrd = fb_exists(initrd) == 1 || initramfs;
 			char *argv[] = { "kernel-install", "add", *k, image, has_initrd ? initrd : NULL, NULL };
-			r = run_target(argv);
+			r = fb_run_target(argv);
 		}
 	}
 	if (r != 0) {

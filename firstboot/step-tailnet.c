@@ -1,0 +1,325 @@
+/* tailnet: join the fleet's Headscale tailnet with Tailscale's client.
+ *
+ *   - subnet routers and exit nodes get IPv4 and IPv6 forwarding (/etc/sysctl.d);
+ *   - tailscaled.service enabled and started;
+ *   - the auth key (a secret, from the config) written 0600 to KEY_FILE only for the call,
+ *     `tailscale up --reset --login-server=URL --auth-key=file:KEY_FILE --hostname=H
+ *      --advertise-tags=... [--advertise-routes=...] [--advertise-exit-node] [--accept-routes]
+ *      [--ssh] --timeout=Ns`, and removed again whatever the outcome: the key is never in an
+ *     argv, a message or a file others can read, and the engine scrubs it from device.json
+ *     once the run is ok;
+ *   - verified with `tailscale status --json`: BackendState "Running" and Self.Tags holding
+ *     every tag asked for.
+ * The control server unreachable (up fails or times out): tried ATTEMPTS times with a pause
+ * that doubles, then pending: the rest of the boot goes on and a later run joins.
+ * On a tree (--root) the files and the unit are set up and the join is left to the machine
+ * (pending). The client itself comes from the image's packages, an artifact, or Tailscale's
+ * apt repository (docs/firstboot.md); without it the step fails and says so. */
+#include "fb-config.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <json-c/json.h>
+#include <time.h>
+
+#define KEY_FILE "/var/lib/pmoves/tailnet/auth.key"
+#define FORWARD_FILE "/etc/sysctl.d/90-pmoves-tailnet.conf"
+#define FORWARD_TEXT                                                                       \
+	"# Written by pmoves-firstboot (tailnet step): this machine routes for the tailnet.\n" \
+	"net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
+#define TAILSCALE "/usr/bin/tailscale"
+#define ATTEMPTS 3
+#define DEFAULT_TIMEOUT 60
+
+/* ---- schema ---- */
+
+static int valid_login_server(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t\r\n"))
+		return fb_bad(c, "'%.64s' is not an https:// URL", s);
+	return 0;
+}
+
+static int valid_tag(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
+		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
+	return 0;
+}
+
+/* "10.42.0.0/24", "fd00::/64": an address with a prefix length, no spaces or commas. */
+static int valid_route(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v), *slash = strchr(s, '/');
+	uint64_t len;
+	bool v6 = strchr(s, ':') != NULL;
+	if (!slash || slash == s || strlen(s) > 64 || strspn(s, v6 ? "0123456789abcdefABCDEF:./" : "0123456789./") != strlen(s) ||
+	    parse_u64(slash + 1, &len) < 0 || len > (v6 ? 128u : 32u))
+		return fb_bad(c, "'%.64s' is not a route (an address and a prefix length, such as '10.42.0.0/24')", s);
+	return 0;
+}
+
+static int valid_key(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	/* Headscale's keys are hex, Tailscale's tskey-...: printable, no spaces. */
+	if (n < 16 || n > 256)
+		return fb_bad(c, "the auth key has %zu characters: not a pre-auth key", n);
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] > '~')
+			return fb_bad(c, "the auth key has a space or a control character");
+	return 0;
+}
+
+static int valid_tnhost(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != n)
+		return fb_bad(c, "'%.64s' is not a host name for the tailnet (letters, digits, '-')", s);
+	return 0;
+}
+
+static int valid_timeout(struct fb_check *c, json_object *v)
+{
+	int64_t t = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || t < 5 || t > 3600)
+		return fb_bad(c, "the timeout is whole seconds from 5 to 3600");
+	return 0;
+}
+
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
+static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
+const struct fb_field fb_tailnet_fields[] = {
+	{ "login_server", FB_T_STRING, NULL, valid_login_server, NULL, FB_REQUIRED, 512 },
+	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
+	 * run must still find the config valid. apply asks for it. */
+	{ "auth_key", FB_T_STRING, NULL, valid_key, NULL, FB_SECRET, 256 },
+	{ "hostname", FB_T_STRING, NULL, valid_tnhost, NULL, 0, 0 },
+	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
+	{ "advertise_routes", FB_T_ARRAY, &route_elem, NULL, NULL, 0, 64 },
+	{ "exit_node", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "accept_routes", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "ssh", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+/* ---- the step ---- */
+
+static bool flag(json_object *section, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(section, key, &v) && json_object_get_boolean(v);
+}
+
+static json_object *list(json_object *section, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(section, key, &v) && json_object_array_length(v) > 0 ? v : NULL;
+}
+
+static bool routes(json_object *section)
+{
+	return list(section, "advertise_routes") || flag(section, "exit_node");
+}
+
+/* "a,b,c" from a JSON list of strings. */
+static char *joined(json_object *l)
+{
+	_cleanup_strv_ char **v = NULL;
+	for (size_t i = 0; l && i < json_object_array_length(l); i++)
+		if (strv_push(&v, json_object_get_string(json_object_array_get_idx(l, i))) < 0)
+			return NULL;
+	return strv_join(v, ",");
+}
+
+/* The machine's host name: the config's, else /etc/hostname. */
+static char *tailnet_hostname(const struct fb_ctx *c, json_object *section)
+{
+	json_object *v;
+	if (json_object_object_get_ex(section, "hostname", &v) || json_object_object_get_ex(c->config, "hostname", &v)) {
+		const char *s = json_object_get_string(v);
+		return strndup(s, strcspn(s, "."));
+	}
+	_cleanup_free_ char *h = NULL;
+	if (fb_read("/etc/hostname", 256, &h, NULL) < 0)
+		return strdup("localhost");
+	h[strcspn(h, ".\n")] = '\0';
+	return strdup(h);
+}
+
+/* 1: `tailscale status --json` says Running with every tag; 0: not (why in *ret_why); -errno. */
+static int joined_now(json_object *section, char **ret_why, char **ret_desc)
+{
+	char *argv[] = { "tailscale", "status", "--json", NULL };
+	_cleanup_free_ char *out = NULL;
+	int r = fb_run_capture(argv, &out);
+	if (r < 0)
+		return r;
+	_cleanup_(fb_json_putp) json_object *o = out ? json_tokener_parse(out) : NULL;
+	json_object *state, *self, *tags, *ips, *dns;
+	if (!o || !json_object_object_get_ex(o, "BackendState", &state)) {
+		*ret_why = strdup("'tailscale status --json' gave no state");
+		return 0;
+	}
+	if (!STREQ(json_object_get_string(state), "Running")) {
+		*ret_why = fb_strdupf("tailscale is '%.32s', not 'Running'", json_object_get_string(state));
+		return 0;
+	}
+	if (!json_object_object_get_ex(o, "Self", &self)) {
+		*ret_why = strdup("'tailscale status --json' has no 'Self'");
+		return 0;
+	}
+	json_object *want = list(section, "tags");
+	for (size_t i = 0; want && i < json_object_array_length(want); i++) {
+		const char *t = json_object_get_string(json_object_array_get_idx(want, i));
+		bool found = false;
+		for (size_t k = 0; json_object_object_get_ex(self, "Tags", &tags) && k < json_object_array_length(tags); k++)
+			found |= STREQ(json_object_get_string(json_object_array_get_idx(tags, k)), t);
+		if (!found) {
+			*ret_why = fb_strdupf("joined, but without '%s' (the control server did not grant the tag)", t);
+			return 0;
+		}
+	}
+	const char *ip = json_object_object_get_ex(self, "TailscaleIPs", &ips) && json_object_array_length(ips) > 0
+				 ? json_object_get_string(json_object_array_get_idx(ips, 0))
+				 : "?";
+	const char *name = json_object_object_get_ex(self, "DNSName", &dns) ? json_object_get_string(dns) : "?";
+	*ret_desc = fb_strdupf("on the tailnet as %.128s %.64s", name, ip);
+	return 1;
+}
+
+static int tailnet_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	if (routes(section)) {
+		int r = fb_file_is(FORWARD_FILE, FORWARD_TEXT, strlen(FORWARD_TEXT));
+		if (r <= 0)
+			return r;
+	}
+	if (!fb_live())
+		return 0;
+	_cleanup_free_ char *why = NULL;
+	int r = joined_now(section, &why, ret_msg);
+	return r < 0 ? 0 : r; /* no client yet: apply says so */
+}
+
+static void key_remove(void)
+{
+	if (fb_dry_run())
+		return;
+	_cleanup_free_ char *p = fb_path(KEY_FILE);
+	if (p && unlink(p) < 0 && errno != ENOENT)
+		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(errno));
+}
+
+static int build_up(const struct fb_ctx *c, json_object *section, char ***ret)
+{
+	json_object *v;
+	_cleanup_strv_ char **argv = NULL;
+	_cleanup_free_ char *host = tailnet_hostname(c, section), *tags = joined(list(section, "tags")),
+			    *rts = joined(list(section, "advertise_routes"));
+	int64_t timeout = json_object_object_get_ex(section, "timeout", &v) ? json_object_get_int64(v) : DEFAULT_TIMEOUT;
+	json_object_object_get_ex(section, "login_server", &v);
+	_cleanup_free_ char *server = fb_strdupf("--login-server=%s", json_object_get_string(v)),
+			    *key = strdup("--auth-key=file:" KEY_FILE), *h = host ? fb_strdupf("--hostname=%s", host) : NULL,
+			    *t = tags && *tags ? fb_strdupf("--advertise-tags=%s", tags) : NULL,
+			    *rt = rts && *rts ? fb_strdupf("--advertise-routes=%s", rts) : NULL,
+			    *to = fb_strdupf("--timeout=%llds", (long long)timeout);
+	if (!server || !key || !h || !to || !tags || !rts)
+		return -ENOMEM;
+	const char *args[] = { "tailscale", "up", "--reset", server, key, h, t, rt,
+			       flag(section, "exit_node") ? "--advertise-exit-node" : NULL,
+			       flag(section, "accept_routes") ? "--accept-routes" : NULL, flag(section, "ssh") ? "--ssh" : NULL, to };
+	for (size_t i = 0; i < ARRAY_SIZE(args); i++)
+		if (args[i] && strv_push(&argv, args[i]) < 0)
+			return -ENOMEM;
+	*ret = TAKE_PTR(argv);
+	return 0;
+}
+
+static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	int r;
+	if (routes(section)) {
+		if ((r = fb_write(FORWARD_FILE, FORWARD_TEXT, strlen(FORWARD_TEXT), 0644, 0, 0)) < 0) {
+			*ret_msg = fb_strdupf("cannot write '%s': %s", FORWARD_FILE, strerror(-r));
+			return FB_FAILED;
+		}
+		if (fb_live()) {
+			char *argv[] = { "sysctl", "--quiet", "--load=" FORWARD_FILE, NULL };
+			if ((r = fb_run(argv)) != 0) {
+				*ret_msg = fb_strdupf("'sysctl --load=%s' exited with %d", FORWARD_FILE, r);
+				return FB_FAILED;
+			}
+		}
+	}
+	if (fb_exists(TAILSCALE) != 1) {
+		*ret_msg = strdup("the Tailscale client is not installed ('" TAILSCALE "'): add it to the image "
+				  "(packages with Tailscale's apt repository, or an artifact)");
+		return FB_FAILED;
+	}
+	if (fb_unit_enable("tailscaled.service", true, ret_msg) < 0)
+		return FB_FAILED;
+	if (!fb_live()) {
+		*ret_msg = strdup("tailscaled enabled; the join is left to the running machine");
+		return FB_PENDING;
+	}
+
+	json_object *key;
+	if (!json_object_object_get_ex(section, "auth_key", &key)) {
+		*ret_msg = strdup("not on the tailnet and no 'auth_key' in the config (it is removed from device.json "
+				  "after a successful run: give a new one)");
+		return FB_FAILED;
+	}
+	_cleanup_strv_ char **up = NULL;
+	if (build_up(c, section, &up) < 0)
+		return FB_FAILED;
+	unsigned pause = 5;
+	for (unsigned attempt = 1; attempt <= ATTEMPTS; attempt++) {
+		const char *k = json_object_get_string(key);
+		/* 0600 from creation (fb_write); gone again right after the call. */
+		if ((r = fb_write(KEY_FILE, k, strlen(k), 0600, 0, 0)) < 0) {
+			*ret_msg = fb_strdupf("cannot write '%s': %s", KEY_FILE, strerror(-r));
+			return FB_FAILED;
+		}
+		r = fb_run(up);
+		key_remove();
+		if (r == 0)
+			break;
+		fb_warn("tailnet: 'tailscale up' exited with %d (attempt %u of %u)", r, attempt, ATTEMPTS);
+		if (attempt < ATTEMPTS && !fb_dry_run()) {
+			struct timespec ts = { .tv_sec = pause };
+			nanosleep(&ts, NULL);
+			pause *= 2;
+		}
+	}
+	if (fb_dry_run())
+		return FB_OK;
+	_cleanup_free_ char *why = NULL, *desc = NULL;
+	r = joined_now(section, &why, &desc);
+	if (r == 1) {
+		*ret_msg = TAKE_PTR(desc);
+		return FB_OK;
+	}
+	json_object *srv;
+	json_object_object_get_ex(section, "login_server", &srv);
+	*ret_msg = fb_strdupf("not joined to '%s' after %d attempts (%s): tried again on a later boot",
+			      json_object_get_string(srv), ATTEMPTS, why ? why : r < 0 ? strerror(-r) : "?");
+	return FB_PENDING;
+}
+
+const struct fb_step step_tailnet = {
+	.name = "tailnet",
+	.config_key = "tailnet",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = tailnet_check,
+	.apply = tailnet_apply,
+};
