@@ -28,7 +28,9 @@ const char *fb_root(void);
  * and systemctl do not fsync, and a power cut must not leave their files empty. */
 void fb_sync(void);
 /* Root is "/": commands that change the running system (hostname, sysctl, systemctl start,
- * reboot, modprobe) are run only then. */
+ * reboot, modprobe) are run only then. Test hook: with PMOVES_FIRSTBOOT_LIVE=1 and a
+ * PMOVES_FIRSTBOOT_RUNNER, a --root tree is taken for the running system (every command goes
+ * to the stand-in runner), so tests reach the paths of a live machine. */
 bool fb_live(void);
 char *fb_path(const char *abs);
 int fb_open(const char *abs, int flags, mode_t mode);

@@ -1,0 +1,203 @@
+/* The network steps on fixture trees. Tailscale cannot be installed here: a stand-in at the
+ * process boundary answers for it (the runner below: it records every argv and plays
+ * `tailscale up` / `tailscale status --json`), and PMOVES_FIRSTBOOT_LIVE=1 makes the tree
+ * count as the running system so the join itself is exercised. Verified here against the
+ * stand-in only, never against Tailscale. */
+#include "test-fb-lib.h"
+
+#define KEY "hskey-0123456789abcdef0123456789abcdef0123456789ab"
+#define OTHERS_OFF "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
+
+/* The stand-in runner: records argv in DIR/calls; "tailscale up" fails while DIR/fail-up
+ * holds a count above 0, records the key file's mode and size (never its content), and on
+ * success remembers the tags; "tailscale status --json" answers Running with them. */
+static void net_stand_in(const char *root)
+{
+	char *dir = t_strf("%.*s", (int)(strrchr(root, '/') - root), root);
+	char *script = t_strf(
+		"#!/bin/sh\n"
+		"# stand-in for tailscale, systemctl, sysctl (not the real programs)\n"
+		"D=%s; R=%s\n"
+		"echo \"$*\" >> $D/calls\n"
+		"[ \"$1\" = tailscale ] || exit 0\n"
+		"case $2 in\n"
+		"up)\n"
+		"  k=$R/var/lib/pmoves/tailnet/auth.key\n"
+		"  if [ -f $k ]; then echo \"key mode $(stat -c %%a $k) size $(stat -c %%s $k)\" >> $D/calls; fi\n"
+		"  if [ -f $D/fail-up ] && [ \"$(cat $D/fail-up)\" -gt 0 ]; then\n"
+		"    echo $(($(cat $D/fail-up) - 1)) > $D/fail-up; echo 'backend error: unreachable' >&2; exit 1; fi\n"
+		"  tags=; for a; do case $a in --advertise-tags=*) tags=${a#--advertise-tags=};; esac; done\n"
+		"  echo \"$tags\" > $D/joined; exit 0;;\n"
+		"status)\n"
+		"  if [ -f $D/joined ]; then t=$(sed 's/\\([^,]*\\)/\"\\1\"/g' $D/joined)\n"
+		"    printf '{\"BackendState\": \"Running\", \"Self\": {\"DNSName\": \"node1.fleet.\", \"TailscaleIPs\": [\"100.64.0.7\"], \"Tags\": [%%s]}}\\n' \"$t\"\n"
+		"  else echo '{\"BackendState\": \"NeedsLogin\"}'; fi;;\n"
+		"esac\nexit 0\n",
+		dir, root);
+	char *sp = t_strf("%s/stand-in", dir);
+	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
+		abort();
+	free(sp), free(script), free(dir);
+}
+
+static char *calls_of(const char *root)
+{
+	char *p = t_beside(root, "calls"), *text = t_read(p, NULL);
+	free(p);
+	return text ? text : strdup("");
+}
+
+static char *net_tree(const char *tailnet)
+{
+	char *root = t_tree();
+	net_stand_in(root);
+	char *cfg = t_strf("{\"hostname\": \"node1.example.org\", " OTHERS_OFF ", \"tailnet\": %s}", tailnet);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	t_write(root, "usr/bin/tailscale", "stand-in\n");
+	free(cfg);
+	return root;
+}
+
+static bool leaked(const char *root, const struct t_result *r)
+{
+	char *state = t_read(root, "var/lib/pmoves/firstboot/state.json"),
+	     *status = t_read(root, "var/lib/pmoves/firstboot/status.json"), *c = calls_of(root);
+	bool leak = strstr(r->out ? r->out : "", KEY) || strstr(r->err ? r->err : "", KEY) || strstr(state ? state : "", KEY) ||
+		    strstr(status ? status : "", KEY) || strstr(c, KEY);
+	free(state), free(status), free(c);
+	return leak;
+}
+
+static void test_tailnet_join(void)
+{
+	char *root = net_tree("{\"login_server\": \"https://hs.example.org\", \"auth_key\": \"" KEY "\","
+			      " \"tags\": [\"tag:mesh\", \"tag:edge\"], \"advertise_routes\": [\"10.42.0.0/24\"],"
+			      " \"accept_routes\": true, \"ssh\": true, \"timeout\": 30}");
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_is_int(r.status, 0, "tailnet: the run is ok");
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as node1.fleet. 100.64.0.7\n", "tailnet: verified by status --json");
+	char *c = calls_of(root);
+	char *want = t_strf("sysctl --quiet --load=/etc/sysctl.d/90-pmoves-tailnet.conf\n"
+			    "systemctl --quiet enable tailscaled.service\n"
+			    "systemctl restart tailscaled.service\n"
+			    "tailscale up --reset --login-server=https://hs.example.org --auth-key=file:/var/lib/pmoves/tailnet/auth.key"
+			    " --hostname=node1 --advertise-tags=tag:mesh,tag:edge --advertise-routes=10.42.0.0/24 --accept-routes --ssh"
+			    " --timeout=30s\n"
+			    "key mode 600 size %zu\n"
+			    "tailscale status --json\n",
+			    strlen(KEY));
+	tap_ok(c && strstr(c, want), "tailnet: forwarding, tailscaled, then up with the key from a 0600 file (argv without the key)");
+	if (!c || !strstr(c, want))
+		tap_diag("calls:\n%s", c ? c : "");
+	free(c), free(want);
+	char *fwd = t_read(root, "etc/sysctl.d/90-pmoves-tailnet.conf");
+	tap_contains(fwd, "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n", "tailnet: a subnet router forwards v4 and v6");
+	free(fwd);
+	tap_ok(!t_exists(root, "var/lib/pmoves/tailnet/auth.key"), "tailnet: the key file is gone after the join");
+	tap_ok(!leaked(root, &r), "tailnet: the key is in no output, state, status or argv");
+	t_result_free(&r);
+
+	/* Already on the tailnet: the check sees it (state.json removed, so the step is checked). */
+	char *calls = t_beside(root, "calls"), *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(calls);
+	unlink(state);
+	free(state);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{\"hostname\": \"node1.example.org\", " OTHERS_OFF ", \"tailnet\": {\"login_server\": \"https://hs.example.org\","
+		" \"tags\": [\"tag:mesh\", \"tag:edge\"], \"advertise_routes\": [\"10.42.0.0/24\"], \"accept_routes\": true, \"ssh\": true, \"timeout\": 30}}");
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=skipped on the tailnet as node1.fleet. 100.64.0.7", "tailnet: a joined machine is left alone, without needing the key");
+	c = calls_of(root);
+	tap_ok(!strstr(c, "tailscale up"), "tailnet: no second up");
+	free(c), free(calls);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_tailnet_unreachable(void)
+{
+	char *root = net_tree("{\"login_server\": \"https://hs.example.org\", \"auth_key\": \"" KEY "\", \"tags\": [\"tag:core\"]}");
+	char *fail = t_beside(root, "fail-up");
+	write_file_atomic(fail, "5\n", 2, 0644);
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_is_int(r.status, 1, "unreachable: the run is not ok (pending)");
+	tap_contains(r.out, "step=tailnet state=pending not joined to 'https://hs.example.org' after 3 attempts", "unreachable: pending after 3 attempts");
+	tap_contains(r.out, "done status=degraded", "unreachable: the boot goes on (degraded, the unit stays for a later boot)");
+	char *c = calls_of(root);
+	tap_is_int(t_count(c, "tailscale up "), 3, "unreachable: three tries");
+	tap_is_int(t_count(c, "key mode 600"), 3, "unreachable: the key file is there, 0600, for each try");
+	tap_ok(!t_exists(root, "var/lib/pmoves/tailnet/auth.key"), "unreachable: and gone after each");
+	tap_contains(r.err, "'tailscale up' exited with 1 (attempt 1 of 3)", "unreachable: each failure is logged");
+	tap_ok(!leaked(root, &r), "unreachable: no key anywhere");
+	free(c);
+	t_result_free(&r);
+
+	/* The server is back: the next run joins. */
+	write_file_atomic(fail, "0\n", 2, 0644);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as", "unreachable: a later run joins");
+	t_result_free(&r);
+	free(fail);
+	t_cleanup(root);
+}
+
+static void test_tailnet_tree(void)
+{
+	char *root = net_tree("{\"login_server\": \"https://hs.example.org\", \"auth_key\": \"" KEY "\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "step=tailnet state=pending tailscaled enabled; the join is left to the running machine",
+		     "on a tree: unit enabled, join left to the machine");
+	char *c = calls_of(root), *want = t_strf("systemctl --root=%s enable tailscaled.service\n", root);
+	tap_contains(c, want, "on a tree: systemctl --root");
+	tap_ok(!strstr(c, "tailscale up") && !t_exists(root, "etc/sysctl.d/90-pmoves-tailnet.conf"),
+	       "on a tree: no join, and no forwarding for a plain node");
+	free(c), free(want);
+	t_result_free(&r);
+
+	unlink(t_strf("%s/usr/bin/tailscale", root));
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=failed the Tailscale client is not installed ('/usr/bin/tailscale')",
+		     "no client: failed, saying how to get one");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+static void test_tailnet_schema(void)
+{
+	static const struct {
+		const char *cfg, *msg;
+	} bad[] = {
+		{ "{\"tailnet\": {\"auth_key\": \"" KEY "\"}}", ".tailnet.login_server: is required" },
+		{ "{\"tailnet\": {\"login_server\": \"http://hs\"}}", "'http://hs' is not an https:// URL" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"tags\": [\"mesh\"]}}", "'mesh' is not a tag" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"advertise_routes\": [\"10.42.0.0\"]}}", "'10.42.0.0' is not a route" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"advertise_routes\": [\"10.42.0.0/33\"]}}", "'10.42.0.0/33' is not a route" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"auth_key\": \"short\"}}", "not a pre-auth key" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"timeout\": 1}}", "whole seconds from 5 to 3600" },
+		{ "{\"tailnet\": {\"login_server\": \"https://hs\", \"exitnode\": true}}", "exitnode" },
+	};
+	char *root = t_tree();
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		t_write(root, "etc/pmoves/x.json", bad[i].cfg);
+		char *p = t_strf("%s/etc/pmoves/x.json", root);
+		char *argv[] = { "pmoves-firstboot", "validate", p, NULL };
+		struct t_result r = t_fb(root, NULL, argv);
+		tap_ok(r.status == 2 && r.err && strstr(r.err, bad[i].msg), "tailnet schema: %s", bad[i].msg);
+		if (r.status != 2 || !r.err || !strstr(r.err, bad[i].msg))
+			tap_diag("status %d: %s", r.status, r.err ? r.err : "");
+		t_result_free(&r);
+		free(p);
+	}
+	t_cleanup(root);
+}
+
+int main(void)
+{
+	if (geteuid() != 0)
+		tap_skip_all("needs root to make the test trees' files root-owned");
+	test_tailnet_join();
+	test_tailnet_unreachable();
+	test_tailnet_tree();
+	test_tailnet_schema();
+	return tap_done();
+}
