@@ -53,6 +53,8 @@ extern const struct fb_field fb_iommu_fields[];
 extern const struct fb_field fb_tailnet_fields[];
 extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
 fb_validator fb_artifacts_valid;
+extern const struct fb_field fb_apt_repository_elem;
+fb_validator fb_apt_repositories_valid;
 extern const struct fb_field fb_mesh_fields[];
 extern const struct fb_field fb_proxmox_fields[];
 

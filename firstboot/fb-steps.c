@@ -12,6 +12,7 @@ const struct fb_step *const fb_steps[] = {
 	&step_sysctl,
 	&step_files,
 	/* before units: a package or tarball may bring the units the config enables */
+	&step_apt_repositories,
 	&step_artifacts,
 	&step_units,
 	&step_mesh, /* before tailnet: a mesh-only node reaches the tailnet through the mesh */

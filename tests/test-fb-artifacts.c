@@ -109,20 +109,28 @@ static void server_log_clear(void)
 	put(srv, "log", "", 0, 0644);
 }
 
+static void tree_runner(const char *root);
+
 /* A tree whose config lists ARTIFACTS (JSON array text), with the runner beside it. */
 static char *tree(const char *artifacts)
 {
 	char *root = t_tree();
 	char *cfg = t_strf("{" OFF ", \"artifacts\": %s}\n", artifacts);
 	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	free(cfg);
+	tree_runner(root);
+	return root;
+}
+
+static void tree_runner(const char *root)
+{
 	char *runner = t_beside(root, "runner"), *calls = t_beside(root, "calls");
-	char *script = t_strf("#!/bin/sh\n# stand-in runner: records argv; tar runs for real, dpkg and the rest only recorded\n"
-			      "echo \"$*\" >> %s\n[ \"$1\" = tar ] && exec \"$@\"\nexit 0\n",
+	char *script = t_strf("#!/bin/sh\n# stand-in runner: records argv; tar and gpg run for real, dpkg and the rest only recorded\n"
+			      "echo \"$*\" >> %s\ncase \"$1\" in tar|gpg) exec \"$@\";; esac\nexit 0\n",
 			      calls);
 	if (write_file_atomic(runner, script, strlen(script), 0755) < 0)
 		abort();
-	free(cfg), free(runner), free(calls), free(script);
-	return root;
+	free(runner), free(calls), free(script);
 }
 
 static struct t_result run(const char *root)
@@ -465,6 +473,155 @@ static void test_api(void)
 	t_cleanup(root);
 }
 
+static bool bin_equal(const char *a, const char *b)
+{
+	char *x = NULL, *y = NULL;
+	size_t xl = 0, yl = 0;
+	bool eq = read_file(a, 1 << 20, &x, &xl) == 0 && read_file(b, 1 << 20, &y, &yl) == 0 && xl == yl && xl > 0 &&
+		  memcmp(x, y, xl) == 0;
+	free(x), free(y);
+	return eq;
+}
+
+static int gpg(char *const *argv, char **ret_out)
+{
+	struct run_opts o = { .capture = ret_out };
+	return run_argv(argv, &o);
+}
+
+/* The primary key's fingerprint of UID in HOME. */
+static char *fingerprint(const char *home, const char *uid)
+{
+	char *out = NULL, *fp = NULL;
+	char *argv[] = { "gpg", "--batch", "--homedir", (char *)home, "--with-colons", "--fingerprint", (char *)uid, NULL };
+	if (gpg(argv, &out) == 0 && out) {
+		char *p = strstr(out, "\nfpr:");
+		if (p) {
+			p += 1;
+			for (int f = 0; f < 9 && p; f++)
+				p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL;
+			if (p)
+				fp = strndup(p, 40);
+		}
+	}
+	free(out);
+	return fp;
+}
+
+static char *apt_config(const char *name, const char *key_url_path, int key_port, const char *fp)
+{
+	return t_strf("{" OFF ", \"apt_repositories\": [{\"name\": \"%s\", \"url\": \"https://pkgs.example.org/debian\","
+		      " \"suite\": \"bookworm\", \"components\": [\"main\"], \"key_url\": \"http://127.0.0.1:%d/ok/%s\","
+		      " \"key_fingerprint\": \"%s\"}]}\n",
+		      name, key_port, key_url_path, fp);
+}
+
+static char *apt_tree(const char *cfg)
+{
+	char *root = t_tree();
+	tree_runner(root);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	return root;
+}
+
+#define APT_TESTS 9
+static void test_apt(void)
+{
+	char *home = t_strf("%s/gnupg", srv), *prog = NULL;
+	if (find_program("gpg", &prog) < 0) {
+		for (int i = 0; i < APT_TESTS; i++)
+			tap_skip("apt repositories", "gpg is not installed");
+		free(home);
+		return;
+	}
+	free(prog);
+	mkdir(home, 0700);
+	char *gen1[] = { "gpg", "--batch", "--homedir", home, "--passphrase", "", "--quick-gen-key",
+			 "Stand-in vendor <vendor@example.org>", "ed25519", "sign", "never", NULL };
+	char *gen2[] = { "gpg", "--batch", "--homedir", home, "--passphrase", "", "--quick-gen-key",
+			 "Other <other@example.org>", "ed25519", "sign", "never", NULL };
+	char *asc = t_strf("%s/files/key.asc", srv), *bin = t_strf("%s/files/key.gpg", srv), *two = t_strf("%s/files/two.asc", srv);
+	char *ex1[] = { "gpg", "--batch", "--homedir", home, "--armor", "--output", asc, "--export", "vendor@example.org", NULL };
+	char *ex2[] = { "gpg", "--batch", "--homedir", home, "--output", bin, "--export", "vendor@example.org", NULL };
+	char *ex3[] = { "gpg", "--batch", "--homedir", home, "--armor", "--output", two, "--export", NULL };
+	char *fp = NULL, *fp2 = NULL;
+	if (gpg(gen1, NULL) != 0 || gpg(gen2, NULL) != 0 || gpg(ex1, NULL) != 0 || gpg(ex2, NULL) != 0 || gpg(ex3, NULL) != 0 ||
+	    !(fp = fingerprint(home, "vendor@example.org")) || !(fp2 = fingerprint(home, "other@example.org"))) {
+		for (int i = 0; i < APT_TESTS; i++)
+			tap_skip("apt repositories", "gpg cannot make the stand-in vendor keys");
+		free(home), free(asc), free(bin), free(two), free(fp);
+		return;
+	}
+	/* The pin as vendors print it: groups of four, lower case here. */
+	char spaced[64];
+	size_t n = 0;
+	for (int i = 0; i < 40; i++) {
+		if (i && i % 4 == 0)
+			spaced[n++] = ' ';
+		spaced[n++] = (char)(fp[i] >= 'A' && fp[i] <= 'F' ? fp[i] - 'A' + 'a' : fp[i]);
+	}
+	spaced[n] = '\0';
+
+	char *cfg = t_strf("{" OFF ", \"apt_repositories\": ["
+			   "{\"name\": \"vendor\", \"url\": \"https://pkgs.example.org/debian\", \"suite\": \"bookworm\", \"components\": [\"main\"],"
+			   " \"key_url\": \"http://127.0.0.1:%d/ok/key.asc\", \"key_fingerprint\": \"%s\"},"
+			   "{\"name\": \"flat\", \"url\": \"https://pkgs.example.org/flat\", \"suite\": \"stable/\","
+			   " \"key_url\": \"http://127.0.0.1:%d/ok/key.gpg\", \"key_fingerprint\": \"%s\"}]}\n",
+			   port, spaced, port, fp);
+	char *root = apt_tree(cfg);
+	struct t_result r = run(root);
+	tap_contains(r.out, "step=apt-repositories state=ok 2 of 2 apt repositories added", "apt: two repositories added");
+	char *list = t_read(root, "etc/apt/sources.list.d/vendor.list"), *flat = t_read(root, "etc/apt/sources.list.d/flat.list");
+	tap_is_str(list, "# Written by pmoves-firstboot (apt-repositories step): change its config, not this file.\n"
+			 "deb [signed-by=/etc/apt/keyrings/vendor.gpg] https://pkgs.example.org/debian bookworm main\n",
+		   "apt: the source line with signed-by");
+	tap_ok(flat && strstr(flat, "deb [signed-by=/etc/apt/keyrings/flat.gpg] https://pkgs.example.org/flat stable/\n"),
+	       "apt: a flat repository without components");
+	char *ring = t_strf("%s/etc/apt/keyrings/vendor.gpg", root), *ring2 = t_strf("%s/etc/apt/keyrings/flat.gpg", root);
+	tap_ok(bin_equal(ring, bin) && bin_equal(ring2, bin),
+	       "apt: the keyrings are the binary key (an armored key dearmored, a binary one as it is)");
+	t_result_free(&r);
+	r = run(root);
+	tap_contains(r.out, "step=apt-repositories state=skipped", "apt: a second run skips the step");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg), free(list), free(flat), free(ring), free(ring2);
+
+	/* The other key pinned: nothing written, both fingerprints named. */
+	cfg = apt_config("vendor", "key.asc", port, fp2);
+	root = apt_tree(cfg);
+	r = run(root);
+	char *want = t_strf("step=apt-repositories state=failed apt repository 'vendor': the key's fingerprint is %s, but %s is pinned: nothing written", fp, fp2);
+	tap_contains(r.out, want, "apt: a key with another fingerprint is refused, both named");
+	tap_ok(!t_exists(root, "etc/apt/keyrings/vendor.gpg") && !t_exists(root, "etc/apt/sources.list.d/vendor.list"),
+	       "apt: nothing written for a wrong key");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg), free(want);
+
+	/* A key file with two keys, even one holding the pinned key. */
+	cfg = apt_config("vendor", "two.asc", port, fp);
+	root = apt_tree(cfg);
+	r = run(root);
+	tap_ok(strstr(r.out, "state=failed apt repository 'vendor': the key file holds 2 keys") &&
+		       !t_exists(root, "etc/apt/keyrings/vendor.gpg"),
+	       "apt: a key file with two keys is refused");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg);
+
+	/* Key server unreachable: pending. */
+	cfg = apt_config("vendor", "key.asc", closed_port, fp);
+	root = apt_tree(cfg);
+	r = run(root);
+	tap_ok(strstr(r.out, "step=apt-repositories state=pending apt repository 'vendor': cannot fetch the key") &&
+		       !t_exists(root, "etc/apt/sources.list.d/vendor.list"),
+	       "apt: key server unreachable: pending, nothing written");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg), free(home), free(asc), free(bin), free(two), free(fp), free(fp2);
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -479,7 +636,7 @@ int main(void)
 	hex_of(content, SIZE, sha);
 	hex_of(content, SIZE - 1, other_sha);
 	server_start();
-	tap_plan(51);
+	tap_plan(51 + APT_TESTS);
 	test_good();
 	test_mismatch();
 	test_short();
@@ -490,6 +647,7 @@ int main(void)
 	test_kinds();
 	test_schema();
 	test_api();
+	test_apt();
 	server_stop();
 	free(content);
 	return tap_done();
