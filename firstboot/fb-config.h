@@ -51,6 +51,7 @@ struct fb_field {
  * in its own file (step-<name>.c) and they are listed here. */
 extern const struct fb_field fb_iommu_fields[];
 extern const struct fb_field fb_tailnet_fields[];
+extern const struct fb_field fb_headscale_fields[];
 extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
 fb_validator fb_artifacts_valid;
 extern const struct fb_field fb_apt_repository_elem;

@@ -16,6 +16,7 @@ const struct fb_step *const fb_steps[] = {
 	&step_artifacts,
 	&step_units,
 	&step_mesh, /* before tailnet: a mesh-only node reaches the tailnet through the mesh */
+	&step_headscale, /* before tailnet: the hub joins its own tailnet */
 	&step_tailnet,
 	&step_efiboot,
 	&step_iommu,

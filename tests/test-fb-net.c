@@ -6,6 +6,7 @@
 #include "test-fb-lib.h"
 
 #define KEY "hskey-0123456789abcdef0123456789abcdef0123456789ab"
+#define HS_KEY_PREFIX "f00dfeedcafe0123456789abcdef0123456789abcdef"
 #define OTHERS_OFF "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
 
 /* The stand-in runner: records argv in DIR/calls; "tailscale up" fails while DIR/fail-up
@@ -19,6 +20,15 @@ static void net_stand_in(const char *root)
 		"# stand-in for tailscale, systemctl, sysctl (not the real programs)\n"
 		"D=%s; R=%s\n"
 		"echo \"$*\" >> $D/calls\n"
+		"if [ \"$1\" = headscale ]; then\n"
+		"  case \"$2 $3\" in\n"
+		"  'users list') [ -f $D/hs-down ] && exit 1\n"
+		"    printf '['; sep=; for u in $(cat $D/hs-users 2>/dev/null); do printf '%%s{\"id\": \"1\", \"name\": \"%%s\"}' \"$sep\" $u; sep=', '; done; echo ']';;\n"
+		"  'users create') echo $4 >> $D/hs-users;;\n"
+		"  'preauthkeys create') n=$(($(cat $D/hs-n 2>/dev/null || echo 0) + 1)); echo $n > $D/hs-n\n"
+		"    echo \"{\\\"id\\\": \\\"$n\\\", \\\"key\\\": \\\"" HS_KEY_PREFIX "$n\\\", \\\"reusable\\\": true}\";;\n"
+		"  esac; exit 0\n"
+		"fi\n"
 		"[ \"$1\" = tailscale ] || exit 0\n"
 		"case $2 in\n"
 		"up)\n"
@@ -191,6 +201,74 @@ static void test_tailnet_schema(void)
 	t_cleanup(root);
 }
 
+static char *hs_tree(void)
+{
+	char *root = t_tree();
+	net_stand_in(root);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{\"hostname\": \"hub\", " OTHERS_OFF ", \"headscale\": {\"server_url\": \"https://hs.example.org\","
+		" \"users\": [\"fleet\", \"ci\"], \"keys\": ["
+		" {\"name\": \"fleet\", \"user\": \"fleet\", \"reusable\": true, \"tags\": [\"tag:core\"]},"
+		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]}]}}");
+	t_write(root, "usr/bin/headscale", "stand-in\n");
+	return root;
+}
+
+static void test_headscale(void)
+{
+	char *root = hs_tree();
+	char *users = t_beside(root, "hs-users");
+	write_file_atomic(users, "fleet\n", 6, 0644); /* one user exists already */
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_is_int(r.status, 0, "headscale: the run is ok");
+	tap_contains(r.out, "step=headscale state=ok 1 users and 2 pre-auth keys made; keys (0600) in /var/lib/pmoves/headscale/fleet.key, /var/lib/pmoves/headscale/ci.key\n",
+		     "headscale: reports where the keys are");
+	char *cfg = t_read(root, "etc/headscale/config.yaml");
+	tap_contains(cfg, "server_url: https://hs.example.org\nlisten_addr: 0.0.0.0:8080\nmetrics_listen_addr: 127.0.0.1:9090\n", "headscale: server and listen addresses");
+	tap_contains(cfg, "prefixes:\n  v4: 100.64.0.0/10\n  v6: fd7a:115c:a1e0::/48\n", "headscale: IP prefixes");
+	tap_contains(cfg, "database:\n  type: sqlite\n  sqlite:\n    path: /var/lib/headscale/db.sqlite\n", "headscale: sqlite");
+	tap_contains(cfg, "  urls:\n    - https://controlplane.tailscale.com/derpmap/default\n", "headscale: DERP map");
+	tap_contains(cfg, "policy:\n  mode: file\n  path: /etc/headscale/acl.hujson\n", "headscale: the policy file");
+	char *pol = t_read(root, "etc/headscale/acl.hujson");
+	tap_contains(pol, "\"tag:mesh\": [\n      \"fleet\"\n    ]", "policy: tag owners");
+	tap_contains(pol, "\"routes\": {\n      \"10.42.0.0/24\": [\n        \"tag:mesh\"\n      ]\n    }", "policy: the mesh subnet auto-approved for tag:mesh");
+	tap_contains(pol, "\"exitNode\": [\n      \"tag:edge\"\n    ]", "policy: exit nodes of tag:edge auto-approved");
+	char *c = t_strf("%.*s/calls", (int)(strrchr(root, '/') - root), root), *calls = t_read(c, NULL);
+	tap_contains(calls, "systemctl --quiet enable headscale.service\nsystemctl restart headscale.service\nheadscale users list -o json\nheadscale users create ci\n"
+			    "headscale preauthkeys create --user fleet --reusable --expiration 720h --tags tag:core -o json\n"
+			    "headscale preauthkeys create --user ci --ephemeral --expiration 24h --tags tag:ci -o json\n",
+		     "headscale: only the missing user made; a reusable fleet key and an ephemeral CI key");
+	char *k1 = t_read(root, "var/lib/pmoves/headscale/fleet.key");
+	struct stat st = t_stat(root, "var/lib/pmoves/headscale/fleet.key");
+	tap_ok(k1 && STREQ(k1, HS_KEY_PREFIX "1\n") && (st.st_mode & 07777) == 0600 && st.st_uid == 0, "headscale: the key is in its file, 0600 root");
+	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json");
+	tap_ok(!strstr(r.out, HS_KEY_PREFIX) && !strstr(r.err, HS_KEY_PREFIX) && !strstr(status, HS_KEY_PREFIX), "headscale: no key in output or status");
+	free(cfg), free(pol), free(calls), free(k1), free(status);
+	t_result_free(&r);
+
+	/* Again, with the state gone: nothing is made twice. */
+	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(state);
+	unlink(c);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=headscale state=skipped already done", "headscale: a second run finds config and keys in place");
+	calls = t_read(c, NULL);
+	tap_ok(!calls || !strstr(calls, "preauthkeys"), "headscale: no new key");
+	free(calls), free(state), free(c), free(users);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* The server never answers. */
+	root = hs_tree();
+	char *down = t_beside(root, "hs-down");
+	write_file_atomic(down, "", 0, 0644);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=headscale state=failed Headscale does not answer 'headscale users list' after 30 s", "headscale: a server that never answers fails the step");
+	t_result_free(&r);
+	free(down);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -199,5 +277,6 @@ int main(void)
 	test_tailnet_unreachable();
 	test_tailnet_tree();
 	test_tailnet_schema();
+	test_headscale();
 	return tap_done();
 }
