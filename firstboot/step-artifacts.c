@@ -762,6 +762,7 @@ static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, 
 			printf("%s: would fetch %s and write it to %s if its fingerprint is %s\n", FB_NAME, r.key_url, r.keyring,
 			       r.fingerprint);
 			fb_write(r.list, r.line, strlen(r.line), 0644, 0, 0);
+			written++;
 			continue;
 		}
 		_cleanup_free_ char *key = NULL, *err = NULL, *ring = NULL;

@@ -524,7 +524,7 @@ static char *apt_tree(const char *cfg)
 	return root;
 }
 
-#define APT_TESTS 9
+#define APT_TESTS 10
 static void test_apt(void)
 {
 	char *home = t_strf("%s/gnupg", srv), *prog = NULL;
@@ -609,6 +609,33 @@ static void test_apt(void)
 	t_result_free(&r);
 	t_cleanup(root);
 	free(cfg);
+
+	/* Refused by the schema. */
+	static const struct {
+		const char *repo, *want;
+	} bad[] = {
+		{ "{\"name\": \"v\", \"url\": \"https://x.org/d\", \"suite\": \"bookworm\", \"key_url\": \"https://x.org/k\", \"key_fingerprint\": \"%s\"}",
+		  ".apt_repositories[0]: 'components' is required" },
+		{ "{\"name\": \"v\", \"url\": \"https://x.org/d\", \"suite\": \"bookworm\", \"components\": [\"main\"], \"key_url\": \"https://x.org/k\", \"key_fingerprint\": \"%.39s\"}",
+		  ".apt_repositories[0].key_fingerprint: '" },
+		{ "{\"name\": \"v\", \"url\": \"https://x.org/d\", \"suite\": \"bookworm\", \"components\": [\"main\"], \"key_url\": \"https://x.org/k\"}",
+		  ".apt_repositories[0].key_fingerprint: is required" },
+	};
+	bool all = true;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *repo = t_strf(bad[i].repo, fp);
+		cfg = t_strf("{" OFF ", \"apt_repositories\": [%s]}\n", repo);
+		root = apt_tree(cfg);
+		r = run(root);
+		if (r.status != 2 || !r.err || !strstr(r.err, bad[i].want)) {
+			all = false;
+			tap_diag("status %d, err: %s", r.status, r.err ? r.err : "");
+		}
+		t_result_free(&r);
+		t_cleanup(root);
+		free(cfg), free(repo);
+	}
+	tap_ok(all, "apt: no components, a short fingerprint, no fingerprint: refused by the schema");
 
 	/* Key server unreachable: pending. */
 	cfg = apt_config("vendor", "key.asc", closed_port, fp);
