@@ -8,6 +8,8 @@
  *      [--ssh] --timeout=Ns`, and removed again whatever the outcome: the key is never in an
  *     argv, a message or a file others can read, and the engine scrubs it from device.json
  *     once the run is ok;
+ *     Or "auth_key_file": a key file already on the machine (the hub joins its own tailnet
+ *     with a key its headscale step made), used in place and kept;
  *   - verified with `tailscale status --json`: BackendState "Running" and Self.Tags holding
  *     every tag asked for.
  * The control server unreachable (up fails or times out): tried ATTEMPTS times with a pause
@@ -93,6 +95,14 @@ static int valid_timeout(struct fb_check *c, json_object *v)
 	return 0;
 }
 
+static int valid_key_file(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (s[0] != '/' || strlen(s) > 255 || strstr(s, "/../") || strpbrk(s, " \t\r\n,"))
+		return fb_bad(c, "'%.64s' is not an absolute path without spaces or '..'", s);
+	return 0;
+}
+
 static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
 static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
 const struct fb_field fb_tailnet_fields[] = {
@@ -100,6 +110,7 @@ const struct fb_field fb_tailnet_fields[] = {
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
 	 * run must still find the config valid. apply asks for it. */
 	{ "auth_key", FB_T_STRING, NULL, valid_key, NULL, FB_SECRET, 256 },
+	{ "auth_key_file", FB_T_STRING, NULL, valid_key_file, NULL, 0, 0 },
 	{ "hostname", FB_T_STRING, NULL, valid_tnhost, NULL, 0, 0 },
 	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
 	{ "advertise_routes", FB_T_ARRAY, &route_elem, NULL, NULL, 0, 64 },
@@ -219,7 +230,7 @@ static void key_remove(void)
 		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(errno));
 }
 
-static int build_up(const struct fb_ctx *c, json_object *section, char ***ret)
+static int build_up(const struct fb_ctx *c, json_object *section, const char *key_file, char ***ret)
 {
 	json_object *v;
 	_cleanup_strv_ char **argv = NULL;
@@ -228,7 +239,7 @@ static int build_up(const struct fb_ctx *c, json_object *section, char ***ret)
 	int64_t timeout = json_object_object_get_ex(section, "timeout", &v) ? json_object_get_int64(v) : DEFAULT_TIMEOUT;
 	json_object_object_get_ex(section, "login_server", &v);
 	_cleanup_free_ char *server = fb_strdupf("--login-server=%s", json_object_get_string(v)),
-			    *key = strdup("--auth-key=file:" KEY_FILE), *h = host ? fb_strdupf("--hostname=%s", host) : NULL,
+			    *key = fb_strdupf("--auth-key=file:%s", key_file), *h = host ? fb_strdupf("--hostname=%s", host) : NULL,
 			    *t = tags && *tags ? fb_strdupf("--advertise-tags=%s", tags) : NULL,
 			    *rt = rts && *rts ? fb_strdupf("--advertise-routes=%s", rts) : NULL,
 			    *to = fb_strdupf("--timeout=%llds", (long long)timeout);
@@ -272,25 +283,31 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 		return FB_PENDING;
 	}
 
-	json_object *key;
-	if (!json_object_object_get_ex(section, "auth_key", &key)) {
+	json_object *key = NULL, *file = NULL;
+	if (!json_object_object_get_ex(section, "auth_key", &key) && !json_object_object_get_ex(section, "auth_key_file", &file)) {
 		*ret_msg = strdup("not on the tailnet and no 'auth_key' in the config (it is removed from device.json "
 				  "after a successful run: give a new one)");
 		return FB_FAILED;
 	}
+	const char *key_file = key ? KEY_FILE : json_object_get_string(file);
+	if (!key && fb_exists(key_file) != 1) {
+		*ret_msg = fb_strdupf("the auth key file '%s' does not exist", key_file);
+		return FB_FAILED;
+	}
 	_cleanup_strv_ char **up = NULL;
-	if (build_up(c, section, &up) < 0)
+	if (build_up(c, section, key_file, &up) < 0)
 		return FB_FAILED;
 	unsigned pause = 5;
 	for (unsigned attempt = 1; attempt <= ATTEMPTS; attempt++) {
-		const char *k = json_object_get_string(key);
+		const char *k = key ? json_object_get_string(key) : NULL;
 		/* 0600 from creation (fb_write); gone again right after the call. */
-		if ((r = fb_write(KEY_FILE, k, strlen(k), 0600, 0, 0)) < 0) {
+		if (k && (r = fb_write(KEY_FILE, k, strlen(k), 0600, 0, 0)) < 0) {
 			*ret_msg = fb_strdupf("cannot write '%s': %s", KEY_FILE, strerror(-r));
 			return FB_FAILED;
 		}
 		r = fb_run(up);
-		key_remove();
+		if (k)
+			key_remove();
 		if (r == 0)
 			break;
 		fb_warn("tailnet: 'tailscale up' exited with %d (attempt %u of %u)", r, attempt, ATTEMPTS);

@@ -209,8 +209,11 @@ static char *hs_tree(void)
 		"{\"hostname\": \"hub\", " OTHERS_OFF ", \"headscale\": {\"server_url\": \"https://hs.example.org\","
 		" \"users\": [\"fleet\", \"ci\"], \"keys\": ["
 		" {\"name\": \"fleet\", \"user\": \"fleet\", \"reusable\": true, \"tags\": [\"tag:core\"]},"
-		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]}]}}");
+		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]}]},"
+		" \"tailnet\": {\"login_server\": \"https://hs.example.org\", \"auth_key_file\": \"/var/lib/pmoves/headscale/fleet.key\","
+		" \"tags\": [\"tag:core\"]}}");
 	t_write(root, "usr/bin/headscale", "stand-in\n");
+	t_write(root, "usr/bin/tailscale", "stand-in\n");
 	return root;
 }
 
@@ -243,6 +246,10 @@ static void test_headscale(void)
 	tap_ok(k1 && STREQ(k1, HS_KEY_PREFIX "1\n") && (st.st_mode & 07777) == 0600 && st.st_uid == 0, "headscale: the key is in its file, 0600 root");
 	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json");
 	tap_ok(!strstr(r.out, HS_KEY_PREFIX) && !strstr(r.err, HS_KEY_PREFIX) && !strstr(status, HS_KEY_PREFIX), "headscale: no key in output or status");
+	tap_contains(calls, "tailscale up --reset --login-server=https://hs.example.org --auth-key=file:/var/lib/pmoves/headscale/fleet.key --hostname=hub --advertise-tags=tag:core --timeout=60s\n",
+		     "hub: joins its own tailnet with the key file its headscale step made");
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as", "hub: on the tailnet");
+	tap_ok(t_exists(root, "var/lib/pmoves/headscale/fleet.key"), "hub: the key file given by path is kept");
 	free(cfg), free(pol), free(calls), free(k1), free(status);
 	t_result_free(&r);
 
