@@ -447,6 +447,74 @@ static void test_schema(void)
 	}
 }
 
+/* A second server speaking TLS with a certificate for 127.0.0.1 that only SSL_CERT_FILE
+ * trusts. Returns its port, 0 when it cannot run; *ret_pid, *ret_cert. */
+static int tls_start(pid_t *ret_pid, char **ret_cert)
+{
+	char *cert = t_strf("%s/cert.pem", srv), *key = t_strf("%s/key.pem", srv), *pf = t_strf("%s/port-tls", srv),
+	     *files = t_strf("%s/files", srv), *log = t_strf("%s/log", srv), *py = NULL;
+	char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+			 "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key,
+			 "-out", cert, NULL };
+	struct run_opts ro = { 0 };
+	int p = 0;
+	if (run_argv(argv, &ro) == 0 && find_program("python3", &py) == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			execl(py, "python3", "tests/fixtures/artifact-server.py", "--port-file", pf, "--files", files, "--log", log,
+			      "--cert", cert, "--key", key, (char *)NULL);
+			_exit(127);
+		}
+		for (int i = 0; i < 100 && !p && pid > 0; i++) {
+			char *s = t_read(pf, NULL);
+			uint64_t v;
+			if (s && (s[strcspn(s, "\n")] = '\0', parse_u64(s, &v) == 0))
+				p = (int)v;
+			free(s);
+			if (!p)
+				usleep(100000);
+		}
+		*ret_pid = pid;
+	}
+	*ret_cert = cert;
+	free(key), free(pf), free(files), free(log), free(py);
+	return p;
+}
+
+static void test_https(void)
+{
+	pid_t pid = 0;
+	char *cert = NULL;
+	int tls = tls_start(&pid, &cert);
+	if (!tls) {
+		tap_skip("https", "openssl or the TLS server is not available");
+		tap_skip("https", "openssl or the TLS server is not available");
+	} else {
+		char *root = t_tree(), *url = t_strf("https://127.0.0.1:%d/ok/tool", tls), *err = NULL;
+		fb_root_set(root);
+		struct fb_download_opts o = { .attempts = 3 };
+		server_log_clear();
+		int r = fb_download(url, "/opt/dl/tool", sha, &o, &err);
+		char *log = server_log();
+		tap_ok(r == -EIO && err && t_count(log, "GET") == 0 && !t_exists(root, "opt/dl/tool"),
+		       "https: a certificate nobody trusts is refused at once, nothing written (%s)", err ? err : "");
+		free(err), free(log);
+		err = NULL;
+		setenv("SSL_CERT_FILE", cert, 1);
+		r = fb_download(url, "/opt/dl/tool", sha, &o, &err);
+		unsetenv("SSL_CERT_FILE");
+		tap_ok(r == 0 && installed_ok(root, "opt/dl/tool", 0644), "https: with SSL_CERT_FILE trusting it, downloaded and verified");
+		free(err), free(url);
+		fb_root_set("/");
+		t_cleanup(root);
+	}
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	free(cert);
+}
+
 static void test_api(void)
 {
 	/* fb_download() directly, as the tailnet, tunnel and rustdesk steps call it. */
@@ -663,7 +731,7 @@ int main(void)
 	hex_of(content, SIZE, sha);
 	hex_of(content, SIZE - 1, other_sha);
 	server_start();
-	tap_plan(51 + APT_TESTS);
+	tap_plan(53 + APT_TESTS);
 	test_good();
 	test_mismatch();
 	test_short();
@@ -674,6 +742,7 @@ int main(void)
 	test_kinds();
 	test_schema();
 	test_api();
+	test_https();
 	test_apt();
 	server_stop();
 	free(content);
