@@ -8,7 +8,7 @@
  *      [--ssh] --timeout=Ns`, and removed again whatever the outcome: the key is never in an
  *     argv, a message or a file others can read, and the engine scrubs it from device.json
  *     once the run is ok;
- *     Or "auth_key_file": a key file already on the machine (the hub joins its own tailnet
+ *     Or "key_file": an auth key file already on the machine (the hub joins its own tailnet
  *     with a key its headscale step made), used in place and kept;
  *   - verified with `tailscale status --json`: BackendState "Running" and Self.Tags holding
  *     every tag asked for.
@@ -110,7 +110,7 @@ const struct fb_field fb_tailnet_fields[] = {
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
 	 * run must still find the config valid. apply asks for it. */
 	{ "auth_key", FB_T_STRING, NULL, valid_key, NULL, FB_SECRET, 256 },
-	{ "auth_key_file", FB_T_STRING, NULL, valid_key_file, NULL, 0, 0 },
+	{ "key_file", FB_T_STRING, NULL, valid_key_file, NULL, 0, 0 },
 	{ "hostname", FB_T_STRING, NULL, valid_tnhost, NULL, 0, 0 },
 	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
 	{ "advertise_routes", FB_T_ARRAY, &route_elem, NULL, NULL, 0, 64 },
@@ -284,7 +284,7 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 	}
 
 	json_object *key = NULL, *file = NULL;
-	if (!json_object_object_get_ex(section, "auth_key", &key) && !json_object_object_get_ex(section, "auth_key_file", &file)) {
+	if (!json_object_object_get_ex(section, "auth_key", &key) && !json_object_object_get_ex(section, "key_file", &file)) {
 		*ret_msg = strdup("not on the tailnet and no 'auth_key' in the config (it is removed from device.json "
 				  "after a successful run: give a new one)");
 		return FB_FAILED;

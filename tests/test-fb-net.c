@@ -210,7 +210,7 @@ static char *hs_tree(void)
 		" \"users\": [\"fleet\", \"ci\"], \"keys\": ["
 		" {\"name\": \"fleet\", \"user\": \"fleet\", \"reusable\": true, \"tags\": [\"tag:core\"]},"
 		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]}]},"
-		" \"tailnet\": {\"login_server\": \"https://hs.example.org\", \"auth_key_file\": \"/var/lib/pmoves/headscale/fleet.key\","
+		" \"tailnet\": {\"login_server\": \"https://hs.example.org\", \"key_file\": \"/var/lib/pmoves/headscale/fleet.key\","
 		" \"tags\": [\"tag:core\"]}}");
 	t_write(root, "usr/bin/headscale", "stand-in\n");
 	t_write(root, "usr/bin/tailscale", "stand-in\n");
