@@ -52,11 +52,14 @@ struct fb_field {
 extern const struct fb_field fb_iommu_fields[];
 extern const struct fb_field fb_tailnet_fields[];
 extern const struct fb_field fb_headscale_fields[];
+extern const struct fb_field fb_tunnel_fields[];
 extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
 fb_validator fb_artifacts_valid;
 extern const struct fb_field fb_apt_repository_elem;
 fb_validator fb_apt_repositories_valid;
 extern const struct fb_field fb_mesh_fields[];
+extern const struct fb_field fb_gateway_fields[]; /* step-gateway.c */
+fb_validator fb_gateway_valid;
 extern const struct fb_field fb_proxmox_fields[];
 
 extern const struct fb_field fb_config_schema;

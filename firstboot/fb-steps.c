@@ -16,8 +16,10 @@ const struct fb_step *const fb_steps[] = {
 	&step_artifacts,
 	&step_units,
 	&step_mesh, /* before tailnet: a mesh-only node reaches the tailnet through the mesh */
+	&step_gateway, /* before tailnet: the subnet router advertises a LAN that is up */
 	&step_headscale, /* before tailnet: the hub joins its own tailnet */
 	&step_tailnet,
+	&step_tunnel,
 	&step_efiboot,
 	&step_iommu,
 	&step_proxmox_kernel,

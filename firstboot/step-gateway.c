@@ -1,0 +1,914 @@
+/* gateway: an edge router with no open ports: WAN by DHCP, a LAN with DHCP and DNS from
+ * dnsmasq, NAT from the LAN out of the WAN, and nothing accepted from the WAN but replies.
+ *
+ * The two NICs: each of "wan" and "lan" is named by "mac" (renamed to wan/lan by a .link file),
+ * by "name" (used as it is, no .link), or by neither: by order. By order means the ethernet
+ * NICs of /sys/class/net (physical: not under /sys/devices/virtual; type 1; not wireless)
+ * sorted by their sysfs device path (PCI domain:bus:device.function, then deeper), leaving out
+ * a NIC the other side names; WAN takes the first, LAN the next. The order is read once, on the
+ * machine, and pinned by MAC in the .link files: later boots do not depend on it.
+ *
+ * Persistent configuration (every boot brings it up without us):
+ *   /etc/systemd/network/10-pmoves-gateway-{wan,lan}.link     MACAddress= -> Name=wan / lan
+ *   /etc/systemd/network/10-pmoves-gateway-{wan,lan}.network  WAN: DHCP; LAN: the static
+ *                                                              address; both IPForward=ipv4
+ *   /etc/sysctl.d/90-pmoves-gateway.conf                       net.ipv4.ip_forward = 1
+ *   /etc/nftables.conf                                         table inet pmoves_gateway
+ *   /etc/dnsmasq.d/pmoves-gateway.conf                         DHCP and DNS on the LAN only
+ * and systemd-networkd, nftables and dnsmasq enabled. On the running system it is applied now:
+ * NICs renamed (ip link set name), forwarding on (sysctl -p), the ruleset loaded
+ * (systemctl reload-or-restart nftables: never a stop, whose 'flush ruleset' would take
+ * tailscaled's rules too), networkd reloaded or started and dnsmasq restarted (--no-block: at
+ * boot they are ordered after us).
+ *
+ * The ruleset replaces only its own table (declare, delete, define): other tables (Tailscale's)
+ * stay. Input: policy drop; established/related, loopback, the LAN and tailscale0 accepted;
+ * from the WAN only DHCP replies and the ICMPv6 that IPv6 needs. Forward: policy drop; LAN to
+ * WAN, tailnet to and from LAN, established/related. NAT: the LAN subnet masqueraded out of
+ * the WAN. No port forwards. */
+#include "fb-config.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "run.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+
+#define NETWORK_DIR "/etc/systemd/network"
+#define SYSCTL_FILE "/etc/sysctl.d/90-pmoves-gateway.conf"
+#define NFT_FILE "/etc/nftables.conf"
+#define DNSMASQ_FILE "/etc/dnsmasq.d/pmoves-gateway.conf"
+#define SYS_NET "/sys/class/net"
+#define NFT_TABLE "pmoves_gateway"
+#define NETWORKD "systemd-networkd.service"
+#define NFTABLES "nftables.service"
+#define DNSMASQ "dnsmasq.service"
+#define HEADER "# Written by pmoves-firstboot (gateway step): change its config, not this file.\n"
+#define DEFAULT_LAN "192.168.50.1/24"
+#define DEFAULT_LEASE "12h"
+#define MAX_NICS 32
+#define MAX_UPSTREAM 8
+
+/* ---- addresses ---- */
+
+static bool ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
+	       s[0] != '.' && s[0] != '-';
+}
+
+/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case; unicast only. */
+static bool parse_mac(const char *s, char ret[18])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+		ret[i] = (char)tolower((unsigned char)s[i]);
+	}
+	ret[17] = '\0';
+	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1) && !STREQ(ret, "00:00:00:00:00:00");
+}
+
+static bool parse_ip4(const char *s, uint32_t *ret)
+{
+	struct in_addr a;
+	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*ret = ntohl(a.s_addr);
+	return true;
+}
+
+static void format_ip4(uint32_t h, char ret[16])
+{
+	struct in_addr a = { htonl(h) };
+	inet_ntop(AF_INET, &a, ret, 16);
+}
+
+struct subnet {
+	uint32_t addr, net, bcast;
+	unsigned prefix;
+};
+
+/* "A.B.C.D/P": a host address (not the network or broadcast address) with P from 8 to 30. */
+static int parse_subnet(const char *s, struct subnet *ret, const char **ret_why)
+{
+	char host[16];
+	size_t n = strcspn(s, "/");
+	uint64_t p;
+	struct subnet sn;
+	if (n == 0 || n >= sizeof(host) || !s[n]) {
+		*ret_why = "not an IPv4 address with a prefix length";
+		return -EINVAL;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (!parse_ip4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
+		*ret_why = "not an IPv4 address with a prefix length";
+		return -EINVAL;
+	}
+	if (p < 8 || p > 30) {
+		*ret_why = "the prefix length must be 8 to 30";
+		return -EINVAL;
+	}
+	sn.prefix = (unsigned)p;
+	uint32_t mask = ~((1u << (32 - sn.prefix)) - 1);
+	sn.net = sn.addr & mask;
+	sn.bcast = sn.net | ~mask;
+	if ((sn.addr >> 24) == 0 || (sn.addr >> 24) == 127 || (sn.addr >> 28) >= 14) {
+		*ret_why = "not a unicast address (0/8, 127/8, multicast and reserved are refused)";
+		return -EINVAL;
+	}
+	if (sn.addr == sn.net || sn.addr == sn.bcast) {
+		*ret_why = "the network or broadcast address of its subnet";
+		return -EINVAL;
+	}
+	*ret = sn;
+	return 0;
+}
+
+/* The DHCP range in SN: START..END as given, else the half of the subnet without the
+ * gateway's address (the upper half without the broadcast address, or the lower half without
+ * the network address). 0, or -EINVAL with *ret_why. */
+static int dhcp_range(const struct subnet *sn, const char *start, const char *end, uint32_t *ret_start, uint32_t *ret_end,
+		      char **ret_why)
+{
+	uint32_t a, b;
+	char gw[16];
+	format_ip4(sn->addr, gw);
+	if (!start && !end) {
+		uint32_t half = (sn->bcast - sn->net + 1) / 2;
+		if (sn->addr >= sn->net + half) {
+			a = sn->net + 1;
+			b = sn->net + half - 1;
+		} else {
+			a = sn->net + half;
+			b = sn->bcast - 1;
+		}
+	} else if (!start || !end) {
+		*ret_why = strdup("give both 'range_start' and 'range_end', or neither");
+		return -EINVAL;
+	} else if (!parse_ip4(start, &a) || !parse_ip4(end, &b)) {
+		*ret_why = strdup("'range_start' and 'range_end' must be IPv4 addresses");
+		return -EINVAL;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint32_t x = i ? b : a;
+		if (x <= sn->net || x >= sn->bcast) {
+			char s[16], net[16];
+			format_ip4(x, s);
+			format_ip4(sn->net, net);
+			*ret_why = fb_strdupf("%s is outside the LAN's hosts (%s/%u)", s, net, sn->prefix);
+			return -EINVAL;
+		}
+	}
+	if (a > b) {
+		*ret_why = strdup("'range_start' is after 'range_end'");
+		return -EINVAL;
+	}
+	if (sn->addr >= a && sn->addr <= b) {
+		*ret_why = fb_strdupf("the range holds the gateway's own address %s", gw);
+		return -EINVAL;
+	}
+	*ret_start = a;
+	*ret_end = b;
+	return 0;
+}
+
+/* ---- config schema (listed in fb-config.c) ---- */
+
+static bool has(json_object *o, const char *key)
+{
+	return o && json_object_object_get_ex(o, key, NULL);
+}
+
+static const char *str_of(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
+}
+
+static json_object *obj_of(json_object *o, const char *key)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+static int valid_ifname(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!ifname_ok(s))
+		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-')", s);
+	return 0;
+}
+
+static int valid_mac(struct fb_check *c, json_object *v)
+{
+	char mac[18];
+	if (!parse_mac(json_object_get_string(v), mac))
+		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
+	return 0;
+}
+
+static int valid_lan_address(struct fb_check *c, json_object *v)
+{
+	struct subnet sn;
+	const char *why = NULL;
+	if (parse_subnet(json_object_get_string(v), &sn, &why) < 0)
+		return fb_bad(c, "'%.40s' is not the LAN address: %s (such as \"192.168.50.1/24\")", json_object_get_string(v), why);
+	return 0;
+}
+
+static int valid_ip4(struct fb_check *c, json_object *v)
+{
+	uint32_t a;
+	if (!parse_ip4(json_object_get_string(v), &a))
+		return fb_bad(c, "'%.40s' is not an IPv4 address", json_object_get_string(v));
+	return 0;
+}
+
+/* dnsmasq's lease time: seconds, or a number with m, h or d; at least 2 minutes. */
+static int lease_seconds(json_object *v, uint64_t *ret)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t x = json_object_get_int64(v);
+		if (x < 120 || x > 31536000)
+			return -ERANGE;
+		*ret = (uint64_t)x;
+		return 0;
+	}
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	char num[16];
+	uint64_t x, unit = 1;
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'm': unit = 60; break;
+	case 'h': unit = 3600; break;
+	case 'd': unit = 86400; break;
+	default: break;
+	}
+	if (unit != 1)
+		num[n - 1] = '\0';
+	if (parse_u64(num, &x) < 0 || !isdigit((unsigned char)num[0]))
+		return -EINVAL;
+	if (x > 31536000 / unit || x * unit < 120)
+		return -ERANGE;
+	*ret = x * unit;
+	return 0;
+}
+
+static int valid_lease(struct fb_check *c, json_object *v)
+{
+	uint64_t s;
+	int r = lease_seconds(v, &s);
+	if (r == -ERANGE)
+		return fb_bad(c, "the lease time must be from 2 minutes to a year");
+	if (r < 0)
+		return fb_bad(c, "'%.32s' is not a lease time (seconds, or a number with 'm', 'h' or 'd': \"12h\")",
+			      json_object_get_string(v));
+	return 0;
+}
+
+static int valid_upstream(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	unsigned char buf[16];
+	if (strlen(s) > 45 || (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1))
+		return fb_bad(c, "'%.48s' is not an IPv4 or IPv6 address of a DNS server", s);
+	return 0;
+}
+
+static int valid_domain(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n || s[0] == '-' || s[0] == '.' ||
+	    s[n - 1] == '.' || strstr(s, ".."))
+		return fb_bad(c, "'%.64s' is not a local domain name (lower-case letters, digits, '-', '.': \"lan\")", s);
+	return 0;
+}
+
+static int valid_nic(struct fb_check *c, json_object *v)
+{
+	if (has(v, "name") && has(v, "mac"))
+		return fb_bad(c, "'name' and 'mac' are both given: one only (or neither: by order)");
+	return 0;
+}
+
+/* Checks across the section: what one source holds (another source may hold the rest; the
+ * merged config is checked too, and apply refuses what is still wrong with the defaults). */
+int fb_gateway_valid(struct fb_check *c, json_object *v)
+{
+	json_object *wan = obj_of(v, "wan"), *lan = obj_of(v, "lan"), *dhcp = obj_of(v, "dhcp");
+	const char *wn = str_of(wan, "name", NULL), *ln = str_of(lan, "name", NULL);
+	const char *wm = str_of(wan, "mac", NULL), *lm = str_of(lan, "mac", NULL);
+	if (wn && ln && STREQ(wn, ln))
+		return fb_bad(c, "WAN and LAN are the same NIC '%s': the gateway needs two", wn);
+	if (wm && lm && !strcasecmp(wm, lm))
+		return fb_bad(c, "WAN and LAN are the same NIC (MAC '%s'): the gateway needs two", wm);
+	if ((wn && STREQ(wn, "lan")) || (ln && STREQ(ln, "wan")))
+		return fb_bad(c, "the WAN cannot be named 'lan' nor the LAN 'wan'");
+	if (has(lan, "address") && (has(dhcp, "range_start") || has(dhcp, "range_end"))) {
+		struct subnet sn;
+		const char *why = NULL;
+		uint32_t a, b;
+		_cleanup_free_ char *msg = NULL;
+		if (parse_subnet(str_of(lan, "address", ""), &sn, &why) < 0)
+			return -EINVAL; /* said already */
+		if (dhcp_range(&sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
+			return fb_bad(c, "bad DHCP range: %s", msg ? msg : "invalid");
+	}
+	return 0;
+}
+
+static const struct fb_field wan_fields[] = {
+	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static const struct fb_field lan_fields[] = {
+	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "address", FB_T_STRING, NULL, valid_lan_address, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static const struct fb_field dhcp_fields[] = {
+	{ "range_start", FB_T_STRING, NULL, valid_ip4, NULL, 0, 0 },
+	{ "range_end", FB_T_STRING, NULL, valid_ip4, NULL, 0, 0 },
+	{ "lease_time", FB_T_SCALAR, NULL, valid_lease, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static const struct fb_field upstream_elem = { NULL, FB_T_STRING, NULL, valid_upstream, NULL, 0, 0 };
+static const struct fb_field dns_fields[] = {
+	{ "upstream", FB_T_ARRAY, &upstream_elem, NULL, NULL, 0, MAX_UPSTREAM },
+	{ "domain", FB_T_STRING, NULL, valid_domain, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+const struct fb_field fb_gateway_fields[] = {
+	{ "wan", FB_T_OBJECT, wan_fields, valid_nic, NULL, 0, 0 },
+	{ "lan", FB_T_OBJECT, lan_fields, valid_nic, NULL, 0, 0 },
+	{ "dhcp", FB_T_OBJECT, dhcp_fields, NULL, NULL, 0, 0 },
+	{ "dns", FB_T_OBJECT, dns_fields, NULL, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+/* ---- the machine's NICs ---- */
+
+struct nic {
+	char name[16];
+	char mac[18];
+	char path[256]; /* the sysfs device path, for the order */
+};
+
+static int read_line(const char *abs, char *buf, size_t size)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	if (fd < 0)
+		return fd;
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static int nic_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct nic *)a)->path, ((const struct nic *)b)->path);
+}
+
+/* The physical ethernet NICs, sorted by device path. -ENOENT: no /sys/class/net. */
+static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
+{
+	int fd = fb_open(SYS_NET, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	size_t n = 0;
+	for (struct dirent *de; (de = readdir(d));) {
+		char p[sizeof(SYS_NET) + NAME_MAX + 32], line[64];
+		struct nic x = { 0 };
+		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
+			continue;
+		ssize_t k = readlinkat(dirfd(d), de->d_name, x.path, sizeof(x.path) - 1);
+		if (k <= 0 || (size_t)k >= sizeof(x.path) - 1 || strstr(x.path, "/virtual/"))
+			continue; /* not a symlink to a device (virtual, or too deep to sort) */
+		x.path[k] = '\0';
+		snprintf(p, sizeof(p), SYS_NET "/%s/type", de->d_name);
+		if (read_line(p, line, sizeof(line)) < 0 || !STREQ(line, "1"))
+			continue;
+		snprintf(p, sizeof(p), SYS_NET "/%s/wireless", de->d_name);
+		if (fb_exists(p) > 0)
+			continue;
+		snprintf(p, sizeof(p), SYS_NET "/%s/phy80211", de->d_name);
+		if (fb_exists(p) > 0)
+			continue;
+		snprintf(p, sizeof(p), SYS_NET "/%s/address", de->d_name);
+		if (read_line(p, line, sizeof(line)) < 0 || !parse_mac(line, x.mac))
+			continue;
+		memcpy(x.name, de->d_name, strlen(de->d_name) + 1);
+		if (n < max)
+			ret[n++] = x;
+	}
+	closedir(d);
+	qsort(ret, n, sizeof(*ret), nic_cmp);
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- the gateway, from a valid section ---- */
+
+enum how { BY_NAME, BY_MAC, BY_ORDER };
+static const char *const how_names[] = { "by name", "by MAC", "by order" };
+
+struct side {
+	const char *role; /* "wan", "lan" */
+	enum how how;
+	char ifname[16]; /* the name it has once set up: "wan"/"lan", or the configured name */
+	char mac[18];    /* BY_MAC and BY_ORDER */
+	char current[16]; /* on the machine now, when known */
+};
+
+struct gw {
+	struct side wan, lan;
+	struct subnet sn;
+	char addr[24];
+	char net[16];
+	uint32_t start, end;
+	char lease[24];
+	json_object *upstream;
+	const char *domain;
+};
+
+static int side_init(struct side *s, const char *role, json_object *o)
+{
+	memset(s, 0, sizeof(*s));
+	s->role = role;
+	const char *name = str_of(o, "name", NULL), *mac = str_of(o, "mac", NULL);
+	if (name) {
+		s->how = BY_NAME;
+		memcpy(s->ifname, name, strlen(name) + 1);
+		return 0;
+	}
+	memcpy(s->ifname, role, strlen(role) + 1);
+	if (mac) {
+		s->how = BY_MAC;
+		return parse_mac(mac, s->mac) ? 0 : -EINVAL;
+	}
+	s->how = BY_ORDER;
+	return 0;
+}
+
+static bool nic_is(const struct nic *n, const struct side *s)
+{
+	return (s->how == BY_NAME && STREQ(n->name, s->ifname)) || (s->how != BY_NAME && s->mac[0] && STREQ(n->mac, s->mac));
+}
+
+/* NICs by order, and the current names of NICs by MAC. -ENODEV with *ret_msg: not there (yet). */
+static int resolve_nics(struct gw *g, char **ret_msg)
+{
+	struct nic nics[MAX_NICS];
+	size_t n = 0;
+	bool order = g->wan.how == BY_ORDER || g->lan.how == BY_ORDER;
+	int r = list_nics(nics, ARRAY_SIZE(nics), &n);
+	if (r == -ENOENT && !order)
+		return 0; /* a tree: names and MACs are enough to write the files */
+	if (r < 0) {
+		*ret_msg = r == -ENOENT ? fb_strdupf("no '%s' to choose the NICs by order from: trying again on the machine", SYS_NET)
+					: fb_strdupf("cannot read '%s': %s", SYS_NET, strerror(-r));
+		return r == -ENOENT ? -ENODEV : r;
+	}
+	struct side *sides[] = { &g->wan, &g->lan };
+	for (size_t k = 0; k < 2; k++) {
+		struct side *s = sides[k], *other = sides[1 - k];
+		if (s->how != BY_ORDER)
+			continue;
+		for (size_t i = 0; i < n && !s->mac[0]; i++) {
+			if (nic_is(&nics[i], other))
+				continue;
+			memcpy(s->mac, nics[i].mac, sizeof(s->mac));
+		}
+		if (!s->mac[0]) {
+			*ret_msg = fb_strdupf("found %zu ethernet NIC%s in '%s', the gateway needs two (WAN and LAN): trying again on a later run",
+					      n, n == 1 ? "" : "s", SYS_NET);
+			return -ENODEV;
+		}
+	}
+	for (size_t k = 0; k < 2; k++) {
+		struct side *s = sides[k];
+		for (size_t i = 0; i < n; i++)
+			if (nic_is(&nics[i], s))
+				memcpy(s->current, nics[i].name, sizeof(s->current));
+		if (s->how == BY_MAC && !s->current[0] && fb_live()) {
+			*ret_msg = fb_strdupf("no NIC has MAC '%s' (the %s): trying again on a later run", s->mac, s->role);
+			return -ENODEV;
+		}
+	}
+	if (g->wan.mac[0] && STREQ(g->wan.mac, g->lan.mac)) {
+		*ret_msg = fb_strdupf("WAN and LAN are the same NIC (MAC '%s')", g->wan.mac);
+		return -EINVAL;
+	}
+	if (g->wan.current[0] && STREQ(g->wan.current, g->lan.current)) {
+		*ret_msg = fb_strdupf("WAN and LAN are the same NIC '%s'", g->wan.current);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int gw_load(json_object *section, struct gw *g, char **ret_msg)
+{
+	json_object *lan = obj_of(section, "lan"), *dhcp = obj_of(section, "dhcp"), *dns = obj_of(section, "dns"), *v;
+	memset(g, 0, sizeof(*g));
+	const char *why = NULL;
+	_cleanup_free_ char *msg = NULL;
+	if (side_init(&g->wan, "wan", obj_of(section, "wan")) < 0 || side_init(&g->lan, "lan", lan) < 0 ||
+	    parse_subnet(str_of(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
+		return -EINVAL;
+	if (g->wan.how == BY_NAME && g->lan.how == BY_NAME && STREQ(g->wan.ifname, g->lan.ifname))
+		return -EINVAL;
+	if (dhcp_range(&g->sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
+		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", str_of(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
+		return -EINVAL;
+	}
+	char a[16];
+	format_ip4(g->sn.addr, a);
+	snprintf(g->addr, sizeof(g->addr), "%s/%u", a, g->sn.prefix);
+	format_ip4(g->sn.net, g->net);
+	uint64_t secs = 0;
+	if (dhcp && json_object_object_get_ex(dhcp, "lease_time", &v)) {
+		if (lease_seconds(v, &secs) < 0)
+			return -EINVAL;
+		if (json_object_is_type(v, json_type_int))
+			snprintf(g->lease, sizeof(g->lease), "%llu", (unsigned long long)secs);
+		else
+			snprintf(g->lease, sizeof(g->lease), "%s", json_object_get_string(v));
+	} else {
+		memcpy(g->lease, DEFAULT_LEASE, sizeof(DEFAULT_LEASE));
+	}
+	g->upstream = dns && json_object_object_get_ex(dns, "upstream", &v) && json_object_array_length(v) ? v : NULL;
+	g->domain = str_of(dns, "domain", NULL);
+	return resolve_nics(g, ret_msg);
+}
+
+/* ---- the files ---- */
+
+struct out {
+	char *path, *text;
+};
+
+struct plan {
+	struct out files[8];
+	size_t n;
+};
+
+static void plan_done(struct plan *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->files[i].path);
+		free(p->files[i].text);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+/* Takes TEXT (NULL: -ENOMEM). */
+static int plan_add(struct plan *p, const char *path, char *text)
+{
+	char *dup = strdup(path);
+	if (!dup || !text || p->n >= ARRAY_SIZE(p->files)) {
+		free(dup);
+		free(text);
+		return -ENOMEM;
+	}
+	p->files[p->n++] = (struct out){ dup, text };
+	return 0;
+}
+
+static char *link_file(const struct side *s)
+{
+	return fb_strdupf(HEADER "# The %s NIC (%s at first boot), named '%s'.\n"
+			  "[Match]\nMACAddress=%s\nType=ether\n\n[Link]\nName=%s\n",
+			  STREQ(s->role, "wan") ? "WAN" : "LAN", how_names[s->how], s->ifname, s->mac, s->ifname);
+}
+
+static char *wan_network(const struct gw *g)
+{
+	return fb_strdupf(HEADER "# The WAN: DHCP; nothing from it is accepted but replies (" NFT_FILE ").\n"
+			  "[Match]\nName=%s\n\n[Network]\nDHCP=yes\nIPForward=ipv4\n",
+			  g->wan.ifname);
+}
+
+static char *lan_network(const struct gw *g)
+{
+	return fb_strdupf(HEADER "# The LAN: DHCP and DNS from dnsmasq (" DNSMASQ_FILE ").\n"
+			  "[Match]\nName=%s\n\n[Link]\nRequiredForOnline=no\n\n"
+			  "[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIPForward=ipv4\nIPv6AcceptRA=no\n",
+			  g->lan.ifname, g->addr);
+}
+
+static char *ruleset(const struct gw *g)
+{
+	const char *w = g->wan.ifname, *l = g->lan.ifname;
+	return fb_strdupf(
+		"#!/usr/sbin/nft -f\n" HEADER
+		"# The gateway's firewall: nothing is accepted from the WAN but replies; the LAN is\n"
+		"# masqueraded out of the WAN; no port forwards. Only this table is replaced: other\n"
+		"# tables (Tailscale's) stay.\n"
+		"table inet " NFT_TABLE "\n"
+		"delete table inet " NFT_TABLE "\n\n"
+		"table inet " NFT_TABLE " {\n"
+		"\tchain input {\n"
+		"\t\ttype filter hook input priority filter; policy drop;\n"
+		"\t\tct state established,related accept\n"
+		"\t\tct state invalid drop\n"
+		"\t\tiif \"lo\" accept\n"
+		"\t\tiifname \"%s\" accept comment \"LAN: DHCP, DNS, SSH to the gateway\"\n"
+		"\t\tiifname \"tailscale0\" accept comment \"the tailnet\"\n"
+		"\t\tiifname \"%s\" udp sport 67 udp dport 68 accept comment \"WAN: our DHCP client's replies\"\n"
+		"\t\tiifname \"%s\" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept\n"
+		"\t\tiifname \"%s\" icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept\n"
+		"\t\tiifname \"%s\" counter comment \"WAN: default deny\"\n"
+		"\t\tcounter comment \"default deny\"\n"
+		"\t}\n\n"
+		"\tchain forward {\n"
+		"\t\ttype filter hook forward priority filter; policy drop;\n"
+		"\t\tct state established,related accept\n"
+		"\t\tct state invalid drop\n"
+		"\t\tiifname \"%s\" oifname \"%s\" counter accept comment \"LAN to WAN\"\n"
+		"\t\tiifname \"tailscale0\" oifname \"%s\" accept comment \"tailnet to LAN (subnet router)\"\n"
+		"\t\tiifname \"%s\" oifname \"tailscale0\" accept comment \"LAN to tailnet\"\n"
+		"\t\tcounter comment \"default deny\"\n"
+		"\t}\n\n"
+		"\tchain postrouting {\n"
+		"\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+		"\t\toifname \"%s\" ip saddr %s/%u counter masquerade comment \"LAN out of the WAN\"\n"
+		"\t}\n"
+		"}\n",
+		l, w, w, w, w, l, w, l, l, w, g->net, g->sn.prefix);
+}
+
+static char *dnsmasq_conf(const struct gw *g)
+{
+	char a[16], b[16], gw[16], mask[16];
+	format_ip4(g->start, a);
+	format_ip4(g->end, b);
+	format_ip4(g->sn.addr, gw);
+	format_ip4(g->sn.prefix ? ~((1u << (32 - g->sn.prefix)) - 1) : 0, mask);
+	_cleanup_free_ char *up = NULL, *dom = NULL;
+	if (g->upstream) {
+		_cleanup_strv_ char **v = NULL;
+		if (strv_push(&v, "no-resolv") < 0)
+			return NULL;
+		for (size_t i = 0; i < json_object_array_length(g->upstream); i++) {
+			_cleanup_free_ char *line = fb_strdupf("server=%s", json_object_get_string(json_object_array_get_idx(g->upstream, i)));
+			if (!line || strv_push(&v, line) < 0)
+				return NULL;
+		}
+		up = strv_join(v, "\n");
+	} else {
+		/* The WAN's DNS servers, learned by DHCP, as systemd-resolved lists them. */
+		up = strdup("resolv-file=/run/systemd/resolve/resolv.conf");
+	}
+	dom = g->domain ? fb_strdupf("domain=%s\nlocal=/%s/\nexpand-hosts\n", g->domain, g->domain) : strdup("");
+	if (!up || !dom)
+		return NULL;
+	return fb_strdupf(HEADER "# DHCP and DNS for the LAN '%s' only.\n"
+			  "interface=%s\n"
+			  "bind-dynamic\n"
+			  "domain-needed\n"
+			  "bogus-priv\n"
+			  "%s\n"
+			  "%s"
+			  "dhcp-range=%s,%s,%s,%s\n"
+			  "dhcp-option=option:router,%s\n"
+			  "dhcp-option=option:dns-server,%s\n"
+			  "dhcp-authoritative\n",
+			  g->lan.ifname, g->lan.ifname, up, dom, a, b, mask, g->lease, gw, gw);
+}
+
+static int gw_plan(const struct gw *g, struct plan *p)
+{
+	int r = 0;
+	if (g->wan.how != BY_NAME)
+		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.link", link_file(&g->wan));
+	if (r == 0 && g->lan.how != BY_NAME)
+		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.link", link_file(&g->lan));
+	if (r == 0)
+		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.network", wan_network(g));
+	if (r == 0)
+		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.network", lan_network(g));
+	if (r == 0)
+		r = plan_add(p, SYSCTL_FILE, strdup(HEADER "net.ipv4.ip_forward = 1\n"));
+	if (r == 0)
+		r = plan_add(p, NFT_FILE, ruleset(g));
+	if (r == 0)
+		r = plan_add(p, DNSMASQ_FILE, dnsmasq_conf(g));
+	return r;
+}
+
+static const char *const units[] = { NETWORKD, NFTABLES, DNSMASQ };
+
+/* ---- systemctl and friends ---- */
+
+static int unit_enabled(const char *unit)
+{
+	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
+	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
+	int r = fb_run_capture(argv, &out);
+	if (r < 0)
+		return r;
+	out[strcspn(out, "\n")] = '\0';
+	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
+			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
+}
+
+static int iface_exists(const char *name)
+{
+	_cleanup_free_ char *p = fb_strdupf(SYS_NET "/%s", name);
+	return p ? fb_exists(p) : -ENOMEM;
+}
+
+/* The running system has it: NICs named, forwarding on, our table loaded. */
+static int live_ok(const struct gw *g)
+{
+	char fwd[16];
+	int r;
+	if ((r = iface_exists(g->wan.ifname)) <= 0 || (r = iface_exists(g->lan.ifname)) <= 0)
+		return r;
+	if ((r = read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd))) < 0)
+		return r == -ENOENT ? 0 : r;
+	if (!STREQ(fwd, "1"))
+		return 0;
+	_cleanup_free_ char *out = NULL;
+	char *argv[] = { "nft", "list", "table", "inet", NFT_TABLE, NULL };
+	r = fb_run_capture(argv, &out);
+	return r < 0 ? r : r == 0;
+}
+
+static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct gw g;
+	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_free_ char *msg = NULL;
+	int r = gw_load(section, &g, &msg);
+	if (r == -ENODEV)
+		return 0; /* apply says why */
+	if (r == 0)
+		r = gw_plan(&g, &p);
+	if (r < 0) {
+		*ret_msg = msg ? TAKE_PTR(msg) : fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < p.n; i++)
+		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
+			return r;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+		if ((r = unit_enabled(units[i])) <= 0)
+			return r;
+	return fb_live() ? live_ok(&g) : 1;
+}
+
+static enum fb_result fail(char **ret_msg, int r, char *const argv[])
+{
+	_cleanup_free_ char *line = argv_to_string(argv);
+	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
+			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
+	return FB_FAILED;
+}
+
+#define RUN(...)                                             \
+	do {                                                 \
+		char *argv_[] = { __VA_ARGS__, NULL };       \
+		int r_ = fb_run(argv_);                      \
+		if (r_ != 0)                                 \
+			return fail(ret_msg, r_, argv_);     \
+	} while (0)
+
+/* Bring it up on the running system. */
+static enum fb_result apply_live(struct gw *g, char **ret_msg)
+{
+	struct side *sides[] = { &g->wan, &g->lan };
+	bool renamed = false;
+	for (size_t k = 0; k < 2; k++) {
+		struct side *s = sides[k];
+		if (s->how == BY_NAME || !s->current[0] || STREQ(s->current, s->ifname))
+			continue;
+		/* A name can only change while the link is down; networkd brings it up again. */
+		RUN("ip", "link", "set", "dev", s->current, "down");
+		RUN("ip", "link", "set", "dev", s->current, "name", s->ifname);
+		renamed = true;
+	}
+	if (renamed)
+		RUN("udevadm", "control", "--reload");
+	RUN("sysctl", "-q", "-p", SYSCTL_FILE);
+	RUN("systemctl", "reload-or-restart", NFTABLES);
+	_cleanup_free_ char *out = NULL;
+	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
+	int r = fb_run_capture(active, &out);
+	if (r < 0)
+		return fail(ret_msg, r, active);
+	if (r == 0)
+		RUN("networkctl", "reload");
+	else
+		RUN("systemctl", "--no-block", "start", NETWORKD);
+	RUN("systemctl", "--no-block", "restart", DNSMASQ);
+	return FB_OK;
+}
+
+/* The console line: what was set up. */
+static char *summary(const struct gw *g)
+{
+	char a[16], b[16];
+	format_ip4(g->start, a);
+	format_ip4(g->end, b);
+	_cleanup_free_ char *wan = g->wan.mac[0] ? fb_strdupf("%s %s", g->wan.mac, how_names[g->wan.how]) : strdup(how_names[g->wan.how]);
+	_cleanup_free_ char *lan = g->lan.mac[0] ? fb_strdupf("%s %s", g->lan.mac, how_names[g->lan.how]) : strdup(how_names[g->lan.how]);
+	if (!wan || !lan)
+		return NULL;
+	return fb_strdupf("WAN %s (%s) by DHCP, LAN %s (%s) %s, DHCP %s-%s lease %s, NAT and default-deny inbound%s", g->wan.ifname,
+			  wan, g->lan.ifname, lan, g->addr, a, b, g->lease, fb_live() ? "" : "; comes up on the next boot");
+}
+
+static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct gw g;
+	_cleanup_(plan_done) struct plan p = { 0 };
+	int r = gw_load(section, &g, ret_msg);
+	if (r == -ENODEV)
+		return FB_PENDING;
+	if (r == 0)
+		r = gw_plan(&g, &p);
+	if (r < 0) {
+		if (!*ret_msg)
+			*ret_msg = fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
+		return FB_FAILED;
+	}
+	for (size_t i = 0; i < p.n; i++) {
+		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
+		if (r < 0) {
+			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
+			return FB_FAILED;
+		}
+	}
+	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
+	RUN("systemctl", root_opt ? root_opt : "--quiet", "enable", NETWORKD, NFTABLES, DNSMASQ);
+	if (fb_live()) {
+		enum fb_result res = apply_live(&g, ret_msg);
+		if (res != FB_OK)
+			return res;
+	}
+	*ret_msg = summary(&g);
+	return FB_OK;
+}
+
+static int gw_verify(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct gw g;
+	_cleanup_free_ char *msg = NULL;
+	int r = gw_load(section, &g, &msg);
+	if (r < 0)
+		return 0; /* apply just used it */
+	/* The engine shows verify's message in place of apply's. */
+	if (!fb_live() || fb_dry_run()) {
+		*ret_msg = summary(&g);
+		return 0;
+	}
+	r = live_ok(&g);
+	if (r <= 0) {
+		*ret_msg = fb_strdupf("the gateway is not up: NICs '%s' and '%s', IPv4 forwarding and table 'inet %s' expected",
+				      g.wan.ifname, g.lan.ifname, NFT_TABLE);
+		return r < 0 ? r : -EIO;
+	}
+	*ret_msg = summary(&g);
+	return 0;
+}
+
+const struct fb_step step_gateway = {
+	.name = "gateway",
+	.config_key = "gateway",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = gw_check,
+	.apply = gw_apply,
+	.verify = gw_verify,
+};
