@@ -20,6 +20,7 @@ static void net_stand_in(const char *root)
 		"# stand-in for tailscale, systemctl, sysctl (not the real programs)\n"
 		"D=%s; R=%s\n"
 		"echo \"$*\" >> $D/calls\n"
+		"if [ \"$1\" = /usr/bin/cloudflared ]; then [ -f $D/cf-bad ] && exit 1; exit 0; fi\n"
 		"if [ \"$1\" = headscale ]; then\n"
 		"  case \"$2 $3\" in\n"
 		"  'users list') [ -f $D/hs-down ] && exit 1\n"
@@ -276,6 +277,99 @@ static void test_headscale(void)
 	t_cleanup(root);
 }
 
+#define CF_ID "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+#define CF_SECRET "bm90LWEtcmVhbC1zZWNyZXQtYnV0LWxvbmctZW5vdWdoLXRvLWxvb2stbGlrZS1vbmU="
+#define CF_CRED "{\\\"AccountTag\\\": \\\"5ab4e9dfbd435d24068829fda0077963\\\", \\\"TunnelSecret\\\": \\\"" CF_SECRET "\\\", \\\"TunnelID\\\": \\\"" CF_ID "\\\"}"
+
+static char *cf_tree(bool installed)
+{
+	char *root = t_tree();
+	net_stand_in(root);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OTHERS_OFF ", \"tunnel\": {\"tunnel_id\": \"" CF_ID "\", \"credentials\": \"" CF_CRED "\","
+		" \"ingress\": [{\"hostname\": \"demo.pmoves.example.org\", \"service\": \"http://localhost:8080\"},"
+		" {\"hostname\": \"api.pmoves.example.org\", \"path\": \"^/v1/\", \"service\": \"http://127.0.0.1:11434\"}]}}");
+	if (installed)
+		t_write(root, "usr/bin/cloudflared", "stand-in\n");
+	return root;
+}
+
+static void test_tunnel(void)
+{
+	char *root = cf_tree(true);
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_is_int(r.status, 0, "tunnel: ok");
+	tap_contains(r.out, "step=tunnel state=ok tunnel " CF_ID " with 2 ingress rules and the 404 catch-all, validated, cloudflared started\n",
+		     "tunnel: says what it set up");
+	char *cfg = t_read(root, "etc/cloudflared/config.yml");
+	tap_is_str(cfg,
+		   "# Written by pmoves-firstboot (tunnel step): change its config, not this file.\n"
+		   "tunnel: " CF_ID "\ncredentials-file: /etc/cloudflared/" CF_ID ".json\ningress:\n"
+		   "  - hostname: demo.pmoves.example.org\n    service: http://localhost:8080\n"
+		   "  - hostname: api.pmoves.example.org\n    path: ^/v1/\n    service: http://127.0.0.1:11434\n"
+		   "  - service: http_status:404\n",
+		   "tunnel: config.yml with the rules in order and the catch-all last");
+	char *cred = t_read(root, "etc/cloudflared/" CF_ID ".json");
+	struct stat st = t_stat(root, "etc/cloudflared/" CF_ID ".json");
+	tap_ok(cred && strstr(cred, CF_SECRET) && (st.st_mode & 07777) == 0600 && st.st_uid == 0, "tunnel: credentials 0600 root");
+	char *unit = t_read(root, "etc/systemd/system/cloudflared.service");
+	tap_contains(unit, "ExecStart=/usr/bin/cloudflared --no-autoupdate --config /etc/cloudflared/config.yml tunnel run\n", "tunnel: the unit");
+	char *c = calls_of(root);
+	tap_contains(c, "/usr/bin/cloudflared tunnel --config /etc/cloudflared/config.yml ingress validate\n"
+			"systemctl --quiet enable cloudflared.service\nsystemctl restart cloudflared.service\n",
+		     "tunnel: validated by cloudflared, then enabled and started");
+	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json");
+	tap_ok(!strstr(r.out, CF_SECRET) && !strstr(r.err, CF_SECRET) && !strstr(status, CF_SECRET) && !strstr(c, CF_SECRET),
+	       "tunnel: the tunnel secret is in no output, status or argv");
+	free(cfg), free(cred), free(unit), free(c), free(status);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	root = cf_tree(true);
+	char *bad = t_beside(root, "cf-bad");
+	write_file_atomic(bad, "", 0, 0644);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tunnel state=failed 'cloudflared tunnel ingress validate' refused '/etc/cloudflared/config.yml' (exit 1)",
+		     "tunnel: a config cloudflared refuses fails the step");
+	c = calls_of(root);
+	tap_ok(!strstr(c, "enable cloudflared"), "tunnel: and nothing is started");
+	free(c), free(bad);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	root = cf_tree(false);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=tunnel state=pending 2 ingress rules in '/etc/cloudflared/config.yml'; cloudflared is not installed yet",
+		     "tunnel: without cloudflared, pending with the files written");
+	tap_ok(t_exists(root, "etc/cloudflared/" CF_ID ".json"), "tunnel: credentials written anyway");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	static const struct {
+		const char *cfg, *msg;
+	} bad_cfg[] = {
+		{ "{\"tunnel\": {\"tunnel_id\": \"x\", \"ingress\": []}}", "'x' is not a tunnel ID" },
+		{ "{\"tunnel\": {\"tunnel_id\": \"" CF_ID "\", \"ingress\": [{\"hostname\": \"a.example.org\", \"service\": \"ftp://x\"}]}}", "'ftp://x' is not a service" },
+		{ "{\"tunnel\": {\"tunnel_id\": \"" CF_ID "\", \"ingress\": [{\"hostname\": \"a.example.org\", \"service\": \"http://x\\n  - service: hello_world\"}]}}", "is not a service" },
+		{ "{\"tunnel\": {\"tunnel_id\": \"" CF_ID "\", \"ingress\": [{\"hostname\": \"a b\", \"service\": \"http://x\"}]}}", "'a b' is not a host name" },
+		{ "{\"tunnel\": {\"tunnel_id\": \"" CF_ID "\", \"credentials\": \"{}\", \"ingress\": []}}", "not a tunnel credentials file" },
+		{ "{\"tunnel\": {\"tunnel_id\": \"" CF_ID "\"}}", ".tunnel.ingress: is required" },
+	};
+	root = t_tree();
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cfg); i++) {
+		t_write(root, "etc/pmoves/x.json", bad_cfg[i].cfg);
+		char *p = t_strf("%s/etc/pmoves/x.json", root);
+		char *argv[] = { "pmoves-firstboot", "validate", p, NULL };
+		struct t_result v = t_fb(root, NULL, argv);
+		tap_ok(v.status == 2 && v.err && strstr(v.err, bad_cfg[i].msg), "tunnel schema: %s", bad_cfg[i].msg);
+		if (v.status != 2 || !v.err || !strstr(v.err, bad_cfg[i].msg))
+			tap_diag("status %d: %s", v.status, v.err ? v.err : "");
+		t_result_free(&v);
+		free(p);
+	}
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -285,5 +379,6 @@ int main(void)
 	test_tailnet_tree();
 	test_tailnet_schema();
 	test_headscale();
+	test_tunnel();
 	return tap_done();
 }
