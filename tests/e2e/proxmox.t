@@ -1,0 +1,121 @@
+#!/bin/bash
+# proxmox-core in QEMU. First without any repository (restrict=on): the boot reaches "done" with
+# the iommu step skipped (no NVIDIA GPU in QEMU) and the proxmox steps pending. Then the whole
+# install across its reboot against a STAND-IN Proxmox repository on 127.0.0.1, reached from
+# the guest at 10.0.2.2 (QEMU user networking with --net: run --guestfwd serves only the first
+# connection, see the note below; Debian's mirror is taken out of the guest's sources): packages named like Proxmox's that are not Proxmox (built by
+# tests/fixtures/proxmox/make-repo.sh, signed with a throwaway key), and a recording
+# stand-in qm shipped by the stand-in proxmox-ve. Real here: apt-get, dpkg, debconf and gpgv
+# in the guest, the key's SHA-512 check, /etc/hosts, the reboot, the engine's state.
+# One vCPU: on a loaded 2-core machine a TCG guest with two spent minutes bringing up the
+# second CPU after the reboot.
+. "$(dirname "$0")/lib.sh"
+need qemu-system-x86_64 mmdebstrap dpkg-deb dpkg-scanpackages gpg python3 debugfs e2fsck sha512sum
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
+[ "$(id -u)" = 0 ] || skip_all "building an image needs root"
+[ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
+
+T=$(mktemp -d /tmp/pmoves-e2e-proxmox.XXXXXX)
+HTTP_PID=
+trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+plan 22
+clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
+
+"$PMOVES_IMAGE" build proxmox-core -o "$T" >"$T/build.log" 2>&1
+ok $? "build proxmox-core"
+IMG=$T/proxmox-core/proxmox-core.img
+
+# 1. No repository reachable (restrict=on, nothing forwarded).
+"$PMOVES_IMAGE" run "$IMG" --cpus 1 --expect 'pmoves-firstboot: done status=' --timeout 240 --log "$T/boot0.log" \
+	>/dev/null 2>"$T/run0.err"
+ok $? "without a repository the first boot reaches the done line"
+clean "$T/boot0.log" >"$T/boot0.txt"
+grep -aq '^pmoves-firstboot: step=iommu state=skipped no NVIDIA GPU on this machine' "$T/boot0.txt"
+ok $? "iommu: skipped, no NVIDIA GPU"
+grep -aqE '^pmoves-firstboot: step=proxmox-kernel state=pending (no IPv4 address yet|the Proxmox repository is unreachable)' "$T/boot0.txt"
+ok $? "proxmox-kernel: pending without the network, with the reason"
+grep -aq '^pmoves-firstboot: step=proxmox-vms state=pending waiting for step' "$T/boot0.txt"
+ok $? "proxmox-vms: pending, waiting for the earlier steps"
+grep -aqE '^pmoves-firstboot: done status=degraded steps=[0-9]+ seconds=' "$T/boot0.txt"
+ok $? "done status=degraded (pending steps), the machine boots on"
+
+# 2. The stand-in repository, served on 127.0.0.1, which the guest reaches as 10.0.2.2 (QEMU
+# user networking). Not --guestfwd: its "tcp:" chardev serves one connection only (the
+# guest's second fetch times out), and apt makes many.
+sh "$TOP/tests/fixtures/proxmox/make-repo.sh" "$T/www" >"$T/repo.log" 2>&1
+ok $? "stand-in repository built and signed with a throwaway key"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$PORT" >"$T/http.log" 2>&1 &
+HTTP_PID=$!
+SHA=$(cat "$T/www/proxmox-release-bookworm.gpg.sha512")
+NETWORK='# Written by pmoves-firstboot (proxmox-core): DHCP on the wired NICs until vmbr0 is set up\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n'
+# The service runs before the network; its timer retries 2 min after boot, then every 5 min.
+# This test-only timer (no default dependencies, like pmoves-firstboot.timer: they would make
+# an ordering cycle with the service, which runs before sysinit.target) starts it every 20 s
+# while it is enabled, so the test does not wait for the real timer.
+KICK_TIMER='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again soon\nDefaultDependencies=no\nConflicts=shutdown.target\nBefore=timers.target shutdown.target\n[Timer]\nOnActiveSec=20s\nOnUnitInactiveSec=20s\n[Install]\nWantedBy=timers.target\n'
+KICK_SERVICE='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again while it is enabled\n[Service]\nType=oneshot\nExecCondition=/usr/bin/systemctl -q is-enabled pmoves-firstboot.service\nExecStart=-/usr/bin/systemctl start pmoves-firstboot.service\n'
+cat >"$T/device.json" <<JSON
+{ "files": [
+    { "path": "/etc/systemd/network/80-pmoves-dhcp.network", "content": "$NETWORK" },
+    { "path": "/etc/apt/sources.list", "content": "# Debian's mirror is out of reach in this test (restrict=on)\n" },
+    { "path": "/etc/systemd/system/pmoves-e2e-kick.timer", "content": "$KICK_TIMER" },
+    { "path": "/etc/systemd/system/pmoves-e2e-kick.service", "content": "$KICK_SERVICE" },
+    { "path": "/var/lib/vz/import/headscale-hub.qcow2", "content": "stand-in, not a qcow2 image\n" } ],
+  "units": { "enable": ["systemd-networkd.service", "pmoves-e2e-kick.timer"],
+             "start": ["systemd-networkd.service", "pmoves-e2e-kick.timer"] },
+  "proxmox": {
+    "repository": "http://10.0.2.2:$PORT/pve",
+    "key": { "url": "http://10.0.2.2:$PORT/proxmox-release-bookworm.gpg", "sha512": "$SHA" },
+    "vms": [ { "id": 100, "name": "docker-host", "memory": "32G", "cores": 8, "gpu": true },
+             { "id": 101, "name": "dev-workstation", "memory": "16G", "cores": 4 },
+             { "id": 102, "name": "headscale-hub", "memory": "2G", "cores": 2,
+               "disk_image": "/var/lib/vz/import/headscale-hub.qcow2" },
+             { "id": 103, "name": "gateway", "memory": "4G", "cores": 2 } ] } }
+JSON
+
+cp --sparse=always "$IMG" "$T/disk.img"
+"$PMOVES_IMAGE" run "$T/disk.img" --persist --cpus 1 --config "$T/device.json" --net \
+	--expect 'pmoves-firstboot: step=proxmox-vms state=(ok|failed)' --timeout 900 --log "$T/boot1.log" \
+	>/dev/null 2>"$T/run1.err"
+ok $? "with the stand-in repository the install goes through to the VMs (across a reboot)"
+clean "$T/boot1.log" >"$T/boot1.txt"
+grep -aq "^pmoves-firstboot: step=proxmox-kernel state=reboot 'proxmox-core' is 10.0.2.15 in '/etc/hosts'; proxmox-default-kernel installed" "$T/boot1.txt"
+ok $? "proxmox-kernel: hosts, key, repository, proxmox-default-kernel, then reboot"
+grep -aq '^pmoves-firstboot: step=proxmox-kernel state=ok proxmox-default-kernel installed, but the running kernel is' "$T/boot1.txt"
+ok $? "after the reboot: verified (the stand-in kernel package has no kernel, so Debian's still runs: said so)"
+grep -aqE "^pmoves-firstboot: step=proxmox-ve state=ok proxmox-ve postfix open-iscsi chrony installed; removed linux-image-amd64; kept 'linux-image-6\.1\.[^']*-amd64': it is the running kernel" "$T/boot1.txt"
+ok $? "proxmox-ve: installed; linux-image-amd64 removed, the running kernel kept"
+grep -aq '^pmoves-firstboot: step=proxmox-vms state=ok created 100 docker-host, 101 dev-workstation, 102 headscale-hub, 103 gateway; no GPU to attach' "$T/boot1.txt"
+ok $? "proxmox-vms: four VMs created (no GPU in QEMU)"
+grep -aq '"GET /pve/dists/bookworm/InRelease' "$T/http.log" && grep -aq '"GET /pve/pool/proxmox-ve_99.0-standin_amd64.deb' "$T/http.log"
+ok $? "the guest's apt fetched the signed index and the packages from the stand-in repository"
+
+part_copy "$T/disk.img" 2 "$T/root.ext4"
+e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
+R=$T/root.ext4
+get() { debugfs -R "cat $1" "$R" 2>/dev/null; }
+get /etc/hosts | grep -qxP '10\.0\.2\.15\tproxmox-core' && ! get /etc/hosts | grep -q '^127\.0\.1\.1'
+ok $? "/etc/hosts: the hostname on the guest's address, no 127.0.1.1 line"
+is "$(get /etc/apt/sources.list.d/pve-install-repo.list | tail -1)" "deb [arch=amd64] http://10.0.2.2:$PORT/pve bookworm pve-no-subscription" "the repository line"
+is "$(get /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg | sha512sum | cut -d' ' -f1)" "$SHA" "the release key on disk is the served one"
+is "$(get /var/lib/pmoves-stand-in/postfix)" "main_mailer_type=No configuration" "postfix's debconf answer was preseeded (seen by the stand-in postfix's postinst)"
+get /var/lib/dpkg/status >"$T/status"
+grep -q '^Package: proxmox-ve$' "$T/status" && ! grep -q '^Package: linux-image-amd64$' "$T/status"
+ok $? "dpkg: proxmox-ve installed, linux-image-amd64 gone"
+get /var/log/pmoves-stand-in-qm.log >"$T/qm.log"
+grep -qx 'qm create 100 --name docker-host --memory 32768 --cores 8 --machine q35 --bios ovmf --ostype l26 --cpu host --scsihw virtio-scsi-single --onboot 1 --efidisk0 local-lvm:1,efitype=4m,pre-enrolled-keys=0 --net0 virtio,bridge=vmbr0' "$T/qm.log"
+ok $? "stand-in qm: VM 100 with q35, OVMF and its EFI disk, 32 GiB, 8 cores"
+grep -q '^qm create 102 .*--scsi0 local-lvm:0,import-from=/var/lib/vz/import/headscale-hub.qcow2,iothread=1,discard=on --boot order=scsi0$' "$T/qm.log"
+ok $? "stand-in qm: VM 102's disk imported from the qcow2 path"
+is "$(grep -c '^qm create' "$T/qm.log")" 4 "qm create ran once per VM"
+
+# 3. The same disk again: everything is done, nothing runs, no VM is made twice.
+"$PMOVES_IMAGE" run "$T/disk.img" --persist --cpus 1 --config "$T/device.json" --net \
+	--expect 'Reached target.*Multi-User' --timeout 240 --log "$T/boot2.log" >/dev/null 2>"$T/run2.err"
+clean "$T/boot2.log" >"$T/boot2.txt"
+part_copy "$T/disk.img" 2 "$T/root.ext4"
+e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
+! grep -aq 'pmoves-firstboot: step=' "$T/boot2.txt" && [ "$(get /var/log/pmoves-stand-in-qm.log | grep -c '^qm create')" = 4 ]
+ok $? "a later boot runs no step again and creates no VM twice"
+done_testing
