@@ -417,6 +417,7 @@ static const struct fb_field top_fields[] = {
 	{ "tailnet", FB_T_OBJECT, fb_tailnet_fields, NULL, NULL, 0, 0 },
 	{ "headscale", FB_T_OBJECT, fb_headscale_fields, NULL, NULL, 0, 0 },
 	{ "tunnel", FB_T_OBJECT, fb_tunnel_fields, NULL, NULL, 0, 0 },
+	{ "rustdesk", FB_T_OBJECT, fb_rustdesk_fields, NULL, NULL, 0, 0 },
 	{ "artifacts", FB_T_ARRAY, &fb_artifact_elem, fb_artifacts_valid, NULL, 0, 256 },
 	{ "apt_repositories", FB_T_ARRAY, &fb_apt_repository_elem, fb_apt_repositories_valid, NULL, 0, 64 },
 	{ "mesh", FB_T_OBJECT, fb_mesh_fields, NULL, NULL, 0, 0 },

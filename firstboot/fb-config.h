@@ -53,6 +53,7 @@ extern const struct fb_field fb_iommu_fields[];
 extern const struct fb_field fb_tailnet_fields[];
 extern const struct fb_field fb_headscale_fields[];
 extern const struct fb_field fb_tunnel_fields[];
+extern const struct fb_field fb_rustdesk_fields[];
 extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
 fb_validator fb_artifacts_valid;
 extern const struct fb_field fb_apt_repository_elem;

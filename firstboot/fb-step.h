@@ -49,7 +49,7 @@ extern const size_t fb_steps_count;
 
 extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
 extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot, step_iommu;
-extern const struct fb_step step_tailnet, step_headscale, step_tunnel;
+extern const struct fb_step step_tailnet, step_headscale, step_tunnel, step_rustdesk;
 extern const struct fb_step step_artifacts, step_apt_repositories;
 extern const struct fb_step step_mesh;
 extern const struct fb_step step_gateway;

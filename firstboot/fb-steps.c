@@ -20,6 +20,7 @@ const struct fb_step *const fb_steps[] = {
 	&step_headscale, /* before tailnet: the hub joins its own tailnet */
 	&step_tailnet,
 	&step_tunnel,
+	&step_rustdesk, /* after tailnet: its port is open on the tailnet only */
 	&step_efiboot,
 	&step_iommu,
 	&step_proxmox_kernel,

@@ -3,6 +3,7 @@
  * `tailscale up` / `tailscale status --json`), and PMOVES_FIRSTBOOT_LIVE=1 makes the tree
  * count as the running system so the join itself is exercised. Verified here against the
  * stand-in only, never against Tailscale. */
+#include "run.h"
 #include "test-fb-lib.h"
 
 #define KEY "hskey-0123456789abcdef0123456789abcdef0123456789ab"
@@ -370,6 +371,59 @@ static void test_tunnel(void)
 	t_cleanup(root);
 }
 
+static void test_rustdesk(void)
+{
+	char *root = t_tree();
+	net_stand_in(root);
+	t_write(root, "etc/pmoves/firstboot.json", "{" OTHERS_OFF ", \"rustdesk\": {}}");
+	t_write(root, "root/.config/rustdesk/RustDesk2.toml",
+		"rendezvous_server = 'rs-ny.rustdesk.com:21116'\nnat_type = 1\n\n[options]\ndirect-server = 'N'\nstop-service = ''\n");
+	t_write(root, "usr/bin/rustdesk", "stand-in\n");
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=rustdesk state=ok direct IP access on port 21118, reachable on 'tailscale0' only\n", "rustdesk: ok");
+	char *toml = t_read(root, "root/.config/rustdesk/RustDesk2.toml");
+	tap_is_str(toml,
+		   "rendezvous_server = 'rs-ny.rustdesk.com:21116'\nnat_type = 1\n\n[options]\n"
+		   "direct-server = 'Y'\ndirect-access-port = '21118'\nstop-service = ''\n",
+		   "rustdesk: direct IP access on in its config, RustDesk's other settings kept");
+	char *c = calls_of(root);
+	tap_contains(c, "systemctl --quiet enable pmoves-rustdesk-firewall.service\nsystemctl restart pmoves-rustdesk-firewall.service\n"
+			"systemctl --quiet enable rustdesk.service\nsystemctl restart rustdesk.service\n",
+		     "rustdesk: the port filter first, then RustDesk");
+	char *nft = t_read(root, "etc/pmoves/rustdesk.nft");
+	tap_contains(nft, "\t\tiifname { \"lo\", \"tailscale0\" } tcp dport 21118 accept\n\t\tiifname { \"lo\", \"tailscale0\" } udp dport 21118 accept\n"
+			  "\t\ttcp dport 21118 drop\n\t\tudp dport 21118 drop\n",
+		     "rustdesk: port only on lo and the tailnet");
+	if (find_program("nft", NULL) == 0) {
+		char *f = t_strf("%s/etc/pmoves/rustdesk.nft", root);
+		char *argv[] = { "nft", "-c", "-f", f, NULL };
+		_cleanup_free_ char *out = NULL;
+		struct run_opts o = { .capture = &out, .capture_stderr = true };
+		int rc = run_argv(argv, &o);
+		tap_ok(rc == 0, "rustdesk: 'nft -c -f' accepts the ruleset");
+		if (rc)
+			tap_diag("nft: %s", out ? out : "");
+		free(f);
+	} else
+		tap_skip("rustdesk: 'nft -c -f' accepts the ruleset", "nft is not installed (package nftables)");
+	free(toml), free(c), free(nft);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	root = t_tree();
+	net_stand_in(root);
+	t_write(root, "etc/pmoves/firstboot.json", "{" OTHERS_OFF ", \"rustdesk\": {\"port\": 31118}}");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=rustdesk state=pending port closed but on the tailnet; RustDesk is not installed yet", "rustdesk: pending without RustDesk");
+	toml = t_read(root, "root/.config/rustdesk/RustDesk2.toml");
+	tap_is_str(toml, "[options]\ndirect-server = 'Y'\ndirect-access-port = '31118'\n", "rustdesk: a new config holds the options table");
+	struct stat st = t_stat(root, "root/.config/rustdesk/RustDesk2.toml");
+	tap_ok((st.st_mode & 07777) == 0600, "rustdesk: its config is 0600");
+	free(toml);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -380,5 +434,6 @@ int main(void)
 	test_tailnet_schema();
 	test_headscale();
 	test_tunnel();
+	test_rustdesk();
 	return tap_done();
 }

@@ -1,0 +1,202 @@
+/* rustdesk: remote desktop over the tailnet only.
+ *
+ *   - RustDesk's direct IP access on (its service's config, /root/.config/rustdesk/RustDesk2.toml:
+ *     [options] direct-server = 'Y', direct-access-port = 'PORT'; other lines RustDesk keeps
+ *     there are left as they are);
+ *   - RustDesk cannot bind one interface, so the port is closed everywhere but on the
+ *     tailnet (and loopback) by an nftables table of its own, /etc/pmoves/rustdesk.nft, loaded
+ *     by pmoves-rustdesk-firewall.service before rustdesk.service starts;
+ *   - both units enabled and, on the running machine, started.
+ * RustDesk itself comes as an artifact (its .deb ships rustdesk.service); without it the files
+ * are written and the step is pending until it is installed. */
+#include "fb-config.h"
+#include "fb-step.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <json-c/json.h>
+
+#define TOML "/root/.config/rustdesk/RustDesk2.toml"
+#define NFT "/etc/pmoves/rustdesk.nft"
+#define FW_UNIT "/etc/systemd/system/pmoves-rustdesk-firewall.service"
+#define RUSTDESK "/usr/bin/rustdesk"
+#define DEFAULT_PORT 21118
+#define DEFAULT_IFACE "tailscale0"
+#define TOML_MAX (256u * 1024u)
+
+static int valid_port(struct fb_check *c, json_object *v)
+{
+	int64_t p = json_object_get_int64(v);
+	if (!json_object_is_type(v, json_type_int) || p < 1024 || p > 65535)
+		return fb_bad(c, "the port is a whole number from 1024 to 65535");
+	return 0;
+}
+
+static int valid_iface(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || n > 15 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return fb_bad(c, "'%.32s' is not an interface name", s);
+	return 0;
+}
+
+const struct fb_field fb_rustdesk_fields[] = {
+	{ "port", FB_T_SCALAR, NULL, valid_port, NULL, 0, 0 },
+	{ "interface", FB_T_STRING, NULL, valid_iface, NULL, 0, 0 },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
+};
+
+static int64_t port_of(json_object *section)
+{
+	json_object *v;
+	return json_object_object_get_ex(section, "port", &v) ? json_object_get_int64(v) : DEFAULT_PORT;
+}
+
+static const char *iface_of(json_object *section)
+{
+	json_object *v;
+	return json_object_object_get_ex(section, "interface", &v) ? json_object_get_string(v) : DEFAULT_IFACE;
+}
+
+static char *nft_text(json_object *section)
+{
+	int64_t p = port_of(section);
+	const char *i = iface_of(section);
+	/* "add" then "delete" first: loading the file again replaces the table. */
+	return fb_strdupf("#!/usr/sbin/nft -f\n"
+			  "# Written by pmoves-firstboot (rustdesk step): RustDesk's port only on the tailnet.\n"
+			  "table inet pmoves_rustdesk\n"
+			  "delete table inet pmoves_rustdesk\n"
+			  "table inet pmoves_rustdesk {\n"
+			  "\tchain input {\n"
+			  "\t\ttype filter hook input priority filter - 10; policy accept;\n"
+			  "\t\tiifname { \"lo\", \"%s\" } tcp dport %lld accept\n"
+			  "\t\tiifname { \"lo\", \"%s\" } udp dport %lld accept\n"
+			  "\t\ttcp dport %lld drop\n"
+			  "\t\tudp dport %lld drop\n"
+			  "\t}\n"
+			  "}\n",
+			  i, (long long)p, i, (long long)p, (long long)p, (long long)p);
+}
+
+static const char fw_unit[] = "# Written by pmoves-firstboot (rustdesk step).\n"
+			      "[Unit]\n"
+			      "Description=RustDesk's port on the tailnet only\n"
+			      "Before=rustdesk.service network-pre.target\n"
+			      "Wants=network-pre.target\n\n"
+			      "[Service]\n"
+			      "Type=oneshot\n"
+			      "RemainAfterExit=yes\n"
+			      "ExecStart=/usr/sbin/nft -f " NFT "\n"
+			      "ExecStop=/usr/sbin/nft delete table inet pmoves_rustdesk\n\n"
+			      "[Install]\n"
+			      "WantedBy=multi-user.target\n";
+
+/* OLD (RustDesk's own file, or "") with our two options in its [options] table. */
+static char *toml_text(const char *old, json_object *section)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	bool in_options = false, done = false;
+	const char *ours = NULL;
+	_cleanup_free_ char *opts = fb_strdupf("direct-server = 'Y'\ndirect-access-port = '%lld'\n", (long long)port_of(section));
+	if (!opts) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	ours = opts;
+	for (const char *p = old; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		const char *s = p + strspn(p, " \t");
+		bool header = *s == '[';
+		if (header)
+			in_options = !strncmp(s, "[options]", 9);
+		bool drop = in_options && !header &&
+			    (!strncmp(s, "direct-server", 13) || !strncmp(s, "direct-access-port", 18));
+		if (!drop)
+			fprintf(f, "%.*s\n", (int)n, p);
+		if (header && in_options && !done) {
+			fputs(ours, f);
+			done = true;
+		}
+		p += n + (nl ? 1 : 0);
+	}
+	if (!done)
+		fprintf(f, "%s[options]\n%s", len && buf[len - 1] != '\n' ? "\n" : "", ours);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int wanted(json_object *section, char **ret_toml, char **ret_nft)
+{
+	_cleanup_free_ char *old = NULL;
+	size_t len = 0;
+	int r = fb_read(TOML, TOML_MAX, &old, &len);
+	if (r == -ENOENT)
+		old = strdup(""), r = old ? 0 : -ENOMEM;
+	if (r < 0)
+		return r;
+	if (memchr(old, '\0', len))
+		return -EINVAL;
+	*ret_toml = toml_text(old, section);
+	*ret_nft = nft_text(section);
+	return *ret_toml && *ret_nft ? 0 : -ENOMEM;
+}
+
+static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c, (void)ret_msg;
+	_cleanup_free_ char *toml = NULL, *nft = NULL;
+	int r = wanted(section, &toml, &nft);
+	if (r < 0)
+		return r;
+	if ((r = fb_file_is(TOML, toml, strlen(toml))) <= 0 || (r = fb_file_is(NFT, nft, strlen(nft))) <= 0 ||
+	    (r = fb_file_is(FW_UNIT, fw_unit, strlen(fw_unit))) <= 0)
+		return r;
+	return fb_exists(RUSTDESK);
+}
+
+static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	_cleanup_free_ char *toml = NULL, *nft = NULL;
+	int r = wanted(section, &toml, &nft);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot read '%s': %s", TOML, strerror(-r));
+		return FB_FAILED;
+	}
+	if ((r = fb_write(NFT, nft, strlen(nft), 0644, 0, 0)) < 0 || (r = fb_write(FW_UNIT, fw_unit, strlen(fw_unit), 0644, 0, 0)) < 0 ||
+	    (r = fb_write(TOML, toml, strlen(toml), 0600, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write RustDesk's files: %s", strerror(-r));
+		return FB_FAILED;
+	}
+	if (fb_unit_enable("pmoves-rustdesk-firewall.service", true, ret_msg) < 0)
+		return FB_FAILED;
+	if (fb_exists(RUSTDESK) != 1) {
+		*ret_msg = strdup("port closed but on the tailnet; RustDesk is not installed yet (an artifact of kind deb): "
+				  "enabled once it is");
+		return FB_PENDING;
+	}
+	if (fb_unit_enable("rustdesk.service", true, ret_msg) < 0)
+		return FB_FAILED;
+	*ret_msg = fb_strdupf("direct IP access on port %lld, reachable on '%s' only", (long long)port_of(section), iface_of(section));
+	return FB_OK;
+}
+
+const struct fb_step step_rustdesk = {
+	.name = "rustdesk",
+	.config_key = "rustdesk",
+	.needs_config = true,
+	.dry_run_apply = true,
+	.check = rustdesk_check,
+	.apply = rustdesk_apply,
+};
