@@ -12,7 +12,8 @@
  *                                                      (mesh point or IBSS) and join with iw,
  *                                                      which networkd cannot do
  *   /etc/modules-load.d/pmoves-mesh.conf               batman-adv loaded at boot
- * and systemd-networkd (and the Wi-Fi units) enabled. On the running system (root "/") it is
+ * and systemd-networkd (and the Wi-Fi units) enabled. Files of ours for interfaces no longer
+ * in the config are removed (a Wi-Fi unit stopped and disabled first). On the running system (root "/") it is
  * also applied now: modprobe batman-adv; networkctl reload when networkd runs (plus batctl
  * gw_mode for an existing bat0, which networkd does not change), else networkd started
  * (--no-block: at boot it is ordered after us); the Wi-Fi units restarted.
@@ -569,6 +570,114 @@ static int sys_exists(const char *fmt, const char *name)
 	return p ? fb_exists(p) : -ENOMEM;
 }
 
+static enum fb_result fail(char **ret_msg, int r, char *const argv[])
+{
+	_cleanup_free_ char *line = argv_to_string(argv);
+	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
+			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
+	return FB_FAILED;
+}
+
+/* ---- files left by an earlier config ---- */
+
+#define UNIT_DIR "/etc/systemd/system"
+static const struct {
+	const char *dir, *prefix, *suffix;
+} ours[] = {
+	{ NETWORK_DIR, "60-pmoves-mesh-if-", ".network" },
+	{ UNIT_DIR, "pmoves-mesh-", ".service" },
+};
+
+static bool planned(const struct plan *p, const char *abs)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (STREQ(p->files[i].path, abs))
+			return true;
+	return false;
+}
+
+/* Our hard interface files and Wi-Fi units that the plan does not write (an interface taken
+ * out of the config), sorted; NULL when there are none. */
+static int stale_files(const struct plan *p, char ***ret)
+{
+	_cleanup_strv_ char **stale = NULL;
+	for (size_t k = 0; k < ARRAY_SIZE(ours); k++) {
+		int fd = fb_open(ours[k].dir, O_RDONLY | O_DIRECTORY, 0);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0)
+			return fd;
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			return -errno;
+		}
+		int r = 0;
+		for (struct dirent *de; r == 0 && (de = readdir(d));) {
+			size_t n = strlen(de->d_name), pl = strlen(ours[k].prefix), sl = strlen(ours[k].suffix);
+			if (n <= pl + sl || strncmp(de->d_name, ours[k].prefix, pl) || !STREQ(de->d_name + n - sl, ours[k].suffix))
+				continue;
+			_cleanup_free_ char *abs = fb_strdupf("%s/%s", ours[k].dir, de->d_name);
+			if (!abs)
+				r = -ENOMEM;
+			else if (!planned(p, abs))
+				r = strv_push(&stale, abs);
+		}
+		closedir(d);
+		if (r < 0)
+			return r;
+	}
+	if (stale)
+		strv_sort(stale);
+	*ret = TAKE_PTR(stale);
+	return 0;
+}
+
+static int remove_file(const char *abs)
+{
+	if (fb_dry_run()) {
+		printf("%s: would remove %s\n", FB_NAME, abs);
+		fflush(stdout);
+		return 0;
+	}
+	const char *slash = strrchr(abs, '/');
+	_cleanup_free_ char *dir = strndup(abs, (size_t)(slash - abs));
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd < 0)
+		return dfd;
+	if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
+		return -errno;
+	fsync(dfd);
+	return 0;
+}
+
+/* A Wi-Fi unit first leaves the mesh (live), is disabled, then its file goes; a .network file
+ * just goes (networkctl reload, later, lets the interface go). */
+static enum fb_result remove_stale(char **stale, char **ret_msg)
+{
+	for (char **f = stale; f && *f; f++) {
+		const char *base = strrchr(*f, '/') + 1;
+		int r;
+		if (!strncmp(*f, UNIT_DIR "/", strlen(UNIT_DIR) + 1)) {
+			_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
+			if (fb_live()) {
+				char *stop[] = { "systemctl", "--no-block", "stop", (char *)base, NULL };
+				fb_run(stop); /* not running: nothing to stop */
+			}
+			char *disable[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", (char *)base, NULL };
+			if ((r = fb_run(disable)) != 0)
+				return fail(ret_msg, r, disable);
+		}
+		if ((r = remove_file(*f)) < 0) {
+			*ret_msg = fb_strdupf("cannot remove '%s': %s", *f, strerror(-r));
+			return FB_FAILED;
+		}
+	}
+	return FB_OK;
+}
+
 /* ---- the step ---- */
 
 static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -592,20 +701,15 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 	for (char **u = p.units; *u; u++)
 		if ((r = unit_enabled(*u)) <= 0)
 			return r;
+	_cleanup_strv_ char **stale = NULL;
+	if ((r = stale_files(&p, &stale)) < 0 || stale)
+		return r < 0 ? r : 0;
 	if (!fb_live())
 		return 1;
 	/* The running system has the mesh: module loaded, bat0 there. */
 	if ((r = fb_exists("/sys/module/batman_adv")) <= 0)
 		return r;
 	return sys_exists(SYS_NET "/%s", "bat0");
-}
-
-static enum fb_result fail(char **ret_msg, int r, char *const argv[])
-{
-	_cleanup_free_ char *line = argv_to_string(argv);
-	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
-			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
-	return FB_FAILED;
 }
 
 /* Bring it up on the running system. */
@@ -664,6 +768,15 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 			*ret_msg = fb_strdupf("cannot prepare the mesh configuration: %s", strerror(-r));
 		return FB_FAILED;
 	}
+	_cleanup_strv_ char **stale = NULL;
+	r = stale_files(&p, &stale);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot list the mesh files of an earlier config: %s", strerror(-r));
+		return FB_FAILED;
+	}
+	enum fb_result res = remove_stale(stale, ret_msg);
+	if (res != FB_OK)
+		return res;
 	for (size_t i = 0; i < p.n; i++) {
 		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
 		if (r < 0) {
@@ -684,11 +797,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 		return FB_FAILED;
 	if ((r = fb_run(enable)) != 0)
 		return fail(ret_msg, r, enable);
-	if (fb_live()) {
-		enum fb_result res = apply_live(&m, &p, ret_msg);
-		if (res != FB_OK)
-			return res;
-	}
+	if (fb_live() && (res = apply_live(&m, &p, ret_msg)) != FB_OK)
+		return res;
 
 	_cleanup_free_ char *ifs = NULL;
 	for (size_t i = 0; i < m.n; i++) {
@@ -698,7 +808,9 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 		if (!(ifs = more))
 			return FB_FAILED;
 	}
-	*ret_msg = fb_strdupf("bat0 %s, gateway %s, %s, MTU %u over %s%s", m.address, m.gateway, m.algorithm, m.mtu, ifs,
+	size_t n_stale = strv_length(stale);
+	*ret_msg = fb_strdupf("bat0 %s, gateway %s, %s, MTU %u over %s%s%s", m.address, m.gateway, m.algorithm, m.mtu, ifs,
+			      n_stale ? "; removed the files of interfaces no longer configured" : "",
 			      fb_live() ? "" : "; comes up on the next boot");
 	return FB_OK;
 }

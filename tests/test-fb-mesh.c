@@ -175,6 +175,49 @@ static void test_wifi_client(void)
 	tap_contains(c, want_calls, "802.11s client: networkd and both radios' units enabled in one call");
 	free(c), free(want_calls);
 	t_result_free(&r);
+
+	/* wlan1 and enp1s0 taken out of the config: their files go, wlan1's unit is disabled. */
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\"}],"
+		"\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\"}}");
+	clear_calls(root);
+	char *before = t_tree_digest(root, true);
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
+	r = t_fb(root, NULL, argv);
+	char *after = t_tree_digest(root, true);
+	tap_is_str(after, before, "interfaces removed, dry run: nothing changed");
+	char *would = t_strf("pmoves-firstboot: would run systemctl --root=%s disable pmoves-mesh-wlan1.service\n"
+			     "pmoves-firstboot: would remove /etc/systemd/system/pmoves-mesh-wlan1.service\n", root);
+	tap_contains(r.out, "pmoves-firstboot: would remove /etc/systemd/network/60-pmoves-mesh-if-enp1s0.network\n",
+		     "interfaces removed, dry run: the old .network file would go");
+	tap_contains(r.out, would, "interfaces removed, dry run: the old unit would be disabled and go");
+	free(before), free(after), free(would);
+	t_result_free(&r);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok bat0 10.42.0.7/24, gateway client, batman-v, MTU 1400 over wlan0 80211s MTU 1432; removed the files of interfaces no longer configured;",
+		     "interfaces removed: said so");
+	tap_ok(!t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-enp1s0.network") &&
+		       !t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-wlan1.network") &&
+		       !t_exists(root, "etc/systemd/system/pmoves-mesh-wlan1.service"),
+	       "interfaces removed: their files are gone");
+	tap_ok(t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-wlan0.network") &&
+		       t_exists(root, "etc/systemd/system/pmoves-mesh-wlan0.service") &&
+		       t_exists(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev"),
+	       "interfaces removed: the others stay");
+	c = calls_of(root);
+	want_calls = t_strf("systemctl --root=%s disable pmoves-mesh-wlan1.service\n", root);
+	tap_contains(c, want_calls, "interfaces removed: wlan1's unit disabled");
+	free(c), free(want_calls);
+	t_result_free(&r);
+	/* A file of ours left over makes check say "not done". */
+	t_write(root, "etc/systemd/network/60-pmoves-mesh-if-eth7.network", "[Match]\nName=eth7\n");
+	char *state = t_strf("%s/var/lib/pmoves/firstboot", root);
+	rm_rf(state);
+	free(state);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok", "a leftover file: check does not find the step done, apply runs");
+	tap_ok(!t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-eth7.network"), "a leftover file: removed");
+	t_result_free(&r);
 	t_cleanup(root);
 }
 
