@@ -19,13 +19,27 @@ int fb_run_target(char *const argv[])
 	return fb_run(full);
 }
 
+bool fb_system_booting(void)
+{
+	if (!fb_live())
+		return false;
+	char *argv[] = { "systemctl", "is-system-running", NULL };
+	_cleanup_free_ char *out = NULL;
+	if (fb_run_capture(argv, &out) < 0 || !out)
+		return false;
+	out[strcspn(out, "\n")] = '\0';
+	return STREQ(out, "initializing") || STREQ(out, "starting");
+}
+
 int fb_unit_enable(const char *unit, bool start, char **ret_msg)
 {
 	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
 	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "enable", (char *)unit, NULL };
 	int r = fb_run(argv);
 	if (r == 0 && start && fb_live()) {
-		char *st[] = { "systemctl", "restart", (char *)unit, NULL };
+		/* --no-block: during boot we run before sysinit.target, and a unit with default
+		 * dependencies waits for it: waiting here would deadlock the boot. */
+		char *st[] = { "systemctl", "--no-block", "restart", (char *)unit, NULL };
 		r = fb_run(st);
 		if (r != 0) {
 			*ret_msg = fb_strdupf("'systemctl restart %s' exited with %d", unit, r);

@@ -61,9 +61,14 @@ int fb_run_capture(char *const argv[], char **ret_out);
 /* ARGV as a program of the target: run as it is on the running system, as `chroot ROOT ARGV`
  * on a tree (fb-sys.c). */
 int fb_run_target(char *const argv[]);
-/* systemctl enable UNIT (--root=ROOT on a tree), and with START, restart it on the running
- * system. 0, or -errno with *ret_msg set. */
+/* systemctl enable UNIT (--root=ROOT on a tree), and with START, `systemctl --no-block
+ * restart` it on the running system (queued: it may start only after this boot's run). 0, or
+ * -errno with *ret_msg set. */
 int fb_unit_enable(const char *unit, bool start, char **ret_msg);
+/* The running system is still booting (`systemctl is-system-running`: initializing or
+ * starting): the first run of a boot comes before sysinit.target, so services and the network
+ * are not up. Steps that need them end pending then; the timer runs them after the boot. */
+bool fb_system_booting(void);
 /* Seconds spent waiting for external commands since the program started. */
 double fb_run_seconds(void);
 

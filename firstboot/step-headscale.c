@@ -404,6 +404,10 @@ static enum fb_result headscale_apply(const struct fb_ctx *c, json_object *secti
 		*ret_msg = strdup("config written, headscale enabled; users and keys are made on the running machine");
 		return FB_PENDING;
 	}
+	if (fb_system_booting()) {
+		*ret_msg = strdup("config written, headscale enabled; users and keys once the boot is done");
+		return FB_PENDING;
+	}
 
 	/* The server takes a moment to open its socket after the start. */
 	_cleanup_strv_ char **have = NULL;

@@ -282,6 +282,10 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 		*ret_msg = strdup("tailscaled enabled; the join is left to the running machine");
 		return FB_PENDING;
 	}
+	if (fb_system_booting()) {
+		*ret_msg = strdup("tailscaled enabled; joins once the boot is done and the network is up");
+		return FB_PENDING;
+	}
 
 	json_object *key = NULL, *file = NULL;
 	if (!json_object_object_get_ex(section, "auth_key", &key) && !json_object_object_get_ex(section, "key_file", &file)) {

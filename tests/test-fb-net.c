@@ -21,6 +21,7 @@ static void net_stand_in(const char *root)
 		"# stand-in for tailscale, systemctl, sysctl (not the real programs)\n"
 		"D=%s; R=%s\n"
 		"echo \"$*\" >> $D/calls\n"
+		"if [ \"$1 $2\" = 'systemctl is-system-running' ]; then cat $D/sysstate 2>/dev/null || echo running; exit 0; fi\n"
 		"if [ \"$1\" = /usr/bin/cloudflared ]; then [ -f $D/cf-bad ] && exit 1; exit 0; fi\n"
 		"if [ \"$1\" = headscale ]; then\n"
 		"  case \"$2 $3\" in\n"
@@ -91,7 +92,8 @@ static void test_tailnet_join(void)
 	char *c = calls_of(root);
 	char *want = t_strf("sysctl --quiet --load=/etc/sysctl.d/90-pmoves-tailnet.conf\n"
 			    "systemctl --quiet enable tailscaled.service\n"
-			    "systemctl restart tailscaled.service\n"
+			    "systemctl --no-block restart tailscaled.service\n"
+			    "systemctl is-system-running\n"
 			    "tailscale up --reset --login-server=https://hs.example.org --auth-key=file:/var/lib/pmoves/tailnet/auth.key"
 			    " --hostname=node1 --advertise-tags=tag:mesh,tag:edge --advertise-routes=10.42.0.0/24 --accept-routes --ssh"
 			    " --timeout=30s\n"
@@ -150,6 +152,27 @@ static void test_tailnet_unreachable(void)
 	tap_contains(r.out, "step=tailnet state=ok on the tailnet as", "unreachable: a later run joins");
 	t_result_free(&r);
 	free(fail);
+	t_cleanup(root);
+}
+
+static void test_tailnet_booting(void)
+{
+	char *root = net_tree("{\"login_server\": \"https://hs.example.org\", \"auth_key\": \"" KEY "\"}");
+	char *st = t_beside(root, "sysstate");
+	write_file_atomic(st, "starting\n", 9, 0644);
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=pending tailscaled enabled; joins once the boot is done and the network is up",
+		     "during boot (before sysinit.target): pending, the timer's run joins");
+	char *c = calls_of(root);
+	tap_ok(!strstr(c, "tailscale up") && strstr(c, "systemctl --no-block restart tailscaled.service"),
+	       "during boot: tailscaled queued without waiting (no deadlock), no join yet");
+	free(c);
+	t_result_free(&r);
+	write_file_atomic(st, "running\n", 8, 0644);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as", "after the boot: joined");
+	t_result_free(&r);
+	free(st);
 	t_cleanup(root);
 }
 
@@ -239,7 +262,7 @@ static void test_headscale(void)
 	tap_contains(pol, "\"routes\": {\n      \"10.42.0.0/24\": [\n        \"tag:mesh\"\n      ]\n    }", "policy: the mesh subnet auto-approved for tag:mesh");
 	tap_contains(pol, "\"exitNode\": [\n      \"tag:edge\"\n    ]", "policy: exit nodes of tag:edge auto-approved");
 	char *c = t_strf("%.*s/calls", (int)(strrchr(root, '/') - root), root), *calls = t_read(c, NULL);
-	tap_contains(calls, "systemctl --quiet enable headscale.service\nsystemctl restart headscale.service\nheadscale users list -o json\nheadscale users create ci\n"
+	tap_contains(calls, "systemctl --quiet enable headscale.service\nsystemctl --no-block restart headscale.service\nsystemctl is-system-running\nheadscale users list -o json\nheadscale users create ci\n"
 			    "headscale preauthkeys create --user fleet --reusable --expiration 720h --tags tag:core -o json\n"
 			    "headscale preauthkeys create --user ci --ephemeral --expiration 24h --tags tag:ci -o json\n",
 		     "headscale: only the missing user made; a reusable fleet key and an ephemeral CI key");
@@ -317,7 +340,7 @@ static void test_tunnel(void)
 	tap_contains(unit, "ExecStart=/usr/bin/cloudflared --no-autoupdate --config /etc/cloudflared/config.yml tunnel run\n", "tunnel: the unit");
 	char *c = calls_of(root);
 	tap_contains(c, "/usr/bin/cloudflared tunnel --config /etc/cloudflared/config.yml ingress validate\n"
-			"systemctl --quiet enable cloudflared.service\nsystemctl restart cloudflared.service\n",
+			"systemctl --quiet enable cloudflared.service\nsystemctl --no-block restart cloudflared.service\n",
 		     "tunnel: validated by cloudflared, then enabled and started");
 	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json");
 	tap_ok(!strstr(r.out, CF_SECRET) && !strstr(r.err, CF_SECRET) && !strstr(status, CF_SECRET) && !strstr(c, CF_SECRET),
@@ -387,8 +410,8 @@ static void test_rustdesk(void)
 		   "direct-server = 'Y'\ndirect-access-port = '21118'\nstop-service = ''\n",
 		   "rustdesk: direct IP access on in its config, RustDesk's other settings kept");
 	char *c = calls_of(root);
-	tap_contains(c, "systemctl --quiet enable pmoves-rustdesk-firewall.service\nsystemctl restart pmoves-rustdesk-firewall.service\n"
-			"systemctl --quiet enable rustdesk.service\nsystemctl restart rustdesk.service\n",
+	tap_contains(c, "systemctl --quiet enable pmoves-rustdesk-firewall.service\nsystemctl --no-block restart pmoves-rustdesk-firewall.service\n"
+			"systemctl --quiet enable rustdesk.service\nsystemctl --no-block restart rustdesk.service\n",
 		     "rustdesk: the port filter first, then RustDesk");
 	char *nft = t_read(root, "etc/pmoves/rustdesk.nft");
 	tap_contains(nft, "\t\tiifname { \"lo\", \"tailscale0\" } tcp dport 21118 accept\n\t\tiifname { \"lo\", \"tailscale0\" } udp dport 21118 accept\n"
@@ -430,6 +453,7 @@ int main(void)
 		tap_skip_all("needs root to make the test trees' files root-owned");
 	test_tailnet_join();
 	test_tailnet_unreachable();
+	test_tailnet_booting();
 	test_tailnet_tree();
 	test_tailnet_schema();
 	test_headscale();
