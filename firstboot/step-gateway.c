@@ -37,6 +37,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <unistd.h>
 
 #define NETWORK_DIR "/etc/systemd/network"
 #define SYSCTL_FILE "/etc/sysctl.d/90-pmoves-gateway.conf"
@@ -52,6 +53,7 @@
 #define DEFAULT_LEASE "12h"
 #define MAX_NICS 32
 #define MAX_UPSTREAM 8
+#define WAIT_NICS 10 /* seconds */
 
 /* ---- addresses ---- */
 
@@ -803,21 +805,50 @@ static enum fb_result fail(char **ret_msg, int r, char *const argv[])
 	} while (0)
 
 /* Bring it up on the running system. */
+/* The name the NIC with MAC has now: 0, or -ENODEV. */
+static int name_of_mac(const char *mac, char ret[16])
+{
+	struct nic nics[MAX_NICS];
+	size_t n = 0;
+	int r = list_nics(nics, ARRAY_SIZE(nics), &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (STREQ(nics[i].mac, mac)) {
+			memcpy(ret, nics[i].name, sizeof(nics[i].name));
+			return 0;
+		}
+	return -ENODEV;
+}
+
 static enum fb_result apply_live(struct gw *g, char **ret_msg)
 {
 	struct side *sides[] = { &g->wan, &g->lan };
-	bool renamed = false;
-	for (size_t k = 0; k < 2; k++) {
+	bool rename = false;
+	for (size_t k = 0; k < 2; k++)
+		rename |= sides[k]->how != BY_NAME && sides[k]->current[0] && !STREQ(sides[k]->current, sides[k]->ifname);
+	if (rename) {
+		/* udev may be adding (and naming) NICs right now: with our .link files loaded it
+		 * names them itself; let it finish, then rename what it did not. */
+		RUN("udevadm", "control", "--reload");
+		char *settle[] = { "udevadm", "settle", "--timeout=30", NULL };
+		(void)fb_run(settle);
+	}
+	for (size_t k = 0; rename && k < 2; k++) {
 		struct side *s = sides[k];
-		if (s->how == BY_NAME || !s->current[0] || STREQ(s->current, s->ifname))
+		char cur[16];
+		if (s->how == BY_NAME || name_of_mac(s->mac, cur) < 0 || STREQ(cur, s->ifname))
 			continue;
 		/* A name can only change while the link is down; networkd brings it up again. */
-		RUN("ip", "link", "set", "dev", s->current, "down");
-		RUN("ip", "link", "set", "dev", s->current, "name", s->ifname);
-		renamed = true;
+		char *down[] = { "ip", "link", "set", "dev", cur, "down", NULL };
+		char *name[] = { "ip", "link", "set", "dev", cur, "name", s->ifname, NULL };
+		int r = fb_run(down);
+		if (r == 0)
+			r = fb_run(name);
+		char now[16];
+		if (r != 0 && !(name_of_mac(s->mac, now) == 0 && STREQ(now, s->ifname)))
+			return fail(ret_msg, r, name);
 	}
-	if (renamed)
-		RUN("udevadm", "control", "--reload");
 	RUN("sysctl", "-q", "-p", SYSCTL_FILE);
 	RUN("systemctl", "reload-or-restart", NFTABLES);
 	_cleanup_free_ char *out = NULL;
@@ -852,7 +883,20 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 	(void)c;
 	struct gw g;
 	_cleanup_(plan_done) struct plan p = { 0 };
-	int r = gw_load(section, &g, ret_msg);
+	int r;
+	if (fb_live() && !fb_dry_run()) {
+		/* At boot we may run before udev has added the NICs: let it finish, then give
+		 * late ones a few seconds before ending pending (the timer retries in minutes). */
+		char *settle[] = { "udevadm", "settle", "--timeout=30", NULL };
+		(void)fb_run(settle);
+		for (int i = 0; (r = gw_load(section, &g, ret_msg)) == -ENODEV && i < WAIT_NICS; i++) {
+			free(*ret_msg);
+			*ret_msg = NULL;
+			sleep(1);
+		}
+	} else {
+		r = gw_load(section, &g, ret_msg);
+	}
 	if (r == -ENODEV)
 		return FB_PENDING;
 	if (r == 0)

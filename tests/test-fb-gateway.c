@@ -365,10 +365,12 @@ static void test_live(void)
 		     "live: ok (verified: NICs renamed, forwarding on, table loaded)");
 	char *c = calls_of(root);
 	tap_contains(c,
+		     "udevadm settle --timeout=30\n"
 		     "systemctl --quiet enable systemd-networkd.service nftables.service dnsmasq.service\n"
+		     "udevadm control --reload\n"
+		     "udevadm settle --timeout=30\n"
 		     "ip link set dev ens9 down\nip link set dev ens9 name wan\n"
 		     "ip link set dev ens2 down\nip link set dev ens2 name lan\n"
-		     "udevadm control --reload\n"
 		     "sysctl -q -p /etc/sysctl.d/90-pmoves-gateway.conf\n"
 		     "systemctl reload-or-restart nftables.service\n"
 		     "systemctl is-active systemd-networkd.service\n"
