@@ -14,7 +14,7 @@ PKGS="build-essential pkg-config perl ca-certificates
 libarchive-dev libjson-c-dev libcurl4-openssl-dev libblkid-dev libext2fs-dev libefivar-dev libefiboot-dev
 mmdebstrap e2fsprogs dosfstools mtools fdisk gdisk squashfs-tools zstd bmap-tools
 qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 time
-python3 openssl gnupg"
+python3 openssl gnupg openssh-client dpkg-dev nftables dnsmasq-base"
 
 # pmoves-firstboot's libraries (FB_PKGS in the Makefile), for the foreign architecture.
 FB_DEV="libjson-c-dev libcurl4-openssl-dev libblkid-dev"
