@@ -277,6 +277,24 @@ static int valid_algorithm(struct fb_check *c, json_object *v)
 	return 0;
 }
 
+static bool parse_ipv4(const char *s, uint32_t *ret)
+{
+	struct in_addr a;
+	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*ret = ntohl(a.s_addr);
+	return true;
+}
+
+static int valid_router(struct fb_check *c, json_object *v)
+{
+	uint32_t h;
+	if (!parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
+		return fb_bad(c, "'%.40s' is not a unicast IPv4 address (the gateway node's bat0 address, such as \"10.42.0.1\")",
+			      json_object_get_string(v));
+	return 0;
+}
+
 static const struct fb_field interface_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
 	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
@@ -297,6 +315,7 @@ const struct fb_field fb_mesh_fields[] = {
 	{ "gateway", FB_T_STRING, NULL, valid_gateway, NULL, 0, 0 },
 	{ "mtu", FB_T_SCALAR, NULL, valid_mtu, NULL, 0, 0 },
 	{ "routing_algorithm", FB_T_STRING, NULL, valid_algorithm, NULL, 0, 0 },
+	{ "router", FB_T_STRING, NULL, valid_router, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
@@ -318,6 +337,7 @@ struct mesh {
 	size_t n;
 	char address[24];
 	const char *gateway, *algorithm;
+	const char *router; /* default route through the mesh, or NULL */
 	unsigned mtu;
 };
 
@@ -383,6 +403,23 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	m->gateway = str_of(section, "gateway", "client");
 	m->algorithm = str_of(section, "routing_algorithm", "batman-iv");
 	m->mtu = (unsigned)int_of(section, "mtu", DEFAULT_MTU);
+	m->router = str_of(section, "router", NULL);
+	if (m->router) {
+		/* Checked here, not in the schema: it depends on "address" and "gateway" too. */
+		uint32_t a, rt;
+		unsigned prefix = (unsigned)strtoul(strchr(m->address, '/') + 1, NULL, 10);
+		uint32_t mask = ~((1u << (32 - prefix)) - 1);
+		char host[16];
+		snprintf(host, sizeof(host), "%.*s", (int)strcspn(m->address, "/"), m->address);
+		if (!parse_ipv4(host, &a) || !parse_ipv4(m->router, &rt))
+			return -EINVAL;
+		if (STREQ(m->gateway, "server"))
+			*ret_msg = fb_strdupf("'router' is for the nodes without an uplink: this one is the gateway server");
+		else if ((a & mask) != (rt & mask) || a == rt)
+			*ret_msg = fb_strdupf("router '%s' is not another address of bat0's subnet '%s'", m->router, m->address);
+		if (*ret_msg)
+			return -EINVAL;
+	}
 	if (!json_object_object_get_ex(section, "interfaces", &list))
 		return -EINVAL;
 	m->n = json_object_array_length(list);
@@ -522,11 +559,13 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 			 fb_strdupf(HEADER "[NetDev]\nName=bat0\nKind=batadv\nDescription=pmoves mesh (batman-adv)\n\n"
 					   "[BatmanAdvanced]\nGatewayMode=%s\nRoutingAlgorithm=%s\n",
 				    m->gateway, m->algorithm));
+	_cleanup_free_ char *route = m->router ? fb_strdupf("Gateway=%s\n", m->router) : strdup("");
 	if (r == 0)
 		r = plan_add(p, strdup(BAT_NETWORK_FILE),
-			     fb_strdupf(HEADER "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
-					       "[Network]\nAddress=%s\nConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
-					m->mtu, m->address));
+			     route ? fb_strdupf(HEADER "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
+						       "[Network]\nAddress=%s\n%sConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+						m->mtu, m->address, route)
+				   : NULL);
 	for (size_t i = 0; r == 0 && i < m->n; i++) {
 		char key[16];
 		if_key(&m->ifs[i], key);
@@ -809,7 +848,10 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 			return FB_FAILED;
 	}
 	size_t n_stale = strv_length(stale);
-	*ret_msg = fb_strdupf("bat0 %s, gateway %s, %s, MTU %u over %s%s%s", m.address, m.gateway, m.algorithm, m.mtu, ifs,
+	_cleanup_free_ char *via = m.router ? fb_strdupf(", default route via %s", m.router) : strdup("");
+	if (!via)
+		return FB_FAILED;
+	*ret_msg = fb_strdupf("bat0 %s%s, gateway %s, %s, MTU %u over %s%s%s", m.address, via, m.gateway, m.algorithm, m.mtu, ifs,
 			      n_stale ? "; removed the files of interfaces no longer configured" : "",
 			      fb_live() ? "" : "; comes up on the next boot");
 	return FB_OK;

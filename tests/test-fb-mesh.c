@@ -261,6 +261,38 @@ static void test_ibss_by_mac(void)
 	t_cleanup(root);
 }
 
+static void test_router(void)
+{
+	char *root = node("{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.5/24\", \"router\": \"10.42.0.1\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok bat0 10.42.0.5/24, default route via 10.42.0.1, gateway client,", "router: said so");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.network",
+		HDR "[Match]\nName=bat0\n\n[Link]\nMTUBytes=1500\n\n"
+		    "[Network]\nAddress=10.42.0.5/24\nGateway=10.42.0.1\nConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+		"router: bat0's default route through the gateway node");
+	t_result_free(&r);
+	static const struct {
+		const char *cfg, *msg;
+	} bad[] = {
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.5/24\", \"router\": \"10.43.0.1\"}",
+		  "step=mesh state=failed router '10.43.0.1' is not another address of bat0's subnet '10.42.0.5/24'" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.5/24\", \"router\": \"10.42.0.5\"}",
+		  "step=mesh state=failed router '10.42.0.5' is not another address of bat0's subnet" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1/24\", \"gateway\": \"server\", \"router\": \"10.42.0.2\"}",
+		  "step=mesh state=failed 'router' is for the nodes without an uplink: this one is the gateway server" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *cfg = t_strf("{" OFF_OTHERS ", \"mesh\": %s}", bad[i].cfg);
+		t_write(root, "etc/pmoves/firstboot.json", cfg);
+		r = t_run(root, NULL);
+		tap_contains(r.out, bad[i].msg, "router: %s", bad[i].msg + 23);
+		tap_ok(r.status != 0, "router: a bad router fails the run (exit %d)", r.status);
+		t_result_free(&r);
+		free(cfg);
+	}
+	t_cleanup(root);
+}
+
 static void test_dry_run(void)
 {
 	char *root = node("{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.2/24\"}");
@@ -326,6 +358,7 @@ static void test_schema(void)
 		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"routing_algorithm\": \"olsr\"}", "'olsr' is not a routing algorithm" },
 		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"bridge\": true}", ".mesh.bridge: unknown key" },
 		{ "{\"interfaces\": {\"name\": \"eth1\"}, \"address\": \"10.42.0.1\"}", ".mesh.interfaces: must be an array" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.2\", \"router\": \"10.42.0\"}", ".mesh.router: '10.42.0' is not a unicast IPv4 address" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		char *cfg = t_strf("{\"mesh\": %s}", bad[i].cfg);
@@ -356,6 +389,7 @@ int main(void)
 	test_ethernet_server();
 	test_wifi_client();
 	test_ibss_by_mac();
+	test_router();
 	test_dry_run();
 	test_schema();
 	return tap_done();
