@@ -189,7 +189,9 @@ static void test_tailnet_tree(void)
 	free(c), free(want);
 	t_result_free(&r);
 
-	unlink(t_strf("%s/usr/bin/tailscale", root));
+	char *client = t_strf("%s/usr/bin/tailscale", root);
+	unlink(client);
+	free(client);
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
 	tap_contains(r.out, "step=tailnet state=failed the Tailscale client is not installed ('/usr/bin/tailscale')",
 		     "no client: failed, saying how to get one");
