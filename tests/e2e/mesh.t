@@ -113,7 +113,12 @@ EOF
 # evidence unit is started on the first boot, after the mesh step. MESH_REBOOT=1: the guests
 # reboot after provisioning and the evidence comes from the second boot, when only the
 # persistent configuration brings the mesh up (about twice as long).
-if [ -n "${MESH_REBOOT:-}" ]; then BOOTS=2 FINALLY=reboot START=; else BOOTS=1 FINALLY=none START=', "start": ["mesh-evidence.service"]'; fi
+# Timeouts: a guest boot under TCG takes 1 to 4 minutes here depending on the machine's load.
+if [ -n "${MESH_REBOOT:-}" ]; then
+	BOOTS=2 FINALLY=reboot START= TA=1200 TB=1080
+else
+	BOOTS=1 FINALLY=none START=', "start": ["mesh-evidence.service"]' TA=480 TB=420
+fi
 device "$MAC_A" 10.42.0.1 server 10.42.0.2 >"$T/a.json"
 device "$MAC_B" 10.42.0.2 client 10.42.0.1 >"$T/b.json"
 
@@ -121,11 +126,11 @@ device "$MAC_B" 10.42.0.2 client 10.42.0.1 >"$T/b.json"
 # TCG without the KVM probe (guests hang under KVM here). The ssh and efiboot steps are off and
 # sshd masked: host keys under TCG cost time.
 "$PMOVES_IMAGE" run "$IMG" --socket-net "listen:$PORT" --config "$T/a.json" --log "$T/a.log" \
-	--accel tcg --timeout $((BOOTS * 300 + 180)) >/dev/null 2>"$T/a.err" &
+	--accel tcg --timeout $TA >/dev/null 2>"$T/a.err" &
 APID=$!
 sleep 2
 "$PMOVES_IMAGE" run "$IMG" --socket-net "connect:$PORT" --config "$T/b.json" --log "$T/b.log" \
-	--accel tcg --expect 'MESH-RESULT: ' --timeout $((BOOTS * 240 + 180)) >/dev/null 2>"$T/b.err"
+	--accel tcg --expect 'MESH-RESULT: ' --timeout $TB >/dev/null 2>"$T/b.err"
 ok $? "guest B (connecting) provisions and reports"
 # A answered B's pings; give its own report a little longer.
 for _ in $(seq 1 60); do
