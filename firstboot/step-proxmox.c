@@ -522,6 +522,18 @@ static int apt(const char *verb, char *const *words)
 	return run_target(argv, NULL);
 }
 
+/* An apt run cut short (a power cut, a timeout) leaves dpkg "interrupted", and every later
+ * apt-get refuses to run until it is finished: finish it first. */
+static int dpkg_finish(char **ret_msg)
+{
+	char *argv[] = { "dpkg", "--configure", "-a", NULL };
+	apt_env();
+	int r = run_target(argv, NULL);
+	if (r != 0)
+		*ret_msg = fb_strdupf("'dpkg --configure -a' exited with %d", r);
+	return r == 0 ? 0 : -EIO;
+}
+
 /* ---- /etc/hosts ---- */
 
 /* The text after WORD in OUT up to a space, '/' or newline, as an IPv4 address. */
@@ -826,6 +838,8 @@ static enum fb_result kernel_apply(const struct fb_ctx *c, json_object *section,
 		*ret_msg = fb_strdupf("cannot write '/etc/hosts' and '%s': %s", SOURCES_LIST, strerror(-r));
 		return FB_FAILED;
 	}
+	if (dpkg_finish(ret_msg) < 0)
+		return FB_FAILED;
 	if ((r = apt("update", NULL)) != 0) {
 		*ret_msg = fb_strdupf("'apt-get update' exited with %d (a repository unreachable or broken): trying again on "
 				      "a later run",
@@ -968,6 +982,8 @@ static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, cha
 			*ret_msg = fb_strdupf("cannot write '%s': %s", DEBCONF_PATH, strerror(-r));
 			return FB_FAILED;
 		}
+		if (dpkg_finish(ret_msg) < 0)
+			return FB_FAILED;
 		char *seed[] = { "debconf-set-selections", DEBCONF_PATH, NULL };
 		if ((r = run_target(seed, NULL)) != 0) {
 			*ret_msg = fb_strdupf("'debconf-set-selections %s' exited with %d", DEBCONF_PATH, r);
@@ -979,6 +995,8 @@ static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, cha
 		}
 	}
 	const char *what = NULL;
+	if (remove && !missing && dpkg_finish(ret_msg) < 0)
+		return FB_FAILED;
 	if (remove) {
 		if ((r = apt("remove", remove)) != 0) {
 			_cleanup_free_ char *list = strv_join(remove, " ");
