@@ -532,6 +532,11 @@ static char *wifi_unit(const struct mesh_if *f)
 				"ExecStart=iw dev %s set mesh_param mesh_fwding 0\n",
 				f->ifname, f->id, f->freq, width, f->ifname)
 		   : fb_strdupf("ExecStart=iw dev %s ibss join %s %u%s fixed-freq\n", f->ifname, f->id, f->freq, width);
+	/* The device unit's name escapes '-' (systemd-escape): wlan-1 -> wlan\x2d1. */
+	char dev[16 * 4];
+	size_t k = 0;
+	for (const char *s = f->ifname; *s; s++)
+		k += (size_t)snprintf(dev + k, sizeof(dev) - k, *s == '-' ? "\\x2d" : "%c", *s);
 	if (!join)
 		return NULL;
 	return fb_strdupf(HEADER "[Unit]\n"
@@ -549,7 +554,7 @@ static char *wifi_unit(const struct mesh_if *f)
 			  "%s"
 			  "ExecStop=-iw dev %s %s leave\n\n"
 			  "[Install]\nWantedBy=multi-user.target\n",
-			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq, f->ifname, f->ifname, f->ifname, verb,
+			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq, dev, dev, f->ifname, verb,
 			  f->ifname, f->ifname, mp ? "mp" : "ibss", f->ifname, join, f->ifname, verb);
 }
 

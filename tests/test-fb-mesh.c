@@ -132,7 +132,8 @@ static void test_wifi_client(void)
 	char *root = node("{\"interfaces\": ["
 			  "{\"name\": \"enp1s0\", \"type\": \"ethernet\"},"
 			  "{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\"},"
-			  "{\"name\": \"wlan1\", \"type\": \"80211s\", \"mesh_id\": \"halow\", \"frequency\": 916, \"width\": \"2MHz\", \"mtu\": 1500}],"
+			  "{\"name\": \"wlan1\", \"type\": \"80211s\", \"mesh_id\": \"halow\", \"frequency\": 916, \"width\": \"2MHz\", \"mtu\": 1500},"
+			  "{\"name\": \"wl-a\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": 36}],"
 			  "\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\"}");
 	struct t_result r = t_run(root, NULL);
 	tap_is_int(r.status, 0, "802.11s client: exit 0");
@@ -170,8 +171,14 @@ static void test_wifi_client(void)
 	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wlan1.service");
 	tap_contains(u, "ExecStart=iw dev wlan1 mesh join halow freq 916 2MHz\n", "802.11s client: the HaLow join line");
 	free(u);
+	tap_ok(t_exists(root, "etc/systemd/system/pmoves-mesh-wl-a.service"), "802.11s client: a radio named with '-'");
+	u = t_read(root, "etc/systemd/system/pmoves-mesh-wl-a.service");
+	tap_contains(u, "\nBindsTo=sys-subsystem-net-devices-wl\\x2da.device\nAfter=sys-subsystem-net-devices-wl\\x2da.device\n",
+		     "802.11s client: its device unit's name escapes '-' as systemd does");
+	tap_contains(u, "ExecStart=iw dev wl-a set type ibss\n", "802.11s client: the command line has the plain name");
+	free(u);
 	char *c = calls_of(root);
-	char *want_calls = t_strf("systemctl --root=%s enable systemd-networkd.service pmoves-mesh-wlan0.service pmoves-mesh-wlan1.service\n", root);
+	char *want_calls = t_strf("systemctl --root=%s enable systemd-networkd.service pmoves-mesh-wlan0.service pmoves-mesh-wlan1.service pmoves-mesh-wl-a.service\n", root);
 	tap_contains(c, want_calls, "802.11s client: networkd and both radios' units enabled in one call");
 	free(c), free(want_calls);
 	t_result_free(&r);
@@ -197,6 +204,7 @@ static void test_wifi_client(void)
 	tap_contains(r.out, "step=mesh state=ok bat0 10.42.0.7/24, gateway client, batman-v, MTU 1400 over wlan0 80211s MTU 1432; removed the files of interfaces no longer configured;",
 		     "interfaces removed: said so");
 	tap_ok(!t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-enp1s0.network") &&
+		       !t_exists(root, "etc/systemd/system/pmoves-mesh-wl-a.service") &&
 		       !t_exists(root, "etc/systemd/network/60-pmoves-mesh-if-wlan1.network") &&
 		       !t_exists(root, "etc/systemd/system/pmoves-mesh-wlan1.service"),
 	       "interfaces removed: their files are gone");
