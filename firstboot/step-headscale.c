@@ -395,8 +395,9 @@ static enum fb_result headscale_apply(const struct fb_ctx *c, json_object *secti
 		return FB_FAILED;
 	}
 	if (fb_exists(HEADSCALE) != 1) {
-		*ret_msg = strdup("Headscale is not installed ('" HEADSCALE "'): add its package to the image (an artifact of kind deb)");
-		return FB_FAILED;
+		*ret_msg = strdup("config written; Headscale is not installed yet ('" HEADSCALE "': an artifact of kind deb): "
+				  "users and keys once it is");
+		return FB_PENDING;
 	}
 	if (fb_unit_enable("headscale.service", true, ret_msg) < 0)
 		return FB_FAILED;

@@ -16,7 +16,7 @@
  * that doubles, then pending: the rest of the boot goes on and a later run joins.
  * On a tree (--root) the files and the unit are set up and the join is left to the machine
  * (pending). The client itself comes from the image's packages, an artifact, or Tailscale's
- * apt repository (docs/firstboot.md); without it the step fails and says so. */
+ * apt repository (docs/firstboot.md); without it the step is pending and says so. */
 #include "fb-config.h"
 #include "fb-step.h"
 #include "firstboot.h"
@@ -272,9 +272,9 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 		}
 	}
 	if (fb_exists(TAILSCALE) != 1) {
-		*ret_msg = strdup("the Tailscale client is not installed ('" TAILSCALE "'): add it to the image "
-				  "(packages with Tailscale's apt repository, or an artifact)");
-		return FB_FAILED;
+		*ret_msg = strdup("the Tailscale client is not installed yet ('" TAILSCALE "': Tailscale's apt repository "
+				  "and package, or an artifact): joins once it is");
+		return FB_PENDING;
 	}
 	if (fb_unit_enable("tailscaled.service", true, ret_msg) < 0)
 		return FB_FAILED;
