@@ -128,6 +128,21 @@ int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
 	return read_fd(fd, max, ret_buf, ret_len);
 }
 
+int fb_read_line(const char *abs, char *buf, size_t size)
+{
+	if (size < 2)
+		return -EINVAL;
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	if (fd < 0)
+		return fd;
+	ssize_t n = read(fd, buf, size - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
 int fb_exists(const char *abs)
 {
 	int fd = fb_open(abs, O_PATH | O_NOFOLLOW, 0);

@@ -35,6 +35,9 @@ bool fb_live(void);
 char *fb_path(const char *abs);
 int fb_open(const char *abs, int flags, mode_t mode);
 int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len);
+/* The first line of a small file (sysfs, /proc) into BUF, without its newline; what does not
+ * fit is cut. */
+int fb_read_line(const char *abs, char *buf, size_t size);
 /* 1 exists (anything, symlinks not followed for the last component), 0 not, or -errno. */
 int fb_exists(const char *abs);
 /* Atomic replace: temp file in the same directory, fchown (uid (uid_t)-1: leave), fchmod,

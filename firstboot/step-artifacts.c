@@ -237,21 +237,6 @@ static int art_installed(const struct art *a)
 	return (st.st_mode & 07777) == a->mode;
 }
 
-/* ARGV on the target: as it is on the running system, through chroot on a tree. */
-static int run_target(char **argv)
-{
-	if (fb_live())
-		return fb_run(argv);
-	size_t n = strv_length(argv);
-	_cleanup_free_ char **full = calloc(n + 3, sizeof(char *));
-	if (!full)
-		return -ENOMEM;
-	full[0] = "chroot";
-	full[1] = (char *)fb_root();
-	memcpy(full + 2, argv, n * sizeof(char *));
-	return fb_run(full);
-}
-
 static int mkdir_in_root(const char *abs)
 {
 	_cleanup_free_ char *p = fb_path(abs);
@@ -342,7 +327,7 @@ static int install(const struct art *a, char **ret_msg)
 		return copy_to_target(a, ret_msg);
 	if (STREQ(a->kind, "deb")) {
 		char *argv[] = { "dpkg", "-i", a->cache, NULL };
-		if ((r = run_target(argv)) != 0) {
+		if ((r = fb_run_target(argv)) != 0) {
 			*ret_msg = fb_strdupf("artifact '%s': 'dpkg -i %s' exited with %d", a->name, a->cache, r);
 			return -EIO;
 		}
@@ -379,7 +364,7 @@ static int install(const struct art *a, char **ret_msg)
 	for (size_t i = 0; i < n; i++)
 		argv[i] = (char *)json_object_get_string(json_object_array_get_idx(a->run, i));
 	argv[n] = a->target ? (char *)a->target : a->cache;
-	if ((r = run_target(argv)) != 0) {
+	if ((r = fb_run_target(argv)) != 0) {
 		*ret_msg = fb_strdupf("artifact '%s': running the script with '%s' exited with %d", a->name, argv[0], r);
 		return -EIO;
 	}

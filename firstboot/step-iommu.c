@@ -151,19 +151,6 @@ static void host_done(struct host *h)
 	free(h->proc_cmdline);
 }
 
-static int read_small(const char *abs, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	ssize_t n = read(fd, buf, size - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 /* The last component of the symlink DIR/NAME ("../../../bus/pci/drivers/vfio-pci" ->
  * "vfio-pci"); "" when there is no such link. */
 static int link_base(const char *dir, const char *name, char *buf, size_t size)
@@ -200,7 +187,7 @@ static int hex_file(const char *addr, const char *name, unsigned max, unsigned *
 {
 	char path[128], buf[32];
 	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", addr, name);
-	int r = read_small(path, buf, sizeof(buf));
+	int r = fb_read_line(path, buf, sizeof(buf));
 	if (r < 0)
 		return r;
 	if (strncmp(buf, "0x", 2) || !parse_hex(buf + 2, strlen(buf + 2), max, ret))
@@ -435,7 +422,7 @@ static int detect(struct host *h, json_object *section, char **ret_msg)
 	json_object *v;
 	h->without_gpu = json_object_object_get_ex(section, "without_gpu", &v) && json_object_get_boolean(v);
 	h->cpu = cpu_vendor();
-	if (read_small("/proc/sys/kernel/osrelease", h->kernel, sizeof(h->kernel)) < 0)
+	if (fb_read_line("/proc/sys/kernel/osrelease", h->kernel, sizeof(h->kernel)) < 0)
 		h->kernel[0] = '\0';
 	int r = scan_kernels(h);
 	if (r < 0) {
