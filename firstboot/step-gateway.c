@@ -375,19 +375,6 @@ struct nic {
 	char path[256]; /* the sysfs device path, for the order */
 };
 
-static int read_line(const char *abs, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	ssize_t n = read(fd, buf, size - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 static int nic_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct nic *)a)->path, ((const struct nic *)b)->path);
@@ -415,7 +402,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 			continue; /* not a symlink to a device (virtual, or too deep to sort) */
 		x.path[k] = '\0';
 		snprintf(p, sizeof(p), SYS_NET "/%s/type", de->d_name);
-		if (read_line(p, line, sizeof(line)) < 0 || !STREQ(line, "1"))
+		if (fb_read_line(p, line, sizeof(line)) < 0 || !STREQ(line, "1"))
 			continue;
 		snprintf(p, sizeof(p), SYS_NET "/%s/wireless", de->d_name);
 		if (fb_exists(p) > 0)
@@ -424,7 +411,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 		if (fb_exists(p) > 0)
 			continue;
 		snprintf(p, sizeof(p), SYS_NET "/%s/address", de->d_name);
-		if (read_line(p, line, sizeof(line)) < 0 || !parse_mac(line, x.mac))
+		if (fb_read_line(p, line, sizeof(line)) < 0 || !parse_mac(line, x.mac))
 			continue;
 		memcpy(x.name, de->d_name, strlen(de->d_name) + 1);
 		if (n < max)
@@ -754,7 +741,7 @@ static int live_ok(const struct gw *g)
 	int r;
 	if ((r = iface_exists(g->wan.ifname)) <= 0 || (r = iface_exists(g->lan.ifname)) <= 0)
 		return r;
-	if ((r = read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd))) < 0)
+	if ((r = fb_read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd))) < 0)
 		return r == -ENOENT ? 0 : r;
 	if (!STREQ(fwd, "1"))
 		return 0;
