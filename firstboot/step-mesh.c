@@ -10,7 +10,9 @@
  *                                                      raised by batman's 32-byte header
  *   /etc/systemd/system/pmoves-mesh-IFNAME.service     Wi-Fi only: set the interface type
  *                                                      (mesh point or IBSS) and join with iw,
- *                                                      which networkd cannot do
+ *                                                      which networkd cannot do; wanted by
+ *                                                      the radio's device unit, so it runs
+ *                                                      whenever the radio appears
  *   /etc/modules-load.d/pmoves-mesh.conf               batman-adv loaded at boot
  * and systemd-networkd (and the Wi-Fi units) enabled. Files of ours for interfaces no longer
  * in the config are removed (a Wi-Fi unit stopped and disabled first). On the running system (root "/") it is
@@ -553,9 +555,9 @@ static char *wifi_unit(const struct mesh_if *f)
 			  "ExecStart=ip link set dev %s up\n"
 			  "%s"
 			  "ExecStop=-iw dev %s %s leave\n\n"
-			  "[Install]\nWantedBy=multi-user.target\n",
+			  "[Install]\nWantedBy=sys-subsystem-net-devices-%s.device\n",
 			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq, dev, dev, f->ifname, verb,
-			  f->ifname, f->ifname, mp ? "mp" : "ibss", f->ifname, join, f->ifname, verb);
+			  f->ifname, f->ifname, mp ? "mp" : "ibss", f->ifname, join, f->ifname, verb, dev);
 }
 
 static int mesh_plan(const struct mesh *m, struct plan *p)
@@ -790,6 +792,12 @@ static enum fb_result apply_live(const struct mesh *m, const struct plan *p, cha
 			return fail(ret_msg, r, start);
 	}
 	for (char **u = p->wifi_units; u && *u; u++) {
+		/* A radio not there yet: its unit starts when the device appears (WantedBy=). */
+		char ifname[16];
+		const char *name = *u + strlen("pmoves-mesh-");
+		snprintf(ifname, sizeof(ifname), "%.*s", (int)(strlen(name) - strlen(".service")), name);
+		if (sys_exists(SYS_NET "/%s", ifname) <= 0)
+			continue;
 		char *restart[] = { "systemctl", "--no-block", "restart", *u, NULL };
 		if ((r = fb_run(restart)) != 0)
 			return fail(ret_msg, r, restart);

@@ -166,7 +166,7 @@ static void test_wifi_client(void)
 		    "ExecStart=iw dev wlan0 mesh join pmoves-mesh freq 2412 HT20\n"
 		    "ExecStart=iw dev wlan0 set mesh_param mesh_fwding 0\n"
 		    "ExecStop=-iw dev wlan0 mesh leave\n\n"
-		    "[Install]\nWantedBy=multi-user.target\n",
+		    "[Install]\nWantedBy=sys-subsystem-net-devices-wlan0.device\n",
 		"802.11s client: channel 1 is 2412 MHz, mesh point, HWMP forwarding off");
 	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wlan1.service");
 	tap_contains(u, "ExecStart=iw dev wlan1 mesh join halow freq 916 2MHz\n", "802.11s client: the HaLow join line");
@@ -260,7 +260,7 @@ static void test_ibss_by_mac(void)
 		    "ExecStart=ip link set dev wlx020000000100 up\n"
 		    "ExecStart=iw dev wlx020000000100 ibss join field 2437 fixed-freq\n"
 		    "ExecStop=-iw dev wlx020000000100 ibss leave\n\n"
-		    "[Install]\nWantedBy=multi-user.target\n",
+		    "[Install]\nWantedBy=sys-subsystem-net-devices-wlx020000000100.device\n",
 		"ibss by MAC: the unit uses the name found for the MAC, channel 6 is 2437 MHz");
 	want = netdev("off", "batman-iv");
 	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", want, "ibss: gateway off");
