@@ -14,8 +14,7 @@ static void run_usage(FILE *f)
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
-		"                         [--iommu] [--guestfwd GUESTPORT=HOSTPORT]...\n"
-		"                         [--socket-net listen:PORT|connect:PORT]... [-v]\n"
+		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
 		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
@@ -35,7 +34,8 @@ static void run_usage(FILE *f)
 		"  --memory MiB     guest memory (default %u)\n"
 		"  --cpus N         guest CPUs (default %u)\n"
 		"  --net            user-mode network with restrict=off (default: restrict=on, no\n"
-		"                   connections out of the guest)\n"
+		"                   connections out of the guest); the guest reaches this machine's\n"
+		"                   127.0.0.1 at 10.0.2.2 (a local server for a test)\n"
 		"  --accel A        auto (default: KVM if a probe guest runs under it, else TCG), kvm,\n"
 		"                   or tcg\n"
 		"  --vars FILE      keep the firmware variables (boot entries) in FILE between boots:\n"
@@ -43,9 +43,6 @@ static void run_usage(FILE *f)
 		"                   otherwise (default: a private copy, removed after the boot)\n"
 		"  --iommu          an emulated IOMMU: Intel VT-d on x86_64 (with an Intel CPU under\n"
 		"                   TCG), SMMUv3 on aarch64\n"
-		"  --guestfwd G=H   connections from the guest to " QEMU_GUESTFWD_ADDR ":G reach\n"
-		"                   127.0.0.1:H on this machine (a local server for a test), even\n"
-		"                   without --net; up to %d\n"
 		"  --socket-net listen:PORT | connect:PORT\n"
 		"                   one more NIC, wired to another guest through a QEMU socket on\n"
 		"                   127.0.0.1:PORT (one guest listens, the other connects); its MAC\n"
@@ -57,7 +54,7 @@ static void run_usage(FILE *f)
 		"exit status: 0 matched (or QEMU exited 0 without --expect); 1 timeout, QEMU exited\n"
 		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
 		"130 interrupted\n",
-		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_GUESTFWD_MAX, QEMU_SOCKNET_MAX);
+		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_SOCKNET_MAX);
 }
 
 static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsigned max, unsigned *ret)
@@ -68,29 +65,6 @@ static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsig
 		return -EINVAL;
 	}
 	*ret = (unsigned)v;
-	return 0;
-}
-
-/* "GUESTPORT=HOSTPORT" */
-static int parse_guestfwd(const char *arg, struct qemu_opts *o)
-{
-	const char *eq = strchr(arg, '=');
-	char guest[8];
-	if (o->n_guestfwd == QEMU_GUESTFWD_MAX) {
-		log_error("--guestfwd given more than %d times", QEMU_GUESTFWD_MAX);
-		return -E2BIG;
-	}
-	if (!eq || (size_t)(eq - arg) >= sizeof(guest)) {
-		log_error("--guestfwd '%s' is not GUESTPORT=HOSTPORT", arg);
-		return -EINVAL;
-	}
-	memcpy(guest, arg, (size_t)(eq - arg));
-	guest[eq - arg] = '\0';
-	struct qemu_fwd *f = &o->guestfwd[o->n_guestfwd];
-	if (parse_uint_opt("guestfwd", guest, 1, 65535, &f->guest_port) < 0 ||
-	    parse_uint_opt("guestfwd", eq + 1, 1, 65535, &f->host_port) < 0)
-		return -EINVAL;
-	o->n_guestfwd++;
 	return 0;
 }
 
@@ -120,7 +94,7 @@ static int parse_socknet(const char *arg, struct qemu_opts *o)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_GUESTFWD, O_SOCKNET };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -134,7 +108,6 @@ int cmd_run(int argc, char **argv)
 		{ "accel", required_argument, NULL, O_ACCEL },
 		{ "vars", required_argument, NULL, O_VARS },
 		{ "iommu", no_argument, NULL, O_IOMMU },
-		{ "guestfwd", required_argument, NULL, O_GUESTFWD },
 		{ "socket-net", required_argument, NULL, O_SOCKNET },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -184,10 +157,6 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_IOMMU:
 			o.iommu = true;
-			break;
-		case O_GUESTFWD:
-			if (parse_guestfwd(optarg, &o) < 0)
-				return EXIT_USAGE;
 			break;
 		case O_SOCKNET:
 			if (parse_socknet(optarg, &o) < 0)

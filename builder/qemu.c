@@ -964,16 +964,7 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 	r = r ?: push_fmt(&v, "file=%s,format=%s,if=virtio%s", img,
 			  image_is_qcow2(o->image) ? "qcow2" : "raw", o->persist ? "" : ",snapshot=on");
 	r = r ?: strv_push(&v, "-nic");
-	_cleanup_free_ char *fwd = NULL;
-	for (size_t i = 0; i < o->n_guestfwd && r == 0; i++) {
-		char *n = NULL;
-		if (asprintf(&n, "%s,guestfwd=tcp:" QEMU_GUESTFWD_ADDR ":%u-tcp:127.0.0.1:%u", fwd ? fwd : "",
-			     o->guestfwd[i].guest_port, o->guestfwd[i].host_port) < 0)
-			r = -ENOMEM;
-		free(fwd);
-		fwd = n;
-	}
-	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s%s", o->net ? "off" : "on", fwd ? fwd : "");
+	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s", o->net ? "off" : "on");
 
 	for (size_t i = 0; i < o->n_socknet; i++) {
 		const struct qemu_socknet *s = &o->socknet[i];

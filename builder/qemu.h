@@ -13,9 +13,7 @@
 #define QEMU_STOP_GRACE 5        /* seconds between SIGTERM and SIGKILL */
 #define QEMU_KVM_PROBE_DEADLINE 3
 
-#define QEMU_GUESTFWD_MAX 8
 #define QEMU_SOCKNET_MAX 4
-#define QEMU_GUESTFWD_ADDR "10.0.2.100"
 
 struct qemu_opts {
 	const char *image;  /* raw or qcow2 disk image */
@@ -35,12 +33,6 @@ struct qemu_opts {
 			     * missing, used in place otherwise; NULL: a private copy per boot */
 	bool iommu;         /* an emulated IOMMU: x86_64 Intel VT-d (intel-iommu with interrupt
 			     * remapping, split irqchip, an Intel CPU under TCG), aarch64 SMMUv3 */
-	/* Guest connections to QEMU_GUESTFWD_ADDR:guest_port reach 127.0.0.1:host_port on the
-	 * host, with restrict=on kept (QEMU's guestfwd). */
-	struct qemu_fwd {
-		unsigned guest_port, host_port;
-	} guestfwd[QEMU_GUESTFWD_MAX];
-	size_t n_guestfwd;
 	/* More NICs, after the user-mode one: a QEMU socket netdev on 127.0.0.1:port, listening
 	 * or connecting (two guests on one wire: one listens, the other connects). The MAC is
 	 * 52:54:00:PP:PP:01 (listen) or :02 (connect), PPPP the port, so the two ends differ. */

@@ -80,6 +80,27 @@ static int state_set(struct engine *e, const char *step, const char *state, int6
 	return state_write(e);
 }
 
+/* "running" with the count of applies in a row that never finished (a crash or power cut
+ * during apply): a pending step tried again on later boots does not count. */
+static int state_running(struct engine *e, const char *step, int64_t attempts, int64_t interrupted)
+{
+	int r = state_set(e, step, "running", attempts);
+	json_object *rec;
+	if (r == 0 && interrupted > 0 && json_object_object_get_ex(e->state_steps, step, &rec)) {
+		json_object_object_add(rec, "interrupted", json_object_new_int64(interrupted));
+		r = state_write(e);
+	}
+	return r;
+}
+
+static int64_t interrupted_of(struct engine *e, const char *step)
+{
+	json_object *rec, *v;
+	return json_object_object_get_ex(e->state_steps, step, &rec) && json_object_object_get_ex(rec, "interrupted", &v)
+		       ? json_object_get_int64(v)
+		       : 0;
+}
+
 static void state_load(struct engine *e, const char *hash, bool *ret_same_config)
 {
 	_cleanup_free_ char *buf = NULL;
@@ -178,14 +199,15 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 		return res == FB_FAILED ? "failed" : "ok";
 	}
 	e->status.steps[i].started = fb_wall_now();
-	if (prev && STREQ(prev, "running") && attempts >= FB_MAX_ATTEMPTS && r == 0) {
+	int64_t interrupted = prev && STREQ(prev, "running") ? interrupted_of(e, s->name) + 1 : 0;
+	if (interrupted >= FB_MAX_ATTEMPTS && r == 0) {
 		state_set(e, s->name, "failed", attempts);
 		step_end(e, i, "failed", "interrupted too often: given up");
 		return "failed";
 	}
 	_cleanup_free_ char *detail = attempts > 0 ? fb_strdupf("attempt %lld", (long long)attempts + 1) : NULL;
 	fb_report_step(s->name, "start", detail);
-	state_set(e, s->name, "running", attempts + 1);
+	state_running(e, s->name, attempts + 1, interrupted);
 	crash_point(s->name, "running");
 
 	const char *st;

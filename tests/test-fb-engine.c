@@ -369,6 +369,43 @@ static void test_reboot_pending(void)
 	t_cleanup(root);
 }
 
+/* Pending retries are not interruptions: a step pending on several boots, then cut off once
+ * during its apply, is applied on the next run, not given up. Three cuts in a row are. */
+static void test_pending_then_crash(void)
+{
+	char *root = t_tree();
+	t_write(root, "rb-done", "");
+	for (int i = 0; i < FB_MAX_ATTEMPTS + 1; i++) {
+		struct t_result p = engine(root);
+		t_result_free(&p);
+	}
+	setenv("PMOVES_FIRSTBOOT_CRASH_AFTER", "net:running", 1);
+	struct t_result r = engine(root);
+	unsetenv("PMOVES_FIRSTBOOT_CRASH_AFTER");
+	tap_is_int(r.status, 99, "pending %d times, then a power cut during the next apply", FB_MAX_ATTEMPTS + 1);
+	t_result_free(&r);
+	t_write(root, "net-up", "");
+	r = engine(root);
+	tap_ok(r.status == 0 && strstr(r.out, "step=net state=ok"), "the step is applied on the next run, not given up");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	root = t_tree();
+	t_write(root, "rb-done", "");
+	t_write(root, "net-up", "");
+	setenv("PMOVES_FIRSTBOOT_CRASH_AFTER", "net:running", 1);
+	for (int i = 0; i < FB_MAX_ATTEMPTS; i++) {
+		struct t_result p = engine(root);
+		t_result_free(&p);
+	}
+	unsetenv("PMOVES_FIRSTBOOT_CRASH_AFTER");
+	r = engine(root);
+	tap_ok(r.status == 1 && strstr(r.out, "step=net state=failed interrupted too often: given up"),
+	       "%d power cuts in a row during one step's apply: given up", FB_MAX_ATTEMPTS);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 static void test_commands(void)
 {
 	char *root = t_tree();
@@ -415,6 +452,7 @@ int main(void)
 	test_failure();
 	test_crash();
 	test_reboot_pending();
+	test_pending_then_crash();
 	test_commands();
 	return tap_done();
 }

@@ -23,7 +23,7 @@ check() {
 	ok $r "$name (exit $want, says '$text')"
 	[ $r = 0 ] || { echo "# got exit $got:"; diag "$T/out"; }
 }
-echo "1..29"
+echo "1..27"
 
 truncate -s 64M "$T/empty.img"
 printf '{"hostname": "x"}\n' >"$T/good.json"
@@ -40,8 +40,6 @@ check "non-object --config" 2 "is not a JSON object" "$T/empty.img" --config "$T
 check "nonexistent image" 3 "image '$T/nope.img' cannot be used" "$T/nope.img"
 check "bad --arch" 2 "architecture 'mips' is not supported" "$T/empty.img" --arch mips
 check "bad --accel" 2 "accelerator 'hvf' is not supported" "$T/empty.img" --accel hvf
-check "bad --guestfwd" 2 "--guestfwd '8080' is not GUESTPORT=HOSTPORT" "$T/empty.img" --guestfwd 8080
-check "bad --guestfwd port" 2 "--guestfwd '70000' is not a whole number from 1 to 65535" "$T/empty.img" --guestfwd 80=70000
 check "bad --socket-net" 2 "--socket-net 'bind:5000' is not listen:PORT or connect:PORT" "$T/empty.img" --socket-net bind:5000
 check "too many --socket-net" 2 "--socket-net given more than 4 times" "$T/empty.img" --socket-net listen:1 \
 	--socket-net listen:2 --socket-net listen:3 --socket-net listen:4 --socket-net listen:5
