@@ -101,8 +101,11 @@ is "$(get /etc/apt/sources.list.d/pve-install-repo.list | tail -1)" "deb [arch=a
 is "$(get /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg | sha512sum | cut -d' ' -f1)" "$SHA" "the release key on disk is the served one"
 is "$(get /var/lib/pmoves-stand-in/postfix)" "main_mailer_type=No configuration" "postfix's debconf answer was preseeded (seen by the stand-in postfix's postinst)"
 get /var/lib/dpkg/status >"$T/status"
-grep -q '^Package: proxmox-ve$' "$T/status" && ! grep -q '^Package: linux-image-amd64$' "$T/status"
-ok $? "dpkg: proxmox-ve installed, linux-image-amd64 gone"
+# dpkg's record of a removed package may stay ("deinstall ok config-files"): what counts is
+# that it is not installed.
+installed() { awk -v p="$1" '$1 == "Package:" { cur = $2 } $1 == "Status:" && cur == p { print $2, $3, $4 }' "$T/status"; }
+[ "$(installed proxmox-ve)" = "install ok installed" ] && [ "$(installed linux-image-amd64)" != "install ok installed" ]
+ok $? "dpkg: proxmox-ve installed, linux-image-amd64 not installed"
 get /var/log/pmoves-stand-in-qm.log >"$T/qm.log"
 grep -qx 'qm create 100 --name docker-host --memory 32768 --cores 8 --machine q35 --bios ovmf --ostype l26 --cpu host --scsihw virtio-scsi-single --onboot 1 --efidisk0 local-lvm:1,efitype=4m,pre-enrolled-keys=0 --net0 virtio,bridge=vmbr0' "$T/qm.log"
 ok $? "stand-in qm: VM 100 with q35, OVMF and its EFI disk, 32 GiB, 8 cores"
@@ -116,6 +119,9 @@ is "$(grep -c '^qm create' "$T/qm.log")" 4 "qm create ran once per VM"
 clean "$T/boot2.log" >"$T/boot2.txt"
 part_copy "$T/disk.img" 2 "$T/root.ext4"
 e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
-! grep -aq 'pmoves-firstboot: step=' "$T/boot2.txt" && [ "$(get /var/log/pmoves-stand-in-qm.log | grep -c '^qm create')" = 4 ]
-ok $? "a later boot runs no step again and creates no VM twice"
+# The first run was cut off (QEMU stopped) right after the VMs, before it disabled its unit: the
+# engine may run once more, but every step must find its work done.
+! grep -aqE 'pmoves-firstboot: step=[a-z-]+ state=(start|ok|reboot|pending|failed)' "$T/boot2.txt" &&
+	[ "$(get /var/log/pmoves-stand-in-qm.log | grep -c '^qm create')" = 4 ]
+ok $? "a later boot applies no step again and creates no VM twice"
 done_testing
