@@ -69,7 +69,8 @@ static int state_write(struct engine *e)
 	return r;
 }
 
-static int state_set(struct engine *e, const char *step, const char *state, int64_t attempts)
+/* The step's record in memory only: written with the next state_write(). */
+static int state_put(struct engine *e, const char *step, const char *state, int64_t attempts)
 {
 	json_object *rec = json_object_new_object();
 	if (!rec)
@@ -77,7 +78,13 @@ static int state_set(struct engine *e, const char *step, const char *state, int6
 	json_object_object_add(rec, "state", json_object_new_string(state));
 	json_object_object_add(rec, "attempts", json_object_new_int64(attempts));
 	json_object_object_add(e->state_steps, step, rec);
-	return state_write(e);
+	return 0;
+}
+
+static int state_set(struct engine *e, const char *step, const char *state, int64_t attempts)
+{
+	int r = state_put(e, step, state, attempts);
+	return r < 0 ? r : state_write(e);
 }
 
 /* "running" with the count of applies in a row that never finished (a crash or power cut
@@ -124,7 +131,21 @@ static void state_load(struct engine *e, const char *hash, bool *ret_same_config
 	e->state_steps = steps;
 }
 
+static void step_end_mem(struct engine *e, size_t i, const char *state, const char *msg);
+
+/* A step's end: reported, and status.json written (a step that ran: its result is kept even
+ * if the machine goes down next). */
 static void step_end(struct engine *e, size_t i, const char *state, const char *msg)
+{
+	step_end_mem(e, i, state, msg);
+	if (!e->o->dry_run)
+		fb_status_write(&e->status);
+}
+
+/* Reported, status.json written with the next write: steps skipped without running (not
+ * configured, disabled) cost no disk writes each; a crash just before the next write loses
+ * nothing that the next run does not find again. */
+static void step_end_mem(struct engine *e, size_t i, const char *state, const char *msg)
 {
 	struct fb_step_status *s = &e->status.steps[i];
 	s->state = state;
@@ -134,8 +155,6 @@ static void step_end(struct engine *e, size_t i, const char *state, const char *
 		s->started = fb_wall_now();
 	s->finished = fb_wall_now();
 	fb_report_step(s->name, state, msg);
-	if (!e->o->dry_run)
-		fb_status_write(&e->status);
 }
 
 static void plan(const char *step, const char *action, const char *why)
@@ -382,8 +401,8 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 				continue;
 			}
 			if (!stopped && !STREQ(why, "already done") && !(prev && STREQ(prev, "skipped")))
-				state_set(&e, s->name, "skipped", 0);
-			step_end(&e, i, "skipped", why);
+				state_put(&e, s->name, "skipped", 0);
+			step_end_mem(&e, i, "skipped", why);
 			continue;
 		}
 		const char *st = run_step(&e, i, s, section, &ctx, prev);
