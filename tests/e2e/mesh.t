@@ -123,11 +123,17 @@ done
 echo "MESH-MTU: bat0 $(cat /sys/class/net/bat0/mtu)"
 echo "MESH-BOOT: networkd $(systemctl is-enabled systemd-networkd.service 2>&1), modules-load $(grep -v '^#' /etc/modules-load.d/pmoves-mesh.conf 2>&1), module $(cat /sys/module/batman_adv/version 2>&1)"
 ip -4 -o addr show dev bat0 2>&1 | say MESH-ADDR
+# A neighbour in `batctl n` does not mean the peer already has its address on bat0, or that
+# the first packets find a route: ping exits 0 when any reply came back, so a round counts only
+# when all three were answered, and the rounds before it are printed too.
 result=failed n=0
-while [ $n -lt 20 ]; do
-	if ping -c 3 -W 2 -I bat0 "$peer" >/tmp/ping.out 2>&1; then result=ok; break; fi
+while [ $n -lt 30 ]; do
+	ping -c 3 -W 2 -I bat0 "$peer" >/tmp/ping.out 2>&1
+	if grep -q ' 3 received' /tmp/ping.out; then result=ok; break; fi
+	sed -n 's/^\(.*packets transmitted.*\)/MESH-PING-RETRY: \1/p' /tmp/ping.out
 	n=$((n + 1)); sleep 2
 done
+echo "MESH-PING-ROUNDS: $((n + 1))"
 say MESH-PING </tmp/ping.out
 n=0 # the gateway announcement needs a few originator intervals
 until batctl meshif bat0 gwl -H 2>/dev/null | grep -q . || [ $n -ge 15 ]; do sleep 1; n=$((n + 1)); done
