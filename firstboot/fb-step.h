@@ -53,7 +53,7 @@ extern const struct fb_step step_tailnet, step_headscale, step_tunnel, step_rust
 extern const struct fb_step step_artifacts, step_apt_repositories;
 extern const struct fb_step step_mesh;
 extern const struct fb_step step_gateway;
-extern const struct fb_step step_proxmox_kernel, step_proxmox_ve, step_proxmox_vms;
+extern const struct fb_step step_proxmox_kernel, step_proxmox_ve, step_proxmox_bridge, step_proxmox_vms;
 
 /* Block devices, for growfs and efiboot (step-growfs.c). Paths are as on the target. */
 struct fb_blockdev {

@@ -25,6 +25,7 @@ const struct fb_step *const fb_steps[] = {
 	&step_iommu,
 	&step_proxmox_kernel,
 	&step_proxmox_ve,
+	&step_proxmox_bridge,
 	&step_proxmox_vms,
 	/* tailnet (its issue) */
 };

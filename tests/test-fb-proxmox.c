@@ -80,11 +80,17 @@ static void stand_in(const char *root)
 	top[strlen(top) - 1] = '\0';
 	char *script = t_strf(
 		"#!/bin/sh\n"
-		"# stand-in for apt-get, qm, ip, debconf-set-selections, update-grub, systemctl: records argv\n"
+		"# stand-in for apt-get, qm, ip, ifreload, networkctl, debconf-set-selections, update-grub, systemctl:\n"
+		"# records argv; plays on the tree, also when the tree is taken for the running system\n"
 		"echo \"$*\" >> %s/calls\n"
-		"root=/; if [ \"$1\" = chroot ]; then root=$2; shift 2; fi\n"
+		"root=%s; if [ \"$1\" = chroot ]; then shift 2; fi\n"
 		"case $1 in\n"
 		"ip) [ -e %s/no-route ] && exit 2\n"
+		"  if [ \"$4 $5 $6\" = 'addr show dev' ]; then\n"
+		"    [ $7 = ens3 ] && [ ! -e %s/bridged ] && echo '2: ens3    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic ens3\\       valid_lft 86012sec preferred_lft 86012sec'\n"
+		"    [ $7 = vmbr0 ] && [ -e %s/bridged ] && echo '5: vmbr0    inet 10.0.2.15/24 brd 10.0.2.255 scope global vmbr0\\       valid_lft forever preferred_lft forever'\n"
+		"    exit 0; fi\n"
+		"  [ $3 = addr ] || [ $3 = route ] && [ $4 = flush ] && exit 0\n"
 		"  if [ $4 = addr ]; then echo '2: ens3    inet 10.0.2.16/24 brd 10.0.2.255 scope global ens3\\       valid_lft forever'; exit 0; fi\n"
 		"  [ -e %s/no-default-route ] && { echo 'RTNETLINK answers: Network is unreachable' >&2; exit 2; }\n"
 		"  echo '192.0.2.1 via 10.0.2.2 dev ens3 src 10.0.2.15 uid 0'; echo '    cache';;\n"
@@ -92,12 +98,16 @@ static void stand_in(const char *root)
 		"  [ -e %s/apt-$verb.rc ] && exit $(cat %s/apt-$verb.rc)\n"
 		"  case $verb in\n"
 		"  install) for p; do printf '\\nPackage: %%s\\nStatus: install ok installed\\nVersion: 1.0-stand-in\\n' $p >> $root/var/lib/dpkg/status\n"
-		"    [ $p = proxmox-ve ] && mkdir -p $root/usr/sbin && printf '#!/bin/sh\\n' > $root/usr/sbin/qm; done;;\n"
+		"    [ $p = proxmox-ve ] && mkdir -p $root/usr/sbin && printf '#!/bin/sh\\n' > $root/usr/sbin/qm &&\n"
+		"      printf '#!/bin/sh\\n' > $root/usr/sbin/ifreload; done;;\n"
 		"  remove) for p; do awk -v RS= -v ORS='\\n\\n' -v p=\"Package: $p\" '$0 !~ (\"(^|\\n)\" p \"\\n\")' $root/var/lib/dpkg/status > $root/.s && mv $root/.s $root/var/lib/dpkg/status; done;;\n"
 		"  esac;;\n"
 		"qm) [ \"$2\" = create ] && mkdir -p $root/etc/pve/qemu-server && echo \"$*\" > $root/etc/pve/qemu-server/$3.conf;;\n"
+		"ifreload) [ -e %s/ifreload.rc ] && exit $(cat %s/ifreload.rc)\n"
+		"  [ -e %s/no-port ] || { mkdir -p $root/sys/class/net/ens3 && ln -sfn ../../../devices/virtual/net/vmbr0 $root/sys/class/net/ens3/master; }\n"
+		"  touch %s/bridged;;\n"
 		"esac\nexit 0\n",
-		top, top, top, top, top);
+		top, root, top, top, top, top, top, top, top, top, top, top);
 	char *sp = t_strf("%s/stand-in", top);
 	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
 		abort();
@@ -223,9 +233,8 @@ static void test_sequence(void)
 		      "chroot %s " APT " install proxmox-ve postfix open-iscsi chrony\n"
 		      "chroot %s " APT " remove linux-image-amd64 linux-image-6.1.0-28-amd64 os-prober\n"
 		      "chroot %s update-grub\n"
-		      "%s%s%s%s"
-		      "systemctl --root=%s disable pmoves-firstboot.service pmoves-firstboot.timer\n",
-		      root, root, root, root, root, q100, q101, q102, q103, root);
+		      "%s%s%s%s",
+		      root, root, root, root, root, q100, q101, q102, q103);
 	tap_is_str(c, want, "after the reboot: postfix preseeded, proxmox-ve installed, Debian kernel and os-prober removed, "
 			    "update-grub, four VMs with qm create, the GPU's slot on VM 100");
 	tap_contains(r.out, "step=proxmox-kernel state=ok running the Proxmox kernel 6.8.12-4-pve", "proxmox-kernel verified after the reboot");
@@ -234,7 +243,10 @@ static void test_sequence(void)
 		     "proxmox-ve: its detail names what was removed");
 	tap_contains(r.out, "step=proxmox-vms state=ok created 100 docker-host (GPU 0000:01:00), 101 dev-workstation, 102 headscale-hub, 103 gateway",
 		     "proxmox-vms: the four VMs of the hub and spoke");
-	tap_ok(r.status == 0 && strstr(r.out, "done status=ok"), "done status=ok");
+	tap_contains(r.out, "step=proxmox-bridge state=pending 'vmbr0' takes the uplink's live address: it is set up on the running machine",
+		     "proxmox-bridge: pending on a tree (it needs the live address), the VMs are created all the same");
+	tap_ok(r.status == 1 && strstr(r.out, "done status=degraded") && !strstr(c, "disable pmoves-firstboot"),
+	       "done status=degraded, the unit stays enabled for the bridge");
 	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
 	tap_is_str(deb, "postfix postfix/main_mailer_type select No configuration\npostfix postfix/mailname string pve1\n",
 		   "postfix preseeded: No configuration");
@@ -250,7 +262,7 @@ static void test_sequence(void)
 	r = t_run(root, NULL);
 	char *after = t_tree_digest(root, true);
 	c = calls(root);
-	tap_ok(r.status == 0 && strstr(r.out, "step=proxmox-kernel state=skipped running the Proxmox kernel 6.8.12-4-pve") &&
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=skipped running the Proxmox kernel 6.8.12-4-pve") &&
 		       strstr(r.out, "step=proxmox-ve state=skipped already done") &&
 		       strstr(r.out, "step=proxmox-vms state=skipped all 4 VMs exist: left as they are"),
 	       "a run without state: check finds every proxmox step done");
@@ -303,6 +315,24 @@ static void test_existing_vm(void)
 	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
 	tap_contains(deb, "select Local only\n", "postfix 'local': Local only");
 	free(deb), free(q102), free(q105), free(c), free(conf), free(cfg), free(hosts);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* A VM ID taken elsewhere in the cluster (pmxcfs's .vmlist): reported, not created. */
+static void test_cluster_vmlist(void)
+{
+	char *cfg = config("\"vms\": [ { \"id\": 100, \"name\": \"docker-host\" }, { \"id\": 101, \"name\": \"dev\" } ]", KEY_SHA512),
+	     *root = tree(cfg);
+	t_write(root, "proc/sys/kernel/osrelease", "6.8.12-4-pve\n");
+	t_write(root, "etc/pve/.vmlist", "{\n\"version\": 7,\n\"ids\": {\n\"101\": { \"node\": \"pve2\", \"type\": \"lxc\", \"version\": 3 }}\n}\n");
+	struct t_result r = t_run(root, NULL);
+	r = (t_result_free(&r), t_run(root, NULL)); /* after the (pretend) reboot */
+	char *c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-vms state=ok created 100 docker-host; 101 dev (lxc on node pve2) exists: left as it is") &&
+		       strstr(c, "qm create 100 ") && !strstr(c, "qm create 101 "),
+	       "an ID in the cluster's .vmlist (a container on another node): named, not created");
+	free(c), free(cfg);
 	t_result_free(&r);
 	t_cleanup(root);
 }
@@ -430,6 +460,175 @@ static void test_dry_run(void)
 	t_cleanup(root);
 }
 
+/* proxmox-bridge, on a tree taken for the running system (PMOVES_FIRSTBOOT_LIVE=1: every
+ * command goes to the stand-in): ens3 has 10.0.2.15/24 by DHCP, gateway 10.0.2.2, and
+ * systemd-resolved has 10.0.2.3 and a search domain from the lease. */
+#define LIVE "PMOVES_FIRSTBOOT_LIVE=1"
+#define DEBIAN_INTERFACES "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n"
+#define BRIDGE_CALLS                                                                                     \
+	"ip -4 -o route get 192.0.2.1\nip -4 -o addr show dev ens3\nnetworkctl reload\n"                  \
+	"ip -4 addr flush dev ens3\nip -4 route flush dev ens3\nifreload -a\nip -4 -o addr show dev vmbr0\n" \
+	"systemctl --no-block try-restart systemd-resolved.service\n"                                   \
+	"systemctl --quiet disable systemd-networkd-wait-online.service\n"
+#define VMBR0_INTERFACES                                                                                  \
+	"# Written by pmoves-firstboot (proxmox-bridge): the Proxmox bridge on the uplink, with the\n"      \
+	"# address the uplink had (from DHCP, now static). Proxmox edits this file (System > Network).\n"  \
+	"auto lo\niface lo inet loopback\n\niface ens3 inet manual\n\n"                                     \
+	"auto vmbr0\niface vmbr0 inet static\n\taddress 10.0.2.15/24\n\tgateway 10.0.2.2\n"                 \
+	"\tbridge-ports ens3\n\tbridge-stp off\n\tbridge-fd 0\n\nsource /etc/network/interfaces.d/*\n"
+
+static char *bridge_tree(void)
+{
+	char *cfg = t_strf("{ \"steps\": { \"growfs\": { \"enabled\": false }, \"ssh\": { \"enabled\": false },"
+			   " \"efiboot\": { \"enabled\": false }, \"proxmox-kernel\": { \"enabled\": false },"
+			   " \"proxmox-ve\": { \"enabled\": false }, \"proxmox-vms\": { \"enabled\": false } },"
+			   " \"proxmox\": {} }\n"),
+	     *root = tree(cfg);
+	t_write(root, "usr/sbin/ifreload", "#!/bin/sh\n");
+	t_write(root, "etc/network/interfaces", DEBIAN_INTERFACES);
+	t_write(root, "run/systemd/resolve/resolv.conf",
+		"# This is /run/systemd/resolve/resolv.conf managed by man:systemd-resolved(8).\n"
+		"nameserver 10.0.2.3\nnameserver fec0::3\nsearch lab.example\n");
+	free(cfg);
+	return root;
+}
+
+static void test_bridge(void)
+{
+	char *root = bridge_tree();
+	struct t_result r = t_run(root, LIVE);
+	char *c = calls(root), *ifs = t_read(root, "etc/network/interfaces"),
+	     *nd = t_read(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network"),
+	     *rs = t_read(root, "etc/systemd/resolved.conf.d/pmoves-proxmox.conf");
+	tap_contains(r.out, "step=proxmox-bridge state=ok 'vmbr0' over 'ens3' with 10.0.2.15/24, gateway 10.0.2.2 (static, the "
+			    "uplink's address); DNS servers kept for systemd-resolved",
+		     "proxmox-bridge: vmbr0 over the default route's NIC, with its address and gateway");
+	tap_contains(c, BRIDGE_CALLS, "route and address read; networkd reloaded, the port's address and routes flushed, "
+				      "ifreload -a, the bridge's address checked, resolved restarted, networkd's wait-online disabled");
+	tap_is_str(ifs, VMBR0_INTERFACES, "/etc/network/interfaces: the port manual, vmbr0 static with the lease's address");
+	tap_is_str(nd, "# Written by pmoves-firstboot (proxmox-bridge): ifupdown2 owns these (/etc/network/interfaces).\n"
+		       "[Match]\nName=ens3 vmbr0\n\n[Link]\nUnmanaged=yes\n",
+		   "networkd leaves ens3 and vmbr0 alone");
+	tap_is_str(rs, "# Written by pmoves-firstboot (proxmox-bridge): the DNS servers of the uplink's lease, now\n"
+		       "# that systemd-networkd leaves the uplink to ifupdown2.\n[Resolve]\nDNS=10.0.2.3 fec0::3\n"
+		       "Domains=lab.example\n",
+		   "resolved keeps the lease's DNS servers and search domain");
+	free(c), free(ifs), free(nd), free(rs);
+	t_result_free(&r);
+
+	/* Done: a later run (no state) finds the stanza and runs nothing. */
+	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(state);
+	free(state);
+	calls_reset(root);
+	r = t_run(root, LIVE);
+	c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=skipped 'vmbr0' is in '/etc/network/interfaces': left as it is") &&
+		       !strstr(c, "ifreload") && !strstr(c, "networkctl"),
+	       "a later run: the stanza is there, left as it is, nothing runs");
+	free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* ifreload fails: the old interfaces file is back, networkd has the NIC again. */
+	root = bridge_tree();
+	flag(root, "ifreload.rc", "1\n");
+	r = t_run(root, LIVE);
+	c = calls(root);
+	ifs = t_read(root, "etc/network/interfaces");
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=failed 'ifreload -a' exited with 1: the old network configuration is back") &&
+		       ifs && STREQ(ifs, DEBIAN_INTERFACES) && !t_exists(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network") &&
+		       strstr(c, "ifreload -a\nnetworkctl reload\nnetworkctl reconfigure ens3\n"),
+	       "ifreload failing: interfaces restored, the networkd file removed, networkd reconfigures ens3");
+	free(c), free(ifs);
+	t_result_free(&r);
+	/* ifreload exits 0 but ens3 is no port of vmbr0: the same. */
+	flag(root, "ifreload.rc", NULL);
+	flag(root, "no-port", "");
+	r = t_run(root, LIVE);
+	ifs = t_read(root, "etc/network/interfaces");
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=failed after 'ifreload -a' 'ens3' is not a port of 'vmbr0'") && ifs &&
+		       STREQ(ifs, DEBIAN_INTERFACES),
+	       "the bridge not formed after ifreload: failed, interfaces restored");
+	free(ifs);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* An interfaces file that configures a NIC: not rewritten. */
+	root = bridge_tree();
+	t_write(root, "etc/network/interfaces", DEBIAN_INTERFACES "\nallow-hotplug eno1\niface eno1 inet dhcp\n");
+	r = t_run(root, LIVE);
+	c = calls(root);
+	ifs = t_read(root, "etc/network/interfaces");
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=failed '/etc/network/interfaces' configures 'eno1' already: add the "
+			     "bridge 'vmbr0' there yourself") &&
+		       ifs && STREQ(ifs, DEBIAN_INTERFACES "\nallow-hotplug eno1\niface eno1 inet dhcp\n") &&
+		       !t_exists(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network") &&
+		       !t_exists(root, "etc/systemd/resolved.conf.d/pmoves-proxmox.conf") && !strstr(c, "ifreload") &&
+		       !strstr(c, "flush") && !strstr(c, "networkctl"),
+	       "interfaces configuring eno1: failed with its name, nothing written or run");
+	free(ifs), free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* No ifreload (proxmox-ve not installed yet), no default route, a tree: pending. */
+	root = bridge_tree();
+	char *ifr = t_strf("%s/usr/sbin/ifreload", root);
+	unlink(ifr);
+	free(ifr);
+	r = t_run(root, LIVE);
+	tap_contains(r.out, "step=proxmox-bridge state=pending waiting for step 'proxmox-ve' (no '/usr/sbin/ifreload': "
+			    "ifupdown2 comes with proxmox-ve)",
+		     "no ifreload: pending, waiting for proxmox-ve");
+	t_result_free(&r);
+	t_write(root, "usr/sbin/ifreload", "#!/bin/sh\n");
+	flag(root, "no-route", "");
+	r = t_run(root, LIVE);
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=pending no IPv4 default route yet (no network)") &&
+		       !t_exists(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network"),
+	       "no default route: pending, nothing written");
+	t_result_free(&r);
+	/* An apply cut short after the networkd file: removed, networkd reloaded, then done. */
+	flag(root, "no-route", NULL);
+	t_write(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network", "[Match]\nName=ens3 vmbr0\n[Link]\nUnmanaged=yes\n");
+	calls_reset(root);
+	r = t_run(root, LIVE);
+	c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=ok 'vmbr0' over 'ens3'") &&
+		       strstr(c, "networkctl reload\nip -4 -o route get 192.0.2.1\n") &&
+		       t_exists(root, "etc/systemd/network/10-pmoves-proxmox-bridge.network"),
+	       "a networkd file left by a cut-off apply: networkd gets the NIC back first, then the bridge is made");
+	free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* Dry run: what would be written and run, nothing changed. */
+	root = bridge_tree();
+	char *before = t_tree_digest(root, false);
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
+	r = t_fb(root, LIVE, argv);
+	char *after = t_tree_digest(root, false);
+	c = calls(root);
+	tap_ok(strstr(r.out, "would write /etc/network/interfaces (mode 0644, ") && strstr(r.out, "  | iface vmbr0 inet static\n") &&
+		       strstr(r.out, "would run ifreload -a\n") && STREQ(before, after) &&
+		       strstr(c, "ip -4 -o route get 192.0.2.1\nip -4 -o addr show dev ens3\n") && !strstr(c, "ifreload") &&
+		       !strstr(c, "networkctl") && !strstr(c, "flush"),
+	       "dry run: the interfaces file and ifreload -a shown, only the reads ran, the tree unchanged");
+	free(before), free(after), free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* Not the running system: pending without reading the host's network. */
+	root = bridge_tree();
+	r = t_run(root, NULL);
+	c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=pending 'vmbr0' takes the uplink's live address") && !strstr(c, "ip -4"),
+	       "a tree: pending, the build host's network is not read");
+	free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 static void test_validate(void)
 {
 	static const struct {
@@ -483,13 +682,15 @@ int main(void)
 	write_file_atomic(kp, key, sizeof(key), 0644);
 	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
 	server_start(www);
-	tap_plan(47);
+	tap_plan(63);
 	test_sequence();
 	test_existing_vm();
+	test_cluster_vmlist();
 	test_running_debian_kernel();
 	test_offline();
 	test_bad_key();
 	test_dry_run();
+	test_bridge();
 	test_validate();
 	kill(server_pid, SIGTERM);
 	waitpid(server_pid, NULL, 0);

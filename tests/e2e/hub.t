@@ -4,7 +4,9 @@
 # Headscale 0.23 and Tailscale's CLI) are put in the image by the device config's "files", with
 # stand-in units. What this proves on a real boot: the headscale step's files, service, users and
 # pre-auth keys (0600), the hub joining its own tailnet with the key file, done status=ok, and no
-# key value on the console. It proves nothing about the real Headscale or Tailscale.
+# key value on the console, in the guest's journal (the guest powers off when done, so journald
+# closes its files on the disk) or in the first boot's state and status files. It proves
+# nothing about the real Headscale or Tailscale.
 . "$(dirname "$0")/lib.sh"
 need qemu-system-x86_64 mmdebstrap python3 debugfs
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
@@ -13,7 +15,7 @@ need qemu-system-x86_64 mmdebstrap python3 debugfs
 
 T=$(mktemp -d /tmp/pmoves-e2e-hub.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 11
+plan 15
 STANDINS=$TOP/tests/fixtures/standins
 
 "$PMOVES_IMAGE" build headscale-hub -o "$T" >"$T/build.log" 2>&1
@@ -32,14 +34,15 @@ print(json.dumps({
     ],
     "headscale": {"server_url": "https://hs.fleet.example.org"},
     "tailnet": {"login_server": "https://hs.fleet.example.org"},
+    "finally": "poweroff",
 }))
 PY
 cp --sparse=always "$T/headscale-hub/headscale-hub.img" "$T/disk.img"
 # The boot's own run comes before sysinit.target: headscale and the join wait (pending) for the
-# timer's run after the boot (OnBootSec=2min), which finishes them.
-"$PMOVES_IMAGE" run "$T/disk.img" --persist --config "$T/device.json" --expect '^pmoves-firstboot: done status=ok ' \
-	--timeout 700 --log "$T/boot.log" >/dev/null 2>"$T/run.err"
-ok $? "the hub provisions to done status=ok"
+# timer's run after the boot (OnBootSec=2min), which finishes them and powers the guest off.
+"$PMOVES_IMAGE" run "$T/disk.img" --persist --config "$T/device.json" --timeout 800 --log "$T/boot.log" \
+	>/dev/null 2>"$T/run.err"
+ok $? "the hub provisions to done status=ok and powers off (QEMU exits 0)"
 sed 's/\x1b\[[0-9;]*m//g' "$T/boot.log" | tr -d '\r' >"$T/boot.txt"
 grep -aqE "^pmoves-firstboot: step=headscale state=pending config written, headscale enabled; users and keys once the boot is done$" "$T/boot.txt"
 ok $? "console: during the boot, headscale waits for the boot to finish"
@@ -57,6 +60,21 @@ e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
 get() { debugfs -R "cat $1" "$T/root.ext4" 2>/dev/null; }
 mode() { debugfs -R "stat $1" "$T/root.ext4" 2>/dev/null | sed -n 's/.*Mode: *\([0-7]*\).*/\1/p'; }
 is "$(mode /var/lib/pmoves/headscale/fleet.key)" "0600" "the fleet key file is 0600"
+get /var/lib/pmoves/headscale/fleet.key | grep -q '^standinkey'
+ok $? "the fleet key file holds the key (the value searched for below)"
+# The guest's journal, as journald left it at the power-off, read with the host's journalctl.
+rm -rf "$T/journal" && mkdir "$T/journal"
+debugfs -R "rdump /var/log/journal $T/journal" "$T/root.ext4" >/dev/null 2>&1
+journalctl --file "$T/journal/journal/*/*.journal" -o cat >"$T/journal.txt" 2>/dev/null
+grep -aqE '^pmoves-firstboot: step=headscale state=ok 2 users and 3 pre-auth keys made' "$T/journal.txt" &&
+	grep -aq 'pmoves-firstboot: done status=ok' "$T/journal.txt"
+ok $? "the guest's journal holds the first boot's lines (so the search below covers it)"
+grep -aq 'standinkey' "$T/journal.txt"
+ok $((!$?)) "no key value in the guest's journal ($(wc -l <"$T/journal.txt") lines)"
+rm -rf "$T/state" && mkdir "$T/state"
+debugfs -R "rdump /var/lib/pmoves/firstboot $T/state" "$T/root.ext4" >/dev/null 2>&1
+[ -s "$T/state/firstboot/status.json" ] && [ -s "$T/state/firstboot/state.json" ] && ! grep -rq 'standinkey' "$T/state"
+ok $? "no key value in the first boot's status.json or state.json"
 is "$(get /var/lib/standin/headscale.calls | grep -c 'preauthkeys create')" "3" "three keys asked of the stand-in"
 get /var/lib/standin/tailscale.calls | grep -q '^up --reset --login-server=https://hs.fleet.example.org --auth-key=file:/var/lib/pmoves/headscale/fleet.key --hostname=hub-test --advertise-tags=tag:core --timeout=60s$'
 ok $? "tailscale up with the key file and the core tag"

@@ -6,7 +6,9 @@
 # connection, see the note below; Debian's mirror is taken out of the guest's sources): packages named like Proxmox's that are not Proxmox (built by
 # tests/fixtures/proxmox/make-repo.sh, signed with a throwaway key), and a recording
 # stand-in qm shipped by the stand-in proxmox-ve. Real here: apt-get, dpkg, debconf and gpgv
-# in the guest, the key's SHA-512 check, /etc/hosts, the reboot, the engine's state.
+# in the guest, the key's SHA-512 check, /etc/hosts, the reboot, the engine's state, and the
+# vmbr0 bridge made by Debian's ifupdown2 (Proxmox ships its own build of it), which the next
+# boot brings up on its own.
 # One vCPU: on a loaded 2-core machine a TCG guest with two spent minutes bringing up the
 # second CPU after the reboot.
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +20,7 @@ need qemu-system-x86_64 mmdebstrap dpkg-deb dpkg-scanpackages gpg python3 debugf
 T=$(mktemp -d /tmp/pmoves-e2e-proxmox.XXXXXX)
 HTTP_PID=
 trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 22
+plan 27
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 
 "$PMOVES_IMAGE" build proxmox-core -o "$T" >"$T/build.log" 2>&1
@@ -55,14 +57,31 @@ NETWORK='# Written by pmoves-firstboot (proxmox-core): DHCP on the wired NICs un
 # while it is enabled, so the test does not wait for the real timer.
 KICK_TIMER='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again soon\nDefaultDependencies=no\nConflicts=shutdown.target\nBefore=timers.target shutdown.target\n[Timer]\nOnActiveSec=20s\nOnUnitInactiveSec=20s\n[Install]\nWantedBy=timers.target\n'
 KICK_SERVICE='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again while it is enabled\n[Service]\nType=oneshot\nExecCondition=/usr/bin/systemctl -q is-enabled pmoves-firstboot.service\nExecStart=-/usr/bin/systemctl start pmoves-firstboot.service\n'
+# Evidence from the boot after the install, when ifupdown2's networking.service alone brings
+# the network up (vmbr0): its address and port, the default route, and apt reaching the
+# stand-in repository through it. Runs once the stand-in qm has made its log (the last boot).
+EVIDENCE=$(base64 -w0 <<'EOF'
+#!/bin/sh
+exec >/dev/console 2>&1
+n=0
+until ip -4 -o addr show dev vmbr0 2>/dev/null | grep -q ' inet ' || [ $n -ge 120 ]; do sleep 1; n=$((n + 1)); done
+echo
+echo "E2E-VMBR0: $(ip -4 -o addr show dev vmbr0 | awk '{ print $4 }') ports $(ls /sys/class/net/vmbr0/brif 2>/dev/null | tr '\n' ' ')"
+echo "E2E-ROUTE: $(ip -4 route show default)"
+if apt-get -o Acquire::Retries=0 update >/tmp/e2e-apt.log 2>&1; then echo "E2E-APT: ok"; else sed 's/^/E2E-APT-LOG: /' /tmp/e2e-apt.log; echo "E2E-APT: failed"; fi
+EOF
+)
+EVIDENCE_UNIT='[Unit]\nDescription=pmoves e2e test: the network after the install\nConditionPathExists=/var/log/pmoves-stand-in-qm.log\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/pmoves-e2e-evidence\n[Install]\nWantedBy=multi-user.target\n'
 cat >"$T/device.json" <<JSON
 { "files": [
     { "path": "/etc/systemd/network/80-pmoves-dhcp.network", "content": "$NETWORK" },
     { "path": "/etc/apt/sources.list", "content": "# Debian's mirror is out of reach in this test (restrict=on)\n" },
     { "path": "/etc/systemd/system/pmoves-e2e-kick.timer", "content": "$KICK_TIMER" },
     { "path": "/etc/systemd/system/pmoves-e2e-kick.service", "content": "$KICK_SERVICE" },
+    { "path": "/usr/local/sbin/pmoves-e2e-evidence", "mode": "0755", "content_base64": "$EVIDENCE" },
+    { "path": "/etc/systemd/system/pmoves-e2e-evidence.service", "content": "$EVIDENCE_UNIT" },
     { "path": "/var/lib/vz/import/headscale-hub.qcow2", "content": "stand-in, not a qcow2 image\n" } ],
-  "units": { "enable": ["systemd-networkd.service", "pmoves-e2e-kick.timer"],
+  "units": { "enable": ["systemd-networkd.service", "pmoves-e2e-kick.timer", "pmoves-e2e-evidence.service"],
              "start": ["systemd-networkd.service", "pmoves-e2e-kick.timer"] },
   "proxmox": {
     "repository": "http://10.0.2.2:$PORT/pve",
@@ -86,6 +105,8 @@ grep -aq '^pmoves-firstboot: step=proxmox-kernel state=ok proxmox-default-kernel
 ok $? "after the reboot: verified (the stand-in kernel package has no kernel, so Debian's still runs: said so)"
 grep -aqE "^pmoves-firstboot: step=proxmox-ve state=ok proxmox-ve postfix open-iscsi chrony installed; removed linux-image-amd64; kept 'linux-image-6\.1\.[^']*-amd64': it is the running kernel" "$T/boot1.txt"
 ok $? "proxmox-ve: installed; linux-image-amd64 removed, the running kernel kept"
+grep -aqE "^pmoves-firstboot: step=proxmox-bridge state=ok 'vmbr0' over '[a-z0-9]+' with 10\.0\.2\.15/24, gateway 10\.0\.2\.2 \(static, the uplink's address\); DNS servers kept" "$T/boot1.txt"
+ok $? "proxmox-bridge: vmbr0 over the NIC with its DHCP address made static, by the real ifupdown2 (ifreload -a)"
 grep -aq '^pmoves-firstboot: step=proxmox-vms state=ok created 100 docker-host, 101 dev-workstation, 102 headscale-hub, 103 gateway; no GPU to attach' "$T/boot1.txt"
 ok $? "proxmox-vms: four VMs created (no GPU in QEMU)"
 grep -aq '"GET /pve/dists/bookworm/InRelease' "$T/http.log" && grep -aq '"GET /pve/pool/proxmox-ve_99.0-standin_amd64.deb' "$T/http.log"
@@ -100,6 +121,10 @@ ok $? "/etc/hosts: the hostname on the guest's address, no 127.0.1.1 line"
 is "$(get /etc/apt/sources.list.d/pve-install-repo.list | tail -1)" "deb [arch=amd64] http://10.0.2.2:$PORT/pve bookworm pve-no-subscription" "the repository line"
 is "$(get /etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg | sha512sum | cut -d' ' -f1)" "$SHA" "the release key on disk is the served one"
 is "$(get /var/lib/pmoves-stand-in/postfix)" "main_mailer_type=No configuration" "postfix's debconf answer was preseeded (seen by the stand-in postfix's postinst)"
+get /etc/network/interfaces >"$T/interfaces"
+grep -qxP 'iface vmbr0 inet static' "$T/interfaces" && grep -qxP '\taddress 10\.0\.2\.15/24' "$T/interfaces" &&
+	grep -qxP '\tgateway 10\.0\.2\.2' "$T/interfaces" && grep -qP '^\tbridge-ports [a-z0-9]+$' "$T/interfaces"
+ok $? "/etc/network/interfaces: vmbr0 static, 10.0.2.15/24 via 10.0.2.2, the NIC as its port"
 get /var/lib/dpkg/status >"$T/status"
 # dpkg's record of a removed package may stay ("deinstall ok config-files"): what counts is
 # that it is not installed.
@@ -115,8 +140,15 @@ is "$(grep -c '^qm create' "$T/qm.log")" 4 "qm create ran once per VM"
 
 # 3. The same disk again: everything is done, nothing runs, no VM is made twice.
 "$PMOVES_IMAGE" run "$T/disk.img" --persist --cpus 1 --config "$T/device.json" --net \
-	--expect 'Reached target.*Multi-User' --timeout 240 --log "$T/boot2.log" >/dev/null 2>"$T/run2.err"
+	--expect 'E2E-APT: ' --timeout 360 --log "$T/boot2.log" >/dev/null 2>"$T/run2.err"
 clean "$T/boot2.log" >"$T/boot2.txt"
+PORT_DEV=$(sed -n 's/^\tbridge-ports //p' "$T/interfaces")
+grep -aqE "^E2E-VMBR0: 10\.0\.2\.15/24 ports $PORT_DEV \$" "$T/boot2.txt"
+ok $? "the next boot: ifupdown2 brings vmbr0 up with 10.0.2.15/24 and $PORT_DEV as its port"
+grep -aqE '^E2E-ROUTE: default via 10\.0\.2\.2 dev vmbr0' "$T/boot2.txt"
+ok $? "... the default route goes through vmbr0"
+grep -aq 'E2E-APT: ok$' "$T/boot2.txt"
+ok $? "... and apt reaches the stand-in repository through it"
 part_copy "$T/disk.img" 2 "$T/root.ext4"
 e2fsck -fy "$T/root.ext4" >/dev/null 2>&1
 # The first run was cut off (QEMU stopped) right after the VMs, before it disabled its unit: the
