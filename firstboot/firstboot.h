@@ -64,6 +64,15 @@ int fb_run_capture(char *const argv[], char **ret_out);
 /* ARGV as a program of the target: run as it is on the running system, as `chroot ROOT ARGV`
  * on a tree (fb-sys.c). */
 int fb_run_target(char *const argv[]);
+/* apt-get -y with the config files' defaults kept (--force-confdef, --force-confold), then
+ * VERB and WORDS, on the target (fb_run_target), noninteractive. The exit status or -errno. */
+int fb_apt(const char *verb, char *const *words);
+/* dpkg --configure -a on the target: an apt run cut short (a power cut, a timeout) leaves dpkg
+ * "interrupted", and every later apt-get refuses to run until it is finished. 0, or -EIO with
+ * *ret_msg set. */
+int fb_dpkg_finish(char **ret_msg);
+/* The packages dpkg's status file (/var/lib/dpkg/status) lists as installed; NULL for none. */
+int fb_installed_packages(char ***ret);
 /* systemctl enable UNIT (--root=ROOT on a tree), and with START, `systemctl --no-block
  * restart` it on the running system (queued: it may start only after this boot's run). 0, or
  * -errno with *ret_msg set. */

@@ -403,43 +403,6 @@ static int vms_of(json_object *section, struct vm **ret, size_t *ret_n)
 
 /* ---- the machine ---- */
 
-/* Installed packages from dpkg's status file: "Package:" with "Status: ... installed". */
-static int installed_packages(char ***ret)
-{
-	_cleanup_free_ char *buf = NULL;
-	int r = fb_read(DPKG_STATUS, 256u << 20, &buf, NULL);
-	if (r == -ENOENT) {
-		*ret = NULL;
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	_cleanup_strv_ char **list = NULL;
-	char pkg[129] = "";
-	bool inst = false;
-	for (char *p = buf; p && *p;) {
-		char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		if (n == 0) { /* end of a paragraph */
-			if (inst && pkg[0] && (r = strv_push(&list, pkg)) < 0)
-				return r;
-			pkg[0] = '\0';
-			inst = false;
-		} else if (n > 9 && !strncmp(p, "Package: ", 9)) {
-			if (n - 9 >= sizeof(pkg))
-				return -EINVAL;
-			memcpy(pkg, p + 9, n - 9);
-			pkg[n - 9] = '\0';
-		} else if (n > 8 && !strncmp(p, "Status: ", 8))
-			inst = n >= 21 && !strncmp(p + n - 13, " ok installed", 13);
-		p = nl ? nl + 1 : NULL;
-	}
-	if (inst && pkg[0] && (r = strv_push(&list, pkg)) < 0)
-		return r;
-	*ret = TAKE_PTR(list);
-	return 0;
-}
-
 static int running_kernel(char ret[128])
 {
 	_cleanup_free_ char *buf = NULL;
@@ -481,58 +444,6 @@ static int debian_kernels(char **installed, const char *release, char ***ret_rem
 	}
 	*ret_remove = TAKE_PTR(out);
 	return 0;
-}
-
-/* ARGV on the target: as it is on the running system, through chroot on a tree. */
-static int run_target(char **argv, char **ret_out)
-{
-	if (fb_live())
-		return fb_run_capture(argv, ret_out);
-	size_t n = strv_length(argv);
-	_cleanup_free_ char **full = calloc(n + 3, sizeof(char *));
-	if (!full)
-		return -ENOMEM;
-	full[0] = "chroot";
-	full[1] = (char *)fb_root();
-	memcpy(full + 2, argv, n * sizeof(char *));
-	return fb_run_capture(full, ret_out);
-}
-
-static void apt_env(void)
-{
-	setenv("DEBIAN_FRONTEND", "noninteractive", 1);
-	setenv("APT_LISTCHANGES_FRONTEND", "none", 1);
-}
-
-/* apt-get -y with the config files' defaults kept, then VERB and WORDS. */
-static int apt(const char *verb, char *const *words)
-{
-	_cleanup_strv_ char **argv = NULL;
-	static const char *const head[] = { "apt-get", "-y", "-o", "Dpkg::Options::=--force-confdef", "-o",
-					    "Dpkg::Options::=--force-confold" };
-	int r = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(head) && r == 0; i++)
-		r = strv_push(&argv, head[i]);
-	if (r == 0)
-		r = strv_push(&argv, verb);
-	for (char *const *w = words; r == 0 && w && *w; w++)
-		r = strv_push(&argv, *w);
-	if (r < 0)
-		return r;
-	apt_env();
-	return run_target(argv, NULL);
-}
-
-/* An apt run cut short (a power cut, a timeout) leaves dpkg "interrupted", and every later
- * apt-get refuses to run until it is finished: finish it first. */
-static int dpkg_finish(char **ret_msg)
-{
-	char *argv[] = { "dpkg", "--configure", "-a", NULL };
-	apt_env();
-	int r = run_target(argv, NULL);
-	if (r != 0)
-		*ret_msg = fb_strdupf("'dpkg --configure -a' exited with %d", r);
-	return r == 0 ? 0 : -EIO;
 }
 
 /* ---- /etc/hosts ---- */
@@ -798,7 +709,7 @@ static int kernel_check(const struct fb_ctx *c, json_object *section, char **ret
 		return -ENOMEM;
 	if ((r = hosts_check(section)) <= 0 || (r = fb_file_is(SOURCES_LIST, want, strlen(want))) <= 0 || (r = key_ok(section)) <= 0)
 		return r;
-	if ((r = installed_packages(&pkgs)) < 0) {
+	if ((r = fb_installed_packages(&pkgs)) < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", DPKG_STATUS, strerror(-r));
 		return r;
 	}
@@ -839,20 +750,20 @@ static enum fb_result kernel_apply(const struct fb_ctx *c, json_object *section,
 		*ret_msg = fb_strdupf("cannot write '/etc/hosts' and '%s': %s", SOURCES_LIST, strerror(-r));
 		return FB_FAILED;
 	}
-	if (dpkg_finish(ret_msg) < 0)
+	if (fb_dpkg_finish(ret_msg) < 0)
 		return FB_FAILED;
-	if ((r = apt("update", NULL)) != 0) {
+	if ((r = fb_apt("update", NULL)) != 0) {
 		*ret_msg = fb_strdupf("'apt-get update' exited with %d (a repository unreachable or broken): trying again on "
 				      "a later run",
 				      r);
 		return FB_PENDING;
 	}
-	if ((r = apt("full-upgrade", NULL)) != 0) {
+	if ((r = fb_apt("full-upgrade", NULL)) != 0) {
 		*ret_msg = fb_strdupf("'apt-get full-upgrade' exited with %d", r);
 		return FB_FAILED;
 	}
 	char *kernel[] = { "proxmox-default-kernel", NULL };
-	if ((r = apt("install", kernel)) != 0) {
+	if ((r = fb_apt("install", kernel)) != 0) {
 		*ret_msg = fb_strdupf("'apt-get install proxmox-default-kernel' exited with %d", r);
 		return FB_FAILED;
 	}
@@ -866,7 +777,7 @@ static int kernel_verify(const struct fb_ctx *c, json_object *section, char **re
 	(void)c, (void)section;
 	_cleanup_strv_ char **pkgs = NULL;
 	char release[128];
-	int r = installed_packages(&pkgs);
+	int r = fb_installed_packages(&pkgs);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", DPKG_STATUS, strerror(-r));
 		return r;
@@ -894,7 +805,7 @@ static int ve_todo(char ***ret_missing, char ***ret_remove, char **ret_kept, boo
 {
 	_cleanup_strv_ char **pkgs = NULL, **missing = NULL, **remove = NULL;
 	char release[128];
-	int r = installed_packages(&pkgs);
+	int r = fb_installed_packages(&pkgs);
 	if (r < 0)
 		return r;
 	for (const char *const *p = ve_packages; *p; p++)
@@ -936,12 +847,12 @@ static int refresh_loader(const char **ret_what)
 	if (fb_exists("/etc/kernel/proxmox-boot-uuids") == 1) {
 		char *argv[] = { "proxmox-boot-tool", "refresh", NULL };
 		*ret_what = "proxmox-boot-tool refresh";
-		return run_target(argv, NULL);
+		return fb_run_target(argv);
 	}
 	if (fb_exists("/etc/default/grub") == 1) {
 		char *argv[] = { "update-grub", NULL };
 		*ret_what = "update-grub";
-		return run_target(argv, NULL);
+		return fb_run_target(argv);
 	}
 	return 0;
 }
@@ -983,23 +894,23 @@ static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, cha
 			*ret_msg = fb_strdupf("cannot write '%s': %s", DEBCONF_PATH, strerror(-r));
 			return FB_FAILED;
 		}
-		if (dpkg_finish(ret_msg) < 0)
+		if (fb_dpkg_finish(ret_msg) < 0)
 			return FB_FAILED;
 		char *seed[] = { "debconf-set-selections", DEBCONF_PATH, NULL };
-		if ((r = run_target(seed, NULL)) != 0) {
+		if ((r = fb_run_target(seed)) != 0) {
 			*ret_msg = fb_strdupf("'debconf-set-selections %s' exited with %d", DEBCONF_PATH, r);
 			return FB_FAILED;
 		}
-		if ((r = apt("install", (char *const *)ve_packages)) != 0) {
+		if ((r = fb_apt("install", (char *const *)ve_packages)) != 0) {
 			*ret_msg = fb_strdupf("'apt-get install proxmox-ve postfix open-iscsi chrony' exited with %d", r);
 			return FB_FAILED;
 		}
 	}
 	const char *what = NULL;
-	if (remove && !missing && dpkg_finish(ret_msg) < 0)
+	if (remove && !missing && fb_dpkg_finish(ret_msg) < 0)
 		return FB_FAILED;
 	if (remove) {
-		if ((r = apt("remove", remove)) != 0) {
+		if ((r = fb_apt("remove", remove)) != 0) {
 			_cleanup_free_ char *list = strv_join(remove, " ");
 			*ret_msg = fb_strdupf("'apt-get remove %s' exited with %d", list ? list : "...", r);
 			return FB_FAILED;
@@ -1599,7 +1510,7 @@ static enum fb_result vms_apply(const struct fb_ctx *c, json_object *section, ch
 		_cleanup_strv_ char **argv = NULL;
 		if (qm_create_argv(&v[i], storage, bridge, gpus, &argv) < 0)
 			return FB_FAILED;
-		if ((r = run_target(argv, NULL)) != 0) {
+		if ((r = fb_run_target(argv)) != 0) {
 			*ret_msg = fb_strdupf("'qm create %lld' (%s) exited with %d", (long long)v[i].id, v[i].name, r);
 			return FB_FAILED;
 		}
