@@ -19,6 +19,7 @@
 #include "firstboot.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -559,7 +560,19 @@ int fb_apt_repositories_valid(struct fb_check *c, json_object *v)
 	return 0;
 }
 
+/* A Debian package name (Policy 5.6.1): lowercase letters, digits, '+', '-', '.'; at least two
+ * characters, starting with a letter or digit. */
+static int valid_package(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = strlen(s);
+	if (len < 2 || len > 128 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+-.") != len || !isalnum((unsigned char)s[0]))
+		return fb_bad(c, "'%.64s' is not a Debian package name ('tailscale')", s);
+	return 0;
+}
+
 static const struct fb_field component_elem = { NULL, FB_T_STRING, NULL, valid_component, NULL, 0, 0 };
+static const struct fb_field package_elem = { NULL, FB_T_STRING, NULL, valid_package, NULL, 0, 0 };
 static const struct fb_field repo_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_art_name, NULL, FB_REQUIRED, 0 },
 	{ "url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
@@ -567,6 +580,7 @@ static const struct fb_field repo_fields[] = {
 	{ "components", FB_T_ARRAY, &component_elem, NULL, NULL, 0, 16 },
 	{ "key_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
 	{ "key_fingerprint", FB_T_STRING, NULL, valid_fingerprint, NULL, FB_REQUIRED, 0 },
+	{ "packages", FB_T_ARRAY, &package_elem, NULL, NULL, 0, 32 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 const struct fb_field fb_apt_repository_elem = { NULL, FB_T_OBJECT, repo_fields, valid_repo, NULL, 0, 0 };
@@ -615,9 +629,28 @@ static int repo_from(json_object *o, struct repo *ret)
 	return 0;
 }
 
+/* The "packages" of every repository that dpkg does not list as installed, in order. */
+static int repos_missing(json_object *section, char ***ret)
+{
+	_cleanup_strv_ char **installed = NULL, **missing = NULL;
+	int k = fb_installed_packages(&installed);
+	if (k < 0)
+		return k;
+	for (size_t i = 0; i < json_object_array_length(section); i++) {
+		json_object *pkgs = json_object_object_get(json_object_array_get_idx(section, i), "packages");
+		for (size_t j = 0; pkgs && j < json_object_array_length(pkgs); j++) {
+			const char *p = json_object_get_string(json_object_array_get_idx(pkgs, j));
+			if (!strv_contains(installed, p) && !strv_contains(missing, p) && (k = strv_push(&missing, p)) < 0)
+				return k;
+		}
+	}
+	*ret = TAKE_PTR(missing);
+	return 0;
+}
+
 static int repos_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
-	(void)c, (void)ret_msg;
+	(void)c;
 	for (size_t i = 0; i < json_object_array_length(section); i++) {
 		_cleanup_(repo_done) struct repo r = { 0 };
 		int k = repo_from(json_object_array_get_idx(section, i), &r);
@@ -626,7 +659,13 @@ static int repos_check(const struct fb_ctx *c, json_object *section, char **ret_
 		if ((k = fb_exists(r.keyring)) <= 0 || (k = fb_file_is(r.list, r.line, strlen(r.line))) <= 0)
 			return k;
 	}
-	return 1;
+	_cleanup_strv_ char **missing = NULL;
+	int k = repos_missing(section, &missing);
+	if (k < 0) {
+		*ret_msg = fb_strdupf("cannot read dpkg's status: %s", strerror(-k));
+		return k;
+	}
+	return missing ? 0 : 1;
 }
 
 /* The primary keys in gpg's colon listing: how many, and whether one is FP, usable. */
@@ -771,7 +810,37 @@ static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, 
 		}
 		written++;
 	}
-	*ret_msg = fb_strdupf("%zu of %zu apt repositories added (key fingerprints verified)", written, n);
+	/* The packages the config wants from them: apt-get update, then install what is missing.
+	 * The boot's own run comes before the network: they wait for the timer's run. */
+	_cleanup_strv_ char **missing = NULL;
+	int k = repos_missing(section, &missing);
+	if (k < 0) {
+		*ret_msg = fb_strdupf("cannot read dpkg's status: %s", strerror(-k));
+		return FB_FAILED;
+	}
+	_cleanup_free_ char *list = missing ? strv_join(missing, " ") : NULL;
+	if (missing && !list)
+		return FB_FAILED;
+	if (missing && fb_system_booting()) {
+		*ret_msg = fb_strdupf("%zu of %zu apt repositories added (key fingerprints verified); %s installed once the boot "
+				      "is done (network)",
+				      written, n, list);
+		return FB_PENDING;
+	}
+	if (missing) {
+		if (fb_dpkg_finish(ret_msg) < 0)
+			return FB_FAILED;
+		if ((k = fb_apt("update", NULL)) != 0) {
+			*ret_msg = fb_strdupf("'apt-get update' exited with %d (no network?): %s installed on a later run", k, list);
+			return FB_PENDING;
+		}
+		if ((k = fb_apt("install", missing)) != 0) {
+			*ret_msg = fb_strdupf("'apt-get install %s' exited with %d", list, k);
+			return FB_FAILED;
+		}
+	}
+	*ret_msg = fb_strdupf("%zu of %zu apt repositories added (key fingerprints verified)%s%s", written, n,
+			      missing ? "; installed " : "", missing ? list : "");
 	return FB_OK;
 }
 

@@ -592,7 +592,7 @@ static char *apt_tree(const char *cfg)
 	return root;
 }
 
-#define APT_TESTS 10
+#define APT_TESTS 13
 static void test_apt(void)
 {
 	char *home = t_strf("%s/gnupg", srv), *prog = NULL;
@@ -704,6 +704,51 @@ static void test_apt(void)
 		free(cfg), free(repo);
 	}
 	tap_ok(all, "apt: no components, a short fingerprint, no fingerprint: refused by the schema");
+
+	/* "packages": installed from the repositories once they are there. The stand-in apt-get
+	 * marks a package installed in the tree's dpkg status; "update" fails while a flag is set
+	 * (the network is not up). */
+	cfg = t_strf("{" OFF ", \"apt_repositories\": [{\"name\": \"vendor\", \"url\": \"https://pkgs.example.org/debian\","
+		     " \"suite\": \"bookworm\", \"components\": [\"main\"], \"key_url\": \"http://127.0.0.1:%d/ok/key.asc\","
+		     " \"key_fingerprint\": \"%s\", \"packages\": [\"tailscale\", \"vendor-tool\"]}]}\n",
+		     port, fp);
+	root = apt_tree(cfg);
+	char *runner = t_beside(root, "runner"), *callsp = t_beside(root, "calls"), *flagp = t_beside(root, "update-fails");
+	char *script = t_strf("#!/bin/sh\n# stand-in runner: records argv; gpg runs for real; plays apt-get on the tree\n"
+			      "echo \"$*\" >> %s\n[ \"$1\" = chroot ] && shift 2\n"
+			      "case \"$1\" in gpg) exec \"$@\";;\n"
+			      "apt-get) [ \"$7\" = update ] && [ -e %s ] && exit 100\n"
+			      "  [ \"$7\" = install ] && { shift 7; for p; do printf 'Package: %%s\\nStatus: install ok installed\\n\\n' $p"
+			      " >> %s/var/lib/dpkg/status; done; };;\n"
+			      "esac\nexit 0\n",
+			      callsp, flagp, root);
+	write_file_atomic(runner, script, strlen(script), 0755);
+	write_file_atomic(flagp, "", 0, 0644);
+	t_write(root, "var/lib/dpkg/status", "Package: vendor-tool\nStatus: install ok installed\nVersion: 1\n\n");
+	r = run(root);
+	tap_ok(strstr(r.out, "step=apt-repositories state=pending 'apt-get update' exited with 100 (no network?): tailscale "
+			     "installed on a later run") &&
+		       t_exists(root, "etc/apt/sources.list.d/vendor.list"),
+	       "apt packages: apt-get update failing: pending, the repository is in place, only the missing package named");
+	t_result_free(&r);
+	unlink(flagp);
+	unlink(callsp);
+	r = run(root);
+	char *c = t_read(callsp, NULL), *apt_calls = t_strf("chroot %s dpkg --configure -a\n"
+							     "chroot %s apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold update\n"
+							     "chroot %s apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install tailscale\n",
+							     root, root, root);
+	tap_ok(strstr(r.out, "step=apt-repositories state=ok 0 of 1 apt repositories added (key fingerprints verified); installed tailscale") &&
+		       c && !strncmp(c, apt_calls, strlen(apt_calls)) && !strstr(c + strlen(apt_calls), "apt-get"),
+	       "apt packages: the next run: dpkg --configure -a, apt-get update, install of the missing package only, in chroot");
+	if (!c || strncmp(c, apt_calls, strlen(apt_calls)))
+		tap_diag("calls: %s", c ? c : "(none)");
+	t_result_free(&r);
+	r = run(root);
+	tap_contains(r.out, "step=apt-repositories state=skipped", "apt packages: installed: a later run skips the step");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(cfg), free(runner), free(callsp), free(flagp), free(script), free(c), free(apt_calls);
 
 	/* Key server unreachable: pending. */
 	cfg = apt_config("vendor", "key.asc", closed_port, fp);

@@ -166,7 +166,8 @@ cat >"$T/gw.json" <<EOF
       "content_base64": "$(unit gw-evidence "gateway.t evidence" /usr/local/sbin/gw-evidence | b64)" }
   ],
   "units": { "mask": ["ssh.service"], "start": ["gw-evidence.service"] },
-  "steps": { "tailnet": { "enabled": false }, "ssh": { "enabled": false }, "efiboot": { "enabled": false } }
+  "steps": { "tailnet": { "enabled": false }, "apt-repositories": { "enabled": false }, "ssh": { "enabled": false },
+             "efiboot": { "enabled": false } }
 }
 EOF
 cat >"$T/cl.json" <<EOF
@@ -181,8 +182,8 @@ cat >"$T/cl.json" <<EOF
   ],
   "units": { "mask": ["ssh.service", "dnsmasq.service"], "enable": ["systemd-networkd.service"],
              "start": ["systemd-networkd.service", "cl-evidence.service"] },
-  "steps": { "gateway": { "enabled": false }, "tailnet": { "enabled": false }, "ssh": { "enabled": false },
-             "efiboot": { "enabled": false } }
+  "steps": { "gateway": { "enabled": false }, "tailnet": { "enabled": false }, "apt-repositories": { "enabled": false },
+             "ssh": { "enabled": false }, "efiboot": { "enabled": false } }
 }
 EOF
 

@@ -35,6 +35,8 @@ print(json.dumps({
     "headscale": {"server_url": "https://hs.fleet.example.org"},
     "tailnet": {"login_server": "https://hs.fleet.example.org"},
     "finally": "poweroff",
+    # The stand-in tailscale above stands for the profile's Tailscale repository and package.
+    "steps": {"apt-repositories": {"enabled": False}},
 }))
 PY
 cp --sparse=always "$T/headscale-hub/headscale-hub.img" "$T/disk.img"
