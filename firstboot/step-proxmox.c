@@ -985,7 +985,8 @@ static int interfaces_names(const char *text, char ***ret)
 		size_t n = strcspn(p, "\n");
 		const char *l = p + strspn(p, " \t");
 		bool iface = !strncmp(l, "iface ", 6) || !strncmp(l, "iface\t", 6);
-		if (iface || !strncmp(l, "auto", 4) || !strncmp(l, "allow-", 6)) {
+		bool autoline = !strncmp(l, "auto", 4) && (l[4] == ' ' || l[4] == '\t');
+		if (iface || autoline || !strncmp(l, "allow-", 6)) {
 			const char *w = l + strcspn(l, " \t\n");
 			/* "iface NAME inet ...": one name; "auto A B ...": every word. */
 			for (bool first = true; w < p + n && (first || !iface); first = false) {
