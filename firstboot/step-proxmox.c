@@ -27,6 +27,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
@@ -1041,6 +1042,18 @@ static int bridge_check(const struct fb_ctx *c, json_object *section, char **ret
 	return 1;
 }
 
+/* CIDR is "ADDR/LEN" with LEN a prefix length from 0 to 32. */
+static bool is_cidr_of(const char *cidr, const char *addr)
+{
+	size_t al = strlen(addr);
+	if (strncmp(cidr, addr, al) || cidr[al] != '/' || !isdigit((unsigned char)cidr[al + 1]))
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long len = strtoul(cidr + al + 1, &end, 10);
+	return errno == 0 && *end == '\0' && len <= 32;
+}
+
 /* The uplink as it is now: the default route's device, source address and gateway, and the
  * address's prefix. -ENETUNREACH (message set) without an IPv4 default route. */
 static int uplink_now(struct uplink *u, char **ret_msg)
@@ -1068,11 +1081,7 @@ static int uplink_now(struct uplink *u, char **ret_msg)
 		_cleanup_free_ char *line = strndup(p, n);
 		if (!line)
 			return -ENOMEM;
-		const char *slash;
-		if (token_after(line, "inet", cidr, sizeof(cidr)) == 0 && (slash = strchr(cidr, '/')) &&
-		    (size_t)(slash - cidr) == strlen(u->addr) && !strncmp(cidr, u->addr, strlen(u->addr)) &&
-		    strspn(slash + 1, "0123456789") == strlen(slash + 1) && strlen(slash + 1) >= 1 &&
-		    strlen(slash + 1) <= 2 && atoi(slash + 1) <= 32) {
+		if (token_after(line, "inet", cidr, sizeof(cidr)) == 0 && is_cidr_of(cidr, u->addr)) {
 			memcpy(u->cidr, cidr, sizeof(cidr));
 			return 0;
 		}
