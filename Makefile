@@ -7,7 +7,7 @@ DATADIR ?= $(PREFIX)/share/pmoves-image
 LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 
 CC ?= cc
-PKGS := libarchive json-c libcurl blkid ext2fs com_err
+PKGS := libarchive json-c libcurl libcrypto blkid ext2fs com_err
 WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += $(WARN)
@@ -31,6 +31,8 @@ Q := @
 endif
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
+# lib/hash-file.c hashes with libcrypto: the builder's, not in the images' pmoves-firstboot.
+TARGET_LIB_SRC := $(filter-out lib/hash-file.c,$(LIB_SRC))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
 FIRSTBOOT_SRC := $(sort $(wildcard firstboot/*.c))
 TEST_SRC := $(sort $(wildcard tests/test-*.c))
@@ -69,7 +71,7 @@ T_WHY_$(1) := $$(if $$(shell command -v $$(firstword $$(T_CC_$(1))) 2>/dev/null)
 ifeq ($$(T_WHY_$(1)),)
 T_PKG_CFLAGS_$(1) := $$(shell $$(T_PC_$(1)) --cflags $(FB_PKGS))
 T_PKG_LIBS_$(1) := $$(shell $$(T_PC_$(1)) --libs $(FB_PKGS))
-T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
+T_OBJ_$(1) := $$(TARGET_LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
 TARGET_OBJ += $$(T_OBJ_$(1))
 TARGET_FB += $(if $(wildcard firstboot/main.c),$(BUILD)/target/$(1)/pmoves-firstboot \
 	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer)

@@ -2,6 +2,7 @@
  * only), verified by SHA-256, cached by hash, copied into the image's artifact cache. */
 #include "artifacts.h"
 #include "download.h"
+#include "hash-file.h"
 #include "hash.h"
 #include "log.h"
 #include "rootfs.h"

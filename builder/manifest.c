@@ -1,6 +1,7 @@
 /* manifest.json (what went in) and SHA256SUMS (what came out). */
 #include "manifest.h"
 #include "artifacts.h"
+#include "hash-file.h"
 #include "hash.h"
 #include "firstboot-install.h"
 #include "log.h"

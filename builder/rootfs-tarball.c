@@ -1,5 +1,6 @@
 /* Root filesystem from a tarball: a local file, or an https URL pinned by sha256 and cached. */
 #include "download.h"
+#include "hash-file.h"
 #include "hash.h"
 #include "log.h"
 #include "rootfs.h"

@@ -1,9 +1,6 @@
 #include "hash.h"
 #include "util.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 static const uint32_t K[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
 	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -54,27 +51,6 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
 		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
 	}
 	sha256_rounds(h, w);
-}
-
-/* A block of zeros has an all-zero message schedule: only the rounds remain. */
-static void sha256_block_zero(uint32_t h[8])
-{
-	static const uint32_t zero[64];
-	sha256_rounds(h, zero);
-}
-
-void sha256_update_zeros(struct sha256 *s, uint64_t n)
-{
-	static const uint8_t zeros[64];
-	if (s->fill) {
-		size_t take = 64 - s->fill < n ? 64 - s->fill : (size_t)n;
-		sha256_update(s, zeros, take);
-		n -= take;
-	}
-	s->len += n / 64 * 64;
-	for (uint64_t blocks = n / 64; blocks; blocks--)
-		sha256_block_zero(s->h);
-	sha256_update(s, zeros, (size_t)(n % 64));
 }
 
 void sha256_init(struct sha256 *s)
@@ -135,73 +111,6 @@ void sha256_hex(const uint8_t d[32], char out[65])
 		out[2 * i + 1] = hex[d[i] & 15];
 	}
 	out[64] = '\0';
-}
-
-int sha256_fd(int fd, char out_hex[65]) { return sha256_fd_progress(fd, out_hex, NULL, NULL); }
-
-int sha256_fd_progress(int fd, char out_hex[65], int (*progress)(void *ctx, uint64_t done, uint64_t total),
-		       void *ctx)
-{
-	struct sha256 s;
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	sha256_init(&s);
-	_cleanup_free_ uint8_t *buf = malloc(1 << 20);
-	if (!buf)
-		return -ENOMEM;
-	off_t pos = 0, end = S_ISREG(st.st_mode) ? st.st_size : -1;
-	for (;;) {
-		/* Skip reading holes: they hash as zeros. */
-		off_t data = end >= 0 ? lseek(fd, pos, SEEK_DATA) : pos;
-		if (data < 0 && errno == ENXIO)
-			data = end;
-		else if (data < 0)
-			data = pos;
-		/* Zeros in 64 MiB steps, so progress keeps moving through a large hole. */
-		while (data > pos) {
-			uint64_t step = (uint64_t)(data - pos) < (64u << 20) ? (uint64_t)(data - pos) : (64u << 20);
-			sha256_update_zeros(&s, step);
-			pos += (off_t)step;
-			int r = progress ? progress(ctx, (uint64_t)pos, (uint64_t)end) : 0;
-			if (r < 0)
-				return r;
-		}
-		if (end >= 0 && pos >= end)
-			break;
-		off_t hole = end >= 0 ? lseek(fd, pos, SEEK_HOLE) : -1;
-		if (hole < 0)
-			hole = end >= 0 ? end : INT64_MAX;
-		while (pos < hole) {
-			size_t want = (uint64_t)(hole - pos) < (1u << 20) ? (size_t)(hole - pos) : (1u << 20);
-			ssize_t n = pread(fd, buf, want, pos);
-			if (n < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			if (n == 0)
-				goto done;
-			sha256_update(&s, buf, (size_t)n);
-			pos += n;
-			int r = progress ? progress(ctx, (uint64_t)pos, end >= 0 ? (uint64_t)end : 0) : 0;
-			if (r < 0)
-				return r;
-		}
-	}
-done:;
-	uint8_t d[32];
-	sha256_final(&s, d);
-	sha256_hex(d, out_hex);
-	return 0;
-}
-
-int sha256_file(const char *path, char out_hex[65])
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return sha256_fd(fd, out_hex);
 }
 
 uint32_t crc32_ieee(uint32_t crc, const void *data, size_t len)

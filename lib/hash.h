@@ -14,17 +14,9 @@ struct sha256 {
 
 void sha256_init(struct sha256 *s);
 void sha256_update(struct sha256 *s, const void *data, size_t len);
-/* The same as sha256_update() with N zero bytes, faster. */
-void sha256_update_zeros(struct sha256 *s, uint64_t n);
 void sha256_final(struct sha256 *s, uint8_t out[32]);
 void sha256_hex(const uint8_t digest[32], char out[65]);
-/* Digest of a whole file (sparse-aware: holes hash as zeros without being read). */
-int sha256_file(const char *path, char out_hex[65]);
-int sha256_fd(int fd, char out_hex[65]);
-/* The same, calling PROGRESS(ctx, bytes done, total) now and then (may be NULL); a negative
- * return from it stops the work and is returned. */
-int sha256_fd_progress(int fd, char out_hex[65], int (*progress)(void *ctx, uint64_t done, uint64_t total),
-		       void *ctx);
+/* Whole files, fast: lib/hash-file.h (host side). */
 
 uint32_t crc32_ieee(uint32_t crc, const void *data, size_t len);
 

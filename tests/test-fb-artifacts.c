@@ -6,6 +6,7 @@
  * (dpkg, chroot are recorded only; tar runs for real). */
 #include "test-fb-lib.h"
 #include "fb-fetch.h"
+#include "hash-file.h"
 #include "run.h"
 
 #include <arpa/inet.h>

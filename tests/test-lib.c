@@ -1,4 +1,5 @@
 /* lib/: sha256, crc32, derived UUIDs, size parsing, run_argv. */
+#include "hash-file.h"
 #include "hash.h"
 #include "run.h"
 #include "tap.h"
@@ -18,6 +19,8 @@ static const char *hex_of(const void *data, size_t len)
 	return hex;
 }
 
+static void test_file_sha256(void);
+
 static void test_sha256(void)
 {
 	tap_is_str(hex_of("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256 of nothing");
@@ -26,45 +29,96 @@ static void test_sha256(void)
 	tap_is_str(hex_of(two, strlen(two)), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
 		   "sha256 of the two-block FIPS vector");
 
-	/* update_zeros must equal update with zero bytes, at every alignment. */
-	static const uint8_t zeros[300];
-	int same = 1;
-	for (size_t pre = 0; pre < 70 && same; pre += 7)
-		for (size_t n = 0; n < 200 && same; n += 13) {
-			struct sha256 a, b;
-			uint8_t da[32], db[32];
-			sha256_init(&a);
-			sha256_init(&b);
-			sha256_update(&a, "x", 1);
-			sha256_update(&b, "x", 1);
-			sha256_update(&a, zeros, pre);
-			sha256_update(&b, zeros, pre);
-			sha256_update(&a, zeros, n);
-			sha256_update_zeros(&b, n);
-			sha256_update(&a, "y", 1);
-			sha256_update(&b, "y", 1);
-			sha256_final(&a, da);
-			sha256_final(&b, db);
-			same = memcmp(da, db, 32) == 0;
-		}
-	tap_ok(same, "sha256_update_zeros equals hashing zero bytes");
+	test_file_sha256();
+}
 
-	/* A sparse file hashes as its bytes: holes are zeros. */
-	char path[] = "/tmp/test-lib-XXXXXX";
+/* A file of LEN bytes: DATA[i] written at OFF[i] (the rest holes), and the same bytes in memory. */
+static int sparse_file(char *path, uint64_t len, const uint64_t *off, size_t n, uint8_t **mem)
+{
 	int fd = mkstemp(path);
-	int r = fd < 0 ? -1 : ftruncate(fd, 3 << 20);
-	if (r == 0 && pwrite(fd, "data", 4, 1 << 20) != 4)
-		r = -1;
-	uint8_t *buf = calloc(1, 3 << 20);
-	if (buf)
-		memcpy(buf + (1 << 20), "data", 4);
-	char got[65];
-	tap_ok(r == 0 && buf && sha256_fd(fd, got) == 0 && strcmp(got, hex_of(buf, 3 << 20)) == 0,
+	*mem = calloc(1, len);
+	if (fd < 0 || !*mem || ftruncate(fd, (off_t)len) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char d[5000];
+		for (size_t k = 0; k < sizeof(d); k++)
+			d[k] = (char)(i * 31 + k * 7 + 1);
+		size_t w = off[i] + sizeof(d) <= len ? sizeof(d) : (size_t)(len - off[i]);
+		if (pwrite(fd, d, w, (off_t)off[i]) != (ssize_t)w)
+			return -1;
+		memcpy(*mem + off[i], d, w);
+	}
+	return fd;
+}
+
+static int count_calls(void *ctx, uint64_t done, uint64_t total)
+{
+	(void)done;
+	(void)total;
+	return ++*(int *)ctx >= 1000 ? -ECANCELED : 0;
+}
+
+static void test_file_sha256(void)
+{
+	/* Holes and data at page, block and odd boundaries, ending in either. */
+	const uint64_t len = (3u << 20) + 4099;
+	const uint64_t off[] = { 0, 4096, 65536 + 7, 1u << 20, (1u << 20) + 5000, (3u << 20) + 100 };
+	char path[] = "/tmp/test-lib-XXXXXX";
+	uint8_t *mem = NULL;
+	int fd = sparse_file(path, len, off, ARRAY_SIZE(off), &mem);
+	char got[65] = "", want[65] = "";
+	if (fd >= 0 && mem)
+		snprintf(want, sizeof(want), "%s", hex_of(mem, len));
+	tap_ok(fd >= 0 && sha256_fd(fd, got) == 0 && strcmp(got, want) == 0,
 	       "sha256_fd of a sparse file equals the hash of its bytes");
-	free(buf);
+
+	/* In steps that end inside holes and inside data, as the builder hashes an image that is
+	 * still being made. */
+	const uint64_t steps[] = { 1, 4096, 4097, 70000, 1u << 20, (1u << 20) + 4000, 2u << 20, len };
+	struct file_sha256 h;
+	int r = fd < 0 ? -1 : file_sha256_init(&h, fd);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(steps); i++)
+		r = file_sha256_to(&h, steps[i], len, NULL, NULL);
+	got[0] = '\0';
+	if (r == 0)
+		r = file_sha256_final(&h, got);
+	if (fd >= 0)
+		file_sha256_free(&h);
+	tap_ok(r == 0 && strcmp(got, want) == 0, "hashed in eight steps: the same digest");
+
+	/* Past the end of the file: an error, not a digest of invented zeros. */
+	r = fd < 0 ? -1 : file_sha256_init(&h, fd);
+	if (r == 0)
+		r = file_sha256_to(&h, len + 1, len + 1, NULL, NULL);
+	if (fd >= 0)
+		file_sha256_free(&h);
+	tap_is_int(r, -EIO, "hashing past the end of the file fails with EIO");
+
+	/* Progress is called, and stops the work when it says so. */
+	int calls = 0;
+	tap_ok(fd >= 0 && sha256_fd_progress(fd, got, count_calls, &calls) == 0 && calls >= 2,
+	       "progress is reported while hashing");
+	calls = 997;
+	tap_is_int(fd < 0 ? 0 : sha256_fd_progress(fd, got, count_calls, &calls), -ECANCELED,
+		   "a progress callback's error stops the hashing and is returned");
+	free(mem);
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
+
+	/* A file that is all hole, and an empty one. */
+	char p2[] = "/tmp/test-lib-XXXXXX";
+	fd = sparse_file(p2, 5u << 20, NULL, 0, &mem);
+	tap_ok(fd >= 0 && mem && sha256_fd(fd, got) == 0 && strcmp(got, hex_of(mem, 5u << 20)) == 0,
+	       "a file that is one hole hashes as its zeros");
+	tap_ok(fd >= 0 && ftruncate(fd, 0) == 0 && sha256_fd(fd, got) == 0 &&
+		       STREQ(got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+	       "an empty file hashes as nothing");
+	free(mem);
+	if (fd >= 0)
+		close(fd);
+	unlink(p2);
+	tap_is_int(sha256_file("/nonexistent/pmoves", got), -ENOENT, "a missing file: ENOENT");
 }
 
 static void test_ids(void)

@@ -11,7 +11,7 @@
 # make skips the foreign pmoves-firstboot with a note.
 set -eu
 PKGS="build-essential pkg-config perl ca-certificates
-libarchive-dev libjson-c-dev libcurl4-openssl-dev libblkid-dev libext2fs-dev libefivar-dev libefiboot-dev
+libarchive-dev libjson-c-dev libcurl4-openssl-dev libssl-dev libblkid-dev libext2fs-dev libefivar-dev libefiboot-dev
 mmdebstrap e2fsprogs dosfstools mtools fdisk gdisk squashfs-tools zstd bmap-tools
 qemu-system-x86 qemu-system-arm qemu-utils ovmf qemu-efi-aarch64 time
 python3 openssl gnupg openssh-client dpkg-dev nftables dnsmasq-base"
