@@ -3,6 +3,7 @@
 #include "build-run.h"
 #include "build.h"
 #include "cmd.h"
+#include "image-hash.h"
 #include "log.h"
 #include "manifest.h"
 #include "run.h"
@@ -87,6 +88,10 @@ static int stage_disk(struct build *b)
 	int r = b->plan.table->write(fd, &b->plan.layout);
 	if (r < 0)
 		return log_errno(r, "cannot write the %s partition table", b->plan.table->name);
+	/* The raw output's checksum starts now, on the other core (image-hash.c). */
+	for (size_t i = 0; b->p->outputs && b->p->outputs[i]; i++)
+		if (STREQ(b->p->outputs[i], "raw"))
+			return image_hash_start(b);
 	return 0;
 }
 
@@ -130,31 +135,69 @@ static int remover_join(struct remover *rm)
 	return rm->r;
 }
 
-/* Temp dirs of builds that died without cleaning up (their PID is gone). */
-static void remove_stale_temps(const char *base, const char *name)
+/* Temp dirs of builds that died without cleaning up: in DIR, named PREFIX...-PID, where PID is
+ * gone. */
+static void remove_stale_temps(const char *dir, const char *prefix)
 {
-	_cleanup_free_ char *prefix = NULL;
-	if (asprintf(&prefix, ".tmp-%s-", name) < 0)
-		return;
-	DIR *d = opendir(base);
+	DIR *d = opendir(dir);
 	if (!d)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-			continue;
+		const char *dash = strrchr(de->d_name, '-');
 		uint64_t pid;
-		if (parse_u64(de->d_name + strlen(prefix), &pid) < 0 || pid > INT_MAX)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || !dash || dash < de->d_name + strlen(prefix) - 1 ||
+		    parse_u64(dash + 1, &pid) < 0 || pid == 0 || pid > INT_MAX)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/%s", base, de->d_name) >= 0) {
+		if (asprintf(&path, "%s/%s", dir, de->d_name) >= 0) {
 			log_info("removing '%s' left by an interrupted build", path);
 			rm_rf(path);
 		}
 	}
 	closedir(d);
+}
+
+/* The staging tree is thousands of files written once, read once by mke2fs and removed: on a
+ * tmpfs that is page cache alone, with no journal and no writeback to wait for (here, 0.7 s
+ * instead of 6 s for a 680 MB rootfs on the output's ext4). So the scratch space goes to
+ * $PMOVES_WORKDIR if set, else to /dev/shm when it is a tmpfs with room for the rootfs, its
+ * ESP copy and a margin, and memory to back them; else next to the outputs (tmp_dir/work). */
+#define SHM_DIR "/dev/shm"
+#define SHM_PREFIX "pmoves-image-"
+
+int build_work_dir(struct build *b)
+{
+	struct stat st;
+	if (stat(b->rootfs_tar, &st) < 0)
+		return log_errno(-errno, "cannot read '%s'", b->rootfs_tar);
+	uint64_t need = (uint64_t)st.st_size + (uint64_t)st.st_size / 4 + (256u << 20);
+	const char *env = getenv("PMOVES_WORKDIR"), *where = "next to the outputs";
+	char *dir = NULL;
+	int r;
+	if (env && *env) {
+		r = asprintf(&dir, "%s/" SHM_PREFIX "%s-%d", env, b->p->name, (int)getpid());
+		where = "in $PMOVES_WORKDIR";
+	} else if (tmpfs_has_room(SHM_DIR, need)) {
+		r = asprintf(&dir, SHM_DIR "/" SHM_PREFIX "%s-%d", b->p->name, (int)getpid());
+		where = "on tmpfs";
+	} else {
+		r = asprintf(&dir, "%s/work", b->tmp_dir);
+	}
+	if (r < 0)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) < 0) {
+		r = log_errno(-errno, "cannot create the staging directory '%s'", dir);
+		free(dir);
+		return r;
+	}
+	b->work_dir = dir;
+	if (asprintf(&b->tree, "%s/tree", dir) < 0)
+		return -ENOMEM;
+	log_info("tree: staging in '%s' (%s)", dir, where);
+	return 0;
 }
 
 static int epoch_from_env(uint64_t *ret)
@@ -185,6 +228,7 @@ static int publish(struct build *b)
 
 static void build_free(struct build *b)
 {
+	image_hash_stop(b);
 	if (b->log_fd >= 0)
 		close(b->log_fd);
 	log_fd_extra = -1;
@@ -236,10 +280,16 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 		log_errno(-errno, "cannot resolve '%s'", o->out_base);
 		goto out;
 	}
-	remove_stale_temps(base, p->name);
+	_cleanup_free_ char *prefix = NULL;
+	if (asprintf(&prefix, ".tmp-%s-", p->name) < 0)
+		goto out;
+	remove_stale_temps(base, prefix);
+	remove_stale_temps(SHM_DIR, SHM_PREFIX);
+	const char *wd = getenv("PMOVES_WORKDIR");
+	if (wd && *wd)
+		remove_stale_temps(wd, SHM_PREFIX);
 	if (asprintf(&b.out_dir, "%s/%s", base, p->name) < 0 ||
 	    asprintf(&b.tmp_dir, "%s/.tmp-%s-%d", base, p->name, (int)getpid()) < 0 ||
-	    asprintf(&b.work_dir, "%s/work", b.tmp_dir) < 0 || asprintf(&b.tree, "%s/tree", b.work_dir) < 0 ||
 	    asprintf(&b.image, "%s/%s.img", b.tmp_dir, p->name) < 0)
 		goto out;
 
@@ -262,20 +312,17 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 		goto cleanup;
 	}
 	log_fd_extra = b.log_fd;
-	if (mkdir(b.work_dir, 0700) < 0) {
-		log_errno(-errno, "cannot create '%s'", b.work_dir);
-		goto cleanup;
-	}
 
 	log_info("building '%s' (%s) into '%s'", p->name, p->arch, b.out_dir);
 	double t0 = now_seconds();
-	struct remover rm = { .path = b.work_dir };
+	struct remover rm = { 0 };
 	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
 		double t = now_seconds();
 		if (stages[i].tree_done && !rm.started) {
 			if (b.tree_fd >= 0)
 				close(b.tree_fd);
 			b.tree_fd = -1;
+			rm.path = b.work_dir;
 			rm.started = pthread_create(&rm.thread, NULL, remove_thread, &rm) == 0;
 		}
 		log_info("[%zu/%zu] %s", i + 1, ARRAY_SIZE(stages), stages[i].name);
@@ -289,7 +336,7 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 		}
 		log_info("[%zu/%zu] %s: %.2f s", i + 1, ARRAY_SIZE(stages), stages[i].name, now_seconds() - t);
 	}
-	r = rm.started ? remover_join(&rm) : rm_rf(b.work_dir);
+	r = rm.started ? remover_join(&rm) : b.work_dir ? rm_rf(b.work_dir) : 0;
 	if (r < 0) {
 		log_errno(r, "cannot remove '%s'", b.work_dir);
 		goto cleanup;
@@ -305,7 +352,10 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 
 cleanup:
 	log_fd_extra = -1;
+	image_hash_stop(&b);
 	remover_join(&rm);
+	if (b.work_dir)
+		rm_rf(b.work_dir); /* may be outside tmp_dir */
 	rm_rf(b.tmp_dir);
 	if (interrupted)
 		status = EXIT_INTERRUPTED;

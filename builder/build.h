@@ -28,6 +28,8 @@ struct plan {
 	struct plan_part parts[PROFILE_MAX_PARTS];
 };
 
+struct image_hash;
+
 struct build {
 	const struct profile *p;
 	const char *seed;       /* identifiers derive from this: "NAME/SEED" */
@@ -37,7 +39,7 @@ struct build {
 	bool refresh;           /* rebuild the cached rootfs */
 	char *out_dir;          /* DIR/NAME, the final place */
 	char *tmp_dir;          /* DIR/.tmp-NAME-PID, renamed to out_dir at the end */
-	char *work_dir;         /* scratch space outside tmp_dir's outputs: tmp_dir/work */
+	char *work_dir;         /* scratch space for the tree and filesystem files (build_work_dir) */
 	char *tree;             /* staging tree: the target's root */
 	char *image;            /* tmp_dir/NAME.img */
 	char *rootfs_tar;       /* the rootfs tarball (in the cache, or the profile's file) */
@@ -48,6 +50,7 @@ struct build {
 	struct plan plan;
 	json_object *artifacts; /* [{file, kind}] from the outputs, checksummed by the manifest */
 	json_object *manifest;
+	struct image_hash *ihash; /* the raw image's checksum, computed as it is made */
 };
 
 /* Run a program for the build: its output goes to build.log (and the terminal with -v).
@@ -66,6 +69,7 @@ char *build_tree_path(const struct build *b, const char *rel);
 int plan_make(const struct profile *p, const char *seed, struct plan *ret);
 int rootfs_get(struct build *b);   /* sets b->rootfs_tar */
 int tree_make(struct build *b);    /* extract, overlays, generated files; sets b->tree */
+int build_work_dir(struct build *b); /* makes work_dir and sets tree (the tree stage calls it) */
 int tree_split(struct build *b);   /* move each mounted partition's files out of the tree */
 int fs_make_all(struct build *b);  /* every partition's filesystem, written into b->image */
 int outputs_write(struct build *b);

@@ -1,4 +1,5 @@
 #include "build.h"
+#include "image-hash.h"
 #include "log.h"
 #include "util.h"
 
@@ -28,6 +29,7 @@ int fs_make_all(struct build *b)
 		if (r < 0)
 			return log_errno(r, "cannot make the %s filesystem of partition '%s'", t->name, pp->spec->name);
 		log_info("filesystems: %s on '%s' in %.2f s", t->name, pp->spec->name, now_seconds() - t0);
+		image_hash_part_done(b, i);
 	}
 	return 0;
 }

@@ -14,7 +14,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
-int manifest_add_artifact(struct build *b, const char *file, const char *kind)
+int manifest_add_artifact(struct build *b, const char *file, const char *kind, const char *sha256)
 {
 	if (!b->artifacts && !(b->artifacts = json_object_new_array()))
 		return -ENOMEM;
@@ -23,6 +23,8 @@ int manifest_add_artifact(struct build *b, const char *file, const char *kind)
 		return -ENOMEM;
 	json_object_object_add(a, "file", json_object_new_string(file));
 	json_object_object_add(a, "kind", json_object_new_string(kind));
+	if (sha256)
+		json_object_object_add(a, "sha256", json_object_new_string(sha256));
 	json_object_array_add(b->artifacts, a);
 	return 0;
 }
@@ -107,17 +109,23 @@ int manifest_write(struct build *b)
 		json_object *a = json_object_array_get_idx(b->artifacts, i);
 		const char *file = json_object_get_string(json_object_object_get(a, "file"));
 		_cleanup_free_ char *path = NULL;
-		char hex[65];
+		json_object *known = json_object_object_get(a, "sha256");
+		char hex[65] = "";
 		struct stat st;
 		if (asprintf(&path, "%s/%s", b->tmp_dir, file) < 0) {
 			fclose(f);
 			return -ENOMEM;
 		}
-		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-		struct progress pr;
-		progress_start(&pr, file);
-		int r = fd < 0 ? -errno : sha256_fd_progress(fd, hex, hash_progress, &pr);
-		progress_end(&pr);
+		int r = 0;
+		if (known) {
+			snprintf(hex, sizeof(hex), "%s", json_object_get_string(known));
+		} else {
+			_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+			struct progress pr;
+			progress_start(&pr, file);
+			r = fd < 0 ? -errno : sha256_fd_progress(fd, hex, hash_progress, &pr);
+			progress_end(&pr);
+		}
 		if (r == -EINTR) {
 			fclose(f);
 			return r;
@@ -127,7 +135,8 @@ int manifest_write(struct build *b)
 			return log_errno(r < 0 ? r : -errno, "cannot checksum '%s'", path);
 		}
 		json_object_object_add(a, "size", json_object_new_int64(st.st_size));
-		json_object_object_add(a, "sha256", json_object_new_string(hex));
+		if (!known)
+			json_object_object_add(a, "sha256", json_object_new_string(hex));
 		fprintf(f, "%s  %s\n", hex, file);
 	}
 	if (fclose(f) != 0)

@@ -1,5 +1,7 @@
-/* The raw disk image: the build's own NAME.img, sparse, flushed and listed with its checksum. */
+/* The raw disk image: the build's own NAME.img, sparse, flushed and listed with its checksum,
+ * which image-hash.c has been computing since the partition table was written. */
 #include "build.h"
+#include "image-hash.h"
 #include "log.h"
 #include "manifest.h"
 #include "util.h"
@@ -11,10 +13,14 @@ static int raw_write(struct build *b)
 	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd) < 0)
 		return log_errno(-errno, "cannot flush '%s'", b->image);
+	char hex[65];
+	int r = image_hash_finish(b, hex);
+	if (r < 0)
+		return r;
 	_cleanup_free_ char *name = NULL;
 	if (asprintf(&name, "%s.img", b->p->name) < 0)
 		return -ENOMEM;
-	return manifest_add_artifact(b, name, "raw");
+	return manifest_add_artifact(b, name, "raw", hex);
 }
 
 const struct output_type out_raw = { "raw", raw_write };

@@ -531,9 +531,12 @@ static int read_packages(struct build *b)
 
 int tree_make(struct build *b)
 {
+	int r = build_work_dir(b);
+	if (r < 0)
+		return r;
 	if (mkdir(b->tree, 0755) < 0)
 		return log_errno(-errno, "cannot create '%s'", b->tree);
-	int r = extract(b);
+	r = extract(b);
 	if (r < 0)
 		return r;
 	b->tree_fd = open(b->tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -5,7 +5,9 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 void strv_free(char **v)
@@ -146,6 +148,29 @@ void format_size_human(uint64_t bytes, char buf[static 24])
 		snprintf(buf, 24, "%" PRIu64 " B", bytes);
 	else
 		snprintf(buf, 24, "%.1f %s", v, units[u]);
+}
+
+static uint64_t mem_available(void)
+{
+	_cleanup_free_ char *text = NULL;
+	if (read_file("/proc/meminfo", 1 << 16, &text, NULL) < 0)
+		return 0;
+	const char *p = strstr(text, "\nMemAvailable:");
+	uint64_t kib;
+	if (!p || sscanf(p + 14, "%" SCNu64 " kB", &kib) != 1 || kib > UINT64_MAX / 1024)
+		return 0;
+	return kib * 1024;
+}
+
+bool tmpfs_has_room(const char *dir, uint64_t need)
+{
+	struct statfs st;
+	if (statfs(dir, &st) < 0 || st.f_type != TMPFS_MAGIC || st.f_bsize <= 0)
+		return false;
+	if (st.f_bavail < need / (uint64_t)st.f_bsize + 1)
+		return false;
+	uint64_t mem = mem_available();
+	return mem > (512u << 20) && mem - (512u << 20) >= need;
 }
 
 int mkdir_p(const char *path, mode_t mode)

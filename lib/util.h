@@ -73,6 +73,9 @@ static inline bool is_aligned(uint64_t v, uint64_t a) { return v % a == 0; }
 static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* Files. */
+/* DIR is on a tmpfs with NEED bytes free, and the memory to back them: MemAvailable at least
+ * NEED plus 512 MiB, so that filling it does not push the system into swap. */
+bool tmpfs_has_room(const char *dir, uint64_t need);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* The whole of FD or of PATH (a regular file) as a NUL-terminated buffer of at most MAX bytes

@@ -6,6 +6,8 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 static const char *hex_of(const void *data, size_t len)
 {
@@ -204,9 +206,27 @@ static void test_run(void)
 	free(s);
 }
 
+/* tmpfs_has_room on the filesystems this machine has: /dev/shm is a tmpfs on systemd
+ * systems, /proc is not one. */
+static void test_tmpfs(void)
+{
+	struct statfs st;
+	if (statfs("/dev/shm", &st) < 0 || st.f_type != TMPFS_MAGIC) {
+		tap_skip("tmpfs_has_room on /dev/shm", "/dev/shm is not a tmpfs here");
+		tap_skip("tmpfs_has_room past its size", "/dev/shm is not a tmpfs here");
+	} else {
+		tap_ok(tmpfs_has_room("/dev/shm", 1 << 20), "a tmpfs with room for 1 MiB");
+		uint64_t size = (uint64_t)st.f_blocks * (uint64_t)st.f_bsize;
+		tap_ok(!tmpfs_has_room("/dev/shm", size + 1), "not past its size");
+	}
+	tap_ok(!tmpfs_has_room("/proc", 1), "/proc is not a tmpfs");
+	tap_ok(!tmpfs_has_room("/nonexistent/pmoves", 1), "a missing directory has no room");
+}
+
 int main(void)
 {
 	test_sha256();
+	test_tmpfs();
 	test_ids();
 	test_sizes();
 	test_read_file();

@@ -8,7 +8,7 @@ need mmdebstrap mke2fs mkfs.vfat mcopy
 
 T=$(mktemp -d /tmp/pmoves-e2e-atomic.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-plan 20
+plan 23
 
 # An invalid profile: exit 2, one message naming the file and path, nothing written.
 mkdir -p "$T/profiles"
@@ -39,9 +39,10 @@ grep -q "stage 'tree' failed" "$T/fail.log"; ok $? "the failing stage is named"
 is "$(cat "$T/out/base-debian/SHA256SUMS")" "$sum" "the previous output is untouched"
 ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "no temp directory left after a failure"
 
-# Interrupted: SIGINT in the filesystems stage, SIGTERM in the tree stage, SIGINT in the
-# checksums of the manifest stage.
-for case in INT:filesystems TERM:tree INT:manifest; do
+# Interrupted: SIGINT in the filesystems stage, SIGTERM in the tree stage, SIGINT while the
+# outputs stage waits for the image's checksum. The staging tree may be on a tmpfs
+# (/dev/shm/pmoves-image-NAME-PID): nothing of it may stay either.
+for case in INT:filesystems TERM:tree INT:outputs; do
 	sig=${case%%:*} stage=${case#*:}
 	"$PMOVES_IMAGE" build base-debian -o "$T/out" >"$T/int.log" 2>&1 &
 	pid=$!
@@ -50,7 +51,7 @@ for case in INT:filesystems TERM:tree INT:manifest; do
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
-	[ $stage = manifest ] && sleep 1
+	[ $stage = outputs ] && sleep 1
 	kill -$sig $pid
 	started=$(date +%s)
 	wait $pid
@@ -59,5 +60,6 @@ for case in INT:filesystems TERM:tree INT:manifest; do
 	grep -q "interrupted during stage '$stage'" "$T/int.log"; ok $? "SIG$sig: says which stage was interrupted"
 	is "$(cat "$T/out/base-debian/SHA256SUMS")" "$sum" "SIG$sig: the previous output is untouched"
 	ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "SIG$sig: no temp directory left"
+	test ! -e "/dev/shm/pmoves-image-base-debian-$pid"; ok $? "SIG$sig: no staging directory left on tmpfs"
 done
 done_testing

@@ -9,7 +9,7 @@ need mmdebstrap mke2fs mkfs.vfat mcopy sgdisk sfdisk e2fsck fsck.vfat debugfs
 T=$(mktemp -d /tmp/pmoves-e2e-build.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
-plan 30
+plan 32
 
 "$PMOVES_IMAGE" build base-debian -o "$T/a" >"$T/a.log" 2>&1
 rc=$?
@@ -21,6 +21,8 @@ for f in base-debian.img manifest.json SHA256SUMS build.log; do
 	test -f "$D/$f"; ok $? "output has $f"
 done
 ls -a "$T/a" | grep -q '^\.tmp-'; ok $((!$?)) "no temp directory left behind"
+where=$(sed -n "s/^tree: staging in '\(.*\)' (.*)\$/\1/p" "$T/a.log")
+[ -n "$where" ] && [ ! -e "$where" ]; ok $? "the build says where it staged the tree ('$where'), and removed it"
 # "[N/M] stage: S s" for each of the M stages, manifest last.
 M=$(sed -n 's|^\[\([0-9]*\)/\1\] manifest: [0-9.]* s$|\1|p' "$T/a.log")
 [ -n "$M" ] && [ "$(grep -cE "^\[[0-9]+/$M\] [a-z]+: [0-9.]+ s\$" "$T/a.log")" = "$M" ]
@@ -53,10 +55,15 @@ is "$host" base-debian "hostname from the profile"
 alloc=$(du -B1 "$IMG" | cut -f1)
 [ "$alloc" -lt $((1024 * 1024 * 1024)) ]; ok $? "image is sparse ($alloc bytes allocated of 2 GiB)"
 
-# Reproducible: the same inputs give the same bytes.
-"$PMOVES_IMAGE" build base-debian -o "$T/b" >"$T/b.log" 2>&1
+# Reproducible: the same inputs give the same bytes, wherever the tree was staged (the first
+# build on tmpfs when /dev/shm has room, this one in a directory on disk).
+mkdir "$T/wd"
+PMOVES_WORKDIR=$T/wd "$PMOVES_IMAGE" build base-debian -o "$T/b" >"$T/b.log" 2>&1
 ok $? "second build from the cached rootfs"
 grep -q "rootfs: using the cached" "$T/b.log"; ok $? "second build does not run mmdebstrap again"
+grep -q "^tree: staging in '$T/wd/pmoves-image-base-debian-[0-9]*' (in \$PMOVES_WORKDIR)\$" "$T/b.log" &&
+	[ -z "$(ls -A "$T/wd")" ]
+ok $? "PMOVES_WORKDIR holds the staging tree, and nothing after the build"
 cmp -s "$IMG" "$T/b/base-debian/base-debian.img"; ok $? "two builds give byte-identical images"
 cmp -s "$D/manifest.json" "$T/b/base-debian/manifest.json"; ok $? "... and identical manifests"
 
