@@ -22,7 +22,9 @@ static void usage(FILE *f)
 		   "  -v, --verbose     show external commands and their output\n"
 		   "\n"
 		   "SOURCE_DATE_EPOCH, when set, fixes every timestamp: the same inputs give the same\n"
-		   "bytes. The rootfs cache is $XDG_CACHE_HOME/pmoves-image (~/.cache/pmoves-image).\n");
+		   "bytes. The rootfs cache is $XDG_CACHE_HOME/pmoves-image (~/.cache/pmoves-image).\n"
+		   "The staging tree goes to /dev/shm when it is a tmpfs with room and memory for it,\n"
+		   "else next to the outputs; PMOVES_WORKDIR=DIR puts it in DIR.\n");
 }
 
 int cmd_build(int argc, char **argv)
