@@ -14,7 +14,8 @@ static void run_usage(FILE *f)
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
-		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [-v]\n"
+		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
+		"                         [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
 		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
@@ -48,6 +49,8 @@ static void run_usage(FILE *f)
 		"                   127.0.0.1:PORT (one guest listens, the other connects); its MAC\n"
 		"                   is 52:54:00:PP:PP:01 when listening, :02 when connecting (PPPP:\n"
 		"                   the port in hex); up to %d\n"
+		"  --no-reboot      when the guest reboots, QEMU exits instead of resetting it: a power\n"
+		"                   cycle; with --persist, the next run boots what the guest wrote\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -93,7 +96,7 @@ static int parse_socknet(const char *arg, struct qemu_opts *o)
 
 int cmd_run(int argc, char **argv)
 {
-	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_LOG, O_MEMORY, O_CPUS,
+	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
 	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
@@ -101,6 +104,7 @@ int cmd_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "persist", no_argument, NULL, O_PERSIST },
+		{ "no-reboot", no_argument, NULL, O_NO_REBOOT },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "memory", required_argument, NULL, O_MEMORY },
 		{ "cpus", required_argument, NULL, O_CPUS },
@@ -131,6 +135,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case O_CONFIG:
 			o.config = optarg;
+			break;
+		case O_NO_REBOOT:
+			o.no_reboot = true;
 			break;
 		case O_PERSIST:
 			o.persist = true;

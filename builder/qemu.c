@@ -980,6 +980,8 @@ static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, cons
 		r = r ?: strv_push(&v, "-fw_cfg");
 		r = r ?: push_fmt(&v, "name=opt/ai.pmoves/device.json,file=%s", cfg);
 	}
+	if (o->no_reboot)
+		r = r ?: strv_push(&v, "-no-reboot");
 	r = r ?: strv_push(&v, "-display");
 	r = r ?: strv_push(&v, "none");
 	r = r ?: strv_push(&v, "-chardev");
@@ -1147,7 +1149,10 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		log_info("console matched '%s' after %.1f s", o->expect, took);
 		ret = EXIT_OK;
 	} else if (out == WATCH_TIMEOUT) {
-		log_error("timed out after %u s waiting for '%s' on the console", timeout, o->expect);
+		if (o->expect)
+			log_error("timed out after %u s waiting for '%s' on the console", timeout, o->expect);
+		else
+			log_error("timed out after %u s: QEMU stopped", timeout);
 		console_print_tail(&con);
 		ret = EXIT_FAIL;
 	} else if (status == 127 && took < 1) {

@@ -24,6 +24,7 @@ struct qemu_opts {
 	unsigned timeout;   /* seconds; 0: QEMU_DEFAULT_TIMEOUT with expect, none without */
 	const char *config; /* JSON file passed as fw_cfg opt/ai.pmoves/device.json, or NULL */
 	bool persist;       /* write to the image; otherwise snapshot=on */
+	bool no_reboot;     /* QEMU exits when the guest reboots (a power cycle, not a reset) */
 	const char *log;    /* file that gets a raw copy of the console and QEMU's stderr, or NULL */
 	unsigned memory;    /* MiB; 0: QEMU_DEFAULT_MEMORY */
 	unsigned cpus;      /* 0: QEMU_DEFAULT_CPUS */

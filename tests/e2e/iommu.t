@@ -5,6 +5,9 @@
 # writes the IOMMU flags into /etc/kernel/cmdline, refreshes the systemd-boot entry with
 # kernel-install and reboots; the second boot has the flags on its command line and the step
 # verifies that IOMMU groups exist, then the run is done.
+# The reboot is a power cycle: the first run (--persist --no-reboot, on a copy of the image) ends
+# when the guest reboots, the second boots what it wrote. (A reset inside one QEMU process hung
+# in the firmware once in about seven runs with the emulated VT-d under TCG.)
 . "$(dirname "$0")/lib.sh"
 need qemu-system-x86_64 mmdebstrap
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
@@ -13,18 +16,23 @@ need qemu-system-x86_64 mmdebstrap
 
 T=$(mktemp -d /tmp/pmoves-e2e-iommu.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 9
+plan 10
 
 "$PMOVES_IMAGE" build base-debian -o "$T" >"$T/build.log" 2>&1
 ok $? "build base-debian"
 echo '{ "iommu": { "without_gpu": true } }' >"$T/device.json"
 
-# One QEMU process: the guest's reboot is a reset, the snapshot disk keeps what the first
-# boot wrote, and the watch goes on until the second boot's done line.
-"$PMOVES_IMAGE" run "$T/base-debian/base-debian.img" --iommu --config "$T/device.json" \
-	--expect '^pmoves-firstboot: done ' --timeout 900 --log "$T/boot.log" >/dev/null 2>"$T/run.err"
-ok $? "the machine provisions, reboots and finishes provisioning"
-sed 's/\x1b\[[0-9;]*m//g' "$T/boot.log" | tr -d '\r' >"$T/boot.txt"
+cp --sparse=always "$T/base-debian/base-debian.img" "$T/disk.img"
+"$PMOVES_IMAGE" run "$T/disk.img" --persist --no-reboot --iommu --config "$T/device.json" \
+	--vars "$T/vars.fd" --timeout 900 --log "$T/boot1.log" >/dev/null 2>"$T/run1.err"
+rc=$?
+grep -aq 'reboot: Restarting system' "$T/boot1.log"
+seen=$?
+ok $([ $rc = 0 ] && [ $seen = 0 ] && echo 0 || echo 1) "first boot: provisions, then reboots, and QEMU exits (--no-reboot; exit $rc)"
+"$PMOVES_IMAGE" run "$T/disk.img" --iommu --config "$T/device.json" --vars "$T/vars.fd" \
+	--expect '^pmoves-firstboot: done ' --timeout 900 --log "$T/boot2.log" >/dev/null 2>"$T/run2.err"
+ok $? "second boot: finishes provisioning"
+cat "$T/boot1.log" "$T/boot2.log" | sed 's/\x1b\[[0-9;]*m//g' | tr -d '\r' >"$T/boot.txt"
 
 grep -aqE "^pmoves-firstboot: step=iommu state=reboot intel_iommu=on iommu=pt in '/etc/kernel/cmdline'" "$T/boot.txt"
 ok $? "first boot: the step writes the Intel flags into /etc/kernel/cmdline and asks for a reboot"
