@@ -96,6 +96,8 @@ int image_hash_start(struct build *b)
 	pthread_cond_init(&ih->cond, NULL);
 	r = -pthread_create(&ih->thread, NULL, hash_thread, ih);
 	if (r < 0) {
+		pthread_mutex_destroy(&ih->lock);
+		pthread_cond_destroy(&ih->cond);
 		file_sha256_free(&ih->h);
 		close(ih->fd);
 		free(ih);
