@@ -136,7 +136,7 @@ static int remover_join(struct remover *rm)
 }
 
 /* Temp dirs of builds that died without cleaning up: in DIR, named PREFIX...-PID, where PID is
- * gone. */
+ * gone. PREFIX ends in '-', so a name that starts with it has a last '-'. */
 static void remove_stale_temps(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -144,10 +144,9 @@ static void remove_stale_temps(const char *dir, const char *prefix)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		const char *dash = strrchr(de->d_name, '-');
 		uint64_t pid;
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || !dash || dash < de->d_name + strlen(prefix) - 1 ||
-		    parse_u64(dash + 1, &pid) < 0 || pid == 0 || pid > INT_MAX)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+		    parse_u64(strrchr(de->d_name, '-') + 1, &pid) < 0 || pid == 0 || pid > INT_MAX)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;

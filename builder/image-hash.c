@@ -16,8 +16,7 @@ struct image_hash {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* mark moved, or the thread finished */
-	struct file_sha256 h;
-	int fd;
+	struct file_sha256 h; /* its fd is the image's, ours to close */
 	uint64_t size;
 	uint64_t mark;          /* bytes [0, mark) are final */
 	uint64_t done;          /* bytes hashed, for progress */
@@ -81,11 +80,11 @@ int image_hash_start(struct build *b)
 	if (!ih)
 		return -ENOMEM;
 	ih->size = b->plan.layout.disk_size;
-	ih->fd = open(b->image, O_RDONLY | O_CLOEXEC);
-	int r = ih->fd < 0 ? -errno : file_sha256_init(&ih->h, ih->fd);
+	int fd = open(b->image, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : file_sha256_init(&ih->h, fd);
 	if (r < 0) {
-		if (ih->fd >= 0)
-			close(ih->fd);
+		if (fd >= 0)
+			close(fd);
 		free(ih);
 		return log_errno(r, "cannot start hashing '%s'", b->image);
 	}
@@ -99,7 +98,7 @@ int image_hash_start(struct build *b)
 		pthread_mutex_destroy(&ih->lock);
 		pthread_cond_destroy(&ih->cond);
 		file_sha256_free(&ih->h);
-		close(ih->fd);
+		close(ih->h.fd);
 		free(ih);
 		return log_errno(r, "cannot start the image hashing thread");
 	}
@@ -126,7 +125,7 @@ static void release(struct build *b)
 	pthread_mutex_destroy(&ih->lock);
 	pthread_cond_destroy(&ih->cond);
 	file_sha256_free(&ih->h);
-	close(ih->fd);
+	close(ih->h.fd);
 	free(ih);
 	b->ihash = NULL;
 }
