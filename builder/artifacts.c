@@ -6,6 +6,7 @@
 #include "hash.h"
 #include "log.h"
 #include "rootfs.h"
+#include "stages.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -65,7 +66,7 @@ static int copy_into_tree(struct build *b, const char *from, const char *name)
 	return 0;
 }
 
-int artifacts_bake(struct build *b)
+int stage_artifacts(struct build *b)
 {
 	json_object *arts = json_object_object_get(b->p->json, "artifacts");
 	size_t n = arts ? json_object_array_length(arts) : 0, done = 0;

@@ -6,10 +6,9 @@
 
 #include "build.h"
 
-/* Stage after the tree: every baked artifact, from the download cache
+/* The artifacts stage (stages.h): every baked artifact, from the download cache
  * ($XDG_CACHE_HOME/pmoves-image/artifacts/SHA256) or downloaded and verified into it, copied
  * into the staging tree. */
-int artifacts_bake(struct build *b);
 /* For manifest.json: [{name, url, sha256, kind, baked}] of every artifact of the profile. */
 json_object *artifacts_manifest(const struct profile *p);
 

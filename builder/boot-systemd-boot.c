@@ -4,74 +4,32 @@
 #include "log.h"
 #include "util.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-
-/* Newest "vmlinuz-VERSION" in the tree's /boot (by version order). */
-static int find_kernel(struct build *b, char **ret_version)
-{
-	_cleanup_close_ int fd = tree_open(b, "/boot", O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd;
-	DIR *d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
-	char *best = NULL;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !de->d_name[8])
-			continue;
-		if (!best || strverscmp(de->d_name + 8, best) > 0) {
-			free(best);
-			best = strdup(de->d_name + 8);
-		}
-	}
-	closedir(d);
-	if (!best)
-		return -ENOENT;
-	*ret_version = best;
-	return 0;
-}
-
-static const struct part_spec *esp_of(const struct profile *p)
-{
-	for (size_t i = 0; i < p->disk.n_parts; i++)
-		if (STREQ(p->disk.parts[i].type, "esp"))
-			return &p->disk.parts[i];
-	return NULL;
-}
+/* The ESP, a FAT partition mounted in the image (the profile check makes sure of it). */
+static const struct boot_part sdboot_needs[] = {
+	{ .type = "esp", .fs = "vfat", .mount_hint = "/boot/efi" },
+	{ .type = NULL },
+};
 
 static int sdboot_install(struct build *b)
 {
 	const struct profile *p = b->p;
-	const struct part_spec *esp = esp_of(p);
-	bool arm = STREQ(p->arch, "aarch64");
-	const char *efi_name = arm ? "systemd-bootaa64.efi" : "systemd-bootx64.efi";
-	const char *removable = arm ? "BOOTAA64.EFI" : "BOOTX64.EFI";
+	const struct part_spec *esp = profile_part_by_type(p, sdboot_needs[0].type);
 	/* The entry token names the directory of kernels on the ESP; the machine-id is empty until
 	 * the first boot, so a fixed token keeps kernel-install and our layout the same. */
-	const char *token = "pmoves";
-	char rootid[40];
+	const char *token = "pmoves", *kver = b->kernel_version;
+	const char *removable = p->arch->efi_boot;
+	char efi_name[32];
 	int r;
 
-	if (!esp || !esp->mount) {
-		log_error("systemd-boot needs the ESP mounted in the image (give it a \"mount\", e.g. /boot/efi)");
-		return -EINVAL;
-	}
-	r = find_kernel(b, &b->kernel_version);
-	if (r < 0) {
-		log_error("the root filesystem has no kernel in /boot (add a linux-image package to rootfs.packages)");
-		return -ENOENT;
-	}
-	const char *kver = b->kernel_version;
-	if (!tree_root_fs_id(b, rootid))
-		return -EINVAL;
+	snprintf(efi_name, sizeof(efi_name), "systemd-boot%s.efi", p->arch->efi);
 
 	_cleanup_free_ char *src = NULL, *dir_boot = NULL, *dir_sd = NULL, *dir_entries = NULL, *dir_kernel = NULL,
 			   *bootx = NULL, *sdx = NULL, *linux_dst = NULL, *initrd_dst = NULL, *kernel_src = NULL,
 			   *initrd_src = NULL, *entry_path = NULL, *entry = NULL, *cmdline = NULL, *loader_conf = NULL;
 	const char *m = esp->mount;
+	r = boot_cmdline(b, &cmdline);
+	if (r < 0)
+		return r;
 	if (asprintf(&src, "/usr/lib/systemd/boot/efi/%s", efi_name) < 0 ||
 	    asprintf(&dir_boot, "%s/EFI/BOOT", m) < 0 || asprintf(&dir_sd, "%s/EFI/systemd", m) < 0 ||
 	    asprintf(&dir_entries, "%s/loader/entries", m) < 0 || asprintf(&dir_kernel, "%s/%s/%s", m, token, kver) < 0 ||
@@ -80,7 +38,6 @@ static int sdboot_install(struct build *b)
 	    asprintf(&linux_dst, "%s/linux", dir_kernel) < 0 || asprintf(&initrd_dst, "%s/initrd.img-%s", dir_kernel, kver) < 0 ||
 	    asprintf(&entry_path, "%s/%s-%s.conf", dir_entries, token, kver) < 0 ||
 	    asprintf(&loader_conf, "%s/loader/loader.conf", m) < 0 ||
-	    asprintf(&cmdline, "root=UUID=%s%s%s", rootid, *p->boot.cmdline ? " " : "", p->boot.cmdline) < 0 ||
 	    asprintf(&entry,
 		     "title      %s (%s)\n"
 		     "version    %s\n"
@@ -132,7 +89,8 @@ static int sdboot_install(struct build *b)
 const struct boot_loader boot_systemd_boot = {
 	.name = "systemd-boot",
 	.archs = ARCH_X86_64 | ARCH_AARCH64,
-	.needs_esp = true,
 	.table = NULL,
+	.needs = sdboot_needs,
 	.install = sdboot_install,
+	.qemu = boot_uefi_firmware,
 };

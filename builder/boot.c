@@ -1,38 +1,63 @@
+/* The boot stage: the kernel the image boots, then the boot loader's files (boot-<name>.c). */
 #include "build.h"
+#include "log.h"
+#include "stages.h"
 #include "util.h"
 
-extern const struct boot_loader boot_systemd_boot;
-static const struct boot_loader *const boot_loaders[] = { &boot_systemd_boot };
+#include <dirent.h>
+#include <fcntl.h>
 
-const struct boot_loader *boot_find(const char *name)
+/* Newest "vmlinuz-VERSION" in the tree's /boot (by version order). */
+static int find_kernel(struct build *b, char **ret_version)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(boot_loaders); i++)
-		if (STREQ(boot_loaders[i]->name, name))
-			return boot_loaders[i];
-	return NULL;
-}
-
-unsigned arch_bit(const char *arch)
-{
-	if (STREQ(arch, "x86_64"))
-		return ARCH_X86_64;
-	if (STREQ(arch, "aarch64"))
-		return ARCH_AARCH64;
+	_cleanup_close_ int fd = tree_open(b, "/boot", O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1;
+	_cleanup_free_ char *best = NULL;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !de->d_name[8])
+			continue;
+		if (best && strverscmp(de->d_name + 8, best) <= 0)
+			continue;
+		free(best);
+		if (!(best = strdup(de->d_name + 8))) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	if (!best)
+		return -ENOENT;
+	*ret_version = TAKE_PTR(best);
 	return 0;
 }
 
-const char *host_arch(void)
+int boot_cmdline(struct build *b, char **ret)
 {
-#if defined(__x86_64__)
-	return "x86_64";
-#elif defined(__aarch64__)
-	return "aarch64";
-#else
-	return "";
-#endif
+	char rootid[40];
+	if (!tree_root_fs_id(b, rootid))
+		return -EINVAL;
+	const char *extra = b->p->boot.cmdline;
+	return asprintf(ret, "root=UUID=%s%s%s", rootid, *extra ? " " : "", extra) < 0 ? -ENOMEM : 0;
 }
 
-const char *arch_triplet(const char *arch)
+int stage_boot(struct build *b)
 {
-	return STREQ(arch, "aarch64") ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
+	const struct boot_loader *l = boot_find(b->p->boot.loader);
+	int r = find_kernel(b, &b->kernel_version);
+	if (r == -ENOENT) {
+		log_error("the root filesystem has no kernel in /boot (add a linux-image package to rootfs.packages)");
+		return r;
+	}
+	if (r < 0)
+		return log_errno(r, "cannot look for the kernel in the image's /boot");
+	return l->install(b);
 }

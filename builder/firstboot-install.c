@@ -1,7 +1,9 @@
 #include "firstboot-install.h"
+#include "build.h"
 #include "elf-needs.h"
 #include "log.h"
 #include "run.h"
+#include "stages.h"
 #include "util.h"
 
 #include <elf.h>
@@ -15,7 +17,7 @@
 
 static const char *const units[] = { "pmoves-firstboot.service", "pmoves-firstboot.timer" };
 
-int firstboot_payload_dir(const char *arch, char **ret)
+int firstboot_payload_dir(const struct arch *a, char **ret)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -34,7 +36,7 @@ int firstboot_payload_dir(const char *arch, char **ret)
 		_cleanup_free_ char *dir = NULL, *bin = NULL;
 		if (!bases[i])
 			continue;
-		if (asprintf(&dir, "%s/%s", bases[i], arch) < 0 || asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
+		if (asprintf(&dir, "%s/%s", bases[i], a->name) < 0 || asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
 			return -ENOMEM;
 		if (access(bin, X_OK) == 0) {
 			*ret = TAKE_PTR(dir);
@@ -61,14 +63,14 @@ static const char *package_of(const char *soname)
 	return NULL;
 }
 
-static int read_needs(const char *arch, char **ret_bin, struct elf_needs *ret)
+static int read_needs(const struct arch *a, char **ret_bin, struct elf_needs *ret)
 {
 	_cleanup_free_ char *dir = NULL, *bin = NULL;
-	int r = firstboot_payload_dir(arch, &dir);
+	int r = firstboot_payload_dir(a, &dir);
 	if (r < 0) {
 		log_error("no pmoves-firstboot built for %s (looked in $PMOVES_FIRSTBOOT_DIR, target/%s beside "
 			  "pmoves-image and '%s/%s'); 'make' builds it for this machine's architecture",
-			  arch, arch, PMOVES_LIBEXECDIR, arch);
+			  a->name, a->name, PMOVES_LIBEXECDIR, a->name);
 		return r;
 	}
 	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
@@ -81,10 +83,10 @@ static int read_needs(const char *arch, char **ret_bin, struct elf_needs *ret)
 	return 0;
 }
 
-int firstboot_packages(const char *arch, char ***ret)
+int firstboot_packages(const struct arch *a, char ***ret)
 {
 	struct elf_needs n;
-	int r = read_needs(arch, NULL, &n);
+	int r = read_needs(a, NULL, &n);
 	if (r < 0)
 		return r;
 	char **pkgs = NULL;
@@ -109,6 +111,40 @@ int firstboot_packages(const char *arch, char ***ret)
 	return 0;
 }
 
+/* pmoves-firstboot validate FILE: 0 valid; -EINVAL with "PROFILE: .firstboot.path: problem"
+ * in *ret_error (its messages name FILE: they are turned into the profile's path). */
+static int run_validate(const struct profile *p, const char *file, char **ret_error)
+{
+	/* The schema lives in pmoves-firstboot; any architecture's host build can check it. */
+	_cleanup_free_ char *out = NULL, *bin = NULL, *dir = NULL;
+	int r = firstboot_payload_dir(p->arch, &dir);
+	if (r < 0 && arch_host())
+		r = firstboot_payload_dir(arch_host(), &dir);
+	if (r < 0)
+		return r;
+	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
+		return -ENOMEM;
+	char *argv[] = { bin, "validate", (char *)file, NULL };
+	struct run_opts o = { .capture = &out, .capture_stderr = true };
+	int status = run_argv(argv, &o);
+	if (status == 0)
+		return 0;
+	if (status < 0 || !out)
+		return status < 0 ? status : -EIO;
+	char *line = out, *nl = strchr(line, '\n');
+	if (nl)
+		*nl = '\0';
+	if (strncmp(line, "pmoves-firstboot: ", 18) == 0)
+		line += 18;
+	size_t fl = strlen(file);
+	const char *rest = strncmp(line, file, fl) == 0 && line[fl] == ':' ? line + fl + 2 : line;
+	if (*rest == '.')
+		rest++;
+	if (asprintf(ret_error, "%s: .firstboot%s%s", p->path, *rest == '[' ? "" : ".", rest) < 0)
+		return -ENOMEM;
+	return -EINVAL;
+}
+
 int firstboot_validate(const struct profile *p, char **ret_error)
 {
 	if (!p->firstboot)
@@ -116,46 +152,13 @@ int firstboot_validate(const struct profile *p, char **ret_error)
 	char tmpl[] = "/tmp/pmoves-firstboot-XXXXXX";
 	if (!mkdtemp(tmpl))
 		return -errno;
-	_cleanup_free_ char *file = NULL, *out = NULL, *bin = NULL, *dir = NULL;
-	int r = -ENOMEM;
-	if (asprintf(&file, "%s/firstboot.json", tmpl) < 0)
-		goto out;
+	_cleanup_free_ char *file = NULL;
 	const char *text = json_object_to_json_string_ext(p->firstboot, JSON_C_TO_STRING_PLAIN);
-	r = write_file_atomic(file, text, strlen(text), 0600);
-	if (r < 0)
-		goto out;
-	/* The schema lives in pmoves-firstboot; any architecture's host build can check it. */
-	r = firstboot_payload_dir(p->arch, &dir);
-	if (r < 0)
-		r = firstboot_payload_dir(host_arch(), &dir);
-	if (r < 0 || asprintf(&bin, "%s/pmoves-firstboot", dir) < 0) {
-		r = r < 0 ? r : -ENOMEM;
-		goto out;
-	}
-	char *argv[] = { bin, "validate", file, NULL };
-	struct run_opts o = { .capture = &out, .capture_stderr = true };
-	int status = run_argv(argv, &o);
-	if (status == 0)
-		r = 0;
-	else if (status < 0 || !out)
-		r = status < 0 ? status : -EIO;
-	else {
-		/* Its messages say "FILE: .path: problem"; say where that is in the profile. */
-		char *line = out, *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		if (strncmp(line, "pmoves-firstboot: ", 18) == 0)
-			line += 18;
-		size_t fl = strlen(file);
-		const char *rest = strncmp(line, file, fl) == 0 && line[fl] == ':' ? line + fl + 2 : line;
-		if (*rest == '.')
-			rest++;
-		if (asprintf(ret_error, "%s: .firstboot%s%s", p->path, *rest == '[' ? "" : ".", rest) < 0)
-			r = -ENOMEM;
-		else
-			r = -EINVAL;
-	}
-out:
+	int r = asprintf(&file, "%s/firstboot.json", tmpl) < 0 ? -ENOMEM : 0;
+	if (r == 0)
+		r = write_file_atomic(file, text, strlen(text), 0600);
+	if (r == 0)
+		r = run_validate(p, file, ret_error);
 	if (file)
 		unlink(file);
 	rmdir(tmpl);
@@ -165,7 +168,7 @@ out:
 /* A shared library inside the tree, where the dynamic loader would look. */
 static int tree_find_library(struct build *b, const char *soname, char **ret_rel)
 {
-	const char *triplet = arch_triplet(b->p->arch);
+	const char *triplet = b->p->arch->triplet;
 	const char *fmt[] = { "/usr/lib/%s/%s", "/lib/%s/%s", "/usr/lib/%.0s%s", "/lib/%.0s%s", "/usr/lib64/%.0s%s",
 			      "/lib64/%.0s%s" };
 	for (size_t i = 0; i < ARRAY_SIZE(fmt); i++) {
@@ -187,9 +190,8 @@ static int tree_find_library(struct build *b, const char *soname, char **ret_rel
  * least as new as the one it was built against. Caught here, not at the machine's first boot. */
 static int check_runs_on_image(struct build *b, const char *bin, const struct elf_needs *n)
 {
-	unsigned want = STREQ(b->p->arch, "aarch64") ? EM_AARCH64 : EM_X86_64;
-	if (n->machine != want) {
-		log_error("'%s' is not built for %s", bin, b->p->arch);
+	if (n->machine != b->p->arch->elf_machine) {
+		log_error("'%s' is not built for %s", bin, b->p->arch->name);
 		return -ENOEXEC;
 	}
 	for (size_t i = 0; n->needed[i]; i++) {
@@ -240,7 +242,7 @@ static int install_file(struct build *b, const char *from, const char *to, mode_
 static int enable_unit(struct build *b, const char *unit, const char *text)
 {
 	int r = 0;
-	_cleanup_free_ char *copy = strdup(text), *target = NULL;
+	_cleanup_free_ char *copy = strdup(text);
 	if (!copy)
 		return -ENOMEM;
 	bool install = false;
@@ -270,7 +272,7 @@ static int enable_unit(struct build *b, const char *unit, const char *text)
 	return r;
 }
 
-int firstboot_install(struct build *b)
+int stage_firstboot(struct build *b)
 {
 	_cleanup_free_ char *bin = NULL, *dir = NULL, *config = NULL;
 	struct elf_needs n;
@@ -311,6 +313,6 @@ int firstboot_install(struct build *b)
 	r = tree_write_file(b, "/etc/pmoves/firstboot.json", config, strlen(config), 0600);
 	if (r < 0)
 		return log_errno(r, "cannot write '/etc/pmoves/firstboot.json' in the image");
-	log_info("tree: pmoves-firstboot installed and enabled");
+	log_info("firstboot: pmoves-firstboot installed and enabled");
 	return 0;
 }

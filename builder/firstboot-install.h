@@ -3,17 +3,17 @@
 #ifndef PMOVES_FIRSTBOOT_INSTALL_H
 #define PMOVES_FIRSTBOOT_INSTALL_H
 
-#include "build.h"
+#include "arch.h"
+#include "profile.h"
 
-/* Directory holding pmoves-firstboot and its units for ARCH: $PMOVES_FIRSTBOOT_DIR/ARCH, else
+/* Directory holding pmoves-firstboot and its units for A: $PMOVES_FIRSTBOOT_DIR/ARCH, else
  * target/ARCH beside the running pmoves-image (a build tree), else the installed one. */
-int firstboot_payload_dir(const char *arch, char **ret);
-/* Debian packages holding the shared libraries pmoves-firstboot for ARCH needs. */
-int firstboot_packages(const char *arch, char ***ret);
+int firstboot_payload_dir(const struct arch *a, char **ret);
+/* Debian packages holding the shared libraries pmoves-firstboot for A needs. */
+int firstboot_packages(const struct arch *a, char ***ret);
 /* The profile's "firstboot" section checked by pmoves-firstboot's own schema; on a problem
  * -EINVAL and "PROFILE: .firstboot.path: problem" in *ret_error. */
 int firstboot_validate(const struct profile *p, char **ret_error);
-/* Tree stage: binary, units (enabled) and /etc/pmoves/firstboot.json (0600). */
-int firstboot_install(struct build *b);
+/* The firstboot stage (stages.h): binary, units (enabled), /etc/pmoves/firstboot.json (0600). */
 
 #endif

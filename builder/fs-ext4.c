@@ -23,12 +23,12 @@ static int normalize_times(struct build *b, const struct plan_part *pp)
 	int isize = EXT2_INODE_SIZE(fs->super), r = 0;
 	ext2_inode_scan scan = NULL;
 	struct ext2_inode_large *in = calloc(1, (size_t)isize);
+	uint32_t t = (uint32_t)b->epoch;
+	ext2_ino_t ino;
 	if (!in || ext2fs_open_inode_scan(fs, 0, &scan)) {
 		r = -ENOMEM;
 		goto out;
 	}
-	uint32_t t = (uint32_t)b->epoch;
-	ext2_ino_t ino;
 	while (!(e = ext2fs_get_next_inode_full(scan, &ino, (struct ext2_inode *)in, isize)) && ino) {
 		if (!in->i_links_count)
 			continue;
@@ -96,4 +96,19 @@ static int ext4_make(struct build *b, struct plan_part *pp)
 	return normalize_times(b, pp);
 }
 
-const struct fs_type fs_ext4 = { "ext4", "mke2fs", ext4_make };
+static void ext4_id(const struct plan_part *pp, char out[40])
+{
+	uuid_format(pp->fs_uuid, out);
+}
+
+const struct fs_type fs_ext4 = {
+	.name = "ext4",
+	.tool = "mke2fs",
+	.label_max = 16,
+	.label_chars = NULL,
+	.fstab_type = "ext4",
+	.root_options = "errors=remount-ro",
+	.mount_options = "defaults,nofail",
+	.fs_id = ext4_id,
+	.make = ext4_make,
+};

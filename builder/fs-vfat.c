@@ -159,4 +159,23 @@ static int vfat_make(struct build *b, struct plan_part *pp)
 	return 0;
 }
 
-const struct fs_type fs_vfat = { "vfat", "mkfs.vfat", vfat_make };
+/* FAT names a volume by its serial, "XXXX-XXXX". */
+static void vfat_id(const struct plan_part *pp, char out[40])
+{
+	snprintf(out, 40, "%04X-%04X", pp->fat_serial >> 16, pp->fat_serial & 0xffff);
+}
+
+const struct fs_type fs_vfat = {
+	.name = "vfat",
+	.tool = "mkfs.vfat",
+	.label_max = 11,
+	.label_chars = "_-",
+	.label_rule = "letters, digits, '_' and '-'",
+	.label_upper = true,
+	.fstab_type = "vfat",
+	.root_options = NULL, /* no owners, modes or symlinks: not a root filesystem */
+	/* Only root reads the ESP and the boot partition; nofail: a machine still boots without. */
+	.mount_options = "umask=0077,nofail",
+	.fs_id = vfat_id,
+	.make = vfat_make,
+};

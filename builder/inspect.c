@@ -138,13 +138,14 @@ static const char *mbr_type_name(int t)
 
 static void gpt_type_name(struct inspect_part *p)
 {
-	const struct part_type *t = part_type_from_guid(p->type_guid);
+	const struct arch *a;
+	const struct part_type *t = part_type_from_guid(p->type_guid, &a);
 	if (!t)
 		return;
 	p->type_name = t->name;
 	/* The root type differs per architecture: say which. */
-	if (strcasecmp(t->gpt_x86_64, t->gpt_aarch64) != 0)
-		p->type_arch = strcasecmp(p->type_guid, t->gpt_x86_64) == 0 ? "x86_64" : "aarch64";
+	if (a)
+		p->type_arch = a->name;
 }
 
 static int lookup_dup(blkid_probe pr, const char *key, char **ret)

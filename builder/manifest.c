@@ -8,6 +8,7 @@
 #include "progress.h"
 #include "rootfs.h"
 #include "run.h"
+#include "stages.h"
 #include "util.h"
 
 #include <fcntl.h>
@@ -67,18 +68,16 @@ static json_object *partitions(const struct build *b)
 		char type[37], uuid[37], fsid[40];
 		uuid_format(e->type_guid, type);
 		uuid_format(e->uuid, uuid);
-		if (STREQ(pp->spec->fs, "vfat"))
-			snprintf(fsid, sizeof(fsid), "%04X-%04X", pp->fat_serial >> 16, pp->fat_serial & 0xffff);
-		else if (STREQ(pp->spec->fs, "none"))
-			fsid[0] = '\0';
+		if (pp->fs)
+			pp->fs->fs_id(pp, fsid);
 		else
-			uuid_format(pp->fs_uuid, fsid);
+			fsid[0] = '\0';
 		json_object *o = json_object_new_object();
 		json_object_object_add(o, "number", json_object_new_int((int)i + 1));
 		json_object_object_add(o, "name", str(pp->spec->name));
 		json_object_object_add(o, "type", str(pp->spec->type));
 		json_object_object_add(o, "type_guid", str(type));
-		if (STREQ(b->plan.table->name, "mbr")) {
+		if (b->plan.table->type_byte) {
 			char mbr[8];
 			snprintf(mbr, sizeof(mbr), "0x%02x", e->mbr_type);
 			json_object_object_add(o, "mbr_type", str(mbr));
@@ -96,7 +95,7 @@ static json_object *partitions(const struct build *b)
 	return arr;
 }
 
-int manifest_write(struct build *b)
+int stage_manifest(struct build *b)
 {
 	const struct profile *p = b->p;
 	_cleanup_free_ char *sums = NULL, *profile_text = NULL, *sums_path = NULL, *man_path = NULL;
@@ -163,7 +162,7 @@ int manifest_write(struct build *b)
 	json_object_object_add(m, "format", json_object_new_int(1));
 	json_object_object_add(m, "name", str(p->name));
 	json_object_object_add(m, "description", str(p->description));
-	json_object_object_add(m, "arch", str(p->arch));
+	json_object_object_add(m, "arch", str(p->arch->name));
 	json_object_object_add(m, "seed", str(b->seed));
 	json_object_object_add(m, "source_date_epoch", json_object_new_int64((int64_t)b->epoch));
 	json_object_object_add(m, "profile_sha256", str(psha));

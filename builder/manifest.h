@@ -7,6 +7,5 @@
 /* Record an output file (relative to tmp_dir) with its SHA-256 (hex), or NULL to have it
  * checksummed when the manifest is written. */
 int manifest_add_artifact(struct build *b, const char *file, const char *kind, const char *sha256);
-int manifest_write(struct build *b);
 
 #endif

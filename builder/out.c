@@ -1,23 +1,35 @@
+/* The outputs stage: each of the profile's outputs written by its record (out-<name>.c). */
 #include "build.h"
+#include "image-hash.h"
 #include "log.h"
+#include "stages.h"
 #include "util.h"
 
-extern const struct output_type out_raw;
-static const struct output_type *const output_types[] = { &out_raw };
-
-const struct output_type *output_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(output_types); i++)
-		if (STREQ(output_types[i]->name, name))
-			return output_types[i];
-	return NULL;
-}
-
-int outputs_write(struct build *b)
+bool build_outputs_want(const struct build *b, unsigned flag)
 {
 	for (size_t i = 0; b->p->outputs && b->p->outputs[i]; i++) {
 		const struct output_type *o = output_find(b->p->outputs[i]);
-		int r = o->write(b);
+		if (o && (o->flags & flag))
+			return true;
+	}
+	return false;
+}
+
+int stage_outputs(struct build *b)
+{
+	char digest[65] = "";
+	struct output_ctx ctx = { .digest = NULL };
+	for (size_t i = 0; b->p->outputs && b->p->outputs[i]; i++) {
+		const struct output_type *o = output_find(b->p->outputs[i]);
+		int r;
+		if ((o->flags & OUT_DIGEST) && !ctx.digest) {
+			/* Computed since the disk stage (image-hash.c): waited for once. */
+			r = image_hash_finish(b, digest);
+			if (r < 0)
+				return r;
+			ctx.digest = digest;
+		}
+		r = o->write(b, &ctx);
 		if (r < 0)
 			return log_errno(r, "cannot write output '%s'", o->name);
 	}

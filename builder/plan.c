@@ -10,7 +10,6 @@ static int plan_fill(const struct profile *p, const char *seed, struct plan *ret
 	pl->n = p->disk.n_parts;
 	if (!pl->table || pl->n > PROFILE_MAX_PARTS)
 		return -EINVAL;
-	bool arm = STREQ(p->arch, "aarch64");
 
 	for (size_t i = 0; i < pl->n; i++) {
 		const struct part_spec *s = &p->disk.parts[i];
@@ -22,13 +21,14 @@ static int plan_fill(const struct profile *p, const char *seed, struct plan *ret
 			return -EINVAL;
 
 		pp->spec = s;
+		pp->fs = fs_find(s->fs);
 		pp->entry = e;
 		e->start = s->start;
 		e->size = s->size;
 		e->name = s->name;
 		e->bootable = s->bootable;
 		e->mbr_type = t->mbr;
-		int r = uuid_parse(arm ? t->gpt_aarch64 : t->gpt_x86_64, e->type_guid);
+		int r = uuid_parse(part_type_guid(t, p->arch), e->type_guid);
 		if (r < 0)
 			return r;
 #define DERIVE(what) snprintf(purpose, sizeof(purpose), what ":%s", s->name)

@@ -8,10 +8,10 @@
  *   4. defaults, then canonical key order (what `show` prints and what keys the rootfs cache)
  *   5. values, layout and cross checks on the resolved profile, naming the file a value came from */
 #include "profile.h"
-#include "build.h"
-#include "table.h"
+#include "registry.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -24,12 +24,8 @@
 #define PROFILE_FILE_MAX (1024u * 1024u)
 #define NAME_MAX_LEN 64
 #define DESCRIPTION_MAX 200
-#define MIRROR_MAX 1024
 #define CMDLINE_MAX 4096
-#define PACKAGE_MAX 128
 #define MOUNT_MAX 255
-#define MAX_PACKAGES 4096
-#define MAX_COMPONENTS 32
 #define MAX_OVERLAYS 64
 #define MAX_OUTPUTS 32
 #define MIN_DISK_SIZE (2u * 1024u * 1024u)
@@ -165,14 +161,14 @@ struct pfile {
 	json_object *json;
 };
 
-struct ctx {
+struct problems {
 	struct pfile files[PROFILE_MAX_EXTENDS + 1]; /* [0] is the file asked for, then its parents */
 	size_t n;
 	char *error;
 	json_object *resolved;
 };
 
-static void ctx_done(struct ctx *c)
+static void ctx_done(struct problems *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		free(c->files[i].display);
@@ -184,7 +180,7 @@ static void ctx_done(struct ctx *c)
 }
 
 /* "FILE: PATH: problem" (PATH may be NULL), once per load: the first problem wins. */
-static int vfail(struct ctx *c, int r, const char *file, const char *path, const char *fmt, va_list ap)
+static int vfail(struct problems *c, int r, const char *file, const char *path, const char *fmt, va_list ap)
 {
 	if (c->error)
 		return r;
@@ -201,7 +197,7 @@ static int vfail(struct ctx *c, int r, const char *file, const char *path, const
 }
 
 static int __attribute__((format(printf, 5, 6)))
-fail_file(struct ctx *c, int r, const char *file, const char *path, const char *fmt, ...)
+fail_file(struct problems *c, int r, const char *file, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -210,12 +206,7 @@ fail_file(struct ctx *c, int r, const char *file, const char *path, const char *
 	return r;
 }
 
-/* A JSON value quoted for a message: escaped, cut at about 60 bytes. */
-struct quoted {
-	char s[160];
-};
-
-static struct quoted quote(const char *s)
+struct quoted quote(const char *s)
 {
 	struct quoted q = { "" };
 	char cut[64];
@@ -234,7 +225,6 @@ static struct quoted quote(const char *s)
 	json_object_put(o);
 	return q;
 }
-#define Q(str_) (quote(str_).s)
 
 /* Path components: ".key" for plain keys, ["key"] for anything else, "[i]" for indexes. */
 static char *path_key(const char *base, const char *key)
@@ -289,7 +279,7 @@ static json_object *file_lookup(json_object *o, const char *path, bool *ret_arra
 	return o;
 }
 
-static const char *origin(struct ctx *c, const char *path)
+static const char *origin(struct problems *c, const char *path)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		if (i > 0 && (STREQ(path, ".name") || !strncmp(path, ".name.", 6)))
@@ -302,11 +292,20 @@ static const char *origin(struct ctx *c, const char *path)
 }
 
 /* A problem with a resolved value at PATH, named after the file it came from. */
-static int __attribute__((format(printf, 3, 4))) bad(struct ctx *c, const char *path, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4))) bad(struct problems *c, const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	int r = vfail(c, -EINVAL, origin(c, path), path, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int problem(struct problems *pr, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vfail(pr, -EINVAL, origin(pr, path), path, fmt, ap);
 	va_end(ap);
 	return r;
 }
@@ -327,7 +326,7 @@ static void line_col(const char *buf, size_t off, size_t *ret_line, size_t *ret_
 	*ret_col = col;
 }
 
-static int parse_json(struct ctx *c, const char *file, const char *buf, size_t len, json_object **ret)
+static int parse_json(struct problems *c, const char *file, const char *buf, size_t len, json_object **ret)
 {
 	if (strlen(buf) != len)
 		return fail_file(c, -EINVAL, file, NULL, "invalid JSON: the file contains a NUL byte");
@@ -375,10 +374,10 @@ static int parse_json(struct ctx *c, const char *file, const char *buf, size_t l
 	return 0;
 }
 
-static int check_fields(struct ctx *c, const char *file, const char *path, json_object *o,
+static int check_fields(struct problems *c, const char *file, const char *path, json_object *o,
 			const struct field *fields, bool open);
 
-static int check_value(struct ctx *c, const char *file, const char *path, json_object *v, const struct field *f)
+static int check_value(struct problems *c, const char *file, const char *path, json_object *v, const struct field *f)
 {
 	if (!json_object_is_type(v, f->type))
 		return fail_file(c, -EINVAL, file, path, "expected %s, got %s", type_name(f->type),
@@ -410,7 +409,7 @@ static int check_value(struct ctx *c, const char *file, const char *path, json_o
 	return 0;
 }
 
-static int check_fields(struct ctx *c, const char *file, const char *path, json_object *o,
+static int check_fields(struct problems *c, const char *file, const char *path, json_object *o,
 			const struct field *fields, bool open)
 {
 	json_object_object_foreach(o, key, val)
@@ -440,7 +439,7 @@ static int check_fields(struct ctx *c, const char *file, const char *path, json_
 }
 
 /* Read, parse and schema-check one file; it becomes c->files[c->n]. */
-static int load_file(struct ctx *c, const char *display)
+static int load_file(struct problems *c, const char *display)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
@@ -479,7 +478,7 @@ static bool file_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-static int load_chain(struct ctx *c, const char *display)
+static int load_chain(struct problems *c, const char *display)
 {
 	int r = load_file(c, display);
 	if (r < 0)
@@ -610,7 +609,7 @@ static int basename_noext(const char *path, char **ret)
 	return 0;
 }
 
-static int apply_defaults(struct ctx *c, json_object *o)
+static int apply_defaults(struct problems *c, json_object *o)
 {
 	int r;
 	if (!json_object_object_get_ex(o, "name", NULL)) {
@@ -627,18 +626,23 @@ static int apply_defaults(struct ctx *c, json_object *o)
 	json_object *rootfs = child_object(o, "rootfs");
 	if (!rootfs)
 		return -ENOMEM;
-	json_object *comps = json_object_new_array();
-	if (comps && json_object_array_add(comps, json_object_new_string("main")) < 0) {
-		json_object_put(comps);
-		comps = NULL;
-	}
-	if ((r = add_default(rootfs, "source", json_object_new_string("mmdebstrap"))) < 0 ||
-	    (r = add_default(rootfs, "suite", json_object_new_string("bookworm"))) < 0 ||
-	    (r = add_default(rootfs, "mirror", json_object_new_string("http://deb.debian.org/debian"))) < 0 ||
-	    (r = add_default(rootfs, "variant", json_object_new_string("minbase"))) < 0 ||
-	    (r = add_default(rootfs, "components", comps)) < 0 ||
-	    (r = add_default(rootfs, "packages", json_object_new_array())) < 0)
+	if ((r = add_default(rootfs, "source", json_object_new_string("mmdebstrap"))) < 0)
 		return r;
+	/* The source's own defaults (an unknown source is reported by validation). */
+	const struct rootfs_source *src = rootfs_source_find(str_at(rootfs, "source"));
+	if (src && src->defaults) {
+		json_object *d = json_tokener_parse(src->defaults);
+		if (!d)
+			return -ENOMEM;
+		json_object_object_foreach(d, key, val)
+		{
+			if ((r = add_default(rootfs, key, json_object_get(val))) < 0)
+				break;
+		}
+		json_object_put(d);
+		if (r < 0)
+			return r;
+	}
 
 	/* "disk" is required: validation reports it missing. */
 	json_object *disk = json_object_object_get(o, "disk");
@@ -746,27 +750,6 @@ static json_object *canonical(json_object *v, const struct field *fields, bool o
 
 /* ---- stage 5: values ---- */
 
-static bool has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
-static bool has_space_or_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
-static bool starts_with(const char *s, const char *prefix)
-{
-	return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static int strv_from_array(json_object *a, const char ***ret)
 {
 	size_t n = a ? json_object_array_length(a) : 0;
@@ -780,7 +763,7 @@ static int strv_from_array(json_object *a, const char ***ret)
 }
 
 /* "SIZE" into bytes; PATH names it in messages. */
-static int check_size(struct ctx *c, const char *path, const char *s, bool fill_ok, uint64_t *ret)
+static int check_size(struct problems *c, const char *path, const char *s, bool fill_ok, uint64_t *ret)
 {
 	uint64_t v;
 	int r = parse_size(s, &v);
@@ -796,8 +779,8 @@ static int check_size(struct ctx *c, const char *path, const char *s, bool fill_
 	return 0;
 }
 
-static int check_strv(struct ctx *c, const char *path, json_object *a, size_t max, const char *what,
-		      bool (*valid)(const char *), const char *rule)
+int check_str_list(struct problems *c, const char *path, json_object *a, size_t max, const char *what,
+		   bool (*valid)(const char *), const char *rule)
 {
 	size_t n = json_object_array_length(a);
 	if (n > max)
@@ -818,28 +801,6 @@ static int check_strv(struct ctx *c, const char *path, json_object *a, size_t ma
 static bool valid_name64(const char *s)
 {
 	return valid_name(s, NAME_MAX_LEN);
-}
-
-static bool valid_package(const char *s)
-{
-	size_t n = 0;
-	if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
-		return false;
-	for (; s[n] && s[n] != '='; n++)
-		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || strchr("+.-", s[n])))
-			return false;
-	if (n > PACKAGE_MAX)
-		return false;
-	if (!s[n])
-		return true;
-	const char *ver = s + n + 1;
-	if (!*ver || strlen(ver) > PACKAGE_MAX)
-		return false;
-	for (; *ver; ver++)
-		if (!((*ver >= 'a' && *ver <= 'z') || (*ver >= 'A' && *ver <= 'Z') || (*ver >= '0' && *ver <= '9') ||
-		      strchr(".+~:-", *ver)))
-			return false;
-	return true;
 }
 
 static bool valid_output(const char *s)
@@ -867,18 +828,7 @@ static bool valid_hostname(const char *s)
 	return true;
 }
 
-static const struct arch_info {
-	const char *name, *debian;
-} arches[] = {
-	{ "x86_64", "amd64" },
-	{ "aarch64", "arm64" },
-};
-
-static const char *const variants[] = {
-	"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard",
-};
-
-static int check_top(struct ctx *c, json_object *o, struct profile *p)
+static int check_top(struct problems *c, json_object *o, struct profile *p)
 {
 	p->name = str_at(o, "name");
 	if (!valid_name(p->name, NAME_MAX_LEN))
@@ -890,31 +840,18 @@ static int check_top(struct ctx *c, json_object *o, struct profile *p)
 		if (strlen(p->description) > DESCRIPTION_MAX)
 			return bad(c, ".description", "too long: %zu bytes, at most %d", strlen(p->description),
 				   DESCRIPTION_MAX);
-		if (has_control(p->description))
+		if (str_has_control(p->description))
 			return bad(c, ".description", "contains a control character");
 	}
 
 	const char *arch = str_at(o, "arch");
-	for (size_t i = 0; i < ARRAY_SIZE(arches); i++)
-		if (STREQ(arch, arches[i].name) && arch_bit(arch)) {
-			p->arch = arches[i].name;
-			p->debian_arch = arches[i].debian;
-		}
-	if (!p->arch) {
-		char allowed[128] = "";
-		size_t len = 0;
-		for (size_t i = 0; i < ARRAY_SIZE(arches); i++) {
-			int n = snprintf(allowed + len, sizeof(allowed) - len, "%s'%s'", i ? ", " : "", arches[i].name);
-			if (n < 0 || (size_t)n >= sizeof(allowed) - len)
-				break;
-			len += (size_t)n;
-		}
-		return bad(c, ".arch", "unknown architecture %s (allowed: %s)", Q(arch), allowed);
-	}
+	p->arch = arch_find(arch);
+	if (!p->arch || !STREQ(p->arch->name, arch)) /* not Debian's name for it */
+		return bad(c, ".arch", "unknown architecture %s (allowed: %s)", Q(arch), arch_names());
 	return 0;
 }
 
-static int check_rootfs(struct ctx *c, json_object *o, struct profile *p)
+static int check_rootfs(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *rootfs = json_object_object_get(o, "rootfs");
 	p->rootfs.json = rootfs;
@@ -925,81 +862,25 @@ static int check_rootfs(struct ctx *c, json_object *o, struct profile *p)
 	p->rootfs.path = str_at(rootfs, "path");
 	p->rootfs.url = str_at(rootfs, "url");
 	p->rootfs.sha256 = str_at(rootfs, "sha256");
-
-	if (!rootfs_source_find(p->rootfs.source))
-		return bad(c, ".rootfs.source", "unknown rootfs source %s", Q(p->rootfs.source));
-	if (!valid_name(p->rootfs.suite, NAME_MAX_LEN))
-		return bad(c, ".rootfs.suite", "%s is not a suite name", Q(p->rootfs.suite));
-
-	const char *m = p->rootfs.mirror;
-	if (!(starts_with(m, "http://") || starts_with(m, "https://") || starts_with(m, "file://")) ||
-	    strlen(m) <= strlen("file://") || has_space_or_control(m) || strlen(m) > MIRROR_MAX)
-		return bad(c, ".rootfs.mirror",
-			   "%s is not a mirror URL (http://, https:// or file://, no spaces, at most %d bytes)", Q(m),
-			   MIRROR_MAX);
-
-	bool known = false;
-	for (size_t i = 0; i < ARRAY_SIZE(variants); i++)
-		known = known || STREQ(variants[i], p->rootfs.variant);
-	if (!known)
-		return bad(c, ".rootfs.variant",
-			   "unknown mmdebstrap variant %s (extract, custom, essential, apt, required, minbase, "
-			   "buildd, important, debootstrap, standard)",
-			   Q(p->rootfs.variant));
-
-	int r = check_strv(c, ".rootfs.components", json_object_object_get(rootfs, "components"), MAX_COMPONENTS,
-			   "components", valid_name64, "a component name");
-	if (r < 0)
-		return r;
-	r = check_strv(c, ".rootfs.packages", json_object_object_get(rootfs, "packages"), MAX_PACKAGES, "packages",
-		       valid_package, "a Debian package name (lowercase letters, digits, '+', '.', '-', optionally \"=version\")");
-	if (r < 0)
-		return r;
-
-	if (p->rootfs.path && (!*p->rootfs.path || has_control(p->rootfs.path) || strlen(p->rootfs.path) >= PATH_MAX))
-		return bad(c, ".rootfs.path", "%s is not a usable path", Q(p->rootfs.path));
-	const char *url = p->rootfs.url;
-	if (url && (!starts_with(url, "https://") || strlen(url) <= strlen("https://") ||
-		    has_space_or_control(url) || strlen(url) > MIRROR_MAX))
-		return bad(c, ".rootfs.url", "%s is not an https:// URL (plain http is refused: use https)", Q(url));
-	const char *sum = p->rootfs.sha256;
-	if (sum) {
-		bool ok = strlen(sum) == 64;
-		for (const char *s = sum; ok && *s; s++)
-			ok = (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f');
-		if (!ok)
-			return bad(c, ".rootfs.sha256", "%s is not a SHA-256 (64 lowercase hex digits)", Q(sum));
-	}
-
-	if (STREQ(p->rootfs.source, "tarball")) {
-		if (!p->rootfs.path == !url)
-			return bad(c, ".rootfs", "source \"tarball\" needs exactly one of \"path\" and \"url\"");
-		if (url && !sum)
-			return bad(c, ".rootfs.url",
-				   "a tarball URL is refused without \"sha256\" (the checksum of the tarball)");
-	} else if (STREQ(p->rootfs.source, "mmdebstrap")) {
-		static const char *const not_here[] = { "path", "url", "sha256" };
-		for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
-			if (json_object_object_get_ex(rootfs, not_here[i], NULL)) {
-				char path[64];
-				snprintf(path, sizeof(path), ".rootfs.%s", not_here[i]);
-				return bad(c, path, "not used by source \"mmdebstrap\" (only by \"tarball\")");
-			}
-	}
-
+	int r;
 	if ((r = strv_from_array(json_object_object_get(rootfs, "components"), &p->rootfs.components)) < 0 ||
 	    (r = strv_from_array(json_object_object_get(rootfs, "packages"), &p->rootfs.packages)) < 0)
 		return r;
-	return 0;
+
+	const struct rootfs_source *src = rootfs_source_find(p->rootfs.source);
+	if (!src)
+		return bad(c, ".rootfs.source", "unknown rootfs source %s (known: %s)", Q(p->rootfs.source),
+			   rootfs_source_names());
+	return src->check ? src->check(p, c) : 0;
 }
 
-static int check_mount(struct ctx *c, const char *path, const char *m)
+static int check_mount(struct problems *c, const char *path, const char *m)
 {
 	if (m[0] != '/')
 		return bad(c, path, "%s is not an absolute path", Q(m));
 	if (strlen(m) > MOUNT_MAX)
 		return bad(c, path, "mount point is longer than %d bytes", MOUNT_MAX);
-	if (has_space_or_control(m) || strchr(m, '\\'))
+	if (str_has_space_or_control(m) || strchr(m, '\\'))
 		return bad(c, path, "%s contains a space, control character or backslash", Q(m));
 	if (STREQ(m, "/"))
 		return 0;
@@ -1015,33 +896,30 @@ static int check_mount(struct ctx *c, const char *path, const char *m)
 	}
 }
 
-static int check_label(struct ctx *c, const char *path, json_object *label_obj, const char *fs)
+/* The label by the rules of its filesystem's record (none: printable ASCII, 64 bytes). */
+static int check_label(struct problems *c, const char *path, json_object *label_obj, const struct fs_type *fs)
 {
 	const char *label = json_object_get_string(label_obj);
-	size_t n = strlen(label);
+	size_t n = strlen(label), max = fs ? fs->label_max : 64;
 	if (n == 0)
 		return bad(c, path, "the label is empty");
 	for (const char *s = label; *s; s++)
 		if (*s < 0x20 || *s > 0x7e)
 			return bad(c, path, "%s: a label is printable ASCII only", Q(label));
-	if (STREQ(fs, "ext4") && n > 16)
-		return bad(c, path, "%s is longer than 16 bytes, the ext4 limit", Q(label));
-	if (STREQ(fs, "vfat")) {
-		char up[12];
-		if (n > 11)
-			return bad(c, path, "%s is longer than 11 characters, the vfat limit", Q(label));
-		for (size_t i = 0; i <= n; i++) {
-			char ch = label[i];
-			up[i] = ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
-			if (ch && !((up[i] >= 'A' && up[i] <= 'Z') || (up[i] >= '0' && up[i] <= '9') || up[i] == '_' ||
-				    up[i] == '-'))
-				return bad(c, path, "%s: a vfat label is letters, digits, '_' and '-' only", Q(label));
-		}
-		/* Stored as it will be on disk, so part_spec.label is ready for mkfs.vfat. */
-		if (json_object_set_string(label_obj, up) == 0)
-			return -ENOMEM;
-	} else if (n > 64)
-		return bad(c, path, "%s is longer than 64 bytes", Q(label));
+	if (n > max)
+		return bad(c, path, "%s is longer than %zu bytes, the %s limit", Q(label), max, fs ? fs->name : "label");
+	if (!fs)
+		return 0;
+	char up[256];
+	for (size_t i = 0; i <= n; i++) {
+		char ch = label[i];
+		up[i] = fs->label_upper && ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch;
+		if (ch && fs->label_chars && !isalnum((unsigned char)ch) && !strchr(fs->label_chars, ch))
+			return bad(c, path, "%s: a %s label is %s only", Q(label), fs->name, fs->label_rule);
+	}
+	/* Stored as it will be on disk, so part_spec.label is what the filesystem is given. */
+	if (fs->label_upper && json_object_set_string(label_obj, up) == 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -1062,7 +940,7 @@ struct part_raw {
 	uint64_t size, start;
 };
 
-static int check_partition(struct ctx *c, json_object *part, size_t i, struct profile *p, struct part_raw *raw)
+static int check_partition(struct problems *c, json_object *part, size_t i, struct profile *p, struct part_raw *raw)
 {
 	struct part_spec *s = &p->disk.parts[i];
 	char base[64], path[96];
@@ -1107,8 +985,9 @@ static int check_partition(struct ctx *c, json_object *part, size_t i, struct pr
 	}
 
 	s->fs = str_at(part, "fs");
-	if (!STREQ(s->fs, "none") && !fs_find(s->fs))
-		return bad(c, AT("fs"), "unknown filesystem %s (or \"none\")", Q(s->fs));
+	const struct fs_type *fs = fs_find(s->fs);
+	if (!fs && !STREQ(s->fs, "none"))
+		return bad(c, AT("fs"), "unknown filesystem %s (known: %s, or \"none\")", Q(s->fs), fs_names());
 
 	s->mount = str_at(part, "mount");
 	if (s->mount) {
@@ -1118,12 +997,14 @@ static int check_partition(struct ctx *c, json_object *part, size_t i, struct pr
 			if (p->disk.parts[k].mount && STREQ(p->disk.parts[k].mount, s->mount))
 				return bad(c, AT("mount"), "'%s' is mounted twice (partitions '%s' and '%s')", s->mount,
 					   p->disk.parts[k].name, s->name);
-		if (STREQ(s->fs, "none"))
+		if (!fs)
 			return bad(c, AT("mount"), "partition '%s' is mounted at '%s' but has no \"fs\"", s->name,
 				   s->mount);
+		if (STREQ(s->mount, "/") && !fs->root_options)
+			return bad(c, AT("fs"), "%s cannot hold the root filesystem", Q(s->fs));
 	}
 
-	if ((r = check_label(c, AT("label"), json_object_object_get(part, "label"), s->fs)) < 0)
+	if ((r = check_label(c, AT("label"), json_object_object_get(part, "label"), fs)) < 0)
 		return r;
 	s->label = str_at(part, "label");
 	s->bootable = json_object_get_boolean(json_object_object_get(part, "bootable"));
@@ -1131,7 +1012,7 @@ static int check_partition(struct ctx *c, json_object *part, size_t i, struct pr
 	return 0;
 }
 
-static int check_disk(struct ctx *c, json_object *o, struct profile *p)
+static int check_disk(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *disk = json_object_object_get(o, "disk");
 	if (!disk)
@@ -1140,7 +1021,7 @@ static int check_disk(struct ctx *c, json_object *o, struct profile *p)
 	p->disk.table = str_at(disk, "table");
 	const struct table_type *t = table_find(p->disk.table);
 	if (!t)
-		return bad(c, ".disk.table", "unknown partition table %s", Q(p->disk.table));
+		return bad(c, ".disk.table", "unknown partition table %s (known: %s)", Q(p->disk.table), table_names());
 
 	const char *size = str_at(disk, "size");
 	if (!size)
@@ -1239,24 +1120,24 @@ static int check_disk(struct ctx *c, json_object *o, struct profile *p)
 	return 0;
 }
 
-static int check_boot(struct ctx *c, json_object *o, struct profile *p)
+static int check_boot(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *boot = json_object_object_get(o, "boot");
 	p->boot.loader = str_at(boot, "loader");
 	p->boot.cmdline = str_at(boot, "cmdline");
 	if (!boot_find(p->boot.loader))
-		return bad(c, ".boot.loader", "unknown boot loader %s", Q(p->boot.loader));
+		return bad(c, ".boot.loader", "unknown boot loader %s (known: %s)", Q(p->boot.loader), boot_names());
 	if (strlen(p->boot.cmdline) > CMDLINE_MAX)
 		return bad(c, ".boot.cmdline", "too long: %zu bytes, at most %d", strlen(p->boot.cmdline), CMDLINE_MAX);
-	if (has_control(p->boot.cmdline))
+	if (str_has_control(p->boot.cmdline))
 		return bad(c, ".boot.cmdline", "contains a newline or control character");
 	return 0;
 }
 
-static int check_lists(struct ctx *c, json_object *o, struct profile *p)
+static int check_lists(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *overlays = json_object_object_get(o, "overlays");
-	int r = check_strv(c, ".overlays", overlays, MAX_OVERLAYS, "overlays", valid_name64, "an overlay name");
+	int r = check_str_list(c, ".overlays", overlays, MAX_OVERLAYS, "overlays", valid_name64, "an overlay name");
 	if (r < 0)
 		return r;
 	size_t n = json_object_array_length(overlays);
@@ -1274,7 +1155,9 @@ static int check_lists(struct ctx *c, json_object *o, struct profile *p)
 	}
 
 	json_object *outputs = json_object_object_get(o, "outputs");
-	r = check_strv(c, ".outputs", outputs, MAX_OUTPUTS, "outputs", valid_output, "a known output");
+	char rule[300];
+	snprintf(rule, sizeof(rule), "a known output (%s)", output_names());
+	r = check_str_list(c, ".outputs", outputs, MAX_OUTPUTS, "outputs", valid_output, rule);
 	if (r < 0)
 		return r;
 	if (json_object_array_length(outputs) == 0)
@@ -1296,7 +1179,7 @@ static int check_lists(struct ctx *c, json_object *o, struct profile *p)
 /* The profile's "artifacts" go to the machine as firstboot.artifacts (so pmoves-firstboot
  * validates and installs them); "bake": true ones are also downloaded by the build
  * (builder/artifacts.c). Given in one place only. */
-static int check_artifacts(struct ctx *c, json_object *o, struct profile *p)
+static int check_artifacts(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *arts = json_object_object_get(o, "artifacts");
 	if (!arts)
@@ -1320,34 +1203,53 @@ static int check_artifacts(struct ctx *c, json_object *o, struct profile *p)
 	return 0;
 }
 
-static int check_cross(struct ctx *c, struct profile *p)
+/* A partition the boot loader needs: of its type, with its filesystem, mounted. */
+static int check_boot_part(struct problems *c, const struct profile *p, const struct boot_loader *l,
+			   const struct boot_part *need)
+{
+	char path[64];
+	for (size_t i = 0; i < p->disk.n_parts; i++) {
+		const struct part_spec *s = &p->disk.parts[i];
+		if (!STREQ(s->type, need->type))
+			continue;
+		if (!STREQ(s->fs, need->fs)) {
+			snprintf(path, sizeof(path), ".disk.partitions[%zu].fs", i);
+			return bad(c, path, "boot loader '%s' needs the \"%s\" partition '%s' to have fs \"%s\"", l->name,
+				   need->type, s->name, need->fs);
+		}
+		if (!s->mount) {
+			snprintf(path, sizeof(path), ".disk.partitions[%zu]", i);
+			return bad(c, path, "boot loader '%s' needs the \"%s\" partition '%s' mounted (give it a \"mount\", e.g. %s)",
+				   l->name, need->type, s->name, need->mount_hint);
+		}
+		return 0;
+	}
+	return bad(c, ".disk.partitions", "boot loader '%s' needs a partition of type \"%s\" with fs \"%s\"", l->name,
+		   need->type, need->fs);
+}
+
+/* Rules across sections: the records' own (the boot loader's, the outputs'). */
+static int check_cross(struct problems *c, struct profile *p)
 {
 	if (!profile_part_by_mount(p, "/"))
 		return bad(c, ".disk.partitions", "no partition is mounted at \"/\"");
 
 	const struct boot_loader *l = boot_find(p->boot.loader);
 	if (!(l->archs & arch_bit(p->arch)))
-		return bad(c, ".boot.loader", "'%s' cannot boot %s", l->name, p->arch);
+		return bad(c, ".boot.loader", "'%s' cannot boot %s", l->name, p->arch->name);
 	if (l->table && !STREQ(l->table, p->disk.table))
 		return bad(c, ".disk.table", "boot loader '%s' needs a '%s' partition table, not '%s'", l->name,
 			   l->table, p->disk.table);
-	if (l->needs_esp) {
-		size_t esp = SIZE_MAX;
-		for (size_t i = 0; i < p->disk.n_parts; i++) {
-			if (!STREQ(p->disk.parts[i].type, "esp"))
-				continue;
-			if (STREQ(p->disk.parts[i].fs, "vfat"))
-				return 0;
-			esp = i;
-		}
-		if (esp != SIZE_MAX) {
-			char path[64];
-			snprintf(path, sizeof(path), ".disk.partitions[%zu].fs", esp);
-			return bad(c, path, "boot loader '%s' needs the \"esp\" partition '%s' to have fs \"vfat\"",
-				   l->name, p->disk.parts[esp].name);
-		}
-		return bad(c, ".disk.partitions", "boot loader '%s' needs a partition of type \"esp\" with fs \"vfat\"",
-			   l->name);
+	int r;
+	for (const struct boot_part *need = l->needs; need && need->type; need++)
+		if ((r = check_boot_part(c, p, l, need)) < 0)
+			return r;
+	if (l->check && (r = l->check(p, c)) < 0)
+		return r;
+	for (size_t i = 0; p->outputs[i]; i++) {
+		const struct output_type *o = output_find(p->outputs[i]);
+		if (o->check && (r = o->check(p, c)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -1372,7 +1274,7 @@ static void profile_freep(struct profile **p)
 	profile_free(*p);
 }
 
-static int resolve(struct ctx *c, const char *display, struct profile *p)
+static int resolve(struct problems *c, const char *display, struct profile *p)
 {
 	int r = load_chain(c, display);
 	if (r < 0)
@@ -1401,7 +1303,7 @@ static int resolve(struct ctx *c, const char *display, struct profile *p)
 
 int profile_load(const char *name_or_path, struct profile **ret, char **ret_error)
 {
-	struct ctx c = { .n = 0 };
+	struct problems c = { .n = 0 };
 	_cleanup_(profile_freep) struct profile *p = NULL;
 	_cleanup_free_ char *display = NULL;
 	int r;
@@ -1443,6 +1345,14 @@ const struct part_spec *profile_part_by_mount(const struct profile *p, const cha
 {
 	for (size_t i = 0; i < p->disk.n_parts; i++)
 		if (p->disk.parts[i].mount && STREQ(p->disk.parts[i].mount, mount))
+			return &p->disk.parts[i];
+	return NULL;
+}
+
+const struct part_spec *profile_part_by_type(const struct profile *p, const char *type)
+{
+	for (size_t i = 0; i < p->disk.n_parts; i++)
+		if (STREQ(p->disk.parts[i].type, type))
 			return &p->disk.parts[i];
 	return NULL;
 }

@@ -6,13 +6,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct arch;
+
 #define PROFILE_MAX_PARTS 16
 #define PROFILE_MAX_EXTENDS 16 /* depth of an "extends" chain */
 
 struct part_spec {
 	const char *name;  /* GPT partition name: [a-z0-9_-], at most 36 chars */
 	const char *type;  /* a name from part_types[] in table.c: esp, root, linux, swap, ... */
-	const char *fs;    /* a name from fs_types[] (fs.c), or "none" */
+	const char *fs;    /* a filesystem (registry.h), or "none" */
 	const char *mount; /* absolute path in the target, or NULL */
 	const char *label; /* filesystem label; defaults to name */
 	bool fill;         /* takes the rest of the disk */
@@ -27,11 +29,10 @@ struct profile {
 	char *path;         /* the file it came from */
 	const char *name;
 	const char *description;
-	const char *arch;   /* "x86_64" or "aarch64" */
-	const char *debian_arch; /* "amd64" or "arm64" */
+	const struct arch *arch; /* arch.h */
 
 	struct {
-		const char *source;  /* a name from rootfs_sources[] (rootfs.c) */
+		const char *source;  /* a rootfs source (registry.h); the other keys are its own */
 		const char *suite, *mirror, *variant;
 		const char **components; /* NULL-terminated, pointers into json */
 		const char **packages;
@@ -47,7 +48,7 @@ struct profile {
 	} disk;
 
 	struct {
-		const char *loader;  /* a name from boot_loaders[] (boot.c) */
+		const char *loader;  /* a boot loader (registry.h) */
 		const char *cmdline;
 	} boot;
 
@@ -73,5 +74,7 @@ int profile_list(char ***ret_names);
 
 /* Partition that is mounted at MOUNT, or NULL. */
 const struct part_spec *profile_part_by_mount(const struct profile *p, const char *mount);
+/* The first partition of TYPE ("esp"), or NULL. */
+const struct part_spec *profile_part_by_type(const struct profile *p, const char *type);
 
 #endif

@@ -1,8 +1,11 @@
-/* The QEMU runner: firmware and machine per architecture, a KVM probe, and a console watcher
- * that reads QEMU's serial console from a pipe with a deadline. */
+/* The QEMU runner: machine per architecture (arch.h), firmware per boot loader (its record's
+ * qemu hook), a KVM probe, and a console watcher that reads QEMU's serial console from a pipe
+ * with a deadline. */
 #include "qemu.h"
+#include "arch.h"
 #include "cmd.h"
 #include "log.h"
+#include "registry.h"
 #include "run.h"
 #include "util.h"
 
@@ -25,36 +28,6 @@
 #define MEMORY_MIN 64u
 #define MEMORY_MAX (1u << 20)
 #define CPUS_MAX 64u
-
-struct qemu_arch {
-	const char *name;
-	const char *alias; /* Debian's name for it */
-	const char *qemu, *qemu_pkg;
-	const char *machine;
-	const char *tcg_cpu; /* NULL: QEMU's default */
-	const char *code, *vars, *fw_pkg;
-	const char *dps_root; /* root partition type, Discoverable Partitions Specification */
-};
-
-/* aarch64 under TCG uses cortex-a72: as fast as "max" for the firmware here (6.5-7.5 s to the
- * boot manager either way), and without pointer authentication, which "max" offers and a
- * Debian kernel turns on, and which TCG emulates slowly. */
-static const struct qemu_arch qemu_arches[] = {
-	{ "x86_64", "amd64", "qemu-system-x86_64", "qemu-system-x86", "q35", NULL,
-	  "/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd", "ovmf",
-	  "4f68bce3-e8cd-4db1-96e7-fbcaf984b709" },
-	{ "aarch64", "arm64", "qemu-system-aarch64", "qemu-system-arm", "virt", "cortex-a72",
-	  "/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/AAVMF/AAVMF_VARS.fd", "qemu-efi-aarch64",
-	  "b921b045-1df0-41c3-af44-4c6f280d3fae" },
-};
-
-static const struct qemu_arch *arch_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(qemu_arches); i++)
-		if (STREQ(name, qemu_arches[i].name) || STREQ(name, qemu_arches[i].alias))
-			return &qemu_arches[i];
-	return NULL;
-}
 
 /* ---- signals: SIGINT/SIGTERM are blocked except while we wait in ppoll() ---- */
 
@@ -422,7 +395,9 @@ static int watch(struct child *c, struct console *con, double deadline, enum wat
 
 /* ---- architecture ---- */
 
-static int arch_from_manifest(const char *image, const char **ret_arch)
+/* The string at OBJ.KEY (KEY may be NULL: at the top) of the manifest.json beside IMAGE, in
+ * *ret (malloc'd), and the manifest's path in *ret_path; -ENODATA when there is none. */
+static int manifest_string(const char *image, const char *obj, const char *key, char **ret, char **ret_path)
 {
 	_cleanup_free_ char *copy = strdup(image);
 	if (!copy)
@@ -433,34 +408,58 @@ static int arch_from_manifest(const char *image, const char **ret_arch)
 		*slash = '\0';
 		dir = slash == copy ? "/" : copy;
 	}
-	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *path = NULL, *text = NULL;
 	if (asprintf(&path, "%s/manifest.json", dir) < 0)
 		return -ENOMEM;
-	_cleanup_free_ char *text = NULL;
-	size_t len;
-	int r = read_file(path, 16u << 20, &text, &len);
+	int r = read_file(path, 16u << 20, &text, NULL);
 	if (r < 0)
 		return r == -ENOENT ? -ENODATA : r;
-	json_object *m = json_tokener_parse(text);
+	json_object *m = json_tokener_parse(text), *o = m, *v = NULL;
 	if (!m) {
 		log_warn("'%s' is not valid JSON, ignoring", path);
 		return -ENODATA;
 	}
-	json_object *a = NULL;
-	if (!json_object_object_get_ex(m, "arch", &a) || !json_object_is_type(a, json_type_string)) {
-		json_object_put(m);
-		return -ENODATA;
-	}
-	const struct qemu_arch *qa = arch_find(json_object_get_string(a));
-	if (!qa) {
-		log_error("'%s': .arch: '%s' cannot be booted (use x86_64 or aarch64)", path,
-			  json_object_get_string(a));
-		json_object_put(m);
+	r = -ENODATA;
+	if ((!obj || json_object_object_get_ex(m, obj, &o)) && json_object_object_get_ex(o, key, &v) &&
+	    json_object_is_type(v, json_type_string))
+		r = (*ret = strdup(json_object_get_string(v))) ? 0 : -ENOMEM;
+	json_object_put(m);
+	if (r == 0)
+		*ret_path = TAKE_PTR(path);
+	return r;
+}
+
+static int arch_from_manifest(const char *image, const char **ret_arch)
+{
+	_cleanup_free_ char *name = NULL, *path = NULL;
+	int r = manifest_string(image, NULL, "arch", &name, &path);
+	if (r < 0)
+		return r;
+	const struct arch *a = arch_find(name);
+	if (!a) {
+		log_error("'%s': .arch: '%s' cannot be booted (use %s)", path, name, arch_names());
 		return -EINVAL;
 	}
-	json_object_put(m);
-	*ret_arch = qa->name;
+	*ret_arch = a->name;
 	return 0;
+}
+
+/* The boot loader that boots IMAGE: manifest.json's, or one the machine's UEFI starts. */
+static int image_firmware(const char *image, const struct arch *a, struct qemu_firmware *ret)
+{
+	_cleanup_free_ char *name = NULL, *path = NULL;
+	int r = manifest_string(image, "boot", "loader", &name, &path);
+	if (r == -ENODATA)
+		return boot_uefi_firmware(a, ret);
+	if (r < 0)
+		return r;
+	const struct boot_loader *l = boot_find(name);
+	if (!l) {
+		log_error("'%s': .boot.loader: '%s' is not a boot loader this version can boot (%s)", path, name,
+			  boot_names());
+		return -EINVAL;
+	}
+	return l->qemu(a, ret);
 }
 
 static int arch_from_gpt(const char *image, const char **ret_arch)
@@ -476,12 +475,11 @@ static int arch_from_gpt(const char *image, const char **ret_arch)
 	int n = ls ? blkid_partlist_numof_partitions(ls) : 0;
 	for (int i = 0; i < n && r == -ENODATA; i++) {
 		const char *type = blkid_partition_get_type_string(blkid_partlist_get_partition(ls, i));
-		for (size_t k = 0; type && k < ARRAY_SIZE(qemu_arches); k++)
-			if (strcasecmp(type, qemu_arches[k].dps_root) == 0) {
-				*ret_arch = qemu_arches[k].name;
-				r = 0;
-				break;
-			}
+		const struct arch *a = arch_by_root_type(type);
+		if (a) {
+			*ret_arch = a->name;
+			r = 0;
+		}
 	}
 	blkid_free_probe(pr);
 	return r;
@@ -684,8 +682,8 @@ int qemu_pick_accel(const char *want, const char *arch, const char **ret_accel, 
 		return -EINVAL;
 	} else {
 		struct utsname u;
-		const struct qemu_arch *host = uname(&u) == 0 ? arch_find(u.machine) : NULL;
-		const struct qemu_arch *guest = arch_find(arch);
+		const struct arch *host = uname(&u) == 0 ? arch_find(u.machine) : NULL;
+		const struct arch *guest = arch_find(arch);
 		if (!guest)
 			return -EINVAL;
 		if (host != guest) {
@@ -916,12 +914,12 @@ static int copy_vars(const char *src, const char *dst)
 	return copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 }
 
-static int build_argv(const struct qemu_opts *o, const struct qemu_arch *a, const char *qemu,
-		      const char *accel, const char *vars, bool interactive, char ***ret)
+static int build_argv(const struct qemu_opts *o, const struct arch *a, const struct qemu_firmware *fw,
+		      const char *qemu, const char *accel, const char *vars, bool interactive, char ***ret)
 {
 	_cleanup_strv_ char **v = NULL;
 	_cleanup_free_ char *img = qemu_escape(o->image), *varse = qemu_escape(vars),
-			    *code = qemu_escape(a->code), *cfg = o->config ? qemu_escape(o->config) : NULL;
+			    *code = qemu_escape(fw->code), *cfg = o->config ? qemu_escape(o->config) : NULL;
 	if (!img || !varse || !code || (o->config && !cfg))
 		return -ENOMEM;
 	const char *cpu = STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
@@ -1050,7 +1048,7 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 				 "DPS root partition type), assuming x86_64", o->image);
 		}
 	}
-	const struct qemu_arch *a = arch_find(arch);
+	const struct arch *a = arch_find(arch);
 	if (how)
 		log_debug("architecture: %s (from %s)", a->name, how);
 
@@ -1059,10 +1057,16 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		log_error("'%s' not found (install package '%s')", a->qemu, a->qemu_pkg);
 		return EXIT_MISSING;
 	}
-	const char *fw[] = { a->code, a->vars };
-	for (size_t i = 0; i < ARRAY_SIZE(fw); i++)
-		if (access(fw[i], R_OK) < 0) {
-			log_error("firmware '%s' not found (install package '%s')", fw[i], a->fw_pkg);
+	struct qemu_firmware fw;
+	int r = image_firmware(o->image, a, &fw);
+	if (r == -EINVAL)
+		return EXIT_USAGE;
+	if (r < 0)
+		return log_errno(r, "cannot tell how to boot '%s'", o->image), EXIT_FAIL;
+	const char *files[] = { fw.code, fw.vars };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		if (access(files[i], R_OK) < 0) {
+			log_error("firmware '%s' not found (install package '%s')", files[i], fw.pkg);
 			return EXIT_MISSING;
 		}
 
@@ -1076,7 +1080,7 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 
 	const char *accel = NULL;
 	_cleanup_free_ char *why = NULL;
-	int r = qemu_pick_accel(o->accel, a->name, &accel, &why);
+	r = qemu_pick_accel(o->accel, a->name, &accel, &why);
 	if (r == -EINTR || qemu_got_signal)
 		return EXIT_INTERRUPTED;
 	if (r < 0)
@@ -1088,25 +1092,25 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		/* Persistent: created from the template when missing (O_EXCL), then used in place. */
 		if (!(vars = strdup(o->vars)))
 			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
-		r = copy_vars(a->vars, vars);
+		r = copy_vars(fw.vars, vars);
 		if (r == 0)
-			log_info("firmware variables '%s' created from '%s'", vars, a->vars);
+			log_info("firmware variables '%s' created from '%s'", vars, fw.vars);
 		else if (r != -EEXIST) {
 			unlink(vars);
-			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", a->vars, vars), EXIT_FAIL;
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", fw.vars, vars), EXIT_FAIL;
 		}
 	} else {
 		if ((r = make_temp_dir(&s->dir)) < 0)
 			return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
-		if (asprintf(&vars, "%s/%s", s->dir, strrchr(a->vars, '/') + 1) < 0)
+		if (asprintf(&vars, "%s/%s", s->dir, strrchr(fw.vars, '/') + 1) < 0)
 			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
-		if ((r = copy_vars(a->vars, vars)) < 0)
-			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", a->vars, vars), EXIT_FAIL;
+		if ((r = copy_vars(fw.vars, vars)) < 0)
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", fw.vars, vars), EXIT_FAIL;
 	}
 
 	bool interactive = !o->expect && isatty(STDIN_FILENO);
 	_cleanup_strv_ char **argv = NULL;
-	if ((r = build_argv(o, a, qemu, accel, vars, interactive, &argv)) < 0)
+	if ((r = build_argv(o, a, &fw, qemu, accel, vars, interactive, &argv)) < 0)
 		return log_errno(r, "cannot boot '%s'", o->image), EXIT_FAIL;
 	if (log_verbose) {
 		_cleanup_free_ char *line = argv_to_string(argv);

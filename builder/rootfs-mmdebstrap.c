@@ -7,30 +7,98 @@
 
 #include <sys/stat.h>
 
-static const char *host_debian_arch(void)
+#define MIRROR_MAX 1024
+#define PACKAGE_MAX 128
+#define MAX_PACKAGES 4096
+#define MAX_COMPONENTS 32
+
+static const char *const variants[] = {
+	"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard",
+};
+
+static bool valid_component(const char *s)
 {
-#if defined(__x86_64__)
-	return "amd64";
-#elif defined(__aarch64__)
-	return "arm64";
-#else
-	return "";
-#endif
+	return valid_name(s, 64);
 }
 
-static int check_foreign(const char *debian_arch, const char *arch)
+/* "name" or "name=version", as apt takes them. */
+static bool valid_package(const char *s)
 {
-	if (STREQ(debian_arch, host_debian_arch()))
+	size_t n = 0;
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+		return false;
+	for (; s[n] && s[n] != '='; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || strchr("+.-", s[n])))
+			return false;
+	if (n > PACKAGE_MAX)
+		return false;
+	if (!s[n])
+		return true;
+	const char *ver = s + n + 1;
+	if (!*ver || strlen(ver) > PACKAGE_MAX)
+		return false;
+	for (; *ver; ver++)
+		if (!((*ver >= 'a' && *ver <= 'z') || (*ver >= 'A' && *ver <= 'Z') || (*ver >= '0' && *ver <= '9') ||
+		      strchr(".+~:-", *ver)))
+			return false;
+	return true;
+}
+
+static int mmdebstrap_check(const struct profile *p, struct problems *pr)
+{
+	if (!valid_name(p->rootfs.suite, 64))
+		return problem(pr, ".rootfs.suite", "%s is not a suite name", Q(p->rootfs.suite));
+
+	const char *m = p->rootfs.mirror;
+	if (!(str_starts_with(m, "http://") || str_starts_with(m, "https://") || str_starts_with(m, "file://")) ||
+	    strlen(m) <= strlen("file://") || str_has_space_or_control(m) || strlen(m) > MIRROR_MAX)
+		return problem(pr, ".rootfs.mirror",
+			       "%s is not a mirror URL (http://, https:// or file://, no spaces, at most %d bytes)", Q(m),
+			       MIRROR_MAX);
+
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(variants); i++)
+		known = known || STREQ(variants[i], p->rootfs.variant);
+	if (!known)
+		return problem(pr, ".rootfs.variant",
+			       "unknown mmdebstrap variant %s (extract, custom, essential, apt, required, minbase, "
+			       "buildd, important, debootstrap, standard)",
+			       Q(p->rootfs.variant));
+
+	json_object *rootfs = p->rootfs.json;
+	int r = check_str_list(pr, ".rootfs.components", json_object_object_get(rootfs, "components"),
+			       MAX_COMPONENTS, "components", valid_component, "a component name");
+	if (r < 0)
+		return r;
+	r = check_str_list(pr, ".rootfs.packages", json_object_object_get(rootfs, "packages"), MAX_PACKAGES,
+			   "packages", valid_package,
+			   "a Debian package name (lowercase letters, digits, '+', '.', '-', optionally \"=version\")");
+	if (r < 0)
+		return r;
+
+	static const char *const not_here[] = { "path", "url", "sha256" };
+	for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
+		if (json_object_object_get_ex(rootfs, not_here[i], NULL)) {
+			char path[64];
+			snprintf(path, sizeof(path), ".rootfs.%s", not_here[i]);
+			return problem(pr, path, "not used by source \"mmdebstrap\" (only by \"tarball\")");
+		}
+	return 0;
+}
+
+static int check_foreign(const struct arch *a)
+{
+	if (a == arch_host())
 		return 0;
 	_cleanup_free_ char *path = NULL, *state = NULL;
-	if (asprintf(&path, "/proc/sys/fs/binfmt_misc/qemu-%s", arch) < 0)
+	if (asprintf(&path, "/proc/sys/fs/binfmt_misc/qemu-%s", a->name) < 0)
 		return -ENOMEM;
 	if (read_file(path, 4096, &state, NULL) < 0 || strncmp(state, "enabled", 7) != 0) {
 		log_error("building a %s root filesystem on this machine needs qemu-user through binfmt_misc: "
 			  "install qemu-user-static binfmt-support arch-test, then run "
 			  "'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc' and "
 			  "'update-binfmts --enable qemu-%s'",
-			  debian_arch, arch);
+			  a->debian, a->name);
 		return -ENOENT;
 	}
 	return 0;
@@ -79,7 +147,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		*ret_tar = TAKE_PTR(tar);
 		return 0;
 	}
-	r = check_foreign(p->debian_arch, p->arch);
+	r = check_foreign(p->arch);
 	if (r < 0)
 		return r;
 
@@ -97,7 +165,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	if (join(p->rootfs.components, &components) < 0 || join(all, &packages) < 0)
 		return -ENOMEM;
 	if (asprintf(&variant, "--variant=%s", p->rootfs.variant) < 0 ||
-	    asprintf(&archs, "--architectures=%s", p->debian_arch) < 0 ||
+	    asprintf(&archs, "--architectures=%s", p->arch->debian) < 0 ||
 	    asprintf(&comps, "--components=%s", components) < 0 || asprintf(&include, "--include=%s", packages) < 0)
 		return -ENOMEM;
 	char *argv[10];
@@ -115,7 +183,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	argv[n] = NULL;
 	log_info("rootfs: running mmdebstrap for %s %s (about a minute for the host's architecture, "
 		 "much longer for a foreign one)",
-		 p->rootfs.suite, p->debian_arch);
+		 p->rootfs.suite, p->arch->debian);
 	r = build_run(b, argv);
 	if (r < 0) {
 		unlink(tmp);
@@ -134,4 +202,10 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	return 0;
 }
 
-const struct rootfs_source rootfs_mmdebstrap = { "mmdebstrap", mmdebstrap_get };
+const struct rootfs_source rootfs_mmdebstrap = {
+	.name = "mmdebstrap",
+	.defaults = "{ \"suite\": \"bookworm\", \"mirror\": \"http://deb.debian.org/debian\", "
+		    "\"variant\": \"minbase\", \"components\": [ \"main\" ], \"packages\": [ ] }",
+	.check = mmdebstrap_check,
+	.get = mmdebstrap_get,
+};

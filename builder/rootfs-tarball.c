@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 static int tarball_get(struct build *b, char **ret_tar)
@@ -58,4 +59,34 @@ static int tarball_get(struct build *b, char **ret_tar)
 	return 0;
 }
 
-const struct rootfs_source rootfs_tarball = { "tarball", tarball_get };
+#define URL_MAX 1024
+
+static int tarball_check(const struct profile *p, struct problems *pr)
+{
+	const char *path = p->rootfs.path, *url = p->rootfs.url, *sum = p->rootfs.sha256;
+	if (path && (!*path || str_has_control(path) || strlen(path) >= PATH_MAX))
+		return problem(pr, ".rootfs.path", "%s is not a usable path", Q(path));
+	if (url && (!str_starts_with(url, "https://") || strlen(url) <= strlen("https://") ||
+		    str_has_space_or_control(url) || strlen(url) > URL_MAX))
+		return problem(pr, ".rootfs.url", "%s is not an https:// URL (plain http is refused: use https)", Q(url));
+	if (sum) {
+		bool ok = strlen(sum) == 64;
+		for (const char *s = sum; ok && *s; s++)
+			ok = (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f');
+		if (!ok)
+			return problem(pr, ".rootfs.sha256", "%s is not a SHA-256 (64 lowercase hex digits)", Q(sum));
+	}
+	if (!path == !url)
+		return problem(pr, ".rootfs", "source \"tarball\" needs exactly one of \"path\" and \"url\"");
+	if (url && !sum)
+		return problem(pr, ".rootfs.url", "a tarball URL is refused without \"sha256\" (the checksum of the tarball)");
+	return 0;
+}
+
+/* The mmdebstrap keys a profile inherits are not used: a tarball is a whole root filesystem. */
+const struct rootfs_source rootfs_tarball = {
+	.name = "tarball",
+	.defaults = NULL,
+	.check = tarball_check,
+	.get = tarball_get,
+};

@@ -1,20 +1,11 @@
+/* The rootfs stage and the cache the rootfs sources share. */
 #include "rootfs.h"
 #include "hash.h"
 #include "log.h"
+#include "stages.h"
 #include "util.h"
 
 #include <sys/stat.h>
-
-extern const struct rootfs_source rootfs_mmdebstrap, rootfs_tarball;
-static const struct rootfs_source *const rootfs_sources[] = { &rootfs_mmdebstrap, &rootfs_tarball };
-
-const struct rootfs_source *rootfs_source_find(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(rootfs_sources); i++)
-		if (STREQ(rootfs_sources[i]->name, name))
-			return rootfs_sources[i];
-	return NULL;
-}
 
 int rootfs_cache_dir(char **ret)
 {
@@ -100,7 +91,7 @@ int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[6
 	sha256_init(&s);
 	/* Bump the version when the tarball's layout changes. */
 	sha256_update(&s, "pmoves-rootfs-v1\n", 17);
-	sha256_update(&s, p->debian_arch, strlen(p->debian_arch));
+	sha256_update(&s, p->arch->debian, strlen(p->arch->debian));
 	sha256_update(&s, "\n", 1);
 	sha256_update(&s, text, strlen(text));
 	for (size_t i = 0; extra && extra[i]; i++) {
@@ -112,7 +103,7 @@ int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[6
 	return 0;
 }
 
-int rootfs_get(struct build *b)
+int stage_rootfs(struct build *b)
 {
 	const struct rootfs_source *src = rootfs_source_find(b->p->rootfs.source);
 	char *tar = NULL;

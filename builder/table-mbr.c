@@ -86,5 +86,6 @@ const struct table_type table_mbr = {
 	.head_reserved = ALIGN_BYTES,
 	.tail_reserved = 0,
 	.max_disk_size = UINT64_C(0xffffffff) * SECTOR,
+	.type_byte = true,
 	.write = mbr_write,
 };

@@ -2,6 +2,7 @@
 #ifndef PMOVES_TABLE_H
 #define PMOVES_TABLE_H
 
+#include "arch.h"
 #include "gpt.h"
 
 #include <stdbool.h>
@@ -34,6 +35,7 @@ struct table_type {
 	uint64_t head_reserved;  /* bytes at the start that partitions may not use */
 	uint64_t tail_reserved;  /* bytes at the end that partitions may not use */
 	uint64_t max_disk_size;  /* bytes */
+	bool type_byte;          /* partitions are typed by an MBR type byte (else by a GUID) */
 	/* Write the table into FD (a file at least disk_size bytes long). Touches only the
 	 * table's own sectors. */
 	int (*write)(int fd, const struct table_layout *l);
@@ -41,20 +43,23 @@ struct table_type {
 
 extern const struct table_type table_gpt, table_mbr;
 const struct table_type *table_find(const char *name);
+const char *table_names(void); /* "'gpt', 'mbr'", for messages */
 
-/* Partition types by name: DPS GPT type GUIDs (the root type depends on the architecture)
- * and MBR type bytes. Returns NULL for an unknown name. */
+/* Partition types by name: DPS GPT type GUIDs and MBR type bytes. Returns NULL for an
+ * unknown name. */
 struct part_type {
 	const char *name;
-	const char *gpt_x86_64; /* GUID text */
-	const char *gpt_aarch64;
+	const char *gpt; /* GUID text; NULL: the architecture's root type (arch.h) */
 	uint8_t mbr;
 };
 const struct part_type *part_type_find(const char *name);
-/* The reverse: the type whose GPT GUID (for either architecture) is GUID, compared
- * case-insensitively. NULL when the GUID is not one of ours. */
-const struct part_type *part_type_from_guid(const char *guid);
-/* NULL-terminated list of names, for messages. */
+/* The GPT type GUID of T on A, as text. */
+const char *part_type_guid(const struct part_type *t, const struct arch *a);
+/* The reverse: the type whose GPT GUID (on any architecture) is GUID, compared
+ * case-insensitively, and in *ret_arch the architecture when the type depends on it (NULL
+ * otherwise). NULL when the GUID is not one of ours. */
+const struct part_type *part_type_from_guid(const char *guid, const struct arch **ret_arch);
+/* "esp, xbootldr, root, ...", for messages. */
 const char *part_type_names(void);
 
 /* gpt_read, gpt_relocate_backup, gpt_resize_partition and struct gpt_disk: lib/gpt.h. */

@@ -1,9 +1,9 @@
 /* The staging tree: the rootfs tarball extracted, overlays copied in, generated files written. */
 #include "build.h"
-#include "firstboot-install.h"
 #include "hash.h"
 #include "log.h"
 #include "progress.h"
+#include "stages.h"
 #include "util.h"
 
 #include <archive.h>
@@ -52,6 +52,9 @@ static int extract(struct build *b)
 {
 	int r = 0, cwd = -1;
 	struct progress pr;
+	struct archive_entry *e;
+	uint64_t entries = 0, total = 0;
+	struct stat tst;
 	progress_start(&pr, "extracting");
 	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
 	if (!in || !out) {
@@ -71,9 +74,6 @@ static int extract(struct build *b)
 		r = -EIO;
 		goto out;
 	}
-	struct archive_entry *e;
-	uint64_t entries = 0, total = 0;
-	struct stat tst;
 	if (stat(b->rootfs_tar, &tst) == 0)
 		total = (uint64_t)tst.st_size;
 	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -92,8 +92,7 @@ static int extract(struct build *b)
 			r = build_interrupted() ? -EINTR : -EIO;
 			goto out;
 		}
-		const char *name = archive_entry_pathname(e);
-		const char *link = archive_entry_hardlink(e);
+		const char *name = archive_entry_pathname(e), *link = archive_entry_hardlink(e);
 		if (!name || !safe_relative(name) || (link && !safe_relative(link))) {
 			log_error("rootfs tarball '%s' has an entry outside its root: '%s'", b->rootfs_tar,
 				  name ? name : "(none)");
@@ -390,20 +389,11 @@ static int apply_overlays(struct build *b)
 	return 0;
 }
 
-static int format_fs_id(const struct plan_part *pp, char out[40])
-{
-	if (STREQ(pp->spec->fs, "vfat"))
-		snprintf(out, 40, "%04X-%04X", pp->fat_serial >> 16, pp->fat_serial & 0xffff);
-	else
-		uuid_format(pp->fs_uuid, out);
-	return 0;
-}
-
 const char *tree_root_fs_id(const struct build *b, char out[40])
 {
 	for (size_t i = 0; i < b->plan.n; i++)
 		if (b->plan.parts[i].spec->mount && STREQ(b->plan.parts[i].spec->mount, "/")) {
-			format_fs_id(&b->plan.parts[i], out);
+			b->plan.parts[i].fs->fs_id(&b->plan.parts[i], out);
 			return out;
 		}
 	return NULL;
@@ -422,11 +412,11 @@ static int write_generated(struct build *b)
 		const char *m = pp->spec->mount;
 		char id[40];
 		if (!m)
-			continue;
-		format_fs_id(pp, id);
-		bool root = STREQ(m, "/"), vfat = STREQ(pp->spec->fs, "vfat");
-		fprintf(f, "UUID=%s\t%s\t%s\t%s\t0\t%d\n", id, m, pp->spec->fs,
-			vfat ? "umask=0077,nofail" : root ? "errors=remount-ro" : "defaults,nofail", root ? 1 : 2);
+			continue; /* the profile check: a mounted partition has a filesystem */
+		pp->fs->fs_id(pp, id);
+		bool root = STREQ(m, "/");
+		fprintf(f, "UUID=%s\t%s\t%s\t%s\t0\t%d\n", id, m, pp->fs->fstab_type,
+			root ? pp->fs->root_options : pp->fs->mount_options, root ? 1 : 2);
 	}
 	if (fclose(f) != 0)
 		return -ENOMEM;
@@ -529,7 +519,7 @@ static int read_packages(struct build *b)
 	return 0;
 }
 
-int tree_make(struct build *b)
+int stage_tree(struct build *b)
 {
 	int r = build_work_dir(b);
 	if (r < 0)
@@ -548,9 +538,6 @@ int tree_make(struct build *b)
 	r = write_generated(b);
 	if (r < 0)
 		return r;
-	r = firstboot_install(b);
-	if (r < 0)
-		return r;
 	return read_packages(b);
 }
 
@@ -563,7 +550,7 @@ static int by_mount_depth(const void *x, const void *y)
 
 /* Give each partition its files: the tree's directory at its mount point moves out of the tree
  * (deepest mount first), leaving an empty mount point behind. */
-int tree_split(struct build *b)
+int stage_split(struct build *b)
 {
 	struct plan_part *order[PROFILE_MAX_PARTS];
 	size_t n = 0;

@@ -429,3 +429,31 @@ bool valid_name(const char *s, size_t max)
 	}
 	return n <= max;
 }
+
+void names_add(char *buf, size_t size, const char *name, bool quoted)
+{
+	size_t len = strnlen(buf, size);
+	if (len + 1 < size)
+		snprintf(buf + len, size - len, quoted ? "%s'%s'" : "%s%s", len ? ", " : "", name);
+}
+
+bool str_has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+bool str_has_space_or_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+bool str_starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}

@@ -94,6 +94,14 @@ int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 /* Monotonic seconds, for stage timing. */
 double now_seconds(void);
 
+/* Append NAME to a list for messages in BUF: "a, b" ('a', 'b' when QUOTED); cut short if BUF
+ * is full. */
+void names_add(char *buf, size_t size, const char *name, bool quoted);
+/* Strings from profiles and configs. */
+bool str_has_control(const char *s);          /* a byte < 0x20 or DEL */
+bool str_has_space_or_control(const char *s); /* also a space */
+bool str_starts_with(const char *s, const char *prefix);
+
 /* Names that reach argv or a path: [A-Za-z0-9._-], not starting with '.' or '-', 1..max chars. */
 bool valid_name(const char *s, size_t max);
 

@@ -88,7 +88,7 @@ static void layout_make(struct test_layout *t, const char *tag, uint64_t disk_si
 		e->start = start;
 		e->size = part_size;
 		start += part_size;
-		uuid_parse(pt->gpt_x86_64, e->type_guid);
+		uuid_parse(part_type_guid(pt, arch_find("x86_64")), e->type_guid);
 		uuid_derive(tag, purpose, e->uuid);
 		e->mbr_type = pt->mbr;
 		e->bootable = i == 0;

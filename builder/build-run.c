@@ -1,12 +1,11 @@
 /* Drives one build through its stages in a temp directory, then renames it into place. */
-#include "artifacts.h"
 #include "build-run.h"
 #include "build.h"
 #include "cmd.h"
 #include "image-hash.h"
 #include "log.h"
-#include "manifest.h"
 #include "run.h"
+#include "stages.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -72,67 +71,67 @@ char *build_tree_path(const struct build *b, const char *rel)
 	return p;
 }
 
-static int stage_boot(struct build *b)
-{
-	const struct boot_loader *l = boot_find(b->p->boot.loader);
-	return l->install(b);
-}
-
-static int stage_disk(struct build *b)
-{
-	_cleanup_close_ int fd = open(b->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return log_errno(-errno, "cannot create '%s'", b->image);
-	if (ftruncate(fd, (off_t)b->plan.layout.disk_size) < 0)
-		return log_errno(-errno, "cannot size '%s'", b->image);
-	int r = b->plan.table->write(fd, &b->plan.layout);
-	if (r < 0)
-		return log_errno(r, "cannot write the %s partition table", b->plan.table->name);
-	/* The raw output's checksum starts now, on the other core (image-hash.c). */
-	for (size_t i = 0; b->p->outputs && b->p->outputs[i]; i++)
-		if (STREQ(b->p->outputs[i], "raw"))
-			return image_hash_start(b);
-	return 0;
-}
-
+/* The stages, in order. Each reads only what the stages before it produced; TREE says whether
+ * it uses the staging tree, which is removed on the other core once no later stage does. */
+enum { TREE_NO, TREE_YES, TREE_IF_OUTPUTS /* when an output says OUT_READS_TREE */ };
 static const struct stage {
 	const char *name;
 	int (*run)(struct build *b);
-	bool tree_done; /* the staging tree is not needed from here on: remove it meanwhile */
+	unsigned tree;
 } stages[] = {
-	{ "rootfs", rootfs_get, false },
-	{ "tree", tree_make, false },
-	{ "artifacts", artifacts_bake, false }, /* the profile's "bake": true ones into the tree */
-	{ "boot", stage_boot, false },
-	{ "disk", stage_disk, false },
-	{ "filesystems", fs_make_all, false },
-	{ "outputs", outputs_write, true },
-	{ "manifest", manifest_write, false },
+	{ "rootfs", stage_rootfs, TREE_NO },
+	{ "tree", stage_tree, TREE_YES },
+	{ "firstboot", stage_firstboot, TREE_YES },
+	{ "artifacts", stage_artifacts, TREE_YES },
+	{ "boot", stage_boot, TREE_YES },
+	{ "disk", stage_disk, TREE_NO },
+	{ "split", stage_split, TREE_YES },
+	{ "filesystems", stage_filesystems, TREE_YES },
+	{ "outputs", stage_outputs, TREE_IF_OUTPUTS },
+	{ "manifest", stage_manifest, TREE_NO },
 };
 
 /* Removing the staging tree (thousands of files) is syscall work: it runs on the other core
  * while the outputs and checksums are computed. */
-struct remover {
+struct build_remover {
 	pthread_t thread;
 	const char *path;
 	int r;
-	bool started;
 };
 
 static void *remove_thread(void *arg)
 {
-	struct remover *rm = arg;
+	struct build_remover *rm = arg;
 	rm->r = rm_rf(rm->path);
 	return NULL;
 }
 
-static int remover_join(struct remover *rm)
+static void remover_start(struct build *b)
 {
-	if (!rm->started)
+	if (b->tree_fd >= 0)
+		close(b->tree_fd);
+	b->tree_fd = -1;
+	struct build_remover *rm = calloc(1, sizeof(*rm));
+	if (!rm)
+		return; /* removed in the foreground at the end */
+	rm->path = b->work_dir;
+	if (pthread_create(&rm->thread, NULL, remove_thread, rm) != 0) {
+		free(rm);
+		return;
+	}
+	b->remover = rm;
+}
+
+/* Wait for the removal, if one was started; returns its result. */
+static int remover_join(struct build *b)
+{
+	struct build_remover *rm = TAKE_PTR(b->remover);
+	if (!rm)
 		return 0;
 	pthread_join(rm->thread, NULL);
-	rm->started = false;
-	return rm->r;
+	int r = rm->r;
+	free(rm);
+	return r;
 }
 
 /* Temp dirs of builds that died without cleaning up: in DIR, named PREFIX...-PID, where PID is
@@ -225,14 +224,22 @@ static int publish(struct build *b)
 	return 0;
 }
 
-static void build_free(struct build *b)
+/* Undo what an unfinished build made (nothing outside tmp_dir and work_dir), free the rest. */
+static void build_done(struct build *b)
 {
 	image_hash_stop(b);
+	remover_join(b);
+	log_fd_extra = -1;
 	if (b->log_fd >= 0)
 		close(b->log_fd);
-	log_fd_extra = -1;
 	if (b->tree_fd >= 0)
 		close(b->tree_fd);
+	if (!b->published) {
+		if (b->work_dir)
+			rm_rf(b->work_dir); /* may be outside tmp_dir */
+		if (b->tmp_dir_made)
+			rm_rf(b->tmp_dir);
+	}
 	json_object_put(b->packages);
 	free(b->kernel_version);
 	for (size_t i = 0; i < b->plan.n; i++)
@@ -248,49 +255,36 @@ static void build_free(struct build *b)
 	json_object_put(b->manifest);
 }
 
-int build_profile(const struct profile *p, const struct build_opts *o)
+/* The identifiers, the directories, build.log: everything before the first stage. */
+static int build_prepare(struct build *b, const struct build_opts *o)
 {
-	struct build b = { .p = p, .refresh = o->refresh, .log_fd = -1, .tree_fd = -1 };
-	int r, status = EXIT_FAIL;
-	uint64_t epoch = 0;
-
-	r = epoch_from_env(&epoch);
+	const struct profile *p = b->p;
+	if (asprintf(&b->seed_buf, "%s/%s", p->name, o->seed ? o->seed : "") < 0)
+		return -ENOMEM;
+	b->seed = b->seed_buf;
+	int r = plan_make(p, b->seed, &b->plan);
 	if (r < 0)
-		return EXIT_USAGE;
-	b.epoch_fixed = r > 0;
-	b.epoch = epoch;
-
-	if (asprintf(&b.seed_buf, "%s/%s", p->name, o->seed ? o->seed : "") < 0)
-		return EXIT_FAIL;
-	b.seed = b.seed_buf;
-	r = plan_make(p, b.seed, &b.plan);
-	if (r < 0) {
-		log_errno(r, "cannot plan the disk of '%s'", p->name);
-		goto out;
-	}
+		return log_errno(r, "cannot plan the disk of '%s'", p->name);
 
 	r = mkdir_p(o->out_base, 0755);
-	if (r < 0) {
-		log_errno(r, "cannot create '%s'", o->out_base);
-		goto out;
-	}
+	if (r < 0)
+		return log_errno(r, "cannot create '%s'", o->out_base);
 	char base[PATH_MAX];
-	if (!realpath(o->out_base, base)) {
-		log_errno(-errno, "cannot resolve '%s'", o->out_base);
-		goto out;
-	}
-	_cleanup_free_ char *prefix = NULL;
+	if (!realpath(o->out_base, base))
+		return log_errno(-errno, "cannot resolve '%s'", o->out_base);
+	_cleanup_free_ char *prefix = NULL, *log_path = NULL;
 	if (asprintf(&prefix, ".tmp-%s-", p->name) < 0)
-		goto out;
+		return -ENOMEM;
 	remove_stale_temps(base, prefix);
 	remove_stale_temps(SHM_DIR, SHM_PREFIX);
 	const char *wd = getenv("PMOVES_WORKDIR");
 	if (wd && *wd)
 		remove_stale_temps(wd, SHM_PREFIX);
-	if (asprintf(&b.out_dir, "%s/%s", base, p->name) < 0 ||
-	    asprintf(&b.tmp_dir, "%s/.tmp-%s-%d", base, p->name, (int)getpid()) < 0 ||
-	    asprintf(&b.image, "%s/%s.img", b.tmp_dir, p->name) < 0)
-		goto out;
+	if (asprintf(&b->out_dir, "%s/%s", base, p->name) < 0 ||
+	    asprintf(&b->tmp_dir, "%s/.tmp-%s-%d", base, p->name, (int)getpid()) < 0 ||
+	    asprintf(&b->image, "%s/%s.img", b->tmp_dir, p->name) < 0 ||
+	    asprintf(&log_path, "%s/.tmp-%s-%d/build.log", base, p->name, (int)getpid()) < 0)
+		return -ENOMEM;
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -298,69 +292,84 @@ int build_profile(const struct profile *p, const struct build_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	if (mkdir(b.tmp_dir, 0755) < 0) {
-		log_errno(-errno, "cannot create '%s'", b.tmp_dir);
-		goto out;
-	}
-	_cleanup_free_ char *log_path = NULL;
-	if (asprintf(&log_path, "%s/build.log", b.tmp_dir) < 0)
-		goto cleanup;
-	b.log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
-	if (b.log_fd < 0) {
-		log_errno(-errno, "cannot create '%s'", log_path);
-		goto cleanup;
-	}
-	log_fd_extra = b.log_fd;
+	if (mkdir(b->tmp_dir, 0755) < 0)
+		return log_errno(-errno, "cannot create '%s'", b->tmp_dir);
+	b->tmp_dir_made = true;
+	b->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+	if (b->log_fd < 0)
+		return log_errno(-errno, "cannot create '%s'", log_path);
+	log_fd_extra = b->log_fd;
+	return 0;
+}
 
-	log_info("building '%s' (%s) into '%s'", p->name, p->arch, b.out_dir);
-	double t0 = now_seconds();
-	struct remover rm = { 0 };
-	for (size_t i = 0; i < ARRAY_SIZE(stages); i++) {
+static bool stage_uses_tree(const struct build *b, size_t i)
+{
+	return stages[i].tree == TREE_YES ||
+	       (stages[i].tree == TREE_IF_OUTPUTS && build_outputs_want(b, OUT_READS_TREE));
+}
+
+static int build_stages(struct build *b)
+{
+	size_t n = ARRAY_SIZE(stages), last_tree = 0;
+	for (size_t i = 0; i < n; i++)
+		if (stage_uses_tree(b, i))
+			last_tree = i;
+	for (size_t i = 0; i < n; i++) {
 		double t = now_seconds();
-		if (stages[i].tree_done && !rm.started) {
-			if (b.tree_fd >= 0)
-				close(b.tree_fd);
-			b.tree_fd = -1;
-			rm.path = b.work_dir;
-			rm.started = pthread_create(&rm.thread, NULL, remove_thread, &rm) == 0;
+		if (i > last_tree && !b->remover && b->work_dir)
+			remover_start(b);
+		log_info("[%zu/%zu] %s", i + 1, n, stages[i].name);
+		int r = interrupted ? -EINTR : stages[i].run(b);
+		if (interrupted) {
+			log_error("interrupted during stage '%s', nothing was changed", stages[i].name);
+			return -EINTR;
 		}
-		log_info("[%zu/%zu] %s", i + 1, ARRAY_SIZE(stages), stages[i].name);
-		r = interrupted ? -EINTR : stages[i].run(&b);
-		if (r < 0 || interrupted) {
-			if (interrupted)
-				log_error("interrupted during stage '%s', nothing was changed", stages[i].name);
-			else
-				log_error("stage '%s' failed, nothing was changed", stages[i].name);
-			goto cleanup;
+		if (r < 0) {
+			log_error("stage '%s' failed, nothing was changed", stages[i].name);
+			return r;
 		}
-		log_info("[%zu/%zu] %s: %.2f s", i + 1, ARRAY_SIZE(stages), stages[i].name, now_seconds() - t);
+		log_info("[%zu/%zu] %s: %.2f s", i + 1, n, stages[i].name, now_seconds() - t);
 	}
-	r = rm.started ? remover_join(&rm) : b.work_dir ? rm_rf(b.work_dir) : 0;
-	if (r < 0) {
-		log_errno(r, "cannot remove '%s'", b.work_dir);
-		goto cleanup;
-	}
-	close(b.log_fd);
-	b.log_fd = -1;
-	log_fd_extra = -1;
-	if (publish(&b) < 0)
-		goto cleanup;
-	log_info("built '%s/%s.img' in %.1f s", b.out_dir, p->name, now_seconds() - t0);
-	status = EXIT_OK;
-	goto out;
+	return 0;
+}
 
-cleanup:
+/* The staging tree gone, build.log closed, the outputs in place. */
+static int build_publish(struct build *b)
+{
+	int r = b->remover ? remover_join(b) : b->work_dir ? rm_rf(b->work_dir) : 0;
+	if (r < 0)
+		return log_errno(r, "cannot remove '%s'", b->work_dir);
 	log_fd_extra = -1;
-	image_hash_stop(&b);
-	remover_join(&rm);
-	if (b.work_dir)
-		rm_rf(b.work_dir); /* may be outside tmp_dir */
-	rm_rf(b.tmp_dir);
+	close(TAKE_FD(b->log_fd));
+	r = publish(b);
+	if (r < 0)
+		return r;
+	b->published = true;
+	return 0;
+}
+
+int build_profile(const struct profile *p, const struct build_opts *o)
+{
+	uint64_t epoch = 0;
+	int r = epoch_from_env(&epoch);
+	if (r < 0)
+		return EXIT_USAGE;
+	_cleanup_(build_done) struct build b = {
+		.p = p, .refresh = o->refresh, .log_fd = -1, .tree_fd = -1, .epoch = epoch, .epoch_fixed = r > 0,
+	};
+	double t0 = now_seconds();
+	r = build_prepare(&b, o);
+	if (r < 0)
+		return EXIT_FAIL;
+	log_info("building '%s' (%s) into '%s'", p->name, p->arch->name, b.out_dir);
+	r = build_stages(&b);
+	if (r == 0)
+		r = build_publish(&b);
+	if (r == 0) {
+		log_info("built '%s/%s.img' in %.1f s", b.out_dir, p->name, now_seconds() - t0);
+		return EXIT_OK;
+	}
 	if (interrupted)
-		status = EXIT_INTERRUPTED;
-	else if (r == -ENOENT)
-		status = EXIT_MISSING;
-out:
-	build_free(&b);
-	return status;
+		return EXIT_INTERRUPTED;
+	return r == -ENOENT ? EXIT_MISSING : EXIT_FAIL;
 }

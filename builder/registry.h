@@ -1,0 +1,142 @@
+/* The builder's plug-in records: rootfs sources, filesystems, boot loaders and outputs (the
+ * partition tables are in table.h). A kind is one file (rootfs-<name>.c, fs-<name>.c,
+ * boot-<name>.c, out-<name>.c) exporting one record, and one line in its list in registry.c.
+ * The record carries everything particular to its kind: its profile checks, its tools, its
+ * hooks. profile.c and the stages use the records and never name a kind.
+ *
+ * This header is the profile layer's view of the records: the hooks that run during a build
+ * take a struct build (build.h), which the profile layer never looks into. */
+#ifndef PMOVES_REGISTRY_H
+#define PMOVES_REGISTRY_H
+
+#include "arch.h"
+#include "table.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct build;
+struct plan_part;
+struct profile;
+
+/* ---- reporting problems of a profile (profile.c) ---- */
+
+/* Where a check reports: profile.c's resolution context, which knows the file each value came
+ * from. */
+struct problems;
+/* "FILE: PATH: message" for the value at PATH (".disk.partitions[1].fs"); returns -EINVAL. */
+int problem(struct problems *pr, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A value quoted for a message, JSON-escaped and cut at about 60 bytes: Q(s) in a call's
+ * arguments. */
+struct quoted {
+	char s[160];
+};
+struct quoted quote(const char *s);
+#define Q(str_) (quote(str_).s)
+/* The JSON array of strings A at PATH: at most MAX of them (WHAT names them), each VALID
+ * ("... is not RULE"), none twice. */
+int check_str_list(struct problems *pr, const char *path, json_object *a, size_t max, const char *what,
+		   bool (*valid)(const char *), const char *rule);
+
+/* ---- rootfs sources: rootfs-<name>.c ---- */
+
+struct rootfs_source {
+	const char *name;
+	/* JSON object: values of its keys that a profile leaves out (NULL: none). */
+	const char *defaults;
+	/* Its keys of the profile's "rootfs" section, beyond "source", checked on the resolved
+	 * profile (the other sources' keys are refused by it when it cannot use them). */
+	int (*check)(const struct profile *p, struct problems *pr);
+	/* A tarball of the root filesystem into *ret_tar (malloc'd path). */
+	int (*get)(struct build *b, char **ret_tar);
+};
+
+/* ---- filesystems: fs-<name>.c ---- */
+
+struct fs_type {
+	const char *name;         /* "fs" in a profile's partition */
+	const char *tool;         /* the program that makes it, for messages */
+	/* Labels: at most label_max bytes; label_chars: the characters allowed besides ASCII
+	 * letters and digits (NULL: any printable ASCII), described by label_rule for messages;
+	 * label_upper: stored in upper case (FAT), so the profile says what the disk will. */
+	size_t label_max;
+	const char *label_chars;
+	const char *label_rule;
+	bool label_upper;
+	/* /etc/fstab: the type, the options when mounted at "/" (NULL: it cannot hold the root
+	 * filesystem) and elsewhere. */
+	const char *fstab_type;
+	const char *root_options;
+	const char *mount_options;
+	/* The identifier fstab and the kernel name it by, "UUID=<this>": from the plan's derived
+	 * values (build.h), written into OUT. */
+	void (*fs_id)(const struct plan_part *pp, char out[40]);
+	/* Write the filesystem of PP, holding the files of its content directory (may be NULL),
+	 * at its offset in the image. */
+	int (*make)(struct build *b, struct plan_part *pp);
+};
+
+/* ---- boot loaders: boot-<name>.c ---- */
+
+/* A partition a boot loader needs: of this type, with this filesystem, mounted (the loader
+ * installs files through the mount point; mount_hint names the usual one). */
+struct boot_part {
+	const char *type;
+	const char *fs;
+	const char *mount_hint;
+};
+
+/* How QEMU starts an image of a boot loader: the firmware (code and variables template) for
+ * its pflash drives, and the package that has them. */
+struct qemu_firmware {
+	const char *code, *vars, *pkg;
+};
+
+struct boot_loader {
+	const char *name;
+	unsigned archs;            /* ARCH_* bits it can boot */
+	const char *table;         /* the partition table it needs, or NULL for any */
+	const struct boot_part *needs; /* the partitions it needs, ended by one with type NULL */
+	int (*check)(const struct profile *p, struct problems *pr); /* optional: more rules */
+	/* Its files into the staging tree (b->kernel_version is set: the newest kernel in /boot). */
+	int (*install)(struct build *b);
+	/* How `pmoves-image run` boots it on A. */
+	int (*qemu)(const struct arch *a, struct qemu_firmware *ret);
+};
+
+/* The UEFI firmware of A: for loaders that the machine's UEFI starts. */
+int boot_uefi_firmware(const struct arch *a, struct qemu_firmware *ret);
+
+/* ---- outputs: out-<name>.c ---- */
+
+enum {
+	OUT_DIGEST = 1u << 0,     /* wants the raw image's SHA-256, computed while it is made */
+	OUT_READS_TREE = 1u << 1, /* reads the staging tree: it is kept until the output is written */
+};
+
+struct output_ctx {
+	const char *digest;       /* with OUT_DIGEST: the raw image's SHA-256, hex */
+};
+
+struct output_type {
+	const char *name;
+	unsigned flags;           /* OUT_* */
+	int (*check)(const struct profile *p, struct problems *pr); /* optional */
+	int (*write)(struct build *b, const struct output_ctx *o);
+};
+
+/* ---- lookups (registry.c) ---- */
+
+const struct rootfs_source *rootfs_source_find(const char *name);
+const struct fs_type *fs_find(const char *name);
+const struct boot_loader *boot_find(const char *name);
+const struct output_type *output_find(const char *name);
+/* The names of a list, "'ext4', 'vfat'", for messages. */
+const char *rootfs_source_names(void);
+const char *fs_names(void);
+const char *boot_names(void);
+const char *output_names(void);
+
+#endif
