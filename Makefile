@@ -9,6 +9,9 @@ LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 CC ?= cc
 PKGS := libarchive json-c libcurl libcrypto blkid ext2fs com_err
 WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
+# A goto over an initialisation would free garbage through a _cleanup_ variable: gcc warns with
+# -Wjump-misses-init; clang refuses such a jump by itself and does not know the option.
+WARN += $(shell $(CC) -Werror -Wjump-misses-init -E -x c /dev/null >/dev/null 2>&1 && echo -Wjump-misses-init)
 CFLAGS ?= -O2 -g
 CFLAGS += $(WARN)
 CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"' \

@@ -348,7 +348,7 @@ int main(int argc, char **argv)
 			      *hg = path_in("%s/bad/%s", "absurd-entries.img"),
 			      *missing = path_in("%s/bad/%s", "no-such.img");
 	struct result res = { .status = -1 };
-	struct json_object *j = NULL;
+	struct json_object *j = NULL, *man = NULL, *p1 = NULL, *p3 = NULL;
 
 	/* A GPT image with an ESP and an x86_64 root, no manifest. */
 	if (!tap_ok(make_gpt_image(gimg) == 0, "build a GPT image with sgdisk, mkfs.vfat and mke2fs"))
@@ -407,7 +407,7 @@ int main(int argc, char **argv)
 
 	/* The manifest as the build would write it: everything matches (fs_uuid and disk GUID in
 	 * another case on purpose). */
-	struct json_object *man = load_fixture("manifest-gpt.json");
+	man = load_fixture("manifest-gpt.json");
 	if (!tap_ok(man != NULL, "load fixture manifest-gpt.json from '%s'", fixtures))
 		goto out;
 	write_json(gman, man);
@@ -450,10 +450,10 @@ int main(int argc, char **argv)
 	j = NULL;
 
 	/* Wrong start and size of partition 1, and a label the image does not have. */
-	struct json_object *p1 = json_object_array_get_idx(jget(man, "partitions"), 0);
+	p1 = json_object_array_get_idx(jget(man, "partitions"), 0);
 	json_object_object_add(p1, "start", json_object_new_int64(2 * MiB));
 	json_object_object_add(p1, "label", json_object_new_string("EFI"));
-	struct json_object *p3 = json_object_new_object();
+	p3 = json_object_new_object();
 	json_object_object_add(p3, "number", json_object_new_int(3));
 	json_object_object_add(p3, "fs", json_object_new_string("none"));
 	json_object_object_add(p3, "fs_uuid", json_object_new_string(""));
