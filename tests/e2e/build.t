@@ -9,7 +9,7 @@ need mmdebstrap mke2fs mkfs.vfat mcopy sgdisk sfdisk e2fsck fsck.vfat debugfs
 T=$(mktemp -d /tmp/pmoves-e2e-build.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
-plan 32
+plan 33
 
 "$PMOVES_IMAGE" build base-debian -o "$T/a" >"$T/a.log" 2>&1
 rc=$?
@@ -50,6 +50,9 @@ mid=$(debugfs -R 'stat /etc/machine-id' "$IMG?offset=$ROOT_OFF" 2>/dev/null | se
 is "$mid" 0 "/etc/machine-id is empty"
 keys=$(debugfs -R 'ls -l /etc/ssh' "$IMG?offset=$ROOT_OFF" 2>/dev/null | grep -c ssh_host_)
 is "$keys" 0 "no SSH host keys shipped in the image"
+debugfs -R 'cat /etc/ssh/sshd_config.d/40-pmoves-hardening.conf' "$IMG?offset=$ROOT_OFF" 2>/dev/null |
+	grep -qx 'PermitRootLogin no'
+ok $? "the overlay 'common' is in the image (sshd hardening drop-in)"
 host=$(debugfs -R 'cat /etc/hostname' "$IMG?offset=$ROOT_OFF" 2>/dev/null)
 is "$host" base-debian "hostname from the profile"
 alloc=$(du -B1 "$IMG" | cut -f1)
