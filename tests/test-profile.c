@@ -412,7 +412,8 @@ static void test_base_debian(void)
 	       "profile_part_by_mount");
 	tap_is_str(p->boot.loader, "systemd-boot", "boot.loader");
 	tap_is_str(p->boot.cmdline, "console=tty0 console=ttyS0,115200 rw", "boot.cmdline");
-	tap_ok(p->overlays && !p->overlays[0], "no overlays");
+	tap_ok(p->overlays && p->overlays[0] && STREQ(p->overlays[0], "common") && !p->overlays[1],
+	       "overlays: common");
 	tap_ok(p->outputs && p->outputs[0] && STREQ(p->outputs[0], "raw") && !p->outputs[1], "outputs [\"raw\"]");
 	tap_ok(p->firstboot == NULL, "no firstboot section");
 	const char *order[] = { "name", "description", "arch", "rootfs", "disk", "boot", "overlays", "outputs" };
@@ -527,6 +528,9 @@ static void test_cli(void)
 	_cleanup_free_ char *basebuf = NULL;
 	if (read_file("profiles/base-debian.json", 1 << 20, &basebuf, NULL) == 0)
 		write_at("good/profiles/base-debian.json", basebuf);
+	_cleanup_free_ char *good_common = NULL;
+	if (asprintf(&good_common, "%s/good/overlays/common", tmp) < 0 || mkdir_p(good_common, 0755) < 0)
+		abort();
 	write_at("good/profiles/small.json", "{\"description\":\"a small one\"," GOOD_DISK "}");
 
 	char *out = NULL, *err = NULL;
