@@ -69,12 +69,18 @@ struct field {
 	const struct field *sub; /* object: its fields; array of objects: the elements' fields */
 	json_type elem;          /* array: type of the elements */
 	bool open;               /* object: keys not listed are passed through unchecked */
+	const char *adds_to;     /* array: its elements are added to this sibling array after what
+				  * the file inherits (merge_into); it is not in the result */
 };
 
-#define F_STR(k) { k, json_type_string, NULL, json_type_null, false }
-#define F_BOOL(k) { k, json_type_boolean, NULL, json_type_null, false }
-#define F_STRV(k) { k, json_type_array, NULL, json_type_string, false }
-#define F_END { NULL, json_type_null, NULL, json_type_null, false }
+#define F_STR(k) { k, json_type_string, NULL, json_type_null, false, NULL }
+#define F_BOOL(k) { k, json_type_boolean, NULL, json_type_null, false, NULL }
+#define F_INT(k) { k, json_type_int, NULL, json_type_null, false, NULL }
+#define F_STRV(k) { k, json_type_array, NULL, json_type_string, false, NULL }
+#define F_ADD(k, to) { k, json_type_array, NULL, json_type_string, false, to }
+#define F_OBJ(k, sub, open) { k, json_type_object, sub, json_type_null, open, NULL }
+#define F_OBJV(k, sub) { k, json_type_array, sub, json_type_object, false, NULL }
+#define F_END { NULL, json_type_null, NULL, json_type_null, false, NULL }
 
 static const struct field part_fields[] = {
 	F_STR("name"),	F_STR("type"),	F_STR("size"),	   F_STR("start"),
@@ -84,30 +90,28 @@ static const struct field part_fields[] = {
 
 static const struct field rootfs_fields[] = {
 	F_STR("source"), F_STR("suite"), F_STR("mirror"), F_STR("variant"), F_STRV("components"),
-	F_STRV("packages"), F_STR("path"), F_STR("url"), F_STR("sha256"), F_END,
+	F_STRV("packages"), F_ADD("packages_add", "packages"), F_STR("path"), F_STR("url"), F_STR("sha256"),
+	F_END,
 };
 
 static const struct field disk_fields[] = {
 	F_STR("table"),
 	F_STR("size"),
-	{ "partitions", json_type_array, part_fields, json_type_object, false },
+	F_OBJV("partitions", part_fields),
 	F_END,
 };
 
 static const struct field boot_fields[] = { F_STR("loader"), F_STR("cmdline"), F_END };
 
-/* Only "hostname" is checked here: the rest of "firstboot" belongs to the first-boot
- * configuration schema (pmoves-firstboot, another issue's work) and is passed through
- * untouched until that schema exists. */
+/* "hostname" is the builder's too (/etc/hostname in the image); the whole section is checked
+ * by pmoves-firstboot's own schema (firstboot_validate), which the builder runs. */
 static const struct field firstboot_fields[] = { F_STR("hostname"), F_END };
 
 /* Checked in full by pmoves-firstboot's schema (step-artifacts.c) once copied into
  * "firstboot" (check_artifacts); "bake" is the builder's. */
 static const struct field artifact_fields[] = {
-	F_STR("name"), F_STR("url"), F_STR("sha256"), F_STR("kind"), F_STR("target"), F_STR("mode"), F_STRV("run"),
-	{ "timeout", json_type_int, NULL, json_type_null, false },
-	{ "attempts", json_type_int, NULL, json_type_null, false },
-	F_BOOL("bake"), F_END,
+	F_STR("name"), F_STR("url"), F_STR("sha256"), F_STR("kind"), F_STR("target"), F_STR("mode"),
+	F_STRV("run"), F_INT("timeout"), F_INT("attempts"), F_BOOL("bake"), F_END,
 };
 
 static const struct field top_fields[] = {
@@ -115,13 +119,14 @@ static const struct field top_fields[] = {
 	F_STR("extends"),
 	F_STR("description"),
 	F_STR("arch"),
-	{ "rootfs", json_type_object, rootfs_fields, json_type_null, false },
-	{ "disk", json_type_object, disk_fields, json_type_null, false },
-	{ "boot", json_type_object, boot_fields, json_type_null, false },
+	F_OBJ("rootfs", rootfs_fields, false),
+	F_OBJ("disk", disk_fields, false),
+	F_OBJ("boot", boot_fields, false),
 	F_STRV("overlays"),
+	F_ADD("overlays_add", "overlays"),
 	F_STRV("outputs"),
-	{ "firstboot", json_type_object, firstboot_fields, json_type_null, true },
-	{ "artifacts", json_type_array, artifact_fields, json_type_object, false },
+	F_OBJ("firstboot", firstboot_fields, true),
+	F_OBJV("artifacts", artifact_fields),
 	F_END,
 };
 
@@ -161,11 +166,21 @@ struct pfile {
 	json_object *json;
 };
 
+/* Which file gave each element of an array that "_add" keys extend (merge_into), so that a
+ * problem with an element names the file that added it. */
+struct added {
+	char *path;   /* ".rootfs.packages" */
+	size_t n;
+	size_t *from; /* per element: its file, an index into files[] */
+};
+
 struct problems {
 	struct pfile files[PROFILE_MAX_EXTENDS + 1]; /* [0] is the file asked for, then its parents */
 	size_t n;
 	char *error;
 	json_object *resolved;
+	struct added added[8];
+	size_t n_added;
 };
 
 static void ctx_done(struct problems *c)
@@ -177,6 +192,10 @@ static void ctx_done(struct problems *c)
 	}
 	free(c->error);
 	json_object_put(c->resolved);
+	for (size_t i = 0; i < c->n_added; i++) {
+		free(c->added[i].path);
+		free(c->added[i].from);
+	}
 }
 
 /* "FILE: PATH: problem" (PATH may be NULL), once per load: the first problem wins. */
@@ -281,6 +300,16 @@ static json_object *file_lookup(json_object *o, const char *path, bool *ret_arra
 
 static const char *origin(struct problems *c, const char *path)
 {
+	for (size_t i = 0; i < c->n_added; i++) {
+		const struct added *a = &c->added[i];
+		size_t len = strlen(a->path);
+		char *end;
+		if (strncmp(path, a->path, len) != 0 || path[len] != '[')
+			continue;
+		unsigned long k = strtoul(path + len + 1, &end, 10);
+		if (*end == ']' && k < a->n)
+			return c->files[a->from[k]].display;
+	}
 	for (size_t i = 0; i < c->n; i++) {
 		if (i > 0 && (STREQ(path, ".name") || !strncmp(path, ".name.", 6)))
 			break; /* "name" is never inherited */
@@ -535,31 +564,121 @@ static int load_chain(struct problems *c, const char *display)
 
 /* ---- stage 3: merge ---- */
 
-static int merge_into(json_object *dst, json_object *src, bool top, bool keep_name)
+/* The record of the array at PATH, made with its first N elements from FILE when missing (or
+ * when RESET: the file replaced the array). */
+static struct added *added_at(struct problems *c, const char *path, size_t n, size_t file, bool reset)
 {
-	json_object_object_foreach(src, key, val)
-	{
-		if (top && (STREQ(key, "extends") || (!keep_name && STREQ(key, "name"))))
-			continue;
-		json_object *old = json_object_object_get(dst, key);
-		if (json_object_is_type(old, json_type_object) && json_object_is_type(val, json_type_object)) {
-			int r = merge_into(old, val, false, true);
-			if (r < 0)
-				return r;
-			continue;
-		}
-		json_object *copy = NULL;
-		if (json_object_deep_copy(val, &copy, NULL) < 0)
+	struct added *a = NULL;
+	for (size_t i = 0; i < c->n_added && !a; i++)
+		if (STREQ(c->added[i].path, path))
+			a = &c->added[i];
+	if (!a) {
+		if (c->n_added == ARRAY_SIZE(c->added))
+			return NULL;
+		a = &c->added[c->n_added];
+		*a = (struct added){ .path = strdup(path) };
+		if (!a->path)
+			return NULL;
+		c->n_added++;
+		reset = true;
+	}
+	if (reset) {
+		size_t *from = realloc(a->from, (n ? n : 1) * sizeof(size_t));
+		if (!from)
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			from[i] = file;
+		a->from = from;
+		a->n = n;
+	}
+	return a;
+}
+
+/* Is KEY an array that an "_add" key among FIELDS extends? */
+static bool add_target(const struct field *fields, const char *key)
+{
+	for (const struct field *f = fields; f && f->key; f++)
+		if (f->adds_to && STREQ(f->adds_to, key))
+			return true;
+	return false;
+}
+
+/* SRC's strings appended to DST[TO] (made when missing), each once, recorded as FILE's. */
+static int add_strings(struct problems *c, size_t file, json_object *dst, const char *to, json_object *src,
+		       const char *path)
+{
+	json_object *arr = json_object_object_get(dst, to);
+	if (!json_object_is_type(arr, json_type_array)) {
+		arr = json_object_new_array();
+		if (!arr || json_object_object_add(dst, to, arr) < 0) {
+			json_object_put(arr);
 			return -ENOMEM;
-		if (json_object_object_add(dst, key, copy) < 0) {
-			json_object_put(copy);
-			return -ENOMEM;
 		}
+	}
+	_cleanup_free_ char *p = path_key(path, to);
+	struct added *a = p ? added_at(c, p, json_object_array_length(arr), file, false) : NULL;
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_object_array_length(src); i++) {
+		const char *s = json_object_get_string(json_object_array_get_idx(src, i));
+		bool have = false;
+		for (size_t k = 0; k < json_object_array_length(arr) && !have; k++)
+			have = STREQ(s, json_object_get_string(json_object_array_get_idx(arr, k)));
+		if (have)
+			continue;
+		size_t *from = realloc(a->from, (a->n + 1) * sizeof(size_t));
+		if (!from)
+			return -ENOMEM;
+		a->from = from;
+		if (json_object_array_add(arr, json_object_new_string(s)) < 0)
+			return -ENOMEM;
+		a->from[a->n++] = file;
 	}
 	return 0;
 }
 
-/* ---- stage 4: defaults and canonical order ---- */
+/* SRC (files[FILE]'s object at PATH, whose keys are FIELDS) into DST: objects merge, other
+ * values replace, then "_add" arrays extend what DST has. */
+static int merge_into(struct problems *c, size_t file, json_object *dst, json_object *src,
+		      const struct field *fields, const char *path, bool top, bool keep_name)
+{
+	for (int adds = 0; adds < 2; adds++) {
+		json_object_object_foreach(src, key, val)
+		{
+			if (top && (STREQ(key, "extends") || (!keep_name && STREQ(key, "name"))))
+				continue;
+			const struct field *f = fields ? field_find(fields, key) : NULL;
+			if ((f && f->adds_to) != (adds == 1))
+				continue;
+			int r;
+			if (adds) {
+				if ((r = add_strings(c, file, dst, f->adds_to, val, path)) < 0)
+					return r;
+				continue;
+			}
+			_cleanup_free_ char *p = path_key(path, key);
+			if (!p)
+				return -ENOMEM;
+			json_object *old = json_object_object_get(dst, key);
+			if (json_object_is_type(old, json_type_object) && json_object_is_type(val, json_type_object)) {
+				if ((r = merge_into(c, file, old, val, f ? f->sub : NULL, p, false, true)) < 0)
+					return r;
+				continue;
+			}
+			json_object *copy = NULL;
+			if (json_object_deep_copy(val, &copy, NULL) < 0)
+				return -ENOMEM;
+			if (json_object_object_add(dst, key, copy) < 0) {
+				json_object_put(copy);
+				return -ENOMEM;
+			}
+			if (add_target(fields, key) && json_object_is_type(copy, json_type_array) &&
+			    !added_at(c, p, json_object_array_length(copy), file, true))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
 
 static int add_default(json_object *o, const char *key, json_object *v)
 {
@@ -1285,7 +1404,7 @@ static int resolve(struct problems *c, const char *display, struct profile *p)
 		return -ENOMEM;
 	c->resolved = merged;
 	for (size_t i = c->n; i-- > 0;)
-		if ((r = merge_into(merged, c->files[i].json, true, i == 0)) < 0)
+		if ((r = merge_into(c, i, merged, c->files[i].json, top_fields, "", true, i == 0)) < 0)
 			return r;
 	if ((r = apply_defaults(c, merged)) < 0)
 		return r;

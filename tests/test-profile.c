@@ -471,6 +471,56 @@ static void test_child(void)
 	profile_free(p);
 }
 
+/* The packages of P joined with ' ', for comparisons. */
+static char *packages_of(const struct profile *p)
+{
+	return strv_join((char **)p->rootfs.packages, " ");
+}
+
+/* "packages_add" and "overlays_add" add to what a profile inherits, along the whole chain. */
+static void test_add(void)
+{
+	write_at("add/base.json", "{\"rootfs\":{\"packages\":[\"a\",\"b\"]}," GOOD_DISK "}");
+	write_at("add/mid.json", "{\"extends\":\"base\",\"rootfs\":{\"packages_add\":[\"c\",\"a\"]},"
+				 "\"overlays_add\":[\"common\"]}");
+	write_at("add/leaf.json", "{\"extends\":\"mid\",\"rootfs\":{\"packages_add\":[\"d\"]}}");
+	write_at("add/reset.json", "{\"extends\":\"mid\",\"rootfs\":{\"packages_add\":[\"y\"],\"packages\":[\"x\"]}}");
+	write_at("add/bad.json", "{\"extends\":\"mid\",\"rootfs\":{\"packages_add\":[\"ok\",\"Not OK\"]}}");
+	write_at("add/type.json", "{\"extends\":\"mid\",\"rootfs\":{\"packages_add\":\"d\"}}");
+	struct {
+		const char *file, *want, *err;
+	} cases[] = {
+		{ "mid", "a b c", NULL },
+		{ "leaf", "a b c d", NULL },
+		{ "reset", "x y", NULL },
+		{ "bad", NULL, "add/bad.json: .rootfs.packages[4]: \"Not OK\" is not a Debian package name" },
+		{ "type", NULL, "add/type.json: .rootfs.packages_add: expected an array, got a string" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *path = NULL, *err = NULL, *got = NULL;
+		if (asprintf(&path, "%s/add/%s.json", tmp, cases[i].file) < 0)
+			abort();
+		struct profile *p = NULL;
+		int r = profile_load(path, &p, &err);
+		if (cases[i].want) {
+			got = r == 0 ? packages_of(p) : NULL;
+			tap_ok(r == 0 && got && STREQ(got, cases[i].want), "%s: packages '%s' (got '%s', %s)", cases[i].file,
+			       cases[i].want, got ? got : "", err ? err : "ok");
+		} else
+			tap_ok(r == -EINVAL && err && strstr(err, cases[i].err), "%s: '%s' (got %s)", cases[i].file,
+			       cases[i].err, err ? err : "no error");
+		if (r == 0 && STREQ(cases[i].file, "leaf")) {
+			json_object *rootfs = json_object_object_get(p->json, "rootfs");
+			tap_ok(!json_object_object_get_ex(rootfs, "packages_add", NULL) &&
+				       !json_object_object_get_ex(p->json, "overlays_add", NULL),
+			       "leaf: no \"_add\" key in the resolved profile");
+			tap_ok(p->overlays[0] && STREQ(p->overlays[0], "common") && !p->overlays[1],
+			       "leaf: overlays_add of its parent is inherited");
+		}
+		profile_free(p);
+	}
+}
+
 static void test_list(void)
 {
 	_cleanup_strv_ char **names = NULL;
@@ -631,6 +681,7 @@ int main(void)
 	test_bad_other();
 	test_base_debian();
 	test_child();
+	test_add();
 	test_list();
 	test_cli();
 
