@@ -174,6 +174,8 @@ install: all
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
 	$(foreach a,$(TARGET_ARCHES),$(if $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)),install -d $(DESTDIR)$(LIBEXECDIR)/$(a) && cp $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)) $(DESTDIR)$(LIBEXECDIR)/$(a)/ &&)) true
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
+	install -d $(DESTDIR)$(DATADIR)/schema
+	$(BUILD)/pmoves-image schema >$(DESTDIR)$(DATADIR)/schema/profile.schema.json
 
 clean:
 	rm -rf build build-san pmoves-image

@@ -76,6 +76,11 @@ const struct arch *arch_by_root_type(const char *guid)
 	return NULL;
 }
 
+const char *arch_at(size_t i)
+{
+	return i < ARRAY_SIZE(arches) ? arches[i].name : NULL;
+}
+
 const char *arch_names(void)
 {
 	static char buf[128];

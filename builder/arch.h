@@ -2,6 +2,8 @@
 #ifndef PMOVES_ARCH_H
 #define PMOVES_ARCH_H
 
+#include <stddef.h>
+
 struct arch {
 	const char *name;      /* as profiles and uname name it: "x86_64" */
 	const char *debian;    /* Debian's name: "amd64" */
@@ -26,6 +28,8 @@ const struct arch *arch_host(void);
 unsigned arch_bit(const struct arch *a);
 /* The architecture whose root partition type is GUID (text, any case), or NULL. */
 const struct arch *arch_by_root_type(const char *guid);
+/* The name of the I-th architecture, NULL past the last. */
+const char *arch_at(size_t i);
 /* "'x86_64', 'aarch64'", for messages. */
 const char *arch_names(void);
 

@@ -17,5 +17,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
 
 #endif

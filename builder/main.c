@@ -16,6 +16,7 @@ static const struct command {
 	{ "list", cmd_list, "list the profiles" },
 	{ "show", cmd_show, "print a profile resolved, as JSON" },
 	{ "validate", cmd_validate, "check a profile without building" },
+	{ "schema", cmd_schema, "print the profile schema (JSON Schema)" },
 };
 
 static void usage(FILE *f)

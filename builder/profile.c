@@ -8,6 +8,7 @@
  *   4. defaults, then canonical key order (what `show` prints and what keys the rootfs cache)
  *   5. values, layout and cross checks on the resolved profile, naming the file a value came from */
 #include "profile.h"
+#include "profile-schema.h"
 #include "registry.h"
 #include "util.h"
 
@@ -59,83 +60,6 @@ const char *overlay_dir(void)
 {
 	static char buf[PATH_MAX];
 	return data_subdir(buf, sizeof(buf), "overlays");
-}
-
-/* ---- the schema: keys and JSON types, in canonical order ---- */
-
-struct field {
-	const char *key;
-	json_type type;
-	const struct field *sub; /* object: its fields; array of objects: the elements' fields */
-	json_type elem;          /* array: type of the elements */
-	bool open;               /* object: keys not listed are passed through unchecked */
-	const char *adds_to;     /* array: its elements are added to this sibling array after what
-				  * the file inherits (merge_into); it is not in the result */
-};
-
-#define F_STR(k) { k, json_type_string, NULL, json_type_null, false, NULL }
-#define F_BOOL(k) { k, json_type_boolean, NULL, json_type_null, false, NULL }
-#define F_INT(k) { k, json_type_int, NULL, json_type_null, false, NULL }
-#define F_STRV(k) { k, json_type_array, NULL, json_type_string, false, NULL }
-#define F_ADD(k, to) { k, json_type_array, NULL, json_type_string, false, to }
-#define F_OBJ(k, sub, open) { k, json_type_object, sub, json_type_null, open, NULL }
-#define F_OBJV(k, sub) { k, json_type_array, sub, json_type_object, false, NULL }
-#define F_END { NULL, json_type_null, NULL, json_type_null, false, NULL }
-
-static const struct field part_fields[] = {
-	F_STR("name"),	F_STR("type"),	F_STR("size"),	   F_STR("start"),
-	F_STR("fs"),	F_STR("mount"), F_STR("label"),	   F_BOOL("bootable"),
-	F_END,
-};
-
-static const struct field rootfs_fields[] = {
-	F_STR("source"), F_STR("suite"), F_STR("mirror"), F_STR("variant"), F_STRV("components"),
-	F_STRV("packages"), F_ADD("packages_add", "packages"), F_STR("path"), F_STR("url"), F_STR("sha256"),
-	F_END,
-};
-
-static const struct field disk_fields[] = {
-	F_STR("table"),
-	F_STR("size"),
-	F_OBJV("partitions", part_fields),
-	F_END,
-};
-
-static const struct field boot_fields[] = { F_STR("loader"), F_STR("cmdline"), F_END };
-
-/* "hostname" is the builder's too (/etc/hostname in the image); the whole section is checked
- * by pmoves-firstboot's own schema (firstboot_validate), which the builder runs. */
-static const struct field firstboot_fields[] = { F_STR("hostname"), F_END };
-
-/* Checked in full by pmoves-firstboot's schema (step-artifacts.c) once copied into
- * "firstboot" (check_artifacts); "bake" is the builder's. */
-static const struct field artifact_fields[] = {
-	F_STR("name"), F_STR("url"), F_STR("sha256"), F_STR("kind"), F_STR("target"), F_STR("mode"),
-	F_STRV("run"), F_INT("timeout"), F_INT("attempts"), F_BOOL("bake"), F_END,
-};
-
-static const struct field top_fields[] = {
-	F_STR("name"),
-	F_STR("extends"),
-	F_STR("description"),
-	F_STR("arch"),
-	F_OBJ("rootfs", rootfs_fields, false),
-	F_OBJ("disk", disk_fields, false),
-	F_OBJ("boot", boot_fields, false),
-	F_STRV("overlays"),
-	F_ADD("overlays_add", "overlays"),
-	F_STRV("outputs"),
-	F_OBJ("firstboot", firstboot_fields, true),
-	F_OBJV("artifacts", artifact_fields),
-	F_END,
-};
-
-static const struct field *field_find(const struct field *fields, const char *key)
-{
-	for (const struct field *f = fields; f->key; f++)
-		if (STREQ(f->key, key))
-			return f;
-	return NULL;
 }
 
 static const char *type_name(json_type t)
@@ -496,7 +420,7 @@ static int load_file(struct problems *c, const char *display)
 	r = parse_json(c, display, buf, len, &f->json);
 	if (r < 0)
 		return r;
-	return check_fields(c, display, "", f->json, top_fields, false);
+	return check_fields(c, display, "", f->json, profile_fields, false);
 }
 
 /* ---- stage 2: extends ---- */
@@ -881,15 +805,12 @@ static int strv_from_array(json_object *a, const char ***ret)
 	return 0;
 }
 
-/* "SIZE" into bytes; PATH names it in messages. */
-static int check_size(struct problems *c, const char *path, const char *s, bool fill_ok, uint64_t *ret)
+/* "SIZE" (a size by its format: check_formats) into bytes; PATH names it in messages. */
+static int check_size(struct problems *c, const char *path, const char *s, uint64_t *ret)
 {
 	uint64_t v;
-	int r = parse_size(s, &v);
-	if (r == -ERANGE)
+	if (parse_size(s, &v) < 0)
 		return bad(c, path, "%s is too large", Q(s));
-	if (r < 0)
-		return bad(c, path, "%s is not a size (use 512M, 4G%s)", Q(s), fill_ok ? ", or \"fill\"" : "");
 	if (v == 0)
 		return bad(c, path, "%s: the size must be larger than 0", Q(s));
 	if (!is_aligned(v, SECTOR))
@@ -917,57 +838,79 @@ int check_str_list(struct problems *c, const char *path, json_object *a, size_t 
 	return 0;
 }
 
-static bool valid_name64(const char *s)
+/* ---- stage 5: the structural rules of profile-schema.c, on the resolved profile ---- */
+
+static int check_formats(struct problems *c, const char *path, json_object *o, const struct field *fields);
+
+static int check_string(struct problems *c, const char *path, const char *s, const struct format *f)
 {
-	return valid_name(s, NAME_MAX_LEN);
+	_cleanup_free_ char *msg = NULL;
+	int r = f ? format_check(f, s, &msg) : 0;
+	if (r == -EINVAL)
+		return bad(c, path, "%s", msg);
+	return r;
 }
 
-static bool valid_output(const char *s)
+static int check_array(struct problems *c, const char *path, json_object *a, const struct field *f)
 {
-	return output_find(s) != NULL;
-}
-
-static bool valid_hostname(const char *s)
-{
-	size_t total = strlen(s);
-	if (total == 0 || total > 253)
-		return false;
-	while (*s) {
-		size_t n = strcspn(s, ".");
-		if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-			return false;
-		for (size_t i = 0; i < n; i++)
-			if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-			      s[i] == '-'))
-				return false;
-		s += n;
-		if (*s == '.' && !*++s)
-			return false; /* trailing dot */
+	size_t n = json_object_array_length(a);
+	if (n < f->min_items)
+		return bad(c, path, "empty: at least %zu needed", f->min_items);
+	if (f->max_items && n > f->max_items)
+		return bad(c, path, "%zu elements, at most %zu are allowed", n, f->max_items);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(a, i);
+		_cleanup_free_ char *p = path_index(path, i);
+		if (!p)
+			return -ENOMEM;
+		int r = f->elem == json_type_string ? check_string(c, p, json_object_get_string(e), f->format)
+						    : f->elem == json_type_object ? check_formats(c, p, e, f->sub) : 0;
+		if (r < 0)
+			return r;
+		for (size_t k = 0; f->unique && k < i; k++)
+			if (json_object_equal(e, json_object_array_get_idx(a, k)))
+				return bad(c, p, "%s is listed twice",
+					   json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
 	}
-	return true;
+	return 0;
 }
 
-static int check_top(struct problems *c, json_object *o, struct profile *p)
+/* Every value of O (at PATH) by its field's rules, in the table's order; required keys. */
+static int check_formats(struct problems *c, const char *path, json_object *o, const struct field *fields)
+{
+	for (const struct field *f = fields; f && f->key; f++) {
+		json_object *v = json_object_object_get(o, f->key);
+		_cleanup_free_ char *p = path_key(path, f->key);
+		if (!p)
+			return -ENOMEM;
+		int r = 0;
+		if (!v && f->required)
+			return bad(c, path, "missing \"%s\"", f->key);
+		if (!v)
+			continue;
+		if (f->type == json_type_string)
+			r = check_string(c, p, json_object_get_string(v), f->format);
+		else if (f->type == json_type_array)
+			r = check_array(c, p, v, f);
+		else if (f->type == json_type_object)
+			r = check_formats(c, p, v, f->sub);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- stage 5: values the tables cannot judge, layout and cross checks ---- */
+
+/* The top level's values, valid by their formats (check_formats). */
+static void fill_top(json_object *o, struct profile *p)
 {
 	p->name = str_at(o, "name");
-	if (!valid_name(p->name, NAME_MAX_LEN))
-		return bad(c, ".name", "%s is not a valid profile name (letters, digits, '.', '_', '-'; at most %d)",
-			   Q(p->name), NAME_MAX_LEN);
-
 	p->description = str_at(o, "description");
-	if (p->description) {
-		if (strlen(p->description) > DESCRIPTION_MAX)
-			return bad(c, ".description", "too long: %zu bytes, at most %d", strlen(p->description),
-				   DESCRIPTION_MAX);
-		if (str_has_control(p->description))
-			return bad(c, ".description", "contains a control character");
-	}
-
-	const char *arch = str_at(o, "arch");
-	p->arch = arch_find(arch);
-	if (!p->arch || !STREQ(p->arch->name, arch)) /* not Debian's name for it */
-		return bad(c, ".arch", "unknown architecture %s (allowed: %s)", Q(arch), arch_names());
-	return 0;
+	p->arch = arch_find(str_at(o, "arch"));
+	json_object *boot = json_object_object_get(o, "boot");
+	p->boot.loader = str_at(boot, "loader");
+	p->boot.cmdline = str_at(boot, "cmdline");
 }
 
 static int check_rootfs(struct problems *c, json_object *o, struct profile *p)
@@ -987,48 +930,19 @@ static int check_rootfs(struct problems *c, json_object *o, struct profile *p)
 		return r;
 
 	const struct rootfs_source *src = rootfs_source_find(p->rootfs.source);
-	if (!src)
-		return bad(c, ".rootfs.source", "unknown rootfs source %s (known: %s)", Q(p->rootfs.source),
-			   rootfs_source_names());
 	return src->check ? src->check(p, c) : 0;
 }
 
-static int check_mount(struct problems *c, const char *path, const char *m)
-{
-	if (m[0] != '/')
-		return bad(c, path, "%s is not an absolute path", Q(m));
-	if (strlen(m) > MOUNT_MAX)
-		return bad(c, path, "mount point is longer than %d bytes", MOUNT_MAX);
-	if (str_has_space_or_control(m) || strchr(m, '\\'))
-		return bad(c, path, "%s contains a space, control character or backslash", Q(m));
-	if (STREQ(m, "/"))
-		return 0;
-	if (m[strlen(m) - 1] == '/')
-		return bad(c, path, "%s ends with '/'", Q(m));
-	for (const char *s = m + 1;;) {
-		size_t n = strcspn(s, "/");
-		if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-			return bad(c, path, "%s has an empty, '.' or '..' component", Q(m));
-		if (!s[n])
-			return 0;
-		s += n + 1;
-	}
-}
-
-/* The label by the rules of its filesystem's record (none: printable ASCII, 64 bytes). */
+/* The label by the rules of its filesystem's record (printable ASCII, at most 64 bytes:
+ * check_formats). */
 static int check_label(struct problems *c, const char *path, json_object *label_obj, const struct fs_type *fs)
 {
 	const char *label = json_object_get_string(label_obj);
-	size_t n = strlen(label), max = fs ? fs->label_max : 64;
-	if (n == 0)
-		return bad(c, path, "the label is empty");
-	for (const char *s = label; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return bad(c, path, "%s: a label is printable ASCII only", Q(label));
-	if (n > max)
-		return bad(c, path, "%s is longer than %zu bytes, the %s limit", Q(label), max, fs ? fs->name : "label");
+	size_t n = strlen(label);
 	if (!fs)
 		return 0;
+	if (n > fs->label_max)
+		return bad(c, path, "%s is longer than %zu bytes, the %s limit", Q(label), fs->label_max, fs->name);
 	char up[256];
 	for (size_t i = 0; i <= n; i++) {
 		char ch = label[i];
@@ -1040,17 +954,6 @@ static int check_label(struct problems *c, const char *path, json_object *label_
 	if (fs->label_upper && json_object_set_string(label_obj, up) == 0)
 		return -ENOMEM;
 	return 0;
-}
-
-static bool valid_part_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 36)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-			return false;
-	return true;
 }
 
 struct part_raw {
@@ -1068,50 +971,32 @@ static int check_partition(struct problems *c, json_object *part, size_t i, stru
 #define AT(key) (snprintf(path, sizeof(path), "%s.%s", base, key), path)
 
 	s->name = str_at(part, "name");
-	if (!s->name)
-		return bad(c, base, "missing \"name\"");
-	if (!valid_part_name(s->name))
-		return bad(c, AT("name"), "%s is not a partition name (a-z, 0-9, '_', '-'; 1 to 36 characters)",
-			   Q(s->name));
 	for (size_t k = 0; k < i; k++)
 		if (STREQ(p->disk.parts[k].name, s->name))
 			return bad(c, AT("name"), "partition name '%s' is used twice (partitions %zu and %zu)", s->name,
 				   k, i);
 
 	s->type = str_at(part, "type");
-	if (!s->type)
-		return bad(c, base, "missing \"type\" (one of %s)", part_type_names());
-	if (!part_type_find(s->type))
-		return bad(c, AT("type"), "unknown partition type %s (known: %s)", Q(s->type), part_type_names());
-
 	raw->size_text = str_at(part, "size");
-	if (!raw->size_text)
-		return bad(c, base, "missing \"size\" (use 512M, 4G, or \"fill\")");
 	if (STREQ(raw->size_text, "fill"))
 		s->fill = true;
-	else if ((r = check_size(c, AT("size"), raw->size_text, true, &raw->size)) < 0)
+	else if ((r = check_size(c, AT("size"), raw->size_text, &raw->size)) < 0)
 		return r;
 
 	raw->start_text = str_at(part, "start");
 	if (raw->start_text) {
 		r = parse_size(raw->start_text, &raw->start);
-		if (r == -ERANGE)
-			return bad(c, AT("start"), "%s is too large", Q(raw->start_text));
 		if (r < 0)
-			return bad(c, AT("start"), "%s is not a size (use 1M, 512M, 4G)", Q(raw->start_text));
+			return bad(c, AT("start"), "%s is too large", Q(raw->start_text));
 		if (!is_aligned(raw->start, ALIGN_BYTES))
 			return bad(c, AT("start"), "%s is not a multiple of 1 MiB", Q(raw->start_text));
 	}
 
 	s->fs = str_at(part, "fs");
-	const struct fs_type *fs = fs_find(s->fs);
-	if (!fs && !STREQ(s->fs, "none"))
-		return bad(c, AT("fs"), "unknown filesystem %s (known: %s, or \"none\")", Q(s->fs), fs_names());
+	const struct fs_type *fs = fs_find(s->fs); /* NULL: "none" */
 
 	s->mount = str_at(part, "mount");
 	if (s->mount) {
-		if ((r = check_mount(c, AT("mount"), s->mount)) < 0)
-			return r;
 		for (size_t k = 0; k < i; k++)
 			if (p->disk.parts[k].mount && STREQ(p->disk.parts[k].mount, s->mount))
 				return bad(c, AT("mount"), "'%s' is mounted twice (partitions '%s' and '%s')", s->mount,
@@ -1139,13 +1024,10 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 
 	p->disk.table = str_at(disk, "table");
 	const struct table_type *t = table_find(p->disk.table);
-	if (!t)
-		return bad(c, ".disk.table", "unknown partition table %s (known: %s)", Q(p->disk.table), table_names());
-
 	const char *size = str_at(disk, "size");
 	if (!size)
 		return bad(c, ".disk", "missing \"size\" (use 4G, for example)");
-	int r = check_size(c, ".disk.size", size, false, &p->disk.size);
+	int r = check_size(c, ".disk.size", size, &p->disk.size);
 	if (r < 0)
 		return r;
 	char buf[24];
@@ -1164,8 +1046,6 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 		return bad(c, ".disk", "missing \"partitions\"");
 	size_t n = json_object_array_length(parts);
 	size_t max = t->max_parts < PROFILE_MAX_PARTS ? t->max_parts : PROFILE_MAX_PARTS;
-	if (n == 0)
-		return bad(c, ".disk.partitions", "no partitions: at least one is needed");
 	if (n > max)
 		return bad(c, ".disk.partitions", "%zu partitions, but the '%s' table holds at most %zu", n,
 			   t->name, max);
@@ -1239,26 +1119,10 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 	return 0;
 }
 
-static int check_boot(struct problems *c, json_object *o, struct profile *p)
-{
-	json_object *boot = json_object_object_get(o, "boot");
-	p->boot.loader = str_at(boot, "loader");
-	p->boot.cmdline = str_at(boot, "cmdline");
-	if (!boot_find(p->boot.loader))
-		return bad(c, ".boot.loader", "unknown boot loader %s (known: %s)", Q(p->boot.loader), boot_names());
-	if (strlen(p->boot.cmdline) > CMDLINE_MAX)
-		return bad(c, ".boot.cmdline", "too long: %zu bytes, at most %d", strlen(p->boot.cmdline), CMDLINE_MAX);
-	if (str_has_control(p->boot.cmdline))
-		return bad(c, ".boot.cmdline", "contains a newline or control character");
-	return 0;
-}
-
 static int check_lists(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *overlays = json_object_object_get(o, "overlays");
-	int r = check_str_list(c, ".overlays", overlays, MAX_OVERLAYS, "overlays", valid_name64, "an overlay name");
-	if (r < 0)
-		return r;
+	int r;
 	size_t n = json_object_array_length(overlays);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = json_object_get_string(json_object_array_get_idx(overlays, i));
@@ -1274,23 +1138,11 @@ static int check_lists(struct problems *c, json_object *o, struct profile *p)
 	}
 
 	json_object *outputs = json_object_object_get(o, "outputs");
-	char rule[300];
-	snprintf(rule, sizeof(rule), "a known output (%s)", output_names());
-	r = check_str_list(c, ".outputs", outputs, MAX_OUTPUTS, "outputs", valid_output, rule);
-	if (r < 0)
-		return r;
-	if (json_object_array_length(outputs) == 0)
-		return bad(c, ".outputs", "empty: at least one output is needed (\"raw\")");
-
 	if ((r = strv_from_array(overlays, &p->overlays)) < 0 || (r = strv_from_array(outputs, &p->outputs)) < 0)
 		return r;
 
 	p->firstboot = json_object_object_get(o, "firstboot");
 	const char *hostname = str_at(p->firstboot, "hostname");
-	if (hostname && !valid_hostname(hostname))
-		return bad(c, ".firstboot.hostname",
-			   "%s is not a hostname (labels of letters, digits and '-', at most 63 each, 253 in all)",
-			   Q(hostname));
 	p->hostname = hostname ? hostname : p->name;
 	return 0;
 }
@@ -1404,16 +1256,18 @@ static int resolve(struct problems *c, const char *display, struct profile *p)
 		return -ENOMEM;
 	c->resolved = merged;
 	for (size_t i = c->n; i-- > 0;)
-		if ((r = merge_into(c, i, merged, c->files[i].json, top_fields, "", true, i == 0)) < 0)
+		if ((r = merge_into(c, i, merged, c->files[i].json, profile_fields, "", true, i == 0)) < 0)
 			return r;
 	if ((r = apply_defaults(c, merged)) < 0)
 		return r;
-	p->json = canonical(merged, top_fields, false);
+	p->json = canonical(merged, profile_fields, false);
 	if (!p->json)
 		return -ENOMEM;
 
-	if ((r = check_top(c, p->json, p)) < 0 || (r = check_rootfs(c, p->json, p)) < 0 ||
-	    (r = check_disk(c, p->json, p)) < 0 || (r = check_boot(c, p->json, p)) < 0 ||
+	if ((r = check_formats(c, "", p->json, profile_fields)) < 0)
+		return r;
+	fill_top(p->json, p);
+	if ((r = check_rootfs(c, p->json, p)) < 0 || (r = check_disk(c, p->json, p)) < 0 ||
 	    (r = check_lists(c, p->json, p)) < 0 || (r = check_artifacts(c, p->json, p)) < 0 ||
 	    (r = check_cross(c, p)) < 0)
 		return r;

@@ -62,6 +62,14 @@ const struct fs_type *fs_find(const char *name) { FIND(filesystems, name); }
 const struct boot_loader *boot_find(const char *name) { FIND(boot_loaders, name); }
 const struct output_type *output_find(const char *name) { FIND(outputs, name); }
 
+/* The name of the I-th record, NULL past the last. */
+#define AT(table, i) return (i) < ARRAY_SIZE(table) ? table[i]->name : NULL
+
+const char *rootfs_source_at(size_t i) { AT(rootfs_sources, i); }
+const char *fs_at(size_t i) { AT(filesystems, i); }
+const char *boot_at(size_t i) { AT(boot_loaders, i); }
+const char *output_at(size_t i) { AT(outputs, i); }
+
 const char *rootfs_source_names(void) { NAMES(rootfs_sources); }
 const char *fs_names(void) { NAMES(filesystems); }
 const char *boot_names(void) { NAMES(boot_loaders); }

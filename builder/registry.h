@@ -133,6 +133,12 @@ const struct rootfs_source *rootfs_source_find(const char *name);
 const struct fs_type *fs_find(const char *name);
 const struct boot_loader *boot_find(const char *name);
 const struct output_type *output_find(const char *name);
+/* The name of the I-th record of a list, NULL past the last: enumerations for the profile
+ * schema (profile-schema.c). */
+const char *rootfs_source_at(size_t i);
+const char *fs_at(size_t i);
+const char *boot_at(size_t i);
+const char *output_at(size_t i);
 /* The names of a list, "'ext4', 'vfat'", for messages. */
 const char *rootfs_source_names(void);
 const char *fs_names(void);

@@ -13,6 +13,11 @@ const struct table_type *table_find(const char *name)
 	return NULL;
 }
 
+const char *table_at(size_t i)
+{
+	return i < ARRAY_SIZE(tables) ? tables[i]->name : NULL;
+}
+
 const char *table_names(void)
 {
 	static char buf[64];
@@ -44,6 +49,11 @@ const struct part_type *part_type_find(const char *name)
 	return NULL;
 }
 
+const char *part_type_at(size_t i)
+{
+	return i < ARRAY_SIZE(part_types) ? part_types[i].name : NULL;
+}
+
 const char *part_type_guid(const struct part_type *t, const struct arch *a)
 {
 	return t->gpt ? t->gpt : a->root_type;
@@ -68,6 +78,6 @@ const char *part_type_names(void)
 	static char buf[256];
 	if (!*buf)
 		for (size_t i = 0; i < ARRAY_SIZE(part_types); i++)
-			names_add(buf, sizeof(buf), part_types[i].name, false);
+			names_add(buf, sizeof(buf), part_types[i].name, true);
 	return buf;
 }

@@ -44,6 +44,7 @@ struct table_type {
 extern const struct table_type table_gpt, table_mbr;
 const struct table_type *table_find(const char *name);
 const char *table_names(void); /* "'gpt', 'mbr'", for messages */
+const char *table_at(size_t i); /* the I-th table's name, NULL past the last */
 
 /* Partition types by name: DPS GPT type GUIDs and MBR type bytes. Returns NULL for an
  * unknown name. */
@@ -59,8 +60,9 @@ const char *part_type_guid(const struct part_type *t, const struct arch *a);
  * case-insensitively, and in *ret_arch the architecture when the type depends on it (NULL
  * otherwise). NULL when the GUID is not one of ours. */
 const struct part_type *part_type_from_guid(const char *guid, const struct arch **ret_arch);
-/* "esp, xbootldr, root, ...", for messages. */
+/* "'esp', 'xbootldr', 'root', ...", for messages. */
 const char *part_type_names(void);
+const char *part_type_at(size_t i); /* the I-th type's name, NULL past the last */
 
 /* gpt_read, gpt_relocate_backup, gpt_resize_partition and struct gpt_disk: lib/gpt.h. */
 

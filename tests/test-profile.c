@@ -3,6 +3,7 @@
  * binary give the documented output and exit codes. Fixtures are written into a mkdtemp
  * directory used as PMOVES_DATADIR. */
 #include "arch.h"
+#include "profile-schema.h"
 #include "profile.h"
 #include "registry.h"
 #include "run.h"
@@ -39,183 +40,190 @@ static void write_at(const char *rel, const char *content)
 	}
 }
 
+/* What the JSON Schema (pmoves-image schema) says of the file on its own: it refuses it too
+ * (keys, types, enumerations, formats), or accepts it (a rule of the validator alone: values
+ * that must fit, rules across fields or files, of one rootfs source or filesystem), or the file
+ * is not JSON. */
+enum schema_says { SCHEMA_REFUSES, SCHEMA_ACCEPTS, SCHEMA_NOT_JSON };
+
 struct bad {
 	const char *file;    /* under tmp/profiles/ */
 	const char *content; /* NULL: the file is already written */
 	const char *err_file; /* file the message names, under tmp/profiles/ (NULL: FILE) */
 	const char *path;     /* JSON path in the message, or NULL for file-level problems */
 	const char *words[3];
+	enum schema_says schema;
 };
 
 static const struct bad bad_cases[] = {
-	{ "unknown-top.json", "{\"nmae\":\"x\"," GOOD_DISK "}", NULL, ".nmae", { "unknown key", "known keys: name" } },
+	{ "unknown-top.json", "{\"nmae\":\"x\"," GOOD_DISK "}", NULL, ".nmae", { "unknown key", "known keys: name" }, SCHEMA_REFUSES },
 	{ "unknown-rootfs.json", "{\"rootfs\":{\"sute\":\"trixie\"}," GOOD_DISK "}", NULL, ".rootfs.sute",
-	  { "unknown key", "suite" } },
+	  { "unknown key", "suite" }, SCHEMA_REFUSES },
 	{ "unknown-part.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mnt\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].mnt", { "unknown key", "mount" } },
+	  ".disk.partitions[1].mnt", { "unknown key", "mount" }, SCHEMA_REFUSES },
 	{ "unknown-odd-key.json", "{\"boot\":{\"loader x\":\"a\"}," GOOD_DISK "}", NULL, ".boot[\"loader x\"]",
-	  { "unknown key" } },
-	{ "type-arch.json", "{\"arch\":64," GOOD_DISK "}", NULL, ".arch", { "expected a string, got a number" } },
+	  { "unknown key" }, SCHEMA_REFUSES },
+	{ "type-arch.json", "{\"arch\":64," GOOD_DISK "}", NULL, ".arch", { "expected a string, got a number" }, SCHEMA_REFUSES },
 	{ "type-bootable.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"vfat\",\"bootable\":\"yes\"}," ROOT) "}",
-	  NULL, ".disk.partitions[0].bootable", { "expected a boolean, got a string" } },
+	  NULL, ".disk.partitions[0].bootable", { "expected a boolean, got a string" }, SCHEMA_REFUSES },
 	{ "type-packages.json", "{\"rootfs\":{\"packages\":\"vim\"}," GOOD_DISK "}", NULL, ".rootfs.packages",
-	  { "expected an array, got a string" } },
-	{ "type-part.json", "{" DISK("\"esp\"") "}", NULL, ".disk.partitions[0]", { "expected an object, got a string" } },
-	{ "type-null.json", "{\"rootfs\":null," GOOD_DISK "}", NULL, ".rootfs", { "expected an object, got null" } },
+	  { "expected an array, got a string" }, SCHEMA_REFUSES },
+	{ "type-part.json", "{" DISK("\"esp\"") "}", NULL, ".disk.partitions[0]", { "expected an object, got a string" }, SCHEMA_REFUSES },
+	{ "type-null.json", "{\"rootfs\":null," GOOD_DISK "}", NULL, ".rootfs", { "expected an object, got null" }, SCHEMA_REFUSES },
 	{ "size-12q.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].size", { "\"12Q\" is not a size (use 512M, 4G, or \"fill\")" } },
+	  ".disk.partitions[1].size", { "\"12Q\" is not a size (use 512M, 4G, or \"fill\")" }, SCHEMA_REFUSES },
 	{ "size-neg.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"-1G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].size", { "\"-1G\" is not a size" } },
+	  ".disk.partitions[1].size", { "\"-1G\" is not a size" }, SCHEMA_REFUSES },
 	{ "size-huge.json", "{\"disk\":{\"size\":\"99999999T\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
-	  { "\"99999999T\"", "too large" } },
+	  { "\"99999999T\"", "too large" }, SCHEMA_ACCEPTS },
 	{ "size-zero.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"0\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}," ROOT) "}",
-	  NULL, ".disk.partitions[0].size", { "\"0\"", "larger than 0" } },
+	  NULL, ".disk.partitions[0].size", { "\"0\"", "larger than 0" }, SCHEMA_ACCEPTS },
 	{ "size-512.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"1000\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}," ROOT) "}",
-	  NULL, ".disk.partitions[0].size", { "\"1000\"", "not a multiple of 512" } },
+	  NULL, ".disk.partitions[0].size", { "\"1000\"", "not a multiple of 512" }, SCHEMA_ACCEPTS },
 	{ "disk-small.json", "{\"disk\":{\"size\":\"1M\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
-	  { "too small", "2M" } },
-	{ "disk-missing.json", "{\"arch\":\"x86_64\"}", NULL, ".disk", { "missing" } },
+	  { "too small", "2M" }, SCHEMA_ACCEPTS },
+	{ "disk-missing.json", "{\"arch\":\"x86_64\"}", NULL, ".disk", { "missing" }, SCHEMA_REFUSES },
 	{ "overlap.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"start\":\"100M\",\"size\":\"fill\",\"fs\":\"ext4\","
 		       "\"mount\":\"/\"}") "}",
-	  NULL, ".disk.partitions[1].start", { "'root' overlaps partition 'esp'", "257.0 MiB" } },
+	  NULL, ".disk.partitions[1].start", { "'root' overlaps partition 'esp'", "257.0 MiB" }, SCHEMA_ACCEPTS },
 	{ "too-big.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"4G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].size", { "'root' does not fit the 4G disk", "257.0 MiB too large" } },
+	  ".disk.partitions[1].size", { "'root' does not fit the 4G disk", "257.0 MiB too large" }, SCHEMA_ACCEPTS },
 	{ "two-fills.json",
 	  "{" DISK(ESP "," ROOT ",{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"ext4\"}") "}", NULL,
-	  ".disk.partitions[2].size", { "two \"fill\" partitions, 'root' and 'data'" } },
+	  ".disk.partitions[2].size", { "two \"fill\" partitions, 'root' and 'data'" }, SCHEMA_ACCEPTS },
 	{ "fill-not-last.json", "{" DISK(ROOT "," ESP) "}", NULL, ".disk.partitions[0].size",
-	  { "only allowed for the last partition", "'root' is followed by 'esp'" } },
+	  { "only allowed for the last partition", "'root' is followed by 'esp'" }, SCHEMA_ACCEPTS },
 	{ "start-early.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"start\":\"0\",\"size\":\"256M\",\"fs\":\"vfat\"}," ROOT) "}", NULL,
-	  ".disk.partitions[0].start", { "starts before the first usable byte", "1.0 MiB" } },
+	  ".disk.partitions[0].start", { "starts before the first usable byte", "1.0 MiB" }, SCHEMA_ACCEPTS },
 	{ "start-unaligned.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"start\":\"1536K\",\"size\":\"256M\",\"fs\":\"vfat\"}," ROOT) "}",
-	  NULL, ".disk.partitions[0].start", { "not a multiple of 1 MiB" } },
+	  NULL, ".disk.partitions[0].start", { "not a multiple of 1 MiB" }, SCHEMA_ACCEPTS },
 	{ "fill-tiny.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"4094M\",\"fs\":\"vfat\"}," ROOT) "}", NULL,
-	  ".disk.partitions[1].size", { "\"fill\" leaves only", "'root'", "at least 1 MiB" } },
+	  ".disk.partitions[1].size", { "\"fill\" leaves only", "'root'", "at least 1 MiB" }, SCHEMA_ACCEPTS },
 	{ "no-esp.json", "{" DISK(ROOT) "}", NULL, ".disk.partitions",
-	  { "boot loader 'systemd-boot'", "needs a partition of type \"esp\" with fs \"vfat\"" } },
+	  { "boot loader 'systemd-boot'", "needs a partition of type \"esp\" with fs \"vfat\"" }, SCHEMA_ACCEPTS },
 	{ "esp-ext4.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"ext4\"}," ROOT) "}", NULL,
-	  ".disk.partitions[0].fs", { "'systemd-boot'", "fs \"vfat\"" } },
+	  ".disk.partitions[0].fs", { "'systemd-boot'", "fs \"vfat\"" }, SCHEMA_ACCEPTS },
 	{ "arch.json", "{\"arch\":\"sparc\"," GOOD_DISK "}", NULL, ".arch",
-	  { "unknown architecture \"sparc\"", "'x86_64', 'aarch64'" } },
+	  { "unknown architecture \"sparc\"", "'x86_64', 'aarch64'" }, SCHEMA_REFUSES },
 	{ "loader.json", "{\"boot\":{\"loader\":\"grub9\"}," GOOD_DISK "}", NULL, ".boot.loader",
-	  { "unknown boot loader \"grub9\"" } },
+	  { "unknown boot loader \"grub9\"" }, SCHEMA_REFUSES },
 	{ "fs.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"btrfs\",\"mount\":\"/\"}") "}",
-	  NULL, ".disk.partitions[1].fs", { "unknown filesystem \"btrfs\"" } },
+	  NULL, ".disk.partitions[1].fs", { "unknown filesystem \"btrfs\"" }, SCHEMA_REFUSES },
 	{ "ptype.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"bogus\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}",
-	  NULL, ".disk.partitions[1].type", { "unknown partition type \"bogus\"", "esp, xbootldr, root" } },
-	{ "output.json", "{\"outputs\":[\"iso\"]," GOOD_DISK "}", NULL, ".outputs[0]", { "\"iso\" is not a known output" } },
-	{ "output-dup.json", "{\"outputs\":[\"raw\",\"raw\"]," GOOD_DISK "}", NULL, ".outputs[1]", { "listed twice" } },
+	  NULL, ".disk.partitions[1].type", { "unknown partition type \"bogus\"", "'esp', 'xbootldr', 'root'" }, SCHEMA_REFUSES },
+	{ "output.json", "{\"outputs\":[\"iso\"]," GOOD_DISK "}", NULL, ".outputs[0]", { "unknown output \"iso\" (known: 'raw')" }, SCHEMA_REFUSES },
+	{ "output-dup.json", "{\"outputs\":[\"raw\",\"raw\"]," GOOD_DISK "}", NULL, ".outputs[1]", { "listed twice" }, SCHEMA_REFUSES },
 	{ "source.json", "{\"rootfs\":{\"source\":\"debootstrap\"}," GOOD_DISK "}", NULL, ".rootfs.source",
-	  { "unknown rootfs source \"debootstrap\"" } },
+	  { "unknown rootfs source \"debootstrap\"" }, SCHEMA_REFUSES },
 	{ "cycle-a.json", "{\"extends\":\"cycle-b\"," GOOD_DISK "}", "cycle-b.json", ".extends",
-	  { "extends cycle", "cycle-a.json' -> '", "cycle-b.json' -> '" } },
-	{ "cycle-b.json", "{\"extends\":\"cycle-a\"}", "cycle-a.json", ".extends", { "extends cycle" } },
-	{ "self.json", "{\"extends\":\"self\"," GOOD_DISK "}", NULL, ".extends", { "extends cycle", "self.json' -> '" } },
+	  { "extends cycle", "cycle-a.json' -> '", "cycle-b.json' -> '" }, SCHEMA_ACCEPTS },
+	{ "cycle-b.json", "{\"extends\":\"cycle-a\"}", "cycle-a.json", ".extends", { "extends cycle" }, SCHEMA_ACCEPTS },
+	{ "self.json", "{\"extends\":\"self\"," GOOD_DISK "}", NULL, ".extends", { "extends cycle", "self.json' -> '" }, SCHEMA_ACCEPTS },
 	{ "orphan.json", "{\"extends\":\"no-such-parent\"," GOOD_DISK "}", NULL, ".extends",
-	  { "parent profile 'no-such-parent' not found", "looked for", "no-such-parent.json" } },
+	  { "parent profile 'no-such-parent' not found", "looked for", "no-such-parent.json" }, SCHEMA_ACCEPTS },
 	{ "syntax.json", "{\n  \"name\": \"x\",\n  \"arch\" \"x86_64\"\n}\n", NULL, NULL,
-	  { "invalid JSON at line 3, column 10" } },
-	{ "syntax-comma.json", "{\"arch\": \"x86_64\",}", NULL, NULL, { "invalid JSON at line 1, column 19" } },
-	{ "syntax-eof.json", "{\n  \"arch\": [\n", NULL, NULL, { "invalid JSON", "unexpected end of file" } },
-	{ "trailing.json", "{\"arch\":\"x86_64\"," GOOD_DISK "} {}", NULL, NULL, { "invalid JSON at line 1" } },
-	{ "empty.json", "", NULL, NULL, { "file is empty" } },
-	{ "blank.json", " \n\t\n", NULL, NULL, { "file is empty" } },
-	{ "array.json", "[1, 2]", NULL, NULL, { "the top level must be a JSON object, not an array" } },
+	  { "invalid JSON at line 3, column 10" }, SCHEMA_NOT_JSON },
+	{ "syntax-comma.json", "{\"arch\": \"x86_64\",}", NULL, NULL, { "invalid JSON at line 1, column 19" }, SCHEMA_NOT_JSON },
+	{ "syntax-eof.json", "{\n  \"arch\": [\n", NULL, NULL, { "invalid JSON", "unexpected end of file" }, SCHEMA_NOT_JSON },
+	{ "trailing.json", "{\"arch\":\"x86_64\"," GOOD_DISK "} {}", NULL, NULL, { "invalid JSON at line 1" }, SCHEMA_NOT_JSON },
+	{ "empty.json", "", NULL, NULL, { "file is empty" }, SCHEMA_NOT_JSON },
+	{ "blank.json", " \n\t\n", NULL, NULL, { "file is empty" }, SCHEMA_NOT_JSON },
+	{ "array.json", "[1, 2]", NULL, NULL, { "the top level must be a JSON object, not an array" }, SCHEMA_REFUSES },
 	{ "tarball-nosum.json", "{\"rootfs\":{\"source\":\"tarball\",\"url\":\"https://example.invalid/r.tar\"}," GOOD_DISK "}",
-	  NULL, ".rootfs.url", { "refused without \"sha256\"" } },
+	  NULL, ".rootfs.url", { "refused without \"sha256\"" }, SCHEMA_ACCEPTS },
 	{ "tarball-http.json",
 	  "{\"rootfs\":{\"source\":\"tarball\",\"url\":\"http://example.invalid/r.tar\",\"sha256\":"
 	  "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}," GOOD_DISK "}",
-	  NULL, ".rootfs.url", { "not an https:// URL" } },
+	  NULL, ".rootfs.url", { "not an https:// URL" }, SCHEMA_ACCEPTS },
 	{ "tarball-both.json",
 	  "{\"rootfs\":{\"source\":\"tarball\",\"path\":\"r.tar\",\"url\":\"https://example.invalid/r.tar\",\"sha256\":"
 	  "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}," GOOD_DISK "}",
-	  NULL, ".rootfs", { "exactly one of \"path\" and \"url\"" } },
+	  NULL, ".rootfs", { "exactly one of \"path\" and \"url\"" }, SCHEMA_ACCEPTS },
 	{ "tarball-sum.json",
 	  "{\"rootfs\":{\"source\":\"tarball\",\"path\":\"r.tar\",\"sha256\":\"ABC\"}," GOOD_DISK "}", NULL,
-	  ".rootfs.sha256", { "not a SHA-256" } },
+	  ".rootfs.sha256", { "not a SHA-256" }, SCHEMA_ACCEPTS },
 	{ "mmdebstrap-path.json", "{\"rootfs\":{\"path\":\"r.tar\"}," GOOD_DISK "}", NULL, ".rootfs.path",
-	  { "not used by source \"mmdebstrap\"" } },
+	  { "not used by source \"mmdebstrap\"" }, SCHEMA_ACCEPTS },
 	{ "hostname.json", "{\"firstboot\":{\"hostname\":\"-bad_host\"}," GOOD_DISK "}", NULL, ".firstboot.hostname",
-	  { "\"-bad_host\" is not a hostname" } },
+	  { "\"-bad_host\" is not a hostname" }, SCHEMA_REFUSES },
 	{ "hostname-type.json", "{\"firstboot\":{\"hostname\":7}," GOOD_DISK "}", NULL, ".firstboot.hostname",
-	  { "expected a string" } },
+	  { "expected a string" }, SCHEMA_REFUSES },
 	{ "dup-name.json",
 	  "{" DISK(ESP ",{\"name\":\"esp\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].name", { "'esp' is used twice" } },
+	  ".disk.partitions[1].name", { "'esp' is used twice" }, SCHEMA_ACCEPTS },
 	{ "dup-mount.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/boot/efi\"}") "}",
-	  NULL, ".disk.partitions[1].mount", { "'/boot/efi' is mounted twice", "'esp' and 'root'" } },
+	  NULL, ".disk.partitions[1].mount", { "'/boot/efi' is mounted twice", "'esp' and 'root'" }, SCHEMA_ACCEPTS },
 	{ "mount-nofs.json",
 	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"mount\":\"/srv\"}," ROOT) "}", NULL,
-	  ".disk.partitions[1].mount", { "'srv' is mounted at '/srv' but has no \"fs\"" } },
+	  ".disk.partitions[1].mount", { "'srv' is mounted at '/srv' but has no \"fs\"" }, SCHEMA_ACCEPTS },
 	{ "mount-dotdot.json",
 	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"fs\":\"ext4\",\"mount\":\"/srv/../etc\"}," ROOT) "}",
-	  NULL, ".disk.partitions[1].mount", { "'..' component" } },
+	  NULL, ".disk.partitions[1].mount", { "'..' component" }, SCHEMA_REFUSES },
 	{ "mount-relative.json",
 	  "{" DISK(ESP ",{\"name\":\"srv\",\"type\":\"srv\",\"size\":\"64M\",\"fs\":\"ext4\",\"mount\":\"srv\"}," ROOT) "}",
-	  NULL, ".disk.partitions[1].mount", { "not an absolute path" } },
+	  NULL, ".disk.partitions[1].mount", { "\"srv\" is not a mount point (an absolute path" }, SCHEMA_REFUSES },
 	{ "label-vfat.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"256M\",\"fs\":\"vfat\",\"label\":\"EFI SYSTEM\"}," ROOT) "}",
-	  NULL, ".disk.partitions[0].label", { "\"EFI SYSTEM\"", "vfat" } },
+	  NULL, ".disk.partitions[0].label", { "\"EFI SYSTEM\"", "vfat" }, SCHEMA_ACCEPTS },
 	{ "label-ext4.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\","
 		       "\"label\":\"a-very-long-rootfs\"}") "}",
-	  NULL, ".disk.partitions[1].label", { "longer than 16 bytes", "ext4" } },
+	  NULL, ".disk.partitions[1].label", { "longer than 16 bytes", "ext4" }, SCHEMA_ACCEPTS },
 	{ "pname.json",
 	  "{" DISK(ESP ",{\"name\":\"Root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].name", { "\"Root\" is not a partition name" } },
+	  ".disk.partitions[1].name", { "\"Root\" is not a partition name" }, SCHEMA_REFUSES },
 	{ "mbr-five.json",
 	  "{\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(ESP ","
 	  "{\"name\":\"a\",\"type\":\"linux\",\"size\":\"8M\"},{\"name\":\"b\",\"type\":\"linux\",\"size\":\"8M\"},"
 	  "{\"name\":\"c\",\"type\":\"linux\",\"size\":\"8M\"}," ROOT) "}}",
-	  NULL, ".disk.partitions", { "5 partitions", "the 'mbr' table holds at most 4" } },
+	  NULL, ".disk.partitions", { "5 partitions", "the 'mbr' table holds at most 4" }, SCHEMA_ACCEPTS },
 	{ "table.json", "{\"disk\":{\"table\":\"apm\",\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.table",
-	  { "unknown partition table \"apm\"" } },
+	  { "unknown partition table \"apm\"" }, SCHEMA_REFUSES },
 	{ "no-root.json",
 	  "{" DISK(ESP ",{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/srv\"}") "}",
-	  NULL, ".disk.partitions", { "no partition is mounted at \"/\"" } },
-	{ "no-parts.json", "{" DISK() "}", NULL, ".disk.partitions", { "no partitions" } },
+	  NULL, ".disk.partitions", { "no partition is mounted at \"/\"" }, SCHEMA_ACCEPTS },
+	{ "no-parts.json", "{" DISK() "}", NULL, ".disk.partitions", { "empty: at least 1 needed" }, SCHEMA_REFUSES },
 	{ "overlay.json", "{\"overlays\":[\"common\",\"nope\"]," GOOD_DISK "}", NULL, ".overlays[1]",
-	  { "overlay 'nope' not found", "overlays/nope" } },
+	  { "overlay 'nope' not found", "overlays/nope" }, SCHEMA_ACCEPTS },
 	{ "package.json", "{\"rootfs\":{\"packages\":[\"vim\",\"Bad_Pkg\"]}," GOOD_DISK "}", NULL, ".rootfs.packages[1]",
-	  { "\"Bad_Pkg\" is not a Debian package name" } },
+	  { "\"Bad_Pkg\" is not a Debian package name" }, SCHEMA_ACCEPTS },
 	{ "variant.json", "{\"rootfs\":{\"variant\":\"tiny\"}," GOOD_DISK "}", NULL, ".rootfs.variant",
-	  { "unknown mmdebstrap variant \"tiny\"" } },
+	  { "unknown mmdebstrap variant \"tiny\"" }, SCHEMA_ACCEPTS },
 	{ "mirror.json", "{\"rootfs\":{\"mirror\":\"ftp://deb.debian.org/debian\"}," GOOD_DISK "}", NULL, ".rootfs.mirror",
-	  { "not a mirror URL" } },
-	{ "suite.json", "{\"rootfs\":{\"suite\":\"../sid\"}," GOOD_DISK "}", NULL, ".rootfs.suite", { "not a suite name" } },
-	{ "name.json", "{\"name\":\"bad name\"," GOOD_DISK "}", NULL, ".name", { "\"bad name\" is not a valid profile name" } },
+	  { "not a mirror URL" }, SCHEMA_ACCEPTS },
+	{ "suite.json", "{\"rootfs\":{\"suite\":\"../sid\"}," GOOD_DISK "}", NULL, ".rootfs.suite", { "not a suite name" }, SCHEMA_ACCEPTS },
+	{ "name.json", "{\"name\":\"bad name\"," GOOD_DISK "}", NULL, ".name", { "\"bad name\" is not a name (letters, digits" }, SCHEMA_REFUSES },
 	{ "description.json", "{\"description\":\"two\\nlines\"," GOOD_DISK "}", NULL, ".description",
-	  { "control character" } },
+	  { "control character" }, SCHEMA_REFUSES },
 	{ "cmdline.json", "{\"boot\":{\"cmdline\":\"quiet\\u0007\"}," GOOD_DISK "}", NULL, ".boot.cmdline",
-	  { "control character" } },
+	  { "control character" }, SCHEMA_REFUSES },
 	{ "nul-string.json", "{\"rootfs\":{\"packages\":[\"vim\\u0000x\"]}," GOOD_DISK "}", NULL, ".rootfs.packages[0]",
-	  { "contains a NUL character" } },
-	{ "extends-name.json", "{\"extends\":\"../base\"," GOOD_DISK "}", NULL, ".extends", { "not a profile name" } },
+	  { "contains a NUL character" }, SCHEMA_REFUSES },
+	{ "extends-name.json", "{\"extends\":\"../base\"," GOOD_DISK "}", NULL, ".extends", { "not a profile name" }, SCHEMA_REFUSES },
 	/* Checked per file: an unknown key in a parent names the parent. */
 	{ "child-of-typo.json", "{\"extends\":\"typo-parent\"}", "typo-parent.json", ".disk.partitons",
-	  { "unknown key" } },
+	  { "unknown key" }, SCHEMA_ACCEPTS },
 	/* A bad value inherited from a parent names the parent, where the value is. */
 	{ "child-of-badsize.json", "{\"extends\":\"badsize-parent\",\"description\":\"child\"}", "badsize-parent.json",
-	  ".disk.partitions[1].size", { "\"12Q\" is not a size" } },
+	  ".disk.partitions[1].size", { "\"12Q\" is not a size" }, SCHEMA_ACCEPTS },
 	/* ...and a value the child sets names the child. */
 	{ "child-badarch.json", "{\"extends\":\"good-parent\",\"arch\":\"mips\"}", NULL, ".arch",
-	  { "unknown architecture" } },
+	  { "unknown architecture" }, SCHEMA_REFUSES },
 };
 
 static void test_bad(void)
@@ -666,6 +674,93 @@ static void test_cli(void)
 	free(out), free(err);
 }
 
+/* Strings every format is tried on, by the C validator and by the JSON Schema. */
+static const char *const corpus[] = {
+	"", "a", "A", "-a", ".a", "_a", "a.b", "a..b", "a b", "a\\tb", "abc\\n", "\\nabc", "a\\\\b", "x/y", "../up",
+	"/", "//", "/a", "/a/", "/a//b", "/a/../b", "/a/./b", "/a/.b", "/a/..b", "/a/...", "/a b", "/a\\\\b",
+	"/boot/efi", "0", "512", "1000", "4G", "4g", "1KiB", "1k", "2M", "12Q", "-1G", "4 G", "fill", "Fill",
+	"host-1", "host-", "-host", "a.b.c", "a.-b", "a.b.", "H0st.Example.ORG", "EFI SYSTEM", "efi~|}",
+	"x86_64", "amd64", "aarch64", "gpt", "mbr", "esp", "root", "bogus", "ext4", "vfat", "none", "btrfs",
+	"systemd-boot", "grub", "raw", "iso", "mmdebstrap", "tarball", "\\u00fcber", "caf\\u00e9 au lait",
+	"quiet console=ttyS0,115200", "a\\u0007b", "a\\u007fb", "a\\u0000b", "ROOT", "Root",
+	"abcdefghijklmnopqrstuvwxyz0123456789", "abcdefghijklmnopqrstuvwxyz01234567890",
+};
+
+/* pmoves-image schema against the C validator: every file of the bad and good profiles, and
+ * the corpus on every format. Runs Debian's python3 with python3-jsonschema (make deps). */
+static void test_schema(const char *bin)
+{
+	if (access("/usr/bin/python3", X_OK) < 0 ||
+	    run_argv((char *[]){ "/usr/bin/python3", "-c", "import jsonschema", NULL }, &(struct run_opts){ .in_fd = -1 }) != 0) {
+		tap_skip("the JSON Schema against the validator", "python3-jsonschema is not installed (make deps)");
+		return;
+	}
+	_cleanup_free_ char *schema = NULL, *cases = NULL, *corp = NULL, *out = NULL;
+	if (asprintf(&schema, "%s/profile.schema.json", tmp) < 0 || asprintf(&cases, "%s/schema-cases", tmp) < 0 ||
+	    asprintf(&corp, "%s/schema-corpus", tmp) < 0)
+		abort();
+	_cleanup_free_ char *text = NULL;
+	int r = run_argv((char *[]){ (char *)bin, "schema", NULL }, &(struct run_opts){ .in_fd = -1, .capture = &text });
+	if (!tap_ok(r == 0 && text && write_file_atomic(schema, text, strlen(text), 0644) == 0,
+		    "pmoves-image schema: exit 0 (%d)", r))
+		return;
+
+	_cleanup_fclose_ FILE *f = fopen(cases, "we");
+	if (!f)
+		abort();
+	static const char *const words[] = { [SCHEMA_REFUSES] = "refuse", [SCHEMA_ACCEPTS] = "accept",
+					     [SCHEMA_NOT_JSON] = "notjson" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++)
+		fprintf(f, "%s %s/profiles/%s\n", words[bad_cases[i].schema], tmp, bad_cases[i].file);
+	fprintf(f, "refuse %s/profiles/typo-parent.json\nrefuse %s/profiles/badsize-parent.json\n", tmp, tmp);
+	fprintf(f, "accept %s/profiles/good-parent.json\n", tmp);
+	static const char *const good[] = { "profiles/base-debian.json", "profiles/gateway.json",
+					    "profiles/headscale-hub.json", "profiles/proxmox-core.json",
+					    "tools/bench/cloudinit-debian.json", "tests/fixtures/mesh/mesh-test.json" };
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		fprintf(f, "accept %s\n", good[i]);
+	fclose(TAKE_PTR(f));
+
+	f = fopen(corp, "we");
+	if (!f)
+		abort();
+	for (size_t k = 0; profile_format_at(k); k++) {
+		const struct format *fmt = profile_format_at(k);
+		for (size_t i = 0; i < ARRAY_SIZE(corpus); i++) {
+			_cleanup_free_ char *quoted = NULL, *msg = NULL;
+			if (asprintf(&quoted, "\"%s\"", corpus[i]) < 0)
+				abort();
+			json_object *v = json_tokener_parse(quoted);
+			if (!v)
+				abort();
+			/* The validator refuses a NUL in any string before the formats (check_value). */
+			const char *sv = json_object_get_string(v);
+			int c = strlen(sv) != (size_t)json_object_get_string_len(v) ? -EINVAL : format_check(fmt, sv, &msg);
+			fprintf(f, "%s\t%s\t%s\n", fmt->name, quoted, c == 0 ? "accept" : "refuse");
+			json_object_put(v);
+		}
+	}
+	fclose(TAKE_PTR(f));
+
+	r = run_argv((char *[]){ "/usr/bin/python3", "tests/schema-check.py", schema, cases, corp, NULL },
+		     &(struct run_opts){ .in_fd = -1, .capture = &out });
+	if (!tap_ok(r == 0 && out, "tests/schema-check.py ran (exit %d)", r))
+		return;
+	size_t lines = 0;
+	for (char *line = out, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		*nl = '\0';
+		lines++;
+		if (strncmp(line, "ok ", 3) == 0)
+			tap_ok(true, "%s", line + 3);
+		else
+			tap_ok(false, "%s", strncmp(line, "not ok ", 7) == 0 ? line + 7 : line);
+	}
+	tap_ok(lines > ARRAY_SIZE(bad_cases) + 100, "the checker judged every case (%zu lines)", lines);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmp)) {
@@ -684,6 +779,13 @@ int main(void)
 	test_add();
 	test_list();
 	test_cli();
+	{
+		const char *build = getenv("PMOVES_BUILD");
+		_cleanup_free_ char *bin = NULL;
+		if (asprintf(&bin, "%s/pmoves-image", build && *build ? build : "build") < 0)
+			abort();
+		test_schema(bin);
+	}
 
 	int r = tap_done();
 	if (r == 0 && !getenv("PMOVES_TEST_KEEP"))

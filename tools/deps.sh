@@ -42,6 +42,7 @@ binfmt-support     # update-binfmts, to enable qemu-user-static's handler
 arch-test          # mmdebstrap checks that the foreign architecture runs
 time               # make bench: whole-process time and memory
 python3            # test servers (HTTP, HTTPS) on 127.0.0.1
+python3-jsonschema # test-profile checks the JSON Schema against the validator
 openssl            # test certificates and checksums
 gnupg              # signed apt repositories in tests; the steps check keys with gpg
 openssh-client     # ssh-keygen in tests

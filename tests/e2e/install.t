@@ -19,8 +19,9 @@ rc=$?; ok $rc "make install PREFIX=DIR"
 test -x "$P/bin/pmoves-image" && test -x "$P/bin/pmoves-firstboot" &&
 	test -f "$P/share/pmoves-image/profiles/base-debian.json" &&
 	test -f "$P/share/pmoves-image/overlays/common/etc/ssh/sshd_config.d/40-pmoves-hardening.conf" &&
-	test -x "$P/lib/pmoves-image/$ARCH/pmoves-firstboot" && test -f "$P/lib/pmoves-image/$ARCH/pmoves-firstboot.service"
-ok $? "the programs, profiles, overlays and pmoves-firstboot for images are installed"
+	test -x "$P/lib/pmoves-image/$ARCH/pmoves-firstboot" && test -f "$P/lib/pmoves-image/$ARCH/pmoves-firstboot.service" &&
+	grep -q '"\$schema": "https://json-schema.org/draft/2020-12/schema"' "$P/share/pmoves-image/schema/profile.schema.json"
+ok $? "the programs, profiles, overlays, the profile JSON Schema and pmoves-firstboot for images are installed"
 
 mkdir "$T/elsewhere"
 cd "$T/elsewhere" || exit 1
