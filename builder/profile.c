@@ -939,7 +939,7 @@ static int check_label(struct problems *c, const char *path, json_object *label_
 {
 	const char *label = json_object_get_string(label_obj);
 	size_t n = strlen(label);
-	if (!fs)
+	if (!fs || !fs->label_max) /* no filesystem, or one without labels: nothing to store */
 		return 0;
 	if (n > fs->label_max)
 		return bad(c, path, "%s is longer than %zu bytes, the %s limit", Q(label), fs->label_max, fs->name);

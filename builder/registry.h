@@ -58,9 +58,10 @@ struct rootfs_source {
 struct fs_type {
 	const char *name;         /* "fs" in a profile's partition */
 	const char *tool;         /* the program that makes it, for messages */
-	/* Labels: at most label_max bytes; label_chars: the characters allowed besides ASCII
-	 * letters and digits (NULL: any printable ASCII), described by label_rule for messages;
-	 * label_upper: stored in upper case (FAT), so the profile says what the disk will. */
+	/* Labels: at most label_max bytes (0: the filesystem has none, the label is not used);
+	 * label_chars: the characters allowed besides ASCII letters and digits (NULL: any
+	 * printable ASCII), described by label_rule for messages; label_upper: stored in upper
+	 * case (FAT), so the profile says what the disk will. */
 	size_t label_max;
 	const char *label_chars;
 	const char *label_rule;
