@@ -7,9 +7,7 @@
 #include "hash.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <limits.h>
-#include <stdarg.h>
 
 #define URL_MAX 2048
 
@@ -18,151 +16,14 @@ static const char *const source_device[] = { "/boot/efi/pmoves/device.json", "/b
 static const char *const fw_cfg_dir = "/sys/firmware/qemu_fw_cfg";
 static const char *const fw_cfg_file = "/sys/firmware/qemu_fw_cfg/by_name/opt/ai.pmoves/device.json/raw";
 
-/* ---- value checks ---- */
-
-static int valid_shell(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strpbrk(s, ": "))
-		return fb_bad(c, "'%s' is not a valid shell (no ':' or spaces)", FB_SHOW(s));
-	return fb_valid_abs_path(c, v);
-}
-
-/* Secret: the message never shows the value. */
-static int valid_crypt(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s), dollars = 0;
-	bool ok = len >= 10 && len <= 512 && s[0] == '$';
-	for (size_t i = 0; ok && i < len; i++) {
-		ok = isascii(s[i]) && (isalnum(s[i]) || strchr("./$=,+-", s[i]));
-		dollars += s[i] == '$';
-	}
-	if (!ok || dollars < 3)
-		return fb_bad(c, "not a crypt(3) hash such as '$y$...' from 'mkpasswd -m yescrypt' (clear-text passwords are refused; value not shown)");
-	return 0;
-}
-
-static int valid_ssh_key(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (fb_has_ctl(s))
-		return fb_bad(c, "an SSH key is one line without control characters");
-	/* Options may come first; the key is "TYPE BASE64 [comment]". */
-	for (const char *p = s; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
-		if (strncmp(p, "ssh-", 4) && strncmp(p, "ecdsa-sha2-", 11) && strncmp(p, "sk-", 3))
-			continue;
-		const char *blob = p + strcspn(p, " ");
-		blob += strspn(blob, " ");
-		size_t n = strcspn(blob, " ");
-		if (n >= 16 && strspn(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") >= n)
-			return 0;
-	}
-	return fb_bad(c, "'%s' is not an SSH public key line ('ssh-ed25519 AAAA... comment')", FB_SHOW(s));
-}
-
-static int valid_users(struct fb_check *c, json_object *v)
-{
-	return fb_valid_unique(c, v, "name", "user");
-}
-
-static int valid_sysctl_key(struct fb_check *c, const char *k)
-{
-	size_t len = strlen(k);
-	if (len < 1 || len > 255 || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_.-/") != len || k[0] == '.' ||
-	    k[0] == '/' || strstr(k, "..") || strstr(k, "//") || strstr(k, "./") || strstr(k, "/."))
-		return fb_bad(c, "'%s' is not a sysctl key (a-z, 0-9, '_', '.', '-', '/')", FB_SHOW(k));
-	return 0;
-}
-
-static int valid_sysctl_value(struct fb_check *c, json_object *v)
-{
-	if (json_object_is_type(v, json_type_string) && fb_has_ctl(json_object_get_string(v)))
-		return fb_bad(c, "a sysctl value is one line without control characters");
-	return 0;
-}
-
-static bool owner_part_ok(const char *s, size_t n)
-{
-	char buf[40];
-	uint64_t id;
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return fb_user_name_ok(buf) || (parse_u64(buf, &id) == 0 && id < INT32_MAX);
-}
-
-static int valid_owner(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	const char *colon = strchr(s, ':');
-	if (!colon || !owner_part_ok(s, (size_t)(colon - s)) || !owner_part_ok(colon + 1, strlen(colon + 1)))
-		return fb_bad(c, "'%s' is not an owner ('user:group', names or numbers)", FB_SHOW(s));
-	return 0;
-}
-
-static int valid_file(struct fb_check *c, json_object *v)
-{
-	json_object *x;
-	bool text = json_object_object_get_ex(v, "content", NULL);
-	bool b64 = json_object_object_get_ex(v, "content_base64", NULL);
-	if (text == b64)
-		return fb_bad(c, text ? "'content' and 'content_base64' are both given: one only"
-				      : "'content' or 'content_base64' is required");
-	if (json_object_object_get_ex(v, "secret", &x) && json_object_get_boolean(x)) {
-		unsigned long mode = 0644;
-		if (json_object_object_get_ex(v, "mode", &x))
-			mode = strtoul(json_object_get_string(x), NULL, 8);
-		else
-			mode = 0600;
-		if (mode & 077)
-			return fb_bad(c, "a secret file must not be readable by group or others (mode \"0600\" or \"0400\")");
-	}
-	return 0;
-}
-
-static int valid_files(struct fb_check *c, json_object *v)
-{
-	return fb_valid_unique(c, v, "path", "file");
-}
-
-static int valid_unit(struct fb_check *c, json_object *v)
-{
-	static const char *const suffixes[] = { ".service", ".socket", ".timer", ".target", ".mount",
-						".automount", ".path", ".swap", ".slice" };
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	bool ok = len >= 3 && len <= 255 && s[0] != '-' && s[0] != '.' &&
-		  strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@\\-") == len;
-	bool suffix = false;
-	for (size_t i = 0; ok && i < ARRAY_SIZE(suffixes); i++) {
-		size_t sl = strlen(suffixes[i]);
-		suffix |= len > sl && STREQ(s + len - sl, suffixes[i]);
-	}
-	if (!ok || !suffix)
-		return fb_bad(c, "'%s' is not a systemd unit name (such as 'ssh.service')", FB_SHOW(s));
-	return 0;
-}
-
-static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot" };
-
-static bool step_known(const char *name)
-{
-	for (size_t i = 0; i < fb_steps_count; i++)
-		if (STREQ(fb_steps[i]->name, name))
-			return true;
-	for (size_t i = 0; i < ARRAY_SIZE(reserved_steps); i++)
-		if (STREQ(reserved_steps[i], name))
-			return true;
-	return false;
-}
+/* ---- the schema: the keys that are no step's, and each step's section ---- */
 
 static int valid_step_name(struct fb_check *c, const char *k)
 {
-	if (!step_known(k))
-		return fb_bad(c, "'%s' is not a step", FB_SHOW(k));
-	return 0;
+	for (size_t i = 0; i < fb_steps_count; i++)
+		if (STREQ(fb_steps[i]->name, k))
+			return 0;
+	return fb_bad(c, "'%s' is not a step", FB_SHOW(k));
 }
 
 static int valid_finally(struct fb_check *c, json_object *v)
@@ -173,88 +34,49 @@ static int valid_finally(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-/* ---- the schema table ---- */
-
-#define STR(k, v, fl) { k, FB_T_STRING, NULL, v, NULL, fl, 0 }
-#define BOOL(k) { k, FB_T_BOOL, NULL, NULL, NULL, 0, 0 }
-#define END { NULL, 0, NULL, NULL, NULL, 0, 0 }
-
-static const struct fb_field user_name_elem = STR(NULL, fb_valid_user_name, 0);
-static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, valid_ssh_key, NULL, 0, 16384 };
-static const struct fb_field user_fields[] = {
-	STR("name", fb_valid_user_name, FB_REQUIRED),
-	{ "groups", FB_T_ARRAY, &user_name_elem, NULL, NULL, 0, 64 },
-	STR("shell", valid_shell, 0),
-	STR("password_hash", valid_crypt, FB_SECRET),
-	{ "ssh_authorized_keys", FB_T_ARRAY, &ssh_key_elem, NULL, NULL, 0, 256 },
-	BOOL("sudo"),
-	END,
+static const struct fb_field step_fields[] = {
+	{ "enabled", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "required", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
 };
-static const struct fb_field user_elem = { NULL, FB_T_OBJECT, user_fields, NULL, NULL, 0, 0 };
-
-static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, valid_sysctl_value, NULL, 0, 0 };
-
-static const struct fb_field file_fields[] = {
-	STR("path", fb_valid_abs_path, FB_REQUIRED),
-	{ "content", FB_T_STRING, NULL, NULL, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
-	{ "content_base64", FB_T_STRING, NULL, fb_valid_base64, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
-	STR("mode", fb_valid_mode, 0),
-	STR("owner", valid_owner, 0),
-	BOOL("secret"),
-	END,
-};
-static const struct fb_field file_elem = { NULL, FB_T_OBJECT, file_fields, valid_file, NULL, FB_SECRET_OBJ, 0 };
-
-static const struct fb_field unit_elem = STR(NULL, valid_unit, 0);
-static const struct fb_field unit_fields[] = {
-	{ "enable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "disable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "start", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "mask", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	END,
-};
-
-static const struct fb_field step_fields[] = { BOOL("enabled"), BOOL("required"), END };
 static const struct fb_field step_value = { NULL, FB_T_OBJECT, step_fields, NULL, NULL, 0, 0 };
 
-/* growfs and efiboot: "device", a partition, disk or image file, when not the mounted one. */
-static const struct fb_field growfs_fields[] = { STR("device", fb_valid_abs_path, 0), END };
-static const struct fb_field efiboot_fields[] = { STR("device", fb_valid_abs_path, 0), END };
-static const struct fb_field ssh_fields[] = { BOOL("rsa"), BOOL("password_authentication"), END };
-
-#define RESERVED(k) { k, FB_T_RESERVED, NULL, NULL, NULL, 0, 0 }
-
-/* One entry per section. A step adds its own here (replacing its RESERVED line). */
-static const struct fb_field top_fields[] = {
-	STR("hostname", fb_valid_hostname, 0),
-	{ "users", FB_T_ARRAY, &user_elem, valid_users, NULL, 0, 256 },
-	{ "sysctl", FB_T_MAP, &sysctl_value, NULL, valid_sysctl_key, 0, 0 },
-	{ "files", FB_T_ARRAY, &file_elem, valid_files, NULL, 0, 0 },
-	{ "units", FB_T_OBJECT, unit_fields, NULL, NULL, 0, 0 },
+/* The top-level keys that belong to no step: which steps run, where the report goes, what
+ * happens at the end of the run. */
+static const struct fb_field run_fields[] = {
 	{ "steps", FB_T_MAP, &step_value, NULL, valid_step_name, 0, 0 },
 	{ "report_url", FB_T_STRING, NULL, fb_valid_https_url, NULL, 0, URL_MAX },
-	STR("finally", valid_finally, 0),
-	{ "growfs", FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 },
-	{ "ssh", FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 },
-	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
-	{ "iommu", FB_T_OBJECT, fb_iommu_fields, NULL, NULL, 0, 0 },
-	{ "proxmox", FB_T_OBJECT, fb_proxmox_fields, NULL, NULL, 0, 0 },
-	{ "tailnet", FB_T_OBJECT, fb_tailnet_fields, NULL, NULL, 0, 0 },
-	{ "headscale", FB_T_OBJECT, fb_headscale_fields, NULL, NULL, 0, 0 },
-	{ "tunnel", FB_T_OBJECT, fb_tunnel_fields, NULL, NULL, 0, 0 },
-	{ "rustdesk", FB_T_OBJECT, fb_rustdesk_fields, NULL, NULL, 0, 0 },
-	{ "artifacts", FB_T_ARRAY, &fb_artifact_elem, fb_artifacts_valid, NULL, 0, 256 },
-	{ "apt_repositories", FB_T_ARRAY, &fb_apt_repository_elem, fb_apt_repositories_valid, NULL, 0, 64 },
-	{ "mesh", FB_T_OBJECT, fb_mesh_fields, NULL, NULL, 0, 0 },
-	{ "gateway", FB_T_OBJECT, fb_gateway_fields, fb_gateway_valid, NULL, 0, 0 },
-	END,
+	{ "finally", FB_T_STRING, NULL, valid_finally, NULL, 0, 0 },
 };
 
-const struct fb_field fb_config_schema = { NULL, FB_T_OBJECT, top_fields, NULL, NULL, 0, 0 };
+const struct fb_field *fb_config_schema(void)
+{
+	static struct fb_field schema, *fields;
+	if (fields)
+		return &schema;
+	/* Each step's section under its config_key, once (steps may share one), then ours. */
+	struct fb_field *f = calloc(fb_steps_count + ARRAY_SIZE(run_fields) + 1, sizeof(*f));
+	if (!f)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < fb_steps_count; i++) {
+		const struct fb_step *s = fb_steps[i];
+		if (!s->config_key || !s->schema || fb_field_find(f, s->config_key))
+			continue;
+		f[n] = *s->schema;
+		f[n++].key = s->config_key;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(run_fields); i++)
+		f[n++] = run_fields[i];
+	fields = f;
+	schema = (struct fb_field){ NULL, FB_T_OBJECT, fields, NULL, NULL, 0, 0 };
+	return &schema;
+}
 
 int fb_config_check(json_object *o, const char *source, char **ret_error)
 {
-	return fb_schema_check(&fb_config_schema, o, source, ret_error);
+	const struct fb_field *schema = fb_config_schema();
+	return schema ? fb_schema_check(schema, o, source, ret_error) : -ENOMEM;
 }
 
 int fb_config_parse(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error)
@@ -281,7 +103,7 @@ int fb_config_parse(const char *buf, size_t len, const char *source, json_object
 	else if (!json_object_is_type(o, json_type_object))
 		error = fb_strdupf("%s: the config must be a JSON object", source);
 	else
-		r = fb_schema_check(&fb_config_schema, o, source, &error);
+		r = fb_config_check(o, source, &error);
 	if (r < 0) {
 		json_object_put(o);
 		*ret_error = error;
@@ -364,7 +186,7 @@ static int collect(json_object *v, char ***secrets)
 	return 0;
 }
 
-/* F: what the schema says about O, or NULL (reserved sections: key names only). */
+/* F: what the schema says about O, or NULL (key names only). */
 static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 {
 	int n = 0, r;
@@ -416,7 +238,8 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 
 int fb_config_scrub(json_object *o, char ***ret_secrets)
 {
-	return scrub(o, &fb_config_schema, ret_secrets);
+	const struct fb_field *schema = fb_config_schema();
+	return schema ? scrub(o, schema, ret_secrets) : -ENOMEM;
 }
 
 int fb_config_hash(json_object *o, char ret_hex[65])

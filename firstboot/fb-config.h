@@ -16,23 +16,10 @@
 
 #define FB_CONFIG_MAX (1024u * 1024u)
 
-/* The top-level schema (an FB_T_OBJECT field). A step with a larger section keeps its fields
- * in its own file (step-<name>.c) and they are listed here. */
-extern const struct fb_field fb_iommu_fields[];
-extern const struct fb_field fb_tailnet_fields[];
-extern const struct fb_field fb_headscale_fields[];
-extern const struct fb_field fb_tunnel_fields[];
-extern const struct fb_field fb_rustdesk_fields[];
-extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
-fb_validator fb_artifacts_valid;
-extern const struct fb_field fb_apt_repository_elem;
-fb_validator fb_apt_repositories_valid;
-extern const struct fb_field fb_mesh_fields[];
-extern const struct fb_field fb_gateway_fields[]; /* step-gateway.c */
-fb_validator fb_gateway_valid;
-extern const struct fb_field fb_proxmox_fields[];
-
-extern const struct fb_field fb_config_schema;
+/* The top-level schema (an FB_T_OBJECT field): each step's section (fb_step.schema under its
+ * config_key) and the keys that are no step's ("steps", "report_url", "finally"). Made on
+ * first use; NULL when out of memory. */
+const struct fb_field *fb_config_schema(void);
 
 /* Validate one parsed source; on failure *ret_error is "SOURCE: PATH: problem". */
 int fb_config_check(json_object *o, const char *source, char **ret_error);

@@ -99,10 +99,6 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 		if (t != json_type_boolean)
 			return fb_bad(c, "must be true or false");
 		break;
-	case FB_T_RESERVED:
-		if (t != json_type_object)
-			return fb_bad(c, "must be an object");
-		break;
 	case FB_T_OBJECT: {
 		if (t != json_type_object)
 			return fb_bad(c, "must be an object");

@@ -17,7 +17,6 @@ enum fb_type {
 	FB_T_OBJECT,   /* fields: NULL-key-terminated list; keys not listed are errors */
 	FB_T_ARRAY,    /* fields: the one field every element must match */
 	FB_T_MAP,      /* free keys checked by valid_key; fields: the one field every value matches */
-	FB_T_RESERVED, /* an object for a step not written yet: contents unchecked */
 };
 
 enum {

@@ -30,7 +30,7 @@
 #define MAX_ARTIFACTS 256
 #define TAR_LIST_MAX (64u << 20)
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 static const char *const kinds[] = { "deb", "tar", "binary", "appimage", "script" };
 
@@ -141,7 +141,7 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-int fb_artifacts_valid(struct fb_check *c, json_object *v)
+static int valid_artifacts(struct fb_check *c, json_object *v)
 {
 	size_t n = json_object_array_length(v);
 	for (size_t i = 0; i < n; i++)
@@ -168,7 +168,8 @@ static const struct fb_field artifact_fields[] = {
 	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
-const struct fb_field fb_artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
+static const struct fb_field artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
+static const struct fb_field artifacts_schema = { NULL, FB_T_ARRAY, &artifact_elem, valid_artifacts, NULL, 0, MAX_ARTIFACTS };
 
 /* ---- one artifact ---- */
 
@@ -471,6 +472,7 @@ static enum fb_result artifacts_apply(const struct fb_ctx *c, json_object *secti
 const struct fb_step step_artifacts = {
 	.name = "artifacts",
 	.config_key = "artifacts",
+	.schema = &artifacts_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = artifacts_check,
@@ -547,7 +549,7 @@ static int valid_repo(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-int fb_apt_repositories_valid(struct fb_check *c, json_object *v)
+static int valid_repos(struct fb_check *c, json_object *v)
 {
 	size_t n = json_object_array_length(v);
 	for (size_t i = 0; i < n; i++)
@@ -583,7 +585,8 @@ static const struct fb_field repo_fields[] = {
 	{ "packages", FB_T_ARRAY, &package_elem, NULL, NULL, 0, 32 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
-const struct fb_field fb_apt_repository_elem = { NULL, FB_T_OBJECT, repo_fields, valid_repo, NULL, 0, 0 };
+static const struct fb_field repo_elem = { NULL, FB_T_OBJECT, repo_fields, valid_repo, NULL, 0, 0 };
+static const struct fb_field repos_schema = { NULL, FB_T_ARRAY, &repo_elem, valid_repos, NULL, 0, 64 };
 
 struct repo {
 	const char *name, *url, *key_url;
@@ -847,6 +850,7 @@ static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, 
 const struct fb_step step_apt_repositories = {
 	.name = "apt-repositories",
 	.config_key = "apt_repositories",
+	.schema = &repos_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = repos_check,

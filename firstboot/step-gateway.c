@@ -183,7 +183,7 @@ static int dhcp_range(const struct subnet *sn, const char *start, const char *en
 	return 0;
 }
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 static bool has(json_object *o, const char *key)
 {
@@ -308,7 +308,7 @@ static int valid_nic(struct fb_check *c, json_object *v)
 
 /* Checks across the section: what one source holds (another source may hold the rest; the
  * merged config is checked too, and apply refuses what is still wrong with the defaults). */
-int fb_gateway_valid(struct fb_check *c, json_object *v)
+static int valid_gateway(struct fb_check *c, json_object *v)
 {
 	json_object *wan = obj_of(v, "wan"), *lan = obj_of(v, "lan"), *dhcp = obj_of(v, "dhcp");
 	const char *wn = str_of(wan, "name", NULL), *ln = str_of(lan, "name", NULL);
@@ -359,13 +359,14 @@ static const struct fb_field dns_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
-const struct fb_field fb_gateway_fields[] = {
+static const struct fb_field gateway_fields[] = {
 	{ "wan", FB_T_OBJECT, wan_fields, valid_nic, NULL, 0, 0 },
 	{ "lan", FB_T_OBJECT, lan_fields, valid_nic, NULL, 0, 0 },
 	{ "dhcp", FB_T_OBJECT, dhcp_fields, NULL, NULL, 0, 0 },
 	{ "dns", FB_T_OBJECT, dns_fields, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field gateway_schema = { NULL, FB_T_OBJECT, gateway_fields, valid_gateway, NULL, 0, 0 };
 
 /* ---- the machine's NICs ---- */
 
@@ -937,6 +938,7 @@ static int gw_verify(const struct fb_ctx *c, json_object *section, char **ret_ms
 const struct fb_step step_gateway = {
 	.name = "gateway",
 	.config_key = "gateway",
+	.schema = &gateway_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = gw_check,

@@ -118,9 +118,48 @@ static const struct fb_field key_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field key_elem = { NULL, FB_T_OBJECT, key_fields, NULL, NULL, 0, 0 };
-/* ACL rules go into the policy as they are: Headscale checks them when it loads the file. */
-static const struct fb_field acl_elem = { NULL, FB_T_RESERVED, NULL, NULL, NULL, 0, 0 };
-const struct fb_field fb_headscale_fields[] = {
+/* An ACL rule as Headscale 0.23 reads one (its policy.ACL: action, proto, src, dst). The names
+ * in src and dst go into the policy as they are: Headscale checks them when it loads it. */
+static int valid_acl_action(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!STREQ(s, "accept"))
+		return fb_bad(c, "'%.16s' is not an ACL action (Headscale knows 'accept')", s);
+	return 0;
+}
+
+static int valid_acl_proto(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || n > 16 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+		return fb_bad(c, "'%.16s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)", s);
+	return 0;
+}
+
+/* "*", "tag:ci", "group:admins", "alice@", "10.42.0.0/24", "tag:ci:22,443", "*:*" */
+static int valid_acl_entry(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	bool ok = *s != '\0';
+	for (const char *p = s; ok && *p; p++)
+		ok = *p > ' ' && *p <= '~' && *p != '"' && *p != '\\';
+	if (!ok)
+		return fb_bad(c, "'%.64s' is not an ACL source or destination (no spaces, quotes or control characters)",
+			      FB_SHOW(s));
+	return 0;
+}
+
+static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, valid_acl_entry, NULL, 0, 256 };
+static const struct fb_field acl_fields[] = {
+	{ "action", FB_T_STRING, NULL, valid_acl_action, NULL, FB_REQUIRED, 0 },
+	{ "src", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
+	{ "dst", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
+	{ "proto", FB_T_STRING, NULL, valid_acl_proto, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field acl_elem = { NULL, FB_T_OBJECT, acl_fields, NULL, NULL, 0, 0 };
+static const struct fb_field headscale_fields[] = {
 	{ "server_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 512 },
 	{ "listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
 	{ "metrics_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
@@ -136,6 +175,7 @@ const struct fb_field fb_headscale_fields[] = {
 	{ "acls", FB_T_ARRAY, &acl_elem, NULL, NULL, 0, 256 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field headscale_schema = { NULL, FB_T_OBJECT, headscale_fields, NULL, NULL, 0, 0 };
 
 /* ---- what to write ---- */
 
@@ -454,6 +494,7 @@ static enum fb_result headscale_apply(const struct fb_ctx *c, json_object *secti
 const struct fb_step step_headscale = {
 	.name = "headscale",
 	.config_key = "headscale",
+	.schema = &headscale_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = headscale_check,

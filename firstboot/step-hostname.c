@@ -3,6 +3,9 @@
 #include "firstboot.h"
 #include "util.h"
 
+/* "hostname": a string, RFC 1123. */
+static const struct fb_field hostname_schema = { NULL, FB_T_STRING, NULL, fb_valid_hostname, NULL, 0, 0 };
+
 static const char *hostname_of(json_object *section)
 {
 	return json_object_get_string(section);
@@ -106,6 +109,7 @@ static enum fb_result hostname_apply(const struct fb_ctx *c, json_object *sectio
 const struct fb_step step_hostname = {
 	.name = "hostname",
 	.config_key = "hostname",
+	.schema = &hostname_schema,
 	.needs_config = true,
 	.required = false,
 	.check = hostname_check,

@@ -53,7 +53,7 @@
 #define MAX_KERNELS 64
 #define NVIDIA 0x10deu
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 static bool parse_hex(const char *s, size_t n, unsigned max, unsigned *ret)
 {
@@ -110,11 +110,12 @@ static int valid_device(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field device_elem = { NULL, FB_T_STRING, NULL, valid_device, NULL, 0, 0 };
-const struct fb_field fb_iommu_fields[] = {
+static const struct fb_field iommu_fields[] = {
 	{ "devices", FB_T_ARRAY, &device_elem, NULL, NULL, 0, 64 },
 	{ "without_gpu", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field iommu_schema = { NULL, FB_T_OBJECT, iommu_fields, NULL, NULL, 0, 0 };
 
 /* ---- detection ---- */
 
@@ -896,6 +897,7 @@ static int iommu_verify(const struct fb_ctx *c, json_object *section, char **ret
 const struct fb_step step_iommu = {
 	.name = "iommu",
 	.config_key = "iommu",
+	.schema = &iommu_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = iommu_check,

@@ -46,7 +46,7 @@
 #define DEFAULT_MTU 1500
 #define DEFAULT_PREFIX 24
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 enum mesh_type { TYPE_ETHERNET, TYPE_80211S, TYPE_IBSS };
 static const char *const type_names[] = { "ethernet", "80211s", "ibss" };
@@ -311,7 +311,7 @@ static const struct fb_field interface_fields[] = {
 };
 static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fields, valid_interface, NULL, 0, 0 };
 
-const struct fb_field fb_mesh_fields[] = {
+static const struct fb_field mesh_fields[] = {
 	{ "interfaces", FB_T_ARRAY, &interface_elem, valid_interfaces, NULL, FB_REQUIRED, MAX_INTERFACES },
 	{ "address", FB_T_STRING, NULL, valid_address, NULL, FB_REQUIRED, 0 },
 	{ "gateway", FB_T_STRING, NULL, valid_gateway, NULL, 0, 0 },
@@ -320,6 +320,7 @@ const struct fb_field fb_mesh_fields[] = {
 	{ "router", FB_T_STRING, NULL, valid_router, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field mesh_schema = { NULL, FB_T_OBJECT, mesh_fields, NULL, NULL, 0, 0 };
 
 /* ---- the node, from a valid section ---- */
 
@@ -873,6 +874,7 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 const struct fb_step step_mesh = {
 	.name = "mesh",
 	.config_key = "mesh",
+	.schema = &mesh_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = mesh_check,

@@ -131,7 +131,7 @@ static void sha512_hex(const void *data, size_t len, char ret[129])
 		snprintf(ret + 16 * i, 17, "%016llx", (unsigned long long)h[i]);
 }
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step records' .schema) ---- */
 
 static int valid_repo_url(struct fb_check *c, json_object *v)
 {
@@ -312,7 +312,7 @@ static const struct fb_field vm_fields[] = {
 };
 static const struct fb_field vm_elem = { NULL, FB_T_OBJECT, vm_fields, NULL, NULL, 0, 0 };
 static const struct fb_field pci_elem = { NULL, FB_T_STRING, NULL, valid_pci, NULL, 0, 16 };
-const struct fb_field fb_proxmox_fields[] = {
+static const struct fb_field proxmox_fields[] = {
 	{ "repository", FB_T_STRING, NULL, valid_repo_url, NULL, 0, 1024 },
 	{ "suite", FB_T_STRING, NULL, valid_word, NULL, 0, 64 },
 	{ "component", FB_T_STRING, NULL, valid_word, NULL, 0, 64 },
@@ -325,6 +325,7 @@ const struct fb_field fb_proxmox_fields[] = {
 	{ "vms", FB_T_ARRAY, &vm_elem, valid_vms, NULL, 0, MAX_VMS },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field proxmox_schema = { NULL, FB_T_OBJECT, proxmox_fields, NULL, NULL, 0, 0 };
 
 /* ---- config access ---- */
 
@@ -1541,6 +1542,7 @@ static enum fb_result vms_apply(const struct fb_ctx *c, json_object *section, ch
 const struct fb_step step_proxmox_kernel = {
 	.name = "proxmox-kernel",
 	.config_key = "proxmox",
+	.schema = &proxmox_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = kernel_check,
@@ -1551,6 +1553,7 @@ const struct fb_step step_proxmox_kernel = {
 const struct fb_step step_proxmox_ve = {
 	.name = "proxmox-ve",
 	.config_key = "proxmox",
+	.schema = &proxmox_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = ve_check,
@@ -1560,6 +1563,7 @@ const struct fb_step step_proxmox_ve = {
 const struct fb_step step_proxmox_bridge = {
 	.name = "proxmox-bridge",
 	.config_key = "proxmox",
+	.schema = &proxmox_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = bridge_check,
@@ -1569,6 +1573,7 @@ const struct fb_step step_proxmox_bridge = {
 const struct fb_step step_proxmox_vms = {
 	.name = "proxmox-vms",
 	.config_key = "proxmox",
+	.schema = &proxmox_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = vms_check,

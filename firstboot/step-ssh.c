@@ -19,6 +19,14 @@
 
 static const char *const key_types[] = { "ed25519", "ecdsa", "rsa" };
 
+/* "ssh": {"rsa": bool, "password_authentication": bool}, optional. */
+static const struct fb_field ssh_fields[] = {
+	{ "rsa", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "password_authentication", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field ssh_schema = { NULL, FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 };
+
 static bool want_type(json_object *section, const char *type)
 {
 	json_object *v;
@@ -221,6 +229,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 const struct fb_step step_ssh = {
 	.name = "ssh",
 	.config_key = "ssh",
+	.schema = &ssh_schema,
 	.needs_config = false,
 	.required = false,
 	.check = ssh_check,

@@ -105,7 +105,7 @@ static int valid_key_file(struct fb_check *c, json_object *v)
 
 static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
 static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
-const struct fb_field fb_tailnet_fields[] = {
+static const struct fb_field tailnet_fields[] = {
 	{ "login_server", FB_T_STRING, NULL, valid_login_server, NULL, FB_REQUIRED, 512 },
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
 	 * run must still find the config valid. apply asks for it. */
@@ -120,6 +120,7 @@ const struct fb_field fb_tailnet_fields[] = {
 	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field tailnet_schema = { NULL, FB_T_OBJECT, tailnet_fields, NULL, NULL, 0, 0 };
 
 /* ---- the step ---- */
 
@@ -339,6 +340,7 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 const struct fb_step step_tailnet = {
 	.name = "tailnet",
 	.config_key = "tailnet",
+	.schema = &tailnet_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = tailnet_check,

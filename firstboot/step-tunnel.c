@@ -93,13 +93,14 @@ static const struct fb_field rule_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field rule_elem = { NULL, FB_T_OBJECT, rule_fields, NULL, NULL, 0, 0 };
-const struct fb_field fb_tunnel_fields[] = {
+static const struct fb_field tunnel_fields[] = {
 	{ "tunnel_id", FB_T_STRING, NULL, valid_uuid, NULL, FB_REQUIRED, 0 },
 	/* Not FB_REQUIRED: scrubbed from device.json after a successful run. */
 	{ "credentials", FB_T_STRING, NULL, valid_credentials, NULL, FB_SECRET, 4096 },
 	{ "ingress", FB_T_ARRAY, &rule_elem, NULL, NULL, FB_REQUIRED, 64 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field tunnel_schema = { NULL, FB_T_OBJECT, tunnel_fields, NULL, NULL, 0, 0 };
 
 /* ---- what to write ---- */
 
@@ -214,6 +215,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 const struct fb_step step_tunnel = {
 	.name = "tunnel",
 	.config_key = "tunnel",
+	.schema = &tunnel_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = tunnel_check,

@@ -4,6 +4,35 @@
 #include "firstboot.h"
 #include "util.h"
 
+/* "units": {"enable", "disable", "start", "mask": [UNIT...]}. */
+static int valid_unit(struct fb_check *c, json_object *v)
+{
+	static const char *const suffixes[] = { ".service", ".socket", ".timer", ".target", ".mount",
+						".automount", ".path", ".swap", ".slice" };
+	const char *s = json_object_get_string(v);
+	size_t len = strlen(s);
+	bool ok = len >= 3 && len <= 255 && s[0] != '-' && s[0] != '.' &&
+		  strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@\\-") == len;
+	bool suffix = false;
+	for (size_t i = 0; ok && i < ARRAY_SIZE(suffixes); i++) {
+		size_t sl = strlen(suffixes[i]);
+		suffix |= len > sl && STREQ(s + len - sl, suffixes[i]);
+	}
+	if (!ok || !suffix)
+		return fb_bad(c, "'%s' is not a systemd unit name (such as 'ssh.service')", FB_SHOW(s));
+	return 0;
+}
+
+static const struct fb_field unit_elem = { NULL, FB_T_STRING, NULL, valid_unit, NULL, 0, 0 };
+static const struct fb_field unit_fields[] = {
+	{ "enable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "disable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "start", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "mask", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field units_schema = { NULL, FB_T_OBJECT, unit_fields, NULL, NULL, 0, 0 };
+
 static const struct verb {
 	const char *key;   /* config list */
 	const char *query; /* is-enabled / is-active */
@@ -112,6 +141,7 @@ static enum fb_result units_apply(const struct fb_ctx *c, json_object *section, 
 const struct fb_step step_units = {
 	.name = "units",
 	.config_key = "units",
+	.schema = &units_schema,
 	.needs_config = true,
 	.check = units_check,
 	.dry_run_apply = true,
