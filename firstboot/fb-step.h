@@ -29,6 +29,13 @@ static inline void fb_json_putp(json_object **o)
 	json_object_put(*o);
 }
 
+/* The string at KEY of object O (O may be NULL), or DEF. */
+static inline const char *fb_json_str(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
+}
+
 struct fb_ctx {
 	json_object *config; /* the whole merged, valid config */
 };

@@ -1,5 +1,6 @@
 /* The schema walk and the value checks shared by the config's sections. */
 #include "fb-valid.h"
+#include "fb-fetch.h"
 #include "firstboot.h"
 #include "util.h"
 
@@ -262,21 +263,49 @@ int fb_valid_https_url(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const char *what)
+int fb_valid_download_url(struct fb_check *c, json_object *v)
+{
+	if (!fb_download_url_ok(json_object_get_string(v)))
+		return fb_bad(c, "'%.64s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
+			      json_object_get_string(v));
+	return 0;
+}
+
+int fb_valid_artifact_name(struct fb_check *c, json_object *v)
+{
+	if (!valid_name(json_object_get_string(v), 64))
+		return fb_bad(c, "'%.64s' is not an artifact name (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-')",
+			      json_object_get_string(v));
+	return 0;
+}
+
+long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first)
 {
 	size_t n = json_object_array_length(arr);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++) {
 			json_object *a = json_object_array_get_idx(arr, i), *b = json_object_array_get_idx(arr, j), *x, *y;
 			if (json_object_object_get_ex(a, key, &x) && json_object_object_get_ex(b, key, &y) &&
+			    json_object_get_string(x) && json_object_get_string(y) &&
 			    STREQ(json_object_get_string(x), json_object_get_string(y))) {
-				size_t old = path_push(c, NULL, i);
-				int r = fb_bad(c, "%s '%s' is listed twice", what, FB_SHOW(json_object_get_string(x)));
-				path_pop(c, old);
-				return r;
+				if (ret_first)
+					*ret_first = j;
+				return (long)i;
 			}
 		}
-	return 0;
+	return -1;
+}
+
+int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const char *what)
+{
+	long i = fb_find_duplicate(arr, key, NULL);
+	if (i < 0)
+		return 0;
+	size_t old = path_push(c, NULL, (size_t)i);
+	const char *v = json_object_get_string(json_object_object_get(json_object_array_get_idx(arr, (size_t)i), key));
+	int r = fb_bad(c, "%s '%s' is listed twice", what, FB_SHOW(v));
+	path_pop(c, old);
+	return r;
 }
 
 int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len)

@@ -75,7 +75,16 @@ fb_validator fb_valid_abs_path;  /* "/a/b": no '.', '..', empty components, trai
 fb_validator fb_valid_mode;      /* "0644": 3 or 4 octal digits in a string */
 fb_validator fb_valid_base64;    /* fb_base64_decode() takes it */
 fb_validator fb_valid_https_url; /* https://HOST..., no blanks or control characters */
+/* An artifact's URL (fb_download_url_ok(): https, or http to loopback); also the apt
+ * repositories' and their keys'. */
+fb_validator fb_valid_download_url;
+/* An artifact's name (valid_name(), 64 at most): a file name under the cache; also the apt
+ * repositories'. */
+fb_validator fb_valid_artifact_name;
 
+/* The index of the first element of array ARR whose KEY string equals an earlier one's (that
+ * one's index in *ret_first), or -1 when they are all different. */
+long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first);
 /* In array ARR, the elements' KEY values are unique: else "WHAT 'VALUE' is listed twice" at
  * the second element. */
 int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const char *what);
