@@ -281,6 +281,32 @@ int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t ui
 	return 0;
 }
 
+int fb_remove(const char *abs)
+{
+	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
+		return -EINVAL;
+	if (dry_run) {
+		printf("%s: would remove %s\n", FB_NAME, abs);
+		fflush(stdout);
+		return 0;
+	}
+	const char *slash = strrchr(abs, '/'), *base = slash + 1;
+	if (!*base || STREQ(base, ".") || STREQ(base, ".."))
+		return -EINVAL;
+	_cleanup_free_ char *dir = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd == -ENOENT || dfd == -ENOTDIR)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (unlinkat(dfd, base, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	fsync(dfd);
+	return 0;
+}
+
 /* ---- runner ---- */
 
 int fb_run_capture(char *const argv[], char **ret_out)

@@ -44,6 +44,11 @@ int fb_exists(const char *abs);
  * fsync, rename, fsync the directory. Missing parent directories are created 0755 root:root. */
 int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
+/* Remove the file (not a directory) ABS: unlinkat in its directory, opened inside the root
+ * like fb_open(), which is then synced. 0 also when it is not there. Dry run: prints "would
+ * remove ABS" instead. */
+int fb_remove(const char *abs);
+
 /* 1: ABS is a regular file holding exactly BUF; 0: not (or missing); -errno. */
 int fb_file_is(const char *abs, const void *buf, size_t len);
 

@@ -248,8 +248,7 @@ static int copy_to_target(const struct art *a, char **ret_msg)
 	if (r == 0 && rename(htmp, htarget) < 0)
 		r = -errno;
 	if (r < 0) {
-		if (htmp)
-			unlink(htmp);
+		fb_remove(tmp);
 		*ret_msg = fb_strdupf("artifact '%s': cannot install '%s': %s", a->name, a->target, strerror(-r));
 	}
 	return r;

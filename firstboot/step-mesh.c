@@ -680,26 +680,6 @@ static int stale_files(const struct plan *p, char ***ret)
 	return 0;
 }
 
-static int remove_file(const char *abs)
-{
-	if (fb_dry_run()) {
-		printf("%s: would remove %s\n", FB_NAME, abs);
-		fflush(stdout);
-		return 0;
-	}
-	const char *slash = strrchr(abs, '/');
-	_cleanup_free_ char *dir = strndup(abs, (size_t)(slash - abs));
-	if (!dir)
-		return -ENOMEM;
-	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd;
-	if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
-		return -errno;
-	fsync(dfd);
-	return 0;
-}
-
 /* A Wi-Fi unit first leaves the mesh (live), is disabled, then its file goes; a .network file
  * just goes (networkctl reload, later, lets the interface go). */
 static enum fb_result remove_stale(char **stale, char **ret_msg)
@@ -717,7 +697,7 @@ static enum fb_result remove_stale(char **stale, char **ret_msg)
 			if ((r = fb_run(disable)) != 0)
 				return fail(ret_msg, r, disable);
 		}
-		if ((r = remove_file(*f)) < 0) {
+		if ((r = fb_remove(*f)) < 0) {
 			*ret_msg = fb_strdupf("cannot remove '%s': %s", *f, strerror(-r));
 			return FB_FAILED;
 		}

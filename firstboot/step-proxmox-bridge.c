@@ -242,16 +242,11 @@ static int bridge_up(const char *bridge, const struct uplink *u, char **ret_msg)
 /* Back to the configuration before apply: the old interfaces file, networkd on the uplink. */
 static void bridge_undo(const char *old, const struct uplink *u)
 {
-	_cleanup_free_ char *path = fb_path(BRIDGE_NETWORKD);
 	if (old)
 		fb_write(INTERFACES, old, strlen(old), 0644, 0, 0);
-	else {
-		_cleanup_free_ char *ip = fb_path(INTERFACES);
-		if (ip)
-			unlink(ip);
-	}
-	if (path)
-		unlink(path);
+	else
+		fb_remove(INTERFACES);
+	fb_remove(BRIDGE_NETWORKD);
 	char *reload[] = { "networkctl", "reload", NULL };
 	char *reconf[] = { "networkctl", "reconfigure", (char *)u->dev, NULL };
 	fb_run(reload);
@@ -289,9 +284,8 @@ static enum fb_result bridge_apply(const struct fb_ctx *c, json_object *section,
 	/* Left by an apply cut short before it wrote the interfaces file: networkd must have the
 	 * uplink again, or the machine stays without its address. */
 	if (fb_exists(BRIDGE_NETWORKD) == 1) {
-		_cleanup_free_ char *path = fb_path(BRIDGE_NETWORKD);
 		char *reload[] = { "networkctl", "reload", NULL };
-		if (!path || (!fb_dry_run() && unlink(path) < 0))
+		if (fb_remove(BRIDGE_NETWORKD) < 0)
 			return FB_FAILED;
 		fb_run(reload);
 	}

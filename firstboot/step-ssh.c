@@ -141,21 +141,6 @@ static char *fingerprints(void)
 	return buf;
 }
 
-static int remove_file(const char *abs)
-{
-	_cleanup_free_ char *dir = strdup(abs);
-	if (!dir)
-		return -ENOMEM;
-	char *slash = strrchr(dir, '/');
-	*slash = '\0';
-	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd == -ENOENT ? 0 : dfd;
-	if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 /* The directory /etc/ssh, made 0755 when missing (a tree without openssh-server). */
 static int ensure_dir(const char *abs)
 {
@@ -168,7 +153,7 @@ static int ensure_dir(const char *abs)
 	/* fb_write makes the missing parents 0755 root:root. */
 	if ((r = fb_write(marker, "", 0, 0600, 0, 0)) < 0)
 		return r;
-	return remove_file(marker);
+	return fb_remove(marker);
 }
 
 static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -190,7 +175,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 			return FB_FAILED;
 		/* A half-made pair (a cut during ssh-keygen) is made again; ssh-keygen would ask
 		 * before overwriting. */
-		if ((r = remove_file(priv)) < 0 || (r = remove_file(pub)) < 0) {
+		if ((r = fb_remove(priv)) < 0 || (r = fb_remove(pub)) < 0) {
 			*ret_msg = fb_strdupf("cannot remove the incomplete host key '%s': %s", priv, strerror(-r));
 			return FB_FAILED;
 		}

@@ -226,9 +226,9 @@ static void key_remove(void)
 {
 	if (fb_dry_run())
 		return;
-	_cleanup_free_ char *p = fb_path(KEY_FILE);
-	if (p && unlink(p) < 0 && errno != ENOENT)
-		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(errno));
+	int r = fb_remove(KEY_FILE);
+	if (r < 0)
+		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(-r));
 }
 
 static int build_up(const struct fb_ctx *c, json_object *section, const char *key_file, char ***ret)
