@@ -276,19 +276,14 @@ static enum fb_state run_step(struct engine *e, size_t i, const struct fb_step *
 
 static void disable_unit(void)
 {
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", "pmoves-firstboot.service",
-			 "pmoves-firstboot.timer", NULL };
-	int r = fb_run(argv);
+	char *units[] = { "pmoves-firstboot.service", "pmoves-firstboot.timer", NULL };
+	int r = fb_systemctl("disable", units);
 	if (r != 0)
 		fb_warn("cannot disable pmoves-firstboot.service: systemctl exited with %d", r);
 	/* systemctl's symlink removal is not synced: a power cut soon after would bring the unit
 	 * back on the next boot. */
 	fb_sync();
-	if (fb_live()) {
-		char *stop[] = { "systemctl", "--no-block", "stop", "pmoves-firstboot.timer", NULL };
-		fb_run(stop);
-	}
+	fb_systemctl_live("stop", units + 1);
 }
 
 static void power(const char *verb)
@@ -297,8 +292,7 @@ static void power(const char *verb)
 		fb_debug("not the running system: no %s", verb);
 		return;
 	}
-	char *argv[] = { "systemctl", "--no-block", (char *)verb, NULL };
-	int r = fb_run(argv);
+	int r = fb_systemctl_live(verb, NULL);
 	if (r != 0)
 		fb_error("cannot %s: systemctl exited with %d", verb, r);
 }

@@ -29,7 +29,6 @@
 #include "fb-config.h"
 #include "fb-step.h"
 #include "firstboot.h"
-#include "run.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -713,21 +712,9 @@ static int gw_plan(const struct gw *g, struct plan *p)
 	return r;
 }
 
-static const char *const units[] = { NETWORKD, NFTABLES, DNSMASQ };
+static char *const units[] = { NETWORKD, NFTABLES, DNSMASQ, NULL };
 
-/* ---- systemctl and friends ---- */
-
-static int unit_enabled(const char *unit)
-{
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
-	int r = fb_run_capture(argv, &out);
-	if (r < 0)
-		return r;
-	out[strcspn(out, "\n")] = '\0';
-	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
-			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
-}
+/* ---- the running system ---- */
 
 static int iface_exists(const char *name)
 {
@@ -770,26 +757,17 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 	for (size_t i = 0; i < p.n; i++)
 		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
 			return r;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-		if ((r = unit_enabled(units[i])) <= 0)
+	for (char *const *u = units; *u; u++)
+		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
 	return fb_live() ? live_ok(&g) : 1;
 }
 
-static enum fb_result fail(char **ret_msg, int r, char *const argv[])
-{
-	_cleanup_free_ char *line = argv_to_string(argv);
-	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
-			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
-	return FB_FAILED;
-}
-
-#define RUN(...)                                             \
-	do {                                                 \
-		char *argv_[] = { __VA_ARGS__, NULL };       \
-		int r_ = fb_run(argv_);                      \
-		if (r_ != 0)                                 \
-			return fail(ret_msg, r_, argv_);     \
+#define RUN(...)                                               \
+	do {                                                   \
+		char *argv_[] = { __VA_ARGS__, NULL };         \
+		if (fb_run_msg(argv_, ret_msg) < 0)            \
+			return FB_FAILED;                      \
 	} while (0)
 
 /* Bring it up on the running system. */
@@ -834,21 +812,27 @@ static enum fb_result apply_live(struct gw *g, char **ret_msg)
 		if (r == 0)
 			r = fb_run(name);
 		char now[16];
-		if (r != 0 && !(name_of_mac(s->mac, now) == 0 && STREQ(now, s->ifname)))
-			return fail(ret_msg, r, name);
+		if (r != 0 && !(name_of_mac(s->mac, now) == 0 && STREQ(now, s->ifname))) {
+			*ret_msg = fb_run_error(name, r);
+			return FB_FAILED;
+		}
 	}
 	RUN("sysctl", "-q", "-p", SYSCTL_FILE);
+	/* Waited for, and never a stop: its 'flush ruleset' would take tailscaled's rules too. */
 	RUN("systemctl", "reload-or-restart", NFTABLES);
-	_cleanup_free_ char *out = NULL;
-	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
-	int r = fb_run_capture(active, &out);
-	if (r < 0)
-		return fail(ret_msg, r, active);
-	if (r == 0)
+	char *networkd[] = { NETWORKD, NULL }, *dnsmasq[] = { DNSMASQ, NULL };
+	_cleanup_strv_ char **start = NULL, **restart = NULL;
+	int r = fb_unit_active(NETWORKD);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot run 'systemctl is-active %s': %s", NETWORKD, strerror(-r));
+		return FB_FAILED;
+	}
+	if (r > 0)
 		RUN("networkctl", "reload");
-	else
-		RUN("systemctl", "--no-block", "start", NETWORKD);
-	RUN("systemctl", "--no-block", "restart", DNSMASQ);
+	else if (fb_systemctl_live_argv("start", networkd, &start) < 0 || fb_run_msg(start, ret_msg) < 0)
+		return FB_FAILED;
+	if (fb_systemctl_live_argv("restart", dnsmasq, &restart) < 0 || fb_run_msg(restart, ret_msg) < 0)
+		return FB_FAILED;
 	return FB_OK;
 }
 
@@ -901,8 +885,9 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 			return FB_FAILED;
 		}
 	}
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	RUN("systemctl", root_opt ? root_opt : "--quiet", "enable", NETWORKD, NFTABLES, DNSMASQ);
+	_cleanup_strv_ char **enable = NULL;
+	if (fb_systemctl_argv("enable", units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
+		return FB_FAILED;
 	if (fb_live()) {
 		enum fb_result res = apply_live(&g, ret_msg);
 		if (res != FB_OK)

@@ -25,7 +25,6 @@
 #include "fb-config.h"
 #include "fb-step.h"
 #include "firstboot.h"
-#include "run.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -597,32 +596,10 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 	return r;
 }
 
-/* ---- systemctl ---- */
-
-static int unit_enabled(const char *unit)
-{
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
-	int r = fb_run_capture(argv, &out);
-	if (r < 0)
-		return r;
-	out[strcspn(out, "\n")] = '\0';
-	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
-			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
-}
-
 static int sys_exists(const char *fmt, const char *name)
 {
 	_cleanup_free_ char *p = fb_strdupf(fmt, name);
 	return p ? fb_exists(p) : -ENOMEM;
-}
-
-static enum fb_result fail(char **ret_msg, int r, char *const argv[])
-{
-	_cleanup_free_ char *line = argv_to_string(argv);
-	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
-			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
-	return FB_FAILED;
 }
 
 /* ---- files left by an earlier config ---- */
@@ -688,14 +665,11 @@ static enum fb_result remove_stale(char **stale, char **ret_msg)
 		const char *base = strrchr(*f, '/') + 1;
 		int r;
 		if (!strncmp(*f, UNIT_DIR "/", strlen(UNIT_DIR) + 1)) {
-			_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-			if (fb_live()) {
-				char *stop[] = { "systemctl", "--no-block", "stop", (char *)base, NULL };
-				fb_run(stop); /* not running: nothing to stop */
-			}
-			char *disable[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", (char *)base, NULL };
-			if ((r = fb_run(disable)) != 0)
-				return fail(ret_msg, r, disable);
+			char *units[] = { (char *)base, NULL };
+			_cleanup_strv_ char **disable = NULL;
+			fb_systemctl_live("stop", units); /* not running: nothing to stop */
+			if (fb_systemctl_argv("disable", units, &disable) < 0 || fb_run_msg(disable, ret_msg) < 0)
+				return FB_FAILED;
 		}
 		if ((r = fb_remove(*f)) < 0) {
 			*ret_msg = fb_strdupf("cannot remove '%s': %s", *f, strerror(-r));
@@ -726,7 +700,7 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
 			return r;
 	for (char **u = p.units; *u; u++)
-		if ((r = unit_enabled(*u)) <= 0)
+		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
 	_cleanup_strv_ char **stale = NULL;
 	if ((r = stale_files(&p, &stale)) < 0 || stale)
@@ -743,35 +717,33 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 static enum fb_result apply_live(const struct mesh *m, const struct plan *p, char **ret_msg)
 {
 	char *modprobe[] = { "modprobe", "batman-adv", NULL };
-	int r = fb_run(modprobe);
-	if (r != 0)
-		return fail(ret_msg, r, modprobe);
+	if (fb_run_msg(modprobe, ret_msg) < 0)
+		return FB_FAILED;
 	if (p->wifi_units) {
 		char *reload[] = { "systemctl", "daemon-reload", NULL };
-		if ((r = fb_run(reload)) != 0)
-			return fail(ret_msg, r, reload);
+		if (fb_run_msg(reload, ret_msg) < 0)
+			return FB_FAILED;
 	}
-	_cleanup_free_ char *out = NULL;
-	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
-	r = fb_run_capture(active, &out);
-	if (r < 0)
-		return fail(ret_msg, r, active);
-	if (r == 0) {
+	char *networkd[] = { NETWORKD, NULL };
+	_cleanup_strv_ char **start = NULL;
+	int r = fb_unit_active(NETWORKD);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot run 'systemctl is-active %s': %s", NETWORKD, strerror(-r));
+		return FB_FAILED;
+	}
+	if (r > 0) {
 		/* reload creates a new bat0 and reconfigures the links whose .network changed; an
 		 * existing bat0 keeps its gateway mode, so that is set with batctl. */
 		char *reload[] = { "networkctl", "reload", NULL };
-		if ((r = fb_run(reload)) != 0)
-			return fail(ret_msg, r, reload);
+		if (fb_run_msg(reload, ret_msg) < 0)
+			return FB_FAILED;
 		if (sys_exists(SYS_NET "/%s", "bat0") > 0) {
 			char *gw[] = { "batctl", "meshif", "bat0", "gw_mode", (char *)m->gateway, NULL };
-			if ((r = fb_run(gw)) != 0)
-				return fail(ret_msg, r, gw);
+			if (fb_run_msg(gw, ret_msg) < 0)
+				return FB_FAILED;
 		}
-	} else {
-		char *start[] = { "systemctl", "--no-block", "start", NETWORKD, NULL };
-		if ((r = fb_run(start)) != 0)
-			return fail(ret_msg, r, start);
-	}
+	} else if (fb_systemctl_live_argv("start", networkd, &start) < 0 || fb_run_msg(start, ret_msg) < 0)
+		return FB_FAILED;
 	for (char **u = p->wifi_units; u && *u; u++) {
 		/* A radio not there yet: its unit starts when the device appears (WantedBy=). */
 		char ifname[16];
@@ -779,9 +751,9 @@ static enum fb_result apply_live(const struct mesh *m, const struct plan *p, cha
 		snprintf(ifname, sizeof(ifname), "%.*s", (int)(strlen(name) - strlen(".service")), name);
 		if (sys_exists(SYS_NET "/%s", ifname) <= 0)
 			continue;
-		char *restart[] = { "systemctl", "--no-block", "restart", *u, NULL };
-		if ((r = fb_run(restart)) != 0)
-			return fail(ret_msg, r, restart);
+		_cleanup_strv_ char **restart = NULL;
+		if (fb_systemctl_live_argv("restart", (char *[]){ *u, NULL }, &restart) < 0 || fb_run_msg(restart, ret_msg) < 0)
+			return FB_FAILED;
 	}
 	return FB_OK;
 }
@@ -818,18 +790,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 		}
 	}
 	_cleanup_strv_ char **enable = NULL;
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	r = strv_push(&enable, "systemctl");
-	if (r == 0)
-		r = strv_push(&enable, root_opt ? root_opt : "--quiet");
-	if (r == 0)
-		r = strv_push(&enable, "enable");
-	for (char **u = p.units; r == 0 && *u; u++)
-		r = strv_push(&enable, *u);
-	if (r < 0)
+	if (fb_systemctl_argv("enable", p.units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
 		return FB_FAILED;
-	if ((r = fb_run(enable)) != 0)
-		return fail(ret_msg, r, enable);
 	if (fb_live() && (res = apply_live(&m, &p, ret_msg)) != FB_OK)
 		return res;
 

@@ -331,11 +331,9 @@ static enum fb_result bridge_apply(const struct fb_ctx *c, json_object *section,
 	 * wait-online has no link left to wait for and would hold network-online.target for its
 	 * whole timeout on every boot (ifupdown2's networking.service orders it now). */
 	if (resolved) {
-		char *restart[] = { "systemctl", "--no-block", "try-restart", "systemd-resolved.service", NULL };
-		fb_run(restart);
+		fb_systemctl_live("try-restart", (char *[]){ "systemd-resolved.service", NULL });
 	}
-	char *nowait[] = { "systemctl", "--quiet", "disable", "systemd-networkd-wait-online.service", NULL };
-	fb_run(nowait);
+	fb_systemctl("disable", (char *[]){ "systemd-networkd-wait-online.service", NULL });
 	*ret_msg = fb_strdupf("'%s' over '%s' with %s%s%s (static, the uplink's address)%s", bridge, u.dev, u.cidr,
 			      u.gateway[0] ? ", gateway " : "", u.gateway, resolved ? "; DNS servers kept for systemd-resolved" : "");
 	return FB_OK;

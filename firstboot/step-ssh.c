@@ -201,8 +201,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 	}
 	if (changed && fb_live()) {
 		/* Before sshd starts (the unit's ordering) this does nothing; later it reloads. */
-		char *argv[] = { "systemctl", "--no-block", "try-reload-or-restart", "ssh.service", NULL };
-		r = fb_run(argv);
+		r = fb_systemctl_live("try-reload-or-restart", (char *[]){ "ssh.service", NULL });
 		if (r != 0)
 			fb_warn("cannot reload ssh.service: systemctl exited with %d, ignoring", r);
 	}

@@ -1,4 +1,5 @@
-/* The helpers the steps share, each on its own: removing files under the root. */
+/* The helpers the steps share, each on its own: removing files under the root; systemctl
+ * through a stand-in runner that answers what the test tells it. */
 #include "test-fb-lib.h"
 
 /* stdout into a file while a helper prints (dry run), so that TAP's stdout stays clean. */
@@ -63,8 +64,132 @@ static void test_remove(void)
 	t_cleanup(root);
 }
 
+/* A stand-in runner beside ROOT: records each argv in ROOT/../calls, prints ROOT/../out and
+ * exits with ROOT/../rc (0 without). */
+static char *answering_stand_in(const char *root)
+{
+	char *top = t_beside(root, "");
+	top[strlen(top) - 1] = '\0';
+	char *script = t_strf("#!/bin/sh\n# stand-in: records argv, answers what the test wrote\n"
+			      "echo \"$*\" >> %s/calls\n[ -e %s/out ] && cat %s/out\nexit $(cat %s/rc 2>/dev/null || echo 0)\n",
+			      top, top, top, top);
+	char *path = t_strf("%s/answering", top);
+	if (write_file_atomic(path, script, strlen(script), 0755) < 0)
+		abort();
+	free(script), free(top);
+	return path;
+}
+
+static void answer(const char *root, const char *out, int rc)
+{
+	char *o = t_beside(root, "out"), *c = t_beside(root, "rc"), *calls = t_beside(root, "calls"), *code = t_strf("%d\n", rc);
+	unlink(o);
+	unlink(calls);
+	if ((out && write_file_atomic(o, out, strlen(out), 0644) < 0) || write_file_atomic(c, code, strlen(code), 0644) < 0)
+		abort();
+	free(o), free(c), free(calls), free(code);
+}
+
+static char *calls(const char *root)
+{
+	char *p = t_beside(root, "calls"), *text = t_read(p, NULL);
+	free(p);
+	return text ? text : strdup("");
+}
+
+static void test_systemctl(void)
+{
+	static const char *const enabled[] = { "enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient" };
+	static const char *const not_enabled[] = { "disabled", "masked", "masked-runtime", "linked", "linked-runtime", "bad", "not-found", "" };
+	bool all = true;
+	for (size_t i = 0; i < ARRAY_SIZE(enabled); i++)
+		all &= fb_unit_state_enabled(enabled[i]);
+	tap_ok(all, "enabled states: the ones systemctl is-enabled exits 0 for");
+	all = !fb_unit_state_enabled(NULL);
+	for (size_t i = 0; i < ARRAY_SIZE(not_enabled); i++)
+		all &= !fb_unit_state_enabled(not_enabled[i]);
+	tap_ok(all, "not enabled: disabled, masked, linked, bad, not-found, nothing");
+
+	char *root = t_tree(), *stand_in = answering_stand_in(root);
+	fb_root_set(root);
+	setenv("PMOVES_FIRSTBOOT_RUNNER", stand_in, 1);
+	unsetenv("PMOVES_FIRSTBOOT_LIVE");
+	static const struct {
+		const char *out;
+		int rc, want;
+	} tree_cases[] = {
+		{ "enabled\n", 0, 1 }, { "enabled-runtime\n", 0, 1 }, { "generated\n", 0, 1 }, { "static\n", 0, 1 },
+		{ "disabled\n", 1, 0 }, { "linked\n", 1, 0 },
+		{ "masked\n", 0, 0 }, /* a stand-in (or another systemctl) that exits 0: the word says no */
+		{ NULL, 127, -ENOENT }, /* no systemctl */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(tree_cases); i++) {
+		answer(root, tree_cases[i].out, tree_cases[i].rc);
+		const char *o = tree_cases[i].out ? tree_cases[i].out : "";
+		tap_is_int(fb_unit_enabled("a.service"), tree_cases[i].want, "is-enabled on a tree: '%.*s' exit %d",
+			   (int)strcspn(o, "\n"), o, tree_cases[i].rc);
+	}
+	char *c = calls(root), *want = t_strf("%s --root=%s is-enabled a.service\n", "systemctl", root);
+	tap_is_str(c, want, "is-enabled on a tree: systemctl --root=ROOT");
+	free(c), free(want);
+
+	answer(root, NULL, 3);
+	tap_is_int(fb_systemctl("enable", (char *[]){ "a.service", "b.service", NULL }), 3, "systemctl on unit files: its exit status");
+	c = calls(root), want = t_strf("systemctl --root=%s enable a.service b.service\n", root);
+	tap_is_str(c, want, "systemctl on unit files on a tree: --root=ROOT, every unit");
+	free(c), free(want);
+	answer(root, NULL, 0);
+	tap_is_int(fb_systemctl_live("restart", (char *[]){ "a.service", NULL }), 0, "live verbs on a tree: 0");
+	c = calls(root);
+	tap_is_str(c, "", "live verbs on a tree: nothing run");
+	free(c);
+
+	/* The running system (a tree taken for it: every command goes to the stand-in). */
+	setenv("PMOVES_FIRSTBOOT_LIVE", "1", 1);
+	answer(root, NULL, 0);
+	tap_is_int(fb_unit_enabled("a.service"), 1, "is-enabled running: --quiet, exit 0 is enabled");
+	answer(root, NULL, 1);
+	tap_is_int(fb_unit_enabled("a.service"), 0, "is-enabled running: exit 1 is not");
+	c = calls(root);
+	tap_is_str(c, "systemctl --quiet is-enabled a.service\n", "is-enabled running: systemctl --quiet");
+	free(c);
+	answer(root, NULL, 0);
+	fb_systemctl("disable", (char *[]){ "a.service", NULL });
+	fb_systemctl_live("restart", (char *[]){ "a.service", NULL });
+	fb_systemctl_live("reboot", NULL);
+	c = calls(root);
+	tap_is_str(c, "systemctl --quiet disable a.service\nsystemctl --no-block restart a.service\nsystemctl --no-block reboot\n",
+		   "running: --quiet on unit files, --no-block on units");
+	free(c);
+	answer(root, "active\n", 0);
+	tap_is_int(fb_unit_active("a.service"), 1, "is-active: exit 0 is active");
+	answer(root, "inactive\n", 3);
+	tap_is_int(fb_unit_active("a.service"), 0, "is-active: exit 3 is not");
+	c = calls(root);
+	tap_is_str(c, "systemctl is-active a.service\n", "is-active: systemctl is-active UNIT");
+	free(c);
+
+	char *msg = NULL;
+	answer(root, NULL, 2);
+	tap_is_int(fb_run_msg((char *[]){ "networkctl", "reload", NULL }, &msg), -EIO, "run_msg: a failure is -EIO");
+	tap_is_str(msg, "'networkctl reload' exited with 2", "run_msg: and says which command and how");
+	free(msg);
+	msg = fb_run_error((char *[]){ "x", NULL }, -ENOENT);
+	tap_is_str(msg, "cannot run 'x': No such file or directory", "run_error: -errno");
+	free(msg);
+	answer(root, NULL, 0);
+	msg = NULL;
+	tap_ok(fb_run_msg((char *[]){ "true", NULL }, &msg) == 0 && !msg, "run_msg: 0, no message");
+
+	unsetenv("PMOVES_FIRSTBOOT_LIVE");
+	unsetenv("PMOVES_FIRSTBOOT_RUNNER");
+	free(stand_in);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	test_remove();
+	test_systemctl();
 	return tap_done();
 }
