@@ -168,6 +168,31 @@ int fb_file_is(const char *abs, const void *buf, size_t len)
 	return r;
 }
 
+int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+	struct stat st;
+	if (fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != (mode & 07777) || (uint64_t)st.st_size != len ||
+	    (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid)))
+		return 0;
+	_cleanup_free_ char *have = NULL;
+	size_t hlen;
+	int r = read_fd(fd, len, &have, &hlen);
+	if (r == -EFBIG)
+		return 0;
+	if (r < 0)
+		return r;
+	r = hlen == len && memcmp(have, buf, len) == 0;
+	explicit_bzero(have, hlen);
+	return r;
+}
+
 /* The directory ABS (a copy the caller may cut), created with its parents if missing. */
 static int open_dir_create(char *abs, int depth)
 {

@@ -51,6 +51,10 @@ int fb_remove(const char *abs);
 
 /* 1: ABS is a regular file holding exactly BUF; 0: not (or missing); -errno. */
 int fb_file_is(const char *abs, const void *buf, size_t len);
+/* 1: ABS is a regular file (the last component not a symlink) holding exactly BUF, with the
+ * permission bits MODE and, unless UID is (uid_t)-1, owned by UID:GID; 0: not (or missing);
+ * -errno. */
+int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
 /* Dry run (run --dry-run): fb_write() prints the path, mode and content instead of writing
  * (content hidden when the mode lets only the owner read it), and fb_run() prints the command

@@ -159,18 +159,7 @@ static int file_load(json_object *o, struct file *f, char **ret_msg)
 /* 1: the file is there with this content, mode and owner. */
 static int file_is_right(const struct file *f)
 {
-	_cleanup_close_ int fd = fb_open(f->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-	struct stat st;
-	if (fd == -ENOENT || fd == -ELOOP)
-		return 0;
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != f->mode || st.st_uid != f->uid || st.st_gid != f->gid ||
-	    (uint64_t)st.st_size != f->len)
-		return 0;
-	return fb_file_is(f->path, f->buf, f->len);
+	return fb_file_matches(f->path, f->buf, f->len, f->mode, f->uid, f->gid);
 }
 
 /* Each entry, loaded: CB(file) returns <0 to stop. */

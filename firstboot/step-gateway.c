@@ -26,7 +26,7 @@
  * from the WAN only DHCP replies and the ICMPv6 that IPv6 needs. Forward: policy drop; LAN to
  * WAN, tailnet to and from LAN, established/related. NAT: the LAN subnet masqueraded out of
  * the WAN. No port forwards. */
-#include "fb-config.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -559,37 +559,6 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 
 /* ---- the files ---- */
 
-struct out {
-	char *path, *text;
-};
-
-struct plan {
-	struct out files[8];
-	size_t n;
-};
-
-static void plan_done(struct plan *p)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->files[i].path);
-		free(p->files[i].text);
-	}
-	memset(p, 0, sizeof(*p));
-}
-
-/* Takes TEXT (NULL: -ENOMEM). */
-static int plan_add(struct plan *p, const char *path, char *text)
-{
-	char *dup = strdup(path);
-	if (!dup || !text || p->n >= ARRAY_SIZE(p->files)) {
-		free(dup);
-		free(text);
-		return -ENOMEM;
-	}
-	p->files[p->n++] = (struct out){ dup, text };
-	return 0;
-}
-
 static char *link_file(const struct side *s)
 {
 	return fb_strdupf(HEADER "# The %s NIC (%s at first boot), named '%s'.\n"
@@ -692,23 +661,23 @@ static char *dnsmasq_conf(const struct gw *g)
 			  g->lan.ifname, g->lan.ifname, up, dom, a, b, mask, g->lease, gw, gw);
 }
 
-static int gw_plan(const struct gw *g, struct plan *p)
+static int gw_plan(const struct gw *g, struct fb_file_set *p)
 {
 	int r = 0;
 	if (g->wan.how != BY_NAME)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.link", link_file(&g->wan));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-wan.link"), link_file(&g->wan), 0644);
 	if (r == 0 && g->lan.how != BY_NAME)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.link", link_file(&g->lan));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-lan.link"), link_file(&g->lan), 0644);
 	if (r == 0)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.network", wan_network(g));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-wan.network"), wan_network(g), 0644);
 	if (r == 0)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.network", lan_network(g));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-lan.network"), lan_network(g), 0644);
 	if (r == 0)
-		r = plan_add(p, SYSCTL_FILE, strdup(HEADER "net.ipv4.ip_forward = 1\n"));
+		r = fb_file_set_add(p, strdup(SYSCTL_FILE), strdup(HEADER "net.ipv4.ip_forward = 1\n"), 0644);
 	if (r == 0)
-		r = plan_add(p, NFT_FILE, ruleset(g));
+		r = fb_file_set_add(p, strdup(NFT_FILE), ruleset(g), 0644);
 	if (r == 0)
-		r = plan_add(p, DNSMASQ_FILE, dnsmasq_conf(g));
+		r = fb_file_set_add(p, strdup(DNSMASQ_FILE), dnsmasq_conf(g), 0644);
 	return r;
 }
 
@@ -743,7 +712,7 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 {
 	(void)c;
 	struct gw g;
-	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_(fb_file_set_done) struct fb_file_set p = { 0 };
 	_cleanup_free_ char *msg = NULL;
 	int r = gw_load(section, &g, &msg);
 	if (r == -ENODEV)
@@ -754,9 +723,8 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 		*ret_msg = msg ? TAKE_PTR(msg) : fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
 		return r;
 	}
-	for (size_t i = 0; i < p.n; i++)
-		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
-			return r;
+	if ((r = fb_file_set_check(&p)) <= 0)
+		return r;
 	for (char *const *u = units; *u; u++)
 		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
@@ -854,7 +822,7 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 {
 	(void)c;
 	struct gw g;
-	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_(fb_file_set_done) struct fb_file_set p = { 0 };
 	int r;
 	if (fb_live() && !fb_dry_run()) {
 		/* At boot we may run before udev has added the NICs: let it finish, then give
@@ -878,13 +846,8 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 			*ret_msg = fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
 		return FB_FAILED;
 	}
-	for (size_t i = 0; i < p.n; i++) {
-		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
-		if (r < 0) {
-			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
-			return FB_FAILED;
-		}
-	}
+	if (fb_file_set_write(&p, ret_msg) < 0)
+		return FB_FAILED;
 	_cleanup_strv_ char **enable = NULL;
 	if (fb_systemctl_argv("enable", units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
 		return FB_FAILED;

@@ -28,7 +28,7 @@
  *
  * No GPU: skipped and nothing written, unless "without_gpu": true (a host that gets its GPU
  * later, and the QEMU test): then only the IOMMU flags. */
-#include "fb-config.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -641,62 +641,35 @@ static int initramfs_text(const struct host *h, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-struct wanted {
-	const char *path;
-	char *text;
-};
-
-/* Every file the step writes, with its content; n == 0 and a message when it cannot. */
-static int wanted_files(const struct host *h, struct wanted ret[5], size_t *ret_n, char **ret_msg)
+/* Every file the step writes, with its content; a message when it cannot. */
+static int wanted_files(const struct host *h, struct fb_file_set *ret, char **ret_msg)
 {
-	size_t n = 0;
+	char *text = NULL;
 	int r;
 	if (!h->cmdline_file) {
 		*ret_msg = strdup("no boot loader configuration found ('" KERNEL_CMDLINE "' for systemd-boot, '" GRUB_DEFAULT
 				  "' for GRUB)");
 		return -ENOENT;
 	}
-	ret[n].path = h->cmdline_file;
-	if ((r = cmdline_file_text(h, &ret[n].text)) < 0) {
+	if ((r = cmdline_file_text(h, &text)) < 0) {
 		*ret_msg = fb_strdupf("cannot edit '%s': %s", h->cmdline_file,
 				      r == -EINVAL ? "not a command line this step can edit (quotes?)" : strerror(-r));
 		return r;
 	}
-	n++;
-	if (h->n_gpus) {
-		ret[n].path = VFIO_CONF;
-		ret[n++].text = vfio_conf(h);
-		ret[n].path = BLACKLIST_CONF;
-		ret[n++].text = strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n");
-		ret[n].path = MODULES_CONF;
-		ret[n++].text = fb_strdupf(HEADER "%s", modules_list(h));
-		if (fb_exists("/etc/initramfs-tools") == 1) {
-			ret[n].path = INITRAMFS_MODULES;
-			if ((r = initramfs_text(h, &ret[n].text)) < 0) {
-				*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
-				n++;
-				goto fail;
-			}
-			n++;
-		}
+	if ((r = fb_file_set_add(ret, strdup(h->cmdline_file), text, 0644)) < 0 || !h->n_gpus)
+		return r;
+	if ((r = fb_file_set_add(ret, strdup(VFIO_CONF), vfio_conf(h), 0644)) < 0 ||
+	    (r = fb_file_set_add(ret, strdup(BLACKLIST_CONF),
+				 strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"), 0644)) < 0 ||
+	    (r = fb_file_set_add(ret, strdup(MODULES_CONF), fb_strdupf(HEADER "%s", modules_list(h)), 0644)) < 0)
+		return r;
+	if (fb_exists("/etc/initramfs-tools") != 1)
+		return 0;
+	if ((r = initramfs_text(h, &text)) < 0) {
+		*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
+		return r;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!ret[i].text) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	*ret_n = n;
-	return 0;
-fail:
-	for (size_t i = 0; i < n; i++)
-		free(ret[i].text);
-	return r;
-}
-
-static void wanted_free(struct wanted *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(w[i].text);
+	return fb_file_set_add(ret, strdup(INITRAMFS_MODULES), text, 0644);
 }
 
 /* ---- what is in effect ---- */
@@ -776,16 +749,9 @@ static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_
 		*ret_msg = strdup("no NVIDIA GPU on this machine: nothing to pass through, nothing written");
 		return 1;
 	}
-	struct wanted w[5];
-	size_t n = 0;
-	if ((r = wanted_files(&h, w, &n, ret_msg)) < 0)
+	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
+	if ((r = wanted_files(&h, &w, ret_msg)) < 0 || (r = fb_file_set_check(&w)) <= 0)
 		return r;
-	int done = 1;
-	for (size_t i = 0; i < n && done == 1; i++)
-		done = fb_file_is(w[i].path, w[i].text, strlen(w[i].text));
-	wanted_free(w, n);
-	if (done <= 0)
-		return done;
 	bool bound;
 	const char *missing;
 	_cleanup_free_ char *what = describe(&h, &bound, &missing);
@@ -840,16 +806,8 @@ static enum fb_result iommu_apply(const struct fb_ctx *c, json_object *section, 
 	_cleanup_(host_done) struct host h = { 0 };
 	if (detect(&h, section, ret_msg) < 0)
 		return FB_FAILED;
-	struct wanted w[5];
-	size_t n = 0;
-	if (wanted_files(&h, w, &n, ret_msg) < 0)
-		return FB_FAILED;
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
-		if ((r = fb_write(w[i].path, w[i].text, strlen(w[i].text), 0644, 0, 0)) < 0)
-			*ret_msg = fb_strdupf("cannot write '%s': %s", w[i].path, strerror(-r));
-	wanted_free(w, n);
-	if (r < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
+	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
+	if (wanted_files(&h, &w, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
 		return FB_FAILED;
 	const char *flags[2];
 	size_t nf = cpu_flags(&h, flags);

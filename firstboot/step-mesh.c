@@ -22,7 +22,7 @@
  *
  * The 60- prefix sorts before other .network files (80-pmoves-dhcp.network matches en*), so
  * networkd gives a mesh interface our file and not a DHCP one. */
-#include "fb-config.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -458,23 +458,15 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 
 /* ---- the files ---- */
 
-struct out {
-	char *path, *text;
-};
-
 struct plan {
-	struct out files[MAX_INTERFACES * 2 + 4];
-	size_t n;
+	struct fb_file_set files;
 	char **units; /* to enable: networkd, then the Wi-Fi units */
 	char **wifi_units;
 };
 
 static void plan_done(struct plan *p)
 {
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->files[i].path);
-		free(p->files[i].text);
-	}
+	fb_file_set_done(&p->files);
 	strv_free(p->units);
 	strv_free(p->wifi_units);
 	memset(p, 0, sizeof(*p));
@@ -483,13 +475,7 @@ static void plan_done(struct plan *p)
 /* Takes PATH and TEXT (both may be NULL: -ENOMEM). */
 static int plan_add(struct plan *p, char *path, char *text)
 {
-	if (!path || !text || p->n >= ARRAY_SIZE(p->files)) {
-		free(path);
-		free(text);
-		return -ENOMEM;
-	}
-	p->files[p->n++] = (struct out){ path, text };
-	return 0;
+	return fb_file_set_add(&p->files, path, text, 0644);
 }
 
 /* The file name part for a hard interface: its name, or its MAC without colons. */
@@ -612,14 +598,6 @@ static const struct {
 	{ UNIT_DIR, "pmoves-mesh-", ".service" },
 };
 
-static bool planned(const struct plan *p, const char *abs)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (STREQ(p->files[i].path, abs))
-			return true;
-	return false;
-}
-
 /* Our hard interface files and Wi-Fi units that the plan does not write (an interface taken
  * out of the config), sorted; NULL when there are none. */
 static int stale_files(const struct plan *p, char ***ret)
@@ -644,7 +622,7 @@ static int stale_files(const struct plan *p, char ***ret)
 			_cleanup_free_ char *abs = fb_strdupf("%s/%s", ours[k].dir, de->d_name);
 			if (!abs)
 				r = -ENOMEM;
-			else if (!planned(p, abs))
+			else if (!fb_file_set_has(&p->files, abs))
 				r = strv_push(&stale, abs);
 		}
 		closedir(d);
@@ -696,9 +674,8 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 		*ret_msg = TAKE_PTR(msg);
 		return r;
 	}
-	for (size_t i = 0; i < p.n; i++)
-		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
-			return r;
+	if ((r = fb_file_set_check(&p.files)) <= 0)
+		return r;
 	for (char **u = p.units; *u; u++)
 		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
@@ -782,13 +759,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	enum fb_result res = remove_stale(stale, ret_msg);
 	if (res != FB_OK)
 		return res;
-	for (size_t i = 0; i < p.n; i++) {
-		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
-		if (r < 0) {
-			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
-			return FB_FAILED;
-		}
-	}
+	if (fb_file_set_write(&p.files, ret_msg) < 0)
+		return FB_FAILED;
 	_cleanup_strv_ char **enable = NULL;
 	if (fb_systemctl_argv("enable", p.units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
 		return FB_FAILED;

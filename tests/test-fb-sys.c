@@ -1,5 +1,6 @@
 /* The helpers the steps share, each on its own: removing files under the root; systemctl
- * through a stand-in runner that answers what the test tells it. */
+ * through a stand-in runner that answers what the test tells it; file sets. */
+#include "fb-fileset.h"
 #include "test-fb-lib.h"
 
 /* stdout into a file while a helper prints (dry run), so that TAP's stdout stays clean. */
@@ -187,9 +188,69 @@ static void test_systemctl(void)
 	t_cleanup(root);
 }
 
+static void test_file_set(void)
+{
+	char *root = t_tree();
+	fb_root_set(root);
+	struct fb_file_set s = { 0 };
+	tap_is_int(fb_file_set_check(&s), 1, "file set: an empty one is there");
+	tap_is_int(fb_file_set_add(&s, strdup("/etc/x/a.conf"), strdup("a\n"), 0644), 0, "file set: add one");
+	tap_is_int(fb_file_set_add(&s, strdup("/etc/x/b.key"), strdup("secret\n"), 0600), 0, "file set: add another, mode 0600");
+	tap_is_int(fb_file_set_add(&s, strdup("/etc/x/a.conf"), strdup("again\n"), 0644), -EEXIST, "file set: a path twice is refused");
+	tap_is_int(fb_file_set_add(&s, strdup("/etc/x/c"), NULL, 0644), -ENOMEM, "file set: a failed text is -ENOMEM");
+	tap_is_int(fb_file_set_add(&s, strdup("etc/x/c"), strdup(""), 0644), -EINVAL, "file set: a relative path is refused");
+	tap_ok(s.n == 2 && fb_file_set_has(&s, "/etc/x/b.key") && !fb_file_set_has(&s, "/etc/x/c"), "file set: holds what was added");
+	tap_is_int(fb_file_set_check(&s), 0, "file set: not on disk yet");
+
+	char *msg = NULL;
+	tap_is_int(fb_file_set_write(&s, &msg), 0, "file set: written");
+	struct stat a = t_stat(root, "etc/x/a.conf"), b = t_stat(root, "etc/x/b.key");
+	char *text = t_read(root, "etc/x/b.key");
+	tap_ok((a.st_mode & 07777) == 0644 && (b.st_mode & 07777) == 0600 && text && STREQ(text, "secret\n"),
+	       "file set: each file with its content and mode");
+	free(text);
+	tap_is_int(fb_file_set_check(&s), 1, "file set: on disk");
+
+	t_write(root, "etc/x/a.conf", "b\n");
+	tap_is_int(fb_file_set_check(&s), 0, "file set: other content is not it");
+	fb_file_set_write(&s, &msg);
+	char *p = t_strf("%s/etc/x/a.conf", root);
+	chmod(p, 0600);
+	tap_is_int(fb_file_set_check(&s), 0, "file set: another mode is not it");
+	chmod(p, 0644);
+	if (geteuid() == 0) {
+		if (chown(p, 1000, 1000) < 0)
+			abort();
+		tap_is_int(fb_file_set_check(&s), 0, "file set: another owner is not it");
+		tap_is_int(fb_file_matches("/etc/x/a.conf", "a\n", 2, 0644, (uid_t)-1, (gid_t)-1), 1,
+			   "file matches: the owner not asked for");
+		if (chown(p, 0, 0) < 0)
+			abort();
+	} else {
+		tap_skip("file set: another owner is not it", "not root");
+		tap_skip("file matches: the owner not asked for", "not root");
+	}
+	tap_is_int(fb_file_set_check(&s), 1, "file set: back as it was");
+	unlink(p);
+	if (symlink("b.key", p) < 0)
+		abort();
+	tap_is_int(fb_file_set_check(&s), 0, "file set: a symlink in a file's place is not it");
+
+	t_write(root, "etc/y", "a file where a directory is wanted");
+	fb_file_set_done(&s);
+	tap_ok(s.n == 0 && !s.files, "file set: done empties it");
+	fb_file_set_add(&s, strdup("/etc/y/z"), strdup("z"), 0644);
+	tap_ok(fb_file_set_write(&s, &msg) < 0 && msg && !strncmp(msg, "cannot write '/etc/y/z': ", 25),
+	       "file set: a write that fails names the file");
+	free(msg), free(p);
+	fb_file_set_done(&s);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	test_remove();
 	test_systemctl();
+	test_file_set();
 	return tap_done();
 }
