@@ -3,6 +3,7 @@
  * update and full-upgrade, proxmox-default-kernel; then a reboot into that kernel
  * (fb-proxmox.h: the four proxmox steps). */
 #include "fb-fetch.h"
+#include "fb-hosts.h"
 #include "fb-proxmox.h"
 #include "firstboot.h"
 #include "util.h"
@@ -113,97 +114,6 @@ static int node_address(json_object *section, char **ret, char **ret_msg)
 	return fb_proxmox_route_source(ret, ret_msg);
 }
 
-static bool names_host(const char *line, size_t n, const char *name, const char *shortname)
-{
-	/* Fields after the address. */
-	size_t i = strcspn(line, " \t");
-	while (i < n) {
-		i += strspn(line + i, " \t");
-		size_t w = 0;
-		while (i + w < n && line[i + w] != ' ' && line[i + w] != '\t')
-			w++;
-		if (line[i] == '#')
-			return false;
-		if ((w == strlen(name) && !strncmp(line + i, name, w)) || (w == strlen(shortname) && !strncmp(line + i, shortname, w)))
-			return true;
-		i += w;
-	}
-	return false;
-}
-
-/* /etc/hosts with the node's name on ADDR only: 127.0.1.1 lines and other lines naming the
- * node dropped (loopback lines for localhost stay), "ADDR FQDN SHORT" after 127.0.0.1's. */
-static char *hosts_text(const char *old, const char *addr, const char *name)
-{
-	const char *dot = strchr(name, '.');
-	char shortname[256];
-	snprintf(shortname, sizeof(shortname), "%.*s", dot ? (int)(dot - name) : (int)strlen(name), name);
-	_cleanup_free_ char *line = dot ? fb_strdupf("%s\t%s %s\n", addr, name, shortname) : fb_strdupf("%s\t%s\n", addr, name);
-	if (!line)
-		return NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	bool placed = false;
-	for (const char *p = old ? old : "127.0.0.1\tlocalhost\n"; *p;) {
-		size_t n = strcspn(p, "\n");
-		bool local11 = !strncmp(p, "127.0.1.1", 9) && n > 9 && (p[9] == ' ' || p[9] == '\t');
-		bool loop = !strncmp(p, "127.0.0.1", 9) || !strncmp(p, "::1", 3);
-		if (loop && names_host(p, n, name, shortname)) {
-			/* "127.0.0.1 localhost pve": the node's names leave the loopback line. */
-			size_t i = strcspn(p, " \t");
-			fprintf(f, "%.*s", (int)i, p);
-			while (i < n) {
-				size_t sp = strspn(p + i, " \t"), w = 0;
-				while (i + sp + w < n && p[i + sp + w] != ' ' && p[i + sp + w] != '\t')
-					w++;
-				const char *word = p + i + sp;
-				bool ours = (w == strlen(name) && !strncmp(word, name, w)) ||
-					    (w == strlen(shortname) && !strncmp(word, shortname, w));
-				if (w && (!ours || word[0] == '#'))
-					fprintf(f, "%.*s", (int)(sp + w), p + i);
-				i += sp + w;
-			}
-			fputc('\n', f);
-		} else if (!local11 && (loop || !names_host(p, n, name, shortname)))
-			fprintf(f, "%.*s\n", (int)n, p);
-		if (!placed && !strncmp(p, "127.0.0.1", 9)) {
-			fputs(line, f);
-			placed = true;
-		}
-		p += n + (p[n] == '\n');
-	}
-	if (!placed)
-		fputs(line, f);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-/* Loopback lines naming the node are a problem only when they are the node's 127.0.0.1 line
- * ("127.0.0.1 localhost pve"): then hostname --ip-address gives 127.0.0.1. */
-static bool hosts_ok(const char *text, const char *name)
-{
-	const char *dot = strchr(name, '.');
-	char shortname[256];
-	snprintf(shortname, sizeof(shortname), "%.*s", dot ? (int)(dot - name) : (int)strlen(name), name);
-	bool found = false;
-	for (const char *p = text; p && *p;) {
-		size_t n = strcspn(p, "\n");
-		if (p[0] != '#' && names_host(p, n, name, shortname)) {
-			if (!strncmp(p, "127.", 4) || !strncmp(p, "::1", 3))
-				return false;
-			found = true;
-		}
-		p += n + (p[n] == '\n');
-	}
-	return found;
-}
-
 /* ---- repository and key ---- */
 
 static char *sources_text(json_object *section)
@@ -275,8 +185,8 @@ static int hosts_check(json_object *section)
 	if (r < 0)
 		return r == -ENOENT ? 0 : r;
 	if (!addr)
-		return hosts_ok(hosts, name);
-	if (!(want = hosts_text(hosts, addr, name)))
+		return fb_hosts_name_routable(hosts, name);
+	if (!(want = fb_hosts_pin_name(hosts, addr, name)))
 		return -ENOMEM;
 	return STREQ(want, hosts);
 }
@@ -326,7 +236,7 @@ static enum fb_result kernel_apply(const struct fb_ctx *c, json_object *section,
 		*ret_msg = fb_strdupf("cannot read '/etc/hosts': %s", strerror(-r));
 		return FB_FAILED;
 	}
-	if (!(hosts_new = hosts_text(hosts, addr, name)))
+	if (!(hosts_new = fb_hosts_pin_name(hosts, addr, name)))
 		return FB_FAILED;
 	if ((r = fb_write("/etc/hosts", hosts_new, strlen(hosts_new), 0644, 0, 0)) < 0 ||
 	    (r = fb_write(SOURCES_LIST, sources, strlen(sources), 0644, 0, 0)) < 0) {

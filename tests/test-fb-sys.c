@@ -1,6 +1,7 @@
 /* The helpers the steps share, each on its own: removing files under the root; systemctl
- * through a stand-in runner that answers what the test tells it; file sets. */
+ * through a stand-in runner that answers what the test tells it; file sets; /etc/hosts. */
 #include "fb-fileset.h"
+#include "fb-hosts.h"
 #include "test-fb-lib.h"
 
 /* stdout into a file while a helper prints (dry run), so that TAP's stdout stays clean. */
@@ -247,10 +248,59 @@ static void test_file_set(void)
 	t_cleanup(root);
 }
 
+static void hosts_is(char *got, const char *want, const char *what)
+{
+	tap_is_str(got, want, "%s", what);
+	free(got);
+}
+
+static void test_hosts(void)
+{
+	/* NAME on 127.0.1.1 (the hostname step). */
+	hosts_is(fb_hosts_loopback_name(NULL, "node1.example.org"),
+		 "127.0.0.1\tlocalhost\n127.0.1.1\tnode1.example.org node1\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
+		 "loopback: no file: localhost, our line, ::1");
+	hosts_is(fb_hosts_loopback_name("127.0.0.1 localhost\n# c\n127.0.1.1 old\n10.0.0.5 node1\n127.0.1.1\tother\n", "node1"),
+		 "127.0.0.1 localhost\n127.0.1.1\tnode1\n# c\n10.0.0.5 node1\n",
+		 "loopback: after 127.0.0.1, the 127.0.1.1 lines dropped, the rest kept");
+	hosts_is(fb_hosts_loopback_name("127.0.1.1 old\n127.0.0.1 localhost\n127.0.1.1 older\n", "n"),
+		 "127.0.1.1\tn\n127.0.0.1 localhost\n", "loopback: a 127.0.1.1 line before 127.0.0.1's is replaced in place");
+	hosts_is(fb_hosts_loopback_name("# hosts\n127.0.0.10 ten\n127.0.0.1 localhost\n::1 localhost\n", "n"),
+		 "# hosts\n127.0.0.10 ten\n127.0.0.1 localhost\n127.0.1.1\tn\n::1 localhost\n",
+		 "loopback: no 127.0.1.1 line: after 127.0.0.1's (not 127.0.0.10's)");
+	hosts_is(fb_hosts_loopback_name("10.1.1.1 gw", "n"), "10.1.1.1 gw\n127.0.1.1\tn\n", "loopback: neither: at the end");
+	char *once = fb_hosts_loopback_name("127.0.0.1 localhost\n127.0.1.1 x\n", "a.b"), *twice = fb_hosts_loopback_name(once, "a.b");
+	hosts_is(twice, once, "loopback: again changes nothing");
+	free(once);
+
+	/* NAME on ADDR only (proxmox-kernel). */
+	hosts_is(fb_hosts_pin_name("127.0.0.1\tlocalhost\n127.0.1.1\tpve1\n::1\tlocalhost ip6-localhost ip6-loopback\n", "10.0.2.15", "pve1"),
+		 "127.0.0.1\tlocalhost\n10.0.2.15\tpve1\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		 "pin: 127.0.1.1 gives way to the address, after 127.0.0.1");
+	hosts_is(fb_hosts_pin_name("127.0.0.1 localhost pve.lan pve # pve here\n::1 localhost pve\n10.9.9.9 pve.lan\n10.0.2.15 nas\n",
+				   "10.0.2.15", "pve.lan"),
+		 "127.0.0.1 localhost # pve here\n10.0.2.15\tpve.lan pve\n::1 localhost\n10.0.2.15 nas\n",
+		 "pin: its names leave loopback lines (comments stay), other lines naming it go, other names stay");
+	hosts_is(fb_hosts_pin_name(NULL, "192.168.1.2", "pve"),
+		 "127.0.0.1\tlocalhost\n192.168.1.2\tpve\n::1\t\tlocalhost ip6-localhost ip6-loopback\n", "pin: no file");
+	once = fb_hosts_pin_name("127.0.0.1 localhost pve\n127.0.1.1 pve\n", "10.0.0.2", "pve.example.org");
+	twice = fb_hosts_pin_name(once, "10.0.0.2", "pve.example.org");
+	hosts_is(twice, once, "pin: again changes nothing");
+	free(once);
+
+	tap_ok(fb_hosts_name_routable("127.0.0.1 localhost\n10.0.2.15 pve1\n", "pve1"), "routable: on its address");
+	tap_ok(fb_hosts_name_routable("10.0.2.15 pve1\n", "pve1.example.org"), "routable: by its short name");
+	tap_ok(!fb_hosts_name_routable("127.0.1.1 pve1\n", "pve1"), "routable: not on 127.0.1.1");
+	tap_ok(!fb_hosts_name_routable("10.0.2.15 pve1\n::1 localhost pve1\n", "pve1"), "routable: not when ::1 names it too");
+	tap_ok(!fb_hosts_name_routable("#10.0.2.15 pve1\n10.0.2.16 other # pve1\n", "pve1"), "routable: comments do not count");
+	tap_ok(!fb_hosts_name_routable("", "pve1"), "routable: not in an empty file");
+}
+
 int main(void)
 {
 	test_remove();
 	test_systemctl();
 	test_file_set();
+	test_hosts();
 	return tap_done();
 }
