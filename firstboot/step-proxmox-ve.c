@@ -2,6 +2,7 @@
  * local only), the Debian kernel (linux-image-amd64, linux-image-6.1*) and os-prober removed
  * but never the running kernel, the boot loader refreshed (fb-proxmox.h: the four proxmox
  * steps). Pending until proxmox-kernel has installed proxmox-default-kernel. */
+#include "fb-boot.h"
 #include "fb-proxmox.h"
 #include "firstboot.h"
 #include "util.h"
@@ -73,24 +74,6 @@ static int ve_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 	return 1;
 }
 
-/* The boot loader's menu without the removed kernels. systemd-boot needs nothing: the kernel
- * packages' hooks (kernel-install) add and remove its entries. */
-static int refresh_loader(const char **ret_what)
-{
-	*ret_what = NULL;
-	if (fb_exists("/etc/kernel/proxmox-boot-uuids") == 1) {
-		char *argv[] = { "proxmox-boot-tool", "refresh", NULL };
-		*ret_what = "proxmox-boot-tool refresh";
-		return fb_run_target(argv);
-	}
-	if (fb_exists("/etc/default/grub") == 1) {
-		char *argv[] = { "update-grub", NULL };
-		*ret_what = "update-grub";
-		return fb_run_target(argv);
-	}
-	return 0;
-}
-
 static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
@@ -149,7 +132,10 @@ static enum fb_result ve_apply(const struct fb_ctx *c, json_object *section, cha
 			*ret_msg = fb_strdupf("'apt-get remove %s' exited with %d", list ? list : "...", r);
 			return FB_FAILED;
 		}
-		if ((r = refresh_loader(&what)) != 0) {
+		/* The boot menu without the removed kernels. systemd-boot needs nothing: the
+		 * kernel packages' hooks (kernel-install) add and remove its entries. */
+		struct fb_boot boot = fb_boot_detect();
+		if ((r = fb_boot_refresh(&boot, &what)) != 0) {
 			*ret_msg = fb_strdupf("'%s' exited with %d", what, r);
 			return FB_FAILED;
 		}

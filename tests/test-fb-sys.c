@@ -1,5 +1,7 @@
 /* The helpers the steps share, each on its own: removing files under the root; systemctl
- * through a stand-in runner that answers what the test tells it; file sets; /etc/hosts. */
+ * through a stand-in runner that answers what the test tells it; file sets; /etc/hosts; boot
+ * loaders and kernel command lines. */
+#include "fb-boot.h"
 #include "fb-fileset.h"
 #include "fb-hosts.h"
 #include "test-fb-lib.h"
@@ -296,11 +298,126 @@ static void test_hosts(void)
 	tap_ok(!fb_hosts_name_routable("", "pve1"), "routable: not in an empty file");
 }
 
+static void merge_is(const char *cmdline, const char *const *add, const char *const *remove, const char *want, const char *what)
+{
+	char *got = fb_cmdline_merge(cmdline, strlen(cmdline), add, remove);
+	tap_is_str(got, want, "cmdline merge: %s", what);
+	free(got);
+}
+
+static void test_cmdline(void)
+{
+	static const char *const iommu[] = { "intel_iommu=on", "iommu=pt", NULL };
+	merge_is("", iommu, NULL, "intel_iommu=on iommu=pt", "into an empty line");
+	merge_is("root=UUID=1 ro quiet iommu=soft\n", iommu, NULL, "root=UUID=1 ro quiet iommu=pt intel_iommu=on",
+		 "a parameter of the same name replaced in place, a new one appended, no newline");
+	merge_is("iommu=soft  a\tiommu=off b", iommu, NULL, "iommu=pt a b intel_iommu=on", "later ones of that name dropped");
+	merge_is("intel-iommu=off", iommu, NULL, "intel_iommu=on iommu=pt", "'-' and '_' are the same in names");
+	merge_is("dyndbg=\"file x.c +p\" ro", iommu, NULL, "dyndbg=\"file x.c +p\" ro intel_iommu=on iommu=pt",
+		 "a quoted value is one parameter, its blanks kept");
+	static const char *const four[] = { "a=1", "b", "c=3", "d=4", NULL };
+	merge_is("c=0 x", four, NULL, "c=3 x a=1 b d=4", "more than two parameters");
+	static const char *const quiet[] = { "quiet", "splash", NULL }, *const tty0[] = { "console=tty0", NULL };
+	merge_is("console=ttyS0 console=tty0 quiet splash", NULL, quiet, "console=ttyS0 console=tty0", "remove by name");
+	merge_is("console=ttyS0 console=tty0 quiet", NULL, tty0, "console=ttyS0 quiet", "remove one NAME=VALUE only");
+	merge_is("quiet iommu=soft", iommu, quiet, "iommu=pt intel_iommu=on", "add and remove at once");
+	char *part = fb_cmdline_merge("ro quiet IGNORED", 8, NULL, NULL);
+	tap_is_str(part, "ro quiet", "cmdline merge: LEN bytes only");
+	free(part);
+
+	const char *proc = "BOOT_IMAGE=/vmlinuz root=UUID=1 ro quiet intel-iommu=on iommu=pt x=\"a b\"\n";
+	tap_ok(fb_cmdline_has(proc, "iommu=pt") && fb_cmdline_has(proc, "quiet") && fb_cmdline_has(proc, "x=\"a b\""),
+	       "cmdline has: a parameter, a flag, a quoted value");
+	tap_ok(fb_cmdline_has(proc, "intel_iommu=on"), "cmdline has: '-' and '_' alike");
+	tap_ok(!fb_cmdline_has(proc, "iommu=soft") && !fb_cmdline_has(proc, "root") && !fb_cmdline_has(proc, "mmu=pt") &&
+		       !fb_cmdline_has("xiommu=pt", "iommu=pt"),
+	       "cmdline has: not another value, not a name with a value, not part of a word");
+
+	struct fb_boot file = { FB_LOADER_SYSTEMD_BOOT, FB_KERNEL_CMDLINE, FB_CMDLINE_WHOLE_FILE };
+	struct fb_boot grub = { FB_LOADER_GRUB, FB_GRUB_DEFAULT, FB_CMDLINE_GRUB };
+	char *t = NULL;
+	const char *k = "root=UUID=1 rw\n";
+	tap_ok(fb_boot_cmdline_text(&file, k, strlen(k), iommu, NULL, &t) == 0 && t &&
+		       STREQ(t, "root=UUID=1 rw intel_iommu=on iommu=pt\n"),
+	       "cmdline file: the whole file, one line");
+	free(t), t = NULL;
+	const char *g = "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n  GRUB_CMDLINE_LINUX_DEFAULT='quiet iommu=soft'\n# end\n";
+	tap_ok(fb_boot_cmdline_text(&grub, g, strlen(g), iommu, quiet, &t) == 0 && t &&
+		       STREQ(t, "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n"
+				"GRUB_CMDLINE_LINUX_DEFAULT='iommu=pt intel_iommu=on'\n# end\n"),
+	       "grub: the last assignment edited, its quotes kept");
+	free(t), t = NULL;
+	g = "GRUB_DEFAULT=0";
+	tap_ok(fb_boot_cmdline_text(&grub, g, strlen(g), iommu, NULL, &t) == 0 && t &&
+		       STREQ(t, "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"intel_iommu=on iommu=pt\"\n"),
+	       "grub: no assignment: one appended");
+	free(t), t = NULL;
+	g = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\n";
+	tap_is_int(fb_boot_cmdline_text(&grub, g, strlen(g), iommu, NULL, &t), -EINVAL, "grub: an unbalanced quote is not edited");
+	static const char *const quoted[] = { "x=\"a b\"", NULL };
+	g = "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n";
+	tap_is_int(fb_boot_cmdline_text(&grub, g, strlen(g), quoted, NULL, &t), -EINVAL,
+		   "grub: a parameter with the string's quote is refused");
+	tap_is_int(fb_boot_cmdline_text(&file, "a\0b", 3, iommu, NULL, &t), -EINVAL, "cmdline file: a NUL byte is refused");
+}
+
+static void detect_is(const char *root, const char *const *files, enum fb_loader loader, const char *file, const char *what)
+{
+	char *etc = t_strf("%s/etc", root), *sys = t_strf("%s/sys", root);
+	rm_rf(etc), rm_rf(sys);
+	for (const char *const *f = files; *f; f++)
+		t_write(root, *f, "x\n");
+	struct fb_boot b = fb_boot_detect();
+	bool ok = b.loader == loader && (file ? b.cmdline_file && STREQ(b.cmdline_file, file) : !b.cmdline_file) &&
+		  (!file || b.form == (STREQ(file, FB_GRUB_DEFAULT) ? FB_CMDLINE_GRUB : FB_CMDLINE_WHOLE_FILE));
+	if (!tap_ok(ok, "boot detect: %s", what))
+		tap_diag("got %s '%s'", fb_loader_name(b.loader), b.cmdline_file ? b.cmdline_file : "(none)");
+	free(etc), free(sys);
+}
+
+static void test_boot(void)
+{
+	char *root = t_tree(), *stand_in = answering_stand_in(root);
+	fb_root_set(root);
+	const char *kcmd = "etc/kernel/cmdline", *grub = "etc/default/grub", *uuids = "etc/kernel/proxmox-boot-uuids",
+		   *info = "sys/firmware/efi/efivars/LoaderInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+	detect_is(root, (const char *[]){ NULL }, FB_LOADER_NONE, NULL, "nothing");
+	detect_is(root, (const char *[]){ grub, NULL }, FB_LOADER_GRUB, FB_GRUB_DEFAULT, "GRUB");
+	detect_is(root, (const char *[]){ kcmd, NULL }, FB_LOADER_SYSTEMD_BOOT, FB_KERNEL_CMDLINE, "systemd-boot");
+	detect_is(root, (const char *[]){ kcmd, grub, NULL }, FB_LOADER_GRUB, FB_GRUB_DEFAULT, "both files: GRUB");
+	detect_is(root, (const char *[]){ kcmd, grub, info, NULL }, FB_LOADER_SYSTEMD_BOOT, FB_KERNEL_CMDLINE,
+		  "both files, booted by systemd-boot");
+	detect_is(root, (const char *[]){ uuids, grub, NULL }, FB_LOADER_PROXMOX, FB_GRUB_DEFAULT, "proxmox-boot-tool, GRUB mode");
+	detect_is(root, (const char *[]){ uuids, kcmd, NULL }, FB_LOADER_PROXMOX, FB_KERNEL_CMDLINE,
+		  "proxmox-boot-tool, systemd-boot mode");
+	detect_is(root, (const char *[]){ uuids, NULL }, FB_LOADER_PROXMOX, FB_KERNEL_CMDLINE, "proxmox-boot-tool alone");
+
+	setenv("PMOVES_FIRSTBOOT_RUNNER", stand_in, 1);
+	const char *what = "?";
+	answer(root, NULL, 0);
+	struct fb_boot b = { FB_LOADER_SYSTEMD_BOOT, FB_KERNEL_CMDLINE, FB_CMDLINE_WHOLE_FILE };
+	tap_ok(fb_boot_refresh(&b, &what) == 0 && !what, "boot refresh: systemd-boot has no menu command");
+	b.loader = FB_LOADER_GRUB;
+	fb_boot_refresh(&b, &what);
+	tap_is_str(what, "update-grub", "boot refresh: GRUB's");
+	answer(root, NULL, 5);
+	b.loader = FB_LOADER_PROXMOX;
+	tap_is_int(fb_boot_refresh(&b, &what), 5, "boot refresh: the exit status");
+	char *c = calls(root), *want = t_strf("chroot %s proxmox-boot-tool refresh\n", root);
+	tap_is_str(c, want, "boot refresh: proxmox-boot-tool refresh, on the target");
+	free(c), free(want);
+	unsetenv("PMOVES_FIRSTBOOT_RUNNER");
+	free(stand_in);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	test_remove();
 	test_systemctl();
 	test_file_set();
 	test_hosts();
+	test_cmdline();
+	test_boot();
 	return tap_done();
 }
