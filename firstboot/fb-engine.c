@@ -372,22 +372,21 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 	int cr = fb_config_load(&cfg);
 	fb_report_set_secrets(cfg.secrets);
 	enum fb_state final = FB_STATE_OK;
-	bool pending = false, stopped = false, reboot = false, degraded = false;
+	bool pending = false, stopped = false, reboot = false, degraded = false, same = false;
+	char hash[65];
+	struct fb_ctx ctx = { .config = cfg.merged };
 	if (cr < 0) {
 		exit_code = run_invalid(&e, &cfg, cr, n);
 		final = cr == -EAGAIN ? FB_STATE_PENDING : FB_STATE_FAILED;
 		goto finish;
 	}
 
-	char hash[65];
-	bool same = false;
 	if (fb_config_hash(cfg.merged, hash) < 0) {
 		exit_code = FB_EXIT_FAILED;
 		goto out;
 	}
 	state_load(&e, hash, &same);
 	json_object_object_add(e.state, "status", json_object_new_string(fb_state_name(FB_STATE_RUNNING)));
-	struct fb_ctx ctx = { .config = cfg.merged };
 
 	for (size_t i = 0; i < n; i++) {
 		const struct fb_step *s = steps[i];
