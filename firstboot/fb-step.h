@@ -36,6 +36,19 @@ static inline const char *fb_json_str(json_object *o, const char *key, const cha
 	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
 }
 
+/* O (may be NULL) has KEY. */
+static inline bool fb_json_has(json_object *o, const char *key)
+{
+	return o && json_object_object_get_ex(o, key, NULL);
+}
+
+/* The integer at KEY of object O (O may be NULL), or DEF. */
+static inline int64_t fb_json_int(json_object *o, const char *key, int64_t def)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : def;
+}
+
 struct fb_ctx {
 	json_object *config; /* the whole merged, valid config */
 };

@@ -4,6 +4,7 @@
 #include "firstboot.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -260,6 +261,53 @@ int fb_valid_https_url(struct fb_check *c, json_object *v)
 	const char *s = json_object_get_string(v);
 	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t") || fb_has_ctl(s))
 		return fb_bad(c, "'%s' is not an https:// URL", FB_SHOW(s));
+	return 0;
+}
+
+bool fb_ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
+	       s[0] != '.' && s[0] != '-';
+}
+
+bool fb_parse_mac(const char *s, char ret[18])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+		ret[i] = (char)tolower((unsigned char)s[i]);
+	}
+	ret[17] = '\0';
+	/* The group bit of the first byte: a multicast address is no interface's. */
+	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1) && !STREQ(ret, "00:00:00:00:00:00");
+}
+
+int fb_valid_mac(struct fb_check *c, json_object *v)
+{
+	char mac[18];
+	if (!fb_parse_mac(json_object_get_string(v), mac))
+		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
+	return 0;
+}
+
+bool fb_parse_ipv4(const char *s, uint32_t *ret)
+{
+	struct in_addr a;
+	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	*ret = ntohl(a.s_addr);
+	return true;
+}
+
+int fb_valid_tag(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
+		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
 	return 0;
 }
 

@@ -68,6 +68,14 @@ bool fb_has_ctl(const char *s);
 bool fb_user_name_ok(const char *s);
 /* Strict base64 (RFC 4648, padding required). */
 int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
+/* A network interface name we put in files and argv: 1 to 15 (IFNAMSIZ - 1) of a-z, A-Z,
+ * 0-9, '_', '.', '-', not starting with '.' or '-'. */
+bool fb_ifname_ok(const char *s);
+/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case into RET; false for anything else, and for
+ * a multicast or all-zero address, which is no interface's. */
+bool fb_parse_mac(const char *s, char ret[18]);
+/* A dotted-quad IPv4 address, into RET in host byte order. */
+bool fb_parse_ipv4(const char *s, uint32_t *ret);
 
 fb_validator fb_valid_hostname;  /* RFC 1123, 64 characters at most (HOST_NAME_MAX) */
 fb_validator fb_valid_user_name; /* fb_user_name_ok() */
@@ -75,6 +83,8 @@ fb_validator fb_valid_abs_path;  /* "/a/b": no '.', '..', empty components, trai
 fb_validator fb_valid_mode;      /* "0644": 3 or 4 octal digits in a string */
 fb_validator fb_valid_base64;    /* fb_base64_decode() takes it */
 fb_validator fb_valid_https_url; /* https://HOST..., no blanks or control characters */
+fb_validator fb_valid_mac;       /* fb_parse_mac() */
+fb_validator fb_valid_tag;       /* a tailnet tag: "tag:" and a-z, 0-9, '-'; 64 at most */
 /* An artifact's URL (fb_download_url_ok(): https, or http to loopback); also the apt
  * repositories' and their keys'. */
 fb_validator fb_valid_download_url;

@@ -56,36 +56,6 @@
 
 /* ---- addresses ---- */
 
-static bool ifname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
-	       s[0] != '.' && s[0] != '-';
-}
-
-/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case; unicast only. */
-static bool parse_mac(const char *s, char ret[18])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-		ret[i] = (char)tolower((unsigned char)s[i]);
-	}
-	ret[17] = '\0';
-	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1) && !STREQ(ret, "00:00:00:00:00:00");
-}
-
-static bool parse_ip4(const char *s, uint32_t *ret)
-{
-	struct in_addr a;
-	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
-		return false;
-	*ret = ntohl(a.s_addr);
-	return true;
-}
-
 static void format_ip4(uint32_t h, char ret[16])
 {
 	struct in_addr a = { htonl(h) };
@@ -110,7 +80,7 @@ static int parse_subnet(const char *s, struct subnet *ret, const char **ret_why)
 	}
 	memcpy(host, s, n);
 	host[n] = '\0';
-	if (!parse_ip4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
+	if (!fb_parse_ipv4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
 		*ret_why = "not an IPv4 address with a prefix length";
 		return -EINVAL;
 	}
@@ -155,7 +125,7 @@ static int dhcp_range(const struct subnet *sn, const char *start, const char *en
 	} else if (!start || !end) {
 		*ret_why = strdup("give both 'range_start' and 'range_end', or neither");
 		return -EINVAL;
-	} else if (!parse_ip4(start, &a) || !parse_ip4(end, &b)) {
+	} else if (!fb_parse_ipv4(start, &a) || !fb_parse_ipv4(end, &b)) {
 		*ret_why = strdup("'range_start' and 'range_end' must be IPv4 addresses");
 		return -EINVAL;
 	}
@@ -184,17 +154,6 @@ static int dhcp_range(const struct subnet *sn, const char *start, const char *en
 
 /* ---- config schema (the step record's .schema) ---- */
 
-static bool has(json_object *o, const char *key)
-{
-	return o && json_object_object_get_ex(o, key, NULL);
-}
-
-static const char *str_of(json_object *o, const char *key, const char *def)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
-}
-
 static json_object *obj_of(json_object *o, const char *key)
 {
 	json_object *v;
@@ -204,16 +163,8 @@ static json_object *obj_of(json_object *o, const char *key)
 static int valid_ifname(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	if (!ifname_ok(s))
+	if (!fb_ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-')", s);
-	return 0;
-}
-
-static int valid_mac(struct fb_check *c, json_object *v)
-{
-	char mac[18];
-	if (!parse_mac(json_object_get_string(v), mac))
-		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
 	return 0;
 }
 
@@ -229,7 +180,7 @@ static int valid_lan_address(struct fb_check *c, json_object *v)
 static int valid_ip4(struct fb_check *c, json_object *v)
 {
 	uint32_t a;
-	if (!parse_ip4(json_object_get_string(v), &a))
+	if (!fb_parse_ipv4(json_object_get_string(v), &a))
 		return fb_bad(c, "'%.40s' is not an IPv4 address", json_object_get_string(v));
 	return 0;
 }
@@ -300,7 +251,7 @@ static int valid_domain(struct fb_check *c, json_object *v)
 
 static int valid_nic(struct fb_check *c, json_object *v)
 {
-	if (has(v, "name") && has(v, "mac"))
+	if (fb_json_has(v, "name") && fb_json_has(v, "mac"))
 		return fb_bad(c, "'name' and 'mac' are both given: one only (or neither: by order)");
 	return 0;
 }
@@ -310,22 +261,22 @@ static int valid_nic(struct fb_check *c, json_object *v)
 static int valid_gateway(struct fb_check *c, json_object *v)
 {
 	json_object *wan = obj_of(v, "wan"), *lan = obj_of(v, "lan"), *dhcp = obj_of(v, "dhcp");
-	const char *wn = str_of(wan, "name", NULL), *ln = str_of(lan, "name", NULL);
-	const char *wm = str_of(wan, "mac", NULL), *lm = str_of(lan, "mac", NULL);
+	const char *wn = fb_json_str(wan, "name", NULL), *ln = fb_json_str(lan, "name", NULL);
+	const char *wm = fb_json_str(wan, "mac", NULL), *lm = fb_json_str(lan, "mac", NULL);
 	if (wn && ln && STREQ(wn, ln))
 		return fb_bad(c, "WAN and LAN are the same NIC '%s': the gateway needs two", wn);
 	if (wm && lm && !strcasecmp(wm, lm))
 		return fb_bad(c, "WAN and LAN are the same NIC (MAC '%s'): the gateway needs two", wm);
 	if ((wn && STREQ(wn, "lan")) || (ln && STREQ(ln, "wan")))
 		return fb_bad(c, "the WAN cannot be named 'lan' nor the LAN 'wan'");
-	if (has(lan, "address") && (has(dhcp, "range_start") || has(dhcp, "range_end"))) {
+	if (fb_json_has(lan, "address") && (fb_json_has(dhcp, "range_start") || fb_json_has(dhcp, "range_end"))) {
 		struct subnet sn;
 		const char *why = NULL;
 		uint32_t a, b;
 		_cleanup_free_ char *msg = NULL;
-		if (parse_subnet(str_of(lan, "address", ""), &sn, &why) < 0)
+		if (parse_subnet(fb_json_str(lan, "address", ""), &sn, &why) < 0)
 			return -EINVAL; /* said already */
-		if (dhcp_range(&sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
+		if (dhcp_range(&sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
 			return fb_bad(c, "bad DHCP range: %s", msg ? msg : "invalid");
 	}
 	return 0;
@@ -333,13 +284,13 @@ static int valid_gateway(struct fb_check *c, json_object *v)
 
 static const struct fb_field wan_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
 static const struct fb_field lan_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ "address", FB_T_STRING, NULL, valid_lan_address, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
@@ -395,7 +346,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 	for (struct dirent *de; (de = readdir(d));) {
 		char p[sizeof(SYS_NET) + NAME_MAX + 32], line[64];
 		struct nic x = { 0 };
-		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
+		if (de->d_name[0] == '.' || !fb_ifname_ok(de->d_name))
 			continue;
 		ssize_t k = readlinkat(dirfd(d), de->d_name, x.path, sizeof(x.path) - 1);
 		if (k <= 0 || (size_t)k >= sizeof(x.path) - 1 || strstr(x.path, "/virtual/"))
@@ -411,7 +362,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 		if (fb_exists(p) > 0)
 			continue;
 		snprintf(p, sizeof(p), SYS_NET "/%s/address", de->d_name);
-		if (fb_read_line(p, line, sizeof(line)) < 0 || !parse_mac(line, x.mac))
+		if (fb_read_line(p, line, sizeof(line)) < 0 || !fb_parse_mac(line, x.mac))
 			continue;
 		memcpy(x.name, de->d_name, strlen(de->d_name) + 1);
 		if (n < max)
@@ -451,7 +402,7 @@ static int side_init(struct side *s, const char *role, json_object *o)
 {
 	memset(s, 0, sizeof(*s));
 	s->role = role;
-	const char *name = str_of(o, "name", NULL), *mac = str_of(o, "mac", NULL);
+	const char *name = fb_json_str(o, "name", NULL), *mac = fb_json_str(o, "mac", NULL);
 	if (name) {
 		s->how = BY_NAME;
 		memcpy(s->ifname, name, strlen(name) + 1);
@@ -460,7 +411,7 @@ static int side_init(struct side *s, const char *role, json_object *o)
 	memcpy(s->ifname, role, strlen(role) + 1);
 	if (mac) {
 		s->how = BY_MAC;
-		return parse_mac(mac, s->mac) ? 0 : -EINVAL;
+		return fb_parse_mac(mac, s->mac) ? 0 : -EINVAL;
 	}
 	s->how = BY_ORDER;
 	return 0;
@@ -529,12 +480,12 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 	const char *why = NULL;
 	_cleanup_free_ char *msg = NULL;
 	if (side_init(&g->wan, "wan", obj_of(section, "wan")) < 0 || side_init(&g->lan, "lan", lan) < 0 ||
-	    parse_subnet(str_of(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
+	    parse_subnet(fb_json_str(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
 		return -EINVAL;
 	if (g->wan.how == BY_NAME && g->lan.how == BY_NAME && STREQ(g->wan.ifname, g->lan.ifname))
 		return -EINVAL;
-	if (dhcp_range(&g->sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
-		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", str_of(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
+	if (dhcp_range(&g->sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
+		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", fb_json_str(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
 		return -EINVAL;
 	}
 	char a[16];
@@ -553,7 +504,7 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 		memcpy(g->lease, DEFAULT_LEASE, sizeof(DEFAULT_LEASE));
 	}
 	g->upstream = dns && json_object_object_get_ex(dns, "upstream", &v) && json_object_array_length(v) ? v : NULL;
-	g->domain = str_of(dns, "domain", NULL);
+	g->domain = fb_json_str(dns, "domain", NULL);
 	return resolve_nics(g, ret_msg);
 }
 

@@ -77,15 +77,6 @@ static int valid_duration(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_tag(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
-		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
-	return 0;
-}
-
 static int valid_domain(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
@@ -105,7 +96,7 @@ static int valid_ip(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field name_elem = { NULL, FB_T_STRING, NULL, valid_hs_name, NULL, 0, 0 };
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
 static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, valid_url, NULL, 0, 512 };
 static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, valid_ip, NULL, 0, 64 };
 static const struct fb_field key_fields[] = {
@@ -179,12 +170,6 @@ static const struct fb_field headscale_schema = { NULL, FB_T_OBJECT, headscale_f
 
 /* ---- what to write ---- */
 
-static const char *str_or(json_object *section, const char *key, const char *def)
-{
-	json_object *v;
-	return json_object_object_get_ex(section, key, &v) ? json_object_get_string(v) : def;
-}
-
 static json_object *list_of(json_object *section, const char *key)
 {
 	json_object *v;
@@ -227,9 +212,9 @@ static char *config_text(json_object *section)
 		"  server:\n"
 		"    enabled: false\n"
 		"  urls:\n",
-		str_or(section, "server_url", ""), str_or(section, "listen_addr", "0.0.0.0:8080"),
-		str_or(section, "metrics_listen_addr", "127.0.0.1:9090"), str_or(section, "grpc_listen_addr", "127.0.0.1:50443"),
-		str_or(section, "prefix_v4", "100.64.0.0/10"), str_or(section, "prefix_v6", "fd7a:115c:a1e0::/48"));
+		fb_json_str(section, "server_url", ""), fb_json_str(section, "listen_addr", "0.0.0.0:8080"),
+		fb_json_str(section, "metrics_listen_addr", "127.0.0.1:9090"), fb_json_str(section, "grpc_listen_addr", "127.0.0.1:50443"),
+		fb_json_str(section, "prefix_v4", "100.64.0.0/10"), fb_json_str(section, "prefix_v6", "fd7a:115c:a1e0::/48"));
 	yaml_list(f, "    ", list_of(section, "derp_urls"), derp);
 	fprintf(f,
 		"  paths: []\n"
@@ -252,7 +237,7 @@ static char *config_text(json_object *section)
 		"  base_domain: %s\n"
 		"  nameservers:\n"
 		"    global:\n",
-		str_or(section, "base_domain", "fleet.internal"));
+		fb_json_str(section, "base_domain", "fleet.internal"));
 	yaml_list(f, "      ", list_of(section, "nameservers"), dns);
 	fputs("unix_socket: /var/run/headscale/headscale.sock\n"
 	      "unix_socket_permission: \"0770\"\n",
@@ -284,7 +269,7 @@ static char *policy_text(json_object *section)
 	}
 	json_object_object_add(p, "tagOwners", owners);
 	json_object_array_add(mesh, json_object_new_string("tag:mesh"));
-	json_object_object_add(routes, str_or(section, "mesh_subnet", DEFAULT_MESH), mesh);
+	json_object_object_add(routes, fb_json_str(section, "mesh_subnet", DEFAULT_MESH), mesh);
 	json_object_object_add(approvers, "routes", routes);
 	json_object_array_add(exit, json_object_new_string("tag:edge"));
 	json_object_object_add(approvers, "exitNode", exit);

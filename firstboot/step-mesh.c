@@ -54,9 +54,7 @@ static const char *const widths[] = { "NOHT", "HT20", "HT40+", "HT40-", "80MHz",
 
 static bool ifname_ok(const char *s)
 {
-	size_t n = strlen(s);
-	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
-	       s[0] != '.' && s[0] != '-' && !STREQ(s, "bat0");
+	return fb_ifname_ok(s) && !STREQ(s, "bat0");
 }
 
 static int valid_ifname(struct fb_check *c, json_object *v)
@@ -64,29 +62,6 @@ static int valid_ifname(struct fb_check *c, json_object *v)
 	const char *s = json_object_get_string(v);
 	if (!ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-'; not 'bat0', which is the mesh itself)", s);
-	return 0;
-}
-
-/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case. */
-static bool parse_mac(const char *s, char ret[18])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-		ret[i] = (char)tolower((unsigned char)s[i]);
-	}
-	ret[17] = '\0';
-	/* The group bit of the first byte: a multicast address is no interface's. */
-	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1);
-}
-
-static int valid_mac(struct fb_check *c, json_object *v)
-{
-	char mac[18];
-	if (!parse_mac(json_object_get_string(v), mac))
-		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
 	return 0;
 }
 
@@ -170,30 +145,25 @@ static int valid_mtu(struct fb_check *c, json_object *v)
 	return int_in(c, v, 1280, 9000, "bat0's MTU in bytes; the interfaces get 32 more");
 }
 
-static bool has(json_object *o, const char *key)
-{
-	return json_object_object_get_ex(o, key, NULL);
-}
-
 static int valid_interface(struct fb_check *c, json_object *v)
 {
 	json_object *t;
 	int type = json_object_object_get_ex(v, "type", &t) ? type_of(json_object_get_string(t)) : TYPE_ETHERNET;
-	if (has(v, "name") == has(v, "mac"))
-		return fb_bad(c, has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
+	if (fb_json_has(v, "name") == fb_json_has(v, "mac"))
+		return fb_bad(c, fb_json_has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
 	if (type == TYPE_ETHERNET) {
 		static const char *const wifi_only[] = { "mesh_id", "ssid", "frequency", "channel", "width" };
 		for (size_t i = 0; i < ARRAY_SIZE(wifi_only); i++)
-			if (has(v, wifi_only[i]))
+			if (fb_json_has(v, wifi_only[i]))
 				return fb_bad(c, "'%s' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'", wifi_only[i]);
 		return 0;
 	}
-	if (type == TYPE_80211S && (!has(v, "mesh_id") || has(v, "ssid")))
-		return fb_bad(c, has(v, "ssid") ? "an 80211s interface takes 'mesh_id', not 'ssid'" : "an 80211s interface needs 'mesh_id'");
-	if (type == TYPE_IBSS && (!has(v, "ssid") || has(v, "mesh_id")))
-		return fb_bad(c, has(v, "mesh_id") ? "an ibss interface takes 'ssid', not 'mesh_id'" : "an ibss interface needs 'ssid'");
-	if (has(v, "frequency") == has(v, "channel"))
-		return fb_bad(c, has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
+	if (type == TYPE_80211S && (!fb_json_has(v, "mesh_id") || fb_json_has(v, "ssid")))
+		return fb_bad(c, fb_json_has(v, "ssid") ? "an 80211s interface takes 'mesh_id', not 'ssid'" : "an 80211s interface needs 'mesh_id'");
+	if (type == TYPE_IBSS && (!fb_json_has(v, "ssid") || fb_json_has(v, "mesh_id")))
+		return fb_bad(c, fb_json_has(v, "mesh_id") ? "an ibss interface takes 'ssid', not 'mesh_id'" : "an ibss interface needs 'ssid'");
+	if (fb_json_has(v, "frequency") == fb_json_has(v, "channel"))
+		return fb_bad(c, fb_json_has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
 						   : "a Wi-Fi interface needs 'frequency' (MHz) or 'channel'");
 	return 0;
 }
@@ -278,19 +248,10 @@ static int valid_algorithm(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static bool parse_ipv4(const char *s, uint32_t *ret)
-{
-	struct in_addr a;
-	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
-		return false;
-	*ret = ntohl(a.s_addr);
-	return true;
-}
-
 static int valid_router(struct fb_check *c, json_object *v)
 {
 	uint32_t h;
-	if (!parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
+	if (!fb_parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
 		return fb_bad(c, "'%.40s' is not a unicast IPv4 address (the gateway node's bat0 address, such as \"10.42.0.1\")",
 			      json_object_get_string(v));
 	return 0;
@@ -298,7 +259,7 @@ static int valid_router(struct fb_check *c, json_object *v)
 
 static const struct fb_field interface_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ "type", FB_T_STRING, NULL, valid_type, NULL, 0, 0 },
 	{ "mesh_id", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
 	{ "ssid", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
@@ -343,31 +304,6 @@ struct mesh {
 	unsigned mtu;
 };
 
-static const char *str_of(json_object *o, const char *key, const char *def)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
-}
-
-static int64_t int_of(json_object *o, const char *key, int64_t def)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : def;
-}
-
-static int read_line(const char *abs, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	ssize_t n = read(fd, buf, size - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 /* The kernel name of the interface with MAC: 0, or -ENODEV when there is none (yet). */
 static int find_by_mac(const char *mac, char ret[16])
 {
@@ -385,7 +321,7 @@ static int find_by_mac(const char *mac, char ret[16])
 		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), SYS_NET "/%s/address", de->d_name);
-		if (read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
+		if (fb_read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
 			memcpy(ret, de->d_name, strlen(de->d_name) + 1);
 			r = 0;
 		}
@@ -400,12 +336,12 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	json_object *list;
 	memset(m, 0, sizeof(*m));
 	_cleanup_free_ char *why = NULL;
-	if (!parse_address(str_of(section, "address", ""), m->address, &why))
+	if (!parse_address(fb_json_str(section, "address", ""), m->address, &why))
 		return -EINVAL;
-	m->gateway = str_of(section, "gateway", "client");
-	m->algorithm = str_of(section, "routing_algorithm", "batman-iv");
-	m->mtu = (unsigned)int_of(section, "mtu", DEFAULT_MTU);
-	m->router = str_of(section, "router", NULL);
+	m->gateway = fb_json_str(section, "gateway", "client");
+	m->algorithm = fb_json_str(section, "routing_algorithm", "batman-iv");
+	m->mtu = (unsigned)fb_json_int(section, "mtu", DEFAULT_MTU);
+	m->router = fb_json_str(section, "router", NULL);
 	if (m->router) {
 		/* Checked here, not in the schema: it depends on "address" and "gateway" too. */
 		uint32_t a, rt;
@@ -413,7 +349,7 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 		uint32_t mask = ~((1u << (32 - prefix)) - 1);
 		char host[16];
 		snprintf(host, sizeof(host), "%.*s", (int)strcspn(m->address, "/"), m->address);
-		if (!parse_ipv4(host, &a) || !parse_ipv4(m->router, &rt))
+		if (!fb_parse_ipv4(host, &a) || !fb_parse_ipv4(m->router, &rt))
 			return -EINVAL;
 		if (STREQ(m->gateway, "server"))
 			*ret_msg = fb_strdupf("'router' is for the nodes without an uplink: this one is the gateway server");
@@ -430,14 +366,14 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	for (size_t i = 0; i < m->n; i++) {
 		json_object *o = json_object_array_get_idx(list, i);
 		struct mesh_if *f = &m->ifs[i];
-		f->name = str_of(o, "name", NULL);
-		if (has(o, "mac") && !parse_mac(str_of(o, "mac", ""), f->mac))
+		f->name = fb_json_str(o, "name", NULL);
+		if (fb_json_has(o, "mac") && !fb_parse_mac(fb_json_str(o, "mac", ""), f->mac))
 			return -EINVAL;
-		f->type = (enum mesh_type)type_of(str_of(o, "type", "ethernet"));
-		f->id = str_of(o, f->type == TYPE_IBSS ? "ssid" : "mesh_id", NULL);
-		f->freq = has(o, "channel") ? channel_freq(int_of(o, "channel", 0)) : (unsigned)int_of(o, "frequency", 0);
-		f->width = str_of(o, "width", NULL);
-		f->mtu = (unsigned)int_of(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
+		f->type = (enum mesh_type)type_of(fb_json_str(o, "type", "ethernet"));
+		f->id = fb_json_str(o, f->type == TYPE_IBSS ? "ssid" : "mesh_id", NULL);
+		f->freq = fb_json_has(o, "channel") ? channel_freq(fb_json_int(o, "channel", 0)) : (unsigned)fb_json_int(o, "frequency", 0);
+		f->width = fb_json_str(o, "width", NULL);
+		f->mtu = (unsigned)fb_json_int(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
 		if (f->type == TYPE_ETHERNET)
 			continue;
 		if (f->name) {

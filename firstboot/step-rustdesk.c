@@ -35,8 +35,7 @@ static int valid_port(struct fb_check *c, json_object *v)
 static int valid_iface(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 15 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+	if (!fb_ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not an interface name", s);
 	return 0;
 }

@@ -44,15 +44,6 @@ static int valid_login_server(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_tag(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
-		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
-	return 0;
-}
-
 /* "10.42.0.0/24", "fd00::/64": an address with a prefix length, no spaces or commas. */
 static int valid_route(struct fb_check *c, json_object *v)
 {
@@ -103,7 +94,7 @@ static int valid_key_file(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
 static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
 static const struct fb_field tailnet_fields[] = {
 	{ "login_server", FB_T_STRING, NULL, valid_login_server, NULL, FB_REQUIRED, 512 },

@@ -104,15 +104,9 @@ static const struct fb_field tunnel_schema = { NULL, FB_T_OBJECT, tunnel_fields,
 
 /* ---- what to write ---- */
 
-static const char *get(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
 static char *config_text(json_object *section)
 {
-	const char *id = get(section, "tunnel_id");
+	const char *id = fb_json_str(section, "tunnel_id", "");
 	json_object *rules;
 	json_object_object_get_ex(section, "ingress", &rules);
 	char *buf = NULL;
@@ -123,10 +117,11 @@ static char *config_text(json_object *section)
 	fprintf(f, HEADER "tunnel: %s\ncredentials-file: " CF_DIR "/%s.json\ningress:\n", id, id);
 	for (size_t i = 0; i < json_object_array_length(rules); i++) {
 		json_object *r = json_object_array_get_idx(rules, i);
-		fprintf(f, "  - hostname: %s\n", get(r, "hostname"));
-		if (get(r, "path"))
-			fprintf(f, "    path: %s\n", get(r, "path"));
-		fprintf(f, "    service: %s\n", get(r, "service"));
+		const char *path = fb_json_str(r, "path", NULL);
+		fprintf(f, "  - hostname: %s\n", fb_json_str(r, "hostname", ""));
+		if (path)
+			fprintf(f, "    path: %s\n", path);
+		fprintf(f, "    service: %s\n", fb_json_str(r, "service", ""));
 	}
 	fputs("  - service: http_status:404\n", f);
 	if (fclose(f) != 0) {
@@ -150,7 +145,7 @@ static const char unit_text[] = HEADER "[Unit]\n"
 
 static char *cred_path(json_object *section)
 {
-	return fb_strdupf(CF_DIR "/%s.json", get(section, "tunnel_id"));
+	return fb_strdupf(CF_DIR "/%s.json", fb_json_str(section, "tunnel_id", ""));
 }
 
 /* ---- the step ---- */
@@ -175,7 +170,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 {
 	(void)c;
 	_cleanup_free_ char *cfg = config_text(section), *cred = cred_path(section);
-	const char *secret = get(section, "credentials");
+	const char *secret = fb_json_str(section, "credentials", NULL);
 	int r;
 	if (!cfg || !cred)
 		return FB_FAILED;
@@ -207,7 +202,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 	}
 	if (fb_unit_enable("cloudflared.service", true, ret_msg) < 0)
 		return FB_FAILED;
-	*ret_msg = fb_strdupf("tunnel %s with %zu ingress rules and the 404 catch-all, validated%s", get(section, "tunnel_id"), n,
+	*ret_msg = fb_strdupf("tunnel %s with %zu ingress rules and the 404 catch-all, validated%s", fb_json_str(section, "tunnel_id", ""), n,
 			      fb_live() ? ", cloudflared started" : "");
 	return FB_OK;
 }

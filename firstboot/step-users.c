@@ -305,12 +305,6 @@ static int wanted_groups(json_object *user, char ***ret)
 	return 0;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
 /* ---- home, skel, keys ---- */
 
 /* Create directory NAME in DFD (mode, owner), or fix an existing one's owner when FIX. */
@@ -503,7 +497,7 @@ static int account_of(struct dbs *s, const char *name, struct account *ret)
 /* 1: USER is there as configured (in passwd and shadow, in its groups, home made, keys in). */
 static int user_ok(struct dbs *s, json_object *user)
 {
-	const char *name = str_of(user, "name");
+	const char *name = fb_json_str(user, "name", NULL);
 	struct account a;
 	int r = account_of(s, name, &a);
 	if (r == -ESRCH)
@@ -600,9 +594,9 @@ static int join_groups(struct dbs *s, json_object *user, const char *name)
 
 static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char **ret_msg)
 {
-	const char *name = str_of(user, "name");
-	const char *shell = str_of(user, "shell");
-	const char *hash = str_of(user, "password_hash");
+	const char *name = fb_json_str(user, "name", NULL);
+	const char *shell = fb_json_str(user, "shell", NULL);
+	const char *hash = fb_json_str(user, "password_hash", NULL);
 	bool created = !db_find(&s->passwd, name);
 	int r;
 
@@ -710,7 +704,7 @@ static enum fb_result users_apply(const struct fb_ctx *c, json_object *section, 
 			r = user_apply(&s, user, &made, ret_msg);
 		if (r < 0) {
 			if (!*ret_msg)
-				*ret_msg = fb_strdupf("cannot set up user '%s': %s", str_of(user, "name"), strerror(-r));
+				*ret_msg = fb_strdupf("cannot set up user '%s': %s", fb_json_str(user, "name", "?"), strerror(-r));
 			return FB_FAILED;
 		}
 		made ? created++ : updated++;

@@ -1,9 +1,10 @@
 /* The helpers the steps share, each on its own: removing files under the root; systemctl
  * through a stand-in runner that answers what the test tells it; file sets; /etc/hosts; boot
- * loaders and kernel command lines. */
+ * loaders and kernel command lines; the shared value checks. */
 #include "fb-boot.h"
 #include "fb-fileset.h"
 #include "fb-hosts.h"
+#include "fb-valid.h"
 #include "test-fb-lib.h"
 
 /* stdout into a file while a helper prints (dry run), so that TAP's stdout stays clean. */
@@ -411,6 +412,72 @@ static void test_boot(void)
 	t_cleanup(root);
 }
 
+/* {"v": V} checked against a schema whose string "v" has VALID: the message, or NULL. */
+static char *check_one(fb_validator *valid, const char *v)
+{
+	const struct fb_field fields[] = { { "v", FB_T_STRING, NULL, valid, NULL, 0, 0 }, FB_FIELDS_END };
+	const struct fb_field top = { NULL, FB_T_OBJECT, fields, NULL, NULL, 0, 0 };
+	char *j = t_strf("{\"v\": %s}", v), *err = NULL;
+	json_object *o = json_tokener_parse(j);
+	if (!o)
+		abort();
+	fb_schema_check(&top, o, "t", &err);
+	json_object_put(o);
+	free(j);
+	return err;
+}
+
+static void valid_is(fb_validator *valid, const char *v, const char *want, const char *what)
+{
+	char *err = check_one(valid, v);
+	if (want)
+		tap_is_str(err, want, "%s", what);
+	else if (!tap_ok(!err, "%s", what))
+		tap_diag("got '%s'", err);
+	free(err);
+}
+
+static void test_valid(void)
+{
+	tap_ok(fb_ifname_ok("eth0") && fb_ifname_ok("wlan-1.100") && fb_ifname_ok("abcdefghijklmno"),
+	       "ifname: names the kernel takes, 15 at most");
+	tap_ok(!fb_ifname_ok("") && !fb_ifname_ok("abcdefghijklmnop") && !fb_ifname_ok("eth 0") && !fb_ifname_ok("-x") &&
+		       !fb_ifname_ok(".x") && !fb_ifname_ok("a/b"),
+	       "ifname: empty, 16, blanks, a leading '-' or '.', '/' are not");
+	char mac[18];
+	tap_ok(fb_parse_mac("52:54:00:AB:cd:01", mac) && STREQ(mac, "52:54:00:ab:cd:01"), "mac: either case, lower case out");
+	tap_ok(!fb_parse_mac("01:00:5e:00:00:01", mac) && !fb_parse_mac("00:00:00:00:00:00", mac) &&
+		       !fb_parse_mac("52:54:00:ab:cd", mac) && !fb_parse_mac("52-54-00-ab-cd-01", mac) && !fb_parse_mac("52:54:00:ab:cd:0g", mac),
+	       "mac: not multicast, all zero, short, dashes, non-hex");
+	uint32_t ip = 0;
+	tap_ok(fb_parse_ipv4("192.168.50.1", &ip) && ip == 0xc0a83201u, "ipv4: host byte order");
+	tap_ok(!fb_parse_ipv4("192.168.50.300", &ip) && !fb_parse_ipv4("10.1", &ip) && !fb_parse_ipv4("::1", &ip) &&
+		       !fb_parse_ipv4("1.2.3.4 ", &ip),
+	       "ipv4: not out of range, short, IPv6 or with a blank");
+
+	valid_is(fb_valid_mac, "\"52:54:00:00:00:01\"", NULL, "valid mac");
+	valid_is(fb_valid_mac, "\"00:00:00:00:00:00\"",
+		 "t: .v: '00:00:00:00:00:00' is not a unicast MAC address ('52:54:00:12:34:56')", "valid mac: all zero refused");
+	valid_is(fb_valid_tag, "\"tag:mesh-1\"", NULL, "valid tag");
+	valid_is(fb_valid_tag, "\"tag:Mesh\"", "t: .v: 'tag:Mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
+		 "valid tag: upper case refused");
+	valid_is(fb_valid_tag, "\"mesh\"", "t: .v: 'mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
+		 "valid tag: without 'tag:' refused");
+	valid_is(fb_valid_abs_path, "\"/a/./b\"",
+		 "t: .v: '/a/./b' must be a plain absolute path (no '.', '..', empty components or trailing '/')", "valid path: '.' refused");
+	valid_is(fb_valid_https_url, "\"https://h/x\"", NULL, "valid https URL");
+	valid_is(fb_valid_download_url, "\"http://127.0.0.1:8/x\"", NULL, "valid download URL: http to loopback");
+	valid_is(fb_valid_download_url, "\"http://example.org/x\"",
+		 "t: .v: 'http://example.org/x' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
+		 "valid download URL: http elsewhere refused");
+
+	json_object *arr = json_tokener_parse("[{\"n\": \"a\"}, {\"x\": 1}, {\"n\": \"b\"}, {\"n\": \"a\"}]");
+	size_t first = 99;
+	tap_ok(fb_find_duplicate(arr, "n", &first) == 3 && first == 0, "find duplicate: the second one, and the first");
+	tap_ok(fb_find_duplicate(arr, "x", NULL) == -1, "find duplicate: none");
+	json_object_put(arr);
+}
+
 int main(void)
 {
 	test_remove();
@@ -419,5 +486,6 @@ int main(void)
 	test_hosts();
 	test_cmdline();
 	test_boot();
+	test_valid();
 	return tap_done();
 }
