@@ -124,12 +124,13 @@ int fb_run_msg(char *const argv[], char **ret_msg)
  * (systemctl(1)). On the running system we ask with --quiet, as for every verb on unit files,
  * and see only that exit status, so on a tree (--root, where the word is printed) the word
  * must be one of the same set, or a tree and a machine would disagree. All are states in which
- * `systemctl enable` has nothing left to do or cannot do more: enabled; enabled-runtime (by a
- * link in /run: nothing here enables units --runtime); static (no [Install] section: pulled in
- * by others); alias (a name of an enabled unit); indirect (enabled through Also= or another
- * instance of a template); generated and transient (made by a generator or at run time: they
- * cannot be enabled, `systemctl enable` fails on them). Before this list, the units step left
- * out transient, and mesh and gateway generated and transient too. */
+ * `systemctl enable` has nothing left to do, or can do nothing: enabled; enabled-runtime (by a
+ * link in /run; nothing here enables units --runtime); static (no [Install] section: other
+ * units pull it in); alias (the name is a link to another unit file, which is what enable
+ * would act on); indirect (its Also= units, or another instance of the template, are what is
+ * enabled); generated and transient (made by a generator or at run time: `systemctl enable`
+ * refuses them). Before this list, the units step left out transient, and mesh and gateway
+ * generated and transient too. */
 static const char *const enabled_states[] = { "enabled",  "enabled-runtime", "static",   "alias",
 					      "indirect", "generated",       "transient" };
 
