@@ -148,7 +148,7 @@ static int cmd_status(int argc, char **argv)
 	else
 		print_status(o);
 	json_object *st;
-	bool ok = json_object_object_get_ex(o, "status", &st) && STREQ(json_object_get_string(st), "ok");
+	bool ok = json_object_object_get_ex(o, "status", &st) && fb_state_from_name(json_object_get_string(st)) == FB_STATE_OK;
 	json_object_put(o);
 	return ok ? FB_EXIT_OK : FB_EXIT_FAILED;
 }

@@ -7,12 +7,8 @@
 #include "hash.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <limits.h>
-#include <stdarg.h>
 
-#define STRING_MAX 4096
-#define LIST_MAX 1024
 #define URL_MAX 2048
 
 static const char *const source_etc = "/etc/pmoves/firstboot.json";
@@ -20,523 +16,74 @@ static const char *const source_device[] = { "/boot/efi/pmoves/device.json", "/b
 static const char *const fw_cfg_dir = "/sys/firmware/qemu_fw_cfg";
 static const char *const fw_cfg_file = "/sys/firmware/qemu_fw_cfg/by_name/opt/ai.pmoves/device.json/raw";
 
-/* ---- messages ---- */
-
-struct fb_check {
-	const char *source;
-	char path[512];
-	size_t plen;
-	char *error;
-};
-
-int fb_bad(struct fb_check *c, const char *fmt, ...)
-{
-	if (c->error)
-		return -EINVAL;
-	_cleanup_free_ char *msg = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&msg, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	c->error = c->plen ? fb_strdupf("%s: %s: %s", c->source, c->path, msg) : fb_strdupf("%s: %s", c->source, msg);
-	return c->error ? -EINVAL : -ENOMEM;
-}
-
-/* A value for a message: at most 60 bytes, anything unprintable as '?'. */
-struct shown {
-	char s[64];
-};
-static struct shown show(const char *v)
-{
-	struct shown r;
-	size_t i = 0;
-	for (; v[i] && i < 60; i++)
-		r.s[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f || v[i] == '\'' ? '?' : v[i];
-	if (v[i] && i >= 3)
-		memcpy(r.s + i - 3, "...", 3);
-	r.s[i] = '\0';
-	return r;
-}
-#define SHOW(v) (show(v).s)
-
-static size_t path_push(struct fb_check *c, const char *key, size_t index)
-{
-	size_t old = c->plen;
-	size_t room = sizeof(c->path) - c->plen;
-	int n;
-	if (!key)
-		n = snprintf(c->path + c->plen, room, "[%zu]", index);
-	else if (key[0] && strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == strlen(key))
-		n = snprintf(c->path + c->plen, room, ".%s", key);
-	else
-		n = snprintf(c->path + c->plen, room, "[\"%s\"]", SHOW(key));
-	if (n > 0 && (size_t)n < room)
-		c->plen += (size_t)n;
-	return old;
-}
-
-static void path_pop(struct fb_check *c, size_t old)
-{
-	c->plen = old;
-	c->path[old] = '\0';
-}
-
-/* ---- value checks ---- */
-
-static bool has_ctl(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
-static int valid_hostname(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	bool ok = len >= 1 && len <= 64; /* HOST_NAME_MAX: the kernel holds the whole name */
-	for (const char *label = s; ok;) {
-		size_t n = strcspn(label, ".");
-		ok = n >= 1 && n <= 63 && label[0] != '-' && label[n - 1] != '-';
-		for (size_t i = 0; ok && i < n; i++)
-			ok = isascii(label[i]) && (isalnum(label[i]) || label[i] == '-');
-		if (!label[n])
-			break;
-		label += n + 1;
-	}
-	if (!ok)
-		return fb_bad(c, "'%s' is not a valid hostname (RFC 1123: dot-separated labels of 1 to 63 letters, digits and '-', not starting or ending with '-', 64 characters at most)", SHOW(s));
-	return 0;
-}
-
-static bool user_name_ok(const char *s)
-{
-	size_t len = strlen(s);
-	if (len < 1 || len > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
-		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' ||
-		      (s[i] == '$' && i == len - 1)))
-			return false;
-	return true;
-}
-
-static int valid_user_name(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!user_name_ok(s))
-		return fb_bad(c, "'%s' is not a valid user or group name (1 to 32 of a-z, 0-9, '_', '-', starting with a letter or '_')", SHOW(s));
-	return 0;
-}
-
-static int valid_abs_path(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (s[0] != '/' || has_ctl(s))
-		return fb_bad(c, "'%s' is not an absolute path", SHOW(s));
-	if (strlen(s) >= PATH_MAX)
-		return fb_bad(c, "path is longer than %d bytes", PATH_MAX - 1);
-	for (const char *p = s + 1;;) {
-		size_t n = strcspn(p, "/");
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return fb_bad(c, "'%s' must be a plain absolute path (no '.', '..', empty components or trailing '/')", SHOW(s));
-		if (n > NAME_MAX - 24)
-			return fb_bad(c, "a component of '%s' is too long", SHOW(s));
-		if (!p[n])
-			break;
-		p += n + 1;
-	}
-	return 0;
-}
-
-static int valid_shell(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strpbrk(s, ": "))
-		return fb_bad(c, "'%s' is not a valid shell (no ':' or spaces)", SHOW(s));
-	return valid_abs_path(c, v);
-}
-
-/* Secret: the message never shows the value. */
-static int valid_crypt(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s), dollars = 0;
-	bool ok = len >= 10 && len <= 512 && s[0] == '$';
-	for (size_t i = 0; ok && i < len; i++) {
-		ok = isascii(s[i]) && (isalnum(s[i]) || strchr("./$=,+-", s[i]));
-		dollars += s[i] == '$';
-	}
-	if (!ok || dollars < 3)
-		return fb_bad(c, "not a crypt(3) hash such as '$y$...' from 'mkpasswd -m yescrypt' (clear-text passwords are refused; value not shown)");
-	return 0;
-}
-
-static int valid_ssh_key(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (has_ctl(s))
-		return fb_bad(c, "an SSH key is one line without control characters");
-	/* Options may come first; the key is "TYPE BASE64 [comment]". */
-	for (const char *p = s; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
-		if (strncmp(p, "ssh-", 4) && strncmp(p, "ecdsa-sha2-", 11) && strncmp(p, "sk-", 3))
-			continue;
-		const char *blob = p + strcspn(p, " ");
-		blob += strspn(blob, " ");
-		size_t n = strcspn(blob, " ");
-		if (n >= 16 && strspn(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") >= n)
-			return 0;
-	}
-	return fb_bad(c, "'%s' is not an SSH public key line ('ssh-ed25519 AAAA... comment')", SHOW(s));
-}
-
-static int valid_unique(struct fb_check *c, json_object *arr, const char *key, const char *what)
-{
-	size_t n = json_object_array_length(arr);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < i; j++) {
-			json_object *a = json_object_array_get_idx(arr, i), *b = json_object_array_get_idx(arr, j), *x, *y;
-			if (json_object_object_get_ex(a, key, &x) && json_object_object_get_ex(b, key, &y) &&
-			    STREQ(json_object_get_string(x), json_object_get_string(y))) {
-				size_t old = path_push(c, NULL, i);
-				int r = fb_bad(c, "%s '%s' is listed twice", what, SHOW(json_object_get_string(x)));
-				path_pop(c, old);
-				return r;
-			}
-		}
-	return 0;
-}
-
-static int valid_users(struct fb_check *c, json_object *v)
-{
-	return valid_unique(c, v, "name", "user");
-}
-
-static int valid_sysctl_key(struct fb_check *c, const char *k)
-{
-	size_t len = strlen(k);
-	if (len < 1 || len > 255 || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_.-/") != len || k[0] == '.' ||
-	    k[0] == '/' || strstr(k, "..") || strstr(k, "//") || strstr(k, "./") || strstr(k, "/."))
-		return fb_bad(c, "'%s' is not a sysctl key (a-z, 0-9, '_', '.', '-', '/')", SHOW(k));
-	return 0;
-}
-
-static int valid_sysctl_value(struct fb_check *c, json_object *v)
-{
-	if (json_object_is_type(v, json_type_string) && has_ctl(json_object_get_string(v)))
-		return fb_bad(c, "a sysctl value is one line without control characters");
-	return 0;
-}
-
-static int valid_mode(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 3 || len > 4 || strspn(s, "01234567") != len)
-		return fb_bad(c, "'%s' is not a file mode (octal in a string, such as \"0644\")", SHOW(s));
-	return 0;
-}
-
-static bool owner_part_ok(const char *s, size_t n)
-{
-	char buf[40];
-	uint64_t id;
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return user_name_ok(buf) || (parse_u64(buf, &id) == 0 && id < INT32_MAX);
-}
-
-static int valid_owner(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	const char *colon = strchr(s, ':');
-	if (!colon || !owner_part_ok(s, (size_t)(colon - s)) || !owner_part_ok(colon + 1, strlen(colon + 1)))
-		return fb_bad(c, "'%s' is not an owner ('user:group', names or numbers)", SHOW(s));
-	return 0;
-}
-
-static int valid_base64(struct fb_check *c, json_object *v)
-{
-	_cleanup_free_ uint8_t *buf = NULL;
-	size_t len;
-	if (fb_base64_decode(json_object_get_string(v), &buf, &len) < 0)
-		return fb_bad(c, "not valid base64 (RFC 4648, with padding)");
-	return 0;
-}
-
-static int valid_file(struct fb_check *c, json_object *v)
-{
-	json_object *x;
-	bool text = json_object_object_get_ex(v, "content", NULL);
-	bool b64 = json_object_object_get_ex(v, "content_base64", NULL);
-	if (text == b64)
-		return fb_bad(c, text ? "'content' and 'content_base64' are both given: one only"
-				      : "'content' or 'content_base64' is required");
-	if (json_object_object_get_ex(v, "secret", &x) && json_object_get_boolean(x)) {
-		unsigned long mode = 0644;
-		if (json_object_object_get_ex(v, "mode", &x))
-			mode = strtoul(json_object_get_string(x), NULL, 8);
-		else
-			mode = 0600;
-		if (mode & 077)
-			return fb_bad(c, "a secret file must not be readable by group or others (mode \"0600\" or \"0400\")");
-	}
-	return 0;
-}
-
-static int valid_files(struct fb_check *c, json_object *v)
-{
-	return valid_unique(c, v, "path", "file");
-}
-
-static int valid_unit(struct fb_check *c, json_object *v)
-{
-	static const char *const suffixes[] = { ".service", ".socket", ".timer", ".target", ".mount",
-						".automount", ".path", ".swap", ".slice" };
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	bool ok = len >= 3 && len <= 255 && s[0] != '-' && s[0] != '.' &&
-		  strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@\\-") == len;
-	bool suffix = false;
-	for (size_t i = 0; ok && i < ARRAY_SIZE(suffixes); i++) {
-		size_t sl = strlen(suffixes[i]);
-		suffix |= len > sl && STREQ(s + len - sl, suffixes[i]);
-	}
-	if (!ok || !suffix)
-		return fb_bad(c, "'%s' is not a systemd unit name (such as 'ssh.service')", SHOW(s));
-	return 0;
-}
-
-static const char *const reserved_steps[] = { "growfs", "users", "ssh", "efiboot" };
-
-static bool step_known(const char *name)
-{
-	for (size_t i = 0; i < fb_steps_count; i++)
-		if (STREQ(fb_steps[i]->name, name))
-			return true;
-	for (size_t i = 0; i < ARRAY_SIZE(reserved_steps); i++)
-		if (STREQ(reserved_steps[i], name))
-			return true;
-	return false;
-}
+/* ---- the schema: the keys that are no step's, and each step's section ---- */
 
 static int valid_step_name(struct fb_check *c, const char *k)
 {
-	if (!step_known(k))
-		return fb_bad(c, "'%s' is not a step", SHOW(k));
-	return 0;
-}
-
-static int valid_https_url(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t") || has_ctl(s))
-		return fb_bad(c, "'%s' is not an https:// URL", SHOW(s));
-	return 0;
+	for (size_t i = 0; i < fb_steps_count; i++)
+		if (STREQ(fb_steps[i]->name, k))
+			return 0;
+	return fb_bad(c, "'%s' is not a step", FB_SHOW(k));
 }
 
 static int valid_finally(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
 	if (!STREQ(s, "none") && !STREQ(s, "reboot") && !STREQ(s, "poweroff"))
-		return fb_bad(c, "'%s' is not one of 'none', 'reboot', 'poweroff'", SHOW(s));
+		return fb_bad(c, "'%s' is not one of 'none', 'reboot', 'poweroff'", FB_SHOW(s));
 	return 0;
 }
 
-/* ---- the schema table ---- */
-
-#define STR(k, v, fl) { k, FB_T_STRING, NULL, v, NULL, fl, 0 }
-#define BOOL(k) { k, FB_T_BOOL, NULL, NULL, NULL, 0, 0 }
-#define END { NULL, 0, NULL, NULL, NULL, 0, 0 }
-
-static const struct fb_field user_name_elem = STR(NULL, valid_user_name, 0);
-static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, valid_ssh_key, NULL, 0, 16384 };
-static const struct fb_field user_fields[] = {
-	STR("name", valid_user_name, FB_REQUIRED),
-	{ "groups", FB_T_ARRAY, &user_name_elem, NULL, NULL, 0, 64 },
-	STR("shell", valid_shell, 0),
-	STR("password_hash", valid_crypt, FB_SECRET),
-	{ "ssh_authorized_keys", FB_T_ARRAY, &ssh_key_elem, NULL, NULL, 0, 256 },
-	BOOL("sudo"),
-	END,
+static const struct fb_field step_fields[] = {
+	{ "enabled", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "required", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
 };
-static const struct fb_field user_elem = { NULL, FB_T_OBJECT, user_fields, NULL, NULL, 0, 0 };
-
-static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, valid_sysctl_value, NULL, 0, 0 };
-
-static const struct fb_field file_fields[] = {
-	STR("path", valid_abs_path, FB_REQUIRED),
-	{ "content", FB_T_STRING, NULL, NULL, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
-	{ "content_base64", FB_T_STRING, NULL, valid_base64, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
-	STR("mode", valid_mode, 0),
-	STR("owner", valid_owner, 0),
-	BOOL("secret"),
-	END,
-};
-static const struct fb_field file_elem = { NULL, FB_T_OBJECT, file_fields, valid_file, NULL, FB_SECRET_OBJ, 0 };
-
-static const struct fb_field unit_elem = STR(NULL, valid_unit, 0);
-static const struct fb_field unit_fields[] = {
-	{ "enable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "disable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "start", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	{ "mask", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
-	END,
-};
-
-static const struct fb_field step_fields[] = { BOOL("enabled"), BOOL("required"), END };
 static const struct fb_field step_value = { NULL, FB_T_OBJECT, step_fields, NULL, NULL, 0, 0 };
 
-/* growfs and efiboot: "device", a partition, disk or image file, when not the mounted one. */
-static const struct fb_field growfs_fields[] = { STR("device", valid_abs_path, 0), END };
-static const struct fb_field efiboot_fields[] = { STR("device", valid_abs_path, 0), END };
-static const struct fb_field ssh_fields[] = { BOOL("rsa"), BOOL("password_authentication"), END };
-
-#define RESERVED(k) { k, FB_T_RESERVED, NULL, NULL, NULL, 0, 0 }
-
-/* One entry per section. A step adds its own here (replacing its RESERVED line). */
-static const struct fb_field top_fields[] = {
-	STR("hostname", valid_hostname, 0),
-	{ "users", FB_T_ARRAY, &user_elem, valid_users, NULL, 0, 256 },
-	{ "sysctl", FB_T_MAP, &sysctl_value, NULL, valid_sysctl_key, 0, 0 },
-	{ "files", FB_T_ARRAY, &file_elem, valid_files, NULL, 0, 0 },
-	{ "units", FB_T_OBJECT, unit_fields, NULL, NULL, 0, 0 },
+/* The top-level keys that belong to no step: which steps run, where the report goes, what
+ * happens at the end of the run. */
+static const struct fb_field run_fields[] = {
 	{ "steps", FB_T_MAP, &step_value, NULL, valid_step_name, 0, 0 },
-	{ "report_url", FB_T_STRING, NULL, valid_https_url, NULL, 0, URL_MAX },
-	STR("finally", valid_finally, 0),
-	{ "growfs", FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 },
-	{ "ssh", FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 },
-	{ "efiboot", FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 },
-	{ "iommu", FB_T_OBJECT, fb_iommu_fields, NULL, NULL, 0, 0 },
-	{ "proxmox", FB_T_OBJECT, fb_proxmox_fields, NULL, NULL, 0, 0 },
-	{ "tailnet", FB_T_OBJECT, fb_tailnet_fields, NULL, NULL, 0, 0 },
-	{ "headscale", FB_T_OBJECT, fb_headscale_fields, NULL, NULL, 0, 0 },
-	{ "tunnel", FB_T_OBJECT, fb_tunnel_fields, NULL, NULL, 0, 0 },
-	{ "rustdesk", FB_T_OBJECT, fb_rustdesk_fields, NULL, NULL, 0, 0 },
-	{ "artifacts", FB_T_ARRAY, &fb_artifact_elem, fb_artifacts_valid, NULL, 0, 256 },
-	{ "apt_repositories", FB_T_ARRAY, &fb_apt_repository_elem, fb_apt_repositories_valid, NULL, 0, 64 },
-	{ "mesh", FB_T_OBJECT, fb_mesh_fields, NULL, NULL, 0, 0 },
-	{ "gateway", FB_T_OBJECT, fb_gateway_fields, fb_gateway_valid, NULL, 0, 0 },
-	END,
+	{ "report_url", FB_T_STRING, NULL, fb_valid_https_url, NULL, 0, URL_MAX },
+	{ "finally", FB_T_STRING, NULL, valid_finally, NULL, 0, 0 },
 };
 
-const struct fb_field fb_config_schema = { NULL, FB_T_OBJECT, top_fields, NULL, NULL, 0, 0 };
-
-static const struct fb_field *field_find(const struct fb_field *fields, const char *key)
+const struct fb_field *fb_config_schema(void)
 {
-	for (const struct fb_field *f = fields; f && f->key; f++)
-		if (STREQ(f->key, key))
-			return f;
-	return NULL;
-}
-
-/* ---- the walk ---- */
-
-static int check_value(struct fb_check *c, const struct fb_field *f, json_object *v)
-{
-	json_type t = json_object_get_type(v);
-	size_t max = f->max;
-	int r = 0;
-	switch (f->type) {
-	case FB_T_STRING:
-	case FB_T_SCALAR:
-		if (f->type == FB_T_SCALAR && t == json_type_int)
-			break;
-		if (t != json_type_string)
-			return fb_bad(c, f->type == FB_T_SCALAR ? "must be a string or an integer" : "must be a string");
-		if ((size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v)))
-			return fb_bad(c, "must not contain a NUL character");
-		if (strlen(json_object_get_string(v)) > (max ? max : STRING_MAX))
-			return fb_bad(c, "longer than %zu bytes", max ? max : (size_t)STRING_MAX);
-		break;
-	case FB_T_BOOL:
-		if (t != json_type_boolean)
-			return fb_bad(c, "must be true or false");
-		break;
-	case FB_T_RESERVED:
-		if (t != json_type_object)
-			return fb_bad(c, "must be an object");
-		break;
-	case FB_T_OBJECT: {
-		if (t != json_type_object)
-			return fb_bad(c, "must be an object");
-		json_object_object_foreach(v, key, val)
-		{
-			size_t old = path_push(c, key, 0);
-			const struct fb_field *sub = field_find(f->fields, key);
-			r = sub ? check_value(c, sub, val) : fb_bad(c, "unknown key");
-			path_pop(c, old);
-			if (r < 0)
-				return r;
-		}
-		for (const struct fb_field *sub = f->fields; sub->key; sub++) {
-			if (!(sub->flags & FB_REQUIRED) || json_object_object_get_ex(v, sub->key, NULL))
-				continue;
-			size_t old = path_push(c, sub->key, 0);
-			r = fb_bad(c, "is required");
-			path_pop(c, old);
-			return r;
-		}
-		break;
+	static struct fb_field schema, *fields;
+	if (fields)
+		return &schema;
+	/* Each step's section under its config_key, once (steps may share one), then ours. */
+	struct fb_field *f = calloc(fb_steps_count + ARRAY_SIZE(run_fields) + 1, sizeof(*f));
+	if (!f)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < fb_steps_count; i++) {
+		const struct fb_step *s = fb_steps[i];
+		if (!s->config_key || !s->schema || fb_field_find(f, s->config_key))
+			continue;
+		f[n] = *s->schema;
+		f[n++].key = s->config_key;
 	}
-	case FB_T_MAP: {
-		if (t != json_type_object)
-			return fb_bad(c, "must be an object");
-		if ((size_t)json_object_object_length(v) > (max ? max : LIST_MAX))
-			return fb_bad(c, "more than %zu entries", max ? max : (size_t)LIST_MAX);
-		json_object_object_foreach(v, key, val)
-		{
-			size_t old = path_push(c, key, 0);
-			r = f->valid_key ? f->valid_key(c, key) : 0;
-			if (r == 0)
-				r = check_value(c, f->fields, val);
-			path_pop(c, old);
-			if (r < 0)
-				return r;
-		}
-		break;
-	}
-	case FB_T_ARRAY: {
-		if (t != json_type_array)
-			return fb_bad(c, "must be an array");
-		size_t n = json_object_array_length(v);
-		if (n > (max ? max : LIST_MAX))
-			return fb_bad(c, "more than %zu elements", max ? max : (size_t)LIST_MAX);
-		for (size_t i = 0; i < n; i++) {
-			size_t old = path_push(c, NULL, i);
-			r = check_value(c, f->fields, json_object_array_get_idx(v, i));
-			path_pop(c, old);
-			if (r < 0)
-				return r;
-		}
-		break;
-	}
-	}
-	return f->valid ? f->valid(c, v) : 0;
+	for (size_t i = 0; i < ARRAY_SIZE(run_fields); i++)
+		f[n++] = run_fields[i];
+	fields = f;
+	schema = (struct fb_field){ NULL, FB_T_OBJECT, fields, NULL, NULL, 0, 0 };
+	return &schema;
 }
 
 int fb_config_check(json_object *o, const char *source, char **ret_error)
 {
-	struct fb_check c = { .source = source };
-	int r = check_value(&c, &fb_config_schema, o);
-	if (r < 0 && ret_error)
-		*ret_error = TAKE_PTR(c.error);
-	free(c.error);
-	return r;
+	const struct fb_field *schema = fb_config_schema();
+	return schema ? fb_schema_check(schema, o, source, ret_error) : -ENOMEM;
 }
 
 int fb_config_parse(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error)
 {
-	struct fb_check c = { .source = source };
 	if (strlen(buf) != len || len > INT_MAX) {
-		int r = fb_bad(&c, "invalid JSON: the text contains a NUL byte");
-		*ret_error = c.error;
-		return r;
+		*ret_error = fb_strdupf("%s: invalid JSON: the text contains a NUL byte", source);
+		return *ret_error ? -EINVAL : -ENOMEM;
 	}
 	json_tokener *tok = json_tokener_new();
 	if (!tok)
@@ -546,20 +93,21 @@ int fb_config_parse(const char *buf, size_t len, const char *source, json_object
 	enum json_tokener_error e = json_tokener_get_error(tok);
 	size_t off = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
-	int r = 0;
+	char *error = NULL;
+	int r = -EINVAL;
 	if (!o || e != json_tokener_success)
-		r = fb_bad(&c, "invalid JSON at byte %zu: %s", off,
-			   e == json_tokener_success || e == json_tokener_continue ? "unexpected end" : json_tokener_error_desc(e));
+		error = fb_strdupf("%s: invalid JSON at byte %zu: %s", source, off,
+				   e == json_tokener_success || e == json_tokener_continue ? "unexpected end" : json_tokener_error_desc(e));
 	else if (buf[off + strspn(buf + off, " \t\r\n")])
-		r = fb_bad(&c, "invalid JSON: text after the end at byte %zu", off);
+		error = fb_strdupf("%s: invalid JSON: text after the end at byte %zu", source, off);
 	else if (!json_object_is_type(o, json_type_object))
-		r = fb_bad(&c, "the config must be a JSON object");
+		error = fb_strdupf("%s: the config must be a JSON object", source);
 	else
-		r = check_value(&c, &fb_config_schema, o);
+		r = fb_config_check(o, source, &error);
 	if (r < 0) {
 		json_object_put(o);
-		*ret_error = TAKE_PTR(c.error);
-		return r;
+		*ret_error = error;
+		return error ? r : -ENOMEM;
 	}
 	*ret = o;
 	return 0;
@@ -638,7 +186,7 @@ static int collect(json_object *v, char ***secrets)
 	return 0;
 }
 
-/* F: what the schema says about O, or NULL (reserved sections: key names only). */
+/* F: what the schema says about O, or NULL (key names only). */
 static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 {
 	int n = 0, r;
@@ -666,7 +214,7 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 	json_object_object_foreach(o, key, val)
 	{
 		const struct fb_field *sf = !f ? NULL
-					  : f->type == FB_T_OBJECT ? field_find(f->fields, key)
+					  : f->type == FB_T_OBJECT ? fb_field_find(f->fields, key)
 					  : f->type == FB_T_MAP ? f->fields
 								: NULL;
 		/* A true/false is never a secret ("password_authentication": false). */
@@ -690,7 +238,8 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 
 int fb_config_scrub(json_object *o, char ***ret_secrets)
 {
-	return scrub(o, &fb_config_schema, ret_secrets);
+	const struct fb_field *schema = fb_config_schema();
+	return schema ? scrub(o, schema, ret_secrets) : -ENOMEM;
 }
 
 int fb_config_hash(json_object *o, char ret_hex[65])
@@ -711,42 +260,6 @@ int fb_config_hash(json_object *o, char ret_hex[65])
 	}
 	json_object_put(copy);
 	return r;
-}
-
-int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len)
-{
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t len = strlen(s);
-	if (len % 4)
-		return -EINVAL;
-	uint8_t *out = malloc(len / 4 * 3 + 1);
-	if (!out)
-		return -ENOMEM;
-	size_t n = 0;
-	for (size_t i = 0; i < len; i += 4) {
-		uint32_t acc = 0;
-		int pad = 0;
-		for (size_t j = 0; j < 4; j++) {
-			const char *p = s[i + j] ? strchr(alphabet, s[i + j]) : NULL;
-			if (s[i + j] == '=' && i + 4 == len && j >= 2 && (j == 3 || s[i + 3] == '=')) {
-				pad++;
-				acc <<= 6;
-			} else if (p && !pad) {
-				acc = acc << 6 | (uint32_t)(p - alphabet);
-			} else {
-				free(out);
-				return -EINVAL;
-			}
-		}
-		out[n++] = (uint8_t)(acc >> 16);
-		if (pad < 2)
-			out[n++] = (uint8_t)(acc >> 8);
-		if (pad < 1)
-			out[n++] = (uint8_t)acc;
-	}
-	*ret = out;
-	*ret_len = n;
-	return 0;
 }
 
 /* ---- loading ---- */
@@ -812,7 +325,7 @@ static int load_url(struct fb_config *c, json_object *merged)
 	if (!shown)
 		return -ENOMEM;
 	bool http = !strncmp(url, "http://", 7), https = !strncmp(url, "https://", 8);
-	if (strlen(url) > URL_MAX || has_ctl(url) || (!http && !https))
+	if (strlen(url) > URL_MAX || fb_has_ctl(url) || (!http && !https))
 		c->error = fb_strdupf("%s: pmoves.config is not an https:// or http:// URL", shown);
 	else if (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64))
 		c->error = fb_strdupf("%s: pmoves.config_sha256 is not 64 lower-case hex digits", shown);

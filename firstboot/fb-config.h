@@ -7,6 +7,8 @@
 #ifndef PMOVES_FB_CONFIG_H
 #define PMOVES_FB_CONFIG_H
 
+#include "fb-valid.h"
+
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,59 +16,10 @@
 
 #define FB_CONFIG_MAX (1024u * 1024u)
 
-/* ---- schema ---- */
-
-enum fb_type {
-	FB_T_STRING,
-	FB_T_BOOL,
-	FB_T_SCALAR,   /* a string or an integer */
-	FB_T_OBJECT,   /* fields: NULL-key-terminated list; keys not listed are errors */
-	FB_T_ARRAY,    /* fields: the one field every element must match */
-	FB_T_MAP,      /* free keys checked by valid_key; fields: the one field every value matches */
-	FB_T_RESERVED, /* an object for a step not written yet: contents unchecked */
-};
-
-enum {
-	FB_REQUIRED = 1 << 0,  /* in an object: must be present */
-	FB_SECRET = 1 << 1,    /* the value is secret */
-	FB_SECRET_IF = 1 << 2, /* secret when its object has "secret": true */
-	FB_SECRET_OBJ = 1 << 3, /* array element: with "secret": true the whole element is scrubbed */
-};
-
-struct fb_check;
-/* A value check after the type check: returns 0, or fb_bad(...). */
-typedef int fb_validator(struct fb_check *c, json_object *v);
-
-struct fb_field {
-	const char *key;
-	enum fb_type type;
-	const struct fb_field *fields;
-	fb_validator *valid;
-	int (*valid_key)(struct fb_check *c, const char *key); /* FB_T_MAP */
-	unsigned flags;
-	size_t max; /* strings: bytes; arrays and maps: elements (0: the defaults) */
-};
-
-/* The top-level schema (an FB_T_OBJECT field). A step with a larger section keeps its fields
- * in its own file (step-<name>.c) and they are listed here. */
-extern const struct fb_field fb_iommu_fields[];
-extern const struct fb_field fb_tailnet_fields[];
-extern const struct fb_field fb_headscale_fields[];
-extern const struct fb_field fb_tunnel_fields[];
-extern const struct fb_field fb_rustdesk_fields[];
-extern const struct fb_field fb_artifact_elem; /* step-artifacts.c */
-fb_validator fb_artifacts_valid;
-extern const struct fb_field fb_apt_repository_elem;
-fb_validator fb_apt_repositories_valid;
-extern const struct fb_field fb_mesh_fields[];
-extern const struct fb_field fb_gateway_fields[]; /* step-gateway.c */
-fb_validator fb_gateway_valid;
-extern const struct fb_field fb_proxmox_fields[];
-
-extern const struct fb_field fb_config_schema;
-
-/* "SOURCE: .json.path: problem", first problem only; returns -EINVAL. */
-int fb_bad(struct fb_check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The top-level schema (an FB_T_OBJECT field): each step's section (fb_step.schema under its
+ * config_key) and the keys that are no step's ("steps", "report_url", "finally"). Made on
+ * first use; NULL when out of memory. */
+const struct fb_field *fb_config_schema(void);
 
 /* Validate one parsed source; on failure *ret_error is "SOURCE: PATH: problem". */
 int fb_config_check(json_object *o, const char *source, char **ret_error);
@@ -99,8 +52,5 @@ int fb_config_merge(json_object *base, json_object *over);
 int fb_config_scrub(json_object *o, char ***ret_secrets);
 /* SHA-256 of the merged config without its secrets: what the state file records. */
 int fb_config_hash(json_object *o, char ret_hex[65]);
-
-/* Strict base64 (RFC 4648, padding required). */
-int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len);
 
 #endif

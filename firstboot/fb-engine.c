@@ -45,16 +45,18 @@ static void crash_point(const char *step, const char *when)
 	}
 }
 
-static const char *state_of(struct engine *e, const char *step, int64_t *ret_attempts)
+/* The step's state in state.json, or -ENOENT (no record, or a word that is not a state). */
+static int state_of(struct engine *e, const char *step, int64_t *ret_attempts)
 {
 	json_object *rec, *v;
 	if (ret_attempts)
 		*ret_attempts = 0;
 	if (!json_object_object_get_ex(e->state_steps, step, &rec))
-		return NULL;
+		return -ENOENT;
 	if (ret_attempts && json_object_object_get_ex(rec, "attempts", &v))
 		*ret_attempts = json_object_get_int64(v);
-	return json_object_object_get_ex(rec, "state", &v) ? json_object_get_string(v) : NULL;
+	int st = json_object_object_get_ex(rec, "state", &v) ? fb_state_from_name(json_object_get_string(v)) : -ENOENT;
+	return st < 0 ? -ENOENT : st;
 }
 
 static int state_write(struct engine *e)
@@ -70,18 +72,18 @@ static int state_write(struct engine *e)
 }
 
 /* The step's record in memory only: written with the next state_write(). */
-static int state_put(struct engine *e, const char *step, const char *state, int64_t attempts)
+static int state_put(struct engine *e, const char *step, enum fb_state state, int64_t attempts)
 {
 	json_object *rec = json_object_new_object();
 	if (!rec)
 		return -ENOMEM;
-	json_object_object_add(rec, "state", json_object_new_string(state));
+	json_object_object_add(rec, "state", json_object_new_string(fb_state_name(state)));
 	json_object_object_add(rec, "attempts", json_object_new_int64(attempts));
 	json_object_object_add(e->state_steps, step, rec);
 	return 0;
 }
 
-static int state_set(struct engine *e, const char *step, const char *state, int64_t attempts)
+static int state_set(struct engine *e, const char *step, enum fb_state state, int64_t attempts)
 {
 	int r = state_put(e, step, state, attempts);
 	return r < 0 ? r : state_write(e);
@@ -91,7 +93,7 @@ static int state_set(struct engine *e, const char *step, const char *state, int6
  * during apply): a pending step tried again on later boots does not count. */
 static int state_running(struct engine *e, const char *step, int64_t attempts, int64_t interrupted)
 {
-	int r = state_set(e, step, "running", attempts);
+	int r = state_set(e, step, FB_STATE_RUNNING, attempts);
 	json_object *rec;
 	if (r == 0 && interrupted > 0 && json_object_object_get_ex(e->state_steps, step, &rec)) {
 		json_object_object_add(rec, "interrupted", json_object_new_int64(interrupted));
@@ -131,11 +133,11 @@ static void state_load(struct engine *e, const char *hash, bool *ret_same_config
 	e->state_steps = steps;
 }
 
-static void step_end_mem(struct engine *e, size_t i, const char *state, const char *msg);
+static void step_end_mem(struct engine *e, size_t i, enum fb_state state, const char *msg);
 
 /* A step's end: reported, and status.json written (a step that ran: its result is kept even
  * if the machine goes down next). */
-static void step_end(struct engine *e, size_t i, const char *state, const char *msg)
+static void step_end(struct engine *e, size_t i, enum fb_state state, const char *msg)
 {
 	step_end_mem(e, i, state, msg);
 	if (!e->o->dry_run)
@@ -145,7 +147,7 @@ static void step_end(struct engine *e, size_t i, const char *state, const char *
 /* Reported, status.json written with the next write: steps skipped without running (not
  * configured, disabled) cost no disk writes each; a crash just before the next write loses
  * nothing that the next run does not find again. */
-static void step_end_mem(struct engine *e, size_t i, const char *state, const char *msg)
+static void step_end_mem(struct engine *e, size_t i, enum fb_state state, const char *msg)
 {
 	struct fb_step_status *s = &e->status.steps[i];
 	s->state = state;
@@ -177,24 +179,40 @@ static void step_options(json_object *config, const struct fb_step *s, bool *ret
 		*ret_required = json_object_get_boolean(v);
 }
 
-/* Run one step that needs running. Returns its final state. */
-static const char *run_step(struct engine *e, size_t i, const struct fb_step *s, json_object *section,
-			    const struct fb_ctx *ctx, const char *prev)
+static enum fb_state state_of_result(enum fb_result res)
+{
+	switch (res) {
+	case FB_OK:
+		return FB_STATE_OK;
+	case FB_PENDING:
+		return FB_STATE_PENDING;
+	case FB_REBOOT:
+		return FB_STATE_REBOOT;
+	case FB_FAILED:
+		break;
+	}
+	return FB_STATE_FAILED;
+}
+
+/* Run one step that needs running; PREV is its state in state.json or -ENOENT. Returns its
+ * final state. */
+static enum fb_state run_step(struct engine *e, size_t i, const struct fb_step *s, json_object *section,
+			      const struct fb_ctx *ctx, int prev)
 {
 	_cleanup_free_ char *msg = NULL;
 	int64_t attempts;
 	state_of(e, s->name, &attempts);
 
-	if (prev && STREQ(prev, "reboot")) {
+	if (prev == FB_STATE_REBOOT) {
 		/* Applied before the reboot it asked for: only verify. */
 		if (e->o->dry_run) {
 			plan(s->name, "verify", "after the reboot it asked for");
-			return "ok";
+			return FB_STATE_OK;
 		}
 		e->status.steps[i].started = fb_wall_now();
-		fb_report_step(s->name, "start", "after reboot");
+		fb_report_step(s->name, FB_STATE_START, "after reboot");
 		int r = s->verify ? s->verify(ctx, section, &msg) : 0;
-		const char *st = r < 0 ? "failed" : "ok";
+		enum fb_state st = r < 0 ? FB_STATE_FAILED : FB_STATE_OK;
 		state_set(e, s->name, st, attempts);
 		step_end(e, i, st, msg ? msg : r < 0 ? "not in effect after the reboot" : "in effect after reboot");
 		return st;
@@ -204,39 +222,38 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 	if (e->o->dry_run) {
 		plan(s->name, r > 0 ? "skip" : r == 0 ? "run" : "fail", r > 0 && !msg ? "already done" : msg);
 		if (r != 0 || !s->dry_run_apply)
-			return r > 0 ? "skipped" : r == 0 ? "ok" : "failed";
+			return r > 0 ? FB_STATE_SKIPPED : r == 0 ? FB_STATE_OK : FB_STATE_FAILED;
 		/* Every change this step makes goes through fb_write() and fb_run(): show them. */
 		free(msg);
 		msg = NULL;
 		fb_dry_run_set(true);
 		enum fb_result res = s->apply(ctx, section, &msg);
 		fb_dry_run_set(false);
-		static const char *const would[] = { [FB_OK] = "ok", [FB_PENDING] = "pending",
-						     [FB_REBOOT] = "reboot", [FB_FAILED] = "failed" };
-		_cleanup_free_ char *what = fb_strdupf("would end %s%s%s", would[res], msg ? ": " : "", msg ? msg : "");
+		_cleanup_free_ char *what = fb_strdupf("would end %s%s%s", fb_state_name(state_of_result(res)),
+						       msg ? ": " : "", msg ? msg : "");
 		plan(s->name, "result", what);
-		return res == FB_FAILED ? "failed" : "ok";
+		return res == FB_FAILED ? FB_STATE_FAILED : FB_STATE_OK;
 	}
 	e->status.steps[i].started = fb_wall_now();
-	int64_t interrupted = prev && STREQ(prev, "running") ? interrupted_of(e, s->name) + 1 : 0;
+	int64_t interrupted = prev == FB_STATE_RUNNING ? interrupted_of(e, s->name) + 1 : 0;
 	if (interrupted >= FB_MAX_ATTEMPTS && r == 0) {
-		state_set(e, s->name, "failed", attempts);
-		step_end(e, i, "failed", "interrupted too often: given up");
-		return "failed";
+		state_set(e, s->name, FB_STATE_FAILED, attempts);
+		step_end(e, i, FB_STATE_FAILED, "interrupted too often: given up");
+		return FB_STATE_FAILED;
 	}
 	_cleanup_free_ char *detail = attempts > 0 ? fb_strdupf("attempt %lld", (long long)attempts + 1) : NULL;
-	fb_report_step(s->name, "start", detail);
+	fb_report_step(s->name, FB_STATE_START, detail);
 	state_running(e, s->name, attempts + 1, interrupted);
 	crash_point(s->name, "running");
 
-	const char *st;
+	enum fb_state st;
 	if (r > 0) {
 		/* check may say why there is nothing to do ("not a UEFI machine"). */
-		st = "skipped";
+		st = FB_STATE_SKIPPED;
 		if (!msg)
 			msg = strdup("already done");
 	} else if (r < 0) {
-		st = "failed";
+		st = FB_STATE_FAILED;
 	} else {
 		free(msg);
 		msg = NULL;
@@ -249,7 +266,7 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 			msg = NULL;
 			res = s->verify(ctx, section, &msg) < 0 ? FB_FAILED : FB_OK;
 		}
-		st = res == FB_OK ? "ok" : res == FB_PENDING ? "pending" : res == FB_REBOOT ? "reboot" : "failed";
+		st = state_of_result(res);
 	}
 	state_set(e, s->name, st, attempts + 1);
 	step_end(e, i, st, msg);
@@ -259,19 +276,14 @@ static const char *run_step(struct engine *e, size_t i, const struct fb_step *s,
 
 static void disable_unit(void)
 {
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", "pmoves-firstboot.service",
-			 "pmoves-firstboot.timer", NULL };
-	int r = fb_run(argv);
+	char *units[] = { "pmoves-firstboot.service", "pmoves-firstboot.timer", NULL };
+	int r = fb_systemctl("disable", units);
 	if (r != 0)
 		fb_warn("cannot disable pmoves-firstboot.service: systemctl exited with %d", r);
 	/* systemctl's symlink removal is not synced: a power cut soon after would bring the unit
 	 * back on the next boot. */
 	fb_sync();
-	if (fb_live()) {
-		char *stop[] = { "systemctl", "--no-block", "stop", "pmoves-firstboot.timer", NULL };
-		fb_run(stop);
-	}
+	fb_systemctl_live("stop", units + 1);
 }
 
 static void power(const char *verb)
@@ -280,8 +292,7 @@ static void power(const char *verb)
 		fb_debug("not the running system: no %s", verb);
 		return;
 	}
-	char *argv[] = { "systemctl", "--no-block", (char *)verb, NULL };
-	int r = fb_run(argv);
+	int r = fb_systemctl_live(verb, NULL);
 	if (r != 0)
 		fb_error("cannot %s: systemctl exited with %d", verb, r);
 }
@@ -329,13 +340,13 @@ static int run_invalid(struct engine *e, struct fb_config *cfg, int cr, size_t n
 	_cleanup_free_ char *msg = fb_strdupf("config %s: %s", later ? "unavailable" : "invalid",
 					      cfg->error ? cfg->error : strerror(-cr));
 	fb_error("%s", msg ? msg : "config invalid");
-	e->status.status = later ? "pending" : "failed";
+	e->status.status = later ? FB_STATE_PENDING : FB_STATE_FAILED;
 	e->status.config_error = msg ? strdup(msg) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (e->o->dry_run)
 			plan(e->status.steps[i].name, "skip", msg);
 		else
-			step_end(e, i, later ? "pending" : "skipped", msg);
+			step_end(e, i, later ? FB_STATE_PENDING : FB_STATE_SKIPPED, msg);
 	}
 	return later ? FB_EXIT_FAILED : FB_EXIT_USAGE;
 }
@@ -348,25 +359,25 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 	int exit_code = FB_EXIT_OK;
 
 	e.status.started = fb_wall_now();
-	e.status.status = "running";
+	e.status.status = FB_STATE_RUNNING;
 	e.status.steps = calloc(n ? n : 1, sizeof(*e.status.steps));
 	if (!e.status.steps)
 		return FB_EXIT_FAILED;
 	e.status.n_steps = n;
 	for (size_t i = 0; i < n; i++) {
 		e.status.steps[i].name = steps[i]->name;
-		e.status.steps[i].state = "not-run";
+		e.status.steps[i].state = FB_STATE_NOT_RUN;
 	}
 
 	int cr = fb_config_load(&cfg);
 	fb_report_set_secrets(cfg.secrets);
-	const char *final = "ok";
+	enum fb_state final = FB_STATE_OK;
 	bool pending = false, stopped = false, reboot = false, degraded = false, same = false;
 	char hash[65];
 	struct fb_ctx ctx = { .config = cfg.merged };
 	if (cr < 0) {
 		exit_code = run_invalid(&e, &cfg, cr, n);
-		final = cr == -EAGAIN ? "pending" : "failed";
+		final = cr == -EAGAIN ? FB_STATE_PENDING : FB_STATE_FAILED;
 		goto finish;
 	}
 
@@ -375,7 +386,7 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 		goto out;
 	}
 	state_load(&e, hash, &same);
-	json_object_object_add(e.state, "status", json_object_new_string("running"));
+	json_object_object_add(e.state, "status", json_object_new_string(fb_state_name(FB_STATE_RUNNING)));
 
 	for (size_t i = 0; i < n; i++) {
 		const struct fb_step *s = steps[i];
@@ -384,7 +395,7 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 		step_options(cfg.merged, s, &enabled, &required);
 		if (s->config_key)
 			json_object_object_get_ex(cfg.merged, s->config_key, &section);
-		const char *prev = state_of(&e, s->name, NULL);
+		int prev = state_of(&e, s->name, NULL);
 		const char *why = NULL;
 		if (stopped)
 			why = "not run: a required step failed";
@@ -392,33 +403,37 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 			why = "disabled in the config";
 		else if (s->needs_config && !section)
 			why = "not configured";
-		else if (same && prev && (STREQ(prev, "ok") || STREQ(prev, "skipped")))
+		else if (same && (prev == FB_STATE_OK || prev == FB_STATE_SKIPPED))
 			why = "already done";
 		if (why) {
 			if (o->dry_run) {
 				plan(s->name, "skip", why);
 				continue;
 			}
-			if (!stopped && !STREQ(why, "already done") && !(prev && STREQ(prev, "skipped")))
-				state_put(&e, s->name, "skipped", 0);
-			step_end_mem(&e, i, "skipped", why);
+			if (!stopped && !STREQ(why, "already done") && prev != FB_STATE_SKIPPED)
+				state_put(&e, s->name, FB_STATE_SKIPPED, 0);
+			step_end_mem(&e, i, FB_STATE_SKIPPED, why);
 			continue;
 		}
-		const char *st = run_step(&e, i, s, section, &ctx, prev);
-		if (STREQ(st, "pending"))
+		enum fb_state st = run_step(&e, i, s, section, &ctx, prev);
+		if (st == FB_STATE_PENDING)
 			pending = true;
-		else if (STREQ(st, "reboot")) {
+		else if (st == FB_STATE_REBOOT) {
 			reboot = true;
 			break;
-		} else if (STREQ(st, "failed")) {
+		} else if (st == FB_STATE_FAILED) {
 			degraded = true;
 			stopped = required;
 		}
 	}
-	final = reboot ? "reboot" : stopped ? "failed" : degraded ? "degraded" : pending ? "pending" : "ok";
-	exit_code = STREQ(final, "ok") || reboot ? FB_EXIT_OK : FB_EXIT_FAILED;
+	final = reboot     ? FB_STATE_REBOOT
+		: stopped  ? FB_STATE_FAILED
+		: degraded ? FB_STATE_DEGRADED
+		: pending  ? FB_STATE_PENDING
+			   : FB_STATE_OK;
+	exit_code = final == FB_STATE_OK || reboot ? FB_EXIT_OK : FB_EXIT_FAILED;
 	if (!o->dry_run) {
-		json_object_object_add(e.state, "status", json_object_new_string(final));
+		json_object_object_add(e.state, "status", json_object_new_string(fb_state_name(final)));
 		state_write(&e);
 	}
 
@@ -431,11 +446,11 @@ finish:
 		goto out;
 	fb_status_write(&e.status);
 	if (!reboot)
-		fb_report_done(STREQ(final, "pending") ? "degraded" : final, n, now_seconds() - t0);
+		fb_report_done(final == FB_STATE_PENDING ? FB_STATE_DEGRADED : final, n, now_seconds() - t0);
 	if (cr < 0)
 		goto out; /* the unit stays enabled: a fixed device.json or the network is tried next boot */
 	post_report(cfg.merged);
-	if (STREQ(final, "ok"))
+	if (final == FB_STATE_OK)
 		scrub_device(&cfg);
 	if (reboot) {
 		power("reboot");
@@ -444,7 +459,7 @@ finish:
 	if (!pending)
 		disable_unit();
 	json_object *fin;
-	if ((STREQ(final, "ok") || STREQ(final, "degraded")) && json_object_object_get_ex(cfg.merged, "finally", &fin) &&
+	if ((final == FB_STATE_OK || final == FB_STATE_DEGRADED) && json_object_object_get_ex(cfg.merged, "finally", &fin) &&
 	    !STREQ(json_object_get_string(fin), "none"))
 		power(json_object_get_string(fin));
 

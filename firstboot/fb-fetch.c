@@ -405,9 +405,7 @@ int fb_download(const char *url, const char *path, const char *sha256, const str
 				dl_restart(&d);
 				continue;
 			}
-			_cleanup_free_ char *hp = fb_path(part);
-			if (hp)
-				unlink(hp);
+			fb_remove(part);
 			if (ret_error)
 				*ret_error = fb_strdupf("'%s' has sha256 %s, but %s is pinned", shown, got, sha256);
 			return -EBADMSG;

@@ -12,6 +12,25 @@
 int fb_verbose;
 static char *const *secrets;
 
+static const char *const state_names[FB_STATE_MAX] = {
+	[FB_STATE_NOT_RUN] = "not-run", [FB_STATE_START] = "start",     [FB_STATE_RUNNING] = "running",
+	[FB_STATE_OK] = "ok",           [FB_STATE_SKIPPED] = "skipped", [FB_STATE_PENDING] = "pending",
+	[FB_STATE_FAILED] = "failed",   [FB_STATE_REBOOT] = "reboot",   [FB_STATE_DEGRADED] = "degraded",
+};
+
+const char *fb_state_name(enum fb_state s)
+{
+	return (unsigned)s < FB_STATE_MAX ? state_names[s] : "?";
+}
+
+int fb_state_from_name(const char *name)
+{
+	for (size_t i = 0; name && i < FB_STATE_MAX; i++)
+		if (STREQ(name, state_names[i]))
+			return (int)i;
+	return -EINVAL;
+}
+
 void fb_report_set_secrets(char *const *s)
 {
 	secrets = s;
@@ -87,17 +106,18 @@ static void report_line(const char *line)
 		console = -1;
 }
 
-void fb_report_step(const char *step, const char *state, const char *detail)
+void fb_report_step(const char *step, enum fb_state state, const char *detail)
 {
 	_cleanup_free_ char *clean = detail && *detail ? fb_redact(detail) : NULL, *line = NULL;
-	if (asprintf(&line, "%s: step=%s state=%s%s%s\n", FB_NAME, step, state, clean ? " " : "", clean ? clean : "") >= 0)
+	if (asprintf(&line, "%s: step=%s state=%s%s%s\n", FB_NAME, step, fb_state_name(state), clean ? " " : "",
+		     clean ? clean : "") >= 0)
 		report_line(line);
 }
 
-void fb_report_done(const char *status, size_t steps, double seconds)
+void fb_report_done(enum fb_state status, size_t steps, double seconds)
 {
 	_cleanup_free_ char *line = NULL;
-	if (asprintf(&line, "%s: done status=%s steps=%zu seconds=%.2f\n", FB_NAME, status, steps, seconds) >= 0)
+	if (asprintf(&line, "%s: done status=%s steps=%zu seconds=%.2f\n", FB_NAME, fb_state_name(status), steps, seconds) >= 0)
 		report_line(line);
 }
 
@@ -136,7 +156,7 @@ char *fb_status_json(const struct fb_status *s)
 		json_object_put(steps);
 		return NULL;
 	}
-	add_str(o, "status", s->status);
+	add_str(o, "status", fb_state_name(s->status));
 	if (s->config_error)
 		add_str(o, "config_error", s->config_error);
 	json_object_object_add(o, "started", time_json(s->started));
@@ -149,7 +169,7 @@ char *fb_status_json(const struct fb_status *s)
 		if (!e)
 			break;
 		add_str(e, "name", st->name);
-		add_str(e, "state", st->state);
+		add_str(e, "state", fb_state_name(st->state));
 		json_object_object_add(e, "started", time_json(st->started));
 		json_object_object_add(e, "finished", time_json(st->finished));
 		if (st->started > 0 && st->finished >= st->started)

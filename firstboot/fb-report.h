@@ -13,24 +13,44 @@
 
 #define FB_STATUS_PATH "/var/lib/pmoves/firstboot/status.json"
 
+/* A step's state and the run's status. The words fb_state_name() gives are the stable ones of
+ * the console lines, state.json and status.json: nothing else spells them. */
+enum fb_state {
+	FB_STATE_NOT_RUN,  /* "not-run": status.json, a step whose turn has not come */
+	FB_STATE_START,    /* "start": a console line only, a step begins (never stored) */
+	FB_STATE_RUNNING,  /* "running": state.json, apply under way; status.json, the run is */
+	FB_STATE_OK,       /* "ok" */
+	FB_STATE_SKIPPED,  /* "skipped": already done, nothing to do, not configured, disabled */
+	FB_STATE_PENDING,  /* "pending": something it needs is missing; a later run goes on */
+	FB_STATE_FAILED,   /* "failed" */
+	FB_STATE_REBOOT,   /* "reboot": applied, takes effect after the reboot it asked for */
+	FB_STATE_DEGRADED, /* "degraded": the run only, a step failed and the others ran */
+	FB_STATE_MAX,
+};
+
+/* The word for S; "?" for a value out of range. */
+const char *fb_state_name(enum fb_state s);
+/* The state NAME spells (NULL allowed), or -EINVAL. */
+int fb_state_from_name(const char *name);
+
 /* Strings never to print (borrowed; NULL-terminated): replaced by "(secret)" in every line,
  * message and status.json. A second line of defence: steps keep secrets out of messages. */
 void fb_report_set_secrets(char *const *secrets);
 /* S without secrets and without control characters. Caller frees; NULL on ENOMEM. */
 char *fb_redact(const char *s);
 
-void fb_report_step(const char *step, const char *state, const char *detail);
-void fb_report_done(const char *status, size_t steps, double seconds);
+void fb_report_step(const char *step, enum fb_state state, const char *detail);
+void fb_report_done(enum fb_state status, size_t steps, double seconds);
 
 struct fb_step_status {
 	const char *name;
-	const char *state; /* not-run, running, ok, skipped, pending, failed, reboot */
+	enum fb_state state; /* not-run, running, ok, skipped, pending, failed, reboot */
 	char *message;
 	double started, finished; /* wall clock (seconds since the epoch), 0 when not yet */
 };
 
 struct fb_status {
-	const char *status; /* running, ok, degraded, failed, pending, reboot */
+	enum fb_state status; /* running, ok, degraded, failed, pending, reboot */
 	char *config_error;
 	double started, finished;
 	double own_seconds, external_seconds;

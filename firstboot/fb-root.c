@@ -154,18 +154,48 @@ int fb_exists(const char *abs)
 	return 1;
 }
 
-int fb_file_is(const char *abs, const void *buf, size_t len)
+/* 1: what is left to read of FD is exactly BUF; 0: not; -errno. */
+static int fd_holds(int fd, const void *buf, size_t len)
 {
 	_cleanup_free_ char *have = NULL;
 	size_t hlen;
-	int r = fb_read(abs, len, &have, &hlen);
-	if (r == -ENOENT || r == -EFBIG || r == -EISDIR)
+	int r = read_fd(fd, len, &have, &hlen);
+	if (r == -EFBIG)
 		return 0;
 	if (r < 0)
 		return r;
 	r = hlen == len && memcmp(have, buf, len) == 0;
 	explicit_bzero(have, hlen);
 	return r;
+}
+
+int fb_file_is(const char *abs, const void *buf, size_t len)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	struct stat st;
+	if (fd == -ENOENT)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : fd_holds(fd, buf, len);
+}
+
+int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)
+{
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+	struct stat st;
+	if (fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != (mode & 07777) || (uint64_t)st.st_size != len ||
+	    (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid)))
+		return 0;
+	return fd_holds(fd, buf, len);
 }
 
 /* The directory ABS (a copy the caller may cut), created with its parents if missing. */
@@ -277,6 +307,32 @@ int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t ui
 		unlinkat(dfd, tmp, 0);
 		return r;
 	}
+	fsync(dfd);
+	return 0;
+}
+
+int fb_remove(const char *abs)
+{
+	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
+		return -EINVAL;
+	if (dry_run) {
+		printf("%s: would remove %s\n", FB_NAME, abs);
+		fflush(stdout);
+		return 0;
+	}
+	const char *slash = strrchr(abs, '/'), *base = slash + 1;
+	if (!*base || STREQ(base, ".") || STREQ(base, ".."))
+		return -EINVAL;
+	_cleanup_free_ char *dir = slash == abs ? strdup("/") : strndup(abs, (size_t)(slash - abs));
+	if (!dir)
+		return -ENOMEM;
+	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
+	if (dfd == -ENOENT || dfd == -ENOTDIR)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	if (unlinkat(dfd, base, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
 	fsync(dfd);
 	return 0;
 }

@@ -15,6 +15,8 @@
 #ifndef PMOVES_FB_STEP_H
 #define PMOVES_FB_STEP_H
 
+#include "fb-valid.h"
+
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,6 +29,26 @@ static inline void fb_json_putp(json_object **o)
 	json_object_put(*o);
 }
 
+/* The string at KEY of object O (O may be NULL), or DEF. */
+static inline const char *fb_json_str(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
+}
+
+/* O (may be NULL) has KEY. */
+static inline bool fb_json_has(json_object *o, const char *key)
+{
+	return o && json_object_object_get_ex(o, key, NULL);
+}
+
+/* The integer at KEY of object O (O may be NULL), or DEF. */
+static inline int64_t fb_json_int(json_object *o, const char *key, int64_t def)
+{
+	json_object *v;
+	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : def;
+}
+
 struct fb_ctx {
 	json_object *config; /* the whole merged, valid config */
 };
@@ -34,6 +56,10 @@ struct fb_ctx {
 struct fb_step {
 	const char *name;       /* [a-z0-9-]: used in console lines, state.json, config "steps" */
 	const char *config_key; /* the top-level config section passed as SECTION, or NULL */
+	/* The section's schema: its type, its fields, validator and limits (the key is
+	 * config_key). Steps that read one section (the proxmox ones) point at the same. The
+	 * top-level schema is made of these and the keys that are no step's (fb-config.c). */
+	const struct fb_field *schema;
 	bool needs_config;      /* "skipped" ("not configured") when the section is absent */
 	bool required;          /* default of steps.<name>.required: a failure stops the run */
 	bool dry_run_apply;     /* every change apply makes goes through fb_write() and fb_run():
@@ -46,14 +72,6 @@ struct fb_step {
 /* fb-steps.c: the steps in the order they run. */
 extern const struct fb_step *const fb_steps[];
 extern const size_t fb_steps_count;
-
-extern const struct fb_step step_hostname, step_sysctl, step_files, step_units;
-extern const struct fb_step step_growfs, step_users, step_ssh, step_efiboot, step_iommu;
-extern const struct fb_step step_tailnet, step_headscale, step_tunnel, step_rustdesk;
-extern const struct fb_step step_artifacts, step_apt_repositories;
-extern const struct fb_step step_mesh;
-extern const struct fb_step step_gateway;
-extern const struct fb_step step_proxmox_kernel, step_proxmox_ve, step_proxmox_bridge, step_proxmox_vms;
 
 /* Block devices, for growfs and efiboot (step-growfs.c). Paths are as on the target. */
 struct fb_blockdev {

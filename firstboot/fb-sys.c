@@ -1,6 +1,7 @@
 /* Acting on the target system: its programs and its units, on the running machine or on a
  * tree (--root). */
 #include "firstboot.h"
+#include "run.h"
 #include "util.h"
 
 int fb_run_target(char *const argv[])
@@ -101,16 +102,124 @@ bool fb_system_booting(void)
 	return STREQ(out, "initializing") || STREQ(out, "starting");
 }
 
-int fb_unit_enable(const char *unit, bool start, char **ret_msg)
+char *fb_run_error(char *const argv[], int r)
+{
+	_cleanup_free_ char *line = argv_to_string(argv);
+	return r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
+		     : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
+}
+
+int fb_run_msg(char *const argv[], char **ret_msg)
+{
+	int r = fb_run(argv);
+	if (r == 0)
+		return 0;
+	*ret_msg = fb_run_error(argv, r);
+	return r < 0 ? r : -EIO;
+}
+
+/* ---- systemd ---- */
+
+/* The states of `systemctl is-enabled` that count as enabled: those for which it exits 0
+ * (systemctl(1)). On the running system we ask with --quiet, as for every verb on unit files,
+ * and see only that exit status, so on a tree (--root, where the word is printed) the word
+ * must be one of the same set, or a tree and a machine would disagree. All are states in which
+ * `systemctl enable` has nothing left to do, or can do nothing: enabled; enabled-runtime (by a
+ * link in /run; nothing here enables units --runtime); static (no [Install] section: other
+ * units pull it in); alias (the name is a link to another unit file, which is what enable
+ * would act on); indirect (its Also= units, or another instance of the template, are what is
+ * enabled); generated and transient (made by a generator or at run time: `systemctl enable`
+ * refuses them). Before this list, the units step left out transient, and mesh and gateway
+ * generated and transient too. */
+static const char *const enabled_states[] = { "enabled",  "enabled-runtime", "static",   "alias",
+					      "indirect", "generated",       "transient" };
+
+bool fb_unit_state_enabled(const char *state)
+{
+	for (size_t i = 0; state && i < ARRAY_SIZE(enabled_states); i++)
+		if (STREQ(state, enabled_states[i]))
+			return true;
+	return false;
+}
+
+static int systemctl_argv(const char *opt, const char *verb, char *const *units, char ***ret)
+{
+	_cleanup_strv_ char **argv = NULL;
+	int r = strv_push(&argv, "systemctl");
+	if (r == 0)
+		r = strv_push(&argv, opt);
+	if (r == 0)
+		r = strv_push(&argv, verb);
+	for (char *const *u = units; r == 0 && u && *u; u++)
+		r = strv_push(&argv, *u);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(argv);
+	return 0;
+}
+
+int fb_systemctl_argv(const char *verb, char *const *units, char ***ret)
 {
 	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "enable", (char *)unit, NULL };
-	int r = fb_run(argv);
+	if (!fb_live() && !root_opt)
+		return -ENOMEM;
+	return systemctl_argv(root_opt ? root_opt : "--quiet", verb, units, ret);
+}
+
+int fb_systemctl_live_argv(const char *verb, char *const *units, char ***ret)
+{
+	return systemctl_argv("--no-block", verb, units, ret);
+}
+
+int fb_systemctl(const char *verb, char *const *units)
+{
+	_cleanup_strv_ char **argv = NULL;
+	int r = fb_systemctl_argv(verb, units, &argv);
+	return r < 0 ? r : fb_run(argv);
+}
+
+int fb_systemctl_live(const char *verb, char *const *units)
+{
+	_cleanup_strv_ char **argv = NULL;
+	if (!fb_live())
+		return 0;
+	int r = fb_systemctl_live_argv(verb, units, &argv);
+	return r < 0 ? r : fb_run(argv);
+}
+
+int fb_unit_enabled(const char *unit)
+{
+	_cleanup_strv_ char **argv = NULL;
+	_cleanup_free_ char *out = NULL;
+	int r = fb_systemctl_argv("is-enabled", (char *[]){ (char *)unit, NULL }, &argv);
+	if (r == 0)
+		r = fb_run_capture(argv, &out);
+	if (r < 0)
+		return r;
+	if (r == 127)
+		return -ENOENT; /* no systemctl: the runner's exit status when exec fails */
+	if (r != 0)
+		return 0;
+	if (!out)
+		return 1; /* nothing printed: --quiet */
+	out[strcspn(out, "\n")] = '\0';
+	return !out[0] || fb_unit_state_enabled(out);
+}
+
+int fb_unit_active(const char *unit)
+{
+	char *argv[] = { "systemctl", "is-active", (char *)unit, NULL };
+	_cleanup_free_ char *out = NULL;
+	int r = fb_run_capture(argv, &out);
+	return r < 0 ? r : r == 0;
+}
+
+int fb_unit_enable(const char *unit, bool start, char **ret_msg)
+{
+	char *units[] = { (char *)unit, NULL };
+	int r = fb_systemctl("enable", units);
 	if (r == 0 && start && fb_live()) {
-		/* --no-block: during boot we run before sysinit.target, and a unit with default
-		 * dependencies waits for it: waiting here would deadlock the boot. */
-		char *st[] = { "systemctl", "--no-block", "restart", (char *)unit, NULL };
-		r = fb_run(st);
+		r = fb_systemctl_live("restart", units);
 		if (r != 0) {
 			*ret_msg = fb_strdupf("'systemctl restart %s' exited with %d", unit, r);
 			return -EIO;

@@ -44,8 +44,17 @@ int fb_exists(const char *abs);
  * fsync, rename, fsync the directory. Missing parent directories are created 0755 root:root. */
 int fb_write(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
+/* Remove the file (not a directory) ABS: unlinkat in its directory, opened inside the root
+ * like fb_open(), which is then synced. 0 also when it is not there. Dry run: prints "would
+ * remove ABS" instead. */
+int fb_remove(const char *abs);
+
 /* 1: ABS is a regular file holding exactly BUF; 0: not (or missing); -errno. */
 int fb_file_is(const char *abs, const void *buf, size_t len);
+/* 1: ABS is a regular file (the last component not a symlink) holding exactly BUF, with the
+ * permission bits MODE and, unless UID is (uid_t)-1, owned by UID:GID; 0: not (or missing);
+ * -errno. */
+int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
 /* Dry run (run --dry-run): fb_write() prints the path, mode and content instead of writing
  * (content hidden when the mode lets only the owner read it), and fb_run() prints the command
@@ -73,6 +82,36 @@ int fb_apt(const char *verb, char *const *words);
 int fb_dpkg_finish(char **ret_msg);
 /* The packages dpkg's status file (/var/lib/dpkg/status) lists as installed; NULL for none. */
 int fb_installed_packages(char ***ret);
+/* The message for ARGV's result R when it is not 0: "'ARGV' exited with R", or "cannot run
+ * 'ARGV': why" for -errno. Caller frees. */
+char *fb_run_error(char *const argv[], int r);
+/* Run ARGV; when it does not exit 0, *ret_msg is fb_run_error()'s and the result -EIO (or
+ * -errno). */
+int fb_run_msg(char *const argv[], char **ret_msg);
+
+/* ---- systemd (fb-sys.c) ----
+ * Unit files (enable, disable, mask, is-enabled) are the tree's with --root=ROOT, the running
+ * system's otherwise; units themselves (start, restart, stop, reload) exist only on the
+ * running system. UNITS: a NULL-terminated list, or NULL for none. */
+
+/* The argv `systemctl --root=ROOT VERB UNIT...` on a tree, `systemctl --quiet VERB UNIT...` on
+ * the running system: for the verbs that act on unit files. */
+int fb_systemctl_argv(const char *verb, char *const *units, char ***ret);
+/* The argv `systemctl --no-block VERB UNIT...`, for the running system: queued, never waited
+ * for (the boot's run comes before sysinit.target, and a unit with default dependencies waits
+ * for it: waiting here would deadlock the boot). */
+int fb_systemctl_live_argv(const char *verb, char *const *units, char ***ret);
+/* Those run: the exit status, or -errno. fb_systemctl_live() runs nothing on a tree (0). */
+int fb_systemctl(const char *verb, char *const *units);
+int fb_systemctl_live(const char *verb, char *const *units);
+/* STATE, a word `systemctl is-enabled` prints, is one of the enabled ones (fb-sys.c says
+ * which, and why). */
+bool fb_unit_state_enabled(const char *state);
+/* 1: UNIT is enabled (`systemctl is-enabled`, on the tree or the running system); 0: not;
+ * -errno (-ENOENT: no systemctl). */
+int fb_unit_enabled(const char *unit);
+/* 1: UNIT is active on the running system (`systemctl is-active` exits 0); 0: not; -errno. */
+int fb_unit_active(const char *unit);
 /* systemctl enable UNIT (--root=ROOT on a tree), and with START, `systemctl --no-block
  * restart` it on the running system (queued: it may start only after this boot's run). 0, or
  * -errno with *ret_msg set. */

@@ -13,42 +13,23 @@
  *     for binaries the installed file's hash), so an artifact is installed once per hash.
  * A hash mismatch installs nothing of that artifact and names both hashes. No network (or a
  * server that keeps failing, or a deadline passed): pending, the next run resumes. */
-#include "fb-config.h"
 #include "fb-fetch.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
 
 #define CACHE_DIR "/var/cache/pmoves/artifacts"
 #define STATE_DIR "/var/lib/pmoves/artifacts"
-#define NAME_MAX_LEN 64
 #define MAX_ARTIFACTS 256
 #define TAR_LIST_MAX (64u << 20)
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 static const char *const kinds[] = { "deb", "tar", "binary", "appimage", "script" };
-
-static int valid_art_name(struct fb_check *c, json_object *v)
-{
-	if (!valid_name(json_object_get_string(v), NAME_MAX_LEN))
-		return fb_bad(c, "'%.64s' is not an artifact name (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-')",
-			      json_object_get_string(v));
-	return 0;
-}
-
-static int valid_url(struct fb_check *c, json_object *v)
-{
-	if (!fb_download_url_ok(json_object_get_string(v)))
-		return fb_bad(c, "'%.64s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
-			      json_object_get_string(v));
-	return 0;
-}
 
 static int valid_sha256(struct fb_check *c, json_object *v)
 {
@@ -141,23 +122,18 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-int fb_artifacts_valid(struct fb_check *c, json_object *v)
+static int valid_artifacts(struct fb_check *c, json_object *v)
 {
-	size_t n = json_object_array_length(v);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < i; j++) {
-			const char *a = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, i), "name"));
-			const char *b = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, j), "name"));
-			if (a && b && STREQ(a, b))
-				return fb_bad(c, "artifact '%s' is listed twice", a);
-		}
+	long i = fb_find_duplicate(v, "name", NULL);
+	if (i >= 0)
+		return fb_bad(c, "artifact '%s' is listed twice", fb_json_str(json_object_array_get_idx(v, (size_t)i), "name", "?"));
 	return 0;
 }
 
 static const struct fb_field run_elem = { NULL, FB_T_STRING, NULL, valid_run_arg, NULL, 0, 0 };
 static const struct fb_field artifact_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_art_name, NULL, FB_REQUIRED, 0 },
-	{ "url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
+	{ "name", FB_T_STRING, NULL, fb_valid_artifact_name, NULL, FB_REQUIRED, 0 },
+	{ "url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
 	{ "sha256", FB_T_STRING, NULL, valid_sha256, NULL, FB_REQUIRED, 0 },
 	{ "kind", FB_T_STRING, NULL, valid_kind, NULL, FB_REQUIRED, 0 },
 	{ "target", FB_T_STRING, NULL, valid_target, NULL, 0, 0 },
@@ -168,7 +144,8 @@ static const struct fb_field artifact_fields[] = {
 	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
-const struct fb_field fb_artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
+static const struct fb_field artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
+static const struct fb_field artifacts_schema = { NULL, FB_T_ARRAY, &artifact_elem, valid_artifacts, NULL, 0, MAX_ARTIFACTS };
 
 /* ---- one artifact ---- */
 
@@ -189,16 +166,10 @@ static void art_done(struct art *a)
 	free(a->record);
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
 static int art_from(json_object *o, struct art *ret)
 {
-	struct art a = { .name = str_of(o, "name"), .url = str_of(o, "url"), .sha256 = str_of(o, "sha256"),
-			 .kind = str_of(o, "kind"), .target = str_of(o, "target"), .mode = 0755 };
+	struct art a = { .name = fb_json_str(o, "name", NULL), .url = fb_json_str(o, "url", NULL), .sha256 = fb_json_str(o, "sha256", NULL),
+			 .kind = fb_json_str(o, "kind", NULL), .target = fb_json_str(o, "target", NULL), .mode = 0755 };
 	json_object *v;
 	if (json_object_object_get_ex(o, "mode", &v))
 		a.mode = (mode_t)strtoul(json_object_get_string(v), NULL, 8);
@@ -277,8 +248,7 @@ static int copy_to_target(const struct art *a, char **ret_msg)
 	if (r == 0 && rename(htmp, htarget) < 0)
 		r = -errno;
 	if (r < 0) {
-		if (htmp)
-			unlink(htmp);
+		fb_remove(tmp);
 		*ret_msg = fb_strdupf("artifact '%s': cannot install '%s': %s", a->name, a->target, strerror(-r));
 	}
 	return r;
@@ -471,384 +441,9 @@ static enum fb_result artifacts_apply(const struct fb_ctx *c, json_object *secti
 const struct fb_step step_artifacts = {
 	.name = "artifacts",
 	.config_key = "artifacts",
+	.schema = &artifacts_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = artifacts_check,
 	.apply = artifacts_apply,
-};
-
-/* ==== apt-repositories: vendor apt repositories, their signing key pinned by fingerprint ====
- *
- * Each {name, url, suite, components, key_url, key_fingerprint}: the key is fetched (libcurl),
- * `gpg --show-keys --with-colons` on the downloaded file must show exactly one primary key,
- * neither revoked nor expired, whose fingerprint is the pinned one; then the key (dearmored to
- * a binary keyring) goes to /etc/apt/keyrings/NAME.gpg and the source to
- * /etc/apt/sources.list.d/NAME.list with signed-by. gpg must be in the image (Debian 'gpg').
- * `apt-get update` is left to the step that installs from the repository. Key server
- * unreachable: pending. Wrong key: failed, nothing written, both fingerprints named. */
-
-#define KEYRINGS "/etc/apt/keyrings"
-#define SOURCES "/etc/apt/sources.list.d"
-#define KEY_MAX (1u << 20)
-
-static int valid_suite(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 1 || len > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-") != len ||
-	    strstr(s, "..") || s[0] == '/' || s[0] == '-')
-		return fb_bad(c, "'%.64s' is not an apt suite ('bookworm', 'stable', or a flat repository's 'path/')", s);
-	return 0;
-}
-
-static int valid_component(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 1 || len > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len || s[0] == '-')
-		return fb_bad(c, "'%.64s' is not an apt component ('main')", s);
-	return 0;
-}
-
-/* "ABCD 1234 ..." or "abcd1234...": 40 hex digits, spaces ignored; upper case into RET. */
-static bool fingerprint_norm(const char *s, char ret[41])
-{
-	size_t n = 0;
-	for (; *s; s++) {
-		if (*s == ' ')
-			continue;
-		if (n == 40 || !strchr("0123456789abcdefABCDEF", *s))
-			return false;
-		ret[n++] = (char)(*s >= 'a' && *s <= 'f' ? *s - 'a' + 'A' : *s);
-	}
-	ret[n] = '\0';
-	return n == 40;
-}
-
-static int valid_fingerprint(struct fb_check *c, json_object *v)
-{
-	char fp[41];
-	if (!fingerprint_norm(json_object_get_string(v), fp))
-		return fb_bad(c, "'%.64s' is not an OpenPGP fingerprint (40 hex digits, as 'gpg --show-keys' prints)",
-			      json_object_get_string(v));
-	return 0;
-}
-
-static int valid_repo(struct fb_check *c, json_object *v)
-{
-	const char *suite = json_object_get_string(json_object_object_get(v, "suite"));
-	json_object *comps;
-	bool flat = suite && suite[strlen(suite) - 1] == '/';
-	bool has = json_object_object_get_ex(v, "components", &comps) && json_object_array_length(comps) > 0;
-	if (flat && has)
-		return fb_bad(c, "a flat repository (suite ending in '/') takes no components");
-	if (!flat && !has)
-		return fb_bad(c, "'components' is required (such as [\"main\"])");
-	return 0;
-}
-
-int fb_apt_repositories_valid(struct fb_check *c, json_object *v)
-{
-	size_t n = json_object_array_length(v);
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < i; j++) {
-			const char *a = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, i), "name"));
-			const char *b = json_object_get_string(json_object_object_get(json_object_array_get_idx(v, j), "name"));
-			if (a && b && STREQ(a, b))
-				return fb_bad(c, "apt repository '%s' is listed twice", a);
-		}
-	return 0;
-}
-
-/* A Debian package name (Policy 5.6.1): lowercase letters, digits, '+', '-', '.'; at least two
- * characters, starting with a letter or digit. */
-static int valid_package(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 2 || len > 128 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+-.") != len || !isalnum((unsigned char)s[0]))
-		return fb_bad(c, "'%.64s' is not a Debian package name ('tailscale')", s);
-	return 0;
-}
-
-static const struct fb_field component_elem = { NULL, FB_T_STRING, NULL, valid_component, NULL, 0, 0 };
-static const struct fb_field package_elem = { NULL, FB_T_STRING, NULL, valid_package, NULL, 0, 0 };
-static const struct fb_field repo_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_art_name, NULL, FB_REQUIRED, 0 },
-	{ "url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
-	{ "suite", FB_T_STRING, NULL, valid_suite, NULL, FB_REQUIRED, 0 },
-	{ "components", FB_T_ARRAY, &component_elem, NULL, NULL, 0, 16 },
-	{ "key_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 2048 },
-	{ "key_fingerprint", FB_T_STRING, NULL, valid_fingerprint, NULL, FB_REQUIRED, 0 },
-	{ "packages", FB_T_ARRAY, &package_elem, NULL, NULL, 0, 32 },
-	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
-};
-const struct fb_field fb_apt_repository_elem = { NULL, FB_T_OBJECT, repo_fields, valid_repo, NULL, 0, 0 };
-
-struct repo {
-	const char *name, *url, *key_url;
-	char fingerprint[41];
-	char *keyring, *list, *line;
-};
-
-static void repo_done(struct repo *r)
-{
-	free(r->keyring);
-	free(r->list);
-	free(r->line);
-}
-
-static int repo_from(json_object *o, struct repo *ret)
-{
-	struct repo r = { .name = str_of(o, "name"), .url = str_of(o, "url"), .key_url = str_of(o, "key_url") };
-	if (!fingerprint_norm(str_of(o, "key_fingerprint"), r.fingerprint))
-		return -EINVAL;
-	r.keyring = fb_strdupf("%s/%s.gpg", KEYRINGS, r.name);
-	r.list = fb_strdupf("%s/%s.list", SOURCES, r.name);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (f) {
-		json_object *comps = json_object_object_get(o, "components");
-		fprintf(f, "# Written by pmoves-firstboot (apt-repositories step): change its config, not this file.\n");
-		fprintf(f, "deb [signed-by=%s] %s %s", r.keyring, r.url, str_of(o, "suite"));
-		for (size_t i = 0; comps && i < json_object_array_length(comps); i++)
-			fprintf(f, " %s", json_object_get_string(json_object_array_get_idx(comps, i)));
-		fputc('\n', f);
-		if (fclose(f) != 0) {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	r.line = buf;
-	if (!r.keyring || !r.list || !r.line) {
-		repo_done(&r);
-		return -ENOMEM;
-	}
-	*ret = r;
-	return 0;
-}
-
-/* The "packages" of every repository that dpkg does not list as installed, in order. */
-static int repos_missing(json_object *section, char ***ret)
-{
-	_cleanup_strv_ char **installed = NULL, **missing = NULL;
-	int k = fb_installed_packages(&installed);
-	if (k < 0)
-		return k;
-	for (size_t i = 0; i < json_object_array_length(section); i++) {
-		json_object *pkgs = json_object_object_get(json_object_array_get_idx(section, i), "packages");
-		for (size_t j = 0; pkgs && j < json_object_array_length(pkgs); j++) {
-			const char *p = json_object_get_string(json_object_array_get_idx(pkgs, j));
-			if (!strv_contains(installed, p) && !strv_contains(missing, p) && (k = strv_push(&missing, p)) < 0)
-				return k;
-		}
-	}
-	*ret = TAKE_PTR(missing);
-	return 0;
-}
-
-static int repos_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
-{
-	(void)c;
-	for (size_t i = 0; i < json_object_array_length(section); i++) {
-		_cleanup_(repo_done) struct repo r = { 0 };
-		int k = repo_from(json_object_array_get_idx(section, i), &r);
-		if (k < 0)
-			return k;
-		if ((k = fb_exists(r.keyring)) <= 0 || (k = fb_file_is(r.list, r.line, strlen(r.line))) <= 0)
-			return k;
-	}
-	_cleanup_strv_ char **missing = NULL;
-	int k = repos_missing(section, &missing);
-	if (k < 0) {
-		*ret_msg = fb_strdupf("cannot read dpkg's status: %s", strerror(-k));
-		return k;
-	}
-	return missing ? 0 : 1;
-}
-
-/* The primary keys in gpg's colon listing: how many, and whether one is FP, usable. */
-static int key_matches(const char *listing, const char *fp, char **ret_msg, const char *name)
-{
-	size_t pubs = 0;
-	bool after_pub = false, found = false;
-	char validity = 0;
-	_cleanup_free_ char *seen = NULL;
-	for (const char *line = listing; line && *line;) {
-		const char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		if (len > 4 && !strncmp(line, "pub:", 4)) {
-			pubs++;
-			after_pub = true;
-			validity = line[4];
-		} else if (len > 4 && !strncmp(line, "fpr:", 4) && after_pub) {
-			after_pub = false;
-			/* fpr:::::::::FINGERPRINT: the tenth field */
-			const char *p = line;
-			for (int f = 0; f < 9 && p; f++) {
-				p = memchr(p, ':', len - (size_t)(p - line));
-				p = p ? p + 1 : NULL;
-			}
-			if (p && (size_t)(line + len - p) >= 40) {
-				if (!seen)
-					seen = strndup(p, 40);
-				if (!strncmp(p, fp, 40) && p[40] == ':')
-					found = true;
-			}
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	if (pubs != 1) {
-		*ret_msg = fb_strdupf("apt repository '%s': the key file holds %zu keys, not the one pinned (%s): nothing written",
-				      name, pubs, fp);
-		return -EBADMSG;
-	}
-	if (!found) {
-		*ret_msg = fb_strdupf("apt repository '%s': the key's fingerprint is %s, but %s is pinned: nothing written", name,
-				      seen ? seen : "(none)", fp);
-		return -EBADMSG;
-	}
-	if (validity == 'r' || validity == 'e') {
-		*ret_msg = fb_strdupf("apt repository '%s': the key %s is %s: nothing written", name, fp,
-				      validity == 'r' ? "revoked" : "expired");
-		return -EKEYREVOKED;
-	}
-	return 0;
-}
-
-/* The fetched key checked by gpg in a scratch home, and as a binary keyring. */
-static int key_verify(const struct repo *r, const char *key, size_t len, char **ret_keyring, size_t *ret_len,
-		      char **ret_msg)
-{
-	char tmpl[] = "/tmp/pmoves-firstboot-gpg-XXXXXX";
-	if (!mkdtemp(tmpl))
-		return -errno;
-	_cleanup_free_ char *home = fb_strdupf("%s/home", tmpl), *file = fb_strdupf("%s/key", tmpl),
-			    *out = fb_strdupf("%s/key.gpg", tmpl), *listing = NULL;
-	int k = home && file && out ? 0 : -ENOMEM;
-	if (k == 0 && (mkdir(home, 0700) < 0))
-		k = -errno;
-	if (k == 0)
-		k = write_file_atomic(file, key, len, 0600);
-	if (k == 0) {
-		char *argv[] = { "gpg", "--batch", "--no-tty", "--homedir", home, "--show-keys", "--with-colons", file, NULL };
-		int st = fb_run_capture(argv, &listing);
-		if (st != 0) {
-			*ret_msg = fb_strdupf("apt repository '%s': 'gpg --show-keys' cannot read the key from '%s' (exit status %d; is gpg installed?)",
-					      r->name, r->key_url, st);
-			k = -EIO;
-		}
-	}
-	if (k == 0)
-		k = key_matches(listing ? listing : "", r->fingerprint, ret_msg, r->name);
-	const char *p = key;
-	while (k == 0 && p < key + len && strchr(" \t\r\n", *p))
-		p++;
-	bool armored = (size_t)(key + len - p) > 10 && !strncmp(p, "-----BEGIN", 10);
-	char *ring = NULL;
-	size_t ring_len = 0;
-	if (k == 0 && armored) {
-		char *argv[] = { "gpg", "--batch", "--no-tty", "--homedir", home, "--output", out, "--dearmor", file, NULL };
-		int st = fb_run(argv);
-		if (st != 0 || (k = read_file(out, KEY_MAX, &ring, &ring_len)) < 0) {
-			*ret_msg = fb_strdupf("apt repository '%s': 'gpg --dearmor' failed (exit status %d)", r->name, st);
-			k = k < 0 ? k : -EIO;
-		}
-	} else if (k == 0) {
-		ring = malloc(len ? len : 1);
-		if (!ring)
-			k = -ENOMEM;
-		else
-			memcpy(ring, key, len), ring_len = len;
-	}
-	rm_rf(tmpl);
-	if (k < 0) {
-		free(ring);
-		return k;
-	}
-	*ret_keyring = ring;
-	*ret_len = ring_len;
-	return 0;
-}
-
-static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
-{
-	(void)c;
-	size_t n = json_object_array_length(section), written = 0;
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_(repo_done) struct repo r = { 0 };
-		if (repo_from(json_object_array_get_idx(section, i), &r) < 0)
-			return FB_FAILED;
-		if (fb_exists(r.keyring) == 1 && fb_file_is(r.list, r.line, strlen(r.line)) == 1)
-			continue;
-		if (fb_dry_run()) {
-			printf("%s: would fetch %s and write it to %s if its fingerprint is %s\n", FB_NAME, r.key_url, r.keyring,
-			       r.fingerprint);
-			fb_write(r.list, r.line, strlen(r.line), 0644, 0, 0);
-			written++;
-			continue;
-		}
-		_cleanup_free_ char *key = NULL, *err = NULL, *ring = NULL;
-		size_t len = 0, ring_len = 0;
-		int k = fb_fetch(r.key_url, KEY_MAX, &key, &len, &err);
-		if (k < 0) {
-			*ret_msg = fb_strdupf("apt repository '%s': cannot fetch the key '%s': %s%s", r.name, r.key_url,
-					      err ? err : strerror(-k), k == -EFBIG ? "" : ": trying again on a later run");
-			return k == -EFBIG ? FB_FAILED : FB_PENDING;
-		}
-		if (key_verify(&r, key, len, &ring, &ring_len, ret_msg) < 0) {
-			if (!*ret_msg)
-				*ret_msg = fb_strdupf("apt repository '%s': cannot check the key", r.name);
-			return FB_FAILED;
-		}
-		/* The key first: a list naming a missing keyring would break apt-get update. */
-		if ((k = fb_write(r.keyring, ring, ring_len, 0644, 0, 0)) < 0 ||
-		    (k = fb_write(r.list, r.line, strlen(r.line), 0644, 0, 0)) < 0) {
-			*ret_msg = fb_strdupf("apt repository '%s': cannot write its files: %s", r.name, strerror(-k));
-			return FB_FAILED;
-		}
-		written++;
-	}
-	/* The packages the config wants from them: apt-get update, then install what is missing.
-	 * The boot's own run comes before the network: they wait for the timer's run. */
-	_cleanup_strv_ char **missing = NULL;
-	int k = repos_missing(section, &missing);
-	if (k < 0) {
-		*ret_msg = fb_strdupf("cannot read dpkg's status: %s", strerror(-k));
-		return FB_FAILED;
-	}
-	_cleanup_free_ char *list = missing ? strv_join(missing, " ") : NULL;
-	if (missing && !list)
-		return FB_FAILED;
-	if (missing && fb_system_booting()) {
-		*ret_msg = fb_strdupf("%zu of %zu apt repositories added (key fingerprints verified); %s installed once the boot "
-				      "is done (network)",
-				      written, n, list);
-		return FB_PENDING;
-	}
-	if (missing) {
-		if (fb_dpkg_finish(ret_msg) < 0)
-			return FB_FAILED;
-		if ((k = fb_apt("update", NULL)) != 0) {
-			*ret_msg = fb_strdupf("'apt-get update' exited with %d (no network?): %s installed on a later run", k, list);
-			return FB_PENDING;
-		}
-		if ((k = fb_apt("install", missing)) != 0) {
-			*ret_msg = fb_strdupf("'apt-get install %s' exited with %d", list, k);
-			return FB_FAILED;
-		}
-	}
-	*ret_msg = fb_strdupf("%zu of %zu apt repositories added (key fingerprints verified)%s%s", written, n,
-			      missing ? "; installed " : "", missing ? list : "");
-	return FB_OK;
-}
-
-const struct fb_step step_apt_repositories = {
-	.name = "apt-repositories",
-	.config_key = "apt_repositories",
-	.needs_config = true,
-	.dry_run_apply = true,
-	.check = repos_check,
-	.apply = repos_apply,
 };

@@ -50,6 +50,14 @@
 #define ARCH_UPPER "UNKNOWN"
 #endif
 
+/* "efiboot": {"device": PATH}, optional: the disk or image file with the ESP, when not the
+ * mounted one. */
+static const struct fb_field efiboot_fields[] = {
+	{ "device", FB_T_STRING, NULL, fb_valid_abs_path, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field efiboot_schema = { NULL, FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 };
+
 static const uint8_t esp_type[16] = { 0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2,
 				      0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
 
@@ -467,6 +475,7 @@ static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section
 const struct fb_step step_efiboot = {
 	.name = "efiboot",
 	.config_key = "efiboot",
+	.schema = &efiboot_schema,
 	.needs_config = false,
 	.required = false,
 	.check = efiboot_check,

@@ -8,6 +8,67 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+/* ---- "files": [{path, content | content_base64, mode, owner, secret}] ---- */
+
+static bool owner_part_ok(const char *s, size_t n)
+{
+	char buf[40];
+	uint64_t id;
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return fb_user_name_ok(buf) || (parse_u64(buf, &id) == 0 && id < INT32_MAX);
+}
+
+static int valid_owner(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	const char *colon = strchr(s, ':');
+	if (!colon || !owner_part_ok(s, (size_t)(colon - s)) || !owner_part_ok(colon + 1, strlen(colon + 1)))
+		return fb_bad(c, "'%s' is not an owner ('user:group', names or numbers)", FB_SHOW(s));
+	return 0;
+}
+
+static int valid_file(struct fb_check *c, json_object *v)
+{
+	json_object *x;
+	bool text = json_object_object_get_ex(v, "content", NULL);
+	bool b64 = json_object_object_get_ex(v, "content_base64", NULL);
+	if (text == b64)
+		return fb_bad(c, text ? "'content' and 'content_base64' are both given: one only"
+				      : "'content' or 'content_base64' is required");
+	if (json_object_object_get_ex(v, "secret", &x) && json_object_get_boolean(x)) {
+		unsigned long mode = 0644;
+		if (json_object_object_get_ex(v, "mode", &x))
+			mode = strtoul(json_object_get_string(x), NULL, 8);
+		else
+			mode = 0600;
+		if (mode & 077)
+			return fb_bad(c, "a secret file must not be readable by group or others (mode \"0600\" or \"0400\")");
+	}
+	return 0;
+}
+
+static int valid_files(struct fb_check *c, json_object *v)
+{
+	return fb_valid_unique(c, v, "path", "file");
+}
+
+static const struct fb_field file_fields[] = {
+	{ "path", FB_T_STRING, NULL, fb_valid_abs_path, NULL, FB_REQUIRED, 0 },
+	{ "content", FB_T_STRING, NULL, NULL, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
+	{ "content_base64", FB_T_STRING, NULL, fb_valid_base64, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
+	{ "mode", FB_T_STRING, NULL, fb_valid_mode, NULL, 0, 0 },
+	{ "owner", FB_T_STRING, NULL, valid_owner, NULL, 0, 0 },
+	{ "secret", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field file_elem = { NULL, FB_T_OBJECT, file_fields, valid_file, NULL, FB_SECRET_OBJ, 0 };
+static const struct fb_field files_schema = { NULL, FB_T_ARRAY, &file_elem, valid_files, NULL, 0, 0 };
+
+/* ---- the step ---- */
+
 struct file {
 	const char *path;
 	uint8_t *buf;
@@ -98,18 +159,7 @@ static int file_load(json_object *o, struct file *f, char **ret_msg)
 /* 1: the file is there with this content, mode and owner. */
 static int file_is_right(const struct file *f)
 {
-	_cleanup_close_ int fd = fb_open(f->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
-	struct stat st;
-	if (fd == -ENOENT || fd == -ELOOP)
-		return 0;
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != f->mode || st.st_uid != f->uid || st.st_gid != f->gid ||
-	    (uint64_t)st.st_size != f->len)
-		return 0;
-	return fb_file_is(f->path, f->buf, f->len);
+	return fb_file_matches(f->path, f->buf, f->len, f->mode, f->uid, f->gid);
 }
 
 /* Each entry, loaded: CB(file) returns <0 to stop. */
@@ -174,6 +224,7 @@ static enum fb_result files_apply(const struct fb_ctx *c, json_object *section, 
 const struct fb_step step_files = {
 	.name = "files",
 	.config_key = "files",
+	.schema = &files_schema,
 	.needs_config = true,
 	.required = true,
 	.check = files_check,

@@ -26,10 +26,9 @@
  * from the WAN only DHCP replies and the ICMPv6 that IPv6 needs. Forward: policy drop; LAN to
  * WAN, tailnet to and from LAN, established/related. NAT: the LAN subnet masqueraded out of
  * the WAN. No port forwards. */
-#include "fb-config.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
-#include "run.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -57,36 +56,6 @@
 
 /* ---- addresses ---- */
 
-static bool ifname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
-	       s[0] != '.' && s[0] != '-';
-}
-
-/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case; unicast only. */
-static bool parse_mac(const char *s, char ret[18])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-		ret[i] = (char)tolower((unsigned char)s[i]);
-	}
-	ret[17] = '\0';
-	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1) && !STREQ(ret, "00:00:00:00:00:00");
-}
-
-static bool parse_ip4(const char *s, uint32_t *ret)
-{
-	struct in_addr a;
-	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
-		return false;
-	*ret = ntohl(a.s_addr);
-	return true;
-}
-
 static void format_ip4(uint32_t h, char ret[16])
 {
 	struct in_addr a = { htonl(h) };
@@ -111,7 +80,7 @@ static int parse_subnet(const char *s, struct subnet *ret, const char **ret_why)
 	}
 	memcpy(host, s, n);
 	host[n] = '\0';
-	if (!parse_ip4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
+	if (!fb_parse_ipv4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
 		*ret_why = "not an IPv4 address with a prefix length";
 		return -EINVAL;
 	}
@@ -156,7 +125,7 @@ static int dhcp_range(const struct subnet *sn, const char *start, const char *en
 	} else if (!start || !end) {
 		*ret_why = strdup("give both 'range_start' and 'range_end', or neither");
 		return -EINVAL;
-	} else if (!parse_ip4(start, &a) || !parse_ip4(end, &b)) {
+	} else if (!fb_parse_ipv4(start, &a) || !fb_parse_ipv4(end, &b)) {
 		*ret_why = strdup("'range_start' and 'range_end' must be IPv4 addresses");
 		return -EINVAL;
 	}
@@ -183,18 +152,7 @@ static int dhcp_range(const struct subnet *sn, const char *start, const char *en
 	return 0;
 }
 
-/* ---- config schema (listed in fb-config.c) ---- */
-
-static bool has(json_object *o, const char *key)
-{
-	return o && json_object_object_get_ex(o, key, NULL);
-}
-
-static const char *str_of(json_object *o, const char *key, const char *def)
-{
-	json_object *v;
-	return o && json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
-}
+/* ---- config schema (the step record's .schema) ---- */
 
 static json_object *obj_of(json_object *o, const char *key)
 {
@@ -205,16 +163,8 @@ static json_object *obj_of(json_object *o, const char *key)
 static int valid_ifname(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	if (!ifname_ok(s))
+	if (!fb_ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-')", s);
-	return 0;
-}
-
-static int valid_mac(struct fb_check *c, json_object *v)
-{
-	char mac[18];
-	if (!parse_mac(json_object_get_string(v), mac))
-		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
 	return 0;
 }
 
@@ -230,7 +180,7 @@ static int valid_lan_address(struct fb_check *c, json_object *v)
 static int valid_ip4(struct fb_check *c, json_object *v)
 {
 	uint32_t a;
-	if (!parse_ip4(json_object_get_string(v), &a))
+	if (!fb_parse_ipv4(json_object_get_string(v), &a))
 		return fb_bad(c, "'%.40s' is not an IPv4 address", json_object_get_string(v));
 	return 0;
 }
@@ -301,32 +251,32 @@ static int valid_domain(struct fb_check *c, json_object *v)
 
 static int valid_nic(struct fb_check *c, json_object *v)
 {
-	if (has(v, "name") && has(v, "mac"))
+	if (fb_json_has(v, "name") && fb_json_has(v, "mac"))
 		return fb_bad(c, "'name' and 'mac' are both given: one only (or neither: by order)");
 	return 0;
 }
 
 /* Checks across the section: what one source holds (another source may hold the rest; the
  * merged config is checked too, and apply refuses what is still wrong with the defaults). */
-int fb_gateway_valid(struct fb_check *c, json_object *v)
+static int valid_gateway(struct fb_check *c, json_object *v)
 {
 	json_object *wan = obj_of(v, "wan"), *lan = obj_of(v, "lan"), *dhcp = obj_of(v, "dhcp");
-	const char *wn = str_of(wan, "name", NULL), *ln = str_of(lan, "name", NULL);
-	const char *wm = str_of(wan, "mac", NULL), *lm = str_of(lan, "mac", NULL);
+	const char *wn = fb_json_str(wan, "name", NULL), *ln = fb_json_str(lan, "name", NULL);
+	const char *wm = fb_json_str(wan, "mac", NULL), *lm = fb_json_str(lan, "mac", NULL);
 	if (wn && ln && STREQ(wn, ln))
 		return fb_bad(c, "WAN and LAN are the same NIC '%s': the gateway needs two", wn);
 	if (wm && lm && !strcasecmp(wm, lm))
 		return fb_bad(c, "WAN and LAN are the same NIC (MAC '%s'): the gateway needs two", wm);
 	if ((wn && STREQ(wn, "lan")) || (ln && STREQ(ln, "wan")))
 		return fb_bad(c, "the WAN cannot be named 'lan' nor the LAN 'wan'");
-	if (has(lan, "address") && (has(dhcp, "range_start") || has(dhcp, "range_end"))) {
+	if (fb_json_has(lan, "address") && (fb_json_has(dhcp, "range_start") || fb_json_has(dhcp, "range_end"))) {
 		struct subnet sn;
 		const char *why = NULL;
 		uint32_t a, b;
 		_cleanup_free_ char *msg = NULL;
-		if (parse_subnet(str_of(lan, "address", ""), &sn, &why) < 0)
+		if (parse_subnet(fb_json_str(lan, "address", ""), &sn, &why) < 0)
 			return -EINVAL; /* said already */
-		if (dhcp_range(&sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
+		if (dhcp_range(&sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
 			return fb_bad(c, "bad DHCP range: %s", msg ? msg : "invalid");
 	}
 	return 0;
@@ -334,13 +284,13 @@ int fb_gateway_valid(struct fb_check *c, json_object *v)
 
 static const struct fb_field wan_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
 static const struct fb_field lan_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ "address", FB_T_STRING, NULL, valid_lan_address, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
@@ -359,13 +309,14 @@ static const struct fb_field dns_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
-const struct fb_field fb_gateway_fields[] = {
+static const struct fb_field gateway_fields[] = {
 	{ "wan", FB_T_OBJECT, wan_fields, valid_nic, NULL, 0, 0 },
 	{ "lan", FB_T_OBJECT, lan_fields, valid_nic, NULL, 0, 0 },
 	{ "dhcp", FB_T_OBJECT, dhcp_fields, NULL, NULL, 0, 0 },
 	{ "dns", FB_T_OBJECT, dns_fields, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field gateway_schema = { NULL, FB_T_OBJECT, gateway_fields, valid_gateway, NULL, 0, 0 };
 
 /* ---- the machine's NICs ---- */
 
@@ -395,7 +346,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 	for (struct dirent *de; (de = readdir(d));) {
 		char p[sizeof(SYS_NET) + NAME_MAX + 32], line[64];
 		struct nic x = { 0 };
-		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
+		if (de->d_name[0] == '.' || !fb_ifname_ok(de->d_name))
 			continue;
 		ssize_t k = readlinkat(dirfd(d), de->d_name, x.path, sizeof(x.path) - 1);
 		if (k <= 0 || (size_t)k >= sizeof(x.path) - 1 || strstr(x.path, "/virtual/"))
@@ -411,7 +362,7 @@ static int list_nics(struct nic *ret, size_t max, size_t *ret_n)
 		if (fb_exists(p) > 0)
 			continue;
 		snprintf(p, sizeof(p), SYS_NET "/%s/address", de->d_name);
-		if (fb_read_line(p, line, sizeof(line)) < 0 || !parse_mac(line, x.mac))
+		if (fb_read_line(p, line, sizeof(line)) < 0 || !fb_parse_mac(line, x.mac))
 			continue;
 		memcpy(x.name, de->d_name, strlen(de->d_name) + 1);
 		if (n < max)
@@ -451,7 +402,7 @@ static int side_init(struct side *s, const char *role, json_object *o)
 {
 	memset(s, 0, sizeof(*s));
 	s->role = role;
-	const char *name = str_of(o, "name", NULL), *mac = str_of(o, "mac", NULL);
+	const char *name = fb_json_str(o, "name", NULL), *mac = fb_json_str(o, "mac", NULL);
 	if (name) {
 		s->how = BY_NAME;
 		memcpy(s->ifname, name, strlen(name) + 1);
@@ -460,7 +411,7 @@ static int side_init(struct side *s, const char *role, json_object *o)
 	memcpy(s->ifname, role, strlen(role) + 1);
 	if (mac) {
 		s->how = BY_MAC;
-		return parse_mac(mac, s->mac) ? 0 : -EINVAL;
+		return fb_parse_mac(mac, s->mac) ? 0 : -EINVAL;
 	}
 	s->how = BY_ORDER;
 	return 0;
@@ -529,12 +480,12 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 	const char *why = NULL;
 	_cleanup_free_ char *msg = NULL;
 	if (side_init(&g->wan, "wan", obj_of(section, "wan")) < 0 || side_init(&g->lan, "lan", lan) < 0 ||
-	    parse_subnet(str_of(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
+	    parse_subnet(fb_json_str(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
 		return -EINVAL;
 	if (g->wan.how == BY_NAME && g->lan.how == BY_NAME && STREQ(g->wan.ifname, g->lan.ifname))
 		return -EINVAL;
-	if (dhcp_range(&g->sn, str_of(dhcp, "range_start", NULL), str_of(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
-		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", str_of(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
+	if (dhcp_range(&g->sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
+		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", fb_json_str(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
 		return -EINVAL;
 	}
 	char a[16];
@@ -553,42 +504,11 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 		memcpy(g->lease, DEFAULT_LEASE, sizeof(DEFAULT_LEASE));
 	}
 	g->upstream = dns && json_object_object_get_ex(dns, "upstream", &v) && json_object_array_length(v) ? v : NULL;
-	g->domain = str_of(dns, "domain", NULL);
+	g->domain = fb_json_str(dns, "domain", NULL);
 	return resolve_nics(g, ret_msg);
 }
 
 /* ---- the files ---- */
-
-struct out {
-	char *path, *text;
-};
-
-struct plan {
-	struct out files[8];
-	size_t n;
-};
-
-static void plan_done(struct plan *p)
-{
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->files[i].path);
-		free(p->files[i].text);
-	}
-	memset(p, 0, sizeof(*p));
-}
-
-/* Takes TEXT (NULL: -ENOMEM). */
-static int plan_add(struct plan *p, const char *path, char *text)
-{
-	char *dup = strdup(path);
-	if (!dup || !text || p->n >= ARRAY_SIZE(p->files)) {
-		free(dup);
-		free(text);
-		return -ENOMEM;
-	}
-	p->files[p->n++] = (struct out){ dup, text };
-	return 0;
-}
 
 static char *link_file(const struct side *s)
 {
@@ -692,41 +612,29 @@ static char *dnsmasq_conf(const struct gw *g)
 			  g->lan.ifname, g->lan.ifname, up, dom, a, b, mask, g->lease, gw, gw);
 }
 
-static int gw_plan(const struct gw *g, struct plan *p)
+static int gw_plan(const struct gw *g, struct fb_file_set *p)
 {
 	int r = 0;
 	if (g->wan.how != BY_NAME)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.link", link_file(&g->wan));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-wan.link"), link_file(&g->wan), 0644);
 	if (r == 0 && g->lan.how != BY_NAME)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.link", link_file(&g->lan));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-lan.link"), link_file(&g->lan), 0644);
 	if (r == 0)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-wan.network", wan_network(g));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-wan.network"), wan_network(g), 0644);
 	if (r == 0)
-		r = plan_add(p, NETWORK_DIR "/10-pmoves-gateway-lan.network", lan_network(g));
+		r = fb_file_set_add(p, strdup(NETWORK_DIR "/10-pmoves-gateway-lan.network"), lan_network(g), 0644);
 	if (r == 0)
-		r = plan_add(p, SYSCTL_FILE, strdup(HEADER "net.ipv4.ip_forward = 1\n"));
+		r = fb_file_set_add(p, strdup(SYSCTL_FILE), strdup(HEADER "net.ipv4.ip_forward = 1\n"), 0644);
 	if (r == 0)
-		r = plan_add(p, NFT_FILE, ruleset(g));
+		r = fb_file_set_add(p, strdup(NFT_FILE), ruleset(g), 0644);
 	if (r == 0)
-		r = plan_add(p, DNSMASQ_FILE, dnsmasq_conf(g));
+		r = fb_file_set_add(p, strdup(DNSMASQ_FILE), dnsmasq_conf(g), 0644);
 	return r;
 }
 
-static const char *const units[] = { NETWORKD, NFTABLES, DNSMASQ };
+static char *const units[] = { NETWORKD, NFTABLES, DNSMASQ, NULL };
 
-/* ---- systemctl and friends ---- */
-
-static int unit_enabled(const char *unit)
-{
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
-	int r = fb_run_capture(argv, &out);
-	if (r < 0)
-		return r;
-	out[strcspn(out, "\n")] = '\0';
-	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
-			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
-}
+/* ---- the running system ---- */
 
 static int iface_exists(const char *name)
 {
@@ -755,7 +663,7 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 {
 	(void)c;
 	struct gw g;
-	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_(fb_file_set_done) struct fb_file_set p = { 0 };
 	_cleanup_free_ char *msg = NULL;
 	int r = gw_load(section, &g, &msg);
 	if (r == -ENODEV)
@@ -766,29 +674,19 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 		*ret_msg = msg ? TAKE_PTR(msg) : fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
 		return r;
 	}
-	for (size_t i = 0; i < p.n; i++)
-		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
-			return r;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-		if ((r = unit_enabled(units[i])) <= 0)
+	if ((r = fb_file_set_check(&p)) <= 0)
+		return r;
+	for (char *const *u = units; *u; u++)
+		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
 	return fb_live() ? live_ok(&g) : 1;
 }
 
-static enum fb_result fail(char **ret_msg, int r, char *const argv[])
-{
-	_cleanup_free_ char *line = argv_to_string(argv);
-	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
-			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
-	return FB_FAILED;
-}
-
-#define RUN(...)                                             \
-	do {                                                 \
-		char *argv_[] = { __VA_ARGS__, NULL };       \
-		int r_ = fb_run(argv_);                      \
-		if (r_ != 0)                                 \
-			return fail(ret_msg, r_, argv_);     \
+#define RUN(...)                                               \
+	do {                                                   \
+		char *argv_[] = { __VA_ARGS__, NULL };         \
+		if (fb_run_msg(argv_, ret_msg) < 0)            \
+			return FB_FAILED;                      \
 	} while (0)
 
 /* Bring it up on the running system. */
@@ -833,21 +731,27 @@ static enum fb_result apply_live(struct gw *g, char **ret_msg)
 		if (r == 0)
 			r = fb_run(name);
 		char now[16];
-		if (r != 0 && !(name_of_mac(s->mac, now) == 0 && STREQ(now, s->ifname)))
-			return fail(ret_msg, r, name);
+		if (r != 0 && !(name_of_mac(s->mac, now) == 0 && STREQ(now, s->ifname))) {
+			*ret_msg = fb_run_error(name, r);
+			return FB_FAILED;
+		}
 	}
 	RUN("sysctl", "-q", "-p", SYSCTL_FILE);
+	/* Waited for, and never a stop: its 'flush ruleset' would take tailscaled's rules too. */
 	RUN("systemctl", "reload-or-restart", NFTABLES);
-	_cleanup_free_ char *out = NULL;
-	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
-	int r = fb_run_capture(active, &out);
-	if (r < 0)
-		return fail(ret_msg, r, active);
-	if (r == 0)
+	char *networkd[] = { NETWORKD, NULL }, *dnsmasq[] = { DNSMASQ, NULL };
+	_cleanup_strv_ char **start = NULL, **restart = NULL;
+	int r = fb_unit_active(NETWORKD);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot run 'systemctl is-active %s': %s", NETWORKD, strerror(-r));
+		return FB_FAILED;
+	}
+	if (r > 0)
 		RUN("networkctl", "reload");
-	else
-		RUN("systemctl", "--no-block", "start", NETWORKD);
-	RUN("systemctl", "--no-block", "restart", DNSMASQ);
+	else if (fb_systemctl_live_argv("start", networkd, &start) < 0 || fb_run_msg(start, ret_msg) < 0)
+		return FB_FAILED;
+	if (fb_systemctl_live_argv("restart", dnsmasq, &restart) < 0 || fb_run_msg(restart, ret_msg) < 0)
+		return FB_FAILED;
 	return FB_OK;
 }
 
@@ -869,7 +773,7 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 {
 	(void)c;
 	struct gw g;
-	_cleanup_(plan_done) struct plan p = { 0 };
+	_cleanup_(fb_file_set_done) struct fb_file_set p = { 0 };
 	int r;
 	if (fb_live() && !fb_dry_run()) {
 		/* At boot we may run before udev has added the NICs: let it finish, then give
@@ -893,15 +797,11 @@ static enum fb_result gw_apply(const struct fb_ctx *c, json_object *section, cha
 			*ret_msg = fb_strdupf("cannot prepare the gateway configuration: %s", strerror(-r));
 		return FB_FAILED;
 	}
-	for (size_t i = 0; i < p.n; i++) {
-		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
-		if (r < 0) {
-			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
-			return FB_FAILED;
-		}
-	}
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	RUN("systemctl", root_opt ? root_opt : "--quiet", "enable", NETWORKD, NFTABLES, DNSMASQ);
+	if (fb_file_set_write(&p, ret_msg) < 0)
+		return FB_FAILED;
+	_cleanup_strv_ char **enable = NULL;
+	if (fb_systemctl_argv("enable", units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
+		return FB_FAILED;
 	if (fb_live()) {
 		enum fb_result res = apply_live(&g, ret_msg);
 		if (res != FB_OK)
@@ -937,6 +837,7 @@ static int gw_verify(const struct fb_ctx *c, json_object *section, char **ret_ms
 const struct fb_step step_gateway = {
 	.name = "gateway",
 	.config_key = "gateway",
+	.schema = &gateway_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = gw_check,

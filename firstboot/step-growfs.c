@@ -32,6 +32,14 @@
 #define MiB (UINT64_C(1) << 20)
 #define SLACK MiB /* "fills the disk": ends within this of the last usable byte */
 
+/* "growfs": {"device": PATH}, optional: a partition, disk or image file, when not the one
+ * mounted on /. */
+static const struct fb_field growfs_fields[] = {
+	{ "device", FB_T_STRING, NULL, fb_valid_abs_path, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field growfs_schema = { NULL, FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 };
+
 void fb_blockdev_done(struct fb_blockdev *d)
 {
 	free(d->disk);
@@ -493,6 +501,7 @@ static enum fb_result growfs_apply(const struct fb_ctx *c, json_object *section,
 const struct fb_step step_growfs = {
 	.name = "growfs",
 	.config_key = "growfs",
+	.schema = &growfs_schema,
 	.needs_config = false,
 	.required = false,
 	.check = growfs_check,

@@ -77,15 +77,6 @@ static int valid_duration(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_tag(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
-		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
-	return 0;
-}
-
 static int valid_domain(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
@@ -105,7 +96,7 @@ static int valid_ip(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field name_elem = { NULL, FB_T_STRING, NULL, valid_hs_name, NULL, 0, 0 };
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
 static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, valid_url, NULL, 0, 512 };
 static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, valid_ip, NULL, 0, 64 };
 static const struct fb_field key_fields[] = {
@@ -118,9 +109,48 @@ static const struct fb_field key_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field key_elem = { NULL, FB_T_OBJECT, key_fields, NULL, NULL, 0, 0 };
-/* ACL rules go into the policy as they are: Headscale checks them when it loads the file. */
-static const struct fb_field acl_elem = { NULL, FB_T_RESERVED, NULL, NULL, NULL, 0, 0 };
-const struct fb_field fb_headscale_fields[] = {
+/* An ACL rule as Headscale 0.23 reads one (its policy.ACL: action, proto, src, dst). The names
+ * in src and dst go into the policy as they are: Headscale checks them when it loads it. */
+static int valid_acl_action(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (!STREQ(s, "accept"))
+		return fb_bad(c, "'%.16s' is not an ACL action (Headscale knows 'accept')", s);
+	return 0;
+}
+
+static int valid_acl_proto(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || n > 16 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+		return fb_bad(c, "'%.16s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)", s);
+	return 0;
+}
+
+/* "*", "tag:ci", "group:admins", "alice@", "10.42.0.0/24", "tag:ci:22,443", "*:*" */
+static int valid_acl_entry(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	bool ok = *s != '\0';
+	for (const char *p = s; ok && *p; p++)
+		ok = *p > ' ' && *p <= '~' && *p != '"' && *p != '\\';
+	if (!ok)
+		return fb_bad(c, "'%.64s' is not an ACL source or destination (no spaces, quotes or control characters)",
+			      FB_SHOW(s));
+	return 0;
+}
+
+static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, valid_acl_entry, NULL, 0, 256 };
+static const struct fb_field acl_fields[] = {
+	{ "action", FB_T_STRING, NULL, valid_acl_action, NULL, FB_REQUIRED, 0 },
+	{ "src", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
+	{ "dst", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
+	{ "proto", FB_T_STRING, NULL, valid_acl_proto, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field acl_elem = { NULL, FB_T_OBJECT, acl_fields, NULL, NULL, 0, 0 };
+static const struct fb_field headscale_fields[] = {
 	{ "server_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 512 },
 	{ "listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
 	{ "metrics_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
@@ -136,14 +166,9 @@ const struct fb_field fb_headscale_fields[] = {
 	{ "acls", FB_T_ARRAY, &acl_elem, NULL, NULL, 0, 256 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field headscale_schema = { NULL, FB_T_OBJECT, headscale_fields, NULL, NULL, 0, 0 };
 
 /* ---- what to write ---- */
-
-static const char *str_or(json_object *section, const char *key, const char *def)
-{
-	json_object *v;
-	return json_object_object_get_ex(section, key, &v) ? json_object_get_string(v) : def;
-}
 
 static json_object *list_of(json_object *section, const char *key)
 {
@@ -187,9 +212,9 @@ static char *config_text(json_object *section)
 		"  server:\n"
 		"    enabled: false\n"
 		"  urls:\n",
-		str_or(section, "server_url", ""), str_or(section, "listen_addr", "0.0.0.0:8080"),
-		str_or(section, "metrics_listen_addr", "127.0.0.1:9090"), str_or(section, "grpc_listen_addr", "127.0.0.1:50443"),
-		str_or(section, "prefix_v4", "100.64.0.0/10"), str_or(section, "prefix_v6", "fd7a:115c:a1e0::/48"));
+		fb_json_str(section, "server_url", ""), fb_json_str(section, "listen_addr", "0.0.0.0:8080"),
+		fb_json_str(section, "metrics_listen_addr", "127.0.0.1:9090"), fb_json_str(section, "grpc_listen_addr", "127.0.0.1:50443"),
+		fb_json_str(section, "prefix_v4", "100.64.0.0/10"), fb_json_str(section, "prefix_v6", "fd7a:115c:a1e0::/48"));
 	yaml_list(f, "    ", list_of(section, "derp_urls"), derp);
 	fprintf(f,
 		"  paths: []\n"
@@ -212,7 +237,7 @@ static char *config_text(json_object *section)
 		"  base_domain: %s\n"
 		"  nameservers:\n"
 		"    global:\n",
-		str_or(section, "base_domain", "fleet.internal"));
+		fb_json_str(section, "base_domain", "fleet.internal"));
 	yaml_list(f, "      ", list_of(section, "nameservers"), dns);
 	fputs("unix_socket: /var/run/headscale/headscale.sock\n"
 	      "unix_socket_permission: \"0770\"\n",
@@ -244,7 +269,7 @@ static char *policy_text(json_object *section)
 	}
 	json_object_object_add(p, "tagOwners", owners);
 	json_object_array_add(mesh, json_object_new_string("tag:mesh"));
-	json_object_object_add(routes, str_or(section, "mesh_subnet", DEFAULT_MESH), mesh);
+	json_object_object_add(routes, fb_json_str(section, "mesh_subnet", DEFAULT_MESH), mesh);
 	json_object_object_add(approvers, "routes", routes);
 	json_object_array_add(exit, json_object_new_string("tag:edge"));
 	json_object_object_add(approvers, "exitNode", exit);
@@ -454,6 +479,7 @@ static enum fb_result headscale_apply(const struct fb_ctx *c, json_object *secti
 const struct fb_step step_headscale = {
 	.name = "headscale",
 	.config_key = "headscale",
+	.schema = &headscale_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = headscale_check,

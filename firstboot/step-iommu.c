@@ -3,17 +3,16 @@
  * Detect (all read under the root: the tests use fixture trees of real sysfs/proc layouts):
  *   - the CPU vendor (/proc/cpuinfo vendor_id), the running kernel (/proc/sys/kernel/osrelease)
  *     and the installed ones (/lib/modules/VERSION);
- *   - the boot loader: proxmox-boot-tool (/etc/kernel/proxmox-boot-uuids), systemd-boot (its
- *     LoaderInfo EFI variable, or /etc/kernel/cmdline without /etc/default/grub), GRUB
- *     (/etc/default/grub);
+ *   - the boot loader and its command-line file (fb_boot_detect(): proxmox-boot-tool,
+ *     systemd-boot, GRUB);
  *   - the GPUs: "devices" from the config (PCI addresses or vendor:device IDs), else every
  *     NVIDIA display controller (vendor 0x10de, class 0x03xxxx), plus every other function of
  *     their slots (HDMI audio; the USB-C and UCSI functions of Turing cards);
  *   - IOMMU groups (/sys/kernel/iommu_groups) and each function's group and driver.
  * Apply, in the kernel's current terms:
  *   - "intel_iommu=on iommu=pt" on Intel, "iommu=pt" on AMD (amd_iommu=on is not a value the
- *     kernel knows; AMD-Vi is on by default), merged into the loader's command line (a flag
- *     with the same name is replaced), and the loader refreshed;
+ *     kernel knows; AMD-Vi is on by default), merged into the loader's command line
+ *     (fb_cmdline_merge(): a flag with the same name is replaced), and the loader refreshed;
  *   - nouveau and nvidiafb blacklisted, nouveau modeset=0; vfio-pci given the IDs of every
  *     selected function and soft dependencies so it is loaded before any driver that would
  *     claim one of them; vfio, vfio_iommu_type1, vfio_pci loaded at boot and in the initramfs,
@@ -28,7 +27,8 @@
  *
  * No GPU: skipped and nothing written, unless "without_gpu": true (a host that gets its GPU
  * later, and the QEMU test): then only the IOMMU flags. */
-#include "fb-config.h"
+#include "fb-boot.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -38,10 +38,6 @@
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define IOMMU_GROUPS "/sys/kernel/iommu_groups"
-#define LOADER_INFO "/sys/firmware/efi/efivars/LoaderInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-#define KERNEL_CMDLINE "/etc/kernel/cmdline"
-#define GRUB_DEFAULT "/etc/default/grub"
-#define PROXMOX_UUIDS "/etc/kernel/proxmox-boot-uuids"
 #define INITRAMFS_MODULES "/etc/initramfs-tools/modules"
 #define VFIO_CONF "/etc/modprobe.d/pmoves-vfio.conf"
 #define BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
@@ -53,7 +49,7 @@
 #define MAX_KERNELS 64
 #define NVIDIA 0x10deu
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 static bool parse_hex(const char *s, size_t n, unsigned max, unsigned *ret)
 {
@@ -110,16 +106,16 @@ static int valid_device(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field device_elem = { NULL, FB_T_STRING, NULL, valid_device, NULL, 0, 0 };
-const struct fb_field fb_iommu_fields[] = {
+static const struct fb_field iommu_fields[] = {
 	{ "devices", FB_T_ARRAY, &device_elem, NULL, NULL, 0, 64 },
 	{ "without_gpu", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field iommu_schema = { NULL, FB_T_OBJECT, iommu_fields, NULL, NULL, 0, 0 };
 
 /* ---- detection ---- */
 
 enum cpu { CPU_OTHER, CPU_INTEL, CPU_AMD };
-enum loader { LOADER_NONE, LOADER_SYSTEMD_BOOT, LOADER_GRUB, LOADER_PROXMOX };
 
 struct pci_fn {
 	char addr[13]; /* "0000:01:00.0"; the first 10 characters are the slot */
@@ -134,8 +130,7 @@ struct host {
 	char kernel[65];
 	bool virqfd;        /* every kernel here is older than 6.2 */
 	char **kernels;     /* installed: names under /lib/modules with /boot/vmlinuz-NAME */
-	enum loader loader;
-	const char *cmdline_file; /* the file the flags go into */
+	struct fb_boot boot; /* the loader, and the file its command line (the flags) is in */
 	struct pci_fn *fn;
 	size_t n_fn;
 	size_t n_gpus;      /* selected functions that are GPUs (or named in the config) */
@@ -395,28 +390,6 @@ static enum cpu cpu_vendor(void)
 	return CPU_OTHER;
 }
 
-static enum loader detect_loader(const char **ret_file)
-{
-	bool kcmd = fb_exists(KERNEL_CMDLINE) == 1, grub = fb_exists(GRUB_DEFAULT) == 1;
-	bool sdboot_running = fb_exists(LOADER_INFO) == 1;
-	if (fb_exists(PROXMOX_UUIDS) == 1) {
-		/* proxmox-boot-tool keeps the ESPs in sync in either mode; the command line is
-		 * /etc/kernel/cmdline for systemd-boot, /etc/default/grub for GRUB. */
-		*ret_file = kcmd && (sdboot_running || !grub) ? KERNEL_CMDLINE : grub ? GRUB_DEFAULT : KERNEL_CMDLINE;
-		return LOADER_PROXMOX;
-	}
-	if (kcmd && (sdboot_running || !grub)) {
-		*ret_file = KERNEL_CMDLINE;
-		return LOADER_SYSTEMD_BOOT;
-	}
-	if (grub) {
-		*ret_file = GRUB_DEFAULT;
-		return LOADER_GRUB;
-	}
-	*ret_file = NULL;
-	return LOADER_NONE;
-}
-
 static int detect(struct host *h, json_object *section, char **ret_msg)
 {
 	json_object *v;
@@ -429,7 +402,7 @@ static int detect(struct host *h, json_object *section, char **ret_msg)
 		*ret_msg = fb_strdupf("cannot list the kernels in '/lib/modules': %s", strerror(-r));
 		return r;
 	}
-	h->loader = detect_loader(&h->cmdline_file);
+	h->boot = fb_boot_detect();
 	if ((r = scan_pci(h, ret_msg)) < 0 || (r = select_functions(h, section, ret_msg)) < 0)
 		return r;
 	count_groups(h);
@@ -440,126 +413,30 @@ static int detect(struct host *h, json_object *section, char **ret_msg)
 
 /* ---- what to write ---- */
 
-static size_t cpu_flags(const struct host *h, const char *ret[2])
+/* The flags for this CPU into RET, NULL-terminated; how many. */
+static size_t cpu_flags(const struct host *h, const char *ret[3])
 {
-	if (h->cpu == CPU_INTEL) {
-		ret[0] = "intel_iommu=on";
-		ret[1] = "iommu=pt";
-		return 2;
-	}
-	if (h->cpu == CPU_AMD) {
-		ret[0] = "iommu=pt";
-		return 1;
-	}
-	return 0;
+	size_t n = 0;
+	if (h->cpu == CPU_INTEL)
+		ret[n++] = "intel_iommu=on";
+	if (h->cpu == CPU_INTEL || h->cpu == CPU_AMD)
+		ret[n++] = "iommu=pt";
+	ret[n] = NULL;
+	return n;
 }
 
-static size_t key_len(const char *tok, size_t len)
-{
-	const char *eq = memchr(tok, '=', len);
-	return eq ? (size_t)(eq - tok) : len;
-}
-
-/* The words of OLD (up to OLD_LEN) with each flag put in: a word with the flag's name is
- * replaced by it (later ones dropped), a missing flag appended. */
-static char *merge_cmdline(const char *old, size_t old_len, const char *const *flags, size_t n)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	bool placed[2] = { false, false };
-	const char *p = old, *end = old + old_len;
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == '\t' || *p == '\n'))
-			p++;
-		const char *w = p;
-		while (p < end && *p != ' ' && *p != '\t' && *p != '\n')
-			p++;
-		if (p == w)
-			break;
-		size_t wl = (size_t)(p - w), kl = key_len(w, wl);
-		const char *word = NULL;
-		size_t word_len = wl;
-		bool drop = false;
-		for (size_t i = 0; i < n; i++)
-			if (key_len(flags[i], strlen(flags[i])) == kl && !strncmp(flags[i], w, kl)) {
-				drop = placed[i];
-				word = flags[i];
-				word_len = strlen(word);
-				placed[i] = true;
-			}
-		if (drop)
-			continue;
-		fprintf(f, "%s%.*s", ftell(f) ? " " : "", (int)word_len, word ? word : w);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!placed[i])
-			fprintf(f, "%s%s", ftell(f) ? " " : "", flags[i]);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-/* /etc/default/grub with GRUB_CMDLINE_LINUX_DEFAULT holding the flags (the last assignment,
- * which is the one that counts; appended when there is none). */
-static char *grub_text(const char *old, const char *const *flags, size_t n)
-{
-	static const char key[] = "GRUB_CMDLINE_LINUX_DEFAULT=";
-	const char *line = NULL;
-	for (const char *p = old; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-		const char *s = p + strspn(p, " \t");
-		if (!strncmp(s, key, sizeof(key) - 1))
-			line = p;
-	}
-	_cleanup_free_ char *value = NULL;
-	char quote = '"';
-	size_t before, after;
-	if (line) {
-		const char *v = line + strspn(line, " \t") + sizeof(key) - 1, *ve;
-		if (*v == '"' || *v == '\'') {
-			quote = *v++;
-			ve = strchr(v, quote);
-			if (!ve)
-				return NULL; /* unbalanced quotes: not something to edit blindly */
-		} else
-			ve = v + strcspn(v, " \t\n#");
-		value = merge_cmdline(v, (size_t)(ve - v), flags, n);
-		before = (size_t)(line - old);
-		const char *nl = strchr(ve, '\n');
-		after = nl ? (size_t)(nl + 1 - old) : strlen(old);
-	} else {
-		value = merge_cmdline("", 0, flags, n);
-		before = after = strlen(old);
-	}
-	if (!value)
-		return NULL;
-	const char *sep = before > 0 && old[before - 1] != '\n' ? "\n" : "";
-	return fb_strdupf("%.*s%s%s%c%s%c\n%s", (int)before, old, sep, key, quote, value, quote, old + after);
-}
-
-/* The loader's command-line file with the flags, or NULL with errno (ENOENT: no file). */
+/* The loader's command-line file with the flags: 0, -ENOENT (no file), -EINVAL (not one to
+ * edit), -errno. */
 static int cmdline_file_text(const struct host *h, char **ret)
 {
-	const char *flags[2];
-	size_t n = cpu_flags(h, flags);
+	const char *flags[3];
+	cpu_flags(h, flags);
 	_cleanup_free_ char *old = NULL;
 	size_t old_len = 0;
-	int r = fb_read(h->cmdline_file, 64 * 1024, &old, &old_len);
+	int r = fb_read(h->boot.cmdline_file, 64 * 1024, &old, &old_len);
 	if (r < 0)
 		return r;
-	if (memchr(old, '\0', old_len))
-		return -EINVAL;
-	if (STREQ(h->cmdline_file, GRUB_DEFAULT))
-		*ret = grub_text(old, flags, n);
-	else {
-		_cleanup_free_ char *v = merge_cmdline(old, old_len, flags, n);
-		*ret = v ? fb_strdupf("%s\n", v) : NULL;
-	}
-	return *ret ? 0 : -EINVAL;
+	return fb_boot_cmdline_text(&h->boot, old, old_len, flags, NULL, ret);
 }
 
 /* The selected functions' IDs, "10de:2204,10de:1aef", each once. */
@@ -640,83 +517,47 @@ static int initramfs_text(const struct host *h, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-struct wanted {
-	const char *path;
-	char *text;
-};
-
-/* Every file the step writes, with its content; n == 0 and a message when it cannot. */
-static int wanted_files(const struct host *h, struct wanted ret[5], size_t *ret_n, char **ret_msg)
+/* Every file the step writes, with its content; a message when it cannot. */
+static int wanted_files(const struct host *h, struct fb_file_set *ret, char **ret_msg)
 {
-	size_t n = 0;
+	char *text = NULL;
 	int r;
-	if (!h->cmdline_file) {
-		*ret_msg = strdup("no boot loader configuration found ('" KERNEL_CMDLINE "' for systemd-boot, '" GRUB_DEFAULT
+	if (!h->boot.cmdline_file) {
+		*ret_msg = strdup("no boot loader configuration found ('" FB_KERNEL_CMDLINE "' for systemd-boot, '" FB_GRUB_DEFAULT
 				  "' for GRUB)");
 		return -ENOENT;
 	}
-	ret[n].path = h->cmdline_file;
-	if ((r = cmdline_file_text(h, &ret[n].text)) < 0) {
-		*ret_msg = fb_strdupf("cannot edit '%s': %s", h->cmdline_file,
+	if ((r = cmdline_file_text(h, &text)) < 0) {
+		*ret_msg = fb_strdupf("cannot edit '%s': %s", h->boot.cmdline_file,
 				      r == -EINVAL ? "not a command line this step can edit (quotes?)" : strerror(-r));
 		return r;
 	}
-	n++;
-	if (h->n_gpus) {
-		ret[n].path = VFIO_CONF;
-		ret[n++].text = vfio_conf(h);
-		ret[n].path = BLACKLIST_CONF;
-		ret[n++].text = strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n");
-		ret[n].path = MODULES_CONF;
-		ret[n++].text = fb_strdupf(HEADER "%s", modules_list(h));
-		if (fb_exists("/etc/initramfs-tools") == 1) {
-			ret[n].path = INITRAMFS_MODULES;
-			if ((r = initramfs_text(h, &ret[n].text)) < 0) {
-				*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
-				n++;
-				goto fail;
-			}
-			n++;
-		}
+	if ((r = fb_file_set_add(ret, strdup(h->boot.cmdline_file), text, 0644)) < 0 || !h->n_gpus)
+		return r;
+	if ((r = fb_file_set_add(ret, strdup(VFIO_CONF), vfio_conf(h), 0644)) < 0 ||
+	    (r = fb_file_set_add(ret, strdup(BLACKLIST_CONF),
+				 strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"), 0644)) < 0 ||
+	    (r = fb_file_set_add(ret, strdup(MODULES_CONF), fb_strdupf(HEADER "%s", modules_list(h)), 0644)) < 0)
+		return r;
+	if (fb_exists("/etc/initramfs-tools") != 1)
+		return 0;
+	if ((r = initramfs_text(h, &text)) < 0) {
+		*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
+		return r;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!ret[i].text) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	*ret_n = n;
-	return 0;
-fail:
-	for (size_t i = 0; i < n; i++)
-		free(ret[i].text);
-	return r;
-}
-
-static void wanted_free(struct wanted *w, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(w[i].text);
+	return fb_file_set_add(ret, strdup(INITRAMFS_MODULES), text, 0644);
 }
 
 /* ---- what is in effect ---- */
 
-static bool on_cmdline(const char *cmdline, const char *flag)
-{
-	size_t fl = strlen(flag);
-	for (const char *p = cmdline; (p = strstr(p, flag)); p += fl)
-		if ((p == cmdline || p[-1] == ' ') && (p[fl] == '\0' || p[fl] == ' ' || p[fl] == '\n'))
-			return true;
-	return false;
-}
-
 /* The devices and their groups, and groups shared with devices outside the GPU. */
 static char *describe(const struct host *h, bool *ret_all_bound, const char **ret_missing_flag)
 {
-	const char *flags[2];
+	const char *flags[3];
 	size_t nf = cpu_flags(h, flags);
 	*ret_missing_flag = NULL;
 	for (size_t i = 0; i < nf; i++)
-		if (!on_cmdline(h->proc_cmdline, flags[i]) && !*ret_missing_flag)
+		if (!fb_cmdline_has(h->proc_cmdline, flags[i]) && !*ret_missing_flag)
 			*ret_missing_flag = flags[i];
 	char *buf = NULL;
 	size_t len = 0;
@@ -775,16 +616,9 @@ static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_
 		*ret_msg = strdup("no NVIDIA GPU on this machine: nothing to pass through, nothing written");
 		return 1;
 	}
-	struct wanted w[5];
-	size_t n = 0;
-	if ((r = wanted_files(&h, w, &n, ret_msg)) < 0)
+	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
+	if ((r = wanted_files(&h, &w, ret_msg)) < 0 || (r = fb_file_set_check(&w)) <= 0)
 		return r;
-	int done = 1;
-	for (size_t i = 0; i < n && done == 1; i++)
-		done = fb_file_is(w[i].path, w[i].text, strlen(w[i].text));
-	wanted_free(w, n);
-	if (done <= 0)
-		return done;
 	bool bound;
 	const char *missing;
 	_cleanup_free_ char *what = describe(&h, &bound, &missing);
@@ -806,15 +640,11 @@ static int refresh(const struct host *h, bool initramfs, char **ret_msg)
 			return -EIO;
 		}
 	}
-	if (h->loader == LOADER_GRUB) {
-		char *argv[] = { "update-grub", NULL };
-		r = fb_run_target(argv);
-	} else if (h->loader == LOADER_PROXMOX) {
-		char *argv[] = { "proxmox-boot-tool", "refresh", NULL };
-		r = fb_run_target(argv);
-	} else {
+	const char *what = NULL;
+	r = fb_boot_refresh(&h->boot, &what);
+	if (!what) {
 		/* systemd-boot: kernel-install writes each entry with /etc/kernel/cmdline. */
-		r = 0;
+		what = "kernel-install add";
 		for (char **k = h->kernels; k && *k && r == 0; k++) {
 			_cleanup_free_ char *image = fb_strdupf("/boot/vmlinuz-%s", *k), *initrd = fb_strdupf("/boot/initrd.img-%s", *k);
 			if (!image || !initrd)
@@ -825,9 +655,7 @@ static int refresh(const struct host *h, bool initramfs, char **ret_msg)
 		}
 	}
 	if (r != 0) {
-		*ret_msg = fb_strdupf("refreshing the boot loader (%s) failed with %d",
-				      h->loader == LOADER_GRUB ? "update-grub" : h->loader == LOADER_PROXMOX ? "proxmox-boot-tool refresh" : "kernel-install add",
-				      r);
+		*ret_msg = fb_strdupf("refreshing the boot loader (%s) failed with %d", what, r);
 		return -EIO;
 	}
 	return 0;
@@ -839,22 +667,14 @@ static enum fb_result iommu_apply(const struct fb_ctx *c, json_object *section, 
 	_cleanup_(host_done) struct host h = { 0 };
 	if (detect(&h, section, ret_msg) < 0)
 		return FB_FAILED;
-	struct wanted w[5];
-	size_t n = 0;
-	if (wanted_files(&h, w, &n, ret_msg) < 0)
+	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
+	if (wanted_files(&h, &w, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
 		return FB_FAILED;
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++)
-		if ((r = fb_write(w[i].path, w[i].text, strlen(w[i].text), 0644, 0, 0)) < 0)
-			*ret_msg = fb_strdupf("cannot write '%s': %s", w[i].path, strerror(-r));
-	wanted_free(w, n);
-	if (r < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
-		return FB_FAILED;
-	const char *flags[2];
+	const char *flags[3];
 	size_t nf = cpu_flags(&h, flags);
 	_cleanup_free_ char *ids = vfio_ids(&h);
 	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
-			      nf > 1 ? " " : "", nf > 1 ? flags[1] : "", h.cmdline_file, h.n_gpus ? "; vfio-pci ids=" : "",
+			      nf > 1 ? " " : "", nf > 1 ? flags[1] : "", h.boot.cmdline_file, h.n_gpus ? "; vfio-pci ids=" : "",
 			      h.n_gpus && ids ? ids : "");
 	return FB_REBOOT;
 }
@@ -876,7 +696,7 @@ static int iommu_verify(const struct fb_ctx *c, json_object *section, char **ret
 	if (missing) {
 		*ret_msg = fb_strdupf("'%s' is not on the kernel command line after the reboot: the boot loader did not "
 				      "take '%s'; %s",
-				      missing, h.cmdline_file ? h.cmdline_file : "?", what);
+				      missing, h.boot.cmdline_file ? h.boot.cmdline_file : "?", what);
 		return -EINVAL;
 	}
 	if (!h.n_groups) {
@@ -896,6 +716,7 @@ static int iommu_verify(const struct fb_ctx *c, json_object *section, char **ret
 const struct fb_step step_iommu = {
 	.name = "iommu",
 	.config_key = "iommu",
+	.schema = &iommu_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = iommu_check,

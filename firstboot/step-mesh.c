@@ -22,10 +22,9 @@
  *
  * The 60- prefix sorts before other .network files (80-pmoves-dhcp.network matches en*), so
  * networkd gives a mesh interface our file and not a DHCP one. */
-#include "fb-config.h"
+#include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
-#include "run.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -46,7 +45,7 @@
 #define DEFAULT_MTU 1500
 #define DEFAULT_PREFIX 24
 
-/* ---- config schema (listed in fb-config.c) ---- */
+/* ---- config schema (the step record's .schema) ---- */
 
 enum mesh_type { TYPE_ETHERNET, TYPE_80211S, TYPE_IBSS };
 static const char *const type_names[] = { "ethernet", "80211s", "ibss" };
@@ -55,9 +54,7 @@ static const char *const widths[] = { "NOHT", "HT20", "HT40+", "HT40-", "80MHz",
 
 static bool ifname_ok(const char *s)
 {
-	size_t n = strlen(s);
-	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
-	       s[0] != '.' && s[0] != '-' && !STREQ(s, "bat0");
+	return fb_ifname_ok(s) && !STREQ(s, "bat0");
 }
 
 static int valid_ifname(struct fb_check *c, json_object *v)
@@ -65,29 +62,6 @@ static int valid_ifname(struct fb_check *c, json_object *v)
 	const char *s = json_object_get_string(v);
 	if (!ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-'; not 'bat0', which is the mesh itself)", s);
-	return 0;
-}
-
-/* "aa:bb:cc:dd:ee:ff" (either case) -> lower case. */
-static bool parse_mac(const char *s, char ret[18])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-		ret[i] = (char)tolower((unsigned char)s[i]);
-	}
-	ret[17] = '\0';
-	/* The group bit of the first byte: a multicast address is no interface's. */
-	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1);
-}
-
-static int valid_mac(struct fb_check *c, json_object *v)
-{
-	char mac[18];
-	if (!parse_mac(json_object_get_string(v), mac))
-		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
 	return 0;
 }
 
@@ -171,30 +145,25 @@ static int valid_mtu(struct fb_check *c, json_object *v)
 	return int_in(c, v, 1280, 9000, "bat0's MTU in bytes; the interfaces get 32 more");
 }
 
-static bool has(json_object *o, const char *key)
-{
-	return json_object_object_get_ex(o, key, NULL);
-}
-
 static int valid_interface(struct fb_check *c, json_object *v)
 {
 	json_object *t;
 	int type = json_object_object_get_ex(v, "type", &t) ? type_of(json_object_get_string(t)) : TYPE_ETHERNET;
-	if (has(v, "name") == has(v, "mac"))
-		return fb_bad(c, has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
+	if (fb_json_has(v, "name") == fb_json_has(v, "mac"))
+		return fb_bad(c, fb_json_has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
 	if (type == TYPE_ETHERNET) {
 		static const char *const wifi_only[] = { "mesh_id", "ssid", "frequency", "channel", "width" };
 		for (size_t i = 0; i < ARRAY_SIZE(wifi_only); i++)
-			if (has(v, wifi_only[i]))
+			if (fb_json_has(v, wifi_only[i]))
 				return fb_bad(c, "'%s' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'", wifi_only[i]);
 		return 0;
 	}
-	if (type == TYPE_80211S && (!has(v, "mesh_id") || has(v, "ssid")))
-		return fb_bad(c, has(v, "ssid") ? "an 80211s interface takes 'mesh_id', not 'ssid'" : "an 80211s interface needs 'mesh_id'");
-	if (type == TYPE_IBSS && (!has(v, "ssid") || has(v, "mesh_id")))
-		return fb_bad(c, has(v, "mesh_id") ? "an ibss interface takes 'ssid', not 'mesh_id'" : "an ibss interface needs 'ssid'");
-	if (has(v, "frequency") == has(v, "channel"))
-		return fb_bad(c, has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
+	if (type == TYPE_80211S && (!fb_json_has(v, "mesh_id") || fb_json_has(v, "ssid")))
+		return fb_bad(c, fb_json_has(v, "ssid") ? "an 80211s interface takes 'mesh_id', not 'ssid'" : "an 80211s interface needs 'mesh_id'");
+	if (type == TYPE_IBSS && (!fb_json_has(v, "ssid") || fb_json_has(v, "mesh_id")))
+		return fb_bad(c, fb_json_has(v, "mesh_id") ? "an ibss interface takes 'ssid', not 'mesh_id'" : "an ibss interface needs 'ssid'");
+	if (fb_json_has(v, "frequency") == fb_json_has(v, "channel"))
+		return fb_bad(c, fb_json_has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
 						   : "a Wi-Fi interface needs 'frequency' (MHz) or 'channel'");
 	return 0;
 }
@@ -279,19 +248,10 @@ static int valid_algorithm(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static bool parse_ipv4(const char *s, uint32_t *ret)
-{
-	struct in_addr a;
-	if (strlen(s) > 15 || inet_pton(AF_INET, s, &a) != 1)
-		return false;
-	*ret = ntohl(a.s_addr);
-	return true;
-}
-
 static int valid_router(struct fb_check *c, json_object *v)
 {
 	uint32_t h;
-	if (!parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
+	if (!fb_parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
 		return fb_bad(c, "'%.40s' is not a unicast IPv4 address (the gateway node's bat0 address, such as \"10.42.0.1\")",
 			      json_object_get_string(v));
 	return 0;
@@ -299,7 +259,7 @@ static int valid_router(struct fb_check *c, json_object *v)
 
 static const struct fb_field interface_fields[] = {
 	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, valid_mac, NULL, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
 	{ "type", FB_T_STRING, NULL, valid_type, NULL, 0, 0 },
 	{ "mesh_id", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
 	{ "ssid", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
@@ -311,7 +271,7 @@ static const struct fb_field interface_fields[] = {
 };
 static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fields, valid_interface, NULL, 0, 0 };
 
-const struct fb_field fb_mesh_fields[] = {
+static const struct fb_field mesh_fields[] = {
 	{ "interfaces", FB_T_ARRAY, &interface_elem, valid_interfaces, NULL, FB_REQUIRED, MAX_INTERFACES },
 	{ "address", FB_T_STRING, NULL, valid_address, NULL, FB_REQUIRED, 0 },
 	{ "gateway", FB_T_STRING, NULL, valid_gateway, NULL, 0, 0 },
@@ -320,6 +280,7 @@ const struct fb_field fb_mesh_fields[] = {
 	{ "router", FB_T_STRING, NULL, valid_router, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field mesh_schema = { NULL, FB_T_OBJECT, mesh_fields, NULL, NULL, 0, 0 };
 
 /* ---- the node, from a valid section ---- */
 
@@ -343,31 +304,6 @@ struct mesh {
 	unsigned mtu;
 };
 
-static const char *str_of(json_object *o, const char *key, const char *def)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : def;
-}
-
-static int64_t int_of(json_object *o, const char *key, int64_t def)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : def;
-}
-
-static int read_line(const char *abs, char *buf, size_t size)
-{
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	ssize_t n = read(fd, buf, size - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return 0;
-}
-
 /* The kernel name of the interface with MAC: 0, or -ENODEV when there is none (yet). */
 static int find_by_mac(const char *mac, char ret[16])
 {
@@ -385,7 +321,7 @@ static int find_by_mac(const char *mac, char ret[16])
 		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
 			continue;
 		snprintf(path, sizeof(path), SYS_NET "/%s/address", de->d_name);
-		if (read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
+		if (fb_read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
 			memcpy(ret, de->d_name, strlen(de->d_name) + 1);
 			r = 0;
 		}
@@ -400,12 +336,12 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	json_object *list;
 	memset(m, 0, sizeof(*m));
 	_cleanup_free_ char *why = NULL;
-	if (!parse_address(str_of(section, "address", ""), m->address, &why))
+	if (!parse_address(fb_json_str(section, "address", ""), m->address, &why))
 		return -EINVAL;
-	m->gateway = str_of(section, "gateway", "client");
-	m->algorithm = str_of(section, "routing_algorithm", "batman-iv");
-	m->mtu = (unsigned)int_of(section, "mtu", DEFAULT_MTU);
-	m->router = str_of(section, "router", NULL);
+	m->gateway = fb_json_str(section, "gateway", "client");
+	m->algorithm = fb_json_str(section, "routing_algorithm", "batman-iv");
+	m->mtu = (unsigned)fb_json_int(section, "mtu", DEFAULT_MTU);
+	m->router = fb_json_str(section, "router", NULL);
 	if (m->router) {
 		/* Checked here, not in the schema: it depends on "address" and "gateway" too. */
 		uint32_t a, rt;
@@ -413,7 +349,7 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 		uint32_t mask = ~((1u << (32 - prefix)) - 1);
 		char host[16];
 		snprintf(host, sizeof(host), "%.*s", (int)strcspn(m->address, "/"), m->address);
-		if (!parse_ipv4(host, &a) || !parse_ipv4(m->router, &rt))
+		if (!fb_parse_ipv4(host, &a) || !fb_parse_ipv4(m->router, &rt))
 			return -EINVAL;
 		if (STREQ(m->gateway, "server"))
 			*ret_msg = fb_strdupf("'router' is for the nodes without an uplink: this one is the gateway server");
@@ -430,14 +366,14 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	for (size_t i = 0; i < m->n; i++) {
 		json_object *o = json_object_array_get_idx(list, i);
 		struct mesh_if *f = &m->ifs[i];
-		f->name = str_of(o, "name", NULL);
-		if (has(o, "mac") && !parse_mac(str_of(o, "mac", ""), f->mac))
+		f->name = fb_json_str(o, "name", NULL);
+		if (fb_json_has(o, "mac") && !fb_parse_mac(fb_json_str(o, "mac", ""), f->mac))
 			return -EINVAL;
-		f->type = (enum mesh_type)type_of(str_of(o, "type", "ethernet"));
-		f->id = str_of(o, f->type == TYPE_IBSS ? "ssid" : "mesh_id", NULL);
-		f->freq = has(o, "channel") ? channel_freq(int_of(o, "channel", 0)) : (unsigned)int_of(o, "frequency", 0);
-		f->width = str_of(o, "width", NULL);
-		f->mtu = (unsigned)int_of(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
+		f->type = (enum mesh_type)type_of(fb_json_str(o, "type", "ethernet"));
+		f->id = fb_json_str(o, f->type == TYPE_IBSS ? "ssid" : "mesh_id", NULL);
+		f->freq = fb_json_has(o, "channel") ? channel_freq(fb_json_int(o, "channel", 0)) : (unsigned)fb_json_int(o, "frequency", 0);
+		f->width = fb_json_str(o, "width", NULL);
+		f->mtu = (unsigned)fb_json_int(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
 		if (f->type == TYPE_ETHERNET)
 			continue;
 		if (f->name) {
@@ -458,23 +394,15 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 
 /* ---- the files ---- */
 
-struct out {
-	char *path, *text;
-};
-
 struct plan {
-	struct out files[MAX_INTERFACES * 2 + 4];
-	size_t n;
+	struct fb_file_set files;
 	char **units; /* to enable: networkd, then the Wi-Fi units */
 	char **wifi_units;
 };
 
 static void plan_done(struct plan *p)
 {
-	for (size_t i = 0; i < p->n; i++) {
-		free(p->files[i].path);
-		free(p->files[i].text);
-	}
+	fb_file_set_done(&p->files);
 	strv_free(p->units);
 	strv_free(p->wifi_units);
 	memset(p, 0, sizeof(*p));
@@ -483,13 +411,7 @@ static void plan_done(struct plan *p)
 /* Takes PATH and TEXT (both may be NULL: -ENOMEM). */
 static int plan_add(struct plan *p, char *path, char *text)
 {
-	if (!path || !text || p->n >= ARRAY_SIZE(p->files)) {
-		free(path);
-		free(text);
-		return -ENOMEM;
-	}
-	p->files[p->n++] = (struct out){ path, text };
-	return 0;
+	return fb_file_set_add(&p->files, path, text, 0644);
 }
 
 /* The file name part for a hard interface: its name, or its MAC without colons. */
@@ -596,32 +518,10 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 	return r;
 }
 
-/* ---- systemctl ---- */
-
-static int unit_enabled(const char *unit)
-{
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
-	char *argv[] = { "systemctl", root_opt ? root_opt : "--quiet", "is-enabled", (char *)unit, NULL };
-	int r = fb_run_capture(argv, &out);
-	if (r < 0)
-		return r;
-	out[strcspn(out, "\n")] = '\0';
-	return r == 0 && (STREQ(out, "enabled") || STREQ(out, "enabled-runtime") || STREQ(out, "static") ||
-			  STREQ(out, "alias") || STREQ(out, "indirect") || out[0] == '\0');
-}
-
 static int sys_exists(const char *fmt, const char *name)
 {
 	_cleanup_free_ char *p = fb_strdupf(fmt, name);
 	return p ? fb_exists(p) : -ENOMEM;
-}
-
-static enum fb_result fail(char **ret_msg, int r, char *const argv[])
-{
-	_cleanup_free_ char *line = argv_to_string(argv);
-	*ret_msg = r < 0 ? fb_strdupf("cannot run '%s': %s", line ? line : argv[0], strerror(-r))
-			 : fb_strdupf("'%s' exited with %d", line ? line : argv[0], r);
-	return FB_FAILED;
 }
 
 /* ---- files left by an earlier config ---- */
@@ -633,14 +533,6 @@ static const struct {
 	{ NETWORK_DIR, "60-pmoves-mesh-if-", ".network" },
 	{ UNIT_DIR, "pmoves-mesh-", ".service" },
 };
-
-static bool planned(const struct plan *p, const char *abs)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (STREQ(p->files[i].path, abs))
-			return true;
-	return false;
-}
 
 /* Our hard interface files and Wi-Fi units that the plan does not write (an interface taken
  * out of the config), sorted; NULL when there are none. */
@@ -666,7 +558,7 @@ static int stale_files(const struct plan *p, char ***ret)
 			_cleanup_free_ char *abs = fb_strdupf("%s/%s", ours[k].dir, de->d_name);
 			if (!abs)
 				r = -ENOMEM;
-			else if (!planned(p, abs))
+			else if (!fb_file_set_has(&p->files, abs))
 				r = strv_push(&stale, abs);
 		}
 		closedir(d);
@@ -679,26 +571,6 @@ static int stale_files(const struct plan *p, char ***ret)
 	return 0;
 }
 
-static int remove_file(const char *abs)
-{
-	if (fb_dry_run()) {
-		printf("%s: would remove %s\n", FB_NAME, abs);
-		fflush(stdout);
-		return 0;
-	}
-	const char *slash = strrchr(abs, '/');
-	_cleanup_free_ char *dir = strndup(abs, (size_t)(slash - abs));
-	if (!dir)
-		return -ENOMEM;
-	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd;
-	if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
-		return -errno;
-	fsync(dfd);
-	return 0;
-}
-
 /* A Wi-Fi unit first leaves the mesh (live), is disabled, then its file goes; a .network file
  * just goes (networkctl reload, later, lets the interface go). */
 static enum fb_result remove_stale(char **stale, char **ret_msg)
@@ -707,16 +579,13 @@ static enum fb_result remove_stale(char **stale, char **ret_msg)
 		const char *base = strrchr(*f, '/') + 1;
 		int r;
 		if (!strncmp(*f, UNIT_DIR "/", strlen(UNIT_DIR) + 1)) {
-			_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-			if (fb_live()) {
-				char *stop[] = { "systemctl", "--no-block", "stop", (char *)base, NULL };
-				fb_run(stop); /* not running: nothing to stop */
-			}
-			char *disable[] = { "systemctl", root_opt ? root_opt : "--quiet", "disable", (char *)base, NULL };
-			if ((r = fb_run(disable)) != 0)
-				return fail(ret_msg, r, disable);
+			char *units[] = { (char *)base, NULL };
+			_cleanup_strv_ char **disable = NULL;
+			fb_systemctl_live("stop", units); /* not running: nothing to stop */
+			if (fb_systemctl_argv("disable", units, &disable) < 0 || fb_run_msg(disable, ret_msg) < 0)
+				return FB_FAILED;
 		}
-		if ((r = remove_file(*f)) < 0) {
+		if ((r = fb_remove(*f)) < 0) {
 			*ret_msg = fb_strdupf("cannot remove '%s': %s", *f, strerror(-r));
 			return FB_FAILED;
 		}
@@ -741,11 +610,10 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 		*ret_msg = TAKE_PTR(msg);
 		return r;
 	}
-	for (size_t i = 0; i < p.n; i++)
-		if ((r = fb_file_is(p.files[i].path, p.files[i].text, strlen(p.files[i].text))) <= 0)
-			return r;
+	if ((r = fb_file_set_check(&p.files)) <= 0)
+		return r;
 	for (char **u = p.units; *u; u++)
-		if ((r = unit_enabled(*u)) <= 0)
+		if ((r = fb_unit_enabled(*u)) <= 0)
 			return r;
 	_cleanup_strv_ char **stale = NULL;
 	if ((r = stale_files(&p, &stale)) < 0 || stale)
@@ -762,35 +630,33 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 static enum fb_result apply_live(const struct mesh *m, const struct plan *p, char **ret_msg)
 {
 	char *modprobe[] = { "modprobe", "batman-adv", NULL };
-	int r = fb_run(modprobe);
-	if (r != 0)
-		return fail(ret_msg, r, modprobe);
+	if (fb_run_msg(modprobe, ret_msg) < 0)
+		return FB_FAILED;
 	if (p->wifi_units) {
 		char *reload[] = { "systemctl", "daemon-reload", NULL };
-		if ((r = fb_run(reload)) != 0)
-			return fail(ret_msg, r, reload);
+		if (fb_run_msg(reload, ret_msg) < 0)
+			return FB_FAILED;
 	}
-	_cleanup_free_ char *out = NULL;
-	char *active[] = { "systemctl", "is-active", NETWORKD, NULL };
-	r = fb_run_capture(active, &out);
-	if (r < 0)
-		return fail(ret_msg, r, active);
-	if (r == 0) {
+	char *networkd[] = { NETWORKD, NULL };
+	_cleanup_strv_ char **start = NULL;
+	int r = fb_unit_active(NETWORKD);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot run 'systemctl is-active %s': %s", NETWORKD, strerror(-r));
+		return FB_FAILED;
+	}
+	if (r > 0) {
 		/* reload creates a new bat0 and reconfigures the links whose .network changed; an
 		 * existing bat0 keeps its gateway mode, so that is set with batctl. */
 		char *reload[] = { "networkctl", "reload", NULL };
-		if ((r = fb_run(reload)) != 0)
-			return fail(ret_msg, r, reload);
+		if (fb_run_msg(reload, ret_msg) < 0)
+			return FB_FAILED;
 		if (sys_exists(SYS_NET "/%s", "bat0") > 0) {
 			char *gw[] = { "batctl", "meshif", "bat0", "gw_mode", (char *)m->gateway, NULL };
-			if ((r = fb_run(gw)) != 0)
-				return fail(ret_msg, r, gw);
+			if (fb_run_msg(gw, ret_msg) < 0)
+				return FB_FAILED;
 		}
-	} else {
-		char *start[] = { "systemctl", "--no-block", "start", NETWORKD, NULL };
-		if ((r = fb_run(start)) != 0)
-			return fail(ret_msg, r, start);
-	}
+	} else if (fb_systemctl_live_argv("start", networkd, &start) < 0 || fb_run_msg(start, ret_msg) < 0)
+		return FB_FAILED;
 	for (char **u = p->wifi_units; u && *u; u++) {
 		/* A radio not there yet: its unit starts when the device appears (WantedBy=). */
 		char ifname[16];
@@ -798,9 +664,9 @@ static enum fb_result apply_live(const struct mesh *m, const struct plan *p, cha
 		snprintf(ifname, sizeof(ifname), "%.*s", (int)(strlen(name) - strlen(".service")), name);
 		if (sys_exists(SYS_NET "/%s", ifname) <= 0)
 			continue;
-		char *restart[] = { "systemctl", "--no-block", "restart", *u, NULL };
-		if ((r = fb_run(restart)) != 0)
-			return fail(ret_msg, r, restart);
+		_cleanup_strv_ char **restart = NULL;
+		if (fb_systemctl_live_argv("restart", (char *[]){ *u, NULL }, &restart) < 0 || fb_run_msg(restart, ret_msg) < 0)
+			return FB_FAILED;
 	}
 	return FB_OK;
 }
@@ -829,26 +695,11 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	enum fb_result res = remove_stale(stale, ret_msg);
 	if (res != FB_OK)
 		return res;
-	for (size_t i = 0; i < p.n; i++) {
-		r = fb_write(p.files[i].path, p.files[i].text, strlen(p.files[i].text), 0644, 0, 0);
-		if (r < 0) {
-			*ret_msg = fb_strdupf("cannot write '%s': %s", p.files[i].path, strerror(-r));
-			return FB_FAILED;
-		}
-	}
-	_cleanup_strv_ char **enable = NULL;
-	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
-	r = strv_push(&enable, "systemctl");
-	if (r == 0)
-		r = strv_push(&enable, root_opt ? root_opt : "--quiet");
-	if (r == 0)
-		r = strv_push(&enable, "enable");
-	for (char **u = p.units; r == 0 && *u; u++)
-		r = strv_push(&enable, *u);
-	if (r < 0)
+	if (fb_file_set_write(&p.files, ret_msg) < 0)
 		return FB_FAILED;
-	if ((r = fb_run(enable)) != 0)
-		return fail(ret_msg, r, enable);
+	_cleanup_strv_ char **enable = NULL;
+	if (fb_systemctl_argv("enable", p.units, &enable) < 0 || fb_run_msg(enable, ret_msg) < 0)
+		return FB_FAILED;
 	if (fb_live() && (res = apply_live(&m, &p, ret_msg)) != FB_OK)
 		return res;
 
@@ -873,6 +724,7 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 const struct fb_step step_mesh = {
 	.name = "mesh",
 	.config_key = "mesh",
+	.schema = &mesh_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = mesh_check,

@@ -35,17 +35,17 @@ static int valid_port(struct fb_check *c, json_object *v)
 static int valid_iface(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 15 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+	if (!fb_ifname_ok(s))
 		return fb_bad(c, "'%.32s' is not an interface name", s);
 	return 0;
 }
 
-const struct fb_field fb_rustdesk_fields[] = {
+static const struct fb_field rustdesk_fields[] = {
 	{ "port", FB_T_SCALAR, NULL, valid_port, NULL, 0, 0 },
 	{ "interface", FB_T_STRING, NULL, valid_iface, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field rustdesk_schema = { NULL, FB_T_OBJECT, rustdesk_fields, NULL, NULL, 0, 0 };
 
 static int64_t port_of(json_object *section)
 {
@@ -195,6 +195,7 @@ static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *sectio
 const struct fb_step step_rustdesk = {
 	.name = "rustdesk",
 	.config_key = "rustdesk",
+	.schema = &rustdesk_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = rustdesk_check,

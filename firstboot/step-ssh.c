@@ -19,6 +19,14 @@
 
 static const char *const key_types[] = { "ed25519", "ecdsa", "rsa" };
 
+/* "ssh": {"rsa": bool, "password_authentication": bool}, optional. */
+static const struct fb_field ssh_fields[] = {
+	{ "rsa", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "password_authentication", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field ssh_schema = { NULL, FB_T_OBJECT, ssh_fields, NULL, NULL, 0, 0 };
+
 static bool want_type(json_object *section, const char *type)
 {
 	json_object *v;
@@ -133,21 +141,6 @@ static char *fingerprints(void)
 	return buf;
 }
 
-static int remove_file(const char *abs)
-{
-	_cleanup_free_ char *dir = strdup(abs);
-	if (!dir)
-		return -ENOMEM;
-	char *slash = strrchr(dir, '/');
-	*slash = '\0';
-	_cleanup_close_ int dfd = fb_open(dir, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd == -ENOENT ? 0 : dfd;
-	if (unlinkat(dfd, slash + 1, 0) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 /* The directory /etc/ssh, made 0755 when missing (a tree without openssh-server). */
 static int ensure_dir(const char *abs)
 {
@@ -160,7 +153,7 @@ static int ensure_dir(const char *abs)
 	/* fb_write makes the missing parents 0755 root:root. */
 	if ((r = fb_write(marker, "", 0, 0600, 0, 0)) < 0)
 		return r;
-	return remove_file(marker);
+	return fb_remove(marker);
 }
 
 static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -182,7 +175,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 			return FB_FAILED;
 		/* A half-made pair (a cut during ssh-keygen) is made again; ssh-keygen would ask
 		 * before overwriting. */
-		if ((r = remove_file(priv)) < 0 || (r = remove_file(pub)) < 0) {
+		if ((r = fb_remove(priv)) < 0 || (r = fb_remove(pub)) < 0) {
 			*ret_msg = fb_strdupf("cannot remove the incomplete host key '%s': %s", priv, strerror(-r));
 			return FB_FAILED;
 		}
@@ -208,8 +201,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 	}
 	if (changed && fb_live()) {
 		/* Before sshd starts (the unit's ordering) this does nothing; later it reloads. */
-		char *argv[] = { "systemctl", "--no-block", "try-reload-or-restart", "ssh.service", NULL };
-		r = fb_run(argv);
+		r = fb_systemctl_live("try-reload-or-restart", (char *[]){ "ssh.service", NULL });
 		if (r != 0)
 			fb_warn("cannot reload ssh.service: systemctl exited with %d, ignoring", r);
 	}
@@ -221,6 +213,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 const struct fb_step step_ssh = {
 	.name = "ssh",
 	.config_key = "ssh",
+	.schema = &ssh_schema,
 	.needs_config = false,
 	.required = false,
 	.check = ssh_check,

@@ -44,15 +44,6 @@ static int valid_login_server(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_tag(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
-		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
-	return 0;
-}
-
 /* "10.42.0.0/24", "fd00::/64": an address with a prefix length, no spaces or commas. */
 static int valid_route(struct fb_check *c, json_object *v)
 {
@@ -103,9 +94,9 @@ static int valid_key_file(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, valid_tag, NULL, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
 static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
-const struct fb_field fb_tailnet_fields[] = {
+static const struct fb_field tailnet_fields[] = {
 	{ "login_server", FB_T_STRING, NULL, valid_login_server, NULL, FB_REQUIRED, 512 },
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
 	 * run must still find the config valid. apply asks for it. */
@@ -120,6 +111,7 @@ const struct fb_field fb_tailnet_fields[] = {
 	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field tailnet_schema = { NULL, FB_T_OBJECT, tailnet_fields, NULL, NULL, 0, 0 };
 
 /* ---- the step ---- */
 
@@ -225,9 +217,9 @@ static void key_remove(void)
 {
 	if (fb_dry_run())
 		return;
-	_cleanup_free_ char *p = fb_path(KEY_FILE);
-	if (p && unlink(p) < 0 && errno != ENOENT)
-		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(errno));
+	int r = fb_remove(KEY_FILE);
+	if (r < 0)
+		fb_warn("cannot remove '%s': %s", KEY_FILE, strerror(-r));
 }
 
 static int build_up(const struct fb_ctx *c, json_object *section, const char *key_file, char ***ret)
@@ -339,6 +331,7 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 const struct fb_step step_tailnet = {
 	.name = "tailnet",
 	.config_key = "tailnet",
+	.schema = &tailnet_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = tailnet_check,

@@ -93,25 +93,20 @@ static const struct fb_field rule_fields[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field rule_elem = { NULL, FB_T_OBJECT, rule_fields, NULL, NULL, 0, 0 };
-const struct fb_field fb_tunnel_fields[] = {
+static const struct fb_field tunnel_fields[] = {
 	{ "tunnel_id", FB_T_STRING, NULL, valid_uuid, NULL, FB_REQUIRED, 0 },
 	/* Not FB_REQUIRED: scrubbed from device.json after a successful run. */
 	{ "credentials", FB_T_STRING, NULL, valid_credentials, NULL, FB_SECRET, 4096 },
 	{ "ingress", FB_T_ARRAY, &rule_elem, NULL, NULL, FB_REQUIRED, 64 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
+static const struct fb_field tunnel_schema = { NULL, FB_T_OBJECT, tunnel_fields, NULL, NULL, 0, 0 };
 
 /* ---- what to write ---- */
 
-static const char *get(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
 static char *config_text(json_object *section)
 {
-	const char *id = get(section, "tunnel_id");
+	const char *id = fb_json_str(section, "tunnel_id", "");
 	json_object *rules;
 	json_object_object_get_ex(section, "ingress", &rules);
 	char *buf = NULL;
@@ -122,10 +117,11 @@ static char *config_text(json_object *section)
 	fprintf(f, HEADER "tunnel: %s\ncredentials-file: " CF_DIR "/%s.json\ningress:\n", id, id);
 	for (size_t i = 0; i < json_object_array_length(rules); i++) {
 		json_object *r = json_object_array_get_idx(rules, i);
-		fprintf(f, "  - hostname: %s\n", get(r, "hostname"));
-		if (get(r, "path"))
-			fprintf(f, "    path: %s\n", get(r, "path"));
-		fprintf(f, "    service: %s\n", get(r, "service"));
+		const char *path = fb_json_str(r, "path", NULL);
+		fprintf(f, "  - hostname: %s\n", fb_json_str(r, "hostname", ""));
+		if (path)
+			fprintf(f, "    path: %s\n", path);
+		fprintf(f, "    service: %s\n", fb_json_str(r, "service", ""));
 	}
 	fputs("  - service: http_status:404\n", f);
 	if (fclose(f) != 0) {
@@ -149,7 +145,7 @@ static const char unit_text[] = HEADER "[Unit]\n"
 
 static char *cred_path(json_object *section)
 {
-	return fb_strdupf(CF_DIR "/%s.json", get(section, "tunnel_id"));
+	return fb_strdupf(CF_DIR "/%s.json", fb_json_str(section, "tunnel_id", ""));
 }
 
 /* ---- the step ---- */
@@ -174,7 +170,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 {
 	(void)c;
 	_cleanup_free_ char *cfg = config_text(section), *cred = cred_path(section);
-	const char *secret = get(section, "credentials");
+	const char *secret = fb_json_str(section, "credentials", NULL);
 	int r;
 	if (!cfg || !cred)
 		return FB_FAILED;
@@ -206,7 +202,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 	}
 	if (fb_unit_enable("cloudflared.service", true, ret_msg) < 0)
 		return FB_FAILED;
-	*ret_msg = fb_strdupf("tunnel %s with %zu ingress rules and the 404 catch-all, validated%s", get(section, "tunnel_id"), n,
+	*ret_msg = fb_strdupf("tunnel %s with %zu ingress rules and the 404 catch-all, validated%s", fb_json_str(section, "tunnel_id", ""), n,
 			      fb_live() ? ", cloudflared started" : "");
 	return FB_OK;
 }
@@ -214,6 +210,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 const struct fb_step step_tunnel = {
 	.name = "tunnel",
 	.config_key = "tunnel",
+	.schema = &tunnel_schema,
 	.needs_config = true,
 	.dry_run_apply = true,
 	.check = tunnel_check,

@@ -4,14 +4,43 @@
 #include "firstboot.h"
 #include "util.h"
 
+/* "units": {"enable", "disable", "start", "mask": [UNIT...]}. */
+static int valid_unit(struct fb_check *c, json_object *v)
+{
+	static const char *const suffixes[] = { ".service", ".socket", ".timer", ".target", ".mount",
+						".automount", ".path", ".swap", ".slice" };
+	const char *s = json_object_get_string(v);
+	size_t len = strlen(s);
+	bool ok = len >= 3 && len <= 255 && s[0] != '-' && s[0] != '.' &&
+		  strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@\\-") == len;
+	bool suffix = false;
+	for (size_t i = 0; ok && i < ARRAY_SIZE(suffixes); i++) {
+		size_t sl = strlen(suffixes[i]);
+		suffix |= len > sl && STREQ(s + len - sl, suffixes[i]);
+	}
+	if (!ok || !suffix)
+		return fb_bad(c, "'%s' is not a systemd unit name (such as 'ssh.service')", FB_SHOW(s));
+	return 0;
+}
+
+static const struct fb_field unit_elem = { NULL, FB_T_STRING, NULL, valid_unit, NULL, 0, 0 };
+static const struct fb_field unit_fields[] = {
+	{ "enable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "disable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "start", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	{ "mask", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field units_schema = { NULL, FB_T_OBJECT, unit_fields, NULL, NULL, 0, 0 };
+
 static const struct verb {
 	const char *key;   /* config list */
 	const char *query; /* is-enabled / is-active */
-	const char *const done[7];
+	const char *const done[4]; /* the states it asks for; none: fb_unit_enabled() says */
 } verbs[] = {
 	{ "disable", "is-enabled", { "disabled", "static", "", NULL } },
 	{ "mask", "is-enabled", { "masked", "masked-runtime", NULL } },
-	{ "enable", "is-enabled", { "enabled", "enabled-runtime", "static", "alias", "indirect", "generated", NULL } },
+	{ "enable", "is-enabled", { NULL } },
 	{ "start", "is-active", { "active", "reloading", "activating", NULL } },
 };
 
@@ -23,6 +52,8 @@ static bool verb_live_only(const struct verb *v)
 /* Whether UNIT is already as V wants it. */
 static int unit_done(const struct verb *v, const char *unit)
 {
+	if (!v->done[0])
+		return fb_unit_enabled(unit);
 	_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root()), *out = NULL;
 	char *argv[] = { "systemctl", root_opt ? root_opt : (char *)v->query, root_opt ? (char *)v->query : (char *)unit,
 			 root_opt ? (char *)unit : NULL, NULL };
@@ -79,23 +110,12 @@ static enum fb_result units_apply(const struct fb_ctx *c, json_object *section, 
 	unsigned changed = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
 		const struct verb *v = &verbs[i];
-		_cleanup_strv_ char **todo = NULL, **argv = NULL;
-		_cleanup_free_ char *root_opt = fb_live() ? NULL : fb_strdupf("--root=%s", fb_root());
+		_cleanup_strv_ char **todo = NULL;
 		int r = pending_units(section, v, &todo);
 		if (r == 0 && !todo)
 			continue;
 		if (r == 0)
-			r = strv_push(&argv, "systemctl");
-		if (r == 0)
-			r = strv_push(&argv, root_opt ? root_opt : "--quiet");
-		if (r == 0 && verb_live_only(v))
-			r = strv_push(&argv, "--no-block");
-		if (r == 0)
-			r = strv_push(&argv, v->key);
-		for (char **u = todo; r == 0 && u && *u; u++)
-			r = strv_push(&argv, *u);
-		if (r == 0)
-			r = fb_run(argv);
+			r = verb_live_only(v) ? fb_systemctl_live(v->key, todo) : fb_systemctl(v->key, todo);
 		if (r != 0) {
 			*ret_msg = r < 0 ? fb_strdupf("cannot run 'systemctl %s': %s", v->key, strerror(-r))
 					 : fb_strdupf("'systemctl %s' exited with %d", v->key, r);
@@ -112,6 +132,7 @@ static enum fb_result units_apply(const struct fb_ctx *c, json_object *section, 
 const struct fb_step step_units = {
 	.name = "units",
 	.config_key = "units",
+	.schema = &units_schema,
 	.needs_config = true,
 	.check = units_check,
 	.dry_run_apply = true,

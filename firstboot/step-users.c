@@ -21,6 +21,7 @@
 #include "firstboot.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,6 +31,68 @@
 #define ID_MIN 1000u
 #define ID_MAX 59999u
 #define SKEL_DEPTH 8
+
+/* ---- "users": [{name, groups, shell, password_hash, ssh_authorized_keys, sudo}] ---- */
+
+static int valid_shell(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (strpbrk(s, ": "))
+		return fb_bad(c, "'%s' is not a valid shell (no ':' or spaces)", FB_SHOW(s));
+	return fb_valid_abs_path(c, v);
+}
+
+/* Secret: the message never shows the value. */
+static int valid_crypt(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t len = strlen(s), dollars = 0;
+	bool ok = len >= 10 && len <= 512 && s[0] == '$';
+	for (size_t i = 0; ok && i < len; i++) {
+		ok = isascii(s[i]) && (isalnum(s[i]) || strchr("./$=,+-", s[i]));
+		dollars += s[i] == '$';
+	}
+	if (!ok || dollars < 3)
+		return fb_bad(c, "not a crypt(3) hash such as '$y$...' from 'mkpasswd -m yescrypt' (clear-text passwords are refused; value not shown)");
+	return 0;
+}
+
+static int valid_ssh_key(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	if (fb_has_ctl(s))
+		return fb_bad(c, "an SSH key is one line without control characters");
+	/* Options may come first; the key is "TYPE BASE64 [comment]". */
+	for (const char *p = s; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
+		if (strncmp(p, "ssh-", 4) && strncmp(p, "ecdsa-sha2-", 11) && strncmp(p, "sk-", 3))
+			continue;
+		const char *blob = p + strcspn(p, " ");
+		blob += strspn(blob, " ");
+		size_t n = strcspn(blob, " ");
+		if (n >= 16 && strspn(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") >= n)
+			return 0;
+	}
+	return fb_bad(c, "'%s' is not an SSH public key line ('ssh-ed25519 AAAA... comment')", FB_SHOW(s));
+}
+
+static int valid_users(struct fb_check *c, json_object *v)
+{
+	return fb_valid_unique(c, v, "name", "user");
+}
+
+static const struct fb_field user_name_elem = { NULL, FB_T_STRING, NULL, fb_valid_user_name, NULL, 0, 0 };
+static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, valid_ssh_key, NULL, 0, 16384 };
+static const struct fb_field user_fields[] = {
+	{ "name", FB_T_STRING, NULL, fb_valid_user_name, NULL, FB_REQUIRED, 0 },
+	{ "groups", FB_T_ARRAY, &user_name_elem, NULL, NULL, 0, 64 },
+	{ "shell", FB_T_STRING, NULL, valid_shell, NULL, 0, 0 },
+	{ "password_hash", FB_T_STRING, NULL, valid_crypt, NULL, FB_SECRET, 0 },
+	{ "ssh_authorized_keys", FB_T_ARRAY, &ssh_key_elem, NULL, NULL, 0, 256 },
+	{ "sudo", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	FB_FIELDS_END,
+};
+static const struct fb_field user_elem = { NULL, FB_T_OBJECT, user_fields, NULL, NULL, 0, 0 };
+static const struct fb_field users_schema = { NULL, FB_T_ARRAY, &user_elem, valid_users, NULL, 0, 256 };
 
 /* An account file as lines, without their newlines. */
 struct db {
@@ -242,12 +305,6 @@ static int wanted_groups(json_object *user, char ***ret)
 	return 0;
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
 /* ---- home, skel, keys ---- */
 
 /* Create directory NAME in DFD (mode, owner), or fix an existing one's owner when FIX. */
@@ -440,7 +497,7 @@ static int account_of(struct dbs *s, const char *name, struct account *ret)
 /* 1: USER is there as configured (in passwd and shadow, in its groups, home made, keys in). */
 static int user_ok(struct dbs *s, json_object *user)
 {
-	const char *name = str_of(user, "name");
+	const char *name = fb_json_str(user, "name", NULL);
 	struct account a;
 	int r = account_of(s, name, &a);
 	if (r == -ESRCH)
@@ -537,9 +594,9 @@ static int join_groups(struct dbs *s, json_object *user, const char *name)
 
 static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char **ret_msg)
 {
-	const char *name = str_of(user, "name");
-	const char *shell = str_of(user, "shell");
-	const char *hash = str_of(user, "password_hash");
+	const char *name = fb_json_str(user, "name", NULL);
+	const char *shell = fb_json_str(user, "shell", NULL);
+	const char *hash = fb_json_str(user, "password_hash", NULL);
 	bool created = !db_find(&s->passwd, name);
 	int r;
 
@@ -647,7 +704,7 @@ static enum fb_result users_apply(const struct fb_ctx *c, json_object *section, 
 			r = user_apply(&s, user, &made, ret_msg);
 		if (r < 0) {
 			if (!*ret_msg)
-				*ret_msg = fb_strdupf("cannot set up user '%s': %s", str_of(user, "name"), strerror(-r));
+				*ret_msg = fb_strdupf("cannot set up user '%s': %s", fb_json_str(user, "name", "?"), strerror(-r));
 			return FB_FAILED;
 		}
 		made ? created++ : updated++;
@@ -659,6 +716,7 @@ static enum fb_result users_apply(const struct fb_ctx *c, json_object *section, 
 const struct fb_step step_users = {
 	.name = "users",
 	.config_key = "users",
+	.schema = &users_schema,
 	.needs_config = true,
 	.required = false,
 	.check = users_check,

@@ -1,5 +1,6 @@
 /* pmoves-firstboot config: merge order, bad configs and their messages, secrets, URL source. */
 #include "fb-config.h"
+#include "fb-step.h"
 #include "test-fb-lib.h"
 
 #include <arpa/inet.h>
@@ -233,11 +234,87 @@ static void test_secrets(void)
 	tap_ok(fb_base64_decode("aGVs=G8=", &b, &len) < 0, "base64 with inner padding is refused");
 }
 
+/* The top-level schema is made of the step records' sections and the keys that are no step's. */
+static void test_schema_from_steps(void)
+{
+	const struct fb_field *top = fb_config_schema();
+	tap_ok(top && top->type == FB_T_OBJECT && top == fb_config_schema(), "the top-level schema is an object, made once");
+	size_t keys = 0, sections = 0;
+	bool each_has_schema = true, shared_alike = true, each_listed = true;
+	for (const struct fb_field *f = top ? top->fields : NULL; f && f->key; f++)
+		keys++;
+	for (size_t i = 0; i < fb_steps_count; i++) {
+		const struct fb_step *s = fb_steps[i];
+		if (!s->config_key)
+			continue;
+		each_has_schema &= s->schema != NULL;
+		bool first = true;
+		for (size_t k = 0; k < i; k++)
+			if (fb_steps[k]->config_key && STREQ(fb_steps[k]->config_key, s->config_key)) {
+				first = false;
+				shared_alike &= fb_steps[k]->schema == s->schema;
+			}
+		sections += first;
+		const struct fb_field *f = top ? fb_field_find(top->fields, s->config_key) : NULL;
+		each_listed &= f && s->schema && f->type == s->schema->type && f->fields == s->schema->fields &&
+			       f->valid == s->schema->valid && f->max == s->schema->max;
+	}
+	tap_ok(each_has_schema, "every step with a config section has its schema in its record");
+	tap_ok(shared_alike, "steps reading the same section (proxmox-*) have the same schema");
+	tap_ok(each_listed, "each step's section is in the top-level schema as the step describes it");
+	tap_is_int(keys, sections + 3, "the top level: one key per section, and steps, report_url, finally");
+	tap_ok(top && fb_field_find(top->fields, "steps") && fb_field_find(top->fields, "report_url") &&
+		       fb_field_find(top->fields, "finally"),
+	       "the keys that are no step's are there");
+
+	/* Every step's name is a key of "steps" (no list of reserved names besides the table). */
+	char *j = strdup("{\"steps\": {");
+	for (size_t i = 0; i < fb_steps_count; i++) {
+		char *n = t_strf("%s%s\"%s\": {\"enabled\": true}", j, i ? ", " : "", fb_steps[i]->name);
+		free(j);
+		j = n;
+	}
+	char *all = t_strf("%s}}", j), *err = NULL;
+	json_object *o = NULL;
+	if (!tap_ok(fb_config_parse(all, strlen(all), "t.json", &o, &err) == 0, "every step can be named in \"steps\""))
+		tap_diag("%s", err ? err : "?");
+	json_object_put(o);
+	free(err), free(all), free(j);
+}
+
+/* headscale.acls: the rules Headscale reads (action, src, dst, proto), no longer unchecked. */
+static void test_acls(void)
+{
+	static const struct {
+		const char *acls, *message;
+	} cases[] = {
+		{ "[{\"action\": \"accept\", \"src\": [\"tag:ci\"], \"dst\": [\"tag:core:22,443\", \"10.42.0.0/24:*\"], \"proto\": \"tcp\"}]", NULL },
+		{ "[{\"action\": \"deny\", \"src\": [\"*\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].action: 'deny' is not an ACL action" },
+		{ "[{\"action\": \"accept\", \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src: is required" },
+		{ "[{\"action\": \"accept\", \"src\": [\"a b\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src[0]: 'a b' is not an ACL source or destination" },
+		{ "[{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"ports\": [22]}]", "t.json: .headscale.acls[0].ports: unknown key" },
+		{ "[{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"proto\": \"TCP/IP\"}]", "t.json: .headscale.acls[0].proto: 'TCP/IP' is not a protocol" },
+		{ "[\"accept\"]", "t.json: .headscale.acls[0]: must be an object" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *j = t_strf("{\"headscale\": {\"server_url\": \"https://hs.example.org\", \"acls\": %s}}", cases[i].acls), *err = NULL;
+		json_object *o = NULL;
+		int r = fb_config_parse(j, strlen(j), "t.json", &o, &err);
+		bool ok = cases[i].message ? r == -EINVAL && err && !strncmp(err, cases[i].message, strlen(cases[i].message)) : r == 0;
+		if (!tap_ok(ok, "acls %zu: %s", i, cases[i].message ? "refused" : "a rule Headscale reads is valid"))
+			tap_diag("expected '%s', got '%s'", cases[i].message ? cases[i].message : "(valid)", err ? err : "(none)");
+		json_object_put(o);
+		free(err), free(j);
+	}
+}
+
 int main(void)
 {
 	test_bad();
 	test_merge();
 	test_url();
 	test_secrets();
+	test_schema_from_steps();
+	test_acls();
 	return tap_done();
 }

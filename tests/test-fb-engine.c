@@ -1,6 +1,7 @@
 /* pmoves-firstboot run/status/validate on --root trees with a recording stand-in runner:
  * steps, crash and resume, secrets, idempotence, dry run, invalid config, reboot and pending. */
 #include "fb-engine.h"
+#include "fb-report.h"
 #include "test-fb-lib.h"
 
 #define SECRET_HASH "$y$j9T$S4LTs4lt$Zm9vYmFyYmF6cXV4c2VjcmV0aGFzaA"
@@ -439,7 +440,33 @@ static void test_commands(void)
 	tap_ok(r.status == 0 && !strncmp(r.out, "pmoves-firstboot ", 17), "--version");
 	t_result_free(&r);
 	free(good), free(badf), free(none);
+
+	/* A status.json whose "status" is not a state word (null, a number): not ok, no crash. */
+	char *st[] = { "pmoves-firstboot", "status", "--root", root, NULL };
+	t_write(root, "var/lib/pmoves/firstboot/status.json", "{\"status\": null, \"steps\": []}\n");
+	r = t_fb(root, NULL, st);
+	tap_is_int(r.status, 1, "status: a null status is not ok (exit 1, no crash)");
+	t_result_free(&r);
+	t_write(root, "var/lib/pmoves/firstboot/status.json", "{\"status\": \"ok\", \"steps\": []}\n");
+	r = t_fb(root, NULL, st);
+	tap_ok(r.status == 0 && r.out && strstr(r.out, "status: ok\n"), "status: ok is exit 0");
+	t_result_free(&r);
 	t_cleanup(root);
+}
+
+/* The state words are the stable format: each name once, and back. */
+static void test_state_names(void)
+{
+	static const char *const words[] = { "not-run", "start", "running", "ok", "skipped",
+					     "pending", "failed", "reboot", "degraded" };
+	tap_is_int(ARRAY_SIZE(words), FB_STATE_MAX, "every state has its word");
+	bool round = true;
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		round &= STREQ(fb_state_name((enum fb_state)i), words[i]) && fb_state_from_name(words[i]) == (int)i;
+	tap_ok(round, "fb_state_name and fb_state_from_name agree on every word");
+	tap_ok(fb_state_from_name("OK") == -EINVAL && fb_state_from_name("") == -EINVAL && fb_state_from_name(NULL) == -EINVAL,
+	       "other words (and NULL) are no state");
+	tap_is_str(fb_state_name(FB_STATE_MAX), "?", "a value out of range has no word");
 }
 
 int main(void)
@@ -454,5 +481,6 @@ int main(void)
 	test_reboot_pending();
 	test_pending_then_crash();
 	test_commands();
+	test_state_names();
 	return tap_done();
 }
