@@ -34,8 +34,6 @@ Q := @
 endif
 
 LIB_SRC := $(sort $(wildcard lib/*.c))
-# lib/hash-file.c hashes with libcrypto: the builder's, not in the images' pmoves-firstboot.
-TARGET_LIB_SRC := $(filter-out lib/hash-file.c,$(LIB_SRC))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
 FIRSTBOOT_SRC := $(sort $(wildcard firstboot/*.c))
 TEST_SRC := $(sort $(wildcard tests/test-*.c))
@@ -57,7 +55,7 @@ PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmo
 # for aarch64), or is skipped with a note when they are not installed.
 HOST_ARCH := $(shell uname -m)
 TARGET_ARCHES := x86_64 aarch64
-FB_PKGS := json-c libcurl blkid
+FB_PKGS := json-c libcurl libcrypto blkid
 TARGET_CPPFLAGS := -D_GNU_SOURCE -Ilib -Ifirstboot -DPMOVES_VERSION='"$(PMOVES_VERSION)"'
 TARGET_CFLAGS := -O2 -g $(WARN)
 TARGET_FB :=
@@ -74,7 +72,7 @@ T_WHY_$(1) := $$(if $$(shell command -v $$(firstword $$(T_CC_$(1))) 2>/dev/null)
 ifeq ($$(T_WHY_$(1)),)
 T_PKG_CFLAGS_$(1) := $$(shell $$(T_PC_$(1)) --cflags $(FB_PKGS))
 T_PKG_LIBS_$(1) := $$(shell $$(T_PC_$(1)) --libs $(FB_PKGS))
-T_OBJ_$(1) := $$(TARGET_LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
+T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
 TARGET_OBJ += $$(T_OBJ_$(1))
 TARGET_FB += $(if $(wildcard firstboot/main.c),$(BUILD)/target/$(1)/pmoves-firstboot \
 	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer)

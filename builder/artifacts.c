@@ -2,6 +2,7 @@
  * only), verified by SHA-256, cached by hash, copied into the image's artifact cache. */
 #include "artifacts.h"
 #include "download.h"
+#include "fetch.h"
 #include "hash-file.h"
 #include "hash.h"
 #include "log.h"
@@ -25,21 +26,6 @@ static bool baked(json_object *a)
 {
 	json_object *v;
 	return json_object_object_get_ex(a, "bake", &v) && json_object_get_boolean(v);
-}
-
-static bool url_ok(const char *url)
-{
-	static const char *const local[] = { "http://127.0.0.1", "http://localhost", "http://[::1]" };
-	if (!url || strpbrk(url, " \t\r\n"))
-		return false;
-	if (!strncmp(url, "https://", 8))
-		return url[8] && url[8] != '/';
-	for (size_t i = 0; i < ARRAY_SIZE(local); i++) {
-		size_t n = strlen(local[i]);
-		if (!strncmp(url, local[i], n) && (url[n] == ':' || url[n] == '/'))
-			return true;
-	}
-	return false;
 }
 
 static int copy_into_tree(struct build *b, const char *from, const char *name)
@@ -79,7 +65,7 @@ int stage_artifacts(struct build *b)
 		/* pmoves-firstboot's schema checked these already (firstboot_validate); they make
 		 * paths here, so once more. */
 		if (!name || !valid_name(name, 64) || !sha || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64 ||
-		    !url_ok(url)) {
+		    url_check(url, URL_HTTPS_OR_LOCAL, NULL) < 0) {
 			log_error("%s: .artifacts[%zu]: a baked artifact needs a valid name, an https:// url and a sha256", b->p->path, i);
 			return -EINVAL;
 		}
@@ -105,7 +91,7 @@ int stage_artifacts(struct build *b)
 			if (asprintf(&what, "artifact '%s'", name) < 0)
 				return -ENOMEM;
 			uint64_t bytes;
-			if ((r = download_verified(what, url, sha, cached, &bytes)) < 0)
+			if ((r = fetch_pinned(what, url, sha, cached, &bytes)) < 0)
 				return r;
 			log_info("artifacts: '%s': downloaded %" PRIu64 " bytes, sha256 verified", name, bytes);
 		}

@@ -145,12 +145,9 @@ int stage_manifest(struct build *b)
 	profile_text = json_canonical(p->json);
 	if (!profile_text)
 		return -ENOMEM;
-	struct sha256 s;
-	uint8_t d[32];
-	sha256_init(&s);
-	sha256_update(&s, profile_text, strlen(profile_text));
-	sha256_final(&s, d);
-	sha256_hex(d, psha);
+	int r = sha256_hex_of(profile_text, strlen(profile_text), psha);
+	if (r < 0)
+		return r;
 	_cleanup_strv_ char **extra = NULL;
 	if (firstboot_packages(p->arch, &extra) < 0 || rootfs_cache_key(p, extra, key) < 0)
 		key[0] = '\0';
@@ -195,7 +192,7 @@ int stage_manifest(struct build *b)
 	if (asprintf(&man_text, "%s\n", text) < 0 || asprintf(&man_path, "%s/manifest.json", b->tmp_dir) < 0 ||
 	    asprintf(&sums_path, "%s/SHA256SUMS", b->tmp_dir) < 0)
 		return -ENOMEM;
-	int r = write_file_atomic(man_path, man_text, strlen(man_text), 0644);
+	r = write_file_atomic(man_path, man_text, strlen(man_text), 0644);
 	if (r == 0)
 		r = write_file_atomic(sums_path, sums, sums_len, 0644);
 	if (r < 0)

@@ -31,20 +31,18 @@ static int plan_fill(const struct profile *p, const char *seed, struct plan *ret
 		int r = uuid_parse(part_type_guid(t, p->arch), e->type_guid);
 		if (r < 0)
 			return r;
-#define DERIVE(what) snprintf(purpose, sizeof(purpose), what ":%s", s->name)
-		DERIVE("part-uuid");
-		uuid_derive(seed, purpose, e->uuid);
-		DERIVE("fs-uuid");
-		uuid_derive(seed, purpose, pp->fs_uuid);
-		DERIVE("hash-seed");
-		uuid_derive(seed, purpose, pp->hash_seed);
-		DERIVE("fat-serial");
-		pp->fat_serial = u32_derive(seed, purpose);
-#undef DERIVE
+#define PURPOSE(what) (snprintf(purpose, sizeof(purpose), what ":%s", s->name), purpose)
+		if ((r = uuid_derive(seed, PURPOSE("part-uuid"), e->uuid)) < 0 ||
+		    (r = uuid_derive(seed, PURPOSE("fs-uuid"), pp->fs_uuid)) < 0 ||
+		    (r = uuid_derive(seed, PURPOSE("hash-seed"), pp->hash_seed)) < 0 ||
+		    (r = u32_derive(seed, PURPOSE("fat-serial"), &pp->fat_serial)) < 0)
+			return r;
+#undef PURPOSE
 	}
 	pl->layout.disk_size = p->disk.size;
-	uuid_derive(seed, "disk-guid", pl->layout.disk_guid);
-	pl->layout.disk_id = u32_derive(seed, "mbr-disk-id");
+	int r = uuid_derive(seed, "disk-guid", pl->layout.disk_guid);
+	if (r < 0 || (r = u32_derive(seed, "mbr-disk-id", &pl->layout.disk_id)) < 0)
+		return r;
 	pl->layout.n = (unsigned)pl->n;
 	pl->layout.e = pl->entries;
 	return 0;

@@ -1,5 +1,5 @@
 /* Root filesystem from a tarball: a local file, or an https URL pinned by sha256 and cached. */
-#include "download.h"
+#include "fetch.h"
 #include "hash-file.h"
 #include "hash.h"
 #include "log.h"
@@ -48,7 +48,7 @@ static int tarball_get(struct build *b, char **ret_tar)
 	if (b->refresh || stat(dest, &st) < 0) {
 		log_info("rootfs: downloading '%s'", p->rootfs.url);
 		uint64_t bytes;
-		r = download_verified("rootfs", p->rootfs.url, p->rootfs.sha256, dest, &bytes);
+		r = fetch_pinned("rootfs", p->rootfs.url, p->rootfs.sha256, dest, &bytes);
 		if (r == 0)
 			log_info("rootfs: downloaded %" PRIu64 " bytes, sha256 verified", bytes);
 		if (r < 0)

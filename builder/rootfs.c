@@ -86,21 +86,13 @@ int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[6
 	_cleanup_free_ char *text = json_canonical(p->rootfs.json);
 	if (!text)
 		return -ENOMEM;
-	struct sha256 s;
-	uint8_t d[32];
-	sha256_init(&s);
 	/* Bump the version when the tarball's layout changes. */
-	sha256_update(&s, "pmoves-rootfs-v1\n", 17);
-	sha256_update(&s, p->arch->debian, strlen(p->arch->debian));
-	sha256_update(&s, "\n", 1);
-	sha256_update(&s, text, strlen(text));
-	for (size_t i = 0; extra && extra[i]; i++) {
-		sha256_update(&s, "\n+", 2);
-		sha256_update(&s, extra[i], strlen(extra[i]));
-	}
-	sha256_final(&s, d);
-	sha256_hex(d, ret_hex);
-	return 0;
+	_cleanup_free_ char *key = NULL;
+	_cleanup_free_ char *extras = strv_join((char **)extra, "\n+");
+	if (!extras || asprintf(&key, "pmoves-rootfs-v1\n%s\n%s%s%s", p->arch->debian, text, *extras ? "\n+" : "",
+				extras) < 0)
+		return -ENOMEM;
+	return sha256_hex_of(key, strlen(key), ret_hex);
 }
 
 int stage_rootfs(struct build *b)

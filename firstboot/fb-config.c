@@ -250,13 +250,7 @@ int fb_config_hash(json_object *o, char ret_hex[65])
 	int r = fb_config_scrub(copy, NULL);
 	if (r >= 0) {
 		const char *s = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN);
-		struct sha256 h;
-		uint8_t d[32];
-		sha256_init(&h);
-		sha256_update(&h, s, strlen(s));
-		sha256_final(&h, d);
-		sha256_hex(d, ret_hex);
-		r = 0;
+		r = sha256_hex_of(s, strlen(s), ret_hex);
 	}
 	json_object_put(copy);
 	return r;
@@ -320,12 +314,13 @@ static int load_url(struct fb_config *c, json_object *merged)
 	if (!url)
 		return 0;
 	pin = cmdline_get(cmdline, "pmoves.config_sha256");
-	/* The source's name leaves out a query string, which may carry a token. */
-	shown = strndup(url, strcspn(url, "?#"));
+	/* The source's name leaves out user:password and a query string, which may carry a
+	 * token: it is printed and kept in status.json. */
+	shown = url_shown(url);
 	if (!shown)
 		return -ENOMEM;
-	bool http = !strncmp(url, "http://", 7), https = !strncmp(url, "https://", 8);
-	if (strlen(url) > URL_MAX || fb_has_ctl(url) || (!http && !https))
+	bool http = !strncmp(url, "http://", 7);
+	if (strlen(url) > URL_MAX || fb_has_ctl(url) || url_check(url, URL_PINNED, NULL) < 0)
 		c->error = fb_strdupf("%s: pmoves.config is not an https:// or http:// URL", shown);
 	else if (pin && (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64))
 		c->error = fb_strdupf("%s: pmoves.config_sha256 is not 64 lower-case hex digits", shown);
@@ -336,17 +331,13 @@ static int load_url(struct fb_config *c, json_object *merged)
 	size_t len;
 	r = fb_fetch(url, FB_CONFIG_MAX, &buf, &len, &err);
 	if (r < 0) {
-		c->error = fb_strdupf("%s: cannot fetch: %s", shown, err ? err : strerror(-r));
+		c->error = err ? TAKE_PTR(err) : fb_strdupf("%s: cannot fetch: %s", shown, strerror(-r));
 		return c->error ? -EAGAIN : -ENOMEM;
 	}
 	if (pin) {
-		struct sha256 h;
-		uint8_t d[32];
 		char hex[65];
-		sha256_init(&h);
-		sha256_update(&h, buf, len);
-		sha256_final(&h, d);
-		sha256_hex(d, hex);
+		if ((r = sha256_hex_of(buf, len, hex)) < 0)
+			return r;
 		if (!STREQ(hex, pin)) {
 			c->error = fb_strdupf("%s: SHA-256 is %s, the kernel command line pins %s", shown, hex, pin);
 			return -EINVAL;

@@ -287,7 +287,7 @@ int fb_proxmox_probe_repository(json_object *section, char **ret_msg)
 		return 0;
 	}
 	if (fb_fetch(url, 16u << 20, &buf, &len, &err) < 0) {
-		*ret_msg = fb_strdupf("the Proxmox repository is unreachable ('%s': %s): trying again on a later run", url,
+		*ret_msg = fb_strdupf("the Proxmox repository is unreachable (%s): trying again on a later run",
 				      err ? err : "failed");
 		return -EAGAIN;
 	}

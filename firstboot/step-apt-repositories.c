@@ -318,8 +318,8 @@ static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, 
 		size_t len = 0, ring_len = 0;
 		int k = fb_fetch(r.key_url, KEY_MAX, &key, &len, &err);
 		if (k < 0) {
-			*ret_msg = fb_strdupf("apt repository '%s': cannot fetch the key '%s': %s%s", r.name, r.key_url,
-					      err ? err : strerror(-k), k == -EFBIG ? "" : ": trying again on a later run");
+			*ret_msg = fb_strdupf("apt repository '%s': %s%s", r.name, err ? err : strerror(-k),
+					      k == -EFBIG ? "" : ": trying again on a later run");
 			return k == -EFBIG ? FB_FAILED : FB_PENDING;
 		}
 		if (key_verify(&r, key, len, &ring, &ring_len, ret_msg) < 0) {

@@ -153,7 +153,7 @@ struct art {
 	const char *name, *url, *sha256, *kind, *target;
 	mode_t mode;
 	json_object *run;
-	struct fb_download_opts opts;
+	struct download_opts opts;
 	char *cache; /* CACHE_DIR/NAME */
 	char *state; /* STATE_DIR/NAME */
 	char *record; /* what STATE holds once installed */

@@ -6,9 +6,8 @@
 #include "fb-hosts.h"
 #include "fb-proxmox.h"
 #include "firstboot.h"
+#include "hash.h"
 #include "util.h"
-
-#include <endian.h>
 
 #define SOURCES_LIST "/etc/apt/sources.list.d/pve-install-repo.list"
 #define KEY_PATH "/etc/apt/trusted.gpg.d/proxmox-release-bookworm.gpg"
@@ -19,81 +18,6 @@
 	"7da6fe34168adc6e479327ba517796d4702fa2f8b4f0a9833f5ea6e6b48f6507a6da403a274fe201595e" \
 	"dc86a84463d50383d07f64bdde2e3658108db7d6dc87"
 #define KEY_MAX (64u * 1024u)
-
-/* ---- SHA-512 (FIPS 180-4), for the release key only ---- */
-
-static const uint64_t sha512_k[80] = {
-	0x428a2f98d728ae22, 0x7137449123ef65cd, 0xb5c0fbcfec4d3b2f, 0xe9b5dba58189dbbc, 0x3956c25bf348b538,
-	0x59f111f1b605d019, 0x923f82a4af194f9b, 0xab1c5ed5da6d8118, 0xd807aa98a3030242, 0x12835b0145706fbe,
-	0x243185be4ee4b28c, 0x550c7dc3d5ffb4e2, 0x72be5d74f27b896f, 0x80deb1fe3b1696b1, 0x9bdc06a725c71235,
-	0xc19bf174cf692694, 0xe49b69c19ef14ad2, 0xefbe4786384f25e3, 0x0fc19dc68b8cd5b5, 0x240ca1cc77ac9c65,
-	0x2de92c6f592b0275, 0x4a7484aa6ea6e483, 0x5cb0a9dcbd41fbd4, 0x76f988da831153b5, 0x983e5152ee66dfab,
-	0xa831c66d2db43210, 0xb00327c898fb213f, 0xbf597fc7beef0ee4, 0xc6e00bf33da88fc2, 0xd5a79147930aa725,
-	0x06ca6351e003826f, 0x142929670a0e6e70, 0x27b70a8546d22ffc, 0x2e1b21385c26c926, 0x4d2c6dfc5ac42aed,
-	0x53380d139d95b3df, 0x650a73548baf63de, 0x766a0abb3c77b2a8, 0x81c2c92e47edaee6, 0x92722c851482353b,
-	0xa2bfe8a14cf10364, 0xa81a664bbc423001, 0xc24b8b70d0f89791, 0xc76c51a30654be30, 0xd192e819d6ef5218,
-	0xd69906245565a910, 0xf40e35855771202a, 0x106aa07032bbd1b8, 0x19a4c116b8d2d0c8, 0x1e376c085141ab53,
-	0x2748774cdf8eeb99, 0x34b0bcb5e19b48a8, 0x391c0cb3c5c95a63, 0x4ed8aa4ae3418acb, 0x5b9cca4f7763e373,
-	0x682e6ff3d6b2b8a3, 0x748f82ee5defb2fc, 0x78a5636f43172f60, 0x84c87814a1f0ab72, 0x8cc702081a6439ec,
-	0x90befffa23631e28, 0xa4506cebde82bde9, 0xbef9a3f7b2c67915, 0xc67178f2e372532b, 0xca273eceea26619c,
-	0xd186b8c721c0c207, 0xeada7dd6cde0eb1e, 0xf57d4f7fee6ed178, 0x06f067aa72176fba, 0x0a637dc5a2c898a6,
-	0x113f9804bef90dae, 0x1b710b35131c471b, 0x28db77f523047d84, 0x32caab7b40c72493, 0x3c9ebe0a15c9bebc,
-	0x431d67c49c100d4c, 0x4cc5d4becb3e42b6, 0x597f299cfc657e2a, 0x5fcb6fab3ad6faec, 0x6c44198c4a475817,
-};
-
-static uint64_t ror64(uint64_t x, unsigned n)
-{
-	return (x >> n) | (x << (64 - n));
-}
-
-static void sha512_block(uint64_t h[8], const uint8_t *p)
-{
-	uint64_t w[80], a[8];
-	for (int i = 0; i < 16; i++) {
-		uint64_t v;
-		memcpy(&v, p + 8 * i, 8);
-		w[i] = be64toh(v);
-	}
-	for (int i = 16; i < 80; i++) {
-		uint64_t s0 = ror64(w[i - 15], 1) ^ ror64(w[i - 15], 8) ^ (w[i - 15] >> 7);
-		uint64_t s1 = ror64(w[i - 2], 19) ^ ror64(w[i - 2], 61) ^ (w[i - 2] >> 6);
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-	}
-	memcpy(a, h, sizeof(a));
-	for (int i = 0; i < 80; i++) {
-		uint64_t s1 = ror64(a[4], 14) ^ ror64(a[4], 18) ^ ror64(a[4], 41);
-		uint64_t ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
-		uint64_t t1 = a[7] + s1 + ch + sha512_k[i] + w[i];
-		uint64_t s0 = ror64(a[0], 28) ^ ror64(a[0], 34) ^ ror64(a[0], 39);
-		uint64_t maj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
-		memmove(a + 1, a, 7 * sizeof(uint64_t));
-		a[4] += t1;
-		a[0] = t1 + s0 + maj;
-	}
-	for (int i = 0; i < 8; i++)
-		h[i] += a[i];
-}
-
-static void sha512_hex(const void *data, size_t len, char ret[129])
-{
-	uint64_t h[8] = { 0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b, 0xa54ff53a5f1d36f1,
-			  0x510e527fade682d1, 0x9b05688c2b3e6c1f, 0x1f83d9abfb41bd6b, 0x5be0cd19137e2179 };
-	const uint8_t *p = data;
-	size_t left = len;
-	for (; left >= 128; p += 128, left -= 128)
-		sha512_block(h, p);
-	uint8_t tail[256] = { 0 };
-	memcpy(tail, p, left);
-	tail[left] = 0x80;
-	size_t n = left + 1 + 16 <= 128 ? 128 : 256;
-	uint64_t bits = htobe64((uint64_t)len << 3);
-	memcpy(tail + n - 8, &bits, 8); /* lengths below 2^61 bytes: the high word stays zero */
-	sha512_block(h, tail);
-	if (n == 256)
-		sha512_block(h, tail + 128);
-	for (int i = 0; i < 8; i++)
-		snprintf(ret + 16 * i, 17, "%016llx", (unsigned long long)h[i]);
-}
 
 static const char *key_opt(json_object *section, const char *key, const char *def)
 {
@@ -135,7 +59,8 @@ static int key_ok(json_object *section)
 	if (r < 0)
 		return r;
 	char hex[129];
-	sha512_hex(buf, len, hex);
+	if ((r = sha512_hex_of(buf, len, hex)) < 0)
+		return r;
 	return STREQ(hex, key_opt(section, "sha512", DEFAULT_KEY_SHA512));
 }
 
@@ -153,12 +78,12 @@ static int install_key(json_object *section, char **ret_msg)
 	_cleanup_free_ char *buf = NULL, *err = NULL;
 	size_t len;
 	if (fb_fetch(url, KEY_MAX, &buf, &len, &err) < 0) {
-		*ret_msg = fb_strdupf("cannot fetch the Proxmox release key '%s': %s: trying again on a later run", url,
-				      err ? err : "failed");
+		*ret_msg = fb_strdupf("the Proxmox release key: %s: trying again on a later run", err ? err : "failed");
 		return -EAGAIN;
 	}
 	char hex[129];
-	sha512_hex(buf, len, hex);
+	if (sha512_hex_of(buf, len, hex) < 0)
+		return -ENOMEM;
 	if (!STREQ(hex, want)) {
 		*ret_msg = fb_strdupf("the release key from '%s' has SHA-512 %.16s..., not the expected %.16s...: not installed",
 				      url, hex, want);

@@ -101,11 +101,9 @@ static char *fingerprint(const char *line)
 	size_t len;
 	if (!text || fb_base64_decode(text, &raw, &len) < 0)
 		return NULL;
-	struct sha256 h;
 	uint8_t d[32];
-	sha256_init(&h);
-	sha256_update(&h, raw, len);
-	sha256_final(&h, d);
+	if (sha256_of(raw, len, d) < 0)
+		return NULL;
 	char out[7 + 44 + 1] = "SHA256:";
 	size_t n = 7;
 	for (size_t i = 0; i < 32; i += 3) {

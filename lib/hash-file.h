@@ -1,7 +1,6 @@
 /* SHA-256 of files through libcrypto, which uses the CPU's SHA instructions (x86 SHA-NI, Armv8
- * crypto extensions) where there are some: the builder checksums multi-gigabyte images and
- * tarballs. Holes are not read; they hash as zeros. Host side only: pmoves-firstboot, built for
- * every image architecture, hashes its downloads with lib/hash.c. */
+ * crypto extensions) where there are some: multi-gigabyte images, tarballs, downloads. Holes
+ * are not read; they hash as zeros. */
 #ifndef PMOVES_HASH_FILE_H
 #define PMOVES_HASH_FILE_H
 

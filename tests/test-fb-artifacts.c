@@ -26,12 +26,8 @@ static char *content, sha[65], other_sha[65];
 
 static void hex_of(const void *buf, size_t len, char out[65])
 {
-	struct sha256 s;
-	uint8_t d[32];
-	sha256_init(&s);
-	sha256_update(&s, buf, len);
-	sha256_final(&s, d);
-	sha256_hex(d, out);
+	if (sha256_hex_of(buf, len, out) < 0)
+		abort();
 }
 
 static void put(const char *dir, const char *rel, const void *buf, size_t len, mode_t mode)
@@ -493,7 +489,7 @@ static void test_https(void)
 	} else {
 		char *root = t_tree(), *url = t_strf("https://127.0.0.1:%d/ok/tool", tls), *err = NULL;
 		fb_root_set(root);
-		struct fb_download_opts o = { .attempts = 3 };
+		struct download_opts o = { .attempts = 3 };
 		server_log_clear();
 		int r = fb_download(url, "/opt/dl/tool", sha, &o, &err);
 		char *log = server_log();
@@ -532,7 +528,7 @@ static void test_api(void)
 		tap_diag("%s", err);
 	free(err), free(url);
 	err = NULL;
-	r = fb_download("https://user:pw-secret@127.0.0.1:1/x", "/opt/dl/x", sha, &(struct fb_download_opts){ .attempts = 1 }, &err);
+	r = fb_download("https://user:pw-secret@127.0.0.1:1/x", "/opt/dl/x", sha, &(struct download_opts){ .attempts = 1 }, &err);
 	tap_ok(r == -ENETUNREACH && err && !strstr(err, "pw-secret"), "fb_download: a refused connection is -ENETUNREACH, no password in the message");
 	free(err);
 	tap_ok(!fb_download_url_ok("http://10.0.0.1/x") && fb_download_url_ok("http://localhost:8080/x") &&
@@ -755,7 +751,7 @@ static void test_apt(void)
 	cfg = apt_config("vendor", "key.asc", closed_port, fp);
 	root = apt_tree(cfg);
 	r = run(root);
-	tap_ok(strstr(r.out, "step=apt-repositories state=pending apt repository 'vendor': cannot fetch the key") &&
+	tap_ok(strstr(r.out, "step=apt-repositories state=pending apt repository 'vendor': cannot fetch 'http://127.0.0.1:") &&
 		       !t_exists(root, "etc/apt/sources.list.d/vendor.list"),
 	       "apt: key server unreachable: pending, nothing written");
 	t_result_free(&r);

@@ -152,13 +152,9 @@ static int serve(const char *body, int n, pid_t *ret_pid)
 static void test_url(void)
 {
 	const char *body = "{\"hostname\": \"from-url\"}";
-	uint8_t d[32];
 	char hex[65];
-	struct sha256 h;
-	sha256_init(&h);
-	sha256_update(&h, body, strlen(body));
-	sha256_final(&h, d);
-	sha256_hex(d, hex);
+	if (sha256_hex_of(body, strlen(body), hex) < 0)
+		abort();
 
 	char *root = t_tree();
 	t_write(root, "etc/pmoves/firstboot.json", "{\"hostname\": \"from-etc\"}");

@@ -370,7 +370,7 @@ static void test_offline(void)
 	struct t_result r = t_run(root, NULL);
 	char *after = t_tree_digest(root, true), *c = calls(root);
 	tap_ok(r.status == 1 && strstr(r.out, "step=proxmox-kernel state=pending the Proxmox repository is unreachable "
-					      "('http://127.0.0.1:1/pve/dists/bookworm/Release':") &&
+					      "(cannot fetch 'http://127.0.0.1:1/pve/dists/bookworm/Release':") &&
 		       strstr(r.out, "trying again on a later run"),
 	       "no repository: proxmox-kernel pending, with the URL and the reason");
 	tap_ok(strstr(r.out, "step=proxmox-ve state=pending waiting for step 'proxmox-kernel'") &&

@@ -1,4 +1,5 @@
 /* lib/: sha256, crc32, derived UUIDs, size parsing, run_argv. */
+#include "download.h"
 #include "hash-file.h"
 #include "hash.h"
 #include "run.h"
@@ -12,12 +13,8 @@
 static const char *hex_of(const void *data, size_t len)
 {
 	static char hex[65];
-	struct sha256 s;
-	uint8_t d[32];
-	sha256_init(&s);
-	sha256_update(&s, data, len);
-	sha256_final(&s, d);
-	sha256_hex(d, hex);
+	if (sha256_hex_of(data, len, hex) < 0)
+		abort();
 	return hex;
 }
 
@@ -30,6 +27,22 @@ static void test_sha256(void)
 	const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
 	tap_is_str(hex_of(two, strlen(two)), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
 		   "sha256 of the two-block FIPS vector");
+	/* In pieces, with a copy finished half way: the digest of what came so far. */
+	struct sha256 s, half;
+	char got[65], part[65], hex512[129];
+	int r = sha256_init(&s);
+	r = r ?: sha256_update(&s, two, 20);
+	r = r ?: sha256_copy(&half, &s);
+	r = r ?: sha256_update(&s, two + 20, strlen(two) - 20);
+	r = r ?: sha256_final_hex(&half, part);
+	r = r ?: sha256_final_hex(&s, got);
+	tap_ok(r == 0 && STREQ(got, hex_of(two, strlen(two))) && STREQ(part, hex_of(two, 20)),
+	       "sha256 in pieces, and a copy finished half way");
+	sha256_free(&s); /* after final: a no-op */
+	tap_ok(sha512_hex_of("abc", 3, hex512) == 0 &&
+		       STREQ(hex512, "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+				     "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"),
+	       "sha512 of 'abc' (FIPS 180-2 vector)");
 
 	test_file_sha256();
 }
@@ -223,9 +236,64 @@ static void test_tmpfs(void)
 	tap_ok(!tmpfs_has_room("/nonexistent/pmoves", 1), "a missing directory has no room");
 }
 
+/* URLs go through libcurl's parser: the host is the one it would connect to. */
+static void test_urls(void)
+{
+	static const struct {
+		const char *url;
+		enum url_rule rule;
+		bool ok;
+	} cases[] = {
+		{ "https://example.org/a", URL_HTTPS, true },
+		{ "http://example.org/a", URL_HTTPS, false },
+		{ "http://example.org/a", URL_PINNED, true },
+		{ "http://example.org/a", URL_HTTPS_OR_LOCAL, false },
+		{ "http://127.0.0.1:8080/a", URL_HTTPS_OR_LOCAL, true },
+		{ "http://127.1.2.3/a", URL_HTTPS_OR_LOCAL, true },
+		{ "http://localhost/a", URL_HTTPS_OR_LOCAL, true },
+		{ "http://LocalHost:80/a", URL_HTTPS_OR_LOCAL, true },
+		{ "http://[::1]:8080/a", URL_HTTPS_OR_LOCAL, true },
+		{ "http://[::2]/a", URL_HTTPS_OR_LOCAL, false },
+		/* userinfo that looks like a loopback host: the host is otherhost */
+		{ "http://127.0.0.1:80@otherhost/", URL_HTTPS_OR_LOCAL, false },
+		{ "http://127.0.0.1@otherhost/", URL_HTTPS_OR_LOCAL, false },
+		{ "http://127.0.0.1.evil.example/", URL_HTTPS_OR_LOCAL, false },
+		{ "http://localhost.evil.example/", URL_HTTPS_OR_LOCAL, false },
+		{ "ftp://127.0.0.1/a", URL_HTTPS_OR_LOCAL, false },
+		{ "file:///etc/passwd", URL_PINNED, false },
+		{ "https://exa mple.org/", URL_HTTPS, false },
+		{ "https://example.org/a\n", URL_HTTPS, false },
+		{ "not a url", URL_PINNED, false },
+		{ "", URL_PINNED, false },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *why = NULL;
+		int r = url_check(cases[i].url, cases[i].rule, &why);
+		tap_ok(cases[i].ok ? r == 0 && !why : r == -EINVAL && why, "url_check '%s' (rule %d): %s (%s)",
+		       cases[i].url, cases[i].rule, cases[i].ok ? "allowed" : "refused", why ? why : "ok");
+	}
+	static const struct {
+		const char *url, *shown;
+	} shown[] = {
+		{ "https://user:s3cret@example.org:8443/p/config.json?token=abc#frag", "https://example.org:8443/p/config.json" },
+		{ "http://127.0.0.1/x", "http://127.0.0.1/x" },
+		{ "https://example.org", "https://example.org/" },
+		{ "nonsense", "(an invalid URL)" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(shown); i++) {
+		_cleanup_free_ char *s = url_shown(shown[i].url);
+		tap_is_str(s, shown[i].shown, "url_shown without user:password, query and fragment");
+	}
+	_cleanup_free_ char *why = NULL;
+	url_check("http://user:pw-secret@example.org/?tok=1", URL_HTTPS, &why);
+	tap_ok(why && !strstr(why, "pw-secret") && !strstr(why, "tok=1"), "a refusal does not show the password or query (%s)",
+	       why ? why : "");
+}
+
 int main(void)
 {
 	test_sha256();
+	test_urls();
 	test_tmpfs();
 	test_ids();
 	test_sizes();

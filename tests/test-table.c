@@ -75,8 +75,8 @@ static void layout_make(struct test_layout *t, const char *tag, uint64_t disk_si
 	static const char *types[] = { "esp", "root", "swap", "home", "linux", "firmware" };
 	memset(t, 0, sizeof(*t));
 	t->l.disk_size = disk_size;
-	uuid_derive(tag, "disk", t->l.disk_guid);
-	t->l.disk_id = u32_derive(tag, "disk-id");
+	if (uuid_derive(tag, "disk", t->l.disk_guid) < 0 || u32_derive(tag, "disk-id", &t->l.disk_id) < 0)
+		abort();
 	t->l.n = n;
 	t->l.e = t->e;
 	uint64_t start = first_start;
@@ -89,7 +89,8 @@ static void layout_make(struct test_layout *t, const char *tag, uint64_t disk_si
 		e->size = part_size;
 		start += part_size;
 		uuid_parse(part_type_guid(pt, arch_find("x86_64")), e->type_guid);
-		uuid_derive(tag, purpose, e->uuid);
+		if (uuid_derive(tag, purpose, e->uuid) < 0)
+			abort();
 		e->mbr_type = pt->mbr;
 		e->bootable = i == 0;
 		if (i == 1)

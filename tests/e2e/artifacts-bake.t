@@ -115,7 +115,7 @@ PORT=$(cat "$T/port2")
 profile wrong "$OTHER"
 SSL_CERT_FILE=$T/cert.pem "$PMOVES_IMAGE" build "$T/profiles/wrong.json" -o "$T/out" >"$T/wrong.log" 2>&1
 rc=$?; [ $rc -ne 0 ]; ok $? "a wrong sha256 for a baked artifact fails the build (exit $rc)"
-grep -q "artifact 'tool': 'https://127.0.0.1:$PORT/ok/tool' has sha256 $SHA, but the profile pins $OTHER" "$T/wrong.log"
+grep -q "artifact 'tool': 'https://127.0.0.1:$PORT/ok/tool' has sha256 $SHA, but $OTHER is pinned" "$T/wrong.log"
 ok $? "the message names the artifact and both hashes"
 test ! -e "$T/out/wrong" && test ! -e "$T/cache/pmoves-image/artifacts/$OTHER"; ok $? "no output and nothing cached for a mismatch"
 done_testing

@@ -61,7 +61,7 @@ WRONG=0000000000000000000000000000000000000000000000000000000000000000
 profile wrong "$URL" "$WRONG"
 SSL_CERT_FILE=$T/cert.pem "$PMOVES_IMAGE" build "$T/profiles/wrong.json" -o "$T/out" >"$T/wrong.log" 2>&1
 rc=$?; [ $rc -ne 0 ]; ok $? "a checksum mismatch fails the build (exit $rc)"
-grep -q "has sha256 $SHA, but the profile pins $WRONG" "$T/wrong.log"; ok $? "the message gives both hashes"
+grep -q "has sha256 $SHA, but $WRONG is pinned" "$T/wrong.log"; ok $? "the message gives both hashes"
 ! ls "$T/cache/pmoves-image/" | grep -q "$WRONG"; ok $? "nothing is cached for a mismatch"
 test ! -e "$T/out/wrong"; ok $? "no output for a mismatch"
 
