@@ -322,6 +322,19 @@ static bool kernel_older_than_6_2(const char *v)
 	return maj < 6 || (maj == 6 && min < 2);
 }
 
+/* A kernel release, as a name under /lib/modules: valid_name()'s characters and '+', which
+ * Debian's releases have had since 6.x ("6.12.95+deb12-amd64"). */
+static bool valid_kernel_name(const char *s)
+{
+	char buf[65];
+	size_t n = strlen(s);
+	if (n >= sizeof(buf))
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = s[i] == '+' ? '_' : s[i];
+	return valid_name(buf, 64);
+}
+
 static int scan_kernels(struct host *h)
 {
 	h->virqfd = kernel_older_than_6_2(h->kernel);
@@ -332,7 +345,7 @@ static int scan_kernels(struct host *h)
 	int r = 0;
 	size_t n = 0;
 	while ((de = readdir(d)) && r == 0) {
-		if (de->d_name[0] == '.' || !valid_name(de->d_name, 64))
+		if (de->d_name[0] == '.' || !valid_kernel_name(de->d_name))
 			continue;
 		if (++n > MAX_KERNELS) {
 			r = -E2BIG;

@@ -320,6 +320,23 @@ static void test_amd_4090_proxmox(void)
 	t_cleanup(root);
 }
 
+/* ---- a kernel release with '+' (Debian's since 6.x: backports, trixie), systemd-boot ---- */
+
+static void test_plus_kernel(void)
+{
+	char *root = machine(INTEL, "6.12.95+deb12-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "kernel 6.12.95+deb12-amd64: reboot asked for");
+	char *calls = calls_of(root);
+	char *want = t_strf("chroot %s update-initramfs -u -k all\n"
+			    "chroot %s kernel-install add 6.12.95+deb12-amd64 /boot/vmlinuz-6.12.95+deb12-amd64 /boot/initrd.img-6.12.95+deb12-amd64\n",
+			    root, root);
+	tap_is_str(calls, want, "kernel 6.12.95+deb12-amd64: its systemd-boot entry rewritten by kernel-install");
+	free(calls), free(want);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 /* ---- two GPUs; a group shared with a device outside the GPU ---- */
 
 static const struct fn two_gpus[] = {
@@ -517,6 +534,7 @@ int main(void)
 	test_intel_3090();
 	test_amd_2080_grub();
 	test_amd_4090_proxmox();
+	test_plus_kernel();
 	test_two_gpus();
 	test_no_gpu();
 	test_iommu_off();
