@@ -14,9 +14,9 @@
  *   - "intel_iommu=on iommu=pt" on Intel, "iommu=pt" on AMD (amd_iommu=on is not a value the
  *     kernel knows; AMD-Vi is on by default), merged into the loader's command line
  *     (fb_cmdline_merge(): a flag with the same name is replaced), and the loader refreshed;
- *   - nouveau and nvidiafb blacklisted, nouveau modeset=0; vfio-pci given the IDs of every
- *     selected function, and loaded before every driver that would claim one of them (the
- *     modules whose modules.alias patterns match its modalias: soft dependencies, below);
+ *   - vfio-pci given the IDs of every selected function, and loaded before every driver that
+ *     would claim one of them (the modules whose modules.alias patterns match its modalias:
+ *     soft dependencies, below); no driver blacklisted (below);
  *     vfio, vfio_iommu_type1, vfio_pci loaded at boot and in the initramfs,
  *     plus vfio_virqfd only when every kernel here is older than 6.2 (it was merged into vfio
  *     then, and listing a missing module breaks initramfs builds); the initramfs rebuilt;
@@ -44,7 +44,8 @@
 #define IOMMU_GROUPS "/sys/kernel/iommu_groups"
 #define INITRAMFS_MODULES "/etc/initramfs-tools/modules"
 #define VFIO_CONF "/etc/modprobe.d/pmoves-vfio.conf"
-#define BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
+/* Written by earlier versions (nouveau and nvidiafb blacklisted): removed, see OLD_BLACKLIST. */
+#define OLD_BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
 #define MODULES_CONF "/etc/modules-load.d/pmoves-vfio.conf"
 #define BLOCK_BEGIN "# pmoves-firstboot iommu: begin\n"
 #define BLOCK_END "# pmoves-firstboot iommu: end\n"
@@ -636,6 +637,25 @@ static int softdep_modules(const struct host *h, char ***ret, char **ret_msg)
 	return 0;
 }
 
+/* No blacklist. vfio-pci is loaded before any driver that matches a selected function: from
+ * the initramfs and modules-load.d, and by modprobe itself through the softdeps whenever one of
+ * those drivers is asked for (udev's coldplug, in the initramfs too, which carries modprobe.d).
+ * It takes the selected IDs as it loads, and a driver loaded after it finds those functions
+ * bound and leaves them. A blacklist would add nothing for them, and it would keep the driver
+ * from every other device that needs it: the host's own GPU on nouveau, amdgpu, i915 or xe, its
+ * sound on snd_hda_intel, its USB on xhci_pci. (It would not stop a driver built into the
+ * kernel either: modprobe.d acts on modules only.) Earlier versions blacklisted nouveau and
+ * nvidiafb, and set nouveau modeset=0, for every NVIDIA passthrough: that file is removed when
+ * it is still there as they wrote it. */
+#define OLD_BLACKLIST HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
+
+/* 1: OLD_BLACKLIST_CONF is there as an earlier version wrote it; 0: not; -errno. */
+static int old_blacklist(void)
+{
+	int r = fb_file_is(OLD_BLACKLIST_CONF, OLD_BLACKLIST, strlen(OLD_BLACKLIST));
+	return r == -ENOENT ? 0 : r;
+}
+
 static char *vfio_conf(const struct host *h, char *const *softdeps)
 {
 	_cleanup_free_ char *ids = vfio_ids(h);
@@ -704,8 +724,6 @@ static int wanted_files(const struct host *h, struct fb_file_set *ret, char ***r
 	if ((r = softdep_modules(h, &softdeps, ret_msg)) < 0)
 		return r;
 	if ((r = fb_file_set_add(ret, strdup(VFIO_CONF), vfio_conf(h, softdeps), 0644)) < 0 ||
-	    (r = fb_file_set_add(ret, strdup(BLACKLIST_CONF),
-				 strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"), 0644)) < 0 ||
 	    (r = fb_file_set_add(ret, strdup(MODULES_CONF), fb_strdupf(HEADER "%s", modules_list(h)), 0644)) < 0)
 		return r;
 	if (fb_exists("/etc/initramfs-tools") == 1) {
@@ -792,6 +810,8 @@ static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_
 	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
 	if ((r = wanted_files(&h, &w, NULL, ret_msg)) < 0 || (r = fb_file_set_check(&w)) <= 0)
 		return r;
+	if ((r = old_blacklist()) != 0)
+		return r < 0 ? r : 0;
 	bool bound;
 	const char *missing;
 	_cleanup_free_ char *what = describe(&h, &bound, &missing);
@@ -842,17 +862,25 @@ static enum fb_result iommu_apply(const struct fb_ctx *c, json_object *section, 
 		return FB_FAILED;
 	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
 	_cleanup_strv_ char **softdeps = NULL;
-	if (wanted_files(&h, &w, &softdeps, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0 ||
-	    refresh(&h, h.n_gpus > 0, ret_msg) < 0)
+	if (wanted_files(&h, &w, &softdeps, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0)
+		return FB_FAILED;
+	/* The initramfs carries modprobe.d: rebuilt when the old blacklist goes too. */
+	int old = old_blacklist(), r = old > 0 ? fb_remove(OLD_BLACKLIST_CONF) : old;
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot %s '%s': %s", old < 0 ? "read" : "remove", OLD_BLACKLIST_CONF, strerror(-r));
+		return FB_FAILED;
+	}
+	if (refresh(&h, h.n_gpus > 0 || old > 0, ret_msg) < 0)
 		return FB_FAILED;
 	const char *flags[3];
 	size_t nf = cpu_flags(&h, flags);
 	_cleanup_free_ char *ids = h.n_gpus ? vfio_ids(&h) : strdup(""), *before = softdeps ? strv_join(softdeps, ", ") : strdup("");
 	if (!ids || !before)
 		return FB_FAILED;
-	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s%s%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
+	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s%s%s%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
 			      nf > 1 ? " " : "", nf > 1 ? flags[1] : "", h.boot.cmdline_file, h.n_gpus ? "; vfio-pci ids=" : "",
-			      ids, *before ? " (loaded before " : "", before, *before ? ")" : "");
+			      ids, *before ? " (loaded before " : "", before, *before ? ")" : "",
+			      old > 0 ? "; the old blacklist '" OLD_BLACKLIST_CONF "' removed" : "");
 	return FB_REBOOT;
 }
 

@@ -6,6 +6,7 @@
  * case checks the exact files and command lines written. */
 #include "test-fb-lib.h"
 
+#include <dirent.h>
 #include <json-c/json.h>
 
 #define CONFIG_OFF_OTHERS "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
@@ -184,6 +185,25 @@ static void file_is(const char *root, const char *rel, const char *want, const c
 	free(got);
 }
 
+/* The names in ROOT/etc/modprobe.d, sorted, one a line; valid until the next call. */
+static const char *modprobe_d(const char *root)
+{
+	static char buf[1024];
+	char *dir = t_strf("%s/etc/modprobe.d", root);
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, NULL, alphasort);
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (list[i]->d_name[0] != '.' && len < sizeof(buf))
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n", list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	free(dir);
+	return buf;
+}
+
 /* The step's state in state.json ("" when there is none); valid until the next call. */
 static const char *step_state(const char *root, const char *step)
 {
@@ -207,7 +227,8 @@ static void reboot_into(const char *root, const char *cmdline)
 }
 
 #define HDR "# Written by pmoves-firstboot (iommu step): change its config, not this file.\n"
-#define BLACKLIST HDR "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
+/* What earlier versions wrote for every NVIDIA passthrough. */
+#define OLD_BLACKLIST HDR "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
 #define MODULES HDR "vfio\nvfio_iommu_type1\nvfio_pci\n"
 #define MODULES_VIRQFD HDR "vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n"
 #define INITRAMFS(list)                                                                            \
@@ -239,7 +260,8 @@ static void test_intel_3090(void)
 		    "softdep nouveau pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n",
 		"intel+3090: vfio-pci takes the GPU and its audio function, before the drivers Debian 6.1's modules.alias "
 		"matches them with (no nvidia: it is not installed)");
-	file_is(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", BLACKLIST, "intel+3090: nouveau blacklisted");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n",
+		   "intel+3090: nothing blacklisted (vfio-pci comes before nouveau by the softdep)");
 	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES_VIRQFD,
 		"intel+3090: vfio modules at boot, vfio_virqfd too (6.1 still has it as a module)");
 	file_is(root, "etc/initramfs-tools/modules", INITRAMFS("vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n"),
@@ -525,6 +547,7 @@ static void test_amd_gpu_intel_host(void)
 		HDR "options vfio-pci ids=1002:73bf,1002:ab28\nsoftdep amdgpu pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n",
 		"amd gpu: the RX 6800 XT and its audio function to vfio-pci, loaded before amdgpu and snd_hda_intel "
 		"(Debian 6.12's modules.alias); nothing for the host's i915");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "amd gpu: nothing blacklisted, nouveau least of all");
 	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES, "amd gpu: vfio modules at boot");
 	t_result_free(&r);
 
@@ -562,6 +585,7 @@ static void test_intel_gpu_nvidia_host(void)
 		    "softdep i915 pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\nsoftdep xe pre: vfio-pci\n",
 		"intel gpu: the Arc A770 and its audio to vfio-pci, loaded before i915 and snd_hda_intel (both kernels) and xe "
 		"(only the 6.12 one has it); nothing for the host's nouveau");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "intel gpu: nothing blacklisted: the host keeps nouveau for its GT 1030");
 	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES, "intel gpu: no vfio_virqfd (a 6.12 kernel is installed)");
 	char *calls = calls_of(root);
 	char *want = t_strf("chroot %s update-initramfs -u -k all\nchroot %s update-grub\n", root, root);
@@ -576,6 +600,35 @@ static void test_intel_gpu_nvidia_host(void)
 	tap_is_int(r.status, 0, "intel gpu after the reboot: done");
 	tap_contains(r.out, "step=iommu state=ok IOMMU on (4 groups); 0000:03:00.0 8086:56a0 group 14 vfio-pci, 0000:04:00.0 8086:4f90 group 15 vfio-pci\n",
 		     "intel gpu after the reboot: the Arc's functions on vfio-pci");
+	t_result_free(&r);
+
+	/* A host an earlier version provisioned: its nouveau blacklist is there, as it wrote it.
+	 * With a changed config every step is checked again: the blacklist is gone, the
+	 * initramfs (which carries modprobe.d) rebuilt, a reboot asked for. */
+	t_write(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", OLD_BLACKLIST);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" CONFIG_OFF_OTHERS ", \"iommu\": {\"devices\": [\"8086:56a0\", \"8086:4f90\"], \"without_gpu\": false}}");
+	clear_calls(root);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=iommu state=reboot iommu=pt in '/etc/default/grub'; vfio-pci ids=8086:4f90,8086:56a0 (loaded before i915, "
+			    "snd_hda_intel, xe); the old blacklist '/etc/modprobe.d/pmoves-blacklist-nouveau.conf' removed; reboot to apply",
+		     "old blacklist: the check finds it, apply removes it and says so");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "old blacklist: gone");
+	calls = calls_of(root);
+	want = t_strf("chroot %s update-initramfs -u -k all\nchroot %s update-grub\n", root, root);
+	tap_is_str(calls, want, "old blacklist: initramfs rebuilt without it");
+	free(calls), free(want);
+	t_result_free(&r);
+
+	t_cleanup(root);
+
+	/* A file of that name that is not the one we wrote is the admin's: left alone. */
+	root = machine(AMD, "6.1.0-27-amd64", GRUB, arc_a770, ARRAY_SIZE(arc_a770), "{\"devices\": [\"8086:56a0\", \"8086:4f90\"]}");
+	t_write(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", "blacklist nouveau\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "vfio-pci ids=8086:4f90,8086:56a0 (loaded before i915, snd_hda_intel); reboot to apply",
+		     "a blacklist of the admin's: the step applies, says nothing of it");
+	file_is(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", "blacklist nouveau\n", "a blacklist of the admin's: kept");
 	t_result_free(&r);
 	t_cleanup(root);
 }
@@ -697,6 +750,7 @@ static void test_dry_run(void)
 		     "pmoves-firstboot: would write /etc/modprobe.d/pmoves-vfio.conf (mode 0644, ",
 		     "dry run: the vfio file");
 	tap_contains(r.out, "  | options vfio-pci ids=10de:1aef,10de:2204\n", "dry run: its content");
+	tap_ok(!strstr(r.out, "blacklist"), "dry run: no blacklist");
 	tap_contains(r.out, "  | vfio_virqfd\n", "dry run: vfio_virqfd on 5.10");
 	char *run = t_strf("pmoves-firstboot: would run chroot %s update-initramfs -u -k all\n"
 			   "pmoves-firstboot: would run chroot %s update-grub\n",
