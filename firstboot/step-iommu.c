@@ -8,14 +8,16 @@
  *   - the GPUs: "devices" from the config (PCI addresses or vendor:device IDs), else every
  *     NVIDIA display controller (vendor 0x10de, class 0x03xxxx), plus every other function of
  *     their slots (HDMI audio; the USB-C and UCSI functions of Turing cards);
- *   - IOMMU groups (/sys/kernel/iommu_groups) and each function's group and driver.
+ *   - IOMMU groups (/sys/kernel/iommu_groups) and each function's group and driver;
+ *   - each selected function's modalias, and the modules.alias of every kernel here.
  * Apply, in the kernel's current terms:
  *   - "intel_iommu=on iommu=pt" on Intel, "iommu=pt" on AMD (amd_iommu=on is not a value the
  *     kernel knows; AMD-Vi is on by default), merged into the loader's command line
  *     (fb_cmdline_merge(): a flag with the same name is replaced), and the loader refreshed;
- *   - nouveau and nvidiafb blacklisted, nouveau modeset=0; vfio-pci given the IDs of every
- *     selected function and soft dependencies so it is loaded before any driver that would
- *     claim one of them; vfio, vfio_iommu_type1, vfio_pci loaded at boot and in the initramfs,
+ *   - vfio-pci given the IDs of every selected function, and loaded before every driver that
+ *     would claim one of them (the modules whose modules.alias patterns match its modalias:
+ *     soft dependencies, below); no driver blacklisted (below);
+ *     vfio, vfio_iommu_type1, vfio_pci loaded at boot and in the initramfs,
  *     plus vfio_virqfd only when every kernel here is older than 6.2 (it was merged into vfio
  *     then, and listing a missing module breaks initramfs builds); the initramfs rebuilt;
  *   - a reboot.
@@ -33,14 +35,17 @@
 #include "firstboot.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 #define IOMMU_GROUPS "/sys/kernel/iommu_groups"
 #define INITRAMFS_MODULES "/etc/initramfs-tools/modules"
 #define VFIO_CONF "/etc/modprobe.d/pmoves-vfio.conf"
-#define BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
+/* Written by earlier versions (nouveau and nvidiafb blacklisted): removed, see OLD_BLACKLIST. */
+#define OLD_BLACKLIST_CONF "/etc/modprobe.d/pmoves-blacklist-nouveau.conf"
 #define MODULES_CONF "/etc/modules-load.d/pmoves-vfio.conf"
 #define BLOCK_BEGIN "# pmoves-firstboot iommu: begin\n"
 #define BLOCK_END "# pmoves-firstboot iommu: end\n"
@@ -48,6 +53,9 @@
 #define MAX_FUNCTIONS 4096
 #define MAX_KERNELS 64
 #define NVIDIA 0x10deu
+#define MODULES_ALIAS_MAX (64u << 20) /* Debian's 6.12 has 1.4 MB */
+#define MAX_SOFTDEPS 64
+#define MODULE_NAME_MAX 56 /* the kernel's MODULE_NAME_LEN, with the NUL */
 
 /* ---- config schema (the step record's .schema) ---- */
 
@@ -129,6 +137,7 @@ struct host {
 	enum cpu cpu;
 	char kernel[65];
 	bool virqfd;        /* every kernel here is older than 6.2 */
+	char **module_dirs; /* every name under /lib/modules */
 	char **kernels;     /* installed: names under /lib/modules with /boot/vmlinuz-NAME */
 	struct fb_boot boot; /* the loader, and the file its command line (the flags) is in */
 	struct pci_fn *fn;
@@ -141,6 +150,7 @@ struct host {
 
 static void host_done(struct host *h)
 {
+	strv_free(h->module_dirs);
 	strv_free(h->kernels);
 	free(h->fn);
 	free(h->proc_cmdline);
@@ -322,6 +332,19 @@ static bool kernel_older_than_6_2(const char *v)
 	return maj < 6 || (maj == 6 && min < 2);
 }
 
+/* A kernel release, as a name under /lib/modules: valid_name()'s characters and '+', which
+ * Debian's releases have had since 6.x ("6.12.95+deb12-amd64"). */
+static bool valid_kernel_name(const char *s)
+{
+	char buf[65];
+	size_t n = strlen(s);
+	if (n >= sizeof(buf))
+		return false;
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = s[i] == '+' ? '_' : s[i];
+	return valid_name(buf, 64);
+}
+
 static int scan_kernels(struct host *h)
 {
 	h->virqfd = kernel_older_than_6_2(h->kernel);
@@ -332,7 +355,7 @@ static int scan_kernels(struct host *h)
 	int r = 0;
 	size_t n = 0;
 	while ((de = readdir(d)) && r == 0) {
-		if (de->d_name[0] == '.' || !valid_name(de->d_name, 64))
+		if (de->d_name[0] == '.' || !valid_kernel_name(de->d_name))
 			continue;
 		if (++n > MAX_KERNELS) {
 			r = -E2BIG;
@@ -341,10 +364,13 @@ static int scan_kernels(struct host *h)
 		h->virqfd &= kernel_older_than_6_2(de->d_name);
 		char vmlinuz[128];
 		snprintf(vmlinuz, sizeof(vmlinuz), "/boot/vmlinuz-%.64s", de->d_name);
-		if (fb_exists(vmlinuz) == 1)
+		r = strv_push(&h->module_dirs, de->d_name);
+		if (r == 0 && fb_exists(vmlinuz) == 1)
 			r = strv_push(&h->kernels, de->d_name);
 	}
 	closedir(d);
+	if (r == 0 && h->module_dirs)
+		strv_sort(h->module_dirs);
 	if (r == 0 && h->kernels)
 		strv_sort(h->kernels);
 	return r;
@@ -457,16 +483,180 @@ static char *vfio_ids(const struct host *h)
 	return strv_join(ids, ",");
 }
 
-/* Drivers that would claim a selected function before vfio-pci: by the function's class. */
-static bool any_class(const struct host *h, unsigned cls16)
+/* ---- the drivers vfio-pci must come before ----
+ *
+ * udev has a PCI function's driver loaded by asking modprobe for the function's modalias, and
+ * modprobe loads the modules whose patterns in modules.alias (written by depmod from each
+ * module's device table) match it, as fnmatch(3) does. So the drivers that could take a
+ * selected function are exactly the modules whose patterns match its modalias, whatever the
+ * vendor: amdgpu or radeon, i915 or xe, nouveau, nvidia once DKMS built it, snd_hda_intel,
+ * xhci_pci. Each gets "softdep MODULE pre: vfio-pci": modprobe loads vfio-pci first, vfio-pci
+ * takes the IDs it is given as it loads, and the driver finds the function taken. The kernel
+ * of the next boot is not known here (a Proxmox host has Debian's and Proxmox's) and modprobe.d
+ * serves every kernel, so the patterns of every kernel under /lib/modules count; a softdep for
+ * a module some kernel lacks is never used by it. */
+
+/* The modalias of the function at ADDR, as the kernel hands it to modprobe
+ * ("pci:v000010DEd00002204sv00001458sd0000403Bbc03sc00i00"). */
+static int read_modalias(const char *addr, char *buf, size_t size)
 {
-	for (size_t k = 0; k < h->n_fn; k++)
-		if (h->fn[k].selected && (h->fn[k].class >> 8) == cls16)
-			return true;
-	return false;
+	char path[128];
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/modalias", addr);
+	int r = fb_read_line(path, buf, size);
+	if (r < 0)
+		return r;
+	size_t n = strlen(buf);
+	if (n <= 4 || n + 1 >= size || strncmp(buf, "pci:", 4))
+		return -EINVAL;
+	for (size_t i = 4; i < n; i++)
+		if (!isalnum((unsigned char)buf[i]))
+			return -EINVAL;
+	return 0;
 }
 
-static char *vfio_conf(const struct host *h)
+/* NAME from modules.alias as modprobe.d names it, into RET: '-' and '_' are the same in module
+ * names, and depmod writes '_'. false: not a module name. */
+static bool module_name(const char *name, char ret[MODULE_NAME_MAX])
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= MODULE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		char c = name[i];
+		if (c && !isalnum((unsigned char)c) && c != '_' && c != '-')
+			return false;
+		ret[i] = c == '-' ? '_' : c;
+	}
+	return true;
+}
+
+/* The next word of *P (words are separated by blanks), terminated in place; NULL at the end. */
+static char *next_word(char **p)
+{
+	char *s = *p + strspn(*p, " \t");
+	if (!*s)
+		return NULL;
+	char *e = s + strcspn(s, " \t");
+	if (*e)
+		*e++ = '\0';
+	*p = e;
+	return s;
+}
+
+/* Add to *MODS (each once, never vfio_pci itself) the modules whose patterns in KVER's
+ * modules.alias match one of MODALIASES: 0, -ENOENT (no modules.alias), or -errno with
+ * *ret_msg set. */
+static int match_aliases(const char *kver, char *const *modaliases, char ***mods, char **ret_msg)
+{
+	_cleanup_free_ char *path = fb_strdupf("/lib/modules/%s/modules.alias", kver), *text = NULL;
+	size_t len = 0;
+	if (!path)
+		return -ENOMEM;
+	int r = fb_read(path, MODULES_ALIAS_MAX, &text, &len);
+	if (r == -ENOENT)
+		return r;
+	if (r == 0 && memchr(text, '\0', len))
+		r = -EINVAL;
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot read '%s': %s", path,
+				      r == -EINVAL ? "not a text file" : r == -EFBIG ? "larger than 64 MiB" : strerror(-r));
+		return r;
+	}
+	size_t lineno = 0;
+	for (char *line = text, *end = text + len, *next; line < end; line = next) {
+		next = line + strcspn(line, "\n");
+		if (next < end)
+			*next++ = '\0';
+		lineno++;
+		char *p = line, *kw = next_word(&p), *pattern = kw ? next_word(&p) : NULL, *mod = pattern ? next_word(&p) : NULL;
+		if (!mod || !STREQ(kw, "alias"))
+			continue; /* comments, blank lines, and what is not an alias */
+		bool match = false;
+		for (char *const *m = modaliases; m && *m && !match; m++)
+			match = fnmatch(pattern, *m, 0) == 0;
+		if (!match)
+			continue;
+		char name[MODULE_NAME_MAX];
+		if (!module_name(mod, name)) {
+			*ret_msg = str_has_control(mod) ? fb_strdupf("'%s' line %zu: the module name has control characters", path, lineno)
+							: fb_strdupf("'%s' line %zu: '%.64s' is not a module name", path, lineno, mod);
+			return -EINVAL;
+		}
+		if (STREQ(name, "vfio_pci") || strv_contains(*mods, name))
+			continue;
+		if (strv_length(*mods) == MAX_SOFTDEPS) {
+			*ret_msg = fb_strdupf("more than %d modules match the selected PCI functions ('%s')", MAX_SOFTDEPS, path);
+			return -E2BIG;
+		}
+		if ((r = strv_push(mods, name)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The modules to load after vfio-pci, sorted (NULL: none). A kernel that can boot (it has
+ * /boot/vmlinuz-VERSION) without a modules.alias is an error: its drivers cannot be told. */
+static int softdep_modules(const struct host *h, char ***ret, char **ret_msg)
+{
+	_cleanup_strv_ char **modaliases = NULL, **mods = NULL;
+	int r;
+	for (size_t k = 0; k < h->n_fn; k++) {
+		char modalias[128];
+		if (!h->fn[k].selected)
+			continue;
+		if ((r = read_modalias(h->fn[k].addr, modalias, sizeof(modalias))) < 0) {
+			*ret_msg = fb_strdupf("cannot read the modalias of PCI function '%s': %s", h->fn[k].addr,
+					      r == -EINVAL ? "not a PCI modalias" : strerror(-r));
+			return r;
+		}
+		if ((r = strv_push(&modaliases, modalias)) < 0)
+			return r;
+	}
+	size_t files = 0;
+	for (char **k = h->module_dirs; k && *k; k++) {
+		r = match_aliases(*k, modaliases, &mods, ret_msg);
+		if (r == -ENOENT && !strv_contains(h->kernels, *k))
+			continue; /* what a removed kernel left behind */
+		if (r == -ENOENT) {
+			*ret_msg = fb_strdupf("'/lib/modules/%s/modules.alias' is missing: the drivers to load after vfio-pci "
+					      "cannot be told (run 'depmod %s')",
+					      *k, *k);
+			return r;
+		}
+		if (r < 0)
+			return r;
+		files++;
+	}
+	if (!files) {
+		*ret_msg = strdup("no kernel in '/lib/modules' has a 'modules.alias': the drivers to load after vfio-pci cannot be told");
+		return -ENOENT;
+	}
+	if (mods)
+		strv_sort(mods);
+	*ret = TAKE_PTR(mods);
+	return 0;
+}
+
+/* No blacklist. vfio-pci is loaded before any driver that matches a selected function: from
+ * the initramfs and modules-load.d, and by modprobe itself through the softdeps whenever one of
+ * those drivers is asked for (udev's coldplug, in the initramfs too, which carries modprobe.d).
+ * It takes the selected IDs as it loads, and a driver loaded after it finds those functions
+ * bound and leaves them. A blacklist would add nothing for them, and it would keep the driver
+ * from every other device that needs it: the host's own GPU on nouveau, amdgpu, i915 or xe, its
+ * sound on snd_hda_intel, its USB on xhci_pci. (It would not stop a driver built into the
+ * kernel either: modprobe.d acts on modules only.) Earlier versions blacklisted nouveau and
+ * nvidiafb, and set nouveau modeset=0, for every NVIDIA passthrough: that file is removed when
+ * it is still there as they wrote it. */
+#define OLD_BLACKLIST HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
+
+/* 1: OLD_BLACKLIST_CONF is there as an earlier version wrote it; 0: not; -errno. */
+static int old_blacklist(void)
+{
+	int r = fb_file_is(OLD_BLACKLIST_CONF, OLD_BLACKLIST, strlen(OLD_BLACKLIST));
+	return r == -ENOENT ? 0 : r;
+}
+
+static char *vfio_conf(const struct host *h, char *const *softdeps)
 {
 	_cleanup_free_ char *ids = vfio_ids(h);
 	if (!ids)
@@ -478,13 +668,8 @@ static char *vfio_conf(const struct host *h)
 		return NULL;
 	fputs(HEADER, f);
 	fprintf(f, "options vfio-pci ids=%s\n", ids);
-	fputs("softdep nouveau pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\nsoftdep nvidiafb pre: vfio-pci\n", f);
-	if (any_class(h, 0x0403)) /* HD Audio */
-		fputs("softdep snd_hda_intel pre: vfio-pci\n", f);
-	if (any_class(h, 0x0c03)) /* USB (Turing's USB-C) */
-		fputs("softdep xhci_pci pre: vfio-pci\n", f);
-	if (any_class(h, 0x0c80)) /* serial bus: Turing's UCSI */
-		fputs("softdep i2c_nvidia_gpu pre: vfio-pci\n", f);
+	for (char *const *m = softdeps; m && *m; m++)
+		fprintf(f, "softdep %s pre: vfio-pci\n", *m);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -517,9 +702,11 @@ static int initramfs_text(const struct host *h, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* Every file the step writes, with its content; a message when it cannot. */
-static int wanted_files(const struct host *h, struct fb_file_set *ret, char **ret_msg)
+/* Every file the step writes, with its content, and the modules vfio-pci comes before (when
+ * RET_SOFTDEPS is not NULL); a message when it cannot. */
+static int wanted_files(const struct host *h, struct fb_file_set *ret, char ***ret_softdeps, char **ret_msg)
 {
+	_cleanup_strv_ char **softdeps = NULL;
 	char *text = NULL;
 	int r;
 	if (!h->boot.cmdline_file) {
@@ -534,18 +721,22 @@ static int wanted_files(const struct host *h, struct fb_file_set *ret, char **re
 	}
 	if ((r = fb_file_set_add(ret, strdup(h->boot.cmdline_file), text, 0644)) < 0 || !h->n_gpus)
 		return r;
-	if ((r = fb_file_set_add(ret, strdup(VFIO_CONF), vfio_conf(h), 0644)) < 0 ||
-	    (r = fb_file_set_add(ret, strdup(BLACKLIST_CONF),
-				 strdup(HEADER "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"), 0644)) < 0 ||
+	if ((r = softdep_modules(h, &softdeps, ret_msg)) < 0)
+		return r;
+	if ((r = fb_file_set_add(ret, strdup(VFIO_CONF), vfio_conf(h, softdeps), 0644)) < 0 ||
 	    (r = fb_file_set_add(ret, strdup(MODULES_CONF), fb_strdupf(HEADER "%s", modules_list(h)), 0644)) < 0)
 		return r;
-	if (fb_exists("/etc/initramfs-tools") != 1)
-		return 0;
-	if ((r = initramfs_text(h, &text)) < 0) {
-		*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
-		return r;
+	if (fb_exists("/etc/initramfs-tools") == 1) {
+		if ((r = initramfs_text(h, &text)) < 0) {
+			*ret_msg = fb_strdupf("cannot edit '%s': %s", INITRAMFS_MODULES, strerror(-r));
+			return r;
+		}
+		if ((r = fb_file_set_add(ret, strdup(INITRAMFS_MODULES), text, 0644)) < 0)
+			return r;
 	}
-	return fb_file_set_add(ret, strdup(INITRAMFS_MODULES), text, 0644);
+	if (ret_softdeps)
+		*ret_softdeps = TAKE_PTR(softdeps);
+	return 0;
 }
 
 /* ---- what is in effect ---- */
@@ -617,8 +808,10 @@ static int iommu_check(const struct fb_ctx *c, json_object *section, char **ret_
 		return 1;
 	}
 	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
-	if ((r = wanted_files(&h, &w, ret_msg)) < 0 || (r = fb_file_set_check(&w)) <= 0)
+	if ((r = wanted_files(&h, &w, NULL, ret_msg)) < 0 || (r = fb_file_set_check(&w)) <= 0)
 		return r;
+	if ((r = old_blacklist()) != 0)
+		return r < 0 ? r : 0;
 	bool bound;
 	const char *missing;
 	_cleanup_free_ char *what = describe(&h, &bound, &missing);
@@ -668,14 +861,26 @@ static enum fb_result iommu_apply(const struct fb_ctx *c, json_object *section, 
 	if (detect(&h, section, ret_msg) < 0)
 		return FB_FAILED;
 	_cleanup_(fb_file_set_done) struct fb_file_set w = { 0 };
-	if (wanted_files(&h, &w, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0 || refresh(&h, h.n_gpus > 0, ret_msg) < 0)
+	_cleanup_strv_ char **softdeps = NULL;
+	if (wanted_files(&h, &w, &softdeps, ret_msg) < 0 || fb_file_set_write(&w, ret_msg) < 0)
+		return FB_FAILED;
+	/* The initramfs carries modprobe.d: rebuilt when the old blacklist goes too. */
+	int old = old_blacklist(), r = old > 0 ? fb_remove(OLD_BLACKLIST_CONF) : old;
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot %s '%s': %s", old < 0 ? "read" : "remove", OLD_BLACKLIST_CONF, strerror(-r));
+		return FB_FAILED;
+	}
+	if (refresh(&h, h.n_gpus > 0 || old > 0, ret_msg) < 0)
 		return FB_FAILED;
 	const char *flags[3];
 	size_t nf = cpu_flags(&h, flags);
-	_cleanup_free_ char *ids = vfio_ids(&h);
-	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
+	_cleanup_free_ char *ids = h.n_gpus ? vfio_ids(&h) : strdup(""), *before = softdeps ? strv_join(softdeps, ", ") : strdup("");
+	if (!ids || !before)
+		return FB_FAILED;
+	*ret_msg = fb_strdupf("%s%s%s in '%s'%s%s%s%s%s%s; reboot to apply", nf ? flags[0] : "no IOMMU flags for this CPU",
 			      nf > 1 ? " " : "", nf > 1 ? flags[1] : "", h.boot.cmdline_file, h.n_gpus ? "; vfio-pci ids=" : "",
-			      h.n_gpus && ids ? ids : "");
+			      ids, *before ? " (loaded before " : "", before, *before ? ")" : "",
+			      old > 0 ? "; the old blacklist '" OLD_BLACKLIST_CONF "' removed" : "");
 	return FB_REBOOT;
 }
 

@@ -1,10 +1,12 @@
 /* The iommu step on fixture trees laid out like real machines: sysfs PCI functions under
- * /sys/devices/pci0000:00/... with the /sys/bus/pci/devices links, iommu_group and driver
- * links and /sys/kernel/iommu_groups; /proc/cpuinfo, /proc/cmdline, the kernel release;
- * /lib/modules and /boot; the boot loader's files. External commands go to the recording
- * stand-in runner. Each case checks the exact files and command lines written. */
+ * /sys/devices/pci0000:00/... with the /sys/bus/pci/devices links, modalias, iommu_group and
+ * driver links and /sys/kernel/iommu_groups; /proc/cpuinfo, /proc/cmdline, the kernel release;
+ * /lib/modules (with lines of Debian's real modules.alias files, tests/fixtures/iommu) and
+ * /boot; the boot loader's files. External commands go to the recording stand-in runner. Each
+ * case checks the exact files and command lines written. */
 #include "test-fb-lib.h"
 
+#include <dirent.h>
 #include <json-c/json.h>
 
 #define CONFIG_OFF_OTHERS "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
@@ -42,14 +44,25 @@ static char *ups(const char *parent)
 	return s;
 }
 
+/* The modalias the kernel makes of the IDs (drivers/pci/pci-sysfs.c), with the subsystem IDs
+ * 1458:403b (a Gigabyte board's: the patterns that matter here do not look at them). */
+static char *modalias(const struct fn *f)
+{
+	unsigned long v = strtoul(f->vendor, NULL, 16), d = strtoul(f->device, NULL, 16), c = strtoul(f->class, NULL, 16);
+	return t_strf("pci:v%08lXd%08lXsv00001458sd0000403Bbc%02lXsc%02lXi%02lX\n", v, d, c >> 16, (c >> 8) & 0xff, c & 0xff);
+}
+
 static void add_fn(const char *root, const struct fn *f)
 {
 	char *dir = t_strf("sys/devices/%s/%s", f->parent, f->addr);
 	char *v = t_strf("%s/vendor", dir), *d = t_strf("%s/device", dir), *c = t_strf("%s/class", dir);
 	char *vt = t_strf("%s\n", f->vendor), *dt = t_strf("%s\n", f->device), *ct = t_strf("%s\n", f->class);
+	char *ma = t_strf("%s/modalias", dir), *mat = modalias(f);
 	t_write(root, v, vt);
 	t_write(root, d, dt);
 	t_write(root, c, ct);
+	t_write(root, ma, mat);
+	free(ma), free(mat);
 	char *bus = t_strf("../../../devices/%s/%s", f->parent, f->addr), *link = t_strf("sys/bus/pci/devices/%s", f->addr);
 	symlink_in(root, bus, link);
 	char *up = ups(f->parent);
@@ -78,6 +91,33 @@ static void set_driver(const char *root, const struct fn *f, const char *driver)
 	free(up), free(drv), free(dl);
 }
 
+/* The fixture modules.alias (tests/fixtures/iommu/NAME): lines of Debian's real ones. */
+static char *alias_fixture(const char *name)
+{
+	const char *src = getenv("PMOVES_SRCDIR") ? getenv("PMOVES_SRCDIR") : ".";
+	char *rel = t_strf("tests/fixtures/iommu/%s", name), *text = t_read(src, rel);
+	if (!text) {
+		printf("Bail out! cannot read '%s/%s' (run from the top of the tree or set PMOVES_SRCDIR)\n", src, rel);
+		exit(1);
+	}
+	free(rel);
+	return text;
+}
+
+/* An installed kernel: its modules (modules.dep, and modules.alias: Debian's 6.12 lines for a
+ * 6.12 kernel, its 6.1 lines for any other), its image and initrd in /boot. */
+static void add_kernel(const char *root, const char *kernel)
+{
+	char *mod = t_strf("lib/modules/%s/modules.dep", kernel), *alias = t_strf("lib/modules/%s/modules.alias", kernel),
+	     *vml = t_strf("boot/vmlinuz-%s", kernel), *ird = t_strf("boot/initrd.img-%s", kernel);
+	char *text = alias_fixture(strncmp(kernel, "6.12.", 5) ? "modules.alias-6.1" : "modules.alias-6.12");
+	t_write(root, mod, "");
+	t_write(root, alias, text);
+	t_write(root, vml, "kernel");
+	t_write(root, ird, "initrd");
+	free(mod), free(alias), free(vml), free(ird), free(text);
+}
+
 enum vendor { INTEL, AMD };
 enum loader { SYSTEMD_BOOT, GRUB, PROXMOX_SDBOOT };
 
@@ -95,12 +135,7 @@ static char *machine(enum vendor cpu, const char *kernel, enum loader loader, co
 	char *rel = t_strf("%s\n", kernel);
 	t_write(root, "proc/sys/kernel/osrelease", rel);
 	free(rel);
-	char *mod = t_strf("lib/modules/%s/modules.dep", kernel), *vml = t_strf("boot/vmlinuz-%s", kernel),
-	     *ird = t_strf("boot/initrd.img-%s", kernel);
-	t_write(root, mod, "");
-	t_write(root, vml, "kernel");
-	t_write(root, ird, "initrd");
-	free(mod), free(vml), free(ird);
+	add_kernel(root, kernel);
 	t_write(root, "etc/initramfs-tools/modules", "# List of modules that you want to include in your initramfs.\n# They will be loaded at boot time in the order below.\n");
 	switch (loader) {
 	case SYSTEMD_BOOT:
@@ -150,6 +185,25 @@ static void file_is(const char *root, const char *rel, const char *want, const c
 	free(got);
 }
 
+/* The names in ROOT/etc/modprobe.d, sorted, one a line; valid until the next call. */
+static const char *modprobe_d(const char *root)
+{
+	static char buf[1024];
+	char *dir = t_strf("%s/etc/modprobe.d", root);
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, NULL, alphasort);
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (list[i]->d_name[0] != '.' && len < sizeof(buf))
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s\n", list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	free(dir);
+	return buf;
+}
+
 /* The step's state in state.json ("" when there is none); valid until the next call. */
 static const char *step_state(const char *root, const char *step)
 {
@@ -173,7 +227,8 @@ static void reboot_into(const char *root, const char *cmdline)
 }
 
 #define HDR "# Written by pmoves-firstboot (iommu step): change its config, not this file.\n"
-#define BLACKLIST HDR "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
+/* What earlier versions wrote for every NVIDIA passthrough. */
+#define OLD_BLACKLIST HDR "blacklist nouveau\nblacklist nvidiafb\noptions nouveau modeset=0\n"
 #define MODULES HDR "vfio\nvfio_iommu_type1\nvfio_pci\n"
 #define MODULES_VIRQFD HDR "vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n"
 #define INITRAMFS(list)                                                                            \
@@ -195,17 +250,18 @@ static void test_intel_3090(void)
 	char *root = machine(INTEL, "6.1.0-27-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
 	struct t_result r = t_run(root, NULL);
 	tap_is_int(r.status, 0, "intel+3090: the run asks for a reboot (exit 0)");
-	tap_contains(r.out, "step=iommu state=reboot intel_iommu=on iommu=pt in '/etc/kernel/cmdline'; vfio-pci ids=10de:1aef,10de:2204; reboot to apply",
-		     "intel+3090: the console says what was set");
+	tap_contains(r.out, "step=iommu state=reboot intel_iommu=on iommu=pt in '/etc/kernel/cmdline'; vfio-pci ids=10de:1aef,10de:2204 (loaded before nouveau, snd_hda_intel); reboot to apply",
+		     "intel+3090: the console says what was set, and the drivers vfio-pci comes before");
 	file_is(root, "etc/kernel/cmdline",
 		"root=UUID=e5a13f75-f307-88e8-ada7-5978ab7cac8d console=tty0 console=ttyS0,115200 rw intel_iommu=on iommu=pt\n",
 		"intel+3090: Intel flags appended to the systemd-boot command line");
 	file_is(root, "etc/modprobe.d/pmoves-vfio.conf",
 		HDR "options vfio-pci ids=10de:1aef,10de:2204\n"
-		    "softdep nouveau pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\nsoftdep nvidiafb pre: vfio-pci\n"
-		    "softdep snd_hda_intel pre: vfio-pci\n",
-		"intel+3090: vfio-pci takes the GPU and its audio function");
-	file_is(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", BLACKLIST, "intel+3090: nouveau blacklisted");
+		    "softdep nouveau pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n",
+		"intel+3090: vfio-pci takes the GPU and its audio function, before the drivers Debian 6.1's modules.alias "
+		"matches them with (no nvidia: it is not installed)");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n",
+		   "intel+3090: nothing blacklisted (vfio-pci comes before nouveau by the softdep)");
 	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES_VIRQFD,
 		"intel+3090: vfio modules at boot, vfio_virqfd too (6.1 still has it as a module)");
 	file_is(root, "etc/initramfs-tools/modules", INITRAMFS("vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n"),
@@ -266,9 +322,9 @@ static void test_amd_2080_grub(void)
 		"amd+2080: iommu=pt replaces iommu=soft in GRUB_CMDLINE_LINUX_DEFAULT, no amd_iommu=on, the rest kept");
 	file_is(root, "etc/modprobe.d/pmoves-vfio.conf",
 		HDR "options vfio-pci ids=10de:10f8,10de:1ad8,10de:1ad9,10de:1e87\n"
-		    "softdep nouveau pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\nsoftdep nvidiafb pre: vfio-pci\n"
-		    "softdep snd_hda_intel pre: vfio-pci\nsoftdep xhci_pci pre: vfio-pci\nsoftdep i2c_nvidia_gpu pre: vfio-pci\n",
-		"amd+2080: all four Turing functions to vfio-pci, with soft dependencies for their drivers");
+		    "softdep nouveau pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\nsoftdep xhci_pci pre: vfio-pci\n",
+		"amd+2080: all four Turing functions to vfio-pci, with soft dependencies for their drivers (USB-C: "
+		"xhci_pci by class; UCSI: none in Debian's kernel)");
 	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES_VIRQFD, "amd+2080: vfio_virqfd listed on 5.15");
 	file_is(root, "etc/initramfs-tools/modules", INITRAMFS("vfio\nvfio_iommu_type1\nvfio_pci\nvfio_virqfd\n"),
 		"amd+2080: and in the initramfs");
@@ -316,6 +372,23 @@ static void test_amd_4090_proxmox(void)
 	tap_is_str(calls, want, "amd+4090: initramfs rebuilt, proxmox-boot-tool refresh");
 	free(calls), free(want);
 	tap_ok(!t_exists(root, "etc/default/grub"), "amd+4090: no GRUB file made");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* ---- a kernel release with '+' (Debian's since 6.x: backports, trixie), systemd-boot ---- */
+
+static void test_plus_kernel(void)
+{
+	char *root = machine(INTEL, "6.12.95+deb12-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "kernel 6.12.95+deb12-amd64: reboot asked for");
+	char *calls = calls_of(root);
+	char *want = t_strf("chroot %s update-initramfs -u -k all\n"
+			    "chroot %s kernel-install add 6.12.95+deb12-amd64 /boot/vmlinuz-6.12.95+deb12-amd64 /boot/initrd.img-6.12.95+deb12-amd64\n",
+			    root, root);
+	tap_is_str(calls, want, "kernel 6.12.95+deb12-amd64: its systemd-boot entry rewritten by kernel-install");
+	free(calls), free(want);
 	t_result_free(&r);
 	t_cleanup(root);
 }
@@ -450,6 +523,212 @@ static void test_iommu_off(void)
 	t_cleanup(root);
 }
 
+/* ---- not NVIDIA: an AMD GPU passed through, the Intel iGPU kept by the host ---- */
+
+static const struct fn amd_rx6800[] = {
+	{ "0000:00:00.0", "pci0000:00", "0x8086", "0x4660", "0x060000", 0, NULL },
+	{ "0000:00:01.0", "pci0000:00", "0x8086", "0x460d", "0x060400", 1, "pcieport" },
+	{ "0000:01:00.0", "pci0000:00/0000:00:01.0", "0x1002", "0x73bf", "0x030000", 1, "amdgpu" },
+	{ "0000:01:00.1", "pci0000:00/0000:00:01.0", "0x1002", "0xab28", "0x040300", 1, "snd_hda_intel" },
+	{ "0000:00:02.0", "pci0000:00", "0x8086", "0x4680", "0x030000", 2, "i915" },
+	{ "0000:00:1f.3", "pci0000:00", "0x8086", "0x7ad0", "0x040300", 3, "snd_hda_intel" },
+};
+
+static void test_amd_gpu_intel_host(void)
+{
+	char *root = machine(INTEL, "6.12.95+deb12-amd64", SYSTEMD_BOOT, amd_rx6800, ARRAY_SIZE(amd_rx6800),
+			     "{\"devices\": [\"0000:01:00.0\"]}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "amd gpu: reboot asked for");
+	tap_contains(r.out, "step=iommu state=reboot intel_iommu=on iommu=pt in '/etc/kernel/cmdline'; vfio-pci ids=1002:73bf,1002:ab28 "
+			    "(loaded before amdgpu, snd_hda_intel); reboot to apply",
+		     "amd gpu: the console names the drivers vfio-pci comes before");
+	file_is(root, "etc/modprobe.d/pmoves-vfio.conf",
+		HDR "options vfio-pci ids=1002:73bf,1002:ab28\nsoftdep amdgpu pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\n",
+		"amd gpu: the RX 6800 XT and its audio function to vfio-pci, loaded before amdgpu and snd_hda_intel "
+		"(Debian 6.12's modules.alias); nothing for the host's i915");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "amd gpu: nothing blacklisted, nouveau least of all");
+	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES, "amd gpu: vfio modules at boot");
+	t_result_free(&r);
+
+	/* The reboot: the card's functions on vfio-pci, the iGPU and the board's audio still the host's. */
+	reboot_into(root, "initrd=\\pmoves\\x\\initrd root=UUID=e5a13f75-f307-88e8-ada7-5978ab7cac8d console=tty0 console=ttyS0,115200 rw intel_iommu=on iommu=pt\n");
+	set_driver(root, &amd_rx6800[2], "vfio-pci");
+	set_driver(root, &amd_rx6800[3], "vfio-pci");
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "amd gpu after the reboot: done");
+	tap_contains(r.out, "step=iommu state=ok IOMMU on (4 groups); 0000:01:00.0 1002:73bf group 1 vfio-pci, 0000:01:00.1 1002:ab28 group 1 vfio-pci\n",
+		     "amd gpu after the reboot: both functions on vfio-pci, the host's devices not listed");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* ---- not NVIDIA: an Intel Arc passed through, an NVIDIA card kept by the host on nouveau ---- */
+
+static const struct fn arc_a770[] = {
+	{ "0000:00:01.1", "pci0000:00", "0x1022", "0x1483", "0x060400", 2, "pcieport" },
+	{ "0000:03:00.0", "pci0000:00/0000:00:01.1/0000:01:00.0/0000:02:01.0", "0x8086", "0x56a0", "0x030000", 14, "i915" },
+	{ "0000:04:00.0", "pci0000:00/0000:00:01.1/0000:01:00.0/0000:02:04.0", "0x8086", "0x4f90", "0x040300", 15, "snd_hda_intel" },
+	{ "0000:0b:00.0", "pci0000:00/0000:00:03.1", "0x10de", "0x1d01", "0x030000", 20, "nouveau" },
+	{ "0000:0b:00.1", "pci0000:00/0000:00:03.1", "0x10de", "0x0fb8", "0x040300", 20, "snd_hda_intel" },
+};
+
+static void test_intel_gpu_nvidia_host(void)
+{
+	/* Running Debian's 6.1, with the backports 6.12 installed too: xe is only in 6.12. */
+	char *root = machine(AMD, "6.1.0-27-amd64", GRUB, arc_a770, ARRAY_SIZE(arc_a770), "{\"devices\": [\"8086:56a0\", \"8086:4f90\"]}");
+	add_kernel(root, "6.12.95+deb12-amd64");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "intel gpu: reboot asked for");
+	file_is(root, "etc/modprobe.d/pmoves-vfio.conf",
+		HDR "options vfio-pci ids=8086:4f90,8086:56a0\n"
+		    "softdep i915 pre: vfio-pci\nsoftdep snd_hda_intel pre: vfio-pci\nsoftdep xe pre: vfio-pci\n",
+		"intel gpu: the Arc A770 and its audio to vfio-pci, loaded before i915 and snd_hda_intel (both kernels) and xe "
+		"(only the 6.12 one has it); nothing for the host's nouveau");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "intel gpu: nothing blacklisted: the host keeps nouveau for its GT 1030");
+	file_is(root, "etc/modules-load.d/pmoves-vfio.conf", MODULES, "intel gpu: no vfio_virqfd (a 6.12 kernel is installed)");
+	char *calls = calls_of(root);
+	char *want = t_strf("chroot %s update-initramfs -u -k all\nchroot %s update-grub\n", root, root);
+	tap_is_str(calls, want, "intel gpu: initramfs rebuilt, update-grub");
+	free(calls), free(want);
+	t_result_free(&r);
+
+	reboot_into(root, "BOOT_IMAGE=/boot/vmlinuz root=UUID=1234 ro quiet iommu=pt\n");
+	set_driver(root, &arc_a770[1], "vfio-pci");
+	set_driver(root, &arc_a770[2], "vfio-pci");
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "intel gpu after the reboot: done");
+	tap_contains(r.out, "step=iommu state=ok IOMMU on (4 groups); 0000:03:00.0 8086:56a0 group 14 vfio-pci, 0000:04:00.0 8086:4f90 group 15 vfio-pci\n",
+		     "intel gpu after the reboot: the Arc's functions on vfio-pci");
+	t_result_free(&r);
+
+	/* A host an earlier version provisioned: its nouveau blacklist is there, as it wrote it.
+	 * With a changed config every step is checked again: the blacklist is gone, the
+	 * initramfs (which carries modprobe.d) rebuilt, a reboot asked for. */
+	t_write(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", OLD_BLACKLIST);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" CONFIG_OFF_OTHERS ", \"iommu\": {\"devices\": [\"8086:56a0\", \"8086:4f90\"], \"without_gpu\": false}}");
+	clear_calls(root);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=iommu state=reboot iommu=pt in '/etc/default/grub'; vfio-pci ids=8086:4f90,8086:56a0 (loaded before i915, "
+			    "snd_hda_intel, xe); the old blacklist '/etc/modprobe.d/pmoves-blacklist-nouveau.conf' removed; reboot to apply",
+		     "old blacklist: the check finds it, apply removes it and says so");
+	tap_is_str(modprobe_d(root), "pmoves-vfio.conf\n", "old blacklist: gone");
+	calls = calls_of(root);
+	want = t_strf("chroot %s update-initramfs -u -k all\nchroot %s update-grub\n", root, root);
+	tap_is_str(calls, want, "old blacklist: initramfs rebuilt without it");
+	free(calls), free(want);
+	t_result_free(&r);
+
+	t_cleanup(root);
+
+	/* A file of that name that is not the one we wrote is the admin's: left alone. */
+	root = machine(AMD, "6.1.0-27-amd64", GRUB, arc_a770, ARRAY_SIZE(arc_a770), "{\"devices\": [\"8086:56a0\", \"8086:4f90\"]}");
+	t_write(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", "blacklist nouveau\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "vfio-pci ids=8086:4f90,8086:56a0 (loaded before i915, snd_hda_intel); reboot to apply",
+		     "a blacklist of the admin's: the step applies, says nothing of it");
+	file_is(root, "etc/modprobe.d/pmoves-blacklist-nouveau.conf", "blacklist nouveau\n", "a blacklist of the admin's: kept");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* ---- glob patterns in modules.alias, module names, what is not an alias ---- */
+
+/* Made up for this test, against the RTX 3090's modaliases
+ * (pci:v000010DEd00002204sv00001458sd0000403Bbc03sc00i00 and the audio function's
+ * ...d00001AEF...bc04sc03i00): the glob forms real modules.alias files use ('*', '?', '[...]',
+ * as in dmi:*:[bs]vnD[Ee][Ll][Ll]*:* and mdio:0000000000100010010101100001????), matched
+ * whole and case-sensitive as modprobe does; a name with '-' as one with '_'; NVIDIA's own
+ * driver as its DKMS build registers it. The m_ modules must match, the n_ ones not. */
+#define TRICKY_ALIASES                                                                  \
+	"# Aliases extracted from modules themselves.\n"                                \
+	"alias pci:v000010DEd0000220?sv*sd*bc03sc*i* m_question\n"                      \
+	"alias pci:v000010DEd000022[0-4]4sv*sd*bc03sc*i* m_range\n"                     \
+	"alias pci:v000010DEd000022[!0]4sv*sd*bc03sc*i* n_negated_range\n"              \
+	"alias pci:v000010DEd00002204sv*sd*bc03sc00i00 m_exact\n"                       \
+	"alias pci:v000010DEd00002204 n_prefix_only\n"                                  \
+	"alias pci:v000010ded00002204sv*sd*bc*sc*i* n_lower_case\n"                     \
+	"alias pci:v00008086d000010DEsv*sd*bc*sc*i* n_device_10de\n"                    \
+	"alias pci:v0000????d00002204sv*sd*bc03sc00i01* n_prog_if\n"                    \
+	"alias pci:v00001234d*sv*sd*bc*sc*i* n/bad/name_that_matches_nothing\n"         \
+	"\n"                                                                            \
+	"alias pci:v*d*sv*sd*bc04sc03i00* m-dash-name\n"                                \
+	"alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci\n"                                  \
+	"alias pci:* vfio-pci\n"                                                        \
+	"alias pci:v000010DEd*sv*sd*bc03sc00i00* nvidia\n"                              \
+	"alias pci:v000010DEd00002204sv*sd*bc*sc*i*\n"                                  \
+	"softdep nouveau pre: n_not_an_alias\n"                                         \
+	"alias \t pci:v000010DEd00002204sv*sd*bc*sc*i*  \t m_blanks \n"                 \
+	"alias pci:v000010DEd00002204sv*sd*bc*sc*i* m_last_line_without_newline"
+
+static void test_alias_patterns(void)
+{
+	char *root = machine(INTEL, "6.1.0-27-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	t_write(root, "lib/modules/6.1.0-27-amd64/modules.alias", TRICKY_ALIASES);
+	/* Left behind by a removed kernel (no /boot/vmlinuz): read when it has a modules.alias
+	 * (the same module with '_'), passed over when it has none. */
+	t_write(root, "lib/modules/6.1.0-26-amd64/modules.alias", "alias pci:v000010DEd*sv*sd*bc04sc03i00* m_dash_name\n");
+	t_write(root, "lib/modules/6.1.0-25-amd64/modules.dep", "");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "alias patterns: reboot asked for");
+	file_is(root, "etc/modprobe.d/pmoves-vfio.conf",
+		HDR "options vfio-pci ids=10de:1aef,10de:2204\n"
+		    "softdep m_blanks pre: vfio-pci\nsoftdep m_dash_name pre: vfio-pci\nsoftdep m_exact pre: vfio-pci\n"
+		    "softdep m_last_line_without_newline pre: vfio-pci\nsoftdep m_question pre: vfio-pci\n"
+		    "softdep m_range pre: vfio-pci\nsoftdep nvidia pre: vfio-pci\n",
+		"alias patterns: '?', '[0-4]', an exact pattern, blanks and a last line without newline match; '[!0]', a "
+		"prefix, lower case, a vendor ID in the device field do not; m-dash-name once as m_dash_name; vfio_pci "
+		"never before itself");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* A pattern that matches with a name that is no module name: the step fails, writes nothing. */
+	root = machine(INTEL, "6.1.0-27-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	t_write(root, "lib/modules/6.1.0-27-amd64/modules.alias",
+		"alias pci:v000010DEd*sv*sd*bc03sc*i* nouveau\nalias pci:v000010DEd*sv*sd*bc03sc*i* ../evil\n");
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 1, "alias with a bad module name: the step fails");
+	tap_contains(r.out, "step=iommu state=failed '/lib/modules/6.1.0-27-amd64/modules.alias' line 2: '../evil' is not a module name",
+		     "alias with a bad module name: says where");
+	file_is(root, "etc/kernel/cmdline", "root=UUID=e5a13f75-f307-88e8-ada7-5978ab7cac8d console=tty0 console=ttyS0,115200 rw\n",
+		"alias with a bad module name: the command line left as it was");
+	tap_ok(!t_exists(root, "etc/modprobe.d/pmoves-vfio.conf"), "alias with a bad module name: no vfio file written");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* ---- what the drivers cannot be told from ---- */
+
+static void test_alias_missing(void)
+{
+	/* A kernel that can boot without its modules.alias (depmod not run). */
+	char *root = machine(INTEL, "6.1.0-27-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	char *p = t_strf("%s/lib/modules/6.1.0-27-amd64/modules.alias", root);
+	unlink(p);
+	free(p);
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 1, "no modules.alias: the step fails");
+	tap_contains(r.out, "step=iommu state=failed '/lib/modules/6.1.0-27-amd64/modules.alias' is missing: the drivers to load "
+			    "after vfio-pci cannot be told (run 'depmod 6.1.0-27-amd64')",
+		     "no modules.alias: says which and what to do");
+	tap_ok(!t_exists(root, "etc/modprobe.d/pmoves-vfio.conf"), "no modules.alias: nothing written");
+	char *calls = calls_of(root);
+	tap_ok(!strstr(calls, "update-initramfs") && !strstr(calls, "kernel-install"), "no modules.alias: nothing run");
+	free(calls);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* A selected function without a modalias. */
+	root = machine(INTEL, "6.1.0-27-amd64", SYSTEMD_BOOT, rtx3090, ARRAY_SIZE(rtx3090), "{}");
+	t_write(root, "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.1/modalias", "usb:v10DEp1AEF\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=iommu state=failed cannot read the modalias of PCI function '0000:01:00.1': not a PCI modalias",
+		     "a modalias that is not a PCI one: the step fails and names the function");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 /* ---- dry run ---- */
 
 static void test_dry_run(void)
@@ -471,6 +750,7 @@ static void test_dry_run(void)
 		     "pmoves-firstboot: would write /etc/modprobe.d/pmoves-vfio.conf (mode 0644, ",
 		     "dry run: the vfio file");
 	tap_contains(r.out, "  | options vfio-pci ids=10de:1aef,10de:2204\n", "dry run: its content");
+	tap_ok(!strstr(r.out, "blacklist"), "dry run: no blacklist");
 	tap_contains(r.out, "  | vfio_virqfd\n", "dry run: vfio_virqfd on 5.10");
 	char *run = t_strf("pmoves-firstboot: would run chroot %s update-initramfs -u -k all\n"
 			   "pmoves-firstboot: would run chroot %s update-grub\n",
@@ -517,7 +797,12 @@ int main(void)
 	test_intel_3090();
 	test_amd_2080_grub();
 	test_amd_4090_proxmox();
+	test_plus_kernel();
 	test_two_gpus();
+	test_amd_gpu_intel_host();
+	test_intel_gpu_nvidia_host();
+	test_alias_patterns();
+	test_alias_missing();
 	test_no_gpu();
 	test_iommu_off();
 	test_dry_run();
