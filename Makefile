@@ -8,6 +8,9 @@ LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 
 CC ?= cc
 PKGS := libarchive json-c libcurl libcrypto blkid ext2fs com_err
+# Libraries pmoves-firstboot loads when it needs them (dlopen: libefivar reads its paths as it
+# is loaded, see step-efiboot.c): their headers only, no link.
+DL_PKGS := efivar efiboot
 WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -MMD -MP
 # A goto over an initialisation would free garbage through a _cleanup_ variable: gcc warns with
 # -Wjump-misses-init; clang refuses such a jump by itself and does not know the option.
@@ -16,7 +19,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += $(WARN)
 CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"' \
 	-DPMOVES_DATADIR='"$(DATADIR)"' -DPMOVES_LIBEXECDIR='"$(LIBEXECDIR)"' \
-	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	$(shell pkg-config --cflags $(PKGS) $(DL_PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
 ifeq ($(SANITIZE),1)
@@ -68,9 +71,9 @@ all: # the default goal; its prerequisites follow the target rules
 define fb_target
 T_CC_$(1) := $(if $(filter $(1),$(HOST_ARCH)),$(CC),$(1)-linux-gnu-gcc)
 T_PC_$(1) := $(if $(filter $(1),$(HOST_ARCH)),pkg-config,PKG_CONFIG_LIBDIR=/usr/lib/$(1)-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config)
-T_WHY_$(1) := $$(if $$(shell command -v $$(firstword $$(T_CC_$(1))) 2>/dev/null),$$(if $$(shell $$(T_PC_$(1)) --exists $(FB_PKGS) && echo y),,$(1) libraries for '$(FB_PKGS)' are not installed),'$$(firstword $$(T_CC_$(1)))' is not installed)
+T_WHY_$(1) := $$(if $$(shell command -v $$(firstword $$(T_CC_$(1))) 2>/dev/null),$$(if $$(shell $$(T_PC_$(1)) --exists $(FB_PKGS) $(DL_PKGS) && echo y),,$(1) libraries for '$(FB_PKGS) $(DL_PKGS)' are not installed),'$$(firstword $$(T_CC_$(1)))' is not installed)
 ifeq ($$(T_WHY_$(1)),)
-T_PKG_CFLAGS_$(1) := $$(shell $$(T_PC_$(1)) --cflags $(FB_PKGS))
+T_PKG_CFLAGS_$(1) := $$(shell $$(T_PC_$(1)) --cflags $(FB_PKGS) $(DL_PKGS))
 T_PKG_LIBS_$(1) := $$(shell $$(T_PC_$(1)) --libs $(FB_PKGS))
 T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
 TARGET_OBJ += $$(T_OBJ_$(1))

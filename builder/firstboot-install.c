@@ -55,6 +55,10 @@ static const struct {
 	{ "libarchive.so.13", "libarchive13" }, { "libext2fs.so.2", "libext2fs2" }, { "libcom_err.so.2", "libcom-err2" },
 };
 
+/* Libraries pmoves-firstboot loads itself when a step needs them (dlopen: step-efiboot.c), so
+ * not in its NEEDED list; the image must have them all the same. */
+static const char *const loaded_libraries[] = { "libefiboot.so.1", "libefivar.so.1" };
+
 static const char *package_of(const char *soname)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(library_packages); i++)
@@ -83,31 +87,34 @@ static int read_needs(const struct arch *a, char **ret_bin, struct elf_needs *re
 	return 0;
 }
 
+/* The Debian package of SONAME added to *PKGS (once); -ENOPKG when none is known. */
+static int add_package(char ***pkgs, const char *soname)
+{
+	const char *pkg = package_of(soname);
+	if (!pkg) {
+		log_error("pmoves-firstboot needs '%s', and no package for it is known", soname);
+		return -ENOPKG;
+	}
+	return strv_contains(*pkgs, pkg) ? 0 : strv_push(pkgs, pkg);
+}
+
 int firstboot_packages(const struct arch *a, char ***ret)
 {
 	struct elf_needs n;
 	int r = read_needs(a, NULL, &n);
 	if (r < 0)
 		return r;
-	char **pkgs = NULL;
-	for (size_t i = 0; n.needed[i]; i++) {
-		const char *pkg = package_of(n.needed[i]);
-		if (!pkg) {
-			log_error("pmoves-firstboot needs '%s', and no package for it is known", n.needed[i]);
-			r = -ENOPKG;
-			break;
-		}
-		if ((r = strv_push(&pkgs, pkg)) < 0)
-			break;
-	}
+	_cleanup_strv_ char **pkgs = NULL;
+	for (size_t i = 0; r == 0 && n.needed[i]; i++)
+		r = add_package(&pkgs, n.needed[i]);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(loaded_libraries); i++)
+		r = add_package(&pkgs, loaded_libraries[i]);
 	elf_needs_free(&n);
-	if (r < 0) {
-		strv_free(pkgs);
+	if (r < 0)
 		return r;
-	}
 	if (!pkgs && !(pkgs = calloc(1, sizeof(char *))))
 		return -ENOMEM;
-	*ret = pkgs;
+	*ret = TAKE_PTR(pkgs);
 	return 0;
 }
 
@@ -193,6 +200,14 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 	if (n->machine != b->p->arch->elf_machine) {
 		log_error("'%s' is not built for %s", bin, b->p->arch->name);
 		return -ENOEXEC;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(loaded_libraries); i++) {
+		_cleanup_free_ char *rel = NULL;
+		if (tree_find_library(b, loaded_libraries[i], &rel) < 0) {
+			log_error("pmoves-firstboot loads '%s', which the image does not have (package %s)",
+				  loaded_libraries[i], package_of(loaded_libraries[i]));
+			return -ENOENT;
+		}
 	}
 	for (size_t i = 0; n->needed[i]; i++) {
 		_cleanup_free_ char *rel = NULL;

@@ -1,14 +1,19 @@
 /* efiboot: report the Secure Boot state, and make sure the firmware has a Boot#### entry for
  * this disk's ESP loader; skipped on machines without UEFI (no /sys/firmware/efi).
  *
- * The variables are read and written through efivarfs (ROOT/sys/firmware/efi/efivars: each
- * file is 4 attribute bytes then the value), and the EFI_LOAD_OPTION and its device path are
- * parsed and built here (UEFI 2.10, 3.1.3 and 10.3), rather than with libefiboot or
- * efibootmgr: nothing more to ship in the image, and tests run on fixture trees of real byte
- * layouts. An entry matches when its device path has an HD() node whose partition GUID is the
- * ESP's and a File() node naming the loader (compared without regard to case), and it is in
- * BootOrder. A new entry, "PMOVES", is HD(N,GPT,GUID,START,SIZE)/File(LOADER), the short form
- * efibootmgr writes, put first in BootOrder.
+ * The variables go through libefivar (its efivarfs backend: ROOT/sys/firmware/efi/efivars/),
+ * and the entry is built by libefiboot's load-option builder from libefivar's device-path node
+ * builders, HD() and File(). Both are loaded when the step first needs them (efi_load): libefivar
+ * chooses its backend and reads EFIVARFS_PATH as it is loaded, so the path under --root must be
+ * in the environment before that, which a library linked into the program (loaded before main)
+ * cannot have.
+ * libefiboot's own device-path builder (efi_generate_file_device_path) is not used: it finds
+ * the disk through sysfs and the block device, so it cannot describe an image file or a
+ * fixture tree; the HD() node here takes the partition from the disk's GPT instead, which is
+ * what that builder reads too. An entry matches when its device path has an HD() node whose
+ * partition GUID is the ESP's and a File() node naming the loader (compared without regard to
+ * case), and it is in BootOrder. A new entry, "PMOVES", is HD(N,GPT,GUID,START,SIZE)/
+ * File(LOADER), the short form efibootmgr writes, put first in BootOrder.
  *
  * The ESP is the partition mounted on /boot/efi (ROOT/proc/self/mountinfo), or the first
  * partition of EFI System type on "efiboot": {"device": PATH} (a disk or an image file). The
@@ -19,21 +24,15 @@
 #include "gpt.h"
 #include "util.h"
 
-#include <dirent.h>
-#include <endian.h>
+#include <dlfcn.h>
+#include <efivar/efiboot.h>
+#include <efivar/efivar.h>
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
+#include <strings.h>
 
-#define EFIVARS "/sys/firmware/efi/efivars"
-#define GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-00e098032b8c" /* EFI_GLOBAL_VARIABLE */
 #define ESP_MOUNT "/boot/efi"
 #define ENTRY_NAME "PMOVES"
-#define VAR_MAX (64u * 1024u)
-#define EFIVARFS_MAGIC 0xde5e81e4
-#define ATTR_NV_BS_RT 0x7u
+#define ATTR_NV_BS_RT (EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS)
 #define LOAD_OPTION_ACTIVE 0x1u
 
 #if defined(__x86_64__)
@@ -69,61 +68,78 @@ struct esp {
 	char loader_fs[64];    /* the same under ESP_MOUNT: "/EFI/BOOT/BOOTX64.EFI" */
 };
 
-/* A variable's value (after the 4 attribute bytes). -ENOENT when missing. */
-static int var_read(const char *name, uint8_t **ret, size_t *ret_len)
+/* ---- libefivar and libefiboot ---- */
+
+#define EFI_LIBRARY "libefiboot.so.1" /* and libefivar.so.1, which it needs */
+
+static struct {
+	void *handle;
+	__typeof__(efi_get_variable) *get_variable;
+	__typeof__(efi_set_variable) *set_variable;
+	__typeof__(efi_get_next_variable_name) *get_next_variable_name;
+	__typeof__(efidp_make_hd) *make_hd;
+	__typeof__(efidp_make_file) *make_file;
+	__typeof__(efidp_make_generic) *make_generic;
+	__typeof__(efi_loadopt_create) *loadopt_create;
+	__typeof__(efi_loadopt_is_valid) *loadopt_is_valid;
+	__typeof__(efi_loadopt_path) *loadopt_path;
+	__typeof__(efi_loadopt_pathlen) *loadopt_pathlen;
+} efi;
+
+/* Load them, once, for the root: its efivarfs directory, and the efivarfs backend only (the
+ * older sysfs interface would be the host's, not the root's). */
+static int efi_load(char **ret_msg)
 {
-	_cleanup_free_ char *path = fb_strdupf(EFIVARS "/%s-" GLOBAL_GUID, name), *buf = NULL;
-	size_t len;
-	if (!path)
+	if (efi.handle)
+		return 0;
+	_cleanup_free_ char *dir = fb_path("/sys/firmware/efi/efivars/");
+	if (!dir)
 		return -ENOMEM;
-	int r = fb_read(path, VAR_MAX, &buf, &len);
-	if (r < 0)
-		return r;
-	if (len < 4)
-		return -EBADMSG;
-	uint8_t *v = malloc(len - 4 + 1);
-	if (!v)
-		return -ENOMEM;
-	memcpy(v, buf + 4, len - 4);
-	*ret = v;
-	*ret_len = len - 4;
+	if (setenv("LIBEFIVAR_OPS", "efivarfs", 1) < 0 || setenv("EFIVARFS_PATH", dir, 1) < 0)
+		return -errno;
+	void *h = dlopen(EFI_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		*ret_msg = fb_strdupf("cannot load " EFI_LIBRARY ": %s", dlerror());
+		return -ENOENT;
+	}
+#define SYM(field, name) (*(void **)&efi.field = dlsym(h, name))
+	if (!SYM(get_variable, "efi_get_variable") || !SYM(set_variable, "efi_set_variable") ||
+	    !SYM(get_next_variable_name, "efi_get_next_variable_name") || !SYM(make_hd, "efidp_make_hd") ||
+	    !SYM(make_file, "efidp_make_file") || !SYM(make_generic, "efidp_make_generic") ||
+	    !SYM(loadopt_create, "efi_loadopt_create") || !SYM(loadopt_is_valid, "efi_loadopt_is_valid") ||
+	    !SYM(loadopt_path, "efi_loadopt_path") || !SYM(loadopt_pathlen, "efi_loadopt_pathlen")) {
+		*ret_msg = fb_strdupf(EFI_LIBRARY " lacks a function: %s", dlerror());
+		dlclose(h);
+		efi = (__typeof__(efi)){ 0 };
+		return -ENOENT;
+	}
+#undef SYM
+	efi.handle = h;
 	return 0;
 }
 
-/* Write NAME with attributes NV|BS|RT. On efivarfs a variable is replaced by one write() of
- * attributes and value (no rename there), after clearing the immutable flag the kernel sets on
- * existing variables; elsewhere (a tree) the file is replaced atomically. */
+/* A variable of the global GUID: its value. -ENOENT when missing. */
+static int var_read(const char *name, uint8_t **ret, size_t *ret_len)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint32_t attrs;
+	errno = 0;
+	if (efi.get_variable(EFI_GLOBAL_GUID, name, &data, &len, &attrs) < 0)
+		return errno ? -errno : -EIO;
+	*ret = data;
+	*ret_len = len;
+	return 0;
+}
+
+/* NAME with attributes NV|BS|RT: on efivarfs one write of attributes and value replaces it
+ * (libefivar clears the immutable flag the kernel sets first). */
 static int var_write(const char *name, const uint8_t *val, size_t len)
 {
-	_cleanup_free_ char *path = fb_strdupf(EFIVARS "/%s-" GLOBAL_GUID, name);
-	_cleanup_free_ uint8_t *buf = malloc(len + 4);
-	if (!path || !buf)
-		return -ENOMEM;
-	uint32_t attr = htole32(ATTR_NV_BS_RT);
-	memcpy(buf, &attr, 4);
-	memcpy(buf + 4, val, len);
-	_cleanup_close_ int dfd = fb_open(EFIVARS, O_RDONLY | O_DIRECTORY, 0);
-	struct statfs sfs;
-	if (dfd < 0)
-		return dfd;
-	if (fstatfs(dfd, &sfs) < 0)
-		return -errno;
-	if ((unsigned long)sfs.f_type != EFIVARFS_MAGIC)
-		return fb_write(path, buf, len + 4, 0644, (uid_t)-1, (gid_t)-1);
-	const char *base = strrchr(path, '/') + 1;
-	_cleanup_close_ int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int flags;
-	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_IMMUTABLE_FL)) {
-		flags &= ~FS_IMMUTABLE_FL;
-		if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
-			return -errno;
-	}
-	ssize_t n = write(fd, buf, len + 4);
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len + 4 ? 0 : -EIO;
+	errno = 0;
+	if (efi.set_variable(EFI_GLOBAL_GUID, name, (uint8_t *)val, len, ATTR_NV_BS_RT, 0644) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
 }
 
 /* "enabled", "disabled", "setup mode" or "not supported". */
@@ -140,109 +156,81 @@ static const char *secure_boot_state(void)
 
 /* ---- load options ---- */
 
+/* An EFI_LOAD_OPTION's first device path: the partition GUID of its HD() node (GPT signature)
+ * and its File() node, as ASCII. -EBADMSG when libefiboot finds it malformed. */
 struct load_option {
-	uint32_t attributes;
-	char desc[128];     /* ASCII; others as '?' */
 	bool has_hd;
 	uint8_t hd_guid[16];
-	char file[128];     /* the File() node, ASCII */
+	char file[128];
 };
 
-/* UTF-16LE, NUL-terminated within MAX bytes, to ASCII. Returns the bytes used (with the NUL)
- * or 0 when not terminated. */
-static size_t utf16_ascii(const uint8_t *p, size_t max, char *out, size_t out_size)
-{
-	size_t i = 0, o = 0;
-	for (; i + 1 < max; i += 2) {
-		uint16_t c = (uint16_t)(p[i] | p[i + 1] << 8);
-		if (c == 0) {
-			out[o] = '\0';
-			return i + 2;
-		}
-		if (o + 1 < out_size)
-			out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	return 0;
-}
-
-/* Parse an EFI_LOAD_OPTION: attributes, description, and the HD() and File() nodes of the
- * first device path. -EBADMSG when malformed. */
-static int load_option_parse(const uint8_t *v, size_t len, struct load_option *ret)
+static int load_option_parse(uint8_t *v, size_t len, struct load_option *ret)
 {
 	struct load_option o = { 0 };
-	if (len < 6)
+	efi_load_option *opt = (efi_load_option *)v;
+	if (!efi.loadopt_is_valid(opt, len))
 		return -EBADMSG;
-	o.attributes = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 | (uint32_t)v[3] << 24;
-	size_t fpl = (size_t)(v[4] | v[5] << 8);
-	size_t d = utf16_ascii(v + 6, len - 6, o.desc, sizeof(o.desc));
-	if (d == 0 || fpl > len - 6 - d)
-		return -EBADMSG;
-	const uint8_t *p = v + 6 + d, *end = p + fpl;
-	while (p + 4 <= end) {
-		uint8_t type = p[0], sub = p[1];
-		size_t nl = (size_t)(p[2] | p[3] << 8);
-		if (nl < 4 || nl > (size_t)(end - p))
+	const_efidp dn = efi.loadopt_path(opt, (ssize_t)len);
+	ssize_t left = efi.loadopt_pathlen(opt, (ssize_t)len);
+	while (dn && left >= 4) {
+		ssize_t sz = efidp_node_size(dn);
+		if (sz < 4 || sz > left)
 			return -EBADMSG;
-		if (type == 0x7f && sub == 0xff)
+		if (efidp_type(dn) == EFIDP_END_TYPE)
 			break; /* end of the (first) path */
-		if (type == 4 && sub == 1 && nl == 42 && p[41] == 2) { /* HD(), GUID signature */
+		if (efidp_type(dn) == EFIDP_MEDIA_TYPE && efidp_subtype(dn) == EFIDP_MEDIA_HD &&
+		    sz == (ssize_t)sizeof(efidp_hd) && dn->hd.signature_type == EFIDP_HD_SIGNATURE_GUID) {
 			o.has_hd = true;
-			memcpy(o.hd_guid, p + 24, 16);
-		} else if (type == 4 && sub == 4) {
-			if (!utf16_ascii(p + 4, nl - 4, o.file, sizeof(o.file)))
+			memcpy(o.hd_guid, dn->hd.signature, 16);
+		} else if (efidp_type(dn) == EFIDP_MEDIA_TYPE && efidp_subtype(dn) == EFIDP_MEDIA_FILE) {
+			/* UCS-2, NUL-terminated within the node: its ASCII, others as '?'. */
+			const uint8_t *p = (const uint8_t *)dn + 4;
+			size_t n = (size_t)sz - 4, o_len = 0;
+			bool ended = false;
+			for (size_t i = 0; i + 1 < n && !ended; i += 2) {
+				uint16_t c = (uint16_t)(p[i] | p[i + 1] << 8);
+				ended = c == 0;
+				if (!ended && o_len + 1 < sizeof(o.file))
+					o.file[o_len++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+			}
+			if (!ended)
 				return -EBADMSG;
+			o.file[o_len] = '\0';
 		}
-		p += nl;
+		left -= sz;
+		dn = (const_efidp)((const uint8_t *)dn + sz);
 	}
 	*ret = o;
 	return 0;
 }
 
+/* EFI_LOAD_OPTION "PMOVES": HD(...)/File(LOADER)/End, into OUT; its size, or -errno. */
+static ssize_t load_option_build(const struct esp *e, uint8_t *out, size_t out_size)
+{
+	uint8_t dp[512];
+	ssize_t n = 0, k;
+	k = efi.make_hd(dp, sizeof(dp), e->partno, e->start_lba, e->size_lba, (uint8_t *)e->guid_disk,
+			  EFIDP_HD_FORMAT_GPT, EFIDP_HD_SIGNATURE_GUID);
+	if (k > 0) {
+		n += k;
+		k = efi.make_file(dp + n, (ssize_t)sizeof(dp) - n, (char *)e->loader);
+	}
+	if (k > 0) {
+		n += k;
+		k = efi.make_generic(dp + n, (ssize_t)sizeof(dp) - n, EFIDP_END_TYPE, EFIDP_END_ENTIRE,
+				     sizeof(efidp_header));
+	}
+	if (k <= 0)
+		return -EINVAL;
+	n += k;
+	ssize_t len = efi.loadopt_create(out, (ssize_t)out_size, LOAD_OPTION_ACTIVE, (efidp)dp, n,
+					 (unsigned char *)ENTRY_NAME, NULL, 0);
+	return len > 0 ? len : -EINVAL;
+}
+
 static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v), put16(p + 2, (uint16_t)(v >> 16));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v), put32(p + 4, (uint32_t)(v >> 32));
-}
-
-/* EFI_LOAD_OPTION "PMOVES": HD(...)/File(LOADER)/End. */
-static size_t load_option_build(const struct esp *e, uint8_t *out, size_t out_size)
-{
-	size_t dl = (strlen(ENTRY_NAME) + 1) * 2, fl = (strlen(e->loader) + 1) * 2;
-	size_t fpl = 42 + 4 + fl + 4, total = 6 + dl + fpl;
-	if (total > out_size || fpl > UINT16_MAX)
-		return 0;
-	memset(out, 0, total);
-	put32(out, LOAD_OPTION_ACTIVE);
-	put16(out + 4, (uint16_t)fpl);
-	uint8_t *p = out + 6;
-	for (const char *s = ENTRY_NAME; *s; s++, p += 2)
-		put16(p, (uint8_t)*s);
-	p += 2;
-	p[0] = 4, p[1] = 1; /* media, hard drive */
-	put16(p + 2, 42);
-	put32(p + 4, e->partno);
-	put64(p + 8, e->start_lba);
-	put64(p + 16, e->size_lba);
-	memcpy(p + 24, e->guid_disk, 16);
-	p[40] = 2; /* partition format: GPT */
-	p[41] = 2; /* signature type: GUID */
-	p += 42;
-	p[0] = 4, p[1] = 4; /* media, file path */
-	put16(p + 2, (uint16_t)(4 + fl));
-	p += 4;
-	for (const char *s = e->loader; *s; s++, p += 2)
-		put16(p, (uint8_t)*s);
-	p += 2;
-	p[0] = 0x7f, p[1] = 0xff; /* end of the path */
-	put16(p + 2, 4);
-	return total;
 }
 
 /* ---- the ESP ---- */
@@ -354,24 +342,17 @@ static int entries_load(const struct esp *e, struct entries *en)
 	for (size_t i = 0; r == 0 && i + 1 < len && en->n_order < ARRAY_SIZE(en->order); i += 2)
 		en->order[en->n_order++] = (uint16_t)(order[i] | order[i + 1] << 8);
 
-	_cleanup_close_ int dfd = fb_open(EFIVARS, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd < 0)
-		return dfd;
-	DIR *dir = fdopendir(dfd);
-	if (!dir)
-		return -errno;
-	dfd = -1;
-	struct dirent *de;
-	/* Boot####-GUID: 4 upper-case hex digits. */
-	while ((de = readdir(dir))) {
+	/* Boot####: 4 upper-case hex digits, of the global GUID. libefivar's listing keeps its
+	 * place between calls: it is always read to its end. */
+	efi_guid_t *guid = NULL, global = EFI_GLOBAL_GUID;
+	char *name = NULL;
+	int more;
+	while ((more = efi.get_next_variable_name(&guid, &name)) > 0) {
 		unsigned num;
-		if (strlen(de->d_name) != 8 + 1 + 36 || strncmp(de->d_name, "Boot", 4) || de->d_name[8] != '-' ||
-		    !STREQ(de->d_name + 9, GLOBAL_GUID) || hexnum(de->d_name + 4, &num) < 0)
+		if (strlen(name) != 8 || strncmp(name, "Boot", 4) || hexnum(name + 4, &num) < 0 ||
+		    memcmp(guid, &global, sizeof(global)) != 0)
 			continue;
 		en->used[num] = true;
-		char name[9];
-		memcpy(name, de->d_name, 8);
-		name[8] = '\0';
 		_cleanup_free_ uint8_t *v = NULL;
 		struct load_option o;
 		if (var_read(name, &v, &len) < 0 || load_option_parse(v, len, &o) < 0)
@@ -382,8 +363,7 @@ static int entries_load(const struct esp *e, struct entries *en)
 		if (en->match < 0 || (!in_order(en, (unsigned)en->match) && in_order(en, num)))
 			en->match = (int)num;
 	}
-	closedir(dir);
-	return 0;
+	return more < 0 ? (errno ? -errno : -EIO) : 0;
 }
 
 static bool efi_machine(void)
@@ -398,8 +378,11 @@ static int efiboot_check(const struct fb_ctx *c, json_object *section, char **re
 		*ret_msg = strdup("not a UEFI machine");
 		return 1;
 	}
+	int r = efi_load(ret_msg);
+	if (r < 0)
+		return r;
 	struct esp e;
-	int r = find_esp(section, &e, ret_msg);
+	r = find_esp(section, &e, ret_msg);
 	if (r == 0) {
 		char *why = *ret_msg;
 		*ret_msg = fb_strdupf("Secure Boot %s; %s", secure_boot_state(), why ? why : "no ESP");
@@ -424,7 +407,10 @@ static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section
 {
 	(void)c;
 	struct esp e;
-	int r = find_esp(section, &e, ret_msg);
+	int r = efi_load(ret_msg);
+	if (r < 0)
+		return FB_FAILED;
+	r = find_esp(section, &e, ret_msg);
 	if (r <= 0)
 		return r == 0 ? FB_OK : FB_FAILED;
 	static struct entries en;
@@ -441,15 +427,15 @@ static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section
 	} else {
 		while (num < 0x10000 && en.used[num])
 			num++;
-		uint8_t opt[512];
-		size_t len = load_option_build(&e, opt, sizeof(opt));
+		uint8_t opt[1024];
+		ssize_t len = load_option_build(&e, opt, sizeof(opt));
 		char name[16];
-		if (num >= 0x10000 || len == 0) {
-			*ret_msg = strdup("no free Boot#### number");
+		if (num >= 0x10000 || len <= 0) {
+			*ret_msg = strdup(len <= 0 ? "cannot build the boot entry" : "no free Boot#### number");
 			return FB_FAILED;
 		}
 		snprintf(name, sizeof(name), "Boot%04X", num & 0xffffu);
-		if ((r = var_write(name, opt, len)) < 0) {
+		if ((r = var_write(name, opt, (size_t)len)) < 0) {
 			*ret_msg = fb_strdupf("cannot write the EFI variable '%s': %s", name, strerror(-r));
 			return FB_FAILED;
 		}

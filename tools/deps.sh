@@ -54,7 +54,7 @@ EOF
 )
 
 # pmoves-firstboot's libraries (FB_PKGS in the Makefile), for the foreign architecture.
-FB_DEV="libjson-c-dev libcurl4-openssl-dev libssl-dev libblkid-dev"
+FB_DEV="libjson-c-dev libcurl4-openssl-dev libssl-dev libblkid-dev libefivar-dev libefiboot-dev"
 case $(dpkg --print-architecture) in
 amd64) FOREIGN=arm64 CROSS=gcc-aarch64-linux-gnu QEMU_ARCH=aarch64 ;;
 arm64) FOREIGN=amd64 CROSS=gcc-x86-64-linux-gnu QEMU_ARCH=x86_64 ;;

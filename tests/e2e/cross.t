@@ -96,7 +96,7 @@ else
 	echo initrd >"$R/boot/initrd.img-9.9.9-test"
 	echo efi >"$R/usr/lib/systemd/boot/efi/systemd-bootaa64.efi"
 	ln -s usr/lib "$R/lib"
-	for so in $(needed "$A64"); do cp -L "/usr/lib/aarch64-linux-gnu/$so" "$R/usr/lib/aarch64-linux-gnu/"; done
+	for so in $(needed "$A64") libefiboot.so.1 libefivar.so.1; do cp -L "/usr/lib/aarch64-linux-gnu/$so" "$R/usr/lib/aarch64-linux-gnu/"; done
 	tar -C "$R" -cf "$T/rootfs.tar" .
 	cat >"$T/arm.json" <<JSON
 { "extends": "base-debian", "description": "aarch64 cross test", "arch": "aarch64",

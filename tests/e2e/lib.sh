@@ -47,7 +47,9 @@ tiny_root() {
 	echo initrd >"$1/boot/initrd.img-9.9.9-test"
 	echo efi >"$1/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	ln -s usr/lib "$1/lib"
-	for so in $(readelf -d "$BUILD/target/$(uname -m)/pmoves-firstboot" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+	# and the libraries it loads when a step needs them (builder/firstboot-install.c)
+	for so in $(readelf -d "$BUILD/target/$(uname -m)/pmoves-firstboot" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p') \
+		libefiboot.so.1 libefivar.so.1; do
 		cp -L "/lib/x86_64-linux-gnu/$so" "$1/usr/lib/x86_64-linux-gnu/$so"
 	done
 }
