@@ -131,6 +131,6 @@ void fb_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Message helper: asprintf that returns NULL on failure. */
-char *fb_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define fb_strdupf strdupf /* lib/util.h */
 
 #endif
