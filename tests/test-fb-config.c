@@ -356,6 +356,34 @@ static void test_headscale_schema(void)
 	free(err);
 }
 
+/* An artifact's "version" and "note": for manifest.json and people, checked like the rest. */
+static void test_artifact_version(void)
+{
+	static const struct {
+		const char *keys, *message;
+	} cases[] = {
+		{ "\"version\": \"0.29.2\", \"note\": \"sha256 not verified here: from checksums.txt of v0.29.2\"", NULL },
+		{ "\"version\": \"2024.9.0-1+deb12u1~bpo\"", NULL },
+		{ "\"version\": \"\"", "t.json: .artifacts[0].version: '' is not a version" },
+		{ "\"version\": \"1.0 beta\"", "t.json: .artifacts[0].version: '1.0 beta' is not a version" },
+		{ "\"version\": 1", "t.json: .artifacts[0].version: must be a string" },
+		{ "\"note\": \"two\\nlines\"", "t.json: .artifacts[0].note: a note is one line of text" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *j = t_strf("{\"artifacts\": [{\"name\": \"t.deb\", \"url\": \"https://example.org/t.deb\", \"kind\": \"deb\","
+				 " \"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\", %s}]}",
+				 cases[i].keys),
+		     *err = NULL;
+		json_object *o = NULL;
+		int r = fb_config_parse(j, strlen(j), "t.json", &o, &err);
+		bool ok = cases[i].message ? r == -EINVAL && err && !strncmp(err, cases[i].message, strlen(cases[i].message)) : r == 0;
+		if (!tap_ok(ok, "artifact %zu: %s", i, cases[i].message ? cases[i].message : "valid"))
+			tap_diag("expected '%s', got '%s'", cases[i].message ? cases[i].message : "(valid)", err ? err : "(none)");
+		json_object_put(o);
+		free(err), free(j);
+	}
+}
+
 int main(void)
 {
 	test_bad();
@@ -364,5 +392,6 @@ int main(void)
 	test_secrets();
 	test_schema_from_steps();
 	test_headscale_schema();
+	test_artifact_version();
 	return tap_done();
 }
