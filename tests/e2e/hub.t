@@ -23,12 +23,18 @@ need qemu-system-x86_64 mmdebstrap python3 debugfs openssl
 
 T=$(mktemp -d /tmp/pmoves-e2e-hub.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 22
+plan 23
 STANDINS=$TOP/tests/fixtures/standins
 HUB=hub-test.fleet.example.org
 
 "$PMOVES_IMAGE" build headscale-hub -o "$T" >"$T/build.log" 2>&1
 ok $? "build headscale-hub"
+python3 - "$T/headscale-hub/manifest.json" <<'PY'
+import json, sys
+a = [x for x in json.load(open(sys.argv[1]))["third_party"] if x["name"] == "headscale_0.29.2_linux_amd64.deb"]
+sys.exit(0 if a and a[0].get("version") == "0.29.2" and "NOT VERIFIED" in a[0].get("note", "") else 1)
+PY
+ok $? "manifest.json: Headscale's .deb with its version, its pin marked as not verified"
 
 # The test CA, the hub's certificate (its name in subjectAltName) and key, and a CA that signed
 # nothing here.
