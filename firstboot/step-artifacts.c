@@ -122,6 +122,24 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 	return 0;
 }
 
+/* What the vendor calls the release ("0.29.2", "2024.9.0-1"): for manifest.json and people. */
+static int valid_version(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	size_t n = strlen(s);
+	if (n == 0 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.+~_-") != n)
+		return fb_bad(c, "'%s' is not a version (letters, digits, '.', '+', '~', '_', '-')", FB_SHOW(s));
+	return 0;
+}
+
+/* A remark for people ("sha256 not verified here: ..."): one line of text. */
+static int valid_note(struct fb_check *c, json_object *v)
+{
+	if (fb_has_ctl(json_object_get_string(v)))
+		return fb_bad(c, "a note is one line of text without control characters");
+	return 0;
+}
+
 static int valid_artifacts(struct fb_check *c, json_object *v)
 {
 	long i = fb_find_duplicate(v, "name", NULL);
@@ -142,6 +160,8 @@ static const struct fb_field artifact_fields[] = {
 	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
 	{ "attempts", FB_T_SCALAR, NULL, valid_attempts, NULL, 0, 0 },
 	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "version", FB_T_STRING, NULL, valid_version, NULL, 0, 64 },
+	{ "note", FB_T_STRING, NULL, valid_note, NULL, 0, 512 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };
