@@ -85,15 +85,24 @@ static void print_status(json_object *o)
 		printf("finished: %s\n", json_object_get_string(v));
 	if (!json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_array))
 		return;
-	printf("\n%-12s %-8s %8s  %s\n", "STEP", "STATE", "MS", "MESSAGE");
+	/* The name column is as wide as the longest name ("proxmox-kernel"), at most NAME_MAX_SHOWN
+	 * (the file could hold anything). */
+	enum { NAME_MAX_SHOWN = 64 };
+	int width = (int)strlen("STEP");
 	for (size_t i = 0; i < json_object_array_length(steps); i++) {
-		json_object *s = json_object_array_get_idx(steps, i), *name, *state, *ms, *msg;
-		json_object_object_get_ex(s, "name", &name);
-		json_object_object_get_ex(s, "state", &state);
+		const char *n = fb_json_str(json_object_array_get_idx(steps, i), "name", "");
+		size_t len = strnlen(n ? n : "", NAME_MAX_SHOWN);
+		if ((int)len > width)
+			width = (int)len;
+	}
+	printf("\n%-*s %-8s %8s  %s\n", width, "STEP", "STATE", "MS", "MESSAGE");
+	for (size_t i = 0; i < json_object_array_length(steps); i++) {
+		json_object *s = json_object_array_get_idx(steps, i), *ms;
+		const char *name = fb_json_str(s, "name", NULL), *state = fb_json_str(s, "state", NULL),
+			   *msg = fb_json_str(s, "message", NULL);
 		json_object_object_get_ex(s, "duration_ms", &ms);
-		json_object_object_get_ex(s, "message", &msg);
-		printf("%-12s %-8s %8s  %s\n", json_object_get_string(name), json_object_get_string(state),
-		       ms ? json_object_get_string(ms) : "-", msg ? json_object_get_string(msg) : "");
+		printf("%-*.*s %-8s %8s  %s\n", width, NAME_MAX_SHOWN, name ? name : "?", state ? state : "?",
+		       ms ? json_object_get_string(ms) : "-", msg ? msg : "");
 	}
 }
 
