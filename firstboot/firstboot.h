@@ -15,6 +15,7 @@ enum {
 	FB_EXIT_FAILED = 1, /* a step failed, or the run is degraded or pending */
 	FB_EXIT_USAGE = 2,  /* bad usage or invalid config */
 	FB_EXIT_MISSING = 3,
+	FB_EXIT_TIMEOUT = 4, /* status --wait --timeout: the run had not ended in time */
 };
 
 /* ---- the root (fb-root.c) ----
