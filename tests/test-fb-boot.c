@@ -82,9 +82,9 @@ static void sd_entry(const char *root, const char *release, bool sort_key)
 	free(rel), free(text);
 }
 
-static struct fb_boot get(const struct fb_boot_default *want_unused, struct fb_boot_default *d)
+/* The tree's loader, and its default entry in *D (empty when it cannot be read). */
+static struct fb_boot get(struct fb_boot_default *d)
 {
-	(void)want_unused;
 	struct fb_boot b = fb_boot_detect();
 	if (fb_boot_default_get(&b, d) < 0)
 		*d = (struct fb_boot_default){ 0 };
@@ -128,7 +128,7 @@ static void test_systemd_boot(void)
 	sd_entry(root, "6.1.0-28-amd64", false);
 	sd_entry(root, "6.8.12-4-pve", true);
 	struct fb_boot_default d;
-	struct fb_boot b = get(NULL, &d);
+	struct fb_boot b = get(&d);
 	tap_ok(b.loader == FB_LOADER_SYSTEMD_BOOT && d.release && STREQ(d.release, "6.8.12-4-pve") &&
 		       STREQ(d.entry, "pmoves-6.8.12-4-pve.conf") && strstr(d.how, "the first of the systemd-boot entries (no default set)"),
 	       "systemd-boot: the kernel-install entry (with a sort key) sorts before the builder's: the default");
@@ -138,7 +138,7 @@ static void test_systemd_boot(void)
 
 	/* loader.conf names the Debian entry. */
 	t_write(root, LOADER_CONF, "timeout 0\ndefault pmoves-6.1.0-28-amd64.conf\neditor no\n");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.1.0-28-amd64") &&
 		       strstr(d.how, "'default pmoves-6.1.0-28-amd64.conf' in '/boot/efi/loader/loader.conf'"),
 	       "systemd-boot: loader.conf's default picks the Debian entry");
@@ -148,7 +148,7 @@ static void test_systemd_boot(void)
 	tap_ok(r == 1 && conf && STREQ(conf, "timeout 0\ndefault *-pve.conf\neditor no\n") && what &&
 		       strstr(what, "'default *-pve.conf' in '/boot/efi/loader/loader.conf' (the default was 'pmoves-6.1.0-28-amd64.conf'"),
 	       "systemd-boot: made the default with 'default *-pve.conf', the other lines kept");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.8.12-4-pve"), "systemd-boot: ... and read back, the Proxmox entry");
 	fb_boot_default_done(&d);
 	free(what), free(conf);
@@ -162,7 +162,7 @@ static void test_systemd_boot(void)
 	sd_entry(root, "6.8.12-4-pve", false);
 	sd_entry(root, "6.12.9-amd64", false);
 	t_write(root, LOADER_CONF, "timeout 0\n");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.12.9-amd64"), "systemd-boot: entries without sort keys: the newest version first");
 	fb_boot_default_done(&d);
 	r = fb_boot_default_set(&b, "-pve", &what, &msg);
@@ -178,7 +178,7 @@ static void test_systemd_boot(void)
 	mkdir_p(vd, 0755);
 	if (write_file_atomic(vp, var, sizeof(var), 0644) < 0)
 		abort();
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.1.0-28-amd64") && strstr(d.how, "the EFI variable LoaderEntryDefault ('pmoves-6.1.0-28-amd64.conf')"),
 	       "systemd-boot: the LoaderEntryDefault EFI variable comes before loader.conf");
 	fb_boot_default_done(&d);
@@ -208,7 +208,7 @@ static void test_grub(void)
 	kernels(root, (const char *const[]){ "6.1.0-28-amd64", "6.8.12-4-pve", NULL });
 	mkgrub(root);
 	struct fb_boot_default d;
-	struct fb_boot b = get(NULL, &d);
+	struct fb_boot b = get(&d);
 	tap_ok(b.loader == FB_LOADER_GRUB && d.release && STREQ(d.release, "6.8.12-4-pve") && STREQ(d.entry, "Debian GNU/Linux") &&
 		       strstr(d.how, "GRUB's default '0' ('/boot/grub/grub.cfg')"),
 	       "GRUB: default 0, the first entry boots the newest kernel, the Proxmox one");
@@ -218,7 +218,7 @@ static void test_grub(void)
 	t_write(root, "etc/default/grub",
 		"GRUB_DEFAULT=\"gnulinux-advanced-" GUID ">gnulinux-6.1.0-28-amd64-advanced-" GUID "\"\nGRUB_TIMEOUT=5\n");
 	mkgrub(root);
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.1.0-28-amd64") && STREQ(d.entry, "Debian GNU/Linux, with Linux 6.1.0-28-amd64"),
 	       "GRUB: a default by submenu and entry id is followed");
 	fb_boot_default_done(&d);
@@ -230,17 +230,17 @@ static void test_grub(void)
 	       "GRUB: made the default: GRUB_DEFAULT=0 (the first entry, the newest kernel), update-grub run");
 	if (r != 1)
 		tap_diag("r %d msg %s", r, msg ? msg : "");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.8.12-4-pve"), "GRUB: ... and the rebuilt menu boots it");
 	fb_boot_default_done(&d);
-	free(what), free(g), free(c);
+	free(what), free(g), free(c), free(want);
 	what = NULL;
 
 	/* saved: grubenv's saved_entry, by title path. */
 	t_write(root, "etc/default/grub", "GRUB_DEFAULT=saved\n");
 	mkgrub(root);
 	t_write(root, "boot/grub/grubenv", "# GRUB Environment Block\nsaved_entry=Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux 6.1.0-28-amd64\n####\n");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(d.release && STREQ(d.release, "6.1.0-28-amd64") && strstr(d.how, "GRUB's saved entry 'Advanced options for Debian GNU/Linux>"),
 	       "GRUB: GRUB_DEFAULT=saved: grubenv's saved entry, by titles");
 	fb_boot_default_done(&d);
@@ -249,7 +249,7 @@ static void test_grub(void)
 	kernels(root, (const char *const[]){ "6.12.9-amd64", NULL });
 	t_write(root, "etc/default/grub", "GRUB_DEFAULT=0\n");
 	mkgrub(root);
-	b = get(NULL, &d);
+	b = get(&d);
 	r = fb_boot_default_set(&b, "-pve", &what, &msg);
 	g = t_read(root, "etc/default/grub");
 	tap_ok(d.release && STREQ(d.release, "6.12.9-amd64") && r == 1 && g &&
@@ -275,7 +275,7 @@ static void test_grub(void)
 	/* No menu. */
 	root = fixture();
 	t_write(root, "etc/default/grub", "GRUB_DEFAULT=0\n");
-	b = get(NULL, &d);
+	b = get(&d);
 	tap_ok(!d.release && d.how && strstr(d.how, "no GRUB menu"), "GRUB without grub.cfg: cannot tell, says so");
 	fb_boot_default_done(&d);
 	t_cleanup(root);
@@ -288,14 +288,14 @@ static void test_proxmox_boot_tool(void)
 	t_write(root, "etc/kernel/cmdline", "root=ZFS=rpool/ROOT/pve-1 boot=zfs\n");
 	kernels(root, (const char *const[]){ "6.1.0-28-amd64", "6.8.12-4-pve", NULL });
 	struct fb_boot_default d;
-	struct fb_boot b = get(NULL, &d);
+	struct fb_boot b = get(&d);
 	char *what = NULL, *msg = NULL;
 	tap_ok(b.loader == FB_LOADER_PROXMOX && d.release && STREQ(d.release, "6.8.12-4-pve") && strstr(d.how, "the newest kernel in '/boot'") &&
 		       fb_boot_default_set(&b, "-pve", &what, &msg) == 0,
 	       "proxmox-boot-tool (systemd-boot mode): the newest kernel, the Proxmox one");
 	fb_boot_default_done(&d);
 	t_write(root, "etc/kernel/proxmox-boot-pin", "6.1.0-28-amd64\n");
-	b = get(NULL, &d);
+	b = get(&d);
 	int r = fb_boot_default_set(&b, "-pve", &what, &msg);
 	tap_ok(d.release && STREQ(d.release, "6.1.0-28-amd64") && r == -EBUSY && msg && strstr(msg, "pinned in '/etc/kernel/proxmox-boot-pin'") &&
 		       strstr(msg, "proxmox-boot-tool kernel pin"),
@@ -305,7 +305,7 @@ static void test_proxmox_boot_tool(void)
 	t_cleanup(root);
 
 	root = fixture();
-	b = get(NULL, &d);
+	b = get(&d);
 	msg = NULL;
 	tap_ok(b.loader == FB_LOADER_NONE && !d.release && fb_boot_default_set(&b, "-pve", &what, &msg) == 0,
 	       "no boot loader: nothing to tell or change");
