@@ -59,8 +59,9 @@ static const struct format formats[FMT_COUNT] = {
 	[FMT_CMDLINE] = { "cmdline", "^[^\x01-\x1f\x7f]*$", "one line (no newline or control characters)", 4096, NULL,
 			  NULL, NULL },
 	[FMT_OUTPUT] = { "output", NULL, NULL, 0, output_at, NULL, "output" },
+	/* 64: the kernel's limit, and pmoves-firstboot's */
 	[FMT_HOSTNAME] = { "hostname", "^" HOST_LABEL "(\\." HOST_LABEL ")*$",
-			   "a hostname (labels of letters, digits and '-', at most 63 each, 253 in all)", 253, NULL, NULL,
+			   "a hostname (labels of letters, digits and '-', at most 63 each, 64 in all)", 64, NULL, NULL,
 			   NULL },
 };
 
@@ -114,6 +115,8 @@ static const struct field boot_fields[] = {
  * checks the whole section (firstboot_validate). */
 static const struct field firstboot_fields[] = {
 	F_STR("hostname", &formats[FMT_HOSTNAME]),
+	F("artifacts", json_type_null,
+	  .refused = "artifacts are listed at the top level of a profile (\"artifacts\"), not in \"firstboot\""),
 	F_END,
 };
 
@@ -289,6 +292,8 @@ static json_object *ref_or_string(const struct format *f)
 
 static json_object *field_schema(const struct field *f)
 {
+	if (f->refused)
+		return json_object_new_boolean(false);
 	if (f->type == json_type_string)
 		return ref_or_string(f->format);
 	if (f->type != json_type_array)

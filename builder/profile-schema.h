@@ -37,6 +37,7 @@ struct field {
 	bool required;               /* in its object, in every file (partitions replace whole) */
 	size_t min_items, max_items; /* arrays; max 0: no limit */
 	bool unique;                 /* arrays: no value twice */
+	const char *refused;         /* the key may not be here: the message (the schema: false) */
 };
 
 /* The I-th format, NULL past the last (the tests check every one against the JSON Schema). */

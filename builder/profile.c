@@ -332,6 +332,8 @@ static int check_fields(struct problems *c, const char *file, const char *path, 
 
 static int check_value(struct problems *c, const char *file, const char *path, json_object *v, const struct field *f)
 {
+	if (f->refused)
+		return 0; /* reported with its own message on the resolved profile (check_formats) */
 	if (!json_object_is_type(v, f->type))
 		return fail_file(c, -EINVAL, file, path, "expected %s, got %s", type_name(f->type),
 				 type_name(json_object_get_type(v)));
@@ -888,6 +890,8 @@ static int check_formats(struct problems *c, const char *path, json_object *o, c
 			return bad(c, path, "missing \"%s\"", f->key);
 		if (!v)
 			continue;
+		if (f->refused)
+			return bad(c, p, "%s", f->refused);
 		if (f->type == json_type_string)
 			r = check_string(c, p, json_object_get_string(v), f->format);
 		else if (f->type == json_type_array)
@@ -1165,8 +1169,6 @@ static int check_artifacts(struct problems *c, json_object *o, struct profile *p
 		}
 		p->firstboot = fb;
 	}
-	if (json_object_object_get_ex(p->firstboot, "artifacts", NULL))
-		return bad(c, ".firstboot.artifacts", "artifacts are listed at the top level of a profile (\"artifacts\"), not in \"firstboot\"");
 	if (json_object_object_add(p->firstboot, "artifacts", json_object_get(arts)) < 0) {
 		json_object_put(arts);
 		return -ENOMEM;
