@@ -32,135 +32,110 @@
 
 /* ---- schema ---- */
 
-static int valid_hs_name(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
-		return fb_bad(c, "'%.64s' is not a user or key name (lower-case letters, digits, '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_name = {
+	.name = "headscale_name",
+	.message = "'%s' is not a user or key name (lower-case letters, digits, '-')",
+	.pattern = "^[a-z0-9][a-z0-9-]*$",
+	.max = 63,
+};
 
-static int valid_url(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t\r\n\"'"))
-		return fb_bad(c, "'%.64s' is not an https:// URL", s);
-	return 0;
-}
+static const struct fb_format fmt_url = {
+	.name = "headscale_url",
+	.message = "'%s' is not an https:// URL",
+	.pattern = "^https://[^/ \t\r\n\"'][^ \t\r\n\"']*$",
+};
 
-/* "0.0.0.0:8080", "127.0.0.1:9090", "[::]:8080" */
-static int valid_listen(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *colon = strrchr(s, ':');
-	uint64_t port;
-	if (!colon || colon == s || strlen(s) > 64 || strspn(s, "0123456789abcdefABCDEF.:[]") != strlen(s) ||
-	    parse_u64(colon + 1, &port) < 0 || port == 0 || port > 65535)
-		return fb_bad(c, "'%.64s' is not an address and port ('0.0.0.0:8080')", s);
-	return 0;
-}
+/* HOST:PORT, the host of hex digits, '.', ':' and brackets ("[::]:8080"), the port 1 to 65535. */
+static const struct fb_format fmt_listen = {
+	.name = "listen_address",
+	.message = "'%s' is not an address and port ('0.0.0.0:8080')",
+	.pattern = "^([0-9A-Fa-f.:]|\\[|\\])+:0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$",
+	.max = 64,
+};
 
-static int valid_prefix(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *slash = strchr(s, '/');
-	if (!slash || strlen(s) > 64 || strspn(s, "0123456789abcdefABCDEF.:/") != strlen(s))
-		return fb_bad(c, "'%.64s' is not an address prefix ('10.42.0.0/24')", s);
-	return 0;
-}
+static const struct fb_format fmt_prefix = {
+	.name = "address_prefix",
+	.message = "'%s' is not an address prefix ('10.42.0.0/24')",
+	.pattern = "^[0-9A-Fa-f.:/]*/[0-9A-Fa-f.:/]*$",
+	.max = 64,
+};
 
-static int valid_duration(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 2 || n > 8 || strspn(s, "0123456789") != n - 1 || !strchr("smhd", s[n - 1]))
-		return fb_bad(c, "'%.16s' is not a duration ('720h', '30m')", s);
-	return 0;
-}
+static const struct fb_format fmt_duration = {
+	.name = "duration",
+	.message = "'%s' is not a duration ('720h', '30m')",
+	.pattern = "^[0-9]{1,7}[smhd]$",
+};
 
-static int valid_domain(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") != n)
-		return fb_bad(c, "'%.64s' is not a domain name", s);
-	return 0;
-}
+static const struct fb_format fmt_domain = {
+	.name = "headscale_domain",
+	.message = "'%s' is not a domain name",
+	.pattern = "^[a-z0-9][a-z0-9.-]*$",
+	.max = 253,
+};
 
-static int valid_ip(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 2 || n > 45 || strspn(s, "0123456789abcdefABCDEF.:") != n)
-		return fb_bad(c, "'%.64s' is not an IP address", s);
-	return 0;
-}
+static const struct fb_format fmt_ip = {
+	.name = "headscale_ip",
+	.message = "'%s' is not an IP address",
+	.pattern = "^[0-9A-Fa-f.:]{2,45}$",
+};
 
-static const struct fb_field name_elem = { NULL, FB_T_STRING, NULL, valid_hs_name, NULL, 0, 0 };
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
-static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, valid_url, NULL, 0, 512 };
-static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, valid_ip, NULL, 0, 64 };
+static const struct fb_field name_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_name, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_tag, 0, 0 };
+static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_url, 0, 512 };
+static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_ip, 0, 64 };
 static const struct fb_field key_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_hs_name, NULL, FB_REQUIRED, 0 },
-	{ "user", FB_T_STRING, NULL, valid_hs_name, NULL, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fmt_name, FB_REQUIRED, 0 },
+	{ "user", FB_T_STRING, NULL, NULL, &fmt_name, FB_REQUIRED, 0 },
 	{ "reusable", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "ephemeral", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
-	{ "expiration", FB_T_STRING, NULL, valid_duration, NULL, 0, 0 },
+	{ "expiration", FB_T_STRING, NULL, NULL, &fmt_duration, 0, 0 },
 	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field key_elem = { NULL, FB_T_OBJECT, key_fields, NULL, NULL, 0, 0 };
 /* An ACL rule as Headscale 0.23 reads one (its policy.ACL: action, proto, src, dst). The names
  * in src and dst go into the policy as they are: Headscale checks them when it loads it. */
-static int valid_acl_action(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "accept"))
-		return fb_bad(c, "'%.16s' is not an ACL action (Headscale knows 'accept')", s);
-	return 0;
-}
+static const struct fb_format fmt_acl_action = {
+	.name = "acl_action",
+	.message = "'%s' is not an ACL action (Headscale knows 'accept')",
+	.values = (const char *const[]){ "accept", NULL },
+};
 
-static int valid_acl_proto(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 16 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
-		return fb_bad(c, "'%.16s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)", s);
-	return 0;
-}
+static const struct fb_format fmt_acl_proto = {
+	.name = "acl_protocol",
+	.message = "'%s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)",
+	.pattern = "^[a-z0-9-]+$",
+	.max = 16,
+};
 
-/* "*", "tag:ci", "group:admins", "alice@", "10.42.0.0/24", "tag:ci:22,443", "*:*" */
-static int valid_acl_entry(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	bool ok = *s != '\0';
-	for (const char *p = s; ok && *p; p++)
-		ok = *p > ' ' && *p <= '~' && *p != '"' && *p != '\\';
-	if (!ok)
-		return fb_bad(c, "'%.64s' is not an ACL source or destination (no spaces, quotes or control characters)",
-			      FB_SHOW(s));
-	return 0;
-}
+/* Printable ASCII but space, '"' and '\' (written without '\' and ']' in a bracket: see
+ * fb-valid.h). */
+static const struct fb_format fmt_acl_entry = {
+	.name = "acl_entry",
+	.message = "'%s' is not an ACL source or destination (no spaces, quotes or control characters)",
+	.pattern = "^([!#-[^-~]|\\])+$",
+};
 
-static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, valid_acl_entry, NULL, 0, 256 };
+static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_acl_entry, 0, 256 };
 static const struct fb_field acl_fields[] = {
-	{ "action", FB_T_STRING, NULL, valid_acl_action, NULL, FB_REQUIRED, 0 },
+	{ "action", FB_T_STRING, NULL, NULL, &fmt_acl_action, FB_REQUIRED, 0 },
 	{ "src", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
 	{ "dst", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
-	{ "proto", FB_T_STRING, NULL, valid_acl_proto, NULL, 0, 0 },
+	{ "proto", FB_T_STRING, NULL, NULL, &fmt_acl_proto, 0, 0 },
 	FB_FIELDS_END,
 };
 static const struct fb_field acl_elem = { NULL, FB_T_OBJECT, acl_fields, NULL, NULL, 0, 0 };
 static const struct fb_field headscale_fields[] = {
-	{ "server_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 512 },
-	{ "listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
-	{ "metrics_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
-	{ "grpc_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
-	{ "prefix_v4", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
-	{ "prefix_v6", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
-	{ "base_domain", FB_T_STRING, NULL, valid_domain, NULL, 0, 0 },
+	{ "server_url", FB_T_STRING, NULL, NULL, &fmt_url, FB_REQUIRED, 512 },
+	{ "listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
+	{ "metrics_listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
+	{ "grpc_listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
+	{ "prefix_v4", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
+	{ "prefix_v6", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
+	{ "base_domain", FB_T_STRING, NULL, NULL, &fmt_domain, 0, 0 },
 	{ "nameservers", FB_T_ARRAY, &ip_elem, NULL, NULL, 0, 8 },
 	{ "derp_urls", FB_T_ARRAY, &url_elem, NULL, NULL, 0, 8 },
-	{ "mesh_subnet", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
+	{ "mesh_subnet", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
 	{ "users", FB_T_ARRAY, &name_elem, NULL, NULL, 0, 64 },
 	{ "keys", FB_T_ARRAY, &key_elem, NULL, NULL, 0, 64 },
 	{ "acls", FB_T_ARRAY, &acl_elem, NULL, NULL, 0, 256 },
