@@ -156,7 +156,7 @@ int fb_config_merge(json_object *base, json_object *over)
 	return 0;
 }
 
-static bool key_is_secret(const char *k)
+bool fb_config_key_is_secret(const char *k)
 {
 	return strstr(k, "auth_key") || strstr(k, "password") || strstr(k, "token") || strstr(k, "credentials");
 }
@@ -219,7 +219,7 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 					  : f->type == FB_T_MAP ? f->fields
 								: NULL;
 		/* A true/false is never a secret ("password_authentication": false). */
-		bool secret = (key_is_secret(key) && !json_object_is_type(val, json_type_boolean)) ||
+		bool secret = (fb_config_key_is_secret(key) && !json_object_is_type(val, json_type_boolean)) ||
 			      (sf && (sf->flags & FB_SECRET)) ||
 			      (sf && (sf->flags & FB_SECRET_IF) && secret_obj);
 		if (secret) {
