@@ -117,6 +117,12 @@ json_object *artifacts_manifest(const struct profile *p)
 			const char *v = str_of(a, keys[k]);
 			json_object_object_add(o, keys[k], json_object_new_string(v ? v : ""));
 		}
+		/* What the profile says of the release: "version", and "note" (such as "sha256 not
+		 * verified here"), when given. */
+		static const char *const given[] = { "version", "note" };
+		for (size_t k = 0; k < ARRAY_SIZE(given); k++)
+			if (str_of(a, given[k]))
+				json_object_object_add(o, given[k], json_object_new_string(str_of(a, given[k])));
 		json_object_object_add(o, "baked", json_object_new_boolean(baked(a)));
 		char *path = NULL;
 		if (baked(a) && asprintf(&path, IMAGE_CACHE "/%s", str_of(a, "name") ? str_of(a, "name") : "") >= 0)

@@ -9,7 +9,8 @@
 /* The artifacts stage (stages.h): every baked artifact, from the download cache
  * ($XDG_CACHE_HOME/pmoves-image/artifacts/SHA256) or downloaded and verified into it, copied
  * into the staging tree. */
-/* For manifest.json: [{name, url, sha256, kind, baked}] of every artifact of the profile. */
+/* For manifest.json: [{name, url, sha256, kind, version, note, baked, path}] of every artifact
+ * of the profile (version and note when given, path when baked). */
 json_object *artifacts_manifest(const struct profile *p);
 
 #endif

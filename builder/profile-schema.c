@@ -130,6 +130,8 @@ static const struct field artifact_fields[] = {
 	F("timeout", json_type_int),
 	F("attempts", json_type_int),
 	F("bake", json_type_boolean),
+	F_STR("version", NULL),
+	F_STR("note", NULL),
 	F_END,
 };
 

@@ -52,6 +52,36 @@ int fb_boot_refresh(const struct fb_boot *b, const char **ret_what);
 int fb_boot_cmdline_text(const struct fb_boot *b, const char *old, size_t len, const char *const *add,
 			 const char *const *remove, char **ret);
 
+/* ---- the default boot entry (fb-boot-default.c) ---- */
+
+/* What the loader boots when nobody picks an entry. */
+struct fb_boot_default {
+	char *entry;   /* the entry: systemd-boot's id, GRUB's title; NULL when there is none */
+	char *release; /* the kernel release it boots; NULL: none, or it cannot be told */
+	char *how;     /* why it is the default, for messages ("'default *-pve.conf' in '...'") */
+};
+void fb_boot_default_done(struct fb_boot_default *d);
+
+/* The default entry of B's loader: systemd-boot's (LoaderEntryDefault, loader.conf's default
+ * glob, the first entry in its order), GRUB's (grub.cfg's "set default=", grubenv's saved
+ * entry, the first entry), proxmox-boot-tool's in systemd-boot mode (its pin, else the newest
+ * kernel in /boot); none for FB_LOADER_NONE (only *how set). 0, or -errno. */
+int fb_boot_default_get(const struct fb_boot *b, struct fb_boot_default *ret);
+
+/* Make an entry booting a kernel whose release ends in SUFFIX ("-pve") the default: the first
+ * such in the loader's order (the newest). systemd-boot: "default *SUFFIX.conf" (or the entry's
+ * id) in loader.conf; GRUB: GRUB_DEFAULT in /etc/default/grub (its position at the top level,
+ * or "SUBMENU-ID>ENTRY-ID"), the menu rebuilt (fb_boot_refresh) and read again. 0: it is the
+ * default already (or FB_LOADER_NONE: nothing to change); 1: made so, *ret_what says how;
+ * -errno with *ret_msg: cannot (no such entry; an EFI variable or proxmox-boot-tool's pin
+ * decides, -EBUSY; the refreshed menu still boots another). */
+int fb_boot_default_set(const struct fb_boot *b, const char *suffix, char **ret_what, char **ret_msg);
+
+/* The kernel releases in /boot (vmlinuz-RELEASE), newest first; NULL for none. */
+int fb_boot_kernels(char ***ret);
+/* Version order (the UAPI version format, systemd-boot's): <0, 0, >0. */
+int fb_vercmp(const char *a, const char *b);
+
 /* ---- a kernel command line, as a string ----
  * Parameters are separated by blanks (space, tab, newline); a double-quoted part is one with
  * its parameter ('foo="a b"'). A parameter's name is what comes before its first '=', and in

@@ -1,5 +1,5 @@
 /* Commands: run, status, validate, schema. Exit status: 0 ok, 1 failed/degraded/pending, 2 invalid
- * config or bad usage, 3 missing file. */
+ * config or bad usage, 3 missing file, 4 status --wait timed out. */
 #include "fb-cmd.h"
 #include "fb-config.h"
 #include "fb-engine.h"
@@ -10,6 +10,10 @@
 
 #include <getopt.h>
 #include <sys/stat.h>
+#include <time.h>
+
+/* How often status --wait reads status.json. */
+#define WAIT_POLL_MS 200
 
 static int usage_error(const char *cmd)
 {
@@ -85,16 +89,58 @@ static void print_status(json_object *o)
 		printf("finished: %s\n", json_object_get_string(v));
 	if (!json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_array))
 		return;
-	printf("\n%-12s %-8s %8s  %s\n", "STEP", "STATE", "MS", "MESSAGE");
+	/* The name column is as wide as the longest name ("proxmox-kernel"), at most NAME_MAX_SHOWN
+	 * (the file could hold anything). */
+	enum { NAME_MAX_SHOWN = 64 };
+	int width = (int)strlen("STEP");
 	for (size_t i = 0; i < json_object_array_length(steps); i++) {
-		json_object *s = json_object_array_get_idx(steps, i), *name, *state, *ms, *msg;
-		json_object_object_get_ex(s, "name", &name);
-		json_object_object_get_ex(s, "state", &state);
-		json_object_object_get_ex(s, "duration_ms", &ms);
-		json_object_object_get_ex(s, "message", &msg);
-		printf("%-12s %-8s %8s  %s\n", json_object_get_string(name), json_object_get_string(state),
-		       ms ? json_object_get_string(ms) : "-", msg ? json_object_get_string(msg) : "");
+		const char *n = fb_json_str(json_object_array_get_idx(steps, i), "name", "");
+		size_t len = strnlen(n ? n : "", NAME_MAX_SHOWN);
+		if ((int)len > width)
+			width = (int)len;
 	}
+	printf("\n%-*s %-8s %8s  %s\n", width, "STEP", "STATE", "MS", "MESSAGE");
+	for (size_t i = 0; i < json_object_array_length(steps); i++) {
+		json_object *s = json_object_array_get_idx(steps, i), *ms;
+		const char *name = fb_json_str(s, "name", NULL), *state = fb_json_str(s, "state", NULL),
+			   *msg = fb_json_str(s, "message", NULL);
+		json_object_object_get_ex(s, "duration_ms", &ms);
+		printf("%-*.*s %-8s %8s  %s\n", width, NAME_MAX_SHOWN, name ? name : "?", state ? state : "?",
+		       ms ? json_object_get_string(ms) : "-", msg ? msg : "");
+	}
+}
+
+/* status.json as text and parsed: 0; -ENOENT (no run has written it yet), -EBADMSG (not a
+ * status file) or -errno. */
+static int status_load(char **ret_text, json_object **ret)
+{
+	_cleanup_free_ char *text = NULL;
+	int r = fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL);
+	if (r < 0)
+		return r;
+	json_object *o = json_tokener_parse(text);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return -EBADMSG;
+	}
+	*ret_text = TAKE_PTR(text);
+	*ret = o;
+	return 0;
+}
+
+/* The run status.json describes has ended: its status is not "running" and no step's is.
+ * Pending steps do not count: they finish on a later run (the timer, a later boot). */
+static bool run_ended(json_object *o)
+{
+	json_object *steps;
+	if (fb_state_from_name(fb_json_str(o, "status", NULL)) == FB_STATE_RUNNING)
+		return false;
+	for (size_t i = 0; json_object_object_get_ex(o, "steps", &steps) && json_object_is_type(steps, json_type_array) &&
+			   i < json_object_array_length(steps);
+	     i++)
+		if (fb_state_from_name(fb_json_str(json_object_array_get_idx(steps, i), "state", NULL)) == FB_STATE_RUNNING)
+			return false;
+	return true;
 }
 
 static int cmd_status(int argc, char **argv)
@@ -102,14 +148,17 @@ static int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *root = "/";
-	bool json = false;
+	bool json = false, wait = false, has_timeout = false;
+	uint64_t timeout = 0;
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+r:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+r:jwt:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
 			root = optarg;
@@ -117,40 +166,78 @@ static int cmd_status(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'w':
+			wait = true;
+			break;
+		case 't':
+			/* A year at most: the deadline stays far inside a double's whole seconds. */
+			if (parse_u64(optarg, &timeout) < 0 || timeout > 366u * 86400u) {
+				fb_error("'%s' is not a timeout (whole seconds, at most a year)", optarg);
+				return FB_EXIT_USAGE;
+			}
+			has_timeout = true;
+			break;
 		case 'h':
-			printf("usage: %s status [--json] [--root DIR]\n\n"
-			       "Show the state, times and message of every step (from %s).\n", FB_NAME, FB_STATUS_PATH);
+			printf("usage: %s status [--json] [--wait [--timeout S]] [--root DIR]\n\n"
+			       "Show the state, times and message of every step (from %s).\n"
+			       "  --json       print status.json as it is\n"
+			       "  --wait       wait first for a run to end: until the file exists and neither its status\n"
+			       "               nor a step's is 'running' (pending steps do not hold it)\n"
+			       "  --timeout S  wait at most S seconds; then exit %d\n"
+			       "  --root DIR   read the status of the tree DIR\n"
+			       "exit status: 0 ok, 1 failed, degraded, pending, reboot or running, 3 no run yet, %d timed out\n",
+			       FB_NAME, FB_STATUS_PATH, FB_EXIT_TIMEOUT, FB_EXIT_TIMEOUT);
 			return FB_EXIT_OK;
 		default:
 			return usage_error("status");
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (has_timeout && !wait))
 		return usage_error("status");
 	int r = set_root(root);
 	if (r)
 		return r;
 	_cleanup_free_ char *text = NULL;
-	r = fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL);
+	_cleanup_(fb_json_putp) json_object *o = NULL;
+	double deadline = now_seconds() + (double)timeout;
+	bool timed_out = false;
+	for (;;) {
+		r = status_load(&text, &o);
+		/* Waiting: for the first run to write the file, then for the run to end. */
+		if (!wait || (r < 0 && r != -ENOENT) || (r == 0 && run_ended(o)))
+			break;
+		if (has_timeout && now_seconds() >= deadline) {
+			timed_out = true;
+			break;
+		}
+		free(TAKE_PTR(text));
+		json_object_put(TAKE_PTR(o));
+		struct timespec ts = { .tv_nsec = WAIT_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (timed_out) {
+		fb_error("timed out after %llu s waiting for the first-boot run to end%s", (unsigned long long)timeout,
+			 r == -ENOENT ? " (no run has started yet)" : "");
+		if (r == 0 && json)
+			fputs(text, stdout);
+		else if (r == 0)
+			print_status(o);
+		return FB_EXIT_TIMEOUT;
+	}
+	if (r == -EBADMSG) {
+		fb_error("'%s' is not a status file", FB_STATUS_PATH);
+		return FB_EXIT_FAILED;
+	}
 	if (r < 0) {
 		fb_error("cannot read '%s': %s%s", FB_STATUS_PATH, strerror(-r),
 			 r == -ENOENT ? " (first boot has not run yet)" : "");
 		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_FAILED;
 	}
-	json_object *o = json_tokener_parse(text);
-	if (!o || !json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		fb_error("'%s' is not a status file", FB_STATUS_PATH);
-		return FB_EXIT_FAILED;
-	}
 	if (json)
 		fputs(text, stdout);
 	else
 		print_status(o);
-	json_object *st;
-	bool ok = json_object_object_get_ex(o, "status", &st) && fb_state_from_name(json_object_get_string(st)) == FB_STATE_OK;
-	json_object_put(o);
-	return ok ? FB_EXIT_OK : FB_EXIT_FAILED;
+	return fb_state_from_name(fb_json_str(o, "status", NULL)) == FB_STATE_OK ? FB_EXIT_OK : FB_EXIT_FAILED;
 }
 
 static int cmd_validate(int argc, char **argv)
@@ -208,7 +295,7 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "run", cmd_run, "provision the machine (or a tree with --root), or --dry-run for the plan" },
-	{ "status", cmd_status, "show every step's state, time and message" },
+	{ "status", cmd_status, "show every step's state, time and message; --wait for the run to end" },
 	{ "validate", cmd_validate, "check config files" },
 	{ "schema", cmd_schema, "print the config's JSON Schema" },
 };
@@ -219,7 +306,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'%s <command> --help' describes a command.\n"
-		   "exit status: 0 ok, 1 failed or degraded, 2 invalid config or bad usage, 3 missing file\n",
+		   "exit status: 0 ok, 1 failed or degraded, 2 invalid config or bad usage, 3 missing file,\n"
+		   "4 timed out (status --wait --timeout)\n",
 		FB_NAME);
 }
 

@@ -368,6 +368,10 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 		e.status.steps[i].name = steps[i]->name;
 		e.status.steps[i].state = FB_STATE_NOT_RUN;
 	}
+	/* "running" from the start (the config may take a while to fetch): status --wait waits
+	 * for this run, not the last one's result. */
+	if (!o->dry_run)
+		fb_status_write(&e.status);
 
 	int cr = fb_config_load(&cfg);
 	fb_report_set_secrets(cfg.secrets);

@@ -7,7 +7,8 @@
  *                   cluster file system and the web interface resolve the node's name);
  *                   the release key (fetched, checked against its published SHA-512) and
  *                   the pve-no-subscription repository; apt-get update, full-upgrade, and
- *                   proxmox-default-kernel; then a reboot into that kernel.
+ *                   proxmox-default-kernel; the Proxmox kernel the boot loader's default
+ *                   entry; then a reboot into it, verified: it runs.
  *   proxmox-ve      proxmox-ve postfix open-iscsi chrony (postfix preseeded: no
  *                   configuration, or local only); the Debian kernel (linux-image-amd64,
  *                   linux-image-6.1*) and os-prober removed, but never the running kernel;

@@ -381,12 +381,3 @@ double fb_run_seconds(void)
 	return run_seconds;
 }
 
-char *fb_strdupf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}

@@ -34,10 +34,11 @@ static json_object *string_matching(const char *p, size_t len)
 }
 
 /* A format's "$defs" entry. A string format refuses a NUL character itself (the validator
- * refuses it in every string before any format) and, with a pattern, a newline: '$' is the end
- * of the string in ECMA-262 and POSIX, but Python's re (the jsonschema package) lets it match
- * before a final newline. The string keywords do not apply to an integer, as the validator's
- * string formats take any integer on a string-or-integer field. */
+ * refuses it in every string before any format) and, with a pattern ending in '$', a newline:
+ * '$' is the end of the string in ECMA-262 and POSIX, but Python's re (the jsonschema package)
+ * lets it match before a final newline. A pattern without '$' is text of several lines
+ * (fb-valid.h). The string keywords do not apply to an integer, as the validator's string
+ * formats take any integer on a string-or-integer field. */
 static json_object *format_schema(const struct fb_format *f)
 {
 	json_object *o = json_object_new_object();
@@ -64,7 +65,8 @@ static json_object *format_schema(const struct fb_format *f)
 		json_object_object_add(o, "enum", e);
 	}
 	json_object *not = json_object_new_array();
-	json_object_array_add(not, f->pattern ? string_matching("[\0\n]", 4) : string_matching("\0", 1));
+	bool to_end = f->pattern && f->pattern[strlen(f->pattern) - 1] == '$';
+	json_object_array_add(not, to_end ? string_matching("[\0\n]", 4) : string_matching("\0", 1));
 	if (f->forbid)
 		json_object_array_add(not, string_matching(f->forbid, strlen(f->forbid)));
 	if (f->except) {

@@ -214,6 +214,14 @@ int fb_unit_active(const char *unit)
 	return r < 0 ? r : r == 0;
 }
 
+int fb_unit_running(const char *unit)
+{
+	int r = fb_unit_enabled(unit);
+	if (r > 0 && fb_live())
+		r = fb_unit_active(unit);
+	return r;
+}
+
 int fb_unit_enable(const char *unit, bool start, char **ret_msg)
 {
 	char *units[] = { (char *)unit, NULL };

@@ -36,7 +36,9 @@ enum {
  * (regcomp, C locale: bytes) and ECMA-262 (JSON Schema: characters): no \d, \s, \w, '.' as
  * a wildcard, lookaround or back-references; a backslash in a bracket is written twice; ']'
  * never in a bracket (\] outside one); a counted repetition ({m,n}) only of what matches ASCII
- * alone, since regexec counts bytes (MIN and MAX count characters on both sides).
+ * alone, since regexec counts bytes (MIN and MAX count characters on both sides). Anchored
+ * is '^' first and '$' last, and such a pattern takes no newline; or, for text of several
+ * lines (PEM), '^' first and no '$' at all: the beginning the text must have.
  *
  * A string conforms when it matches PATTERN, has no match of FORBID (anywhere), has MIN to MAX
  * characters, is one of the enumeration and is not EXCEPT. An integer format takes the

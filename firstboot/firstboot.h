@@ -15,6 +15,7 @@ enum {
 	FB_EXIT_FAILED = 1, /* a step failed, or the run is degraded or pending */
 	FB_EXIT_USAGE = 2,  /* bad usage or invalid config */
 	FB_EXIT_MISSING = 3,
+	FB_EXIT_TIMEOUT = 4, /* status --wait --timeout: the run had not ended in time */
 };
 
 /* ---- the root (fb-root.c) ----
@@ -112,6 +113,11 @@ bool fb_unit_state_enabled(const char *state);
 int fb_unit_enabled(const char *unit);
 /* 1: UNIT is active on the running system (`systemctl is-active` exits 0); 0: not; -errno. */
 int fb_unit_active(const char *unit);
+/* 1: UNIT runs as a step that set it up wants it: enabled (fb_unit_enabled()) and, on the
+ * running system, active (fb_unit_active(); a tree has nothing running); 0: not; -errno. What
+ * a step's check asks of the services it enables and starts: files and programs in place are
+ * not enough (a program installed after the run that wrote the files was never started). */
+int fb_unit_running(const char *unit);
 /* systemctl enable UNIT (--root=ROOT on a tree), and with START, `systemctl --no-block
  * restart` it on the running system (queued: it may start only after this boot's run). 0, or
  * -errno with *ret_msg set. */
@@ -131,6 +137,6 @@ void fb_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Message helper: asprintf that returns NULL on failure. */
-char *fb_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define fb_strdupf strdupf /* lib/util.h */
 
 #endif

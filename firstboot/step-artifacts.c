@@ -112,6 +112,20 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 	return 0;
 }
 
+/* What the vendor calls the release ("0.29.2", "2024.9.0-1"): for manifest.json and people. */
+static const struct fb_format fmt_version = {
+	.name = "artifact_version",
+	.message = "'%s' is not a version (letters, digits, '.', '+', '~', '_', '-')",
+	.pattern = "^[A-Za-z0-9.+~_-]+$",
+};
+
+/* A remark for people ("sha256 not verified here: ..."): one line of text. */
+static const struct fb_format fmt_note = {
+	.name = "artifact_note",
+	.message = "a note is one line of text without control characters",
+	.pattern = "^[^\x01-\x1f\x7f]*$",
+};
+
 static int valid_artifacts(struct fb_check *c, json_object *v)
 {
 	long i = fb_find_duplicate(v, "name", NULL);
@@ -132,6 +146,8 @@ static const struct fb_field artifact_fields[] = {
 	{ "timeout", FB_T_SCALAR, NULL, NULL, &fmt_timeout, 0, 0 },
 	{ "attempts", FB_T_SCALAR, NULL, NULL, &fmt_attempts, 0, 0 },
 	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "version", FB_T_STRING, NULL, NULL, &fmt_version, 0, 64 },
+	{ "note", FB_T_STRING, NULL, NULL, &fmt_note, 0, 512 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };

@@ -664,8 +664,10 @@ static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg
 	}
 	if ((r = fb_file_set_check(&p)) <= 0)
 		return r;
+	/* Enabled, and on the running system active: a dnsmasq that failed to start (or was
+	 * stopped) is not a gateway, whatever its files say. */
 	for (char *const *u = units; *u; u++)
-		if ((r = fb_unit_enabled(*u)) <= 0)
+		if ((r = fb_unit_running(*u)) <= 0)
 			return r;
 	return fb_live() ? live_ok(&g) : 1;
 }

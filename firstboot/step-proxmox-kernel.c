@@ -1,7 +1,9 @@
 /* proxmox-kernel: the node's name on its address in /etc/hosts, the Proxmox release key
  * (checked against its published SHA-512) and the pve-no-subscription repository, apt-get
- * update and full-upgrade, proxmox-default-kernel; then a reboot into that kernel
- * (fb-proxmox.h: the four proxmox steps). */
+ * update and full-upgrade, proxmox-default-kernel; the Proxmox kernel made the boot loader's
+ * default entry (fb_boot_default_set()), then a reboot into it. Ok only once that kernel is
+ * installed, is the default entry and runs (fb-proxmox.h: the four proxmox steps). */
+#include "fb-boot.h"
 #include "fb-fetch.h"
 #include "fb-hosts.h"
 #include "fb-proxmox.h"
@@ -116,77 +118,215 @@ static int hosts_check(json_object *section)
 	return STREQ(want, hosts);
 }
 
-static int kernel_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+/* ---- the Proxmox kernel: installed, the default, running ---- */
+
+#define PVE_SUFFIX "-pve"
+/* Written before the reboot into the Proxmox kernel: the boot it was asked in. */
+#define REBOOT_MARK "/var/lib/pmoves/proxmox/kernel-reboot"
+#define BOOT_ID "/proc/sys/kernel/random/boot_id"
+
+/* The newest Proxmox kernel in /boot into RET: 1, or 0 when there is none, or -errno. */
+static int pve_installed(char ret[128])
 {
-	(void)c;
+	_cleanup_strv_ char **k = NULL;
+	int r = fb_boot_kernels(&k);
+	if (r < 0)
+		return r;
+	for (char **p = k; p && *p; p++)
+		if (fb_proxmox_is_pve_kernel(*p)) {
+			snprintf(ret, 128, "%s", *p);
+			return 1;
+		}
+	return 0;
+}
+
+/* 1: the loader's default entry boots a Proxmox kernel, or there is no loader to ask (the
+ * kernel running after the reboot is then what counts); 0: not, *ret_why says what it boots. */
+static int default_is_pve(const struct fb_boot *b, char **ret_why)
+{
+	_cleanup_(fb_boot_default_done) struct fb_boot_default d = { 0 };
+	int r = fb_boot_default_get(b, &d);
+	if (r < 0) {
+		*ret_why = fb_strdupf("cannot tell %s's default entry: %s", fb_loader_name(b->loader), strerror(-r));
+		return r;
+	}
+	if (b->loader == FB_LOADER_NONE || (d.release && fb_proxmox_is_pve_kernel(d.release)))
+		return 1;
+	*ret_why = fb_strdupf("%s's default entry %s%s%s boots %s%s%s (%s)", fb_loader_name(b->loader), d.entry ? "'" : "",
+			      d.entry ? d.entry : "(none)", d.entry ? "'" : "", d.release ? "'" : "",
+			      d.release ? d.release : "no kernel it can tell", d.release ? "'" : "", d.how);
+	return 0;
+}
+
+static char *running_msg(const char *release, const struct fb_boot *b)
+{
+	return b->loader == FB_LOADER_NONE
+		       ? fb_strdupf("running the Proxmox kernel %s (no boot loader configuration found to check the default)", release)
+		       : fb_strdupf("running the Proxmox kernel %s, the default boot entry (%s)", release, fb_loader_name(b->loader));
+}
+
+/* The repository, key, hosts line and package are in place: what is left is the kernel. */
+static int prepared(json_object *section)
+{
 	_cleanup_strv_ char **pkgs = NULL;
 	_cleanup_free_ char *want = sources_text(section);
-	char release[128];
 	int r;
 	if (!want)
 		return -ENOMEM;
 	if ((r = hosts_check(section)) <= 0 || (r = fb_file_is(SOURCES_LIST, want, strlen(want))) <= 0 || (r = key_ok(section)) <= 0)
 		return r;
-	if ((r = fb_installed_packages(&pkgs)) < 0) {
-		*ret_msg = fb_strdupf("cannot read '%s': %s", PROXMOX_DPKG_STATUS, strerror(-r));
+	if ((r = fb_installed_packages(&pkgs)) < 0)
+		return r;
+	return strv_contains(pkgs, "proxmox-default-kernel");
+}
+
+static int kernel_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	char release[128], pve[128];
+	_cleanup_free_ char *why = NULL;
+	int r = prepared(section);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot check the Proxmox repository and packages: %s", strerror(-r));
 		return r;
 	}
-	/* Installed but not booted (a power cut before the reboot): apply again, which reboots. */
-	if (!strv_contains(pkgs, "proxmox-default-kernel") || fb_proxmox_running_kernel(release) < 0 || !fb_proxmox_is_pve_kernel(release))
+	/* Ok only when the Proxmox kernel is installed, is the boot loader's default and runs:
+	 * installed but not booted (a power cut before the reboot) is not done. */
+	if (r == 0 || pve_installed(pve) <= 0 || fb_proxmox_running_kernel(release) < 0 || !fb_proxmox_is_pve_kernel(release))
 		return 0;
-	*ret_msg = fb_strdupf("running the Proxmox kernel %s", release);
+	struct fb_boot boot = fb_boot_detect();
+	if ((r = default_is_pve(&boot, &why)) <= 0)
+		return 0;
+	*ret_msg = running_msg(release, &boot);
 	return 1;
+}
+
+/* The Proxmox kernel the default entry of the tree's loader; *ret_what says what changed. */
+static int make_default(const struct fb_boot *b, char **ret_what, char **ret_msg)
+{
+	_cleanup_free_ char *why = NULL;
+	int r = fb_boot_default_set(b, PVE_SUFFIX, ret_what, &why);
+	if (r < 0)
+		*ret_msg = fb_strdupf("the Proxmox kernel is installed but cannot be made the default boot entry: %s",
+				      why ? why : strerror(-r));
+	return r;
+}
+
+/* This boot's ID, or "-" when the tree has none. */
+static void boot_id(char ret[64])
+{
+	if (fb_read_line(BOOT_ID, ret, 64) < 0 || !ret[0] || strchr(ret, ' '))
+		snprintf(ret, 64, "-");
 }
 
 static enum fb_result kernel_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
-	char name[256];
-	_cleanup_free_ char *addr = NULL, *hosts = NULL, *hosts_new = NULL, *sources = sources_text(section);
+	char name[256], pve[128], running[128], now[64];
+	_cleanup_free_ char *addr = NULL, *hosts = NULL, *hosts_new = NULL, *sources = sources_text(section), *what = NULL,
+			    *installed = NULL;
 	int r;
 	if (!sources)
 		return FB_FAILED;
-	if (fb_proxmox_read_hostname(name) < 0) {
-		*ret_msg = strdup("no hostname in '/etc/hostname': Proxmox needs one that resolves to the node's address");
+	if ((r = prepared(section)) < 0) {
+		*ret_msg = fb_strdupf("cannot check the Proxmox repository and packages: %s", strerror(-r));
 		return FB_FAILED;
 	}
-	if ((r = node_address(section, &addr, ret_msg)) < 0)
-		return r == -ENETUNREACH ? FB_PENDING : FB_FAILED;
-	if ((r = fb_proxmox_probe_repository(section, ret_msg)) < 0)
-		return r == -EAGAIN ? FB_PENDING : FB_FAILED;
-	if ((r = install_key(section, ret_msg)) < 0)
-		return r == -EAGAIN ? FB_PENDING : FB_FAILED;
-	r = fb_read("/etc/hosts", 1 << 20, &hosts, NULL);
-	if (r < 0 && r != -ENOENT) {
-		*ret_msg = fb_strdupf("cannot read '/etc/hosts': %s", strerror(-r));
+	if (r == 0 || (r = pve_installed(pve)) == 0) {
+		/* The install; without the network (the boot's own run) it ends pending before
+		 * anything is changed. */
+		if (fb_proxmox_read_hostname(name) < 0) {
+			*ret_msg = strdup("no hostname in '/etc/hostname': Proxmox needs one that resolves to the node's address");
+			return FB_FAILED;
+		}
+		if ((r = node_address(section, &addr, ret_msg)) < 0)
+			return r == -ENETUNREACH ? FB_PENDING : FB_FAILED;
+		if ((r = fb_proxmox_probe_repository(section, ret_msg)) < 0)
+			return r == -EAGAIN ? FB_PENDING : FB_FAILED;
+		if ((r = install_key(section, ret_msg)) < 0)
+			return r == -EAGAIN ? FB_PENDING : FB_FAILED;
+		r = fb_read("/etc/hosts", 1 << 20, &hosts, NULL);
+		if (r < 0 && r != -ENOENT) {
+			*ret_msg = fb_strdupf("cannot read '/etc/hosts': %s", strerror(-r));
+			return FB_FAILED;
+		}
+		if (!(hosts_new = fb_hosts_pin_name(hosts, addr, name)))
+			return FB_FAILED;
+		if ((r = fb_write("/etc/hosts", hosts_new, strlen(hosts_new), 0644, 0, 0)) < 0 ||
+		    (r = fb_write(SOURCES_LIST, sources, strlen(sources), 0644, 0, 0)) < 0) {
+			*ret_msg = fb_strdupf("cannot write '/etc/hosts' and '%s': %s", SOURCES_LIST, strerror(-r));
+			return FB_FAILED;
+		}
+		if (fb_dpkg_finish(ret_msg) < 0)
+			return FB_FAILED;
+		if ((r = fb_apt("update", NULL)) != 0) {
+			*ret_msg = fb_strdupf("'apt-get update' exited with %d (a repository unreachable or broken): trying again on "
+					      "a later run",
+					      r);
+			return FB_PENDING;
+		}
+		if ((r = fb_apt("full-upgrade", NULL)) != 0) {
+			*ret_msg = fb_strdupf("'apt-get full-upgrade' exited with %d", r);
+			return FB_FAILED;
+		}
+		char *kernel[] = { "proxmox-default-kernel", NULL };
+		if ((r = fb_apt("install", kernel)) != 0) {
+			*ret_msg = fb_strdupf("'apt-get install proxmox-default-kernel' exited with %d", r);
+			return FB_FAILED;
+		}
+		installed = fb_strdupf("'%s' is %s in '/etc/hosts'; proxmox-default-kernel installed from '%s'", name, addr,
+				       fb_json_str(section, "repository", PROXMOX_DEFAULT_REPOSITORY));
+		if (!installed)
+			return FB_FAILED;
+		if (fb_dry_run()) {
+			*ret_msg = fb_strdupf("%s; then the Proxmox kernel the default boot entry, and a reboot into it", installed);
+			return FB_REBOOT;
+		}
+		if ((r = pve_installed(pve)) <= 0) {
+			*ret_msg = fb_strdupf("%s, but there is no Proxmox kernel in '/boot' (no 'vmlinuz-*%s')", installed, PVE_SUFFIX);
+			return FB_FAILED;
+		}
+	}
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot list the kernels in '/boot': %s", strerror(-r));
 		return FB_FAILED;
 	}
-	if (!(hosts_new = fb_hosts_pin_name(hosts, addr, name)))
+
+	/* The Proxmox kernel installed: the default boot entry, then running. */
+	struct fb_boot boot = fb_boot_detect();
+	if (make_default(&boot, &what, ret_msg) < 0)
 		return FB_FAILED;
-	if ((r = fb_write("/etc/hosts", hosts_new, strlen(hosts_new), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(SOURCES_LIST, sources, strlen(sources), 0644, 0, 0)) < 0) {
-		*ret_msg = fb_strdupf("cannot write '/etc/hosts' and '%s': %s", SOURCES_LIST, strerror(-r));
+	_cleanup_free_ char *head =
+		boot.loader == FB_LOADER_NONE
+			? fb_strdupf("%s%sthe Proxmox kernel %s is installed (no boot loader configuration found to make it the default)",
+				     installed ? installed : "", installed ? "; " : "", pve)
+			: fb_strdupf("%s%sthe Proxmox kernel %s is the default boot entry (%s%s%s)", installed ? installed : "",
+				     installed ? "; " : "", pve, fb_loader_name(boot.loader), what ? ": " : "", what ? what : "");
+	if (!head)
+		return FB_FAILED;
+	if (fb_proxmox_running_kernel(running) == 0 && fb_proxmox_is_pve_kernel(running)) {
+		if (fb_exists(REBOOT_MARK) == 1)
+			fb_remove(REBOOT_MARK);
+		*ret_msg = TAKE_PTR(head);
+		return FB_OK; /* verify confirms */
+	}
+	/* Asked for in an earlier boot, and this one still runs another kernel: rebooting again
+	 * would loop. (The same boot: a power cut before the reboot; reboot now.) */
+	_cleanup_free_ char *mark = NULL;
+	boot_id(now);
+	if (!installed && fb_read(REBOOT_MARK, 256, &mark, NULL) == 0 &&
+	    (strncmp(mark, now, strlen(now)) || mark[strlen(now)] != ' ')) {
+		*ret_msg = fb_strdupf("%s, but '%s' runs after the reboot into it: the firmware or the boot loader did not "
+				      "start the default entry (pick it in the boot menu to see why); not rebooting again",
+				      head, running[0] ? running : "unknown");
 		return FB_FAILED;
 	}
-	if (fb_dpkg_finish(ret_msg) < 0)
-		return FB_FAILED;
-	if ((r = fb_apt("update", NULL)) != 0) {
-		*ret_msg = fb_strdupf("'apt-get update' exited with %d (a repository unreachable or broken): trying again on "
-				      "a later run",
-				      r);
-		return FB_PENDING;
-	}
-	if ((r = fb_apt("full-upgrade", NULL)) != 0) {
-		*ret_msg = fb_strdupf("'apt-get full-upgrade' exited with %d", r);
+	_cleanup_free_ char *text = fb_strdupf("%s %s\n", now, pve);
+	if (!text || (r = fb_write(REBOOT_MARK, text, strlen(text), 0644, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write '%s': %s", REBOOT_MARK, text ? strerror(-r) : "out of memory");
 		return FB_FAILED;
 	}
-	char *kernel[] = { "proxmox-default-kernel", NULL };
-	if ((r = fb_apt("install", kernel)) != 0) {
-		*ret_msg = fb_strdupf("'apt-get install proxmox-default-kernel' exited with %d", r);
-		return FB_FAILED;
-	}
-	*ret_msg = fb_strdupf("'%s' is %s in '/etc/hosts'; proxmox-default-kernel installed from '%s'; reboot into it",
-			      name, addr, fb_json_str(section, "repository", PROXMOX_DEFAULT_REPOSITORY));
+	*ret_msg = fb_strdupf("%s; '%s' runs: reboot into it", head, running[0] ? running : "unknown");
 	return FB_REBOOT;
 }
 
@@ -194,7 +334,8 @@ static int kernel_verify(const struct fb_ctx *c, json_object *section, char **re
 {
 	(void)c, (void)section;
 	_cleanup_strv_ char **pkgs = NULL;
-	char release[128];
+	_cleanup_free_ char *why = NULL;
+	char release[128], pve[128];
 	int r = fb_installed_packages(&pkgs);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", PROXMOX_DPKG_STATUS, strerror(-r));
@@ -204,13 +345,29 @@ static int kernel_verify(const struct fb_ctx *c, json_object *section, char **re
 		*ret_msg = strdup("proxmox-default-kernel is not installed after the reboot");
 		return -ENOENT;
 	}
+	if ((r = pve_installed(pve)) <= 0) {
+		*ret_msg = fb_strdupf("proxmox-default-kernel is installed, but there is no Proxmox kernel in '/boot' (no "
+				      "'vmlinuz-*%s')",
+				      PVE_SUFFIX);
+		return r < 0 ? r : -ENOENT;
+	}
 	fb_proxmox_running_kernel(release);
-	if (fb_proxmox_is_pve_kernel(release))
-		*ret_msg = fb_strdupf("running the Proxmox kernel %s", release);
-	else
-		*ret_msg = fb_strdupf("proxmox-default-kernel installed, but the running kernel is '%s', not a Proxmox one: "
-				      "the Debian kernel stays until a Proxmox kernel runs (check the boot loader's default)",
-				      release[0] ? release : "unknown");
+	struct fb_boot boot = fb_boot_detect();
+	int def = default_is_pve(&boot, &why);
+	if (!fb_proxmox_is_pve_kernel(release)) {
+		*ret_msg = fb_strdupf("the Proxmox kernel %s is installed, but '%s' runs after the reboot: %s", pve,
+				      release[0] ? release : "unknown",
+				      boot.loader == FB_LOADER_NONE ? "no boot loader configuration found to make it the default"
+				      : def > 0 ? "the firmware or the boot loader did not start the default entry (pick it in the boot "
+						  "menu to see why)"
+						: why ? why : "the boot loader's default is not the Proxmox kernel");
+		return -EIO;
+	}
+	if (def <= 0) {
+		*ret_msg = fb_strdupf("the Proxmox kernel %s runs, but the next boot would not start it: %s", release, why ? why : "?");
+		return def < 0 ? def : -EIO;
+	}
+	*ret_msg = running_msg(release, &boot);
 	return 0;
 }
 

@@ -6,7 +6,8 @@
  *   - RustDesk cannot bind one interface, so the port is closed everywhere but on the
  *     tailnet (and loopback) by an nftables table of its own, /etc/pmoves/rustdesk.nft, loaded
  *     by pmoves-rustdesk-firewall.service before rustdesk.service starts;
- *   - both units enabled and, on the running machine, started.
+ *   - both units enabled and, on the running machine, started (check wants them so: enabled,
+ *     and active on the running machine).
  * RustDesk itself comes as an artifact (its .deb ships rustdesk.service); without it the files
  * are written and the step is pending until it is installed. */
 #include "fb-config.h"
@@ -20,6 +21,8 @@
 #define NFT "/etc/pmoves/rustdesk.nft"
 #define FW_UNIT "/etc/systemd/system/pmoves-rustdesk-firewall.service"
 #define RUSTDESK "/usr/bin/rustdesk"
+#define SERVICE "rustdesk.service"
+#define FW_SERVICE "pmoves-rustdesk-firewall.service"
 #define DEFAULT_PORT 21118
 #define DEFAULT_IFACE "tailscale0"
 #define TOML_MAX (256u * 1024u)
@@ -152,9 +155,12 @@ static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **r
 	if (r < 0)
 		return r;
 	if ((r = fb_file_is(TOML, toml, strlen(toml))) <= 0 || (r = fb_file_is(NFT, nft, strlen(nft))) <= 0 ||
-	    (r = fb_file_is(FW_UNIT, fw_unit, strlen(fw_unit))) <= 0)
+	    (r = fb_file_is(FW_UNIT, fw_unit, strlen(fw_unit))) <= 0 || (r = fb_exists(RUSTDESK)) <= 0)
 		return r;
-	return fb_exists(RUSTDESK);
+	/* RustDesk installed after the run that wrote the files has not been enabled or started. */
+	if ((r = fb_unit_running(FW_SERVICE)) <= 0)
+		return r;
+	return fb_unit_running(SERVICE);
 }
 
 static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -171,14 +177,14 @@ static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *sectio
 		*ret_msg = fb_strdupf("cannot write RustDesk's files: %s", strerror(-r));
 		return FB_FAILED;
 	}
-	if (fb_unit_enable("pmoves-rustdesk-firewall.service", true, ret_msg) < 0)
+	if (fb_unit_enable(FW_SERVICE, true, ret_msg) < 0)
 		return FB_FAILED;
 	if (fb_exists(RUSTDESK) != 1) {
 		*ret_msg = strdup("port closed but on the tailnet; RustDesk is not installed yet (an artifact of kind deb): "
 				  "enabled once it is");
 		return FB_PENDING;
 	}
-	if (fb_unit_enable("rustdesk.service", true, ret_msg) < 0)
+	if (fb_unit_enable(SERVICE, true, ret_msg) < 0)
 		return FB_FAILED;
 	*ret_msg = fb_strdupf("direct IP access on port %lld, reachable on '%s' only", (long long)port_of(section), iface_of(section));
 	return FB_OK;

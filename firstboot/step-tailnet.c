@@ -31,6 +31,7 @@
 	"# Written by pmoves-firstboot (tailnet step): this machine routes for the tailnet.\n" \
 	"net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
 #define TAILSCALE "/usr/bin/tailscale"
+#define TAILSCALED "tailscaled.service"
 #define ATTEMPTS 3
 #define DEFAULT_TIMEOUT 60
 
@@ -202,8 +203,13 @@ static int tailnet_check(const struct fb_ctx *c, json_object *section, char **re
 	}
 	if (!fb_live())
 		return 0;
+	/* Joined now is not enough: tailscaled started by hand, not enabled, is gone after a
+	 * reboot. */
+	int r = fb_unit_enabled(TAILSCALED);
+	if (r <= 0)
+		return r;
 	_cleanup_free_ char *why = NULL;
-	int r = joined_now(section, &why, ret_msg);
+	r = joined_now(section, &why, ret_msg);
 	return r < 0 ? 0 : r; /* no client yet: apply says so */
 }
 
@@ -262,7 +268,7 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 				  "and package, or an artifact): joins once it is");
 		return FB_PENDING;
 	}
-	if (fb_unit_enable("tailscaled.service", true, ret_msg) < 0)
+	if (fb_unit_enable(TAILSCALED, true, ret_msg) < 0)
 		return FB_FAILED;
 	if (!fb_live()) {
 		*ret_msg = strdup("tailscaled enabled; the join is left to the running machine");

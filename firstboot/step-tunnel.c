@@ -5,7 +5,7 @@
  *   - /etc/cloudflared/config.yml: the tunnel, its credentials file, and the ingress rules of
  *     the config in order, ending in the catch-all `http_status:404` cloudflared requires;
  *   - cloudflared.service (the unit `cloudflared service install` would write), enabled and
- *     started;
+ *     started; check wants it enabled and, on the running system, active;
  *   - `cloudflared tunnel --config /etc/cloudflared/config.yml ingress validate` when
  *     cloudflared is there. Without it the files are written and the step is pending: it
  *     finishes once cloudflared is installed (an artifact, or Cloudflare's apt repository).
@@ -22,6 +22,7 @@
 #define CONFIG CF_DIR "/config.yml"
 #define UNIT "/etc/systemd/system/cloudflared.service"
 #define CLOUDFLARED "/usr/bin/cloudflared"
+#define SERVICE "cloudflared.service"
 #define HEADER "# Written by pmoves-firstboot (tunnel step): change its config, not this file.\n"
 
 /* ---- schema ---- */
@@ -144,6 +145,10 @@ static int tunnel_check(const struct fb_ctx *c, json_object *section, char **ret
 		r = fb_exists(cred);
 	if (r > 0)
 		r = fb_exists(CLOUDFLARED); /* pending until it is installed */
+	/* Files and program are not enough: a cloudflared installed after the run that wrote the
+	 * files (a later artifact or package) has not been validated, enabled or started yet. */
+	if (r > 0)
+		r = fb_unit_running(SERVICE);
 	return r;
 }
 
@@ -181,7 +186,7 @@ static enum fb_result tunnel_apply(const struct fb_ctx *c, json_object *section,
 		*ret_msg = fb_strdupf("'cloudflared tunnel ingress validate' refused '" CONFIG "' (exit %d)", r);
 		return FB_FAILED;
 	}
-	if (fb_unit_enable("cloudflared.service", true, ret_msg) < 0)
+	if (fb_unit_enable(SERVICE, true, ret_msg) < 0)
 		return FB_FAILED;
 	*ret_msg = fb_strdupf("tunnel %s with %zu ingress rules and the 404 catch-all, validated%s", fb_json_str(section, "tunnel_id", ""), n,
 			      fb_live() ? ", cloudflared started" : "");

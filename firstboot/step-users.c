@@ -16,7 +16,9 @@
  * copy of /etc/skel, the password hash (or "*": no password, SSH keys still work; "!" would
  * lock the account for sshd without PAM). An existing user keeps its password, shell and
  * home; only its groups and keys are brought in line. Keys are added to
- * ~/.ssh/authorized_keys (lines already there are kept). */
+ * ~/.ssh/authorized_keys (lines already there are kept). "sudo": true without /usr/bin/sudo in
+ * the tree: the accounts are made all the same, and the step fails saying sudo is not
+ * installed (group sudo alone gives nothing). */
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -31,6 +33,7 @@
 #define ID_MIN 1000u
 #define ID_MAX 59999u
 #define SKEL_DEPTH 8
+#define SUDO "/usr/bin/sudo"
 
 /* ---- "users": [{name, groups, shell, password_hash, ssh_authorized_keys, sudo}] ---- */
 
@@ -659,6 +662,27 @@ static int user_apply(struct dbs *s, json_object *user, bool *ret_created, char 
 	return 0;
 }
 
+/* *RET_USER: when sudo is not installed, the first user asking for "sudo": true (group sudo
+ * without the program gives nothing, and the step must not say ok); else NULL. *RET_COUNT:
+ * how many ask. */
+static int sudo_missing(json_object *section, const char **ret_user, size_t *ret_count)
+{
+	const char *first = NULL;
+	size_t n = 0;
+	json_object *v;
+	for (size_t i = 0; i < json_object_array_length(section); i++) {
+		json_object *user = json_object_array_get_idx(section, i);
+		if (json_object_object_get_ex(user, "sudo", &v) && json_object_get_boolean(v) && n++ == 0)
+			first = fb_json_str(user, "name", "?");
+	}
+	int r = n ? fb_exists(SUDO) : 1;
+	if (r < 0)
+		return r;
+	*ret_user = r ? NULL : first;
+	*ret_count = n;
+	return 0;
+}
+
 static int users_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
@@ -673,7 +697,13 @@ static int users_check(const struct fb_ctx *c, json_object *section, char **ret_
 		if (r <= 0)
 			return r < 0 ? (*ret_msg = fb_strdupf("cannot check the users: %s", strerror(-r)), r) : 0;
 	}
-	return 1;
+	const char *who;
+	size_t n;
+	if ((r = sudo_missing(section, &who, &n)) < 0) {
+		*ret_msg = fb_strdupf("cannot tell whether '%s' exists: %s", SUDO, strerror(-r));
+		return r;
+	}
+	return who ? 0 : 1; /* apply says why */
 }
 
 static enum fb_result users_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -700,6 +730,19 @@ static enum fb_result users_apply(const struct fb_ctx *c, json_object *section, 
 			return FB_FAILED;
 		}
 		made ? created++ : updated++;
+	}
+	const char *who;
+	size_t n;
+	if ((r = sudo_missing(section, &who, &n)) < 0) {
+		*ret_msg = fb_strdupf("cannot tell whether '%s' exists: %s", SUDO, strerror(-r));
+		return FB_FAILED;
+	}
+	if (who) {
+		/* The accounts are made (logins and keys work); what was asked for is not there. */
+		*ret_msg = fb_strdupf("sudo is not installed ('%s'): '%s'%s asked for sudo and got only the group 'sudo' "
+				      "(add the package 'sudo' to the image); %u created, %u updated",
+				      SUDO, who, n > 1 ? " and others" : "", created, updated);
+		return FB_FAILED;
 	}
 	*ret_msg = fb_strdupf("%u created, %u updated", created, updated);
 	return FB_OK;

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,17 +17,6 @@
 /* Small GETs and POSTs (configs, keys, reports). */
 #define SMALL_CONNECT_TIMEOUT 10u
 #define SMALL_TIMEOUT 30u
-
-static char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strdupf(const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
 
 static void set_error(char **ret, char *msg)
 {

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include <stdarg.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -456,4 +458,14 @@ bool str_has_space_or_control(const char *s)
 bool str_starts_with(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+char *strdupf(const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
 }

@@ -94,6 +94,9 @@ int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 /* Monotonic seconds, for stage timing. */
 double now_seconds(void);
 
+/* A formatted string, malloc'd; NULL when out of memory. */
+char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Append NAME to a list for messages in BUF: "a, b" ('a', 'b' when QUOTED); cut short if BUF
  * is full. */
 void names_add(char *buf, size_t size, const char *name, bool quoted);

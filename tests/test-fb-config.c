@@ -341,26 +341,102 @@ static void test_schema_from_steps(void)
 	free(err), free(all), free(j);
 }
 
-/* headscale.acls: the rules Headscale reads (action, src, dst, proto), no longer unchecked. */
-static void test_acls(void)
+#define PEM_CERT "-----BEGIN CERTIFICATE-----\\nMIIBstandin\\n-----END CERTIFICATE-----\\n"
+#define PEM_KEY "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAstandinKEYBODY\\n-----END PRIVATE KEY-----\\n"
+
+/* The headscale section as Headscale 0.29 reads it: rules (acls: action, src, dst, proto;
+ * grants: src, dst, ip), users, keys, TLS. */
+static void test_headscale_schema(void)
 {
 	static const struct {
-		const char *acls, *message;
+		const char *keys, *message;
 	} cases[] = {
-		{ "[{\"action\": \"accept\", \"src\": [\"tag:ci\"], \"dst\": [\"tag:core:22,443\", \"10.42.0.0/24:*\"], \"proto\": \"tcp\"}]", NULL },
-		{ "[{\"action\": \"deny\", \"src\": [\"*\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].action: 'deny' is not an ACL action" },
-		{ "[{\"action\": \"accept\", \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src: is required" },
-		{ "[{\"action\": \"accept\", \"src\": [\"a b\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src[0]: 'a b' is not an ACL source or destination" },
-		{ "[{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"ports\": [22]}]", "t.json: .headscale.acls[0].ports: unknown key" },
-		{ "[{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"proto\": \"TCP/IP\"}]", "t.json: .headscale.acls[0].proto: 'TCP/IP' is not a protocol" },
-		{ "[\"accept\"]", "t.json: .headscale.acls[0]: must be an object" },
+		{ "\"acls\": [{\"action\": \"accept\", \"src\": [\"tag:ci\"], \"dst\": [\"tag:core:22,443\", \"10.42.0.0/24:*\"], \"proto\": \"tcp\"}]", NULL },
+		{ "\"acls\": [{\"action\": \"deny\", \"src\": [\"*\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].action: 'deny' is not an ACL action" },
+		{ "\"acls\": [{\"action\": \"accept\", \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src: is required" },
+		{ "\"acls\": [{\"action\": \"accept\", \"src\": [\"a b\"], \"dst\": [\"*:*\"]}]", "t.json: .headscale.acls[0].src[0]: 'a b' is not an ACL source or destination" },
+		{ "\"acls\": [{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"ports\": [22]}]", "t.json: .headscale.acls[0].ports: unknown key" },
+		{ "\"acls\": [{\"action\": \"accept\", \"src\": [\"*\"], \"dst\": [\"*:*\"], \"proto\": \"TCP/IP\"}]", "t.json: .headscale.acls[0].proto: 'TCP/IP' is not a protocol" },
+		{ "\"acls\": [\"accept\"]", "t.json: .headscale.acls[0]: must be an object" },
+		{ "\"grants\": [{\"src\": [\"fleet@\"], \"dst\": [\"tag:core\"], \"ip\": [\"tcp:22\", \"443\"]}]", NULL },
+		{ "\"grants\": [{\"src\": [\"*\"], \"dst\": [\"*\"]}]", "t.json: .headscale.grants[0].ip: is required" },
+		{ "\"grants\": [{\"src\": [\"*\"], \"dst\": [\"*\"], \"ip\": [\"*\"], \"app\": {}}]", "t.json: .headscale.grants[0].app: unknown key" },
+		{ "\"users\": [\"fleet\", \"ci\"]", NULL },
+		{ "\"users\": [\"x\"]", "t.json: .headscale.users[0]: 'x' is not a user name" },
+		{ "\"users\": [\"1fleet\"]", "t.json: .headscale.users[0]: '1fleet' is not a user name" },
+		{ "\"keys\": [{\"name\": \"mesh\", \"tags\": [\"tag:mesh\"]}]", NULL },
+		{ "\"keys\": [{\"name\": \"mesh\", \"reusable\": true}]", "t.json: .headscale.keys[0]: a key needs a 'user' or 'tags'" },
+		{ "\"tls\": {\"cert\": \"" PEM_CERT "\", \"key\": \"" PEM_KEY "\"}", NULL },
+		{ "\"tls\": {\"cert\": \"" PEM_CERT "\"}", NULL },
+		{ "\"tls\": {\"acme\": {\"hostname\": \"hs.example.org\", \"email\": \"ops@example.org\", \"challenge\": \"TLS-ALPN-01\"}}", NULL },
+		{ "\"tls\": {}", "t.json: .headscale.tls: give 'cert' and 'key', or 'acme'" },
+		{ "\"tls\": {\"key\": \"" PEM_KEY "\"}", "t.json: .headscale.tls: a 'key' needs its 'cert'" },
+		{ "\"tls\": {\"cert\": \"" PEM_CERT "\", \"acme\": {}}", "t.json: .headscale.tls: give 'cert' and 'key', or 'acme', not both" },
+		{ "\"tls\": {\"cert\": \"MIIB\"}", "t.json: .headscale.tls.cert: not a PEM certificate chain" },
+		/* the message never shows the key */
+		{ "\"tls\": {\"cert\": \"" PEM_CERT "\", \"key\": \"MIGHAgEAstandinKEYBODY\"}", "t.json: .headscale.tls.key: not one PEM private key ('-----BEGIN PRIVATE KEY-----' ... '-----END PRIVATE KEY-----')" },
+		{ "\"tls\": {\"acme\": {\"challenge\": \"DNS-01\"}}", "t.json: .headscale.tls.acme.challenge: 'DNS-01' is not an ACME challenge" },
+		{ "\"tls\": {\"acme\": {\"email\": \"ops\\\"@x\"}}", "t.json: .headscale.tls.acme.email: 'ops\"@x' is not an e-mail address" },
+		{ "\"base_domain\": \"example.org\"", "t.json: .headscale: the server's host 'hs.example.org' must not be 'base_domain' ('example.org') or a name under it" },
+		{ "\"listen_addr\": \"0.0.0.0\"", "t.json: .headscale.listen_addr: '0.0.0.0' is not an address and port" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		char *j = t_strf("{\"headscale\": {\"server_url\": \"https://hs.example.org\", \"acls\": %s}}", cases[i].acls), *err = NULL;
+		char *j = t_strf("{\"headscale\": {\"server_url\": \"https://hs.example.org\", %s}}", cases[i].keys), *err = NULL;
 		json_object *o = NULL;
 		int r = fb_config_parse(j, strlen(j), "t.json", &o, &err);
 		bool ok = cases[i].message ? r == -EINVAL && err && !strncmp(err, cases[i].message, strlen(cases[i].message)) : r == 0;
-		if (!tap_ok(ok, "acls %zu: %s", i, cases[i].message ? "refused" : "a rule Headscale reads is valid"))
+		if (!tap_ok(ok, "headscale %zu: %s", i, cases[i].message ? cases[i].message : "valid"))
+			tap_diag("expected '%s', got '%s'", cases[i].message ? cases[i].message : "(valid)", err ? err : "(none)");
+		json_object_put(o);
+		free(err), free(j);
+	}
+	static const char *const urls[] = { "http://hs.example.org", "https://hs.example.org:0", "https://hs.example.org/path",
+					    "https://HS.example.org", "https://hs.example.org:443/x" };
+	for (size_t i = 0; i < ARRAY_SIZE(urls); i++) {
+		char *j = t_strf("{\"headscale\": {\"server_url\": \"%s\"}}", urls[i]), *err = NULL;
+		json_object *o = NULL;
+		tap_ok(fb_config_parse(j, strlen(j), "t.json", &o, &err) == -EINVAL && err && strstr(err, "is not an https:// URL of a host"),
+		       "headscale: server_url '%s' refused", urls[i]);
+		json_object_put(o);
+		free(err), free(j);
+	}
+
+	/* The TLS key is a secret: scrubbed, its text collected for the output filter. */
+	const char *j = "{\"headscale\": {\"server_url\": \"https://hs.example.org:8443/\", \"tls\": {\"cert\": \"" PEM_CERT "\", \"key\": \"" PEM_KEY "\"}}}";
+	json_object *o = NULL;
+	char *err = NULL, **secrets = NULL;
+	tap_is_int(fb_config_parse(j, strlen(j), "t.json", &o, &err), 0, "headscale with a certificate and key is valid");
+	tap_is_int(fb_config_scrub(o, &secrets), 1, "the TLS key is scrubbed");
+	json_object *tls = json_object_object_get(json_object_object_get(o, "headscale"), "tls");
+	tap_ok(tls && json_object_object_get(tls, "cert") && !json_object_object_get_ex(tls, "key", NULL), "the certificate stays, the key goes");
+	tap_ok(secrets && secrets[0] && strstr(secrets[0], "MIGHAgEAstandinKEYBODY") && !secrets[1], "the key's text is a known secret");
+	strv_free(secrets);
+	json_object_put(o);
+	free(err);
+}
+
+/* An artifact's "version" and "note": for manifest.json and people, checked like the rest. */
+static void test_artifact_version(void)
+{
+	static const struct {
+		const char *keys, *message;
+	} cases[] = {
+		{ "\"version\": \"0.29.2\", \"note\": \"sha256 not verified here: from checksums.txt of v0.29.2\"", NULL },
+		{ "\"version\": \"2024.9.0-1+deb12u1~bpo\"", NULL },
+		{ "\"version\": \"\"", "t.json: .artifacts[0].version: '' is not a version" },
+		{ "\"version\": \"1.0 beta\"", "t.json: .artifacts[0].version: '1.0 beta' is not a version" },
+		{ "\"version\": 1", "t.json: .artifacts[0].version: must be a string" },
+		{ "\"note\": \"two\\nlines\"", "t.json: .artifacts[0].note: a note is one line of text" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *j = t_strf("{\"artifacts\": [{\"name\": \"t.deb\", \"url\": \"https://example.org/t.deb\", \"kind\": \"deb\","
+				 " \"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\", %s}]}",
+				 cases[i].keys),
+		     *err = NULL;
+		json_object *o = NULL;
+		int r = fb_config_parse(j, strlen(j), "t.json", &o, &err);
+		bool ok = cases[i].message ? r == -EINVAL && err && !strncmp(err, cases[i].message, strlen(cases[i].message)) : r == 0;
+		if (!tap_ok(ok, "artifact %zu: %s", i, cases[i].message ? cases[i].message : "valid"))
 			tap_diag("expected '%s', got '%s'", cases[i].message ? cases[i].message : "(valid)", err ? err : "(none)");
 		json_object_put(o);
 		free(err), free(j);
@@ -670,7 +746,8 @@ int main(void)
 	test_url();
 	test_secrets();
 	test_schema_from_steps();
-	test_acls();
+	test_headscale_schema();
+	test_artifact_version();
 	test_json_schema();
 	return tap_done();
 }

@@ -345,7 +345,7 @@ static void test_live(void)
 	char *root = node("{\"lan\": {\"address\": \"192.168.50.1/24\"}}");
 	fixture_machine(root);
 	t_write(root, "proc/sys/net/ipv4/ip_forward", "0\n");
-	char *rec = t_beside(root, "stand-in"), *rec2 = t_beside(root, "stand-in-rec");
+	char *rec = t_beside(root, "stand-in"), *rec2 = t_beside(root, "stand-in-rec"), *inactive = t_beside(root, "inactive-");
 	if (rename(rec, rec2) < 0)
 		abort();
 	char *script = t_strf("#!/bin/sh\n"
@@ -354,9 +354,10 @@ static void test_live(void)
 			      "case \"$*\" in\n"
 			      "'ip link set dev '*' name '*) mv %s/sys/class/net/$5 %s/sys/class/net/$7;;\n"
 			      "'sysctl -q -p '*) echo 1 > %s/proc/sys/net/ipv4/ip_forward;;\n"
-			      "'systemctl is-active '*) echo active;;\n"
+			      "'systemctl is-active '*) [ -e %s$3 ] && { echo inactive; exit 3; }; echo active;;\n"
+			      "'systemctl --no-block restart '*) rm -f %s$4;;\n"
 			      "esac\nexit 0\n",
-			      rec2, rec2, root, root, root);
+			      rec2, rec2, root, root, root, inactive, inactive);
 	if (write_file_atomic(rec, script, strlen(script), 0755) < 0)
 		abort();
 	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
@@ -396,12 +397,27 @@ static void test_live(void)
 	free(c);
 	t_result_free(&r);
 
+	/* dnsmasq not running (it failed, or was stopped): not done, applied again. */
+	char *dnsmasq_off = t_strf("%sdnsmasq.service", inactive);
+	write_file_atomic(dnsmasq_off, "", 0, 0644);
+	state = t_strf("%s/var/lib/pmoves/firstboot", root);
+	rm_rf(state);
+	free(state);
+	clear_calls(root);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	c = calls_of(root);
+	tap_ok(strstr(r.out, "step=gateway state=ok WAN wan") && strstr(c, "systemctl is-active dnsmasq.service\n") &&
+		       strstr(c, "systemctl --no-block restart dnsmasq.service\n") && access(dnsmasq_off, F_OK) != 0,
+	       "live, dnsmasq not active: check says not done, apply restarts it");
+	free(c), free(dnsmasq_off);
+	t_result_free(&r);
+
 	/* By MAC on a live machine without that NIC: pending. */
 	t_write(root, "etc/pmoves/firstboot.json", "{" OFF_OTHERS ", \"gateway\": {\"wan\": {\"mac\": \"52:54:00:00:00:ff\"}}}");
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
 	tap_contains(r.out, "step=gateway state=pending no NIC has MAC '52:54:00:00:00:ff' (the wan)", "live, MAC not there: pending");
 	t_result_free(&r);
-	free(script), free(rec), free(rec2);
+	free(script), free(rec), free(rec2), free(inactive);
 	t_cleanup(root);
 }
 

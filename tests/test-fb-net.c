@@ -6,8 +6,14 @@
 #include "run.h"
 #include "test-fb-lib.h"
 
+#include <arpa/inet.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
 #define KEY "hskey-0123456789abcdef0123456789abcdef0123456789ab"
-#define HS_KEY_PREFIX "f00dfeedcafe0123456789abcdef0123456789abcdef"
 #define OTHERS_OFF "\"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}"
 
 /* The stand-in runner: records argv in DIR/calls; "tailscale up" fails while DIR/fail-up
@@ -23,15 +29,6 @@ static void net_stand_in(const char *root)
 		"echo \"$*\" >> $D/calls\n"
 		"if [ \"$1 $2\" = 'systemctl is-system-running' ]; then cat $D/sysstate 2>/dev/null || echo running; exit 0; fi\n"
 		"if [ \"$1\" = /usr/bin/cloudflared ]; then [ -f $D/cf-bad ] && exit 1; exit 0; fi\n"
-		"if [ \"$1\" = headscale ]; then\n"
-		"  case \"$2 $3\" in\n"
-		"  'users list') [ -f $D/hs-down ] && exit 1\n"
-		"    printf '['; sep=; for u in $(cat $D/hs-users 2>/dev/null); do printf '%%s{\"id\": \"1\", \"name\": \"%%s\"}' \"$sep\" $u; sep=', '; done; echo ']';;\n"
-		"  'users create') echo $4 >> $D/hs-users;;\n"
-		"  'preauthkeys create') n=$(($(cat $D/hs-n 2>/dev/null || echo 0) + 1)); echo $n > $D/hs-n\n"
-		"    echo \"{\\\"id\\\": \\\"$n\\\", \\\"key\\\": \\\"" HS_KEY_PREFIX "$n\\\", \\\"reusable\\\": true}\";;\n"
-		"  esac; exit 0\n"
-		"fi\n"
 		"[ \"$1\" = tailscale ] || exit 0\n"
 		"case $2 in\n"
 		"up)\n"
@@ -228,83 +225,349 @@ static void test_tailnet_schema(void)
 	t_cleanup(root);
 }
 
-static char *hs_tree(void)
+/* ---- the hub: the headscale and tailnet steps against the STAND-INS of tests/fixtures/standins
+ * (not Headscale, not Tailscale): headscale plays 0.29's CLI forms (numeric user IDs; 0.23's
+ * forms are refused) and serves HTTPS with openssl s_server on 127.0.0.1; tailscale's "up"
+ * connects over TLS with openssl s_client and verifies the certificate against the tree's
+ * /etc/ssl/certs. What this proves is our side of the boundary over real TLS on loopback. */
+
+#define HS_HOST "hs.fleet.test"
+
+struct pki {
+	char *dir, *ca, *cert, *key, *wrong_ca;
+};
+
+/* A test CA, a certificate for HS_HOST it signed with its key, and a second CA that signed
+ * nothing here: openssl, for real. */
+static void pki_make(struct pki *k)
+{
+	char tmpl[] = "/tmp/test-fb-pki-XXXXXX";
+	if (!mkdtemp(tmpl))
+		abort();
+	k->dir = strdup(tmpl);
+	char *ext = t_strf("%s/ext", k->dir);
+	if (write_file_atomic(ext, "subjectAltName=DNS:" HS_HOST "\n", strlen("subjectAltName=DNS:" HS_HOST "\n"), 0644) < 0)
+		abort();
+	free(ext);
+#define EC "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"
+	char *cmds[][20] = {
+		{ "openssl", "req", "-x509", EC, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=pmoves test fleet CA", NULL },
+		{ "openssl", "req", EC, "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=" HS_HOST, NULL },
+		{ "openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem",
+		  "-days", "30", "-extfile", "ext", NULL },
+		{ "openssl", "req", "-x509", EC, "-keyout", "wrong.key", "-out", "wrong.pem", "-subj", "/CN=pmoves test wrong CA", NULL },
+	};
+#undef EC
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (run_argv(cmds[i], &(struct run_opts){ .in_fd = -1, .cwd = k->dir }) != 0)
+			abort();
+	k->ca = t_read(k->dir, "ca.pem"), k->cert = t_read(k->dir, "srv.pem"), k->key = t_read(k->dir, "srv.key");
+	k->wrong_ca = t_read(k->dir, "wrong.pem");
+	if (!k->ca || !k->cert || !k->key || !k->wrong_ca)
+		abort();
+}
+
+static void pki_done(struct pki *k)
+{
+	rm_rf(k->dir);
+	free(k->dir), free(k->ca), free(k->cert), free(k->key), free(k->wrong_ca);
+}
+
+/* A TCP port nothing listens on now. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		abort();
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* JSON text of the string S. */
+static char *jstr(const char *s)
+{
+	json_object *o = json_object_new_string(s);
+	char *r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return r;
+}
+
+/* The runner for the hub trees: headscale and tailscale go to the fixture stand-ins, under
+ * the tree; `systemctl ... restart headscale.service` starts the stand-in server (none while
+ * DIR/hs-down exists) and waits until it listens; the rest goes to t_tree()'s runner. */
+static void hub_stand_in(const char *root, int port)
+{
+	char fix[PATH_MAX];
+	if (!realpath("tests/fixtures/standins", fix))
+		abort();
+	char *dir = t_strf("%.*s", (int)(strrchr(root, '/') - root), root), *base = t_strf("%s/stand-in", dir),
+	     *moved = t_strf("%s/stand-in-base", dir);
+	if (rename(base, moved) < 0)
+		abort();
+	char *script = t_strf(
+		"#!/bin/sh\n"
+		"# stand-in runner for the hub tests (not the real programs)\n"
+		"D=%s; R=%s; F=%s; P=%d\n"
+		"case $1 in\n"
+		"headscale|tailscale) echo \"$*\" >> $D/calls; p=$1; shift\n"
+		"  STANDIN_ROOT=$R STANDIN_CONNECT=127.0.0.1:$P exec $F/$p \"$@\";;\n"
+		"systemctl) case \"$*\" in\n"
+		"  *is-system-running*) echo \"$*\" >> $D/calls; echo running; exit 0;;\n"
+		"  *'restart headscale.service'*) echo \"$*\" >> $D/calls; [ -f $D/hs-down ] && exit 0\n"
+		"    old=$(cat $R/var/lib/headscale/standin/serving 2>/dev/null)\n"
+		"    if [ -n \"$old\" ]; then kill $old 2>/dev/null; while kill -0 $old 2>/dev/null; do sleep 0.05; done; fi\n"
+		"    STANDIN_ROOT=$R setsid $F/headscale serve </dev/null >>$D/serve.log 2>&1 &\n"
+		"    for i in $(seq 100); do ss -Hltn \"sport = :$P\" | grep -q . && exit 0; sleep 0.05; done; exit 1;;\n"
+		"  esac;;\n"
+		"esac\n"
+		"exec $D/stand-in-base \"$@\"\n",
+		dir, root, fix, port);
+	if (write_file_atomic(base, script, strlen(script), 0755) < 0)
+		abort();
+	free(script), free(dir), free(base), free(moved);
+}
+
+static void hub_server_stop(const char *root)
+{
+	char *pid = t_read(root, "var/lib/headscale/standin/serving");
+	if (pid && atoi(pid) > 0)
+		kill(atoi(pid), SIGTERM);
+	free(pid);
+}
+
+/* firstboot.json of a hub on PORT; TLS the "tls" object's JSON or NULL for none; EXTRA more
+ * keys of the headscale section (may be ""). */
+static void hub_config(const char *root, int port, const char *tls, const char *extra)
+{
+	char *cfg = t_strf(
+		"{\"hostname\": \"hub\", " OTHERS_OFF ", \"headscale\": {\"server_url\": \"https://" HS_HOST ":%d\","
+		" \"listen_addr\": \"127.0.0.1:%d\", %s%s%s \"users\": [\"fleet\", \"ci\"], \"keys\": ["
+		" {\"name\": \"fleet\", \"user\": \"fleet\", \"reusable\": true, \"tags\": [\"tag:core\"]},"
+		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]},"
+		" {\"name\": \"mesh\", \"reusable\": true, \"tags\": [\"tag:mesh\"]}]%s},"
+		" \"tailnet\": {\"login_server\": \"https://" HS_HOST ":%d\", \"key_file\": \"/var/lib/pmoves/headscale/fleet.key\","
+		" \"tags\": [\"tag:core\"]}}",
+		port, port, tls ? "\"tls\": " : "", tls ? tls : "", tls ? "," : "", extra, port);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	free(cfg);
+}
+
+static char *tls_json(const struct pki *k, bool with_key)
+{
+	char *c = jstr(k->cert), *key = jstr(k->key),
+	     *r = with_key ? t_strf("{\"cert\": %s, \"key\": %s}", c, key) : t_strf("{\"cert\": %s}", c);
+	free(c), free(key);
+	return r;
+}
+
+/* A hub tree: Headscale's package's user (998), the fleet CA in /etc/ssl/certs (the roots the
+ * client trusts), the stand-ins' names in /usr/bin. */
+static char *hub_tree(const struct pki *k, int port, const char *ca)
 {
 	char *root = t_tree();
-	net_stand_in(root);
-	t_write(root, "etc/pmoves/firstboot.json",
-		"{\"hostname\": \"hub\", " OTHERS_OFF ", \"headscale\": {\"server_url\": \"https://hs.example.org\","
-		" \"users\": [\"fleet\", \"ci\"], \"keys\": ["
-		" {\"name\": \"fleet\", \"user\": \"fleet\", \"reusable\": true, \"tags\": [\"tag:core\"]},"
-		" {\"name\": \"ci\", \"user\": \"ci\", \"ephemeral\": true, \"expiration\": \"24h\", \"tags\": [\"tag:ci\"]}]},"
-		" \"tailnet\": {\"login_server\": \"https://hs.example.org\", \"key_file\": \"/var/lib/pmoves/headscale/fleet.key\","
-		" \"tags\": [\"tag:core\"]}}");
+	hub_stand_in(root, port);
+	t_write(root, "etc/passwd",
+		"root:x:0:0:root:/root:/bin/bash\nheadscale:x:998:998:headscale default user:/var/lib/headscale:/usr/sbin/nologin\n");
+	t_write(root, "etc/group", "root:x:0:\nheadscale:x:998:\n");
+	t_write(root, "etc/ssl/certs/pmoves-fleet-ca.pem", ca);
 	t_write(root, "usr/bin/headscale", "stand-in\n");
 	t_write(root, "usr/bin/tailscale", "stand-in\n");
+	char *tls = tls_json(k, true);
+	hub_config(root, port, tls, "");
+	free(tls);
 	return root;
 }
 
-static void test_headscale(void)
+/* The three pre-auth keys (NULL where missing) are in none of OUT, ERR, status.json,
+ * state.json and the calls; nor is the TLS key. */
+static bool hub_leaked(const char *root, const struct pki *k, const struct t_result *r)
 {
-	char *root = hs_tree();
-	char *users = t_beside(root, "hs-users");
-	write_file_atomic(users, "fleet\n", 6, 0644); /* one user exists already */
+	static const char *const names[] = { "fleet", "ci", "mesh" };
+	char *state = t_read(root, "var/lib/pmoves/firstboot/state.json"),
+	     *status = t_read(root, "var/lib/pmoves/firstboot/status.json"), *c = calls_of(root),
+	     *hc = t_read(root, "var/lib/standin/headscale.calls"), *tc = t_read(root, "var/lib/standin/tailscale.calls");
+	const char *texts[] = { r->out, r->err, state, status, c, hc, tc };
+	/* a line from the middle of the key's base64: what a leak would show */
+	char *line = strndup(strchr(k->key, '\n') + 1, 40);
+	bool leak = false;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = t_strf("var/lib/pmoves/headscale/%s.key", names[i]), *key = t_read(root, p);
+		if (key)
+			key[strcspn(key, "\n")] = '\0';
+		for (size_t j = 0; key && *key && j < ARRAY_SIZE(texts); j++)
+			leak |= texts[j] && strstr(texts[j], key);
+		free(p), free(key);
+	}
+	for (size_t j = 0; j < ARRAY_SIZE(texts); j++)
+		leak |= texts[j] && strstr(texts[j], line);
+	free(state), free(status), free(c), free(hc), free(tc), free(line);
+	return leak;
+}
+
+static void test_hub(void)
+{
+	struct pki k;
+	pki_make(&k);
+	int port = free_port();
+	char *root = hub_tree(&k, port, k.ca);
 	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
-	tap_is_int(r.status, 0, "headscale: the run is ok");
-	tap_contains(r.out, "step=headscale state=ok 1 users and 2 pre-auth keys made; keys (0600) in /var/lib/pmoves/headscale/fleet.key, /var/lib/pmoves/headscale/ci.key\n",
-		     "headscale: reports where the keys are");
+	tap_is_int(r.status, 0, "hub: the run is ok");
+	char *want = t_strf("step=headscale state=ok https on 127.0.0.1:%d with the certificate in /etc/headscale/tls.crt; 2 users and 3 pre-auth keys made;"
+			    " keys (0600) in /var/lib/pmoves/headscale/fleet.key, /var/lib/pmoves/headscale/ci.key, /var/lib/pmoves/headscale/mesh.key\n",
+			    port);
+	tap_contains(r.out, want, "hub: https, users and keys, the key files named");
+	free(want);
+	if (r.status != 0)
+		tap_diag("out:\n%s\nerr:\n%s", r.out, r.err);
+
 	char *cfg = t_read(root, "etc/headscale/config.yaml");
-	tap_contains(cfg, "server_url: https://hs.example.org\nlisten_addr: 0.0.0.0:8080\nmetrics_listen_addr: 127.0.0.1:9090\n", "headscale: server and listen addresses");
-	tap_contains(cfg, "prefixes:\n  v4: 100.64.0.0/10\n  v6: fd7a:115c:a1e0::/48\n", "headscale: IP prefixes");
-	tap_contains(cfg, "database:\n  type: sqlite\n  sqlite:\n    path: /var/lib/headscale/db.sqlite\n", "headscale: sqlite");
-	tap_contains(cfg, "  urls:\n    - https://controlplane.tailscale.com/derpmap/default\n", "headscale: DERP map");
-	tap_contains(cfg, "policy:\n  mode: file\n  path: /etc/headscale/acl.hujson\n", "headscale: the policy file");
+	want = t_strf("server_url: https://" HS_HOST ":%d\nlisten_addr: 127.0.0.1:%d\nmetrics_listen_addr: 127.0.0.1:9090\n"
+		      "grpc_listen_addr: 127.0.0.1:50443\ngrpc_allow_insecure: false\n"
+		      "tls_cert_path: /etc/headscale/tls.crt\ntls_key_path: /etc/headscale/tls.key\n",
+		      port, port);
+	tap_contains(cfg, want, "config.yaml: the server URL, the listen addresses, the certificate and key");
+	free(want);
+	tap_contains(cfg, "# Written by pmoves-firstboot (headscale step) for Headscale 0.29", "config.yaml: for 0.29");
+	tap_contains(cfg, "prefixes:\n  v4: 100.64.0.0/10\n  v6: fd7a:115c:a1e0::/48\n", "config.yaml: IP prefixes");
+	tap_contains(cfg, "database:\n  type: sqlite\n  sqlite:\n    path: /var/lib/headscale/db.sqlite\n", "config.yaml: sqlite");
+	tap_contains(cfg, "node:\n  ephemeral:\n    inactivity_timeout: 30m\n", "config.yaml: node.ephemeral (0.29's key, not the deprecated one)");
+	tap_ok(cfg && !strstr(cfg, "ephemeral_node_inactivity_timeout"), "config.yaml: no deprecated key");
+	tap_contains(cfg, "policy:\n  mode: file\n  path: /etc/headscale/acl.hujson\n", "config.yaml: the policy file");
+	tap_contains(cfg, "dns:\n  magic_dns: true\n  base_domain: fleet.internal\n  override_local_dns: true\n  nameservers:\n    global:\n      - 1.1.1.1\n",
+		     "config.yaml: MagicDNS with global name servers");
+	struct stat st = t_stat(root, "etc/headscale/tls.key");
+	char *key = t_read(root, "etc/headscale/tls.key"), *crt = t_read(root, "etc/headscale/tls.crt");
+	tap_ok(key && STREQ(key, k.key) && (st.st_mode & 07777) == 0600 && st.st_uid == 998 && st.st_gid == 998,
+	       "the TLS key: 0600, owned by Headscale's user (998)");
+	st = t_stat(root, "etc/headscale/tls.crt");
+	tap_ok(crt && STREQ(crt, k.cert) && (st.st_mode & 07777) == 0644 && st.st_uid == 0, "the certificate: 0644 root");
+	free(key), free(crt);
+
 	char *pol = t_read(root, "etc/headscale/acl.hujson");
-	tap_contains(pol, "\"tag:mesh\": [\n      \"fleet\"\n    ]", "policy: tag owners");
+	tap_contains(pol, "\"tag:mesh\": [\n      \"fleet@\"\n    ]", "policy: tags owned by the first user, as 'fleet@'");
 	tap_contains(pol, "\"routes\": {\n      \"10.42.0.0/24\": [\n        \"tag:mesh\"\n      ]\n    }", "policy: the mesh subnet auto-approved for tag:mesh");
 	tap_contains(pol, "\"exitNode\": [\n      \"tag:edge\"\n    ]", "policy: exit nodes of tag:edge auto-approved");
-	char *c = t_strf("%.*s/calls", (int)(strrchr(root, '/') - root), root), *calls = t_read(c, NULL);
-	tap_contains(calls, "systemctl --quiet enable headscale.service\nsystemctl --no-block restart headscale.service\nsystemctl is-system-running\nheadscale users list -o json\nheadscale users create ci\n"
-			    "headscale preauthkeys create --user fleet --reusable --expiration 720h --tags tag:core -o json\n"
-			    "headscale preauthkeys create --user ci --ephemeral --expiration 24h --tags tag:ci -o json\n",
-		     "headscale: only the missing user made; a reusable fleet key and an ephemeral CI key");
-	char *k1 = t_read(root, "var/lib/pmoves/headscale/fleet.key");
-	struct stat st = t_stat(root, "var/lib/pmoves/headscale/fleet.key");
-	tap_ok(k1 && STREQ(k1, HS_KEY_PREFIX "1\n") && (st.st_mode & 07777) == 0600 && st.st_uid == 0, "headscale: the key is in its file, 0600 root");
-	char *status = t_read(root, "var/lib/pmoves/firstboot/status.json");
-	tap_ok(!strstr(r.out, HS_KEY_PREFIX) && !strstr(r.err, HS_KEY_PREFIX) && !strstr(status, HS_KEY_PREFIX), "headscale: no key in output or status");
-	tap_contains(calls, "tailscale up --reset --login-server=https://hs.example.org --auth-key=file:/var/lib/pmoves/headscale/fleet.key --hostname=hub --advertise-tags=tag:core --timeout=60s\n",
-		     "hub: joins its own tailnet with the key file its headscale step made");
-	tap_contains(r.out, "step=tailnet state=ok on the tailnet as", "hub: on the tailnet");
-	tap_ok(t_exists(root, "var/lib/pmoves/headscale/fleet.key"), "hub: the key file given by path is kept");
-	free(cfg), free(pol), free(calls), free(k1), free(status);
+	tap_ok(pol && !strstr(pol, "\"acls\"") && !strstr(pol, "\"grants\""), "policy: no rules given: none written (Headscale allows all)");
+
+	char *hc = t_read(root, "var/lib/standin/headscale.calls");
+	tap_is_str(hc,
+		   "users list -o json\nusers create fleet\nusers create ci\nusers list -o json\n"
+		   "preauthkeys create --user 1 --reusable --expiration 720h --tags tag:core -o json\n"
+		   "preauthkeys create --user 2 --ephemeral --expiration 24h --tags tag:ci -o json\n"
+		   "preauthkeys create --reusable --expiration 720h --tags tag:mesh -o json\n",
+		   "headscale: users made, their IDs read, keys asked by ID (a tagged key without a user)");
+	const char *names[] = { "fleet", "ci", "mesh" };
+	bool keys_ok = true;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char *p = t_strf("var/lib/pmoves/headscale/%s.key", names[i]), *v = t_read(root, p);
+		st = t_stat(root, p);
+		keys_ok &= v && !strncmp(v, "hskey-auth-", 11) && (st.st_mode & 07777) == 0600 && st.st_uid == 0;
+		free(p), free(v);
+	}
+	tap_ok(keys_ok, "headscale: each key in its file, 0600 root");
+
+	char *tc = t_read(root, "var/lib/standin/tailscale.calls");
+	want = t_strf("up --reset --login-server=https://" HS_HOST ":%d --auth-key=file:/var/lib/pmoves/headscale/fleet.key --hostname=hub"
+		      " --advertise-tags=tag:core --timeout=60s\nkey file mode 600\nup: TLS to '" HS_HOST ":%d' verified: depth=0 CN = " HS_HOST "\n",
+		      port, port);
+	tap_contains(tc, want, "hub: joins its own tailnet over https, the certificate verified against the fleet CA");
+	free(want);
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as hub.fleet.internal. 100.64.0.1\n", "hub: on the tailnet, with the key's tag");
+	tap_ok(!hub_leaked(root, &k, &r), "hub: no pre-auth key and no TLS key in output, status, state or argv");
+	free(cfg), free(pol), free(hc), free(tc);
 	t_result_free(&r);
 
-	/* Again, with the state gone: nothing is made twice. */
-	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
-	unlink(state);
-	unlink(c);
+	/* Again with the state gone: everything is found in place, nothing made twice. */
+	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root), *c = t_beside(root, "calls"),
+	     *hcp = t_strf("%s/var/lib/standin/headscale.calls", root);
+	unlink(state), unlink(c), unlink(hcp);
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
-	tap_contains(r.out, "step=headscale state=skipped already done", "headscale: a second run finds config and keys in place");
-	calls = t_read(c, NULL);
-	tap_ok(!calls || !strstr(calls, "preauthkeys"), "headscale: no new key");
-	free(calls), free(state), free(c), free(users);
+	tap_contains(r.out, "step=headscale state=skipped already done", "again: config, TLS, keys and server found in place");
+	tap_ok(!t_exists(root, "var/lib/standin/headscale.calls"), "again: no headscale command at all");
+	t_result_free(&r);
+
+	/* The TLS key scrubbed from the config (as from device.json after an ok run): the key file
+	 * there is used as it is. */
+	char *tls = tls_json(&k, false);
+	hub_config(root, port, tls, "");
+	free(tls);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=headscale state=skipped already done", "key scrubbed: the key file in place is enough");
+	t_result_free(&r);
+
+	/* Negative control: the client trusts another CA. The same join fails on the certificate. */
+	char *joined = t_strf("%s/var/lib/standin/joined", root);
+	unlink(joined), unlink(c);
+	t_write(root, "etc/ssl/certs/pmoves-fleet-ca.pem", k.wrong_ca);
+	tls = tls_json(&k, false);
+	hub_config(root, port, tls, ", \"mesh_subnet\": \"10.42.0.0/24\"");
+	free(tls);
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	want = t_strf("step=tailnet state=pending not joined to 'https://" HS_HOST ":%d' after 3 attempts", port);
+	tap_contains(r.out, want, "wrong CA: the join fails (pending), three attempts");
+	free(want);
+	tc = t_read(root, "var/lib/standin/tailscale.calls");
+	want = t_strf("up: TLS to '" HS_HOST ":%d' failed: verify error:num=20:unable to get local issuer certificate", port);
+	tap_ok(t_count(tc, want) == 3, "wrong CA: the certificate is refused each time");
+	free(want), free(tc);
+	tap_ok(!t_exists(root, "var/lib/standin/joined"), "wrong CA: not on the tailnet");
+	t_result_free(&r);
+	hub_server_stop(root);
+	free(state), free(c), free(hcp), free(joined);
+	t_cleanup(root);
+
+	/* No "tls": the step fails and writes nothing (no plain-HTTP hub). */
+	root = hub_tree(&k, port, k.ca);
+	hub_config(root, port, NULL, "");
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=headscale state=failed the hub serves https and 'headscale.tls' is not in the config", "no tls: fails, saying what to give");
+	tap_ok(!t_exists(root, "etc/headscale/config.yaml"), "no tls: nothing written");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* Dry run: the key file is named, its content never shown. */
+	root = hub_tree(&k, port, k.ca);
+	char *argv[] = { "pmoves-firstboot", "run", "--dry-run", "--root", root, NULL };
+	r = t_fb(root, NULL, argv);
+	want = t_strf("would write /etc/headscale/tls.key (mode 0600, %zu bytes), content not shown", strlen(k.key));
+	tap_contains(r.out, want, "dry run: the TLS key file named, not shown");
+	free(want);
+	tap_contains(r.out, "would write /etc/headscale/tls.crt (mode 0644", "dry run: the certificate");
+	tap_ok(!hub_leaked(root, &k, &r) && !t_exists(root, "etc/headscale"), "dry run: no key shown, nothing written");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* ACME: Headscale's own client gets the certificate (configuration only: no ACME server
+	 * here, the stand-in does not play it). */
+	root = hub_tree(&k, port, k.ca);
+	hub_config(root, port, "{\"acme\": {\"email\": \"ops@example.org\", \"url\": \"https://acme.example.org/dir\"}}", "");
+	r = t_run(root, NULL);
+	cfg = t_read(root, "etc/headscale/config.yaml");
+	tap_contains(cfg, "acme_url: https://acme.example.org/dir\nacme_email: \"ops@example.org\"\ntls_letsencrypt_hostname: " HS_HOST "\n"
+			  "tls_letsencrypt_cache_dir: /var/lib/headscale/cache\ntls_letsencrypt_challenge_type: HTTP-01\ntls_letsencrypt_listen: \":http\"\n",
+		     "acme: Headscale's ACME keys, the host from server_url");
+	tap_ok(cfg && !strstr(cfg, "tls_cert_path") && !t_exists(root, "etc/headscale/tls.key"), "acme: no certificate or key file");
+	tap_contains(r.out, "step=headscale state=pending config written, headscale enabled; users and keys are made on the running machine",
+		     "acme on a tree: pending");
+	free(cfg);
 	t_result_free(&r);
 	t_cleanup(root);
 
 	/* Not installed (the image has no Headscale artifact yet): pending, never failed. */
-	root = hs_tree();
+	root = hub_tree(&k, port, k.ca);
 	char *bin = t_strf("%s/usr/bin/headscale", root);
 	unlink(bin);
 	free(bin);
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
 	tap_contains(r.out, "step=headscale state=pending config written; Headscale is not installed yet", "headscale: pending without Headscale");
-	tap_ok(t_exists(root, "etc/headscale/config.yaml"), "headscale: its config is written anyway");
+	tap_ok(t_exists(root, "etc/headscale/config.yaml") && t_exists(root, "etc/headscale/tls.key"), "headscale: its files are written anyway");
 	t_result_free(&r);
 	t_cleanup(root);
 
 	/* The server never answers. */
-	root = hs_tree();
+	root = hub_tree(&k, port, k.ca);
 	char *down = t_beside(root, "hs-down");
 	write_file_atomic(down, "", 0, 0644);
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
@@ -312,6 +575,7 @@ static void test_headscale(void)
 	t_result_free(&r);
 	free(down);
 	t_cleanup(root);
+	pki_done(&k);
 }
 
 #define CF_ID "6ff42ae2-765d-4adf-8112-31c55c1551ef"
@@ -469,7 +733,7 @@ int main(void)
 	test_tailnet_booting();
 	test_tailnet_tree();
 	test_tailnet_schema();
-	test_headscale();
+	test_hub();
 	test_tunnel();
 	test_rustdesk();
 	return tap_done();

@@ -3,9 +3,11 @@
  * tree's dpkg status, "qm create ID" writes /etc/pve/qemu-server/ID.conf. The release key and
  * the repository's Release file come from a small HTTP server on 127.0.0.1 that this test
  * runs: a stand-in for Proxmox's servers, with a key of our own. */
+#include "run.h"
 #include "test-fb-lib.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,7 +26,14 @@
 	"Package: os-prober\nStatus: install ok installed\nVersion: 1.81\n\n"                           \
 	"Package: systemd\nStatus: install ok installed\nVersion: 252.31-1\n"
 
+#define PVE "6.8.12-4-pve"
+#define DEBIAN_KERNEL "6.1.0-28-amd64"
+#define BOOT_ID_A "0f6a3c4e-1111-4aaa-8bbb-000000000001"
+#define BOOT_ID_B "0f6a3c4e-2222-4aaa-8bbb-000000000002"
+
 static char www[] = "/tmp/test-fb-proxmox-www-XXXXXX";
+/* tests/fixtures/standins/update-grub: GRUB's menu for a fixture tree. */
+static char update_grub[PATH_MAX];
 static pid_t server_pid;
 static int server_port;
 
@@ -81,7 +90,9 @@ static void stand_in(const char *root)
 	char *script = t_strf(
 		"#!/bin/sh\n"
 		"# stand-in for apt-get, qm, ip, ifreload, networkctl, debconf-set-selections, update-grub, systemctl:\n"
-		"# records argv; plays on the tree, also when the tree is taken for the running system\n"
+		"# records argv; plays on the tree, also when the tree is taken for the running system. Installing\n"
+		"# proxmox-default-kernel puts a kernel in /boot and does what its hooks would: update-grub, or a\n"
+		"# kernel-install entry (with its sort key) for systemd-boot\n"
 		"echo \"$*\" >> %s/calls\n"
 		"root=%s; if [ \"$1\" = chroot ]; then shift 2; fi\n"
 		"case $1 in\n"
@@ -98,16 +109,21 @@ static void stand_in(const char *root)
 		"  [ -e %s/apt-$verb.rc ] && exit $(cat %s/apt-$verb.rc)\n"
 		"  case $verb in\n"
 		"  install) for p; do printf '\\nPackage: %%s\\nStatus: install ok installed\\nVersion: 1.0-stand-in\\n' $p >> $root/var/lib/dpkg/status\n"
+		"    if [ $p = proxmox-default-kernel ] && [ ! -e %s/no-kernel ]; then echo stand-in > $root/boot/vmlinuz-" PVE "\n"
+		"      [ -e $root/etc/default/grub ] && sh %s $root\n"
+		"      [ -d $root/boot/efi/loader/entries ] && printf 'title Debian GNU/Linux 12 (bookworm)\\nversion " PVE "\\nsort-key debian\\nlinux /pmoves/" PVE "/linux\\n' > $root/boot/efi/loader/entries/pmoves-" PVE ".conf\n"
+		"    fi\n"
 		"    [ $p = proxmox-ve ] && mkdir -p $root/usr/sbin && printf '#!/bin/sh\\n' > $root/usr/sbin/qm &&\n"
 		"      printf '#!/bin/sh\\n' > $root/usr/sbin/ifreload; done;;\n"
 		"  remove) for p; do awk -v RS= -v ORS='\\n\\n' -v p=\"Package: $p\" '$0 !~ (\"(^|\\n)\" p \"\\n\")' $root/var/lib/dpkg/status > $root/.s && mv $root/.s $root/var/lib/dpkg/status; done;;\n"
 		"  esac;;\n"
 		"qm) [ \"$2\" = create ] && mkdir -p $root/etc/pve/qemu-server && echo \"$*\" > $root/etc/pve/qemu-server/$3.conf;;\n"
+		"update-grub) sh %s $root;;\n"
 		"ifreload) [ -e %s/ifreload.rc ] && exit $(cat %s/ifreload.rc)\n"
 		"  [ -e %s/no-port ] || { mkdir -p $root/sys/class/net/ens3 && ln -sfn ../../../devices/virtual/net/vmbr0 $root/sys/class/net/ens3/master; }\n"
 		"  touch %s/bridged;;\n"
 		"esac\nexit 0\n",
-		top, root, top, top, top, top, top, top, top, top, top, top);
+		top, root, top, top, top, top, top, top, top, update_grub, update_grub, top, top, top, top);
 	char *sp = t_strf("%s/stand-in", top);
 	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
 		abort();
@@ -150,8 +166,17 @@ static char *config(const char *extra, const char *key_sha512)
 		      server_port, server_port, key_sha512, extra ? ", " : "", extra ? extra : "");
 }
 
-/* A Debian 12 host: hostname pve1 on 127.0.1.1, the Debian kernel running, an RTX 3090 with
- * its audio function at 01:00, GRUB. */
+/* GRUB's menu for the kernels in ROOT/boot, as update-grub would write it (the stand-in). */
+static void mkgrub(const char *root)
+{
+	char *argv[] = { "sh", update_grub, (char *)root, NULL };
+	struct run_opts o = { 0 };
+	if (run_argv(argv, &o) != 0)
+		abort();
+}
+
+/* A Debian 12 host: hostname pve1 on 127.0.1.1, the Debian kernel installed and running (boot
+ * BOOT_ID_A), an RTX 3090 with its audio function at 01:00, GRUB with its menu. */
 static char *tree(const char *cfg)
 {
 	char *root = t_tree();
@@ -161,7 +186,10 @@ static char *tree(const char *cfg)
 	t_write(root, "etc/hosts", HOSTS_BEFORE);
 	t_write(root, "etc/default/grub", "GRUB_DEFAULT=0\n");
 	t_write(root, "var/lib/dpkg/status", DPKG_DEBIAN);
-	t_write(root, "proc/sys/kernel/osrelease", "6.1.0-28-amd64\n");
+	t_write(root, "proc/sys/kernel/osrelease", DEBIAN_KERNEL "\n");
+	t_write(root, "proc/sys/kernel/random/boot_id", BOOT_ID_A "\n");
+	t_write(root, "boot/vmlinuz-" DEBIAN_KERNEL, "stand-in kernel\n");
+	mkgrub(root);
 	static const char *const fn[][4] = {
 		{ "0000:00:02.0", "0x8086", "0x3e92", "0x030000" }, /* the host's own Intel graphics */
 		{ "0000:01:00.0", "0x10de", "0x2204", "0x030000" },
@@ -284,13 +312,13 @@ static void test_existing_vm(void)
 			   " { \"id\": 105, \"name\": \"scratch\", \"disk_size\": \"64G\", \"memory\": \"512M\", \"cores\": 1 } ]",
 			   KEY_SHA512);
 	char *root = tree(cfg);
-	t_write(root, "proc/sys/kernel/osrelease", "6.8.12-4-pve\n");
 	t_write(root, "etc/pve/qemu-server/100.conf", "name: docker-host\nmemory: 65536\n");
 	t_write(root, "etc/hosts", "127.0.0.1\tlocalhost pve1\n192.168.10.9\tpve1 # old\n::1\tlocalhost\n");
 	t_write(root, "var/lib/vz/import/headscale-hub.qcow2", "QFI\xfb stand-in");
 	struct t_result r = t_run(root, NULL);
 	char *c1 = calls(root);
-	r = (t_result_free(&r), t_run(root, NULL)); /* after the (pretend) reboot */
+	t_write(root, "proc/sys/kernel/osrelease", PVE "\n");
+	r = (t_result_free(&r), t_run(root, NULL)); /* after the reboot, on the Proxmox kernel */
 	char *c = calls(root), *conf = t_read(root, "etc/pve/qemu-server/100.conf"), *hosts = t_read(root, "etc/hosts");
 	tap_ok(!strstr(c1, "ip -4") && hosts && STREQ(hosts, "127.0.0.1\tlocalhost\n192.168.10.5\tpve1\n::1\tlocalhost\n"),
 	       "'address' from the config: no route query for it; the name leaves the loopback line and the old address");
@@ -324,10 +352,10 @@ static void test_cluster_vmlist(void)
 {
 	char *cfg = config("\"vms\": [ { \"id\": 100, \"name\": \"docker-host\" }, { \"id\": 101, \"name\": \"dev\" } ]", KEY_SHA512),
 	     *root = tree(cfg);
-	t_write(root, "proc/sys/kernel/osrelease", "6.8.12-4-pve\n");
 	t_write(root, "etc/pve/.vmlist", "{\n\"version\": 7,\n\"ids\": {\n\"101\": { \"node\": \"pve2\", \"type\": \"lxc\", \"version\": 3 }}\n}\n");
 	struct t_result r = t_run(root, NULL);
-	r = (t_result_free(&r), t_run(root, NULL)); /* after the (pretend) reboot */
+	t_write(root, "proc/sys/kernel/osrelease", PVE "\n");
+	r = (t_result_free(&r), t_run(root, NULL)); /* after the reboot, on the Proxmox kernel */
 	char *c = calls(root);
 	tap_ok(strstr(r.out, "step=proxmox-vms state=ok created 100 docker-host; 101 dev (lxc on node pve2) exists: left as it is") &&
 		       strstr(c, "qm create 100 ") && !strstr(c, "qm create 101 "),
@@ -337,21 +365,190 @@ static void test_cluster_vmlist(void)
 	t_cleanup(root);
 }
 
+static void boot_id(const char *root, const char *id)
+{
+	char *text = t_strf("%s\n", id);
+	t_write(root, "proc/sys/kernel/random/boot_id", text);
+	free(text);
+}
+
+static void state_remove(const char *root)
+{
+	char *state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(state);
+	free(state);
+}
+
+/* The Proxmox kernel installed and the default entry, but the machine came back on the Debian
+ * one: the step is not ok, and it does not reboot again. */
 static void test_running_debian_kernel(void)
 {
-	/* The Proxmox kernel installed, but the machine came back on the Debian one. */
 	char *cfg = config("\"vms\": []", KEY_SHA512), *root = tree(cfg);
 	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "; the Proxmox kernel " PVE " is the default boot entry (GRUB); '" DEBIAN_KERNEL "' runs: reboot into it\n",
+		     "proxmox-kernel: installed, GRUB's default already boots it (the newest kernel first), reboot");
 	t_result_free(&r);
 	calls_reset(root);
+	boot_id(root, BOOT_ID_B); /* rebooted, but into the Debian kernel */
 	r = t_run(root, NULL);
 	char *c = calls(root), *want = t_strf("chroot %s " APT " remove linux-image-amd64 os-prober\n", root);
+	tap_contains(r.out, "step=proxmox-kernel state=failed the Proxmox kernel " PVE " is installed, but '" DEBIAN_KERNEL "' runs "
+			    "after the reboot: the firmware or the boot loader did not start the default entry",
+		     "after the reboot on the Debian kernel: failed with the reason, not ok");
 	tap_contains(c, want, "running the Debian kernel: its package is not removed");
-	tap_contains(r.out, "step=proxmox-kernel state=ok proxmox-default-kernel installed, but the running kernel is '6.1.0-28-amd64'",
-		     "proxmox-kernel says the Proxmox kernel is not running");
 	tap_contains(r.out, "kept 'linux-image-6.1.0-28-amd64': it is the running kernel", "proxmox-ve says which kernel it kept");
 	tap_contains(r.out, "step=proxmox-vms state=skipped no VMs in the config", "\"vms\": [] creates none");
-	free(c), free(want), free(cfg);
+	tap_ok(r.status == 1 && strstr(r.out, "done status=degraded"), "the run is degraded");
+	free(c), free(want);
+	t_result_free(&r);
+	/* The timer runs it again in this boot (the bridge is pending): no second reboot. */
+	calls_reset(root);
+	r = t_run(root, NULL);
+	c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=failed ") && strstr(r.out, "but '" DEBIAN_KERNEL "' runs after the reboot into "
+											"it: the firmware or the boot loader did not start the "
+											"default entry (pick it in the boot menu to see why); not "
+											"rebooting again") &&
+		       !strstr(r.out, "state=reboot") && !strstr(c, "apt-get"),
+	       "a later run in that boot: failed again, no reboot loop, nothing installed again");
+	free(c), free(cfg);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* Installed, but not booted: the program cut off after the install, before the reboot. */
+static void test_installed_not_running(void)
+{
+	char *cfg = config("\"vms\": []", KEY_SHA512), *root = tree(cfg);
+	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_CRASH_AFTER=proxmox-kernel:applied");
+	tap_is_int(r.status, 99, "the run cut off right after the install, before the reboot");
+	t_result_free(&r);
+	calls_reset(root);
+	r = t_run(root, NULL); /* the same boot */
+	char *c = calls(root);
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=reboot the Proxmox kernel " PVE " is the default boot entry (GRUB); '" DEBIAN_KERNEL
+			     "' runs: reboot into it\n") &&
+		       !strstr(c, "apt-get") && !strstr(c, "ip -4") && !strstr(r.out, "state=ok"),
+	       "installed, Debian's kernel running: not ok, a reboot asked for, no network or apt-get needed");
+	if (!strstr(r.out, "state=reboot"))
+		tap_diag("out: %s", r.out);
+	free(c);
+	t_result_free(&r);
+	/* ... and the same without any state (installed by hand, another boot): the same. */
+	state_remove(root);
+	boot_id(root, BOOT_ID_B);
+	char *mark = t_strf("%s/var/lib/pmoves/proxmox/kernel-reboot", root);
+	unlink(mark);
+	free(mark);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=reboot the Proxmox kernel " PVE " is the default boot entry", "no state: check is not satisfied, reboot");
+	t_result_free(&r);
+	/* After that reboot, on the Proxmox kernel: ok. */
+	t_write(root, "proc/sys/kernel/osrelease", PVE "\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=ok running the Proxmox kernel " PVE ", the default boot entry (GRUB)",
+		     "after the reboot, the Proxmox kernel running: ok");
+	t_result_free(&r);
+	free(cfg);
+	t_cleanup(root);
+
+	/* The package brings no kernel (a stand-in): failed, not a reboot into nothing. */
+	cfg = config("\"vms\": []", KEY_SHA512);
+	root = tree(cfg);
+	flag(root, "no-kernel", "");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=failed 'pve1' is 10.0.2.15 in '/etc/hosts'; proxmox-default-kernel installed from",
+		     "no Proxmox kernel in /boot after the install: failed ...");
+	tap_contains(r.out, ", but there is no Proxmox kernel in '/boot' (no 'vmlinuz-*-pve')\n", "... saying so");
+	t_result_free(&r);
+	free(cfg);
+	t_cleanup(root);
+}
+
+/* The Proxmox kernel is not the loader's default: made so before the reboot, or failed. */
+static void test_default_entry(void)
+{
+	/* GRUB pinned to the Debian kernel by its entry ids. */
+	char *cfg = config("\"vms\": []", KEY_SHA512), *root = tree(cfg);
+	t_write(root, "etc/default/grub", "GRUB_DEFAULT=\"gnulinux-advanced-0a1b2c3d-0000-4000-8000-00000000abcd>gnulinux-" DEBIAN_KERNEL
+					  "-advanced-0a1b2c3d-0000-4000-8000-00000000abcd\"\nGRUB_TIMEOUT=5\n");
+	mkgrub(root);
+	struct t_result r = t_run(root, NULL);
+	char *grub = t_read(root, "etc/default/grub"), *c = calls(root), *ug = t_strf("install proxmox-default-kernel\nchroot %s update-grub\n", root);
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=reboot ") &&
+		       strstr(r.out, "the Proxmox kernel " PVE " is the default boot entry (GRUB: GRUB_DEFAULT=0 in '/etc/default/grub' and "
+				     "update-grub (the default was 'Debian GNU/Linux, with Linux " DEBIAN_KERNEL "', GRUB's default "
+				     "'gnulinux-advanced-") &&
+		       grub && STREQ(grub, "GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\n") && strstr(c, ug),
+	       "GRUB pinned to the Debian kernel: GRUB_DEFAULT=0 (the newest kernel), update-grub, then the reboot");
+	free(grub), free(c), free(ug);
+	t_result_free(&r);
+	t_write(root, "proc/sys/kernel/osrelease", PVE "\n");
+	boot_id(root, BOOT_ID_B);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=ok running the Proxmox kernel " PVE ", the default boot entry (GRUB)",
+		     "GRUB: after the reboot, ok");
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* systemd-boot: loader.conf names the Debian entry (as the image builder writes it). */
+	root = tree(cfg);
+	char *g = t_strf("%s/etc/default/grub", root);
+	unlink(g);
+	free(g);
+	t_write(root, "etc/kernel/cmdline", "root=UUID=x ro console=ttyS0\n");
+	t_write(root, "boot/efi/loader/loader.conf", "timeout 0\neditor no\ndefault pmoves-" DEBIAN_KERNEL ".conf\n");
+	t_write(root, "boot/efi/loader/entries/pmoves-" DEBIAN_KERNEL ".conf",
+		"title proxmox-core\nversion " DEBIAN_KERNEL "\nlinux /pmoves/" DEBIAN_KERNEL "/linux\n");
+	r = t_run(root, NULL);
+	char *conf = t_read(root, "boot/efi/loader/loader.conf");
+	tap_ok(strstr(r.out, "the Proxmox kernel " PVE " is the default boot entry (systemd-boot: 'default *-pve.conf' in "
+			     "'/boot/efi/loader/loader.conf' (the default was 'pmoves-" DEBIAN_KERNEL ".conf'") &&
+		       strstr(r.out, "step=proxmox-kernel state=reboot") && conf && STREQ(conf, "timeout 0\neditor no\ndefault *-pve.conf\n"),
+	       "systemd-boot with the Debian entry as loader.conf's default: 'default *-pve.conf', then the reboot");
+	free(conf);
+	t_result_free(&r);
+	/* After the reboot the Proxmox kernel runs, but the default went back to Debian's. */
+	t_write(root, "proc/sys/kernel/osrelease", PVE "\n");
+	boot_id(root, BOOT_ID_B);
+	t_write(root, "boot/efi/loader/loader.conf", "default pmoves-" DEBIAN_KERNEL ".conf\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=proxmox-kernel state=failed the Proxmox kernel " PVE " runs, but the next boot would not start it: "
+			    "systemd-boot's default entry 'pmoves-" DEBIAN_KERNEL ".conf' boots '" DEBIAN_KERNEL "'",
+		     "systemd-boot: the Proxmox kernel runs but is not the default: not ok, says what the default boots");
+	t_result_free(&r);
+	r = t_run(root, NULL);
+	conf = t_read(root, "boot/efi/loader/loader.conf");
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=ok running the Proxmox kernel " PVE ", the default boot entry (systemd-boot)") &&
+		       conf && STREQ(conf, "default *-pve.conf\n") && !strstr(r.out, "state=reboot"),
+	       "systemd-boot: a later run makes it the default again, no reboot needed: ok");
+	free(conf);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* systemd-boot with the LoaderEntryDefault EFI variable on the Debian entry: failed. */
+	root = tree(cfg);
+	g = t_strf("%s/etc/default/grub", root);
+	unlink(g);
+	free(g);
+	t_write(root, "etc/kernel/cmdline", "root=UUID=x ro\n");
+	t_write(root, "boot/efi/loader/loader.conf", "timeout 0\n");
+	t_write(root, "boot/efi/loader/entries/pmoves-" DEBIAN_KERNEL ".conf", "title x\nversion " DEBIAN_KERNEL "\nlinux /x/linux\n");
+	static const char var[] = { 7, 0, 0, 0, 'p', 0, 'm', 0, 'o', 0, 'v', 0, 'e', 0, 's', 0, '-', 0, '6', 0, '.', 0, '1', 0,
+				    '.', 0, '0', 0, '-', 0, '2', 0, '8', 0, '-', 0, 'a', 0, 'm', 0, 'd', 0, '6', 0, '4', 0, '.', 0,
+				    'c', 0, 'o', 0, 'n', 0, 'f', 0, 0, 0 };
+	char *vp = t_strf("%s/sys/firmware/efi/efivars/LoaderEntryDefault-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f", root),
+	     *vd = strndup(vp, (size_t)(strrchr(vp, '/') - vp));
+	mkdir_p(vd, 0755);
+	write_file_atomic(vp, var, sizeof(var), 0644);
+	r = t_run(root, NULL);
+	tap_ok(strstr(r.out, "step=proxmox-kernel state=failed ") &&
+		       strstr(r.out, "the Proxmox kernel is installed but cannot be made the default boot entry: the default entry is 'pmoves-" DEBIAN_KERNEL
+				     ".conf', chosen by the EFI variable LoaderEntryDefault ('pmoves-" DEBIAN_KERNEL ".conf') over "
+				     "loader.conf: remove it with 'bootctl set-default \"\"'") &&
+		       !strstr(r.out, "state=reboot"),
+	       "systemd-boot with LoaderEntryDefault on the Debian entry: failed with the reason, no reboot");
+	free(vp), free(vd), free(cfg);
 	t_result_free(&r);
 	t_cleanup(root);
 }
@@ -673,6 +870,8 @@ int main(void)
 {
 	if (access("/usr/bin/awk", X_OK) != 0 && access("/bin/awk", X_OK) != 0)
 		tap_skip_all("awk is missing (the stand-in apt-get uses it)");
+	if (!realpath("tests/fixtures/standins/update-grub", update_grub))
+		tap_skip_all("tests/fixtures/standins/update-grub not found (run from the top of the tree)");
 	if (!mkdtemp(www))
 		abort();
 	char key[300];
@@ -682,11 +881,13 @@ int main(void)
 	write_file_atomic(kp, key, sizeof(key), 0644);
 	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
 	server_start(www);
-	tap_plan(63);
+	tap_plan(78);
 	test_sequence();
 	test_existing_vm();
 	test_cluster_vmlist();
 	test_running_debian_kernel();
+	test_installed_not_running();
+	test_default_entry();
 	test_offline();
 	test_bad_key();
 	test_dry_run();

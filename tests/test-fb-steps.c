@@ -86,6 +86,7 @@ static char *users_tree(void)
 	t_write(root, "etc/shadow", "root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n");
 	t_write(root, "etc/skel/.bashrc", "# skel\n");
 	t_write(root, "etc/skel/.config/app.conf", "x=1\n");
+	t_write(root, "usr/bin/sudo", "stand-in: only its presence is checked\n");
 	return root;
 }
 
@@ -150,6 +151,32 @@ static void test_users(void)
 	tap_ok(r.status == 0 && akeys && STREQ(akeys, KEY_ALICE "\n" KEY_BOB "\n"), "users: a new key is added to the existing ones");
 	free(akeys);
 	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* "sudo": true on an image without sudo: the accounts are made, but the step fails and says
+ * why (an optional step: the run is degraded), never ok. */
+static void test_users_no_sudo(void)
+{
+	char *root = users_tree(), *sudo = t_strf("%s/usr/bin/sudo", root);
+	unlink(sudo);
+	struct t_result r = t_run(root, NULL);
+	char *passwd = t_read(root, "etc/passwd"), *group = t_read(root, "etc/group");
+	tap_ok(r.status == 1 && strstr(r.out, "step=users state=failed sudo is not installed ('/usr/bin/sudo'): 'bob' asked for "
+					      "sudo and got only the group 'sudo' (add the package 'sudo' to the image); 1 created, 1 updated\n") &&
+		       strstr(r.out, "done status=degraded"),
+	       "users without sudo in the image: failed, saying sudo is not installed; the run is degraded");
+	tap_ok(passwd && strstr(passwd, "\nbob:x:1001:") && group && strstr(group, "sudo:x:1002:bob\n"),
+	       "users without sudo: the accounts are made all the same");
+	t_result_free(&r);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=users state=failed sudo is not installed", "users without sudo: a later run says it again, not ok");
+	t_result_free(&r);
+	t_write(root, "usr/bin/sudo", "stand-in\n");
+	r = t_run(root, NULL);
+	tap_ok(r.status == 0 && strstr(r.out, "step=users state=skipped already done"), "users: sudo installed later: done");
+	t_result_free(&r);
+	free(sudo), free(passwd), free(group);
 	t_cleanup(root);
 }
 
@@ -612,6 +639,7 @@ int main(void)
 	have_tools = find_program("sgdisk", NULL) == 0 && find_program("sfdisk", NULL) == 0 &&
 		     find_program("mke2fs", NULL) == 0 && find_program("dumpe2fs", NULL) == 0;
 	test_users();
+	test_users_no_sudo();
 	test_users_crash();
 	test_ssh();
 	test_growfs();

@@ -3,6 +3,8 @@
  * binary give the documented output and exit codes. Fixtures are written into a mkdtemp
  * directory used as PMOVES_DATADIR. */
 #include "arch.h"
+#include "artifacts.h"
+#include "elf-needs.h"
 #include "profile-schema.h"
 #include "profile.h"
 #include "registry.h"
@@ -56,6 +58,8 @@ struct bad {
 };
 
 static const struct bad bad_cases[] = {
+	{ "artifact-version.json", "{\"artifacts\":[{\"name\":\"t\",\"version\":5}]," GOOD_DISK "}", NULL, ".artifacts[0].version",
+	  { "expected a string" }, SCHEMA_REFUSES },
 	{ "unknown-top.json", "{\"nmae\":\"x\"," GOOD_DISK "}", NULL, ".nmae", { "unknown key", "known keys: name" }, SCHEMA_REFUSES },
 	{ "unknown-rootfs.json", "{\"rootfs\":{\"sute\":\"trixie\"}," GOOD_DISK "}", NULL, ".rootfs.sute",
 	  { "unknown key", "suite" }, SCHEMA_REFUSES },
@@ -479,6 +483,37 @@ static void test_child(void)
 	profile_free(p);
 }
 
+/* manifest.json's third_party: each artifact with its "version" and "note" when the profile
+ * gives them. */
+static void test_artifacts_manifest(void)
+{
+	write_at("art/hub.json",
+		 "{" GOOD_DISK ", \"artifacts\": ["
+		 "{\"name\": \"tool.deb\", \"url\": \"https://example.org/tool_1.2_amd64.deb\", \"kind\": \"deb\","
+		 " \"sha256\": \"0000000000000000000000000000000000000000000000000000000000000000\", \"version\": \"1.2\","
+		 " \"note\": \"sha256 not verified here\"},"
+		 "{\"name\": \"plain\", \"url\": \"https://example.org/plain\", \"kind\": \"binary\", \"target\": \"/usr/bin/plain\","
+		 " \"sha256\": \"1111111111111111111111111111111111111111111111111111111111111111\"}]}");
+	_cleanup_free_ char *path = NULL, *err = NULL;
+	if (asprintf(&path, "%s/art/hub.json", tmp) < 0)
+		abort();
+	struct profile *p = NULL;
+	int r = profile_load(path, &p, &err);
+	if (!tap_ok(r == 0, "a profile with an artifact's version and note loads")) {
+		tap_diag("%d: %s", r, err ? err : "");
+		return;
+	}
+	json_object *m = artifacts_manifest(p);
+	tap_is_str(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+		   "[{\"name\":\"tool.deb\",\"url\":\"https://example.org/tool_1.2_amd64.deb\",\"sha256\":\"0000000000000000000000000000000000000000000000000000000000000000\","
+		   "\"kind\":\"deb\",\"version\":\"1.2\",\"note\":\"sha256 not verified here\",\"baked\":false},"
+		   "{\"name\":\"plain\",\"url\":\"https://example.org/plain\",\"sha256\":\"1111111111111111111111111111111111111111111111111111111111111111\","
+		   "\"kind\":\"binary\",\"baked\":false}]",
+		   "manifest third_party: version and note when given");
+	json_object_put(m);
+	profile_free(p);
+}
+
 /* The packages of P joined with ' ', for comparisons. */
 static char *packages_of(const struct profile *p)
 {
@@ -662,7 +697,15 @@ static void test_cli(void)
 
 	/* An output directory that cannot be created fails before anything is made, cleanly: it
 	 * once freed pointers that were never set, which valgrind sees (exit 99) when it is here. */
-	const char *vg = access("/usr/bin/valgrind", X_OK) == 0 ? "/usr/bin/valgrind" : NULL;
+	/* (Not under ASan, which sees bad frees itself and refuses to run under valgrind.) */
+	struct elf_needs needs;
+	bool asan = false;
+	if (elf_read_needs(bin, &needs) == 0) {
+		for (size_t i = 0; needs.needed[i]; i++)
+			asan = asan || strncmp(needs.needed[i], "libasan.so", 10) == 0;
+		elf_needs_free(&needs);
+	}
+	const char *vg = !asan && access("/usr/bin/valgrind", X_OK) == 0 ? "/usr/bin/valgrind" : NULL;
 	if (vg)
 		r = run_cli(vg, gooddir, &out, &err, "-q", "--error-exitcode=99", bin, "build", "small", "-o",
 			    "/proc/pmoves-no-such/images", NULL);
@@ -777,6 +820,7 @@ int main(void)
 	test_base_debian();
 	test_child();
 	test_add();
+	test_artifacts_manifest();
 	test_list();
 	test_cli();
 	{
