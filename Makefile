@@ -177,6 +177,7 @@ install: all
 	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/schema
 	$(BUILD)/pmoves-image schema >$(DESTDIR)$(DATADIR)/schema/profile.schema.json
+	$(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot schema >$(DESTDIR)$(DATADIR)/schema/firstboot.schema.json)
 
 clean:
 	rm -rf build build-san pmoves-image

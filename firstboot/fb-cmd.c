@@ -1,4 +1,4 @@
-/* Commands: run, status, validate. Exit status: 0 ok, 1 failed/degraded/pending, 2 invalid
+/* Commands: run, status, validate, schema. Exit status: 0 ok, 1 failed/degraded/pending, 2 invalid
  * config or bad usage, 3 missing file, 4 status --wait timed out. */
 #include "fb-cmd.h"
 #include "fb-config.h"
@@ -264,6 +264,31 @@ static int cmd_validate(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_schema(int argc, char **argv)
+{
+	if (argc == 2 && (STREQ(argv[1], "--help") || STREQ(argv[1], "-h"))) {
+		printf("usage: %s schema\n\n"
+		       "Print the JSON Schema (draft 2020-12) of a first-boot config file: its keys, their\n"
+		       "types, and the formats and enumerations 'validate' checks, made from the same tables.\n"
+		       "Secret values are marked \"writeOnly\". What a JSON Schema cannot express (URLs, CIDR\n"
+		       "arithmetic, base64, rules across fields or elements) is checked by 'validate' alone.\n"
+		       "make install puts it in the data directory as schema/firstboot.schema.json.\n",
+		       FB_NAME);
+		return FB_EXIT_OK;
+	}
+	if (argc != 1)
+		return usage_error("schema");
+	json_object *s = fb_config_json_schema();
+	if (!s) {
+		fb_error("out of memory");
+		return FB_EXIT_FAILED;
+	}
+	printf("%s\n", json_object_to_json_string_ext(s, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(s);
+	return fflush(stdout) == 0 ? FB_EXIT_OK : FB_EXIT_FAILED;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -272,6 +297,7 @@ static const struct command {
 	{ "run", cmd_run, "provision the machine (or a tree with --root), or --dry-run for the plan" },
 	{ "status", cmd_status, "show every step's state, time and message; --wait for the run to end" },
 	{ "validate", cmd_validate, "check config files" },
+	{ "schema", cmd_schema, "print the config's JSON Schema" },
 };
 
 static void usage(FILE *f)

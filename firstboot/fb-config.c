@@ -18,21 +18,22 @@ static const char *const fw_cfg_file = "/sys/firmware/qemu_fw_cfg/by_name/opt/ai
 
 /* ---- the schema: the keys that are no step's, and each step's section ---- */
 
-static int valid_step_name(struct fb_check *c, const char *k)
+static const char *step_name_at(size_t i)
 {
-	for (size_t i = 0; i < fb_steps_count; i++)
-		if (STREQ(fb_steps[i]->name, k))
-			return 0;
-	return fb_bad(c, "'%s' is not a step", FB_SHOW(k));
+	return i < fb_steps_count ? fb_steps[i]->name : NULL;
 }
 
-static int valid_finally(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "none") && !STREQ(s, "reboot") && !STREQ(s, "poweroff"))
-		return fb_bad(c, "'%s' is not one of 'none', 'reboot', 'poweroff'", FB_SHOW(s));
-	return 0;
-}
+static const struct fb_format fmt_step_name = {
+	.name = "step_name",
+	.message = "'%s' is not a step",
+	.value_at = step_name_at,
+};
+
+static const struct fb_format fmt_finally = {
+	.name = "finally",
+	.message = "'%s' is not one of 'none', 'reboot', 'poweroff'",
+	.values = (const char *const[]){ "none", "reboot", "poweroff", NULL },
+};
 
 static const struct fb_field step_fields[] = {
 	{ "enabled", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
@@ -44,9 +45,9 @@ static const struct fb_field step_value = { NULL, FB_T_OBJECT, step_fields, NULL
 /* The top-level keys that belong to no step: which steps run, where the report goes, what
  * happens at the end of the run. */
 static const struct fb_field run_fields[] = {
-	{ "steps", FB_T_MAP, &step_value, NULL, valid_step_name, 0, 0 },
-	{ "report_url", FB_T_STRING, NULL, fb_valid_https_url, NULL, 0, URL_MAX },
-	{ "finally", FB_T_STRING, NULL, valid_finally, NULL, 0, 0 },
+	{ "steps", FB_T_MAP, &step_value, NULL, &fmt_step_name, 0, 0 },
+	{ "report_url", FB_T_STRING, NULL, NULL, &fb_fmt_https_url, 0, URL_MAX },
+	{ "finally", FB_T_STRING, NULL, NULL, &fmt_finally, 0, 0 },
 };
 
 const struct fb_field *fb_config_schema(void)
@@ -155,7 +156,7 @@ int fb_config_merge(json_object *base, json_object *over)
 	return 0;
 }
 
-static bool key_is_secret(const char *k)
+bool fb_config_key_is_secret(const char *k)
 {
 	return strstr(k, "auth_key") || strstr(k, "password") || strstr(k, "token") || strstr(k, "credentials");
 }
@@ -218,7 +219,7 @@ static int scrub(json_object *o, const struct fb_field *f, char ***secrets)
 					  : f->type == FB_T_MAP ? f->fields
 								: NULL;
 		/* A true/false is never a secret ("password_authentication": false). */
-		bool secret = (key_is_secret(key) && !json_object_is_type(val, json_type_boolean)) ||
+		bool secret = (fb_config_key_is_secret(key) && !json_object_is_type(val, json_type_boolean)) ||
 			      (sf && (sf->flags & FB_SECRET)) ||
 			      (sf && (sf->flags & FB_SECRET_IF) && secret_obj);
 		if (secret) {

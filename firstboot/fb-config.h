@@ -21,6 +21,11 @@
  * first use; NULL when out of memory. */
 const struct fb_field *fb_config_schema(void);
 
+/* The top-level schema as a JSON Schema (draft 2020-12, "$id" FB_SCHEMA_ID): the same tables,
+ * their formats as "$defs" (fb-schema.c). NULL when out of memory. */
+#define FB_SCHEMA_ID "https://pmoves.invalid/schema/firstboot.schema.json"
+json_object *fb_config_json_schema(void);
+
 /* Validate one parsed source; on failure *ret_error is "SOURCE: PATH: problem". */
 int fb_config_check(json_object *o, const char *source, char **ret_error);
 /* Parse and validate text from SOURCE (a file name, "fw_cfg" or a URL). */
@@ -46,6 +51,9 @@ void fb_config_done(struct fb_config *c);
 
 /* Recursive merge of OVER into BASE (objects merge, arrays and scalars replace). */
 int fb_config_merge(json_object *base, json_object *over);
+/* A key whose value is secret wherever it is, unless true or false: its name contains
+ * auth_key, password, token or credentials. */
+bool fb_config_key_is_secret(const char *key);
 /* Remove the secret values from O, in place: keys the schema marks secret or whose name
  * contains auth_key, password, token or credentials; array elements marked "secret": true.
  * With RET_SECRETS, collect the removed strings. Returns how many values were removed. */

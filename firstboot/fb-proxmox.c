@@ -8,30 +8,27 @@
 
 /* ---- the section "proxmox" ---- */
 
-static int valid_repo_url(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if ((strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) || strcspn(s, " \t\r\n\"'[]") != strlen(s) ||
-	    strlen(s) < 10)
-		return fb_bad(c, "'%.64s' is not an http:// or https:// URL without spaces, quotes or brackets", s);
-	return 0;
-}
+/* An apt source line's URL: no blanks, quotes or brackets ("[signed-by=...]" is ours). */
+static const struct fb_format fmt_repo_url = {
+	.name = "proxmox_repository",
+	.message = "'%s' is not an http:// or https:// URL without spaces, quotes or brackets",
+	.pattern = "^https?://[^ \t\r\n\"']*$",
+	.forbid = "\\[|\\]",
+	.min = 10,
+};
 
-static int valid_word(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!valid_name(s, 64))
-		return fb_bad(c, "'%.64s' is not a name (letters, digits, '.', '_', '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_word = {
+	.name = "proxmox_name",
+	.message = "'%s' is not a name (letters, digits, '.', '_', '-')",
+	.pattern = "^" FB_NAME_RE "$",
+	.max = 64,
+};
 
-static int valid_sha512(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strlen(s) != 128 || strspn(s, "0123456789abcdef") != 128)
-		return fb_bad(c, "not a SHA-512 (128 lowercase hex digits)");
-	return 0;
-}
+static const struct fb_format fmt_sha512 = {
+	.name = "sha512",
+	.message = "not a SHA-512 (128 lowercase hex digits)",
+	.pattern = "^[0-9a-f]{128}$",
+};
 
 static int valid_address(struct fb_check *c, json_object *v)
 {
@@ -44,13 +41,11 @@ static int valid_address(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_postfix(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "none") && !STREQ(s, "local"))
-		return fb_bad(c, "'%.64s' is not 'none' (no configuration) or 'local' (local only)", s);
-	return 0;
-}
+static const struct fb_format fmt_postfix = {
+	.name = "proxmox_postfix",
+	.message = "'%s' is not 'none' (no configuration) or 'local' (local only)",
+	.values = (const char *const[]){ "none", "local", NULL },
+};
 
 /* "dddd:bb:dd" (a slot: every function) or "dddd:bb:dd.f", domain optional: "01:00". */
 bool fb_proxmox_parse_pci(const char *s, char ret[13])
@@ -80,29 +75,29 @@ bool fb_proxmox_parse_pci(const char *s, char ret[13])
 	return true;
 }
 
-static int valid_pci(struct fb_check *c, json_object *v)
-{
-	char buf[13];
-	if (!fb_proxmox_parse_pci(json_object_get_string(v), buf))
-		return fb_bad(c, "'%.64s' is not a PCI slot ('0000:01:00': every function) or function ('0000:01:00.0')",
-			      json_object_get_string(v));
-	return 0;
-}
+/* What fb_proxmox_parse_pci() reads. */
+#define HEX "[0-9A-Fa-f]"
+static const struct fb_format fmt_pci = {
+	.name = "pci_slot_or_function",
+	.message = "'%s' is not a PCI slot ('0000:01:00': every function) or function ('0000:01:00.0')",
+	.pattern = "^(" HEX "{4}:)?" HEX "{2}:[01]" HEX "(\\.[0-7])?$",
+};
 
-static bool is_int(json_object *v, int64_t min, int64_t max)
-{
-	return json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= min && json_object_get_int64(v) <= max;
-}
+static const struct fb_format fmt_vmid = {
+	.name = "vm_id",
+	.message = "a VM ID is an integer from 100 to 999999999",
+	.integer = true,
+	.lo = 100,
+	.hi = 999999999,
+};
 
-static int valid_vmid(struct fb_check *c, json_object *v)
-{
-	return is_int(v, 100, 999999999) ? 0 : fb_bad(c, "a VM ID is an integer from 100 to 999999999");
-}
-
-static int valid_cores(struct fb_check *c, json_object *v)
-{
-	return is_int(v, 1, 512) ? 0 : fb_bad(c, "cores is an integer from 1 to 512");
-}
+static const struct fb_format fmt_cores = {
+	.name = "vm_cores",
+	.message = "cores is an integer from 1 to 512",
+	.integer = true,
+	.lo = 1,
+	.hi = 512,
+};
 
 /* A size string ("32G") as MiB, at least MIN_MIB. */
 int fb_proxmox_size_mib(const char *s, uint64_t min_mib, uint64_t max_mib, uint64_t *ret)
@@ -130,23 +125,19 @@ static int valid_disk_size(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_vm_name(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len == 0 || len > 63 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != len ||
-	    s[0] == '-' || s[len - 1] == '-')
-		return fb_bad(c, "'%.64s' is not a VM name (a DNS label: letters, digits, '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_vm_name = {
+	.name = "vm_name",
+	.message = "'%s' is not a VM name (a DNS label: letters, digits, '-')",
+	.pattern = "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+};
 
-static int valid_image(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (s[0] != '/' || strstr(s, "/../") || strstr(s, "/./") || strcspn(s, ",=\t\r\n ") != strlen(s))
-		return fb_bad(c, "'%.64s' is not an absolute path without ',', '=', spaces or '.'/'..' components", s);
-	return 0;
-}
+/* A path for qm's "import-from=": no ',', '=' or blanks, no '.' or '..' component. */
+static const struct fb_format fmt_image = {
+	.name = "vm_disk_image",
+	.message = "'%s' is not an absolute path without ',', '=', spaces or '.'/'..' components",
+	.pattern = "^/[^,=\t\r\n ]*$",
+	.forbid = "/\\.\\.?/",
+};
 
 static int valid_vms(struct fb_check *c, json_object *v)
 {
@@ -171,31 +162,31 @@ static int valid_vms(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field key_fields[] = {
-	{ "url", FB_T_STRING, NULL, valid_repo_url, NULL, FB_REQUIRED, 2048 },
-	{ "sha512", FB_T_STRING, NULL, valid_sha512, NULL, FB_REQUIRED, 128 },
+	{ "url", FB_T_STRING, NULL, NULL, &fmt_repo_url, FB_REQUIRED, 2048 },
+	{ "sha512", FB_T_STRING, NULL, NULL, &fmt_sha512, FB_REQUIRED, 128 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field vm_fields[] = {
-	{ "id", FB_T_SCALAR, NULL, valid_vmid, NULL, FB_REQUIRED, 0 },
-	{ "name", FB_T_STRING, NULL, valid_vm_name, NULL, FB_REQUIRED, 63 },
+	{ "id", FB_T_SCALAR, NULL, NULL, &fmt_vmid, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fmt_vm_name, FB_REQUIRED, 63 },
 	{ "memory", FB_T_STRING, NULL, valid_memory, NULL, 0, 32 },
-	{ "cores", FB_T_SCALAR, NULL, valid_cores, NULL, 0, 0 },
-	{ "disk_image", FB_T_STRING, NULL, valid_image, NULL, 0, 1024 },
+	{ "cores", FB_T_SCALAR, NULL, NULL, &fmt_cores, 0, 0 },
+	{ "disk_image", FB_T_STRING, NULL, NULL, &fmt_image, 0, 1024 },
 	{ "disk_size", FB_T_STRING, NULL, valid_disk_size, NULL, 0, 32 },
 	{ "gpu", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field vm_elem = { NULL, FB_T_OBJECT, vm_fields, NULL, NULL, 0, 0 };
-static const struct fb_field pci_elem = { NULL, FB_T_STRING, NULL, valid_pci, NULL, 0, 16 };
+static const struct fb_field pci_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_pci, 0, 16 };
 static const struct fb_field proxmox_fields[] = {
-	{ "repository", FB_T_STRING, NULL, valid_repo_url, NULL, 0, 1024 },
-	{ "suite", FB_T_STRING, NULL, valid_word, NULL, 0, 64 },
-	{ "component", FB_T_STRING, NULL, valid_word, NULL, 0, 64 },
+	{ "repository", FB_T_STRING, NULL, NULL, &fmt_repo_url, 0, 1024 },
+	{ "suite", FB_T_STRING, NULL, NULL, &fmt_word, 0, 64 },
+	{ "component", FB_T_STRING, NULL, NULL, &fmt_word, 0, 64 },
 	{ "key", FB_T_OBJECT, key_fields, NULL, NULL, 0, 0 },
 	{ "address", FB_T_STRING, NULL, valid_address, NULL, 0, 64 },
-	{ "postfix", FB_T_STRING, NULL, valid_postfix, NULL, 0, 16 },
-	{ "storage", FB_T_STRING, NULL, valid_word, NULL, 0, 64 },
-	{ "bridge", FB_T_STRING, NULL, valid_word, NULL, 0, 15 },
+	{ "postfix", FB_T_STRING, NULL, NULL, &fmt_postfix, 0, 16 },
+	{ "storage", FB_T_STRING, NULL, NULL, &fmt_word, 0, 64 },
+	{ "bridge", FB_T_STRING, NULL, NULL, &fmt_word, 0, 15 },
 	{ "gpu", FB_T_ARRAY, &pci_elem, NULL, NULL, 0, PROXMOX_MAX_GPUS },
 	{ "vms", FB_T_ARRAY, &vm_elem, valid_vms, NULL, 0, PROXMOX_MAX_VMS },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },

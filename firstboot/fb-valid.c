@@ -6,11 +6,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 
-#define STRING_MAX 4096
-#define LIST_MAX 1024
+_Static_assert(FB_PATH_MAX == PATH_MAX - 1, "FB_PATH_MAX is PATH_MAX - 1");
 
 /* ---- messages ---- */
 
@@ -70,6 +71,156 @@ static void path_pop(struct fb_check *c, size_t old)
 	c->path[old] = '\0';
 }
 
+/* ---- formats ---- */
+
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* 1: S has a match of PATTERN, 0: not, -EINVAL: regcomp refuses it. Patterns are compiled once
+ * (they are the formats' string constants, found by address), for the program's one thread. */
+static int pattern_match(const char *pattern, const char *s)
+{
+	static struct {
+		const char *pattern;
+		regex_t re;
+	} cache[128];
+	static size_t n;
+	regex_t one, *re = NULL;
+	for (size_t i = 0; i < n && !re; i++)
+		if (cache[i].pattern == pattern)
+			re = &cache[i].re;
+	if (!re) {
+		re = n < ARRAY_SIZE(cache) ? &cache[n].re : &one;
+		if (regcomp(re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+			return -EINVAL;
+		if (re != &one)
+			cache[n++].pattern = pattern;
+	}
+	int m = regexec(re, s, 0, NULL, 0);
+	if (re == &one)
+		regfree(&one);
+	return m == 0;
+}
+
+static bool enumerated(const struct fb_format *f)
+{
+	return f->values || f->value_at;
+}
+
+/* F alone (not its ALSO), as JSON Schema's keywords take a string. */
+static bool string_ok(const struct fb_format *f, const char *s)
+{
+	if (f->integer)
+		return false;
+	if (enumerated(f)) {
+		bool known = false;
+		for (size_t i = 0; !known && f->values && f->values[i]; i++)
+			known = STREQ(f->values[i], s);
+		for (size_t i = 0; !known && f->value_at && f->value_at(i); i++)
+			known = STREQ(f->value_at(i), s);
+		if (!known)
+			return false;
+	}
+	size_t n = utf8_chars(s);
+	if (n < f->min || (f->max && n > f->max))
+		return false;
+	if (f->pattern && pattern_match(f->pattern, s) != 1)
+		return false;
+	if (f->forbid && pattern_match(f->forbid, s) != 0)
+		return false;
+	return !(f->except && STREQ(s, f->except));
+}
+
+/* F alone, as JSON Schema's keywords take an integer: the string keywords do not apply to it. */
+static bool int_ok(const struct fb_format *f, int64_t x)
+{
+	return !enumerated(f) && (!f->integer || (x >= f->lo && x <= f->hi));
+}
+
+bool fb_format_ok(const struct fb_format *f, const char *s)
+{
+	return (!f->also || fb_format_ok(f->also, s)) && string_ok(f, s);
+}
+
+/* The string S, or with X the integer *X, against F and its ALSO. */
+static int check_format(struct fb_check *c, const struct fb_format *f, const char *s, const int64_t *x)
+{
+	if (f->also) {
+		int r = check_format(c, f->also, s, x);
+		if (r < 0)
+			return r;
+	}
+	if (x ? int_ok(f, *x) : string_ok(f, s))
+		return 0;
+	if (!x)
+		return fb_bad(c, f->integer && f->type_message ? f->type_message : f->message, FB_SHOW(s));
+	char num[24];
+	snprintf(num, sizeof(num), "%" PRId64, *x);
+	return fb_bad(c, f->message, num);
+}
+
+int fb_format_check(struct fb_check *c, const struct fb_format *f, json_object *v)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t x = json_object_get_int64(v);
+		return check_format(c, f, NULL, &x);
+	}
+	return check_format(c, f, json_object_get_string(v), NULL);
+}
+
+static int formats_add(const struct fb_format *f, const struct fb_format ***list, size_t *n)
+{
+	if (!f)
+		return 0;
+	int r = formats_add(f->also, list, n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < *n; i++)
+		if ((*list)[i] == f)
+			return 0;
+	const struct fb_format **l = realloc(*list, (*n + 2) * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l[(*n)++] = f;
+	l[*n] = NULL;
+	*list = l;
+	return 0;
+}
+
+static int formats_walk(const struct fb_field *f, const struct fb_format ***list, size_t *n)
+{
+	int r = formats_add(f->format, list, n);
+	if (r < 0)
+		return r;
+	if (f->type == FB_T_OBJECT) {
+		for (const struct fb_field *sub = f->fields; sub && sub->key; sub++)
+			if ((r = formats_walk(sub, list, n)) < 0)
+				return r;
+	} else if ((f->type == FB_T_ARRAY || f->type == FB_T_MAP) && f->fields)
+		r = formats_walk(f->fields, list, n);
+	return r;
+}
+
+int fb_formats_of(const struct fb_field *f, const struct fb_format ***ret)
+{
+	const struct fb_format **list = NULL;
+	size_t n = 0;
+	int r = formats_walk(f, &list, &n);
+	if (r == 0 && !list && !(list = calloc(1, sizeof(*list))))
+		r = -ENOMEM;
+	if (r < 0) {
+		free(list);
+		return r;
+	}
+	*ret = list;
+	return 0;
+}
+
 /* ---- the walk ---- */
 
 const struct fb_field *fb_field_find(const struct fb_field *fields, const char *key)
@@ -94,8 +245,8 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 			return fb_bad(c, f->type == FB_T_SCALAR ? "must be a string or an integer" : "must be a string");
 		if ((size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v)))
 			return fb_bad(c, "must not contain a NUL character");
-		if (strlen(json_object_get_string(v)) > (max ? max : STRING_MAX))
-			return fb_bad(c, "longer than %zu bytes", max ? max : (size_t)STRING_MAX);
+		if (strlen(json_object_get_string(v)) > (max ? max : FB_STRING_MAX))
+			return fb_bad(c, "longer than %zu bytes", max ? max : (size_t)FB_STRING_MAX);
 		break;
 	case FB_T_BOOL:
 		if (t != json_type_boolean)
@@ -126,12 +277,12 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 	case FB_T_MAP: {
 		if (t != json_type_object)
 			return fb_bad(c, "must be an object");
-		if ((size_t)json_object_object_length(v) > (max ? max : LIST_MAX))
-			return fb_bad(c, "more than %zu entries", max ? max : (size_t)LIST_MAX);
+		if ((size_t)json_object_object_length(v) > (max ? max : FB_LIST_MAX))
+			return fb_bad(c, "more than %zu entries", max ? max : (size_t)FB_LIST_MAX);
 		json_object_object_foreach(v, key, val)
 		{
 			size_t old = path_push(c, key, 0);
-			r = f->valid_key ? f->valid_key(c, key) : 0;
+			r = f->format ? check_format(c, f->format, key, NULL) : 0;
 			if (r == 0)
 				r = check_value(c, f->fields, val);
 			path_pop(c, old);
@@ -144,8 +295,8 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 		if (t != json_type_array)
 			return fb_bad(c, "must be an array");
 		size_t n = json_object_array_length(v);
-		if (n > (max ? max : LIST_MAX))
-			return fb_bad(c, "more than %zu elements", max ? max : (size_t)LIST_MAX);
+		if (n > (max ? max : FB_LIST_MAX))
+			return fb_bad(c, "more than %zu elements", max ? max : (size_t)FB_LIST_MAX);
 		for (size_t i = 0; i < n; i++) {
 			size_t old = path_push(c, NULL, i);
 			r = check_value(c, f->fields, json_object_array_get_idx(v, i));
@@ -156,6 +307,9 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 		break;
 	}
 	}
+	/* A map's format is its keys' (above). */
+	if (f->format && (f->type == FB_T_STRING || f->type == FB_T_SCALAR) && (r = fb_format_check(c, f->format, v)) < 0)
+		return r;
 	return f->valid ? f->valid(c, v) : 0;
 }
 
@@ -179,71 +333,116 @@ bool fb_has_ctl(const char *s)
 	return false;
 }
 
-int fb_valid_hostname(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	bool ok = len >= 1 && len <= 64; /* HOST_NAME_MAX: the kernel holds the whole name */
-	for (const char *label = s; ok;) {
-		size_t n = strcspn(label, ".");
-		ok = n >= 1 && n <= 63 && label[0] != '-' && label[n - 1] != '-';
-		for (size_t i = 0; ok && i < n; i++)
-			ok = isascii(label[i]) && (isalnum(label[i]) || label[i] == '-');
-		if (!label[n])
-			break;
-		label += n + 1;
-	}
-	if (!ok)
-		return fb_bad(c, "'%s' is not a valid hostname (RFC 1123: dot-separated labels of 1 to 63 letters, digits and '-', not starting or ending with '-', 64 characters at most)", FB_SHOW(s));
-	return 0;
-}
+/* Control characters: below 0x20 (NUL is refused before any format), and DEL. */
+#define CTL "\x01-\x1f\x7f"
+#define HOST_LABEL "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#define HEX "[0-9A-Fa-f]"
+
+const struct fb_format fb_fmt_hostname = {
+	.name = "hostname",
+	.message = "'%s' is not a valid hostname (RFC 1123: dot-separated labels of 1 to 63 letters, digits and '-', "
+		   "not starting or ending with '-', 64 characters at most)",
+	.pattern = "^" HOST_LABEL "(\\." HOST_LABEL ")*$",
+	.max = 64, /* HOST_NAME_MAX: the kernel holds the whole name */
+};
+
+const struct fb_format fb_fmt_user_name = {
+	.name = "user_name",
+	.message = "'%s' is not a valid user or group name (1 to 32 of a-z, 0-9, '_', '-', starting with a letter or '_')",
+	.pattern = "^" FB_USER_NAME_RE "$",
+};
+
+static const struct fb_format fmt_absolute = {
+	.name = "absolute_path",
+	.message = "'%s' is not an absolute path",
+	.pattern = "^/[^" CTL "]*$",
+};
+
+/* Components that are not empty, "." or "..". */
+const struct fb_format fb_fmt_abs_path = {
+	.name = "plain_absolute_path",
+	.message = "'%s' must be a plain absolute path (no '.', '..', empty components or trailing '/')",
+	.pattern = "^(/([^/.][^/]*|\\.[^/.][^/]*|\\.\\.[^/]+))+$",
+	.also = &fmt_absolute,
+};
+
+const struct fb_format fb_fmt_mode = {
+	.name = "mode",
+	.message = "'%s' is not a file mode (octal in a string, such as \"0644\")",
+	.pattern = "^[0-7]{3,4}$",
+};
+
+const struct fb_format fb_fmt_https_url = {
+	.name = "https_url",
+	.message = "'%s' is not an https:// URL",
+	.pattern = "^https://[^/ " CTL "][^ " CTL "]*$",
+};
+
+/* The group bit of the first byte is 0 (a multicast address is no interface's). */
+const struct fb_format fb_fmt_mac = {
+	.name = "mac",
+	.message = "'%s' is not a unicast MAC address ('52:54:00:12:34:56')",
+	.pattern = "^" HEX "[02468ACEace](:" HEX HEX "){5}$",
+	.except = "00:00:00:00:00:00",
+};
+
+const struct fb_format fb_fmt_tag = {
+	.name = "tag",
+	.message = "'%s' is not a tag ('tag:' and lower-case letters, digits, '-')",
+	.pattern = "^tag:[a-z0-9-]+$",
+	.max = 64,
+};
+
+const struct fb_format fb_fmt_artifact_name = {
+	.name = "artifact_name",
+	.message = "'%s' is not an artifact name (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-')",
+	.pattern = "^" FB_NAME_RE "$",
+	.max = 64,
+};
+
+const struct fb_format fb_fmt_ifname = {
+	.name = "interface_name",
+	.message = "'%s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-')",
+	.pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+	.max = 15,
+};
+
+const struct fb_format fb_fmt_ipv4 = {
+	.name = "ipv4",
+	.message = "'%s' is not an IPv4 address",
+	.pattern = "^(" FB_IPV4_OCTET "\\.){3}" FB_IPV4_OCTET "$",
+};
 
 bool fb_user_name_ok(const char *s)
 {
-	size_t len = strlen(s);
-	if (len < 1 || len > 32 || !(islower((unsigned char)s[0]) || s[0] == '_'))
+	return fb_format_ok(&fb_fmt_user_name, s);
+}
+
+bool fb_ifname_ok(const char *s)
+{
+	return fb_format_ok(&fb_fmt_ifname, s);
+}
+
+bool fb_parse_mac(const char *s, char ret[18])
+{
+	if (!fb_format_ok(&fb_fmt_mac, s))
 		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' ||
-		      (s[i] == '$' && i == len - 1)))
-			return false;
+	for (size_t i = 0; i < 18; i++)
+		ret[i] = (char)tolower((unsigned char)s[i]);
 	return true;
 }
 
-int fb_valid_user_name(struct fb_check *c, json_object *v)
+int fb_valid_path_limits(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	if (!fb_user_name_ok(s))
-		return fb_bad(c, "'%s' is not a valid user or group name (1 to 32 of a-z, 0-9, '_', '-', starting with a letter or '_')", FB_SHOW(s));
-	return 0;
-}
-
-int fb_valid_abs_path(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (s[0] != '/' || fb_has_ctl(s))
-		return fb_bad(c, "'%s' is not an absolute path", FB_SHOW(s));
-	if (strlen(s) >= PATH_MAX)
-		return fb_bad(c, "path is longer than %d bytes", PATH_MAX - 1);
-	for (const char *p = s + 1;;) {
+	for (const char *p = s + 1;; p++) {
 		size_t n = strcspn(p, "/");
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return fb_bad(c, "'%s' must be a plain absolute path (no '.', '..', empty components or trailing '/')", FB_SHOW(s));
 		if (n > NAME_MAX - 24)
 			return fb_bad(c, "a component of '%s' is too long", FB_SHOW(s));
-		if (!p[n])
+		p += n;
+		if (!*p)
 			break;
-		p += n + 1;
 	}
-	return 0;
-}
-
-int fb_valid_mode(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 3 || len > 4 || strspn(s, "01234567") != len)
-		return fb_bad(c, "'%s' is not a file mode (octal in a string, such as \"0644\")", FB_SHOW(s));
 	return 0;
 }
 
@@ -256,43 +455,6 @@ int fb_valid_base64(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-int fb_valid_https_url(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t") || fb_has_ctl(s))
-		return fb_bad(c, "'%s' is not an https:// URL", FB_SHOW(s));
-	return 0;
-}
-
-bool fb_ifname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	return n >= 1 && n <= 15 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n &&
-	       s[0] != '.' && s[0] != '-';
-}
-
-bool fb_parse_mac(const char *s, char ret[18])
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-		ret[i] = (char)tolower((unsigned char)s[i]);
-	}
-	ret[17] = '\0';
-	/* The group bit of the first byte: a multicast address is no interface's. */
-	return !(strtoul((char[]){ ret[0], ret[1], '\0' }, NULL, 16) & 1) && !STREQ(ret, "00:00:00:00:00:00");
-}
-
-int fb_valid_mac(struct fb_check *c, json_object *v)
-{
-	char mac[18];
-	if (!fb_parse_mac(json_object_get_string(v), mac))
-		return fb_bad(c, "'%.32s' is not a unicast MAC address ('52:54:00:12:34:56')", json_object_get_string(v));
-	return 0;
-}
-
 bool fb_parse_ipv4(const char *s, uint32_t *ret)
 {
 	struct in_addr a;
@@ -302,27 +464,10 @@ bool fb_parse_ipv4(const char *s, uint32_t *ret)
 	return true;
 }
 
-int fb_valid_tag(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 5 || n > 64 || strncmp(s, "tag:", 4) || strspn(s + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n - 4)
-		return fb_bad(c, "'%.64s' is not a tag ('tag:' and lower-case letters, digits, '-')", s);
-	return 0;
-}
-
 int fb_valid_download_url(struct fb_check *c, json_object *v)
 {
 	if (!fb_download_url_ok(json_object_get_string(v)))
 		return fb_bad(c, "'%.64s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
-			      json_object_get_string(v));
-	return 0;
-}
-
-int fb_valid_artifact_name(struct fb_check *c, json_object *v)
-{
-	if (!valid_name(json_object_get_string(v), 64))
-		return fb_bad(c, "'%.64s' is not an artifact name (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.' or '-')",
 			      json_object_get_string(v));
 	return 0;
 }

@@ -20,26 +20,21 @@
 #define SOURCES "/etc/apt/sources.list.d"
 #define KEY_MAX (1u << 20)
 
-static int valid_suite(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 1 || len > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-") != len ||
-	    strstr(s, "..") || s[0] == '/' || s[0] == '-')
-		return fb_bad(c, "'%.64s' is not an apt suite ('bookworm', 'stable', or a flat repository's 'path/')", s);
-	return 0;
-}
+static const struct fb_format fmt_suite = {
+	.name = "apt_suite",
+	.message = "'%s' is not an apt suite ('bookworm', 'stable', or a flat repository's 'path/')",
+	.pattern = "^[A-Za-z0-9._][A-Za-z0-9._/-]*$",
+	.forbid = "\\.\\.",
+	.max = 64,
+};
 
-static int valid_component(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 1 || len > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len || s[0] == '-')
-		return fb_bad(c, "'%.64s' is not an apt component ('main')", s);
-	return 0;
-}
+static const struct fb_format fmt_component = {
+	.name = "apt_component",
+	.message = "'%s' is not an apt component ('main')",
+	.pattern = "^[A-Za-z0-9._][A-Za-z0-9._-]*$",
+	.max = 64,
+};
 
-/* "ABCD 1234 ..." or "abcd1234...": 40 hex digits, spaces ignored; upper case into RET. */
 static bool fingerprint_norm(const char *s, char ret[41])
 {
 	size_t n = 0;
@@ -54,14 +49,12 @@ static bool fingerprint_norm(const char *s, char ret[41])
 	return n == 40;
 }
 
-static int valid_fingerprint(struct fb_check *c, json_object *v)
-{
-	char fp[41];
-	if (!fingerprint_norm(json_object_get_string(v), fp))
-		return fb_bad(c, "'%.64s' is not an OpenPGP fingerprint (40 hex digits, as 'gpg --show-keys' prints)",
-			      json_object_get_string(v));
-	return 0;
-}
+/* 40 hex digits, blanks anywhere (as gpg prints them); fingerprint_norm() reads it. */
+static const struct fb_format fmt_fingerprint = {
+	.name = "openpgp_fingerprint",
+	.message = "'%s' is not an OpenPGP fingerprint (40 hex digits, as 'gpg --show-keys' prints)",
+	.pattern = "^ *([0-9A-Fa-f] *){40}$",
+};
 
 static int valid_repo(struct fb_check *c, json_object *v)
 {
@@ -86,24 +79,22 @@ static int valid_repos(struct fb_check *c, json_object *v)
 
 /* A Debian package name (Policy 5.6.1): lowercase letters, digits, '+', '-', '.'; at least two
  * characters, starting with a letter or digit. */
-static int valid_package(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 2 || len > 128 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+-.") != len || !isalnum((unsigned char)s[0]))
-		return fb_bad(c, "'%.64s' is not a Debian package name ('tailscale')", s);
-	return 0;
-}
+static const struct fb_format fmt_package = {
+	.name = "debian_package",
+	.message = "'%s' is not a Debian package name ('tailscale')",
+	.pattern = "^[a-z0-9][a-z0-9+.-]+$",
+	.max = 128,
+};
 
-static const struct fb_field component_elem = { NULL, FB_T_STRING, NULL, valid_component, NULL, 0, 0 };
-static const struct fb_field package_elem = { NULL, FB_T_STRING, NULL, valid_package, NULL, 0, 0 };
+static const struct fb_field component_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_component, 0, 0 };
+static const struct fb_field package_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_package, 0, 0 };
 static const struct fb_field repo_fields[] = {
-	{ "name", FB_T_STRING, NULL, fb_valid_artifact_name, NULL, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_artifact_name, FB_REQUIRED, 0 },
 	{ "url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
-	{ "suite", FB_T_STRING, NULL, valid_suite, NULL, FB_REQUIRED, 0 },
+	{ "suite", FB_T_STRING, NULL, NULL, &fmt_suite, FB_REQUIRED, 0 },
 	{ "components", FB_T_ARRAY, &component_elem, NULL, NULL, 0, 16 },
 	{ "key_url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
-	{ "key_fingerprint", FB_T_STRING, NULL, valid_fingerprint, NULL, FB_REQUIRED, 0 },
+	{ "key_fingerprint", FB_T_STRING, NULL, NULL, &fmt_fingerprint, FB_REQUIRED, 0 },
 	{ "packages", FB_T_ARRAY, &package_elem, NULL, NULL, 0, 32 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };

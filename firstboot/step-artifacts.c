@@ -29,68 +29,58 @@
 
 /* ---- config schema (the step record's .schema) ---- */
 
-static const char *const kinds[] = { "deb", "tar", "binary", "appimage", "script" };
+static const struct fb_format fmt_sha256 = {
+	.name = "sha256",
+	.message = "'%s' is not a SHA-256 (64 lower-case hex digits, as sha256sum prints)",
+	.pattern = "^[0-9a-f]{64}$",
+};
 
-static int valid_sha256(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64)
-		return fb_bad(c, "'%.70s' is not a SHA-256 (64 lower-case hex digits, as sha256sum prints)", s);
-	return 0;
-}
+static const struct fb_format fmt_kind = {
+	.name = "artifact_kind",
+	.message = "'%s' is not a kind (deb, tar, binary, appimage, script)",
+	.values = (const char *const[]){ "deb", "tar", "binary", "appimage", "script", NULL },
+};
 
-static int valid_kind(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
-		if (STREQ(s, kinds[i]))
-			return 0;
-	return fb_bad(c, "'%.64s' is not a kind (deb, tar, binary, appimage, script)", s);
-}
+/* A path we pass to tar and dpkg: letters, digits, '.', '_', '-', '+', '@'; plain components
+ * of at most NAME_MAX - 24 bytes (room for a temp file's suffix). */
+#define TARGET_CHAR "[A-Za-z0-9._+@-]"
+#define TARGET_FIRST "[A-Za-z0-9_+@-]"
+static const struct fb_format fmt_target_chars = {
+	.name = "artifact_target_chars",
+	.message = "'%s' is not an absolute path (letters, digits, '.', '_', '-', '+', '@', '/')",
+	.pattern = "^/[A-Za-z0-9._+@/-]*$",
+	.max = PATH_MAX - 1,
+};
 
-static int valid_target(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (s[0] != '/' || strlen(s) >= PATH_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+@/") != strlen(s))
-		return fb_bad(c, "'%.64s' is not an absolute path (letters, digits, '.', '_', '-', '+', '@', '/')", s);
-	for (const char *p = s + 1;;) {
-		size_t n = strcspn(p, "/");
-		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') || n > NAME_MAX - 24)
-			return fb_bad(c, "'%.64s' must be a plain absolute path (no '.', '..', empty components or trailing '/')", s);
-		if (!p[n])
-			break;
-		p += n + 1;
-	}
-	return 0;
-}
+static const struct fb_format fmt_target = {
+	.name = "artifact_target",
+	.message = "'%s' must be a plain absolute path (no '.', '..', empty components or trailing '/')",
+	.pattern = "^(/(" TARGET_FIRST TARGET_CHAR "{0,230}|\\." TARGET_FIRST TARGET_CHAR "{0,229}|\\.\\." TARGET_CHAR "{1,229}))+$",
+	.also = &fmt_target_chars,
+};
+_Static_assert(NAME_MAX - 24 == 231, "the component limit in fmt_target's pattern");
 
-static int valid_art_mode(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	if (len < 3 || len > 4 || strspn(s, "01234567") != len)
-		return fb_bad(c, "'%.8s' is not a file mode (octal in a string, such as \"0755\")", s);
-	return 0;
-}
+static const struct fb_format fmt_timeout = {
+	.name = "artifact_timeout",
+	.message = "must be a whole number from 1 to 86400",
+	.integer = true,
+	.lo = 1,
+	.hi = 86400,
+};
 
-static int valid_uint(struct fb_check *c, json_object *v, int64_t min, int64_t max)
-{
-	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < min || json_object_get_int64(v) > max)
-		return fb_bad(c, "must be a whole number from %lld to %lld", (long long)min, (long long)max);
-	return 0;
-}
+static const struct fb_format fmt_attempts = {
+	.name = "artifact_attempts",
+	.message = "must be a whole number from 1 to 20",
+	.integer = true,
+	.lo = 1,
+	.hi = 20,
+};
 
-static int valid_timeout(struct fb_check *c, json_object *v) { return valid_uint(c, v, 1, 86400); }
-static int valid_attempts(struct fb_check *c, json_object *v) { return valid_uint(c, v, 1, 20); }
-
-static int valid_run_arg(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return fb_bad(c, "an argument must not contain control characters");
-	return 0;
-}
+static const struct fb_format fmt_run_arg = {
+	.name = "argument",
+	.message = "an argument must not contain control characters",
+	.pattern = "^[^\x01-\x1f\x7f]*$",
+};
 
 static int valid_run(struct fb_check *c, json_object *v)
 {
@@ -123,22 +113,18 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 }
 
 /* What the vendor calls the release ("0.29.2", "2024.9.0-1"): for manifest.json and people. */
-static int valid_version(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.+~_-") != n)
-		return fb_bad(c, "'%s' is not a version (letters, digits, '.', '+', '~', '_', '-')", FB_SHOW(s));
-	return 0;
-}
+static const struct fb_format fmt_version = {
+	.name = "artifact_version",
+	.message = "'%s' is not a version (letters, digits, '.', '+', '~', '_', '-')",
+	.pattern = "^[A-Za-z0-9.+~_-]+$",
+};
 
 /* A remark for people ("sha256 not verified here: ..."): one line of text. */
-static int valid_note(struct fb_check *c, json_object *v)
-{
-	if (fb_has_ctl(json_object_get_string(v)))
-		return fb_bad(c, "a note is one line of text without control characters");
-	return 0;
-}
+static const struct fb_format fmt_note = {
+	.name = "artifact_note",
+	.message = "a note is one line of text without control characters",
+	.pattern = "^[^\x01-\x1f\x7f]*$",
+};
 
 static int valid_artifacts(struct fb_check *c, json_object *v)
 {
@@ -148,20 +134,20 @@ static int valid_artifacts(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const struct fb_field run_elem = { NULL, FB_T_STRING, NULL, valid_run_arg, NULL, 0, 0 };
+static const struct fb_field run_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_run_arg, 0, 0 };
 static const struct fb_field artifact_fields[] = {
-	{ "name", FB_T_STRING, NULL, fb_valid_artifact_name, NULL, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_artifact_name, FB_REQUIRED, 0 },
 	{ "url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
-	{ "sha256", FB_T_STRING, NULL, valid_sha256, NULL, FB_REQUIRED, 0 },
-	{ "kind", FB_T_STRING, NULL, valid_kind, NULL, FB_REQUIRED, 0 },
-	{ "target", FB_T_STRING, NULL, valid_target, NULL, 0, 0 },
-	{ "mode", FB_T_STRING, NULL, valid_art_mode, NULL, 0, 0 },
+	{ "sha256", FB_T_STRING, NULL, NULL, &fmt_sha256, FB_REQUIRED, 0 },
+	{ "kind", FB_T_STRING, NULL, NULL, &fmt_kind, FB_REQUIRED, 0 },
+	{ "target", FB_T_STRING, NULL, NULL, &fmt_target, 0, 0 },
+	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },
 	{ "run", FB_T_ARRAY, &run_elem, valid_run, NULL, 0, 32 },
-	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
-	{ "attempts", FB_T_SCALAR, NULL, valid_attempts, NULL, 0, 0 },
+	{ "timeout", FB_T_SCALAR, NULL, NULL, &fmt_timeout, 0, 0 },
+	{ "attempts", FB_T_SCALAR, NULL, NULL, &fmt_attempts, 0, 0 },
 	{ "bake", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
-	{ "version", FB_T_STRING, NULL, valid_version, NULL, 0, 64 },
-	{ "note", FB_T_STRING, NULL, valid_note, NULL, 0, 512 },
+	{ "version", FB_T_STRING, NULL, NULL, &fmt_version, 0, 64 },
+	{ "note", FB_T_STRING, NULL, NULL, &fmt_note, 0, 512 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field artifact_elem = { NULL, FB_T_OBJECT, artifact_fields, valid_artifact, NULL, 0, 0 };

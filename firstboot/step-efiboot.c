@@ -52,7 +52,7 @@
 /* "efiboot": {"device": PATH}, optional: the disk or image file with the ESP, when not the
  * mounted one. */
 static const struct fb_field efiboot_fields[] = {
-	{ "device", FB_T_STRING, NULL, fb_valid_abs_path, NULL, 0, 0 },
+	{ "device", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, 0, FB_PATH_MAX },
 	FB_FIELDS_END,
 };
 static const struct fb_field efiboot_schema = { NULL, FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 };

@@ -10,23 +10,32 @@
 
 /* ---- "files": [{path, content | content_base64, mode, owner, secret}] ---- */
 
-static bool owner_part_ok(const char *s, size_t n)
-{
-	char buf[40];
-	uint64_t id;
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return fb_user_name_ok(buf) || (parse_u64(buf, &id) == 0 && id < INT32_MAX);
-}
+/* "user:group", each a name or a number. */
+#define OWNER_PART "(" FB_USER_NAME_RE "|[0-9]+)"
+static const struct fb_format fmt_owner = {
+	.name = "owner",
+	.message = "'%s' is not an owner ('user:group', names or numbers)",
+	.pattern = "^" OWNER_PART ":" OWNER_PART "$",
+};
 
+/* After fmt_owner (one ':'): a number is an ID below 2^31 - 1. */
 static int valid_owner(struct fb_check *c, json_object *v)
 {
 	const char *s = json_object_get_string(v);
-	const char *colon = strchr(s, ':');
-	if (!colon || !owner_part_ok(s, (size_t)(colon - s)) || !owner_part_ok(colon + 1, strlen(colon + 1)))
-		return fb_bad(c, "'%s' is not an owner ('user:group', names or numbers)", FB_SHOW(s));
+	const char *parts[] = { s, strchr(s, ':') + 1 };
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		size_t n = strcspn(parts[i], ":");
+		char buf[40];
+		uint64_t id;
+		if (strspn(parts[i], "0123456789") != n)
+			continue; /* a name */
+		if (n >= sizeof(buf))
+			return fb_bad(c, fmt_owner.message, FB_SHOW(s));
+		memcpy(buf, parts[i], n);
+		buf[n] = '\0';
+		if (parse_u64(buf, &id) < 0 || id >= INT32_MAX)
+			return fb_bad(c, fmt_owner.message, FB_SHOW(s));
+	}
 	return 0;
 }
 
@@ -56,11 +65,11 @@ static int valid_files(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field file_fields[] = {
-	{ "path", FB_T_STRING, NULL, fb_valid_abs_path, NULL, FB_REQUIRED, 0 },
+	{ "path", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, FB_REQUIRED, FB_PATH_MAX },
 	{ "content", FB_T_STRING, NULL, NULL, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
 	{ "content_base64", FB_T_STRING, NULL, fb_valid_base64, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
-	{ "mode", FB_T_STRING, NULL, fb_valid_mode, NULL, 0, 0 },
-	{ "owner", FB_T_STRING, NULL, valid_owner, NULL, 0, 0 },
+	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },
+	{ "owner", FB_T_STRING, NULL, valid_owner, &fmt_owner, 0, 0 },
 	{ "secret", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	FB_FIELDS_END,
 };

@@ -160,28 +160,12 @@ static json_object *obj_of(json_object *o, const char *key)
 	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-static int valid_ifname(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!fb_ifname_ok(s))
-		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-')", s);
-	return 0;
-}
-
 static int valid_lan_address(struct fb_check *c, json_object *v)
 {
 	struct subnet sn;
 	const char *why = NULL;
 	if (parse_subnet(json_object_get_string(v), &sn, &why) < 0)
 		return fb_bad(c, "'%.40s' is not the LAN address: %s (such as \"192.168.50.1/24\")", json_object_get_string(v), why);
-	return 0;
-}
-
-static int valid_ip4(struct fb_check *c, json_object *v)
-{
-	uint32_t a;
-	if (!fb_parse_ipv4(json_object_get_string(v), &a))
-		return fb_bad(c, "'%.40s' is not an IPv4 address", json_object_get_string(v));
 	return 0;
 }
 
@@ -218,6 +202,14 @@ static int lease_seconds(json_object *v, uint64_t *ret)
 	return 0;
 }
 
+/* A string lease time (the range is valid_lease's): seconds, or with 'm', 'h' or 'd'. */
+static const struct fb_format fmt_lease = {
+	.name = "lease_time",
+	.message = "'%s' is not a lease time (seconds, or a number with 'm', 'h' or 'd': \"12h\")",
+	.pattern = "^[0-9]+[mhd]?$",
+	.max = 15,
+};
+
 static int valid_lease(struct fb_check *c, json_object *v)
 {
 	uint64_t s;
@@ -225,8 +217,7 @@ static int valid_lease(struct fb_check *c, json_object *v)
 	if (r == -ERANGE)
 		return fb_bad(c, "the lease time must be from 2 minutes to a year");
 	if (r < 0)
-		return fb_bad(c, "'%.32s' is not a lease time (seconds, or a number with 'm', 'h' or 'd': \"12h\")",
-			      json_object_get_string(v));
+		return fb_bad(c, fmt_lease.message, FB_SHOW(json_object_get_string(v)));
 	return 0;
 }
 
@@ -239,15 +230,12 @@ static int valid_upstream(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_domain(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n || s[0] == '-' || s[0] == '.' ||
-	    s[n - 1] == '.' || strstr(s, ".."))
-		return fb_bad(c, "'%.64s' is not a local domain name (lower-case letters, digits, '-', '.': \"lan\")", s);
-	return 0;
-}
+static const struct fb_format fmt_domain = {
+	.name = "local_domain",
+	.message = "'%s' is not a local domain name (lower-case letters, digits, '-', '.': \"lan\")",
+	.pattern = "^[a-z0-9][a-z0-9-]*(\\.[a-z0-9-]+)*$",
+	.max = 63,
+};
 
 static int valid_nic(struct fb_check *c, json_object *v)
 {
@@ -283,29 +271,29 @@ static int valid_gateway(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field wan_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_ifname, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, NULL, &fb_fmt_mac, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
 static const struct fb_field lan_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_ifname, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, NULL, &fb_fmt_mac, 0, 0 },
 	{ "address", FB_T_STRING, NULL, valid_lan_address, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
 static const struct fb_field dhcp_fields[] = {
-	{ "range_start", FB_T_STRING, NULL, valid_ip4, NULL, 0, 0 },
-	{ "range_end", FB_T_STRING, NULL, valid_ip4, NULL, 0, 0 },
-	{ "lease_time", FB_T_SCALAR, NULL, valid_lease, NULL, 0, 0 },
+	{ "range_start", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
+	{ "range_end", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
+	{ "lease_time", FB_T_SCALAR, NULL, valid_lease, &fmt_lease, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
 static const struct fb_field upstream_elem = { NULL, FB_T_STRING, NULL, valid_upstream, NULL, 0, 0 };
 static const struct fb_field dns_fields[] = {
 	{ "upstream", FB_T_ARRAY, &upstream_elem, NULL, NULL, 0, MAX_UPSTREAM },
-	{ "domain", FB_T_STRING, NULL, valid_domain, NULL, 0, 0 },
+	{ "domain", FB_T_STRING, NULL, NULL, &fmt_domain, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 

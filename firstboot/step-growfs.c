@@ -35,7 +35,7 @@
 /* "growfs": {"device": PATH}, optional: a partition, disk or image file, when not the one
  * mounted on /. */
 static const struct fb_field growfs_fields[] = {
-	{ "device", FB_T_STRING, NULL, fb_valid_abs_path, NULL, 0, 0 },
+	{ "device", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, 0, FB_PATH_MAX },
 	FB_FIELDS_END,
 };
 static const struct fb_field growfs_schema = { NULL, FB_T_OBJECT, growfs_fields, NULL, NULL, 0, 0 };

@@ -46,26 +46,41 @@
 
 /* ---- schema ---- */
 
+/* A host name as Headscale's URLs and MagicDNS take it: 1 to 253 of a-z, 0-9, '.', '-', not
+ * starting with '.' or '-', not ending with '.'. */
+#define HOST_RE "[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9-])?"
+/* A port from 1 to 65535, leading zeros taken: in server_url in 5 digits at most. */
+#define PORT5_RE "(0{0,4}[1-9]|0{0,3}[1-9][0-9]|0{0,2}[1-9][0-9]{2}|0?[1-9][0-9]{3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+/* HOST:PORT, the host of hex digits, '.', ':' and brackets ("[::]:8080"), the port 1 to 65535
+ * with any leading zeros. */
+#define LISTEN_RE "([0-9A-Fa-f.:]|\\[|\\])+:0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+/* Any character: '.' is no wildcard in the patterns (fb-valid.h). */
+#define ANY_RE "(\n|[^\n])"
+
 /* A pre-auth key's name: the file NAME.key. */
-static int valid_key_name(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
-		return fb_bad(c, "'%.64s' is not a key name (lower-case letters, digits, '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_key_name = {
+	.name = "headscale_key_name",
+	.message = "'%s' is not a key name (lower-case letters, digits, '-')",
+	.pattern = "^[a-z0-9][a-z0-9-]*$",
+	.max = 63,
+};
 
 /* A Headscale user: 0.29 wants 2 characters or more, a letter first (util.ValidateUsername);
  * '@' is left out, the policy names users as "NAME@". */
-static int valid_user(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 2 || n > 63 || !strchr("abcdefghijklmnopqrstuvwxyz", s[0]) || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-._") != n)
-		return fb_bad(c, "'%.64s' is not a user name (2 to 63 lower-case letters, digits, '-', '.', '_', a letter first)", s);
-	return 0;
-}
+static const struct fb_format fmt_user = {
+	.name = "headscale_user",
+	.message = "'%s' is not a user name (2 to 63 lower-case letters, digits, '-', '.', '_', a letter first)",
+	.pattern = "^[a-z][a-z0-9._-]*$",
+	.min = 2,
+	.max = 63,
+};
+
+/* "https://HOST[:PORT][/]": what server_url_parse() takes. */
+static const struct fb_format fmt_server_url = {
+	.name = "headscale_server_url",
+	.message = "'%s' is not an https:// URL of a host ('https://hs.example.org', a port if not 443)",
+	.pattern = "^https://" HOST_RE "(:" PORT5_RE ")?/?$",
+};
 
 static bool host_ok(const char *s, size_t n)
 {
@@ -73,7 +88,7 @@ static bool host_ok(const char *s, size_t n)
 	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") >= n;
 }
 
-/* "https://HOST[:PORT][/]": its host (into HOST) and port (443 when not given). */
+/* A fmt_server_url: its host (into HOST) and port (443 when not given). */
 static bool server_url_parse(const char *s, char host[254], unsigned *ret_port)
 {
 	if (strncmp(s, "https://", 8))
@@ -103,69 +118,46 @@ static bool server_url_parse(const char *s, char host[254], unsigned *ret_port)
 	return *s == '\0';
 }
 
-static int valid_url(struct fb_check *c, json_object *v)
-{
-	char host[254];
-	unsigned port;
-	if (!server_url_parse(json_object_get_string(v), host, &port))
-		return fb_bad(c, "'%s' is not an https:// URL of a host ('https://hs.example.org', a port if not 443)",
-			      FB_SHOW(json_object_get_string(v)));
-	return 0;
-}
-
 /* A DERP map URL: https, nothing YAML would read otherwise. */
-static int valid_derp_url(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t\r\n\"'#"))
-		return fb_bad(c, "'%s' is not an https:// URL", FB_SHOW(s));
-	return 0;
-}
+static const struct fb_format fmt_derp_url = {
+	.name = "derp_url",
+	.message = "'%s' is not an https:// URL",
+	.pattern = "^https://[^/ \t\r\n\"'#][^ \t\r\n\"'#]*$",
+};
 
-/* "0.0.0.0:8080", "127.0.0.1:9090", "[::]:8080" */
-static int valid_listen(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *colon = strrchr(s, ':');
-	uint64_t port;
-	if (!colon || colon == s || strlen(s) > 64 || strspn(s, "0123456789abcdefABCDEF.:[]") != strlen(s) ||
-	    parse_u64(colon + 1, &port) < 0 || port == 0 || port > 65535)
-		return fb_bad(c, "'%.64s' is not an address and port ('0.0.0.0:443')", s);
-	return 0;
-}
+static const struct fb_format fmt_listen = {
+	.name = "listen_address",
+	.message = "'%s' is not an address and port ('0.0.0.0:443')",
+	.pattern = "^" LISTEN_RE "$",
+	.max = 64,
+};
 
-static int valid_prefix(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *slash = strchr(s, '/');
-	if (!slash || strlen(s) > 64 || strspn(s, "0123456789abcdefABCDEF.:/") != strlen(s))
-		return fb_bad(c, "'%.64s' is not an address prefix ('10.42.0.0/24')", s);
-	return 0;
-}
+static const struct fb_format fmt_prefix = {
+	.name = "address_prefix",
+	.message = "'%s' is not an address prefix ('10.42.0.0/24')",
+	.pattern = "^[0-9A-Fa-f.:/]*/[0-9A-Fa-f.:/]*$",
+	.max = 64,
+};
 
-static int valid_duration(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 2 || n > 8 || strspn(s, "0123456789") != n - 1 || !strchr("smhd", s[n - 1]))
-		return fb_bad(c, "'%.16s' is not a duration ('720h', '30m')", s);
-	return 0;
-}
+static const struct fb_format fmt_duration = {
+	.name = "duration",
+	.message = "'%s' is not a duration ('720h', '30m')",
+	.pattern = "^[0-9]{1,7}[smhd]$",
+};
 
-static int valid_domain(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!host_ok(s, strlen(s)))
-		return fb_bad(c, "'%.64s' is not a domain name", s);
-	return 0;
-}
+/* base_domain and the ACME host name: as host_ok() takes them. */
+static const struct fb_format fmt_domain = {
+	.name = "headscale_domain",
+	.message = "'%s' is not a domain name",
+	.pattern = "^[a-z0-9]([a-z0-9.-]*[a-z0-9-])?$",
+	.max = 253,
+};
 
-static int valid_ip(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 2 || n > 45 || strspn(s, "0123456789abcdefABCDEF.:") != n)
-		return fb_bad(c, "'%.64s' is not an IP address", s);
-	return 0;
-}
+static const struct fb_format fmt_ip = {
+	.name = "headscale_ip",
+	.message = "'%s' is not an IP address",
+	.pattern = "^[0-9A-Fa-f.:]{2,45}$",
+};
 
 /* A key needs a user or tags: 0.29 refuses one with neither (ErrPreAuthKeyNotTaggedOrOwned). */
 static int valid_key(struct fb_check *c, json_object *v)
@@ -176,16 +168,16 @@ static int valid_key(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static const struct fb_field user_elem = { NULL, FB_T_STRING, NULL, valid_user, NULL, 0, 0 };
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
-static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, valid_derp_url, NULL, 0, 512 };
-static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, valid_ip, NULL, 0, 64 };
+static const struct fb_field user_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_user, 0, 0 };
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_tag, 0, 0 };
+static const struct fb_field url_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_derp_url, 0, 512 };
+static const struct fb_field ip_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_ip, 0, 64 };
 static const struct fb_field key_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_key_name, NULL, FB_REQUIRED, 0 },
-	{ "user", FB_T_STRING, NULL, valid_user, NULL, 0, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fmt_key_name, FB_REQUIRED, 0 },
+	{ "user", FB_T_STRING, NULL, NULL, &fmt_user, 0, 0 },
 	{ "reusable", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "ephemeral", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
-	{ "expiration", FB_T_STRING, NULL, valid_duration, NULL, 0, 0 },
+	{ "expiration", FB_T_STRING, NULL, NULL, &fmt_duration, 0, 0 },
 	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
 	FB_FIELDS_END,
 };
@@ -194,42 +186,34 @@ static const struct fb_field key_elem = { NULL, FB_T_OBJECT, key_fields, valid_k
 /* Policy rules as Headscale 0.29 reads them: ACLs {action, src, dst, proto} and grants {src,
  * dst, ip}. The names in them go into the policy as they are (users as "NAME@", tags, groups,
  * autogroups, addresses, "*"); Headscale checks them when it loads it. */
-static int valid_acl_action(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "accept"))
-		return fb_bad(c, "'%.16s' is not an ACL action (Headscale knows 'accept')", s);
-	return 0;
-}
+static const struct fb_format fmt_acl_action = {
+	.name = "acl_action",
+	.message = "'%s' is not an ACL action (Headscale knows 'accept')",
+	.values = (const char *const[]){ "accept", NULL },
+};
 
-static int valid_acl_proto(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 16 || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
-		return fb_bad(c, "'%.16s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)", s);
-	return 0;
-}
+static const struct fb_format fmt_acl_proto = {
+	.name = "acl_protocol",
+	.message = "'%s' is not a protocol ('tcp', 'udp', 'icmp' or an IP protocol number)",
+	.pattern = "^[a-z0-9-]+$",
+	.max = 16,
+};
 
-/* "*", "tag:ci", "group:admins", "alice@", "10.42.0.0/24", "tag:ci:22,443", "*:*", "tcp:443" */
-static int valid_acl_entry(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	bool ok = *s != '\0';
-	for (const char *p = s; ok && *p; p++)
-		ok = *p > ' ' && *p <= '~' && *p != '"' && *p != '\\';
-	if (!ok)
-		return fb_bad(c, "'%.64s' is not an ACL source or destination (no spaces, quotes or control characters)",
-			      FB_SHOW(s));
-	return 0;
-}
+/* "*", "tag:ci", "group:admins", "alice@", "10.42.0.0/24", "tag:ci:22,443", "*:*", "tcp:443":
+ * printable ASCII but space, '"' and '\' (written without '\' and ']' in a bracket: see
+ * fb-valid.h). */
+static const struct fb_format fmt_acl_entry = {
+	.name = "acl_entry",
+	.message = "'%s' is not an ACL source or destination (no spaces, quotes or control characters)",
+	.pattern = "^([!#-[^-~]|\\])+$",
+};
 
-static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, valid_acl_entry, NULL, 0, 256 };
+static const struct fb_field acl_entry_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_acl_entry, 0, 256 };
 static const struct fb_field acl_fields[] = {
-	{ "action", FB_T_STRING, NULL, valid_acl_action, NULL, FB_REQUIRED, 0 },
+	{ "action", FB_T_STRING, NULL, NULL, &fmt_acl_action, FB_REQUIRED, 0 },
 	{ "src", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
 	{ "dst", FB_T_ARRAY, &acl_entry_elem, NULL, NULL, FB_REQUIRED, 256 },
-	{ "proto", FB_T_STRING, NULL, valid_acl_proto, NULL, 0, 0 },
+	{ "proto", FB_T_STRING, NULL, NULL, &fmt_acl_proto, 0, 0 },
 	FB_FIELDS_END,
 };
 static const struct fb_field acl_elem = { NULL, FB_T_OBJECT, acl_fields, NULL, NULL, 0, 0 };
@@ -241,47 +225,48 @@ static const struct fb_field grant_fields[] = {
 };
 static const struct fb_field grant_elem = { NULL, FB_T_OBJECT, grant_fields, NULL, NULL, 0, 0 };
 
-/* TLS. The PEM texts are checked for their armour only; Headscale reads them. A message never
- * shows any of the key. */
-static int valid_cert(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "-----BEGIN CERTIFICATE-----\n", 28) || !strstr(s, "\n-----END CERTIFICATE-----"))
-		return fb_bad(c, "not a PEM certificate chain ('-----BEGIN CERTIFICATE-----' ... '-----END CERTIFICATE-----')");
-	return 0;
-}
+/* TLS. The PEM texts are checked for their armour only; Headscale reads them. They are text of
+ * several lines: prefix patterns, without '$' (fb-valid.h). A message never shows any of the
+ * key. */
 
-static int valid_tls_key(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *end = strstr(s, "\n-----END ");
-	if (strncmp(s, "-----BEGIN ", 11) || !end || !strstr(s, "PRIVATE KEY-----\n") || strstr(end + 1, "-----BEGIN "))
-		return fb_bad(c, "not one PEM private key ('-----BEGIN PRIVATE KEY-----' ... '-----END PRIVATE KEY-----')");
-	return 0;
-}
+/* "-----BEGIN CERTIFICATE-----\n" first, then "\n-----END CERTIFICATE-----" (the first line's
+ * newline may be that one's). */
+static const struct fb_format fmt_cert = {
+	.name = "pem_certificates",
+	.message = "not a PEM certificate chain ('-----BEGIN CERTIFICATE-----' ... '-----END CERTIFICATE-----')",
+	.pattern = "^-----BEGIN CERTIFICATE-----\n([^\n]*\n)*-----END CERTIFICATE-----",
+};
 
-static int valid_email(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *at = strchr(s, '@');
-	size_t n = strlen(s);
-	if (!at || at == s || !at[1] || strchr(at + 1, '@') ||
-	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_+@") != n)
-		return fb_bad(c, "'%s' is not an e-mail address", FB_SHOW(s));
-	return 0;
-}
+/* "-----BEGIN " first, "PRIVATE KEY-----\n" and "\n-----END " (in either order; a newline may
+ * be both's), and no "-----BEGIN " after an "\n-----END ": one key. */
+static const struct fb_format fmt_tls_key = {
+	.name = "pem_private_key",
+	.message = "not one PEM private key ('-----BEGIN PRIVATE KEY-----' ... '-----END PRIVATE KEY-----')",
+	.pattern = "^-----BEGIN (" ANY_RE "*PRIVATE KEY-----\n([^\n]*\n)*-----END |" ANY_RE "*\n-----END " ANY_RE
+		   "*PRIVATE KEY-----\n)",
+	.forbid = "\n-----END " ANY_RE "*-----BEGIN ",
+};
 
-static int valid_challenge(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "HTTP-01") && !STREQ(s, "TLS-ALPN-01"))
-		return fb_bad(c, "'%.16s' is not an ACME challenge Headscale knows ('HTTP-01' or 'TLS-ALPN-01')", s);
-	return 0;
-}
+/* One '@', not first or last, and letters, digits, '.', '_', '+', '-'. */
+static const struct fb_format fmt_email = {
+	.name = "email",
+	.message = "'%s' is not an e-mail address",
+	.pattern = "^[A-Za-z0-9._+-]+@[A-Za-z0-9._+-]+$",
+};
 
-/* tls_letsencrypt_listen: ":http", ":80", "0.0.0.0:8080" */
-static int valid_acme_listen(struct fb_check *c, json_object *v)
-{
-	return STREQ(json_object_get_string(v), ":http") ? 0 : valid_listen(c, v);
-}
+static const struct fb_format fmt_challenge = {
+	.name = "acme_challenge",
+	.message = "'%s' is not an ACME challenge Headscale knows ('HTTP-01' or 'TLS-ALPN-01')",
+	.values = (const char *const[]){ "HTTP-01", "TLS-ALPN-01", NULL },
+};
+
+/* tls_letsencrypt_listen: ":http", or an address and port ("0.0.0.0:80"). */
+static const struct fb_format fmt_acme_listen = {
+	.name = "acme_listen_address",
+	.message = "'%s' is not an address and port ('0.0.0.0:80') or ':http'",
+	.pattern = "^(:http|" LISTEN_RE ")$",
+	.max = 64,
+};
 
 static int valid_tls(struct fb_check *c, json_object *v)
 {
@@ -296,18 +281,18 @@ static int valid_tls(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field acme_fields[] = {
-	{ "hostname", FB_T_STRING, NULL, valid_domain, NULL, 0, 0 },
-	{ "email", FB_T_STRING, NULL, valid_email, NULL, 0, 254 },
-	{ "url", FB_T_STRING, NULL, fb_valid_https_url, NULL, 0, 512 },
-	{ "challenge", FB_T_STRING, NULL, valid_challenge, NULL, 0, 0 },
-	{ "listen", FB_T_STRING, NULL, valid_acme_listen, NULL, 0, 0 },
+	{ "hostname", FB_T_STRING, NULL, NULL, &fmt_domain, 0, 0 },
+	{ "email", FB_T_STRING, NULL, NULL, &fmt_email, 0, 254 },
+	{ "url", FB_T_STRING, NULL, NULL, &fb_fmt_https_url, 0, 512 },
+	{ "challenge", FB_T_STRING, NULL, NULL, &fmt_challenge, 0, 0 },
+	{ "listen", FB_T_STRING, NULL, NULL, &fmt_acme_listen, 0, 0 },
 	FB_FIELDS_END,
 };
 static const struct fb_field tls_fields[] = {
-	{ "cert", FB_T_STRING, NULL, valid_cert, NULL, 0, 64 * 1024 },
+	{ "cert", FB_T_STRING, NULL, NULL, &fmt_cert, 0, 64 * 1024 },
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok; the key file
 	 * stays, and a later run uses it. */
-	{ "key", FB_T_STRING, NULL, valid_tls_key, NULL, FB_SECRET, 16 * 1024 },
+	{ "key", FB_T_STRING, NULL, NULL, &fmt_tls_key, FB_SECRET, 16 * 1024 },
 	{ "acme", FB_T_OBJECT, acme_fields, NULL, NULL, 0, 0 },
 	FB_FIELDS_END,
 };
@@ -328,17 +313,17 @@ static int valid_section(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field headscale_fields[] = {
-	{ "server_url", FB_T_STRING, NULL, valid_url, NULL, FB_REQUIRED, 512 },
-	{ "listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
-	{ "metrics_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
-	{ "grpc_listen_addr", FB_T_STRING, NULL, valid_listen, NULL, 0, 0 },
+	{ "server_url", FB_T_STRING, NULL, NULL, &fmt_server_url, FB_REQUIRED, 512 },
+	{ "listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
+	{ "metrics_listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
+	{ "grpc_listen_addr", FB_T_STRING, NULL, NULL, &fmt_listen, 0, 0 },
 	{ "tls", FB_T_OBJECT, tls_fields, valid_tls, NULL, 0, 0 },
-	{ "prefix_v4", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
-	{ "prefix_v6", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
-	{ "base_domain", FB_T_STRING, NULL, valid_domain, NULL, 0, 0 },
+	{ "prefix_v4", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
+	{ "prefix_v6", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
+	{ "base_domain", FB_T_STRING, NULL, NULL, &fmt_domain, 0, 0 },
 	{ "nameservers", FB_T_ARRAY, &ip_elem, NULL, NULL, 0, 8 },
 	{ "derp_urls", FB_T_ARRAY, &url_elem, NULL, NULL, 0, 8 },
-	{ "mesh_subnet", FB_T_STRING, NULL, valid_prefix, NULL, 0, 0 },
+	{ "mesh_subnet", FB_T_STRING, NULL, NULL, &fmt_prefix, 0, 0 },
 	{ "users", FB_T_ARRAY, &user_elem, NULL, NULL, 0, 64 },
 	{ "keys", FB_T_ARRAY, &key_elem, NULL, NULL, 0, 64 },
 	{ "acls", FB_T_ARRAY, &acl_elem, NULL, NULL, 0, 256 },

@@ -5,7 +5,7 @@
 #include "util.h"
 
 /* "hostname": a string, RFC 1123. */
-static const struct fb_field hostname_schema = { NULL, FB_T_STRING, NULL, fb_valid_hostname, NULL, 0, 0 };
+static const struct fb_field hostname_schema = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_hostname, 0, 0 };
 
 static const char *hostname_of(json_object *section)
 {

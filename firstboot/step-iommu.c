@@ -103,17 +103,15 @@ static bool parse_pci_id(const char *s, unsigned *ret_vendor, unsigned *ret_devi
 	       parse_hex(s + 5, 4, 0xffff, ret_device);
 }
 
-static int valid_device(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	char addr[13];
-	unsigned a, b;
-	if (!parse_pci_addr(s, addr) && !parse_pci_id(s, &a, &b))
-		return fb_bad(c, "'%.64s' is neither a PCI address ('0000:01:00.0') nor a vendor:device ID ('10de:2204')", s);
-	return 0;
-}
+/* What parse_pci_addr() and parse_pci_id() read. */
+#define HEX "[0-9A-Fa-f]"
+static const struct fb_format fmt_device = {
+	.name = "pci_device",
+	.message = "'%s' is neither a PCI address ('0000:01:00.0') nor a vendor:device ID ('10de:2204')",
+	.pattern = "^((" HEX "{4}:)?" HEX "{2}:[01]" HEX "\\.[0-7]|" HEX "{4}:" HEX "{4})$",
+};
 
-static const struct fb_field device_elem = { NULL, FB_T_STRING, NULL, valid_device, NULL, 0, 0 };
+static const struct fb_field device_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_device, 0, 0 };
 static const struct fb_field iommu_fields[] = {
 	{ "devices", FB_T_ARRAY, &device_elem, NULL, NULL, 0, 64 },
 	{ "without_gpu", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },

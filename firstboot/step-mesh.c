@@ -48,57 +48,54 @@
 /* ---- config schema (the step record's .schema) ---- */
 
 enum mesh_type { TYPE_ETHERNET, TYPE_80211S, TYPE_IBSS };
-static const char *const type_names[] = { "ethernet", "80211s", "ibss" };
-static const char *const widths[] = { "NOHT", "HT20", "HT40+", "HT40-", "80MHz", "160MHz", "5MHz", "10MHz",
-				      "1MHz", "2MHz", "4MHz", "8MHz", "16MHz" };
+static const char *const type_names[] = { "ethernet", "80211s", "ibss", NULL };
+
+static const struct fb_format fmt_ifname = {
+	.name = "mesh_interface_name",
+	.message = "'%s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-'; not 'bat0', which is "
+		   "the mesh itself)",
+	.except = "bat0",
+	.also = &fb_fmt_ifname,
+};
 
 static bool ifname_ok(const char *s)
 {
-	return fb_ifname_ok(s) && !STREQ(s, "bat0");
-}
-
-static int valid_ifname(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!ifname_ok(s))
-		return fb_bad(c, "'%.32s' is not a network interface name (1 to 15 of a-z, A-Z, 0-9, '_', '.', '-'; not 'bat0', which is the mesh itself)", s);
-	return 0;
+	return fb_format_ok(&fmt_ifname, s);
 }
 
 static int type_of(const char *s)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(type_names); i++)
+	for (size_t i = 0; type_names[i]; i++)
 		if (STREQ(s, type_names[i]))
 			return (int)i;
 	return -1;
 }
 
-static int valid_type(struct fb_check *c, json_object *v)
-{
-	if (type_of(json_object_get_string(v)) < 0)
-		return fb_bad(c, "'%.32s' is not an interface type: 'ethernet', '80211s' or 'ibss'", json_object_get_string(v));
-	return 0;
-}
+static const struct fb_format fmt_type = {
+	.name = "mesh_interface_type",
+	.message = "'%s' is not an interface type: 'ethernet', '80211s' or 'ibss'",
+	.values = type_names,
+};
 
 /* Mesh IDs and SSIDs go into a unit's ExecStart= line: a safe alphabet, no quoting needed. */
-static int valid_mesh_name(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n < 1 || n > 32 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n || s[0] == '-')
-		return fb_bad(c, "'%.40s' is not a usable mesh ID or SSID (1 to 32 of a-z, A-Z, 0-9, '_', '.', '-', not starting with '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_mesh_name = {
+	.name = "mesh_id",
+	.message = "'%s' is not a usable mesh ID or SSID (1 to 32 of a-z, A-Z, 0-9, '_', '.', '-', not starting with '-')",
+	.pattern = "^[A-Za-z0-9_.][A-Za-z0-9_.-]*$",
+	.max = 32,
+};
 
-static int int_in(struct fb_check *c, json_object *v, int64_t lo, int64_t hi, const char *what)
-{
-	if (!json_object_is_type(v, json_type_int))
-		return fb_bad(c, "must be an integer (%s, %lld to %lld)", what, (long long)lo, (long long)hi);
-	int64_t x = json_object_get_int64(v);
-	if (x < lo || x > hi)
-		return fb_bad(c, "%lld is out of range (%s, %lld to %lld)", (long long)x, what, (long long)lo, (long long)hi);
-	return 0;
-}
+/* Whole numbers from LO to HI: "N is out of range (WHAT, LO to HI)" for another one, "must be an
+ * integer (...)" for anything else. */
+#define INT_IN(lo_, hi_, what)                                                       \
+	.integer = true, .lo = (lo_), .hi = (hi_),                                   \
+	.message = "%s is out of range (" what ", " #lo_ " to " #hi_ ")",            \
+	.type_message = "must be an integer (" what ", " #lo_ " to " #hi_ ")"
+
+static const struct fb_format fmt_channel = {
+	.name = "wifi_channel",
+	INT_IN(1, 177, "a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' for others"),
+};
 
 /* 2.4 GHz channels 1-14, 5 GHz channels 32-177; 0 for anything else. */
 static unsigned channel_freq(int64_t ch)
@@ -112,38 +109,37 @@ static unsigned channel_freq(int64_t ch)
 	return 0;
 }
 
+/* After fmt_channel: not one of 15-31. */
 static int valid_channel(struct fb_check *c, json_object *v)
 {
-	int r = int_in(c, v, 1, 177, "a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' for others");
-	if (r == 0 && !channel_freq(json_object_get_int64(v)))
-		r = fb_bad(c, "%lld is not a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' in MHz for others",
-			   (long long)json_object_get_int64(v));
-	return r;
+	if (!channel_freq(json_object_get_int64(v)))
+		return fb_bad(c, "%lld is not a 2.4 GHz (1-14) or 5 GHz (32-177) channel; give 'frequency' in MHz for others",
+			      (long long)json_object_get_int64(v));
+	return 0;
 }
 
-static int valid_frequency(struct fb_check *c, json_object *v)
-{
-	return int_in(c, v, 750, 7125, "MHz: 750-950 for Wi-Fi HaLow, 2412-7125 for Wi-Fi");
-}
+static const struct fb_format fmt_frequency = {
+	.name = "wifi_frequency",
+	INT_IN(750, 7125, "MHz: 750-950 for Wi-Fi HaLow, 2412-7125 for Wi-Fi"),
+};
 
-static int valid_width(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	for (size_t i = 0; i < ARRAY_SIZE(widths); i++)
-		if (STREQ(s, widths[i]))
-			return 0;
-	return fb_bad(c, "'%.32s' is not a channel width iw knows: NOHT, HT20, HT40+, HT40-, 80MHz, 160MHz, 5MHz, 10MHz, or for HaLow 1MHz, 2MHz, 4MHz, 8MHz, 16MHz", s);
-}
+static const struct fb_format fmt_width = {
+	.name = "wifi_width",
+	.message = "'%s' is not a channel width iw knows: NOHT, HT20, HT40+, HT40-, 80MHz, 160MHz, 5MHz, 10MHz, or for "
+		   "HaLow 1MHz, 2MHz, 4MHz, 8MHz, 16MHz",
+	.values = (const char *const[]){ "NOHT", "HT20", "HT40+", "HT40-", "80MHz", "160MHz", "5MHz", "10MHz", "1MHz", "2MHz",
+					 "4MHz", "8MHz", "16MHz", NULL },
+};
 
-static int valid_hard_mtu(struct fb_check *c, json_object *v)
-{
-	return int_in(c, v, 1280, 9216, "the interface's MTU in bytes");
-}
+static const struct fb_format fmt_hard_mtu = {
+	.name = "interface_mtu",
+	INT_IN(1280, 9216, "the interface's MTU in bytes"),
+};
 
-static int valid_mtu(struct fb_check *c, json_object *v)
-{
-	return int_in(c, v, 1280, 9000, "bat0's MTU in bytes; the interfaces get 32 more");
-}
+static const struct fb_format fmt_mtu = {
+	.name = "bat0_mtu",
+	INT_IN(1280, 9000, "bat0's MTU in bytes; the interfaces get 32 more"),
+};
 
 static int valid_interface(struct fb_check *c, json_object *v)
 {
@@ -232,41 +228,36 @@ static int valid_address(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-static int valid_gateway(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "server") && !STREQ(s, "client") && !STREQ(s, "off"))
-		return fb_bad(c, "'%.32s' is not a gateway mode: 'server' (the node with an uplink), 'client' or 'off'", s);
-	return 0;
-}
+static const struct fb_format fmt_gateway = {
+	.name = "mesh_gateway_mode",
+	.message = "'%s' is not a gateway mode: 'server' (the node with an uplink), 'client' or 'off'",
+	.values = (const char *const[]){ "server", "client", "off", NULL },
+};
 
-static int valid_algorithm(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!STREQ(s, "batman-iv") && !STREQ(s, "batman-v"))
-		return fb_bad(c, "'%.32s' is not a routing algorithm: 'batman-iv' or 'batman-v'", s);
-	return 0;
-}
+static const struct fb_format fmt_algorithm = {
+	.name = "mesh_routing_algorithm",
+	.message = "'%s' is not a routing algorithm: 'batman-iv' or 'batman-v'",
+	.values = (const char *const[]){ "batman-iv", "batman-v", NULL },
+};
 
-static int valid_router(struct fb_check *c, json_object *v)
-{
-	uint32_t h;
-	if (!fb_parse_ipv4(json_object_get_string(v), &h) || (h >> 24) == 0 || (h >> 24) == 127 || (h >> 28) >= 14)
-		return fb_bad(c, "'%.40s' is not a unicast IPv4 address (the gateway node's bat0 address, such as \"10.42.0.1\")",
-			      json_object_get_string(v));
-	return 0;
-}
+/* The first octet not 0, 127, multicast or reserved (224 and up). */
+#define UNICAST_FIRST "([1-9]|[1-9][0-9]|1[01][0-9]|12[0-6]|12[89]|1[3-9][0-9]|2[01][0-9]|22[0-3])"
+static const struct fb_format fmt_router = {
+	.name = "mesh_router",
+	.message = "'%s' is not a unicast IPv4 address (the gateway node's bat0 address, such as \"10.42.0.1\")",
+	.pattern = "^" UNICAST_FIRST "(\\." FB_IPV4_OCTET "){3}$",
+};
 
 static const struct fb_field interface_fields[] = {
-	{ "name", FB_T_STRING, NULL, valid_ifname, NULL, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, fb_valid_mac, NULL, 0, 0 },
-	{ "type", FB_T_STRING, NULL, valid_type, NULL, 0, 0 },
-	{ "mesh_id", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
-	{ "ssid", FB_T_STRING, NULL, valid_mesh_name, NULL, 0, 0 },
-	{ "frequency", FB_T_SCALAR, NULL, valid_frequency, NULL, 0, 0 },
-	{ "channel", FB_T_SCALAR, NULL, valid_channel, NULL, 0, 0 },
-	{ "width", FB_T_STRING, NULL, valid_width, NULL, 0, 0 },
-	{ "mtu", FB_T_SCALAR, NULL, valid_hard_mtu, NULL, 0, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fmt_ifname, 0, 0 },
+	{ "mac", FB_T_STRING, NULL, NULL, &fb_fmt_mac, 0, 0 },
+	{ "type", FB_T_STRING, NULL, NULL, &fmt_type, 0, 0 },
+	{ "mesh_id", FB_T_STRING, NULL, NULL, &fmt_mesh_name, 0, 0 },
+	{ "ssid", FB_T_STRING, NULL, NULL, &fmt_mesh_name, 0, 0 },
+	{ "frequency", FB_T_SCALAR, NULL, NULL, &fmt_frequency, 0, 0 },
+	{ "channel", FB_T_SCALAR, NULL, valid_channel, &fmt_channel, 0, 0 },
+	{ "width", FB_T_STRING, NULL, NULL, &fmt_width, 0, 0 },
+	{ "mtu", FB_T_SCALAR, NULL, NULL, &fmt_hard_mtu, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fields, valid_interface, NULL, 0, 0 };
@@ -274,10 +265,10 @@ static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fie
 static const struct fb_field mesh_fields[] = {
 	{ "interfaces", FB_T_ARRAY, &interface_elem, valid_interfaces, NULL, FB_REQUIRED, MAX_INTERFACES },
 	{ "address", FB_T_STRING, NULL, valid_address, NULL, FB_REQUIRED, 0 },
-	{ "gateway", FB_T_STRING, NULL, valid_gateway, NULL, 0, 0 },
-	{ "mtu", FB_T_SCALAR, NULL, valid_mtu, NULL, 0, 0 },
-	{ "routing_algorithm", FB_T_STRING, NULL, valid_algorithm, NULL, 0, 0 },
-	{ "router", FB_T_STRING, NULL, valid_router, NULL, 0, 0 },
+	{ "gateway", FB_T_STRING, NULL, NULL, &fmt_gateway, 0, 0 },
+	{ "mtu", FB_T_SCALAR, NULL, NULL, &fmt_mtu, 0, 0 },
+	{ "routing_algorithm", FB_T_STRING, NULL, NULL, &fmt_algorithm, 0, 0 },
+	{ "router", FB_T_STRING, NULL, NULL, &fmt_router, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field mesh_schema = { NULL, FB_T_OBJECT, mesh_fields, NULL, NULL, 0, 0 };

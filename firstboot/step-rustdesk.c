@@ -27,25 +27,17 @@
 #define DEFAULT_IFACE "tailscale0"
 #define TOML_MAX (256u * 1024u)
 
-static int valid_port(struct fb_check *c, json_object *v)
-{
-	int64_t p = json_object_get_int64(v);
-	if (!json_object_is_type(v, json_type_int) || p < 1024 || p > 65535)
-		return fb_bad(c, "the port is a whole number from 1024 to 65535");
-	return 0;
-}
-
-static int valid_iface(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!fb_ifname_ok(s))
-		return fb_bad(c, "'%.32s' is not an interface name", s);
-	return 0;
-}
+static const struct fb_format fmt_port = {
+	.name = "rustdesk_port",
+	.message = "the port is a whole number from 1024 to 65535",
+	.integer = true,
+	.lo = 1024,
+	.hi = 65535,
+};
 
 static const struct fb_field rustdesk_fields[] = {
-	{ "port", FB_T_SCALAR, NULL, valid_port, NULL, 0, 0 },
-	{ "interface", FB_T_STRING, NULL, valid_iface, NULL, 0, 0 },
+	{ "port", FB_T_SCALAR, NULL, NULL, &fmt_port, 0, 0 },
+	{ "interface", FB_T_STRING, NULL, NULL, &fb_fmt_ifname, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field rustdesk_schema = { NULL, FB_T_OBJECT, rustdesk_fields, NULL, NULL, 0, 0 };

@@ -5,25 +5,23 @@
 
 #define SYSCTL_FILE "/etc/sysctl.d/90-pmoves.conf"
 
-/* "sysctl": {"KEY": VALUE}, a string or an integer each. */
-static int valid_sysctl_key(struct fb_check *c, const char *k)
-{
-	size_t len = strlen(k);
-	if (len < 1 || len > 255 || strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789_.-/") != len || k[0] == '.' ||
-	    k[0] == '/' || strstr(k, "..") || strstr(k, "//") || strstr(k, "./") || strstr(k, "/."))
-		return fb_bad(c, "'%s' is not a sysctl key (a-z, 0-9, '_', '.', '-', '/')", FB_SHOW(k));
-	return 0;
-}
+/* "sysctl": {"KEY": VALUE}, a string or an integer each. A key is words of a-z, 0-9, '_', '-'
+ * joined by single '.' or '/' (a trailing one is taken: the kernel's names have none). */
+static const struct fb_format fmt_sysctl_key = {
+	.name = "sysctl_key",
+	.message = "'%s' is not a sysctl key (a-z, 0-9, '_', '.', '-', '/')",
+	.pattern = "^[a-z0-9_-]+([./][a-z0-9_-]+)*[./]?$",
+	.max = 255,
+};
 
-static int valid_sysctl_value(struct fb_check *c, json_object *v)
-{
-	if (json_object_is_type(v, json_type_string) && fb_has_ctl(json_object_get_string(v)))
-		return fb_bad(c, "a sysctl value is one line without control characters");
-	return 0;
-}
+static const struct fb_format fmt_sysctl_value = {
+	.name = "sysctl_value",
+	.message = "a sysctl value is one line without control characters",
+	.pattern = "^[^\x01-\x1f\x7f]*$",
+};
 
-static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, valid_sysctl_value, NULL, 0, 0 };
-static const struct fb_field sysctl_schema = { NULL, FB_T_MAP, &sysctl_value, NULL, valid_sysctl_key, 0, 0 };
+static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, NULL, &fmt_sysctl_value, 0, 0 };
+static const struct fb_field sysctl_schema = { NULL, FB_T_MAP, &sysctl_value, NULL, &fmt_sysctl_key, 0, 0 };
 
 static char *sysctl_text(json_object *section)
 {

@@ -37,79 +37,73 @@
 
 /* ---- schema ---- */
 
-static int valid_login_server(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strncmp(s, "https://", 8) || !s[8] || s[8] == '/' || strpbrk(s, " \t\r\n"))
-		return fb_bad(c, "'%.64s' is not an https:// URL", s);
-	return 0;
-}
+static const struct fb_format fmt_login_server = {
+	.name = "tailnet_login_server",
+	.message = "'%s' is not an https:// URL",
+	.pattern = "^https://[^/ \t\r\n][^ \t\r\n]*$",
+};
 
 /* "10.42.0.0/24", "fd00::/64": an address with a prefix length, no spaces or commas. */
-static int valid_route(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v), *slash = strchr(s, '/');
-	uint64_t len;
-	bool v6 = strchr(s, ':') != NULL;
-	if (!slash || slash == s || strlen(s) > 64 || strspn(s, v6 ? "0123456789abcdefABCDEF:./" : "0123456789./") != strlen(s) ||
-	    parse_u64(slash + 1, &len) < 0 || len > (v6 ? 128u : 32u))
-		return fb_bad(c, "'%.64s' is not a route (an address and a prefix length, such as '10.42.0.0/24')", s);
-	return 0;
-}
+static const struct fb_format fmt_route = {
+	.name = "route",
+	.message = "'%s' is not a route (an address and a prefix length, such as '10.42.0.0/24')",
+	.pattern = "^([0-9.]+/0*(3[0-2]|[12]?[0-9])|[0-9A-Fa-f.:]*:[0-9A-Fa-f.:]*/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+	.max = 64,
+};
 
-static int valid_key(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	/* Headscale's keys are hex, Tailscale's tskey-...: printable, no spaces. */
-	if (n < 16 || n > 256)
-		return fb_bad(c, "the auth key has %zu characters: not a pre-auth key", n);
-	for (size_t i = 0; i < n; i++)
-		if (s[i] <= ' ' || s[i] > '~')
-			return fb_bad(c, "the auth key has a space or a control character");
-	return 0;
-}
+/* Headscale's keys are hex, Tailscale's tskey-...: printable, no spaces. Secret: the messages
+ * never show it. */
+static const struct fb_format fmt_auth_key_length = {
+	.name = "auth_key_length",
+	.message = "the auth key is not 16 to 256 characters: not a pre-auth key",
+	.min = 16,
+	.max = 256,
+};
 
-static int valid_tnhost(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != n)
-		return fb_bad(c, "'%.64s' is not a host name for the tailnet (letters, digits, '-')", s);
-	return 0;
-}
+static const struct fb_format fmt_auth_key = {
+	.name = "auth_key",
+	.message = "the auth key has a space or a control character",
+	.pattern = "^[!-~]*$",
+	.also = &fmt_auth_key_length,
+};
 
-static int valid_timeout(struct fb_check *c, json_object *v)
-{
-	int64_t t = json_object_get_int64(v);
-	if (!json_object_is_type(v, json_type_int) || t < 5 || t > 3600)
-		return fb_bad(c, "the timeout is whole seconds from 5 to 3600");
-	return 0;
-}
+static const struct fb_format fmt_tailnet_host = {
+	.name = "tailnet_hostname",
+	.message = "'%s' is not a host name for the tailnet (letters, digits, '-')",
+	.pattern = "^[A-Za-z0-9][A-Za-z0-9-]*$",
+	.max = 63,
+};
 
-static int valid_key_file(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (s[0] != '/' || strlen(s) > 255 || strstr(s, "/../") || strpbrk(s, " \t\r\n,"))
-		return fb_bad(c, "'%.64s' is not an absolute path without spaces or '..'", s);
-	return 0;
-}
+static const struct fb_format fmt_timeout = {
+	.name = "tailnet_timeout",
+	.message = "the timeout is whole seconds from 5 to 3600",
+	.integer = true,
+	.lo = 5,
+	.hi = 3600,
+};
 
-static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, fb_valid_tag, NULL, 0, 0 };
-static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, valid_route, NULL, 0, 0 };
+static const struct fb_format fmt_key_file = {
+	.name = "tailnet_key_file",
+	.message = "'%s' is not an absolute path without spaces or '..'",
+	.pattern = "^/[^ \t\r\n,]*$",
+	.forbid = "/\\.\\./",
+};
+
+static const struct fb_field tag_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_tag, 0, 0 };
+static const struct fb_field route_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_route, 0, 0 };
 static const struct fb_field tailnet_fields[] = {
-	{ "login_server", FB_T_STRING, NULL, valid_login_server, NULL, FB_REQUIRED, 512 },
+	{ "login_server", FB_T_STRING, NULL, NULL, &fmt_login_server, FB_REQUIRED, 512 },
 	/* Not FB_REQUIRED: the engine scrubs it from device.json once the run is ok, and a later
 	 * run must still find the config valid. apply asks for it. */
-	{ "auth_key", FB_T_STRING, NULL, valid_key, NULL, FB_SECRET, 256 },
-	{ "key_file", FB_T_STRING, NULL, valid_key_file, NULL, 0, 0 },
-	{ "hostname", FB_T_STRING, NULL, valid_tnhost, NULL, 0, 0 },
+	{ "auth_key", FB_T_STRING, NULL, NULL, &fmt_auth_key, FB_SECRET, 256 },
+	{ "key_file", FB_T_STRING, NULL, NULL, &fmt_key_file, 0, 255 },
+	{ "hostname", FB_T_STRING, NULL, NULL, &fmt_tailnet_host, 0, 0 },
 	{ "tags", FB_T_ARRAY, &tag_elem, NULL, NULL, 0, 16 },
 	{ "advertise_routes", FB_T_ARRAY, &route_elem, NULL, NULL, 0, 64 },
 	{ "exit_node", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "accept_routes", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "ssh", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
-	{ "timeout", FB_T_SCALAR, NULL, valid_timeout, NULL, 0, 0 },
+	{ "timeout", FB_T_SCALAR, NULL, NULL, &fmt_timeout, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field tailnet_schema = { NULL, FB_T_OBJECT, tailnet_fields, NULL, NULL, 0, 0 };

@@ -27,17 +27,11 @@
 
 /* ---- schema ---- */
 
-static int valid_uuid(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-	bool ok = strlen(s) == sizeof(shape) - 1;
-	for (size_t i = 0; ok && s[i]; i++)
-		ok = shape[i] == '-' ? s[i] == '-' : strchr("0123456789abcdef", s[i]) != NULL;
-	if (!ok)
-		return fb_bad(c, "'%.64s' is not a tunnel ID (a lower-case UUID)", s);
-	return 0;
-}
+static const struct fb_format fmt_uuid = {
+	.name = "tunnel_id",
+	.message = "'%s' is not a tunnel ID (a lower-case UUID)",
+	.pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+};
 
 static int valid_credentials(struct fb_check *c, json_object *v)
 {
@@ -49,53 +43,40 @@ static int valid_credentials(struct fb_check *c, json_object *v)
 	return 0;
 }
 
-/* What goes into YAML: no quotes, backslashes, spaces or control characters. */
-static bool yaml_safe(const char *s)
-{
-	for (; *s; s++)
-		if (*s <= ' ' || *s == '"' || *s == '\\' || *s == '\'' || *s == '#' || *s > '~')
-			return false;
-	return true;
-}
+/* What goes into YAML: printable ASCII but space, quotes, '\' and '#' (written without '\' and
+ * ']' in a bracket: see fb-valid.h). */
+#define YAML_SAFE "([!$-&(-[^-~]|\\])"
 
-static int valid_hostname(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' || strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-*") != n)
-		return fb_bad(c, "'%.64s' is not a host name", s);
-	return 0;
-}
+static const struct fb_format fmt_host = {
+	.name = "tunnel_hostname",
+	.message = "'%s' is not a host name",
+	.pattern = "^[a-z0-9*][a-z0-9.*-]*$",
+	.max = 253,
+};
 
-static int valid_service(struct fb_check *c, json_object *v)
-{
-	static const char *const schemes[] = { "http://", "https://", "tcp://", "ssh://", "rdp://", "unix:", "http_status:" };
-	const char *s = json_object_get_string(v);
-	bool ok = false;
-	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++)
-		ok |= !strncmp(s, schemes[i], strlen(schemes[i])) && s[strlen(schemes[i])];
-	if (!ok || !yaml_safe(s) || strlen(s) > 512)
-		return fb_bad(c, "'%.64s' is not a service cloudflared knows (http://, https://, tcp://, ssh://, rdp://, unix:, http_status:)", s);
-	return 0;
-}
+static const struct fb_format fmt_service = {
+	.name = "tunnel_service",
+	.message = "'%s' is not a service cloudflared knows (http://, https://, tcp://, ssh://, rdp://, unix:, http_status:)",
+	.pattern = "^(http://|https://|tcp://|ssh://|rdp://|unix:|http_status:)" YAML_SAFE "+$",
+	.max = 512,
+};
 
-static int valid_path(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (!*s || !yaml_safe(s) || strlen(s) > 256)
-		return fb_bad(c, "'%.64s' is not a path regex without spaces or quotes", s);
-	return 0;
-}
+static const struct fb_format fmt_path = {
+	.name = "tunnel_path",
+	.message = "'%s' is not a path regex without spaces or quotes",
+	.pattern = "^" YAML_SAFE "+$",
+	.max = 256,
+};
 
 static const struct fb_field rule_fields[] = {
-	{ "hostname", FB_T_STRING, NULL, valid_hostname, NULL, FB_REQUIRED, 0 },
-	{ "service", FB_T_STRING, NULL, valid_service, NULL, FB_REQUIRED, 0 },
-	{ "path", FB_T_STRING, NULL, valid_path, NULL, 0, 0 },
+	{ "hostname", FB_T_STRING, NULL, NULL, &fmt_host, FB_REQUIRED, 0 },
+	{ "service", FB_T_STRING, NULL, NULL, &fmt_service, FB_REQUIRED, 0 },
+	{ "path", FB_T_STRING, NULL, NULL, &fmt_path, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field rule_elem = { NULL, FB_T_OBJECT, rule_fields, NULL, NULL, 0, 0 };
 static const struct fb_field tunnel_fields[] = {
-	{ "tunnel_id", FB_T_STRING, NULL, valid_uuid, NULL, FB_REQUIRED, 0 },
+	{ "tunnel_id", FB_T_STRING, NULL, NULL, &fmt_uuid, FB_REQUIRED, 0 },
 	/* Not FB_REQUIRED: scrubbed from device.json after a successful run. */
 	{ "credentials", FB_T_STRING, NULL, valid_credentials, NULL, FB_SECRET, 4096 },
 	{ "ingress", FB_T_ARRAY, &rule_elem, NULL, NULL, FB_REQUIRED, 64 },

@@ -4,26 +4,15 @@
 #include "firstboot.h"
 #include "util.h"
 
-/* "units": {"enable", "disable", "start", "mask": [UNIT...]}. */
-static int valid_unit(struct fb_check *c, json_object *v)
-{
-	static const char *const suffixes[] = { ".service", ".socket", ".timer", ".target", ".mount",
-						".automount", ".path", ".swap", ".slice" };
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s);
-	bool ok = len >= 3 && len <= 255 && s[0] != '-' && s[0] != '.' &&
-		  strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@\\-") == len;
-	bool suffix = false;
-	for (size_t i = 0; ok && i < ARRAY_SIZE(suffixes); i++) {
-		size_t sl = strlen(suffixes[i]);
-		suffix |= len > sl && STREQ(s + len - sl, suffixes[i]);
-	}
-	if (!ok || !suffix)
-		return fb_bad(c, "'%s' is not a systemd unit name (such as 'ssh.service')", FB_SHOW(s));
-	return 0;
-}
+/* "units": {"enable", "disable", "start", "mask": [UNIT...]}: a unit name with its suffix. */
+static const struct fb_format fmt_unit = {
+	.name = "unit_name",
+	.message = "'%s' is not a systemd unit name (such as 'ssh.service')",
+	.pattern = "^[A-Za-z0-9:_@\\\\][A-Za-z0-9:_.@\\\\-]*\\.(service|socket|timer|target|mount|automount|path|swap|slice)$",
+	.max = 255,
+};
 
-static const struct fb_field unit_elem = { NULL, FB_T_STRING, NULL, valid_unit, NULL, 0, 0 };
+static const struct fb_field unit_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_unit, 0, 0 };
 static const struct fb_field unit_fields[] = {
 	{ "enable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },
 	{ "disable", FB_T_ARRAY, &unit_elem, NULL, NULL, 0, 0 },

@@ -37,59 +37,51 @@
 
 /* ---- "users": [{name, groups, shell, password_hash, ssh_authorized_keys, sudo}] ---- */
 
-static int valid_shell(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (strpbrk(s, ": "))
-		return fb_bad(c, "'%s' is not a valid shell (no ':' or spaces)", FB_SHOW(s));
-	return fb_valid_abs_path(c, v);
-}
+static const struct fb_format fmt_shell = {
+	.name = "shell",
+	.message = "'%s' is not a valid shell (no ':' or spaces)",
+	.forbid = "[: ]",
+	.also = &fb_fmt_abs_path,
+};
 
 /* Secret: the message never shows the value. */
-static int valid_crypt(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	size_t len = strlen(s), dollars = 0;
-	bool ok = len >= 10 && len <= 512 && s[0] == '$';
-	for (size_t i = 0; ok && i < len; i++) {
-		ok = isascii(s[i]) && (isalnum(s[i]) || strchr("./$=,+-", s[i]));
-		dollars += s[i] == '$';
-	}
-	if (!ok || dollars < 3)
-		return fb_bad(c, "not a crypt(3) hash such as '$y$...' from 'mkpasswd -m yescrypt' (clear-text passwords are refused; value not shown)");
-	return 0;
-}
+#define CRYPT_CHAR "[A-Za-z0-9./=,+-]"
+static const struct fb_format fmt_crypt = {
+	.name = "crypt_hash",
+	.message = "not a crypt(3) hash such as '$y$...' from 'mkpasswd -m yescrypt' (clear-text passwords are refused; "
+		   "value not shown)",
+	.pattern = "^[$]" CRYPT_CHAR "*[$]" CRYPT_CHAR "*[$][A-Za-z0-9./$=,+-]*$",
+	.min = 10,
+	.max = 512,
+};
 
-static int valid_ssh_key(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	if (fb_has_ctl(s))
-		return fb_bad(c, "an SSH key is one line without control characters");
-	/* Options may come first; the key is "TYPE BASE64 [comment]". */
-	for (const char *p = s; *p; p += strcspn(p, " "), p += strspn(p, " ")) {
-		if (strncmp(p, "ssh-", 4) && strncmp(p, "ecdsa-sha2-", 11) && strncmp(p, "sk-", 3))
-			continue;
-		const char *blob = p + strcspn(p, " ");
-		blob += strspn(blob, " ");
-		size_t n = strcspn(blob, " ");
-		if (n >= 16 && strspn(blob, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") >= n)
-			return 0;
-	}
-	return fb_bad(c, "'%s' is not an SSH public key line ('ssh-ed25519 AAAA... comment')", FB_SHOW(s));
-}
+static const struct fb_format fmt_ssh_key_line = {
+	.name = "ssh_key_line",
+	.message = "an SSH key is one line without control characters",
+	.pattern = "^[^\x01-\x1f\x7f]*$",
+};
+
+/* Options may come first; the key is "TYPE BASE64 [comment]": a word starting with a key
+ * type, blanks, then a word of at least 16 base64 characters. */
+static const struct fb_format fmt_ssh_key = {
+	.name = "ssh_key",
+	.message = "'%s' is not an SSH public key line ('ssh-ed25519 AAAA... comment')",
+	.pattern = "^([^ ]* )*(ssh-|ecdsa-sha2-|sk-)[^ ]* +[A-Za-z0-9+/=]{16,}( [^ ]*)*$",
+	.also = &fmt_ssh_key_line,
+};
 
 static int valid_users(struct fb_check *c, json_object *v)
 {
 	return fb_valid_unique(c, v, "name", "user");
 }
 
-static const struct fb_field user_name_elem = { NULL, FB_T_STRING, NULL, fb_valid_user_name, NULL, 0, 0 };
-static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, valid_ssh_key, NULL, 0, 16384 };
+static const struct fb_field user_name_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_user_name, 0, 0 };
+static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_ssh_key, 0, 16384 };
 static const struct fb_field user_fields[] = {
-	{ "name", FB_T_STRING, NULL, fb_valid_user_name, NULL, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_user_name, FB_REQUIRED, 0 },
 	{ "groups", FB_T_ARRAY, &user_name_elem, NULL, NULL, 0, 64 },
-	{ "shell", FB_T_STRING, NULL, valid_shell, NULL, 0, 0 },
-	{ "password_hash", FB_T_STRING, NULL, valid_crypt, NULL, FB_SECRET, 0 },
+	{ "shell", FB_T_STRING, NULL, fb_valid_path_limits, &fmt_shell, 0, FB_PATH_MAX },
+	{ "password_hash", FB_T_STRING, NULL, NULL, &fmt_crypt, FB_SECRET, 0 },
 	{ "ssh_authorized_keys", FB_T_ARRAY, &ssh_key_elem, NULL, NULL, 0, 256 },
 	{ "sudo", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	FB_FIELDS_END,

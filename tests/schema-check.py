@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Check that a JSON Schema and pmoves' C validator agree (run by tests/test-profile.c).
+"""Check that a JSON Schema and pmoves' C validator agree (run by tests/test-profile.c for the
+profile schema and by tests/test-fb-config.c for the first-boot config's).
 
 schema-check.py SCHEMA CASES CORPUS
   CASES:  lines "refuse|accept|notjson PATH": what the schema must say of the file PATH
   CORPUS: lines "FORMAT<TAB>JSON-VALUE<TAB>accept|refuse": what the C validator said of the
-          value for the format "$defs/FORMAT"
+          value (a JSON string or integer) for the format "$defs/FORMAT"
 Prints one line per check: "ok ..." or "not ok ...".
 """
 import json
@@ -37,10 +38,13 @@ def main():
                 got, why = "notjson", ""
             ok = "ok" if got == want else "not ok"
             print(f"{ok} schema on {path}: {got}s{why}, validator wants {want}")
+    subs = {}
     with open(corpus_path, encoding="utf-8") as f:
         for line in f:
             name, value, want = line.rstrip("\n").split("\t")
-            sub = Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
+            if name not in subs:
+                subs[name] = Draft202012Validator({"$ref": f"#/$defs/{name}", "$defs": schema["$defs"]})
+            sub = subs[name]
             got = "accept" if sub.is_valid(json.loads(value)) else "refuse"
             ok = "ok" if got == want else "not ok"
             print(f"{ok} format {name} on {value}: schema {got}s, validator {want}s")

@@ -412,10 +412,10 @@ static void test_boot(void)
 	t_cleanup(root);
 }
 
-/* {"v": V} checked against a schema whose string "v" has VALID: the message, or NULL. */
-static char *check_one(fb_validator *valid, const char *v)
+/* {"v": V} checked against a schema whose string "v" has FORMAT and VALID: the message, or NULL. */
+static char *check_one(const struct fb_format *format, fb_validator *valid, const char *v)
 {
-	const struct fb_field fields[] = { { "v", FB_T_STRING, NULL, valid, NULL, 0, 0 }, FB_FIELDS_END };
+	const struct fb_field fields[] = { { "v", FB_T_STRING, NULL, valid, format, 0, 0 }, FB_FIELDS_END };
 	const struct fb_field top = { NULL, FB_T_OBJECT, fields, NULL, NULL, 0, 0 };
 	char *j = t_strf("{\"v\": %s}", v), *err = NULL;
 	json_object *o = json_tokener_parse(j);
@@ -427,9 +427,9 @@ static char *check_one(fb_validator *valid, const char *v)
 	return err;
 }
 
-static void valid_is(fb_validator *valid, const char *v, const char *want, const char *what)
+static void valid_is(const struct fb_format *format, fb_validator *valid, const char *v, const char *want, const char *what)
 {
-	char *err = check_one(valid, v);
+	char *err = check_one(format, valid, v);
 	if (want)
 		tap_is_str(err, want, "%s", what);
 	else if (!tap_ok(!err, "%s", what))
@@ -455,19 +455,19 @@ static void test_valid(void)
 		       !fb_parse_ipv4("1.2.3.4 ", &ip),
 	       "ipv4: not out of range, short, IPv6 or with a blank");
 
-	valid_is(fb_valid_mac, "\"52:54:00:00:00:01\"", NULL, "valid mac");
-	valid_is(fb_valid_mac, "\"00:00:00:00:00:00\"",
+	valid_is(&fb_fmt_mac, NULL, "\"52:54:00:00:00:01\"", NULL, "valid mac");
+	valid_is(&fb_fmt_mac, NULL, "\"00:00:00:00:00:00\"",
 		 "t: .v: '00:00:00:00:00:00' is not a unicast MAC address ('52:54:00:12:34:56')", "valid mac: all zero refused");
-	valid_is(fb_valid_tag, "\"tag:mesh-1\"", NULL, "valid tag");
-	valid_is(fb_valid_tag, "\"tag:Mesh\"", "t: .v: 'tag:Mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
+	valid_is(&fb_fmt_tag, NULL, "\"tag:mesh-1\"", NULL, "valid tag");
+	valid_is(&fb_fmt_tag, NULL, "\"tag:Mesh\"", "t: .v: 'tag:Mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
 		 "valid tag: upper case refused");
-	valid_is(fb_valid_tag, "\"mesh\"", "t: .v: 'mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
+	valid_is(&fb_fmt_tag, NULL, "\"mesh\"", "t: .v: 'mesh' is not a tag ('tag:' and lower-case letters, digits, '-')",
 		 "valid tag: without 'tag:' refused");
-	valid_is(fb_valid_abs_path, "\"/a/./b\"",
+	valid_is(&fb_fmt_abs_path, fb_valid_path_limits, "\"/a/./b\"",
 		 "t: .v: '/a/./b' must be a plain absolute path (no '.', '..', empty components or trailing '/')", "valid path: '.' refused");
-	valid_is(fb_valid_https_url, "\"https://h/x\"", NULL, "valid https URL");
-	valid_is(fb_valid_download_url, "\"http://127.0.0.1:8/x\"", NULL, "valid download URL: http to loopback");
-	valid_is(fb_valid_download_url, "\"http://example.org/x\"",
+	valid_is(&fb_fmt_https_url, NULL, "\"https://h/x\"", NULL, "valid https URL");
+	valid_is(NULL, fb_valid_download_url, "\"http://127.0.0.1:8/x\"", NULL, "valid download URL: http to loopback");
+	valid_is(NULL, fb_valid_download_url, "\"http://example.org/x\"",
 		 "t: .v: 'http://example.org/x' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
 		 "valid download URL: http elsewhere refused");
 

@@ -6,7 +6,7 @@
 need make cc
 T=$(mktemp -d /tmp/pmoves-e2e-install.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 10
+plan 11
 unset PMOVES_DATADIR PMOVES_FIRSTBOOT_DIR
 B=$T/build
 ARCH=$(uname -m)
@@ -22,6 +22,10 @@ test -x "$P/bin/pmoves-image" && test -x "$P/bin/pmoves-firstboot" &&
 	test -x "$P/lib/pmoves-image/$ARCH/pmoves-firstboot" && test -f "$P/lib/pmoves-image/$ARCH/pmoves-firstboot.service" &&
 	grep -q '"\$schema": "https://json-schema.org/draft/2020-12/schema"' "$P/share/pmoves-image/schema/profile.schema.json"
 ok $? "the programs, profiles, overlays, the profile JSON Schema and pmoves-firstboot for images are installed"
+# The first-boot config's JSON Schema beside the profile's: what the installed program prints.
+S=$P/share/pmoves-image/schema/firstboot.schema.json
+grep -q '"\$id": "https://pmoves.invalid/schema/firstboot.schema.json"' "$S" && "$P/bin/pmoves-firstboot" schema | cmp -s - "$S"
+ok $? "the first-boot config's JSON Schema is installed as schema/firstboot.schema.json"
 
 mkdir "$T/elsewhere"
 cd "$T/elsewhere" || exit 1
