@@ -3,7 +3,8 @@
  * Persistent configuration, all through systemd-networkd (BatmanAdvanced since systemd 248;
  * bookworm has 252), so that every boot brings the mesh up without us:
  *   /etc/systemd/network/60-pmoves-mesh-bat0.netdev    bat0, Kind=batadv, [BatmanAdvanced]
- *                                                      GatewayMode= and RoutingAlgorithm=
+ *                                                      GatewayMode=, RoutingAlgorithm= and
+ *                                                      BridgeLoopAvoidance=no (below)
  *   /etc/systemd/network/60-pmoves-mesh-bat0.network   bat0's address in the mesh subnet, MTU
  *   /etc/systemd/network/60-pmoves-mesh-if-KEY.network one per hard interface, matched by name
  *                                                      or MAC: BatmanAdvanced=bat0, the MTU
@@ -17,11 +18,17 @@
  * and systemd-networkd (and the Wi-Fi units) enabled. Files of ours for interfaces no longer
  * in the config are removed (a Wi-Fi unit stopped and disabled first). On the running system (root "/") it is
  * also applied now: modprobe batman-adv; networkctl reload when networkd runs (plus batctl
- * gw_mode for an existing bat0, which networkd does not change), else networkd started
- * (--no-block: at boot it is ordered after us); the Wi-Fi units restarted.
+ * gw_mode and bridge_loop_avoidance for an existing bat0, which networkd does not change), else
+ * networkd started (--no-block: at boot it is ordered after us); the Wi-Fi units restarted.
  *
  * The 60- prefix sorts before other .network files (80-pmoves-dhcp.network matches en*), so
- * networkd gives a mesh interface our file and not a DHCP one. */
+ * networkd gives a mesh interface our file and not a DHCP one.
+ *
+ * Bridge loop avoidance is off: bat0 carries the node's address and is bridged into no LAN, so
+ * there is no loop to avoid, and with it on (the kernel's default) batman-adv makes the node a
+ * backbone gateway on its first frame and then drops every broadcast and multicast frame, sent
+ * or received, ARP included, for its first 3 periods of 10 s: after every boot no node could
+ * reach a peer it had not talked to for 20 to 30 s after the mesh came up. */
 #include "fb-fileset.h"
 #include "fb-step.h"
 #include "firstboot.h"
@@ -477,7 +484,10 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 {
 	int r = plan_add(p, strdup(NETDEV_FILE),
 			 fb_strdupf(HEADER "[NetDev]\nName=bat0\nKind=batadv\nDescription=pmoves mesh (batman-adv)\n\n"
-					   "[BatmanAdvanced]\nGatewayMode=%s\nRoutingAlgorithm=%s\n",
+					   "[BatmanAdvanced]\nGatewayMode=%s\nRoutingAlgorithm=%s\n"
+					   "# bat0 is bridged into no LAN: bridge loop avoidance would only drop every\n"
+					   "# broadcast, ARP too, for 20-30 s after bat0 comes up\n"
+					   "BridgeLoopAvoidance=no\n",
 				    m->gateway, m->algorithm));
 	_cleanup_free_ char *route = m->router ? fb_strdupf("Gateway=%s\n", m->router) : strdup("");
 	if (r == 0)
@@ -637,13 +647,15 @@ static enum fb_result apply_live(const struct mesh *m, const struct plan *p, cha
 	}
 	if (r > 0) {
 		/* reload creates a new bat0 and reconfigures the links whose .network changed; an
-		 * existing bat0 keeps its gateway mode, so that is set with batctl. */
+		 * existing bat0 keeps its gateway mode and bridge loop avoidance, so those are set
+		 * with batctl. */
 		char *reload[] = { "networkctl", "reload", NULL };
 		if (fb_run_msg(reload, ret_msg) < 0)
 			return FB_FAILED;
 		if (sys_exists(SYS_NET "/%s", "bat0") > 0) {
 			char *gw[] = { "batctl", "meshif", "bat0", "gw_mode", (char *)m->gateway, NULL };
-			if (fb_run_msg(gw, ret_msg) < 0)
+			char *bla[] = { "batctl", "meshif", "bat0", "bridge_loop_avoidance", "0", NULL };
+			if (fb_run_msg(gw, ret_msg) < 0 || fb_run_msg(bla, ret_msg) < 0)
 				return FB_FAILED;
 		}
 	} else if (fb_systemctl_live_argv("start", networkd, &start) < 0 || fb_run_msg(start, ret_msg) < 0)
