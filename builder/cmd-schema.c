@@ -1,5 +1,6 @@
 /* pmoves-image schema: the profile schema as a JSON Schema, from the tables the validator uses. */
 #include "cmd.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile-schema.h"
 #include "util.h"
@@ -11,11 +12,13 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: pmoves-image schema\n\n"
 		   "Print the JSON Schema (draft 2020-12) of a profile file: its keys, their types, and\n"
-		   "the formats and enumerations 'validate' checks, made from the same tables. Editors\n"
-		   "and CI can check profiles with it; what a JSON Schema cannot express (sizes that\n"
-		   "must fit, extends cycles, rules across fields) is checked by 'validate' alone.\n"
-		   "make install puts it in the data directory as schema/profile.schema.json.\n\n"
-		   "exit status: 0 ok, 2 bad usage\n");
+		   "the formats and enumerations 'validate' checks, made from the same tables, with\n"
+		   "pmoves-firstboot's config schema for the \"firstboot\" section of a file that\n"
+		   "extends none. Editors and CI can check profiles with it; what a JSON Schema cannot\n"
+		   "express (sizes that must fit, extends cycles, rules across fields) is checked by\n"
+		   "'validate' alone. make install puts it in the data directory as\n"
+		   "schema/profile.schema.json.\n\n"
+		   "exit status: 0 ok, 1 pmoves-firstboot not found or failed, 2 bad usage\n");
 }
 
 int cmd_schema(int argc, char **argv)
@@ -28,7 +31,10 @@ int cmd_schema(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	json_object *s = profile_json_schema();
+	json_object *fb = NULL;
+	if (firstboot_schema(&fb) < 0)
+		return EXIT_FAIL;
+	json_object *s = profile_json_schema(fb);
 	if (!s) {
 		log_error("out of memory");
 		return EXIT_FAIL;

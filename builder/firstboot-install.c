@@ -172,6 +172,30 @@ int firstboot_validate(const struct profile *p, char **ret_error)
 	return r;
 }
 
+int firstboot_schema(json_object **ret)
+{
+	_cleanup_free_ char *dir = NULL, *bin = NULL, *out = NULL;
+	int r = arch_host() ? firstboot_payload_dir(arch_host(), &dir) : -ENOENT;
+	if (r < 0) {
+		log_error("no pmoves-firstboot built for this machine (looked in $PMOVES_FIRSTBOOT_DIR, target/ "
+			  "beside pmoves-image and '%s'): its schema is part of the profile's; 'make' builds it",
+			  PMOVES_LIBEXECDIR);
+		return r;
+	}
+	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
+		return -ENOMEM;
+	r = run_argv((char *[]){ bin, "schema", NULL }, &(struct run_opts){ .in_fd = -1, .capture = &out });
+	if (r != 0)
+		return log_errno(r < 0 ? r : -EIO, "'%s schema' failed (exit %d)", bin, r);
+	json_object *s = out ? json_tokener_parse(out) : NULL;
+	if (!json_object_is_type(s, json_type_object)) {
+		json_object_put(s);
+		return log_errno(-EBADMSG, "'%s schema' printed no JSON object", bin);
+	}
+	*ret = s;
+	return 0;
+}
+
 /* A shared library inside the tree, where the dynamic loader would look. */
 static int tree_find_library(struct build *b, const char *soname, char **ret_rel)
 {

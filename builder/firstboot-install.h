@@ -6,6 +6,8 @@
 #include "arch.h"
 #include "profile.h"
 
+#include <json-c/json.h>
+
 /* Directory holding pmoves-firstboot and its units for A: $PMOVES_FIRSTBOOT_DIR/ARCH, else
  * target/ARCH beside the running pmoves-image (a build tree), else the installed one. */
 int firstboot_payload_dir(const struct arch *a, char **ret);
@@ -14,6 +16,9 @@ int firstboot_packages(const struct arch *a, char ***ret);
 /* The profile's "firstboot" section checked by pmoves-firstboot's own schema; on a problem
  * -EINVAL and "PROFILE: .firstboot.path: problem" in *ret_error. */
 int firstboot_validate(const struct profile *p, char **ret_error);
+/* pmoves-firstboot's config schema (pmoves-firstboot schema, this machine's build): 0 and the
+ * parsed schema in *ret, or a negative errno, logged. */
+int firstboot_schema(json_object **ret);
 /* The firstboot stage (stages.h): binary, units (enabled), /etc/pmoves/firstboot.json (0600). */
 
 #endif

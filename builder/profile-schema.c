@@ -334,7 +334,7 @@ static json_object *value_schema(json_type type, const struct field *sub, bool o
 	return o;
 }
 
-json_object *profile_json_schema(void)
+json_object *profile_json_schema(json_object *firstboot)
 {
 	json_object *s = value_schema(json_type_object, profile_fields, false, NULL);
 	json_object *top = json_object_new_object(), *defs = json_object_new_object();
@@ -346,10 +346,20 @@ json_object *profile_json_schema(void)
 		json_object_object_add(top, key, json_object_get(val));
 	}
 	json_object_put(s);
-	/* A file that extends none is the whole profile: it has the disk and its partitions. */
+	/* A file that extends none is the whole profile: it has the disk and its partitions, and
+	 * its "firstboot" is a whole config. The embedded schema keeps its own $id, so its
+	 * "#/$defs/..." references resolve inside it. */
 	json_object *cond = json_tokener_parse("{ \"if\": { \"not\": { \"required\": [ \"extends\" ] } },"
 					       "  \"then\": { \"required\": [ \"disk\" ], \"properties\": { \"disk\":"
 					       "    { \"required\": [ \"size\", \"partitions\" ] } } } }");
+	if (firstboot) {
+		json_object *then = json_object_object_get(cond, "then");
+		json_object *props = json_object_object_get(then, "properties"), *ref = json_object_new_object();
+		json_object_object_add(ref, "$ref", str("#/$defs/firstboot_config"));
+		json_object_object_add(props, "firstboot", ref);
+		json_object_object_del(firstboot, "$schema");
+		json_object_object_add(defs, "firstboot_config", firstboot);
+	}
 	json_object_object_foreach(cond, ckey, cval)
 	{
 		json_object_object_add(top, ckey, json_object_get(cval));

@@ -51,7 +51,10 @@ const struct field *field_find(const struct field *fields, const char *key);
  * (malloc'd); -ENOMEM. */
 int format_check(const struct format *f, const char *s, char **ret_msg);
 
-/* The profile schema as a JSON Schema (draft 2020-12): every file of a profile, on its own. */
-json_object *profile_json_schema(void);
+/* The profile schema as a JSON Schema (draft 2020-12): every file of a profile, on its own.
+ * FIRSTBOOT, pmoves-firstboot's config schema (taken), is embedded under $defs and checks the
+ * "firstboot" section of a file that extends none (a part of a profile may hold half a
+ * section, completed by the files it extends). NULL on out of memory. */
+json_object *profile_json_schema(json_object *firstboot);
 
 #endif

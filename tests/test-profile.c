@@ -734,6 +734,27 @@ static const char *const corpus[] = {
 	"abcdefghijklmnopqrstuvwxyz0123456789", "abcdefghijklmnopqrstuvwxyz01234567890",
 };
 
+/* Profiles with a "firstboot" section: whether pmoves-image validate takes the file (with what
+ * it extends) and what the schema says of the file on its own. */
+static const struct {
+	const char *file, *content;
+	bool valid;
+	enum schema_says schema;
+} fb_cases[] = {
+	{ "fb-unknown.json", "{\"firstboot\":{\"tailnet\":{\"login_server\":\"https://hs.example.org\",\"bogus\":1}}," GOOD_DISK "}",
+	  false, SCHEMA_REFUSES },
+	{ "fb-required.json", "{\"firstboot\":{\"tailnet\":{\"key_file\":\"/etc/pmoves/tailnet.key\"}}," GOOD_DISK "}", false,
+	  SCHEMA_REFUSES },
+	{ "fb-format.json", "{\"firstboot\":{\"tailnet\":{\"login_server\":\"ftp://hs\"}}," GOOD_DISK "}", false,
+	  SCHEMA_REFUSES },
+	{ "fb-step.json", "{\"firstboot\":{\"steps\":{\"no-such-step\":false}}," GOOD_DISK "}", false, SCHEMA_REFUSES },
+	{ "fb-parent.json", "{\"firstboot\":{\"tailnet\":{\"login_server\":\"https://hs.example.org\"}}," GOOD_DISK "}",
+	  true, SCHEMA_ACCEPTS },
+	/* Half a tailnet section on its own, whole with its parent's. */
+	{ "fb-child.json", "{\"extends\":\"fb-parent\",\"firstboot\":{\"tailnet\":{\"key_file\":\"/etc/pmoves/tailnet.key\"}}}",
+	  true, SCHEMA_ACCEPTS },
+};
+
 /* pmoves-image schema against the C validator: every file of the bad and good profiles, and
  * the corpus on every format. Runs Debian's python3 with python3-jsonschema (make deps). */
 static void test_schema(const char *bin)
@@ -762,6 +783,24 @@ static void test_schema(const char *bin)
 		fprintf(f, "%s %s/profiles/%s\n", words[bad_cases[i].schema], tmp, bad_cases[i].file);
 	fprintf(f, "refuse %s/profiles/typo-parent.json\nrefuse %s/profiles/badsize-parent.json\n", tmp, tmp);
 	fprintf(f, "accept %s/profiles/good-parent.json\n", tmp);
+	/* The "firstboot" section: checked by pmoves-firstboot's schema, embedded, in a file that
+	 * extends none; a part of a profile may hold half a section. The validator's verdict is
+	 * asserted too, so a schema that checks nothing there fails. */
+	for (size_t i = 0; i < ARRAY_SIZE(fb_cases); i++) {
+		_cleanup_free_ char *rel = NULL;
+		if (asprintf(&rel, "profiles/%s", fb_cases[i].file) < 0)
+			abort();
+		write_at(rel, fb_cases[i].content);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(fb_cases); i++) {
+		_cleanup_free_ char *path = NULL;
+		if (asprintf(&path, "%s/profiles/%s", tmp, fb_cases[i].file) < 0)
+			abort();
+		int v = run_argv((char *[]){ (char *)bin, "validate", path, NULL }, &(struct run_opts){ .in_fd = -1 });
+		tap_ok(fb_cases[i].valid ? v == 0 : v == 2, "pmoves-image validate %s: %s (exit %d)",
+		       fb_cases[i].file, fb_cases[i].valid ? "valid" : "invalid", v);
+		fprintf(f, "%s %s\n", fb_cases[i].schema == SCHEMA_ACCEPTS ? "accept" : "refuse", path);
+	}
 	static const char *const good[] = { "profiles/base-debian.json", "profiles/gateway.json",
 					    "profiles/headscale-hub.json", "profiles/proxmox-core.json",
 					    "tools/bench/cloudinit-debian.json", "tests/fixtures/mesh/mesh-test.json" };
