@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -255,7 +256,14 @@ int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return read_file_flags(path, 0, max, ret_buf, ret_len);
+}
+
+int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len)
+{
+	/* O_NONBLOCK: opening a FIFO with no writer (or a device) must not wait; it is refused
+	 * below, before anything is read. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -284,15 +292,41 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* A new file beside PATH, "PATH.tmp-XXXXXX" with a random suffix, created with O_EXCL (so
+ * nothing planted at a name is followed or written through) and MODE (never wider). */
+static int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
+{
+	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	for (int tries = 0; tries < 100; tries++) {
+		uint8_t rnd[6];
+		char suffix[sizeof(rnd) + 1];
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return errno ? -errno : -EIO;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			suffix[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+		suffix[sizeof(rnd)] = '\0';
+		_cleanup_free_ char *tmp = NULL;
+		if (asprintf(&tmp, "%s.tmp-%s", path, suffix) < 0)
+			return -ENOMEM;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		if (fd >= 0) {
+			*ret_tmp = TAKE_PTR(tmp);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
 	_cleanup_free_ char *tmp = NULL, *dir = NULL;
-	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
-		return -ENOMEM;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	int fd = open_temp_beside(path, mode, &tmp);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int r = write_all(fd, buf, len);
+	/* The umask narrowed the mode at creation; now exactly MODE. */
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)

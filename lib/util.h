@@ -82,7 +82,13 @@ int rm_rf(const char *path);
  * (-EFBIG past that). */
 int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
-/* Write temp, fsync, rename, fsync dir. */
+/* read_file with FLAGS added to open()'s (O_NOFOLLOW for a path from an image). Both open with
+ * O_NONBLOCK and refuse what is not a regular file (-EINVAL) before reading: a FIFO or a device
+ * never blocks them; a file over MAX is refused by its size (-EFBIG). Every file the builder
+ * reads from a user or an image goes through them. */
+int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len);
+/* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
+ * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
