@@ -669,14 +669,24 @@ int inspect_compare_manifest(const struct inspect_image *img, struct inspect_rep
 		return -ENOMEM;
 
 	struct stat st;
-	if (stat(mpath, &st) < 0 && errno == ENOENT) {
+	if (lstat(mpath, &st) < 0 && errno == ENOENT) {
 		struct inspect_report *rep = calloc(1, sizeof(*rep));
 		if (!rep)
 			return -ENOMEM;
 		*ret = rep;
 		return 0;
 	}
-	int r = read_file(mpath, MANIFEST_MAX, &buf, NULL);
+	/* Beside an image from anywhere: a FIFO, a device or a symlink there is refused, not
+	 * waited on or followed. */
+	int r = read_file_flags(mpath, O_NOFOLLOW, MANIFEST_MAX, &buf, NULL);
+	if (r == -EINVAL || r == -ELOOP) {
+		log_error("manifest '%s' is not a regular file", mpath);
+		return r;
+	}
+	if (r == -EFBIG) {
+		log_error("manifest '%s' is larger than %u MiB", mpath, (unsigned)(MANIFEST_MAX >> 20));
+		return r;
+	}
 	if (r < 0)
 		return log_errno(r, "cannot read manifest '%s'", mpath);
 

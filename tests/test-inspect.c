@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define MiB (1024ull * 1024ull)
 #define DISK_GUID "6a1c0d5e-7b2f-4c3d-9e8f-0a1b2c3d4e5f"
@@ -49,6 +51,14 @@ static int tool(char *const argv[], int in_fd)
 			tap_diag("%s", out);
 	}
 	return r;
+}
+
+/* SIGALRM: a command that hangs is killed, and fails its test. */
+static void kill_child(int sig)
+{
+	(void)sig;
+	if (run_current_child > 0)
+		kill(run_current_child, SIGKILL);
 }
 
 struct result {
@@ -561,6 +571,41 @@ int main(int argc, char **argv)
 	inspect(&res, bdir, NULL);
 	tap_is_int(res.status, 1, "a directory: exit 1");
 	tap_contains(res.err, "is not a regular file or block device", "a directory: said so");
+
+	/* manifest.json beside the image as a FIFO (no writer), a directory, a device, a symlink,
+	 * a huge sparse file: refused at once. A FIFO once blocked inspect forever: the alarm
+	 * kills a hanging inspect, which then fails its test. */
+	{
+		static const char *const kinds[] = { "fifo", "directory", "device", "symlink", "huge" };
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			rm_rf(gman);
+			int ok = 0;
+			if (k == 0)
+				ok = mkfifo(gman, 0644) == 0;
+			else if (k == 1)
+				ok = mkdir(gman, 0755) == 0;
+			else if (k == 2)
+				ok = mknod(gman, S_IFCHR | 0644, makedev(1, 5)) == 0 || symlink("/dev/zero", gman) == 0;
+			else if (k == 3)
+				ok = symlink("/dev/zero", gman) == 0;
+			else {
+				int fd = open(gman, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+				ok = fd >= 0 && ftruncate(fd, (off_t)1 << 40) == 0;
+				if (fd >= 0)
+					close(fd);
+			}
+			tap_ok(ok, "manifest.json as a %s", kinds[k]);
+			signal(SIGALRM, kill_child);
+			alarm(20);
+			inspect(&res, gimg, NULL);
+			alarm(0);
+			if (!tap_ok(res.status == 1 && strstr(res.err, gman) &&
+					    strstr(res.err, k == 4 ? "is larger than" : "is not a regular file"),
+				    "manifest.json as a %s: exit 1 at once, said so (exit %d)", kinds[k], res.status))
+				tap_diag("stderr: %s", res.err);
+		}
+		rm_rf(gman);
+	}
 
 	inspect(&res, NULL, NULL);
 	tap_is_int(res.status, 2, "no IMAGE: usage error");
