@@ -1,5 +1,6 @@
 /* pmoves-image list: the profiles in profile_dir(), with their descriptions. */
 #include "cmd.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"
@@ -57,7 +58,7 @@ int cmd_list(int argc, char **argv)
 	int ret = EXIT_OK;
 	for (size_t i = 0; i < n; i++) {
 		e[i].name = names[i];
-		r = profile_load(names[i], &e[i].p, &e[i].error);
+		r = firstboot_profile_load(names[i], &e[i].p, &e[i].error);
 		if (r < 0) {
 			ret = EXIT_USAGE;
 			if (!e[i].error && asprintf(&e[i].error, "%s", strerror(-r)) < 0)
