@@ -58,7 +58,14 @@ int cmd_show(int argc, char **argv)
 			log_errno(r, "cannot load profile '%s'", arg);
 		return r == -ENOENT ? EXIT_MISSING : EXIT_USAGE;
 	}
-	printf("%s\n", json_object_to_json_string_ext(p->json, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	/* The same JSON, with DEL and C1 controls escaped too: safe for a terminal. */
+	_cleanup_free_ char *text = json_text_printable(json_object_to_json_string_ext(
+		p->json, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	profile_free(p);
+	if (!text) {
+		log_errno(-ENOMEM, "cannot show profile '%s'", arg);
+		return EXIT_FAIL;
+	}
+	printf("%s\n", text);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }

@@ -473,6 +473,65 @@ void names_add(char *buf, size_t size, const char *name, bool quoted)
 		snprintf(buf + len, size - len, quoted ? "%s'%s'" : "%s%s", len ? ", " : "", name);
 }
 
+/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0 when it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if (n > left || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	/* U+0080..U+009F are C1 controls: some terminals act on them. */
+	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	return n;
+}
+
+char *str_printable(const char *s, size_t len)
+{
+	if (len > SIZE_MAX / 4 - 1)
+		return NULL;
+	char *out = malloc(len * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] >= 0x80 ? utf8_seq_len(p + i, len - i) : (p[i] >= 0x20 && p[i] != 0x7f);
+		if (n == 0) {
+			static const char hex[] = "0123456789abcdef";
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[p[i] >> 4];
+			*o++ = hex[p[i] & 15];
+			i++;
+			continue;
+		}
+		memcpy(o, p + i, n);
+		o += n;
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
 bool str_has_control(const char *s)
 {
 	for (; *s; s++)
@@ -502,4 +561,28 @@ char *strdupf(const char *fmt, ...)
 	int n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	return n < 0 ? NULL : s;
+}
+
+char *json_text_printable(const char *json)
+{
+	size_t len = strlen(json), n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += json[i] == 0x7f || ((unsigned char)json[i] == 0xc2 && i + 1 < len &&
+					  (unsigned char)json[i + 1] >= 0x80 && (unsigned char)json[i + 1] <= 0x9f);
+	char *out = malloc(len + n * 6 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)json[i];
+		if (c == 0x7f) {
+			o = mempcpy(o, "\\u007f", 6);
+		} else if (c == 0xc2 && i + 1 < len && (unsigned char)json[i + 1] >= 0x80 &&
+			   (unsigned char)json[i + 1] <= 0x9f) {
+			o += snprintf(o, 7, "\\u%04x", (unsigned char)json[i + 1]);
+			i++;
+		} else
+			*o++ = (char)c;
+	}
+	*o = '\0';
+	return out;
 }

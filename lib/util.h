@@ -107,6 +107,13 @@ char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * is full. */
 void names_add(char *buf, size_t size, const char *name, bool quoted);
 /* Strings from profiles and configs. */
+/* A copy of LEN bytes of S safe for a terminal: control characters (C0, DEL, C1) and invalid
+ * UTF-8 as \xNN, valid UTF-8 kept. Every text from a file or an image that the builder prints
+ * goes through it. NULL when out of memory. */
+char *str_printable(const char *s, size_t len);
+/* JSON text (as json-c writes it: C0 controls already escaped) with DEL and the C1 controls
+ * also escaped (\u007f, \u0080..\u009f): the same JSON, safe for a terminal. */
+char *json_text_printable(const char *json);
 bool str_has_control(const char *s);          /* a byte < 0x20 or DEL */
 bool str_has_space_or_control(const char *s); /* also a space */
 bool str_starts_with(const char *s, const char *prefix);

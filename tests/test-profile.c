@@ -711,6 +711,62 @@ static void test_firstboot_cli(const char *bin)
 	free(out), free(err);
 }
 
+/* S has a byte a terminal may act on: C0 other than newline, DEL, C1 (as UTF-8 or a lone byte). */
+static bool has_raw_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) ||
+		    *p == 0x9b)
+			return true;
+	return false;
+}
+
+/* Text from profile files reaches the terminal escaped: list, show, and validate's messages. */
+static void test_escaping(const char *bin)
+{
+	_cleanup_free_ char *escdir = NULL, *evil = NULL, *evil_name = NULL;
+	if (asprintf(&escdir, "%s/esc", tmp) < 0 || asprintf(&evil, "%s/esc/profiles/evil.json", tmp) < 0 ||
+	    asprintf(&evil_name, "%s/esc/profiles/x\x1b[2Jy.json", tmp) < 0 || mkdir_p(escdir, 0755) < 0)
+		abort();
+	if (access(bin, X_OK) < 0) {
+		tap_skip("escaping", "binary not built");
+		return;
+	}
+	/* C0 controls and DEL are refused in a description; a C1 control (U+009B, CSI) is not. */
+	write_at("esc/profiles/evil.json", "{\"description\":\"clear\\u009b2Jscreen\"," GOOD_DISK "}");
+	write_at("esc/profiles/badsize.json",
+		 "{\"disk\":{\"size\":\"4\\u009b]0;owned\\u0007G\",\"partitions\":[" ESP "," ROOT "]}}");
+	/* A file name with an escape sequence. */
+	if (write_file_atomic(evil_name, "{}", 2, 0644) < 0)
+		abort();
+	char *out = NULL, *err = NULL;
+	int r = run_cli(bin, escdir, &out, &err, "list", NULL);
+	if (!tap_ok(out && !has_raw_control(out) && strstr(out, "\nevil       clear\\xc2\\x9b2Jscreen\n") &&
+			    strstr(out, "\nx\\x1b[2Jy  (invalid: x\\x1b[2Jy: "),
+		    "list: names, descriptions and messages escaped (exit %d)", r))
+		tap_diag("stdout: %s", out ? out : "(null)");
+	tap_ok(err && !has_raw_control(err), "list: nothing raw on stderr");
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "list", "--json", NULL);
+	json_object *j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(out && !has_raw_control(out) && j, "list --json: valid JSON, no raw control character (exit %d)", r);
+	json_object_put(j);
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "show", evil, NULL);
+	j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(r == 0 && out && !has_raw_control(out) && j &&
+		       STREQ(json_object_get_string(json_object_object_get(j, "description")),
+			     "clear\xc2\x9b" "2Jscreen"),
+	       "show: the same JSON, no raw control character (exit %d)", r);
+	json_object_put(j);
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "validate", "badsize", NULL);
+	if (!tap_ok(r == 2 && err && !has_raw_control(err) && strstr(err, "\"4\\xc2\\x9b]0;owned\\u0007G\" is not a size"),
+		    "validate: the value quoted in the message, escaped (exit %d)", r))
+		tap_diag("stderr: %s", err ? err : "(null)");
+	free(out), free(err);
+}
+
 static void test_cli(void)
 {
 	const char *build = getenv("PMOVES_BUILD");
@@ -975,6 +1031,7 @@ int main(void)
 			abort();
 		test_schema(bin);
 		test_firstboot_cli(bin);
+		test_escaping(bin);
 	}
 
 	int r = tap_done();
