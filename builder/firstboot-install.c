@@ -232,7 +232,7 @@ static int tree_find_library(struct build *b, const char *soname, char **ret_rel
 		char *rel = NULL;
 		if (asprintf(&rel, fmt[i], triplet, soname) < 0)
 			return -ENOMEM;
-		int fd = tree_open(b, rel, O_RDONLY, 0);
+		int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO must not hang the build */
 		if (fd >= 0) {
 			close(fd);
 			*ret_rel = rel;
@@ -272,7 +272,7 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 		_cleanup_free_ char *real = NULL;
 		struct elf_needs libc;
 		/* The tree's libc may be a symlink inside the tree: resolve it there. */
-		_cleanup_close_ int fd = tree_open(b, rel, O_RDONLY, 0);
+		_cleanup_close_ int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0);
 		if (fd < 0 || asprintf(&real, "/proc/self/fd/%d", fd) < 0)
 			return fd < 0 ? fd : -ENOMEM;
 		int r = elf_read_needs(real, &libc);
