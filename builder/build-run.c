@@ -292,10 +292,12 @@ static int build_prepare(struct build *b, const struct build_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	if (mkdir(b->tmp_dir, 0755) < 0)
+	/* 0700, and renamed into place as it is: the image holds /etc/pmoves/firstboot.json with
+	 * the profile's secrets (docs/profiles.md, "Outputs"). */
+	if (mkdir(b->tmp_dir, 0700) < 0)
 		return log_errno(-errno, "cannot create '%s'", b->tmp_dir);
 	b->tmp_dir_made = true;
-	b->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+	b->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND | O_NOFOLLOW, 0600);
 	if (b->log_fd < 0)
 		return log_errno(-errno, "cannot create '%s'", log_path);
 	log_fd_extra = b->log_fd;

@@ -73,21 +73,12 @@ int cmd_build(int argc, char **argv)
 
 	struct profile *p = NULL;
 	_cleanup_free_ char *err = NULL;
-	int r = profile_load(argv[optind], &p, &err);
+	int r = firstboot_profile_load(argv[optind], &p, &err);
 	if (r < 0) {
 		if (err)
 			log_error("%s", err);
 		else
 			log_errno(r, "cannot load profile '%s'", argv[optind]);
-		return r == -EINVAL ? EXIT_USAGE : EXIT_MISSING;
-	}
-	r = firstboot_validate(p, &err);
-	if (r < 0) {
-		if (err)
-			log_error("%s", err);
-		else
-			log_errno(r, "cannot check the firstboot section of '%s'", argv[optind]);
-		profile_free(p);
 		return r == -EINVAL ? EXIT_USAGE : EXIT_MISSING;
 	}
 	r = build_profile(p, &bo);

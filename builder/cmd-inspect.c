@@ -24,9 +24,12 @@ static void inspect_usage(FILE *f)
 		"  --json     print one JSON object instead of text\n"
 		"  -h, --help show this help\n"
 		"\n"
-		"exit status: 0 ok; 1 the manifest differs, a partition lies beyond the end of the\n"
-		"image, no partition table, or the image cannot be read; 2 bad usage; 3 IMAGE does\n"
-		"not exist\n");
+		"Problems of the image itself are reported too: a partition beyond the end of the\n"
+		"image, partitions that overlap, GPT entries libblkid and Linux ignore (outside the\n"
+		"usable sectors, past the end of the disk).\n"
+		"\n"
+		"exit status: 0 ok; 1 the manifest differs, the image has a problem above, no\n"
+		"partition table, or the image cannot be read; 2 bad usage; 3 IMAGE does not exist\n");
 }
 
 int cmd_inspect(int argc, char **argv)
@@ -82,7 +85,7 @@ int cmd_inspect(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 
-	int ret = img->n_beyond_end || rep->n_mismatches ? EXIT_FAIL : EXIT_OK;
+	int ret = inspect_problems(img) || rep->n_mismatches ? EXIT_FAIL : EXIT_OK;
 	if (json) {
 		struct json_object *o = NULL;
 		r = inspect_to_json(img, rep, &o);

@@ -1,5 +1,6 @@
 /* pmoves-image list: the profiles in profile_dir(), with their descriptions. */
 #include "cmd.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"
@@ -57,14 +58,16 @@ int cmd_list(int argc, char **argv)
 	int ret = EXIT_OK;
 	for (size_t i = 0; i < n; i++) {
 		e[i].name = names[i];
-		r = profile_load(names[i], &e[i].p, &e[i].error);
+		r = firstboot_profile_load(names[i], &e[i].p, &e[i].error);
 		if (r < 0) {
 			ret = EXIT_USAGE;
 			if (!e[i].error && asprintf(&e[i].error, "%s", strerror(-r)) < 0)
 				e[i].error = NULL;
 		}
-		if (strlen(names[i]) > width)
-			width = strlen(names[i]);
+		/* Aligned as printed: escaped (below). */
+		_cleanup_free_ char *shown = str_printable(names[i], strlen(names[i]));
+		if (shown && strlen(shown) > width)
+			width = strlen(shown);
 	}
 
 	if (json) {
@@ -84,20 +87,30 @@ int cmd_list(int argc, char **argv)
 			else
 				json_object_object_add(o, "error", json_object_new_string(e[i].error ? e[i].error : "?"));
 		}
-		if (a)
-			printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-										 JSON_C_TO_STRING_NOSLASHESCAPE));
+		_cleanup_free_ char *text = a ? json_text_printable(json_object_to_json_string_ext(
+							 a, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+								    JSON_C_TO_STRING_NOSLASHESCAPE))
+					      : NULL;
+		if (text)
+			printf("%s\n", text);
 		else {
 			log_errno(-ENOMEM, "cannot list profiles");
 			ret = EXIT_FAIL;
 		}
 		json_object_put(a);
 	} else {
+		/* Names, descriptions and messages come from files: printable, whatever they hold. */
 		for (size_t i = 0; i < n; i++) {
-			if (e[i].p)
-				printf("%-*s  %s\n", (int)width, e[i].name, e[i].p->description ? e[i].p->description : "");
-			else
-				printf("%-*s  (invalid: %s)\n", (int)width, e[i].name, e[i].error ? e[i].error : "?");
+			const char *what = e[i].p ? (e[i].p->description ? e[i].p->description : "")
+						  : (e[i].error ? e[i].error : "?");
+			_cleanup_free_ char *name = str_printable(e[i].name, strlen(e[i].name)),
+					    *text = str_printable(what, strlen(what));
+			if (!name || !text) {
+				log_errno(-ENOMEM, "cannot list profiles");
+				ret = EXIT_FAIL;
+				break;
+			}
+			printf(e[i].p ? "%-*s  %s\n" : "%-*s  (invalid: %s)\n", (int)width, name, text);
 		}
 	}
 

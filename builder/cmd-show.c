@@ -1,5 +1,6 @@
 /* pmoves-image show: a profile resolved (extends, defaults), as JSON. */
 #include "cmd.h"
+#include "firstboot-install.h"
 #include "log.h"
 #include "profile.h"
 #include "util.h"
@@ -12,7 +13,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: pmoves-image show NAME|FILE\n\n"
 		   "Print the profile NAME (from '%s') or FILE (a path, or a name ending in .json)\n"
 		   "fully resolved: after \"extends\" and with every default filled in, keys in a\n"
-		   "fixed order.\n\n"
+		   "fixed order. It checks the profile as validate does, \"firstboot\" included.\n\n"
 		   "exit status: 0 ok, 2 bad usage or invalid profile, 3 no such profile\n",
 		   profile_dir());
 }
@@ -48,7 +49,8 @@ int cmd_show(int argc, char **argv)
 
 	struct profile *p = NULL;
 	_cleanup_free_ char *error = NULL;
-	int r = profile_load(arg, &p, &error);
+	/* As validate does: the firstboot section too. */
+	int r = firstboot_profile_load(arg, &p, &error);
 	if (r < 0) {
 		if (error)
 			log_error("%s", error);
@@ -56,7 +58,14 @@ int cmd_show(int argc, char **argv)
 			log_errno(r, "cannot load profile '%s'", arg);
 		return r == -ENOENT ? EXIT_MISSING : EXIT_USAGE;
 	}
-	printf("%s\n", json_object_to_json_string_ext(p->json, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	/* The same JSON, with DEL and C1 controls escaped too: safe for a terminal. */
+	_cleanup_free_ char *text = json_text_printable(json_object_to_json_string_ext(
+		p->json, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
 	profile_free(p);
+	if (!text) {
+		log_errno(-ENOMEM, "cannot show profile '%s'", arg);
+		return EXIT_FAIL;
+	}
+	printf("%s\n", text);
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
 }

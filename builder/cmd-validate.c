@@ -14,7 +14,8 @@ static void usage(FILE *f)
 		   "ending in .json). Prints \"'X': ok\" for a valid profile and the first problem of an\n"
 		   "invalid one (FILE: .json.path: problem) on stderr.\n\n"
 		   "exit status: 0 all valid, 2 bad usage or any profile invalid, 3 a profile file\n"
-		   "is missing (and none is invalid)\n",
+		   "is missing, or the pmoves-firstboot of this machine that checks \"firstboot\" (and\n"
+		   "none is invalid)\n",
 		   profile_dir());
 }
 
@@ -45,12 +46,9 @@ int cmd_validate(int argc, char **argv)
 	for (int i = first; i < argc; i++) {
 		struct profile *p = NULL;
 		_cleanup_free_ char *error = NULL;
-		int r = profile_load(argv[i], &p, &error);
-		if (r == 0) {
-			/* The firstboot section is checked by pmoves-firstboot's own schema. */
-			r = firstboot_validate(p, &error);
-			profile_free(p);
-		}
+		/* The firstboot section is checked by pmoves-firstboot's own schema. */
+		int r = firstboot_profile_load(argv[i], &p, &error);
+		profile_free(p);
 		if (r == 0) {
 			printf("'%s': ok\n", argv[i]);
 			fflush(stdout);

@@ -9,7 +9,8 @@
 
 int stage_disk(struct build *b)
 {
-	_cleanup_close_ int fd = open(b->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* 0600: the image holds the profile's secrets (/etc/pmoves/firstboot.json). */
+	_cleanup_close_ int fd = open(b->image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return log_errno(-errno, "cannot create '%s'", b->image);
 	if (ftruncate(fd, (off_t)b->plan.layout.disk_size) < 0)

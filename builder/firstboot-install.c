@@ -122,11 +122,22 @@ int firstboot_packages(const struct arch *a, char ***ret)
  * in *ret_error (its messages name FILE: they are turned into the profile's path). */
 static int run_validate(const struct profile *p, const char *file, char **ret_error)
 {
-	/* The schema lives in pmoves-firstboot; any architecture's host build can check it. */
+	/* The schema lives in pmoves-firstboot, the same code for every architecture: this
+	 * machine's build checks it. The target's may not run here (another architecture without
+	 * binfmt: execvp ran it as a shell script). */
 	_cleanup_free_ char *out = NULL, *bin = NULL, *dir = NULL;
-	int r = firstboot_payload_dir(p->arch, &dir);
-	if (r < 0 && arch_host())
-		r = firstboot_payload_dir(arch_host(), &dir);
+	const struct arch *host = arch_host();
+	int r = host ? firstboot_payload_dir(host, &dir) : -ENOENT;
+	if (r == -ENOENT) {
+		if (asprintf(ret_error,
+			     "cannot check the firstboot section of '%s': no pmoves-firstboot built for this machine "
+			     "(%s) (looked in $PMOVES_FIRSTBOOT_DIR, target/%s beside pmoves-image and '%s/%s'); "
+			     "'make' builds it",
+			     p->path, host ? host->name : "unknown architecture", host ? host->name : "ARCH",
+			     PMOVES_LIBEXECDIR, host ? host->name : "ARCH") < 0)
+			return -ENOMEM;
+		return r;
+	}
 	if (r < 0)
 		return r;
 	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
@@ -172,6 +183,21 @@ int firstboot_validate(const struct profile *p, char **ret_error)
 	return r;
 }
 
+int firstboot_profile_load(const char *name_or_path, struct profile **ret, char **ret_error)
+{
+	struct profile *p = NULL;
+	int r = profile_load(name_or_path, &p, ret_error);
+	if (r < 0)
+		return r;
+	r = firstboot_validate(p, ret_error);
+	if (r < 0) {
+		profile_free(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
 int firstboot_schema(json_object **ret)
 {
 	_cleanup_free_ char *dir = NULL, *bin = NULL, *out = NULL;
@@ -206,7 +232,7 @@ static int tree_find_library(struct build *b, const char *soname, char **ret_rel
 		char *rel = NULL;
 		if (asprintf(&rel, fmt[i], triplet, soname) < 0)
 			return -ENOMEM;
-		int fd = tree_open(b, rel, O_RDONLY, 0);
+		int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO must not hang the build */
 		if (fd >= 0) {
 			close(fd);
 			*ret_rel = rel;
@@ -246,7 +272,7 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 		_cleanup_free_ char *real = NULL;
 		struct elf_needs libc;
 		/* The tree's libc may be a symlink inside the tree: resolve it there. */
-		_cleanup_close_ int fd = tree_open(b, rel, O_RDONLY, 0);
+		_cleanup_close_ int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0);
 		if (fd < 0 || asprintf(&real, "/proc/self/fd/%d", fd) < 0)
 			return fd < 0 ? fd : -ENOMEM;
 		int r = elf_read_needs(real, &libc);

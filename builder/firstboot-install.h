@@ -16,6 +16,10 @@ int firstboot_packages(const struct arch *a, char ***ret);
 /* The profile's "firstboot" section checked by pmoves-firstboot's own schema; on a problem
  * -EINVAL and "PROFILE: .firstboot.path: problem" in *ret_error. */
 int firstboot_validate(const struct profile *p, char **ret_error);
+/* profile_load() and firstboot_validate(): what build, validate, show and list all take for a
+ * valid profile. No pmoves-firstboot built for this machine: -ENOENT, the reason in
+ * *ret_error. */
+int firstboot_profile_load(const char *name_or_path, struct profile **ret, char **ret_error);
 /* pmoves-firstboot's config schema (pmoves-firstboot schema, this machine's build): 0 and the
  * parsed schema in *ret, or a negative errno, logged. */
 int firstboot_schema(json_object **ret);

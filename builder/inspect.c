@@ -1,4 +1,6 @@
 #include "inspect.h"
+#include "gpt.h"
+#include "hash.h"
 #include "log.h"
 #include "table.h"
 #include "util.h"
@@ -25,63 +27,9 @@ static inline void json_object_putp(struct json_object **o)
 		json_object_put(*o);
 }
 
-/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0 when it is not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t left)
-{
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (n > left || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	/* U+0080..U+009F are C1 controls: some terminals act on them. */
-	if (s[0] == 0xc2 && s[1] <= 0x9f)
-		return 0;
-	return n;
-}
-
 char *inspect_printable(const char *s, size_t len)
 {
-	if (len > SIZE_MAX / 4 - 1)
-		return NULL;
-	char *out = malloc(len * 4 + 1), *o = out;
-	if (!out)
-		return NULL;
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0; i < len;) {
-		size_t n = p[i] >= 0x80 ? utf8_seq_len(p + i, len - i) : (p[i] >= 0x20 && p[i] != 0x7f);
-		if (n == 0) {
-			static const char hex[] = "0123456789abcdef";
-			*o++ = '\\';
-			*o++ = 'x';
-			*o++ = hex[p[i] >> 4];
-			*o++ = hex[p[i] & 15];
-			i++;
-			continue;
-		}
-		memcpy(o, p + i, n);
-		o += n;
-		i += n;
-	}
-	*o = '\0';
-	return out;
+	return str_printable(s, len);
 }
 
 static char *printable_str(const char *s)
@@ -111,6 +59,7 @@ void inspect_image_free(struct inspect_image *img)
 		free(p->fs_version);
 	}
 	free(img->parts);
+	free(img->ignored);
 	free(img->path);
 	free(img->table);
 	free(img->disk_id);
@@ -301,6 +250,79 @@ static int read_partition(blkid_partition par, const char *table, uint64_t img_s
 	return 0;
 }
 
+/* The entries of a valid primary GPT that libblkid left out: it drops, without a word, an
+ * entry outside the usable sectors (past the end of the disk, say), and so does Linux. A
+ * primary header or array that does not check out is libblkid's to judge (it used the
+ * backup): nothing is added then. */
+static int find_ignored_entries(int fd, struct inspect_image *img)
+{
+	uint8_t hs[GPT_SECTOR];
+	struct gpt_header h;
+	if (img->size < 3 * GPT_SECTOR || pread_full(fd, hs, sizeof(hs), GPT_SECTOR) < 0)
+		return 0;
+	memcpy(&h, hs, sizeof(h));
+	uint32_t hsize = le32toh(h.header_size), n = le32toh(h.num_partition_entries),
+		 esize = le32toh(h.size_of_partition_entry);
+	uint64_t lba = le64toh(h.partition_entry_lba), sectors = img->size / GPT_SECTOR;
+	if (memcmp(h.signature, GPT_SIGNATURE, 8) != 0 || hsize < sizeof(h) || hsize > GPT_SECTOR ||
+	    gpt_header_crc(hs, hsize) != le32toh(h.header_crc32) || esize < sizeof(struct gpt_entry) ||
+	    esize > 4096 || n == 0 || n > 16384 || lba >= sectors ||
+	    (uint64_t)n * esize > (sectors - lba) * GPT_SECTOR)
+		return 0;
+	size_t len = (size_t)n * esize;
+	_cleanup_free_ uint8_t *a = malloc(len);
+	if (!a)
+		return -ENOMEM;
+	if (pread_full(fd, a, len, lba * GPT_SECTOR) < 0 || crc32_ieee(0, a, len) != le32toh(h.partition_entry_array_crc32))
+		return 0;
+	img->first_usable_lba = le64toh(h.first_usable_lba);
+	img->last_usable_lba = le64toh(h.last_usable_lba);
+	for (uint32_t i = 0; i < n; i++) {
+		struct gpt_entry e;
+		memcpy(&e, a + (size_t)i * esize, sizeof(e));
+		if (gpt_guid_is_null(e.type_guid))
+			continue;
+		bool listed = false;
+		for (size_t k = 0; k < img->n_parts && !listed; k++)
+			listed = img->parts[k].number == i + 1;
+		if (listed)
+			continue;
+		struct inspect_ignored *ni = realloc(img->ignored, (img->n_ignored + 1) * sizeof(*ni));
+		if (!ni)
+			return -ENOMEM;
+		img->ignored = ni;
+		struct inspect_ignored *g = &img->ignored[img->n_ignored++];
+		g->number = i + 1;
+		g->first_lba = le64toh(e.starting_lba);
+		g->last_lba = le64toh(e.ending_lba);
+		g->beyond_end = g->first_lba >= sectors || g->last_lba >= sectors;
+	}
+	return 0;
+}
+
+/* Partitions that share sectors (an MBR extended partition holds its logical ones: not it). */
+static void find_overlaps(struct inspect_image *img)
+{
+	for (size_t i = 0; i < img->n_parts; i++) {
+		struct inspect_part *a = &img->parts[i];
+		uint64_t a_end = a->start + a->size < a->start ? UINT64_MAX : a->start + a->size;
+		for (size_t k = i + 1; k < img->n_parts; k++) {
+			struct inspect_part *b = &img->parts[k];
+			uint64_t b_end = b->start + b->size < b->start ? UINT64_MAX : b->start + b->size;
+			if (a->extended || b->extended || !a->size || !b->size || a->start >= b_end || b->start >= a_end)
+				continue;
+			if (!a->overlaps) {
+				a->overlaps = b->number;
+				img->n_overlapping++;
+			}
+			if (!b->overlaps) {
+				b->overlaps = a->number;
+				img->n_overlapping++;
+			}
+		}
+	}
+}
+
 int inspect_image(const char *path, struct inspect_image **ret)
 {
 	/* O_NONBLOCK: opening a FIFO by mistake must not hang; it changes nothing for files. */
@@ -382,6 +404,12 @@ int inspect_image(const char *path, struct inspect_image **ret)
 			continue;
 		uint64_t avail = img->size - p->start, len = p->size < avail ? p->size : avail;
 		r = probe_fs(fd, p->start, len, path, p);
+		if (r < 0)
+			return r;
+	}
+	find_overlaps(img);
+	if (gpt) {
+		int r = find_ignored_entries(fd, img);
 		if (r < 0)
 			return r;
 	}
@@ -669,14 +697,24 @@ int inspect_compare_manifest(const struct inspect_image *img, struct inspect_rep
 		return -ENOMEM;
 
 	struct stat st;
-	if (stat(mpath, &st) < 0 && errno == ENOENT) {
+	if (lstat(mpath, &st) < 0 && errno == ENOENT) {
 		struct inspect_report *rep = calloc(1, sizeof(*rep));
 		if (!rep)
 			return -ENOMEM;
 		*ret = rep;
 		return 0;
 	}
-	int r = read_file(mpath, MANIFEST_MAX, &buf, NULL);
+	/* Beside an image from anywhere: a FIFO, a device or a symlink there is refused, not
+	 * waited on or followed. */
+	int r = read_file_flags(mpath, O_NOFOLLOW, MANIFEST_MAX, &buf, NULL);
+	if (r == -EINVAL || r == -ELOOP) {
+		log_error("manifest '%s' is not a regular file", mpath);
+		return r;
+	}
+	if (r == -EFBIG) {
+		log_error("manifest '%s' is larger than %u MiB", mpath, (unsigned)(MANIFEST_MAX >> 20));
+		return r;
+	}
 	if (r < 0)
 		return log_errno(r, "cannot read manifest '%s'", mpath);
 
@@ -761,6 +799,8 @@ void inspect_print_text(const struct inspect_image *img, const struct inspect_re
 		if (p->beyond_end)
 			fprintf(f, "  %-14s beyond end of image (ends at %" PRIu64 ", the image has %" PRIu64 " bytes)\n",
 				"problem:", p->start + p->size < p->start ? UINT64_MAX : p->start + p->size, img->size);
+		if (p->overlaps)
+			fprintf(f, "  %-14s overlaps partition %u\n", "problem:", p->overlaps);
 		if (p->extended) {
 			fprintf(f, "  %-14s none (extended partition)\n", "fs:");
 			continue;
@@ -782,6 +822,16 @@ void inspect_print_text(const struct inspect_image *img, const struct inspect_re
 	if (img->n_beyond_end)
 		fprintf(f, "problems: %u partition%s beyond end of image\n", img->n_beyond_end,
 			img->n_beyond_end == 1 ? "" : "s");
+	if (img->n_overlapping)
+		fprintf(f, "problems: %u partitions overlap another\n", img->n_overlapping);
+	for (size_t i = 0; i < img->n_ignored; i++) {
+		const struct inspect_ignored *g = &img->ignored[i];
+		fprintf(f,
+			"problems: GPT entry %u (sectors %" PRIu64 "-%" PRIu64 ") lies outside the usable sectors %" PRIu64
+			"-%" PRIu64 "%s: libblkid and Linux ignore it\n",
+			g->number, g->first_lba, g->last_lba, img->first_usable_lba, img->last_usable_lba,
+			g->beyond_end ? ", past the end of the image" : "");
+	}
 	if (!rep || !rep->present) {
 		fprintf(f, "manifest: none\n");
 		return;
@@ -857,6 +907,7 @@ static struct json_object *part_to_json(const struct inspect_part *p, bool *oom)
 	jadd(o, "uuid", jstr(p->uuid), oom);
 	jadd(o, "extended", json_object_new_boolean(p->extended), oom);
 	jadd(o, "beyond_end", json_object_new_boolean(p->beyond_end), oom);
+	jadd(o, "overlaps", p->overlaps ? json_object_new_int64(p->overlaps) : NULL, oom);
 	jadd(o, "fs", jstr(p->fs), oom);
 	jadd(o, "label", jstr(p->fs_label), oom);
 	jadd(o, "fs_uuid", jstr(p->fs_uuid), oom);
@@ -903,7 +954,36 @@ int inspect_to_json(const struct inspect_image *img, const struct inspect_report
 			    json_object_array_add(problems, json_object_new_string(msg)) < 0)
 				oom = true;
 		}
+		if (p->overlaps) {
+			_cleanup_free_ char *msg = NULL;
+			if (asprintf(&msg, "partition %u: overlaps partition %u", p->number, p->overlaps) < 0 ||
+			    json_object_array_add(problems, json_object_new_string(msg)) < 0)
+				oom = true;
+		}
 	}
+	struct json_object *ign = json_object_new_array();
+	for (size_t i = 0; ign && i < img->n_ignored && !oom; i++) {
+		const struct inspect_ignored *g = &img->ignored[i];
+		_cleanup_free_ char *msg = NULL;
+		struct json_object *go = json_object_new_object();
+		if (!go || json_object_array_add(ign, go) < 0) {
+			json_object_put(go);
+			oom = true;
+			break;
+		}
+		jadd(go, "number", json_object_new_int64(g->number), &oom);
+		jadd(go, "first_lba", ju64(g->first_lba), &oom);
+		jadd(go, "last_lba", ju64(g->last_lba), &oom);
+		jadd(go, "beyond_end", json_object_new_boolean(g->beyond_end), &oom);
+		if (asprintf(&msg, "GPT entry %u: sectors %" PRIu64 "-%" PRIu64 " outside the usable sectors %" PRIu64
+			     "-%" PRIu64 ", ignored",
+			     g->number, g->first_lba, g->last_lba, img->first_usable_lba, img->last_usable_lba) < 0 ||
+		    json_object_array_add(problems, json_object_new_string(msg)) < 0)
+			oom = true;
+	}
+	if (!ign)
+		oom = true;
+	jadd(o, "ignored_entries", ign, &oom);
 	jadd(o, "partitions", parts, &oom);
 	jadd(o, "problems", problems, &oom);
 

@@ -22,6 +22,7 @@ struct inspect_part {
 	char *uuid;             /* GPT partition GUID, MBR "<disk id>-NN", or NULL */
 	bool extended;          /* an MBR extended partition: a container, not probed */
 	bool beyond_end;        /* start + size is past the end of the image */
+	unsigned overlaps;      /* the number of another partition it overlaps (the first), or 0 */
 	char *fs;               /* filesystem TYPE, or NULL when none was found */
 	char *fs_label, *fs_uuid, *fs_version;
 	uint64_t fs_block_size; /* 0 when unknown */
@@ -36,7 +37,23 @@ struct inspect_image {
 	size_t n_parts;
 	struct inspect_part *parts;
 	unsigned n_beyond_end;  /* how many partitions have beyond_end set */
+	unsigned n_overlapping; /* how many partitions overlap another */
+	/* GPT entries in use that libblkid (and Linux) ignore: outside the usable sectors the
+	 * header gives, typically past the end of the disk. Not in parts. */
+	size_t n_ignored;
+	struct inspect_ignored {
+		unsigned number;
+		uint64_t first_lba, last_lba;  /* as the entry says, inclusive */
+		bool beyond_end;
+	} *ignored;
+	uint64_t first_usable_lba, last_usable_lba; /* from the primary GPT header, when read */
 };
+
+/* Problems found in the image itself (beyond the end, overlapping, ignored): exit status 1. */
+static inline unsigned inspect_problems(const struct inspect_image *img)
+{
+	return img->n_beyond_end + img->n_overlapping + (unsigned)img->n_ignored;
+}
 
 struct inspect_mismatch {
 	unsigned number; /* partition number, 0 for the table */

@@ -1,4 +1,5 @@
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,9 +18,13 @@ static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
 		n = sizeof(msg) - 1;
 	if (err)
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
-	fprintf(stderr, "%s%s\n", prefix, msg);
+	/* Messages quote names and values from profiles, images and tools: whatever they hold
+	 * reaches the terminal as text, never as control sequences. */
+	char *safe = str_printable(msg, strlen(msg));
+	fprintf(stderr, "%s%s\n", prefix, safe ? safe : "(out of memory)");
 	if (log_fd_extra >= 0)
-		dprintf(log_fd_extra, "%s%s\n", prefix, msg);
+		dprintf(log_fd_extra, "%s%s\n", prefix, safe ? safe : "(out of memory)");
+	free(safe);
 }
 
 #define LOG_FN(fn, prefix, cond)                       \

@@ -95,6 +95,130 @@ static json_object *partitions(const struct build *b)
 	return arr;
 }
 
+/* Secrets in the manifest: none. The firstboot section is copied with every secret value
+ * replaced by "(secret) sha256:HEX" (present, and which one, without the value). Secret is
+ * what pmoves-firstboot's schema marks "writeOnly" (a files element's content when it says
+ * "secret": true: its "if"/"then"), and any key whose name holds one of the words below, as
+ * pmoves-firstboot's own scrubber takes them (docs/firstboot.md). Without the schema every
+ * string in the section counts as secret. */
+static const char *const secret_words[] = { "auth_key", "password", "token", "credentials" };
+
+static json_object *secret_marker(json_object *v)
+{
+	char hex[65];
+	const char *text = json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+								     : json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+	size_t len = json_object_is_type(v, json_type_string) ? (size_t)json_object_get_string_len(v) : strlen(text);
+	if (sha256_hex_of(text, len, hex) < 0)
+		return json_object_new_string("(secret)");
+	_cleanup_free_ char *s = strdupf("(secret) sha256:%s", hex);
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *schema_get(json_object *node, const char *key)
+{
+	json_object *v = NULL;
+	return json_object_is_type(node, json_type_object) && json_object_object_get_ex(node, key, &v) ? v : NULL;
+}
+
+static bool schema_write_only(json_object *node)
+{
+	return json_object_get_boolean(schema_get(node, "writeOnly"));
+}
+
+/* NODE's "if" holds for the object V: its required keys are there and its "const"s match. */
+static bool schema_if_holds(json_object *node, json_object *v)
+{
+	json_object *cond = schema_get(node, "if");
+	if (!cond || !json_object_is_type(v, json_type_object))
+		return false;
+	json_object *req = schema_get(cond, "required");
+	for (size_t i = 0; req && i < json_object_array_length(req); i++)
+		if (!json_object_object_get_ex(v, json_object_get_string(json_object_array_get_idx(req, i)), NULL))
+			return false;
+	json_object *props = schema_get(cond, "properties");
+	if (!props)
+		return true;
+	json_object_object_foreach(props, k, c) {
+		json_object *want = schema_get(c, "const"), *got = NULL;
+		if (want && json_object_object_get_ex(v, k, &got) && !json_object_equal(want, got))
+			return false;
+	}
+	return true;
+}
+
+static bool secret_name(const char *key, json_object *v)
+{
+	if (json_object_is_type(v, json_type_boolean))
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(secret_words); i++)
+		if (strstr(key, secret_words[i]))
+			return true;
+	return false;
+}
+
+/* A copy of V, the value NODE of the schema describes, without its secrets. ALL: no schema,
+ * every string is secret. NULL when out of memory. */
+static json_object *redact(json_object *v, json_object *node, bool all)
+{
+	if (schema_write_only(node) || (all && json_object_is_type(v, json_type_string)))
+		return secret_marker(v);
+	if (json_object_is_type(v, json_type_array)) {
+		json_object *a = json_object_new_array(), *items = schema_get(node, "items");
+		for (size_t i = 0; a && i < json_object_array_length(v); i++) {
+			json_object *e = redact(json_object_array_get_idx(v, i), items, all);
+			if (!e || json_object_array_add(a, e) < 0) {
+				json_object_put(e);
+				json_object_put(a);
+				return NULL;
+			}
+		}
+		return a;
+	}
+	if (!json_object_is_type(v, json_type_object))
+		return json_object_get(v);
+	json_object *o = json_object_new_object(), *props = schema_get(node, "properties"),
+		    *more = schema_get(node, "additionalProperties"),
+		    *then = schema_if_holds(node, v) ? schema_get(schema_get(node, "then"), "properties") : NULL;
+	json_object_object_foreach(v, key, val) {
+		if (!o)
+			break;
+		json_object *child = schema_get(props, key);
+		if (!child && json_object_is_type(more, json_type_object))
+			child = more;
+		json_object *e = secret_name(key, val) || schema_write_only(schema_get(then, key)) ? secret_marker(val)
+												      : redact(val, child, all);
+		if (!e || json_object_object_add(o, key, e) < 0) {
+			json_object_put(e);
+			json_object_put(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* The resolved profile as the manifest records it: the firstboot section without secrets. */
+static json_object *profile_for_manifest(const struct profile *p)
+{
+	json_object *copy = NULL, *fb = NULL;
+	if (json_object_deep_copy(p->json, &copy, NULL) < 0)
+		return NULL;
+	if (!json_object_object_get_ex(copy, "firstboot", &fb))
+		return copy;
+	json_object *schema = NULL;
+	if (firstboot_schema(&schema) < 0)
+		log_info("manifest: without pmoves-firstboot's schema, every string of the firstboot section is "
+			 "recorded as a secret");
+	json_object *clean = redact(fb, schema, !schema);
+	json_object_put(schema);
+	if (!clean || json_object_object_add(copy, "firstboot", clean) < 0) {
+		json_object_put(clean);
+		json_object_put(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 int stage_manifest(struct build *b)
 {
 	const struct profile *p = b->p;
@@ -163,7 +287,15 @@ int stage_manifest(struct build *b)
 	json_object_object_add(m, "seed", str(b->seed));
 	json_object_object_add(m, "source_date_epoch", json_object_new_int64((int64_t)b->epoch));
 	json_object_object_add(m, "profile_sha256", str(psha));
-	json_object_object_add(m, "profile", json_object_get(p->json));
+	json_object *recorded = profile_for_manifest(p);
+	if (!recorded) {
+		json_object_put(m);
+		json_object_put(rootfs);
+		json_object_put(table);
+		json_object_put(boot);
+		return -ENOMEM;
+	}
+	json_object_object_add(m, "profile", recorded);
 	json_object_object_add(rootfs, "source", str(p->rootfs.source));
 	json_object_object_add(rootfs, "cache_key", str(key));
 	if (p->rootfs.sha256)

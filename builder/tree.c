@@ -247,7 +247,7 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode)
 {
-	_cleanup_close_ int in = tree_open(b, from_rel, O_RDONLY, 0);
+	_cleanup_close_ int in = tree_open(b, from_rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO: refused below */
 	if (in < 0)
 		return in;
 	struct stat st;
@@ -331,7 +331,13 @@ static int overlay_copy(struct build *b, const char *overlay, int src, const cha
 			struct timespec ts[2] = { { .tv_sec = (time_t)t }, { .tv_sec = (time_t)t } };
 			futimens(dst, ts);
 		} else if (S_ISREG(st.st_mode)) {
-			_cleanup_close_ int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			/* O_NONBLOCK and fstat: what was a file at fstatat may be a FIFO now. */
+			_cleanup_close_ int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+			struct stat now;
+			if (in >= 0 && (fstat(in, &now) < 0 || !S_ISREG(now.st_mode) || now.st_size != st.st_size)) {
+				log_error("overlay '%s': '%s' changed while it was copied", overlay, to);
+				return -EAGAIN;
+			}
 			const char *base;
 			_cleanup_close_ int dfd = tree_open_parent(b, to, &base);
 			if (in < 0 || dfd < 0)
@@ -482,12 +488,20 @@ static int write_generated(struct build *b)
 /* Installed packages and versions, from dpkg's status file, for the manifest. */
 static int read_packages(struct build *b)
 {
-	_cleanup_close_ int fd = tree_open(b, "/var/lib/dpkg/status", O_RDONLY, 0);
+	/* O_NONBLOCK: the tree comes from a tarball; a FIFO there must not hang the build. */
+	_cleanup_close_ int fd = tree_open(b, "/var/lib/dpkg/status", O_RDONLY | O_NONBLOCK, 0);
 	b->packages = json_object_new_object();
 	if (!b->packages)
 		return -ENOMEM;
 	if (fd < 0)
 		return 0; /* not a Debian tree */
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode)) {
+		log_error("'/var/lib/dpkg/status' in the tree is not a regular file");
+		return -EINVAL;
+	}
 	_cleanup_fclose_ FILE *f = fdopen(fd, "r");
 	if (!f)
 		return -errno;

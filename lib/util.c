@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -255,7 +256,14 @@ int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len)
 
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return read_file_flags(path, 0, max, ret_buf, ret_len);
+}
+
+int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len)
+{
+	/* O_NONBLOCK: opening a FIFO with no writer (or a device) must not wait; it is refused
+	 * below, before anything is read. */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
 	if (fd < 0)
 		return -errno;
 	struct stat st;
@@ -284,15 +292,41 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* A new file beside PATH, "PATH.tmp-XXXXXX" with a random suffix, created with O_EXCL (so
+ * nothing planted at a name is followed or written through) and MODE (never wider). */
+static int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
+{
+	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	for (int tries = 0; tries < 100; tries++) {
+		uint8_t rnd[6];
+		char suffix[sizeof(rnd) + 1];
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return errno ? -errno : -EIO;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			suffix[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+		suffix[sizeof(rnd)] = '\0';
+		_cleanup_free_ char *tmp = NULL;
+		if (asprintf(&tmp, "%s.tmp-%s", path, suffix) < 0)
+			return -ENOMEM;
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		if (fd >= 0) {
+			*ret_tmp = TAKE_PTR(tmp);
+			return fd;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
 	_cleanup_free_ char *tmp = NULL, *dir = NULL;
-	if (asprintf(&tmp, "%s.tmp-%d", path, (int)getpid()) < 0)
-		return -ENOMEM;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	int fd = open_temp_beside(path, mode, &tmp);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	int r = write_all(fd, buf, len);
+	/* The umask narrowed the mode at creation; now exactly MODE. */
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)
@@ -439,6 +473,65 @@ void names_add(char *buf, size_t size, const char *name, bool quoted)
 		snprintf(buf + len, size - len, quoted ? "%s'%s'" : "%s%s", len ? ", " : "", name);
 }
 
+/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0 when it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t left)
+{
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	if (n > left || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	/* U+0080..U+009F are C1 controls: some terminals act on them. */
+	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		return 0;
+	return n;
+}
+
+char *str_printable(const char *s, size_t len)
+{
+	if (len > SIZE_MAX / 4 - 1)
+		return NULL;
+	char *out = malloc(len * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] >= 0x80 ? utf8_seq_len(p + i, len - i) : (p[i] >= 0x20 && p[i] != 0x7f);
+		if (n == 0) {
+			static const char hex[] = "0123456789abcdef";
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = hex[p[i] >> 4];
+			*o++ = hex[p[i] & 15];
+			i++;
+			continue;
+		}
+		memcpy(o, p + i, n);
+		o += n;
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
 bool str_has_control(const char *s)
 {
 	for (; *s; s++)
@@ -468,4 +561,28 @@ char *strdupf(const char *fmt, ...)
 	int n = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	return n < 0 ? NULL : s;
+}
+
+char *json_text_printable(const char *json)
+{
+	size_t len = strlen(json), n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += json[i] == 0x7f || ((unsigned char)json[i] == 0xc2 && i + 1 < len &&
+					  (unsigned char)json[i + 1] >= 0x80 && (unsigned char)json[i + 1] <= 0x9f);
+	char *out = malloc(len + n * 6 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)json[i];
+		if (c == 0x7f) {
+			o = mempcpy(o, "\\u007f", 6);
+		} else if (c == 0xc2 && i + 1 < len && (unsigned char)json[i + 1] >= 0x80 &&
+			   (unsigned char)json[i + 1] <= 0x9f) {
+			o += snprintf(o, 7, "\\u%04x", (unsigned char)json[i + 1]);
+			i++;
+		} else
+			*o++ = (char)c;
+	}
+	*o = '\0';
+	return out;
 }

@@ -82,7 +82,13 @@ int rm_rf(const char *path);
  * (-EFBIG past that). */
 int read_fd(int fd, size_t max, char **ret_buf, size_t *ret_len);
 int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
-/* Write temp, fsync, rename, fsync dir. */
+/* read_file with FLAGS added to open()'s (O_NOFOLLOW for a path from an image). Both open with
+ * O_NONBLOCK and refuse what is not a regular file (-EINVAL) before reading: a FIFO or a device
+ * never blocks them; a file over MAX is refused by its size (-EFBIG). Every file the builder
+ * reads from a user or an image goes through them. */
+int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len);
+/* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
+ * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
@@ -101,6 +107,13 @@ char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * is full. */
 void names_add(char *buf, size_t size, const char *name, bool quoted);
 /* Strings from profiles and configs. */
+/* A copy of LEN bytes of S safe for a terminal: control characters (C0, DEL, C1) and invalid
+ * UTF-8 as \xNN, valid UTF-8 kept. Every text from a file or an image that the builder prints
+ * goes through it. NULL when out of memory. */
+char *str_printable(const char *s, size_t len);
+/* JSON text (as json-c writes it: C0 controls already escaped) with DEL and the C1 controls
+ * also escaped (\u007f, \u0080..\u009f): the same JSON, safe for a terminal. */
+char *json_text_printable(const char *json);
 bool str_has_control(const char *s);          /* a byte < 0x20 or DEL */
 bool str_has_space_or_control(const char *s); /* also a space */
 bool str_starts_with(const char *s, const char *prefix);

@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define MiB (1024ull * 1024ull)
 #define DISK_GUID "6a1c0d5e-7b2f-4c3d-9e8f-0a1b2c3d4e5f"
@@ -49,6 +51,14 @@ static int tool(char *const argv[], int in_fd)
 			tap_diag("%s", out);
 	}
 	return r;
+}
+
+/* SIGALRM: a command that hangs is killed, and fails its test. */
+static void kill_child(int sig)
+{
+	(void)sig;
+	if (run_current_child > 0)
+		kill(run_current_child, SIGKILL);
 }
 
 struct result {
@@ -233,6 +243,49 @@ static int patch_gpt_header(const char *img, uint64_t lba, uint32_t n_entries)
 	crc = htole32(crc32_ieee(0, h, sizeof(h)));
 	memcpy(h + 16, &crc, 4);
 	return pwrite(fd, h, sizeof(h), (off_t)(lba * 512)) == (ssize_t)sizeof(h) ? 0 : -EIO;
+}
+
+/* Put GPT entry SLOT (0-based) of IMG at sectors FIRST..LAST (a Linux data partition), in both
+ * the primary and the backup table, CRCs recomputed: what sgdisk refuses to write. */
+static int set_gpt_entry(const char *img, uint32_t slot, uint64_t first, uint64_t last)
+{
+	static const uint8_t linux_data[16] = { 0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47,
+						0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4 };
+	_cleanup_close_ int fd = open(img, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EIO;
+	uint64_t lbas[2] = { 1, (uint64_t)st.st_size / 512 - 1 };
+	for (int k = 0; k < 2; k++) {
+		uint8_t h[92], a[128 * 128];
+		if (pread(fd, h, sizeof(h), (off_t)(lbas[k] * 512)) != (ssize_t)sizeof(h))
+			return -EIO;
+		uint64_t alba;
+		uint32_t n, esz, crc = 0;
+		memcpy(&alba, h + 72, 8);
+		memcpy(&n, h + 80, 4);
+		memcpy(&esz, h + 84, 4);
+		alba = le64toh(alba), n = le32toh(n), esz = le32toh(esz);
+		if (n != 128 || esz != 128 || pread(fd, a, sizeof(a), (off_t)(alba * 512)) != (ssize_t)sizeof(a))
+			return -EIO;
+		uint8_t *e = a + slot * 128;
+		memset(e, 0, 128);
+		memcpy(e, linux_data, 16);
+		for (int i = 0; i < 16; i++)
+			e[16 + i] = (uint8_t)(0x30 + i);
+		uint64_t f = htole64(first), l = htole64(last);
+		memcpy(e + 32, &f, 8);
+		memcpy(e + 40, &l, 8);
+		uint32_t acrc = htole32(crc32_ieee(0, a, sizeof(a)));
+		memcpy(h + 88, &acrc, 4);
+		memcpy(h + 16, &crc, 4);
+		crc = htole32(crc32_ieee(0, h, sizeof(h)));
+		memcpy(h + 16, &crc, 4);
+		if (pwrite(fd, a, sizeof(a), (off_t)(alba * 512)) != (ssize_t)sizeof(a) ||
+		    pwrite(fd, h, sizeof(h), (off_t)(lbas[k] * 512)) != (ssize_t)sizeof(h))
+			return -EIO;
+	}
+	return 0;
 }
 
 static int write_json(const char *path, struct json_object *o)
@@ -554,6 +607,48 @@ int main(int argc, char **argv)
 	tap_is_int(res.status, 1, "gpt claiming 2^31 entries: exit 1, no crash");
 	tap_contains(res.err, "invalid GPT header", "gpt claiming 2^31 entries: said so");
 
+	/* A third GPT entry over partition 2: both flagged. */
+	{
+		_cleanup_free_ char *ov = path_in("%s/bad/%s", "overlap.img"), *pe = path_in("%s/bad/%s", "past-end.img");
+		copy_file(gimg, ov, 64 * MiB);
+		tap_ok(set_gpt_entry(ov, 2, P2_START / 512 + 2048, P2_START / 512 + 4095) == 0,
+		       "a GPT entry 3 inside partition 2");
+		inspect(&res, ov, NULL);
+		tap_is_int(res.status, 1, "overlapping partitions: exit 1");
+		tap_ok(field(res.out, 3, "problem") && STREQ(field(res.out, 3, "problem"), "overlaps partition 2") &&
+			       field(res.out, 2, "problem") && STREQ(field(res.out, 2, "problem"), "overlaps partition 3"),
+		       "overlapping partitions: each flagged with the other");
+		tap_contains(res.out, "\nproblems: 2 partitions overlap another\n", "overlapping partitions: counted");
+		inspect(&res, ov, "--json");
+		j = jparse(res.out);
+		tap_ok(j && jint_at(j, "partitions.2.overlaps") == 2 &&
+			       json_object_array_length(jget(j, "problems")) == 2 &&
+			       STREQ(jstr_at(j, "problems.1") ? jstr_at(j, "problems.1") : "", "partition 3: overlaps partition 2"),
+		       "overlapping partitions --json: overlaps and problems");
+		json_object_put(j);
+		j = NULL;
+
+		/* Past the end of the disk: libblkid drops the entry without a word. */
+		copy_file(gimg, pe, 64 * MiB);
+		tap_ok(set_gpt_entry(pe, 2, 200000, 200999) == 0, "a GPT entry 3 past the end of the disk");
+		inspect(&res, pe, NULL);
+		tap_is_int(res.status, 1, "GPT entry past the end: exit 1");
+		tap_contains(res.out, "\npartitions: 2\n", "GPT entry past the end: not a partition libblkid lists");
+		if (!tap_ok(strstr(res.out, "\nproblems: GPT entry 3 (sectors 200000-200999) lies outside the usable "
+					    "sectors 34-") &&
+				    strstr(res.out, ", past the end of the image: libblkid and Linux ignore it\n"),
+			    "GPT entry past the end: reported"))
+			tap_diag("%s", res.out);
+		inspect(&res, pe, "--json");
+		j = jparse(res.out);
+		tap_ok(j && jint_at(j, "ignored_entries.0.number") == 3 && jint_at(j, "ignored_entries.0.first_lba") == 200000 &&
+			       json_object_get_boolean(jget(j, "ignored_entries.0.beyond_end")) &&
+			       json_object_array_length(jget(j, "problems")) == 1,
+		       "GPT entry past the end --json: in ignored_entries and problems");
+		json_object_put(j);
+		j = NULL;
+	}
+
 	inspect(&res, missing, NULL);
 	tap_is_int(res.status, 3, "missing image: exit 3");
 	tap_contains(res.err, missing, "missing image: error names it");
@@ -561,6 +656,41 @@ int main(int argc, char **argv)
 	inspect(&res, bdir, NULL);
 	tap_is_int(res.status, 1, "a directory: exit 1");
 	tap_contains(res.err, "is not a regular file or block device", "a directory: said so");
+
+	/* manifest.json beside the image as a FIFO (no writer), a directory, a device, a symlink,
+	 * a huge sparse file: refused at once. A FIFO once blocked inspect forever: the alarm
+	 * kills a hanging inspect, which then fails its test. */
+	{
+		static const char *const kinds[] = { "fifo", "directory", "device", "symlink", "huge" };
+		for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+			rm_rf(gman);
+			int ok = 0;
+			if (k == 0)
+				ok = mkfifo(gman, 0644) == 0;
+			else if (k == 1)
+				ok = mkdir(gman, 0755) == 0;
+			else if (k == 2)
+				ok = mknod(gman, S_IFCHR | 0644, makedev(1, 5)) == 0 || symlink("/dev/zero", gman) == 0;
+			else if (k == 3)
+				ok = symlink("/dev/zero", gman) == 0;
+			else {
+				int fd = open(gman, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+				ok = fd >= 0 && ftruncate(fd, (off_t)1 << 40) == 0;
+				if (fd >= 0)
+					close(fd);
+			}
+			tap_ok(ok, "manifest.json as a %s", kinds[k]);
+			signal(SIGALRM, kill_child);
+			alarm(20);
+			inspect(&res, gimg, NULL);
+			alarm(0);
+			if (!tap_ok(res.status == 1 && strstr(res.err, gman) &&
+					    strstr(res.err, k == 4 ? "is larger than" : "is not a regular file"),
+				    "manifest.json as a %s: exit 1 at once, said so (exit %d)", kinds[k], res.status))
+				tap_diag("stderr: %s", res.err);
+		}
+		rm_rf(gman);
+	}
 
 	inspect(&res, NULL, NULL);
 	tap_is_int(res.status, 2, "no IMAGE: usage error");

@@ -6,7 +6,10 @@
 #include "tap.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
 
@@ -203,6 +206,94 @@ static void test_read_file(void)
 	unlink(path);
 }
 
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "not ok - a read hung (alarm after 10 s)\nBail out! a read hung\n";
+	if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(2);
+	_exit(1);
+}
+
+/* read_file on what is not a regular file: a FIFO with no writer, a directory, a device, a
+ * file past the limit. A FIFO blocked the open forever: the alarm turns a hang into a failure. */
+static void test_read_file_special(void)
+{
+	char dir[] = "/tmp/test-lib-special-XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	_cleanup_free_ char *fifo = strdupf("%s/fifo", dir), *big = strdupf("%s/big", dir),
+			    *link = strdupf("%s/link", dir);
+	char *buf = NULL;
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	tap_ok(mkfifo(fifo, 0600) == 0, "a FIFO with no writer");
+	int r = read_file(fifo, 1 << 20, &buf, NULL);
+	tap_ok(r < 0 && !buf, "read_file of a FIFO fails at once (%d)", r);
+	r = read_file(dir, 1 << 20, &buf, NULL);
+	tap_ok(r < 0 && !buf, "read_file of a directory fails (%d)", r);
+	r = read_file("/dev/zero", 1 << 20, &buf, NULL);
+	tap_ok(r < 0 && !buf, "read_file of a device fails (%d)", r);
+	int fd = open(big, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	tap_ok(fd >= 0 && ftruncate(fd, (off_t)1 << 40) == 0, "a sparse file of 1 TiB");
+	if (fd >= 0)
+		close(fd);
+	tap_is_int(read_file(big, 1 << 20, &buf, NULL), -EFBIG, "read_file refuses it by its size, reading nothing");
+	/* The flags a caller adds: O_NOFOLLOW for a path from an image. */
+	tap_ok(symlink(fifo, link) == 0, "a symlink to the FIFO");
+	tap_is_int(read_file_flags(link, O_NOFOLLOW, 1 << 20, &buf, NULL), -ELOOP,
+		   "read_file_flags(O_NOFOLLOW) does not follow a symlink");
+	alarm(0);
+	rm_rf(dir);
+}
+
+/* write_file_atomic: its temp file is new, whatever sits at a name it could guess. */
+static void test_write_atomic(void)
+{
+	char dir[] = "/tmp/test-lib-atomic-XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	_cleanup_free_ char *path = strdupf("%s/state.json", dir), *victim = strdupf("%s/victim", dir),
+			    *old_tmp = strdupf("%s/state.json.tmp-%d", dir, (int)getpid()), *text = NULL;
+	/* The old predictable name as a symlink to a file that must not change. */
+	tap_ok(write_file_atomic(victim, "precious", 8, 0644) == 0 && symlink(victim, old_tmp) == 0,
+	       "a symlink planted at '<path>.tmp-<pid>'");
+	int r = write_file_atomic(path, "new", 3, 0640);
+	tap_is_int(r, 0, "write_file_atomic writes past a planted symlink");
+	tap_ok(read_file(victim, 100, &text, NULL) == 0 && STREQ(text, "precious"), "the symlink's target is untouched");
+	free(TAKE_PTR(text));
+	tap_ok(read_file(path, 100, &text, NULL) == 0 && STREQ(text, "new"), "the file has the new content");
+	free(TAKE_PTR(text));
+	struct stat st;
+	mode_t old_mask = umask(0);
+	tap_ok(write_file_atomic(path, "mode", 4, 0640) == 0 && stat(path, &st) == 0 && (st.st_mode & 07777) == 0640,
+	       "its mode is the one asked for, umask 0 (%04o)", (unsigned)(st.st_mode & 07777));
+	umask(old_mask);
+
+	/* A planted regular file (a hard link to a victim would do the same): written through, it
+	 * became the result, an inode its planter can still open. */
+	unlink(old_tmp);
+	int planted = open(old_tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	struct stat pst;
+	tap_ok(planted >= 0 && fstat(planted, &pst) == 0, "a regular file planted at '<path>.tmp-<pid>'");
+	r = write_file_atomic(path, "again", 5, 0600);
+	tap_ok(r == 0 && stat(path, &st) == 0 && st.st_ino != pst.st_ino && fstat(planted, &pst) == 0 && pst.st_size == 0,
+	       "the result is a new file, the planted one unwritten (%d)", r);
+	if (planted >= 0)
+		close(planted);
+	_cleanup_strv_ char **left = NULL;
+	DIR *d = opendir(dir);
+	for (struct dirent *de; d && (de = readdir(d));)
+		if (de->d_name[0] != '.' && !STREQ(de->d_name, "state.json") && !STREQ(de->d_name, "victim") &&
+		    !STREQ(de->d_name, strrchr(old_tmp, '/') + 1) && strv_push(&left, de->d_name) < 0)
+			abort();
+	if (d)
+		closedir(d);
+	tap_ok(!left, "no temp file left behind (%s)", left ? left[0] : "none");
+	rm_rf(dir);
+}
+
 static void test_run(void)
 {
 	char *out = NULL;
@@ -298,6 +389,8 @@ int main(void)
 	test_ids();
 	test_sizes();
 	test_read_file();
+	test_read_file_special();
+	test_write_atomic();
 	test_run();
 	return tap_done();
 }

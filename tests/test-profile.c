@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <json-c/json.h>
 #include <sys/stat.h>
@@ -610,6 +611,162 @@ static __attribute__((sentinel)) int run_cli(const char *bin, const char *datadi
 	return r;
 }
 
+/* BIN ARGS... with PMOVES_DATADIR=DATADIR and the extra environment entry ENV (or NULL). */
+static int run_env(const char *bin, const char *env, char **ret_out, char **ret_err, char *const *args)
+{
+	_cleanup_free_ char *errpath = NULL, *dd = NULL;
+	if (asprintf(&errpath, "%s/stderr", tmp) < 0 || asprintf(&dd, "PMOVES_DATADIR=%s", tmp) < 0)
+		abort();
+	int fd = open(errpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		abort();
+	char *argv[8] = { (char *)bin };
+	for (size_t i = 1; i < ARRAY_SIZE(argv) - 1 && args[i - 1]; i++)
+		argv[i] = args[i - 1];
+	char *envv[] = { dd, (char *)env, NULL };
+	int r = run_argv(argv, &(struct run_opts){ .out_fd = fd, .in_fd = -1, .capture = ret_out, .env = envv });
+	close(fd);
+	if (read_file(errpath, 1 << 20, ret_err, NULL) < 0)
+		*ret_err = strdup("");
+	if (!*ret_out)
+		*ret_out = strdup("");
+	return r;
+}
+
+/* An aarch64 profile on this (another) architecture: its firstboot section is checked by this
+ * machine's pmoves-firstboot, never by running the target's. The target's here is a stand-in
+ * this host cannot execute (a machine without binfmt for aarch64: execvp ran it as a shell
+ * script, "Syntax error"). And show agrees with validate on an invalid firstboot section. */
+static void test_firstboot_cli(const char *bin)
+{
+	const char *build = getenv("PMOVES_BUILD");
+	_cleanup_free_ char *host_fb = NULL, *payload = NULL, *a64 = NULL, *x64 = NULL, *env = NULL, *good = NULL,
+			    *bad = NULL, *nohost = NULL, *nohost_bin = NULL, *env_a64 = NULL, *payload_a64 = NULL,
+			    *a64_only = NULL, *x64_dir = NULL;
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)) ||
+	    asprintf(&host_fb, "%s%s%s/pmoves-firstboot", build && *build == '/' ? "" : cwd,
+		     build && *build == '/' ? "" : "/", build && *build ? build : "build") < 0 ||
+	    asprintf(&payload, "%s/payload", tmp) < 0 || asprintf(&a64, "%s/payload/aarch64", tmp) < 0 ||
+	    asprintf(&x64, "%s/payload/%s/pmoves-firstboot", tmp, arch_host() ? arch_host()->name : "x86_64") < 0 ||
+	    asprintf(&x64_dir, "%s/payload/%s", tmp, arch_host() ? arch_host()->name : "x86_64") < 0 ||
+	    asprintf(&env, "PMOVES_FIRSTBOOT_DIR=%s", payload) < 0 ||
+	    asprintf(&good, "%s/profiles/fb-a64-good.json", tmp) < 0 ||
+	    asprintf(&bad, "%s/profiles/fb-a64-bad.json", tmp) < 0 || asprintf(&nohost, "%s/nohost", tmp) < 0 ||
+	    asprintf(&nohost_bin, "%s/nohost/pmoves-image", tmp) < 0 ||
+	    asprintf(&payload_a64, "%s/payload-a64", tmp) < 0 ||
+	    asprintf(&a64_only, "%s/payload-a64/aarch64", tmp) < 0 ||
+	    asprintf(&env_a64, "PMOVES_FIRSTBOOT_DIR=%s", payload_a64) < 0)
+		abort();
+	if (access(bin, X_OK) < 0 || access(host_fb, X_OK) < 0 || !arch_host() || STREQ(arch_host()->name, "aarch64")) {
+		tap_skip("firstboot section on another architecture", "needs pmoves-image and pmoves-firstboot built on a host that is not aarch64");
+		return;
+	}
+	static const char stand_in[] = "stand-in for an aarch64 pmoves-firstboot this host cannot execute (\n";
+	_cleanup_free_ char *a64_bin = NULL, *a64_bin2 = NULL;
+	if (asprintf(&a64_bin, "%s/pmoves-firstboot", a64) < 0 || asprintf(&a64_bin2, "%s/pmoves-firstboot", a64_only) < 0)
+		abort();
+	if (mkdir_p(a64, 0755) < 0 || write_file_atomic(a64_bin, stand_in, sizeof(stand_in) - 1, 0755) < 0 ||
+	    mkdir_p(x64_dir, 0755) < 0 || symlink(host_fb, x64) < 0 || mkdir_p(a64_only, 0755) < 0 ||
+	    write_file_atomic(a64_bin2, stand_in, sizeof(stand_in) - 1, 0755) < 0 || mkdir_p(nohost, 0755) < 0)
+		abort();
+	/* pmoves-image alone in a directory: no target/ beside it. */
+	{
+		_cleanup_free_ char *data = NULL;
+		size_t len = 0;
+		if (read_file(bin, 256u << 20, &data, &len) < 0 || write_file_atomic(nohost_bin, data, len, 0755) < 0)
+			abort();
+	}
+	write_at("profiles/fb-a64-good.json",
+		 "{\"arch\":\"aarch64\",\"firstboot\":{\"tailnet\":{\"login_server\":\"https://hs.example.org\"}}," GOOD_DISK "}");
+	write_at("profiles/fb-a64-bad.json",
+		 "{\"arch\":\"aarch64\",\"firstboot\":{\"tailnet\":{\"login_server\":\"https://hs.example.org\",\"bogus\":1}}," GOOD_DISK "}");
+
+	char *out = NULL, *err = NULL;
+	int r = run_env(bin, env, &out, &err, (char *[]){ "validate", good, NULL });
+	if (!tap_ok(r == 0 && strstr(out, "': ok"), "validate an aarch64 profile with a valid firstboot section: exit 0 (%d)", r))
+		tap_diag("stderr: %s", err);
+	free(out), free(err);
+	r = run_env(bin, env, &out, &err, (char *[]){ "validate", bad, NULL });
+	if (!tap_ok(r == 2 && strstr(err, "fb-a64-bad.json: .firstboot.tailnet.bogus") && !strstr(err, "Syntax error"),
+		    "validate an aarch64 profile with an invalid firstboot section: exit 2, the key named (%d)", r))
+		tap_diag("stderr: %s", err);
+	free(out), free(err);
+
+	/* show agrees with validate. */
+	r = run_env(bin, env, &out, &err, (char *[]){ "show", bad, NULL });
+	if (!tap_ok(r == 2 && strstr(err, "fb-a64-bad.json: .firstboot.tailnet.bogus") && !*out,
+		    "show of a profile with an invalid firstboot section: exit 2, the message, nothing printed (%d)", r))
+		tap_diag("stdout: %s\nstderr: %s", out, err);
+	free(out), free(err);
+	r = run_env(bin, env, &out, &err, (char *[]){ "show", good, NULL });
+	tap_ok(r == 0 && strstr(out, "\"login_server\""), "show of the valid one: exit 0, printed (%d)", r);
+	free(out), free(err);
+
+	/* No pmoves-firstboot for this machine: a clear error, not a missing profile. */
+	r = run_env(nohost_bin, env_a64, &out, &err, (char *[]){ "validate", good, NULL });
+	if (!tap_ok(r == 3 && strstr(err, "no pmoves-firstboot built for this machine") && !strstr(err, "Syntax error"),
+		    "validate without a host build of pmoves-firstboot: exit 3 (missing), said so (%d)", r))
+		tap_diag("stderr: %s", err);
+	free(out), free(err);
+}
+
+/* S has a byte a terminal may act on: C0 other than newline, DEL, C1 (as UTF-8 or a lone byte). */
+static bool has_raw_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\n') || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) ||
+		    *p == 0x9b)
+			return true;
+	return false;
+}
+
+/* Text from profile files reaches the terminal escaped: list, show, and validate's messages. */
+static void test_escaping(const char *bin)
+{
+	_cleanup_free_ char *escdir = NULL, *evil = NULL, *evil_name = NULL;
+	if (asprintf(&escdir, "%s/esc", tmp) < 0 || asprintf(&evil, "%s/esc/profiles/evil.json", tmp) < 0 ||
+	    asprintf(&evil_name, "%s/esc/profiles/x\x1b[2Jy.json", tmp) < 0 || mkdir_p(escdir, 0755) < 0)
+		abort();
+	if (access(bin, X_OK) < 0) {
+		tap_skip("escaping", "binary not built");
+		return;
+	}
+	/* C0 controls and DEL are refused in a description; a C1 control (U+009B, CSI) is not. */
+	write_at("esc/profiles/evil.json", "{\"description\":\"clear\\u009b2Jscreen\"," GOOD_DISK "}");
+	write_at("esc/profiles/badsize.json",
+		 "{\"disk\":{\"size\":\"4\\u009b]0;owned\\u0007G\",\"partitions\":[" ESP "," ROOT "]}}");
+	/* A file name with an escape sequence. */
+	if (write_file_atomic(evil_name, "{}", 2, 0644) < 0)
+		abort();
+	char *out = NULL, *err = NULL;
+	int r = run_cli(bin, escdir, &out, &err, "list", NULL);
+	if (!tap_ok(out && !has_raw_control(out) && strstr(out, "\nevil       clear\\xc2\\x9b2Jscreen\n") &&
+			    strstr(out, "\nx\\x1b[2Jy  (invalid: x\\x1b[2Jy: "),
+		    "list: names, descriptions and messages escaped (exit %d)", r))
+		tap_diag("stdout: %s", out ? out : "(null)");
+	tap_ok(err && !has_raw_control(err), "list: nothing raw on stderr");
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "list", "--json", NULL);
+	json_object *j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(out && !has_raw_control(out) && j, "list --json: valid JSON, no raw control character (exit %d)", r);
+	json_object_put(j);
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "show", evil, NULL);
+	j = out ? json_tokener_parse(out) : NULL;
+	tap_ok(r == 0 && out && !has_raw_control(out) && j &&
+		       STREQ(json_object_get_string(json_object_object_get(j, "description")),
+			     "clear\xc2\x9b" "2Jscreen"),
+	       "show: the same JSON, no raw control character (exit %d)", r);
+	json_object_put(j);
+	free(out), free(err);
+	r = run_cli(bin, escdir, &out, &err, "validate", "badsize", NULL);
+	if (!tap_ok(r == 2 && err && !has_raw_control(err) && strstr(err, "\"4\\xc2\\x9b]0;owned\\u0007G\" is not a size"),
+		    "validate: the value quoted in the message, escaped (exit %d)", r))
+		tap_diag("stderr: %s", err ? err : "(null)");
+	free(out), free(err);
+}
+
 static void test_cli(void)
 {
 	const char *build = getenv("PMOVES_BUILD");
@@ -873,6 +1030,8 @@ int main(void)
 		if (asprintf(&bin, "%s/pmoves-image", build && *build ? build : "build") < 0)
 			abort();
 		test_schema(bin);
+		test_firstboot_cli(bin);
+		test_escaping(bin);
 	}
 
 	int r = tap_done();
