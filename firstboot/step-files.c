@@ -189,14 +189,20 @@ static int each_file(json_object *section, char **ret_msg, int (*cb)(struct file
 
 static int check_one(struct file *f, void *ud)
 {
-	(void)ud;
-	return file_is_right(f);
+	char **ret_msg = ud;
+	int r = file_is_right(f);
+	if (r < 0)
+		*ret_msg = fb_strdupf("cannot read '%s': %s", f->path, strerror(-r));
+	return r;
 }
 
 static int files_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
-	return each_file(section, ret_msg, check_one, NULL);
+	int r = each_file(section, ret_msg, check_one, ret_msg);
+	if (r < 0 && !*ret_msg)
+		*ret_msg = fb_strdupf("cannot check the files: %s", strerror(-r));
+	return r;
 }
 
 struct apply_ud {
