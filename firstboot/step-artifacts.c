@@ -110,7 +110,7 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 		return fb_bad(c, "'run' is for kind 'script' only");
 	if (json_object_object_get_ex(v, "target", &x) && !strncmp(json_object_get_string(x), CACHE_DIR, strlen(CACHE_DIR)))
 		return fb_bad(c, "the target must not be in '%s'", CACHE_DIR);
-	return 0;
+	return fb_valid_special_bits(c, v);
 }
 
 /* What the vendor calls the release ("0.29.2", "2024.9.0-1"): for manifest.json and people. */
@@ -143,6 +143,7 @@ static const struct fb_field artifact_fields[] = {
 	{ "kind", FB_T_STRING, NULL, NULL, &fmt_kind, FB_REQUIRED, 0 },
 	{ "target", FB_T_STRING, NULL, NULL, &fmt_target, 0, 0 },
 	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },
+	{ "special_bits", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "run", FB_T_ARRAY, &run_elem, valid_run, NULL, 0, 32 },
 	{ "timeout", FB_T_SCALAR, NULL, NULL, &fmt_timeout, 0, 0 },
 	{ "attempts", FB_T_SCALAR, NULL, NULL, &fmt_attempts, 0, 0 },

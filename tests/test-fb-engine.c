@@ -474,7 +474,8 @@ static void test_state_names(void)
 }
 
 /* The files step's check cannot read a file (a socket where the file goes: open gives
- * ENXIO): the step fails saying which file and why, not with an empty message. */
+ * ENXIO): the step fails saying which file and why, not with an empty message. A mode with
+ * special bits is written when "special_bits" says so. */
 static void test_files_check_error(void)
 {
 	char *root = t_tree();
@@ -492,6 +493,13 @@ static void test_files_check_error(void)
 		     "files: a check that cannot read a file says which and why");
 	t_result_free(&r);
 	unlink(sock);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{\"files\": [{\"path\": \"/etc/sock\", \"content\": \"x\"}, {\"path\": \"/usr/local/bin/t\", \"content\": \"#!/bin/sh\\n\", \"mode\": \"4755\", \"special_bits\": true}],"
+		" \"steps\": {\"growfs\": {\"enabled\": false}, \"ssh\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}}");
+	r = t_run(root, NULL);
+	tap_ok(r.status == 0 && (t_stat(root, "usr/local/bin/t").st_mode & 07777) == 04755,
+	       "files: mode 4755 with \"special_bits\": true is written as asked");
+	t_result_free(&r);
 	close(fd);
 	free(sock);
 	t_cleanup(root);
