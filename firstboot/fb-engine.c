@@ -253,7 +253,10 @@ static enum fb_state run_step(struct engine *e, size_t i, const struct fb_step *
 		if (!msg)
 			msg = strdup("already done");
 	} else if (r < 0) {
+		/* A check that fails says why (the step's own message, else its error). */
 		st = FB_STATE_FAILED;
+		if (!msg)
+			msg = fb_strdupf("cannot tell whether it is done: %s", strerror(-r));
 	} else {
 		free(msg);
 		msg = NULL;

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 static const struct download_opts small = { .user_agent = FB_NAME "/" PMOVES_VERSION };
@@ -45,40 +46,10 @@ int fb_file_sha256_is(const char *path, const char *sha256)
 	return STREQ(hex, sha256);
 }
 
-static int dl_finish(const char *part, const char *path, int fd)
-{
-	if (fsync(fd) < 0)
-		return -errno;
-	_cleanup_free_ char *hp = fb_path(part), *hpath = fb_path(path);
-	if (!hp || !hpath)
-		return -ENOMEM;
-	if (fchmod(fd, 0644) < 0 || rename(hp, hpath) < 0)
-		return -errno;
-	char *slash = strrchr(hpath, '/');
-	*slash = '\0';
-	_cleanup_close_ int dfd = open(*hpath ? hpath : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		fsync(dfd);
-	return 0;
-}
-
-static int open_part(const char *part)
-{
-	_cleanup_free_ char *hp = fb_path(part);
-	if (!hp)
-		return -ENOMEM;
-	char *slash = strrchr(hp, '/');
-	*slash = '\0';
-	int r = mkdir_p(*hp ? hp : "/", 0755);
-	if (r < 0)
-		return r;
-	return fb_open(part, O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-}
-
 int fb_download(const char *url, const char *path, const char *sha256, const struct download_opts *opts,
 		char **ret_error)
 {
-	if (!path || path[0] != '/')
+	if (!path || path[0] != '/' || strlen(path) >= PATH_MAX)
 		return -EINVAL;
 	int r = url_check(url, URL_HTTPS_OR_LOCAL, ret_error);
 	if (r < 0)
@@ -86,21 +57,38 @@ int fb_download(const char *url, const char *path, const char *sha256, const str
 	r = fb_file_sha256_is(path, sha256);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	_cleanup_free_ char *part = fb_strdupf("%s.part", path);
-	if (!part)
+	/* PATH.part and the rename to PATH happen in PATH's directory opened inside the root:
+	 * a symlink in the tree cannot send the download out of it. */
+	_cleanup_free_ char *dir = strdup(path), *part = fb_strdupf("%s.part", path), *part_base = NULL;
+	if (!dir || !part)
 		return -ENOMEM;
-	_cleanup_close_ int fd = open_part(part);
+	char *slash = strrchr(dir, '/');
+	const char *base = path + (slash - dir) + 1;
+	if (!*base || STREQ(base, ".") || STREQ(base, ".."))
+		return -EINVAL;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (!(part_base = fb_strdupf("%s.part", base)))
+		return -ENOMEM;
+	_cleanup_close_ int dfd = fb_open_dir(dir, true);
+	_cleanup_close_ int fd = dfd < 0 ? dfd : openat(dfd, part_base, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
+		r = dfd < 0 ? dfd : -errno;
 		if (ret_error)
-			*ret_error = fb_strdupf("cannot open '%s': %s", part, strerror(-fd));
-		return fd;
+			*ret_error = fb_strdupf("cannot open '%s': %s", part, strerror(-r));
+		return r;
 	}
 	struct download_opts o = opts ? *opts : (struct download_opts){ 0 };
 	o.user_agent = FB_NAME "/" PMOVES_VERSION;
 	r = download_fd(fd, url, sha256, &o, ret_error);
-	if (r == 0)
-		return dl_finish(part, path, fd);
 	if (r == -EBADMSG || r == -EFBIG)
-		fb_remove(part);
-	return r;
+		unlinkat(dfd, part_base, 0);
+	if (r < 0)
+		return r;
+	if (fsync(fd) < 0 || fchmod(fd, 0644) < 0 || renameat(dfd, part_base, dfd, base) < 0)
+		return -errno;
+	fsync(dfd);
+	return 0;
 }

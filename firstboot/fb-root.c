@@ -32,6 +32,16 @@ int fb_root_set(const char *root)
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* Every path is resolved by openat2(RESOLVE_IN_ROOT) (Linux 5.6): without it there is
+	 * no way to keep a symlink in the tree from leading out of it, so no root at all. */
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	long probe = syscall(SYS_openat2, fd, ".", &how, sizeof(how));
+	if (probe < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	close((int)probe);
 	/* "/x/" and "/x" are the same tree; "/" stays "/". */
 	size_t len = strlen(root);
 	while (len > 1 && root[len - 1] == '/')
@@ -64,13 +74,6 @@ bool fb_live(void)
 	return live && STREQ(live, "1") && runner && *runner;
 }
 
-char *fb_path(const char *abs)
-{
-	if (STREQ(fb_root(), "/"))
-		return strdup(abs);
-	return fb_strdupf("%s%s", fb_root(), abs);
-}
-
 static int ensure_root(void)
 {
 	return root_fd >= 0 ? 0 : fb_root_set("/");
@@ -97,16 +100,17 @@ int fb_open(const char *abs, int flags, mode_t mode)
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, root_fd, rel(abs), &how, sizeof(how));
-	if (fd >= 0)
-		return (int)fd;
-	if (errno != ENOSYS)
-		return -errno;
-	/* Kernels before 5.6: the plain prefixed path. */
-	_cleanup_free_ char *p = fb_path(abs);
-	if (!p)
-		return -ENOMEM;
-	fd = open(p, flags | O_CLOEXEC, mode);
 	return fd < 0 ? -errno : (int)fd;
+}
+
+char *fb_fd_path(int fd, const char *abs, bool inherit)
+{
+	if (STREQ(fb_root(), "/"))
+		return strdup(abs);
+	if (inherit && fcntl(fd, F_SETFD, 0) < 0)
+		return NULL;
+	size_t n = strlen(abs);
+	return fb_strdupf("/proc/self/fd/%d%s", fd, n > 1 && abs[n - 1] == '/' ? "/" : "");
 }
 
 void fb_sync(void)
@@ -222,6 +226,21 @@ static int open_dir_create(char *abs, int depth)
 		return -errno;
 	fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+int fb_open_dir(const char *abs, bool create)
+{
+	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
+		return -EINVAL;
+	if (!create)
+		return fb_open(abs, O_RDONLY | O_DIRECTORY, 0);
+	_cleanup_free_ char *copy = strdup(abs);
+	if (!copy)
+		return -ENOMEM;
+	size_t len = strlen(copy);
+	while (len > 1 && copy[len - 1] == '/')
+		copy[--len] = '\0';
+	return open_dir_create(copy, 0);
 }
 
 static int write_all(int fd, const void *buf, size_t len)

@@ -4,10 +4,10 @@
 #include "run.h"
 #include "util.h"
 
-int fb_run_target(char *const argv[])
+int fb_run_target_capture(char *const argv[], char **ret_out)
 {
 	if (fb_live())
-		return fb_run(argv);
+		return fb_run_capture(argv, ret_out);
 	size_t n = strv_length(argv);
 	if (n == 0 || n > 1000)
 		return -EINVAL;
@@ -17,7 +17,12 @@ int fb_run_target(char *const argv[])
 	full[0] = "chroot";
 	full[1] = (char *)fb_root();
 	memcpy(full + 2, argv, n * sizeof(char *));
-	return fb_run(full);
+	return fb_run_capture(full, ret_out);
+}
+
+int fb_run_target(char *const argv[])
+{
+	return fb_run_target_capture(argv, NULL);
 }
 
 static void apt_env(void)

@@ -501,6 +501,31 @@ int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const
 	return r;
 }
 
+int fb_valid_special_bits(struct fb_check *c, json_object *obj)
+{
+	json_object *m, *allow;
+	if (!json_object_object_get_ex(obj, "mode", &m))
+		return 0;
+	const char *text = json_object_get_string(m);
+	unsigned long mode = strtoul(text, NULL, 8);
+	if (!(mode & 07000) || (json_object_object_get_ex(obj, "special_bits", &allow) && json_object_get_boolean(allow)))
+		return 0;
+	const char *names[3];
+	size_t n = 0;
+	if (mode & 04000)
+		names[n++] = "setuid";
+	if (mode & 02000)
+		names[n++] = "setgid";
+	if (mode & 01000)
+		names[n++] = "sticky";
+	size_t old = path_push(c, "mode", 0);
+	int r = fb_bad(c, "'%s' sets the %s%s%s%s%s bit%s: refused unless \"special_bits\": true", FB_SHOW(text), names[0],
+		       n > 1 ? (n > 2 ? ", " : " and ") : "", n > 1 ? names[1] : "", n > 2 ? " and " : "", n > 2 ? names[2] : "",
+		       n > 1 ? "s" : "");
+	path_pop(c, old);
+	return r;
+}
+
 int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len)
 {
 	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

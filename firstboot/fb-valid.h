@@ -153,6 +153,11 @@ fb_validator fb_valid_base64;    /* fb_base64_decode() takes it */
  * parser); also the apt repositories' and their keys'. */
 fb_validator fb_valid_download_url;
 
+/* OBJ's "mode" (fb_fmt_mode) has no setuid, setgid or sticky bit, unless OBJ has
+ * "special_bits": true: else ".mode: '4755' sets the setuid bit: refused unless ...". For
+ * the object validators of files and artifacts. */
+int fb_valid_special_bits(struct fb_check *c, json_object *obj);
+
 /* The index of the first element of array ARR whose KEY string equals an earlier one's (that
  * one's index in *ret_first), or -1 when they are all different. */
 long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first);

@@ -19,10 +19,14 @@ enum {
 };
 
 /* ---- the root (fb-root.c) ----
- * Every path the program touches is absolute as on the target ("/etc/hostname") and goes through
- * fb_open() (our own I/O: resolved inside ROOT with openat2 RESOLVE_IN_ROOT, so a symlink in
- * the tree cannot lead outside it) or fb_path() (ROOT + path as a string, for messages and for
- * external programs). */
+ * Every path the program touches is absolute as on the target ("/etc/hostname") and is
+ * resolved inside ROOT by fb_open() (openat2 RESOLVE_IN_ROOT: a symlink in the tree, absolute
+ * or "../..", cannot lead outside it); files are made and renamed with *at() calls relative to
+ * directories opened so. There is deliberately no "ROOT + path" string: an external program
+ * given one would follow the tree's symlinks from the host's root. External programs reach the
+ * tree either chrooted into it (fb_run_target(): the tree's own programs) or through a file or
+ * directory opened here and handed over as /proc/self/fd/N (fb_fd_path()).
+ * fb_root_set() fails with -ENOSYS on a kernel without openat2 (before 5.6). */
 int fb_root_set(const char *root);
 const char *fb_root(void);
 /* Make what was written under the root durable (syncfs): external commands such as ssh-keygen
@@ -33,8 +37,16 @@ void fb_sync(void);
  * PMOVES_FIRSTBOOT_RUNNER, a --root tree is taken for the running system (every command goes
  * to the stand-in runner), so tests reach the paths of a live machine. */
 bool fb_live(void);
-char *fb_path(const char *abs);
 int fb_open(const char *abs, int flags, mode_t mode);
+/* The directory ABS opened inside the root (read-only); with CREATE it and its missing parents
+ * are made first, 0755 root:root. -errno: -ENOTDIR or -ELOOP for a symlink that leads nowhere
+ * inside the root. */
+int fb_open_dir(const char *abs, bool create);
+/* The path an external program is given for FD, the file or directory ABS opened inside the
+ * root: ABS itself when the root is "/", else "/proc/self/fd/N" (a trailing '/' of ABS kept),
+ * which reaches exactly what FD is, whatever symlinks the tree holds. With INHERIT, FD is made
+ * to survive exec (close it after the program ran). NULL on failure. */
+char *fb_fd_path(int fd, const char *abs, bool inherit);
 int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len);
 /* The first line of a small file (sysfs, /proc) into BUF, without its newline; what does not
  * fit is cut. */
@@ -72,8 +84,10 @@ bool fb_dry_run(void);
 int fb_run(char *const argv[]);
 int fb_run_capture(char *const argv[], char **ret_out);
 /* ARGV as a program of the target: run as it is on the running system, as `chroot ROOT ARGV`
- * on a tree (fb-sys.c). */
+ * on a tree (fb-sys.c): the program is the tree's, and every path it is given or follows
+ * resolves inside the tree. What programs that write into the tree by path are run with. */
 int fb_run_target(char *const argv[]);
+int fb_run_target_capture(char *const argv[], char **ret_out);
 /* apt-get -y with the config files' defaults kept (--force-confdef, --force-confold), then
  * VERB and WORDS, on the target (fb_run_target), noninteractive. The exit status or -errno. */
 int fb_apt(const char *verb, char *const *words);

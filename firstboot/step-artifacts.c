@@ -6,7 +6,8 @@
  *     there by `pmoves-image build` for "bake": true, or by an earlier run) is used without the
  *     network; otherwise fb_download() fetches it (resuming NAME.part) and verifies it;
  *   - installed by kind: deb -> `dpkg -i` (chroot on a --root tree); tar -> extracted into the
- *     target directory by GNU tar after every entry name is checked to stay inside it;
+ *     target directory by GNU tar (the tree's, chrooted, on a --root tree) after every entry
+ *     name is checked to stay inside it;
  *     binary, appimage -> copied to the target path, mode 0755 unless "mode"; script -> copied
  *     to the target when one is given, and run only when "run" gives its interpreter's argv;
  *   - /var/lib/pmoves/artifacts/NAME records "SHA256 KIND" once installed: check reads it (and
@@ -109,7 +110,7 @@ static int valid_artifact(struct fb_check *c, json_object *v)
 		return fb_bad(c, "'run' is for kind 'script' only");
 	if (json_object_object_get_ex(v, "target", &x) && !strncmp(json_object_get_string(x), CACHE_DIR, strlen(CACHE_DIR)))
 		return fb_bad(c, "the target must not be in '%s'", CACHE_DIR);
-	return 0;
+	return fb_valid_special_bits(c, v);
 }
 
 /* What the vendor calls the release ("0.29.2", "2024.9.0-1"): for manifest.json and people. */
@@ -142,6 +143,7 @@ static const struct fb_field artifact_fields[] = {
 	{ "kind", FB_T_STRING, NULL, NULL, &fmt_kind, FB_REQUIRED, 0 },
 	{ "target", FB_T_STRING, NULL, NULL, &fmt_target, 0, 0 },
 	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },
+	{ "special_bits", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	{ "run", FB_T_ARRAY, &run_elem, valid_run, NULL, 0, 32 },
 	{ "timeout", FB_T_SCALAR, NULL, NULL, &fmt_timeout, 0, 0 },
 	{ "attempts", FB_T_SCALAR, NULL, NULL, &fmt_attempts, 0, 0 },
@@ -217,11 +219,12 @@ static int art_installed(const struct art *a)
 
 static int mkdir_in_root(const char *abs)
 {
-	_cleanup_free_ char *p = fb_path(abs);
-	return p ? mkdir_p(p, 0755) : -ENOMEM;
+	_cleanup_close_ int fd = fb_open_dir(abs, true);
+	return fd < 0 ? fd : 0;
 }
 
-/* The verified cache file copied to the target: temp file beside it, mode, fsync, rename. */
+/* The verified cache file copied to the target: temp file beside it, mode, fsync, rename; all
+ * in the target's directory opened inside the root. */
 static int copy_to_target(const struct art *a, char **ret_msg)
 {
 	if (fb_dry_run()) {
@@ -231,41 +234,47 @@ static int copy_to_target(const struct art *a, char **ret_msg)
 	_cleanup_free_ char *dir = strdup(a->target), *tmp = fb_strdupf("%s.pmoves-tmp", a->target);
 	if (!dir || !tmp)
 		return -ENOMEM;
-	*strrchr(dir, '/') = '\0';
-	int r = mkdir_in_root(*dir ? dir : "/");
+	char *slash = strrchr(dir, '/');
+	const char *base = a->target + (slash - dir) + 1, *tmp_base = tmp + (slash - dir) + 1;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	_cleanup_close_ int dfd = fb_open_dir(dir, true);
 	_cleanup_close_ int in = fb_open(a->cache, O_RDONLY | O_NOFOLLOW, 0);
-	if (r < 0 || in < 0) {
-		*ret_msg = fb_strdupf("artifact '%s': cannot open '%s': %s", a->name, r < 0 ? dir : a->cache, strerror(r < 0 ? -r : -in));
-		return r < 0 ? r : in;
+	if (dfd < 0 || in < 0) {
+		*ret_msg = fb_strdupf("artifact '%s': cannot open '%s': %s", a->name, dfd < 0 ? dir : a->cache,
+				      strerror(dfd < 0 ? -dfd : -in));
+		return dfd < 0 ? dfd : in;
 	}
-	_cleanup_close_ int out = fb_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+	_cleanup_close_ int out = openat(dfd, tmp_base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	struct stat st;
+	int r = 0;
 	if (out < 0 || fstat(in, &st) < 0) {
-		r = out < 0 ? out : -errno;
+		r = -errno;
 		*ret_msg = fb_strdupf("artifact '%s': cannot create '%s': %s", a->name, tmp, strerror(-r));
 		return r;
 	}
 	r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 	if (r == 0 && (fchmod(out, a->mode) < 0 || fsync(out) < 0))
 		r = -errno;
-	_cleanup_free_ char *htmp = fb_path(tmp), *htarget = fb_path(a->target);
-	if (r == 0 && (!htmp || !htarget))
-		r = -ENOMEM;
-	if (r == 0 && rename(htmp, htarget) < 0)
+	if (r == 0 && renameat(dfd, tmp_base, dfd, base) < 0)
 		r = -errno;
 	if (r < 0) {
-		fb_remove(tmp);
+		unlinkat(dfd, tmp_base, 0);
 		*ret_msg = fb_strdupf("artifact '%s': cannot install '%s': %s", a->name, a->target, strerror(-r));
+		return r;
 	}
-	return r;
+	fsync(dfd);
+	return 0;
 }
 
 /* Every entry of the tarball stays inside the target: no absolute names, no '..'. */
-static int tar_names_ok(const struct art *a, const char *file, char **ret_msg)
+static int tar_names_ok(const struct art *a, char **ret_msg)
 {
-	char *argv[] = { "tar", "-t", "-f", (char *)file, NULL };
+	char *argv[] = { "tar", "-t", "-f", a->cache, NULL };
 	_cleanup_free_ char *out = NULL;
-	int r = fb_run_capture(argv, &out);
+	int r = fb_run_target_capture(argv, &out);
 	if (r != 0) {
 		*ret_msg = fb_strdupf("artifact '%s': 'tar -t' cannot read it (exit status %d)", a->name, r);
 		return -EIO;
@@ -311,19 +320,19 @@ static int install(const struct art *a, char **ret_msg)
 		return 0;
 	}
 	if (STREQ(a->kind, "tar")) {
-		_cleanup_free_ char *file = fb_path(a->cache), *dir = fb_path(a->target);
-		if (!file || !dir)
-			return -ENOMEM;
 		if (!fb_dry_run()) {
-			if ((r = tar_names_ok(a, file, ret_msg)) < 0)
+			if ((r = tar_names_ok(a, ret_msg)) < 0)
 				return r;
 			if ((r = mkdir_in_root(a->target)) < 0) {
 				*ret_msg = fb_strdupf("artifact '%s': cannot create '%s': %s", a->name, a->target, strerror(-r));
 				return r;
 			}
 		}
-		char *argv[] = { "tar", "-x", "--no-same-owner", "--no-overwrite-dir", "-f", file, "-C", dir, NULL };
-		if ((r = fb_run(argv)) != 0) {
+		/* The tree's tar, chrooted into it on a --root tree: extracting makes paths below
+		 * the target, and symlinks already in the tree (absolute ones too) must resolve
+		 * inside it. A working directory or /proc/self/fd/N alone would not do that. */
+		char *argv[] = { "tar", "-x", "--no-same-owner", "--no-overwrite-dir", "-f", a->cache, "-C", (char *)a->target, NULL };
+		if ((r = fb_run_target(argv)) != 0) {
 			*ret_msg = fb_strdupf("artifact '%s': extracting into '%s' failed (tar exit status %d)", a->name, a->target, r);
 			return -EIO;
 		}

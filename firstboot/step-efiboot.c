@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <strings.h>
 
+#define EFIVARS "/sys/firmware/efi/efivars"
 #define ESP_MOUNT "/boot/efi"
 #define ENTRY_NAME "PMOVES"
 #define ATTR_NV_BS_RT (EFI_VARIABLE_NON_VOLATILE | EFI_VARIABLE_BOOTSERVICE_ACCESS | EFI_VARIABLE_RUNTIME_ACCESS)
@@ -87,12 +88,25 @@ static struct {
 } efi;
 
 /* Load them, once, for the root: its efivarfs directory, and the efivarfs backend only (the
- * older sysfs interface would be the host's, not the root's). */
+ * older sysfs interface would be the host's, not the root's). On a tree libefivar gets the
+ * directory opened inside the root, as /proc/self/fd/N/: it writes variables by path, and
+ * ROOT + path would follow a symlink in the tree out of it (to the host's own efivars). The
+ * directory stays open while the program runs. */
 static int efi_load(char **ret_msg)
 {
+	static int vars_fd = -1;
 	if (efi.handle)
 		return 0;
-	_cleanup_free_ char *dir = fb_path("/sys/firmware/efi/efivars/");
+	if (vars_fd < 0 && !STREQ(fb_root(), "/")) {
+		vars_fd = fb_open_dir(EFIVARS, false);
+		if (vars_fd < 0) {
+			int r = vars_fd;
+			*ret_msg = fb_strdupf("cannot open '" EFIVARS "' in the root: %s", strerror(-r));
+			vars_fd = -1;
+			return r;
+		}
+	}
+	_cleanup_free_ char *dir = fb_fd_path(vars_fd, EFIVARS "/", false);
 	if (!dir)
 		return -ENOMEM;
 	if (setenv("LIBEFIVAR_OPS", "efivarfs", 1) < 0 || setenv("EFIVARFS_PATH", dir, 1) < 0)

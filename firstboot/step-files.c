@@ -56,7 +56,7 @@ static int valid_file(struct fb_check *c, json_object *v)
 		if (mode & 077)
 			return fb_bad(c, "a secret file must not be readable by group or others (mode \"0600\" or \"0400\")");
 	}
-	return 0;
+	return fb_valid_special_bits(c, v);
 }
 
 static int valid_files(struct fb_check *c, json_object *v)
@@ -71,6 +71,7 @@ static const struct fb_field file_fields[] = {
 	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },
 	{ "owner", FB_T_STRING, NULL, valid_owner, &fmt_owner, 0, 0 },
 	{ "secret", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "special_bits", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
 	FB_FIELDS_END,
 };
 static const struct fb_field file_elem = { NULL, FB_T_OBJECT, file_fields, valid_file, NULL, FB_SECRET_OBJ, 0 };
@@ -189,14 +190,20 @@ static int each_file(json_object *section, char **ret_msg, int (*cb)(struct file
 
 static int check_one(struct file *f, void *ud)
 {
-	(void)ud;
-	return file_is_right(f);
+	char **ret_msg = ud;
+	int r = file_is_right(f);
+	if (r < 0)
+		*ret_msg = fb_strdupf("cannot read '%s': %s", f->path, strerror(-r));
+	return r;
 }
 
 static int files_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
-	return each_file(section, ret_msg, check_one, NULL);
+	int r = each_file(section, ret_msg, check_one, ret_msg);
+	if (r < 0 && !*ret_msg)
+		*ret_msg = fb_strdupf("cannot check the files: %s", strerror(-r));
+	return r;
 }
 
 struct apply_ud {

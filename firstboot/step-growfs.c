@@ -451,29 +451,39 @@ static enum fb_result growfs_apply(const struct fb_ctx *c, json_object *section,
 	}
 	char fsmsg[64] = "";
 	if (!fs_fills(&p, p.new_size)) {
-		_cleanup_free_ char *host = fb_path(d.disk), *dev = NULL, *size = NULL;
-		if (!host)
-			return FB_FAILED;
+		/* resize2fs gets the partition or image opened inside the root (fb_fd_path): given
+		 * ROOT + path it would follow a symlink in the tree to a device or file outside. */
+		_cleanup_free_ char *part = NULL, *dev = NULL, *size = NULL;
+		_cleanup_close_ int pfd = -1;
 		if (p.is_blk && d.part_dev) {
-			dev = fb_path(d.part_dev);
+			part = strdup(d.part_dev);
 		} else if (p.is_blk) {
 			/* A whole disk was given: the kernel's name of its partition N, "sda2" or
 			 * "nvme0n1p2"/"mmcblk0p2" after a name ending in a digit. */
-			size_t n = strlen(host);
-			bool digit = n > 0 && host[n - 1] >= '0' && host[n - 1] <= '9';
-			dev = fb_strdupf("%s%s%u", host, digit ? "p" : "", p.partno);
-		} else {
+			size_t n = strlen(d.disk);
+			bool digit = n > 0 && d.disk[n - 1] >= '0' && d.disk[n - 1] <= '9';
+			part = fb_strdupf("%s%s%u", d.disk, digit ? "p" : "", p.partno);
+		}
+		if (p.is_blk && part && (pfd = fb_open(part, O_PATH, 0)) < 0) {
+			*ret_msg = fb_strdupf("cannot open '%s': %s", part, strerror(-pfd));
+			return FB_FAILED;
+		}
+		if (p.is_blk && part) {
+			dev = fb_fd_path(pfd, part, true);
+		} else if (!p.is_blk) {
 			/* An image file: e2fsprogs opens "FILE?offset=N"; the size must be given. */
-			dev = fb_strdupf("%s?offset=%llu", host, (unsigned long long)p.start);
+			_cleanup_free_ char *file = fb_fd_path(fd, d.disk, true);
+			dev = file ? fb_strdupf("%s?offset=%llu", file, (unsigned long long)p.start) : NULL;
+			part = fb_strdupf("%s?offset=%llu", d.disk, (unsigned long long)p.start);
 			size = fb_strdupf("%lluK", (unsigned long long)(p.new_size / 1024));
 		}
-		if (!dev || (!p.is_blk && !size))
+		if (!dev || !part || (!p.is_blk && !size))
 			return FB_FAILED;
 		char *argv[] = { "resize2fs", dev, size, NULL };
 		r = fb_run(argv);
 		if (r != 0) {
 			*ret_msg = r < 0 ? fb_strdupf("cannot run 'resize2fs': %s", strerror(-r))
-					 : fb_strdupf("'resize2fs %s' exited with %d", dev, r);
+					 : fb_strdupf("'resize2fs %s' exited with %d", part, r);
 			return FB_FAILED;
 		}
 		/* resize2fs cuts a regular file to the new filesystem's size, not counting the

@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 
 #define INTERFACES "/etc/network/interfaces"
@@ -217,11 +218,12 @@ static char *interfaces_text(const char *bridge, const struct uplink *u)
 /* The bridge has DEV as its port and CIDR as its address (the live system, after ifreload). */
 static int bridge_up(const char *bridge, const struct uplink *u, char **ret_msg)
 {
-	_cleanup_free_ char *link = fb_strdupf("/sys/class/net/%s/master", u->dev), *master = NULL;
-	if (!link || !(master = fb_path(link)))
+	_cleanup_free_ char *dir = fb_strdupf("/sys/class/net/%s", u->dev);
+	if (!dir)
 		return -ENOMEM;
+	_cleanup_close_ int dfd = fb_open(dir, O_PATH | O_DIRECTORY, 0);
 	char target[PATH_MAX];
-	ssize_t n = readlink(master, target, sizeof(target) - 1);
+	ssize_t n = dfd < 0 ? -1 : readlinkat(dfd, "master", target, sizeof(target) - 1);
 	if (n > 0)
 		target[n] = '\0';
 	const char *base = n > 0 ? strrchr(target, '/') : NULL;

@@ -139,29 +139,21 @@ static char *fingerprints(void)
 	return buf;
 }
 
-/* The directory /etc/ssh, made 0755 when missing (a tree without openssh-server). */
-static int ensure_dir(const char *abs)
-{
-	int r = fb_exists(abs);
-	if (r != 0)
-		return r < 0 ? r : 0;
-	_cleanup_free_ char *marker = fb_strdupf("%s/.pmoves-firstboot", abs);
-	if (!marker)
-		return -ENOMEM;
-	/* fb_write makes the missing parents 0755 root:root. */
-	if ((r = fb_write(marker, "", 0, 0600, 0, 0)) < 0)
-		return r;
-	return fb_remove(marker);
-}
-
 static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
 	unsigned made = 0;
 	bool changed = false;
-	int r = ensure_dir("/etc/ssh");
-	if (r < 0) {
-		*ret_msg = fb_strdupf("cannot make '/etc/ssh': %s", strerror(-r));
+	int r;
+	/* /etc/ssh, made 0755 when missing (a tree without openssh-server). ssh-keygen writes
+	 * the two files of a key by path: on a tree it gets this directory, opened inside the
+	 * root, as /proc/self/fd/N (fb_fd_path), so a symlink in the tree (etc/ssh -> /elsewhere)
+	 * cannot send the keys out of it; both names are removed first, so it follows none. */
+	_cleanup_close_ int dfd = fb_open_dir("/etc/ssh", true);
+	_cleanup_free_ char *dir = dfd < 0 ? NULL : fb_fd_path(dfd, "/etc/ssh", true);
+	if (dfd < 0 || !dir) {
+		r = dfd < 0 ? dfd : -ENOMEM;
+		*ret_msg = fb_strdupf("cannot make '/etc/ssh' in the root: %s", strerror(-r));
 		return FB_FAILED;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(key_types); i++) {
@@ -169,7 +161,7 @@ static enum fb_result ssh_apply(const struct fb_ctx *c, json_object *section, ch
 		if (!want_type(section, type) || (r = key_present(type)) > 0)
 			continue;
 		_cleanup_free_ char *priv = key_path(type, false), *pub = key_path(type, true), *host_priv = NULL;
-		if (!priv || !pub || !(host_priv = fb_path(priv)))
+		if (!priv || !pub || !(host_priv = fb_strdupf("%s/%s", dir, strrchr(priv, '/') + 1)))
 			return FB_FAILED;
 		/* A half-made pair (a cut during ssh-keygen) is made again; ssh-keygen would ask
 		 * before overwriting. */

@@ -20,7 +20,19 @@ static const struct fb_format fmt_sysctl_value = {
 	.pattern = "^[^\x01-\x1f\x7f]*$",
 };
 
-static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, NULL, &fmt_sysctl_value, 0, 0 };
+/* json-c keeps an integer it cannot hold as the nearest it can, INT64_MIN or (above
+ * INT64_MAX) UINT64_MAX, without a word: 99999999999999999999 would be written as
+ * 18446744073709551615. Those two are refused as numbers; a string carries any value. */
+static int valid_sysctl_value(struct fb_check *c, json_object *v)
+{
+	if (!json_object_is_type(v, json_type_int))
+		return 0;
+	if (json_object_get_int64(v) == INT64_MIN || json_object_get_uint64(v) == UINT64_MAX)
+		return fb_bad(c, "the number is out of range (-9223372036854775807 to 18446744073709551614): give it as a string");
+	return 0;
+}
+
+static const struct fb_field sysctl_value = { NULL, FB_T_SCALAR, NULL, valid_sysctl_value, &fmt_sysctl_value, 0, 0 };
 static const struct fb_field sysctl_schema = { NULL, FB_T_MAP, &sysctl_value, NULL, &fmt_sysctl_key, 0, 0 };
 
 static char *sysctl_text(json_object *section)

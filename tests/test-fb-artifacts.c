@@ -3,7 +3,8 @@
  * serving files the test makes, with modes for server errors, truncated bodies, slow bodies
  * and servers that ignore Range. Every request is logged, so the tests see retries and
  * resumes. `run --root` on fixture trees; external commands go to a recording stand-in runner
- * (dpkg, chroot are recorded only; tar runs for real). */
+ * (dpkg and other chrooted commands are recorded only; tar runs for real, chrooted into trees
+ * that have the host's tar copied in). */
 #include "test-fb-lib.h"
 #include "fb-fetch.h"
 #include "hash-file.h"
@@ -122,8 +123,10 @@ static char *tree(const char *artifacts)
 static void tree_runner(const char *root)
 {
 	char *runner = t_beside(root, "runner"), *calls = t_beside(root, "calls");
-	char *script = t_strf("#!/bin/sh\n# stand-in runner: records argv; tar and gpg run for real, dpkg and the rest only recorded\n"
-			      "echo \"$*\" >> %s\ncase \"$1\" in tar|gpg) exec \"$@\";; esac\nexit 0\n",
+	char *script = t_strf("#!/bin/sh\n# stand-in runner: records argv; gpg and tar (also tar chrooted into the tree, the\n"
+			      "# tree's own: t_tree_program) run for real; dpkg and the rest only recorded\n"
+			      "echo \"$*\" >> %s\ncase \"$1\" in gpg|tar) exec \"$@\";; esac\n"
+			      "[ \"$1\" = chroot ] && [ \"$3\" = tar ] && exec \"$@\"\nexit 0\n",
 			      calls);
 	if (write_file_atomic(runner, script, strlen(script), 0755) < 0)
 		abort();
@@ -384,6 +387,8 @@ static void test_kinds(void)
 			   "]",
 			   port, tsha, port, dsha, port, ssha, port, ssha);
 	char *root = tree(cfg);
+	if (t_tree_program(root, "tar") < 0)
+		abort();
 	struct t_result r = run(root);
 	char *cp = t_beside(root, "calls"), *calls = t_read(cp, NULL);
 	free(cp);
@@ -401,6 +406,8 @@ static void test_kinds(void)
 	cfg = t_strf("[{\"name\": \"evil\", \"url\": \"http://127.0.0.1:%d/ok/evil.tar\", \"sha256\": \"%s\", \"kind\": \"tar\", \"target\": \"/opt/evil\"}]",
 		     port, esha);
 	root = tree(cfg);
+	if (t_tree_program(root, "tar") < 0)
+		abort();
 	r = run(root);
 	tap_contains(r.out, "step=artifacts state=failed artifact 'evil': the entry '../evil/x' would land outside '/opt/evil': nothing extracted",
 		     "tar: an entry outside the target is refused");
@@ -408,6 +415,58 @@ static void test_kinds(void)
 	t_result_free(&r);
 	t_cleanup(root);
 	free(cfg), free(stage), free(tarf), free(evil), free(evdir), free(p), free(q);
+}
+
+/* --root: a directory of the tree that is a symlink out of it (absolute, or "../.." up past the
+ * root) sends no write outside: not the download (fb_download's PATH.part and rename), not the
+ * copy of a binary (its directory, temp file and rename), not tar's extraction (the target
+ * made, tar -C, and a symlink already inside the target). The step writes inside the tree or
+ * fails saying what it could not make. */
+static void test_root_escape(void)
+{
+	char *stage = t_strf("%s/stage", srv), *flat = t_strf("%s/files/flat.tar", srv), tsha[65];
+	put(stage, "bin/hello", "#!/bin/sh\necho hello\n", 21, 0755);
+	char *targv[] = { "tar", "-C", stage, "--no-recursion", "-cf", flat, "bin/hello", NULL };
+	struct run_opts ro = { 0 };
+	if (run_argv(targv, &ro) != 0)
+		abort();
+	sha256_file(flat, tsha);
+	static const struct {
+		const char *link, *kind, *target, *want;
+	} cases[] = {
+		{ "var/cache/pmoves", "binary", "/usr/local/bin/tool",
+		  "state=failed artifact 'tool': cannot open '/var/cache/pmoves/artifacts/tool.part'" },
+		{ "usr/local/bin", "binary", "/usr/local/bin/tool", "state=failed artifact 'tool': cannot open '/usr/local/bin'" },
+		{ "opt", "tar", "/opt/hello", "state=failed artifact 'tool': cannot create '/opt/hello'" },
+		{ "opt/hello/bin", "tar", "/opt/hello", NULL },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+		for (int rel = 0; rel < 2; rel++) {
+			bool tar = STREQ(cases[i].kind, "tar");
+			char *cfg = t_strf("[{\"name\": \"tool\", \"url\": \"http://127.0.0.1:%d/ok/%s\", \"sha256\": \"%s\", \"kind\": \"%s\", \"target\": \"%s\"}]",
+					   port, tar ? "flat.tar" : "tool", tar ? tsha : sha, cases[i].kind, cases[i].target);
+			char *root = tree(cfg), *sentinel = t_beside(root, "sentinel");
+			if (tar && t_tree_program(root, "tar") < 0)
+				abort();
+			t_escape_link(root, cases[i].link, sentinel, rel);
+			struct t_result r = run(root);
+			tap_is_int((long long)t_dir_entries(sentinel), 0, "--root: %s %s a symlink (%s) out of the tree: nothing written outside",
+				   cases[i].kind, cases[i].link, rel ? "../.." : "absolute");
+			if (cases[i].want)
+				tap_contains(r.out, cases[i].want, "--root: %s through %s (%s): fails saying what it could not make",
+					     cases[i].kind, cases[i].link, rel ? "../.." : "absolute");
+			else {
+				char *in = t_read(root, "opt/hello/bin/hello");
+				tap_ok(strstr(r.out, "state=failed") || (in && strstr(in, "echo hello")),
+				       "--root: tar over %s (%s): extracted inside the tree or failed", cases[i].link,
+				       rel ? "../.." : "absolute");
+				free(in);
+			}
+			t_result_free(&r);
+			t_cleanup(root);
+			free(cfg), free(sentinel);
+		}
+	free(stage), free(flat);
 }
 
 static void test_schema(void)
@@ -773,7 +832,7 @@ int main(void)
 	hex_of(content, SIZE, sha);
 	hex_of(content, SIZE - 1, other_sha);
 	server_start();
-	tap_plan(53 + APT_TESTS);
+	tap_plan(69 + APT_TESTS);
 	test_good();
 	test_mismatch();
 	test_short();
@@ -782,6 +841,7 @@ int main(void)
 	test_resume();
 	test_offline();
 	test_kinds();
+	test_root_escape();
 	test_schema();
 	test_api();
 	test_https();

@@ -10,6 +10,9 @@
 #include "tap.h"
 #include "util.h"
 
+#include "run.h"
+
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
@@ -209,6 +212,89 @@ static inline char *t_tree_digest(const char *root, bool skip_state)
 	sha256_final(&tree_hash, d);
 	sha256_hex(d, hex);
 	return strdup(hex);
+}
+
+/* Copy FILE of the host (symlinks followed) to ROOT at the same path, mode 0755. 0 or -1. */
+static inline int t_copy_in(const char *root, const char *file)
+{
+	char *buf = NULL, *dst = t_strf("%s%s", root, file);
+	size_t len;
+	int r = read_file(file, 256u << 20, &buf, &len) < 0 ? -1 : 0;
+	char *slash = strrchr(dst, '/');
+	*slash = '\0';
+	mkdir_p(dst, 0755);
+	*slash = '/';
+	if (r == 0 && write_file_atomic(dst, buf, len, 0755) < 0)
+		r = -1;
+	free(buf), free(dst);
+	return r;
+}
+
+/* The host's program PROG and the shared libraries `ldd` lists for it, copied into ROOT at the
+ * same paths: `chroot ROOT PROG` then runs it, as a program of the tree (an image has its own).
+ * 0, or -1 when PROG or ldd is missing. */
+static inline int t_tree_program(const char *root, const char *prog)
+{
+	char *path = NULL, *out = NULL;
+	if (find_program(prog, &path) < 0)
+		return -1;
+	char *argv[] = { "ldd", path, NULL };
+	struct run_opts o = { .capture = &out };
+	int r = run_argv(argv, &o) == 0 && t_copy_in(root, path) == 0 ? 0 : -1;
+	/* "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)", "\t/lib64/ld-linux-x86-64.so.2 (0x...)" */
+	for (char *p = out; r == 0 && p && (p = strchr(p, '/'));) {
+		size_t n = strcspn(p, " \t\n");
+		char *lib = strndup(p, n);
+		if (p[-1] == ' ' || p[-1] == '\t')
+			r = t_copy_in(root, lib);
+		free(lib);
+		p += n;
+	}
+	free(path), free(out);
+	return r;
+}
+
+/* A symlink at ROOT/REL to the directory SENTINEL outside the tree: by its absolute path, or
+ * with RELATIVE as "../../.." up out of the tree (one more ".." than REL is deep), which
+ * RESOLVE_IN_ROOT stops at the root. The sentinel is made empty. */
+static inline void t_escape_link(const char *root, const char *rel, const char *sentinel, bool relative)
+{
+	rm_rf(sentinel);
+	mkdir_p(sentinel, 0755);
+	char *link = t_strf("%s/%s", root, rel), *target = NULL;
+	char *slash = strrchr(link, '/');
+	*slash = '\0';
+	mkdir_p(link, 0755);
+	*slash = '/';
+	rm_rf(link);
+	if (relative) {
+		size_t depth = t_count(rel, "/") + 1;
+		target = strdup("");
+		for (size_t i = 0; i < depth; i++) {
+			char *t = t_strf("%s../", target);
+			free(target);
+			target = t;
+		}
+		char *t = t_strf("%s%s", target, strrchr(sentinel, '/') + 1);
+		free(target);
+		target = t;
+	} else
+		target = strdup(sentinel);
+	if (symlink(target, link) < 0)
+		abort();
+	free(link), free(target);
+}
+
+/* Entries in the directory DIR (0 for an empty or missing one). */
+static inline size_t t_dir_entries(const char *dir)
+{
+	size_t n = 0;
+	DIR *d = opendir(dir);
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += !STREQ(de->d_name, ".") && !STREQ(de->d_name, "..");
+	if (d)
+		closedir(d);
+	return n;
 }
 
 static inline void t_cleanup(char *root)

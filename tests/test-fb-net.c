@@ -724,11 +724,32 @@ static void test_rustdesk(void)
 	t_cleanup(root);
 }
 
+/* --root: the auth key file's directory a symlink out of the tree (absolute, or "../.."): the
+ * key is not written outside; the step fails saying so. */
+static void test_tailnet_key_escape(void)
+{
+	for (int rel = 0; rel < 2; rel++) {
+		char *root = net_tree("{\"login_server\": \"https://hs.example.org\", \"auth_key\": \"" KEY "\"}");
+		char *sentinel = t_beside(root, "sentinel");
+		t_escape_link(root, "var/lib/pmoves/tailnet", sentinel, rel);
+		struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+		const char *how = rel ? "../.." : "absolute";
+		tap_is_int((long long)t_dir_entries(sentinel), 0, "--root: the tailnet key's directory a symlink (%s) out of the tree: no key outside", how);
+		tap_contains(r.out, "step=tailnet state=failed cannot write '/var/lib/pmoves/tailnet/auth.key': ",
+			     "--root: tailnet key through a symlink (%s): fails saying so", how);
+		tap_ok(!leaked(root, &r), "--root: tailnet key through a symlink (%s): the key in no output", how);
+		t_result_free(&r);
+		free(sentinel);
+		t_cleanup(root);
+	}
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
 		tap_skip_all("needs root to make the test trees' files root-owned");
 	test_tailnet_join();
+	test_tailnet_key_escape();
 	test_tailnet_unreachable();
 	test_tailnet_booting();
 	test_tailnet_tree();

@@ -4,6 +4,7 @@
  * (on image files, "FILE?offset=N"), sgdisk, sfdisk, mke2fs, dumpe2fs; systemctl is the
  * recording stand-in. */
 #include "test-fb-lib.h"
+#include "hash-file.h"
 #include "run.h"
 
 #include <endian.h>
@@ -271,8 +272,10 @@ static void test_ssh(void)
 	char *dropin = t_read(root, "etc/ssh/sshd_config.d/50-pmoves.conf");
 	tap_contains(dropin, "\nPasswordAuthentication no\n", "ssh: the sshd drop-in");
 	char *c = calls(root);
-	char *argv = t_strf("ssh-keygen -q -N  -t ed25519 -f %s/etc/ssh/ssh_host_ed25519_key\n", root);
-	tap_contains(c, argv, "ssh: ssh-keygen through the runner");
+	/* On a tree ssh-keygen gets /etc/ssh opened inside the root, as /proc/self/fd/N. */
+	char *line = strstr(c, "ssh-keygen -q -N  -t ed25519 -f /proc/self/fd/"), *argv = line ? strndup(line, strcspn(line, "\n")) : NULL;
+	tap_ok(argv && strstr(argv, "/ssh_host_ed25519_key") && argv[strlen(argv) - 1] == 'y',
+	       "ssh: ssh-keygen through the runner, given the directory opened inside the root");
 	tap_ok(!strstr(c, "reload"), "ssh: no sshd reload on a tree");
 	free(argv), free(c), free(dropin);
 	t_result_free(&r);
@@ -375,8 +378,9 @@ static void test_growfs(void)
 	tap_is_int(last_sector(img, 2), 260095, "growfs: partition 2 ends at the last whole MiB before the backup GPT");
 	tap_is_int(last_sector(img, 1), 18431, "growfs: partition 1 unchanged");
 	tap_is_int(ext4_bytes(img, 9437184), (260095 - 18432 + 1) * 512ull, "growfs: the ext4 filesystem fills the partition (real resize2fs)");
-	char *c = calls(root), *want = t_strf("resize2fs %s?offset=9437184 120832K\n", img);
-	tap_contains(c, want, "growfs: resize2fs through the runner, with the offset syntax on an image file");
+	char *c = calls(root), *line = strstr(c, "resize2fs /proc/self/fd/"), *want = line ? strndup(line, strcspn(line, "\n")) : NULL;
+	tap_ok(want && strstr(want, "?offset=9437184 120832K"),
+	       "growfs: resize2fs through the runner, given the image opened inside the root, with the offset syntax");
 	free(want), free(c);
 	t_result_free(&r);
 	char *p = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
@@ -630,6 +634,87 @@ static void test_schema(void)
 	t_cleanup(root);
 }
 
+/* ---- --root and symlinks out of the tree ---- */
+
+static char *file_digest(const char *path)
+{
+	char hex[65];
+	return sha256_file(path, hex) < 0 ? strdup("(none)") : strdup(hex);
+}
+
+/* /etc/ssh a symlink out of the tree (absolute, or "../.."): ssh-keygen writes nothing there. */
+static void test_root_escape_ssh(void)
+{
+	for (int rel = 0; rel < 2; rel++) {
+		char *root = tree("{\"steps\": {\"growfs\": {\"enabled\": false}, \"efiboot\": {\"enabled\": false}}}");
+		char *sentinel = t_beside(root, "sentinel");
+		t_escape_link(root, "etc/ssh", sentinel, rel);
+		struct t_result r = t_run(root, NULL);
+		const char *how = rel ? "../.." : "absolute";
+		tap_is_int((long long)t_dir_entries(sentinel), 0, "--root: etc/ssh a symlink (%s) out of the tree: no host key outside", how);
+		tap_ok(strstr(r.out, "step=ssh state=failed cannot make '/etc/ssh' in the root: ") ||
+			       (strstr(r.out, "step=ssh state=ok") && t_exists(root, "etc/ssh/ssh_host_ed25519_key")),
+		       "--root: ssh through a symlink (%s): keys inside the tree, or fails saying so", how);
+		t_result_free(&r);
+		free(sentinel);
+		t_cleanup(root);
+	}
+}
+
+/* The image's directory a symlink that the root resolves to a directory inside the tree but
+ * the host to one outside, holding an image of its own: resize2fs grows the tree's image, the
+ * one outside is left as it was. */
+static void test_root_escape_growfs(void)
+{
+	if (!have_tools) {
+		tap_skip("growfs through a symlink", "sgdisk, sfdisk or mke2fs missing");
+		return;
+	}
+	for (int rel = 0; rel < 2; rel++) {
+		char *root = tree("{\"growfs\": {\"device\": \"/images/disk.img\"}, \"steps\": {\"ssh\": {\"enabled\": false}}}");
+		char *outside = t_beside(root, "sentinel"), *victim = t_strf("%s/disk.img", outside);
+		t_escape_link(root, "images", outside, rel);
+		/* Where the root resolves the link: ROOT + its absolute target, or ROOT/sentinel. */
+		char *inside = rel ? t_strf("%s/sentinel", root) : t_strf("%s%s", root, outside), *img = t_strf("%s/disk.img", inside);
+		mkdir_p(inside, 0755);
+		if (gpt_image(img, true) != 0 || gpt_image(victim, true) != 0)
+			abort();
+		char *before = file_digest(victim);
+		struct t_result r = t_run(root, NULL);
+		char *after = file_digest(victim);
+		const char *how = rel ? "../.." : "absolute";
+		tap_is_str(after, before, "--root: growfs through a symlink (%s): the image outside the tree is not touched", how);
+		tap_ok(strstr(r.out, "step=growfs state=ok partition 2 of '/images/disk.img' 40.0 MiB -> 118.0 MiB, ext4 grown") &&
+			       ext4_bytes(img, 9437184) == (260095 - 18432 + 1) * 512ull,
+		       "--root: growfs through a symlink (%s): the tree's image and its filesystem grown", how);
+		t_result_free(&r);
+		free(before), free(after), free(outside), free(victim), free(inside), free(img);
+		t_cleanup(root);
+	}
+}
+
+/* The efivars directory a symlink out of the tree: no variable written outside. */
+static void test_root_escape_efiboot(void)
+{
+	if (!have_tools) {
+		tap_skip("efiboot through a symlink", "sgdisk missing");
+		return;
+	}
+	for (int rel = 0; rel < 2; rel++) {
+		char *root = efi_tree(), *sentinel = t_beside(root, "sentinel"), *vars = t_strf("%s/sys/firmware/efi/efivars", root);
+		rm_rf(vars);
+		t_escape_link(root, "sys/firmware/efi/efivars", sentinel, rel);
+		struct t_result r = t_run(root, NULL);
+		const char *how = rel ? "../.." : "absolute";
+		tap_is_int((long long)t_dir_entries(sentinel), 0, "--root: efivars a symlink (%s) out of the tree: no variable written outside", how);
+		tap_contains(r.out, "step=efiboot state=failed cannot open '/sys/firmware/efi/efivars' in the root: ",
+			     "--root: efiboot through a symlink (%s): fails saying so", how);
+		t_result_free(&r);
+		free(sentinel), free(vars);
+		t_cleanup(root);
+	}
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -644,6 +729,9 @@ int main(void)
 	test_ssh();
 	test_growfs();
 	test_efiboot();
+	test_root_escape_ssh();
+	test_root_escape_growfs();
+	test_root_escape_efiboot();
 	test_schema();
 	return tap_done();
 }
