@@ -1,0 +1,115 @@
+/* Fuzz harness: pmoves-firstboot's config (firstboot/fb-config.c, fb-report.c): reading,
+ * parsing and checking each source against the schema, merging them, the merged check, the
+ * scrubber (secrets out of the config, device.json's scrubbed copy, the state hash) and the
+ * redaction of messages and status.json.
+ *
+ * Input: ETC %% DEVICE %% FW_CFG %% MESSAGE. The first three are written where fb_config_load()
+ * reads them under a private --root (etc/pmoves/firstboot.json, boot/efi/pmoves/device.json,
+ * the fw_cfg file); a part the input does not give is removed (that source is absent). No
+ * proc/cmdline is written: no URL is ever fetched. Then, with the secrets the loader found,
+ * every part, the merged config and MESSAGE go through fb_redact() and status.json: what a
+ * secret-holding config can put on the console. Checked: no secret that the loader collected
+ * is left in a redacted text, unless the secret is itself part of the placeholder
+ * "(secret)". */
+#include "fb-config.h"
+#include "fb-report.h"
+#include "firstboot.h"
+#include "fuzz.h"
+
+#include <json-c/json.h>
+
+static const char *const sources[] = {
+	"etc/pmoves/firstboot.json",
+	"boot/efi/pmoves/device.json",
+	"sys/firmware/qemu_fw_cfg/by_name/opt/ai.pmoves/device.json/raw",
+};
+
+static const char *root;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	root = fuzz_tmpdir();
+	/* Nothing may be run: no live system, no runner. */
+	unsetenv("PMOVES_FIRSTBOOT_LIVE");
+	unsetenv("PMOVES_FIRSTBOOT_RUNNER");
+	int r = fb_root_set(root);
+	if (r < 0)
+		fuzz_die("fb_root_set", r);
+	return 0;
+}
+
+/* TEXT redacted: no collected secret left in it (the placeholder's own substrings aside). */
+static void redact_check(char *const *secrets, const char *text)
+{
+	char *out = fb_redact(text);
+	if (!out)
+		abort();
+	for (char *const *s = secrets; s && *s; s++) {
+		if (**s && strstr(out, *s) && !strstr("(secret)(secret)", *s)) {
+			fprintf(stderr, "fuzz: secret '%s' left in redacted text '%s'\n", *s, out);
+			abort();
+		}
+	}
+	free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_part parts[4];
+	size_t n = fuzz_split(data, size, parts, 4);
+	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
+		if (i < n)
+			fuzz_write(root, sources[i], parts[i].data, parts[i].len);
+		else
+			fuzz_unlink(root, sources[i]);
+	}
+
+	struct fb_config c = { 0 };
+	int r = fb_config_load(&c);
+	if (fuzz_verbose())
+		fprintf(stderr, "fuzz fb-config: %s, %zu secrets\n", r == 0 ? "valid" : c.error ? c.error : strerror(-r),
+			strv_length(c.secrets));
+	if (r == 0 && (!c.merged || c.error))
+		abort();
+	if (r < 0 && r != -ENOMEM && !c.error)
+		abort(); /* an invalid config always says why */
+
+	if (r == 0) {
+		char hex[65];
+		if (fb_config_hash(c.merged, hex) < 0 || strlen(hex) != 64)
+			abort();
+		/* What the engine writes back to the boot partition. */
+		if (c.device) {
+			json_object *copy = NULL;
+			if (json_object_deep_copy(c.device, &copy, NULL) < 0)
+				abort();
+			(void)fb_config_scrub(copy, NULL);
+			(void)json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PRETTY);
+			json_object_put(copy);
+		}
+	}
+
+	fb_report_set_secrets(c.secrets);
+	for (size_t i = 0; i < n; i++) {
+		char *text = strndup((const char *)parts[i].data, parts[i].len);
+		if (!text)
+			abort();
+		redact_check(c.secrets, text);
+		if (i == 3 || i == n - 1) {
+			struct fb_step_status st = { .name = "files", .state = FB_STATE_FAILED, .message = text };
+			struct fb_status s = { .status = FB_STATE_FAILED, .config_error = c.error, .steps = &st, .n_steps = 1 };
+			char *json = fb_status_json(&s);
+			if (!json)
+				abort();
+			free(json);
+		}
+		free(text);
+	}
+	if (c.merged)
+		redact_check(c.secrets, json_object_to_json_string_ext(c.merged, JSON_C_TO_STRING_PLAIN));
+	fb_report_set_secrets(NULL);
+	fb_config_done(&c);
+	return 0;
+}
