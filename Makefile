@@ -200,7 +200,7 @@ fuzz: deps
 	$(Q)mkdir -p $(FUZZ_BUILD)
 	$(Q)printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return d && n; }\n' | \
 		$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(FUZZ_BUILD)/probe 2>$(FUZZ_BUILD)/probe.log || \
-		{ echo "make fuzz: '$(FUZZ_CC)' cannot link a libFuzzer program (its fuzzer runtime, libclang_rt.fuzzer, is missing: make deps installs libclang-rt-14-dev; see $(FUZZ_BUILD)/probe.log)" >&2; exit 3; }
+		{ echo "make fuzz: '$(FUZZ_CC)' cannot link a libFuzzer program: is it clang with its fuzzer runtime, libclang_rt.fuzzer? (make deps installs clang and libclang-rt-14-dev; the compiler said: $(FUZZ_BUILD)/probe.log)" >&2; exit 3; }
 	$(Q)$(MAKE) --no-print-directory FUZZ=1 CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-programs
 	$(Q)sh tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
