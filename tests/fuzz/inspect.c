@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct inspect_report *rep = NULL;
 	r = inspect_compare_manifest(img, &rep);
 	if (fuzz_verbose())
-		fprintf(stderr, "fuzz inspect: manifest %s, %zu mismatches\n", r < 0 ? strerror(-r) : rep->present ? "compared" : "absent",
-			rep ? rep->n_mismatches : 0);
+		fprintf(stderr, "fuzz inspect: manifest %s, %zu mismatches\n",
+			r < 0 ? strerror(-r) : rep->present ? "compared" : "absent", rep ? rep->n_mismatches : 0);
 	inspect_print_text(img, rep, null_out);
 	struct json_object *j = NULL;
 	if (inspect_to_json(img, rep, &j) == 0) {
