@@ -202,6 +202,11 @@ fuzz: deps
 		$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(FUZZ_BUILD)/probe 2>$(FUZZ_BUILD)/probe.log || \
 		{ echo "make fuzz: '$(FUZZ_CC)' cannot link a libFuzzer program: is it clang with its fuzzer runtime, libclang_rt.fuzzer? (make deps installs clang and libclang-rt-14-dev; the compiler said: $(FUZZ_BUILD)/probe.log)" >&2; exit 3; }
 	$(Q)$(MAKE) --no-print-directory FUZZ=1 CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-programs
+	@# Dictionaries from the two schemas (the validators' own tables): the keys and values they know.
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/pmoves-image $(BUILD)/pmoves-firstboot
+	$(Q)mkdir -p $(FUZZ_BUILD)/fuzz-dict
+	$(Q)$(BUILD)/pmoves-image schema | python3 tools/fuzz-dict.py >$(FUZZ_BUILD)/fuzz-dict/profile.dict
+	$(Q)$(BUILD)/pmoves-firstboot schema | python3 tools/fuzz-dict.py >$(FUZZ_BUILD)/fuzz-dict/fb-config.dict
 	$(Q)sh tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Set-up on a fresh Debian 12 machine: installs what is missing, does nothing otherwise.

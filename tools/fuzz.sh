@@ -4,7 +4,8 @@
 # FUZZ_TARGETS; FUZZ_ARGS adds libFuzzer options). docs/fuzzing.md says what each harness covers.
 #
 # Each harness NAME reads its corpus tests/fuzz/NAME/ (seeds and past crashes; not written)
-# and BUILD/fuzz-corpus/NAME/ (what earlier runs found; new inputs go there). A crash, leak,
+# and BUILD/fuzz-corpus/NAME/ (what earlier runs found; new inputs go there), with a
+# dictionary when there is one (below). A crash, leak,
 # timeout or out-of-memory stops that harness: the input is saved as
 # BUILD/fuzz-artifacts/NAME/crash-* (timeout-*, leak-*, oom-*), the next harness runs, and the
 # exit status is 1. The full output is in BUILD/fuzz-log/NAME.log.
@@ -34,7 +35,12 @@ for name in "$@"; do
 	profile | fb-config) max_len=16384 ;;
 	*) max_len=65536 ;;
 	esac
-	mkdir -p "$corpus" "$artifacts" "$(dirname "$log")" "$tmp"
+	mkdir -p "$corpus" "$artifacts" "$(dirname "$log")" "$tmp" "$build/fuzz-dict"
+	# The dictionary: what make made from a schema (BUILD/fuzz-dict/NAME.dict) and
+	# tests/fuzz/NAME.dict.
+	dict=$build/fuzz-dict/$name.all.dict
+	cat "$build/fuzz-dict/$name.dict" "tests/fuzz/$name.dict" >"$dict" 2>/dev/null
+	[ -s "$dict" ] && dict_opt=-dict=$dict || dict_opt=
 	touch "$log.start"
 	echo "fuzz: $name for $seconds s (log: $log)"
 	# One process, one core (no -jobs/-workers: they start more). -close_fd_mask=3: the
@@ -42,7 +48,7 @@ for name in "$@"; do
 	# shellcheck disable=SC2086
 	TMPDIR=$tmp PMOVES_SRCDIR=. "$prog" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
 		-max_len="$max_len" -close_fd_mask=3 -print_final_stats=1 -artifact_prefix="$artifacts/" \
-		${FUZZ_ARGS-} "$corpus" "$seeds" >"$log" 2>&1
+		$dict_opt ${FUZZ_ARGS-} "$corpus" "$seeds" >"$log" 2>&1
 	status=$?
 	rm -rf "$tmp"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
