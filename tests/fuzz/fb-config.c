@@ -3,14 +3,17 @@
  * scrubber (secrets out of the config, device.json's scrubbed copy, the state hash) and the
  * redaction of messages and status.json.
  *
- * Input: ETC %% DEVICE %% FW_CFG %% MESSAGE. The first three are written where fb_config_load()
+ * Input: ETC %% DEVICE %% FW_CFG %% MESSAGE [%% SECRETS]. The first three are written where fb_config_load()
  * reads them under a private --root (etc/pmoves/firstboot.json, boot/efi/pmoves/device.json,
  * the fw_cfg file); a part the input does not give is removed (that source is absent). No
  * proc/cmdline is written: no URL is ever fetched. Then, with the secrets the loader found,
  * every part, the merged config and MESSAGE go through fb_redact() and status.json: what a
  * secret-holding config can put on the console. Checked: no secret that the loader collected
  * is left in a redacted text, unless the secret is itself part of the placeholder
- * "(secret)". */
+ * "(secret)". With SECRETS (one a line), fb_redact() also runs on MESSAGE with exactly those:
+ * any secrets, valid config or not (empty ones, one character, substrings of each other or of
+ * the placeholder); checked the same way for the secrets of letters and digits (others can
+ * appear around the placeholder, "t)" for one). */
 #include "fb-config.h"
 #include "fb-report.h"
 #include "firstboot.h"
@@ -40,13 +43,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* TEXT redacted: no collected secret left in it (the placeholder's own substrings aside). */
-static void redact_check(char *const *secrets, const char *text)
+#define SECRETS_MAX 16
+
+/* TEXT redacted: no secret left in it (the placeholder's own substrings aside; with
+ * ALNUM_ONLY, only secrets of letters, digits, '-' and '_' are checked). */
+static void redact_check(char *const *secrets, const char *text, bool alnum_only)
 {
 	char *out = fb_redact(text);
 	if (!out)
 		abort();
 	for (char *const *s = secrets; s && *s; s++) {
+		if (alnum_only && strspn(*s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(*s))
+			continue;
 		if (**s && strstr(out, *s) && !strstr("(secret)(secret)", *s)) {
 			fprintf(stderr, "fuzz: secret '%s' left in redacted text '%s'\n", *s, out);
 			abort();
@@ -57,8 +65,8 @@ static void redact_check(char *const *secrets, const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_part parts[4];
-	size_t n = fuzz_split(data, size, parts, 4);
+	struct fuzz_part parts[5];
+	size_t n = fuzz_split(data, size, parts, 5);
 	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
 		if (i < n)
 			fuzz_write(root, sources[i], parts[i].data, parts[i].len);
@@ -92,11 +100,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	fb_report_set_secrets(c.secrets);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < 4; i++) {
 		char *text = strndup((const char *)parts[i].data, parts[i].len);
 		if (!text)
 			abort();
-		redact_check(c.secrets, text);
+		redact_check(c.secrets, text, false);
 		if (i == 3 || i == n - 1) {
 			struct fb_step_status st = { .name = "files", .state = FB_STATE_FAILED, .message = text };
 			struct fb_status s = { .status = FB_STATE_FAILED, .config_error = c.error, .steps = &st, .n_steps = 1 };
@@ -108,8 +116,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(text);
 	}
 	if (c.merged)
-		redact_check(c.secrets, json_object_to_json_string_ext(c.merged, JSON_C_TO_STRING_PLAIN));
+		redact_check(c.secrets, json_object_to_json_string_ext(c.merged, JSON_C_TO_STRING_PLAIN), false);
 	fb_report_set_secrets(NULL);
 	fb_config_done(&c);
+
+	if (n == 5) {
+		char *list = strndup((const char *)parts[4].data, parts[4].len);
+		char *message = strndup((const char *)parts[3].data, parts[3].len);
+		char *secrets[SECRETS_MAX + 1] = { NULL };
+		size_t k = 0;
+		if (!list || !message)
+			abort();
+		for (char *p = list; k < SECRETS_MAX; p++) {
+			secrets[k++] = p;
+			if (!(p = strchr(p, '\n')))
+				break;
+			*p = '\0';
+		}
+		fb_report_set_secrets(secrets);
+		redact_check(secrets, message, true);
+		fb_report_set_secrets(NULL);
+		free(message);
+		free(list);
+	}
 	return 0;
 }
