@@ -17,6 +17,14 @@
 #define SECONDS_MAX 30 /* per input: a hang is a failure */
 #define LOG_TAIL 3000  /* bytes of a failed input's output shown */
 
+/* Interrupted (Ctrl-C, prove killed): the child is killed and the temp directories removed. */
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	stop = sig;
+}
+
 static int select_input(const struct dirent *e)
 {
 	return e->d_name[0] != '.' && !STREQ(e->d_name, "README");
@@ -39,6 +47,9 @@ static int replay(const char *path, const char *log)
 		return -errno;
 	}
 	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || dup2(fd, 1) < 0 || (!fuzz_verbose() && dup2(fd, 2) < 0))
 			_exit(125);
@@ -51,9 +62,14 @@ static int replay(const char *path, const char *log)
 	}
 	free(buf);
 	int status;
-	while (waitpid(pid, &status, 0) < 0)
+	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return -errno;
+		if (stop)
+			kill(pid, SIGKILL);
+	}
+	if (stop)
+		return -EINTR;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
@@ -103,6 +119,10 @@ int main(int argc, char **argv)
 		}
 	}
 
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: waitpid returns */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	LLVMFuzzerInitialize(&argc, &argv);
 	char log[PATH_MAX];
 	fuzz_pathf(log, "%s/replay.log", fuzz_tmpdir());
@@ -114,6 +134,10 @@ int main(int argc, char **argv)
 		else
 			fuzz_pathf(path, "%s", argv[i + 1]);
 		int r = replay(path, log);
+		if (stop) {
+			printf("Bail out! interrupted by signal %d\n", (int)stop);
+			exit(128 + stop); /* atexit: the temp directories go */
+		}
 		tap_ok(r == 0, "%s: %s", name, argc < 2 ? list[i]->d_name : path);
 		if (argc < 2)
 			free(list[i]);
