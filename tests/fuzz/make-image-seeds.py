@@ -4,7 +4,8 @@
 A seed is HEAD %% TAIL [%% MANIFEST] (tests/fuzz/fuzz.h): the harness makes a 4 MiB image of
 zeros with HEAD at its start and TAIL at its end. The tables are built here byte by byte (so
 that odd ones can be made: overlapping, past the end, damaged); the filesystems' first sectors
-come from the real mkfs.vfat and mke2fs. Run from the top of the tree:
+come from the real mkfs.vfat and mke2fs (mkfs.vfat stamps the volume label entry with the
+current time: those seeds differ from run to run). Run from the top of the tree:
     python3 tests/fuzz/make-image-seeds.py
 Seeds are a few KB each; what fuzzing finds later goes beside them."""
 import os
@@ -136,7 +137,7 @@ def main():
     ]
     head, tail = gpt(odd)
     seed("gpt-overlap", head, tail)
-    beyond = [(LINUX, "11111111-2222-3333-4444-555555555558", 100, 5000, 0, "big")]
+    beyond = [(LINUX, "11111111-2222-3333-4444-555555555558", 100, 20000, 0, "big")]
     head, tail = gpt(beyond)
     seed("gpt-beyond-end", head, tail)
 
