@@ -24,6 +24,12 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib -Ibuilder -DPMOVES_VERSION='"$(PMOVES_VERSION)"'
 	$(shell pkg-config --cflags $(PKGS) $(DL_PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 
+# FUZZ=1: the objects for libFuzzer harnesses (make fuzz sets it, with CC=clang).
+ifeq ($(FUZZ),1)
+BUILD ?= build-fuzz
+CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+endif
+
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -50,6 +56,18 @@ FIRSTBOOT_LIB_OBJ := $(filter-out $(BUILD)/firstboot/main.o,$(FIRSTBOOT_OBJ))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 # tests/test-fb-*.c test pmoves-firstboot; the others pmoves-image.
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
+# Fuzz harnesses tests/fuzz/NAME.c (docs/fuzzing.md): fb-* exercise pmoves-firstboot, the
+# others pmoves-image. `make check` replays each one's corpus tests/fuzz/NAME/ with our own
+# driver (tests/fuzz/replay.c) as $(BUILD)/tests/fuzz-replay-NAME.t; `make fuzz` builds them
+# with libFuzzer as $(FUZZ_BUILD)/fuzz/NAME and runs each for FUZZ_SECONDS.
+FUZZ_NAMES := $(sort $(basename $(notdir $(filter-out tests/fuzz/replay.c,$(wildcard tests/fuzz/*.c)))))
+FUZZ_REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%.t)
+FUZZ_FB_REPLAY_BIN := $(filter $(BUILD)/tests/fuzz-replay-fb-%,$(FUZZ_REPLAY_BIN))
+FUZZ_BIN := $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 180
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
 PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot)
 
 # pmoves-firstboot as it goes into images: $(BUILD)/target/ARCH/pmoves-firstboot and its units,
@@ -149,8 +167,49 @@ $(FB_TEST_BIN): $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libfirstboot.a $
 
 $(BUILD)/tests/%.o: CPPFLAGS += -Itests
 $(BUILD)/tests/test-fb-%.o: CPPFLAGS += -Ifirstboot
+$(BUILD)/tests/fuzz/fb-%.o: CPPFLAGS += -Ifirstboot
 
-tests: $(TEST_BIN)
+$(filter-out $(FUZZ_FB_REPLAY_BIN),$(FUZZ_REPLAY_BIN)): $(BUILD)/tests/fuzz-replay-%.t: \
+		$(BUILD)/tests/fuzz/replay.o $(BUILD)/tests/fuzz/%.o $(BUILD)/libbuilder.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(FUZZ_FB_REPLAY_BIN): $(BUILD)/tests/fuzz-replay-%.t: \
+		$(BUILD)/tests/fuzz/replay.o $(BUILD)/tests/fuzz/%.o $(BUILD)/libfirstboot.a $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: $(TEST_BIN) $(FUZZ_REPLAY_BIN)
+
+# libFuzzer programs (FUZZ=1 CC=clang): the harness, libFuzzer's main and the sanitizers.
+$(filter-out $(BUILD)/fuzz/fb-%,$(FUZZ_BIN)): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libbuilder.a $(BUILD)/libpmoves.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(filter $(BUILD)/fuzz/fb-%,$(FUZZ_BIN)): $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libfirstboot.a $(BUILD)/libpmoves.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-programs: $(FUZZ_BIN)
+
+# clang and its fuzzer runtime (make deps installs both), then each harness in turn for
+# FUZZ_SECONDS on one core (tools/fuzz.sh). FUZZ_TARGETS="profile inspect" runs some only.
+fuzz: deps
+	$(Q)command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+		{ echo "make fuzz: '$(FUZZ_CC)' is not installed (make deps installs clang; or set FUZZ_CC)" >&2; exit 3; }
+	$(Q)mkdir -p $(FUZZ_BUILD)
+	$(Q)printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return d && n; }\n' | \
+		$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o $(FUZZ_BUILD)/probe 2>$(FUZZ_BUILD)/probe.log || \
+		{ echo "make fuzz: '$(FUZZ_CC)' cannot link a libFuzzer program: is it clang with its fuzzer runtime, libclang_rt.fuzzer? (make deps installs clang and libclang-rt-14-dev; the compiler said: $(FUZZ_BUILD)/probe.log)" >&2; exit 3; }
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) fuzz-programs
+	@# Dictionaries from the two schemas (the validators' own tables): the keys and values they know.
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/pmoves-image $(BUILD)/pmoves-firstboot
+	$(Q)mkdir -p $(FUZZ_BUILD)/fuzz-dict
+	$(Q)$(BUILD)/pmoves-image schema | python3 tools/fuzz-dict.py >$(FUZZ_BUILD)/fuzz-dict/profile.dict
+	$(Q)$(BUILD)/pmoves-firstboot schema | python3 tools/fuzz-dict.py >$(FUZZ_BUILD)/fuzz-dict/fb-config.dict
+	$(Q)sh tools/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Set-up on a fresh Debian 12 machine: installs what is missing, does nothing otherwise.
 deps:
@@ -160,7 +219,7 @@ deps:
 # that deps installs are only seen by a new make.
 check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(sort $(wildcard tests/e2e/*.t))
+	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(sort $(wildcard tests/e2e/*.t))
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -182,13 +241,15 @@ install: all
 	$(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot schema >$(DESTDIR)$(DATADIR)/schema/firstboot.schema.json)
 
 clean:
-	rm -rf build build-san pmoves-image
+	rm -rf build build-san $(FUZZ_BUILD) pmoves-image
 
 help:
-	@echo "targets: all deps check demo bench install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
+	@echo "targets: all deps check demo bench fuzz install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
+	@echo "fuzz options: FUZZ_SECONDS=$(FUZZ_SECONDS) (each harness) FUZZ_TARGETS=\"$(FUZZ_NAMES)\" FUZZ_ARGS= FUZZ_CC=$(FUZZ_CC)"
 
-.PHONY: all target-notes tests deps check demo bench install clean help pmoves-image FORCE
+.PHONY: all target-notes tests deps check demo bench fuzz fuzz-programs install clean help pmoves-image FORCE
 FORCE:
 .DELETE_ON_ERROR:
 .SECONDARY:
--include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(TARGET_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(TARGET_OBJ:.o=.d) \
+	$(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/%.d) $(BUILD)/tests/fuzz/replay.d

@@ -50,6 +50,8 @@ dpkg-dev           # dpkg-scanpackages: stand-in apt repositories in tests
 nftables           # gateway and service firewall tests
 dnsmasq-base       # gateway tests: the LAN's DHCP and DNS
 valgrind           # test-profile runs a failing build under it
+clang              # make CC=clang check; make fuzz builds the libFuzzer harnesses with it
+libclang-rt-14-dev # make fuzz: libclang_rt.fuzzer of bookworm's clang 14 (clang only recommends it)
 EOF
 )
 
