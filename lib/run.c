@@ -2,11 +2,14 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 volatile pid_t run_current_child;
+
+static void exec_no_shell(char *const argv[]) __attribute__((noreturn));
 
 static void child_exec(char *const argv[], const struct run_opts *o, int out_pipe)
 {
@@ -31,8 +34,39 @@ static void child_exec(char *const argv[], const struct run_opts *o, int out_pip
 	if (o && o->env)
 		for (char *const *e = o->env; *e; e++)
 			putenv(*e);
-	execvp(argv[0], argv);
-	_exit(127);
+	exec_no_shell(argv);
+}
+
+/* execvp without its fallback: glibc runs a file the kernel cannot execute (ENOEXEC: no ELF,
+ * no "#!") with /bin/sh, so a foreign binary or a data file would be read as a shell script.
+ * Here it is exit status 126, as for any file that cannot be executed; 127 when none is found.
+ * Called after fork: no allocation, a stack buffer for each candidate. */
+static void exec_no_shell(char *const argv[])
+{
+	if (strchr(argv[0], '/')) {
+		execv(argv[0], argv);
+		_exit(errno == ENOENT || errno == ENOTDIR ? 127 : 126);
+	}
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	size_t name_len = strlen(argv[0]);
+	bool denied = false;
+	for (const char *p = path, *end; *p; p = *end ? end + 1 : end) {
+		end = strchrnul(p, ':');
+		size_t dir_len = (size_t)(end - p);
+		char full[PATH_MAX];
+		if (dir_len == 0 || dir_len + 1 + name_len >= sizeof(full))
+			continue;
+		memcpy(full, p, dir_len);
+		full[dir_len] = '/';
+		memcpy(full + dir_len + 1, argv[0], name_len + 1);
+		execv(full, argv);
+		if (errno == ENOEXEC)
+			_exit(126);
+		denied = denied || errno == EACCES;
+	}
+	_exit(denied ? 126 : 127);
 }
 
 int run_argv(char *const argv[], const struct run_opts *o)

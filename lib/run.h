@@ -19,7 +19,9 @@ struct run_opts {
 };
 
 /* Returns the exit status (0..255), 128+signal when killed, or -errno when it could not start.
- * Exit status 127 means the program was not found. */
+ * Exit status 127 means the program was not found, 126 that it cannot be executed (a file the
+ * kernel does not run, such as another architecture's binary without binfmt: never handed to a
+ * shell, as execvp would). */
 int run_argv(char *const argv[], const struct run_opts *o);
 
 /* Join argv for a log line, quoting words that need it. Caller frees. */

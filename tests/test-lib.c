@@ -308,6 +308,27 @@ static void test_run(void)
 	char *s = argv_to_string(echo);
 	tap_is_str(s, "printf '%s|' 'a b' 'c'\\''d'", "argv_to_string quotes for a log line");
 	free(s);
+
+	/* A file the kernel cannot execute (no ELF, no "#!") is never run by a shell, which
+	 * execvp does: it would create the marker. By path and through PATH. */
+	char dir[] = "/tmp/test-run-XXXXXX";
+	if (!mkdtemp(dir))
+		abort();
+	_cleanup_free_ char *prog = NULL, *marker = NULL, *path_env = NULL, *plain = NULL;
+	if (asprintf(&prog, "%s/pmoves-not-elf", dir) < 0 || asprintf(&marker, "%s/ran", dir) < 0 ||
+	    asprintf(&path_env, "PATH=%s", dir) < 0 || asprintf(&plain, "%s/pmoves-not-executable", dir) < 0)
+		abort();
+	_cleanup_free_ char *script = NULL;
+	if (asprintf(&script, "touch %s\n", marker) < 0 || write_file_atomic(prog, script, strlen(script), 0755) < 0 ||
+	    write_file_atomic(plain, "x", 1, 0644) < 0)
+		abort();
+	tap_is_int(run_argv((char *[]){ prog, NULL }, NULL), 126, "a file that is not a program, by path: 126");
+	char *const env[] = { path_env, NULL };
+	tap_is_int(run_argv((char *[]){ "pmoves-not-elf", NULL }, &(struct run_opts){ .env = env }), 126,
+		   "the same found through PATH: 126");
+	tap_ok(access(marker, F_OK) < 0, "no shell ran it");
+	tap_is_int(run_argv((char *[]){ plain, NULL }, NULL), 126, "a file without x permission: 126");
+	unlink(prog), unlink(plain), unlink(marker), rmdir(dir);
 }
 
 /* tmpfs_has_room on the filesystems this machine has: /dev/shm is a tmpfs on systemd
