@@ -239,23 +239,27 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Dry run: the file's name, mode and content as it would be written. Content of a file that
- * only its owner may read is not shown: it may be a secret. */
+/* Dry run: the file's name, mode and content as it would be written, one line of it per
+ * line, control characters but tabs escaped (fb_escape): an escape sequence or a carriage
+ * return cannot hide a line from the person reading the plan. Content of a file that only its
+ * owner may read is not shown: it may be a secret. */
 static void print_write(const char *abs, const char *buf, size_t len, mode_t mode)
 {
-	printf("%s: would write %s (mode %04o, %zu bytes)", FB_NAME, abs, (unsigned)mode, len);
 	bool text = memchr(buf, '\0', len) == NULL;
-	if (mode & 044 && text) {
-		printf(":\n");
-		for (size_t i = 0; i < len;) {
-			size_t n = 0;
-			while (i + n < len && buf[i + n] != '\n')
-				n++;
-			printf("  | %.*s\n", (int)n, buf + i);
-			i += n + 1;
-		}
-	} else
-		printf(", content not shown (%s)\n", text ? "readable by its owner only" : "binary");
+	if (!(mode & 044 && text)) {
+		fb_would("write %s (mode %04o, %zu bytes), content not shown (%s)", abs, (unsigned)mode, len,
+			 text ? "readable by its owner only" : "binary");
+		return;
+	}
+	fb_would("write %s (mode %04o, %zu bytes):", abs, (unsigned)mode, len);
+	for (size_t i = 0; i < len;) {
+		size_t n = 0;
+		while (i + n < len && buf[i + n] != '\n')
+			n++;
+		_cleanup_free_ char *line = fb_escape(buf + i, n, "\t");
+		printf("  | %s\n", line ? line : "(out of memory)");
+		i += n + 1;
+	}
 	fflush(stdout);
 }
 
@@ -316,8 +320,7 @@ int fb_remove(const char *abs)
 	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
 		return -EINVAL;
 	if (dry_run) {
-		printf("%s: would remove %s\n", FB_NAME, abs);
-		fflush(stdout);
+		fb_would("remove %s", abs);
 		return 0;
 	}
 	const char *slash = strrchr(abs, '/'), *base = slash + 1;
@@ -355,8 +358,7 @@ int fb_run_capture(char *const argv[], char **ret_out)
 		full[k++] = argv[i];
 	if (dry_run && !ret_out) {
 		_cleanup_free_ char *line = argv_to_string(argv);
-		printf("%s: would run %s\n", FB_NAME, line ? line : argv[0]);
-		fflush(stdout);
+		fb_would("run %s", line ? line : argv[0]);
 		return 0;
 	}
 	if (fb_verbose) {
