@@ -122,11 +122,12 @@ static void print_status(json_object *o)
 }
 
 /* status.json as text and parsed: 0; -ENOENT (no run has written it yet), -EBADMSG (not a
- * status file) or -errno. */
-static int status_load(char **ret_text, json_object **ret)
+ * status file) or -errno, *ret_error set (a FIFO or a device in its place is refused, not
+ * waited on). */
+static int status_load(char **ret_text, json_object **ret, char **ret_error)
 {
 	_cleanup_free_ char *text = NULL;
-	int r = fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL);
+	int r = fb_read_file(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL, ret_error);
 	if (r < 0)
 		return r;
 	json_object *o = json_tokener_parse(text);
@@ -208,12 +209,13 @@ static int cmd_status(int argc, char **argv)
 	int r = set_root(root);
 	if (r)
 		return r;
-	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL, *err = NULL;
 	_cleanup_(fb_json_putp) json_object *o = NULL;
 	double deadline = now_seconds() + (double)timeout;
 	bool timed_out = false;
 	for (;;) {
-		r = status_load(&text, &o);
+		free(TAKE_PTR(err));
+		r = status_load(&text, &o, &err);
 		/* Waiting: for the first run to write the file, then for the run to end. */
 		if (!wait || (r < 0 && r != -ENOENT) || (r == 0 && run_ended(o)))
 			break;
@@ -240,8 +242,7 @@ static int cmd_status(int argc, char **argv)
 		return FB_EXIT_FAILED;
 	}
 	if (r < 0) {
-		fb_error("cannot read '%s': %s%s", FB_STATUS_PATH, strerror(-r),
-			 r == -ENOENT ? " (first boot has not run yet)" : "");
+		fb_error("%s%s", err ? err : strerror(-r), r == -ENOENT ? " (first boot has not run yet)" : "");
 		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_FAILED;
 	}
 	if (json)

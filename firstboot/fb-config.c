@@ -118,11 +118,8 @@ int fb_config_validate_file(const char *path, char **ret_error)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r = read_file(path, FB_CONFIG_MAX, &buf, &len);
-	if (r == -EFBIG)
-		*ret_error = fb_strdupf("%s: larger than 1 MiB", path);
-	else if (r < 0)
-		*ret_error = fb_strdupf("cannot read '%s': %s", path, strerror(-r));
+	/* A FIFO or a device is refused at once, not waited on. */
+	int r = fb_read_host(path, FB_CONFIG_MAX, &buf, &len, ret_error);
 	if (r < 0)
 		return r;
 	json_object *o = NULL;
@@ -312,15 +309,14 @@ static int url_secrets_in(json_object *v, char ***secrets)
  * source. 0 and nothing done when the file does not exist. */
 static int load_file(struct fb_config *c, json_object *merged, const char *abs, const char *source, json_object **ret_o)
 {
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = NULL, *err = NULL;
 	size_t len;
-	int r = fb_read(abs, FB_CONFIG_MAX, &buf, &len);
+	int r = fb_read_file(abs, FB_CONFIG_MAX, &buf, &len, &err);
 	if (r == -ENOENT || r == -ENOTDIR)
 		return 0;
-	if (r == -EFBIG)
-		c->error = fb_strdupf("%s: larger than 1 MiB", source);
-	else if (r < 0)
-		c->error = fb_strdupf("%s: cannot read: %s", source, strerror(-r));
+	/* A FIFO or a device is refused at once: "SOURCE: 'PATH' is not a regular file (a FIFO)". */
+	if (r < 0)
+		c->error = fb_strdupf("%s: %s", source, err ? err : strerror(-r));
 	if (r < 0)
 		return c->error ? -EINVAL : -ENOMEM;
 	json_object *o = NULL;

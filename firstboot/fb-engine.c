@@ -112,13 +112,13 @@ static int64_t interrupted_of(struct engine *e, const char *step)
 
 static void state_load(struct engine *e, const char *hash, bool *ret_same_config)
 {
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = NULL, *err = NULL;
 	json_object *o = NULL, *steps, *v;
-	int r = fb_read(FB_STATE_PATH, FB_CONFIG_MAX, &buf, NULL);
+	int r = fb_read_file(FB_STATE_PATH, FB_CONFIG_MAX, &buf, NULL, &err);
 	if (r == 0 && !(o = json_tokener_parse(buf)))
 		fb_warn("'%s' is not JSON, starting afresh", FB_STATE_PATH);
 	else if (r < 0 && r != -ENOENT)
-		fb_warn("cannot read '%s': %s, starting afresh", FB_STATE_PATH, strerror(-r));
+		fb_warn("%s, starting afresh", err ? err : strerror(-r));
 	if (!o || !json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_object)) {
 		json_object_put(o);
 		o = json_object_new_object();

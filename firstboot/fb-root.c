@@ -117,24 +117,19 @@ void fb_sync(void)
 
 int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	return read_fd(fd, max, ret_buf, ret_len);
+	return fb_read_file(abs, max, ret_buf, ret_len, NULL); /* fb-read.c: regular files only */
 }
 
 int fb_read_line(const char *abs, char *buf, size_t size)
 {
 	if (size < 2)
 		return -EINVAL;
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		return fd;
+	int r = fb_fd_regular(fd, abs, NULL);
+	if (r < 0)
+		return r;
 	ssize_t n = read(fd, buf, size - 1);
 	if (n < 0)
 		return -errno;
@@ -171,15 +166,15 @@ static int fd_holds(int fd, const void *buf, size_t len)
 
 int fb_file_is(const char *abs, const void *buf, size_t len)
 {
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	struct stat st;
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : fd_holds(fd, buf, len);
+	int r = fb_fd_regular(fd, abs, NULL);
+	if (r == -EISDIR || r == -EINVAL)
+		return 0; /* not a regular file: not one holding BUF */
+	return r < 0 ? r : fd_holds(fd, buf, len);
 }
 
 int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)

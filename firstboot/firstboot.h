@@ -57,6 +57,26 @@ int fb_file_is(const char *abs, const void *buf, size_t len);
  * -errno. */
 int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
+/* ---- reading files (fb-read.c) ----
+ * Every file read from a config, a tree or the command line is opened with O_NONBLOCK (the open
+ * of a FIFO would wait for a writer), checked to be a regular file (a FIFO, a device, a socket
+ * or a directory is refused at once: reading one can block forever or never end), then read
+ * with O_NONBLOCK cleared, at most MAX bytes. fb_read(), fb_read_line() and fb_file_is() go
+ * through it. The results: 0; -EISDIR (a directory), -EINVAL (another file that is not a
+ * regular one), -EFBIG (larger than MAX: a size past it is refused before any read), -errno.
+ * *ret_error (may be NULL) is the message: "'NAME' is not a regular file (a FIFO)", "'NAME'
+ * is larger than 1 MiB", "cannot read 'NAME': why". */
+/* "a FIFO", "a directory", "a character device", ... for the file type in MODE. */
+const char *fb_file_type(mode_t mode);
+/* FD (opened O_NONBLOCK) is a regular file: then O_NONBLOCK is cleared. */
+int fb_fd_regular(int fd, const char *name, char **ret_error);
+/* The whole of FD (opened O_NONBLOCK) as a NUL-terminated buffer; NAME for messages. */
+int fb_read_fd(int fd, const char *name, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+/* ABS under the root. */
+int fb_read_file(const char *abs, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+/* PATH on the host, not under the root: validate's FILE. */
+int fb_read_host(const char *path, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+
 /* Dry run (run --dry-run): fb_write() prints the path, mode and content instead of writing
  * (content hidden when the mode lets only the owner read it), and fb_run() prints the command
  * instead of running it. fb_run_capture() with an output still runs: a command whose output is

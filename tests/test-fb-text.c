@@ -1,7 +1,8 @@
 /* pmoves-firstboot on hostile input: the secret filter (one pass, whatever the secrets are),
  * control characters escaped wherever text from a config, a file or status.json reaches a
- * terminal, URLs shown without user:password and query. A timeout guard turns a filter that hangs into
- * a failure instead of a hang. */
+ * terminal, URLs shown without user:password and query, and files that are not regular files
+ * (FIFOs, devices, directories, huge sparse files) where a config, state or status file is
+ * read. A timeout guard turns a filter or a read that hangs into a failure instead of a hang. */
 #include "fb-report.h"
 #include "test-fb-lib.h"
 
@@ -9,6 +10,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 
 /* Seconds a child may take before it counts as hung. */
 #define CHILD_TIMEOUT 10
@@ -371,6 +373,123 @@ static void test_config_urls(void)
 	t_cleanup(root);
 }
 
+/* Make ROOT/REL (its parent created) a KIND: "fifo", "chardev" (like /dev/zero), "dir" or
+ * "sparse" (64 GiB of holes, past every cap). */
+static void make_special(const char *root, const char *rel, const char *kind)
+{
+	char *p = t_strf("%s/%s", root, rel);
+	char *slash = strrchr(p, '/');
+	*slash = '\0';
+	mkdir_p(p, 0755);
+	*slash = '/';
+	unlink(p);
+	int r = 0;
+	if (STREQ(kind, "fifo"))
+		r = mkfifo(p, 0644);
+	else if (STREQ(kind, "chardev"))
+		r = mknod(p, S_IFCHR | 0644, makedev(1, 5));
+	else if (STREQ(kind, "dir"))
+		r = mkdir(p, 0755);
+	else {
+		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		r = fd < 0 || ftruncate(fd, (off_t)64 << 30) < 0 ? -1 : 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (r < 0) {
+		printf("Bail out! cannot make %s '%s': %s\n", kind, p, strerror(errno));
+		exit(1);
+	}
+	free(p);
+}
+
+static const struct {
+	const char *kind, *said;
+} specials[] = {
+	{ "fifo", "is not a regular file (a FIFO)" },
+	{ "chardev", "is not a regular file (a character device)" },
+	{ "dir", "is not a regular file (a directory)" },
+	{ "sparse", "is larger than 1 MiB" },
+};
+
+/* validate FILE and run --root with such a file as a config source: refused at once with
+ * exit 2, never read (a FIFO's open would wait for a writer forever, /dev/zero never ends). */
+static void test_not_regular_configs(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(specials); i++) {
+		char *root = t_tree();
+		make_special(root, "x.json", specials[i].kind);
+		char *file = t_strf("%s/x.json", root), *want = t_strf("'%s' %s", file, specials[i].said);
+		char *argv[] = { "pmoves-firstboot", "validate", file, NULL };
+		double t0 = now_seconds();
+		struct t_result r = fb_guarded(root, argv);
+		double took = now_seconds() - t0;
+		tap_ok(r.status == 2 && r.err && strstr(r.err, want) && took < 5,
+		       "validate %s: exit 2 in %.1f s, '... %s'", specials[i].kind, took, specials[i].said);
+		if (r.status != 2 || !r.err || !strstr(r.err, want))
+			tap_diag("exit %d, stderr: %s", r.status, r.err ? r.err : "");
+		t_result_free(&r);
+		free(file), free(want);
+
+		const char *sources[] = { "etc/pmoves/firstboot.json", "boot/efi/pmoves/device.json",
+					  "sys/firmware/qemu_fw_cfg/by_name/opt/ai.pmoves/device.json/raw" };
+		for (size_t k = 0; k < ARRAY_SIZE(sources); k++) {
+			make_special(root, sources[k], specials[i].kind);
+			char *argv2[] = { "pmoves-firstboot", "run", "--root", root, NULL };
+			/* "SOURCE: problem", the source named as everywhere: its path, or fw_cfg. */
+			want = k == 2 ? t_strf("config invalid: fw_cfg: '/%s' %s", sources[k], specials[i].said)
+				      : t_strf("config invalid: /%s: '/%s' %s", sources[k], sources[k], specials[i].said);
+			t0 = now_seconds();
+			r = fb_guarded(root, argv2);
+			took = now_seconds() - t0;
+			tap_ok(r.status == 2 && r.out && strstr(r.out, want) && took < 5, "run --root, %s as '/%s': exit 2 in %.1f s, every step skipped with why",
+			       specials[i].kind, sources[k], took);
+			if (r.status != 2 || !r.out || !strstr(r.out, want))
+				tap_diag("exit %d, want '%s', stdout: %.400s\nstderr: %s", r.status, want, r.out ? r.out : "", r.err ? r.err : "");
+			t_result_free(&r);
+			free(want);
+			char *p = t_strf("%s/%s", root, sources[k]);
+			if (STREQ(specials[i].kind, "dir"))
+				rmdir(p);
+			else
+				unlink(p);
+			free(p);
+		}
+		t_cleanup(root);
+	}
+}
+
+/* state.json, status.json and a file a step checks (/etc/hostname) as FIFOs: the run starts
+ * afresh, status says why, the step replaces the FIFO; nothing waits. */
+static void test_not_regular_state(void)
+{
+	char *root = t_tree();
+	t_write(root, "etc/pmoves/firstboot.json", "{\"hostname\": \"node1\"}");
+	make_special(root, "var/lib/pmoves/firstboot/state.json", "fifo");
+	make_special(root, "etc/hostname", "fifo");
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, NULL };
+	struct t_result r = fb_guarded(root, argv);
+	struct stat hs = t_stat(root, "etc/hostname");
+	char *hostname = S_ISREG(hs.st_mode) ? t_read(root, "etc/hostname") : NULL; /* reading a FIFO here would wait */
+	tap_ok(r.status == 0 && r.err && strstr(r.err, "'/var/lib/pmoves/firstboot/state.json' is not a regular file (a FIFO), starting afresh") &&
+		       hostname && STREQ(hostname, "node1\n"),
+	       "run with state.json and /etc/hostname as FIFOs: starts afresh, writes the hostname, exit 0");
+	if (r.status != 0)
+		tap_diag("exit %d, stdout: %s\nstderr: %s", r.status, r.out ? r.out : "", r.err ? r.err : "");
+	free(hostname);
+	t_result_free(&r);
+
+	make_special(root, "var/lib/pmoves/firstboot/status.json", "fifo");
+	char *argv2[] = { "pmoves-firstboot", "status", "--root", root, NULL };
+	r = fb_guarded(root, argv2);
+	tap_ok(r.status == 1 && r.err && strstr(r.err, "'/var/lib/pmoves/firstboot/status.json' is not a regular file (a FIFO)"),
+	       "status with status.json as a FIFO: exit 1, says so");
+	if (r.status != 1)
+		tap_diag("exit %d, stderr: %s", r.status, r.err ? r.err : "");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	alarm(300); /* a guard for the whole test: a hang fails */
@@ -386,5 +505,7 @@ int main(void)
 	test_validate_escaped();
 	test_config_url();
 	test_config_urls();
+	test_not_regular_configs();
+	test_not_regular_state();
 	return tap_done();
 }
