@@ -255,8 +255,8 @@ int fb_config_hash(json_object *o, char ret_hex[65])
 }
 
 /* The parts of a URL in S that could hold a credential, as secrets for the output filter:
- * its user:password and password (from "://" to the last '@'), its query and fragment (after
- * the first '?' or '#' that follows), each when at least 4 bytes long. Messages and the plan
+ * its user:password and password (from "://" to the last '@'), its query (after the first '?'
+ * that follows, to a '#') and its fragment (after the '#'), each when at least 4 bytes long. Messages and the plan
  * show URLs without them (fb_url_shown()); this catches the places that show a value whole,
  * such as a command line with --login-server=URL. */
 static int url_secrets(const char *s, char ***secrets)
@@ -265,14 +265,16 @@ static int url_secrets(const char *s, char ***secrets)
 	if (!auth)
 		return 0;
 	auth += 3;
-	const char *at = strrchr(auth, '@'), *host = at ? at + 1 : auth, *rest = host + strcspn(host, "?#");
+	const char *at = strrchr(auth, '@'), *host = at ? at + 1 : auth, *query = strchr(host, '?'),
+		   *frag = strchr(query ? query : host, '#');
 	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 	struct {
 		const char *p;
 		size_t n;
 	} parts[] = { { auth, at ? (size_t)(at - auth) : 0 },
 		      { colon ? colon + 1 : "", colon ? (size_t)(at - colon - 1) : 0 },
-		      { *rest ? rest + 1 : "", *rest ? strlen(rest + 1) : 0 } };
+		      { query ? query + 1 : "", query ? (frag ? (size_t)(frag - query - 1) : strlen(query + 1)) : 0 },
+		      { frag ? frag + 1 : "", frag ? strlen(frag + 1) : 0 } };
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
 		if (parts[i].n < 4)
 			continue;

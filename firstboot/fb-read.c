@@ -62,13 +62,10 @@ int fb_read_fd(int fd, const char *name, size_t max, char **ret_buf, size_t *ret
 	int r = fb_fd_regular(fd, name, ret_error);
 	if (r < 0)
 		return r;
-	struct stat st;
-	/* /proc and /sys files say size 0 and are read up to MAX; a larger size (a sparse file of a
-	 * terabyte) is refused before any read. */
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > max)
-		r = -EFBIG;
-	else
-		r = read_fd(fd, max, ret_buf, ret_len);
+	/* Not refused by its size alone: a sysfs attribute says 4096 whatever it holds, /proc
+	 * files say 0. read_fd() stops one byte past MAX: a sparse file of a terabyte costs a
+	 * read of MAX bytes. */
+	r = read_fd(fd, max, ret_buf, ret_len);
 	if (r == -EFBIG)
 		set_error(ret_error, max % (1u << 20) == 0 ? fb_strdupf("'%s' is larger than %zu MiB", name, max >> 20)
 							 : fb_strdupf("'%s' is larger than %zu bytes", name, max));

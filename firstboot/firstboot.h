@@ -63,7 +63,7 @@ int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, u
  * or a directory is refused at once: reading one can block forever or never end), then read
  * with O_NONBLOCK cleared, at most MAX bytes. fb_read(), fb_read_line() and fb_file_is() go
  * through it. The results: 0; -EISDIR (a directory), -EINVAL (another file that is not a
- * regular one), -EFBIG (larger than MAX: a size past it is refused before any read), -errno.
+ * regular one), -EFBIG (larger than MAX: read_fd() stops one byte past it), -errno.
  * *ret_error (may be NULL) is the message: "'NAME' is not a regular file (a FIFO)", "'NAME'
  * is larger than 1 MiB", "cannot read 'NAME': why". */
 /* "a FIFO", "a directory", "a character device", ... for the file type in MODE. */

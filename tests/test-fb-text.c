@@ -459,6 +459,29 @@ static void test_not_regular_configs(void)
 	}
 }
 
+/* Regular files the kernel makes: a sysfs attribute says 4096 bytes whatever it holds, a /proc
+ * file 0; neither is refused for its size under a small cap. */
+static void test_kernel_files(void)
+{
+	const char *files[] = { "/sys/devices/system/cpu/online", "/proc/cmdline" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		struct stat st;
+		if (stat(files[i], &st) < 0) {
+			tap_skip(files[i], "not on this machine");
+			continue;
+		}
+		char *buf = NULL, *err = NULL;
+		size_t len = 0;
+		fb_root_set("/");
+		int r = fb_read_file(files[i], 2048, &buf, &len, &err);
+		tap_ok(r == 0 && len > 0 && len < 2048, "fb_read_file '%s' (st_size %lld) under a 2 KiB cap: read, %zu bytes", files[i],
+		       (long long)st.st_size, len);
+		if (r < 0)
+			tap_diag("%s", err ? err : strerror(-r));
+		free(buf), free(err);
+	}
+}
+
 /* state.json, status.json and a file a step checks (/etc/hostname) as FIFOs: the run starts
  * afresh, status says why, the step replaces the FIFO; nothing waits. */
 static void test_not_regular_state(void)
@@ -538,6 +561,7 @@ int main(void)
 	test_config_url();
 	test_config_urls();
 	test_not_regular_configs();
+	test_kernel_files();
 	test_not_regular_state();
 	test_scrub_overwrites();
 	return tap_done();
