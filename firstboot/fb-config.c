@@ -255,7 +255,7 @@ int fb_config_hash(json_object *o, char ret_hex[65])
 }
 
 /* The parts of a URL in S that could hold a credential, as secrets for the output filter:
- * its user:password and password (from "://" to the last '@'), its query (after the first '?'
+ * its user:password and password (from "://" to the authority's last '@'), its query (after the first '?'
  * that follows, to a '#') and its fragment (after the '#'), each when at least 4 bytes long. Messages and the plan
  * show URLs without them (fb_url_shown()); this catches the places that show a value whole,
  * such as a command line with --login-server=URL. */
@@ -265,7 +265,9 @@ static int url_secrets(const char *s, char ***secrets)
 	if (!auth)
 		return 0;
 	auth += 3;
-	const char *at = strrchr(auth, '@'), *host = at ? at + 1 : auth, *query = strchr(host, '?'),
+	/* user:password ends at the last '@' of the authority ("https://registry/@scope/pkg" has
+	 * none). */
+	const char *at = memrchr(auth, '@', strcspn(auth, "/?#")), *host = at ? at + 1 : auth, *query = strchr(host, '?'),
 		   *frag = strchr(query ? query : host, '#');
 	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 	struct {
