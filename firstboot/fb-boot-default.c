@@ -473,13 +473,15 @@ static int sd_set(const char *suffix, char **ret_what, char **ret_msg)
 			return -ENOMEM;
 	}
 	struct stat st = { .st_mode = 0644 };
-	_cleanup_close_ int fd = fb_open(m.conf, O_RDONLY | O_NOFOLLOW, 0);
+	_cleanup_close_ int fd = fb_open(m.conf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (fd < 0 && fd != -ENOENT) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", m.conf, strerror(-fd));
 		return fd;
 	}
-	if (fd >= 0 && ((r = fstat(fd, &st) < 0 ? -errno : 0) < 0 || (r = read_fd(fd, ENTRY_MAX, &old, NULL)) < 0)) {
-		*ret_msg = fb_strdupf("cannot read '%s': %s", m.conf, strerror(-r));
+	/* A regular file only (fb_read_fd): a FIFO there is refused, not waited on. */
+	if (fd >= 0 && ((r = fstat(fd, &st) < 0 ? -errno : 0) < 0 || (r = fb_read_fd(fd, m.conf, ENTRY_MAX, &old, NULL, ret_msg)) < 0)) {
+		if (!*ret_msg)
+			*ret_msg = fb_strdupf("cannot read '%s': %s", m.conf, strerror(-r));
 		return r;
 	}
 	/* On a FAT ESP the mode cannot change: the file keeps its own. */

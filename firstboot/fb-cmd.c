@@ -77,16 +77,27 @@ static int cmd_run(int argc, char **argv)
 	return fb_engine_run(fb_steps, fb_steps_count, &o);
 }
 
+/* A field of status.json as the table shows it: one line, control characters escaped (the file
+ * could hold anything, and an escape sequence could hide or fake a line). Caller frees. */
+static char *shown(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	const char *s = json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : def;
+	return s ? fb_redact(s) : NULL;
+}
+
 static void print_status(json_object *o)
 {
-	json_object *v, *steps;
-	printf("status: %s\n", json_object_object_get_ex(o, "status", &v) ? json_object_get_string(v) : "?");
-	if (json_object_object_get_ex(o, "config_error", &v))
-		printf("config: %s\n", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "started", &v) && v)
-		printf("started: %s\n", json_object_get_string(v));
-	if (json_object_object_get_ex(o, "finished", &v) && v)
-		printf("finished: %s\n", json_object_get_string(v));
+	json_object *steps;
+	_cleanup_free_ char *status = shown(o, "status", "?"), *config = shown(o, "config_error", NULL),
+			    *started = shown(o, "started", NULL), *finished = shown(o, "finished", NULL);
+	printf("status: %s\n", status ? status : "?");
+	if (config)
+		printf("config: %s\n", config);
+	if (started)
+		printf("started: %s\n", started);
+	if (finished)
+		printf("finished: %s\n", finished);
 	if (!json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_array))
 		return;
 	/* The name column is as wide as the longest name ("proxmox-kernel"), at most NAME_MAX_SHOWN
@@ -94,28 +105,29 @@ static void print_status(json_object *o)
 	enum { NAME_MAX_SHOWN = 64 };
 	int width = (int)strlen("STEP");
 	for (size_t i = 0; i < json_object_array_length(steps); i++) {
-		const char *n = fb_json_str(json_object_array_get_idx(steps, i), "name", "");
+		_cleanup_free_ char *n = shown(json_object_array_get_idx(steps, i), "name", "");
 		size_t len = strnlen(n ? n : "", NAME_MAX_SHOWN);
 		if ((int)len > width)
 			width = (int)len;
 	}
 	printf("\n%-*s %-8s %8s  %s\n", width, "STEP", "STATE", "MS", "MESSAGE");
 	for (size_t i = 0; i < json_object_array_length(steps); i++) {
-		json_object *s = json_object_array_get_idx(steps, i), *ms;
-		const char *name = fb_json_str(s, "name", NULL), *state = fb_json_str(s, "state", NULL),
-			   *msg = fb_json_str(s, "message", NULL);
-		json_object_object_get_ex(s, "duration_ms", &ms);
-		printf("%-*.*s %-8s %8s  %s\n", width, NAME_MAX_SHOWN, name ? name : "?", state ? state : "?",
-		       ms ? json_object_get_string(ms) : "-", msg ? msg : "");
+		json_object *s = json_object_array_get_idx(steps, i);
+		_cleanup_free_ char *name = shown(s, "name", "?"), *state = shown(s, "state", "?"), *msg = shown(s, "message", ""),
+				    *ms = shown(s, "duration_ms", "-");
+		/* A cut escape ("\x1" of "\x1b") is harmless: only whole bytes were escaped. */
+		printf("%-*.*s %-8s %8s  %s\n", width, NAME_MAX_SHOWN, name ? name : "?", state ? state : "?", ms ? ms : "-",
+		       msg ? msg : "");
 	}
 }
 
 /* status.json as text and parsed: 0; -ENOENT (no run has written it yet), -EBADMSG (not a
- * status file) or -errno. */
-static int status_load(char **ret_text, json_object **ret)
+ * status file) or -errno, *ret_error set (a FIFO or a device in its place is refused, not
+ * waited on). */
+static int status_load(char **ret_text, json_object **ret, char **ret_error)
 {
 	_cleanup_free_ char *text = NULL;
-	int r = fb_read(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL);
+	int r = fb_read_file(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL, ret_error);
 	if (r < 0)
 		return r;
 	json_object *o = json_tokener_parse(text);
@@ -197,12 +209,13 @@ static int cmd_status(int argc, char **argv)
 	int r = set_root(root);
 	if (r)
 		return r;
-	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ char *text = NULL, *err = NULL;
 	_cleanup_(fb_json_putp) json_object *o = NULL;
 	double deadline = now_seconds() + (double)timeout;
 	bool timed_out = false;
 	for (;;) {
-		r = status_load(&text, &o);
+		free(TAKE_PTR(err));
+		r = status_load(&text, &o, &err);
 		/* Waiting: for the first run to write the file, then for the run to end. */
 		if (!wait || (r < 0 && r != -ENOENT) || (r == 0 && run_ended(o)))
 			break;
@@ -229,8 +242,7 @@ static int cmd_status(int argc, char **argv)
 		return FB_EXIT_FAILED;
 	}
 	if (r < 0) {
-		fb_error("cannot read '%s': %s%s", FB_STATUS_PATH, strerror(-r),
-			 r == -ENOENT ? " (first boot has not run yet)" : "");
+		fb_error("%s%s", err ? err : strerror(-r), r == -ENOENT ? " (first boot has not run yet)" : "");
 		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_FAILED;
 	}
 	if (json)
@@ -252,7 +264,8 @@ static int cmd_validate(int argc, char **argv)
 		_cleanup_free_ char *err = NULL;
 		int r = fb_config_validate_file(argv[i], &err);
 		if (r == 0) {
-			printf("%s: valid\n", argv[i]);
+			_cleanup_free_ char *name = fb_redact(argv[i]); /* controls in a file name escaped */
+			printf("%s: valid\n", name ? name : argv[i]);
 			continue;
 		}
 		fb_error("%s", err ? err : strerror(-r));

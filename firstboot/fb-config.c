@@ -118,11 +118,8 @@ int fb_config_validate_file(const char *path, char **ret_error)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
-	int r = read_file(path, FB_CONFIG_MAX, &buf, &len);
-	if (r == -EFBIG)
-		*ret_error = fb_strdupf("%s: larger than 1 MiB", path);
-	else if (r < 0)
-		*ret_error = fb_strdupf("cannot read '%s': %s", path, strerror(-r));
+	/* A FIFO or a device is refused at once, not waited on. */
+	int r = fb_read_host(path, FB_CONFIG_MAX, &buf, &len, ret_error);
 	if (r < 0)
 		return r;
 	json_object *o = NULL;
@@ -257,21 +254,73 @@ int fb_config_hash(json_object *o, char ret_hex[65])
 	return r;
 }
 
+/* The parts of a URL in S that could hold a credential, as secrets for the output filter:
+ * its user:password and password (from "://" to the authority's last '@'), its query (after the first '?'
+ * that follows, to a '#') and its fragment (after the '#'), each when at least 4 bytes long. Messages and the plan
+ * show URLs without them (fb_url_shown()); this catches the places that show a value whole,
+ * such as a command line with --login-server=URL. */
+static int url_secrets(const char *s, char ***secrets)
+{
+	const char *auth = strstr(s, "://");
+	if (!auth)
+		return 0;
+	auth += 3;
+	/* user:password ends at the last '@' of the authority ("https://registry/@scope/pkg" has
+	 * none). */
+	const char *at = memrchr(auth, '@', strcspn(auth, "/?#")), *host = at ? at + 1 : auth, *query = strchr(host, '?'),
+		   *frag = strchr(query ? query : host, '#');
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	struct {
+		const char *p;
+		size_t n;
+	} parts[] = { { auth, at ? (size_t)(at - auth) : 0 },
+		      { colon ? colon + 1 : "", colon ? (size_t)(at - colon - 1) : 0 },
+		      { query ? query + 1 : "", query ? (frag ? (size_t)(frag - query - 1) : strlen(query + 1)) : 0 },
+		      { frag ? frag + 1 : "", frag ? strlen(frag + 1) : 0 } };
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		if (parts[i].n < 4)
+			continue;
+		_cleanup_free_ char *part = strndup(parts[i].p, parts[i].n);
+		int r = part ? strv_push(secrets, part) : -ENOMEM;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int url_secrets_in(json_object *v, char ***secrets)
+{
+	int r = 0;
+	if (json_object_is_type(v, json_type_string))
+		return url_secrets(json_object_get_string(v), secrets);
+	if (json_object_is_type(v, json_type_array))
+		for (size_t i = 0; r == 0 && i < json_object_array_length(v); i++)
+			r = url_secrets_in(json_object_array_get_idx(v, i), secrets);
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, key, val)
+		{
+			(void)key;
+			if (r == 0)
+				r = url_secrets_in(val, secrets);
+		}
+	}
+	return r;
+}
+
 /* ---- loading ---- */
 
 /* Read, parse and check ABS under the root, and merge it; *ret_o (borrowed) gets the parsed
  * source. 0 and nothing done when the file does not exist. */
 static int load_file(struct fb_config *c, json_object *merged, const char *abs, const char *source, json_object **ret_o)
 {
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = NULL, *err = NULL;
 	size_t len;
-	int r = fb_read(abs, FB_CONFIG_MAX, &buf, &len);
+	int r = fb_read_file(abs, FB_CONFIG_MAX, &buf, &len, &err);
 	if (r == -ENOENT || r == -ENOTDIR)
 		return 0;
-	if (r == -EFBIG)
-		c->error = fb_strdupf("%s: larger than 1 MiB", source);
-	else if (r < 0)
-		c->error = fb_strdupf("%s: cannot read: %s", source, strerror(-r));
+	/* A FIFO or a device is refused at once: "SOURCE: 'PATH' is not a regular file (a FIFO)". */
+	if (r < 0)
+		c->error = fb_strdupf("%s: %s", source, err ? err : strerror(-r));
 	if (r < 0)
 		return c->error ? -EINVAL : -ENOMEM;
 	json_object *o = NULL;
@@ -315,6 +364,8 @@ static int load_url(struct fb_config *c, json_object *merged)
 	if (!url)
 		return 0;
 	pin = cmdline_get(cmdline, "pmoves.config_sha256");
+	if ((r = url_secrets(url, &c->secrets)) < 0)
+		return r;
 	/* The source's name leaves out user:password and a query string, which may carry a
 	 * token: it is printed and kept in status.json. */
 	shown = url_shown(url);
@@ -386,6 +437,8 @@ int fb_config_load(struct fb_config *c)
 			r = fb_config_scrub(copy, &c->secrets);
 		json_object_put(copy);
 	}
+	if (r >= 0)
+		r = url_secrets_in(merged, &c->secrets);
 	if (r < 0) {
 		json_object_put(merged);
 		return r;

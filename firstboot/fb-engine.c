@@ -112,13 +112,13 @@ static int64_t interrupted_of(struct engine *e, const char *step)
 
 static void state_load(struct engine *e, const char *hash, bool *ret_same_config)
 {
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = NULL, *err = NULL;
 	json_object *o = NULL, *steps, *v;
-	int r = fb_read(FB_STATE_PATH, FB_CONFIG_MAX, &buf, NULL);
+	int r = fb_read_file(FB_STATE_PATH, FB_CONFIG_MAX, &buf, NULL, &err);
 	if (r == 0 && !(o = json_tokener_parse(buf)))
 		fb_warn("'%s' is not JSON, starting afresh", FB_STATE_PATH);
 	else if (r < 0 && r != -ENOENT)
-		fb_warn("cannot read '%s': %s, starting afresh", FB_STATE_PATH, strerror(-r));
+		fb_warn("%s, starting afresh", err ? err : strerror(-r));
 	if (!o || !json_object_object_get_ex(o, "steps", &steps) || !json_object_is_type(steps, json_type_object)) {
 		json_object_put(o);
 		o = json_object_new_object();
@@ -300,6 +300,24 @@ static void power(const char *verb)
 		fb_error("cannot %s: systemctl exited with %d", verb, r);
 }
 
+/* SIZE bytes of zeros over FD from its start, then fsync. */
+static int wipe_fd(int fd, uint64_t size)
+{
+	static const char zeros[4096];
+	for (uint64_t off = 0; off < size; off += sizeof(zeros)) {
+		int r = pwrite_full(fd, zeros, size - off < sizeof(zeros) ? (size_t)(size - off) : sizeof(zeros), off);
+		if (r < 0)
+			return r;
+	}
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+/* device.json without its secrets. The scrubbed text replaces it atomically (a power cut
+ * leaves the old file or the new one, both valid configs), and then the old file's bytes
+ * are overwritten with zeros in place, through a descriptor opened before the rename: the
+ * rename alone leaves the secrets in the FAT clusters the old file freed. Zeros before the
+ * rename would leave a device.json of zeros after a power cut between the two, a config
+ * that every later boot refuses. docs/firstboot.md says what flash media keep anyway. */
 static void scrub_device(struct fb_config *cfg)
 {
 	if (!cfg->device_path || !cfg->device)
@@ -313,14 +331,17 @@ static void scrub_device(struct fb_config *cfg)
 										JSON_C_TO_STRING_NOSLASHESCAPE);
 		_cleanup_free_ char *out = fb_strdupf("%s\n", text);
 		struct stat st = { .st_mode = 0644 };
-		_cleanup_close_ int fd = fb_open(cfg->device_path, O_RDONLY | O_NOFOLLOW, 0);
-		if (fd >= 0)
-			fstat(fd, &st);
+		_cleanup_close_ int fd = fb_open(cfg->device_path, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
+		int old = fd < 0 ? fd : fb_fd_regular(fd, cfg->device_path, NULL);
+		if (old == 0 && fstat(fd, &st) < 0)
+			old = -errno;
 		int r = out ? fb_write(cfg->device_path, out, strlen(out), st.st_mode & 0777, (uid_t)-1, (gid_t)-1) : -ENOMEM;
 		if (r < 0)
 			fb_warn("cannot remove the secrets from '%s': %s", cfg->device_path, strerror(-r));
 		else
 			fb_debug("removed %d secret values from '%s'", n, cfg->device_path);
+		if (r == 0 && (r = old < 0 ? old : wipe_fd(fd, (uint64_t)st.st_size)) < 0)
+			fb_warn("cannot overwrite the old content of '%s' with zeros: %s", cfg->device_path, strerror(-r));
 	}
 	json_object_put(copy);
 }

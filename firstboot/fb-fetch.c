@@ -31,7 +31,8 @@ bool fb_download_url_ok(const char *url)
 
 int fb_file_sha256_is(const char *path, const char *sha256)
 {
-	_cleanup_close_ int fd = fb_open(path, O_RDONLY | O_NOFOLLOW, 0);
+	/* O_NONBLOCK: the open of a FIFO there must not wait for a writer (it is no such file). */
+	_cleanup_close_ int fd = fb_open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (fd < 0)
 		return fd == -ENOENT || fd == -ELOOP || fd == -ENOTDIR ? 0 : fd;
 	struct stat st;

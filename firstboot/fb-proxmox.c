@@ -274,7 +274,8 @@ int fb_proxmox_probe_repository(json_object *section, char **ret_msg)
 	if (!url)
 		return -ENOMEM;
 	if (fb_dry_run()) {
-		printf("%s: would fetch %s (is the repository reachable?)\n", FB_NAME, url);
+		_cleanup_free_ char *shown = fb_url_shown(url); /* without user:password and query */
+		fb_would("fetch %s (is the repository reachable?)", shown ? shown : "?");
 		return 0;
 	}
 	if (fb_fetch(url, 16u << 20, &buf, &len, &err) < 0) {

@@ -1,5 +1,6 @@
 /* Console lines, messages, status.json. Everything printed or stored passes fb_redact(). */
 #include "fb-report.h"
+#include "download.h"
 #include "firstboot.h"
 #include "util.h"
 
@@ -36,24 +37,118 @@ void fb_report_set_secrets(char *const *s)
 	secrets = s;
 }
 
-char *fb_redact(const char *s)
+/* The length of the longest secret that S starts with; 0 for none (empty secrets never
+ * match). */
+static size_t secret_at(const char *s)
 {
-	char *out = strdup(s ? s : "");
-	for (char *const *sec = secrets; out && sec && *sec; sec++) {
-		size_t slen = strlen(*sec);
-		char *hit;
-		while (slen && (hit = strstr(out, *sec))) {
-			char *n = fb_strdupf("%.*s(secret)%s", (int)(hit - out), out, hit + slen);
-			free(out);
-			out = n;
-			if (!out)
-				return NULL;
+	size_t best = 0;
+	for (char *const *sec = secrets; sec && *sec; sec++) {
+		size_t n = strlen(*sec);
+		if (n > best && !strncmp(s, *sec, n))
+			best = n;
+	}
+	return best;
+}
+
+/* One pass over the original text: at each position the longest secret that starts there
+ * is replaced, and the search goes on after it, never inside "(secret)" (a secret that is
+ * part of it, "secret" or "e", would be found again and again). With SPACES, newlines and
+ * tabs become spaces; otherwise they are escaped like the other controls. */
+static char *redact(const char *s, bool spaces)
+{
+	_cleanup_free_ char *out = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&out, &size);
+	if (!f)
+		return NULL;
+	for (const char *p = s ? s : ""; *p;) {
+		size_t n = secret_at(p);
+		if (n) {
+			fputs("(secret)", f);
+			p += n;
+		} else {
+			fputc(spaces && (*p == '\n' || *p == '\t') ? ' ' : *p, f);
+			p++;
 		}
 	}
-	for (char *p = out; p && *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return out;
+	if (fclose(f) != 0 || !out)
+		return NULL;
+	return fb_escape(out, size, "");
+}
+
+char *fb_redact(const char *s)
+{
+	return redact(s, true);
+}
+
+static void escape_byte(FILE *f, unsigned char c)
+{
+	fprintf(f, "\\x%02x", c);
+}
+
+/* The length of the UTF-8 sequence at S (at most LEN bytes) and its code point; 0 when the
+ * bytes there are not one (a stray continuation byte, a cut or overlong sequence, a
+ * surrogate, past U+10FFFF). */
+static size_t utf8_char(const unsigned char *s, size_t len, uint32_t *ret_cp)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+	if (n == 0 || s[0] > 0xf4 || n > len)
+		return 0;
+	uint32_t cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*ret_cp = cp;
+	return n;
+}
+
+/* Code points a terminal acts on or that reorder what is shown: C1 controls (U+0080-U+009F:
+ * CSI is U+009B) and the bidirectional embeddings, overrides and isolates. */
+static bool cp_is_control(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+char *fb_escape(const char *s, size_t len, const char *keep)
+{
+	_cleanup_free_ char *out = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&out, &size);
+	if (!f)
+		return NULL;
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			if ((c < 0x20 || c == 0x7f) && !(c && keep && strchr(keep, c)))
+				escape_byte(f, c);
+			else
+				fputc(c, f);
+			i++;
+			continue;
+		}
+		uint32_t cp;
+		size_t n = utf8_char(p + i, len - i, &cp);
+		if (n == 0) {
+			escape_byte(f, c); /* not UTF-8: on an 8-bit terminal 0x9b is CSI */
+			i++;
+			continue;
+		}
+		for (size_t k = 0; k < n; k++)
+			if (cp_is_control(cp))
+				escape_byte(f, p[i + k]);
+			else
+				fputc(p[i + k], f);
+		i += n;
+	}
+	if (fclose(f) != 0 || !out)
+		return NULL;
+	return TAKE_PTR(out);
 }
 
 static void vmessage(const char *prefix, const char *fmt, va_list ap)
@@ -80,6 +175,28 @@ void fb_warn(const char *fmt, ...)
 	va_start(ap, fmt);
 	vmessage("warning: ", fmt, ap);
 	va_end(ap);
+}
+
+char *fb_url_shown(const char *url)
+{
+	if (!url)
+		return strdup("?");
+	return strpbrk(url, "@?#") ? url_shown(url) : strdup(url);
+}
+
+void fb_would(const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL, *clean = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* A newline in an argument or a path is shown as one. */
+	clean = redact(msg, false);
+	printf("%s: would %s\n", FB_NAME, clean ? clean : "(out of memory)");
+	fflush(stdout);
 }
 
 void fb_debug(const char *fmt, ...)

@@ -36,7 +36,11 @@ int fb_state_from_name(const char *name);
 /* Strings never to print (borrowed; NULL-terminated): replaced by "(secret)" in every line,
  * message and status.json. A second line of defence: steps keep secrets out of messages. */
 void fb_report_set_secrets(char *const *secrets);
-/* S without secrets and without control characters. Caller frees; NULL on ENOMEM. */
+/* S in one line, without secrets and without control characters: in a single pass over S,
+ * the longest secret that starts at each position becomes "(secret)" (empty secrets are
+ * ignored), newlines and tabs become spaces, and the rest goes through fb_escape(). The one
+ * filter for the console lines, the journal (stderr), status.json (and so the report POST)
+ * and the dry-run plan. Caller frees; NULL on ENOMEM. */
 char *fb_redact(const char *s);
 
 void fb_report_step(const char *step, enum fb_state state, const char *detail);

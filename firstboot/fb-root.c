@@ -121,24 +121,19 @@ void fb_sync(void)
 
 int fb_read(const char *abs, size_t max, char **ret_buf, size_t *ret_len)
 {
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	if (fd < 0)
-		return fd;
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISDIR(st.st_mode))
-		return -EISDIR;
-	return read_fd(fd, max, ret_buf, ret_len);
+	return fb_read_file(abs, max, ret_buf, ret_len, NULL); /* fb-read.c: regular files only */
 }
 
 int fb_read_line(const char *abs, char *buf, size_t size)
 {
 	if (size < 2)
 		return -EINVAL;
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		return fd;
+	int r = fb_fd_regular(fd, abs, NULL);
+	if (r < 0)
+		return r;
 	ssize_t n = read(fd, buf, size - 1);
 	if (n < 0)
 		return -errno;
@@ -175,15 +170,15 @@ static int fd_holds(int fd, const void *buf, size_t len)
 
 int fb_file_is(const char *abs, const void *buf, size_t len)
 {
-	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NOCTTY, 0);
-	struct stat st;
+	_cleanup_close_ int fd = fb_open(abs, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : fd_holds(fd, buf, len);
+	int r = fb_fd_regular(fd, abs, NULL);
+	if (r == -EISDIR || r == -EINVAL)
+		return 0; /* not a regular file: not one holding BUF */
+	return r < 0 ? r : fd_holds(fd, buf, len);
 }
 
 int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid)
@@ -258,23 +253,27 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Dry run: the file's name, mode and content as it would be written. Content of a file that
- * only its owner may read is not shown: it may be a secret. */
+/* Dry run: the file's name, mode and content as it would be written, one line of it per
+ * line, control characters but tabs escaped (fb_escape): an escape sequence or a carriage
+ * return cannot hide a line from the person reading the plan. Content of a file that only its
+ * owner may read is not shown: it may be a secret. */
 static void print_write(const char *abs, const char *buf, size_t len, mode_t mode)
 {
-	printf("%s: would write %s (mode %04o, %zu bytes)", FB_NAME, abs, (unsigned)mode, len);
 	bool text = memchr(buf, '\0', len) == NULL;
-	if (mode & 044 && text) {
-		printf(":\n");
-		for (size_t i = 0; i < len;) {
-			size_t n = 0;
-			while (i + n < len && buf[i + n] != '\n')
-				n++;
-			printf("  | %.*s\n", (int)n, buf + i);
-			i += n + 1;
-		}
-	} else
-		printf(", content not shown (%s)\n", text ? "readable by its owner only" : "binary");
+	if (!(mode & 044 && text)) {
+		fb_would("write %s (mode %04o, %zu bytes), content not shown (%s)", abs, (unsigned)mode, len,
+			 text ? "readable by its owner only" : "binary");
+		return;
+	}
+	fb_would("write %s (mode %04o, %zu bytes):", abs, (unsigned)mode, len);
+	for (size_t i = 0; i < len;) {
+		size_t n = 0;
+		while (i + n < len && buf[i + n] != '\n')
+			n++;
+		_cleanup_free_ char *line = fb_escape(buf + i, n, "\t");
+		printf("  | %s\n", line ? line : "(out of memory)");
+		i += n + 1;
+	}
 	fflush(stdout);
 }
 
@@ -335,8 +334,7 @@ int fb_remove(const char *abs)
 	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
 		return -EINVAL;
 	if (dry_run) {
-		printf("%s: would remove %s\n", FB_NAME, abs);
-		fflush(stdout);
+		fb_would("remove %s", abs);
 		return 0;
 	}
 	const char *slash = strrchr(abs, '/'), *base = slash + 1;
@@ -374,8 +372,7 @@ int fb_run_capture(char *const argv[], char **ret_out)
 		full[k++] = argv[i];
 	if (dry_run && !ret_out) {
 		_cleanup_free_ char *line = argv_to_string(argv);
-		printf("%s: would run %s\n", FB_NAME, line ? line : argv[0]);
-		fflush(stdout);
+		fb_would("run %s", line ? line : argv[0]);
 		return 0;
 	}
 	if (fb_verbose) {

@@ -37,8 +37,27 @@ int fb_bad(struct fb_check *c, const char *fmt, ...)
 	return c->error ? -EINVAL : -ENOMEM;
 }
 
+/* V without what a URL's user:password and query may hide, or NULL when it has neither: from
+ * "://" to the last '@' after it goes, and from the first '?' or '#' after that. Textual on
+ * purpose: the value quoted is often not a valid URL, and whatever part of it a parser would
+ * take for the password must not be shown. */
+static char *url_stripped(const char *v)
+{
+	const char *auth = strstr(v, "://");
+	if (!auth)
+		return NULL;
+	auth += 3;
+	const char *at = strrchr(auth, '@'), *host = at ? at + 1 : auth, *end = host + strcspn(host, "?#");
+	if (!at && !*end)
+		return NULL;
+	return fb_strdupf("%.*s%.*s", (int)(auth - v), v, (int)(end - host), host);
+}
+
 struct fb_shown fb_show(const char *v)
 {
+	_cleanup_free_ char *stripped = url_stripped(v);
+	if (stripped)
+		v = stripped;
 	struct fb_shown r;
 	size_t i = 0;
 	for (; v[i] && i < 60; i++)
@@ -467,8 +486,8 @@ bool fb_parse_ipv4(const char *s, uint32_t *ret)
 int fb_valid_download_url(struct fb_check *c, json_object *v)
 {
 	if (!fb_download_url_ok(json_object_get_string(v)))
-		return fb_bad(c, "'%.64s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
-			      json_object_get_string(v));
+		return fb_bad(c, "'%s' is not an https:// URL (http:// only to 127.0.0.1, localhost or [::1])",
+			      FB_SHOW(json_object_get_string(v)));
 	return 0;
 }
 

@@ -101,7 +101,8 @@ int fb_formats_of(const struct fb_field *f, const struct fb_format ***ret);
 /* "SOURCE: .json.path: problem", first problem only; returns -EINVAL. */
 int fb_bad(struct fb_check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A value for a message: at most 60 bytes, anything unprintable (and ') as '?'. */
+/* A value for a message: at most 60 bytes, anything unprintable (and ') as '?', and in a value
+ * with "://" no user:password or query (whatever is before the last '@', from a '?' or '#'). */
 struct fb_shown {
 	char s[64];
 };

@@ -69,6 +69,26 @@ int fb_file_is(const char *abs, const void *buf, size_t len);
  * -errno. */
 int fb_file_matches(const char *abs, const void *buf, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
+/* ---- reading files (fb-read.c) ----
+ * Every file read from a config, a tree or the command line is opened with O_NONBLOCK (the open
+ * of a FIFO would wait for a writer), checked to be a regular file (a FIFO, a device, a socket
+ * or a directory is refused at once: reading one can block forever or never end), then read
+ * with O_NONBLOCK cleared, at most MAX bytes. fb_read(), fb_read_line() and fb_file_is() go
+ * through it. The results: 0; -EISDIR (a directory), -EINVAL (another file that is not a
+ * regular one), -EFBIG (larger than MAX: read_fd() stops one byte past it), -errno.
+ * *ret_error (may be NULL) is the message: "'NAME' is not a regular file (a FIFO)", "'NAME'
+ * is larger than 1 MiB", "cannot read 'NAME': why". */
+/* "a FIFO", "a directory", "a character device", ... for the file type in MODE. */
+const char *fb_file_type(mode_t mode);
+/* FD (opened O_NONBLOCK) is a regular file: then O_NONBLOCK is cleared. */
+int fb_fd_regular(int fd, const char *name, char **ret_error);
+/* The whole of FD (opened O_NONBLOCK) as a NUL-terminated buffer; NAME for messages. */
+int fb_read_fd(int fd, const char *name, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+/* ABS under the root. */
+int fb_read_file(const char *abs, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+/* PATH on the host, not under the root: validate's FILE. */
+int fb_read_host(const char *path, size_t max, char **ret_buf, size_t *ret_len, char **ret_error);
+
 /* Dry run (run --dry-run): fb_write() prints the path, mode and content instead of writing
  * (content hidden when the mode lets only the owner read it), and fb_run() prints the command
  * instead of running it. fb_run_capture() with an output still runs: a command whose output is
@@ -149,6 +169,22 @@ extern int fb_verbose;
 void fb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The LEN bytes of S as text safe to show on a terminal: C0 controls (but those in KEEP, such
+ * as "\t"), DEL, C1 controls (U+0080-U+009F), bidirectional overrides and isolates, and bytes
+ * that are not UTF-8 are written as \xHH, one per byte; other text is as it is. Everything
+ * from a config, a file or state.json that reaches a terminal goes through it (fb_redact()
+ * does). Caller frees; NULL on ENOMEM. */
+char *fb_escape(const char *s, size_t len, const char *keep);
+
+/* Dry run: "pmoves-firstboot: would TEXT" on stdout, TEXT through the secret filter of
+ * fb_redact() with every control character escaped (newlines and tabs too: \x0a, \x09). */
+void fb_would(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* URL as messages and the plan show it: without user:password, query and fragment
+ * (lib/download.h's url_shown()), or as it is when it has none of them. Caller frees; NULL on
+ * ENOMEM. */
+char *fb_url_shown(const char *url);
 
 /* Message helper: asprintf that returns NULL on failure. */
 #define fb_strdupf strdupf /* lib/util.h */

@@ -251,8 +251,9 @@ static int key_verify(const struct repo *r, const char *key, size_t len, char **
 		char *argv[] = { "gpg", "--batch", "--no-tty", "--homedir", home, "--show-keys", "--with-colons", file, NULL };
 		int st = fb_run_capture(argv, &listing);
 		if (st != 0) {
+			_cleanup_free_ char *shown = fb_url_shown(r->key_url);
 			*ret_msg = fb_strdupf("apt repository '%s': 'gpg --show-keys' cannot read the key from '%s' (exit status %d; is gpg installed?)",
-					      r->name, r->key_url, st);
+					      r->name, shown ? shown : "?", st);
 			k = -EIO;
 		}
 	}
@@ -299,8 +300,9 @@ static enum fb_result repos_apply(const struct fb_ctx *c, json_object *section, 
 		if (fb_exists(r.keyring) == 1 && fb_file_is(r.list, r.line, strlen(r.line)) == 1)
 			continue;
 		if (fb_dry_run()) {
-			printf("%s: would fetch %s and write it to %s if its fingerprint is %s\n", FB_NAME, r.key_url, r.keyring,
-			       r.fingerprint);
+			_cleanup_free_ char *shown = fb_url_shown(r.key_url); /* without user:password and query */
+			fb_would("fetch %s and write it to %s if its fingerprint is %s", shown ? shown : "?", r.keyring,
+				 r.fingerprint);
 			fb_write(r.list, r.line, strlen(r.line), 0644, 0, 0);
 			written++;
 			continue;

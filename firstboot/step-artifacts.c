@@ -228,7 +228,7 @@ static int mkdir_in_root(const char *abs)
 static int copy_to_target(const struct art *a, char **ret_msg)
 {
 	if (fb_dry_run()) {
-		printf("%s: would copy %s to %s mode %04o\n", FB_NAME, a->cache, a->target, (unsigned)a->mode);
+		fb_would("copy %s to %s mode %04o", a->cache, a->target, (unsigned)a->mode);
 		return 0;
 	}
 	_cleanup_free_ char *dir = strdup(a->target), *tmp = fb_strdupf("%s.pmoves-tmp", a->target);
@@ -391,10 +391,11 @@ static enum art_result one(json_object *o, bool offline, char **ret_msg)
 		return ART_SKIPPED;
 	int r;
 	if (fb_dry_run()) {
+		_cleanup_free_ char *shown = fb_url_shown(a.url); /* without user:password and query */
 		if (fb_file_sha256_is(a.cache, a.sha256) == 1)
-			printf("%s: would use %s (baked, sha256 verified)\n", FB_NAME, a.cache);
+			fb_would("use %s (baked, sha256 verified)", a.cache);
 		else
-			printf("%s: would download %s into %s if its sha256 is %s\n", FB_NAME, a.url, a.cache, a.sha256);
+			fb_would("download %s into %s if its sha256 is %s", shown ? shown : "?", a.cache, a.sha256);
 	} else {
 		_cleanup_free_ char *err = NULL;
 		/* Once the network failed, only what is already here (baked) is used. */

@@ -391,8 +391,8 @@ static enum cpu cpu_vendor(void)
 {
 	/* The first processor's block is enough; cpuinfo of a big machine is megabytes. */
 	char buf[8192];
-	_cleanup_close_ int fd = fb_open("/proc/cpuinfo", O_RDONLY, 0);
-	if (fd < 0)
+	_cleanup_close_ int fd = fb_open("/proc/cpuinfo", O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0 || fb_fd_regular(fd, "/proc/cpuinfo", NULL) < 0)
 		return CPU_OTHER;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	if (n <= 0)

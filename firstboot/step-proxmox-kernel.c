@@ -73,8 +73,9 @@ static int install_key(json_object *section, char **ret_msg)
 	int r = key_ok(section);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	_cleanup_free_ char *shown = fb_url_shown(url); /* without user:password and query */
 	if (fb_dry_run()) {
-		printf("%s: would fetch %s into %s if its SHA-512 is %s\n", FB_NAME, url, KEY_PATH, want);
+		fb_would("fetch %s into %s if its SHA-512 is %s", shown ? shown : "?", KEY_PATH, want);
 		return 0;
 	}
 	_cleanup_free_ char *buf = NULL, *err = NULL;
@@ -88,7 +89,7 @@ static int install_key(json_object *section, char **ret_msg)
 		return -ENOMEM;
 	if (!STREQ(hex, want)) {
 		*ret_msg = fb_strdupf("the release key from '%s' has SHA-512 %.16s..., not the expected %.16s...: not installed",
-				      url, hex, want);
+				      shown ? shown : "?", hex, want);
 		return -EBADMSG;
 	}
 	r = fb_write(KEY_PATH, buf, len, 0644, 0, 0);

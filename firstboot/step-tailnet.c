@@ -323,8 +323,9 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 	}
 	json_object *srv;
 	json_object_object_get_ex(section, "login_server", &srv);
+	_cleanup_free_ char *shown = fb_url_shown(json_object_get_string(srv)); /* without user:password and query */
 	*ret_msg = fb_strdupf("not joined to '%s' after %d attempts (%s): tried again on a later boot",
-			      json_object_get_string(srv), ATTEMPTS, why ? why : r < 0 ? strerror(-r) : "?");
+			      shown ? shown : "?", ATTEMPTS, why ? why : r < 0 ? strerror(-r) : "?");
 	return FB_PENDING;
 }
 

@@ -22,7 +22,7 @@ stop_server() {
 }
 trap 'stop_server; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM HUP
-plan 36
+plan 40
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
 	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
@@ -54,7 +54,8 @@ start_server() {
 
 # run_fb NAME URL [degraded] [ENV...]: a fresh tree $T/NAME/root whose firstboot.json has
 # hostname, a user with a password hash, a secret file and, when URL is not empty, report_url.
-# "degraded": an optional files step that fails (an owner the tree does not have).
+# "degraded": an optional files step that fails (an owner the tree does not have). EXTRA, when
+# set, is more of the config ('"key": value, ...').
 # Leaves $T/NAME/{out,err,rc,seconds}.
 run_fb() {
 	local name=$1 url=$2 kind=${3:-ok} root start
@@ -72,7 +73,7 @@ run_fb() {
 { "hostname": "report-test",
   "users": [{ "name": "ops", "password_hash": "$HASH", "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIReport ops@test"] }],
   "files": [{ "path": "/etc/app/token", "content": "$SECRET", "secret": true$owner }],
-  "steps": { $steps }${url:+,
+  "steps": { $steps }${EXTRA:+, $EXTRA}${url:+,
   \"report_url\": \"$url\"} }
 JSON
 	start=$(date +%s.%N)
@@ -170,7 +171,24 @@ is "$(nreq untrusted)" 0 "untrusted certificate: no request reaches the server"
 grep -qF "$WARN" "$T/untrusted/err"; ok $? "untrusted certificate: a warning on stderr"
 is "$(cat "$T/untrusted/rc")" 0 "untrusted certificate: the run still exits 0"
 
-# 7. Secrets: they were applied (so the search means something), and appear in no posted
+# 7. URLs with user:password and a token: report_url's, and an artifact's whose download fails
+# (nothing listens on port 1: its step ends pending with a message naming the URL). The body
+# posted, the outputs and status.json name neither password nor token.
+start_server creds
+EXTRA='"artifacts": [{ "name": "a", "url": "https://alice:hunter2pw@127.0.0.1:1/a.bin?token=TOKSECRET1",
+  "sha256": "0000000000000000000000000000000000000000000000000000000000000001", "kind": "binary",
+  "target": "/usr/local/bin/a", "attempts": 1 }]' \
+	run_fb creds "https://alice:hunter2pw@127.0.0.1:$PORT/r?token=TOKSECRET1"
+stop_server
+is "$(nreq creds)" 1 "URLs with credentials: the server got the report"
+grep -q '"name": *"artifacts", *"state": *"pending"' "$T/creds/req/1.body" 2>/dev/null ||
+	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(not any(x["name"]=="artifacts" and x["state"]=="pending" for x in s["steps"]))' "$T/creds/req/1.body"
+ok $? "URLs with credentials: the posted status has the artifact pending"
+grep -qF "https://127.0.0.1:1/a.bin" "$T/creds/req/1.body"; ok $? "URLs with credentials: the posted message names the artifact's URL without them"
+leaks=$(grep -rlaF -e hunter2pw -e TOKSECRET1 -e alice: "$T/creds/req"/*.body "$T/creds/out" "$T/creds/err" "$T/creds/root/var/lib/pmoves" 2>/dev/null)
+is "$leaks" "" "URLs with credentials: no password or token in the posted body, the outputs, status.json or state.json"
+
+# 8. Secrets: they were applied (so the search means something), and appear in no posted
 # body, no output of any run, no status.json.
 grep -qF "ops:$HASH:" "$T/ok/root/etc/shadow" 2>/dev/null; ok $? "the password hash is in the tree's /etc/shadow"
 is "$(cat "$T/ok/root/etc/app/token" 2>/dev/null)" "$SECRET" "the secret file is in the tree"
