@@ -65,7 +65,7 @@ int cmd_list(int argc, char **argv)
 				e[i].error = NULL;
 		}
 		/* Aligned as printed: escaped (below). */
-		_cleanup_free_ char *shown = str_printable(names[i], strlen(names[i]));
+		_cleanup_free_ char *shown = str_printable(names[i], strlen(names[i]), NULL);
 		if (shown && strlen(shown) > width)
 			width = strlen(shown);
 	}
@@ -103,8 +103,8 @@ int cmd_list(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			const char *what = e[i].p ? (e[i].p->description ? e[i].p->description : "")
 						  : (e[i].error ? e[i].error : "?");
-			_cleanup_free_ char *name = str_printable(e[i].name, strlen(e[i].name)),
-					    *text = str_printable(what, strlen(what));
+			_cleanup_free_ char *name = str_printable(e[i].name, strlen(e[i].name), NULL),
+					    *text = str_printable(what, strlen(what), NULL);
 			if (!name || !text) {
 				log_errno(-ENOMEM, "cannot list profiles");
 				ret = EXIT_FAIL;

@@ -29,7 +29,7 @@ static inline void json_object_putp(struct json_object **o)
 
 char *inspect_printable(const char *s, size_t len)
 {
-	return str_printable(s, len);
+	return str_printable(s, len, NULL);
 }
 
 static char *printable_str(const char *s)

@@ -20,7 +20,7 @@ static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(err));
 	/* Messages quote names and values from profiles, images and tools: whatever they hold
 	 * reaches the terminal as text, never as control sequences. */
-	char *safe = str_printable(msg, strlen(msg));
+	char *safe = str_printable(msg, strlen(msg), NULL);
 	fprintf(stderr, "%s%s\n", prefix, safe ? safe : "(out of memory)");
 	if (log_fd_extra >= 0)
 		dprintf(log_fd_extra, "%s%s\n", prefix, safe ? safe : "(out of memory)");

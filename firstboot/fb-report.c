@@ -73,82 +73,12 @@ static char *redact(const char *s, bool spaces)
 	}
 	if (fclose(f) != 0 || !out)
 		return NULL;
-	return fb_escape(out, size, "");
+	return str_printable(out, size, "");
 }
 
 char *fb_redact(const char *s)
 {
 	return redact(s, true);
-}
-
-static void escape_byte(FILE *f, unsigned char c)
-{
-	fprintf(f, "\\x%02x", c);
-}
-
-/* The length of the UTF-8 sequence at S (at most LEN bytes) and its code point; 0 when the
- * bytes there are not one (a stray continuation byte, a cut or overlong sequence, a
- * surrogate, past U+10FFFF). */
-static size_t utf8_char(const unsigned char *s, size_t len, uint32_t *ret_cp)
-{
-	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-	if (n == 0 || s[0] > 0xf4 || n > len)
-		return 0;
-	uint32_t cp = s[0] & (0x7f >> n);
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*ret_cp = cp;
-	return n;
-}
-
-/* Code points a terminal acts on or that reorder what is shown: C1 controls (U+0080-U+009F:
- * CSI is U+009B) and the bidirectional embeddings, overrides and isolates. */
-static bool cp_is_control(uint32_t cp)
-{
-	return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
-char *fb_escape(const char *s, size_t len, const char *keep)
-{
-	_cleanup_free_ char *out = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&out, &size);
-	if (!f)
-		return NULL;
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	for (size_t i = 0; i < len;) {
-		unsigned char c = p[i];
-		if (c < 0x80) {
-			if ((c < 0x20 || c == 0x7f) && !(c && keep && strchr(keep, c)))
-				escape_byte(f, c);
-			else
-				fputc(c, f);
-			i++;
-			continue;
-		}
-		uint32_t cp;
-		size_t n = utf8_char(p + i, len - i, &cp);
-		if (n == 0) {
-			escape_byte(f, c); /* not UTF-8: on an 8-bit terminal 0x9b is CSI */
-			i++;
-			continue;
-		}
-		for (size_t k = 0; k < n; k++)
-			if (cp_is_control(cp))
-				escape_byte(f, p[i + k]);
-			else
-				fputc(p[i + k], f);
-		i += n;
-	}
-	if (fclose(f) != 0 || !out)
-		return NULL;
-	return TAKE_PTR(out);
 }
 
 static void vmessage(const char *prefix, const char *fmt, va_list ap)

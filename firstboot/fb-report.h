@@ -38,7 +38,7 @@ int fb_state_from_name(const char *name);
 void fb_report_set_secrets(char *const *secrets);
 /* S in one line, without secrets and without control characters: in a single pass over S,
  * the longest secret that starts at each position becomes "(secret)" (empty secrets are
- * ignored), newlines and tabs become spaces, and the rest goes through fb_escape(). The one
+ * ignored), newlines and tabs become spaces, and the rest goes through str_printable() (lib/util.h). The one
  * filter for the console lines, the journal (stderr), status.json (and so the report POST)
  * and the dry-run plan. Caller frees; NULL on ENOMEM. */
 char *fb_redact(const char *s);

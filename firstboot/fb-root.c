@@ -254,7 +254,7 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Dry run: the file's name, mode and content as it would be written, one line of it per
- * line, control characters but tabs escaped (fb_escape): an escape sequence or a carriage
+ * line, control characters but tabs escaped (str_printable): an escape sequence or a carriage
  * return cannot hide a line from the person reading the plan. Content of a file that only its
  * owner may read is not shown: it may be a secret. */
 static void print_write(const char *abs, const char *buf, size_t len, mode_t mode)
@@ -270,7 +270,7 @@ static void print_write(const char *abs, const char *buf, size_t len, mode_t mod
 		size_t n = 0;
 		while (i + n < len && buf[i + n] != '\n')
 			n++;
-		_cleanup_free_ char *line = fb_escape(buf + i, n, "\t");
+		_cleanup_free_ char *line = str_printable(buf + i, n, "\t");
 		printf("  | %s\n", line ? line : "(out of memory)");
 		i += n + 1;
 	}

@@ -170,13 +170,6 @@ void fb_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fb_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* The LEN bytes of S as text safe to show on a terminal: C0 controls (but those in KEEP, such
- * as "\t"), DEL, C1 controls (U+0080-U+009F), bidirectional overrides and isolates, and bytes
- * that are not UTF-8 are written as \xHH, one per byte; other text is as it is. Everything
- * from a config, a file or state.json that reaches a terminal goes through it (fb_redact()
- * does). Caller frees; NULL on ENOMEM. */
-char *fb_escape(const char *s, size_t len, const char *keep);
-
 /* Dry run: "pmoves-firstboot: would TEXT" on stdout, TEXT through the secret filter of
  * fb_redact() with every control character escaped (newlines and tabs too: \x0a, \x09). */
 void fb_would(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -473,60 +473,63 @@ void names_add(char *buf, size_t size, const char *name, bool quoted)
 		snprintf(buf + len, size - len, quoted ? "%s'%s'" : "%s%s", len ? ", " : "", name);
 }
 
-/* Length of the valid UTF-8 sequence at S (at most LEFT bytes), or 0 when it is not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t left)
+/* The length of the UTF-8 sequence at S (at most LEN bytes) and its code point; 0 when the
+ * bytes there are not one (a stray continuation byte, a cut or overlong sequence, a
+ * surrogate, past U+10FFFF). */
+static size_t utf8_char(const unsigned char *s, size_t len, uint32_t *ret_cp)
 {
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
+	if (n == 0 || s[0] > 0xf4 || n > len)
 		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* past U+10FFFF */
-	if (n > left || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
+	uint32_t cp = s[0] & (0x7f >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-	/* U+0080..U+009F are C1 controls: some terminals act on them. */
-	if (s[0] == 0xc2 && s[1] <= 0x9f)
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
+	*ret_cp = cp;
 	return n;
 }
 
-char *str_printable(const char *s, size_t len)
+/* Code points a terminal acts on or that reorder what is shown: C1 controls (U+0080-U+009F:
+ * CSI is U+009B) and the bidirectional embeddings, overrides and isolates. */
+static bool cp_is_control(uint32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+char *str_printable(const char *s, size_t len, const char *keep)
 {
 	if (len > SIZE_MAX / 4 - 1)
 		return NULL;
 	char *out = malloc(len * 4 + 1), *o = out;
 	if (!out)
 		return NULL;
-	const unsigned char *p = (const unsigned char *)s;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
 	for (size_t i = 0; i < len;) {
-		size_t n = p[i] >= 0x80 ? utf8_seq_len(p + i, len - i) : (p[i] >= 0x20 && p[i] != 0x7f);
-		if (n == 0) {
-			static const char hex[] = "0123456789abcdef";
+		uint32_t cp;
+		size_t n = 1;
+		bool control;
+		if (p[i] < 0x80)
+			control = (p[i] < 0x20 || p[i] == 0x7f) && !(p[i] && keep && strchr(keep, p[i]));
+		else if ((n = utf8_char(p + i, len - i, &cp)) == 0)
+			n = 1, control = true; /* not UTF-8: on an 8-bit terminal 0x9b is CSI */
+		else
+			control = cp_is_control(cp);
+		for (size_t k = 0; k < n; k++, i++) {
+			if (!control) {
+				*o++ = (char)p[i];
+				continue;
+			}
 			*o++ = '\\';
 			*o++ = 'x';
 			*o++ = hex[p[i] >> 4];
 			*o++ = hex[p[i] & 15];
-			i++;
-			continue;
 		}
-		memcpy(o, p + i, n);
-		o += n;
-		i += n;
 	}
 	*o = '\0';
 	return out;

@@ -107,10 +107,11 @@ char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * is full. */
 void names_add(char *buf, size_t size, const char *name, bool quoted);
 /* Strings from profiles and configs. */
-/* A copy of LEN bytes of S safe for a terminal: control characters (C0, DEL, C1) and invalid
- * UTF-8 as \xNN, valid UTF-8 kept. Every text from a file or an image that the builder prints
- * goes through it. NULL when out of memory. */
-char *str_printable(const char *s, size_t len);
+/* A copy of LEN bytes of S (NULL: "") safe for a terminal: control characters (C0 but those
+ * in KEEP, such as "\t", DEL, C1) and the bidirectional overrides and isolates, each byte as
+ * \xNN, and each byte that is not UTF-8; valid UTF-8 kept. Every text from a file, an image or
+ * a config that either program prints goes through it. NULL when out of memory. */
+char *str_printable(const char *s, size_t len, const char *keep);
 /* JSON text (as json-c writes it: C0 controls already escaped) with DEL and the C1 controls
  * also escaped (\u007f, \u0080..\u009f): the same JSON, safe for a terminal. */
 char *json_text_printable(const char *json);

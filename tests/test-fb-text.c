@@ -88,13 +88,13 @@ static void test_redact(void)
 
 static void test_escape(void)
 {
-	char *e = fb_escape("a\tb\nc\x1b" "d", 7, "\t\n");
+	char *e = str_printable("a\tb\nc\x1b" "d", 7, "\t\n");
 	tap_is_str(e, "a\tb\nc\\x1bd", "escape: tab and newline kept when asked, ESC escaped");
 	free(e);
-	e = fb_escape("a\0b", 3, "\t");
+	e = str_printable("a\0b", 3, "\t");
 	tap_is_str(e, "a\\x00b", "escape: a NUL byte escaped");
 	free(e);
-	e = fb_escape("\xe0\x80\x80 \xed\xa0\x80 \xf4\x90\x80\x80 \xc3", 14, "");
+	e = str_printable("\xe0\x80\x80 \xed\xa0\x80 \xf4\x90\x80\x80 \xc3", 14, "");
 	tap_is_str(e, "\\xe0\\x80\\x80 \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80 \\xc3",
 		   "escape: overlong, surrogate, past U+10FFFF and cut sequences escaped byte by byte");
 	free(e);
