@@ -11,6 +11,7 @@
 #include "fb-fetch.h"
 #include "fb-step.h"
 #include "firstboot.h"
+#include "download.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -86,11 +87,23 @@ static const struct fb_format fmt_package = {
 	.max = 128,
 };
 
+/* A repository's URL goes into sources.list, which every user may read: a user:password there
+ * would be anyone's. apt takes credentials from /etc/apt/auth.conf.d (0600). */
+static int valid_repo_url(struct fb_check *c, json_object *v)
+{
+	int r = fb_valid_download_url(c, v);
+	if (r == 0 && url_has_userinfo(json_object_get_string(v)))
+		return fb_bad(c, "'%s' has a user:password, which would be in the world-readable sources.list: "
+				 "give it to apt in a file under /etc/apt/auth.conf.d (mode 0600) with the files section",
+			      FB_SHOW(json_object_get_string(v)));
+	return r;
+}
+
 static const struct fb_field component_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_component, 0, 0 };
 static const struct fb_field package_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_package, 0, 0 };
 static const struct fb_field repo_fields[] = {
 	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_artifact_name, FB_REQUIRED, 0 },
-	{ "url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
+	{ "url", FB_T_STRING, NULL, valid_repo_url, NULL, FB_REQUIRED, 2048 },
 	{ "suite", FB_T_STRING, NULL, NULL, &fmt_suite, FB_REQUIRED, 0 },
 	{ "components", FB_T_ARRAY, &component_elem, NULL, NULL, 0, 16 },
 	{ "key_url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },

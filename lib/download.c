@@ -31,6 +31,7 @@ static void set_error(char **ret, char *msg)
 
 struct url_parts {
 	char *scheme, *host, *port, *path;
+	bool userinfo; /* a user (and maybe a password) before the host */
 };
 
 static void url_parts_done(struct url_parts *p)
@@ -56,6 +57,9 @@ static int url_parse(const char *url, struct url_parts *ret)
 	    curl_url_get(u, CURLUPART_PATH, &ret->path, 0) == CURLUE_OK) {
 		if (curl_url_get(u, CURLUPART_PORT, &ret->port, 0) != CURLUE_OK)
 			ret->port = NULL;
+		char *user = NULL;
+		ret->userinfo = curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK;
+		curl_free(user);
 		r = 0;
 	}
 	curl_url_cleanup(u);
@@ -120,6 +124,16 @@ char *url_shown(const char *url)
 	char *s = strdupf("%s://%s%s%s%s", p.scheme, p.host, p.port ? ":" : "", p.port ? p.port : "", p.path);
 	url_parts_done(&p);
 	return s;
+}
+
+bool url_has_userinfo(const char *url)
+{
+	struct url_parts p;
+	if (url_parse(url, &p) < 0)
+		return false;
+	bool has = p.userinfo;
+	url_parts_done(&p);
+	return has;
 }
 
 /* ---- one transfer ---- */

@@ -21,6 +21,8 @@ int url_check(const char *url, enum url_rule rule, char **ret_why);
 /* URL as people see it: scheme, host, port and path, without user:password, query or
  * fragment (malloc'd; for an URL that does not parse, "(an invalid URL)"). */
 char *url_shown(const char *url);
+/* Does URL (libcurl's parser) carry a user or user:password before its host? */
+bool url_has_userinfo(const char *url);
 
 struct download_opts {
 	unsigned connect_timeout;     /* seconds; 0: 15 */

@@ -106,6 +106,10 @@ static const struct {
 	{ "{\"apt_repositories\": [{\"name\": \"x\", \"url\": \"https://e.org/d\", \"suite\": \"bookworm\", \"key_url\": \"https://e.org/k\","
 	  " \"key_fingerprint\": \"2596 A99E AAB3 3821 893C 0A79 458C A832 957F 5868\"}]}",
 	  "t.json: .apt_repositories[0]: 'components' is required", A },
+	/* A password in sources.list (0644) would be anyone's; the URL is shown without it. */
+	{ "{\"apt_repositories\": [{\"name\": \"x\", \"url\": \"https://u:pw@e.org/d\", \"suite\": \"bookworm\", \"components\": [\"main\"],"
+	  " \"key_url\": \"https://e.org/k\", \"key_fingerprint\": \"2596 A99E AAB3 3821 893C 0A79 458C A832 957F 5868\"}]}",
+	  "t.json: .apt_repositories[0].url: 'https://e.org/d' has a user:password, which would be in the world-readable sources.list", A },
 	{ "{\"proxmox\": {\"vms\": [{\"id\": 100, \"name\": \"a\", \"disk_image\": \"/a.qcow2\", \"disk_size\": \"64G\"}]}}",
 	  "t.json: .proxmox.vms: VM 100: 'disk_image' and 'disk_size' are both given: one only", A },
 	/* 8 + 1100 characters of 2 bytes each: 2208 bytes, over the 2048 the validator counts. */
