@@ -45,6 +45,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (STREQ(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "pmoves-image: '%s' is not a command, see 'pmoves-image --help'\n", argv[1]);
+	_cleanup_free_ char *shown = str_printable(argv[1], strlen(argv[1]), NULL);
+	fprintf(stderr, "pmoves-image: '%s' is not a command, see 'pmoves-image --help'\n", shown ? shown : "?");
 	return EXIT_USAGE;
 }

@@ -341,6 +341,7 @@ int fb_main(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (STREQ(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "%s: '%s' is not a command, see '%s --help'\n", FB_NAME, argv[1], FB_NAME);
+	_cleanup_free_ char *shown = str_printable(argv[1], strlen(argv[1]), NULL);
+	fprintf(stderr, "%s: '%s' is not a command, see '%s --help'\n", FB_NAME, shown ? shown : "?", FB_NAME);
 	return FB_EXIT_USAGE;
 }

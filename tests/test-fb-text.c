@@ -228,6 +228,19 @@ static void test_validate_escaped(void)
 	t_cleanup(root);
 }
 
+/* A command-line word that is not a command is quoted escaped too. */
+static void test_command_escaped(void)
+{
+	char *root = t_tree();
+	char *argv[] = { "pmoves-firstboot", "\x1b[2Jx", NULL };
+	struct t_result r = fb_guarded(root, argv);
+	tap_is_int(r.status, 2, "an unknown command: exit 2");
+	tap_ok(terminal_safe(r.out) && terminal_safe(r.err), "an unknown command: no control character in the message");
+	tap_contains(r.err, "'\\x1b[2Jx' is not a command", "an unknown command: quoted escaped");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 /* One-shot HTTP server on 127.0.0.1 serving BODY once; returns its port. */
 static int serve(const char *body, pid_t *ret_pid)
 {
@@ -561,6 +574,7 @@ int main(void)
 	test_dry_run_escaped();
 	test_status_escaped();
 	test_validate_escaped();
+	test_command_escaped();
 	test_config_url();
 	test_config_urls();
 	test_not_regular_configs();

@@ -856,6 +856,10 @@ static void test_cli(void)
 	r = run_cli(bin, gooddir, &out, &err, "list", "--bogus", NULL);
 	tap_is_int(r, 2, "list --bogus: exit 2");
 	free(out), free(err);
+	r = run_cli(bin, gooddir, &out, &err, "\x1b[2Jx", NULL);
+	tap_ok(r == 2 && strstr(err, "'\\x1b[2Jx' is not a command") && !strchr(err, '\x1b'),
+	       "an unknown command: exit 2, quoted escaped (%d, %s)", r, err);
+	free(out), free(err);
 
 	/* An output directory that cannot be created fails before anything is made, cleanly: it
 	 * once freed pointers that were never set, which valgrind sees (exit 99) when it is here. */
