@@ -12,6 +12,7 @@
 
 static char *root_dir;
 static int root_fd = -1;
+static bool no_openat2; /* root "/" on a kernel without openat2: plain openat */
 static double run_seconds;
 static bool dry_run;
 
@@ -32,20 +33,24 @@ int fb_root_set(const char *root)
 	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	/* Every path is resolved by openat2(RESOLVE_IN_ROOT) (Linux 5.6): without it there is
-	 * no way to keep a symlink in the tree from leading out of it, so no root at all. */
-	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
-	long probe = syscall(SYS_openat2, fd, ".", &how, sizeof(how));
-	if (probe < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	close((int)probe);
 	/* "/x/" and "/x" are the same tree; "/" stays "/". */
 	size_t len = strlen(root);
 	while (len > 1 && root[len - 1] == '/')
 		len--;
+	/* Every path under a tree is resolved by openat2(RESOLVE_IN_ROOT) (Linux 5.6): without
+	 * it there is no way to keep a symlink in the tree from leading out of it, so no tree.
+	 * The running system's own root needs no confining: there, without openat2 (an older
+	 * kernel such as L4T 32's 4.9, or qemu-user), paths are opened as they are. */
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT };
+	long probe = syscall(SYS_openat2, fd, ".", &how, sizeof(how));
+	bool plain = probe < 0 && errno == ENOSYS && len == 1;
+	if (probe < 0 && !plain) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	if (probe >= 0)
+		close((int)probe);
 	char *dup = strndup(root, len);
 	if (!dup) {
 		close(fd);
@@ -56,6 +61,7 @@ int fb_root_set(const char *root)
 	free(root_dir);
 	root_dir = dup;
 	root_fd = fd;
+	no_openat2 = plain;
 	return 0;
 }
 
@@ -99,7 +105,8 @@ int fb_open(const char *abs, int flags, mode_t mode)
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, root_fd, rel(abs), &how, sizeof(how));
+	long fd = no_openat2 ? openat(root_fd, rel(abs), (int)how.flags, (mode_t)how.mode)
+			     : syscall(SYS_openat2, root_fd, rel(abs), &how, sizeof(how));
 	return fd < 0 ? -errno : (int)fd;
 }
 

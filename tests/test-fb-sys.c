@@ -7,6 +7,13 @@
 #include "fb-valid.h"
 #include "test-fb-lib.h"
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
 /* stdout into a file while a helper prints (dry run), so that TAP's stdout stays clean. */
 static int saved_stdout = -1;
 static char capture_path[] = "/tmp/test-fb-sys-out-XXXXXX";
@@ -478,8 +485,56 @@ static void test_valid(void)
 	json_object_put(arr);
 }
 
+/* A kernel without openat2 (the Jetson Nano's 4.9; qemu-user 7.2), made by a seccomp filter
+ * in a child: a tree is refused (no plain DIR/path fallback), the running system's "/" works
+ * with plain paths. */
+static void test_no_openat2(void)
+{
+	char tree[] = "/tmp/test-fb-noopenat2-XXXXXX";
+	if (!mkdtemp(tree))
+		abort();
+	pid_t pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { .len = ARRAY_SIZE(f), .filter = f };
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(64);
+		int code = 0;
+		if (fb_root_set(tree) != -ENOSYS)
+			code |= 1;
+		if (fb_root_set("/") != 0)
+			code |= 2;
+		int fd = fb_open("/etc/passwd", O_RDONLY, 0);
+		if (fd < 0)
+			code |= 4;
+		else
+			close(fd);
+		_exit(code);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		abort();
+	int code = WEXITSTATUS(status);
+	if (code == 64) {
+		tap_skip("without openat2: a tree is refused", "cannot install a seccomp filter here");
+		tap_skip("without openat2: the running system's root works", "cannot install a seccomp filter here");
+	} else {
+		tap_ok(!(code & 1), "without openat2: a tree is refused (-ENOSYS), no plain DIR/path fallback");
+		tap_ok(!(code & 6), "without openat2: the running system's root works, a file opens (code %d)", code);
+	}
+	rmdir(tree);
+}
+
 int main(void)
 {
+	test_no_openat2();
 	test_remove();
 	test_systemctl();
 	test_file_set();

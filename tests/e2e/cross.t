@@ -76,13 +76,23 @@ done
 norm() { sed -e 's/SHA256:[^ ,]*/SHA256:X/g' -e 's/seconds=[0-9.]*/seconds=S/' "$1"; }
 "$X86" run --root "$T/x86" >"$T/x86.out" 2>"$T/x86.err"; xr=$?
 "$QEMU" -L / "$A64" run --root "$T/a64" >"$T/a64.out" 2>"$T/a64.err"; ar=$?
-is "$ar" "$xr" "run --root: same exit status as x86_64 ($xr)"
-grep -q 'pmoves-firstboot: done status=ok' "$T/a64.out"; ok $? "run --root: the aarch64 build provisions the tree (done status=ok)"
-diff <(norm "$T/x86.out") <(norm "$T/a64.out") >"$T/run.diff"; ok $? "... printing the same step lines as x86_64"
-[ -s "$T/run.diff" ] && sed 's/^/# /' "$T/run.diff"
-diff -r -x ssh -x status.json "$T/x86" "$T/a64" >"$T/tree.diff" && cmp -s "$T/x86/etc/hostname" "$T/a64/etc/hostname"
-ok $? "... and writing the same files (host keys and times aside)"
-[ -s "$T/tree.diff" ] && head -n 20 "$T/tree.diff" | sed 's/^/# /'
+if [ "$ar" = 2 ] && grep -q "cannot use '$T/a64' as the root: Function not implemented" "$T/a64.err"; then
+	# --root confines paths with openat2, which Debian 12's qemu-user (7.2) does not emulate;
+	# without it a tree is refused, never opened by plain DIR/path strings.
+	ok 0 "run --root: the aarch64 build, under a qemu-user without openat2, refuses the tree saying why (exit 2)"
+	why="$(basename "$QEMU") $("$QEMU" --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p') does not emulate openat2, which --root needs"
+	skip "run --root: the aarch64 build provisions the tree: $why"
+	skip "... printing the same step lines as x86_64: $why"
+	skip "... and writing the same files: $why"
+else
+	is "$ar" "$xr" "run --root: same exit status as x86_64 ($xr)"
+	grep -q 'pmoves-firstboot: done status=ok' "$T/a64.out"; ok $? "run --root: the aarch64 build provisions the tree (done status=ok)"
+	diff <(norm "$T/x86.out") <(norm "$T/a64.out") >"$T/run.diff"; ok $? "... printing the same step lines as x86_64"
+	[ -s "$T/run.diff" ] && sed 's/^/# /' "$T/run.diff"
+	diff -r -x ssh -x status.json "$T/x86" "$T/a64" >"$T/tree.diff" && cmp -s "$T/x86/etc/hostname" "$T/a64/etc/hostname"
+	ok $? "... and writing the same files (host keys and times aside)"
+	[ -s "$T/tree.diff" ] && head -n 20 "$T/tree.diff" | sed 's/^/# /'
+fi
 
 # The builder takes it into an aarch64 image, from a tree with the arm64 libraries it needs.
 if [ "$(id -u)" != 0 ]; then
