@@ -19,6 +19,8 @@
 #include "firstboot.h"
 #include "fuzz.h"
 
+#include <ctype.h>
+
 #include <json-c/json.h>
 
 static const char *const sources[] = {
@@ -45,21 +47,45 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 #define SECRETS_MAX 16
 
-/* TEXT redacted: no secret left in it (the placeholder's own substrings aside; with
- * ALNUM_ONLY, only secrets of letters, digits, '-' and '_' are checked). */
+/* OUT with what the filter itself wrote masked by 0x01 (never in a secret that matters
+ * here): each "(secret)" and each escape "\xHH" (a control byte of the text, not text). A
+ * secret "x" is not left in "\x04". */
+static char *masked(const char *out)
+{
+	char *m = strdup(out);
+	if (!m)
+		abort();
+	for (char *p = m; *p;) {
+		size_t n = strncmp(p, "(secret)", 8) == 0 ? 8
+			   : p[0] == '\\' && p[1] == 'x' && isxdigit((unsigned char)p[2]) && isxdigit((unsigned char)p[3]) ? 4
+													   : 0;
+		if (n == 0) {
+			p++;
+			continue;
+		}
+		memset(p, 1, n);
+		p += n;
+	}
+	return m;
+}
+
+/* TEXT redacted: no secret left in it, outside what the filter wrote (with ALNUM_ONLY, only
+ * secrets of letters, digits, '-' and '_' are checked). */
 static void redact_check(char *const *secrets, const char *text, bool alnum_only)
 {
 	char *out = fb_redact(text);
 	if (!out)
 		abort();
+	char *m = masked(out);
 	for (char *const *s = secrets; s && *s; s++) {
 		if (alnum_only && strspn(*s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(*s))
 			continue;
-		if (**s && strstr(out, *s) && !strstr("(secret)(secret)", *s)) {
+		if (**s && !strchr(*s, 1) && strstr(m, *s)) {
 			fprintf(stderr, "fuzz: secret '%s' left in redacted text '%s'\n", *s, out);
 			abort();
 		}
 	}
+	free(m);
 	free(out);
 }
 
