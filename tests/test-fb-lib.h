@@ -137,6 +137,9 @@ static inline void t_result_free(struct t_result *r)
 	free(r->err);
 }
 
+/* Seconds after which t_fb()'s child is killed (status 128+SIGALRM); 0: no guard. */
+static unsigned t_fb_timeout;
+
 /* Run fb_main(ARGV) in a child with the stand-in runner and ENV ("NAME=value" or NULL). */
 static inline struct t_result t_fb(const char *root, const char *env, char **argv)
 {
@@ -152,6 +155,8 @@ static inline struct t_result t_fb(const char *root, const char *env, char **arg
 		setenv("PMOVES_FIRSTBOOT_RUNNER", stand_in, 1);
 		if (env)
 			putenv((char *)env);
+		if (t_fb_timeout)
+			alarm(t_fb_timeout);
 		int argc = 0;
 		while (argv[argc])
 			argc++;

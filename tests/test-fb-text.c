@@ -103,36 +103,8 @@ static void test_escape(void)
 /* t_fb() with a guard: the child is killed after CHILD_TIMEOUT seconds (status 128+SIGALRM). */
 static struct t_result fb_guarded_env(const char *root, const char *env, char **argv)
 {
-	struct t_result res = { -1, NULL, NULL };
-	char *outp = t_beside(root, "out"), *errp = t_beside(root, "err"), *stand_in = t_beside(root, "stand-in");
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-			_exit(120);
-		setenv("PMOVES_FIRSTBOOT_RUNNER", stand_in, 1);
-		if (env)
-			putenv((char *)env);
-		alarm(CHILD_TIMEOUT);
-		int argc = 0;
-		while (argv[argc])
-			argc++;
-		int r = fb_main(argc, argv);
-		fflush(stdout);
-		fflush(stderr);
-		_exit(r);
-	}
-	int st;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid)
-		res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	res.out = t_read(outp, NULL);
-	res.err = t_read(errp, NULL);
-	free(outp);
-	free(errp);
-	free(stand_in);
-	return res;
+	t_fb_timeout = CHILD_TIMEOUT;
+	return t_fb(root, env, argv);
 }
 
 static struct t_result fb_guarded(const char *root, char **argv)
