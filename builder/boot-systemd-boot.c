@@ -62,8 +62,10 @@ static int sdboot_install(struct build *b)
 			log_error("the image has no '%s': add systemd-boot to rootfs.packages", src);
 			return r;
 		}
-		if (r < 0)
+		if (r == -ENOENT)
 			return log_errno(r, "cannot copy '%s' to '%s' in the image", copies[i].from, copies[i].to);
+		if (r < 0)
+			return r;
 	}
 
 	_cleanup_free_ char *cmdline_nl = NULL;

@@ -85,6 +85,8 @@ bool build_outputs_want(const struct build *b, unsigned flag);
 int tree_open(struct build *b, const char *rel, int flags, mode_t mode);
 int tree_mkdir_p(struct build *b, const char *rel, mode_t mode);
 int tree_write_file(struct build *b, const char *rel, const void *data, size_t len, mode_t mode);
+/* FROM (a regular file) copied to TO; every failure but FROM missing (-ENOENT, for the caller
+ * to word) is reported here, naming the file. */
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode);
 /* "UUID" of the root filesystem as fstab and the kernel command line name it. */
 const char *tree_root_fs_id(const struct build *b, char out[40]);

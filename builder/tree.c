@@ -248,24 +248,28 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode)
 {
 	_cleanup_close_ int in = tree_open(b, from_rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO: refused below */
+	if (in == -ENOENT)
+		return in; /* the caller words a missing file */
 	if (in < 0)
-		return in;
+		return log_errno(in, "cannot open '%s' in the image", from_rel);
 	struct stat st;
 	if (fstat(in, &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode))
+		return log_errno(-errno, "cannot read '%s' in the image", from_rel);
+	if (!S_ISREG(st.st_mode)) {
+		log_error("'%s' in the tree is not a regular file", from_rel);
 		return -EINVAL;
+	}
 	const char *base;
 	_cleanup_close_ int dfd = tree_open_parent(b, to_rel, &base);
 	if (dfd < 0)
-		return dfd;
+		return log_errno(dfd, "cannot open the directory of '%s' in the image", to_rel);
 	unlinkat(dfd, base, 0);
 	_cleanup_close_ int out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (out < 0)
-		return -errno;
+		return log_errno(-errno, "cannot create '%s' in the image", to_rel);
 	int r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 	if (r < 0)
-		return r;
+		return log_errno(r, "cannot copy '%s' to '%s' in the image", from_rel, to_rel);
 	set_times(dfd, base, (uint64_t)st.st_mtime < b->epoch ? (uint64_t)st.st_mtime : b->epoch, AT_SYMLINK_NOFOLLOW);
 	return 0;
 }

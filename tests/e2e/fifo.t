@@ -9,7 +9,7 @@ need tar mke2fs mkfs.vfat mcopy timeout
 
 T=$(mktemp -d /tmp/pmoves-e2e-fifo.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 4
+plan 5
 export PMOVES_DATADIR=$T/data
 mkdir -p "$T/data/profiles"
 cp "$TOP/profiles/base-debian.json" "$T/data/profiles/"
@@ -37,6 +37,7 @@ mkfifo "$T/kernel/boot/vmlinuz-9.9.9-test"
 tar -C "$T/kernel" -cf "$T/kernel.tar" .
 try kernel; rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ]; ok $? "a FIFO as the kernel: the build fails, without waiting (exit $rc)"
+grep -q "'/boot/vmlinuz-9.9.9-test' in the tree is not a regular file" "$T/kernel.log"; ok $? "... and says so"
 [ $rc -eq 0 ] || [ $rc -eq 124 ] && tail -n 5 "$T/kernel.log" | sed 's/^/# /'
 ls -A "$T/out" 2>/dev/null | grep -q .; ok $((!$?)) "nothing left in the output directory"
 done_testing
