@@ -125,7 +125,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 {
 	const struct profile *p = b->p;
 	char key[65];
-	_cleanup_free_ char *dir = NULL, *tar = NULL, *tmp = NULL, *meta = NULL;
+	_cleanup_free_ char *dir = NULL, *tar = NULL, *tmpdir = NULL, *tmp = NULL, *meta = NULL;
 	_cleanup_strv_ char **extra = NULL;
 	/* The libraries pmoves-firstboot needs go into every image. */
 	int r = firstboot_packages(p->arch, &extra);
@@ -137,8 +137,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	r = rootfs_cache_dir(&dir);
 	if (r < 0)
 		return log_errno(r, "cannot create the rootfs cache directory (set XDG_CACHE_HOME or HOME)");
-	if (asprintf(&tar, "%s/%s.tar", dir, key) < 0 || asprintf(&tmp, "%s.tmp-%d", tar, (int)getpid()) < 0 ||
-	    asprintf(&meta, "%s/%s.json", dir, key) < 0)
+	if (asprintf(&tar, "%s/%s.tar", dir, key) < 0 || asprintf(&meta, "%s/%s.json", dir, key) < 0)
 		return -ENOMEM;
 
 	struct stat st;
@@ -168,6 +167,19 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	    asprintf(&archs, "--architectures=%s", p->arch->debian) < 0 ||
 	    asprintf(&comps, "--components=%s", components) < 0 || asprintf(&include, "--include=%s", packages) < 0)
 		return -ENOMEM;
+	/* mmdebstrap writes its tarball by name: into a directory only we can enter (random name,
+	 * made by mkdtemp, 0700), so nothing planted in the cache is followed or written through. */
+	if (asprintf(&tmpdir, "%s/.tmp-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	if (!mkdtemp(tmpdir)) {
+		r = -errno;
+		free(TAKE_PTR(tmpdir));
+		return log_errno(r, "cannot create a directory in '%s'", dir);
+	}
+	if (asprintf(&tmp, "%s/%s.tar", tmpdir, key) < 0) {
+		rmdir(tmpdir);
+		return -ENOMEM;
+	}
 	char *argv[10];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
@@ -185,15 +197,12 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		 "much longer for a foreign one)",
 		 p->rootfs.suite, p->arch->debian);
 	r = build_run(b, argv);
-	if (r < 0) {
-		unlink(tmp);
+	if (r == 0 && rename(tmp, tar) < 0)
+		r = log_errno(-errno, "cannot rename '%s'", tmp);
+	unlink(tmp);
+	rmdir(tmpdir);
+	if (r < 0)
 		return r;
-	}
-	if (rename(tmp, tar) < 0) {
-		r = -errno;
-		unlink(tmp);
-		return log_errno(r, "cannot rename '%s'", tmp);
-	}
 	/* For people looking into the cache: what this tarball is. */
 	_cleanup_free_ char *text = json_canonical(p->rootfs.json);
 	if (text)
