@@ -121,10 +121,21 @@ static void print_status(json_object *o)
 	}
 }
 
-/* status.json as text and parsed: 0; -ENOENT (no run has written it yet), -EBADMSG (not a
+/* status.json for --json: as the engine writes it (fb_status_json), re-serialized from what was
+ * parsed, so a byte the engine would not write (a raw control in an edited or hostile file)
+ * never reaches the terminal raw. */
+static void print_status_json(json_object *o)
+{
+	_cleanup_free_ char *text = json_text_printable(json_object_to_json_string_ext(
+		o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (text)
+		printf("%s\n", text);
+}
+
+/* status.json parsed: 0; -ENOENT (no run has written it yet), -EBADMSG (not a
  * status file) or -errno, *ret_error set (a FIFO or a device in its place is refused, not
  * waited on). */
-static int status_load(char **ret_text, json_object **ret, char **ret_error)
+static int status_load(json_object **ret, char **ret_error)
 {
 	_cleanup_free_ char *text = NULL;
 	int r = fb_read_file(FB_STATUS_PATH, FB_CONFIG_MAX, &text, NULL, ret_error);
@@ -135,7 +146,6 @@ static int status_load(char **ret_text, json_object **ret, char **ret_error)
 		json_object_put(o);
 		return -EBADMSG;
 	}
-	*ret_text = TAKE_PTR(text);
 	*ret = o;
 	return 0;
 }
@@ -192,7 +202,7 @@ static int cmd_status(int argc, char **argv)
 		case 'h':
 			printf("usage: %s status [--json] [--wait [--timeout S]] [--root DIR]\n\n"
 			       "Show the state, times and message of every step (from %s).\n"
-			       "  --json       print status.json as it is\n"
+			       "  --json       print status.json, controls escaped\n"
 			       "  --wait       wait first for a run to end: until the file exists and neither its status\n"
 			       "               nor a step's is 'running' (pending steps do not hold it)\n"
 			       "  --timeout S  wait at most S seconds; then exit %d\n"
@@ -209,13 +219,13 @@ static int cmd_status(int argc, char **argv)
 	int r = set_root(root);
 	if (r)
 		return r;
-	_cleanup_free_ char *text = NULL, *err = NULL;
+	_cleanup_free_ char *err = NULL;
 	_cleanup_(fb_json_putp) json_object *o = NULL;
 	double deadline = now_seconds() + (double)timeout;
 	bool timed_out = false;
 	for (;;) {
 		free(TAKE_PTR(err));
-		r = status_load(&text, &o, &err);
+		r = status_load(&o, &err);
 		/* Waiting: for the first run to write the file, then for the run to end. */
 		if (!wait || (r < 0 && r != -ENOENT) || (r == 0 && run_ended(o)))
 			break;
@@ -223,7 +233,6 @@ static int cmd_status(int argc, char **argv)
 			timed_out = true;
 			break;
 		}
-		free(TAKE_PTR(text));
 		json_object_put(TAKE_PTR(o));
 		struct timespec ts = { .tv_nsec = WAIT_POLL_MS * 1000000L };
 		nanosleep(&ts, NULL);
@@ -232,7 +241,7 @@ static int cmd_status(int argc, char **argv)
 		fb_error("timed out after %llu s waiting for the first-boot run to end%s", (unsigned long long)timeout,
 			 r == -ENOENT ? " (no run has started yet)" : "");
 		if (r == 0 && json)
-			fputs(text, stdout);
+			print_status_json(o);
 		else if (r == 0)
 			print_status(o);
 		return FB_EXIT_TIMEOUT;
@@ -246,7 +255,7 @@ static int cmd_status(int argc, char **argv)
 		return r == -ENOENT ? FB_EXIT_MISSING : FB_EXIT_FAILED;
 	}
 	if (json)
-		fputs(text, stdout);
+		print_status_json(o);
 	else
 		print_status(o);
 	return fb_state_from_name(fb_json_str(o, "status", NULL)) == FB_STATE_OK ? FB_EXIT_OK : FB_EXIT_FAILED;

@@ -568,23 +568,30 @@ char *strdupf(const char *fmt, ...)
 
 char *json_text_printable(const char *json)
 {
-	size_t len = strlen(json), n = 0;
-	for (size_t i = 0; i < len; i++)
-		n += json[i] == 0x7f || ((unsigned char)json[i] == 0xc2 && i + 1 < len &&
-					  (unsigned char)json[i + 1] >= 0x80 && (unsigned char)json[i + 1] <= 0x9f);
-	char *out = malloc(len + n * 6 + 1), *o = out;
+	size_t len = strlen(json);
+	if (len > SIZE_MAX / 6 - 1)
+		return NULL;
+	char *out = malloc(len * 6 + 1), *o = out; /* at most one \uXXXX a byte */
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)json[i];
-		if (c == 0x7f) {
-			o = mempcpy(o, "\\u007f", 6);
-		} else if (c == 0xc2 && i + 1 < len && (unsigned char)json[i + 1] >= 0x80 &&
-			   (unsigned char)json[i + 1] <= 0x9f) {
-			o += snprintf(o, 7, "\\u%04x", (unsigned char)json[i + 1]);
-			i++;
-		} else
-			*o++ = (char)c;
+	const unsigned char *p = (const unsigned char *)json;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = 1;
+		if (p[i] < 0x80) {
+			if (p[i] == 0x7f)
+				o = mempcpy(o, "\\u007f", 6);
+			else
+				*o++ = (char)p[i];
+		} else if ((n = utf8_char(p + i, len - i, &cp)) == 0) {
+			n = 1; /* not UTF-8: JSON text cannot carry the byte, U+FFFD stands for it */
+			o = mempcpy(o, "\\ufffd", 6);
+		} else if (cp_is_control(cp)) {
+			o += snprintf(o, 7, "\\u%04x", (unsigned)cp);
+		} else {
+			o = mempcpy(o, p + i, n);
+		}
+		i += n;
 	}
 	*o = '\0';
 	return out;

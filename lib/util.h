@@ -112,8 +112,9 @@ void names_add(char *buf, size_t size, const char *name, bool quoted);
  * \xNN, and each byte that is not UTF-8; valid UTF-8 kept. Every text from a file, an image or
  * a config that either program prints goes through it. NULL when out of memory. */
 char *str_printable(const char *s, size_t len, const char *keep);
-/* JSON text (as json-c writes it: C0 controls already escaped) with DEL and the C1 controls
- * also escaped (\u007f, \u0080..\u009f): the same JSON, safe for a terminal. */
+/* JSON text (as json-c writes it: C0 controls already escaped) with what str_printable escapes
+ * also escaped, as JSON does: DEL, the C1 controls and the bidirectional controls as \uXXXX, a
+ * byte that is not UTF-8 as \ufffd. The same JSON (but for those bytes), safe for a terminal. */
 char *json_text_printable(const char *json);
 bool str_has_control(const char *s);          /* a byte < 0x20 or DEL */
 bool str_has_space_or_control(const char *s); /* also a space */

@@ -7,6 +7,7 @@
 #include "test-fb-lib.h"
 
 #include <arpa/inet.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -177,6 +178,31 @@ static void test_status_escaped(void)
 	tap_contains(r.out, "started: \\xc2\\x9b1m\n", "status: started escaped (C1)");
 	tap_contains(r.out, "host\\x1b[8mname", "status: a step's name escaped");
 	tap_contains(r.out, "fine\\x1b[1A\\x1b[2K\\x0dall good second\n", "status: a step's message escaped, in one line");
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* status --json re-serializes what it parsed: raw controls, C1, bidirectional controls and bytes
+ * that are not UTF-8 in an edited or hostile status.json come out as JSON escapes. */
+static void test_status_json_escaped(void)
+{
+	char *root = t_tree();
+	t_write(root, "var/lib/pmoves/firstboot/status.json",
+		"{\"status\": \"ok\x1b]0;owned\x07\", \"started\": \"\xc2\x9b" "1m\", \"finished\": \"a\xe2\x80\xae" "b\","
+		" \"note\": \"x\xffy\x7f\", \"steps\": [{\"name\": \"caf\xc3\xa9\", \"state\": \"ok\"}]}");
+	char *argv[] = { "pmoves-firstboot", "status", "--json", "--root", root, NULL };
+	struct t_result r = fb_guarded(root, argv);
+	tap_ok(terminal_safe(r.out) && terminal_safe(r.err), "status --json: no control character from status.json reaches the terminal");
+	tap_ok(r.out && !strstr(r.out, "\xe2\x80\xae") && !strchr(r.out, '\xff'),
+	       "status --json: no bidirectional override and no byte that is not UTF-8 either");
+	json_object *o = r.out ? json_tokener_parse(r.out) : NULL;
+	const char *status = json_object_get_string(json_object_object_get(o, "status"));
+	tap_ok(status && STREQ(status, "ok\x1b]0;owned\x07"), "status --json: still JSON, the value kept (escaped as JSON does)");
+	tap_contains(r.out, "\\u009b1m", "status --json: C1 as \\u009b");
+	tap_contains(r.out, "a\\u202eb", "status --json: the override as \\u202e");
+	tap_contains(r.out, "x\\ufffdy\\u007f", "status --json: a stray byte as \\ufffd, DEL as \\u007f");
+	tap_contains(r.out, "caf\xc3\xa9", "status --json: UTF-8 text kept");
+	json_object_put(o);
 	t_result_free(&r);
 	t_cleanup(root);
 }
@@ -545,6 +571,7 @@ int main(void)
 	test_run_secret_word();
 	test_dry_run_escaped();
 	test_status_escaped();
+	test_status_json_escaped();
 	test_validate_escaped();
 	test_command_escaped();
 	test_config_url();
