@@ -87,5 +87,9 @@ int fb_blockdev_of_path(const char *dev, struct fb_blockdev *ret, char **ret_msg
 /* The device mounted on MOUNTPOINT (ROOT/proc/self/mountinfo): 1, or 0 when there is none
  * (no mountinfo, nothing mounted there, or a filesystem without a device). */
 int fb_blockdev_of_mount(const char *mountpoint, struct fb_blockdev *ret, char **ret_msg);
+/* D's disk opened with FLAGS (O_RDONLY, O_RDWR): an fd, or -errno with *ret_msg set. Checked on
+ * the fd it returns: a block device or a regular file, never a FIFO waited on (whatever the
+ * name has become since it was looked up). */
+int fb_blockdev_open(const struct fb_blockdev *d, int flags, char **ret_msg);
 
 #endif

@@ -265,11 +265,9 @@ static int find_esp(json_object *section, struct esp *ret, char **ret_msg)
 	}
 	if (r < 0)
 		return r;
-	_cleanup_close_ int fd = fb_open(d.disk, O_RDONLY, 0);
-	if (fd < 0) {
-		*ret_msg = fb_strdupf("cannot open '%s': %s", d.disk, strerror(-fd));
+	_cleanup_close_ int fd = fb_blockdev_open(&d, O_RDONLY, ret_msg);
+	if (fd < 0)
 		return fd;
-	}
 	_cleanup_free_ struct gpt_disk *g = malloc(sizeof(*g));
 	if (!g)
 		return -ENOMEM;

@@ -162,6 +162,27 @@ int fb_blockdev_of_path(const char *dev, struct fb_blockdev *ret, char **ret_msg
 	return 0;
 }
 
+int fb_blockdev_open(const struct fb_blockdev *d, int flags, char **ret_msg)
+{
+	int fd = fb_open(d->disk, flags | O_NONBLOCK, 0);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) < 0) {
+		int r = -errno;
+		close(fd);
+		fd = r;
+	}
+	if (fd < 0) {
+		*ret_msg = fb_strdupf("cannot open '%s': %s", d->disk, strerror(-fd));
+		return fd;
+	}
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+		close(fd);
+		*ret_msg = fb_strdupf("'%s' is not a block device or an image file", d->disk);
+		return -ENOTBLK;
+	}
+	return fd;
+}
+
 /* 1 found, 0 nothing to grow (*ret_msg says why), -errno. */
 static int locate(json_object *section, struct fb_blockdev *ret, char **ret_msg)
 {
@@ -370,11 +391,9 @@ static int growfs_check(const struct fb_ctx *c, json_object *section, char **ret
 	int r = locate(section, &d, ret_msg);
 	if (r <= 0)
 		return r == 0 ? 1 : r;
-	_cleanup_close_ int fd = fb_open(d.disk, O_RDONLY, 0);
-	if (fd < 0) {
-		*ret_msg = fb_strdupf("cannot open '%s': %s", d.disk, strerror(-fd));
+	_cleanup_close_ int fd = fb_blockdev_open(&d, O_RDONLY, ret_msg);
+	if (fd < 0)
 		return fd;
-	}
 	struct plan p;
 	r = make_plan(fd, &d, &p, ret_msg);
 	if (r <= 0)
@@ -423,11 +442,9 @@ static enum fb_result growfs_apply(const struct fb_ctx *c, json_object *section,
 	int r = locate(section, &d, ret_msg);
 	if (r <= 0)
 		return r == 0 ? FB_OK : FB_FAILED;
-	_cleanup_close_ int fd = fb_open(d.disk, O_RDWR, 0);
-	if (fd < 0) {
-		*ret_msg = fb_strdupf("cannot open '%s': %s", d.disk, strerror(-fd));
+	_cleanup_close_ int fd = fb_blockdev_open(&d, O_RDWR, ret_msg);
+	if (fd < 0)
 		return FB_FAILED;
-	}
 	struct plan p;
 	r = make_plan(fd, &d, &p, ret_msg);
 	if (r <= 0)

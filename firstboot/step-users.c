@@ -320,16 +320,23 @@ static int mkdir_owned(int dfd, const char *name, mode_t mode, uid_t uid, gid_t 
 	return 0;
 }
 
-static int copy_file(int sfd, int dfd, const char *name, const struct stat *st, uid_t uid, gid_t gid)
+static int copy_file(int sfd, int dfd, const char *name, uid_t uid, gid_t gid)
 {
-	_cleanup_close_ int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* What is opened is what is copied: checked on the fd, so a name swapped for a FIFO or a
+	 * device after the directory was read is skipped, never waited on or read. */
+	_cleanup_close_ int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 	if (in < 0)
+		return errno == ELOOP ? 0 : -errno;
+	if (fstat(in, &st) < 0)
 		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
 	_cleanup_close_ int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		return errno == EEXIST ? 0 : -errno;
-	int r = copy_fd_range(in, 0, out, 0, (uint64_t)st->st_size);
-	if (r == 0 && (fchown(out, uid, gid) < 0 || fchmod(out, st->st_mode & 07777) < 0))
+	int r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
+	if (r == 0 && (fchown(out, uid, gid) < 0 || fchmod(out, st.st_mode & 07777) < 0))
 		r = -errno;
 	return r;
 }
@@ -358,7 +365,7 @@ static int copy_tree(int sfd, int dfd, uid_t uid, gid_t gid, int depth)
 			break;
 		}
 		if (S_ISREG(st.st_mode)) {
-			r = copy_file(sfd, dfd, de->d_name, &st, uid, gid);
+			r = copy_file(sfd, dfd, de->d_name, uid, gid);
 		} else if (S_ISDIR(st.st_mode)) {
 			_cleanup_close_ int sub = openat(sfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			_cleanup_close_ int dsub = -1;

@@ -3,11 +3,13 @@
  * survives a power cut at each point. Real tools where they run here: ssh-keygen, resize2fs
  * (on image files, "FILE?offset=N"), sgdisk, sfdisk, mke2fs, dumpe2fs; systemctl is the
  * recording stand-in. */
+#include "fb-step.h"
 #include "test-fb-lib.h"
 #include "hash-file.h"
 #include "run.h"
 
 #include <endian.h>
+#include <sys/sysmacros.h>
 #include <json-c/json.h>
 
 #define SECRET_HASH "$y$j9T$S4LTs4lt$c3RlcHNzZWNyZXRoYXNoZm9yYm9i"
@@ -715,6 +717,39 @@ static void test_root_escape_efiboot(void)
 	}
 }
 
+/* The disk growfs and efiboot open is checked on the fd they get: a FIFO or a character device
+ * where the disk was is refused at once, never waited on; an image file and a block device
+ * are opened. */
+static void test_blockdev_open(void)
+{
+	char *root = t_tree();
+	t_write(root, "images/disk.img", "x");
+	char *fifo = t_strf("%s/images/fifo", root), *null = t_strf("%s/images/null", root);
+	if (mkfifo(fifo, 0600) < 0 || mknod(null, S_IFCHR | 0600, makedev(1, 3)) < 0)
+		abort();
+	fb_root_set(root);
+	char *msg = NULL;
+	struct fb_blockdev d = { .disk = "/images/fifo" };
+	alarm(10); /* a wait on the FIFO is a failure, not a hang */
+	int fd = fb_blockdev_open(&d, O_RDWR, &msg);
+	tap_ok(fd == -ENOTBLK && msg && STREQ(msg, "'/images/fifo' is not a block device or an image file"),
+	       "blockdev open: a FIFO is refused at once, saying so");
+	free(msg), msg = NULL;
+	d.disk = "/images/null";
+	tap_ok(fb_blockdev_open(&d, O_RDONLY, &msg) == -ENOTBLK, "blockdev open: a character device is refused");
+	free(msg), msg = NULL;
+	d.disk = "/images/disk.img";
+	fd = fb_blockdev_open(&d, O_RDONLY, &msg);
+	tap_ok(fd >= 0, "blockdev open: an image file is opened");
+	if (fd >= 0)
+		close(fd);
+	alarm(0);
+	free(msg);
+	fb_root_set("/");
+	free(fifo), free(null);
+	t_cleanup(root);
+}
+
 int main(void)
 {
 	if (geteuid() != 0)
@@ -723,6 +758,7 @@ int main(void)
 		tap_skip_all("ssh-keygen or resize2fs not installed");
 	have_tools = find_program("sgdisk", NULL) == 0 && find_program("sfdisk", NULL) == 0 &&
 		     find_program("mke2fs", NULL) == 0 && find_program("dumpe2fs", NULL) == 0;
+	test_blockdev_open();
 	test_users();
 	test_users_no_sudo();
 	test_users_crash();
