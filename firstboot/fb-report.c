@@ -37,16 +37,30 @@ void fb_report_set_secrets(char *const *s)
 	secrets = s;
 }
 
-/* The length of the longest secret that S starts with; 0 for none (empty secrets never
- * match). */
-static size_t secret_at(const char *s)
+/* The length of the longest secret that the LEN bytes at S start with; 0 for none (empty
+ * secrets never match). */
+static size_t secret_at(const char *s, size_t len)
 {
 	size_t best = 0;
 	for (char *const *sec = secrets; sec && *sec; sec++) {
 		size_t n = strlen(*sec);
-		if (n > best && !strncmp(s, *sec, n))
+		if (n > best && n <= len && !memcmp(s, *sec, n))
 			best = n;
 	}
+	return best;
+}
+
+/* The length of the longest start of a secret that the LEN bytes at S end with: what a line
+ * cut short may show of a secret that went on past the cut. */
+static size_t secret_start_at_end(const char *s, size_t len)
+{
+	size_t best = 0;
+	for (char *const *sec = secrets; sec && *sec; sec++)
+		for (size_t k = strlen(*sec) < len ? strlen(*sec) : len; k > best; k--)
+			if (!memcmp(s + len - k, *sec, k)) {
+				best = k;
+				break;
+			}
 	return best;
 }
 
@@ -54,15 +68,15 @@ static size_t secret_at(const char *s)
  * is replaced, and the search goes on after it, never inside "(secret)" (a secret that is
  * part of it, "secret" or "e", would be found again and again). With SPACES, newlines and
  * tabs become spaces; otherwise they are escaped like the other controls. */
-static char *redact(const char *s, bool spaces)
+static char *redact(const char *s, size_t len, bool spaces)
 {
 	_cleanup_free_ char *out = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&out, &size);
 	if (!f)
 		return NULL;
-	for (const char *p = s ? s : ""; *p;) {
-		size_t n = secret_at(p);
+	for (const char *p = s, *end = s + len; p < end;) {
+		size_t n = secret_at(p, (size_t)(end - p));
 		if (n) {
 			fputs("(secret)", f);
 			p += n;
@@ -78,7 +92,18 @@ static char *redact(const char *s, bool spaces)
 
 char *fb_redact(const char *s)
 {
-	return redact(s, true);
+	return redact(s ? s : "", s ? strlen(s) : 0, true);
+}
+
+void fb_output_line(char *s, size_t len, bool cut, void *data)
+{
+	const char *prog = data, *slash = strrchr(prog, '/');
+	if (cut)
+		len -= secret_start_at_end(s, len);
+	_cleanup_free_ char *clean = redact(s, len, true), *name = fb_redact(slash ? slash + 1 : prog);
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: %s%s\n", FB_NAME, name ? name : "?", clean ? clean : "(out of memory)",
+		cut ? " (cut)" : "");
 }
 
 static void vmessage(const char *prefix, const char *fmt, va_list ap)
@@ -124,7 +149,7 @@ void fb_would(const char *fmt, ...)
 	if (n < 0)
 		return;
 	/* A newline in an argument or a path is shown as one. */
-	clean = redact(msg, false);
+	clean = redact(msg, (size_t)n, false);
 	printf("%s: would %s\n", FB_NAME, clean ? clean : "(out of memory)");
 	fflush(stdout);
 }

@@ -42,6 +42,10 @@ void fb_report_set_secrets(char *const *secrets);
  * filter for the console lines, the journal (stderr), status.json (and so the report POST)
  * and the dry-run plan. Caller frees; NULL on ENOMEM. */
 char *fb_redact(const char *s);
+/* A line of an external program's output (struct run_opts' line, lib/run.h; DATA: its argv[0])
+ * to stderr, the journal and the console, as "pmoves-firstboot: PROG: LINE" through the same
+ * filter; a line cut short loses what may be the start of a secret at its end. */
+void fb_output_line(char *s, size_t len, bool cut, void *data);
 
 void fb_report_step(const char *step, enum fb_state state, const char *detail);
 void fb_report_done(enum fb_state status, size_t steps, double seconds);

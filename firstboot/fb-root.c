@@ -1,4 +1,5 @@
 /* The root every path lives under, and the one runner for external commands. */
+#include "fb-report.h"
 #include "firstboot.h"
 #include "run.h"
 #include "util.h"
@@ -386,7 +387,9 @@ int fb_run_capture(char *const argv[], char **ret_out)
 		_cleanup_free_ char *line = argv_to_string(argv);
 		fb_debug("running %s", line ? line : argv[0]);
 	}
-	struct run_opts o = { .out_fd = STDERR_FILENO, .capture = ret_out };
+	/* The program's output, but what is captured, goes through the console filter: it may
+	 * hold a secret it was given, or control characters. */
+	struct run_opts o = { .capture = ret_out, .line = fb_output_line, .line_data = argv[0] };
 	fflush(stdout);
 	double t0 = now_seconds();
 	int r = run_argv(full, &o);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#define RUN_LINE_MAX 16384
+
 struct run_opts {
 	/* File descriptors <= 0 mean "not set", so a zero-initialised run_opts is safe. */
 	int out_fd;          /* child's stdout and stderr go here; not set: /dev/null */
@@ -14,6 +16,12 @@ struct run_opts {
 	char **capture;      /* if set: stdout captured into a NUL-terminated malloc'd buffer */
 	bool capture_stderr; /* with capture: stderr too */
 	size_t capture_max;  /* cap on captured bytes (default 1 MiB); more is an error (-EFBIG) */
+	/* If set (not with tee_fd): the child's output that is not captured, stdout and stderr, is
+	 * read line by line and handed here instead of going to out_fd: each line without its
+	 * newline, LEN bytes (NUL bytes kept) and a NUL after them, at most RUN_LINE_MAX bytes (CUT:
+	 * the rest of a longer line was dropped, up to its newline). */
+	void (*line)(char *s, size_t len, bool cut, void *data);
+	void *line_data;
 	char *const *env;    /* extra "NAME=value" entries, NULL-terminated, or NULL */
 	const char *cwd;     /* working directory, or NULL */
 };

@@ -331,6 +331,60 @@ static void test_run(void)
 	unlink(prog), unlink(plain), unlink(marker), rmdir(dir);
 }
 
+struct got_lines {
+	char text[4096];
+	size_t count, cut, longest;
+};
+
+static void got_line(char *s, size_t len, bool cut, void *data)
+{
+	struct got_lines *g = data;
+	size_t used = strlen(g->text);
+	g->longest = len > g->longest ? len : g->longest;
+	for (size_t i = 0; i < len && i < 100 && used + 3 < sizeof(g->text); i++) /* 100 bytes a line */
+		g->text[used++] = s[i] ? s[i] : '0'; /* NUL shown as '0' */
+	if (used + 2 < sizeof(g->text))
+		g->text[used++] = cut ? '~' : '|';
+	g->text[used] = '\0';
+	g->count++;
+	g->cut += cut;
+}
+
+/* The line option: output a line at a time, NUL bytes kept, the last line without a newline
+ * too, a line past RUN_LINE_MAX cut; with capture, stdout captured and stderr in lines. */
+static void test_run_lines(void)
+{
+	struct got_lines g = { .count = 0 };
+	struct run_opts o = { .line = got_line, .line_data = &g };
+	char *both[] = { "sh", "-c", "printf 'a\\n\\nb\\000c\\n'; printf 'err\\n' >&2; printf last", NULL };
+	tap_is_int(run_argv(both, &o), 0, "lines: exit status");
+	tap_ok(STREQ(g.text, "a||b0c|err|last|") || STREQ(g.text, "a||b0c|last|err|") , "lines: each line of stdout and stderr, NUL kept, the last without newline (%s)", g.text);
+
+	g = (struct got_lines){ .count = 0 };
+	char *out = NULL;
+	o.capture = &out;
+	char *split[] = { "sh", "-c", "printf captured; printf 'to the line\\n' >&2", NULL };
+	tap_is_int(run_argv(split, &o), 0, "lines with capture: exit status");
+	tap_is_str(out, "captured", "lines with capture: stdout captured");
+	tap_is_str(g.text, "to the line|", "lines with capture: stderr in lines");
+	free(out);
+
+	g = (struct got_lines){ .count = 0 };
+	o.capture = NULL;
+	char *longline[] = { "sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; printf '\\nnext\\n'", NULL };
+	tap_is_int(run_argv(longline, &o), 0, "a long line: exit status");
+	tap_ok(g.count == 2 && g.cut == 1 && g.longest == RUN_LINE_MAX && strstr(g.text, "~next|"),
+	       "a line past RUN_LINE_MAX is cut there, the next one whole");
+
+	/* The capture cap is not a deadlock while stderr is read too. */
+	out = NULL;
+	o.capture = &out;
+	o.capture_max = 1000;
+	char *big[] = { "sh", "-c", "head -c 300000 /dev/zero; echo done >&2", NULL };
+	tap_is_int(run_argv(big, &o), -EFBIG, "capture past its cap: -EFBIG, the child not left blocked");
+	tap_ok(out == NULL, "... and nothing captured");
+}
+
 /* tmpfs_has_room on the filesystems this machine has: /dev/shm is a tmpfs on systemd
  * systems, /proc is not one. */
 static void test_tmpfs(void)
@@ -413,5 +467,6 @@ int main(void)
 	test_read_file_special();
 	test_write_atomic();
 	test_run();
+	test_run_lines();
 	return tap_done();
 }
