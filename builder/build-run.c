@@ -134,23 +134,51 @@ static int remover_join(struct build *b)
 	return r;
 }
 
-/* Temp dirs of builds that died without cleaning up: in DIR, named PREFIX...-PID, where PID is
- * gone. PREFIX ends in '-', so a name that starts with it has a last '-'. */
+/* A new directory DIR/PREFIX<name>-<our PID>-XXXXXX (mkdtemp: a random suffix, 0700), so no
+ * name is known before it exists: nothing planted in a shared directory such as /dev/shm can
+ * be at it. */
+static int temp_dir(const char *dir, const char *prefix, const char *name, char **ret)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/%s%s-%d-XXXXXX", dir, prefix, name, (int)getpid()) < 0)
+		return -ENOMEM;
+	if (!mkdtemp(path))
+		return log_errno(-errno, "cannot create a directory in '%s'", dir);
+	*ret = TAKE_PTR(path);
+	return 0;
+}
+
+/* Temp dirs of builds that died without cleaning up: in DIR, named as temp_dir() makes them,
+ * whose PID is gone. Only directories of our own user: never another user's entry in a
+ * shared directory, never a symlink. */
 static void remove_stale_temps(const char *dir, const char *prefix)
 {
-	DIR *d = opendir(dir);
-	if (!d)
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dd = dfd >= 0 ? fcntl(dfd, F_DUPFD_CLOEXEC, 0) : -1;
+	DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
+	if (!d) {
+		if (dd >= 0)
+			close(dd);
 		return;
+	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
+		const char *name = de->d_name, *last = strrchr(name, '-');
 		uint64_t pid;
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
-		    parse_u64(strrchr(de->d_name, '-') + 1, &pid) < 0 || pid == 0 || pid > INT_MAX)
+		struct stat st;
+		if (strncmp(name, prefix, strlen(prefix)) != 0 || !last || last - name <= (ptrdiff_t)strlen(prefix) ||
+		    strlen(last + 1) != 6)
+			continue;
+		const char *pid_at = memrchr(name, '-', (size_t)(last - name));
+		_cleanup_free_ char *pid_text = pid_at ? strndup(pid_at + 1, (size_t)(last - pid_at - 1)) : NULL;
+		if (!pid_text || parse_u64(pid_text, &pid) < 0 || pid == 0 || pid > INT_MAX)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
 		_cleanup_free_ char *path = NULL;
-		if (asprintf(&path, "%s/%s", dir, de->d_name) >= 0) {
+		if (asprintf(&path, "%s/%s", dir, name) >= 0) {
 			log_info("removing '%s' left by an interrupted build", path);
 			rm_rf(path);
 		}
@@ -176,21 +204,19 @@ int build_work_dir(struct build *b)
 	char *dir = NULL;
 	int r;
 	if (env && *env) {
-		r = asprintf(&dir, "%s/" SHM_PREFIX "%s-%d", env, b->p->name, (int)getpid());
+		r = temp_dir(env, SHM_PREFIX, b->p->name, &dir);
 		where = "in $PMOVES_WORKDIR";
 	} else if (tmpfs_has_room(SHM_DIR, need)) {
-		r = asprintf(&dir, SHM_DIR "/" SHM_PREFIX "%s-%d", b->p->name, (int)getpid());
+		r = temp_dir(SHM_DIR, SHM_PREFIX, b->p->name, &dir);
 		where = "on tmpfs";
-	} else {
-		r = asprintf(&dir, "%s/work", b->tmp_dir);
+	} else if (asprintf(&dir, "%s/work", b->tmp_dir) < 0) {
+		r = -ENOMEM;
+	} else if ((r = mkdir(dir, 0700) < 0 ? -errno : 0) < 0) {
+		log_errno(r, "cannot create the staging directory '%s'", dir);
+		free(dir);
 	}
 	if (r < 0)
-		return -ENOMEM;
-	if (mkdir(dir, 0700) < 0) {
-		r = log_errno(-errno, "cannot create the staging directory '%s'", dir);
-		free(dir);
 		return r;
-	}
 	b->work_dir = dir;
 	if (asprintf(&b->tree, "%s/tree", dir) < 0)
 		return -ENOMEM;
@@ -280,10 +306,7 @@ static int build_prepare(struct build *b, const struct build_opts *o)
 	const char *wd = getenv("PMOVES_WORKDIR");
 	if (wd && *wd)
 		remove_stale_temps(wd, SHM_PREFIX);
-	if (asprintf(&b->out_dir, "%s/%s", base, p->name) < 0 ||
-	    asprintf(&b->tmp_dir, "%s/.tmp-%s-%d", base, p->name, (int)getpid()) < 0 ||
-	    asprintf(&b->image, "%s/%s.img", b->tmp_dir, p->name) < 0 ||
-	    asprintf(&log_path, "%s/.tmp-%s-%d/build.log", base, p->name, (int)getpid()) < 0)
+	if (asprintf(&b->out_dir, "%s/%s", base, p->name) < 0)
 		return -ENOMEM;
 
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -294,9 +317,13 @@ static int build_prepare(struct build *b, const struct build_opts *o)
 
 	/* 0700, and renamed into place as it is: the image holds /etc/pmoves/firstboot.json with
 	 * the profile's secrets (docs/profiles.md, "Outputs"). */
-	if (mkdir(b->tmp_dir, 0700) < 0)
-		return log_errno(-errno, "cannot create '%s'", b->tmp_dir);
+	r = temp_dir(base, ".tmp-", p->name, &b->tmp_dir);
+	if (r < 0)
+		return r;
 	b->tmp_dir_made = true;
+	if (asprintf(&b->image, "%s/%s.img", b->tmp_dir, p->name) < 0 ||
+	    asprintf(&log_path, "%s/build.log", b->tmp_dir) < 0)
+		return -ENOMEM;
 	b->log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND | O_NOFOLLOW, 0600);
 	if (b->log_fd < 0)
 		return log_errno(-errno, "cannot create '%s'", log_path);

@@ -41,7 +41,7 @@ ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "no temp directory left after a 
 
 # Interrupted: SIGINT in the filesystems stage, SIGTERM in the tree stage, SIGINT while the
 # outputs stage waits for the image's checksum. The staging tree may be on a tmpfs
-# (/dev/shm/pmoves-image-NAME-PID): nothing of it may stay either.
+# (/dev/shm/pmoves-image-NAME-PID-XXXXXX): nothing of it may stay either.
 for case in INT:filesystems TERM:tree INT:outputs; do
 	sig=${case%%:*} stage=${case#*:}
 	"$PMOVES_IMAGE" build base-debian -o "$T/out" >"$T/int.log" 2>&1 &
@@ -60,6 +60,6 @@ for case in INT:filesystems TERM:tree INT:outputs; do
 	grep -q "interrupted during stage '$stage'" "$T/int.log"; ok $? "SIG$sig: says which stage was interrupted"
 	is "$(cat "$T/out/base-debian/SHA256SUMS")" "$sum" "SIG$sig: the previous output is untouched"
 	ls -A "$T/out" | grep -q '^\.tmp-'; ok $((!$?)) "SIG$sig: no temp directory left"
-	test ! -e "/dev/shm/pmoves-image-base-debian-$pid"; ok $? "SIG$sig: no staging directory left on tmpfs"
+	! ls -d /dev/shm/pmoves-image-base-debian-$pid-* >/dev/null 2>&1; ok $? "SIG$sig: no staging directory left on tmpfs"
 done
 done_testing

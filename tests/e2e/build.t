@@ -64,7 +64,7 @@ mkdir "$T/wd"
 PMOVES_WORKDIR=$T/wd "$PMOVES_IMAGE" build base-debian -o "$T/b" >"$T/b.log" 2>&1
 ok $? "second build from the cached rootfs"
 grep -q "rootfs: using the cached" "$T/b.log"; ok $? "second build does not run mmdebstrap again"
-grep -q "^tree: staging in '$T/wd/pmoves-image-base-debian-[0-9]*' (in \$PMOVES_WORKDIR)\$" "$T/b.log" &&
+grep -q "^tree: staging in '$T/wd/pmoves-image-base-debian-[0-9]*-[A-Za-z0-9]\{6\}' (in \$PMOVES_WORKDIR)\$" "$T/b.log" &&
 	[ -z "$(ls -A "$T/wd")" ]
 ok $? "PMOVES_WORKDIR holds the staging tree, and nothing after the build"
 cmp -s "$IMG" "$T/b/base-debian/base-debian.img"; ok $? "two builds give byte-identical images"
