@@ -19,14 +19,9 @@ static void retrying(void *ctx, const char *why)
 int fetch_pinned(const char *what, const char *url, const char *want, const char *dest, uint64_t *ret_bytes)
 {
 	_cleanup_free_ char *tmp = NULL, *err = NULL;
-	if (asprintf(&tmp, "%s.tmp-%d", dest, (int)getpid()) < 0)
-		return -ENOMEM;
-	/* A temp file of a dead build with our PID: ours to replace. */
-	if (unlink(tmp) < 0 && errno != ENOENT)
-		return log_errno(-errno, "cannot remove '%s'", tmp);
-	_cleanup_close_ int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	_cleanup_close_ int fd = open_temp_beside(dest, 0644, &tmp);
 	if (fd < 0)
-		return log_errno(-errno, "cannot create '%s'", tmp);
+		return log_errno(fd, "cannot create a file beside '%s'", dest);
 	struct download_opts o = {
 		.max_size = FETCH_MAX_SIZE,
 		.user_agent = "pmoves-image/" PMOVES_VERSION,

@@ -292,9 +292,7 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* A new file beside PATH, "PATH.tmp-XXXXXX" with a random suffix, created with O_EXCL (so
- * nothing planted at a name is followed or written through) and MODE (never wider). */
-static int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
+int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
 {
 	static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	for (int tries = 0; tries < 100; tries++) {
@@ -308,7 +306,7 @@ static int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
 		_cleanup_free_ char *tmp = NULL;
 		if (asprintf(&tmp, "%s.tmp-%s", path, suffix) < 0)
 			return -ENOMEM;
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
 		if (fd >= 0) {
 			*ret_tmp = TAKE_PTR(tmp);
 			return fd;

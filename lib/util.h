@@ -87,6 +87,10 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
  * never blocks them; a file over MAX is refused by its size (-EFBIG). Every file the builder
  * reads from a user or an image goes through them. */
 int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len);
+/* A new file beside PATH, "PATH.tmp-XXXXXX" with a random suffix, opened read-write with
+ * O_EXCL (so nothing planted at a name is followed or written through) and MODE (never wider):
+ * its fd, and its name in *RET_TMP. */
+int open_temp_beside(const char *path, mode_t mode, char **ret_tmp);
 /* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
  * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
