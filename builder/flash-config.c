@@ -278,6 +278,8 @@ int flash_config_find_boot(struct flash_image *img, struct flash_config *c)
 int flash_config_write(const struct flash_config *c, const char *target)
 {
 	char *const env[] = { "MTOOLS_SKIP_CHECK=1", NULL };
+	if (strstr(target, "@@")) /* mtools would read the offset from the wrong place */
+		return log_errno(-EINVAL, "cannot write pmoves/device.json to '%s': mtools cannot take '@@' in a path", target);
 	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, target, c->boot_offset);
 	if (!img)
 		return -ENOMEM;

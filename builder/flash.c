@@ -20,7 +20,8 @@
 #define CHUNK (4u << 20)  /* one buffer: large writes */
 #define RING 8u           /* buffers in flight */
 #define ZBLOCK 4096u      /* compressed without a bmap: all-zero blocks of this size are skipped */
-#define MAX_SEG (CHUNK / ZBLOCK)
+/* Segments of one buffer: a bmap with 512-byte blocks may map every other block. */
+#define MAX_SEG (CHUNK / 512u)
 
 struct seg {
 	uint64_t off; /* in the image and on the target */
@@ -436,6 +437,8 @@ static int cut_mapped(struct reader *rd, struct slot *s, uint64_t pos, size_t n)
 		if (a >= pos + n)
 			break;
 		uint64_t b = e < pos + n ? e : pos + n;
+		if (s->nseg == MAX_SEG)
+			return -E2BIG; /* cannot happen: a range is at least one block, 512 bytes or more */
 		if (a == fr->start) {
 			int r = sha256_init(&rd->h);
 			if (r < 0)
