@@ -229,6 +229,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)sh tools/bench.sh
 	$(Q)sh tools/bench-firstboot.sh
+	$(Q)sh tools/bench-flash.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
