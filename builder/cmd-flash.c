@@ -110,7 +110,8 @@ static void describe(const struct dev *d)
 		return;
 	}
 	format_size_human(d->info.size, sz);
-	_cleanup_free_ char *model = str_printable(*d->info.model ? d->info.model : "(no model)", strlen(*d->info.model ? d->info.model : "(no model)"), NULL);
+	const char *m = *d->info.model ? d->info.model : "(no model)";
+	_cleanup_free_ char *model = str_printable(m, strlen(m), NULL); /* from the device */
 	fprintf(stderr, "  '%s': %s, %s, transport %s%s%s, %s\n", d->path, model ? model : "?", sz,
 		*d->info.transport ? d->info.transport : "unknown", *d->info.mmc_type ? " " : "", d->info.mmc_type,
 		d->info.removable ? "removable" : "not removable");

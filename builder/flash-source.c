@@ -235,6 +235,10 @@ int flash_source_open(const char *path, struct flash_source *ret)
 		return r;
 	}
 	s.file_size = (uint64_t)st.st_size;
+	if (memcmp(magic, "QFI\xfb", 4) == 0) { /* qcow2: its bytes are not the disk's */
+		close(s.fd);
+		return -EMEDIUMTYPE;
+	}
 	if (memcmp(magic, "\x28\xb5\x2f\xfd", 4) == 0)
 		s.format = FLASH_ZSTD;
 	else if (memcmp(magic, "\xfd" "7zXZ\0", 6) == 0)

@@ -18,7 +18,8 @@ struct flash_source {
 };
 
 /* Open PATH (a regular file), tell the format by its first bytes, learn the raw size. 0, or
- * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read). */
+ * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read);
+ * -EMEDIUMTYPE: a qcow2 image. */
 int flash_source_open(const char *path, struct flash_source *ret);
 /* The next bytes of the raw image into BUF, up to LEN; *ret_n 0 at its end. -EBADMSG: the
  * compressed data is damaged. */

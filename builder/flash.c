@@ -136,6 +136,9 @@ int flash_image_open(const char *image, const char *bmap_path, struct flash_imag
 			log_error("cannot read image '%s': its compressed data is damaged", image);
 		else if (r == -EINVAL)
 			log_error("image '%s' is not a regular file", image);
+		else if (r == -EMEDIUMTYPE)
+			log_error("image '%s' is a qcow2 image: flash writes raw images, raw.zst or raw.xz "
+				  "('qemu-img convert -O raw' makes one)", image);
 		else
 			log_errno(r, "cannot open image '%s'", image);
 		return r;
@@ -551,12 +554,29 @@ static int read_stream(struct reader *rd)
 	return 0;
 }
 
-/* ---- verify ---- */
+/* ---- verify ----
+ * Per target, two threads: one reads the device back (O_DIRECT) into a small ring, the other
+ * hashes what was read, range by range, so that reading and hashing overlap. */
+
+#define VRING 4u
+
+struct vitem {
+	size_t ri;    /* the range */
+	uint64_t pos; /* where the buffer was read */
+	size_t n;
+	int r;        /* the read's result */
+};
 
 struct verifier {
 	struct flash_target *t;
 	const struct flash_image *img;
-	pthread_t thread;
+	pthread_t thread, reader;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *buf[VRING];
+	struct vitem item[VRING];
+	uint64_t produced, consumed;
+	bool done, stop;
 };
 
 static int read_back(struct flash_target *t, uint8_t *buf, uint64_t off, size_t len)
@@ -571,52 +591,139 @@ static int read_back(struct flash_target *t, uint8_t *buf, uint64_t off, size_t 
 	return pread_full(t->fd, buf, len, off);
 }
 
+/* Whole logical blocks around range FR, inside the device. */
+static void window(const struct flash_target *t, const struct flash_range *fr, uint64_t *ret_a, uint64_t *ret_e)
+{
+	uint64_t e = align_up(fr->start + fr->len, t->align);
+	*ret_a = fr->start / t->align * t->align;
+	*ret_e = e > t->dev_size ? fr->start + fr->len : e;
+}
+
+static void *verify_reader(void *arg)
+{
+	struct verifier *v = arg;
+	bool stop = false;
+	for (size_t i = 0; i < v->img->n_range && !stop; i++) {
+		uint64_t a, e;
+		window(v->t, &v->img->range[i], &a, &e);
+		for (uint64_t pos = a; pos < e && !stop;) {
+			size_t n = e - pos < CHUNK ? (size_t)(e - pos) : CHUNK;
+			pthread_mutex_lock(&v->mu);
+			while (v->produced - v->consumed == VRING && !v->stop)
+				pthread_cond_wait(&v->cv, &v->mu);
+			stop = v->stop;
+			pthread_mutex_unlock(&v->mu);
+			if (stop)
+				break;
+			size_t k = v->produced % VRING; /* only this thread moves produced */
+			v->item[k] = (struct vitem){ .ri = i, .pos = pos, .n = n, .r = read_back(v->t, v->buf[k], pos, n) };
+			stop = v->item[k].r < 0;
+			pthread_mutex_lock(&v->mu);
+			v->produced++;
+			pthread_cond_broadcast(&v->cv);
+			pthread_mutex_unlock(&v->mu);
+			pos += n;
+		}
+	}
+	pthread_mutex_lock(&v->mu);
+	v->done = true;
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+	return NULL;
+}
+
+/* Range RI's digest against the image's; false (and the target failed) when it differs. */
+static bool range_verified(struct verifier *v, size_t ri, struct sha256 *h)
+{
+	const struct flash_range *fr = &v->img->range[ri];
+	uint8_t d[32];
+	int r = sha256_final(h, d);
+	if (r < 0) {
+		target_fail(v->t, r, "verify");
+		return false;
+	}
+	if (memcmp(d, fr->sha256, 32) == 0)
+		return true;
+	v->t->error = -EIO;
+	v->t->why = strdupf("verify failed: range %zu (bytes %" PRIu64 "-%" PRIu64 ") differs from the image", ri + 1,
+			    fr->start, fr->start + fr->len - 1);
+	return false;
+}
+
+/* The hashing half, on what verify_reader read. */
+static void verify_hash(struct verifier *v)
+{
+	size_t cur = SIZE_MAX;
+	struct sha256 h = { 0 };
+	bool good = true;
+	for (;;) {
+		pthread_mutex_lock(&v->mu);
+		while (v->consumed == v->produced && !v->done)
+			pthread_cond_wait(&v->cv, &v->mu);
+		bool end = v->consumed == v->produced;
+		pthread_mutex_unlock(&v->mu);
+		if (end)
+			break;
+		const struct vitem *it = &v->item[v->consumed % VRING];
+		const struct flash_range *fr = &v->img->range[it->ri];
+		if (it->r < 0) {
+			target_fail(v->t, it->r, "verify: reading range %zu (bytes %" PRIu64 "-%" PRIu64 ") failed", it->ri + 1,
+				    fr->start, fr->start + fr->len - 1);
+			good = false;
+			break;
+		}
+		if (it->ri != cur) {
+			if (cur != SIZE_MAX && !(good = range_verified(v, cur, &h)))
+				break;
+			int r = sha256_init(&h);
+			if (r < 0) {
+				target_fail(v->t, r, "verify");
+				good = false;
+				break;
+			}
+			cur = it->ri;
+		}
+		/* the range's bytes in what was read */
+		uint64_t ha = it->pos > fr->start ? it->pos : fr->start;
+		uint64_t he = it->pos + it->n < fr->start + fr->len ? it->pos + it->n : fr->start + fr->len;
+		if (he > ha)
+			(void)sha256_update(&h, v->buf[v->consumed % VRING] + (ha - it->pos), he - ha);
+		pthread_mutex_lock(&v->mu);
+		v->consumed++;
+		pthread_cond_broadcast(&v->cv);
+		pthread_mutex_unlock(&v->mu);
+	}
+	if (good && cur != SIZE_MAX)
+		good = range_verified(v, cur, &h);
+	sha256_free(&h);
+	v->t->verify = good ? FLASH_VERIFY_OK : FLASH_VERIFY_FAILED;
+}
+
 static void *target_verifier(void *arg)
 {
 	struct verifier *v = arg;
-	struct flash_target *t = v->t;
 	double t0 = now_seconds();
-	uint8_t *buf = NULL;
-	if (posix_memalign((void **)&buf, 4096, CHUNK) != 0) {
-		target_fail(t, -ENOMEM, "verify");
-		return NULL;
+	bool ok = true;
+	for (size_t i = 0; i < VRING; i++)
+		ok = ok && posix_memalign((void **)&v->buf[i], 4096, CHUNK) == 0;
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_cond_init(&v->cv, NULL);
+	if (ok && pthread_create(&v->reader, NULL, verify_reader, v) == 0) {
+		verify_hash(v);
+		pthread_mutex_lock(&v->mu);
+		v->stop = true;
+		pthread_cond_broadcast(&v->cv);
+		pthread_mutex_unlock(&v->mu);
+		pthread_join(v->reader, NULL);
+	} else {
+		target_fail(v->t, -ENOMEM, "cannot start the verify");
+		v->t->verify = FLASH_VERIFY_FAILED;
 	}
-	t->verify = FLASH_VERIFY_OK;
-	for (size_t i = 0; i < v->img->n_range && t->verify == FLASH_VERIFY_OK; i++) {
-		const struct flash_range *fr = &v->img->range[i];
-		/* read whole logical blocks: [a, e) around the range, inside the device */
-		uint64_t a = fr->start / t->align * t->align, e = align_up(fr->start + fr->len, t->align);
-		if (e > t->dev_size)
-			e = fr->start + fr->len;
-		struct sha256 h;
-		int r = sha256_init(&h);
-		for (uint64_t pos = a; r == 0 && pos < e;) {
-			size_t n = e - pos < CHUNK ? (size_t)(e - pos) : CHUNK;
-			r = read_back(t, buf, pos, n);
-			if (r < 0)
-				break;
-			uint64_t ha = pos > fr->start ? pos : fr->start, he = pos + n < fr->start + fr->len ? pos + n : fr->start + fr->len;
-			if (he > ha)
-				r = sha256_update(&h, buf + (ha - pos), he - ha);
-			pos += n;
-		}
-		uint8_t d[32];
-		if (r == 0)
-			r = sha256_final(&h, d);
-		sha256_free(&h);
-		if (r < 0) {
-			target_fail(t, r, "verify: reading range %zu (bytes %" PRIu64 "-%" PRIu64 ") failed", i + 1, fr->start,
-				    fr->start + fr->len - 1);
-			t->verify = FLASH_VERIFY_FAILED;
-		} else if (memcmp(d, fr->sha256, 32) != 0) {
-			t->verify = FLASH_VERIFY_FAILED;
-			t->error = -EIO;
-			t->why = strdupf("verify failed: range %zu (bytes %" PRIu64 "-%" PRIu64 ") differs from the image", i + 1,
-					 fr->start, fr->start + fr->len - 1);
-		}
-	}
-	free(buf);
-	t->verify_seconds = now_seconds() - t0;
+	pthread_cond_destroy(&v->cv);
+	pthread_mutex_destroy(&v->mu);
+	for (size_t i = 0; i < VRING; i++)
+		free(v->buf[i]);
+	v->t->verify_seconds = now_seconds() - t0;
 	return NULL;
 }
 

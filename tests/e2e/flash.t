@@ -63,7 +63,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 54
+plan 56
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -147,6 +147,14 @@ MNT=
 # a bad config refuses before anything is written
 printf '{ "hostname": "ok-name", "no_such_key": 1 }\n' >"$T/bad.json"
 refused "invalid device config: $T/bad.json: .no_such_key" "an invalid --config" "$LA" "$IMG" "$LA" --force --yes --config "$T/bad.json"
+# a qcow2 image is not what a card needs
+if command -v qemu-img >/dev/null; then
+	qemu-img convert -O qcow2 "$IMG" "$T/disk.qcow2"
+	refused "is a qcow2 image" "a qcow2 image" "$LA" "$T/disk.qcow2" "$LA" --force --yes
+else
+	ok 0 "# SKIP qemu-img is not installed"
+	ok 0 "# SKIP qemu-img is not installed"
+fi
 # a bmap that does not fit the image
 sed 's/<ImageSize> *[0-9]*/<ImageSize> 4096/' "$IMG.bmap" >"$T/wrong.bmap"
 refused "refused" "a bmap for another image" "$LA" "$IMG" "$LA" --force --yes --bmap "$T/wrong.bmap"
