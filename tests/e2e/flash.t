@@ -129,18 +129,21 @@ else
 	ok 0 "# SKIP the kernel made no partition device for '$LP'"
 	ok 0 "# SKIP the kernel made no partition device for '$LP'"
 fi
-# a device with a file system on it, mounted
+# a disk with an ext4 partition, mounted (vfat may not be mountable here; ext4 is)
 truncate -s 128M "$T/fs.back"
-mkfs.ext4 -q "$T/fs.back"
-loop LM "$T/fs.back"
+printf 'label: gpt\nstart=2048, size=204800, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$T/fs.back" >/dev/null
+mke2fs -q -t ext4 -E offset=1048576 "$T/fs.back" 100M
+loop LM "$T/fs.back" -P
+partx -a "$LM" 2>/dev/null
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e "/sys/class/block/$(basename "$LM")p1" ] && break; sleep 0.5; done
 MNT=$T/mnt
 mkdir -p "$MNT"
-if mount -o ro "$LM" "$MNT"; then
-	refused "is mounted on '$MNT'" "a mounted device" "$LM" "$IMG" "$LM" --force --yes
+if [ -e "/sys/class/block/$(basename "$LM")p1" ] && mount -o ro "${LM}p1" "$MNT"; then
+	refused "'$(basename "$LM")p1' on it is mounted on '$MNT'" "a disk with a mounted partition" "$LM" "$IMG" "$LM" --force --yes
 	umount "$MNT"
 else
-	ok 1 "mount '$LM'"
-	ok 1 "mount '$LM'"
+	ok 1 "mount '${LM}p1'"
+	ok 1 "mount '${LM}p1'"
 fi
 MNT=
 
