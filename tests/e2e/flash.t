@@ -63,7 +63,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 56
+plan 60
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -216,4 +216,8 @@ python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d == 
 ok $? "pmoves/device.json is the entry's config"
 ls /tmp/pmoves-flash-* >/dev/null 2>&1; ok $((!$?)) "the entry's temp copy is removed"
 refused "no device 'node9'" "an inventory without the name" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/inventory.json" --name node9
+printf '{ "devices": [ { "name": "a", "config": {} }, { "name": "a", "config": {} } ] }\n' >"$T/dup.json"
+refused "devices\[1\].name: 'a' is also .devices\[0\]'s" "an inventory with a name twice" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/dup.json" --name a
+printf '{ "devices": [ { "name": "a", "mac": "52:54:00:zz:00:01", "config": {} } ] }\n' >"$T/mac.json"
+refused "devices\[0\].mac: not a MAC address" "an inventory with a bad MAC" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/mac.json" --name a
 done_testing
