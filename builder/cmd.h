@@ -18,5 +18,6 @@ int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
+int cmd_flash(int argc, char **argv);
 
 #endif

@@ -118,9 +118,7 @@ int firstboot_packages(const struct arch *a, char ***ret)
 	return 0;
 }
 
-/* pmoves-firstboot validate FILE: 0 valid; -EINVAL with "PROFILE: .firstboot.path: problem"
- * in *ret_error (its messages name FILE: they are turned into the profile's path). */
-static int run_validate(const struct profile *p, const char *file, char **ret_error)
+int firstboot_validate_file(const char *shown, const char *prefix, const char *file, char **ret_error)
 {
 	/* The schema lives in pmoves-firstboot, the same code for every architecture: this
 	 * machine's build checks it. The target's may not run here (another architecture without
@@ -130,10 +128,10 @@ static int run_validate(const struct profile *p, const char *file, char **ret_er
 	int r = host ? firstboot_payload_dir(host, &dir) : -ENOENT;
 	if (r == -ENOENT) {
 		if (asprintf(ret_error,
-			     "cannot check the firstboot section of '%s': no pmoves-firstboot built for this machine "
+			     "cannot check the first-boot config in '%s': no pmoves-firstboot built for this machine "
 			     "(%s) (looked in $PMOVES_FIRSTBOOT_DIR, target/%s beside pmoves-image and '%s/%s'); "
 			     "'make' builds it",
-			     p->path, host ? host->name : "unknown architecture", host ? host->name : "ARCH",
+			     shown, host ? host->name : "unknown architecture", host ? host->name : "ARCH",
 			     PMOVES_LIBEXECDIR, host ? host->name : "ARCH") < 0)
 			return -ENOMEM;
 		return r;
@@ -158,7 +156,7 @@ static int run_validate(const struct profile *p, const char *file, char **ret_er
 	const char *rest = strncmp(line, file, fl) == 0 && line[fl] == ':' ? line + fl + 2 : line;
 	if (*rest == '.')
 		rest++;
-	if (asprintf(ret_error, "%s: .firstboot%s%s", p->path, *rest == '[' ? "" : ".", rest) < 0)
+	if (asprintf(ret_error, "%s: %s%s%s", shown, prefix, *rest == '[' ? "" : ".", rest) < 0)
 		return -ENOMEM;
 	return -EINVAL;
 }
@@ -176,7 +174,7 @@ int firstboot_validate(const struct profile *p, char **ret_error)
 	if (r == 0)
 		r = write_file_atomic(file, text, strlen(text), 0600);
 	if (r == 0)
-		r = run_validate(p, file, ret_error);
+		r = firstboot_validate_file(p->path, ".firstboot", file, ret_error);
 	if (file)
 		unlink(file);
 	rmdir(tmpl);

@@ -30,7 +30,12 @@ libefiboot-dev     # EFI load options (the efiboot step)
 mmdebstrap         # the rootfs source "mmdebstrap"
 e2fsprogs          # mke2fs -d, resize2fs (growfs), debugfs in tests
 dosfstools         # mkfs.vfat
-mtools             # mcopy/mmd into FAT images
+mtools             # mcopy/mmd into FAT images; flash writes pmoves/device.json with them
+libzstd-dev        # flash reads .zst images while writing (libzstd)
+liblzma-dev        # flash reads .xz images while writing (liblzma)
+bmap-tools         # bmaptool: flash tests make bmaps with it; make bench compares with 'bmaptool copy'
+zstd               # flash tests and bench: .zst images
+xz-utils           # flash tests and bench: .xz images
 fdisk              # sfdisk: tests and fixtures
 gdisk              # sgdisk --verify in tests
 qemu-system-x86    # run, demo and tests: x86_64 guests

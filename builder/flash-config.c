@@ -1,0 +1,323 @@
+/* --config FILE and --inventory FILE --name NAME: the device's first-boot config, checked by
+ * pmoves-firstboot's validator (firstboot_validate_file, as a profile's firstboot section
+ * is), then copied as pmoves/device.json into the boot partition of the written device with
+ * mtools at the partition's byte offset: no mount, no loop device. An inventory entry is
+ * written to a private 0600 file first; it may hold secrets (auth keys, password hashes), so
+ * it is overwritten with zeros and removed when done. */
+#include "flash-config.h"
+#include "firstboot-install.h"
+#include "gpt.h"
+#include "hash.h"
+#include "log.h"
+#include "mbr.h"
+#include "run.h"
+#include "table.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <json-c/json.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define CONFIG_MAX (1u << 20)
+#define HEAD (1u << 20)
+
+static int parse_strict(const char *file, const char *buf, size_t len, json_object **ret)
+{
+	if (strlen(buf) != len || len > INT_MAX) {
+		log_error("'%s' is not JSON (a NUL byte, or too large)", file);
+		return -EINVAL;
+	}
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return -ENOMEM;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *o = json_tokener_parse_ex(tok, buf, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!o || jerr != json_tokener_success || buf[end + strspn(buf + end, " \t\r\n")] != '\0') {
+		json_object_put(o);
+		log_error("'%s' is not valid JSON (%s)", file,
+			  jerr == json_tokener_success ? "text after the end" : json_tokener_error_desc(jerr));
+		return -EINVAL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		log_error("'%s': the top level must be a JSON object", file);
+		return -EINVAL;
+	}
+	*ret = o;
+	return 0;
+}
+
+static bool valid_mac(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* The inventory's shape: {"devices": [{"name", "mac"?, "config"}]}, names and MACs unique.
+ * The entry NAME's config into *ret (a reference into ROOT), its index into *ret_index. */
+static int inventory_entry(const char *file, json_object *root, const char *name, json_object **ret, size_t *ret_index)
+{
+	json_object *devs = NULL;
+	json_object_object_foreach(root, key, val) {
+		if (!STREQ(key, "devices")) {
+			_cleanup_free_ char *k = str_printable(key, strlen(key), NULL);
+			log_error("%s: .%s: unknown key (an inventory has \"devices\" only)", file, k ? k : "?");
+			return -EINVAL;
+		}
+		devs = val;
+	}
+	if (!json_object_is_type(devs, json_type_array)) {
+		log_error("%s: .devices: missing, or not an array", file);
+		return -EINVAL;
+	}
+	size_t n = json_object_array_length(devs);
+	if (n > INVENTORY_MAX_DEVICES) {
+		log_error("%s: .devices: %zu entries, at most %d", file, n, INVENTORY_MAX_DEVICES);
+		return -EINVAL;
+	}
+	json_object *found = NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(devs, i), *nm = NULL, *mac = NULL, *cfg = NULL;
+		if (!json_object_is_type(e, json_type_object)) {
+			log_error("%s: .devices[%zu]: not an object", file, i);
+			return -EINVAL;
+		}
+		json_object_object_foreach(e, ekey, eval) {
+			if (STREQ(ekey, "name"))
+				nm = eval;
+			else if (STREQ(ekey, "mac"))
+				mac = eval;
+			else if (STREQ(ekey, "config"))
+				cfg = eval;
+			else {
+				_cleanup_free_ char *k = str_printable(ekey, strlen(ekey), NULL);
+				log_error("%s: .devices[%zu].%s: unknown key (name, mac, config)", file, i, k ? k : "?");
+				return -EINVAL;
+			}
+		}
+		const char *s = json_object_get_string(nm);
+		if (!json_object_is_type(nm, json_type_string) || !valid_name(s, 64)) {
+			log_error("%s: .devices[%zu].name: missing, or not a name ([A-Za-z0-9._-], 64 at most)", file, i);
+			return -EINVAL;
+		}
+		if (mac && (!json_object_is_type(mac, json_type_string) || !valid_mac(json_object_get_string(mac)))) {
+			log_error("%s: .devices[%zu].mac: not a MAC address (like 52:54:00:12:34:56)", file, i);
+			return -EINVAL;
+		}
+		if (!json_object_is_type(cfg, json_type_object)) {
+			log_error("%s: .devices[%zu].config: missing, or not an object", file, i);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++) {
+			json_object *o = json_object_array_get_idx(devs, k), *on, *om;
+			json_object_object_get_ex(o, "name", &on);
+			if (STREQ(json_object_get_string(on), s)) {
+				log_error("%s: .devices[%zu].name: '%s' is also .devices[%zu]'s", file, i, s, k);
+				return -EINVAL;
+			}
+			if (mac && json_object_object_get_ex(o, "mac", &om) &&
+			    strcasecmp(json_object_get_string(om), json_object_get_string(mac)) == 0) {
+				log_error("%s: .devices[%zu].mac: also .devices[%zu]'s", file, i, k);
+				return -EINVAL;
+			}
+		}
+		if (STREQ(s, name) && !found) {
+			found = cfg;
+			*ret_index = i;
+		}
+	}
+	if (!found) {
+		_cleanup_free_ char *shown = str_printable(name, strlen(name), NULL);
+		log_error("no device '%s' in inventory '%s'", shown ? shown : "?", file);
+		return -EINVAL;
+	}
+	*ret = found;
+	return 0;
+}
+
+static int validate(const char *shown, const char *prefix, const char *file)
+{
+	_cleanup_free_ char *err = NULL;
+	int r = firstboot_validate_file(shown, prefix, file, &err);
+	if (r == -EINVAL)
+		log_error("invalid device config: %s", err ? err : shown);
+	else if (r < 0)
+		log_error("%s", err ? err : "cannot check the device config");
+	return r;
+}
+
+int flash_config_load(const char *config, const char *inventory, const char *name, struct flash_config *ret)
+{
+	const char *path = config ? config : inventory;
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	int r = read_file(path, config ? CONFIG_MAX : INVENTORY_MAX_FILE, &buf, &len);
+	if (r < 0) {
+		log_errno(r, "cannot read %s '%s'", config ? "config" : "inventory", path);
+		return r == -ENOENT ? r : -EINVAL;
+	}
+	json_object *root = NULL;
+	r = parse_strict(path, buf, len, &root);
+	explicit_bzero(buf, len);
+	if (r < 0)
+		return r;
+	struct flash_config c = { 0 };
+	if (config) {
+		json_object_put(root);
+		if ((r = validate(config, "", config)) < 0)
+			return r;
+		if (!(c.file = strdup(config)))
+			return -ENOMEM;
+		*ret = c;
+		return 0;
+	}
+	json_object *entry;
+	size_t index;
+	r = inventory_entry(inventory, root, name, &entry, &index);
+	char tmpl[] = "/tmp/pmoves-flash-XXXXXX";
+	if (r == 0 && !mkdtemp(tmpl))
+		r = -errno;
+	if (r == 0) {
+		c.tmp_dir = strdup(tmpl);
+		c.file = strdupf("%s/device.json", tmpl);
+		const char *text = json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+		r = !c.tmp_dir || !c.file ? -ENOMEM : write_file_atomic(c.file, text, strlen(text), 0600);
+		if (r < 0)
+			log_errno(r, "cannot write the device config to '%s'", tmpl);
+	}
+	_cleanup_free_ char *prefix = strdupf(".devices[%zu].config", r == 0 ? index : 0);
+	if (r == 0)
+		r = prefix ? validate(inventory, prefix, c.file) : -ENOMEM;
+	json_object_put(root); /* json-c does not wipe: the text was ours only in memory */
+	if (r < 0) {
+		flash_config_done(&c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+/* The boot partition in the image's first MiB (HEAD): GPT, else MBR. */
+static int find_in_head(int fd, uint64_t image_size, uint64_t *ret_off, uint64_t *ret_size)
+{
+	const struct part_type *want[] = { part_type_find("esp"), part_type_find("firmware") };
+	struct mbr m;
+	int r = pread_full(fd, &m, sizeof(m), 0);
+	if (r < 0)
+		return r;
+	if (le16toh(m.signature) != 0xaa55)
+		return -ENOENT;
+	uint64_t off = 0, size = 0;
+	if (m.part[0].type == 0xee) {
+		_cleanup_free_ struct gpt_disk *d = calloc(1, sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		if ((r = gpt_read(fd, d)) < 0)
+			return r == -EIO ? -ENOENT : r;
+		for (size_t w = 0; w < ARRAY_SIZE(want) && !size; w++) {
+			uint8_t g[16];
+			if (!want[w] || !want[w]->gpt || uuid_parse(want[w]->gpt, g) < 0)
+				continue;
+			for (unsigned i = 0; i < d->n && !size; i++)
+				if (memcmp(d->part[i].type_guid, g, 16) == 0)
+					off = d->part[i].start, size = d->part[i].size;
+		}
+	} else {
+		for (size_t w = 0; w < ARRAY_SIZE(want) && !size; w++)
+			for (size_t i = 0; i < 4 && !size; i++)
+				if (want[w] && m.part[i].type == want[w]->mbr && m.part[i].sectors)
+					off = (uint64_t)le32toh(m.part[i].first_lba) * 512, size = (uint64_t)le32toh(m.part[i].sectors) * 512;
+	}
+	if (!size)
+		return -ENOENT;
+	if (off > image_size || size > image_size - off)
+		return -EBADMSG;
+	*ret_off = off, *ret_size = size;
+	return 0;
+}
+
+int flash_config_find_boot(struct flash_image *img, struct flash_config *c)
+{
+	_cleanup_close_ int mfd = memfd_create("pmoves-image-head", MFD_CLOEXEC);
+	_cleanup_free_ char *buf = malloc(HEAD);
+	if (mfd < 0 || !buf)
+		return log_errno(mfd < 0 ? -errno : -ENOMEM, "cannot read the partition table of '%s'", img->path);
+	size_t n = 0, got;
+	int r = 0;
+	while (n < HEAD && (r = flash_source_read(&img->src, buf + n, HEAD - n, &got)) == 0 && got)
+		n += got;
+	int r2 = flash_source_rewind(&img->src);
+	if (r == 0)
+		r = r2;
+	if (r == 0)
+		r = pwrite_full(mfd, buf, n, 0);
+	if (r == 0)
+		r = find_in_head(mfd, img->size, &c->boot_offset, &c->boot_size);
+	if (r == -ENOENT)
+		log_error("image '%s' has no boot partition (an EFI System or FAT firmware partition) for the device config",
+			  img->path);
+	else if (r == -EBADMSG)
+		log_error("image '%s': its boot partition lies past its end", img->path);
+	else if (r < 0)
+		log_errno(r, "cannot read the partition table of '%s'", img->path);
+	return r;
+}
+
+int flash_config_write(const struct flash_config *c, const char *target)
+{
+	char *const env[] = { "MTOOLS_SKIP_CHECK=1", NULL };
+	if (strstr(target, "@@")) /* mtools would read the offset from the wrong place */
+		return log_errno(-EINVAL, "cannot write pmoves/device.json to '%s': mtools cannot take '@@' in a path", target);
+	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, target, c->boot_offset);
+	if (!img)
+		return -ENOMEM;
+	/* mmd fails when pmoves/ is there already: mcopy says whether it is there now */
+	(void)run_argv((char *[]){ "mmd", "-D", "s", "-i", img, "::/pmoves", NULL }, &(struct run_opts){ .env = env });
+	_cleanup_free_ char *out = NULL;
+	int r = run_argv((char *[]){ "mcopy", "-o", "-i", img, c->file, "::/pmoves/device.json", NULL },
+			 &(struct run_opts){ .env = env, .capture = &out, .capture_stderr = true });
+	if (r == 127)
+		return log_errno(-ENOENT, "'mcopy' is not installed (package mtools)");
+	if (r != 0) {
+		char *nl = out ? strchr(out, '\n') : NULL;
+		if (nl)
+			*nl = '\0';
+		log_error("writing pmoves/device.json to '%s' failed: mcopy exited %d%s%s", target, r, out && *out ? ": " : "",
+			  out ? out : "");
+		return -EIO;
+	}
+	return 0;
+}
+
+void flash_config_done(struct flash_config *c)
+{
+	if (c->tmp_dir && c->file) {
+		/* the entry may hold secrets: zeros over it before it goes */
+		int fd = open(c->file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			_cleanup_free_ char *z = calloc(1, st.st_size > 0 ? (size_t)st.st_size : 1);
+			if (z && pwrite_full(fd, z, (size_t)st.st_size, 0) == 0)
+				fsync(fd);
+		}
+		if (fd >= 0)
+			close(fd);
+		unlink(c->file);
+		rmdir(c->tmp_dir);
+	}
+	free(c->file);
+	free(c->tmp_dir);
+	*c = (struct flash_config){ 0 };
+}

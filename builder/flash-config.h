@@ -1,0 +1,32 @@
+/* The per-device config a flash writes as pmoves/device.json on the device's boot partition:
+ * --config FILE, or one entry of the fleet's inventory (docs/flash.md). Checked with
+ * pmoves-firstboot's own validator before anything is written. */
+#ifndef PMOVES_FLASH_CONFIG_H
+#define PMOVES_FLASH_CONFIG_H
+
+#include "flash.h"
+
+#include <stdint.h>
+
+/* The most entries an inventory may hold, and its largest size. */
+#define INVENTORY_MAX_DEVICES 4096
+#define INVENTORY_MAX_FILE (16u << 20)
+
+struct flash_config {
+	char *file;     /* what is copied: FILE itself, or the entry in a private temp file */
+	char *tmp_dir;  /* the entry's directory (0700), removed by flash_config_done */
+	uint64_t boot_offset, boot_size; /* the boot partition in the image, bytes */
+};
+
+/* Load and check CONFIG, or entry NAME of INVENTORY. Logs the problem. -EINVAL: invalid (the
+ * message names the file and the JSON path); -ENOENT: a file or the entry is missing. */
+int flash_config_load(const char *config, const char *inventory, const char *name, struct flash_config *ret);
+/* The boot partition (ESP, else the FAT firmware partition) in IMG's partition table, GPT or
+ * MBR, into C. Reads the image's first MiB (and rewinds it). Logs; -ENOENT: none. */
+int flash_config_find_boot(struct flash_image *img, struct flash_config *c);
+/* pmoves/device.json on TARGET's boot partition, through mtools at its offset. Logs. */
+int flash_config_write(const struct flash_config *c, const char *target);
+/* The temp copy wiped and removed. */
+void flash_config_done(struct flash_config *c);
+
+#endif

@@ -1,0 +1,32 @@
+/* The image a flash reads: raw, or zstd or xz compressed, read once from start to end. */
+#ifndef PMOVES_FLASH_SOURCE_H
+#define PMOVES_FLASH_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum flash_format { FLASH_RAW, FLASH_ZSTD, FLASH_XZ };
+
+struct flash_source {
+	int fd;
+	enum flash_format format;
+	uint64_t size;      /* the raw image's size (compressed: from the frames' or the index's
+			     * record, else counted by one pass before writing) */
+	uint64_t file_size; /* the file's own size */
+	struct flash_decoder *dec;
+};
+
+/* Open PATH (a regular file), tell the format by its first bytes, learn the raw size. 0, or
+ * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read);
+ * -EMEDIUMTYPE: a qcow2 image. */
+int flash_source_open(const char *path, struct flash_source *ret);
+/* The next bytes of the raw image into BUF, up to LEN; *ret_n 0 at its end. -EBADMSG: the
+ * compressed data is damaged. */
+int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret_n);
+/* Start reading from the beginning again. */
+int flash_source_rewind(struct flash_source *s);
+void flash_source_close(struct flash_source *s);
+const char *flash_format_name(enum flash_format f);
+
+#endif

@@ -1,0 +1,74 @@
+/* The flash engine: one read of an image feeding every target at once, only the mapped
+ * ranges written, each target verified by reading it back. The safety rules are in
+ * flash-device.h; the command in cmd-flash.c. */
+#ifndef PMOVES_FLASH_H
+#define PMOVES_FLASH_H
+
+#include "bmap-read.h"
+#include "flash-source.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A range of the image to write and check: from the bmap, from the raw image's own data
+ * ranges (SEEK_DATA), or, for a compressed image without a bmap, its runs of blocks that are
+ * not all zeros (found while reading). The SHA-256 is the bmap's, checked against the image
+ * as it is read, or computed while reading. */
+struct flash_range {
+	uint64_t start, len;
+	uint8_t sha256[32];
+	bool from_bmap;
+};
+
+struct flash_image {
+	const char *path;
+	char *bmap_path; /* NULL: no bmap */
+	struct flash_source src;
+	uint64_t size;   /* the raw image's bytes */
+	uint64_t mapped; /* the bytes to write; compressed without a bmap: known after the write */
+	bool mapped_known;
+	struct flash_range *range;
+	size_t n_range, cap_range;
+};
+
+enum flash_verify { FLASH_VERIFY_OFF, FLASH_VERIFY_OK, FLASH_VERIFY_FAILED, FLASH_VERIFY_NOT_RUN };
+
+struct flash_target {
+	const char *path;
+	int fd;            /* opened by the caller: O_RDWR, O_EXCL for a disk */
+	bool is_blk;
+	uint64_t dev_size; /* bytes (a regular file: grown to the image's size first) */
+	/* results */
+	int error;         /* 0, or -errno: this target failed (why says how) */
+	char *why;
+	uint64_t written;
+	double write_seconds, verify_seconds;
+	enum flash_verify verify;
+	/* the engine's */
+	int dfd;           /* the same device opened O_DIRECT, or -1 where refused */
+	unsigned align;    /* the alignment O_DIRECT needs: the logical block size */
+	uint64_t next_seq;
+	struct flash_ring *ring;
+	pthread_t thread;
+};
+
+struct flash_opts {
+	bool verify;
+	/* Test-only (PMOVES_FLASH_TEST_HOOK, docs/flash.md): run as `HOOK DEVICE...` after the
+	 * write and before the verify, to change the target in between. */
+	const char *test_hook;
+};
+
+/* Open IMAGE and its map: BMAP if given, else IMAGE.bmap, else the bmap of the uncompressed
+ * name beside it (NAME.img.bmap for NAME.img.zst), else the image's own data ranges. Logs
+ * what is wrong; 0 or -errno (-EBADMSG: a bad bmap or a bmap that does not fit the image). */
+int flash_image_open(const char *image, const char *bmap, struct flash_image *ret);
+void flash_image_close(struct flash_image *img);
+
+/* Write IMG to the N targets at once and verify each. A target that fails gets error and why
+ * and does not stop the others. 0 when every target is written (and verified), -EIO when the
+ * image itself could not be read (every target failed), -EUCLEAN when some target failed. */
+int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const struct flash_opts *o);
+
+#endif
