@@ -205,12 +205,20 @@ static int ext4_auto_size(struct build *b, const struct plan_part *pp, uint64_t 
 			continue;
 		}
 		uint64_t want = ext4_want_blocks(&u, g.groups, margin, g.block);
+		if (want > (UINT64_C(1) << 60) / g.block) {
+			r = -EFBIG;
+			break;
+		}
 		uint64_t have = g.free_blocks > g.reserved ? g.free_blocks - g.reserved : 0;
 		uint64_t more = 0;
 		if (want > have) /* the reserve and the metadata grow with the size: 1/16 more */
 			more = (want - have) * g.block + (want - have) * g.block / 16;
 		if (u.inodes > g.free_inodes) {
-			uint64_t per_inode = g.inodes ? size / g.inodes : size, need = (u.inodes - g.free_inodes) * per_inode;
+			uint64_t per_inode = g.inodes ? size / g.inodes : size, need;
+			if (__builtin_mul_overflow(u.inodes - g.free_inodes, per_inode, &need) || need > (UINT64_C(1) << 60)) {
+				r = -EFBIG;
+				break;
+			}
 			more = need + need / 16 > more ? need + need / 16 : more;
 		}
 		if (!more) {
@@ -227,6 +235,8 @@ static int ext4_auto_size(struct build *b, const struct plan_part *pp, uint64_t 
 		size = size / ALIGN_BYTES * ALIGN_BYTES;
 	}
 	unlink(scratch);
+	if (r == 0)
+		log_error("partition '%s' was still too small for its files after 12 sizes, giving up", pp->spec->name);
 	return r < 0 ? r : -E2BIG;
 }
 

@@ -254,6 +254,8 @@ static int vfat_auto_size(struct build *b, const struct plan_part *pp, uint64_t 
 		size = size / ALIGN_BYTES * ALIGN_BYTES;
 	}
 	unlink(scratch);
+	if (r == 0)
+		log_error("partition '%s' was still too small for its files after 16 sizes, giving up", pp->spec->name);
 	return r < 0 ? r : -E2BIG;
 }
 
