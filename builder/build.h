@@ -92,6 +92,7 @@ struct fs_usage {
 	uint64_t inodes;       /* below the top directory; a hard-linked file once */
 	uint64_t blocks;       /* files, long symlinks, directories (the top one too) */
 	uint64_t xattr_inodes; /* inodes with extended attributes */
+	uint64_t top_blocks;   /* of which the top directory's */
 };
 /* DIR's usage under RULES (DIR may be NULL: an empty filesystem's root). -EFBIG on overflow,
  * -ELOOP past 256 levels. */

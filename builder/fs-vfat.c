@@ -184,8 +184,9 @@ static uint64_t vfat_file_blocks(uint64_t size, uint64_t cluster)
 }
 
 /* Clusters free in the empty FAT mkfs.vfat made in FD, and their size, from its boot sector
- * (FAT32's root directory already has its cluster). */
-static int vfat_geometry(int fd, uint64_t *ret_cluster, uint64_t *ret_free)
+ * (FAT32's root directory already has its cluster); the bytes of a FAT12/16 root directory,
+ * which has a fixed place of its own (0 on FAT32). */
+static int vfat_geometry(int fd, uint64_t *ret_cluster, uint64_t *ret_free, uint64_t *ret_root_bytes)
 {
 	uint8_t bs[512];
 	int r = pread_full(fd, bs, sizeof(bs), 0);
@@ -204,6 +205,7 @@ static int vfat_geometry(int fd, uint64_t *ret_cluster, uint64_t *ret_free)
 		return -EBADMSG;
 	*ret_cluster = bps * spc;
 	*ret_free = root ? clusters : clusters - 1;
+	*ret_root_bytes = root * 32;
 	return 0;
 }
 
@@ -226,12 +228,12 @@ static int vfat_auto_size(struct build *b, const struct plan_part *pp, uint64_t 
 		return -EFBIG;
 	size = align_up(size, ALIGN_BYTES);
 	for (int i = 0; i < 16; i++) {
-		uint64_t cluster = 0, avail = 0;
+		uint64_t cluster = 0, avail = 0, root = 0;
 		unlink(scratch); /* mkfs.vfat -C makes a new file */
 		if ((r = vfat_mkfs(b, pp, scratch, size)) < 0)
 			break;
 		_cleanup_close_ int fd = open(scratch, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || (r = vfat_geometry(fd, &cluster, &avail)) < 0) {
+		if (fd < 0 || (r = vfat_geometry(fd, &cluster, &avail, &root)) < 0) {
 			r = fd < 0 ? -errno : r;
 			break;
 		}
@@ -241,6 +243,16 @@ static int vfat_auto_size(struct build *b, const struct plan_part *pp, uint64_t 
 				break;
 		}
 		uint64_t want = u.blocks + (margin + cluster - 1) / cluster;
+		/* A FAT12/16 root directory cannot grow (its label takes an entry): when the top
+		 * level's entries do not fit it, FAT32 (vfat_mkfs: from 64 MiB on). */
+		if (root && u.top_blocks * cluster > root - 32) {
+			if (size >= 64u << 20) {
+				r = -ENOSPC; /* cannot be: FAT32 has no such root */
+				break;
+			}
+			size = 64u << 20;
+			continue;
+		}
 		if (want <= avail) {
 			unlink(scratch);
 			*ret_size = size;

@@ -121,8 +121,11 @@ static int measure_dir(struct measure *m, int dfd, const char *path, unsigned de
 	if (r == 0 && errno)
 		r = -errno;
 	closedir(d);
+	uint64_t blocks = m->rules->dir_blocks(n, name_bytes, m->rules->block);
+	if (r == 0 && depth == 0)
+		m->u.top_blocks = blocks;
 	if (r == 0)
-		r = add_u64(&m->u.blocks, m->rules->dir_blocks(n, name_bytes, m->rules->block));
+		r = add_u64(&m->u.blocks, blocks);
 	return r;
 }
 
@@ -131,7 +134,7 @@ int fs_measure(const char *dir, const struct fs_rules *rules, struct fs_usage *r
 	struct measure m = { .rules = rules };
 	int r = 0;
 	if (!dir) {
-		m.u.blocks = rules->dir_blocks(0, 0, rules->block);
+		m.u.blocks = m.u.top_blocks = rules->dir_blocks(0, 0, rules->block);
 	} else {
 		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = fd < 0 ? -errno : measure_dir(&m, fd, dir, 0);
