@@ -1059,15 +1059,6 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 		return bad(c, ".disk", "missing \"size\" (use 4G, for example)");
 	int r;
 	char buf[24];
-	/* The margin is checked whatever the size: a profile may extend an auto-sized one and
-	 * set a size of its own, and it cannot remove the margin it inherits. */
-	const char *margin = str_at(disk, "margin");
-	if (margin && parse_size(margin, &p->disk.margin) < 0)
-		return bad(c, ".disk.margin", "%s is too large", Q(margin));
-	if (p->disk.margin > t->max_disk_size) {
-		format_size(t->max_disk_size, buf);
-		return bad(c, ".disk.margin", "%s is larger than a '%s' table allows (%s)", Q(margin), t->name, buf);
-	}
 	p->disk.auto_size = STREQ(size, "auto");
 	if (!p->disk.auto_size) {
 		if ((r = check_size(c, ".disk.size", size, &p->disk.size)) < 0)
@@ -1081,6 +1072,15 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 		if (p->disk.size <= t->head_reserved + t->tail_reserved + ALIGN_BYTES)
 			return bad(c, ".disk.size", "%s leaves no room for partitions next to the '%s' table", Q(size),
 				   t->name);
+	}
+	/* The margin is checked whatever the size: a profile may extend an auto-sized one and
+	 * set a size of its own, and it cannot remove the margin it inherits. */
+	const char *margin = str_at(disk, "margin");
+	if (margin && parse_size(margin, &p->disk.margin) < 0)
+		return bad(c, ".disk.margin", "%s is too large", Q(margin));
+	if (p->disk.margin > t->max_disk_size) {
+		format_size(t->max_disk_size, buf);
+		return bad(c, ".disk.margin", "%s is larger than a '%s' table allows (%s)", Q(margin), t->name, buf);
 	}
 
 	json_object *parts = json_object_object_get(disk, "partitions");

@@ -256,6 +256,9 @@ static const struct bad bad_cases[] = {
 	  { "\"99999999999T\" is too large" }, SCHEMA_ACCEPTS },
 	{ "margin-table.json", "{" AUTO_DISK("\"auto\"", "\"table\":\"mbr\",\"margin\":\"4T\",") "}", NULL, ".disk.margin",
 	  { "\"4T\" is larger than a 'mbr' table allows" }, SCHEMA_ACCEPTS },
+	/* The size's problem first, then the margin's (the order of the keys in docs/profiles.md). */
+	{ "size-then-margin.json", "{" AUTO_DISK("\"1M\"", "\"margin\":\"2000000T\",") "}", NULL, ".disk.size",
+	  { "\"1M\" is too small" }, SCHEMA_ACCEPTS },
 	/* inherited: the parent's margin is named as the parent's */
 	{ "child-of-badmargin.json", "{\"extends\":\"badmargin-parent\"}", "badmargin-parent.json", ".disk.margin",
 	  { "\"2000000T\" is larger than a 'gpt' table allows" }, SCHEMA_ACCEPTS },
