@@ -21,6 +21,7 @@ struct plan_part {
 	uint8_t hash_seed[16];     /* a directory hash seed (ext4) */
 	uint32_t fat_serial;       /* a volume serial (FAT) */
 	char *content;             /* directory with this partition's files, or NULL (empty fs) */
+	bool grows;                /* sized from its content ("size": "auto"): made to be grown */
 };
 
 struct plan {
@@ -74,6 +75,33 @@ char *build_tree_path(const struct build *b, const char *rel);
 
 /* The plan: the profile's layout and the identifiers derived from SEED (plan.c). */
 int plan_make(const struct profile *p, const char *seed, struct plan *ret);
+
+/* What a directory tree's files take on a filesystem (fs.c), for the records' auto_size hooks.
+ * Only what the files are counts (sizes, names, link targets, hard links, extended
+ * attributes), never how the host stored them: the same files give the same numbers on
+ * tmpfs or ext4. The filesystem's rules: */
+struct fs_rules {
+	uint64_t block;                 /* its allocation unit, bytes */
+	uint64_t symlink_inline;        /* a symlink target shorter than this takes no block */
+	/* blocks of a file of SIZE bytes (data and the filesystem's own map of it) */
+	uint64_t (*file_blocks)(uint64_t size, uint64_t block);
+	/* blocks of a directory of N entries whose names are NAME_BYTES long in all */
+	uint64_t (*dir_blocks)(uint64_t n, uint64_t name_bytes, uint64_t block);
+};
+struct fs_usage {
+	uint64_t inodes;       /* below the top directory; a hard-linked file once */
+	uint64_t blocks;       /* files, long symlinks, directories (the top one too) */
+	uint64_t xattr_inodes; /* inodes with extended attributes */
+	uint64_t top_blocks;   /* of which the top directory's */
+};
+/* DIR's usage under RULES (DIR may be NULL: an empty filesystem's root). -EFBIG on overflow,
+ * -ELOOP past 256 levels. */
+int fs_measure(const char *dir, const struct fs_rules *rules, struct fs_usage *ret);
+
+/* "size": "auto": the partition that holds SIZE bytes (its record's auto_size) becomes the
+ * "fill" partition PP's size, and the disk ends after it, rounded up to 1 MiB. -EFBIG when the
+ * table cannot hold that disk. */
+int plan_set_auto_size(struct plan *pl, struct plan_part *pp, uint64_t size);
 
 /* Makes work_dir and sets tree (the tree stage calls it). */
 int build_work_dir(struct build *b);

@@ -100,15 +100,14 @@ static int fat_copy_dir(struct fat_job *j, const char *src, const char *dst)
 	return 0;
 }
 
-static int vfat_make(struct build *b, struct plan_part *pp)
+/* An empty FAT of SIZE bytes in the new file IMG, made by mkfs.vfat. */
+static int vfat_mkfs(struct build *b, const struct plan_part *pp, const char *img, uint64_t size)
 {
-	_cleanup_free_ char *img = NULL, *scratch = NULL, *epoch = NULL;
+	_cleanup_free_ char *epoch = NULL;
 	char kib[32], serial[16], label[16];
-	if (asprintf(&img, "%s/fs-%s.fat", b->work_dir, pp->spec->name) < 0 ||
-	    asprintf(&scratch, "%s/fat-scratch-%s", b->work_dir, pp->spec->name) < 0 ||
-	    asprintf(&epoch, "SOURCE_DATE_EPOCH=%" PRIu64, b->epoch) < 0)
+	if (asprintf(&epoch, "SOURCE_DATE_EPOCH=%" PRIu64, b->epoch) < 0)
 		return -ENOMEM;
-	snprintf(kib, sizeof(kib), "%" PRIu64, pp->entry->size / 1024);
+	snprintf(kib, sizeof(kib), "%" PRIu64, size / 1024);
 	snprintf(serial, sizeof(serial), "%08" PRIX32, pp->fat_serial);
 	size_t i = 0;
 	for (; pp->spec->label[i] && i < 11; i++)
@@ -116,13 +115,13 @@ static int vfat_make(struct build *b, struct plan_part *pp)
 	label[i] = '\0';
 
 	/* FAT32 as UEFI asks of an ESP, once the partition is large enough for it. */
-	bool fat32 = pp->entry->size >= 64ull << 20;
+	bool fat32 = size >= 64ull << 20;
 	char *argv[12];
 	size_t n = 0;
 	argv[n++] = "mkfs.vfat";
 	argv[n++] = "--invariant"; /* else the label's directory entry gets the current time */
 	argv[n++] = "-C";
-	argv[n++] = img;
+	argv[n++] = (char *)img;
 	argv[n++] = "-i";
 	argv[n++] = serial;
 	argv[n++] = "-n";
@@ -134,7 +133,17 @@ static int vfat_make(struct build *b, struct plan_part *pp)
 	argv[n++] = kib; /* the size, in KiB */
 	argv[n] = NULL;
 	char *env[] = { epoch, NULL };
-	int r = build_run_env(b, argv, env);
+	return build_run_env(b, argv, env);
+}
+
+static int vfat_make(struct build *b, struct plan_part *pp)
+{
+	_cleanup_free_ char *img = NULL, *scratch = NULL, *epoch = NULL;
+	if (asprintf(&img, "%s/fs-%s.fat", b->work_dir, pp->spec->name) < 0 ||
+	    asprintf(&scratch, "%s/fat-scratch-%s", b->work_dir, pp->spec->name) < 0 ||
+	    asprintf(&epoch, "SOURCE_DATE_EPOCH=%" PRIu64, b->epoch) < 0)
+		return -ENOMEM;
+	int r = vfat_mkfs(b, pp, img, pp->entry->size);
 	if (r < 0)
 		return r;
 
@@ -159,6 +168,109 @@ static int vfat_make(struct build *b, struct plan_part *pp)
 	return 0;
 }
 
+/* ---- "size": "auto" ---- */
+
+/* A directory: 32-byte entries, "." and ".." and per name a short entry and a long-name entry
+ * per 13 characters (counted as bytes: more than enough). */
+static uint64_t vfat_dir_blocks(uint64_t n, uint64_t name_bytes, uint64_t cluster)
+{
+	uint64_t bytes = 32 * (3 + 2 * n + name_bytes / 13);
+	return (bytes + cluster - 1) / cluster;
+}
+
+static uint64_t vfat_file_blocks(uint64_t size, uint64_t cluster)
+{
+	return size / cluster + (size % cluster != 0); /* the chain is in the FATs: overhead */
+}
+
+/* Clusters free in the empty FAT mkfs.vfat made in FD, and their size, from its boot sector
+ * (FAT32's root directory already has its cluster); the bytes of a FAT12/16 root directory,
+ * which has a fixed place of its own (0 on FAT32). */
+static int vfat_geometry(int fd, uint64_t *ret_cluster, uint64_t *ret_free, uint64_t *ret_root_bytes)
+{
+	uint8_t bs[512];
+	int r = pread_full(fd, bs, sizeof(bs), 0);
+	if (r < 0)
+		return r;
+	uint64_t bps = (uint64_t)bs[11] | (uint64_t)bs[12] << 8, spc = bs[13], reserved = bs[14] | (uint64_t)bs[15] << 8,
+		 fats = bs[16], root = bs[17] | (uint64_t)bs[18] << 8, total = bs[19] | (uint64_t)bs[20] << 8,
+		 fatsz = bs[22] | (uint64_t)bs[23] << 8;
+	if (!total)
+		total = bs[32] | (uint64_t)bs[33] << 8 | (uint64_t)bs[34] << 16 | (uint64_t)bs[35] << 24;
+	if (!fatsz)
+		fatsz = bs[36] | (uint64_t)bs[37] << 8 | (uint64_t)bs[38] << 16 | (uint64_t)bs[39] << 24;
+	uint64_t meta = reserved + fats * fatsz + (root * 32 + bps - 1) / (bps ? bps : 1);
+	uint64_t clusters = bps >= 512 && spc && meta < total ? (total - meta) / spc : 0;
+	if (clusters < 2)
+		return -EBADMSG;
+	*ret_cluster = bps * spc;
+	*ret_free = root ? clusters : clusters - 1;
+	*ret_root_bytes = root * 32;
+	return 0;
+}
+
+/* As for ext4 (fs-ext4.c): from the content and the margin upward, asking mkfs.vfat at each
+ * size what is free, until the content's clusters and the margin fit. */
+static int vfat_auto_size(struct build *b, const struct plan_part *pp, uint64_t margin, uint64_t *ret_size)
+{
+	_cleanup_free_ char *scratch = NULL;
+	if (asprintf(&scratch, "%s/fs-size-%s.fat", b->work_dir, pp->spec->name) < 0)
+		return -ENOMEM;
+	struct fs_rules rules = { .block = 4096, .symlink_inline = UINT64_MAX, .file_blocks = vfat_file_blocks,
+				  .dir_blocks = vfat_dir_blocks };
+	struct fs_usage u;
+	int r = fs_measure(pp->content, &rules, &u);
+	if (r < 0)
+		return log_errno(r, "cannot measure the files of partition '%s'", pp->spec->name);
+	uint64_t size;
+	if (__builtin_mul_overflow(u.blocks, rules.block, &size) || __builtin_add_overflow(size, margin + 1, &size) ||
+	    size > (UINT64_C(1) << 44)) /* FAT32 holds at most 16 TiB */
+		return -EFBIG;
+	size = align_up(size, ALIGN_BYTES);
+	for (int i = 0; i < 16; i++) {
+		uint64_t cluster = 0, avail = 0, root = 0;
+		unlink(scratch); /* mkfs.vfat -C makes a new file */
+		if ((r = vfat_mkfs(b, pp, scratch, size)) < 0)
+			break;
+		_cleanup_close_ int fd = open(scratch, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || (r = vfat_geometry(fd, &cluster, &avail, &root)) < 0) {
+			r = fd < 0 ? -errno : r;
+			break;
+		}
+		if (cluster != rules.block) { /* mkfs.vfat chose another cluster: measure in it */
+			rules.block = cluster;
+			if ((r = fs_measure(pp->content, &rules, &u)) < 0)
+				break;
+		}
+		uint64_t want = u.blocks + (margin + cluster - 1) / cluster;
+		/* A FAT12/16 root directory cannot grow (its label takes an entry): when the top
+		 * level's entries do not fit it, FAT32 (vfat_mkfs: from 64 MiB on). */
+		if (root && u.top_blocks * cluster > root - 32) {
+			if (size >= 64u << 20) {
+				r = -ENOSPC; /* cannot be: FAT32 has no such root */
+				break;
+			}
+			size = 64u << 20;
+			continue;
+		}
+		if (want <= avail) {
+			unlink(scratch);
+			*ret_size = size;
+			return 0;
+		}
+		uint64_t more = (want - avail) * cluster;
+		if (__builtin_add_overflow(size, more + more / 16 + ALIGN_BYTES - 1, &size) || size > (UINT64_C(1) << 44)) {
+			r = -EFBIG;
+			break;
+		}
+		size = size / ALIGN_BYTES * ALIGN_BYTES;
+	}
+	unlink(scratch);
+	if (r == 0)
+		log_error("partition '%s' was still too small for its files after 16 sizes, giving up", pp->spec->name);
+	return r < 0 ? r : -E2BIG;
+}
+
 /* FAT names a volume by its serial, "XXXX-XXXX". */
 static void vfat_id(const struct plan_part *pp, char out[40])
 {
@@ -178,4 +290,5 @@ const struct fs_type fs_vfat = {
 	.mount_options = "umask=0077,nofail",
 	.fs_id = vfat_id,
 	.make = vfat_make,
+	.auto_size = vfat_auto_size,
 };

@@ -22,6 +22,7 @@ enum {
 	FMT_TABLE,
 	FMT_SIZE,
 	FMT_SIZE_FILL,
+	FMT_SIZE_AUTO,
 	FMT_PART_NAME,
 	FMT_PART_TYPE,
 	FMT_FS,
@@ -44,6 +45,8 @@ static const struct format formats[FMT_COUNT] = {
 	[FMT_TABLE] = { "table", NULL, NULL, 0, table_at, NULL, "partition table" },
 	[FMT_SIZE] = { "size", "^[0-9]+" SIZE_UNITS "$", "a size (use 1M, 512M, 4G)", 0, NULL, NULL, NULL },
 	[FMT_SIZE_FILL] = { "size_or_fill", "^([0-9]+" SIZE_UNITS "|fill)$", "a size (use 512M, 4G, or \"fill\")", 0,
+			    NULL, NULL, NULL },
+	[FMT_SIZE_AUTO] = { "size_or_auto", "^([0-9]+" SIZE_UNITS "|auto)$", "a size (use 2G, 4G, or \"auto\")", 0,
 			    NULL, NULL, NULL },
 	[FMT_PART_NAME] = { "partition_name", "^[a-z0-9_-]+$", "a partition name (a-z, 0-9, '_', '-'; 1 to 36 characters)",
 			    36, NULL, NULL, NULL },
@@ -99,7 +102,8 @@ static const struct field rootfs_fields[] = {
 
 static const struct field disk_fields[] = {
 	F_STR("table", &formats[FMT_TABLE]),
-	F_STR("size", &formats[FMT_SIZE]),
+	F_STR("size", &formats[FMT_SIZE_AUTO]),
+	F_STR("margin", &formats[FMT_SIZE]),
 	F("partitions", json_type_array, .elem = json_type_object, .sub = part_fields, .min_items = 1,
 	  .max_items = PROFILE_MAX_PARTS),
 	F_END,

@@ -694,6 +694,10 @@ static int apply_defaults(struct problems *c, json_object *o)
 	if (disk) {
 		if ((r = add_default(disk, "table", json_object_new_string("gpt"))) < 0)
 			return r;
+		const char *size = str_at(disk, "size");
+		if (size && STREQ(size, "auto") &&
+		    (r = add_default(disk, "margin", json_object_new_string(PROFILE_AUTO_MARGIN))) < 0)
+			return r;
 		json_object *parts = json_object_object_get(disk, "partitions");
 		size_t n = parts ? json_object_array_length(parts) : 0;
 		for (size_t i = 0; i < n; i++) {
@@ -1020,6 +1024,28 @@ static int check_partition(struct problems *c, json_object *part, size_t i, stru
 	return 0;
 }
 
+/* "size": "auto" sizes the "fill" partition from the files it holds: it needs one, with a
+ * filesystem whose record can tell the size its files take (registry.h: auto_size). */
+static int check_auto(struct problems *c, const struct profile *p)
+{
+	char path[96];
+	for (size_t i = 0; i < p->disk.n_parts; i++) {
+		const struct part_spec *s = &p->disk.parts[i];
+		if (!s->fill)
+			continue;
+		const struct fs_type *fs = fs_find(s->fs);
+		snprintf(path, sizeof(path), ".disk.partitions[%zu].fs", i);
+		if (!fs)
+			return bad(c, path, "\"size\": \"auto\" sizes the \"fill\" partition '%s' from its files, but it has no filesystem",
+				   s->name);
+		if (!fs->auto_size)
+			return bad(c, path, "\"size\": \"auto\" sizes the \"fill\" partition '%s' from its files, but '%s' cannot be sized so",
+				   s->name, fs->name);
+		return 0;
+	}
+	return bad(c, ".disk.size", "\"auto\" needs a partition with \"size\": \"fill\" (the one sized from its files)");
+}
+
 static int check_disk(struct problems *c, json_object *o, struct profile *p)
 {
 	json_object *disk = json_object_object_get(o, "disk");
@@ -1031,19 +1057,31 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 	const char *size = str_at(disk, "size");
 	if (!size)
 		return bad(c, ".disk", "missing \"size\" (use 4G, for example)");
-	int r = check_size(c, ".disk.size", size, &p->disk.size);
-	if (r < 0)
-		return r;
+	int r;
 	char buf[24];
-	if (p->disk.size < MIN_DISK_SIZE)
-		return bad(c, ".disk.size", "%s is too small: a disk is at least 2M", Q(size));
-	if (p->disk.size > t->max_disk_size) {
-		format_size(t->max_disk_size, buf);
-		return bad(c, ".disk.size", "%s is larger than a '%s' table allows (%s)", Q(size), t->name, buf);
+	p->disk.auto_size = STREQ(size, "auto");
+	if (!p->disk.auto_size) {
+		if ((r = check_size(c, ".disk.size", size, &p->disk.size)) < 0)
+			return r;
+		if (p->disk.size < MIN_DISK_SIZE)
+			return bad(c, ".disk.size", "%s is too small: a disk is at least 2M", Q(size));
+		if (p->disk.size > t->max_disk_size) {
+			format_size(t->max_disk_size, buf);
+			return bad(c, ".disk.size", "%s is larger than a '%s' table allows (%s)", Q(size), t->name, buf);
+		}
+		if (p->disk.size <= t->head_reserved + t->tail_reserved + ALIGN_BYTES)
+			return bad(c, ".disk.size", "%s leaves no room for partitions next to the '%s' table", Q(size),
+				   t->name);
 	}
-	if (p->disk.size <= t->head_reserved + t->tail_reserved + ALIGN_BYTES)
-		return bad(c, ".disk.size", "%s leaves no room for partitions next to the '%s' table", Q(size),
-			   t->name);
+	/* The margin is checked whatever the size: a profile may extend an auto-sized one and
+	 * set a size of its own, and it cannot remove the margin it inherits. */
+	const char *margin = str_at(disk, "margin");
+	if (margin && parse_size(margin, &p->disk.margin) < 0)
+		return bad(c, ".disk.margin", "%s is too large", Q(margin));
+	if (p->disk.margin > t->max_disk_size) {
+		format_size(t->max_disk_size, buf);
+		return bad(c, ".disk.margin", "%s is larger than a '%s' table allows (%s)", Q(margin), t->name, buf);
+	}
 
 	json_object *parts = json_object_object_get(disk, "partitions");
 	if (!parts)
@@ -1072,7 +1110,10 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 		}
 		first_fill = i;
 	}
-	const uint64_t first = t->head_reserved, limit = p->disk.size - t->tail_reserved;
+	/* "auto": the disk ends after the "fill" partition, which gets its size from its files in
+	 * the build (plan.c); here the other partitions need only fit the table. */
+	const uint64_t first = t->head_reserved,
+		       limit = (p->disk.auto_size ? t->max_disk_size : p->disk.size) - t->tail_reserved;
 	uint64_t prev_end = first;
 	char a[24], b[24];
 	for (size_t i = 0; i < n; i++) {
@@ -1094,7 +1135,7 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 			s->start = align_up(prev_end, ALIGN_BYTES);
 
 		snprintf(path, sizeof(path), ".disk.partitions[%zu].size", i);
-		format_size(p->disk.size, b);
+		format_size(p->disk.auto_size ? t->max_disk_size : p->disk.size, b);
 		if (s->start >= limit) {
 			format_size_human(s->start, a);
 			return bad(c, path, "partition '%s' does not fit the disk: it starts at %s, past the end of the %s disk",
@@ -1104,12 +1145,12 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 			if (i + 1 < n)
 				return bad(c, path, "\"fill\" is only allowed for the last partition ('%s' is followed by '%s')",
 					   s->name, p->disk.parts[i + 1].name);
-			s->size = limit - s->start;
-			if (s->size < ALIGN_BYTES) {
-				format_size_human(s->size, a);
+			if (limit - s->start < ALIGN_BYTES) {
+				format_size_human(limit - s->start, a);
 				return bad(c, path, "\"fill\" leaves only %s for partition '%s' (at least 1 MiB is needed)",
 					   a, s->name);
 			}
+			s->size = p->disk.auto_size ? 0 : limit - s->start; /* auto: the build's plan sizes it */
 		} else {
 			s->size = raw[i].size;
 			if (s->size > limit - s->start) {
@@ -1120,7 +1161,7 @@ static int check_disk(struct problems *c, json_object *o, struct profile *p)
 		}
 		prev_end = s->start + s->size;
 	}
-	return 0;
+	return p->disk.auto_size ? check_auto(c, p) : 0;
 }
 
 static int check_lists(struct problems *c, json_object *o, struct profile *p)

@@ -10,6 +10,9 @@ struct arch;
 
 #define PROFILE_MAX_PARTS 16
 #define PROFILE_MAX_EXTENDS 16 /* depth of an "extends" chain */
+/* "disk": {"size": "auto"} without a "margin": room for the first boot's state, logs and
+ * packages before growfs, and for an image used at its own size (docs/profiles.md). */
+#define PROFILE_AUTO_MARGIN "256M"
 
 struct part_spec {
 	const char *name;  /* GPT partition name: [a-z0-9_-], at most 36 chars */
@@ -42,7 +45,9 @@ struct profile {
 
 	struct {
 		const char *table;   /* "gpt" or "mbr" */
-		uint64_t size;
+		uint64_t size;       /* bytes; 0 with auto_size: known once the content is (plan.c) */
+		bool auto_size;      /* "size": "auto": the "fill" partition is sized from its files */
+		uint64_t margin;     /* with auto_size: bytes left free on it beyond its files */
 		size_t n_parts;
 		struct part_spec parts[PROFILE_MAX_PARTS];
 	} disk;

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct build;
 struct plan_part;
@@ -77,6 +78,12 @@ struct fs_type {
 	/* Write the filesystem of PP, holding the files of its content directory (may be NULL),
 	 * at its offset in the image. */
 	int (*make)(struct build *b, struct plan_part *pp);
+	/* For "size": "auto" (NULL: this filesystem cannot be sized so): in *RET_SIZE the bytes
+	 * of a partition that holds the files of PP's content directory (may be NULL) with
+	 * MARGIN bytes left free for users, its own overhead included, a multiple of 1 MiB.
+	 * The same files give the same size: only their sizes, names and links count. make()
+	 * then makes PP (pp->grows set) so that it fits. */
+	int (*auto_size)(struct build *b, const struct plan_part *pp, uint64_t margin, uint64_t *ret_size);
 };
 
 /* ---- boot loaders: boot-<name>.c ---- */

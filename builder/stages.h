@@ -12,8 +12,10 @@ int stage_firstboot(struct build *b);   /* firstboot-install.c: pmoves-firstboot
 					 * the profile's config */
 int stage_artifacts(struct build *b);   /* artifacts.c: baked artifacts into the tree */
 int stage_boot(struct build *b);        /* boot.c: b->kernel_version, the boot loader's files */
-int stage_disk(struct build *b);        /* disk.c: the image file and its partition table */
 int stage_split(struct build *b);       /* tree.c: each mounted partition's files out of the tree */
+int stage_size(struct build *b);        /* plan.c: "size": "auto": the fill partition and the disk
+					 * sized from the partition's files */
+int stage_disk(struct build *b);        /* disk.c: the image file and its partition table */
 int stage_filesystems(struct build *b); /* fs.c: every partition's filesystem into the image */
 int stage_outputs(struct build *b);     /* out.c: the profile's outputs */
 int stage_manifest(struct build *b);    /* manifest.c: manifest.json and SHA256SUMS */

@@ -455,6 +455,38 @@ static void test_growfs(void)
 	free(img);
 	t_cleanup(root);
 
+	/* MBR with an ext4 that fills its partition, as a "size": "auto" image has (mke2fs -T
+	 * default, 4 KiB blocks): both the record and the filesystem grow. */
+	root = tree("{\"growfs\": {\"device\": \"/mbr.img\"}, \"steps\": {\"ssh\": {\"enabled\": false}}}");
+	img = t_strf("%s/mbr.img", root);
+	char *u1[] = { "truncate", "-s", "64M", img, NULL }, *u2[] = { "truncate", "-s", "256M", img, NULL };
+	char *usf[] = { "sfdisk", "-q", img, NULL }, *ujs[] = { "sfdisk", "--json", img, NULL };
+	sh(NULL, u1);
+	sfp = t_strf("%s.sfdisk", img);
+	in = open(sfp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	free(sfp);
+	if (in < 0 || write(in, script, strlen(script)) < 0 || lseek(in, 0, SEEK_SET) < 0)
+		abort();
+	o.in_fd = in;
+	run_argv(usf, &o);
+	close(in);
+	char *mk[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-T", "default", "-E", "offset=9437184", img, "20480k", NULL };
+	sh(NULL, mk);
+	sh(NULL, u2);
+	r = t_run(root, NULL);
+	out = NULL;
+	sh(&out, ujs);
+	tap_contains(r.out, "step=growfs state=ok partition 2 of '/mbr.img' 20.0 MiB -> 247.0 MiB, ext4 grown",
+		     "growfs: MBR partition 2 and its ext4 grown");
+	tap_contains(out, "\"start\": 18432,\n            \"size\": 505856", "growfs: ... the MBR record fills the disk");
+	tap_is_int(ext4_bytes(img, 9437184), 505856 * 512ull, "growfs: ... the ext4 filesystem fills the partition (real resize2fs)");
+	struct stat st;
+	tap_ok(stat(img, &st) == 0 && st.st_size == 256 << 20, "growfs: ... the image keeps its size after resize2fs");
+	free(out);
+	t_result_free(&r);
+	free(img);
+	t_cleanup(root);
+
 	/* A tree without /proc: nothing to grow, said so. */
 	root = tree("{\"steps\": {\"ssh\": {\"enabled\": false}}}");
 	r = t_run(root, NULL);

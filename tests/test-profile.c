@@ -29,6 +29,8 @@ static char tmp[] = "/tmp/test-profile-XXXXXX";
 #define PARTS(...) "\"partitions\":[" __VA_ARGS__ "]"
 #define DISK(...) "\"disk\":{\"size\":\"4G\"," PARTS(__VA_ARGS__) "}"
 #define GOOD_DISK DISK(ESP "," ROOT)
+/* A disk of SIZE (JSON text) with MORE keys before its partitions. */
+#define AUTO_DISK(size, more) "\"disk\":{\"size\":" size "," more PARTS(ESP "," ROOT) "}"
 
 static void write_at(const char *rel, const char *content)
 {
@@ -83,8 +85,8 @@ static const struct bad bad_cases[] = {
 	{ "size-neg.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"-1G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
 	  ".disk.partitions[1].size", { "\"-1G\" is not a size" }, SCHEMA_REFUSES },
-	{ "size-huge.json", "{\"disk\":{\"size\":\"99999999T\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
-	  { "\"99999999T\"", "too large" }, SCHEMA_ACCEPTS },
+	{ "size-huge.json", "{\"disk\":{\"size\":\"99992000000T\"," PARTS(ESP "," ROOT) "}}", NULL, ".disk.size",
+	  { "\"99992000000T\"", "too large" }, SCHEMA_ACCEPTS },
 	{ "size-zero.json",
 	  "{" DISK("{\"name\":\"esp\",\"type\":\"esp\",\"size\":\"0\",\"fs\":\"vfat\",\"mount\":\"/boot/efi\"}," ROOT) "}",
 	  NULL, ".disk.partitions[0].size", { "\"0\"", "larger than 0" }, SCHEMA_ACCEPTS },
@@ -234,6 +236,32 @@ static const struct bad bad_cases[] = {
 	/* ...and a value the child sets names the child. */
 	{ "child-badarch.json", "{\"extends\":\"good-parent\",\"arch\":\"mips\"}", NULL, ".arch",
 	  { "unknown architecture" }, SCHEMA_REFUSES },
+	/* "size": "auto" and its "margin". */
+	{ "auto-case.json", "{" AUTO_DISK("\"Auto\"", "") "}", NULL, ".disk.size",
+	  { "\"Auto\" is not a size (use 2G, 4G, or \"auto\")" }, SCHEMA_REFUSES },
+	{ "auto-no-fill.json",
+	  "{\"disk\":{\"size\":\"auto\"," PARTS(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"1G\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}}",
+	  NULL, ".disk.size", { "\"auto\" needs a partition with \"size\": \"fill\"" }, SCHEMA_ACCEPTS },
+	{ "auto-fill-no-fs.json",
+	  "{\"disk\":{\"size\":\"auto\"," PARTS(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"1G\",\"fs\":\"ext4\",\"mount\":\"/\"},"
+	  "{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\"}") "}}",
+	  NULL, ".disk.partitions[2].fs", { "the \"fill\" partition 'data'", "has no filesystem" }, SCHEMA_ACCEPTS },
+	{ "margin-12q.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"12Q\",") "}", NULL, ".disk.margin",
+	  { "\"12Q\" is not a size (use 1M, 512M, 4G)" }, SCHEMA_REFUSES },
+	{ "margin-auto.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"auto\",") "}", NULL, ".disk.margin",
+	  { "\"auto\" is not a size" }, SCHEMA_REFUSES },
+	{ "margin-number.json", "{" AUTO_DISK("\"auto\"", "\"margin\":256,") "}", NULL, ".disk.margin",
+	  { "expected a string, got a number" }, SCHEMA_REFUSES },
+	{ "margin-overflow.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"99999999999T\",") "}", NULL, ".disk.margin",
+	  { "\"99999999999T\" is too large" }, SCHEMA_ACCEPTS },
+	{ "margin-table.json", "{" AUTO_DISK("\"auto\"", "\"table\":\"mbr\",\"margin\":\"4T\",") "}", NULL, ".disk.margin",
+	  { "\"4T\" is larger than a 'mbr' table allows" }, SCHEMA_ACCEPTS },
+	/* The size's problem first, then the margin's (the order of the keys in docs/profiles.md). */
+	{ "size-then-margin.json", "{" AUTO_DISK("\"1M\"", "\"margin\":\"2000000T\",") "}", NULL, ".disk.size",
+	  { "\"1M\" is too small" }, SCHEMA_ACCEPTS },
+	/* inherited: the parent's margin is named as the parent's */
+	{ "child-of-badmargin.json", "{\"extends\":\"badmargin-parent\"}", "badmargin-parent.json", ".disk.margin",
+	  { "\"2000000T\" is larger than a 'gpt' table allows" }, SCHEMA_ACCEPTS },
 };
 
 static void test_bad(void)
@@ -242,6 +270,7 @@ static void test_bad(void)
 	write_at("profiles/badsize-parent.json",
 		 "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}");
 	write_at("profiles/good-parent.json", "{" GOOD_DISK "}");
+	write_at("profiles/badmargin-parent.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"2000000T\",") "}");
 	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
 		_cleanup_free_ char *rel = NULL;
 		if (asprintf(&rel, "profiles/%s", bad_cases[i].file) < 0)
@@ -486,6 +515,62 @@ static void test_child(void)
 	json_object *steps = json_object_object_get(p->firstboot, "steps");
 	tap_ok(steps && key_at(steps, 0) && STREQ(key_at(steps, 0), "alpha") && STREQ(key_at(steps, 1), "zeta"),
 	       "firstboot passed through, keys sorted");
+	profile_free(p);
+}
+
+/* "size": "auto": the fill partition's size is the build's (0 until then), the margin
+ * defaults to 256M and is printed by show; a child may set a fixed size again. */
+static void test_auto(void)
+{
+	write_at("profiles/auto-parent.json", "{" AUTO_DISK("\"auto\"", "") "}");
+	write_at("profiles/auto-margin.json", "{\"extends\":\"auto-parent\",\"disk\":{\"margin\":\"1G\"}}");
+	write_at("profiles/auto-fixed.json", "{\"extends\":\"auto-margin\",\"disk\":{\"size\":\"8G\"}}");
+	write_at("profiles/auto-mbr.json", "{\"boot\":{\"loader\":\"systemd-boot\"},\"disk\":{\"table\":\"gpt\",\"size\":\"auto\","
+					    "\"margin\":\"0\"," PARTS(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"2G\",\"fs\":\"ext4\",\"mount\":\"/\"},"
+					    "{\"name\":\"data\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"vfat\",\"mount\":\"/data\"}") "}}");
+	struct profile *p = NULL;
+	_cleanup_free_ char *err = NULL;
+	int r = profile_load("auto-parent", &p, &err);
+	if (!tap_ok(r == 0, "an auto-sized profile loads")) {
+		tap_diag("%d: %s", r, err ? err : "");
+		return;
+	}
+	tap_ok(p->disk.auto_size && p->disk.size == 0, "auto: disk.auto_size, no size before the build");
+	tap_is_int(p->disk.margin, 256 * MiB, "auto: the margin defaults to 256M");
+	tap_ok(p->disk.parts[1].fill && p->disk.parts[1].start == 257 * MiB && p->disk.parts[1].size == 0,
+	       "auto: the fill partition starts after the esp, its size is the build's");
+	json_object *disk = json_object_object_get(p->json, "disk");
+	tap_is_str(json_object_get_string(json_object_object_get(disk, "margin")), "256M", "auto: show prints the default margin");
+	tap_ok(key_at(disk, 1) && STREQ(key_at(disk, 1), "size") && key_at(disk, 2) && STREQ(key_at(disk, 2), "margin"),
+	       "auto: \"margin\" printed after \"size\"");
+	profile_free(p);
+
+	p = NULL;
+	r = profile_load("auto-margin", &p, &err);
+	tap_ok(r == 0 && p->disk.auto_size && p->disk.margin == 1 * GiB, "auto: a child sets the margin (1G)");
+	profile_free(p);
+
+	p = NULL;
+	r = profile_load("auto-fixed", &p, &err);
+	tap_ok(r == 0 && !p->disk.auto_size && p->disk.size == 8 * GiB &&
+		       p->disk.parts[1].size == 8 * GiB - 257 * MiB - table_gpt.tail_reserved,
+	       "auto: a child sets a fixed size again; the inherited margin is unused");
+	profile_free(p);
+
+	p = NULL;
+	r = profile_load("auto-mbr", &p, &err);
+	tap_ok(r == 0 && p->disk.auto_size && p->disk.margin == 0 && p->disk.parts[2].start == (257 + 2048) * MiB,
+	       "auto: a vfat fill partition, margin 0");
+	if (r < 0)
+		tap_diag("%s", err);
+	profile_free(p);
+
+	/* The default is not added to a profile with a fixed size. */
+	write_at("profiles/fixed.json", "{" GOOD_DISK "}");
+	p = NULL;
+	r = profile_load("fixed", &p, &err);
+	tap_ok(r == 0 && !json_object_object_get_ex(json_object_object_get(p->json, "disk"), "margin", NULL),
+	       "a fixed size gets no default margin");
 	profile_free(p);
 }
 
@@ -887,7 +972,8 @@ static void test_cli(void)
 static const char *const corpus[] = {
 	"", "a", "A", "-a", ".a", "_a", "a.b", "a..b", "a b", "a\\tb", "abc\\n", "\\nabc", "a\\\\b", "x/y", "../up",
 	"/", "//", "/a", "/a/", "/a//b", "/a/../b", "/a/./b", "/a/.b", "/a/..b", "/a/...", "/a b", "/a\\\\b",
-	"/boot/efi", "0", "512", "1000", "4G", "4g", "1KiB", "1k", "2M", "12Q", "-1G", "4 G", "fill", "Fill",
+	"/boot/efi", "0", "512", "1000", "4G", "4g", "1KiB", "1k", "2M", "12Q", "-1G", "4 G", "fill", "Fill", "auto", "Auto",
+	"auto ", "autofill",
 	"host-1", "host-", "-host", "a.b.c", "a.-b", "a.b.", "H0st.Example.ORG", "EFI SYSTEM", "efi~|}",
 	"x86_64", "amd64", "aarch64", "gpt", "mbr", "esp", "root", "bogus", "ext4", "vfat", "none", "btrfs",
 	"systemd-boot", "grub", "raw", "iso", "mmdebstrap", "tarball", "\\u00fcber", "caf\\u00e9 au lait",
@@ -943,7 +1029,7 @@ static void test_schema(const char *bin)
 	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++)
 		fprintf(f, "%s %s/profiles/%s\n", words[bad_cases[i].schema], tmp, bad_cases[i].file);
 	fprintf(f, "refuse %s/profiles/typo-parent.json\nrefuse %s/profiles/badsize-parent.json\n", tmp, tmp);
-	fprintf(f, "accept %s/profiles/good-parent.json\n", tmp);
+	fprintf(f, "accept %s/profiles/good-parent.json\naccept %s/profiles/badmargin-parent.json\n", tmp, tmp);
 	/* The "firstboot" section: checked by pmoves-firstboot's schema, embedded, in a file that
 	 * extends none; a part of a profile may hold half a section. The validator's verdict is
 	 * asserted too, so a schema that checks nothing there fails. */
@@ -1024,6 +1110,7 @@ int main(void)
 	test_bad_other();
 	test_base_debian();
 	test_child();
+	test_auto();
 	test_add();
 	test_artifacts_manifest();
 	test_list();
