@@ -87,6 +87,13 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
  * never blocks them; a file over MAX is refused by its size (-EFBIG). Every file the builder
  * reads from a user or an image goes through them. */
 int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len);
+/* A new file beside PATH for writing, "PATH.tmp-XXXXXX" with a random suffix, created with
+ * O_EXCL and O_NOFOLLOW (nothing planted at a name is followed or written through) and MODE
+ * (never wider): its fd, the name in *ret_tmp. Finish it with rename_temp. */
+int open_temp_beside(const char *path, mode_t mode, char **ret_tmp);
+/* A complete temp file into place: FD (closed in any case) set to exactly MODE and fsynced,
+ * TMP renamed over PATH, the directory fsynced. On failure TMP is removed. */
+int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
 /* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
  * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
