@@ -15,7 +15,8 @@
 	X(boot_systemd_boot)
 
 #define OUTPUTS(X) \
-	X(out_raw)
+	X(out_raw)     \
+	X(out_bmap)
 
 /* Each list: the records' declarations, then the table of their addresses. */
 #define DECLARE(rec) extern const struct RECORD rec;
