@@ -16,7 +16,9 @@
 
 #define OUTPUTS(X) \
 	X(out_raw)     \
-	X(out_bmap)
+	X(out_bmap)    \
+	X(out_zst)     \
+	X(out_xz)
 
 /* Each list: the records' declarations, then the table of their addresses. */
 #define DECLARE(rec) extern const struct RECORD rec;
