@@ -42,6 +42,7 @@ qemu-system-x86    # run, demo and tests: x86_64 guests
 qemu-system-arm    # run: aarch64 guests
 ovmf               # UEFI firmware for x86_64 guests
 qemu-efi-aarch64   # UEFI firmware for aarch64 guests
+qemu-utils         # qemu-img: the output "qcow2", qemu-img check in tests
 qemu-user-static   # mmdebstrap for a foreign architecture (binfmt, below)
 binfmt-support     # update-binfmts, to enable qemu-user-static's handler
 arch-test          # mmdebstrap checks that the foreign architecture runs
