@@ -51,10 +51,11 @@ int out_file_commit(struct out_file *f, char ret_sha256[65])
 	if (r < 0)
 		return r;
 	r = rename_temp(TAKE_FD(f->fd), f->tmp, f->path, f->mode);
-	if (r < 0)
-		return r; /* rename_temp removed it */
+	/* Renamed, or removed by rename_temp: the temp name is not ours any more. */
 	free(f->tmp);
 	f->tmp = NULL;
+	if (r < 0)
+		return r;
 	if (ret_sha256)
 		memcpy(ret_sha256, hex, sizeof(hex));
 	return 0;
