@@ -125,5 +125,6 @@ ok $rc "base-debian boots to multi-user from its qcow2 ($(grep -o 'after [0-9.]*
 [ $rc -eq 0 ] || tail -n 20 "$T/run.err" | sed 's/^/# /'
 grep -q -- "file=$D/base-debian.qcow2,format=qcow2,if=virtio,snapshot=on" "$T/run.err"
 ok $? "run gives QEMU the qcow2 as format=qcow2, in snapshot mode"
-is "$(sha256sum <"$D/base-debian.qcow2")" "$before" "the qcow2 is unchanged after a snapshot boot"
+[ -s "$D/base-debian.qcow2" ] && [ "$(sha256sum <"$D/base-debian.qcow2")" = "$before" ]
+ok $? "the qcow2 is unchanged after a snapshot boot"
 done_testing
