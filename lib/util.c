@@ -306,7 +306,7 @@ int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
 		_cleanup_free_ char *tmp = NULL;
 		if (asprintf(&tmp, "%s.tmp-%s", path, suffix) < 0)
 			return -ENOMEM;
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+		int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
 		if (fd >= 0) {
 			*ret_tmp = TAKE_PTR(tmp);
 			return fd;

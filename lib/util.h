@@ -87,16 +87,18 @@ int read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
  * never blocks them; a file over MAX is refused by its size (-EFBIG). Every file the builder
  * reads from a user or an image goes through them. */
 int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, size_t *ret_len);
-/* A new file beside PATH for writing, "PATH.tmp-XXXXXX" with a random suffix, created with
- * O_EXCL and O_NOFOLLOW (nothing planted at a name is followed or written through) and MODE
- * (never wider): its fd, the name in *ret_tmp. Finish it with rename_temp. */
+/* A new file beside PATH, "PATH.tmp-XXXXXX" with a random suffix, opened read-write with
+ * O_EXCL (so nothing planted at a name is followed or written through) and MODE (never wider):
+ * its fd, and its name in *RET_TMP. */
 int open_temp_beside(const char *path, mode_t mode, char **ret_tmp);
-/* A complete temp file into place: FD (closed in any case) set to exactly MODE and fsynced,
- * TMP renamed over PATH, the directory fsynced. On failure TMP is removed. */
-int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
 /* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
  * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+
+/* A temp file from open_temp_beside, complete, into place: FD (closed in any case) set to
+ * exactly MODE and fsynced, TMP renamed over PATH, the directory fsynced; on failure TMP is
+ * removed. write_file_atomic ends so; the outputs streamed to a file (out-file.c) too. */
+int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
