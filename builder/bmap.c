@@ -130,27 +130,27 @@ static size_t ranges_cap(size_t n) { return n < 64 ? 64 : n * 2; }
 /* A data range, rounded out to whole blocks; merged with the one before when they touch. */
 static int add_range(void *ctx, uint64_t start, uint64_t end)
 {
-	struct bmap *m = ctx;
+	struct bmap_blocks *m = ctx;
 	uint64_t first = start / BMAP_BLOCK_SIZE, last = (end - 1) / BMAP_BLOCK_SIZE;
 	if (m->n > 0 && first <= m->ranges[m->n - 1].last + 1) {
 		if (last > m->ranges[m->n - 1].last)
 			m->ranges[m->n - 1].last = last;
 		return 0;
 	}
-	if (m->n == BMAP_MAX_RANGES)
+	if (m->n == BMAP_CREATE_MAX_RANGES)
 		return -E2BIG;
 	/* The array doubles each time n reaches a power of two from 64. */
 	if (m->n == 0 || (m->n >= 64 && (m->n & (m->n - 1)) == 0)) {
-		struct bmap_range *g = reallocarray(m->ranges, ranges_cap(m->n), sizeof(*g));
+		struct bmap_block_range *g = reallocarray(m->ranges, ranges_cap(m->n), sizeof(*g));
 		if (!g)
 			return -ENOMEM;
 		m->ranges = g;
 	}
-	m->ranges[m->n++] = (struct bmap_range){ .first = first, .last = last };
+	m->ranges[m->n++] = (struct bmap_block_range){ .first = first, .last = last };
 	return 0;
 }
 
-static int hash_range(int fd, const struct bmap *m, struct bmap_range *rg, uint8_t *buf, uint64_t *done,
+static int hash_range(int fd, const struct bmap_blocks *m, struct bmap_block_range *rg, uint8_t *buf, uint64_t *done,
 		      uint64_t total, hash_progress_fn progress, void *ctx)
 {
 	uint64_t off = rg->first * BMAP_BLOCK_SIZE, end = (rg->last + 1) * BMAP_BLOCK_SIZE;
@@ -174,7 +174,7 @@ static int hash_range(int fd, const struct bmap *m, struct bmap_range *rg, uint8
 	return r;
 }
 
-void bmap_free(struct bmap *m)
+void bmap_blocks_free(struct bmap_blocks *m)
 {
 	if (!m)
 		return;
@@ -182,16 +182,16 @@ void bmap_free(struct bmap *m)
 	free(m);
 }
 
-static void bmap_freep(struct bmap **m) { bmap_free(*m); }
+static void bmap_blocks_freep(struct bmap_blocks **m) { bmap_blocks_free(*m); }
 
-int bmap_create(int fd, hash_progress_fn progress, void *ctx, struct bmap **ret)
+int bmap_create(int fd, hash_progress_fn progress, void *ctx, struct bmap_blocks **ret)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || st.st_size <= 0)
 		return -EINVAL;
-	_cleanup_(bmap_freep) struct bmap *m = calloc(1, sizeof(*m));
+	_cleanup_(bmap_blocks_freep) struct bmap_blocks *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->image_size = (uint64_t)st.st_size;
@@ -290,7 +290,7 @@ static int patch(char *text, size_t len, size_t pos, const char *s)
 	return 0;
 }
 
-int bmap_format(const struct bmap *m, char **ret_text, size_t *ret_len)
+int bmap_format(const struct bmap_blocks *m, char **ret_text, size_t *ret_len)
 {
 	char image_human[32], mapped_human[32], blocks_text[24], buf[96];
 	human_size(m->image_size, image_human);
@@ -320,7 +320,7 @@ int bmap_format(const struct bmap *m, char **ret_text, size_t *ret_len)
 		   "         (if present) is the checksum of this blocks range. -->\n"
 		   "    <BlockMap>\n");
 	for (size_t i = 0; i < m->n; i++) {
-		const struct bmap_range *rg = &m->ranges[i];
+		const struct bmap_block_range *rg = &m->ranges[i];
 		if (rg->first != rg->last)
 			fprintf(f, "        <Range chksum=\"%s\"> %" PRIu64 "-%" PRIu64 " </Range>\n", rg->sha256,
 				rg->first, rg->last);

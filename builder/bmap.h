@@ -7,7 +7,10 @@
  * FIEMAP (tmpfs). They differ on unwritten extents: mke2fs zeroes the ext4 journal with
  * fallocate(FALLOC_FL_ZERO_RANGE), which leaves unwritten extents that SEEK_DATA calls holes.
  * Those blocks must be zero on the card (a stale journal of an earlier file system there could
- * be replayed), so they are mapped: written as zeros, as `bmaptool create` maps them. */
+ * be replayed), so they are mapped: written as zeros, as `bmaptool create` maps them.
+ *
+ * This is the writer's side; bmap-read.h (flash) parses bmap files into its own struct bmap:
+ * the names here (struct bmap_blocks, bmap_block_range) stay clear of those. */
 #ifndef PMOVES_BMAP_H
 #define PMOVES_BMAP_H
 
@@ -19,19 +22,19 @@
 #define BMAP_BLOCK_SIZE 4096u
 /* An image whose data is split into more ranges than this is refused (-E2BIG): the bmap of
  * a real disk image has a few thousand. */
-#define BMAP_MAX_RANGES (1u << 22)
+#define BMAP_CREATE_MAX_RANGES (1u << 22)
 
-struct bmap_range {
+struct bmap_block_range {
 	uint64_t first, last; /* blocks, inclusive */
 	char sha256[65];      /* of bytes first*4096 .. (last+1)*4096 (or the image's end), hex */
 };
 
-struct bmap {
+struct bmap_blocks {
 	uint64_t image_size;  /* bytes */
 	uint64_t blocks;      /* the image's blocks: image_size / 4096, rounded up */
 	uint64_t mapped;      /* blocks in the ranges */
 	size_t n;
-	struct bmap_range *ranges; /* ascending, disjoint, not adjacent */
+	struct bmap_block_range *ranges; /* ascending, disjoint, not adjacent */
 };
 
 /* Each data range [start, end) of FD's first SIZE bytes, in order, maximal (extents that touch
@@ -42,9 +45,9 @@ int image_data_ranges(int fd, uint64_t size, int (*fn)(void *ctx, uint64_t start
 /* The block map of the regular file FD: its ranges (data rounded out to whole blocks, ranges
  * that then touch merged) and their SHA-256. PROGRESS (may be NULL) sees the bytes hashed
  * of the mapped total; its negative return stops the work. -EINVAL for an empty file. */
-int bmap_create(int fd, hash_progress_fn progress, void *ctx, struct bmap **ret);
+int bmap_create(int fd, hash_progress_fn progress, void *ctx, struct bmap_blocks **ret);
 /* The bmap file's text (NUL-terminated; *ret_len without the NUL), with its BmapFileChecksum. */
-int bmap_format(const struct bmap *m, char **ret_text, size_t *ret_len);
-void bmap_free(struct bmap *m);
+int bmap_format(const struct bmap_blocks *m, char **ret_text, size_t *ret_len);
+void bmap_blocks_free(struct bmap_blocks *m);
 
 #endif

@@ -16,7 +16,7 @@ static int bmap_progress(void *ctx, uint64_t done, uint64_t total)
 	return build_interrupted() ? -EINTR : 0;
 }
 
-static void bmap_freep(struct bmap **m) { bmap_free(*m); }
+static void bmap_blocks_freep(struct bmap_blocks **m) { bmap_blocks_free(*m); }
 
 static int bmap_write(struct build *b, const struct output_ctx *o)
 {
@@ -27,7 +27,7 @@ static int bmap_write(struct build *b, const struct output_ctx *o)
 	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_errno(-errno, "cannot open '%s'", b->image);
-	_cleanup_(bmap_freep) struct bmap *m = NULL;
+	_cleanup_(bmap_blocks_freep) struct bmap_blocks *m = NULL;
 	struct progress pr;
 	progress_start(&pr, name);
 	int r = bmap_create(fd, bmap_progress, &pr, &m);

@@ -84,7 +84,7 @@ static int dd_sha256(const char *path, uint64_t first, uint64_t last, char out[6
 static void check_ranges(const char *what, const char *path, bool zeroed_mapped)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct bmap *m = NULL;
+	struct bmap_blocks *m = NULL;
 	int r = fd < 0 ? -errno : bmap_create(fd, NULL, NULL, &m);
 	tap_is_int(r, 0, "%s: bmap_create", what);
 	if (r < 0)
@@ -119,7 +119,7 @@ static void check_ranges(const char *what, const char *path, bool zeroed_mapped)
 		}
 	}
 	tap_ok(sums, "%s: each range's sha256 is sha256sum's of the range copied by dd", what);
-	bmap_free(m);
+	bmap_blocks_free(m);
 }
 
 /* Our text for PATH against `bmaptool create PATH`'s, byte for byte. */
@@ -134,14 +134,14 @@ static void check_bmaptool(const char *what, const char *path, bool have_bmaptoo
 	char *argv[] = { "bmaptool", "create", (char *)path, "-o", ref, NULL };
 	struct run_opts quiet = { 0 };
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct bmap *m = NULL;
+	struct bmap_blocks *m = NULL;
 	if (!ref || run_argv(argv, &quiet) != 0 || read_file(ref, 64 * MiB, &want, &want_len) < 0 || fd < 0 ||
 	    bmap_create(fd, NULL, NULL, &m) < 0 || bmap_format(m, &got, &got_len) < 0) {
 		tap_ok(0, "%s", what);
-		bmap_free(m);
+		bmap_blocks_free(m);
 		return;
 	}
-	bmap_free(m);
+	bmap_blocks_free(m);
 	bool same = got_len == want_len && memcmp(got, want, got_len) == 0;
 	tap_ok(same, "%s", what);
 	if (!same) {
@@ -209,20 +209,20 @@ int main(void)
 	/* Holes only: no range. */
 	{
 		_cleanup_close_ int fd = open(holes, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		struct bmap *m = NULL;
+		struct bmap_blocks *m = NULL;
 		if (fd < 0 || ftruncate(fd, (off_t)(64 * MiB)) < 0)
 			bail("cannot create the holes fixture");
 		tap_ok(bmap_create(fd, NULL, NULL, &m) == 0 && m->n == 0 && m->mapped == 0 && m->blocks == 16384,
 		       "a file of holes only: no range, 16384 blocks");
-		bmap_free(m);
+		bmap_blocks_free(m);
 	}
 	check_bmaptool("holes only: bmaptool create's text", holes, have_bmaptool);
 
 	{
 		_cleanup_close_ int fd = open(empty, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		struct bmap *m = NULL;
+		struct bmap_blocks *m = NULL;
 		tap_is_int(fd < 0 ? -errno : bmap_create(fd, NULL, NULL, &m), -EINVAL, "an empty file is refused");
-		bmap_free(m);
+		bmap_blocks_free(m);
 	}
 
 	/* image_stream: the file's bytes, holes as zeros. */
