@@ -155,6 +155,11 @@ static int explain_no_table(int fd, const char *path, uint64_t size)
 	char have[24], want[24];
 	format_size_human(size, have);
 
+	if (size >= 4 && pread_full(fd, s, 4, 0) == 0 && memcmp(s, "QFI\xfb", 4) == 0) {
+		log_error("cannot inspect '%s': it is a qcow2 image, and inspect reads raw images (the raw "
+			  "NAME.img beside it, or 'qemu-img convert -O raw' first)", path);
+		return -ENODATA;
+	}
 	if (size >= sizeof(s) && pread_full(fd, s, sizeof(s), 0) == 0 && s[510] == 0x55 && s[511] == 0xaa) {
 		bool pmbr = false;
 		for (int i = 0; i < 4; i++)

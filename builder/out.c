@@ -29,9 +29,11 @@ int stage_outputs(struct build *b)
 				return r;
 			ctx.digest = digest;
 		}
+		double t0 = now_seconds();
 		r = o->write(b, &ctx);
 		if (r < 0)
 			return log_errno(r, "cannot write output '%s'", o->name);
+		log_info("outputs: %s in %.2f s", o->name, now_seconds() - t0);
 	}
 	return 0;
 }

@@ -875,11 +875,10 @@ static char *qemu_escape(const char *s)
 	return out;
 }
 
+/* By its magic, not its name: a raw image named .qcow2 is still raw, and QEMU is told the
+ * format so that it never probes a raw image's first bytes. */
 static bool image_is_qcow2(const char *path)
 {
-	size_t n = strlen(path);
-	if (n > 6 && STREQ(path + n - 6, ".qcow2"))
-		return true;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	unsigned char magic[4];
 	return fd >= 0 && pread(fd, magic, 4, 0) == 4 && memcmp(magic, "QFI\xfb", 4) == 0;

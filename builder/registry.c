@@ -15,7 +15,11 @@
 	X(boot_systemd_boot)
 
 #define OUTPUTS(X) \
-	X(out_raw)
+	X(out_raw)     \
+	X(out_bmap)    \
+	X(out_zst)     \
+	X(out_xz)      \
+	X(out_qcow2)
 
 /* Each list: the records' declarations, then the table of their addresses. */
 #define DECLARE(rec) extern const struct RECORD rec;

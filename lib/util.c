@@ -319,13 +319,24 @@ int open_temp_beside(const char *path, mode_t mode, char **ret_tmp)
 
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode)
 {
-	_cleanup_free_ char *tmp = NULL, *dir = NULL;
+	_cleanup_free_ char *tmp = NULL;
 	int fd = open_temp_beside(path, mode, &tmp);
 	if (fd < 0)
 		return fd;
 	int r = write_all(fd, buf, len);
+	if (r < 0) {
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	return rename_temp(fd, tmp, path, mode);
+}
+
+int rename_temp(int fd, const char *tmp, const char *path, mode_t mode)
+{
+	int r = 0;
 	/* The umask narrowed the mode at creation; now exactly MODE. */
-	if (r == 0 && fchmod(fd, mode) < 0)
+	if (fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
@@ -338,7 +349,7 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 		return r;
 	}
 	const char *slash = strrchr(path, '/');
-	dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	_cleanup_free_ char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
 	if (!dir)
 		return -ENOMEM;
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

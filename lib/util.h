@@ -94,6 +94,11 @@ int open_temp_beside(const char *path, mode_t mode, char **ret_tmp);
 /* Write a new temp file beside PATH (random name, O_EXCL: nothing planted is followed or
  * written through; never more than MODE), fsync, rename over PATH, fsync the directory. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+
+/* A temp file from open_temp_beside, complete, into place: FD (closed in any case) set to
+ * exactly MODE and fsynced, TMP renamed over PATH, the directory fsynced; on failure TMP is
+ * removed. write_file_atomic ends so; the outputs streamed to a file (out-file.c) too. */
+int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);

@@ -27,6 +27,8 @@ libblkid-dev       # inspect, run's architecture detection, growfs
 libext2fs-dev      # ext4 timestamps clamped for reproducible images
 libefivar-dev      # EFI variables (the efiboot step)
 libefiboot-dev     # EFI load options (the efiboot step)
+libzstd-dev        # the output "zst" (multithreaded zstd)
+liblzma-dev        # the output "xz" (multithreaded xz)
 mmdebstrap         # the rootfs source "mmdebstrap"
 e2fsprogs          # mke2fs -d, resize2fs (growfs), debugfs in tests
 dosfstools         # mkfs.vfat
@@ -38,10 +40,14 @@ zstd               # flash tests and bench: .zst images
 xz-utils           # flash tests and bench: .xz images
 fdisk              # sfdisk: tests and fixtures
 gdisk              # sgdisk --verify in tests
+zstd               # zstd -t of the output "zst" in tests
+xz-utils           # xz -t of the output "xz" in tests
+bmap-tools         # bmaptool: tests check the output "bmap" against it and copy with it
 qemu-system-x86    # run, demo and tests: x86_64 guests
 qemu-system-arm    # run: aarch64 guests
 ovmf               # UEFI firmware for x86_64 guests
 qemu-efi-aarch64   # UEFI firmware for aarch64 guests
+qemu-utils         # qemu-img: the output "qcow2", qemu-img check in tests
 qemu-user-static   # mmdebstrap for a foreign architecture (binfmt, below)
 binfmt-support     # update-binfmts, to enable qemu-user-static's handler
 arch-test          # mmdebstrap checks that the foreign architecture runs
