@@ -27,22 +27,17 @@ libblkid-dev       # inspect, run's architecture detection, growfs
 libext2fs-dev      # ext4 timestamps clamped for reproducible images
 libefivar-dev      # EFI variables (the efiboot step)
 libefiboot-dev     # EFI load options (the efiboot step)
-libzstd-dev        # the output "zst" (multithreaded zstd)
-liblzma-dev        # the output "xz" (multithreaded xz)
+libzstd-dev        # the output "zst" (multithreaded zstd); flash reads .zst images
+liblzma-dev        # the output "xz" (multithreaded xz); flash reads .xz images
 mmdebstrap         # the rootfs source "mmdebstrap"
 e2fsprogs          # mke2fs -d, resize2fs (growfs), debugfs in tests
 dosfstools         # mkfs.vfat
 mtools             # mcopy/mmd into FAT images; flash writes pmoves/device.json with them
-libzstd-dev        # flash reads .zst images while writing (libzstd)
-liblzma-dev        # flash reads .xz images while writing (liblzma)
-bmap-tools         # bmaptool: flash tests make bmaps with it; make bench compares with 'bmaptool copy'
-zstd               # flash tests and bench: .zst images
-xz-utils           # flash tests and bench: .xz images
 fdisk              # sfdisk: tests and fixtures
 gdisk              # sgdisk --verify in tests
-zstd               # zstd -t of the output "zst" in tests
-xz-utils           # xz -t of the output "xz" in tests
-bmap-tools         # bmaptool: tests check the output "bmap" against it and copy with it
+zstd               # tests: zstd -t of the output "zst", .zst images for flash
+xz-utils           # tests: xz -t of the output "xz", .xz images for flash
+bmap-tools         # bmaptool: tests check the output "bmap" with it; make bench compares flash with 'bmaptool copy'
 qemu-system-x86    # run, demo and tests: x86_64 guests
 qemu-system-arm    # run: aarch64 guests
 ovmf               # UEFI firmware for x86_64 guests
