@@ -20,6 +20,6 @@ static int raw_write(struct build *b, const struct output_ctx *o)
 
 const struct output_type out_raw = {
 	.name = "raw",
-	.flags = OUT_DIGEST,
+	.flags = OUT_DIGEST | OUT_IS_IMAGE,
 	.write = raw_write,
 };

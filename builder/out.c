@@ -35,5 +35,8 @@ int stage_outputs(struct build *b)
 			return log_errno(r, "cannot write output '%s'", o->name);
 		log_info("outputs: %s in %.2f s", o->name, now_seconds() - t0);
 	}
+	/* A profile without "raw" gets what it names and nothing more. */
+	if (!build_outputs_want(b, OUT_IS_IMAGE) && unlink(b->image) < 0)
+		return log_errno(-errno, "cannot remove '%s'", b->image);
 	return 0;
 }

@@ -122,6 +122,8 @@ int boot_uefi_firmware(const struct arch *a, struct qemu_firmware *ret);
 enum {
 	OUT_DIGEST = 1u << 0,     /* wants the raw image's SHA-256, computed while it is made */
 	OUT_READS_TREE = 1u << 1, /* reads the staging tree: it is kept until the output is written */
+	OUT_IS_IMAGE = 1u << 2,   /* is the raw image itself: without one, the image is removed once
+	                           * the profile's outputs are written from it */
 };
 
 struct output_ctx {

@@ -15,7 +15,7 @@ need bmaptool zstd xz qemu-img qemu-system-x86_64 mmdebstrap mke2fs mkfs.vfat mc
 T=$(mktemp -d /tmp/pmoves-e2e-outputs.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
-plan 30
+plan 33
 
 # The Range lines of a bmap: "first-last sha256" per line.
 ranges() { sed -n 's|.*<Range chksum="\([0-9a-f]*\)"> \([0-9-]*\) </Range>|\2 \1|p' "$1"; }
@@ -84,6 +84,15 @@ sed 's/"qcow2"]/"qcow2", "vmdk"]/' "$T/profiles/outs.json" >"$T/profiles/bad.jso
 rc=$?
 [ $rc -eq 2 ] && grep -q "unknown output \"vmdk\"" "$T/bad.log" && [ ! -e "$T/bad/bad" ]
 ok $? "an unknown output is refused with exit 2, nothing built (exit $rc)"
+
+# ---- the same without "raw": the image is a step, not an output ----
+sed -e 's/"outputs": .*/"outputs": ["zst"] }/' -e 's/"name": *"[^"]*",//' "$T/profiles/outs.json" >"$T/profiles/zonly.json"
+"$PMOVES_IMAGE" build "$T/profiles/zonly.json" -o "$T/out" >"$T/zonly.log" 2>&1
+rc=$?; ok $rc "build the small profile with outputs [\"zst\"] only"
+[ $rc -eq 0 ] || tail -n 20 "$T/zonly.log" | sed 's/^/# /'
+is "$(ls "$T/out/zonly" | sort | tr '\n' ' ')" "SHA256SUMS build.log manifest.json zonly.img.zst " \
+	"... writes the zst and no raw image beside it"
+check "... a whole zst (zstd -t)" zstd -tq "$T/out/zonly/zonly.img.zst"
 
 # ---- base-debian: the bmap of a real image, and a boot from the qcow2 ----
 cat >"$T/profiles/base-debian-outputs.json" <<JSON
