@@ -41,8 +41,7 @@ static int decoder_start(struct flash_source *s)
 {
 	decoder_free(s->dec);
 	s->dec = NULL;
-	if (lseek(s->fd, 0, SEEK_SET) < 0)
-		return -errno;
+	s->pos = 0;
 	if (s->format == FLASH_RAW)
 		return 0;
 	struct flash_decoder *d = calloc(1, sizeof(*d));
@@ -63,15 +62,17 @@ static int decoder_start(struct flash_source *s)
 	return 0;
 }
 
-static int fill(struct flash_decoder *d, int fd)
+static int fill(struct flash_source *s)
 {
+	struct flash_decoder *d = s->dec;
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
 	ssize_t n;
-	while ((n = read(fd, d->in, IN_BUF)) < 0 && errno == EINTR)
+	while ((n = pread(s->fd, d->in, IN_BUF, (off_t)s->pos)) < 0 && errno == EINTR)
 		;
 	if (n < 0)
 		return -errno;
+	s->pos += (uint64_t)n;
 	d->in_len = (size_t)n, d->in_pos = 0, d->in_eof = n == 0;
 	return 0;
 }
@@ -81,7 +82,7 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 	size_t got = 0;
 	if (s->format == FLASH_RAW) {
 		while (got < len) {
-			ssize_t n = read(s->fd, (char *)buf + got, len - got);
+			ssize_t n = pread(s->fd, (char *)buf + got, len - got, (off_t)s->pos);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
@@ -89,13 +90,14 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 			if (n == 0)
 				break;
 			got += (size_t)n;
+			s->pos += (uint64_t)n;
 		}
 		*ret_n = got;
 		return 0;
 	}
 	struct flash_decoder *d = s->dec;
 	while (got < len && !d->done) {
-		int r = fill(d, s->fd);
+		int r = fill(s);
 		if (r < 0)
 			return r;
 		if (s->format == FLASH_ZSTD) {

@@ -14,6 +14,8 @@ struct flash_source {
 	uint64_t size;      /* the raw image's size (compressed: from the frames' or the index's
 			     * record, else counted by one pass before writing) */
 	uint64_t file_size; /* the file's own size */
+	uint64_t pos;       /* the next byte of the file to read: pread only, so that nothing that
+			     * moves the file offset (SEEK_DATA, a second reader) can shift it */
 	struct flash_decoder *dec;
 };
 

@@ -63,7 +63,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 60
+plan 62
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -220,4 +220,12 @@ printf '{ "devices": [ { "name": "a", "config": {} }, { "name": "a", "config": {
 refused "devices\[1\].name: 'a' is also .devices\[0\]'s" "an inventory with a name twice" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/dup.json" --name a
 printf '{ "devices": [ { "name": "a", "mac": "52:54:00:zz:00:01", "config": {} } ] }\n' >"$T/mac.json"
 refused "devices\[0\].mac: not a MAC address" "an inventory with a bad MAC" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/mac.json" --name a
+# --- a raw image without a bmap, with --config: the boot partition is found (pread) ---
+dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
+flash "$T/nobmap/disk.img" "$LB" --force --yes --config "$T/dev.json"
+rc=$?
+ok $rc "raw image without a bmap, with --config"
+[ $rc -eq 0 ] || show
+cmp -s "$T/dev.json" <(MTOOLS_SKIP_CHECK=1 mtype -i "$LB@@$ESP_OFF" ::/pmoves/device.json 2>/dev/null); ok $? "pmoves/device.json is the config"
+
 done_testing
