@@ -5,16 +5,18 @@
 # between write and verify; two devices at once, one too small; the device config and the
 # inventory entry in the boot partition. No QEMU (flash-boot.t boots a flashed device).
 . "$(dirname "$0")/lib.sh"
-need losetup bmaptool zstd xz sfdisk mkfs.vfat mcopy mtype
+need losetup bmaptool zstd xz sfdisk mkfs.vfat fsck.fat mcopy mtype
 [ "$(id -u)" = 0 ] || skip_all "loop devices need root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 
 T=$(mktemp -d /tmp/pmoves-e2e-flash.XXXXXX)
 LOOPS=
 MNT=
+RAM=
 cleanup() {
 	[ -n "$MNT" ] && umount "$MNT" 2>/dev/null
 	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
+	[ -n "$RAM" ] && umount "$RAM" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -63,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 62
+plan 68
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -227,5 +229,27 @@ rc=$?
 ok $rc "raw image without a bmap, with --config"
 [ $rc -eq 0 ] || show
 cmp -s "$T/dev.json" <(MTOOLS_SKIP_CHECK=1 mtype -i "$LB@@$ESP_OFF" ::/pmoves/device.json 2>/dev/null); ok $? "pmoves/device.json is the config"
+
+# --- compressed without a bmap onto targets that cannot discard or punch holes (ramfs):
+# the all-zero blocks (the FAT's free clusters) must be written, not assumed ---
+RAM=$T/ram
+mkdir "$RAM"
+mount -t ramfs ramfs "$RAM" || { RAM=; echo "Bail out! cannot mount ramfs"; exit 1; }
+esp_clean() { # esp_clean TARGET: the ESP copied out of TARGET passes fsck.fat
+	dd if="$1" of="$T/esp.check" bs=1M skip=1 count=32 status=none && fsck.fat -n "$T/esp.check" >"$T/fsck" 2>&1
+}
+head -c $SIZE /dev/urandom >"$RAM/file.target"
+flash "$T/nobmap/disk.img.zst" "$RAM/file.target" --force --yes
+ok $? "flash .zst without a bmap to a file on ramfs"
+esp_clean "$RAM/file.target"; ok $? "its ESP is clean (fsck.fat)"
+[ $? -eq 0 ] || sed 's/^/# /' "$T/fsck" | head -n 5
+same "$RAM/file.target"; ok $? "the file holds the image (cmp)"
+rm -f "$RAM/file.target"
+head -c $((SIZE + 1048576)) /dev/urandom >"$RAM/loop.back"
+loop LRAM "$RAM/loop.back"
+flash "$T/nobmap/disk.img.zst" "$LRAM" --force --yes
+ok $? "flash .zst without a bmap to a loop device on ramfs"
+esp_clean "$LRAM"; ok $? "its ESP is clean (fsck.fat)"
+same "$LRAM"; ok $? "the device holds the image (cmp)"
 
 done_testing
