@@ -130,9 +130,12 @@ int flash_image_open(const char *image, const char *bmap_path, struct flash_imag
 	struct flash_image img = { .path = image };
 	struct bmap bm = { 0 };
 	_cleanup_free_ char *why = NULL;
-	int r = flash_source_open(image, &img.src);
+	const char *what = NULL;
+	int r = flash_source_open(image, &img.src, &what);
 	if (r < 0) {
-		if (r == -EBADMSG)
+		if (r == -EPROTONOSUPPORT)
+			log_error("image '%s' refused: it %s (flash reads raw, zstd and xz images)", image, what);
+		else if (r == -EBADMSG)
 			log_error("cannot read image '%s': its compressed data is damaged", image);
 		else if (r == -EINVAL)
 			log_error("image '%s' is not a regular file", image);

@@ -5,7 +5,7 @@
 # between write and verify; two devices at once, one too small; the device config and the
 # inventory entry in the boot partition. No QEMU (flash-boot.t boots a flashed device).
 . "$(dirname "$0")/lib.sh"
-need losetup bmaptool zstd xz sfdisk mkfs.vfat fsck.fat mcopy mtype
+need losetup bmaptool zstd pzstd xz gzip bzip2 lz4 zip sfdisk mkfs.vfat fsck.fat mcopy mtype
 [ "$(id -u)" = 0 ] || skip_all "loop devices need root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 
@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 68
+plan 80
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -222,6 +222,7 @@ printf '{ "devices": [ { "name": "a", "config": {} }, { "name": "a", "config": {
 refused "devices\[1\].name: 'a' is also .devices\[0\]'s" "an inventory with a name twice" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/dup.json" --name a
 printf '{ "devices": [ { "name": "a", "mac": "52:54:00:zz:00:01", "config": {} } ] }\n' >"$T/mac.json"
 refused "devices\[0\].mac: not a MAC address" "an inventory with a bad MAC" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/mac.json" --name a
+
 # --- a raw image without a bmap, with --config: the boot partition is found (pread) ---
 dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
 flash "$T/nobmap/disk.img" "$LB" --force --yes --config "$T/dev.json"
@@ -252,4 +253,21 @@ ok $? "flash .zst without a bmap to a loop device on ramfs"
 esp_clean "$LRAM"; ok $? "its ESP is clean (fsck.fat)"
 same "$LRAM"; ok $? "the device holds the image (cmp)"
 
+# --- formats: zstd with a skippable frame first; others refused by name ---
+pzstd -q -p 2 "$IMG" -o "$T/pz.img.zst"
+dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
+flash "$T/pz.img.zst" "$LB" --force --yes
+ok $? "pzstd's output (a skippable frame first) is read as zstd"
+same "$LB"; ok $? "the device holds the image"
+head -c 1M "$IMG" >"$T/small.img"
+gzip -c "$T/small.img" >"$T/f.img.gz"
+bzip2 -c "$T/small.img" >"$T/f.img.bz2"
+lz4 -q -c "$T/small.img" >"$T/f.img.lz4"
+(cd "$T" && zip -q f.zip small.img)
+refused "is gzip compressed" "a gzip image" "$LA" "$T/f.img.gz" "$LA" --force --yes
+refused "is bzip2 compressed" "a bzip2 image" "$LA" "$T/f.img.bz2" "$LA" --force --yes
+refused "is lz4 compressed" "an lz4 image" "$LA" "$T/f.img.lz4" "$LA" --force --yes
+refused "is a zip archive" "a zip archive" "$LA" "$T/f.zip" "$LA" --force --yes
+cp "$T/small.img" "$T/raw.img.zst"
+refused "is named .zst but is not zstd" "a raw image named .zst" "$LA" "$T/raw.img.zst" "$LA" --force --yes
 done_testing
