@@ -10,6 +10,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <linux/loop.h>
+#include <linux/major.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -71,22 +74,56 @@ static int refuse(struct dev *d, const char *fmt, ...)
 	return -EPERM;
 }
 
+/* The files flash reads (the image, its bmap): a target must not be, nor be backed by, one. */
+struct inputs {
+	struct stat st[2];
+	const char *what[2];
+	size_t n;
+};
+
+static const char *input_of(const struct inputs *in, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < in->n; i++)
+		if (in->st[i].st_dev == dev && in->st[i].st_ino == ino)
+			return in->what[i];
+	return NULL;
+}
+
+/* A loop device backed by the image or its bmap: writing it would destroy what is read. */
+static const char *loop_backed_by_input(const struct dev *d, const struct inputs *in)
+{
+	if (major(d->st.st_rdev) != LOOP_MAJOR)
+		return NULL;
+	_cleanup_close_ int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct loop_info64 li;
+	if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
+		return NULL; /* not bound to a file: nothing to destroy */
+	dev_t dev = makedev(major((dev_t)li.lo_device), minor((dev_t)li.lo_device));
+	return input_of(in, dev, (ino_t)li.lo_inode);
+}
+
 /* The rules that need no opening: what it is, and for a disk flash_dev_check. */
-static void check_device(const char *root, struct dev *d, const struct stat *image, uint64_t size, bool force)
+static void check_device(const char *root, struct dev *d, const struct inputs *in, uint64_t size, bool force)
 {
 	if (stat(d->path, &d->st) < 0) {
 		refuse(d, "it does not exist (%s)", strerror(errno));
 		return;
 	}
 	if (S_ISREG(d->st.st_mode)) {
-		if (d->st.st_dev == image->st_dev && d->st.st_ino == image->st_ino)
-			refuse(d, "it is the image itself");
+		const char *what = input_of(in, d->st.st_dev, d->st.st_ino);
+		if (what)
+			refuse(d, "it is the %s itself", what);
 		else if (!force)
 			refuse(d, "it is a regular file, not a block device: --force writes the image into it");
 		return;
 	}
 	if (!S_ISBLK(d->st.st_mode)) {
 		refuse(d, "it is not a block device");
+		return;
+	}
+	const char *what = loop_backed_by_input(d, in);
+	if (what) {
+		refuse(d, "it is a loop device backed by the %s", what);
 		return;
 	}
 	_cleanup_free_ char *why = NULL;
@@ -303,13 +340,15 @@ static int prepare(struct flash_cmd *c)
 /* Every rule for every device; then show them and ask. The number that may be written. */
 static size_t check_all(struct flash_cmd *c)
 {
-	struct stat ist;
-	if (fstat(c->img.src.fd, &ist) < 0)
-		ist = (struct stat){ 0 };
+	struct inputs in = { 0 };
+	if (fstat(c->img.src.fd, &in.st[in.n]) == 0)
+		in.what[in.n++] = "image";
+	if (c->img.bmap_path && stat(c->img.bmap_path, &in.st[in.n]) == 0)
+		in.what[in.n++] = "image's bmap";
 	size_t ok = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		struct dev *d = &c->devs[i];
-		check_device(c->root, d, &ist, c->img.size, c->a.force);
+		check_device(c->root, d, &in, c->img.size, c->a.force);
 		for (size_t k = 0; k < i && d->state == T_OK; k++) {
 			const struct stat *o = &c->devs[k].st;
 			bool same = S_ISBLK(d->st.st_mode) ? S_ISBLK(o->st_mode) && o->st_rdev == d->st.st_rdev

@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 80
+plan 84
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -275,4 +275,11 @@ refused "is a zip archive" "a zip archive" "$LA" "$T/f.zip" "$LA" --force --yes
 cp "$T/small.img" "$T/raw.img.zst"
 refused "is named .zst but is not zstd" "a raw image named .zst" "$LA" "$T/raw.img.zst" "$LA" --force --yes
 
+# --- a loop device backed by the image or its bmap: reading it would read what is destroyed ---
+cp --sparse=always "$IMG" "$T/self.img"
+cp "$IMG.bmap" "$T/self.img.bmap"
+loop LSELF "$T/self.img"
+refused "loop device backed by the image" "a loop device backed by the image" "$T/self.img" "$T/self.img" "$LSELF" --force --yes
+loop LBMAP "$T/self.img.bmap"
+refused "loop device backed by the image's bmap" "a loop device backed by the bmap" "$T/self.img.bmap" "$T/self.img" "$LBMAP" --force --yes
 done_testing
