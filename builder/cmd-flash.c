@@ -204,8 +204,11 @@ static void summary_text(const struct flash_image *img, struct dev *devs, size_t
 	char sz[24], mp[24];
 	format_size_human(img->size, sz);
 	format_size_human(img->mapped, mp);
-	printf("image '%s': %s, %s mapped (%" PRIu64 " bytes)%s%s\n", img->path, sz, mp, img->mapped,
-	       img->bmap_path ? ", bmap " : "", img->bmap_path ? img->bmap_path : "");
+	if (img->mapped_known)
+		printf("image '%s': %s, %s mapped (%" PRIu64 " bytes)%s%s\n", img->path, sz, mp, img->mapped,
+		       img->bmap_path ? ", bmap " : "", img->bmap_path ? img->bmap_path : "");
+	else /* compressed without a bmap: its ranges are found while writing */
+		printf("image '%s': %s, not read (nothing was written)\n", img->path, sz);
 	printf("%-24s %14s %8s %8s %8s  %s\n", "DEVICE", "BYTES", "WRITE", "VERIFY", "VERIFY_S", "RESULT");
 	for (size_t i = 0; i < n; i++) {
 		struct dev *d = &devs[i];
@@ -346,6 +349,7 @@ static size_t check_all(struct flash_cmd *c)
 	if (c->img.bmap_path && stat(c->img.bmap_path, &in.st[in.n]) == 0)
 		in.what[in.n++] = "image's bmap";
 	size_t ok = 0;
+	bool twice = false;
 	for (size_t i = 0; i < c->n; i++) {
 		struct dev *d = &c->devs[i];
 		check_device(c->root, d, &in, c->img.size, c->a.force);
@@ -353,10 +357,18 @@ static size_t check_all(struct flash_cmd *c)
 			const struct stat *o = &c->devs[k].st;
 			bool same = S_ISBLK(d->st.st_mode) ? S_ISBLK(o->st_mode) && o->st_rdev == d->st.st_rdev
 							   : o->st_ino == d->st.st_ino && o->st_dev == d->st.st_dev;
-			if (same)
+			if (same) {
 				refuse(d, "it is given twice (as '%s')", c->devs[k].path);
+				twice = true;
+			}
 		}
 		ok += d->state == T_OK;
+	}
+	if (twice) { /* a usage error: nothing is written to any of them */
+		for (size_t i = 0; i < c->n; i++)
+			if (c->devs[i].state == T_OK)
+				refuse(&c->devs[i], "a device is given twice");
+		return 0;
 	}
 	if (!ok)
 		return 0;
@@ -391,7 +403,7 @@ static void write_all(struct flash_cmd *c)
 		if (d->t->error) {
 			d->state = T_FAILED;
 			d->why = d->t->why ? strdup(d->t->why) : NULL;
-			log_error("'%s': %s", d->path, d->t->why ? d->t->why : "failed");
+			log_error("%s, on '%s'", d->t->why ? d->t->why : "failed", d->path);
 			continue;
 		}
 		if (!c->cfg.file)

@@ -827,8 +827,10 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		return -EIO;
 	}
 
+	/* a failing hook fails the run: the test it serves did not happen */
 	if (o->verify && o->test_hook && run_hook(o->test_hook, t, n) < 0)
-		return -EIO;
+		for (size_t i = 0; i < n; i++)
+			target_fail(&t[i], -EIO, "the test hook failed");
 	if (o->verify) {
 		struct verifier v[n ? n : 1];
 		size_t nv = 0;

@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 84
+plan 88
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -282,4 +282,12 @@ loop LSELF "$T/self.img"
 refused "loop device backed by the image" "a loop device backed by the image" "$T/self.img" "$T/self.img" "$LSELF" --force --yes
 loop LBMAP "$T/self.img.bmap"
 refused "loop device backed by the image's bmap" "a loop device backed by the bmap" "$T/self.img.bmap" "$T/self.img" "$LBMAP" --force --yes
+
+# --- a failing test hook fails the run; a device given twice is bad usage ---
+printf '#!/bin/sh\nexit 3\n' >"$T/badhook"
+chmod +x "$T/badhook"
+PMOVES_FLASH_TEST_HOOK=$T/badhook flash "$IMG" "$LA" --force --yes
+is $? 1 "a failing test hook: exit 1"
+grep -q 'the test hook failed' "$T/out"; ok $? "the summary says the hook failed"
+refused "given twice" "a device given twice" "$LA" "$IMG" "$LA" "$LA" --force --yes
 done_testing
