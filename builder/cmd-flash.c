@@ -44,9 +44,10 @@ static void flash_usage(FILE *f)
 		"  -v, --verbose     more messages\n"
 		"  -h, --help        show this help\n"
 		"\n"
-		"exit status: 0 every device written and verified; 1 writing or verifying failed (the\n"
-		"summary says where); 2 bad usage, an invalid config or bmap, or every device refused\n"
-		"(nothing written); 3 IMAGE or a config file missing; 130 interrupted\n");
+		"exit status: 0 every device written and verified; 1 writing or verifying failed, or\n"
+		"damage inside compressed data found while writing (the summary says where); 2 bad\n"
+		"usage, an invalid config or bmap, an image format not read here, or every device\n"
+		"refused (nothing written); 3 IMAGE or a config file missing; 130 interrupted\n");
 }
 
 enum state { T_OK, T_REFUSED, T_FAILED };

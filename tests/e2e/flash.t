@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 88
+plan 90
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -290,4 +290,11 @@ PMOVES_FLASH_TEST_HOOK=$T/badhook flash "$IMG" "$LA" --force --yes
 is $? 1 "a failing test hook: exit 1"
 grep -q 'the test hook failed' "$T/out"; ok $? "the summary says the hook failed"
 refused "given twice" "a device given twice" "$LA" "$IMG" "$LA" "$LA" --force --yes
+
+# --- damage inside compressed data is found while writing: exit 1, as docs/flash.md says ---
+cp "$IMG.zst" "$T/bad.img.zst"
+printf '\377\377\377\377' | dd of="$T/bad.img.zst" bs=1 seek=$(($(stat -c %s "$IMG.zst") / 2)) conv=notrunc status=none
+flash "$T/bad.img.zst" "$LA" --force --yes
+is $? 1 "a .zst damaged inside: exit 1 (found while writing)"
+grep -q "damaged" "$T/err"; ok $? "the message says the compressed data is damaged"
 done_testing
