@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
 #include <linux/major.h>
 #include <sys/ioctl.h>
@@ -58,6 +59,7 @@ struct dev {
 	char *why;
 	struct stat st;
 	struct flash_dev info;
+	uint64_t diskseq; /* the kernel's disk sequence number when checked; 0: unknown */
 	struct flash_target *t;
 };
 
@@ -127,6 +129,9 @@ static void check_device(const char *root, struct dev *d, const struct inputs *i
 		refuse(d, "it is a loop device backed by the %s", what);
 		return;
 	}
+	_cleanup_close_ int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || ioctl(fd, BLKGETDISKSEQ, &d->diskseq) < 0)
+		d->diskseq = 0; /* not known (ENOTTY before Linux 5.15) */
 	_cleanup_free_ char *why = NULL;
 	int r = flash_dev_probe(root, d->st.st_rdev, &d->info);
 	if (r < 0) {
@@ -179,10 +184,24 @@ static int open_target(struct dev *d, struct flash_target *t)
 			return refuse(d, "it is read-only (%s)", strerror(errno));
 		return refuse(d, "cannot open it (%s)", strerror(errno));
 	}
+	/* Claimed now (O_EXCL): check again what may have changed since the check and the
+	 * prompt (a card swapped in its reader, a loop device resized), on what was opened. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || (blk ? st.st_rdev != d->st.st_rdev : st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)) {
+	uint64_t size = 0, seq = 0;
+	int ro = 0;
+	const char *changed = NULL;
+	if (fstat(fd, &st) < 0 || (blk ? !S_ISBLK(st.st_mode) || st.st_rdev != d->st.st_rdev
+				   : !S_ISREG(st.st_mode) || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev))
+		changed = "it is not the device that was checked";
+	else if (blk && (ioctl(fd, BLKGETSIZE64, &size) < 0 || size != d->info.size))
+		changed = "its size changed";
+	else if (blk && (ioctl(fd, BLKROGET, &ro) < 0 || ro))
+		changed = "it became read-only";
+	else if (blk && d->diskseq && ioctl(fd, BLKGETDISKSEQ, &seq) == 0 && seq != d->diskseq)
+		changed = "its medium changed (disk sequence number)";
+	if (changed) {
 		close(fd);
-		return refuse(d, "it changed while it was checked");
+		return refuse(d, "%s after it was checked", changed);
 	}
 	*t = (struct flash_target){ .path = d->path, .fd = fd, .is_blk = blk, .dfd = -1,
 				    .dev_size = blk ? d->info.size : (uint64_t)st.st_size };

@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 90
+plan 92
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -297,4 +297,43 @@ printf '\377\377\377\377' | dd of="$T/bad.img.zst" bs=1 seek=$(($(stat -c %s "$I
 flash "$T/bad.img.zst" "$LA" --force --yes
 is $? 1 "a .zst damaged inside: exit 1 (found while writing)"
 grep -q "damaged" "$T/err"; ok $? "the message says the compressed data is damaged"
+
+# --- the device resized while the prompt waits: checked again once claimed (O_EXCL) ---
+truncate -s 128M "$T/grow.back"
+loop LGROW "$T/grow.back"
+python3 - "$PMOVES_IMAGE" "$IMG" "$LGROW" "$T/grow.back" >"$T/pty.out" 2>&1 <<'PY'
+import os, pty, subprocess, sys, time
+exe, img, dev, back = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(exe, [exe, "flash", img, dev, "--force"])
+out = b""
+while b"[y/N]" not in out:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+os.truncate(back, 96 << 20)                      # smaller, still larger than the image
+subprocess.run(["losetup", "-c", dev], check=True)
+time.sleep(0.5)
+os.write(fd, b"y\n")
+while True:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+rc=$?
+[ $rc -eq 2 ] && grep -q "its size changed after it was checked" "$T/pty.out"; ok $? "a device resized at the prompt: refused (exit $rc)"
+[ $rc -eq 2 ] || sed 's/^/# /' "$T/pty.out" | tail -n 8
+cmp -s -n $((96 << 20)) "$LGROW" /dev/zero; ok $? "the resized device is unchanged (all zeros)"
 done_testing
