@@ -65,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 92
+plan 94
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -336,4 +336,12 @@ rc=$?
 [ $rc -eq 2 ] && grep -q "its size changed after it was checked" "$T/pty.out"; ok $? "a device resized at the prompt: refused (exit $rc)"
 [ $rc -eq 2 ] || sed 's/^/# /' "$T/pty.out" | tail -n 8
 cmp -s -n $((96 << 20)) "$LGROW" /dev/zero; ok $? "the resized device is unchanged (all zeros)"
+
+# --- a --config name starting with '-' is a file, not an option to mcopy ---
+cp "$T/dev.json" "$T/-dev.json"
+(cd "$T" && "$PMOVES_IMAGE" flash "$IMG" "$LA" --force --yes --config -dev.json >"$T/out" 2>"$T/err")
+rc=$?
+ok $rc "--config -dev.json (a relative name starting with '-')"
+[ $rc -eq 0 ] || show
+cmp -s "$T/dev.json" <(MTOOLS_SKIP_CHECK=1 mtype -i "$LA@@$ESP_OFF" ::/pmoves/device.json 2>/dev/null); ok $? "pmoves/device.json is that config"
 done_testing
