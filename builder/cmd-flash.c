@@ -10,6 +10,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <linux/major.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -41,9 +45,10 @@ static void flash_usage(FILE *f)
 		"  -v, --verbose     more messages\n"
 		"  -h, --help        show this help\n"
 		"\n"
-		"exit status: 0 every device written and verified; 1 writing or verifying failed (the\n"
-		"summary says where); 2 bad usage, an invalid config or bmap, or every device refused\n"
-		"(nothing written); 3 IMAGE or a config file missing; 130 interrupted\n");
+		"exit status: 0 every device written and verified; 1 writing or verifying failed, or\n"
+		"damage inside compressed data found while writing (the summary says where); 2 bad\n"
+		"usage, an invalid config or bmap, an image format not read here, or every device\n"
+		"refused (nothing written); 3 IMAGE or a config file missing; 130 interrupted\n");
 }
 
 enum state { T_OK, T_REFUSED, T_FAILED };
@@ -54,6 +59,7 @@ struct dev {
 	char *why;
 	struct stat st;
 	struct flash_dev info;
+	uint64_t diskseq; /* the kernel's disk sequence number when checked; 0: unknown */
 	struct flash_target *t;
 };
 
@@ -71,16 +77,45 @@ static int refuse(struct dev *d, const char *fmt, ...)
 	return -EPERM;
 }
 
+/* The files flash reads (the image, its bmap): a target must not be, nor be backed by, one. */
+struct inputs {
+	struct stat st[2];
+	const char *what[2];
+	size_t n;
+};
+
+static const char *input_of(const struct inputs *in, dev_t dev, ino_t ino)
+{
+	for (size_t i = 0; i < in->n; i++)
+		if (in->st[i].st_dev == dev && in->st[i].st_ino == ino)
+			return in->what[i];
+	return NULL;
+}
+
+/* A loop device backed by the image or its bmap: writing it would destroy what is read. */
+static const char *loop_backed_by_input(const struct dev *d, const struct inputs *in)
+{
+	if (major(d->st.st_rdev) != LOOP_MAJOR)
+		return NULL;
+	_cleanup_close_ int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct loop_info64 li;
+	if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &li) < 0)
+		return NULL; /* not bound to a file: nothing to destroy */
+	dev_t dev = makedev(major((dev_t)li.lo_device), minor((dev_t)li.lo_device));
+	return input_of(in, dev, (ino_t)li.lo_inode);
+}
+
 /* The rules that need no opening: what it is, and for a disk flash_dev_check. */
-static void check_device(const char *root, struct dev *d, const struct stat *image, uint64_t size, bool force)
+static void check_device(const char *root, struct dev *d, const struct inputs *in, uint64_t size, bool force)
 {
 	if (stat(d->path, &d->st) < 0) {
 		refuse(d, "it does not exist (%s)", strerror(errno));
 		return;
 	}
 	if (S_ISREG(d->st.st_mode)) {
-		if (d->st.st_dev == image->st_dev && d->st.st_ino == image->st_ino)
-			refuse(d, "it is the image itself");
+		const char *what = input_of(in, d->st.st_dev, d->st.st_ino);
+		if (what)
+			refuse(d, "it is the %s itself", what);
 		else if (!force)
 			refuse(d, "it is a regular file, not a block device: --force writes the image into it");
 		return;
@@ -89,6 +124,14 @@ static void check_device(const char *root, struct dev *d, const struct stat *ima
 		refuse(d, "it is not a block device");
 		return;
 	}
+	const char *what = loop_backed_by_input(d, in);
+	if (what) {
+		refuse(d, "it is a loop device backed by the %s", what);
+		return;
+	}
+	_cleanup_close_ int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || ioctl(fd, BLKGETDISKSEQ, &d->diskseq) < 0)
+		d->diskseq = 0; /* not known (ENOTTY before Linux 5.15) */
 	_cleanup_free_ char *why = NULL;
 	int r = flash_dev_probe(root, d->st.st_rdev, &d->info);
 	if (r < 0) {
@@ -141,10 +184,24 @@ static int open_target(struct dev *d, struct flash_target *t)
 			return refuse(d, "it is read-only (%s)", strerror(errno));
 		return refuse(d, "cannot open it (%s)", strerror(errno));
 	}
+	/* Claimed now (O_EXCL): check again what may have changed since the check and the
+	 * prompt (a card swapped in its reader, a loop device resized), on what was opened. */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || (blk ? st.st_rdev != d->st.st_rdev : st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev)) {
+	uint64_t size = 0, seq = 0;
+	int ro = 0;
+	const char *changed = NULL;
+	if (fstat(fd, &st) < 0 || (blk ? !S_ISBLK(st.st_mode) || st.st_rdev != d->st.st_rdev
+				   : !S_ISREG(st.st_mode) || st.st_ino != d->st.st_ino || st.st_dev != d->st.st_dev))
+		changed = "it is not the device that was checked";
+	else if (blk && (ioctl(fd, BLKGETSIZE64, &size) < 0 || size != d->info.size))
+		changed = "its size changed";
+	else if (blk && (ioctl(fd, BLKROGET, &ro) < 0 || ro))
+		changed = "it became read-only";
+	else if (blk && d->diskseq && ioctl(fd, BLKGETDISKSEQ, &seq) == 0 && seq != d->diskseq)
+		changed = "its medium changed (disk sequence number)";
+	if (changed) {
 		close(fd);
-		return refuse(d, "it changed while it was checked");
+		return refuse(d, "%s after it was checked", changed);
 	}
 	*t = (struct flash_target){ .path = d->path, .fd = fd, .is_blk = blk, .dfd = -1,
 				    .dev_size = blk ? d->info.size : (uint64_t)st.st_size };
@@ -167,8 +224,11 @@ static void summary_text(const struct flash_image *img, struct dev *devs, size_t
 	char sz[24], mp[24];
 	format_size_human(img->size, sz);
 	format_size_human(img->mapped, mp);
-	printf("image '%s': %s, %s mapped (%" PRIu64 " bytes)%s%s\n", img->path, sz, mp, img->mapped,
-	       img->bmap_path ? ", bmap " : "", img->bmap_path ? img->bmap_path : "");
+	if (img->mapped_known)
+		printf("image '%s': %s, %s mapped (%" PRIu64 " bytes)%s%s\n", img->path, sz, mp, img->mapped,
+		       img->bmap_path ? ", bmap " : "", img->bmap_path ? img->bmap_path : "");
+	else /* compressed without a bmap: its ranges are found while writing */
+		printf("image '%s': %s, not read (nothing was written)\n", img->path, sz);
 	printf("%-24s %14s %8s %8s %8s  %s\n", "DEVICE", "BYTES", "WRITE", "VERIFY", "VERIFY_S", "RESULT");
 	for (size_t i = 0; i < n; i++) {
 		struct dev *d = &devs[i];
@@ -303,21 +363,32 @@ static int prepare(struct flash_cmd *c)
 /* Every rule for every device; then show them and ask. The number that may be written. */
 static size_t check_all(struct flash_cmd *c)
 {
-	struct stat ist;
-	if (fstat(c->img.src.fd, &ist) < 0)
-		ist = (struct stat){ 0 };
+	struct inputs in = { 0 };
+	if (fstat(c->img.src.fd, &in.st[in.n]) == 0)
+		in.what[in.n++] = "image";
+	if (c->img.bmap_path && stat(c->img.bmap_path, &in.st[in.n]) == 0)
+		in.what[in.n++] = "image's bmap";
 	size_t ok = 0;
+	bool twice = false;
 	for (size_t i = 0; i < c->n; i++) {
 		struct dev *d = &c->devs[i];
-		check_device(c->root, d, &ist, c->img.size, c->a.force);
+		check_device(c->root, d, &in, c->img.size, c->a.force);
 		for (size_t k = 0; k < i && d->state == T_OK; k++) {
 			const struct stat *o = &c->devs[k].st;
 			bool same = S_ISBLK(d->st.st_mode) ? S_ISBLK(o->st_mode) && o->st_rdev == d->st.st_rdev
 							   : o->st_ino == d->st.st_ino && o->st_dev == d->st.st_dev;
-			if (same)
+			if (same) {
 				refuse(d, "it is given twice (as '%s')", c->devs[k].path);
+				twice = true;
+			}
 		}
 		ok += d->state == T_OK;
+	}
+	if (twice) { /* a usage error: nothing is written to any of them */
+		for (size_t i = 0; i < c->n; i++)
+			if (c->devs[i].state == T_OK)
+				refuse(&c->devs[i], "a device is given twice");
+		return 0;
 	}
 	if (!ok)
 		return 0;
@@ -352,7 +423,7 @@ static void write_all(struct flash_cmd *c)
 		if (d->t->error) {
 			d->state = T_FAILED;
 			d->why = d->t->why ? strdup(d->t->why) : NULL;
-			log_error("'%s': %s", d->path, d->t->why ? d->t->why : "failed");
+			log_error("%s, on '%s'", d->t->why ? d->t->why : "failed", d->path);
 			continue;
 		}
 		if (!c->cfg.file)

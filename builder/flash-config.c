@@ -176,10 +176,13 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 	struct flash_config c = { 0 };
 	if (config) {
 		json_object_put(root);
-		if ((r = validate(config, "", config)) < 0)
-			return r;
-		if (!(c.file = strdup(config)))
+		/* a relative name goes to programs as ./NAME: '-x.json' is no option to them */
+		if (!(c.file = config[0] == '/' ? strdup(config) : strdupf("./%s", config)))
 			return -ENOMEM;
+		if ((r = validate(config, "", c.file)) < 0) {
+			flash_config_done(&c);
+			return r;
+		}
 		*ret = c;
 		return 0;
 	}

@@ -41,8 +41,7 @@ static int decoder_start(struct flash_source *s)
 {
 	decoder_free(s->dec);
 	s->dec = NULL;
-	if (lseek(s->fd, 0, SEEK_SET) < 0)
-		return -errno;
+	s->pos = 0;
 	if (s->format == FLASH_RAW)
 		return 0;
 	struct flash_decoder *d = calloc(1, sizeof(*d));
@@ -63,15 +62,17 @@ static int decoder_start(struct flash_source *s)
 	return 0;
 }
 
-static int fill(struct flash_decoder *d, int fd)
+static int fill(struct flash_source *s)
 {
+	struct flash_decoder *d = s->dec;
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
 	ssize_t n;
-	while ((n = read(fd, d->in, IN_BUF)) < 0 && errno == EINTR)
+	while ((n = pread(s->fd, d->in, IN_BUF, (off_t)s->pos)) < 0 && errno == EINTR)
 		;
 	if (n < 0)
 		return -errno;
+	s->pos += (uint64_t)n;
 	d->in_len = (size_t)n, d->in_pos = 0, d->in_eof = n == 0;
 	return 0;
 }
@@ -81,7 +82,7 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 	size_t got = 0;
 	if (s->format == FLASH_RAW) {
 		while (got < len) {
-			ssize_t n = read(s->fd, (char *)buf + got, len - got);
+			ssize_t n = pread(s->fd, (char *)buf + got, len - got, (off_t)s->pos);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
@@ -89,13 +90,14 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 			if (n == 0)
 				break;
 			got += (size_t)n;
+			s->pos += (uint64_t)n;
 		}
 		*ret_n = got;
 		return 0;
 	}
 	struct flash_decoder *d = s->dec;
 	while (got < len && !d->done) {
-		int r = fill(d, s->fd);
+		int r = fill(s);
 		if (r < 0)
 			return r;
 		if (s->format == FLASH_ZSTD) {
@@ -220,7 +222,52 @@ static int count_size(struct flash_source *s, uint64_t *ret)
 	return flash_source_rewind(s);
 }
 
-int flash_source_open(const char *path, struct flash_source *ret)
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t l = strlen(s), k = strlen(suffix);
+	return l > k && STREQ(s + l - k, suffix);
+}
+
+/* The format of a file starting with MAGIC, or why it is refused (*ret_why, static text). */
+static int sniff(const char *path, const uint8_t magic[6], enum flash_format *ret, const char **ret_why)
+{
+	static const struct {
+		const char *magic;
+		size_t len;
+		const char *why;
+	} other[] = {
+		{ "QFI\xfb", 4, "is a qcow2 image" },
+		{ "\x1f\x8b", 2, "is gzip compressed" },
+		{ "BZh", 3, "is bzip2 compressed" },
+		{ "\x04\x22\x4d\x18", 4, "is lz4 compressed" },
+		{ "PK\x03\x04", 4, "is a zip archive" },
+	};
+	enum flash_format f = FLASH_RAW;
+	uint32_t m = (uint32_t)magic[0] | (uint32_t)magic[1] << 8 | (uint32_t)magic[2] << 16 | (uint32_t)magic[3] << 24;
+	/* a zstd frame, or a skippable frame (0x184D2A50-5F: pzstd puts one first) */
+	if (m == 0xFD2FB528u || (m & 0xFFFFFFF0u) == 0x184D2A50u)
+		f = FLASH_ZSTD;
+	else if (memcmp(magic, "\xfd" "7zXZ\0", 6) == 0)
+		f = FLASH_XZ;
+	for (size_t i = 0; f == FLASH_RAW && i < ARRAY_SIZE(other); i++)
+		if (memcmp(magic, other[i].magic, other[i].len) == 0) {
+			*ret_why = other[i].why;
+			return i == 0 ? -EMEDIUMTYPE : -EPROTONOSUPPORT;
+		}
+	/* a name that promises a format the bytes do not have: a damaged or mislabelled file */
+	if ((ends_with(path, ".zst") && f != FLASH_ZSTD) || (ends_with(path, ".xz") && f != FLASH_XZ)) {
+		*ret_why = ends_with(path, ".zst") ? "is named .zst but is not zstd" : "is named .xz but is not xz";
+		return -EPROTONOSUPPORT;
+	}
+	if (ends_with(path, ".gz") || ends_with(path, ".bz2")) {
+		*ret_why = ends_with(path, ".gz") ? "is named .gz but is not gzip" : "is named .bz2 but is not bzip2";
+		return -EPROTONOSUPPORT;
+	}
+	*ret = f;
+	return 0;
+}
+
+int flash_source_open(const char *path, struct flash_source *ret, const char **ret_why)
 {
 	struct flash_source s = { .fd = open(path, O_RDONLY | O_CLOEXEC) };
 	if (s.fd < 0)
@@ -230,19 +277,13 @@ int flash_source_open(const char *path, struct flash_source *ret)
 	uint8_t magic[6] = { 0 };
 	if (r == 0 && pread(s.fd, magic, sizeof(magic), 0) < 0)
 		r = -errno;
+	if (r == 0)
+		r = sniff(path, magic, &s.format, ret_why);
 	if (r < 0) {
 		close(s.fd);
 		return r;
 	}
 	s.file_size = (uint64_t)st.st_size;
-	if (memcmp(magic, "QFI\xfb", 4) == 0) { /* qcow2: its bytes are not the disk's */
-		close(s.fd);
-		return -EMEDIUMTYPE;
-	}
-	if (memcmp(magic, "\x28\xb5\x2f\xfd", 4) == 0)
-		s.format = FLASH_ZSTD;
-	else if (memcmp(magic, "\xfd" "7zXZ\0", 6) == 0)
-		s.format = FLASH_XZ;
 	s.size = s.file_size;
 	if (s.format == FLASH_ZSTD)
 		r = zstd_size(s.fd, s.file_size, &s.size);

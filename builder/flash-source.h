@@ -14,13 +14,16 @@ struct flash_source {
 	uint64_t size;      /* the raw image's size (compressed: from the frames' or the index's
 			     * record, else counted by one pass before writing) */
 	uint64_t file_size; /* the file's own size */
+	uint64_t pos;       /* the next byte of the file to read: pread only, so that nothing that
+			     * moves the file offset (SEEK_DATA, a second reader) can shift it */
 	struct flash_decoder *dec;
 };
 
 /* Open PATH (a regular file), tell the format by its first bytes, learn the raw size. 0, or
  * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read);
- * -EMEDIUMTYPE: a qcow2 image. */
-int flash_source_open(const char *path, struct flash_source *ret);
+ * -EMEDIUMTYPE: a qcow2 image; -EPROTONOSUPPORT: a format not read here (gzip, bzip2, lz4,
+ * zip), or a name (.zst, .xz, .gz, .bz2) the bytes do not match. *ret_why then says which. */
+int flash_source_open(const char *path, struct flash_source *ret, const char **ret_why);
 /* The next bytes of the raw image into BUF, up to LEN; *ret_n 0 at its end. -EBADMSG: the
  * compressed data is damaged. */
 int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret_n);

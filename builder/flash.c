@@ -130,9 +130,12 @@ int flash_image_open(const char *image, const char *bmap_path, struct flash_imag
 	struct flash_image img = { .path = image };
 	struct bmap bm = { 0 };
 	_cleanup_free_ char *why = NULL;
-	int r = flash_source_open(image, &img.src);
+	const char *what = NULL;
+	int r = flash_source_open(image, &img.src, &what);
 	if (r < 0) {
-		if (r == -EBADMSG)
+		if (r == -EPROTONOSUPPORT)
+			log_error("image '%s' refused: it %s (flash reads raw, zstd and xz images)", image, what);
+		else if (r == -EBADMSG)
 			log_error("cannot read image '%s': its compressed data is damaged", image);
 		else if (r == -EINVAL)
 			log_error("image '%s' is not a regular file", image);
@@ -241,21 +244,39 @@ static void target_fail(struct flash_target *t, int r, const char *fmt, ...)
 	free(msg);
 }
 
-/* Open the O_DIRECT twin; make the target as large as the image; discard what the image
- * will cover, so that its unmapped ranges read back as the device's erased state. */
+/* Zeros over [0, LEN) of the target that are certain to read back as zeros, without writing
+ * them: FALLOC_FL_PUNCH_HOLE on a block device is the kernel's zeroout without its fallback
+ * (WRITE ZEROES, or a discard the device guarantees to read back as zeros), on a file a
+ * hole; else FALLOC_FL_ZERO_RANGE on a file. False where neither is done (most USB sticks,
+ * ramfs): the caller then writes the zeros itself. */
+static bool target_zero(struct flash_target *t, uint64_t len)
+{
+	if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)len) == 0)
+		return true;
+	log_debug("'%s': cannot zero without writing (%s)", t->path, strerror(errno));
+	return !t->is_blk && fallocate(t->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, (off_t)len) == 0;
+}
+
+/* Open the O_DIRECT twin; make the target as large as the image. Without a bmap, what the
+ * image does not write must read back as zeros: zeroed says whether that is done. With a
+ * bmap the unmapped ranges are free space (as for bmaptool): a discard, where it works, lets
+ * the device erase them. */
 static int target_prepare(struct flash_target *t, const struct flash_image *img)
 {
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", t->fd);
 	t->dfd = open(self, O_RDWR | O_DIRECT | O_CLOEXEC);
 	t->align = 512;
+	t->zeroed = false;
 	if (t->is_blk) {
 		int ss = 0;
 		if (ioctl(t->fd, BLKSSZGET, &ss) == 0 && ss >= 512 && ss <= 65536)
 			t->align = (unsigned)ss;
 		uint64_t end = align_up(img->size, t->align);
 		uint64_t range[2] = { 0, end <= t->dev_size ? end : img->size / t->align * t->align };
-		if (range[1] && ioctl(t->fd, BLKDISCARD, range) < 0 && errno != EOPNOTSUPP && errno != ENOTTY)
+		if (!img->bmap_path)
+			t->zeroed = range[1] >= img->size && target_zero(t, range[1]);
+		else if (range[1] && ioctl(t->fd, BLKDISCARD, range) < 0 && errno != EOPNOTSUPP && errno != ENOTTY)
 			log_debug("'%s': discard failed (%s), ignoring", t->path, strerror(errno));
 		return 0;
 	}
@@ -264,9 +285,7 @@ static int target_prepare(struct flash_target *t, const struct flash_image *img)
 			return -errno;
 		t->dev_size = img->size;
 	}
-	if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)img->size) < 0 &&
-	    errno != EOPNOTSUPP)
-		return -errno;
+	t->zeroed = target_zero(t, img->size);
 	return 0;
 }
 
@@ -331,6 +350,7 @@ struct reader {
 	struct sha256 h;     /* the current range's */
 	size_t ri;           /* bmap/holes: the current range; compressed without bmap: ranges so far */
 	bool open;           /* compressed without bmap: a range is being extended */
+	bool skip_zero;      /* without a bmap: every target reads zeros where nothing is written */
 	char *error;
 };
 
@@ -473,7 +493,7 @@ static int cut_nonzero(struct reader *rd, struct slot *s, uint64_t pos, size_t n
 	for (size_t b = 0; b < n; b += ZBLOCK) {
 		size_t len = n - b < ZBLOCK ? n - b : ZBLOCK;
 		int r = 0;
-		if (all_zero(s->buf + b, len)) {
+		if (rd->skip_zero && all_zero(s->buf + b, len)) {
 			if (rd->open) {
 				rd->open = false;
 				r = range_end(rd, &img->range[img->n_range - 1], img->n_range - 1);
@@ -761,6 +781,17 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 			t[i].next_seq = UINT64_MAX;
 		}
 	}
+	/* Without a bmap, blocks of zeros are left out only when every target reads zeros there
+	 * already; else the whole image is written (and verified). */
+	rd.skip_zero = true;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		rd.skip_zero = rd.skip_zero && (t[i].error || t[i].zeroed);
+	if (r == 0 && !img->bmap_path && !rd.skip_zero && img->src.format == FLASH_RAW) {
+		img->n_range = 0;
+		r = range_add(img, 0, img->size, NULL);
+		img->mapped = img->size;
+		rd.total = img->size;
+	}
 	rd.m = (struct meter){ .tty = isatty(STDERR_FILENO) == 1, .t0 = now_seconds(), .last_pct = -10, .what = "writing" };
 	for (; r == 0 && started < n; started++)
 		if (pthread_create(&t[started].thread, NULL, target_writer, &t[started]) != 0)
@@ -796,8 +827,10 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		return -EIO;
 	}
 
+	/* a failing hook fails the run: the test it serves did not happen */
 	if (o->verify && o->test_hook && run_hook(o->test_hook, t, n) < 0)
-		return -EIO;
+		for (size_t i = 0; i < n; i++)
+			target_fail(&t[i], -EIO, "the test hook failed");
 	if (o->verify) {
 		struct verifier v[n ? n : 1];
 		size_t nv = 0;

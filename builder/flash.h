@@ -48,6 +48,7 @@ struct flash_target {
 	/* the engine's */
 	int dfd;           /* the same device opened O_DIRECT, or -1 where refused */
 	unsigned align;    /* the alignment O_DIRECT needs: the logical block size */
+	bool zeroed;       /* reads back zeros over the image's extent before anything is written */
 	uint64_t next_seq;
 	struct flash_ring *ring;
 	pthread_t thread;

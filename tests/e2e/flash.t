@@ -5,16 +5,18 @@
 # between write and verify; two devices at once, one too small; the device config and the
 # inventory entry in the boot partition. No QEMU (flash-boot.t boots a flashed device).
 . "$(dirname "$0")/lib.sh"
-need losetup bmaptool zstd xz sfdisk mkfs.vfat mcopy mtype
+need losetup bmaptool zstd pzstd xz gzip bzip2 lz4 zip sfdisk mkfs.vfat fsck.fat mcopy mtype
 [ "$(id -u)" = 0 ] || skip_all "loop devices need root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 
 T=$(mktemp -d /tmp/pmoves-e2e-flash.XXXXXX)
 LOOPS=
 MNT=
+RAM=
 cleanup() {
 	[ -n "$MNT" ] && umount "$MNT" 2>/dev/null
 	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
+	[ -n "$RAM" ] && umount "$RAM" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -63,7 +65,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 60
+plan 94
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -163,10 +165,14 @@ sed 's/<ImageSize> *[0-9]*/<ImageSize> 4096/' "$IMG.bmap" >"$T/wrong.bmap"
 refused "refused" "a bmap for another image" "$LA" "$IMG" "$LA" --force --yes --bmap "$T/wrong.bmap"
 
 # --- a byte changed between write and verify ---
+# The byte is changed in the loop device's backing file, not through the device: the device's
+# page cache still holds the written byte, so only a verify that reads past the cache
+# (O_DIRECT) sees the change.
 cat >"$T/hook" <<EOF
 #!/bin/sh
-# test hook: one byte of the data partition's random data, changed on the device
-printf 'X' | dd of="\$1" bs=1 seek=$((33 * 1048576 + 12345)) conv=notrunc,fsync status=none
+# test hook: one byte of the data partition's random data, changed under the device
+[ "\$1" = "$LA" ] || exit 1
+printf 'X' | dd of="$T/a.back" bs=1 seek=$((33 * 1048576 + 12345)) conv=notrunc,fsync status=none
 EOF
 chmod +x "$T/hook"
 PMOVES_FLASH_TEST_HOOK=$T/hook flash "$IMG" "$LA" --force --yes
@@ -220,4 +226,122 @@ printf '{ "devices": [ { "name": "a", "config": {} }, { "name": "a", "config": {
 refused "devices\[1\].name: 'a' is also .devices\[0\]'s" "an inventory with a name twice" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/dup.json" --name a
 printf '{ "devices": [ { "name": "a", "mac": "52:54:00:zz:00:01", "config": {} } ] }\n' >"$T/mac.json"
 refused "devices\[0\].mac: not a MAC address" "an inventory with a bad MAC" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/mac.json" --name a
+
+# --- a raw image without a bmap, with --config: the boot partition is found (pread) ---
+dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
+flash "$T/nobmap/disk.img" "$LB" --force --yes --config "$T/dev.json"
+rc=$?
+ok $rc "raw image without a bmap, with --config"
+[ $rc -eq 0 ] || show
+cmp -s "$T/dev.json" <(MTOOLS_SKIP_CHECK=1 mtype -i "$LB@@$ESP_OFF" ::/pmoves/device.json 2>/dev/null); ok $? "pmoves/device.json is the config"
+
+# --- compressed without a bmap onto targets that cannot discard or punch holes (ramfs):
+# the all-zero blocks (the FAT's free clusters) must be written, not assumed ---
+RAM=$T/ram
+mkdir "$RAM"
+mount -t ramfs ramfs "$RAM" || { RAM=; echo "Bail out! cannot mount ramfs"; exit 1; }
+esp_clean() { # esp_clean TARGET: the ESP copied out of TARGET passes fsck.fat
+	dd if="$1" of="$T/esp.check" bs=1M skip=1 count=32 status=none && fsck.fat -n "$T/esp.check" >"$T/fsck" 2>&1
+}
+head -c $SIZE /dev/urandom >"$RAM/file.target"
+flash "$T/nobmap/disk.img.zst" "$RAM/file.target" --force --yes
+ok $? "flash .zst without a bmap to a file on ramfs"
+esp_clean "$RAM/file.target"; ok $? "its ESP is clean (fsck.fat)"
+[ $? -eq 0 ] || sed 's/^/# /' "$T/fsck" | head -n 5
+same "$RAM/file.target"; ok $? "the file holds the image (cmp)"
+rm -f "$RAM/file.target"
+head -c $((SIZE + 1048576)) /dev/urandom >"$RAM/loop.back"
+loop LRAM "$RAM/loop.back"
+flash "$T/nobmap/disk.img.zst" "$LRAM" --force --yes
+ok $? "flash .zst without a bmap to a loop device on ramfs"
+esp_clean "$LRAM"; ok $? "its ESP is clean (fsck.fat)"
+same "$LRAM"; ok $? "the device holds the image (cmp)"
+
+# --- formats: zstd with a skippable frame first; others refused by name ---
+pzstd -q -p 2 "$IMG" -o "$T/pz.img.zst"
+dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
+flash "$T/pz.img.zst" "$LB" --force --yes
+ok $? "pzstd's output (a skippable frame first) is read as zstd"
+same "$LB"; ok $? "the device holds the image"
+head -c 1M "$IMG" >"$T/small.img"
+gzip -c "$T/small.img" >"$T/f.img.gz"
+bzip2 -c "$T/small.img" >"$T/f.img.bz2"
+lz4 -q -c "$T/small.img" >"$T/f.img.lz4"
+(cd "$T" && zip -q f.zip small.img)
+refused "is gzip compressed" "a gzip image" "$LA" "$T/f.img.gz" "$LA" --force --yes
+refused "is bzip2 compressed" "a bzip2 image" "$LA" "$T/f.img.bz2" "$LA" --force --yes
+refused "is lz4 compressed" "an lz4 image" "$LA" "$T/f.img.lz4" "$LA" --force --yes
+refused "is a zip archive" "a zip archive" "$LA" "$T/f.zip" "$LA" --force --yes
+cp "$T/small.img" "$T/raw.img.zst"
+refused "is named .zst but is not zstd" "a raw image named .zst" "$LA" "$T/raw.img.zst" "$LA" --force --yes
+
+# --- a loop device backed by the image or its bmap: reading it would read what is destroyed ---
+cp --sparse=always "$IMG" "$T/self.img"
+cp "$IMG.bmap" "$T/self.img.bmap"
+loop LSELF "$T/self.img"
+refused "loop device backed by the image" "a loop device backed by the image" "$T/self.img" "$T/self.img" "$LSELF" --force --yes
+loop LBMAP "$T/self.img.bmap"
+refused "loop device backed by the image's bmap" "a loop device backed by the bmap" "$T/self.img.bmap" "$T/self.img" "$LBMAP" --force --yes
+
+# --- a failing test hook fails the run; a device given twice is bad usage ---
+printf '#!/bin/sh\nexit 3\n' >"$T/badhook"
+chmod +x "$T/badhook"
+PMOVES_FLASH_TEST_HOOK=$T/badhook flash "$IMG" "$LA" --force --yes
+is $? 1 "a failing test hook: exit 1"
+grep -q 'the test hook failed' "$T/out"; ok $? "the summary says the hook failed"
+refused "given twice" "a device given twice" "$LA" "$IMG" "$LA" "$LA" --force --yes
+
+# --- damage inside compressed data is found while writing: exit 1, as docs/flash.md says ---
+cp "$IMG.zst" "$T/bad.img.zst"
+printf '\377\377\377\377' | dd of="$T/bad.img.zst" bs=1 seek=$(($(stat -c %s "$IMG.zst") / 2)) conv=notrunc status=none
+flash "$T/bad.img.zst" "$LA" --force --yes
+is $? 1 "a .zst damaged inside: exit 1 (found while writing)"
+grep -q "damaged" "$T/err"; ok $? "the message says the compressed data is damaged"
+
+# --- the device resized while the prompt waits: checked again once claimed (O_EXCL) ---
+truncate -s 128M "$T/grow.back"
+loop LGROW "$T/grow.back"
+python3 - "$PMOVES_IMAGE" "$IMG" "$LGROW" "$T/grow.back" >"$T/pty.out" 2>&1 <<'PY'
+import os, pty, subprocess, sys, time
+exe, img, dev, back = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(exe, [exe, "flash", img, dev, "--force"])
+out = b""
+while b"[y/N]" not in out:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+os.truncate(back, 96 << 20)                      # smaller, still larger than the image
+subprocess.run(["losetup", "-c", dev], check=True)
+time.sleep(0.5)
+os.write(fd, b"y\n")
+while True:
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out += b
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+rc=$?
+[ $rc -eq 2 ] && grep -q "its size changed after it was checked" "$T/pty.out"; ok $? "a device resized at the prompt: refused (exit $rc)"
+[ $rc -eq 2 ] || sed 's/^/# /' "$T/pty.out" | tail -n 8
+cmp -s -n $((96 << 20)) "$LGROW" /dev/zero; ok $? "the resized device is unchanged (all zeros)"
+
+# --- a --config name starting with '-' is a file, not an option to mcopy ---
+cp "$T/dev.json" "$T/-dev.json"
+(cd "$T" && "$PMOVES_IMAGE" flash "$IMG" "$LA" --force --yes --config -dev.json >"$T/out" 2>"$T/err")
+rc=$?
+ok $rc "--config -dev.json (a relative name starting with '-')"
+[ $rc -eq 0 ] || show
+cmp -s "$T/dev.json" <(MTOOLS_SKIP_CHECK=1 mtype -i "$LA@@$ESP_OFF" ::/pmoves/device.json 2>/dev/null); ok $? "pmoves/device.json is that config"
 done_testing
