@@ -4,6 +4,7 @@
  * target sets the pace and nothing is read twice. Writes are O_DIRECT where the device
  * takes it (aligned to its logical block size), buffered otherwise; fsync at the end. Then
  * each target is read back with O_DIRECT and every range's SHA-256 compared. */
+#include "bmap.h"
 #include "flash.h"
 #include "hash.h"
 #include "log.h"
@@ -63,35 +64,29 @@ static int range_add(struct flash_image *img, uint64_t start, uint64_t len, stru
 }
 
 /* The raw image's data ranges, widened to whole ZBLOCKs and merged. */
+/* One data range of the raw image, rounded out to ZBLOCK and merged with the last one when
+ * they touch. */
+static int add_data_range(void *ctx, uint64_t start, uint64_t end)
+{
+	struct flash_image *img = ctx;
+	uint64_t s = start / ZBLOCK * ZBLOCK, e = align_up(end, ZBLOCK);
+	if (e > img->size)
+		e = img->size;
+	struct flash_range *last = img->n_range ? &img->range[img->n_range - 1] : NULL;
+	if (last && s <= last->start + last->len) {
+		if (e > last->start + last->len)
+			last->len = e - last->start;
+		return 0;
+	}
+	return range_add(img, s, e - s, NULL);
+}
+
+/* A raw image without a bmap: its data ranges as `bmaptool create` finds them (FIEMAP, so the
+ * unwritten extents mke2fs leaves where it zeroed the journal are written too; SEEK_DATA where
+ * there is no FIEMAP; else all of it), shared with the bmap output (bmap.c). */
 static int ranges_from_holes(struct flash_image *img)
 {
-	int fd = img->src.fd;
-	off_t pos = 0, end = (off_t)img->size;
-	while (pos < end) {
-		off_t d = lseek(fd, pos, SEEK_DATA);
-		if (d < 0 && errno == ENXIO)
-			break;
-		if (d < 0) { /* no SEEK_DATA here: all of it */
-			img->n_range = 0;
-			return range_add(img, 0, img->size, NULL);
-		}
-		off_t h = lseek(fd, d, SEEK_HOLE);
-		if (h < 0)
-			h = end;
-		uint64_t s = (uint64_t)d / ZBLOCK * ZBLOCK, e = align_up((uint64_t)h, ZBLOCK);
-		if (e > img->size)
-			e = img->size;
-		struct flash_range *last = img->n_range ? &img->range[img->n_range - 1] : NULL;
-		if (last && s <= last->start + last->len)
-			last->len = e - last->start;
-		else {
-			int r = range_add(img, s, e - s, NULL);
-			if (r < 0)
-				return r;
-		}
-		pos = h;
-	}
-	return 0;
+	return image_data_ranges(img->src.fd, img->size, add_data_range, img);
 }
 
 static bool file_exists(const char *p)
