@@ -56,6 +56,9 @@ cp --sparse=always "$IMG" "$T/nobmap/disk.img"
 fallocate -z -o $((56 * 1048576)) -l $((2 * 1048576)) "$T/nobmap/disk.img"
 bmaptool create -o "$T/nobmap.ref.bmap" "$T/nobmap/disk.img" 2>/dev/null
 NOBMAP_MAPPED=$(($(sed -n 's/.*<MappedBlocksCount> *\([0-9]*\).*/\1/p' "$T/nobmap.ref.bmap") * 4096))
+# out of the page cache again: ext4's SEEK_DATA calls an unwritten extent data while its
+# pages are cached (bmaptool just read them), a hole once they are not
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$T/nobmap/disk.img"
 MAPPED=$(sed -n 's/.*<MappedBlocksCount> *\([0-9]*\).*/\1/p' "$IMG.bmap")
 MAPPED=$((MAPPED * 4096))
 ESP_OFF=1048576
