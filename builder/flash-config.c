@@ -1,9 +1,9 @@
 /* --config FILE and --inventory FILE --name NAME: the device's first-boot config, checked by
  * pmoves-firstboot's validator (firstboot_validate_file, as a profile's firstboot section
  * is), then copied as pmoves/device.json into the boot partition of the written device with
- * mtools at the partition's byte offset: no mount, no loop device. An inventory entry is
- * written to a private 0600 file first; it may hold secrets (auth keys, password hashes), so
- * it is overwritten with zeros and removed when done. */
+ * mtools at the partition's byte offset: no mount, no loop device. An inventory entry may hold
+ * secrets (auth keys, password hashes): it is given to the validator and mcopy from a memfd
+ * (as /proc/PID/fd/N), so it is never in a file that an interrupted run could leave behind. */
 #include "flash-config.h"
 #include "firstboot-install.h"
 #include "gpt.h"
@@ -189,16 +189,19 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 	json_object *entry;
 	size_t index;
 	r = inventory_entry(inventory, root, name, &entry, &index);
-	char tmpl[] = "/tmp/pmoves-flash-XXXXXX";
-	if (r == 0 && !mkdtemp(tmpl))
-		r = -errno;
 	if (r == 0) {
-		c.tmp_dir = strdup(tmpl);
-		c.file = strdupf("%s/device.json", tmpl);
 		const char *text = json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-		r = !c.tmp_dir || !c.file ? -ENOMEM : write_file_atomic(c.file, text, strlen(text), 0600);
-		if (r < 0)
-			log_errno(r, "cannot write the device config to '%s'", tmpl);
+		int fd = memfd_create("pmoves-device.json", MFD_CLOEXEC);
+		if (fd < 0)
+			r = log_errno(-errno, "cannot make a memory file for the device config");
+		else {
+			c.has_memfd = true, c.memfd = fd;
+			r = pwrite_full(fd, text, strlen(text), 0);
+			if (r < 0)
+				log_errno(r, "cannot write the device config to a memory file");
+			else if (!(c.file = strdupf("/proc/%d/fd/%d", (int)getpid(), fd)))
+				r = -ENOMEM;
+		}
 	}
 	_cleanup_free_ char *prefix = strdupf(".devices[%zu].config", r == 0 ? index : 0);
 	if (r == 0)
@@ -306,21 +309,8 @@ int flash_config_write(const struct flash_config *c, const char *target)
 
 void flash_config_done(struct flash_config *c)
 {
-	if (c->tmp_dir && c->file) {
-		/* the entry may hold secrets: zeros over it before it goes */
-		int fd = open(c->file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		struct stat st;
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-			_cleanup_free_ char *z = calloc(1, st.st_size > 0 ? (size_t)st.st_size : 1);
-			if (z && pwrite_full(fd, z, (size_t)st.st_size, 0) == 0)
-				fsync(fd);
-		}
-		if (fd >= 0)
-			close(fd);
-		unlink(c->file);
-		rmdir(c->tmp_dir);
-	}
+	if (c->has_memfd)
+		close(c->memfd);
 	free(c->file);
-	free(c->tmp_dir);
 	*c = (struct flash_config){ 0 };
 }

@@ -13,8 +13,9 @@
 #define INVENTORY_MAX_FILE (16u << 20)
 
 struct flash_config {
-	char *file;     /* what is copied: FILE itself, or the entry in a private temp file */
-	char *tmp_dir;  /* the entry's directory (0700), removed by flash_config_done */
+	char *file;     /* what is copied: FILE itself, or the entry's memfd as /proc/PID/fd/N */
+	bool has_memfd;
+	int memfd;      /* with has_memfd: the entry, in memory only (never on a disk) */
 	uint64_t boot_offset, boot_size; /* the boot partition in the image, bytes */
 };
 
@@ -26,7 +27,7 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 int flash_config_find_boot(struct flash_image *img, struct flash_config *c);
 /* pmoves/device.json on TARGET's boot partition, through mtools at its offset. Logs. */
 int flash_config_write(const struct flash_config *c, const char *target);
-/* The temp copy wiped and removed. */
+/* The entry's memfd closed (its pages freed), the rest freed. */
 void flash_config_done(struct flash_config *c);
 
 #endif
