@@ -428,7 +428,7 @@ static void write_all(struct flash_cmd *c)
 		}
 		if (!c->cfg.file)
 			continue;
-		int r = flash_config_write(&c->cfg, d->path);
+		int r = flash_config_write(&c->cfg, d->t->fd, d->path);
 		if (r == 0 && fsync(d->t->fd) < 0)
 			r = log_errno(-errno, "'%s': fsync failed", d->path);
 		if (r < 0) {

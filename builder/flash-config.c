@@ -281,12 +281,11 @@ int flash_config_find_boot(struct flash_image *img, struct flash_config *c)
 	return r;
 }
 
-int flash_config_write(const struct flash_config *c, const char *target)
+int flash_config_write(const struct flash_config *c, int fd, const char *target)
 {
 	char *const env[] = { "MTOOLS_SKIP_CHECK=1", NULL };
-	if (strstr(target, "@@")) /* mtools would read the offset from the wrong place */
-		return log_errno(-EINVAL, "cannot write pmoves/device.json to '%s': mtools cannot take '@@' in a path", target);
-	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, target, c->boot_offset);
+	/* The device that was checked, claimed and written, by its fd: not its name again. */
+	_cleanup_free_ char *img = strdupf("/proc/%d/fd/%d@@%" PRIu64, (int)getpid(), fd, c->boot_offset);
 	if (!img)
 		return -ENOMEM;
 	/* mmd fails when pmoves/ is there already: mcopy says whether it is there now */

@@ -25,8 +25,10 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 /* The boot partition (ESP, else the FAT firmware partition) in IMG's partition table, GPT or
  * MBR, into C. Reads the image's first MiB (and rewinds it). Logs; -ENOENT: none. */
 int flash_config_find_boot(struct flash_image *img, struct flash_config *c);
-/* pmoves/device.json on TARGET's boot partition, through mtools at its offset. Logs. */
-int flash_config_write(const struct flash_config *c, const char *target);
+/* pmoves/device.json on the boot partition of the device open as FD (TARGET: its name for
+ * messages), through mtools at the partition's offset, given the fd (/proc/PID/fd/N) so it
+ * writes where the image went, whatever the name points to now. Logs. */
+int flash_config_write(const struct flash_config *c, int fd, const char *target);
 /* The entry's memfd closed (its pages freed), the rest freed. */
 void flash_config_done(struct flash_config *c);
 
