@@ -284,6 +284,21 @@ int flash_config_find_boot(struct flash_image *img, struct flash_config *c)
 int flash_config_write(const struct flash_config *c, int fd, const char *target)
 {
 	char *const env[] = { "MTOOLS_SKIP_CHECK=1", NULL };
+	/* The FAT there must fit its partition, or mtools, which trusts the FAT's own size, could
+	 * write past it. */
+	uint8_t bs[512];
+	if (pread(fd, bs, sizeof(bs), (off_t)c->boot_offset) != (ssize_t)sizeof(bs))
+		return log_errno(-EIO, "cannot read the boot partition of '%s'", target);
+	uint64_t sector = (uint64_t)bs[11] | (uint64_t)bs[12] << 8, total = (uint64_t)bs[19] | (uint64_t)bs[20] << 8;
+	if (total == 0)
+		total = (uint64_t)bs[32] | (uint64_t)bs[33] << 8 | (uint64_t)bs[34] << 16 | (uint64_t)bs[35] << 24;
+	if (bs[510] != 0x55 || bs[511] != 0xaa || sector < 512 || sector > 4096 || (sector & (sector - 1)) ||
+	    total == 0 || total * sector > c->boot_size) {
+		log_error("the boot partition of '%s' does not hold a FAT of its size (%" PRIu64 " sectors of %" PRIu64
+			  " bytes in %" PRIu64 " bytes): pmoves/device.json not written",
+			  target, total, sector, c->boot_size);
+		return -EBADMSG;
+	}
 	/* The device that was checked, claimed and written, by its fd: not its name again. */
 	_cleanup_free_ char *img = strdupf("/proc/%d/fd/%d@@%" PRIu64, (int)getpid(), fd, c->boot_offset);
 	if (!img)

@@ -73,7 +73,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 97
+plan 98
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -248,6 +248,15 @@ printf '{ "devices": [ { "name": "a", "config": {} }, { "name": "a", "config": {
 refused "devices\[1\].name: 'a' is also .devices\[0\]'s" "an inventory with a name twice" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/dup.json" --name a
 printf '{ "devices": [ { "name": "a", "mac": "52:54:00:zz:00:01", "config": {} } ] }\n' >"$T/mac.json"
 refused "devices\[0\].mac: not a MAC address" "an inventory with a bad MAC" "$LA" "$IMG" "$LA" --force --yes --inventory "$T/mac.json" --name a
+
+# --- a FAT larger than its partition: mtools would trust the FAT and write past it ---
+truncate -s 64M "$T/badfat.img" "$T/badfat.target"
+printf 'label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n' | sfdisk -q "$T/badfat.img" >/dev/null
+dd if="$T/esp.fat" of="$T/badfat.img" bs=1M seek=1 conv=notrunc status=none
+flash "$T/badfat.img" "$T/badfat.target" --force --yes --config "$T/dev.json"
+rc=$?
+[ $rc -eq 1 ] && grep -q "does not hold a FAT of its size" "$T/err"; ok $? "a FAT larger than its partition: device.json not written, exit 1 (exit $rc)"
+[ $rc -eq 1 ] || show
 
 # --- a raw image without a bmap, with --config: the boot partition is found (pread) ---
 dd if="$T/junk" of="$LB" bs=1M seek=40 conv=fsync status=none
