@@ -6,6 +6,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <signal.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -160,6 +161,18 @@ static void describe(const struct dev *d)
 		d->info.removable ? "removable" : "not removable");
 }
 
+/* SIGINT, SIGTERM, SIGHUP: the write stops between chunks, the devices are reported partly
+ * written, and flash exits 130. */
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+static bool flash_interrupted(void)
+{
+	return interrupted != 0;
+}
+
 /* Ask on the terminal; 0 when the answer is yes. */
 static int confirm(const char *image, size_t n)
 {
@@ -167,7 +180,7 @@ static int confirm(const char *image, size_t n)
 		n == 1 ? "it" : "them");
 	fflush(stderr);
 	char line[16];
-	if (!fgets(line, sizeof(line), stdin))
+	if (!fgets(line, sizeof(line), stdin) || interrupted) /* Ctrl-C at the prompt: no */
 		return -ECANCELED;
 	line[strcspn(line, "\n")] = '\0';
 	return STREQ(line, "y") || STREQ(line, "yes") ? 0 : -ECANCELED;
@@ -415,7 +428,8 @@ static size_t check_all(struct flash_cmd *c)
 static void write_all(struct flash_cmd *c)
 {
 	(void)flash_write(&c->img, c->t, c->nt,
-			  &(struct flash_opts){ .verify = c->a.verify, .test_hook = getenv("PMOVES_FLASH_TEST_HOOK") });
+			  &(struct flash_opts){ .verify = c->a.verify, .test_hook = getenv("PMOVES_FLASH_TEST_HOOK"),
+						.cancelled = flash_interrupted });
 	for (size_t i = 0; i < c->n; i++) {
 		struct dev *d = &c->devs[i];
 		if (!d->t)
@@ -464,6 +478,11 @@ int cmd_flash(int argc, char **argv)
 	c.root = ""; /* this machine's sysfs and /proc (tests give flash_dev_check fixture roots) */
 	c.devs = calloc(c.n, sizeof(*c.devs));
 	c.t = calloc(c.n, sizeof(*c.t));
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART: the prompt's read ends */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	int ret = c.devs && c.t ? prepare(&c) : (log_errno(-ENOMEM, "flash"), EXIT_FAIL);
 	if (ret == EXIT_OK) {
 		for (size_t i = 0; i < c.n; i++)
@@ -483,5 +502,5 @@ int cmd_flash(int argc, char **argv)
 			summary_text(&c.img, c.devs, c.n);
 	}
 	cmd_free(&c);
-	return ret;
+	return interrupted ? EXIT_INTERRUPTED : ret;
 }

@@ -40,7 +40,7 @@ struct flash_ring {
 	pthread_cond_t cv;
 	struct slot slot[RING];
 	uint64_t produced; /* slots published so far */
-	bool eof, abort;
+	bool eof, abort, interrupted;
 	struct flash_target *t;
 	size_t n;
 };
@@ -325,10 +325,10 @@ static void *target_writer(void *arg)
 		if (r < 0)
 			break;
 	}
-	bool abort = g->abort;
+	bool abort = g->abort, interrupted = g->interrupted;
 	pthread_mutex_unlock(&g->mu);
 	if (!t->error && abort)
-		target_fail(t, -EIO, "the image could not be read");
+		target_fail(t, interrupted ? -EINTR : -EIO, interrupted ? "partly written" : "the image could not be read");
 	if (!t->error && (fsync(t->fd) < 0 || (t->dfd >= 0 && fsync(t->dfd) < 0)))
 		target_fail(t, -errno, "fsync failed");
 	t->write_seconds = now_seconds() - t0;
@@ -346,8 +346,14 @@ struct reader {
 	size_t ri;           /* bmap/holes: the current range; compressed without bmap: ranges so far */
 	bool open;           /* compressed without bmap: a range is being extended */
 	bool skip_zero;      /* without a bmap: every target reads zeros where nothing is written */
+	bool (*cancelled)(void);
 	char *error;
 };
+
+static bool reader_cancelled(const struct reader *rd)
+{
+	return rd->cancelled && rd->cancelled();
+}
 
 /* A slot to fill: wait until every target still writing is past its last use. */
 static struct slot *slot_get(struct reader *rd)
@@ -422,6 +428,8 @@ static int read_raw(struct reader *rd)
 		struct flash_range *fr = &img->range[i];
 		int r = sha256_init(&rd->h);
 		for (uint64_t pos = fr->start; r == 0 && pos < fr->start + fr->len;) {
+			if (reader_cancelled(rd))
+				return -EINTR;
 			struct slot *s = slot_get(rd);
 			uint32_t n = (uint32_t)(fr->start + fr->len - pos < CHUNK ? fr->start + fr->len - pos : CHUNK);
 			r = pread_full(img->src.fd, s->buf, n, pos);
@@ -524,6 +532,8 @@ static int read_stream(struct reader *rd)
 	bool mapped = img->mapped_known;
 	uint64_t pos = 0;
 	for (;;) {
+		if (reader_cancelled(rd))
+			return -EINTR;
 		struct slot *s = slot_get(rd);
 		size_t n = 0, got;
 		int r = 0;
@@ -592,6 +602,7 @@ struct verifier {
 	struct vitem item[VRING];
 	uint64_t produced, consumed;
 	bool done, stop;
+	bool (*cancelled)(void);
 };
 
 static int read_back(struct flash_target *t, uint8_t *buf, uint64_t off, size_t len)
@@ -631,7 +642,9 @@ static void *verify_reader(void *arg)
 			if (stop)
 				break;
 			size_t k = v->produced % VRING; /* only this thread moves produced */
-			v->item[k] = (struct vitem){ .ri = i, .pos = pos, .n = n, .r = read_back(v->t, v->buf[k], pos, n) };
+			bool cancel = v->cancelled && v->cancelled();
+			v->item[k] = (struct vitem){ .ri = i, .pos = pos, .n = n,
+						     .r = cancel ? -EINTR : read_back(v->t, v->buf[k], pos, n) };
 			stop = v->item[k].r < 0;
 			pthread_mutex_lock(&v->mu);
 			v->produced++;
@@ -758,7 +771,8 @@ static int run_hook(const char *hook, struct flash_target *t, size_t n)
 int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const struct flash_opts *o)
 {
 	struct flash_ring g = { .t = t, .n = n };
-	struct reader rd = { .img = img, .g = &g, .total = img->mapped_known ? img->mapped : img->size };
+	struct reader rd = { .img = img, .g = &g, .total = img->mapped_known ? img->mapped : img->size,
+			     .cancelled = o->cancelled };
 	int r = 0;
 	size_t started = 0;
 	pthread_mutex_init(&g.mu, NULL);
@@ -799,6 +813,7 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 	g.eof = true;
 	if (r < 0)
 		g.abort = true;
+	g.interrupted = r == -EINTR;
 	pthread_cond_broadcast(&g.cv);
 	pthread_mutex_unlock(&g.mu);
 	for (size_t i = 0; i < started; i++)
@@ -809,6 +824,8 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		fputc('\n', stderr);
 	if (rd.error)
 		log_error("%s", rd.error);
+	else if (r == -EINTR)
+		log_error("interrupted: the devices are partly written");
 	else if (r < 0)
 		log_errno(r, "writing '%s' failed", img->path);
 	free(rd.error);
@@ -818,8 +835,8 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 	pthread_mutex_destroy(&g.mu);
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
-			target_fail(&t[i], -EIO, "the image could not be read");
-		return -EIO;
+			target_fail(&t[i], r == -EINTR ? r : -EIO, r == -EINTR ? "partly written" : "the image could not be read");
+		return r == -EINTR ? r : -EIO;
 	}
 
 	/* a failing hook fails the run: the test it serves did not happen */
@@ -833,7 +850,7 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		for (size_t i = 0; i < n; i++) {
 			if (t[i].error)
 				continue;
-			v[nv] = (struct verifier){ .t = &t[i], .img = img };
+			v[nv] = (struct verifier){ .t = &t[i], .img = img, .cancelled = o->cancelled };
 			if (pthread_create(&v[nv].thread, NULL, target_verifier, &v[nv]) != 0)
 				target_fail(&t[i], -EAGAIN, "cannot start the verify");
 			else

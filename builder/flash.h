@@ -56,6 +56,9 @@ struct flash_target {
 
 struct flash_opts {
 	bool verify;
+	/* Asked between chunks; true stops the write and the verify: every target fails as
+	 * "interrupted" (partly written) and flash_write returns -EINTR. May be NULL. */
+	bool (*cancelled)(void);
 	/* Test-only (PMOVES_FLASH_TEST_HOOK, docs/flash.md): run as `HOOK DEVICE...` after the
 	 * write and before the verify, to change the target in between. */
 	const char *test_hook;
