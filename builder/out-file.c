@@ -1,10 +1,13 @@
 /* Output files written under a temp name and renamed when complete; the image streamed. */
 #include "out-file.h"
 #include "bmap.h"
+#include "log.h"
+#include "manifest.h"
 #include "progress.h"
 #include "util.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #define CHUNK (1u << 20)
 
@@ -129,4 +132,28 @@ unsigned out_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+}
+
+int out_compressed(struct build *b, const char *suffix,
+		   int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f))
+{
+	_cleanup_free_ char *name = strdupf("%s.img.%s", b->p->name, suffix);
+	if (!name)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_errno(-errno, "cannot open '%s'", b->image);
+	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
+	char sha[65];
+	int r = out_file_open(b, name, 0600, &f);
+	if (r == 0)
+		r = compress(fd, (uint64_t)st.st_size, name, &f);
+	if (r == 0)
+		r = out_file_commit(&f, sha);
+	if (r == -EINTR)
+		return r;
+	if (r < 0)
+		return log_errno(r, "cannot write '%s/%s'", b->tmp_dir, name);
+	return manifest_add_artifact(b, name, suffix, sha);
 }

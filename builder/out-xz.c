@@ -8,13 +8,10 @@
  * zst, or recompresses. */
 #include "build.h"
 #include "log.h"
-#include "manifest.h"
 #include "out-file.h"
 #include "util.h"
 
-#include <fcntl.h>
 #include <lzma.h>
-#include <sys/stat.h>
 
 #define XZ_PRESET 1
 #define XZ_OUT (1u << 20)
@@ -79,25 +76,7 @@ out:
 static int xz_write(struct build *b, const struct output_ctx *o)
 {
 	(void)o;
-	_cleanup_free_ char *name = strdupf("%s.img.xz", b->p->name);
-	if (!name)
-		return -ENOMEM;
-	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return log_errno(-errno, "cannot open '%s'", b->image);
-	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
-	char sha[65];
-	int r = out_file_open(b, name, 0600, &f);
-	if (r == 0)
-		r = xz_compress(fd, (uint64_t)st.st_size, name, &f);
-	if (r == 0)
-		r = out_file_commit(&f, sha);
-	if (r == -EINTR)
-		return r;
-	if (r < 0)
-		return log_errno(r, "cannot write '%s/%s'", b->tmp_dir, name);
-	return manifest_add_artifact(b, name, "xz", sha);
+	return out_compressed(b, "xz", xz_compress);
 }
 
 const struct output_type out_xz = {
