@@ -16,6 +16,7 @@
 #include <linux/major.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 static void flash_usage(FILE *f)
@@ -357,10 +358,34 @@ struct flash_cmd {
 	size_t n, nt;
 };
 
-/* The image, its map and the config: all checked before any device is looked at. */
-static int prepare(struct flash_cmd *c)
+/* The most any target can take: a block device's size, a regular file's size plus its file
+ * system's free space. Bounds the one pass that learns the size of a compressed image that does
+ * not record it. Nothing is opened for writing. */
+static uint64_t largest_target(char **paths, size_t n)
 {
-	int r = flash_image_open(c->image, c->a.bmap, &c->img);
+	uint64_t most = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		struct statvfs vfs;
+		uint64_t size = 0;
+		if (stat(paths[i], &st) < 0 || !(S_ISBLK(st.st_mode) || S_ISREG(st.st_mode)))
+			continue; /* refused later, with the reason */
+		_cleanup_close_ int fd = open(paths[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (fd < 0 || fstat(fd, &st) < 0)
+			continue;
+		if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)
+			size = 0;
+		if (S_ISREG(st.st_mode) && fstatvfs(fd, &vfs) == 0)
+			size = (uint64_t)st.st_size + (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		most = size > most ? size : most;
+	}
+	return most;
+}
+
+/* The image, its map and the config: all checked before any device is looked at. */
+static int prepare(struct flash_cmd *c, char **paths)
+{
+	int r = flash_image_open(c->image, c->a.bmap, largest_target(paths, c->n), &c->img);
 	if (r < 0)
 		return exit_for_open(r);
 	if (!c->a.config && !c->a.inventory)
@@ -483,7 +508,7 @@ int cmd_flash(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	int ret = c.devs && c.t ? prepare(&c) : (log_errno(-ENOMEM, "flash"), EXIT_FAIL);
+	int ret = c.devs && c.t ? prepare(&c, argv + optind + 1) : (log_errno(-ENOMEM, "flash"), EXIT_FAIL);
 	if (ret == EXIT_OK) {
 		for (size_t i = 0; i < c.n; i++)
 			c.devs[i].path = argv[optind + 1 + i];

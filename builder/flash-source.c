@@ -205,8 +205,9 @@ static int xz_size(int fd, uint64_t file_size, uint64_t *ret)
 	return r;
 }
 
-/* A compressed image that does not record its size: decompress it once, counting. */
-static int count_size(struct flash_source *s, uint64_t *ret)
+/* A compressed image that does not record its size: decompress it once, counting, and stop
+ * past LIMIT (a few bytes of zstd can stand for petabytes). */
+static int count_size(struct flash_source *s, uint64_t limit, uint64_t *ret)
 {
 	_cleanup_free_ char *buf = malloc(IN_BUF * 4);
 	if (!buf)
@@ -215,7 +216,8 @@ static int count_size(struct flash_source *s, uint64_t *ret)
 	size_t n;
 	int r;
 	while ((r = flash_source_read(s, buf, IN_BUF * 4, &n)) == 0 && n > 0)
-		total += n;
+		if ((total += n) > limit)
+			return -EFBIG;
 	if (r < 0)
 		return r;
 	*ret = total;
@@ -267,7 +269,7 @@ static int sniff(const char *path, const uint8_t magic[6], enum flash_format *re
 	return 0;
 }
 
-int flash_source_open(const char *path, struct flash_source *ret, const char **ret_why)
+int flash_source_open(const char *path, uint64_t limit, struct flash_source *ret, const char **ret_why)
 {
 	struct flash_source s = { .fd = open(path, O_RDONLY | O_CLOEXEC) };
 	if (s.fd < 0)
@@ -291,7 +293,7 @@ int flash_source_open(const char *path, struct flash_source *ret, const char **r
 		r = xz_size(s.fd, s.file_size, &s.size);
 	if (r == 0 || r == -ENODATA) {
 		int r2 = decoder_start(&s);
-		r = r2 < 0 ? r2 : r == -ENODATA ? count_size(&s, &s.size) : 0;
+		r = r2 < 0 ? r2 : r == -ENODATA ? count_size(&s, limit, &s.size) : 0;
 	}
 	if (r < 0) {
 		flash_source_close(&s);

@@ -20,10 +20,12 @@ struct flash_source {
 };
 
 /* Open PATH (a regular file), tell the format by its first bytes, learn the raw size. 0, or
- * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read);
+ * -errno; -EBADMSG: a compressed file that is damaged (its size cannot be read); -EFBIG: a
+ * compressed file that does not record its size and decompresses to more than LIMIT bytes
+ * (counting stops there);
  * -EMEDIUMTYPE: a qcow2 image; -EPROTONOSUPPORT: a format not read here (gzip, bzip2, lz4,
  * zip), or a name (.zst, .xz, .gz, .bz2) the bytes do not match. *ret_why then says which. */
-int flash_source_open(const char *path, struct flash_source *ret, const char **ret_why);
+int flash_source_open(const char *path, uint64_t limit, struct flash_source *ret, const char **ret_why);
 /* The next bytes of the raw image into BUF, up to LEN; *ret_n 0 at its end. -EBADMSG: the
  * compressed data is damaged. */
 int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret_n);

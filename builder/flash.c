@@ -120,20 +120,25 @@ static int find_bmap(const char *image, enum flash_format f, char **ret)
 	return -ENOENT;
 }
 
-int flash_image_open(const char *image, const char *bmap_path, struct flash_image *ret)
+int flash_image_open(const char *image, const char *bmap_path, uint64_t limit, struct flash_image *ret)
 {
 	struct flash_image img = { .path = image };
 	struct bmap bm = { 0 };
 	_cleanup_free_ char *why = NULL;
 	const char *what = NULL;
-	int r = flash_source_open(image, &img.src, &what);
+	int r = flash_source_open(image, limit, &img.src, &what);
 	if (r < 0) {
+		char sz[24];
+		format_size_human(limit, sz);
 		if (r == -EPROTONOSUPPORT)
 			log_error("image '%s' refused: it %s (flash reads raw, zstd and xz images)", image, what);
 		else if (r == -EBADMSG)
 			log_error("cannot read image '%s': its compressed data is damaged", image);
 		else if (r == -EINVAL)
 			log_error("image '%s' is not a regular file", image);
+		else if (r == -EFBIG)
+			log_error("image '%s' does not record its size and decompresses to more than %s, more than "
+				  "any target holds", image, sz);
 		else if (r == -EMEDIUMTYPE)
 			log_error("image '%s' is a qcow2 image: flash writes raw images, raw.zst or raw.xz "
 				  "('qemu-img convert -O raw' makes one)", image);
@@ -284,17 +289,25 @@ static int target_prepare(struct flash_target *t, const struct flash_image *img)
 	return 0;
 }
 
+/* Counts in t->written what reached the target, a partial write included. */
 static int write_seg(struct flash_target *t, const uint8_t *buf, const struct seg *s)
 {
+	size_t done;
+	int r;
 	if (t->dfd >= 0 && s->off % t->align == 0 && s->len % t->align == 0 && s->boff % 4096 == 0) {
-		int r = pwrite_full(t->dfd, buf + s->boff, s->len, s->off);
-		if (r != -EINVAL)
+		r = pwrite_counted(t->dfd, buf + s->boff, s->len, s->off, &done);
+		if (r != -EINVAL) {
+			t->written += done;
 			return r;
-		/* O_DIRECT refused after all (a file system that opens but does not do it) */
+		}
+		/* O_DIRECT refused after all (a file system that opens but does not do it): the
+		 * whole segment again, buffered */
 		close(t->dfd);
 		t->dfd = -1;
 	}
-	return pwrite_full(t->fd, buf + s->boff, s->len, s->off);
+	r = pwrite_counted(t->fd, buf + s->boff, s->len, s->off, &done);
+	t->written += done;
+	return r;
 }
 
 static void *target_writer(void *arg)
@@ -316,8 +329,6 @@ static void *target_writer(void *arg)
 			if (r < 0)
 				target_fail(t, r, "writing %" PRIu32 " bytes at byte %" PRIu64 " failed", s->seg[i].len,
 					    s->seg[i].off);
-			else
-				t->written += s->seg[i].len;
 		}
 		pthread_mutex_lock(&g->mu);
 		t->next_seq = r < 0 ? UINT64_MAX : t->next_seq + 1; /* failed: the reader no longer waits for it */

@@ -65,9 +65,11 @@ struct flash_opts {
 };
 
 /* Open IMAGE and its map: BMAP if given, else IMAGE.bmap, else the bmap of the uncompressed
- * name beside it (NAME.img.bmap for NAME.img.zst), else the image's own data ranges. Logs
- * what is wrong; 0 or -errno (-EBADMSG: a bad bmap or a bmap that does not fit the image). */
-int flash_image_open(const char *image, const char *bmap, struct flash_image *ret);
+ * name beside it (NAME.img.bmap for NAME.img.zst), else the image's own data ranges. A
+ * compressed image that does not record its size is decompressed once to learn it, up to LIMIT
+ * bytes (the largest target): -EFBIG beyond. Logs what is wrong; 0 or -errno (-EBADMSG: a bad
+ * bmap or a bmap that does not fit the image). */
+int flash_image_open(const char *image, const char *bmap, uint64_t limit, struct flash_image *ret);
 void flash_image_close(struct flash_image *img);
 
 /* Write IMG to the N targets at once and verify each. A target that fails gets error and why

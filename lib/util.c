@@ -376,9 +376,10 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+int pwrite_counted(int fd, const void *buf, size_t len, uint64_t off, size_t *ret_done)
 {
 	const uint8_t *p = buf;
+	*ret_done = 0;
 	if (off > (uint64_t)INT64_MAX - len)
 		return -EFBIG;
 	while (len > 0) {
@@ -389,9 +390,15 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 			return -errno;
 		if (n == 0)
 			return -EIO;
-		p += n, len -= (size_t)n, off += (uint64_t)n;
+		p += n, len -= (size_t)n, off += (uint64_t)n, *ret_done += (size_t)n;
 	}
 	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done;
+	return pwrite_counted(fd, buf, len, off, &done);
 }
 
 int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len)

@@ -102,6 +102,8 @@ int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+/* pwrite_full that also says how many bytes reached FD, the error or not. */
+int pwrite_counted(int fd, const void *buf, size_t len, uint64_t off, size_t *ret_done);
 int copy_fd_range(int in, off_t in_off, int out, off_t out_off, uint64_t len);
 /* Like copy_fd_range but only the data regions (SEEK_DATA/SEEK_HOLE); holes stay holes. */
 int copy_sparse(int in, off_t in_off, int out, off_t out_off, uint64_t len);

@@ -13,8 +13,10 @@ T=$(mktemp -d /tmp/pmoves-e2e-flash.XXXXXX)
 LOOPS=
 MNT=
 RAM=
+FULL=
 cleanup() {
 	[ -n "$MNT" ] && umount "$MNT" 2>/dev/null
+	[ -n "$FULL" ] && umount "$FULL" 2>/dev/null
 	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
 	[ -n "$RAM" ] && umount "$RAM" 2>/dev/null
 	rm -rf "$T"
@@ -73,7 +75,7 @@ head -c 1M /dev/urandom >"$T/junk"
 for l in "$LA" "$LB"; do dd if="$T/junk" of="$l" bs=1M seek=40 conv=fsync status=none; done
 dd if="$T/junk" of="$LSMALL" bs=1M seek=10 conv=fsync status=none
 
-plan 98
+plan 103
 
 # --- writing ---
 flash "$IMG" "$LA" --force --yes --json
@@ -329,6 +331,26 @@ printf '\377\377\377\377' | dd of="$T/bad.img.zst" bs=1 seek=$(($(stat -c %s "$I
 flash "$T/bad.img.zst" "$LA" --force --yes
 is $? 1 "a .zst damaged inside: exit 1 (found while writing)"
 grep -q "damaged" "$T/err"; ok $? "the message says the compressed data is damaged"
+
+# --- a .zst that does not record its size (frames from a pipe), 64 GiB of zeros in 2 MB: the
+# pass that counts its size stops past the largest target instead of decompressing it all ---
+head -c 1G /dev/zero | zstd -q -c >"$T/frame.zst"
+for i in $(seq 64); do cat "$T/frame.zst"; done >"$T/bomb.img.zst"
+refused "does not record its size and decompresses to more than 128.0 MiB" "a 64 GiB .zst without a size" "$LA" "$T/bomb.img.zst" "$LA" --force --yes
+rm -f "$T/frame.zst" "$T/bomb.img.zst"
+
+# --- a target that fills up part-way (a file on a 2 MiB tmpfs): the summary counts the bytes
+# that reached it, the partly written segment included ---
+FULL=$T/full
+mkdir "$FULL"
+mount -t tmpfs -o size=2M tmpfs "$FULL" || { FULL=; echo "Bail out! cannot mount tmpfs"; exit 1; }
+: >"$FULL/target"
+"$PMOVES_IMAGE" flash "$IMG" "$FULL/target" --force --yes --json >"$T/out" 2>"$T/err"
+is $? 1 "a target whose file system fills up: exit 1"
+grep -q "No space left on device" "$T/err"; ok $? "the message says why"
+written=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["devices"][0]["bytes_written"])' "$T/out")
+is "$written" $(($(stat -c %b "$FULL/target") * 512)) "bytes_written is what the file holds"
+umount "$FULL" && FULL=
 
 # --- the device resized while the prompt waits: checked again once claimed (O_EXCL) ---
 truncate -s 128M "$T/grow.back"
