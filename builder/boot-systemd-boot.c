@@ -94,5 +94,5 @@ const struct boot_loader boot_systemd_boot = {
 	.table = NULL,
 	.needs = sdboot_needs,
 	.install = sdboot_install,
-	.qemu = boot_uefi_firmware,
+	.qemu = boot_uefi_qemu,
 };

@@ -15,10 +15,13 @@ static void run_usage(FILE *f)
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
 		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
-		"                         [-v]\n"
+		"                         [--machine NAME] [--disk-size SIZE] [-v]\n"
 		"\n"
 		"Boot a disk image (raw or qcow2) in QEMU under UEFI: x86_64 as q35 with OVMF, aarch64\n"
-		"as virt with AAVMF, each with a private copy of the firmware variables. The disk is\n"
+		"as virt with AAVMF, each with a private copy of the firmware variables. A Raspberry Pi\n"
+		"image (boot loader raspi in manifest.json) boots the way the Pi does: the kernel,\n"
+		"initramfs and device tree its config.txt names and its cmdline.txt, from its firmware\n"
+		"partition, on an emulated Raspberry Pi 3B with the image as its SD card. The disk is\n"
 		"in snapshot mode (the image is not changed) unless --persist. The serial console is\n"
 		"copied to stdout; with --expect it is watched instead.\n"
 		"\n"
@@ -51,6 +54,12 @@ static void run_usage(FILE *f)
 		"                   the port in hex); up to %d\n"
 		"  --no-reboot      when the guest reboots, QEMU exits instead of resetting it: a power\n"
 		"                   cycle; with --persist, the next run boots what the guest wrote\n"
+		"  --machine NAME   another machine the image's boot loader knows: a Pi image boots\n"
+		"                   on raspi3b (default) or on virt (the same kernel, initramfs and\n"
+		"                   command line, with PCI networking and fw_cfg for --config)\n"
+		"  --disk-size SIZE the disk the guest sees is SIZE (a snapshot overlay, not with\n"
+		"                   --persist): room for the first boot to grow into; an SD card is\n"
+		"                   rounded up to a power of two (QEMU's rule)\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -97,7 +106,7 @@ static int parse_socknet(const char *arg, struct qemu_opts *o)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -113,6 +122,8 @@ int cmd_run(int argc, char **argv)
 		{ "vars", required_argument, NULL, O_VARS },
 		{ "iommu", no_argument, NULL, O_IOMMU },
 		{ "socket-net", required_argument, NULL, O_SOCKNET },
+		{ "machine", required_argument, NULL, O_MACHINE },
+		{ "disk-size", required_argument, NULL, O_DISK_SIZE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -168,6 +179,16 @@ int cmd_run(int argc, char **argv)
 		case O_SOCKNET:
 			if (parse_socknet(optarg, &o) < 0)
 				return EXIT_USAGE;
+			break;
+		case O_MACHINE:
+			o.machine = optarg;
+			break;
+		case O_DISK_SIZE:
+			if (parse_size(optarg, &o.disk_size) < 0 || o.disk_size == 0 || o.disk_size % 512) {
+				log_error("--disk-size '%s' is not a size (a number with K, M, G or T, a multiple of 512)",
+					  optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'v':
 			log_verbose = 1;

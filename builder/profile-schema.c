@@ -112,6 +112,7 @@ static const struct field disk_fields[] = {
 static const struct field boot_fields[] = {
 	F_STR("loader", &formats[FMT_LOADER]),
 	F_STR("cmdline", &formats[FMT_CMDLINE]),
+	F_STRV("config", NULL, .max_items = 64),
 	F_END,
 };
 

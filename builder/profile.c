@@ -919,6 +919,7 @@ static void fill_top(json_object *o, struct profile *p)
 	json_object *boot = json_object_object_get(o, "boot");
 	p->boot.loader = str_at(boot, "loader");
 	p->boot.cmdline = str_at(boot, "cmdline");
+	p->boot.json = boot;
 }
 
 static int check_rootfs(struct problems *c, json_object *o, struct profile *p)
@@ -1251,6 +1252,8 @@ static int check_cross(struct problems *c, struct profile *p)
 	const struct boot_loader *l = boot_find(p->boot.loader);
 	if (!(l->archs & arch_bit(p->arch)))
 		return bad(c, ".boot.loader", "'%s' cannot boot %s", l->name, p->arch->name);
+	if (json_object_object_get_ex(p->boot.json, "config", NULL) && !l->config_file)
+		return bad(c, ".boot.config", "boot loader '%s' takes no lines for a config file of its own", l->name);
 	if (l->table && !STREQ(l->table, p->disk.table))
 		return bad(c, ".disk.table", "boot loader '%s' needs a '%s' partition table, not '%s'", l->name,
 			   l->table, p->disk.table);

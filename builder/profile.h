@@ -55,6 +55,7 @@ struct profile {
 	struct {
 		const char *loader;  /* a boot loader (registry.h) */
 		const char *cmdline;
+		json_object *json;   /* the boot section: "config" is the loader's (its record checks it) */
 	} boot;
 
 	const char **overlays;

@@ -11,12 +11,15 @@
 
 #include <blkid.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
 #include <regex.h>
 #include <signal.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -444,13 +447,14 @@ static int arch_from_manifest(const char *image, const char **ret_arch)
 	return 0;
 }
 
-/* The boot loader that boots IMAGE: manifest.json's, or one the machine's UEFI starts. */
-static int image_firmware(const char *image, const struct arch *a, struct qemu_firmware *ret)
+/* How IMAGE boots: its boot loader's (manifest.json's) qemu hook, else under the machine's
+ * UEFI. */
+static int image_boot(const struct qemu_image *img, struct qemu_boot *ret)
 {
 	_cleanup_free_ char *name = NULL, *path = NULL;
-	int r = manifest_string(image, "boot", "loader", &name, &path);
+	int r = manifest_string(img->path, "boot", "loader", &name, &path);
 	if (r == -ENODATA)
-		return boot_uefi_firmware(a, ret);
+		return boot_uefi_qemu(img, ret);
 	if (r < 0)
 		return r;
 	const struct boot_loader *l = boot_find(name);
@@ -459,7 +463,15 @@ static int image_firmware(const char *image, const struct arch *a, struct qemu_f
 			  boot_names());
 		return -EINVAL;
 	}
-	return l->qemu(a, ret);
+	return l->qemu(img, ret);
+}
+
+static void qemu_boot_done(struct qemu_boot *qb)
+{
+	free(qb->kernel);
+	free(qb->initrd);
+	free(qb->dtb);
+	free(qb->append);
 }
 
 static int arch_from_gpt(const char *image, const char **ret_arch)
@@ -884,6 +896,93 @@ static bool image_is_qcow2(const char *path)
 	return fd >= 0 && pread(fd, magic, 4, 0) == 4 && memcmp(magic, "QFI\xfb", 4) == 0;
 }
 
+/* The disk the guest sees: the image, or an overlay on it in the run's directory. */
+struct disk {
+	char *path;
+	const char *format;
+	bool snapshot;
+};
+
+/* The disk's virtual size: a raw image's or block device's bytes, a qcow2's header field. */
+static int disk_size(const char *path, bool qcow2, uint64_t *ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (qcow2) {
+		uint8_t be[8];
+		if (pread(fd, be, 8, 24) != 8)
+			return -EBADMSG;
+		uint64_t n = 0;
+		for (size_t i = 0; i < 8; i++)
+			n = n << 8 | be[i];
+		*ret = n;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode))
+		return ioctl(fd, BLKGETSIZE64, ret) < 0 ? -errno : 0;
+	*ret = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* The disk the guest sees. An SD card's size must be a power of two (QEMU refuses any other)
+ * and --disk-size makes the disk larger than the image: both through a qcow2 overlay on the
+ * image in DIR, so the image is not written and neither goes with --persist. 0, or an exit
+ * status. */
+static int disk_plan(const struct qemu_opts *o, const struct qemu_boot *qb, const char *dir, char **ret_path,
+		     struct disk *d)
+{
+	uint64_t size, want;
+	int r = disk_size(o->image, STREQ(d->format, "qcow2"), &size);
+	if (r < 0)
+		return log_errno(r, "cannot read the size of '%s'", o->image), EXIT_FAIL;
+	want = o->disk_size ? o->disk_size : size;
+	if (want < size) {
+		log_error("--disk-size %" PRIu64 " is smaller than the image '%s' (%" PRIu64 " bytes)", want, o->image, size);
+		return EXIT_USAGE;
+	}
+	if (qb->sd && (want & (want - 1)))
+		want = UINT64_C(1) << (64 - __builtin_clzll(want));
+	if (want == size)
+		return 0;
+	if (o->persist) {
+		if (o->disk_size)
+			log_error("--disk-size boots a snapshot of the image: not with --persist (grow the image "
+				  "itself: 'truncate -s SIZE %s')", o->image);
+		else
+			log_error("an SD card is a power of two in size, '%s' is %" PRIu64 " bytes: with --persist "
+				  "QEMU writes the image itself, so make it one ('truncate -s %" PRIu64 " %s'), or boot "
+				  "without --persist (a snapshot is rounded up)",
+				  o->image, size, want, o->image);
+		return EXIT_USAGE;
+	}
+	_cleanup_free_ char *qemu_img = NULL, *abs = NULL, *overlay = NULL, *sz = NULL;
+	if (find_program("qemu-img", &qemu_img) < 0) {
+		log_error("'qemu-img' not found (install package 'qemu-utils'): it makes the %s overlay",
+			  qb->sd ? "SD card's" : "--disk-size");
+		return EXIT_MISSING;
+	}
+	if (!(abs = realpath(o->image, NULL)))
+		return log_errno(-errno, "cannot resolve '%s'", o->image), EXIT_FAIL;
+	if (asprintf(&overlay, "%s/disk.qcow2", dir) < 0 || asprintf(&sz, "%" PRIu64, want) < 0)
+		return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
+	char *argv[] = { qemu_img, "create", "-q", "-f", "qcow2", "-b", abs, "-F", (char *)d->format, overlay, sz, NULL };
+	r = run_argv(argv, &(struct run_opts){ .out_fd = STDERR_FILENO });
+	if (r != 0) {
+		log_error("'qemu-img create' of an overlay on '%s' failed (status %d)", o->image, r);
+		return EXIT_FAIL;
+	}
+	char h[24];
+	format_size_human(want, h);
+	log_info("disk: %s, a snapshot overlay on '%s'%s", h, o->image,
+		 qb->sd && !o->disk_size ? " (an SD card is a power of two in size)" : "");
+	*ret_path = TAKE_PTR(overlay);
+	d->format = "qcow2";
+	d->snapshot = false;
+	return 0;
+}
+
 static int push_fmt(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int push_fmt(char ***v, const char *fmt, ...)
 {
@@ -913,16 +1012,16 @@ static int copy_vars(const char *src, const char *dst)
 	return copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 }
 
-static int build_argv(const struct qemu_opts *o, const struct arch *a, const struct qemu_firmware *fw,
-		      const char *qemu, const char *accel, const char *vars, bool interactive, char ***ret)
+static int build_argv(const struct qemu_opts *o, const struct arch *a, const struct qemu_boot *qb, const char *qemu,
+		      const char *accel, const char *vars, const struct disk *disk, bool interactive, char ***ret)
 {
 	_cleanup_strv_ char **v = NULL;
-	_cleanup_free_ char *img = qemu_escape(o->image), *varse = qemu_escape(vars),
-			    *code = qemu_escape(fw->code), *cfg = o->config ? qemu_escape(o->config) : NULL;
-	if (!img || !varse || !code || (o->config && !cfg))
+	_cleanup_free_ char *img = qemu_escape(disk->path), *varse = vars ? qemu_escape(vars) : NULL,
+			    *code = qb->code ? qemu_escape(qb->code) : NULL, *cfg = o->config ? qemu_escape(o->config) : NULL;
+	if (!img || (vars && !varse) || (qb->code && !code) || (o->config && !cfg))
 		return -ENOMEM;
-	const char *cpu = STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
-	const char *machine = a->machine;
+	const char *cpu = qb->cpu ? qb->cpu : STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
+	const char *machine = qb->machine ? qb->machine : a->machine;
 	bool x86 = STREQ(a->name, "x86_64");
 	if (o->iommu) {
 		/* Interrupt remapping needs the split irqchip under KVM; TCG accepts it too. The
@@ -950,29 +1049,47 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: strv_push(&v, "intel-iommu,intremap=on");
 	}
 	r = r ?: strv_push(&v, "-m");
-	r = r ?: push_fmt(&v, "%u", o->memory ? o->memory : QEMU_DEFAULT_MEMORY);
+	r = r ?: push_fmt(&v, "%u", qb->memory ? qb->memory : o->memory ? o->memory : QEMU_DEFAULT_MEMORY);
 	r = r ?: strv_push(&v, "-smp");
-	r = r ?: push_fmt(&v, "%u", o->cpus ? o->cpus : QEMU_DEFAULT_CPUS);
+	r = r ?: push_fmt(&v, "%u", qb->cpus ? qb->cpus : o->cpus ? o->cpus : QEMU_DEFAULT_CPUS);
+	if (code) {
+		r = r ?: strv_push(&v, "-drive");
+		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
+		r = r ?: strv_push(&v, "-drive");
+		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
+	} else {
+		r = r ?: strv_push(&v, "-kernel");
+		r = r ?: strv_push(&v, qb->kernel);
+		if (qb->initrd) {
+			r = r ?: strv_push(&v, "-initrd");
+			r = r ?: strv_push(&v, qb->initrd);
+		}
+		if (qb->dtb) {
+			r = r ?: strv_push(&v, "-dtb");
+			r = r ?: strv_push(&v, qb->dtb);
+		}
+		r = r ?: strv_push(&v, "-append");
+		r = r ?: strv_push(&v, qb->append);
+	}
 	r = r ?: strv_push(&v, "-drive");
-	r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
-	r = r ?: strv_push(&v, "-drive");
-	r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
-	r = r ?: strv_push(&v, "-drive");
-	r = r ?: push_fmt(&v, "file=%s,format=%s,if=virtio%s", img,
-			  image_is_qcow2(o->image) ? "qcow2" : "raw", o->persist ? "" : ",snapshot=on");
+	r = r ?: push_fmt(&v, "file=%s,format=%s,if=%s%s", img, disk->format, qb->sd ? "sd" : "virtio",
+			  disk->snapshot ? ",snapshot=on" : "");
+	/* A machine without PCI (the Pi) gets its NICs on USB. */
+	const char *nic = qb->usb_net ? "usb-net" : "virtio-net-pci";
 	r = r ?: strv_push(&v, "-nic");
-	r = r ?: push_fmt(&v, "user,model=virtio-net-pci,restrict=%s", o->net ? "off" : "on");
-
+	r = r ?: push_fmt(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");
 	for (size_t i = 0; i < o->n_socknet; i++) {
 		const struct qemu_socknet *s = &o->socknet[i];
 		r = r ?: strv_push(&v, "-netdev");
 		r = r ?: push_fmt(&v, "socket,id=sock%zu,%s=127.0.0.1:%u", i, s->listen ? "listen" : "connect", s->port);
 		r = r ?: strv_push(&v, "-device");
-		r = r ?: push_fmt(&v, "virtio-net-pci,netdev=sock%zu,mac=52:54:00:%02x:%02x:%02x", i, s->port >> 8, s->port & 0xff,
+		r = r ?: push_fmt(&v, "%s,netdev=sock%zu,mac=52:54:00:%02x:%02x:%02x", nic, i, s->port >> 8, s->port & 0xff,
 				  s->listen ? 1 : 2);
 	}
-	r = r ?: strv_push(&v, "-device");
-	r = r ?: strv_push(&v, "virtio-rng-pci");
+	if (!qb->usb_net) {
+		r = r ?: strv_push(&v, "-device");
+		r = r ?: strv_push(&v, "virtio-rng-pci");
+	}
 	if (cfg) {
 		r = r ?: strv_push(&v, "-fw_cfg");
 		r = r ?: push_fmt(&v, "name=opt/ai.pmoves/device.json,file=%s", cfg);
@@ -985,6 +1102,10 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 	/* With a terminal on stdin and nobody matching, the user can type into the console, and
 	 * Ctrl-C still reaches us (signal=on). */
 	r = r ?: strv_push(&v, interactive ? "stdio,id=con,signal=on" : "stdio,id=con,signal=off");
+	if (qb->serial && STREQ(qb->serial, "1")) { /* the console is the second UART */
+		r = r ?: strv_push(&v, "-serial");
+		r = r ?: strv_push(&v, "null");
+	}
 	r = r ?: strv_push(&v, "-serial");
 	r = r ?: strv_push(&v, "chardev:con");
 	if (r < 0)
@@ -995,6 +1116,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 
 struct boot_state {
 	char *dir;
+	struct qemu_boot qb;
 	int log_fd;
 	struct sigaction old_int, old_term, old_pipe;
 	sigset_t old_mask, wait_mask;
@@ -1056,18 +1178,34 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		log_error("'%s' not found (install package '%s')", a->qemu, a->qemu_pkg);
 		return EXIT_MISSING;
 	}
-	struct qemu_firmware fw;
-	int r = image_firmware(o->image, a, &fw);
+	int r;
+	if ((r = make_temp_dir(&s->dir)) < 0)
+		return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
+	struct qemu_image qi = { .path = o->image, .arch = a, .machine = o->machine, .dir = s->dir };
+	r = image_boot(&qi, &s->qb);
 	if (r == -EINVAL)
 		return EXIT_USAGE;
+	if (r == -ENOENT)
+		return EXIT_MISSING;
 	if (r < 0)
 		return log_errno(r, "cannot tell how to boot '%s'", o->image), EXIT_FAIL;
-	const char *files[] = { fw.code, fw.vars };
-	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+	const struct qemu_boot *qb = &s->qb;
+	const char *files[] = { qb->code, qb->vars };
+	for (size_t i = 0; qb->code && i < ARRAY_SIZE(files); i++)
 		if (access(files[i], R_OK) < 0) {
-			log_error("firmware '%s' not found (install package '%s')", files[i], fw.pkg);
+			log_error("firmware '%s' not found (install package '%s')", files[i], qb->pkg);
 			return EXIT_MISSING;
 		}
+	if (o->config && qb->no_fw_cfg) {
+		log_error("--config: machine '%s' has no fw_cfg to pass it on: write it to the card as "
+			  "pmoves/device.json ('pmoves-image flash --config'), or boot with --machine virt",
+			  qb->machine);
+		return EXIT_USAGE;
+	}
+	if (o->vars && !qb->code) {
+		log_error("--vars: '%s' boots without UEFI firmware, there are no firmware variables", o->image);
+		return EXIT_USAGE;
+	}
 
 	if (o->log) {
 		s->log_fd = open(o->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -1079,37 +1217,41 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 
 	const char *accel = NULL;
 	_cleanup_free_ char *why = NULL;
-	r = qemu_pick_accel(o->accel, a->name, &accel, &why);
+	r = qemu_pick_accel(qb->machine ? "tcg" : o->accel, a->name, &accel, &why);
 	if (r == -EINTR || qemu_got_signal)
 		return EXIT_INTERRUPTED;
 	if (r < 0)
 		return log_errno(r, "cannot choose an accelerator"), EXIT_FAIL;
-	log_info("accelerator: %s (%s)", accel, why);
+	log_info("accelerator: %s (%s)", accel, qb->machine ? "an emulated board" : why);
 
 	_cleanup_free_ char *vars = NULL;
 	if (o->vars) {
 		/* Persistent: created from the template when missing (O_EXCL), then used in place. */
 		if (!(vars = strdup(o->vars)))
 			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
-		r = copy_vars(fw.vars, vars);
+		r = copy_vars(qb->vars, vars);
 		if (r == 0)
-			log_info("firmware variables '%s' created from '%s'", vars, fw.vars);
+			log_info("firmware variables '%s' created from '%s'", vars, qb->vars);
 		else if (r != -EEXIST) {
 			unlink(vars);
-			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", fw.vars, vars), EXIT_FAIL;
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", qb->vars, vars), EXIT_FAIL;
 		}
-	} else {
-		if ((r = make_temp_dir(&s->dir)) < 0)
-			return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
-		if (asprintf(&vars, "%s/%s", s->dir, strrchr(fw.vars, '/') + 1) < 0)
+	} else if (qb->code) {
+		if (asprintf(&vars, "%s/%s", s->dir, strrchr(qb->vars, '/') + 1) < 0)
 			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
-		if ((r = copy_vars(fw.vars, vars)) < 0)
-			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", fw.vars, vars), EXIT_FAIL;
+		if ((r = copy_vars(qb->vars, vars)) < 0)
+			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", qb->vars, vars), EXIT_FAIL;
 	}
+
+	struct disk disk = { .format = image_is_qcow2(o->image) ? "qcow2" : "raw", .snapshot = !o->persist };
+	_cleanup_free_ char *disk_path = NULL;
+	if ((r = disk_plan(o, qb, s->dir, &disk_path, &disk)) != 0)
+		return r;
+	disk.path = disk_path ? disk_path : (char *)o->image;
 
 	bool interactive = !o->expect && isatty(STDIN_FILENO);
 	_cleanup_strv_ char **argv = NULL;
-	if ((r = build_argv(o, a, &fw, qemu, accel, vars, interactive, &argv)) < 0)
+	if ((r = build_argv(o, a, qb, qemu, accel, vars, &disk, interactive, &argv)) < 0)
 		return log_errno(r, "cannot boot '%s'", o->image), EXIT_FAIL;
 	if (log_verbose) {
 		_cleanup_free_ char *line = argv_to_string(argv);
@@ -1184,6 +1326,7 @@ int qemu_boot(const struct qemu_opts *o)
 	struct boot_state s = { .log_fd = -1 };
 	boot_signals_on(&s);
 	r = boot(o, &s);
+	qemu_boot_done(&s.qb);
 	if (s.dir) {
 		int k = rm_rf(s.dir);
 		if (k < 0)

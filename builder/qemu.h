@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define QEMU_DEFAULT_TIMEOUT 600 /* seconds, when expect is set and timeout is 0 */
 #define QEMU_DEFAULT_MEMORY 1024 /* MiB */
@@ -42,6 +43,10 @@ struct qemu_opts {
 		unsigned port;
 	} socknet[QEMU_SOCKNET_MAX];
 	size_t n_socknet;
+	const char *machine; /* a machine the image's boot loader knows (a Pi image: "raspi3b",
+			      * "virt"), or NULL: the loader's default */
+	uint64_t disk_size;  /* bytes the disk has in the guest (a snapshot overlay), or 0: the
+			      * image's size (an SD card: rounded up to a power of two) */
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

@@ -1,6 +1,8 @@
 /* The lists of plug-in records. A new kind is its file and one line in its list here; the
  * order of a list is the order messages name its kinds in. */
 #include "registry.h"
+#include "arch.h"
+#include "log.h"
 #include "util.h"
 
 #define ROOTFS_SOURCES(X) \
@@ -11,8 +13,9 @@
 	X(fs_ext4)     \
 	X(fs_vfat)
 
-#define BOOT_LOADERS(X) \
-	X(boot_systemd_boot)
+#define BOOT_LOADERS(X)     \
+	X(boot_systemd_boot) \
+	X(boot_raspi)
 
 #define OUTPUTS(X) \
 	X(out_raw)     \
@@ -79,8 +82,14 @@ const char *fs_names(void) { NAMES(filesystems); }
 const char *boot_names(void) { NAMES(boot_loaders); }
 const char *output_names(void) { NAMES(outputs); }
 
-int boot_uefi_firmware(const struct arch *a, struct qemu_firmware *ret)
+int boot_uefi_qemu(const struct qemu_image *img, struct qemu_boot *ret)
 {
-	*ret = (struct qemu_firmware){ .code = a->uefi_code, .vars = a->uefi_vars, .pkg = a->uefi_pkg };
+	if (img->machine) {
+		log_error("--machine '%s': '%s' boots under UEFI on the architecture's machine only", img->machine,
+			  img->path);
+		return -EINVAL;
+	}
+	const struct arch *a = img->arch;
+	*ret = (struct qemu_boot){ .code = a->uefi_code, .vars = a->uefi_vars, .pkg = a->uefi_pkg };
 	return 0;
 }

@@ -96,10 +96,31 @@ struct boot_part {
 	const char *mount_hint;
 };
 
-/* How QEMU starts an image of a boot loader: the firmware (code and variables template) for
- * its pflash drives, and the package that has them. */
-struct qemu_firmware {
-	const char *code, *vars, *pkg;
+/* How `pmoves-image run` starts an image of a boot loader, filled by the loader's qemu hook:
+ * under firmware QEMU runs (code and the variables template for its pflash drives, from
+ * package pkg: UEFI), or directly from the kernel, initrd, device tree and command line the
+ * hook took out of the image into its directory, as the machine's own boot firmware would
+ * (the Raspberry Pi's is not emulated). */
+struct qemu_boot {
+	const char *code, *vars, *pkg;       /* firmware boot; code NULL: a direct boot */
+	char *kernel, *initrd, *dtb, *append; /* direct boot (initrd, dtb may be NULL); freed by run */
+	const char *machine;   /* QEMU's machine; NULL: the architecture's (q35, virt) */
+	const char *cpu;       /* NULL: the architecture's */
+	const char *serial;    /* which of the machine's UARTs is the console: "0" the first, "1"
+				* the second (the first then goes nowhere); NULL: the first */
+	bool sd;               /* the disk is the machine's SD card: QEMU wants a power of two */
+	bool usb_net;          /* NICs are usb-net: the machine has no PCI */
+	bool no_fw_cfg;        /* the machine has no fw_cfg (run --config cannot pass a file) */
+	unsigned memory;       /* MiB, fixed by the machine; 0: any */
+	unsigned cpus;         /* fixed by the machine; 0: any */
+};
+
+/* The image `run` boots, for a loader's qemu hook. */
+struct qemu_image {
+	const char *path;
+	const struct arch *arch;
+	const char *machine;   /* run --machine: NULL (the loader's choice) or a name it knows */
+	const char *dir;       /* a private directory for what the hook takes out of the image */
 };
 
 struct boot_loader {
@@ -107,15 +128,18 @@ struct boot_loader {
 	unsigned archs;            /* ARCH_* bits it can boot */
 	const char *table;         /* the partition table it needs, or NULL for any */
 	const struct boot_part *needs; /* the partitions it needs, ended by one with type NULL */
+	const char *config_file;   /* where "boot.config" lines go (the loader's own config file);
+				    * NULL: it takes none */
 	int (*check)(const struct profile *p, struct problems *pr); /* optional: more rules */
 	/* Its files into the staging tree (b->kernel_version is set: the newest kernel in /boot). */
 	int (*install)(struct build *b);
-	/* How `pmoves-image run` boots it on A. */
-	int (*qemu)(const struct arch *a, struct qemu_firmware *ret);
+	/* How `pmoves-image run` boots an image of it. Logs what is wrong; -EINVAL: the image
+	 * cannot boot as it is (a broken config, a missing file), -ENOENT: a tool is missing. */
+	int (*qemu)(const struct qemu_image *img, struct qemu_boot *ret);
 };
 
-/* The UEFI firmware of A: for loaders that the machine's UEFI starts. */
-int boot_uefi_firmware(const struct arch *a, struct qemu_firmware *ret);
+/* For loaders that the machine's UEFI starts: its firmware; no --machine. */
+int boot_uefi_qemu(const struct qemu_image *img, struct qemu_boot *ret);
 
 /* ---- outputs: out-<name>.c ---- */
 

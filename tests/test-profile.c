@@ -30,6 +30,10 @@ static char tmp[] = "/tmp/test-profile-XXXXXX";
 #define DISK(...) "\"disk\":{\"size\":\"4G\"," PARTS(__VA_ARGS__) "}"
 #define GOOD_DISK DISK(ESP "," ROOT)
 /* A disk of SIZE (JSON text) with MORE keys before its partitions. */
+#define PI_FW "{\"name\":\"firmware\",\"type\":\"firmware\",\"size\":\"256M\",\"fs\":\"vfat\",\"mount\":\"/boot/firmware\"}"
+#define ROOT_SIZED "{\"name\":\"root\",\"type\":\"root\",\"size\":\"1G\",\"fs\":\"ext4\",\"mount\":\"/\"}"
+#define PI_DISK(...) "\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(__VA_ARGS__) "}"
+#define PI_BOOT(lines) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"raspi\",\"config\":[" lines "]}"
 #define AUTO_DISK(size, more) "\"disk\":{\"size\":" size "," more PARTS(ESP "," ROOT) "}"
 
 static void write_at(const char *rel, const char *content)
@@ -259,6 +263,24 @@ static const struct bad bad_cases[] = {
 	/* The size's problem first, then the margin's (the order of the keys in docs/profiles.md). */
 	{ "size-then-margin.json", "{" AUTO_DISK("\"1M\"", "\"margin\":\"2000000T\",") "}", NULL, ".disk.size",
 	  { "\"1M\" is too small" }, SCHEMA_ACCEPTS },
+	/* boot loader raspi: an MBR card, the firmware partition first at /boot/firmware, and only
+	 * dtoverlay=/dtparam= lines of its own for config.txt */
+	{ "pi-line.json", "{" PI_BOOT("\"dtparam=audio=off\",\"kernel=evil.img\"") "," PI_DISK(PI_FW "," ROOT) "}", NULL,
+	  ".boot.config[1]", { "\"kernel=evil.img\" is not a config.txt line", "dtoverlay=NAME" }, SCHEMA_ACCEPTS },
+	{ "pi-newline.json", "{" PI_BOOT("\"dtparam=a=b\\narm_64bit=0\"") "," PI_DISK(PI_FW "," ROOT) "}", NULL,
+	  ".boot.config[0]", { "is not a config.txt line" }, SCHEMA_ACCEPTS },
+	{ "pi-overlay-eq.json", "{" PI_BOOT("\"dtoverlay=a=b\"") "," PI_DISK(PI_FW "," ROOT) "}", NULL,
+	  ".boot.config[0]", { "is not a config.txt line" }, SCHEMA_ACCEPTS },
+	{ "pi-fw-second.json", "{" PI_BOOT("") "," PI_DISK(ROOT_SIZED "," PI_FW) "}", NULL, ".disk.partitions",
+	  { "needs the \"firmware\" partition first" }, SCHEMA_ACCEPTS },
+	{ "pi-fw-mount.json", "{" PI_BOOT("") "," PI_DISK("{\"name\":\"fw\",\"type\":\"firmware\",\"size\":\"256M\",\"fs\":\"vfat\",\"mount\":\"/boot\"}," ROOT) "}",
+	  NULL, ".disk.partitions[0].mount", { "at \"/boot/firmware\"", "not \"/boot\"" }, SCHEMA_ACCEPTS },
+	{ "pi-gpt.json", "{\"arch\":\"aarch64\",\"boot\":{\"loader\":\"raspi\"},\"disk\":{\"table\":\"gpt\",\"size\":\"4G\"," PARTS(PI_FW "," ROOT) "}}",
+	  NULL, ".disk.table", { "boot loader 'raspi' needs a 'mbr' partition table, not 'gpt'" }, SCHEMA_ACCEPTS },
+	{ "pi-x86.json", "{\"boot\":{\"loader\":\"raspi\"}," PI_DISK(PI_FW "," ROOT) "}", NULL, ".boot.loader",
+	  { "'raspi' cannot boot x86_64" }, SCHEMA_ACCEPTS },
+	{ "config-sdboot.json", "{\"boot\":{\"loader\":\"systemd-boot\",\"config\":[\"timeout 3\"]}," GOOD_DISK "}", NULL,
+	  ".boot.config", { "boot loader 'systemd-boot' takes no lines" }, SCHEMA_ACCEPTS },
 	/* inherited: the parent's margin is named as the parent's */
 	{ "child-of-badmargin.json", "{\"extends\":\"badmargin-parent\"}", "badmargin-parent.json", ".disk.margin",
 	  { "\"2000000T\" is larger than a 'gpt' table allows" }, SCHEMA_ACCEPTS },
