@@ -14,6 +14,7 @@
  * has no raspi4b) or on virt: it reads config.txt and cmdline.txt from the image and boots
  * the kernel, initramfs and device tree they name. */
 #include "build.h"
+#include "inspect.h"
 #include "log.h"
 #include "mbr.h"
 #include "run.h"
@@ -23,6 +24,8 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define FIRMWARE_MOUNT "/boot/firmware" /* where the hooks write: fixed in them */
@@ -547,6 +550,154 @@ static int raspi_qemu(const struct qemu_image *img, struct qemu_boot *ret)
 	return 0;
 }
 
+/* ---- inspect: the card's config.txt and cmdline.txt, and whether they agree with it ---- */
+
+/* NAME's bytes from the FAT at OFFSET of IMAGE (mtype), at most MAX; -ENOENT: not there. */
+static int fat_read(const char *image, uint64_t offset, const char *name, size_t max, char **ret)
+{
+	_cleanup_free_ char *prog = NULL, *img = NULL, *src = NULL;
+	if (find_program(name ? "mtype" : "mdir", &prog) < 0) {
+		log_error("'%s' not found (install package 'mtools')", name ? "mtype" : "mdir");
+		return -EOPNOTSUPP;
+	}
+	if (asprintf(&img, "%s@@%" PRIu64, image, offset) < 0 || asprintf(&src, "::%s", name ? name : "") < 0)
+		return -ENOMEM;
+	char *argv[] = { prog, name ? "-i" : "-b", name ? img : "-i", name ? src : img, name ? NULL : "::", NULL };
+	char *env[] = { "MTOOLS_SKIP_CHECK=1", NULL };
+	int r = run_argv(argv, &(struct run_opts){ .capture = ret, .capture_max = max, .env = env });
+	if (r == -EFBIG)
+		return r;
+	if (r != 0) {
+		free(*ret);
+		*ret = NULL;
+		return r < 0 ? r : -ENOENT;
+	}
+	return 0;
+}
+
+static bool listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *l = list; l && *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] == '\n'))
+		if (str_starts_with(l, "::/") && strncmp(l + 3, name, n) == 0 && (l[3 + n] == '\n' || !l[3 + n]))
+			return true;
+	return false;
+}
+
+static int view_check(struct boot_view *v, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int view_check(struct boot_view *v, bool ok, const char *fmt, ...)
+{
+	if (v->n_checks == BOOT_VIEW_CHECKS)
+		return -E2BIG;
+	va_list ap;
+	va_start(ap, fmt);
+	char *raw = NULL;
+	int n = vasprintf(&raw, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	char *what = inspect_printable(raw, strlen(raw)); /* names come from the image */
+	free(raw);
+	if (!what)
+		return -ENOMEM;
+	v->checks[v->n_checks].what = what;
+	v->checks[v->n_checks++].ok = ok;
+	return 0;
+}
+
+static int view_file(struct boot_view *v, const char *name, const char *text)
+{
+	if (!(v->files[v->n_files].text = inspect_printable(text, strlen(text))))
+		return -ENOMEM;
+	v->files[v->n_files++].name = name;
+	return 0;
+}
+
+/* The root a command line names, found among the image's partitions. */
+static int check_root(struct boot_view *v, const struct inspect_image *img, const char *cmdline)
+{
+	const char *root = NULL;
+	for (const char *w = cmdline; *w; w += strcspn(w, " ")) {
+		w += strspn(w, " ");
+		if (str_starts_with(w, "root="))
+			root = w + 5;
+	}
+	if (!root)
+		return view_check(v, false, "cmdline.txt names no root=");
+	size_t n = strcspn(root, " \n");
+	bool partuuid = !strncmp(root, "PARTUUID=", 9), uuid = !strncmp(root, "UUID=", 5);
+	if (!partuuid && !uuid)
+		return view_check(v, true, "cmdline.txt's root=%.*s is a device name: not checked", (int)n, root);
+	const char *id = root + (partuuid ? 9 : 5);
+	size_t idn = n - (partuuid ? 9 : 5);
+	for (size_t i = 0; i < img->n_parts; i++) {
+		const char *have = partuuid ? img->parts[i].uuid : img->parts[i].fs_uuid;
+		if (have && strlen(have) == idn && !strncasecmp(have, id, idn))
+			return view_check(v, true, "cmdline.txt's root=%.*s is partition %u (%s)", (int)n, root,
+					  img->parts[i].number, img->parts[i].fs ? img->parts[i].fs : "no filesystem");
+	}
+	return view_check(v, false, "cmdline.txt's root=%.*s is no partition of the image", (int)n, root);
+}
+
+static int raspi_inspect(const char *path, const struct inspect_image *img, struct boot_view *v)
+{
+	uint64_t off = 0;
+	if (!img->table || !STREQ(img->table, "mbr") || firmware_offset(path, &off) < 0)
+		return -ENODATA;
+	_cleanup_free_ char *list = NULL, *cfg = NULL, *cmd = NULL;
+	int r = fat_read(path, off, NULL, 1u << 20, &list);
+	if (r < 0 || !(listed(list, "config.txt") || listed(list, "start4.elf") || listed(list, "bootcode.bin")))
+		return r == -EOPNOTSUPP || r == -ENOMEM ? r : -ENODATA; /* a FAT first, not a Pi's */
+	r = fat_read(path, off, "config.txt", CONFIG_TXT_MAX, &cfg);
+	if (r == 0)
+		r = view_file(v, "config.txt", cfg);
+	else if ((r = view_check(v, false, "config.txt is %s", r == -EFBIG ? "larger than 64 KiB" : "missing")) == 0)
+		return 0;
+	if (r < 0)
+		return r;
+	r = fat_read(path, off, "cmdline.txt", CMDLINE_TXT_MAX, &cmd);
+	if (r == 0)
+		r = view_file(v, "cmdline.txt", cmd);
+	else
+		r = view_check(v, false, "cmdline.txt is %s", r == -EFBIG ? "larger than 4 KiB" : "missing");
+	if (r < 0)
+		return r;
+
+	/* as the firmware of a Pi 4 reads it */
+	struct pi_config c = { 0 };
+	r = parse_config("config.txt", cfg, "pi4", &c);
+	if (r == -EINVAL) /* the line is named above */
+		r = view_check(v, false, "config.txt has a line the firmware does not read");
+	const char *kernel = c.kernel ? c.kernel : "kernel8.img";
+	if (r == 0)
+		r = view_check(v, c.arm_64bit, "config.txt %s arm_64bit=1 (a 64-bit kernel)", c.arm_64bit ? "sets" : "does not set");
+	if (r == 0)
+		r = view_check(v, listed(list, kernel), "kernel '%s' is%s on the firmware partition", kernel,
+			       listed(list, kernel) ? "" : " not");
+	if (r == 0 && c.initramfs)
+		r = view_check(v, listed(list, c.initramfs), "initramfs '%s' is%s on the firmware partition", c.initramfs,
+			       listed(list, c.initramfs) ? "" : " not");
+	static const char *const fw[] = { "start4.elf", "fixup4.dat" };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(fw); i++)
+		r = view_check(v, listed(list, fw[i]), "the Pi 4 boot firmware '%s' is%s there", fw[i],
+			       listed(list, fw[i]) ? "" : " not");
+	static const char *const dtbs[] = { "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb" };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dtbs); i++) {
+		const char *d = c.dtb ? c.dtb : dtbs[i];
+		r = view_check(v, listed(list, d), "device tree '%s' is%s there", d, listed(list, d) ? "" : " not");
+		if (c.dtb)
+			break;
+	}
+	if (r == 0 && cmd) {
+		size_t nl = strcspn(cmd, "\n");
+		r = view_check(v, !cmd[nl] || !cmd[nl + 1], "cmdline.txt is %s", !cmd[nl] || !cmd[nl + 1] ? "one line" : "more than one line (the firmware reads the first)");
+		if (r == 0)
+			r = check_root(v, img, cmd);
+	}
+	pi_config_done(&c);
+	return r;
+}
+
 const struct boot_loader boot_raspi = {
 	.name = "raspi",
 	.archs = ARCH_AARCH64,
@@ -556,4 +707,5 @@ const struct boot_loader boot_raspi = {
 	.check = raspi_check,
 	.install = raspi_install,
 	.qemu = raspi_qemu,
+	.inspect = raspi_inspect,
 };

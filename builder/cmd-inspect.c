@@ -1,6 +1,7 @@
 /* pmoves-image inspect IMAGE [--json]: what is in an image, and does it match its manifest. */
 #include "cmd.h"
 #include "inspect.h"
+#include "registry.h"
 #include "log.h"
 #include "util.h"
 
@@ -85,10 +86,23 @@ int cmd_inspect(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 
-	int ret = inspect_problems(img) || rep->n_mismatches ? EXIT_FAIL : EXIT_OK;
+	struct boot_view view = { 0 };
+	r = boot_inspect(path, img, &view);
+	if (r < 0 && r != -ENODATA) {
+		log_errno(r, "cannot read the boot files of '%s'", path);
+		inspect_report_free(rep);
+		inspect_image_free(img);
+		return EXIT_FAIL;
+	}
+	bool boot_ok = true;
+	for (size_t i = 0; i < view.n_checks; i++)
+		boot_ok = boot_ok && view.checks[i].ok;
+	int ret = inspect_problems(img) || rep->n_mismatches || !boot_ok ? EXIT_FAIL : EXIT_OK;
 	if (json) {
 		struct json_object *o = NULL;
 		r = inspect_to_json(img, rep, &o);
+		if (r == 0 && view.loader)
+			r = boot_view_json(&view, o);
 		if (r < 0) {
 			log_errno(r, "cannot format '%s' as JSON", path);
 			ret = EXIT_FAIL;
@@ -99,12 +113,16 @@ int cmd_inspect(int argc, char **argv)
 				ret = EXIT_FAIL;
 			json_object_put(o);
 		}
-	} else
+	} else {
 		inspect_print_text(img, rep, stdout);
+		if (view.loader)
+			boot_view_print(&view, stdout);
+	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		log_error("cannot write the output of inspect");
 		ret = EXIT_FAIL;
 	}
+	boot_view_done(&view);
 	inspect_report_free(rep);
 	inspect_image_free(img);
 	return ret;

@@ -1,4 +1,5 @@
 #include "inspect.h"
+#include "registry.h"
 #include "gpt.h"
 #include "hash.h"
 #include "log.h"
@@ -1019,4 +1020,60 @@ int inspect_to_json(const struct inspect_image *img, const struct inspect_report
 		return -ENOMEM;
 	*ret = TAKE_PTR(o);
 	return 0;
+}
+
+void boot_view_print(const struct boot_view *v, FILE *f)
+{
+	fprintf(f, "\nboot loader: %s\n", v->loader);
+	for (size_t i = 0; i < v->n_files; i++) {
+		fprintf(f, "  %s:\n", v->files[i].name);
+		const char *t = v->files[i].text;
+		while (*t) {
+			size_t n = strcspn(t, "\n");
+			fprintf(f, "    | %.*s\n", (int)n, t);
+			t += n + (t[n] == '\n');
+		}
+	}
+	size_t bad = 0;
+	for (size_t i = 0; i < v->n_checks; i++) {
+		fprintf(f, "  %-8s %s\n", v->checks[i].ok ? "ok" : "PROBLEM", v->checks[i].what);
+		bad += !v->checks[i].ok;
+	}
+	if (bad)
+		fprintf(f, "boot files: %zu problem%s\n", bad, bad == 1 ? "" : "s");
+	else
+		fprintf(f, "boot files: agree with the image\n");
+}
+
+int boot_view_json(const struct boot_view *v, struct json_object *o)
+{
+	bool oom = false;
+	struct json_object *b = json_object_new_object(), *files = json_object_new_object(),
+			   *checks = json_object_new_array();
+	if (!b || !files || !checks) {
+		json_object_put(b);
+		json_object_put(files);
+		json_object_put(checks);
+		return -ENOMEM;
+	}
+	jadd(b, "loader", jstr(v->loader), &oom);
+	for (size_t i = 0; i < v->n_files; i++)
+		jadd(files, v->files[i].name, jstr(v->files[i].text), &oom);
+	jadd(b, "files", files, &oom);
+	for (size_t i = 0; i < v->n_checks && !oom; i++) {
+		struct json_object *c = json_object_new_object();
+		if (!c) {
+			oom = true;
+			break;
+		}
+		jadd(c, "check", jstr(v->checks[i].what), &oom);
+		jadd(c, "ok", json_object_new_boolean(v->checks[i].ok), &oom);
+		if (json_object_array_add(checks, c) < 0) {
+			json_object_put(c);
+			oom = true;
+		}
+	}
+	jadd(b, "checks", checks, &oom);
+	jadd(o, "boot", b, &oom);
+	return oom ? -ENOMEM : 0;
 }

@@ -93,4 +93,10 @@ int inspect_to_json(const struct inspect_image *img, const struct inspect_report
 /* A copy of LEN bytes of S made printable as described above. NULL on out of memory. */
 char *inspect_printable(const char *s, size_t len);
 
+/* A boot loader's files and checks (registry.h): printed after the partitions, or added to the
+ * JSON object as "boot": {"loader", "files": {NAME: TEXT}, "checks": [{"check", "ok"}]}. */
+struct boot_view;
+void boot_view_print(const struct boot_view *v, FILE *f);
+int boot_view_json(const struct boot_view *v, struct json_object *o);
+
 #endif

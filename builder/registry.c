@@ -93,3 +93,26 @@ int boot_uefi_qemu(const struct qemu_image *img, struct qemu_boot *ret)
 	*ret = (struct qemu_boot){ .code = a->uefi_code, .vars = a->uefi_vars, .pkg = a->uefi_pkg };
 	return 0;
 }
+
+int boot_inspect(const char *path, const struct inspect_image *img, struct boot_view *ret)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(boot_loaders); i++) {
+		if (!boot_loaders[i]->inspect)
+			continue;
+		*ret = (struct boot_view){ .loader = boot_loaders[i]->name };
+		int r = boot_loaders[i]->inspect(path, img, ret);
+		if (r != -ENODATA)
+			return r;
+		boot_view_done(ret);
+	}
+	return -ENODATA;
+}
+
+void boot_view_done(struct boot_view *v)
+{
+	for (size_t i = 0; i < v->n_files; i++)
+		free(v->files[i].text);
+	for (size_t i = 0; i < v->n_checks; i++)
+		free(v->checks[i].what);
+	*v = (struct boot_view){ 0 };
+}

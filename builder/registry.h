@@ -123,6 +123,26 @@ struct qemu_image {
 	const char *dir;       /* a private directory for what the hook takes out of the image */
 };
 
+/* What `pmoves-image inspect` shows of a boot loader's own files in an image: each file's name
+ * and text (made printable), and checks that they agree with the image (the files they name
+ * are there, the root they name is a partition of it). */
+#define BOOT_VIEW_FILES 4
+#define BOOT_VIEW_CHECKS 16
+struct boot_view {
+	const char *loader;
+	size_t n_files, n_checks;
+	struct {
+		const char *name;
+		char *text;
+	} files[BOOT_VIEW_FILES];
+	struct {
+		char *what;
+		bool ok;
+	} checks[BOOT_VIEW_CHECKS];
+};
+
+struct inspect_image;
+
 struct boot_loader {
 	const char *name;
 	unsigned archs;            /* ARCH_* bits it can boot */
@@ -136,7 +156,14 @@ struct boot_loader {
 	/* How `pmoves-image run` boots an image of it. Logs what is wrong; -EINVAL: the image
 	 * cannot boot as it is (a broken config, a missing file), -ENOENT: a tool is missing. */
 	int (*qemu)(const struct qemu_image *img, struct qemu_boot *ret);
+	/* Optional: its files in IMG (at PATH) and their checks, for `inspect`; -ENODATA when the
+	 * image is not one of its kind (told by the image, not its manifest). */
+	int (*inspect)(const char *path, const struct inspect_image *img, struct boot_view *ret);
 };
+
+/* The first boot loader that recognises the image (its inspect hook): -ENODATA when none. */
+int boot_inspect(const char *path, const struct inspect_image *img, struct boot_view *ret);
+void boot_view_done(struct boot_view *v);
 
 /* For loaders that the machine's UEFI starts: its firmware; no --machine. */
 int boot_uefi_qemu(const struct qemu_image *img, struct qemu_boot *ret);
