@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 
 #define FIRMWARE_MOUNT "/boot/firmware" /* where the hooks write: fixed in them */
-#define CONFIG_LINE_MAX 256
+#define CONFIG_LINE_MAX 78 /* the limit of the firmware in Debian 12 (newer ones read 98) */
 #define CONFIG_TXT_MAX (64u << 10)
 #define CMDLINE_TXT_MAX 4096u /* the firmware reads at most this much of cmdline.txt */
 /* The consoles the hook puts on the command line: the screen, and the GPIO header's UART,
@@ -105,7 +105,7 @@ static int raspi_check(const struct profile *p, struct problems *pr)
 	return check_str_list(pr, ".boot.config", lines, 64, "lines",
 			      raspi_config_line_valid,
 			      "a config.txt line \"dtoverlay=NAME[,PARAM[=VALUE]]...\" or \"dtparam=PARAM[=VALUE][,...]\" "
-			      "(names of letters, digits, '_' and '-'; values also '.', ':', '+'; at most 256 bytes)");
+			      "(names of letters, digits, '_' and '-'; values also '.', ':', '+'; at most 78 bytes, the firmware's limit)");
 }
 
 /* ---- build ---- */
@@ -605,10 +605,26 @@ static int view_check(struct boot_view *v, bool ok, const char *fmt, ...)
 	return 0;
 }
 
+/* TEXT line by line, each made printable. */
 static int view_file(struct boot_view *v, const char *name, const char *text)
 {
-	if (!(v->files[v->n_files].text = inspect_printable(text, strlen(text))))
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
 		return -ENOMEM;
+	for (const char *t = text; *t;) {
+		size_t n = strcspn(t, "\n");
+		_cleanup_free_ char *line = inspect_printable(t, n);
+		if (line)
+			fprintf(f, "%s\n", line);
+		t += n + (t[n] == '\n');
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	v->files[v->n_files].text = buf;
 	v->files[v->n_files++].name = name;
 	return 0;
 }
@@ -637,6 +653,15 @@ static int check_root(struct boot_view *v, const struct inspect_image *img, cons
 					  img->parts[i].number, img->parts[i].fs ? img->parts[i].fs : "no filesystem");
 	}
 	return view_check(v, false, "cmdline.txt's root=%.*s is no partition of the image", (int)n, root);
+}
+
+/* An MBR whose first partition is a FAT holding config.txt. */
+static bool raspi_recognises(const char *path)
+{
+	uint64_t off = 0;
+	_cleanup_free_ char *list = NULL;
+	return firmware_offset(path, &off) == 0 && fat_read(path, off, NULL, 1u << 20, &list) == 0 &&
+	       listed(list, "config.txt");
 }
 
 static int raspi_inspect(const char *path, const struct inspect_image *img, struct boot_view *v)
@@ -706,6 +731,7 @@ const struct boot_loader boot_raspi = {
 	.config_file = "config.txt",
 	.check = raspi_check,
 	.install = raspi_install,
+	.recognises = raspi_recognises,
 	.qemu = raspi_qemu,
 	.inspect = raspi_inspect,
 };

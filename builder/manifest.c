@@ -67,7 +67,10 @@ static json_object *partitions(const struct build *b)
 		const struct table_entry *e = pp->entry;
 		char type[37], uuid[37], fsid[40];
 		uuid_format(e->type_guid, type);
-		uuid_format(e->uuid, uuid);
+		if (b->plan.table->type_byte) /* MBR: what the kernel and blkid call its PARTUUID */
+			snprintf(uuid, sizeof(uuid), "%08" PRIx32 "-%02zx", b->plan.layout.disk_id, i + 1);
+		else
+			uuid_format(e->uuid, uuid);
 		if (pp->fs)
 			pp->fs->fs_id(pp, fsid);
 		else

@@ -447,23 +447,24 @@ static int arch_from_manifest(const char *image, const char **ret_arch)
 	return 0;
 }
 
-/* How IMAGE boots: its boot loader's (manifest.json's) qemu hook, else under the machine's
- * UEFI. */
-static int image_boot(const struct qemu_image *img, struct qemu_boot *ret)
+/* The boot loader of IMAGE: manifest.json's, else the first that recognises the image, else
+ * NULL (one the machine's UEFI starts). -EINVAL: the manifest names one this version lacks. */
+static int image_loader(const char *image, const struct boot_loader **ret)
 {
 	_cleanup_free_ char *name = NULL, *path = NULL;
-	int r = manifest_string(img->path, "boot", "loader", &name, &path);
-	if (r == -ENODATA)
-		return boot_uefi_qemu(img, ret);
+	int r = manifest_string(image, "boot", "loader", &name, &path);
+	if (r == -ENODATA) {
+		*ret = boot_recognise(image);
+		return 0;
+	}
 	if (r < 0)
 		return r;
-	const struct boot_loader *l = boot_find(name);
-	if (!l) {
+	if (!(*ret = boot_find(name))) {
 		log_error("'%s': .boot.loader: '%s' is not a boot loader this version can boot (%s)", path, name,
 			  boot_names());
 		return -EINVAL;
 	}
-	return l->qemu(img, ret);
+	return 0;
 }
 
 static void qemu_boot_done(struct qemu_boot *qb)
@@ -976,7 +977,7 @@ static int disk_plan(const struct qemu_opts *o, const struct qemu_boot *qb, cons
 	char h[24];
 	format_size_human(want, h);
 	log_info("disk: %s, a snapshot overlay on '%s'%s", h, o->image,
-		 qb->sd && !o->disk_size ? " (an SD card is a power of two in size)" : "");
+		 want != (o->disk_size ? o->disk_size : size) ? ", rounded up: an SD card is a power of two in size" : "");
 	*ret_path = TAKE_PTR(overlay);
 	d->format = "qcow2";
 	d->snapshot = false;
@@ -1155,19 +1156,26 @@ static void boot_signals_off(struct boot_state *s)
 
 static int boot(const struct qemu_opts *o, struct boot_state *s)
 {
+	const struct boot_loader *l = NULL;
+	int r = image_loader(o->image, &l);
+	if (r == -EINVAL)
+		return EXIT_USAGE;
+	if (r < 0)
+		return log_errno(r, "cannot tell how to boot '%s'", o->image), EXIT_FAIL;
 	const char *arch = o->arch, *how = "--arch";
 	if (arch)
 		arch = arch_find(arch)->name;
-	else {
-		int r = qemu_detect_arch(o->image, &arch, &how);
-		if (r == -EINVAL)
-			return EXIT_USAGE;
-		if (r < 0) {
-			arch = "x86_64";
-			how = NULL;
-			log_warn("cannot tell the architecture of '%s' (no manifest.json beside it, no "
-				 "DPS root partition type), assuming x86_64", o->image);
-		}
+	else if ((r = qemu_detect_arch(o->image, &arch, &how)) == -EINVAL)
+		return EXIT_USAGE;
+	else if (r < 0 && l && (l->archs & (l->archs - 1)) == 0) { /* a loader for one architecture */
+		arch = l->archs == ARCH_AARCH64 ? "aarch64" : "x86_64";
+		how = "the boot loader the image has";
+	} else if (r < 0) {
+		arch = "x86_64";
+		how = NULL;
+		log_warn("cannot tell the architecture of '%s' (no manifest.json beside it, no DPS root partition "
+			 "type), assuming x86_64",
+			 o->image);
 	}
 	const struct arch *a = arch_find(arch);
 	if (how)
@@ -1178,11 +1186,14 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		log_error("'%s' not found (install package '%s')", a->qemu, a->qemu_pkg);
 		return EXIT_MISSING;
 	}
-	int r;
 	if ((r = make_temp_dir(&s->dir)) < 0)
 		return log_errno(r, "cannot create a temporary directory"), EXIT_FAIL;
 	struct qemu_image qi = { .path = o->image, .arch = a, .machine = o->machine, .dir = s->dir };
-	r = image_boot(&qi, &s->qb);
+	if (l && !(l->archs & arch_bit(a))) {
+		log_error("'%s' boots with '%s', which cannot boot %s", o->image, l->name, a->name);
+		return EXIT_USAGE;
+	}
+	r = l ? l->qemu(&qi, &s->qb) : boot_uefi_qemu(&qi, &s->qb);
 	if (r == -EINVAL)
 		return EXIT_USAGE;
 	if (r == -ENOENT)

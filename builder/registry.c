@@ -116,3 +116,11 @@ void boot_view_done(struct boot_view *v)
 		free(v->checks[i].what);
 	*v = (struct boot_view){ 0 };
 }
+
+const struct boot_loader *boot_recognise(const char *path)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(boot_loaders); i++)
+		if (boot_loaders[i]->recognises && boot_loaders[i]->recognises(path))
+			return boot_loaders[i];
+	return NULL;
+}

@@ -153,6 +153,9 @@ struct boot_loader {
 	int (*check)(const struct profile *p, struct problems *pr); /* optional: more rules */
 	/* Its files into the staging tree (b->kernel_version is set: the newest kernel in /boot). */
 	int (*install)(struct build *b);
+	/* Optional: is the image at PATH one of its kind, told by the image itself (for `run` on
+	 * an image without its manifest.json)? */
+	bool (*recognises)(const char *path);
 	/* How `pmoves-image run` boots an image of it. Logs what is wrong; -EINVAL: the image
 	 * cannot boot as it is (a broken config, a missing file), -ENOENT: a tool is missing. */
 	int (*qemu)(const struct qemu_image *img, struct qemu_boot *ret);
@@ -161,6 +164,8 @@ struct boot_loader {
 	int (*inspect)(const char *path, const struct inspect_image *img, struct boot_view *ret);
 };
 
+/* The first boot loader that recognises the image at PATH, or NULL. */
+const struct boot_loader *boot_recognise(const char *path);
 /* The first boot loader that recognises the image (its inspect hook): -ENODATA when none. */
 int boot_inspect(const char *path, const struct inspect_image *img, struct boot_view *ret);
 void boot_view_done(struct boot_view *v);

@@ -3,15 +3,16 @@
 # - the card's layout: an MBR (sfdisk), a clean FAT first (fsck.fat) holding the Pi 4 boot
 #   firmware, the kernel's device trees, the kernel and initramfs, and config.txt and
 #   cmdline.txt whose root=PARTUUID= is the MBR's id and partition 2;
-# - raspi-firmware's own kernel hook, run from the image in a chroot (qemu-user) the way a
-#   kernel upgrade on the card runs it, writes the same config.txt and cmdline.txt, and a
+# - raspi-firmware's own kernel hook, run from the image in a chroot (qemu-user) as a kernel
+#   upgrade on the card runs it (on the firmware partition's files), writes the same
+#   config.txt and cmdline.txt, and a
 #   second kernel version installed in the image is followed on the firmware partition;
 # - `run` boots the card as the Pi's firmware does, on QEMU's raspi3b (the kernel, initramfs
 #   and device tree config.txt names, the card rounded up to a power of two and 2 GiB more),
 #   to pmoves-firstboot's done line with growfs ok; and on virt with a device.json;
 # - a config.txt without arm_64bit=1, or naming a kernel that is not there, fails the run.
 . "$(dirname "$0")/lib.sh"
-need qemu-system-aarch64 qemu-img mmdebstrap sfdisk fsck.fat mcopy mtype mdir e2fsck losetup chroot
+need qemu-system-aarch64 qemu-img mmdebstrap sfdisk fsck.fat mcopy mtype mdir e2fsck chroot
 [ "$(id -u)" = 0 ] || skip_all "building an image needs root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
@@ -19,15 +20,13 @@ need qemu-system-aarch64 qemu-img mmdebstrap sfdisk fsck.fat mcopy mtype mdir e2
 
 T=$(mktemp -d /tmp/pmoves-e2e-pi.XXXXXX)
 MNT=
-LOOP=
 cleanup() {
-	[ -n "$MNT" ] && { umount "$MNT/boot/firmware" 2>/dev/null; umount "$MNT" 2>/dev/null; }
-	[ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+	[ -n "$MNT" ] && { umount "$MNT/proc" 2>/dev/null; umount "$MNT" 2>/dev/null; }
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 export MTOOLS_SKIP_CHECK=1
-plan 30
+plan 33
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 
 start=$(date +%s)
@@ -75,12 +74,13 @@ check "e2fsck -fn finds the root clean" e2fsck -fn "$IMG?offset=$ROOT_OFF"
 
 # --- raspi-firmware's own hook, from the image, as a kernel upgrade on the card runs it ---
 cp --sparse=always "$IMG" "$T/hook.img"
-LOOP=$(losetup -f --show -P "$T/hook.img")
-partx -a "$LOOP" 2>/dev/null
 MNT=$T/mnt
 mkdir -p "$MNT"
-mount "${LOOP}p2" "$MNT" && mount "${LOOP}p1" "$MNT/boot/firmware"
-ok $? "the copy's root and firmware partitions are mounted"
+# The root mounted; the firmware partition's files copied into its /boot/firmware (this
+# machine's kernel may have no vfat: the mounted FAT is what the boots below use).
+mount -o loop,offset=$ROOT_OFF,sizelimit=$(part_size "$IMG" 2) "$T/hook.img" "$MNT" &&
+	mcopy -s -n -i "$T/fw.fat" '::*' "$MNT/boot/firmware/" && mount -t proc proc "$MNT/proc"
+ok $? "the copy's root mounted, the firmware partition's files in its /boot/firmware"
 V=${K#vmlinuz-}
 hook() { chroot "$MNT" env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$1" >"$T/hook.log" 2>&1; }
 hook "$V"; ok $? "z50-raspi-firmware runs in the image (chroot, qemu-user)"
@@ -100,8 +100,7 @@ grep -qx "kernel=vmlinuz-$V2" "$MNT/boot/firmware/config.txt" &&
 	cmp -s "$MNT/boot/initrd.img-$V2" "$MNT/boot/firmware/initrd.img-$V2"
 ok $? "the firmware partition follows: config.txt names the new kernel and initramfs, both copied"
 cmp -s "$MNT/boot/firmware/cmdline.txt" "$T/cmdline.txt"; ok $? "cmdline.txt stays the same (root, console)"
-umount "$MNT/boot/firmware" && umount "$MNT" && MNT=
-losetup -d "$LOOP" && LOOP=
+umount "$MNT/proc" && umount "$MNT" && MNT=
 rm -f "$T/hook.img"
 
 # --- booted as the Pi's firmware boots it: QEMU's raspi3b, the card 2 GiB larger ---
