@@ -180,9 +180,12 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rmdir(tmpdir);
 		return -ENOMEM;
 	}
-	char *argv[10];
+	char *argv[11];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
+	/* Every maintainer script's output into build.log, not a progress bar: what ran, and for how
+	 * long, is the first thing to look at when a build is slow or fails. */
+	argv[n++] = "--verbose";
 	argv[n++] = "--format=tar";
 	argv[n++] = variant;
 	argv[n++] = archs;
