@@ -230,6 +230,7 @@ bench: deps
 	$(Q)sh tools/bench.sh
 	$(Q)sh tools/bench-firstboot.sh
 	$(Q)sh tools/bench-flash.sh
+	$(Q)sh tools/bench-arm64.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)

@@ -16,6 +16,44 @@ static const char *const variants[] = {
 	"extract", "custom", "essential", "apt", "required", "minbase", "buildd", "important", "debootstrap", "standard",
 };
 
+/* What every mmdebstrap build gets besides the profile's choices, for every architecture, so the
+ * x86_64 builds the tests run take the path the slow foreign ones do. Why each, and what it
+ * costs, is in docs/profiles.md ("How the mmdebstrap root filesystem is made"). */
+
+/* Permanent (mmdebstrap writes them to the image's /etc/dpkg/dpkg.cfg.d/99mmdebstrap): packages
+ * installed later on the machine leave the same things out. */
+static const char *const dpkg_opts[] = {
+	"--dpkgopt=path-exclude=/usr/share/doc/*",
+	"--dpkgopt=path-include=/usr/share/doc/*/copyright",
+	"--dpkgopt=path-exclude=/usr/share/man/*",
+	"--dpkgopt=path-exclude=/usr/share/info/*",
+	"--dpkgopt=path-exclude=/usr/share/locale/*",
+	"--dpkgopt=path-include=/usr/share/locale/locale.alias",
+};
+
+/* Hooks: fixed text, nothing from the profile in it; mmdebstrap runs each with sh -c and the
+ * root directory as $1. Build-only settings go in with the first two and come out with the
+ * third, which mmdebstrap runs after the last package and before it packs the tarball. */
+#define BUILD_DPKG_CFG "/etc/dpkg/dpkg.cfg.d/zz-pmoves-build"
+#define UPDATE_INITRAMFS "/usr/sbin/update-initramfs"
+#define UPDATE_INITRAMFS_REAL UPDATE_INITRAMFS ".pmoves-build"
+static const char *const hooks[] = {
+	/* dpkg without fsync while building: a failed build is thrown away, and the tarball is
+	 * read back from the page cache. */
+	"--setup-hook=mkdir -p \"$1/etc/dpkg/dpkg.cfg.d\" && echo force-unsafe-io >\"$1" BUILD_DPKG_CFG "\"",
+	/* update-initramfs diverted to a no-op before the kernel and initramfs-tools are installed:
+	 * the kernel's postinst and the initramfs-tools trigger each make the whole initramfs
+	 * otherwise, each time with a few processes per module (minutes under qemu-user). */
+	"--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --divert " UPDATE_INITRAMFS_REAL
+	" --add " UPDATE_INITRAMFS " && printf '#!/bin/sh\\necho \"update-initramfs: deferred to the end of the "
+	"build (pmoves-image)\" >&2\\n' >\"$1" UPDATE_INITRAMFS "\" && chmod 0755 \"$1" UPDATE_INITRAMFS "\"",
+	/* The real update-initramfs back, then run once for every kernel, the way the kernel's
+	 * postinst would have (a kernel upgrade on the machine uses it as Debian ships it). */
+	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" \"$1" UPDATE_INITRAMFS "\" && chroot \"$1\" dpkg-divert "
+	"--quiet --local --rename --remove " UPDATE_INITRAMFS " && if [ -x \"$1" UPDATE_INITRAMFS "\" ]; then chroot "
+	"\"$1\" update-initramfs -c -k all; fi",
+};
+
 static bool valid_component(const char *s)
 {
 	return valid_name(s, 64);
@@ -180,10 +218,19 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rmdir(tmpdir);
 		return -ENOMEM;
 	}
-	char *argv[10];
+	char *argv[11 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks)];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
+	/* Every maintainer script's output into build.log, not a progress bar: what ran, and for how
+	 * long, is the first thing to look at when a build is slow or fails. */
+	argv[n++] = "--verbose";
 	argv[n++] = "--format=tar";
+	for (size_t i = 0; i < ARRAY_SIZE(dpkg_opts); i++)
+		argv[n++] = (char *)dpkg_opts[i];
+	/* The variants extract and custom run no essential hook: nothing to undo at the end. */
+	if (!STREQ(p->rootfs.variant, "extract") && !STREQ(p->rootfs.variant, "custom"))
+		for (size_t i = 0; i < ARRAY_SIZE(hooks); i++)
+			argv[n++] = (char *)hooks[i];
 	argv[n++] = variant;
 	argv[n++] = archs;
 	argv[n++] = comps;

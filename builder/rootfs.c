@@ -86,10 +86,11 @@ int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[6
 	_cleanup_free_ char *text = json_canonical(p->rootfs.json);
 	if (!text)
 		return -ENOMEM;
-	/* Bump the version when the tarball's layout changes. */
+	/* Bump the version when what the tarball holds changes for the same profile (v2: the dpkg
+	 * options and hooks in rootfs-mmdebstrap.c). */
 	_cleanup_free_ char *key = NULL;
 	_cleanup_free_ char *extras = strv_join((char **)extra, "\n+");
-	if (!extras || asprintf(&key, "pmoves-rootfs-v1\n%s\n%s%s%s", p->arch->debian, text, *extras ? "\n+" : "",
+	if (!extras || asprintf(&key, "pmoves-rootfs-v2\n%s\n%s%s%s", p->arch->debian, text, *extras ? "\n+" : "",
 				extras) < 0)
 		return -ENOMEM;
 	return sha256_hex_of(key, strlen(key), ret_hex);
