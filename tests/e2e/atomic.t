@@ -51,7 +51,7 @@ for case in INT:filesystems TERM:tree INT:outputs; do
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
-	[ $stage = outputs ] && sleep 1
+	[ $stage = outputs ] && sleep 0.2 # inside the wait for the checksum, before it ends (a small image hashes in a second)
 	kill -$sig $pid
 	started=$(date +%s)
 	wait $pid
