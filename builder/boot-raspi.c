@@ -173,11 +173,12 @@ static int check_overlays(struct build *b)
 }
 
 /* config.txt and cmdline.txt exactly as raspi-firmware's z50-raspi-firmware writes them from
- * the files below (its KERNEL="auto", INITRAMFS="auto", CMA=0, arm64). */
-static int render(struct build *b, const char *rootpart, const char *extra, char **ret_config, char **ret_cmdline)
+ * CUSTOM (raspi-firmware-custom), EXTRA (raspi-extra-cmdline) and the defaults the build
+ * writes (its KERNEL="auto", INITRAMFS="auto", CMA=0, arm64). */
+static int render(struct build *b, const char *rootpart, const char *custom, const char *extra, char **ret_config,
+		  char **ret_cmdline)
 {
 	const char *kver = b->kernel_version;
-	json_object *lines = json_object_object_get(b->p->boot.json, "config");
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -196,11 +197,8 @@ static int render(struct build *b, const char *rootpart, const char *extra, char
 		"# https://www.raspberrypi.org/forums/viewtopic.php?f=63&t=10532\n"
 		"initramfs initrd.img-%s\n",
 		kver, kver);
-	if (lines && json_object_array_length(lines)) {
-		fputs("\n# Inserted by /etc/default/raspi-firmware-custom\n", f);
-		for (size_t i = 0; i < json_object_array_length(lines); i++)
-			fprintf(f, "%s\n", json_object_get_string(json_object_array_get_idx(lines, i)));
-	}
+	if (*custom)
+		fprintf(f, "\n# Inserted by /etc/default/raspi-firmware-custom\n%s", custom);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -ENOMEM;
@@ -263,8 +261,7 @@ static int raspi_install(struct build *b)
 		return r;
 
 	_cleanup_free_ char *config = NULL, *cmdline = NULL, *defaults = NULL, *custom = NULL, *extra = NULL;
-	if ((r = render(b, rootpart, p->boot.cmdline, &config, &cmdline)) < 0)
-		return r;
+	/* the profile's lines, as /etc/default/raspi-firmware-custom holds them */
 	json_object *lines = json_object_object_get(p->boot.json, "config");
 	char *buf = NULL;
 	size_t len = 0;
@@ -278,6 +275,8 @@ static int raspi_install(struct build *b)
 		return -ENOMEM;
 	}
 	custom = buf;
+	if ((r = render(b, rootpart, custom, p->boot.cmdline, &config, &cmdline)) < 0)
+		return r;
 	if (asprintf(&defaults,
 		     "# Written by pmoves-image for profile '%s'. raspi-firmware's kernel and initramfs hooks\n"
 		     "# read it and write /boot/firmware/config.txt and cmdline.txt from it (with\n"
