@@ -99,8 +99,16 @@ cp --sparse=always "$IMG" "$T/disk.img"
 "$PMOVES_IMAGE" run "$T/disk.img" --persist --cpus 1 --config "$T/device.json" --net \
 	--expect 'pmoves-firstboot: step=proxmox-vms state=(ok|failed)' --timeout 900 --log "$T/boot1.log" \
 	>/dev/null 2>"$T/run1.err"
-ok $? "with the stand-in repository the install goes through to the VMs (across a reboot)"
+rc=$?
+ok $rc "with the stand-in repository the install goes through to the VMs (across a reboot)"
 clean "$T/boot1.log" >"$T/boot1.txt"
+# When it did not get there, what run said and where the guest was: the steps so far, and the
+# console's last lines (a hang at the reboot, in the firmware or the boot loader, shows there).
+if [ $rc -ne 0 ]; then
+	sed 's/^/#   run: /' "$T/run1.err"
+	grep -aE 'pmoves-firstboot: (step=proxmox|done)' "$T/boot1.txt" | cut -c1-200 | sed 's/^/#   step: /'
+	tail -n 40 "$T/boot1.txt" | cut -c1-200 | sed 's/^/#   console: /'
+fi
 grep -aq "^pmoves-firstboot: step=proxmox-kernel state=reboot 'proxmox-core' is 10.0.2.15 in '/etc/hosts'; proxmox-default-kernel installed from '[^']*'; the Proxmox kernel 6.8.12-0-standin-pve is the default boot entry (systemd-boot); '6\.1\.[^']*-amd64' runs: reboot into it" "$T/boot1.txt"
 ok $? "proxmox-kernel: hosts, key, repository, proxmox-default-kernel, its entry systemd-boot's default, then reboot"
 grep -aqE "^pmoves-firstboot: step=proxmox-kernel state=failed the Proxmox kernel 6\.8\.12-0-standin-pve is installed, but '6\.1\.[^']*-amd64' runs after the reboot" "$T/boot1.txt"
