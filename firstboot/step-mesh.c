@@ -579,7 +579,7 @@ static char *wpa_conf(const struct mesh *m, const struct mesh_if *f)
 	unsigned char psk[32];
 	char hex[2 * 63 + 1];
 	const char *width = f->width ? wpa_width(f->width) : "";
-	if (!width)
+	if (!width || strlen(f->key) > 63) /* the schema's limits: fmt_key, and a width it sets */
 		return NULL;
 	if (mp)
 		hex_of((const unsigned char *)f->key, strlen(f->key), hex);
