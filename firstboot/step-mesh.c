@@ -10,10 +10,14 @@
  *                                                      or MAC: BatmanAdvanced=bat0, the MTU
  *                                                      raised by batman's 32-byte header
  *   /etc/systemd/system/pmoves-mesh-IFNAME.service     Wi-Fi only: set the interface type
- *                                                      (mesh point or IBSS) and join with iw,
- *                                                      which networkd cannot do; wanted by
+ *                                                      (mesh point or IBSS) and join, which
+ *                                                      networkd cannot do: wpa_supplicant
+ *                                                      (SAE or IBSS-RSN) for a radio with a
+ *                                                      key, iw for an "open" one; wanted by
  *                                                      the radio's device unit, so it runs
  *                                                      whenever the radio appears
+ *   /etc/wpa_supplicant/pmoves-mesh-IFNAME.conf        a radio with a key: its supplicant's
+ *                                                      config, 0600 (it holds the key)
  *   /etc/modules-load.d/pmoves-mesh.conf               batman-adv loaded at boot
  * and systemd-networkd (and the Wi-Fi units) enabled. Files of ours for interfaces no longer
  * in the config are removed (a Wi-Fi unit stopped and disabled first). On the running system (root "/") it is
@@ -39,11 +43,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
 
 #define NETWORK_DIR "/etc/systemd/network"
 #define NETDEV_FILE NETWORK_DIR "/60-pmoves-mesh-bat0.netdev"
 #define BAT_NETWORK_FILE NETWORK_DIR "/60-pmoves-mesh-bat0.network"
 #define MODULES_FILE "/etc/modules-load.d/pmoves-mesh.conf"
+#define WPA_DIR "/etc/wpa_supplicant"
+#define DEFAULT_SUPPLICANT "/usr/sbin/wpa_supplicant"
 #define SYS_NET "/sys/class/net"
 #define NETWORKD "systemd-networkd.service"
 #define HEADER "# Written by pmoves-firstboot (mesh step): change its config, not this file.\n"
@@ -138,6 +146,50 @@ static const struct fb_format fmt_width = {
 					 "4MHz", "8MHz", "16MHz", NULL },
 };
 
+/* A WPA passphrase (IEEE 802.11i): 8 to 63 printable ASCII characters, space included. It
+ * reaches wpa_supplicant's config hex-encoded (sae_password) or as the PSK derived from it
+ * (psk), never quoted, so no character can end a quoted string there. */
+static const struct fb_format fmt_key = {
+	.name = "wifi_key",
+	.message = "the key is not a WPA passphrase: 8 to 63 printable ASCII characters (space to '~')",
+	.pattern = "^[ -~]{8,63}$",
+};
+
+/* It goes into a unit's ExecStart= line: no blanks, quotes, '$', '%' or '\\'. */
+static const struct fb_format fmt_supplicant = {
+	.name = "wifi_supplicant",
+	.message = "'%s' is not a plain absolute path of A-Z, a-z, 0-9, '_', '.', '+', '-' and '/' (a wpa_supplicant binary)",
+	.pattern = "^/[A-Za-z0-9_.+/-]*$",
+	.also = &fb_fmt_abs_path,
+};
+
+/* The regulatory domain: ISO 3166-1 alpha-2, as cfg80211 and wpa_supplicant's country= take it. */
+static const struct fb_format fmt_country = {
+	.name = "wifi_country",
+	.message = "'%s' is not a country code: ISO 3166-1 alpha-2, two upper-case letters such as \"DE\" or \"US\"",
+	.pattern = "^[A-Z][A-Z]$",
+};
+
+/* The widths wpa_supplicant's network block can set (NULL: none, a radio with a key refuses it). */
+static const struct {
+	const char *width, *lines;
+} wpa_widths[] = {
+	{ "NOHT", "\tdisable_ht=1\n" },
+	{ "HT20", "\tdisable_ht40=1\n" },
+	{ "HT40+", "\tht40=1\n" },
+	{ "HT40-", "\tht40=1\n" },
+	{ "80MHz", "\tht40=1\n\tvht=1\n\tmax_oper_chwidth=1\n" },
+	{ "160MHz", "\tht40=1\n\tvht=1\n\tmax_oper_chwidth=2\n" },
+};
+
+static const char *wpa_width(const char *width)
+{
+	for (size_t i = 0; width && i < ARRAY_SIZE(wpa_widths); i++)
+		if (STREQ(width, wpa_widths[i].width))
+			return wpa_widths[i].lines;
+	return NULL;
+}
+
 static const struct fb_format fmt_hard_mtu = {
 	.name = "interface_mtu",
 	INT_IN(1280, 9216, "the interface's MTU in bytes"),
@@ -155,7 +207,9 @@ static int valid_interface(struct fb_check *c, json_object *v)
 	if (fb_json_has(v, "name") == fb_json_has(v, "mac"))
 		return fb_bad(c, fb_json_has(v, "name") ? "'name' and 'mac' are both given: one only" : "'name' or 'mac' is required");
 	if (type == TYPE_ETHERNET) {
-		static const char *const wifi_only[] = { "mesh_id", "ssid", "frequency", "channel", "width" };
+		/* A key on a wired link is refused, not ignored: batman-adv frames on a cable are
+		 * not encrypted by this step, and a key there would suggest they were. */
+		static const char *const wifi_only[] = { "mesh_id", "ssid", "frequency", "channel", "width", "key", "open", "supplicant" };
 		for (size_t i = 0; i < ARRAY_SIZE(wifi_only); i++)
 			if (fb_json_has(v, wifi_only[i]))
 				return fb_bad(c, "'%s' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'", wifi_only[i]);
@@ -168,6 +222,38 @@ static int valid_interface(struct fb_check *c, json_object *v)
 	if (fb_json_has(v, "frequency") == fb_json_has(v, "channel"))
 		return fb_bad(c, fb_json_has(v, "channel") ? "'frequency' and 'channel' are both given: one only"
 						   : "a Wi-Fi interface needs 'frequency' (MHz) or 'channel'");
+	json_object *o;
+	bool open = json_object_object_get_ex(v, "open", &o) && json_object_get_boolean(o), key = fb_json_has(v, "key");
+	const char *shown = fb_json_str(v, "name", fb_json_str(v, "mac", ""));
+	if (open && key)
+		return fb_bad(c, "radio '%s' has a 'key' and \"open\": true: one only", shown);
+	if (!open && !key)
+		return fb_bad(c, "radio '%s' has no 'key' (the mesh's WPA passphrase) and is not \"open\": true: radio links are encrypted unless "
+				 "made open explicitly",
+			      shown);
+	if (open && fb_json_has(v, "supplicant"))
+		return fb_bad(c, "radio '%s' is open: 'supplicant' is for radios with a 'key'", shown);
+	if (key && fb_json_has(v, "width") && !wpa_width(fb_json_str(v, "width", NULL)))
+		return fb_bad(c, "width '%s' of radio '%s' is not one wpa_supplicant sets (NOHT, HT20, HT40+, HT40-, 80MHz, 160MHz): "
+				 "leave it out for the driver's default",
+			      fb_json_str(v, "width", ""), shown);
+	return 0;
+}
+
+/* The regulatory domain is required with any radio: the driver's default (the world domain,
+ * or whatever the card's EEPROM says) may be wrong for where the node is. */
+static int valid_mesh(struct fb_check *c, json_object *v)
+{
+	json_object *list;
+	if (fb_json_has(v, "country") || !json_object_object_get_ex(v, "interfaces", &list))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *f = json_object_array_get_idx(list, i);
+		if (type_of(fb_json_str(f, "type", "ethernet")) != TYPE_ETHERNET)
+			return fb_bad(c, "'country' is required with Wi-Fi interfaces (radio '%s'): the regulatory domain, ISO 3166-1 "
+					 "alpha-2 such as \"DE\" or \"US\"",
+				      fb_json_str(f, "name", fb_json_str(f, "mac", "")));
+	}
 	return 0;
 }
 
@@ -265,6 +351,9 @@ static const struct fb_field interface_fields[] = {
 	{ "channel", FB_T_SCALAR, NULL, valid_channel, &fmt_channel, 0, 0 },
 	{ "width", FB_T_STRING, NULL, NULL, &fmt_width, 0, 0 },
 	{ "mtu", FB_T_SCALAR, NULL, NULL, &fmt_hard_mtu, 0, 0 },
+	{ "key", FB_T_STRING, NULL, NULL, &fmt_key, FB_SECRET, 63 },
+	{ "open", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
+	{ "supplicant", FB_T_STRING, NULL, fb_valid_path_limits, &fmt_supplicant, 0, FB_PATH_MAX },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field interface_elem = { NULL, FB_T_OBJECT, interface_fields, valid_interface, NULL, 0, 0 };
@@ -276,9 +365,10 @@ static const struct fb_field mesh_fields[] = {
 	{ "mtu", FB_T_SCALAR, NULL, NULL, &fmt_mtu, 0, 0 },
 	{ "routing_algorithm", FB_T_STRING, NULL, NULL, &fmt_algorithm, 0, 0 },
 	{ "router", FB_T_STRING, NULL, NULL, &fmt_router, 0, 0 },
+	{ "country", FB_T_STRING, NULL, NULL, &fmt_country, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
-static const struct fb_field mesh_schema = { NULL, FB_T_OBJECT, mesh_fields, NULL, NULL, 0, 0 };
+static const struct fb_field mesh_schema = { NULL, FB_T_OBJECT, mesh_fields, valid_mesh, NULL, 0, 0 };
 
 /* ---- the node, from a valid section ---- */
 
@@ -291,6 +381,8 @@ struct mesh_if {
 	const char *width;
 	unsigned mtu;
 	char ifname[16];  /* Wi-Fi: the kernel's name (configured, or found by MAC) */
+	const char *key;  /* the WPA passphrase (secret), or NULL: an open radio */
+	const char *supplicant; /* with a key: the wpa_supplicant binary */
 };
 
 struct mesh {
@@ -299,6 +391,7 @@ struct mesh {
 	char address[24];
 	const char *gateway, *algorithm;
 	const char *router; /* default route through the mesh, or NULL */
+	const char *country; /* with radios: the regulatory domain */
 	unsigned mtu;
 };
 
@@ -340,6 +433,7 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	m->algorithm = fb_json_str(section, "routing_algorithm", "batman-iv");
 	m->mtu = (unsigned)fb_json_int(section, "mtu", DEFAULT_MTU);
 	m->router = fb_json_str(section, "router", NULL);
+	m->country = fb_json_str(section, "country", NULL);
 	if (m->router) {
 		/* Checked here, not in the schema: it depends on "address" and "gateway" too. */
 		uint32_t a, rt;
@@ -374,6 +468,13 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 		f->mtu = (unsigned)fb_json_int(o, "mtu", (int64_t)m->mtu + BATMAN_HEADER);
 		if (f->type == TYPE_ETHERNET)
 			continue;
+		/* The schema checked these (valid_interface, valid_mesh); a config that reaches us
+		 * otherwise is refused, never joined open. */
+		f->key = fb_json_str(o, "key", NULL);
+		f->supplicant = fb_json_str(o, "supplicant", DEFAULT_SUPPLICANT);
+		json_object *open;
+		if (!m->country || (!f->key && !(json_object_object_get_ex(o, "open", &open) && json_object_get_boolean(open))))
+			return -EINVAL;
 		if (f->name) {
 			memcpy(f->ifname, f->name, strlen(f->name) + 1);
 			continue;
@@ -400,6 +501,10 @@ struct plan {
 
 static void plan_done(struct plan *p)
 {
+	/* The supplicant configs (0600) hold the key or the PSK made from it. */
+	for (size_t i = 0; i < p->files.n; i++)
+		if (p->files.files[i].mode == 0600 && p->files.files[i].text)
+			explicit_bzero(p->files.files[i].text, strlen(p->files.files[i].text));
 	fb_file_set_done(&p->files);
 	strv_free(p->units);
 	strv_free(p->wifi_units);
@@ -441,43 +546,114 @@ static char *hard_network(const struct mesh_if *f)
 			  f->type == TYPE_ETHERNET ? "" : "Type=wlan\n", f->mtu);
 }
 
-static char *wifi_unit(const struct mesh_if *f)
+/* The device unit's name escapes '-' (systemd-escape): wlan-1 -> wlan\x2d1. */
+static void device_unit_name(const char *ifname, char ret[16 * 4])
+{
+	size_t k = 0;
+	for (const char *s = ifname; *s; s++)
+		k += (size_t)snprintf(ret + k, 16 * 4 - k, *s == '-' ? "\\x2d" : "%c", *s);
+}
+
+static char *wpa_conf_path(const struct mesh_if *f)
+{
+	return fb_strdupf(WPA_DIR "/pmoves-mesh-%s.conf", f->ifname);
+}
+
+/* LEN bytes at P as lower-case hex into RET (2 * LEN + 1 bytes). */
+static void hex_of(const unsigned char *p, size_t len, char *ret)
+{
+	for (size_t i = 0; i < len; i++)
+		snprintf(ret + 2 * i, 3, "%02x", p[i]);
+}
+
+/* wpa_supplicant's config for a radio with a key: 802.11s with SAE (and protected management
+ * frames, which mesh SAE requires), or IBSS-RSN (WPA2-PSK, CCMP). The key is never written in
+ * quotes, where a '"' or '#' in it would end the string or start a comment: sae_password is
+ * given hex-encoded (wpa_supplicant reads an unquoted string value as hex), psk as the
+ * 256-bit PSK derived from the passphrase and the SSID (PBKDF2-HMAC-SHA1, 4096 rounds, as
+ * IEEE 802.11i and wpa_passphrase do). mesh_fwding=0: batman-adv routes, the 802.11s layer
+ * must not forward (HWMP) too. */
+static char *wpa_conf(const struct mesh *m, const struct mesh_if *f)
+{
+	bool mp = f->type == TYPE_80211S;
+	unsigned char psk[32];
+	char hex[2 * 63 + 1];
+	const char *width = f->width ? wpa_width(f->width) : "";
+	if (!width || strlen(f->key) > 63) /* the schema's limits: fmt_key, and a width it sets */
+		return NULL;
+	if (mp)
+		hex_of((const unsigned char *)f->key, strlen(f->key), hex);
+	else if (PKCS5_PBKDF2_HMAC_SHA1(f->key, (int)strlen(f->key), (const unsigned char *)f->id, (int)strlen(f->id), 4096,
+					(int)sizeof(psk), psk) != 1)
+		return NULL;
+	else
+		hex_of(psk, sizeof(psk), hex);
+	char *text = mp ? fb_strdupf(HEADER "# %s in the 802.11s mesh '%s' with SAE; read by pmoves-mesh-%s.service.\n"
+					    "ctrl_interface=/run/wpa_supplicant\n"
+					    "country=%s\n"
+					    "network={\n\tssid=\"%s\"\n\tmode=5\n\tfrequency=%u\n%s"
+					    "\tkey_mgmt=SAE\n\tsae_password=%s\n\tieee80211w=2\n\tmesh_fwding=0\n}\n",
+				     f->ifname, f->id, f->ifname, m->country, f->id, f->freq, width, hex)
+			: fb_strdupf(HEADER "# %s in the IBSS '%s' with IBSS-RSN (WPA2-PSK, CCMP); read by pmoves-mesh-%s.service.\n"
+					    "ctrl_interface=/run/wpa_supplicant\n"
+					    "ap_scan=2\n"
+					    "country=%s\n"
+					    "network={\n\tssid=\"%s\"\n\tmode=1\n\tfrequency=%u\n\tfixed_freq=1\n%s"
+					    "\tproto=RSN\n\tkey_mgmt=WPA-PSK\n\tpairwise=CCMP\n\tgroup=CCMP\n\tpsk=%s\n}\n",
+				     f->ifname, f->id, f->ifname, m->country, f->id, f->freq, width, hex);
+	explicit_bzero(psk, sizeof(psk));
+	explicit_bzero(hex, sizeof(hex));
+	return text;
+}
+
+/* The radio's unit: the interface type set with iw, then either wpa_supplicant with our
+ * config (a radio with a key: it joins, and keeps running for the peers' SAE or 4-way
+ * handshakes) or, on an "open" radio, the regulatory domain and the join with iw. The key is
+ * in the 0600 config only, never on a command line or in this (0644) file. */
+static char *wifi_unit(const struct mesh *m, const struct mesh_if *f)
 {
 	bool mp = f->type == TYPE_80211S;
 	const char *verb = mp ? "mesh" : "ibss";
-	_cleanup_free_ char *width = f->width ? fb_strdupf(" %s", f->width) : strdup("");
-	if (!width)
-		return NULL;
-	/* batman-adv does the routing: the 802.11s layer must not forward (HWMP) too. */
-	_cleanup_free_ char *join =
-		mp ? fb_strdupf("ExecStart=iw dev %s mesh join %s freq %u%s\n"
-				"ExecStart=iw dev %s set mesh_param mesh_fwding 0\n",
-				f->ifname, f->id, f->freq, width, f->ifname)
-		   : fb_strdupf("ExecStart=iw dev %s ibss join %s %u%s fixed-freq\n", f->ifname, f->id, f->freq, width);
-	/* The device unit's name escapes '-' (systemd-escape): wlan-1 -> wlan\x2d1. */
 	char dev[16 * 4];
-	size_t k = 0;
-	for (const char *s = f->ifname; *s; s++)
-		k += (size_t)snprintf(dev + k, sizeof(dev) - k, *s == '-' ? "\\x2d" : "%c", *s);
-	if (!join)
+	device_unit_name(f->ifname, dev);
+	_cleanup_free_ char *width = f->width ? fb_strdupf(" %s", f->width) : strdup(""), *conf = wpa_conf_path(f);
+	if (!width || !conf)
+		return NULL;
+	_cleanup_free_ char *run = NULL;
+	if (f->key)
+		run = fb_strdupf("ExecStart=%s -D nl80211 -i %s -c %s\n"
+				 "Restart=on-failure\nRestartSec=5\n",
+				 f->supplicant, f->ifname, conf);
+	else if (mp)
+		run = fb_strdupf("Type=oneshot\nRemainAfterExit=yes\n"
+				 "ExecStart=iw reg set %s\n"
+				 "ExecStart=iw dev %s mesh join %s freq %u%s\n"
+				 "ExecStart=iw dev %s set mesh_param mesh_fwding 0\n"
+				 "ExecStop=-iw dev %s mesh leave\n",
+				 m->country, f->ifname, f->id, f->freq, width, f->ifname, f->ifname);
+	else
+		run = fb_strdupf("Type=oneshot\nRemainAfterExit=yes\n"
+				 "ExecStart=iw reg set %s\n"
+				 "ExecStart=iw dev %s ibss join %s %u%s fixed-freq\n"
+				 "ExecStop=-iw dev %s ibss leave\n",
+				 m->country, f->ifname, f->id, f->freq, width, f->ifname);
+	if (!run)
 		return NULL;
 	return fb_strdupf(HEADER "[Unit]\n"
-			  "Description=pmoves mesh: %s joins the %s '%s' on %u MHz\n"
+			  "Description=pmoves mesh: %s joins the %s '%s' on %u MHz%s\n"
 			  "BindsTo=sys-subsystem-net-devices-%s.device\n"
 			  "After=sys-subsystem-net-devices-%s.device\n"
 			  "Before=network.target\n\n"
 			  "[Service]\n"
-			  "Type=oneshot\n"
-			  "RemainAfterExit=yes\n"
 			  "ExecStartPre=-iw dev %s %s leave\n"
-			  "ExecStart=ip link set dev %s down\n"
-			  "ExecStart=iw dev %s set type %s\n"
-			  "ExecStart=ip link set dev %s up\n"
-			  "%s"
-			  "ExecStop=-iw dev %s %s leave\n\n"
+			  "ExecStartPre=ip link set dev %s down\n"
+			  "ExecStartPre=iw dev %s set type %s\n"
+			  "ExecStartPre=ip link set dev %s up\n"
+			  "%s\n"
 			  "[Install]\nWantedBy=sys-subsystem-net-devices-%s.device\n",
-			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq, dev, dev, f->ifname, verb,
-			  f->ifname, f->ifname, mp ? "mp" : "ibss", f->ifname, join, f->ifname, verb, dev);
+			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq,
+			  !f->key ? ", open" : mp ? " with SAE" : " with IBSS-RSN", dev, dev, f->ifname, verb, f->ifname, f->ifname,
+			  mp ? "mp" : "ibss", f->ifname, run, dev);
 }
 
 static int mesh_plan(const struct mesh *m, struct plan *p)
@@ -510,7 +686,9 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 		if (f->type == TYPE_ETHERNET)
 			continue;
 		_cleanup_free_ char *unit = fb_strdupf("pmoves-mesh-%s.service", f->ifname);
-		r = unit ? plan_add(p, fb_strdupf("/etc/systemd/system/%s", unit), wifi_unit(f)) : -ENOMEM;
+		if (f->key && (r = fb_file_set_add(&p->files, wpa_conf_path(f), wpa_conf(m, f), 0600)) < 0)
+			break;
+		r = unit ? plan_add(p, fb_strdupf("/etc/systemd/system/%s", unit), wifi_unit(m, f)) : -ENOMEM;
 		if (r == 0)
 			r = strv_push(&p->units, unit);
 		if (r == 0)
@@ -525,6 +703,41 @@ static int sys_exists(const char *fmt, const char *name)
 	return p ? fb_exists(p) : -ENOMEM;
 }
 
+/* 1: PATH is an executable regular file on the machine (symbolic links followed inside the
+ * root); 0: not; -errno. */
+static int program_there(const char *path)
+{
+	_cleanup_close_ int fd = fb_open(path, O_PATH, 0);
+	struct stat st;
+	if (fd == -ENOENT || fd == -ENOTDIR)
+		return 0;
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+/* Every radio with a key has its wpa_supplicant: 0, or -ENOENT with *ret_msg. A unit that
+ * cannot start is not written: the radio would stay out of the mesh without a word. */
+static int supplicants_there(const struct mesh *m, char **ret_msg)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct mesh_if *f = &m->ifs[i];
+		int r = f->key ? program_there(f->supplicant) : 1;
+		if (r < 0)
+			*ret_msg = fb_strdupf("cannot look at '%s' (the supplicant of radio '%s'): %s", f->supplicant, if_shown(f), strerror(-r));
+		else if (r == 0)
+			*ret_msg = fb_strdupf("'%s' (the supplicant of radio '%s') is not an executable on this machine: install %s",
+					      f->supplicant, if_shown(f),
+					      STREQ(f->supplicant, DEFAULT_SUPPLICANT) ? "Debian's wpasupplicant in the image"
+										       : "the radio vendor's wpa_supplicant, or fix 'supplicant'");
+		if (r <= 0)
+			return r < 0 ? r : -ENOENT;
+	}
+	return 0;
+}
+
 /* ---- files left by an earlier config ---- */
 
 #define UNIT_DIR "/etc/systemd/system"
@@ -533,6 +746,7 @@ static const struct {
 } ours[] = {
 	{ NETWORK_DIR, "60-pmoves-mesh-if-", ".network" },
 	{ UNIT_DIR, "pmoves-mesh-", ".service" },
+	{ WPA_DIR, "pmoves-mesh-", ".conf" },
 };
 
 /* Our hard interface files and Wi-Fi units that the plan does not write (an interface taken
@@ -604,6 +818,8 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 	_cleanup_free_ char *msg = NULL;
 	int r = mesh_load(section, &m, &msg);
 	if (r == -ENODEV)
+		return 0; /* apply says why */
+	if (r == 0 && supplicants_there(&m, &msg) < 0)
 		return 0; /* apply says why */
 	if (r == 0)
 		r = mesh_plan(&m, &p);
@@ -682,6 +898,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	int r = mesh_load(section, &m, ret_msg);
 	if (r == -ENODEV)
 		return FB_PENDING;
+	if (r == 0 && supplicants_there(&m, ret_msg) < 0)
+		return FB_FAILED;
 	if (r == 0)
 		r = mesh_plan(&m, &p);
 	if (r < 0) {

@@ -132,14 +132,24 @@ static void test_ethernet_server(void)
 	t_cleanup(root);
 }
 
+/* A stand-in wpa_supplicant in the tree: the step only checks that it is there. */
+static void supplicant_in(const char *root, const char *rel)
+{
+	t_write(root, rel, "#!/bin/sh\n# stand-in wpa_supplicant (test-fb-mesh): never run\nexit 1\n");
+	char *p = t_strf("%s/%s", root, rel);
+	if (chmod(p, 0755) < 0)
+		abort();
+	free(p);
+}
+
 static void test_wifi_client(void)
 {
 	char *root = node("{\"interfaces\": ["
 			  "{\"name\": \"enp1s0\", \"type\": \"ethernet\"},"
-			  "{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\"},"
-			  "{\"name\": \"wlan1\", \"type\": \"80211s\", \"mesh_id\": \"halow\", \"frequency\": 916, \"width\": \"2MHz\", \"mtu\": 1500},"
-			  "{\"name\": \"wl-a\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": 36}],"
-			  "\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\"}");
+			  "{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\", \"open\": true},"
+			  "{\"name\": \"wlan1\", \"type\": \"80211s\", \"mesh_id\": \"halow\", \"frequency\": 916, \"width\": \"2MHz\", \"mtu\": 1500, \"open\": true},"
+			  "{\"name\": \"wl-a\", \"type\": \"ibss\", \"ssid\": \"x\", \"channel\": 36, \"open\": true}],"
+			  "\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\", \"country\": \"DE\"}");
 	struct t_result r = t_run(root, NULL);
 	tap_is_int(r.status, 0, "802.11s client: exit 0");
 	char *want = netdev("client", "batman-v");
@@ -159,20 +169,23 @@ static void test_wifi_client(void)
 	free(want);
 	file_is(root, "etc/systemd/system/pmoves-mesh-wlan0.service",
 		HDR "[Unit]\n"
-		    "Description=pmoves mesh: wlan0 joins the 802.11s mesh 'pmoves-mesh' on 2412 MHz\n"
+		    "Description=pmoves mesh: wlan0 joins the 802.11s mesh 'pmoves-mesh' on 2412 MHz, open\n"
 		    "BindsTo=sys-subsystem-net-devices-wlan0.device\n"
 		    "After=sys-subsystem-net-devices-wlan0.device\n"
 		    "Before=network.target\n\n"
-		    "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+		    "[Service]\n"
 		    "ExecStartPre=-iw dev wlan0 mesh leave\n"
-		    "ExecStart=ip link set dev wlan0 down\n"
-		    "ExecStart=iw dev wlan0 set type mp\n"
-		    "ExecStart=ip link set dev wlan0 up\n"
+		    "ExecStartPre=ip link set dev wlan0 down\n"
+		    "ExecStartPre=iw dev wlan0 set type mp\n"
+		    "ExecStartPre=ip link set dev wlan0 up\n"
+		    "Type=oneshot\nRemainAfterExit=yes\n"
+		    "ExecStart=iw reg set DE\n"
 		    "ExecStart=iw dev wlan0 mesh join pmoves-mesh freq 2412 HT20\n"
 		    "ExecStart=iw dev wlan0 set mesh_param mesh_fwding 0\n"
 		    "ExecStop=-iw dev wlan0 mesh leave\n\n"
 		    "[Install]\nWantedBy=sys-subsystem-net-devices-wlan0.device\n",
-		"802.11s client: channel 1 is 2412 MHz, mesh point, HWMP forwarding off");
+		"802.11s client, open: channel 1 is 2412 MHz, mesh point, country DE, HWMP forwarding off");
+	tap_ok(!t_exists(root, "etc/wpa_supplicant"), "open radios: no wpa_supplicant config");
 	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wlan1.service");
 	tap_contains(u, "ExecStart=iw dev wlan1 mesh join halow freq 916 2MHz\n", "802.11s client: the HaLow join line");
 	free(u);
@@ -180,7 +193,7 @@ static void test_wifi_client(void)
 	u = t_read(root, "etc/systemd/system/pmoves-mesh-wl-a.service");
 	tap_contains(u, "\nBindsTo=sys-subsystem-net-devices-wl\\x2da.device\nAfter=sys-subsystem-net-devices-wl\\x2da.device\n",
 		     "802.11s client: its device unit's name escapes '-' as systemd does");
-	tap_contains(u, "ExecStart=iw dev wl-a set type ibss\n", "802.11s client: the command line has the plain name");
+	tap_contains(u, "ExecStartPre=iw dev wl-a set type ibss\n", "802.11s client: the command line has the plain name");
 	free(u);
 	char *c = calls_of(root);
 	char *want_calls = t_strf("systemctl --root=%s enable systemd-networkd.service pmoves-mesh-wlan0.service pmoves-mesh-wlan1.service pmoves-mesh-wl-a.service\n", root);
@@ -190,8 +203,8 @@ static void test_wifi_client(void)
 
 	/* wlan1 and enp1s0 taken out of the config: their files go, wlan1's unit is disabled. */
 	t_write(root, "etc/pmoves/firstboot.json",
-		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\"}],"
-		"\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\"}}");
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 1, \"width\": \"HT20\", \"open\": true}],"
+		"\"address\": \"10.42.0.7\", \"mtu\": 1400, \"routing_algorithm\": \"batman-v\", \"country\": \"DE\"}}");
 	clear_calls(root);
 	char *before = t_tree_digest(root, true);
 	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
@@ -236,8 +249,8 @@ static void test_wifi_client(void)
 
 static void test_ibss_by_mac(void)
 {
-	char *root = node("{\"interfaces\": [{\"mac\": \"02:00:00:00:01:00\", \"type\": \"ibss\", \"ssid\": \"field\", \"channel\": 6}],"
-			  "\"address\": \"10.42.0.9/24\", \"gateway\": \"off\"}");
+	char *root = node("{\"interfaces\": [{\"mac\": \"02:00:00:00:01:00\", \"type\": \"ibss\", \"ssid\": \"field\", \"channel\": 6, \"open\": true}],"
+			  "\"address\": \"10.42.0.9/24\", \"gateway\": \"off\", \"country\": \"US\"}");
 	/* The radio is not there yet: pending, nothing written. */
 	t_write(root, "sys/class/net/eth0/address", "52:54:00:12:34:56\n");
 	struct t_result r = t_run(root, NULL);
@@ -254,15 +267,17 @@ static void test_ibss_by_mac(void)
 	free(want);
 	file_is(root, "etc/systemd/system/pmoves-mesh-wlx020000000100.service",
 		HDR "[Unit]\n"
-		    "Description=pmoves mesh: wlx020000000100 joins the IBSS 'field' on 2437 MHz\n"
+		    "Description=pmoves mesh: wlx020000000100 joins the IBSS 'field' on 2437 MHz, open\n"
 		    "BindsTo=sys-subsystem-net-devices-wlx020000000100.device\n"
 		    "After=sys-subsystem-net-devices-wlx020000000100.device\n"
 		    "Before=network.target\n\n"
-		    "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+		    "[Service]\n"
 		    "ExecStartPre=-iw dev wlx020000000100 ibss leave\n"
-		    "ExecStart=ip link set dev wlx020000000100 down\n"
-		    "ExecStart=iw dev wlx020000000100 set type ibss\n"
-		    "ExecStart=ip link set dev wlx020000000100 up\n"
+		    "ExecStartPre=ip link set dev wlx020000000100 down\n"
+		    "ExecStartPre=iw dev wlx020000000100 set type ibss\n"
+		    "ExecStartPre=ip link set dev wlx020000000100 up\n"
+		    "Type=oneshot\nRemainAfterExit=yes\n"
+		    "ExecStart=iw reg set US\n"
 		    "ExecStart=iw dev wlx020000000100 ibss join field 2437 fixed-freq\n"
 		    "ExecStop=-iw dev wlx020000000100 ibss leave\n\n"
 		    "[Install]\nWantedBy=sys-subsystem-net-devices-wlx020000000100.device\n",
@@ -366,6 +381,157 @@ static void test_dry_run(void)
 	t_cleanup(root);
 }
 
+#define SAE_KEY "correct horse battery staple"
+#define SAE_KEY_HEX "636f727265637420686f727365206261747465727920737461706c65"
+/* IEEE 802.11i-2004 H.4.1: passphrase "password", SSID "IEEE". */
+#define PSK_KEY "password"
+#define PSK_IEEE "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
+
+/* The key is in no file but the 0600 supplicant configs, in no output, status or state. */
+static void no_key_in(const char *root, const struct t_result *r, const char *what)
+{
+	static const char *const files[] = { "var/lib/pmoves/firstboot/status.json", "var/lib/pmoves/firstboot/state.json",
+					     "etc/systemd/system/pmoves-mesh-wlan0.service", "etc/systemd/system/pmoves-mesh-wl-a.service" };
+	char *c = calls_of(root);
+	tap_ok(r->out && !strstr(r->out, SAE_KEY) && !strstr(r->out, SAE_KEY_HEX) && !strstr(r->out, PSK_IEEE) &&
+		       (!r->err || (!strstr(r->err, SAE_KEY) && !strstr(r->err, SAE_KEY_HEX))),
+	       "%s: the key is not on the console (stdout, stderr)", what);
+	tap_ok(!strstr(c, SAE_KEY) && !strstr(c, SAE_KEY_HEX) && !strstr(c, PSK_IEEE), "%s: nor in any command's argv", what);
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char *t = t_read(root, files[i]);
+		tap_ok(t && !strstr(t, SAE_KEY) && !strstr(t, SAE_KEY_HEX) && !strstr(t, PSK_IEEE) && !strstr(t, "\"" PSK_KEY "\""),
+		       "%s: the key is not in %s", what, files[i]);
+		free(t);
+	}
+	free(c);
+}
+
+static void test_wifi_keys(void)
+{
+	char *root = node("{\"interfaces\": ["
+			  "{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 6, \"width\": \"HT20\", \"key\": \"" SAE_KEY "\"},"
+			  "{\"name\": \"wl-a\", \"type\": \"ibss\", \"ssid\": \"IEEE\", \"frequency\": 2412, \"key\": \"" PSK_KEY "\", \"open\": false,"
+			  " \"supplicant\": \"/opt/vendor/sbin/wpa_supplicant_s1g\"}],"
+			  "\"address\": \"10.42.0.7\", \"country\": \"NZ\"}");
+	supplicant_in(root, "usr/sbin/wpa_supplicant");
+	supplicant_in(root, "opt/vendor/sbin/wpa_supplicant_s1g");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "keys: exit 0");
+	tap_contains(r.out, "step=mesh state=ok bat0 10.42.0.7/24, gateway client, batman-iv, MTU 1500 over wlan0 80211s MTU 1532, wl-a ibss MTU 1532;",
+		     "keys: the step is ok");
+	file_is(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf",
+		HDR "# wlan0 in the 802.11s mesh 'pmoves-mesh' with SAE; read by pmoves-mesh-wlan0.service.\n"
+		    "ctrl_interface=/run/wpa_supplicant\n"
+		    "country=NZ\n"
+		    "network={\n\tssid=\"pmoves-mesh\"\n\tmode=5\n\tfrequency=2437\n\tdisable_ht40=1\n"
+		    "\tkey_mgmt=SAE\n\tsae_password=" SAE_KEY_HEX "\n\tieee80211w=2\n\tmesh_fwding=0\n}\n",
+		"keys: 802.11s with SAE, the password hex-encoded, PMF required, HWMP forwarding off, HT20");
+	file_is(root, "etc/wpa_supplicant/pmoves-mesh-wl-a.conf",
+		HDR "# wl-a in the IBSS 'IEEE' with IBSS-RSN (WPA2-PSK, CCMP); read by pmoves-mesh-wl-a.service.\n"
+		    "ctrl_interface=/run/wpa_supplicant\n"
+		    "ap_scan=2\n"
+		    "country=NZ\n"
+		    "network={\n\tssid=\"IEEE\"\n\tmode=1\n\tfrequency=2412\n\tfixed_freq=1\n"
+		    "\tproto=RSN\n\tkey_mgmt=WPA-PSK\n\tpairwise=CCMP\n\tgroup=CCMP\n\tpsk=" PSK_IEEE "\n}\n",
+		"keys: IBSS-RSN, the PSK derived from the passphrase and the SSID (IEEE 802.11i's test vector)");
+	for (const char *const *f = (const char *const[]){ "etc/wpa_supplicant/pmoves-mesh-wlan0.conf", "etc/wpa_supplicant/pmoves-mesh-wl-a.conf", NULL };
+	     *f; f++) {
+		struct stat st = t_stat(root, *f);
+		tap_ok((st.st_mode & 07777) == 0600 && st.st_uid == 0 && st.st_gid == 0, "keys: %s is 0600 root:root (mode %04o, %u:%u)", *f,
+		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+	}
+	file_is(root, "etc/systemd/system/pmoves-mesh-wlan0.service",
+		HDR "[Unit]\n"
+		    "Description=pmoves mesh: wlan0 joins the 802.11s mesh 'pmoves-mesh' on 2437 MHz with SAE\n"
+		    "BindsTo=sys-subsystem-net-devices-wlan0.device\n"
+		    "After=sys-subsystem-net-devices-wlan0.device\n"
+		    "Before=network.target\n\n"
+		    "[Service]\n"
+		    "ExecStartPre=-iw dev wlan0 mesh leave\n"
+		    "ExecStartPre=ip link set dev wlan0 down\n"
+		    "ExecStartPre=iw dev wlan0 set type mp\n"
+		    "ExecStartPre=ip link set dev wlan0 up\n"
+		    "ExecStart=/usr/sbin/wpa_supplicant -D nl80211 -i wlan0 -c /etc/wpa_supplicant/pmoves-mesh-wlan0.conf\n"
+		    "Restart=on-failure\nRestartSec=5\n\n"
+		    "[Install]\nWantedBy=sys-subsystem-net-devices-wlan0.device\n",
+		"keys: the unit runs Debian's wpa_supplicant with our config");
+	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wl-a.service");
+	tap_contains(u, "\nExecStartPre=iw dev wl-a set type ibss\n"
+			"ExecStartPre=ip link set dev wl-a up\n"
+			"ExecStart=/opt/vendor/sbin/wpa_supplicant_s1g -D nl80211 -i wl-a -c /etc/wpa_supplicant/pmoves-mesh-wl-a.conf\n",
+		     "keys: the IBSS unit runs the configured supplicant");
+	free(u);
+	no_key_in(root, &r, "keys");
+	t_result_free(&r);
+
+	/* Dry run: the supplicant configs' content is not shown. */
+	char *state = t_strf("%s/var/lib/pmoves/firstboot", root);
+	rm_rf(state);
+	char *conf = t_strf("%s/etc/wpa_supplicant", root);
+	rm_rf(conf);
+	char *argv[] = { "pmoves-firstboot", "run", "--root", root, "--dry-run", NULL };
+	r = t_fb(root, NULL, argv);
+	tap_contains(r.out, "would write /etc/wpa_supplicant/pmoves-mesh-wlan0.conf (mode 0600, ", "keys, dry run: the config would be written 0600");
+	tap_contains(r.out, "content not shown (readable by its owner only)", "keys, dry run: its content is not shown");
+	tap_ok(!strstr(r.out, SAE_KEY_HEX) && !strstr(r.out, PSK_IEEE) && !strstr(r.out, SAE_KEY), "keys, dry run: no key, hex or PSK in the plan");
+	t_result_free(&r);
+	r = t_run(root, NULL);
+	tap_ok(t_exists(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf"), "keys: written again after the dry run");
+	t_result_free(&r);
+
+	/* wl-a taken out: its config (which holds its PSK) goes with its unit. */
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 6,"
+		" \"width\": \"HT20\", \"key\": \"" SAE_KEY "\"}], \"address\": \"10.42.0.7\", \"country\": \"NZ\"}}");
+	r = t_run(root, NULL);
+	tap_ok(!t_exists(root, "etc/wpa_supplicant/pmoves-mesh-wl-a.conf") && !t_exists(root, "etc/systemd/system/pmoves-mesh-wl-a.service") &&
+		       t_exists(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf"),
+	       "keys: a radio taken out: its supplicant config and unit are removed, the other stays");
+	t_result_free(&r);
+	/* A changed key is a changed file: check does not find the step done. */
+	rm_rf(state);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 6,"
+		" \"width\": \"HT20\", \"key\": \"another passphrase\"}], \"address\": \"10.42.0.7\", \"country\": \"NZ\"}}");
+	r = t_run(root, NULL);
+	u = t_read(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf");
+	tap_ok(strstr(r.out, "step=mesh state=ok") && u && !strstr(u, SAE_KEY_HEX), "keys: a new key is written");
+	free(u), free(state), free(conf);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
+/* A radio with a key and no supplicant on the machine: failed with the reason, nothing written. */
+static void test_supplicant_missing(void)
+{
+	char *root = node("{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"" SAE_KEY "\"}],"
+			  "\"address\": \"10.42.0.7\", \"country\": \"DE\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=failed '/usr/sbin/wpa_supplicant' (the supplicant of radio 'wlan0') is not an executable on this machine: "
+			    "install Debian's wpasupplicant in the image",
+		     "no wpa_supplicant: failed with the reason");
+	tap_ok(!t_exists(root, "etc/systemd/system/pmoves-mesh-wlan0.service") && !t_exists(root, "etc/wpa_supplicant"),
+	       "no wpa_supplicant: no unit and no config written");
+	t_result_free(&r);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{" OFF_OTHERS ", \"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1,"
+		" \"key\": \"" SAE_KEY "\", \"supplicant\": \"/opt/morse/bin/wpa_supplicant_s1g\"}], \"address\": \"10.42.0.7\", \"country\": \"DE\"}}");
+	t_write(root, "opt/morse/bin/wpa_supplicant_s1g", "not executable\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=failed '/opt/morse/bin/wpa_supplicant_s1g' (the supplicant of radio 'wlan0') is not an executable on this "
+			    "machine: install the radio vendor's wpa_supplicant, or fix 'supplicant'",
+		     "a vendor supplicant that is not executable: failed with the reason");
+	t_result_free(&r);
+	supplicant_in(root, "opt/morse/bin/wpa_supplicant_s1g");
+	r = t_run(root, NULL);
+	char *u = t_read(root, "etc/systemd/system/pmoves-mesh-wlan0.service");
+	tap_contains(u, "ExecStart=/opt/morse/bin/wpa_supplicant_s1g -D nl80211 -i wlan0 -c /etc/wpa_supplicant/pmoves-mesh-wlan0.conf\n",
+		     "the vendor supplicant installed: the unit runs it");
+	free(u);
+	t_result_free(&r);
+	t_cleanup(root);
+}
+
 static void test_schema(void)
 {
 	char *root = t_tree();
@@ -408,6 +574,42 @@ static void test_schema(void)
 		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"bridge\": true}", ".mesh.bridge: unknown key" },
 		{ "{\"interfaces\": {\"name\": \"eth1\"}, \"address\": \"10.42.0.1\"}", ".mesh.interfaces: must be an array" },
 		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.2\", \"router\": \"10.42.0\"}", ".mesh.router: '10.42.0' is not a unicast IPv4 address" },
+		/* Radios are encrypted unless made open explicitly; the regulatory domain is required. */
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0]: radio 'wlan0' has no 'key' (the mesh's WPA passphrase) and is not \"open\": true" },
+		{ "{\"interfaces\": [{\"mac\": \"02:00:00:00:01:00\", \"type\": \"ibss\", \"ssid\": \"s\", \"channel\": 1, \"open\": false}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0]: radio '02:00:00:00:01:00' has no 'key'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"open\": true, \"key\": \"12345678\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0]: radio 'wlan0' has a 'key' and \"open\": true: one only" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"open\": \"yes\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].open: must be true or false" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}, {\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"12345678\"}], \"address\": \"10.42.0.1\"}",
+		  "firstboot.json: .mesh: 'country' is required with Wi-Fi interfaces (radio 'wlan0')" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"ibss\", \"ssid\": \"s\", \"channel\": 1, \"open\": true}], \"address\": \"10.42.0.1\"}",
+		  ".mesh: 'country' is required with Wi-Fi interfaces (radio 'wlan0')" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"country\": \"de\"}", ".mesh.country: 'de' is not a country code: ISO 3166-1 alpha-2" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"country\": \"DEU\"}", ".mesh.country: 'DEU' is not a country code" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.1\", \"country\": \"00\"}", ".mesh.country: '00' is not a country code" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"1234567\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].key: the key is not a WPA passphrase: 8 to 63 printable ASCII characters" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \""
+		  "0123456789012345678901234567890123456789012345678901234567890123\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].key: " },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"tab\\there12\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].key: the key is not a WPA passphrase" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"p\u00e4sswort1\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].key: the key is not a WPA passphrase" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\", \"key\": \"12345678\"}], \"address\": \"10.42.0.1\"}",
+		  ".mesh.interfaces[0]: 'key' is for Wi-Fi interfaces (type '80211s' or 'ibss'), this one is 'ethernet'" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\", \"open\": true}], \"address\": \"10.42.0.1\"}", "'open' is for Wi-Fi interfaces" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"open\": true, \"supplicant\": \"/usr/sbin/wpa_supplicant\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  "radio 'wlan0' is open: 'supplicant' is for radios with a 'key'" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"12345678\", \"supplicant\": \"wpa_supplicant\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].supplicant: 'wpa_supplicant' " },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"key\": \"12345678\", \"supplicant\": \"/opt/my supplicant\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  ".mesh.interfaces[0].supplicant: '/opt/my supplicant' is not a plain absolute path" },
+		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"frequency\": 916, \"width\": \"2MHz\", \"key\": \"12345678\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
+		  "width '2MHz' of radio 'wlan0' is not one wpa_supplicant sets" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		char *cfg = t_strf("{\"mesh\": %s}", bad[i].cfg);
@@ -437,6 +639,8 @@ int main(void)
 		tap_skip_all("needs root to make the test trees' files root-owned");
 	test_ethernet_server();
 	test_wifi_client();
+	test_wifi_keys();
+	test_supplicant_missing();
 	test_ibss_by_mac();
 	test_router();
 	test_live();

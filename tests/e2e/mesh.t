@@ -12,7 +12,8 @@
 # as it had reported, and when A's ping rounds ran a few seconds behind B's, A went on pinging
 # a machine that was off (the "one-sided ping" of about 1 run in 4). MESH_REBOOT=1: the guests
 # reboot after provisioning ("finally": "reboot") and the evidence comes from the second boot,
-# when only the persistent configuration brings the mesh up.
+# when only the persistent configuration brings the mesh up. The radios (802.11s with SAE) are
+# tests/e2e/mesh-wifi.t's.
 . "$(dirname "$0")/lib.sh"
 need qemu-system-x86_64 mmdebstrap base64
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
@@ -32,69 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-[ -n "${MESH_WIFI:-}" ] && plan 9 || plan 24
+plan 24
 
 "$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-test.json" -o "$T" >"$T/build.log" 2>&1
-ok $? "build the mesh test image (base-debian + batctl, iw, iputils-ping)"
+ok $? "build the mesh test image (base-debian + batctl, iw, iputils-ping, wpasupplicant, wireless-regdb)"
 IMG=$T/mesh-test/mesh-test.img
 [ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; done_testing; }
-
-# MESH_WIFI=1: instead of the two guests, one guest with two simulated radios (mac80211_hwsim,
-# in the Debian kernel) in one 802.11s mesh: the Wi-Fi units' iw commands for real (type mesh
-# point, mesh join, mesh_fwding 0), networkd putting the radios into bat0 with MTU 1532. Both
-# radios are the same batman-adv node, so this checks the 802.11s side, not the routing.
-if [ -n "${MESH_WIFI:-}" ]; then
-	cat >"$T/wifi.sh" <<'EOF'
-#!/bin/sh
-exec >/dev/console 2>&1
-echo
-modprobe mac80211_hwsim radios=2
-n=0
-until iw dev wlan0 station dump 2>/dev/null | grep -q ESTAB || [ $n -ge 150 ]; do sleep 1; n=$((n + 1)); done
-sleep 3
-echo "WIFI-WAITED: $n s"
-for i in wlan0 wlan1; do
-	iw dev $i info 2>&1 | sed "s/^/WIFI-INFO-$i: /"
-	echo "WIFI-FWD-$i: $(iw dev $i get mesh_param mesh_fwding 2>&1)"
-	echo "WIFI-MTU-$i: $(cat /sys/class/net/$i/mtu)"
-	echo "WIFI-UNIT-$i: $(systemctl is-active pmoves-mesh-$i.service)"
-done
-iw dev wlan0 station dump 2>&1 | grep -E 'Station|mesh plink' | sed 's/^/WIFI-STA: /'
-batctl meshif bat0 if 2>&1 | sed 's/^/WIFI-BATIF: /'
-echo
-echo "WIFI-RESULT: done"
-EOF
-	unit=$(printf '[Unit]\nDescription=mesh.t Wi-Fi evidence\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/wifi-evidence\n' | base64 -w0)
-	cat >"$T/wifi.json" <<EOF
-{
-  "mesh": { "interfaces": [ { "name": "wlan0", "type": "80211s", "mesh_id": "pmoves-test", "channel": 1, "width": "HT20" },
-                            { "name": "wlan1", "type": "80211s", "mesh_id": "pmoves-test", "frequency": 2412 } ],
-            "address": "10.42.0.3/24" },
-  "files": [
-    { "path": "/usr/local/sbin/wifi-evidence", "mode": "0755", "content_base64": "$(base64 -w0 <"$T/wifi.sh")" },
-    { "path": "/etc/systemd/system/wifi-evidence.service", "content_base64": "$unit" }
-  ],
-  "units": { "start": ["wifi-evidence.service"], "mask": ["ssh.service"] },
-  "steps": { "ssh": { "enabled": false }, "efiboot": { "enabled": false } }
-}
-EOF
-	"$PMOVES_IMAGE" run "$IMG" --config "$T/wifi.json" --log "$T/wifi.log" --accel tcg \
-		--expect 'WIFI-RESULT: ' --timeout 480 >/dev/null 2>"$T/wifi.err"
-	ok $? "the guest with two simulated radios provisions and reports"
-	sed 's/\x1b\[[0-9;]*m//g' "$T/wifi.log" | tr -d '\r' >"$T/wifi.txt"
-	f=$T/wifi.txt
-	grep -aqF "pmoves-firstboot: step=mesh state=ok bat0 10.42.0.3/24, gateway client, batman-iv, MTU 1500 over wlan0 80211s MTU 1532, wlan1 80211s MTU 1532" "$f"
-	ok $? "the mesh step is ok with both radios"
-	is "$(grep -aE 'WIFI-UNIT-wlan[01]: ' "$f" | sed 's/.*: //' | sort -u | tr '\n' ' ')" "active " "both Wi-Fi units ran (active)"
-	is "$(grep -aE 'WIFI-INFO-wlan[01]: .*type ' "$f" | sed 's/.*type //' | sort -u | tr '\n' ' ')" "mesh point " "both radios are mesh points (iw set type mp)"
-	grep -aqE 'WIFI-STA: .*mesh plink:.*ESTAB' "$f"
-	ok $? "wlan0 has an established 802.11s peer link (mesh join pmoves-test on 2412 MHz)"
-	is "$(grep -aE 'WIFI-FWD-wlan[01]: ' "$f" | sed 's/.*: //' | sort -u | tr '\n' ' ')" "0 " "802.11s forwarding off on both (mesh_fwding 0): batman-adv routes"
-	is "$(grep -aE 'WIFI-MTU-wlan[01]: ' "$f" | sed 's/.*: //' | sort -u | tr '\n' ' ')" "1532 " "both radios have MTU 1532"
-	is "$(grep -acE 'WIFI-BATIF: wlan[01]: active' "$f")" 2 "batctl if: both radios active in bat0"
-	[ $_failed -eq 0 ] || grep -aE 'WIFI-|step=mesh|pmoves-mesh' "$f" | sed 's/^/#   /'
-	done_testing
-fi
 
 # A free port in 20000-29999 for the socket netdev.
 PORT=
