@@ -32,6 +32,7 @@ enum {
 	FMT_CMDLINE,
 	FMT_OUTPUT,
 	FMT_HOSTNAME,
+	FMT_INITRAMFS,
 	FMT_COUNT,
 };
 
@@ -66,6 +67,8 @@ static const struct format formats[FMT_COUNT] = {
 	[FMT_HOSTNAME] = { "hostname", "^" HOST_LABEL "(\\." HOST_LABEL ")*$",
 			   "a hostname (labels of letters, digits and '-', at most 63 each, 64 in all)", 64, NULL, NULL,
 			   NULL },
+	[FMT_INITRAMFS] = { "initramfs_category", NULL, NULL, 0, initramfs_category_at, NULL,
+			    "initramfs-tools module category" },
 };
 
 #define F(k, t, ...) { .key = k, .type = t, __VA_ARGS__ }
@@ -94,6 +97,7 @@ static const struct field rootfs_fields[] = {
 	F_STRV("components", NULL),
 	F_STRV("packages", NULL),
 	F_STRV("packages_add", NULL, .adds_to = "packages"),
+	F_STRV("initramfs_modules", &formats[FMT_INITRAMFS], .min_items = 1, .unique = true),
 	F_STR("path", NULL),
 	F_STR("url", NULL),
 	F_STR("sha256", NULL),

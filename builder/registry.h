@@ -205,6 +205,9 @@ const char *rootfs_source_at(size_t i);
 const char *fs_at(size_t i);
 const char *boot_at(size_t i);
 const char *output_at(size_t i);
+/* initramfs-tools' module categories, for mmdebstrap's rootfs.initramfs_modules
+ * (rootfs-mmdebstrap.c). */
+const char *initramfs_category_at(size_t i);
 /* The names of a list, "'ext4', 'vfat'", for messages. */
 const char *rootfs_source_names(void);
 const char *fs_names(void);

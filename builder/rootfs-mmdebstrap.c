@@ -33,10 +33,11 @@ static const char *const dpkg_opts[] = {
 
 /* Hooks: fixed text, nothing from the profile in it; mmdebstrap runs each with sh -c and the
  * root directory as $1. Build-only settings go in with the first two and come out with the
- * third, which mmdebstrap runs after the last package and before it packs the tarball. */
+ * last, which mmdebstrap runs after the last package and before it packs the tarball. */
 #define BUILD_DPKG_CFG "/etc/dpkg/dpkg.cfg.d/zz-pmoves-build"
 #define UPDATE_INITRAMFS "/usr/sbin/update-initramfs"
 #define UPDATE_INITRAMFS_REAL UPDATE_INITRAMFS ".pmoves-build"
+#define INITRAMFS_DIR "/etc/initramfs-tools"
 static const char *const hooks[] = {
 	/* dpkg without fsync while building: a failed build is thrown away, and the tarball is
 	 * read back from the page cache. */
@@ -47,12 +48,60 @@ static const char *const hooks[] = {
 	"--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --divert " UPDATE_INITRAMFS_REAL
 	" --add " UPDATE_INITRAMFS " && printf '#!/bin/sh\\necho \"update-initramfs: deferred to the end of the "
 	"build (pmoves-image)\" >&2\\n' >\"$1" UPDATE_INITRAMFS "\" && chmod 0755 \"$1" UPDATE_INITRAMFS "\"",
+	/* With the profile's rootfs.initramfs_modules, in $PMOVES_INITRAMFS_MODULES (categories
+	 * checked against initramfs_categories[]: nothing else reaches it): MODULES=list, and an
+	 * initramfs-tools hook adding those categories' drivers the way MODULES=most adds them all.
+	 * Both stay in the image, so a kernel upgrade on the machine makes the same initramfs. */
+	"--customize-hook=if [ -n \"${PMOVES_INITRAMFS_MODULES:-}\" ]; then d=\"$1" INITRAMFS_DIR "\"; "
+	"if [ ! -d \"$d/conf.d\" ] || [ ! -d \"$d/hooks\" ]; then echo 'rootfs.initramfs_modules: the image has no "
+	"initramfs-tools (is a kernel in the packages?)' >&2; exit 1; fi; "
+	"printf '# Written by pmoves-image (rootfs.initramfs_modules of the profile): the initramfs holds the "
+	"modules\\n# of hooks/pmoves-image, not those of MODULES=most\\nMODULES=list\\n' >\"$d/conf.d/pmoves-image\" && "
+	"printf '#!/bin/sh\\n# Written by pmoves-image (rootfs.initramfs_modules of the profile): the drivers of "
+	"these\\n# categories of initramfs-tools, added as MODULES=most adds those of all of them\\n[ \"$1\" = "
+	"prereqs ] && exit 0\\n. /usr/share/initramfs-tools/hook-functions\\nauto_add_modules %s\\n' "
+	"\"$PMOVES_INITRAMFS_MODULES\" >\"$d/hooks/pmoves-image\" && chmod 0755 \"$d/hooks/pmoves-image\"; fi",
 	/* The real update-initramfs back, then run once for every kernel, the way the kernel's
 	 * postinst would have (a kernel upgrade on the machine uses it as Debian ships it). */
 	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" \"$1" UPDATE_INITRAMFS "\" && chroot \"$1\" dpkg-divert "
 	"--quiet --local --rename --remove " UPDATE_INITRAMFS " && if [ -x \"$1" UPDATE_INITRAMFS "\" ]; then chroot "
 	"\"$1\" update-initramfs -c -k all; fi",
 };
+
+/* initramfs-tools' module categories (auto_add_modules in its hook-functions): MODULES=most
+ * adds the drivers of all of them. */
+static const char *const initramfs_categories[] = {
+	"base", "net", "ide", "scsi", "block", "ata", "dasd", "firewire", "mmc", "usb_storage", "fb",
+};
+
+const char *initramfs_category_at(size_t i)
+{
+	return i < ARRAY_SIZE(initramfs_categories) ? initramfs_categories[i] : NULL;
+}
+
+/* "PMOVES_INITRAMFS_MODULES=base mmc ..." for the hook above, or NULL (in *ret) when the profile
+ * has no rootfs.initramfs_modules. The schema checked the names. */
+static int initramfs_env(const struct profile *p, char **ret)
+{
+	json_object *list = json_object_object_get(p->rootfs.json, "initramfs_modules");
+	*ret = NULL;
+	if (!list)
+		return 0;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	fputs("PMOVES_INITRAMFS_MODULES=", f);
+	for (size_t i = 0; i < json_object_array_length(list); i++)
+		fprintf(f, "%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(list, i)));
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	return 0;
+}
 
 static bool valid_component(const char *s)
 {
@@ -113,6 +162,22 @@ static int mmdebstrap_check(const struct profile *p, struct problems *pr)
 			   "a Debian package name (lowercase letters, digits, '+', '.', '-', optionally \"=version\")");
 	if (r < 0)
 		return r;
+
+	json_object *initramfs = json_object_object_get(rootfs, "initramfs_modules");
+	if (initramfs) {
+		bool base = false;
+		for (size_t i = 0; i < json_object_array_length(initramfs); i++)
+			base = base || STREQ(json_object_get_string(json_object_array_get_idx(initramfs, i)), "base");
+		if (!base)
+			return problem(pr, ".rootfs.initramfs_modules",
+				       "has no \"base\": its drivers (the root file systems, USB hosts, clocks, "
+				       "regulators, ...) are what every machine needs to mount its root");
+		if (STREQ(p->rootfs.variant, "extract") || STREQ(p->rootfs.variant, "custom"))
+			return problem(pr, ".rootfs.initramfs_modules",
+				       "is not used with the variant \"%s\" (mmdebstrap runs none of the builder's "
+				       "hooks for it)",
+				       p->rootfs.variant);
+	}
 
 	static const char *const not_here[] = { "path", "url", "sha256" };
 	for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
@@ -243,7 +308,12 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	log_info("rootfs: running mmdebstrap for %s %s (about a minute for the host's architecture, "
 		 "much longer for a foreign one)",
 		 p->rootfs.suite, p->arch->debian);
-	r = build_run(b, argv);
+	_cleanup_free_ char *initramfs = NULL;
+	if (initramfs_env(p, &initramfs) < 0) {
+		rmdir(tmpdir);
+		return -ENOMEM;
+	}
+	r = build_run_env(b, argv, (char *[]){ initramfs, NULL });
 	if (r == 0 && rename(tmp, tar) < 0)
 		r = log_errno(-errno, "cannot rename '%s'", tmp);
 	unlink(tmp);

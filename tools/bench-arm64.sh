@@ -15,7 +15,8 @@
 # The package list is the Raspberry Pi mesh node's without raspi-firmware (it exists for arm
 # only): the architecture's own kernel, systemd-sysv, udev, kmod, openssh-server, batctl, iw,
 # wpasupplicant, nftables, dnsmasq-base, ca-certificates, systemd-boot (base-debian's boot
-# loader, which the build needs), and the libraries pmoves-firstboot needs (the builder adds them).
+# loader, which the build needs), and the libraries pmoves-firstboot needs (the builder adds
+# them); and the node's initramfs_modules (its initramfs is most of the foreign build's time).
 #
 # The goal is reported, not asserted: the exit status is 0 unless something failed to run. Cold
 # builds download their packages from the profile's mirror each time.
@@ -60,11 +61,13 @@ COMMIT=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
 
 LIST='"systemd-sysv", "udev", "kmod", "openssh-server", "batctl", "iw", "wpasupplicant", "nftables",
       "dnsmasq-base", "ca-certificates", "systemd-boot"'
+# The mesh node's initramfs too (profiles/pi-mesh-node.json: rootfs.initramfs_modules).
+INITRAMFS='[ "base", "scsi", "block", "mmc", "usb_storage" ]'
 for a in amd64:x86_64 arm64:aarch64; do
 	cat >"$WORK/bench-${a%%:*}.json" <<JSON
 { "extends": "base-debian", "description": "make bench: the mesh node's packages for ${a%%:*}",
   "arch": "${a#*:}",
-  "rootfs": { "packages": [ "linux-image-${a%%:*}", $LIST ] } }
+  "rootfs": { "packages": [ "linux-image-${a%%:*}", $LIST ], "initramfs_modules": $INITRAMFS } }
 JSON
 done
 

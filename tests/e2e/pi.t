@@ -26,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 export MTOOLS_SKIP_CHECK=1
-plan 33
+plan 36
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 
 start=$(date +%s)
@@ -100,6 +100,19 @@ grep -qx "kernel=vmlinuz-$V2" "$MNT/boot/firmware/config.txt" &&
 	cmp -s "$MNT/boot/initrd.img-$V2" "$MNT/boot/firmware/initrd.img-$V2"
 ok $? "the firmware partition follows: config.txt names the new kernel and initramfs, both copied"
 cmp -s "$MNT/boot/firmware/cmdline.txt" "$T/cmdline.txt"; ok $? "cmdline.txt stays the same (root, console)"
+# The initramfs holds the drivers of the profile's rootfs.initramfs_modules (base, scsi, block,
+# mmc, usb_storage), not all of MODULES=most's: the SD card's, a USB disk's, ext4 and the
+# regulators the Pi 4's SD card needs, no network driver (genet, the Pi 4's Ethernet;
+# virtio_net). Listed by the image's own lsinitramfs.
+chroot "$MNT" lsinitramfs "/boot/initrd.img-$V" >"$T/initrd.list" 2>"$T/lsinitramfs.err"
+ok $? "lsinitramfs lists the image's initramfs (chroot, qemu-user)"
+has() { grep -q "/kernel/$1\$" "$T/initrd.list"; }
+has drivers/mmc/host/sdhci-iproc.ko && has drivers/mmc/host/bcm2835.ko && has fs/ext4/ext4.ko &&
+	has drivers/usb/storage/usb-storage.ko && has drivers/scsi/sd_mod.ko && has drivers/regulator/gpio-regulator.ko &&
+	! has drivers/net/ethernet/broadcom/genet/genet.ko && ! has drivers/net/virtio_net.ko
+ok $? "... the SD card's, a USB disk's, ext4's and the regulators' drivers, no network driver (rootfs.initramfs_modules)"
+grep -qx MODULES=list "$MNT/etc/initramfs-tools/conf.d/pmoves-image" && [ -x "$MNT/etc/initramfs-tools/hooks/pmoves-image" ]
+ok $? "... and the setting stays in the image, for the initramfs of a kernel upgrade on the card"
 umount "$MNT/proc" && umount "$MNT" && MNT=
 rm -f "$T/hook.img"
 
