@@ -5,6 +5,10 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 
 #define DEFAULT_LEASE "12h"
 #define MAX_UPSTREAM 8
@@ -96,6 +100,31 @@ int fb_dhcp_range(const struct fb_subnet *sn, const char *start, const char *end
 	*ret_start = a;
 	*ret_end = b;
 	return 0;
+}
+
+int fb_ifname_of_mac(const char *mac, char ret[16])
+{
+	int fd = fb_open("/sys/class/net", O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd == -ENOENT ? -ENODEV : fd;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	int r = -ENODEV;
+	for (struct dirent *de; r == -ENODEV && (de = readdir(d));) {
+		char path[sizeof("/sys/class/net//address") + NAME_MAX], addr[64], m[18];
+		if (de->d_name[0] == '.' || !fb_ifname_ok(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/net/%s/address", de->d_name);
+		if (fb_read_line(path, addr, sizeof(addr)) == 0 && fb_parse_mac(addr, m) && STREQ(m, mac)) {
+			memcpy(ret, de->d_name, strlen(de->d_name) + 1);
+			r = 0;
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 /* dnsmasq's lease time: seconds, or a number with m, h or d; at least 2 minutes. */

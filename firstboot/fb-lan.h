@@ -28,6 +28,10 @@ int fb_dhcp_range(const struct fb_subnet *sn, const char *start, const char *end
 /* The lease time of DHCP (its "lease_time", or 12h) as dnsmasq takes it. 0, or -EINVAL. */
 int fb_dhcp_lease(json_object *dhcp, char ret[24]);
 
+/* The name of the network interface with MAC (lower case) in /sys/class/net: 0, or -ENODEV
+ * when there is none (or no /sys/class/net), -errno. */
+int fb_ifname_of_mac(const char *mac, char ret[16]);
+
 /* The fields of a "dhcp" object: range_start, range_end, lease_time (for a field list). */
 extern const struct fb_format fb_fmt_lease;
 int fb_valid_lease(struct fb_check *c, json_object *v);
