@@ -345,8 +345,6 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	m->algorithm = fb_json_str(section, "routing_algorithm", "batman-iv");
 	m->mtu = (unsigned)fb_json_int(section, "mtu", DEFAULT_MTU);
 	m->router = fb_json_str(section, "router", NULL);
-	/* Checked here, not in the schema: "address", "gateway" and "router" may come from
-	 * different sources. */
 	if (dhcp && STREQ(m->gateway, "server"))
 		*ret_msg = strdup("bat0's address is 'dhcp' on the gateway server: the server needs a static address (it is the "
 				  "mesh's router and DHCP server)");
@@ -736,7 +734,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	_cleanup_free_ char *via = m.router ? fb_strdupf(", default route via %s", m.router) : strdup("");
 	if (!via)
 		return FB_FAILED;
-	*ret_msg = fb_strdupf("bat0 %s%s, gateway %s, %s, MTU %u over %s%s%s", STREQ(m.address, "dhcp") ? "by DHCP" : m.address, via, m.gateway, m.algorithm, m.mtu, ifs,
+	*ret_msg = fb_strdupf("bat0 %s%s, gateway %s, %s, MTU %u over %s%s%s", STREQ(m.address, "dhcp") ? "by DHCP" : m.address, via,
+			      m.gateway, m.algorithm, m.mtu, ifs,
 			      n_stale ? "; removed the files of interfaces no longer configured" : "",
 			      fb_live() ? "" : "; comes up on the next boot");
 	return FB_OK;
