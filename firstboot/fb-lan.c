@@ -127,6 +127,20 @@ int fb_ifname_of_mac(const char *mac, char ret[16])
 	return r;
 }
 
+int fb_routing_live(const char *table)
+{
+	char fwd[16];
+	int r = fb_read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd));
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	if (!STREQ(fwd, "1"))
+		return 0;
+	_cleanup_free_ char *out = NULL;
+	char *argv[] = { "nft", "list", "table", "inet", (char *)table, NULL };
+	r = fb_run_capture(argv, &out);
+	return r < 0 ? r : r == 0;
+}
+
 /* dnsmasq's lease time: seconds, or a number with m, h or d; at least 2 minutes. */
 static int lease_seconds(json_object *v, uint64_t *ret)
 {

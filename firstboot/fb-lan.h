@@ -32,6 +32,10 @@ int fb_dhcp_lease(json_object *dhcp, char ret[24]);
  * when there is none (or no /sys/class/net), -errno. */
 int fb_ifname_of_mac(const char *mac, char ret[16]);
 
+/* The running system routes: IPv4 forwarding on and nftables' table 'inet TABLE' loaded. 1,
+ * 0 (not), -errno. */
+int fb_routing_live(const char *table);
+
 /* The fields of a "dhcp" object: range_start, range_end, lease_time (for a field list). */
 extern const struct fb_format fb_fmt_lease;
 int fb_valid_lease(struct fb_check *c, json_object *v);

@@ -425,18 +425,10 @@ static int iface_exists(const char *name)
 /* The running system has it: NICs named, forwarding on, our table loaded. */
 static int live_ok(const struct gw *g)
 {
-	char fwd[16];
 	int r;
 	if ((r = iface_exists(g->wan.ifname)) <= 0 || (r = iface_exists(g->lan.ifname)) <= 0)
 		return r;
-	if ((r = fb_read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd))) < 0)
-		return r == -ENOENT ? 0 : r;
-	if (!STREQ(fwd, "1"))
-		return 0;
-	_cleanup_free_ char *out = NULL;
-	char *argv[] = { "nft", "list", "table", "inet", NFT_TABLE, NULL };
-	r = fb_run_capture(argv, &out);
-	return r < 0 ? r : r == 0;
+	return fb_routing_live(NFT_TABLE);
 }
 
 static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg)

@@ -272,21 +272,6 @@ static int mgw_plan(const struct mgw *g, struct fb_file_set *p, char ***ret_unit
 
 /* ---- the running system ---- */
 
-/* Forwarding on and our table loaded. */
-static int live_ok(void)
-{
-	char fwd[16];
-	int r = fb_read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd));
-	if (r < 0)
-		return r == -ENOENT ? 0 : r;
-	if (!STREQ(fwd, "1"))
-		return 0;
-	_cleanup_free_ char *out = NULL;
-	char *argv[] = { "nft", "list", "table", "inet", NFT_TABLE, NULL };
-	r = fb_run_capture(argv, &out);
-	return r < 0 ? r : r == 0;
-}
-
 static int mgw_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	struct mgw g;
@@ -309,7 +294,7 @@ static int mgw_check(const struct fb_ctx *c, json_object *section, char **ret_ms
 	/* A dnsmasq that failed to start (or was stopped) serves no DHCP, whatever its file says. */
 	if (g.dhcp && (r = fb_unit_running(DNSMASQ)) <= 0)
 		return r;
-	return fb_live() ? live_ok() : 1;
+	return fb_live() ? fb_routing_live(NFT_TABLE) : 1;
 }
 
 static const char *uplink_shown(const struct mgw *g, char *buf, size_t size)
@@ -406,7 +391,7 @@ static int mgw_verify(const struct fb_ctx *c, json_object *section, char **ret_m
 		return 0; /* apply just used it */
 	/* The engine shows verify's message in place of apply's. */
 	if (fb_live() && !fb_dry_run()) {
-		int r = live_ok();
+		int r = fb_routing_live(NFT_TABLE);
 		if (r <= 0) {
 			*ret_msg = strdup("the mesh gateway is not up: IPv4 forwarding and table 'inet " NFT_TABLE "' expected");
 			return r < 0 ? r : -EIO;
