@@ -19,7 +19,9 @@
 #     with the forward and masquerade counters that B's connection moved, the boot unit that
 #     loads the table on later boots, and, after the first-boot timer's run (2 minutes after
 #     boot: the tailnet step waits for the boot to end), the Tailscale stand-in's recorded
-#     `tailscale up` flags, its `status --json` with the route, and the forwarding sysctls.
+#     `tailscale up` flags, its `status --json` with the route, and the forwarding sysctls;
+#     last, the boot unit run by hand (the table deleted first, another table added) loads
+#     the table again and leaves the other one: what later boots do (the test does not reboot).
 # Tailscale and Headscale cannot be installed here: the tailnet part runs against the
 # STAND-INS of tests/fixtures/standins/ (tailscale in the guest; headscale's server on this
 # machine's 127.0.0.1 with a certificate of a test CA for the name hs.test, which A's /etc/hosts
@@ -44,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 26
+plan 27
 STANDINS=$TOP/tests/fixtures/standins
 
 "$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-gateway-test.json" -o "$T" >"$T/build.log" 2>&1
@@ -132,6 +134,14 @@ echo "A-JOIN-WAITED: $n s"
 say A-TS-CALL </var/lib/standin/tailscale.calls
 tailscale status --json | say A-TS-STATUS
 echo "A-SYSCTL: ipv4 $(cat /proc/sys/net/ipv4/ip_forward) ipv6 $(cat /proc/sys/net/ipv6/conf/all/forwarding)"
+# What later boots run: the boot unit loads the table again (here after it was deleted), and
+# replaces only that table: another one (standing in for Tailscale's) stays.
+has() { nft list table inet "$1" >/dev/null 2>&1 && echo present || echo absent; }
+nft add table inet standin_tailscale && nft add chain inet standin_tailscale c
+nft delete table inet pmoves_mesh_gateway
+echo "A-DELETED: $(has pmoves_mesh_gateway)"
+systemctl restart pmoves-mesh-gateway.service
+echo "A-BOOT-UNIT: $(systemctl is-active pmoves-mesh-gateway.service) $(has pmoves_mesh_gateway) other $(has standin_tailscale)"
 echo
 echo "A-RESULT: done"
 EOF
@@ -281,6 +291,8 @@ grep -aqE '^A-TS-STATUS: .*"PrimaryRoutes": \["10\.42\.0\.0/24"\]' "$A"
 ok $? "A: the stand-in's status --json lists 10.42.0.0/24 in Self.PrimaryRoutes"
 grep -aqx "A-SYSCTL: ipv4 1 ipv6 1" "$A"
 ok $? "A: IPv4 and IPv6 forwarding on (tailnet step)"
+grep -aqx "A-DELETED: absent" "$A" && grep -aqx "A-BOOT-UNIT: active present other present" "$A"
+ok $? "A: pmoves-mesh-gateway.service (what later boots run) loads the table, and another table stays"
 grep -aqF -- "$AUTH_KEY" "$A" "$B"
 [ $? -ne 0 ]
 ok $? "the pre-auth key is on neither console"
