@@ -18,6 +18,7 @@
 	X(artifacts)                                                                            \
 	X(units)                                                                                \
 	X(mesh)      /* before tailnet: a mesh-only node reaches the tailnet through the mesh */ \
+	X(mesh_gateway) /* after mesh, before tailnet: which advertises the mesh it routes */    \
 	X(gateway)   /* before tailnet: the subnet router advertises a LAN that is up */         \
 	X(headscale) /* before tailnet: the hub joins its own tailnet */                         \
 	X(tailnet)                                                                              \

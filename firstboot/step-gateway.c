@@ -27,12 +27,11 @@
  * WAN, tailnet to and from LAN, established/related. NAT: the LAN subnet masqueraded out of
  * the WAN. No port forwards. */
 #include "fb-fileset.h"
+#include "fb-lan.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
 
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -49,108 +48,8 @@
 #define DNSMASQ "dnsmasq.service"
 #define HEADER "# Written by pmoves-firstboot (gateway step): change its config, not this file.\n"
 #define DEFAULT_LAN "192.168.50.1/24"
-#define DEFAULT_LEASE "12h"
 #define MAX_NICS 32
-#define MAX_UPSTREAM 8
 #define WAIT_NICS 10 /* seconds */
-
-/* ---- addresses ---- */
-
-static void format_ip4(uint32_t h, char ret[16])
-{
-	struct in_addr a = { htonl(h) };
-	inet_ntop(AF_INET, &a, ret, 16);
-}
-
-struct subnet {
-	uint32_t addr, net, bcast;
-	unsigned prefix;
-};
-
-/* "A.B.C.D/P": a host address (not the network or broadcast address) with P from 8 to 30. */
-static int parse_subnet(const char *s, struct subnet *ret, const char **ret_why)
-{
-	char host[16];
-	size_t n = strcspn(s, "/");
-	uint64_t p;
-	struct subnet sn;
-	if (n == 0 || n >= sizeof(host) || !s[n]) {
-		*ret_why = "not an IPv4 address with a prefix length";
-		return -EINVAL;
-	}
-	memcpy(host, s, n);
-	host[n] = '\0';
-	if (!fb_parse_ipv4(host, &sn.addr) || parse_u64(s + n + 1, &p) < 0) {
-		*ret_why = "not an IPv4 address with a prefix length";
-		return -EINVAL;
-	}
-	if (p < 8 || p > 30) {
-		*ret_why = "the prefix length must be 8 to 30";
-		return -EINVAL;
-	}
-	sn.prefix = (unsigned)p;
-	uint32_t mask = ~((1u << (32 - sn.prefix)) - 1);
-	sn.net = sn.addr & mask;
-	sn.bcast = sn.net | ~mask;
-	if ((sn.addr >> 24) == 0 || (sn.addr >> 24) == 127 || (sn.addr >> 28) >= 14) {
-		*ret_why = "not a unicast address (0/8, 127/8, multicast and reserved are refused)";
-		return -EINVAL;
-	}
-	if (sn.addr == sn.net || sn.addr == sn.bcast) {
-		*ret_why = "the network or broadcast address of its subnet";
-		return -EINVAL;
-	}
-	*ret = sn;
-	return 0;
-}
-
-/* The DHCP range in SN: START..END as given, else the half of the subnet without the
- * gateway's address (the upper half without the broadcast address, or the lower half without
- * the network address). 0, or -EINVAL with *ret_why. */
-static int dhcp_range(const struct subnet *sn, const char *start, const char *end, uint32_t *ret_start, uint32_t *ret_end,
-		      char **ret_why)
-{
-	uint32_t a, b;
-	char gw[16];
-	format_ip4(sn->addr, gw);
-	if (!start && !end) {
-		uint32_t half = (sn->bcast - sn->net + 1) / 2;
-		if (sn->addr >= sn->net + half) {
-			a = sn->net + 1;
-			b = sn->net + half - 1;
-		} else {
-			a = sn->net + half;
-			b = sn->bcast - 1;
-		}
-	} else if (!start || !end) {
-		*ret_why = strdup("give both 'range_start' and 'range_end', or neither");
-		return -EINVAL;
-	} else if (!fb_parse_ipv4(start, &a) || !fb_parse_ipv4(end, &b)) {
-		*ret_why = strdup("'range_start' and 'range_end' must be IPv4 addresses");
-		return -EINVAL;
-	}
-	for (int i = 0; i < 2; i++) {
-		uint32_t x = i ? b : a;
-		if (x <= sn->net || x >= sn->bcast) {
-			char s[16], net[16];
-			format_ip4(x, s);
-			format_ip4(sn->net, net);
-			*ret_why = fb_strdupf("%s is outside the LAN's hosts (%s/%u)", s, net, sn->prefix);
-			return -EINVAL;
-		}
-	}
-	if (a > b) {
-		*ret_why = strdup("'range_start' is after 'range_end'");
-		return -EINVAL;
-	}
-	if (sn->addr >= a && sn->addr <= b) {
-		*ret_why = fb_strdupf("the range holds the gateway's own address %s", gw);
-		return -EINVAL;
-	}
-	*ret_start = a;
-	*ret_end = b;
-	return 0;
-}
 
 /* ---- config schema (the step record's .schema) ---- */
 
@@ -162,80 +61,12 @@ static json_object *obj_of(json_object *o, const char *key)
 
 static int valid_lan_address(struct fb_check *c, json_object *v)
 {
-	struct subnet sn;
+	struct fb_subnet sn;
 	const char *why = NULL;
-	if (parse_subnet(json_object_get_string(v), &sn, &why) < 0)
+	if (fb_subnet_parse(json_object_get_string(v), &sn, &why) < 0)
 		return fb_bad(c, "'%.40s' is not the LAN address: %s (such as \"192.168.50.1/24\")", json_object_get_string(v), why);
 	return 0;
 }
-
-/* dnsmasq's lease time: seconds, or a number with m, h or d; at least 2 minutes. */
-static int lease_seconds(json_object *v, uint64_t *ret)
-{
-	if (json_object_is_type(v, json_type_int)) {
-		int64_t x = json_object_get_int64(v);
-		if (x < 120 || x > 31536000)
-			return -ERANGE;
-		*ret = (uint64_t)x;
-		return 0;
-	}
-	const char *s = json_object_get_string(v);
-	size_t n = strlen(s);
-	char num[16];
-	uint64_t x, unit = 1;
-	if (n == 0 || n >= sizeof(num))
-		return -EINVAL;
-	memcpy(num, s, n + 1);
-	switch (num[n - 1]) {
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: break;
-	}
-	if (unit != 1)
-		num[n - 1] = '\0';
-	if (parse_u64(num, &x) < 0 || !isdigit((unsigned char)num[0]))
-		return -EINVAL;
-	if (x > 31536000 / unit || x * unit < 120)
-		return -ERANGE;
-	*ret = x * unit;
-	return 0;
-}
-
-/* A string lease time (the range is valid_lease's): seconds, or with 'm', 'h' or 'd'. */
-static const struct fb_format fmt_lease = {
-	.name = "lease_time",
-	.message = "'%s' is not a lease time (seconds, or a number with 'm', 'h' or 'd': \"12h\")",
-	.pattern = "^[0-9]+[mhd]?$",
-	.max = 15,
-};
-
-static int valid_lease(struct fb_check *c, json_object *v)
-{
-	uint64_t s;
-	int r = lease_seconds(v, &s);
-	if (r == -ERANGE)
-		return fb_bad(c, "the lease time must be from 2 minutes to a year");
-	if (r < 0)
-		return fb_bad(c, fmt_lease.message, FB_SHOW(json_object_get_string(v)));
-	return 0;
-}
-
-static int valid_upstream(struct fb_check *c, json_object *v)
-{
-	const char *s = json_object_get_string(v);
-	unsigned char buf[16];
-	if (strlen(s) > 45 || (inet_pton(AF_INET, s, buf) != 1 && inet_pton(AF_INET6, s, buf) != 1))
-		return fb_bad(c, "'%.48s' is not an IPv4 or IPv6 address of a DNS server", s);
-	return 0;
-}
-
-static const struct fb_format fmt_domain = {
-	.name = "local_domain",
-	.message = "'%s' is not a local domain name (lower-case letters, digits, '-', '.': \"lan\")",
-	.pattern = "^[a-z0-9][a-z0-9-]*(\\.[a-z0-9-]+)*$",
-	.max = 63,
-};
 
 static int valid_nic(struct fb_check *c, json_object *v)
 {
@@ -258,13 +89,13 @@ static int valid_gateway(struct fb_check *c, json_object *v)
 	if ((wn && STREQ(wn, "lan")) || (ln && STREQ(ln, "wan")))
 		return fb_bad(c, "the WAN cannot be named 'lan' nor the LAN 'wan'");
 	if (fb_json_has(lan, "address") && (fb_json_has(dhcp, "range_start") || fb_json_has(dhcp, "range_end"))) {
-		struct subnet sn;
+		struct fb_subnet sn;
 		const char *why = NULL;
 		uint32_t a, b;
 		_cleanup_free_ char *msg = NULL;
-		if (parse_subnet(fb_json_str(lan, "address", ""), &sn, &why) < 0)
+		if (fb_subnet_parse(fb_json_str(lan, "address", ""), &sn, &why) < 0)
 			return -EINVAL; /* said already */
-		if (dhcp_range(&sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
+		if (fb_dhcp_range(&sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &a, &b, &msg) < 0)
 			return fb_bad(c, "bad DHCP range: %s", msg ? msg : "invalid");
 	}
 	return 0;
@@ -284,16 +115,7 @@ static const struct fb_field lan_fields[] = {
 };
 
 static const struct fb_field dhcp_fields[] = {
-	{ "range_start", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
-	{ "range_end", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
-	{ "lease_time", FB_T_SCALAR, NULL, valid_lease, &fmt_lease, 0, 0 },
-	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
-};
-
-static const struct fb_field upstream_elem = { NULL, FB_T_STRING, NULL, valid_upstream, NULL, 0, 0 };
-static const struct fb_field dns_fields[] = {
-	{ "upstream", FB_T_ARRAY, &upstream_elem, NULL, NULL, 0, MAX_UPSTREAM },
-	{ "domain", FB_T_STRING, NULL, NULL, &fmt_domain, 0, 0 },
+	FB_DHCP_FIELDS,
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 
@@ -301,7 +123,7 @@ static const struct fb_field gateway_fields[] = {
 	{ "wan", FB_T_OBJECT, wan_fields, valid_nic, NULL, 0, 0 },
 	{ "lan", FB_T_OBJECT, lan_fields, valid_nic, NULL, 0, 0 },
 	{ "dhcp", FB_T_OBJECT, dhcp_fields, NULL, NULL, 0, 0 },
-	{ "dns", FB_T_OBJECT, dns_fields, NULL, NULL, 0, 0 },
+	{ "dns", FB_T_OBJECT, fb_dns_fields, NULL, NULL, 0, 0 },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0 },
 };
 static const struct fb_field gateway_schema = { NULL, FB_T_OBJECT, gateway_fields, valid_gateway, NULL, 0, 0 };
@@ -377,7 +199,7 @@ struct side {
 
 struct gw {
 	struct side wan, lan;
-	struct subnet sn;
+	struct fb_subnet sn;
 	char addr[24];
 	char net[16];
 	uint32_t start, end;
@@ -468,29 +290,20 @@ static int gw_load(json_object *section, struct gw *g, char **ret_msg)
 	const char *why = NULL;
 	_cleanup_free_ char *msg = NULL;
 	if (side_init(&g->wan, "wan", obj_of(section, "wan")) < 0 || side_init(&g->lan, "lan", lan) < 0 ||
-	    parse_subnet(fb_json_str(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
+	    fb_subnet_parse(fb_json_str(lan, "address", DEFAULT_LAN), &g->sn, &why) < 0)
 		return -EINVAL;
 	if (g->wan.how == BY_NAME && g->lan.how == BY_NAME && STREQ(g->wan.ifname, g->lan.ifname))
 		return -EINVAL;
-	if (dhcp_range(&g->sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
+	if (fb_dhcp_range(&g->sn, fb_json_str(dhcp, "range_start", NULL), fb_json_str(dhcp, "range_end", NULL), &g->start, &g->end, &msg) < 0) {
 		*ret_msg = fb_strdupf("bad DHCP range for the LAN %s: %s", fb_json_str(lan, "address", DEFAULT_LAN), msg ? msg : "invalid");
 		return -EINVAL;
 	}
 	char a[16];
-	format_ip4(g->sn.addr, a);
+	fb_ip4_format(g->sn.addr, a);
 	snprintf(g->addr, sizeof(g->addr), "%s/%u", a, g->sn.prefix);
-	format_ip4(g->sn.net, g->net);
-	uint64_t secs = 0;
-	if (dhcp && json_object_object_get_ex(dhcp, "lease_time", &v)) {
-		if (lease_seconds(v, &secs) < 0)
-			return -EINVAL;
-		if (json_object_is_type(v, json_type_int))
-			snprintf(g->lease, sizeof(g->lease), "%llu", (unsigned long long)secs);
-		else
-			snprintf(g->lease, sizeof(g->lease), "%s", json_object_get_string(v));
-	} else {
-		memcpy(g->lease, DEFAULT_LEASE, sizeof(DEFAULT_LEASE));
-	}
+	fb_ip4_format(g->sn.net, g->net);
+	if (fb_dhcp_lease(dhcp, g->lease) < 0)
+		return -EINVAL;
 	g->upstream = dns && json_object_object_get_ex(dns, "upstream", &v) && json_object_array_length(v) ? v : NULL;
 	g->domain = fb_json_str(dns, "domain", NULL);
 	return resolve_nics(g, ret_msg);
@@ -563,41 +376,20 @@ static char *ruleset(const struct gw *g)
 
 static char *dnsmasq_conf(const struct gw *g)
 {
-	char a[16], b[16], gw[16], mask[16];
-	format_ip4(g->start, a);
-	format_ip4(g->end, b);
-	format_ip4(g->sn.addr, gw);
-	format_ip4(g->sn.prefix ? ~((1u << (32 - g->sn.prefix)) - 1) : 0, mask);
-	_cleanup_free_ char *up = NULL, *dom = NULL;
-	if (g->upstream) {
-		_cleanup_strv_ char **v = NULL;
-		if (strv_push(&v, "no-resolv") < 0)
-			return NULL;
-		for (size_t i = 0; i < json_object_array_length(g->upstream); i++) {
-			_cleanup_free_ char *line = fb_strdupf("server=%s", json_object_get_string(json_object_array_get_idx(g->upstream, i)));
-			if (!line || strv_push(&v, line) < 0)
-				return NULL;
-		}
-		up = strv_join(v, "\n");
-	} else {
+	struct fb_dnsmasq d = {
+		.header = HEADER,
+		.what = "the LAN",
+		.ifname = g->lan.ifname,
+		.sn = &g->sn,
+		.start = g->start,
+		.end = g->end,
+		.lease = g->lease,
+		.upstream = g->upstream,
 		/* The WAN's DNS servers, learned by DHCP, as systemd-resolved lists them. */
-		up = strdup("resolv-file=/run/systemd/resolve/resolv.conf");
-	}
-	dom = g->domain ? fb_strdupf("domain=%s\nlocal=/%s/\nexpand-hosts\n", g->domain, g->domain) : strdup("");
-	if (!up || !dom)
-		return NULL;
-	return fb_strdupf(HEADER "# DHCP and DNS for the LAN '%s' only.\n"
-			  "interface=%s\n"
-			  "bind-dynamic\n"
-			  "domain-needed\n"
-			  "bogus-priv\n"
-			  "%s\n"
-			  "%s"
-			  "dhcp-range=%s,%s,%s,%s\n"
-			  "dhcp-option=option:router,%s\n"
-			  "dhcp-option=option:dns-server,%s\n"
-			  "dhcp-authoritative\n",
-			  g->lan.ifname, g->lan.ifname, up, dom, a, b, mask, g->lease, gw, gw);
+		.default_upstream = "resolv-file=/run/systemd/resolve/resolv.conf",
+		.domain = g->domain,
+	};
+	return fb_dnsmasq_conf(&d);
 }
 
 static int gw_plan(const struct gw *g, struct fb_file_set *p)
@@ -633,18 +425,10 @@ static int iface_exists(const char *name)
 /* The running system has it: NICs named, forwarding on, our table loaded. */
 static int live_ok(const struct gw *g)
 {
-	char fwd[16];
 	int r;
 	if ((r = iface_exists(g->wan.ifname)) <= 0 || (r = iface_exists(g->lan.ifname)) <= 0)
 		return r;
-	if ((r = fb_read_line("/proc/sys/net/ipv4/ip_forward", fwd, sizeof(fwd))) < 0)
-		return r == -ENOENT ? 0 : r;
-	if (!STREQ(fwd, "1"))
-		return 0;
-	_cleanup_free_ char *out = NULL;
-	char *argv[] = { "nft", "list", "table", "inet", NFT_TABLE, NULL };
-	r = fb_run_capture(argv, &out);
-	return r < 0 ? r : r == 0;
+	return fb_routing_live(NFT_TABLE);
 }
 
 static int gw_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
@@ -749,8 +533,8 @@ static enum fb_result apply_live(struct gw *g, char **ret_msg)
 static char *summary(const struct gw *g)
 {
 	char a[16], b[16];
-	format_ip4(g->start, a);
-	format_ip4(g->end, b);
+	fb_ip4_format(g->start, a);
+	fb_ip4_format(g->end, b);
 	_cleanup_free_ char *wan = g->wan.mac[0] ? fb_strdupf("%s %s", g->wan.mac, how_names[g->wan.how]) : strdup(how_names[g->wan.how]);
 	_cleanup_free_ char *lan = g->lan.mac[0] ? fb_strdupf("%s %s", g->lan.mac, how_names[g->lan.how]) : strdup(how_names[g->lan.how]);
 	if (!wan || !lan)

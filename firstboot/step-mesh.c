@@ -315,8 +315,10 @@ static int valid_address(struct fb_check *c, json_object *v)
 {
 	char addr[24];
 	_cleanup_free_ char *why = NULL;
+	if (STREQ(json_object_get_string(v), "dhcp"))
+		return 0;
 	if (!parse_address(json_object_get_string(v), addr, &why))
-		return fb_bad(c, "'%.40s' is not bat0's address: %s (such as \"10.42.0.2/24\")", json_object_get_string(v),
+		return fb_bad(c, "'%.40s' is not bat0's address: %s (such as \"10.42.0.2/24\", or \"dhcp\")", json_object_get_string(v),
 			      why ? why : "invalid");
 	return 0;
 }
@@ -388,7 +390,7 @@ struct mesh_if {
 struct mesh {
 	struct mesh_if ifs[MAX_INTERFACES];
 	size_t n;
-	char address[24];
+	char address[24]; /* or "dhcp" */
 	const char *gateway, *algorithm;
 	const char *router; /* default route through the mesh, or NULL */
 	const char *country; /* with radios: the regulatory domain */
@@ -427,14 +429,25 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 	json_object *list;
 	memset(m, 0, sizeof(*m));
 	_cleanup_free_ char *why = NULL;
-	if (!parse_address(fb_json_str(section, "address", ""), m->address, &why))
+	bool dhcp = STREQ(fb_json_str(section, "address", ""), "dhcp");
+	if (dhcp)
+		memcpy(m->address, "dhcp", sizeof("dhcp"));
+	else if (!parse_address(fb_json_str(section, "address", ""), m->address, &why))
 		return -EINVAL;
 	m->gateway = fb_json_str(section, "gateway", "client");
 	m->algorithm = fb_json_str(section, "routing_algorithm", "batman-iv");
 	m->mtu = (unsigned)fb_json_int(section, "mtu", DEFAULT_MTU);
 	m->router = fb_json_str(section, "router", NULL);
 	m->country = fb_json_str(section, "country", NULL);
-	if (m->router) {
+	if (dhcp && STREQ(m->gateway, "server"))
+		*ret_msg = strdup("bat0's address is 'dhcp' on the gateway server: the server needs a static address (it is the "
+				  "mesh's router and DHCP server)");
+	else if (dhcp && m->router)
+		*ret_msg = strdup("'router' is for a static bat0 address: with \"dhcp\" the default route comes from the gateway's "
+				  "DHCP server");
+	if (dhcp && *ret_msg)
+		return -EINVAL;
+	if (m->router && !dhcp) {
 		/* Checked here, not in the schema: it depends on "address" and "gateway" too. */
 		uint32_t a, rt;
 		unsigned prefix = (unsigned)strtoul(strchr(m->address, '/') + 1, NULL, 10);
@@ -666,12 +679,15 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 					   "BridgeLoopAvoidance=no\n",
 				    m->gateway, m->algorithm));
 	_cleanup_free_ char *route = m->router ? fb_strdupf("Gateway=%s\n", m->router) : strdup("");
+	/* "dhcp": networkd's DHCP client on bat0 (batman-adv's gateway client mode sends its
+	 * requests to the best gateway), the default route from the lease's router option. */
+	_cleanup_free_ char *addr = STREQ(m->address, "dhcp") ? strdup("DHCP=ipv4\n") : fb_strdupf("Address=%s\n", m->address);
 	if (r == 0)
 		r = plan_add(p, strdup(BAT_NETWORK_FILE),
-			     route ? fb_strdupf(HEADER "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
-						       "[Network]\nAddress=%s\n%sConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
-						m->mtu, m->address, route)
-				   : NULL);
+			     route && addr ? fb_strdupf(HEADER "[Match]\nName=bat0\n\n[Link]\nMTUBytes=%u\n\n"
+							       "[Network]\n%s%sConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+							m->mtu, addr, route)
+					   : NULL);
 	for (size_t i = 0; r == 0 && i < m->n; i++) {
 		char key[16];
 		if_key(&m->ifs[i], key);
@@ -936,7 +952,8 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	_cleanup_free_ char *via = m.router ? fb_strdupf(", default route via %s", m.router) : strdup("");
 	if (!via)
 		return FB_FAILED;
-	*ret_msg = fb_strdupf("bat0 %s%s, gateway %s, %s, MTU %u over %s%s%s", m.address, via, m.gateway, m.algorithm, m.mtu, ifs,
+	*ret_msg = fb_strdupf("bat0 %s%s, gateway %s, %s, MTU %u over %s%s%s", STREQ(m.address, "dhcp") ? "by DHCP" : m.address, via,
+			      m.gateway, m.algorithm, m.mtu, ifs,
 			      n_stale ? "; removed the files of interfaces no longer configured" : "",
 			      fb_live() ? "" : "; comes up on the next boot");
 	return FB_OK;

@@ -10,8 +10,9 @@
  *     once the run is ok;
  *     Or "key_file": an auth key file already on the machine (the hub joins its own tailnet
  *     with a key its headscale step made), used in place and kept;
- *   - verified with `tailscale status --json`: BackendState "Running" and Self.Tags holding
- *     every tag asked for.
+ *   - verified with `tailscale status --json`: BackendState "Running", Self.Tags holding
+ *     every tag asked for and Self.PrimaryRoutes every route advertised (the control server
+ *     approved it: a route it has not approved is not served; pending until it does).
  * The control server unreachable (up fails or times out): tried ATTEMPTS times with a pause
  * that doubles, then pending: the rest of the boot goes on and a later run joins.
  * On a tree (--root) the files and the unit are set up and the join is left to the machine
@@ -24,6 +25,7 @@
 
 #include <json-c/json.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KEY_FILE "/var/lib/pmoves/tailnet/auth.key"
 #define FORWARD_FILE "/etc/sysctl.d/90-pmoves-tailnet.conf"
@@ -34,6 +36,7 @@
 #define TAILSCALED "tailscaled.service"
 #define ATTEMPTS 3
 #define DEFAULT_TIMEOUT 60
+#define ROUTE_WAIT 5 /* seconds for the control server to approve the advertised routes */
 
 /* ---- schema ---- */
 
@@ -152,7 +155,23 @@ static char *tailnet_hostname(const struct fb_ctx *c, json_object *section)
 	return strdup(h);
 }
 
-/* 1: `tailscale status --json` says Running with every tag; 0: not (why in *ret_why); -errno. */
+#define ROUTES_MISSING 2
+
+/* S (an object) has the string V in its array KEY. */
+static bool listed(json_object *s, const char *key, const char *v)
+{
+	json_object *a;
+	if (!json_object_object_get_ex(s, key, &a) || !json_object_is_type(a, json_type_array))
+		return false;
+	for (size_t k = 0; k < json_object_array_length(a); k++)
+		if (STREQ(json_object_get_string(json_object_array_get_idx(a, k)), v))
+			return true;
+	return false;
+}
+
+/* 1: `tailscale status --json` says Running with every tag and every advertised route;
+ * ROUTES_MISSING: joined, but a route is not (yet) approved; 0: not joined (why in *ret_why);
+ * -errno. *ret_desc: who we are on the tailnet (1 and ROUTES_MISSING). */
 static int joined_now(json_object *section, char **ret_why, char **ret_desc)
 {
 	char *argv[] = { "tailscale", "status", "--json", NULL };
@@ -189,7 +208,20 @@ static int joined_now(json_object *section, char **ret_why, char **ret_desc)
 				 ? json_object_get_string(json_object_array_get_idx(ips, 0))
 				 : "?";
 	const char *name = json_object_object_get_ex(self, "DNSName", &dns) ? json_object_get_string(dns) : "?";
-	*ret_desc = fb_strdupf("on the tailnet as %.128s %.64s", name, ip);
+	json_object *rts = list(section, "advertise_routes");
+	for (size_t i = 0; rts && i < json_object_array_length(rts); i++) {
+		const char *rt = json_object_get_string(json_object_array_get_idx(rts, i));
+		if (!listed(self, "PrimaryRoutes", rt)) {
+			*ret_why = fb_strdupf("the control server has not approved the route '%s' (not in Self.PrimaryRoutes of "
+					      "'tailscale status --json'; Headscale: autoApprovers in its policy, or 'headscale nodes "
+					      "approve-routes')",
+					      rt);
+			*ret_desc = fb_strdupf("on the tailnet as %.128s %.64s", name, ip);
+			return ROUTES_MISSING;
+		}
+	}
+	_cleanup_free_ char *shown = rts ? joined(rts) : NULL;
+	*ret_desc = fb_strdupf("on the tailnet as %.128s %.64s%s%s", name, ip, shown ? ", routing " : "", shown ? shown : "");
 	return 1;
 }
 
@@ -210,7 +242,11 @@ static int tailnet_check(const struct fb_ctx *c, json_object *section, char **re
 		return r;
 	_cleanup_free_ char *why = NULL;
 	r = joined_now(section, &why, ret_msg);
-	return r < 0 ? 0 : r; /* no client yet: apply says so */
+	if (r == 1)
+		return 1;
+	free(*ret_msg);
+	*ret_msg = NULL;
+	return 0; /* no client yet, or a route not approved: apply says so */
 }
 
 static void key_remove(void)
@@ -317,9 +353,21 @@ static enum fb_result tailnet_apply(const struct fb_ctx *c, json_object *section
 		return FB_OK;
 	_cleanup_free_ char *why = NULL, *desc = NULL;
 	r = joined_now(section, &why, &desc);
+	/* The control server approves a route (autoApprovers) once the node has advertised it:
+	 * a moment after the join. */
+	for (unsigned i = 0; r == ROUTES_MISSING && i < ROUTE_WAIT; i++) {
+		free(why), free(desc);
+		why = desc = NULL;
+		sleep(1);
+		r = joined_now(section, &why, &desc);
+	}
 	if (r == 1) {
 		*ret_msg = TAKE_PTR(desc);
 		return FB_OK;
+	}
+	if (r == ROUTES_MISSING) {
+		*ret_msg = fb_strdupf("%s, but %s: checked again on a later run", desc ? desc : "joined", why ? why : "?");
+		return FB_PENDING;
 	}
 	json_object *srv;
 	json_object_object_get_ex(section, "login_server", &srv);

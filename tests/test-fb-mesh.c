@@ -321,6 +321,44 @@ static void test_router(void)
 	t_cleanup(root);
 }
 
+/* A field node whose bat0 address comes from the gateway node's DHCP server ("dhcp"):
+ * networkd's DHCP client on bat0, the default route from the lease; refused on the server and
+ * together with "router". */
+static void test_dhcp(void)
+{
+	char *root = node("{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"dhcp\"}");
+	struct t_result r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "dhcp: exit 0");
+	tap_contains(r.out, "step=mesh state=ok bat0 by DHCP, gateway client, batman-iv, MTU 1500 over eth1 ethernet MTU 1532",
+		     "dhcp: said so");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.network",
+		HDR "[Match]\nName=bat0\n\n[Link]\nMTUBytes=1500\n\n"
+		    "[Network]\nDHCP=ipv4\nConfigureWithoutCarrier=yes\nIPv6AcceptRA=no\n",
+		"dhcp: bat0 by networkd's DHCP client, no static address");
+	char *nd = netdev("client", "batman-iv");
+	file_is(root, "etc/systemd/network/60-pmoves-mesh-bat0.netdev", nd, "dhcp: gateway client (DHCP to the best gateway)");
+	free(nd);
+	t_result_free(&r);
+	static const struct {
+		const char *cfg, *msg;
+	} bad[] = {
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"dhcp\", \"gateway\": \"server\"}",
+		  "step=mesh state=failed bat0's address is 'dhcp' on the gateway server: the server needs a static address" },
+		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"dhcp\", \"router\": \"10.42.0.1\"}",
+		  "step=mesh state=failed 'router' is for a static bat0 address: with \"dhcp\" the default route comes from the gateway's DHCP server" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *cfg = t_strf("{" OFF_OTHERS ", \"mesh\": %s}", bad[i].cfg);
+		t_write(root, "etc/pmoves/firstboot.json", cfg);
+		r = t_run(root, NULL);
+		tap_contains(r.out, bad[i].msg, "dhcp: %s", bad[i].msg + 23);
+		tap_ok(r.status != 0, "dhcp: refused, the run fails (exit %d)", r.status);
+		t_result_free(&r);
+		free(cfg);
+	}
+	t_cleanup(root);
+}
+
 /* A live machine (PMOVES_FIRSTBOOT_LIVE=1) where networkd runs and bat0 exists already: a stand-in
  * runner in front of the recording one says networkd is active. networkd does not change an
  * existing netdev, so the gateway mode and bridge loop avoidance are set with batctl. */
@@ -643,6 +681,7 @@ int main(void)
 	test_supplicant_missing();
 	test_ibss_by_mac();
 	test_router();
+	test_dhcp();
 	test_live();
 	test_dry_run();
 	test_schema();

@@ -18,7 +18,9 @@
 
 /* The stand-in runner: records argv in DIR/calls; "tailscale up" fails while DIR/fail-up
  * holds a count above 0, records the key file's mode and size (never its content), and on
- * success remembers the tags; "tailscale status --json" answers Running with them. */
+ * success remembers the tags and the advertised routes (approved at once, as Headscale's
+ * autoApprovers do, unless DIR/unapproved exists); "tailscale status --json" answers Running
+ * with them (Self.Tags, Self.PrimaryRoutes). */
 static void net_stand_in(const char *root)
 {
 	char *dir = t_strf("%.*s", (int)(strrchr(root, '/') - root), root);
@@ -36,11 +38,12 @@ static void net_stand_in(const char *root)
 		"  if [ -f $k ]; then echo \"key mode $(stat -c %%a $k) size $(stat -c %%s $k)\" >> $D/calls; fi\n"
 		"  if [ -f $D/fail-up ] && [ \"$(cat $D/fail-up)\" -gt 0 ]; then\n"
 		"    echo $(($(cat $D/fail-up) - 1)) > $D/fail-up; echo 'backend error: unreachable' >&2; exit 1; fi\n"
-		"  tags=; for a; do case $a in --advertise-tags=*) tags=${a#--advertise-tags=};; esac; done\n"
-		"  echo \"$tags\" > $D/joined; exit 0;;\n"
+		"  tags=; rts=; for a; do case $a in --advertise-tags=*) tags=${a#--advertise-tags=};; --advertise-routes=*) rts=${a#--advertise-routes=};; esac; done\n"
+		"  [ -f $D/unapproved ] && rts=\n"
+		"  echo \"$tags\" > $D/joined; echo \"$rts\" > $D/routes; exit 0;;\n"
 		"status)\n"
-		"  if [ -f $D/joined ]; then t=$(sed 's/\\([^,]*\\)/\"\\1\"/g' $D/joined)\n"
-		"    printf '{\"BackendState\": \"Running\", \"Self\": {\"DNSName\": \"node1.fleet.\", \"TailscaleIPs\": [\"100.64.0.7\"], \"Tags\": [%%s]}}\\n' \"$t\"\n"
+		"  if [ -f $D/joined ]; then t=$(sed 's/\\([^,][^,]*\\)/\"\\1\"/g' $D/joined); p=$(sed 's/\\([^,][^,]*\\)/\"\\1\"/g' $D/routes)\n"
+		"    printf '{\"BackendState\": \"Running\", \"Self\": {\"DNSName\": \"node1.fleet.\", \"TailscaleIPs\": [\"100.64.0.7\"], \"Tags\": [%%s], \"PrimaryRoutes\": [%%s]}}\\n' \"$t\" \"$p\"\n"
 		"  else echo '{\"BackendState\": \"NeedsLogin\"}'; fi;;\n"
 		"esac\nexit 0\n",
 		dir, root);
@@ -85,7 +88,8 @@ static void test_tailnet_join(void)
 			      " \"accept_routes\": true, \"ssh\": true, \"timeout\": 30}");
 	struct t_result r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
 	tap_is_int(r.status, 0, "tailnet: the run is ok");
-	tap_contains(r.out, "step=tailnet state=ok on the tailnet as node1.fleet. 100.64.0.7\n", "tailnet: verified by status --json");
+	tap_contains(r.out, "step=tailnet state=ok on the tailnet as node1.fleet. 100.64.0.7, routing 10.42.0.0/24\n",
+		     "tailnet: verified by status --json (tags, the route in Self.PrimaryRoutes)");
 	char *c = calls_of(root);
 	char *want = t_strf("sysctl --quiet --load=/etc/sysctl.d/90-pmoves-tailnet.conf\n"
 			    "systemctl --quiet enable tailscaled.service\n"
@@ -117,10 +121,34 @@ static void test_tailnet_join(void)
 		"{\"hostname\": \"node1.example.org\", " OTHERS_OFF ", \"tailnet\": {\"login_server\": \"https://hs.example.org\","
 		" \"tags\": [\"tag:mesh\", \"tag:edge\"], \"advertise_routes\": [\"10.42.0.0/24\"], \"accept_routes\": true, \"ssh\": true, \"timeout\": 30}}");
 	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
-	tap_contains(r.out, "step=tailnet state=skipped on the tailnet as node1.fleet. 100.64.0.7", "tailnet: a joined machine is left alone, without needing the key");
+	tap_contains(r.out, "step=tailnet state=skipped on the tailnet as node1.fleet. 100.64.0.7, routing 10.42.0.0/24",
+		     "tailnet: a joined machine is left alone, without needing the key");
 	c = calls_of(root);
 	tap_ok(!strstr(c, "tailscale up"), "tailnet: no second up");
-	free(c), free(calls);
+	free(c);
+	t_result_free(&r);
+
+	/* The control server has not approved the route: joined, but the mesh is not served:
+	 * pending (the check finds it not done, the join is tried again on a later run). */
+	char *unapproved = t_beside(root, "unapproved"), *was_joined = t_beside(root, "joined");
+	write_file_atomic(unapproved, "", 0, 0644);
+	unlink(was_joined); /* a machine not joined yet */
+	free(was_joined);
+	unlink(calls);
+	state = t_strf("%s/var/lib/pmoves/firstboot/state.json", root);
+	unlink(state);
+	free(state);
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{\"hostname\": \"node1.example.org\", " OTHERS_OFF ", \"tailnet\": {\"login_server\": \"https://hs.example.org\","
+		" \"auth_key\": \"" KEY "\", \"advertise_routes\": [\"10.42.0.0/24\"], \"timeout\": 30}}");
+	r = t_run(root, "PMOVES_FIRSTBOOT_LIVE=1");
+	tap_contains(r.out, "step=tailnet state=pending on the tailnet as node1.fleet. 100.64.0.7, but the control server has not "
+			    "approved the route '10.42.0.0/24' (not in Self.PrimaryRoutes of 'tailscale status --json'",
+		     "tailnet: a route the control server did not approve: pending, says which");
+	c = calls_of(root);
+	tap_ok(t_count(c, "tailscale up ") == 1 && t_count(c, "tailscale status --json") >= 2,
+	       "tailnet: the route asked again after the join (status polled), up not repeated in the run");
+	free(c), free(unapproved), free(calls);
 	t_result_free(&r);
 	t_cleanup(root);
 }
