@@ -1,6 +1,6 @@
 #!/bin/bash
-# The mesh's gateway node for real: two QEMU guests from one image (base-debian plus batctl,
-# ping, nftables, dnsmasq, openssl: tests/fixtures/mesh/mesh-gateway-test.json) wired together
+# The mesh's gateway node for real: two QEMU guests from one image (tests/fixtures/mesh/mesh-test.json:
+# base-debian plus the mesh's tools, nftables, dnsmasq and openssl) wired together
 # by a QEMU socket netdev on 127.0.0.1, as in mesh.t.
 #   - A, the gateway node: its first NIC is QEMU's user-mode one with --net (its uplink: DHCP
 #     from QEMU, 10.0.2.2 reaches this machine's 127.0.0.1), the socket NIC its mesh NIC. Its
@@ -49,9 +49,9 @@ trap 'exit 130' INT TERM
 plan 27
 STANDINS=$TOP/tests/fixtures/standins
 
-"$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-gateway-test.json" -o "$T" >"$T/build.log" 2>&1
-ok $? "build the test image (base-debian + batctl, ping, nftables, dnsmasq, openssl)"
-IMG=$T/mesh-gateway-test/mesh-gateway-test.img
+"$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-test.json" -o "$T" >"$T/build.log" 2>&1
+ok $? "build the mesh test image (tests/fixtures/mesh/mesh-test.json)"
+IMG=$T/mesh-test/mesh-test.img
 [ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; done_testing; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

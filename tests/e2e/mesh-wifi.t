@@ -25,7 +25,7 @@ KEY='mesh-wifi.t "right" key #1'
 WRONG='mesh-wifi.t wrong key #2'
 
 "$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-test.json" -o "$T" >"$T/build.log" 2>&1
-ok $? "build the mesh test image (base-debian + batctl, iw, iputils-ping, wpasupplicant, wireless-regdb)"
+ok $? "build the mesh test image (tests/fixtures/mesh/mesh-test.json)"
 IMG=$T/mesh-test/mesh-test.img
 [ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; done_testing; }
 
