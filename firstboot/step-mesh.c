@@ -225,15 +225,14 @@ static int valid_interface(struct fb_check *c, json_object *v)
 	json_object *o;
 	bool open = json_object_object_get_ex(v, "open", &o) && json_object_get_boolean(o), key = fb_json_has(v, "key");
 	const char *shown = fb_json_str(v, "name", fb_json_str(v, "mac", ""));
+	/* Neither a key nor "open" is not refused here: the key is a secret, scrubbed from
+	 * device.json after an ok run, and a profile has the mesh without each card's key. The
+	 * step keeps the supplicant config an earlier run wrote, or fails (keys_there). */
 	if (open && key)
 		return fb_bad(c, "radio '%s' has a 'key' and \"open\": true: one only", shown);
-	if (!open && !key)
-		return fb_bad(c, "radio '%s' has no 'key' (the mesh's WPA passphrase) and is not \"open\": true: radio links are encrypted unless "
-				 "made open explicitly",
-			      shown);
 	if (open && fb_json_has(v, "supplicant"))
 		return fb_bad(c, "radio '%s' is open: 'supplicant' is for radios with a 'key'", shown);
-	if (key && fb_json_has(v, "width") && !wpa_width(fb_json_str(v, "width", NULL)))
+	if (!open && fb_json_has(v, "width") && !wpa_width(fb_json_str(v, "width", NULL)))
 		return fb_bad(c, "width '%s' of radio '%s' is not one wpa_supplicant sets (NOHT, HT20, HT40+, HT40-, 80MHz, 160MHz): "
 				 "leave it out for the driver's default",
 			      fb_json_str(v, "width", ""), shown);
@@ -383,8 +382,10 @@ struct mesh_if {
 	const char *width;
 	unsigned mtu;
 	char ifname[16];  /* Wi-Fi: the kernel's name (configured, or found by MAC) */
-	const char *key;  /* the WPA passphrase (secret), or NULL: an open radio */
-	const char *supplicant; /* with a key: the wpa_supplicant binary */
+	const char *key;  /* the WPA passphrase (secret), or NULL: open, or given to an earlier run */
+	bool open;        /* "open": true: no encryption, no supplicant */
+	bool kept;        /* not open and no key: the supplicant config an earlier run wrote is kept */
+	const char *supplicant; /* not open: the wpa_supplicant binary */
 };
 
 struct mesh {
@@ -483,10 +484,11 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 			continue;
 		/* The schema checked these (valid_interface, valid_mesh); a config that reaches us
 		 * otherwise is refused, never joined open. */
-		f->key = fb_json_str(o, "key", NULL);
-		f->supplicant = fb_json_str(o, "supplicant", DEFAULT_SUPPLICANT);
 		json_object *open;
-		if (!m->country || (!f->key && !(json_object_object_get_ex(o, "open", &open) && json_object_get_boolean(open))))
+		f->key = fb_json_str(o, "key", NULL);
+		f->open = json_object_object_get_ex(o, "open", &open) && json_object_get_boolean(open);
+		f->supplicant = fb_json_str(o, "supplicant", DEFAULT_SUPPLICANT);
+		if (!m->country || (f->key && f->open))
 			return -EINVAL;
 		if (f->name) {
 			memcpy(f->ifname, f->name, strlen(f->name) + 1);
@@ -510,6 +512,7 @@ struct plan {
 	struct fb_file_set files;
 	char **units; /* to enable: networkd, then the Wi-Fi units */
 	char **wifi_units;
+	char **kept; /* supplicant configs of radios without a key, left as an earlier run wrote them */
 };
 
 static void plan_done(struct plan *p)
@@ -521,6 +524,7 @@ static void plan_done(struct plan *p)
 	fb_file_set_done(&p->files);
 	strv_free(p->units);
 	strv_free(p->wifi_units);
+	strv_free(p->kept);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -633,7 +637,7 @@ static char *wifi_unit(const struct mesh *m, const struct mesh_if *f)
 	if (!width || !conf)
 		return NULL;
 	_cleanup_free_ char *run = NULL;
-	if (f->key)
+	if (!f->open)
 		run = fb_strdupf("ExecStart=%s -D nl80211 -i %s -c %s\n"
 				 "Restart=on-failure\nRestartSec=5\n",
 				 f->supplicant, f->ifname, conf);
@@ -665,7 +669,7 @@ static char *wifi_unit(const struct mesh *m, const struct mesh_if *f)
 			  "%s\n"
 			  "[Install]\nWantedBy=sys-subsystem-net-devices-%s.device\n",
 			  f->ifname, mp ? "802.11s mesh" : "IBSS", f->id, f->freq,
-			  !f->key ? ", open" : mp ? " with SAE" : " with IBSS-RSN", dev, dev, f->ifname, verb, f->ifname, f->ifname,
+			  f->open ? ", open" : mp ? " with SAE" : " with IBSS-RSN", dev, dev, f->ifname, verb, f->ifname, f->ifname,
 			  mp ? "mp" : "ibss", f->ifname, run, dev);
 }
 
@@ -704,6 +708,9 @@ static int mesh_plan(const struct mesh *m, struct plan *p)
 		_cleanup_free_ char *unit = fb_strdupf("pmoves-mesh-%s.service", f->ifname);
 		if (f->key && (r = fb_file_set_add(&p->files, wpa_conf_path(f), wpa_conf(m, f), 0600)) < 0)
 			break;
+		_cleanup_free_ char *kept = f->kept ? wpa_conf_path(f) : NULL;
+		if (f->kept && (r = kept ? strv_push(&p->kept, kept) : -ENOMEM) < 0)
+			break;
 		r = unit ? plan_add(p, fb_strdupf("/etc/systemd/system/%s", unit), wifi_unit(m, f)) : -ENOMEM;
 		if (r == 0)
 			r = strv_push(&p->units, unit);
@@ -740,7 +747,7 @@ static int supplicants_there(const struct mesh *m, char **ret_msg)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct mesh_if *f = &m->ifs[i];
-		int r = f->key ? program_there(f->supplicant) : 1;
+		int r = f->type != TYPE_ETHERNET && !f->open ? program_there(f->supplicant) : 1;
 		if (r < 0)
 			*ret_msg = fb_strdupf("cannot look at '%s' (the supplicant of radio '%s'): %s", f->supplicant, if_shown(f), strerror(-r));
 		else if (r == 0)
@@ -750,6 +757,31 @@ static int supplicants_there(const struct mesh *m, char **ret_msg)
 										       : "the radio vendor's wpa_supplicant, or fix 'supplicant'");
 		if (r <= 0)
 			return r < 0 ? r : -ENOENT;
+	}
+	return 0;
+}
+
+/* Every radio that is not open has its key, or the supplicant config an earlier run wrote with
+ * it (the key is scrubbed from device.json after an ok run): that one is kept as it is. 0, or
+ * -ENOKEY with *ret_msg: nothing is written, and no radio comes up unencrypted instead. */
+static int keys_there(struct mesh *m, char **ret_msg)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct mesh_if *f = &m->ifs[i];
+		if (f->type == TYPE_ETHERNET || f->open || f->key)
+			continue;
+		_cleanup_free_ char *conf = wpa_conf_path(f);
+		int r = conf ? fb_exists(conf) : -ENOMEM;
+		if (r < 0)
+			*ret_msg = fb_strdupf("cannot look at '%s' (the supplicant config of radio '%s'): %s", conf ? conf : "", if_shown(f),
+					      strerror(-r));
+		else if (r == 0)
+			*ret_msg = fb_strdupf("radio '%s' has no 'key' (the mesh's WPA passphrase) and no supplicant config from an earlier run: "
+					      "give its 'key' in device.json, or set \"open\": true for an unencrypted radio",
+					      if_shown(f));
+		if (r <= 0)
+			return r < 0 ? r : -ENOKEY;
+		f->kept = true;
 	}
 	return 0;
 }
@@ -789,7 +821,7 @@ static int stale_files(const struct plan *p, char ***ret)
 			_cleanup_free_ char *abs = fb_strdupf("%s/%s", ours[k].dir, de->d_name);
 			if (!abs)
 				r = -ENOMEM;
-			else if (!fb_file_set_has(&p->files, abs))
+			else if (!fb_file_set_has(&p->files, abs) && !strv_contains(p->kept, abs))
 				r = strv_push(&stale, abs);
 		}
 		closedir(d);
@@ -835,7 +867,7 @@ static int mesh_check(const struct fb_ctx *c, json_object *section, char **ret_m
 	int r = mesh_load(section, &m, &msg);
 	if (r == -ENODEV)
 		return 0; /* apply says why */
-	if (r == 0 && supplicants_there(&m, &msg) < 0)
+	if (r == 0 && (keys_there(&m, &msg) < 0 || supplicants_there(&m, &msg) < 0))
 		return 0; /* apply says why */
 	if (r == 0)
 		r = mesh_plan(&m, &p);
@@ -914,7 +946,7 @@ static enum fb_result mesh_apply(const struct fb_ctx *c, json_object *section, c
 	int r = mesh_load(section, &m, ret_msg);
 	if (r == -ENODEV)
 		return FB_PENDING;
-	if (r == 0 && supplicants_there(&m, ret_msg) < 0)
+	if (r == 0 && (keys_there(&m, ret_msg) < 0 || supplicants_there(&m, ret_msg) < 0))
 		return FB_FAILED;
 	if (r == 0)
 		r = mesh_plan(&m, &p);

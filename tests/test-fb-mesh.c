@@ -539,6 +539,104 @@ static void test_wifi_keys(void)
 	t_cleanup(root);
 }
 
+#define KEYLESS "{\"interfaces\": [{\"name\": \"eth1\"}, {\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves-mesh\", \"channel\": 6%s}]," \
+		"\"address\": \"10.42.0.7\", \"country\": \"NZ\"%s}"
+
+/* A radio without its key: secrets are scrubbed from device.json after an ok run, and a
+ * profile's firstboot section has the mesh but not the cards' keys. Neither is refused by the
+ * schema; the step keeps the config an earlier run wrote, or fails without writing anything. */
+static void test_key_absent(void)
+{
+	char *with_key = t_strf(KEYLESS, ", \"key\": \"" SAE_KEY "\"", "");
+	char *root = node(with_key);
+	supplicant_in(root, "usr/sbin/wpa_supplicant");
+	struct t_result r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok ", "key absent: the first run, with the key, is ok");
+	t_result_free(&r);
+	char *conf = t_read(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf");
+	char *unit = t_read(root, "etc/systemd/system/pmoves-mesh-wlan0.service");
+	tap_ok(conf && strstr(conf, SAE_KEY_HEX), "key absent: the first run wrote the supplicant config with the key");
+
+	/* The key scrubbed (as from device.json after that run); another step still to do. */
+	char *keyless = t_strf(KEYLESS, "", "");
+	char *cfg = t_strf("{" OFF_OTHERS ", \"mesh\": %s}", keyless);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	char *p = t_strf("%s/etc/pmoves/firstboot.json", root);
+	char *argv[] = { "pmoves-firstboot", "validate", p, NULL };
+	r = t_fb(root, NULL, argv);
+	tap_is_int(r.status, 0, "key absent: the scrubbed config is valid");
+	if (r.status)
+		tap_diag("stderr: %s", r.err ? r.err : "");
+	t_result_free(&r);
+	char *etc = t_strf("%s/etc", root);
+	char *before = t_tree_digest(etc, true);
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 0, "key absent: a later run with the scrubbed config exits 0 (not refused)");
+	t_result_free(&r);
+	char *state = t_strf("%s/var/lib/pmoves/firstboot", root);
+	rm_rf(state);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=skipped already done", "key absent, without the state: check finds the mesh configured");
+	char *after = t_tree_digest(etc, true);
+	tap_is_str(after, before, "key absent: /etc is unchanged (the supplicant config kept as it was)");
+	t_result_free(&r);
+	free(after);
+
+	/* Another change (bat0's MTU) is applied; the radio's config stays as the key made it. */
+	free(cfg);
+	char *mtu = t_strf(KEYLESS, "", ", \"mtu\": 1400");
+	cfg = t_strf("{" OFF_OTHERS ", \"mesh\": %s}", mtu);
+	t_write(root, "etc/pmoves/firstboot.json", cfg);
+	rm_rf(state);
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=mesh state=ok ", "key absent, bat0's MTU changed: the step is ok");
+	char *got = t_read(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf");
+	tap_is_str(got, conf, "key absent, MTU changed: the supplicant config is kept as it was (the key too)");
+	free(got);
+	struct stat st = t_stat(root, "etc/wpa_supplicant/pmoves-mesh-wlan0.conf");
+	tap_is_int(st.st_mode & 07777, 0600, "key absent, MTU changed: the config stays 0600");
+	got = t_read(root, "etc/systemd/system/pmoves-mesh-wlan0.service");
+	tap_is_str(got, unit, "key absent, MTU changed: the unit still runs wpa_supplicant with that config");
+	free(got);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* Never given: failed for the mesh, the radio named, nothing written, no radio up open. */
+	root = node(keyless);
+	supplicant_in(root, "usr/sbin/wpa_supplicant");
+	r = t_run(root, NULL);
+	tap_is_int(r.status, 1, "key never given: not refused as invalid, the run ends degraded (exit 1, not 2)");
+	tap_contains(r.out, "step=mesh state=failed radio 'wlan0' has no 'key' (the mesh's WPA passphrase) and no supplicant config from an "
+			    "earlier run: give its 'key' in device.json, or set \"open\": true for an unencrypted radio\n",
+		     "key never given: the step fails and says what is missing");
+	tap_ok(!t_exists(root, "etc/systemd/network") && !t_exists(root, "etc/systemd/system/pmoves-mesh-wlan0.service") &&
+		       !t_exists(root, "etc/wpa_supplicant") && !t_exists(root, "etc/modules-load.d/pmoves-mesh.conf"),
+	       "key never given: nothing written");
+	char *c = calls_of(root);
+	tap_ok(!strstr(c, "pmoves-mesh") && !strstr(c, "systemd-networkd") && !strstr(c, "iw "), "key never given: nothing enabled or run");
+	free(c);
+	t_result_free(&r);
+	t_cleanup(root);
+
+	/* A profile's firstboot section: the mesh without the cards' keys is valid. */
+	root = t_tree();
+	free(cfg);
+	cfg = t_strf("{\"hostname\": \"node\", \"mesh\": {\"interfaces\": [{\"mac\": \"02:00:00:00:00:00\", \"type\": \"80211s\", \"mesh_id\": \"m\", "
+		     "\"channel\": 1}, {\"name\": \"wl1\", \"type\": \"ibss\", \"ssid\": \"s\", \"frequency\": 916, \"open\": false, "
+		     "\"supplicant\": \"/opt/vendor/wpa_supplicant\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}}");
+	t_write(root, "profile-firstboot.json", cfg);
+	free(p);
+	p = t_strf("%s/profile-firstboot.json", root);
+	argv[2] = p;
+	r = t_fb(root, NULL, argv);
+	tap_is_int(r.status, 0, "a profile's mesh without the keys (they come in each card's device.json) is valid");
+	if (r.status)
+		tap_diag("stderr: %s", r.err ? r.err : "");
+	t_result_free(&r);
+	t_cleanup(root);
+	free(with_key), free(keyless), free(mtu), free(cfg), free(p), free(etc), free(before), free(state), free(conf), free(unit);
+}
+
 /* A radio with a key and no supplicant on the machine: failed with the reason, nothing written. */
 static void test_supplicant_missing(void)
 {
@@ -613,10 +711,6 @@ static void test_schema(void)
 		{ "{\"interfaces\": {\"name\": \"eth1\"}, \"address\": \"10.42.0.1\"}", ".mesh.interfaces: must be an array" },
 		{ "{\"interfaces\": [{\"name\": \"eth1\"}], \"address\": \"10.42.0.2\", \"router\": \"10.42.0\"}", ".mesh.router: '10.42.0' is not a unicast IPv4 address" },
 		/* Radios are encrypted unless made open explicitly; the regulatory domain is required. */
-		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
-		  ".mesh.interfaces[0]: radio 'wlan0' has no 'key' (the mesh's WPA passphrase) and is not \"open\": true" },
-		{ "{\"interfaces\": [{\"mac\": \"02:00:00:00:01:00\", \"type\": \"ibss\", \"ssid\": \"s\", \"channel\": 1, \"open\": false}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
-		  ".mesh.interfaces[0]: radio '02:00:00:00:01:00' has no 'key'" },
 		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"open\": true, \"key\": \"12345678\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
 		  ".mesh.interfaces[0]: radio 'wlan0' has a 'key' and \"open\": true: one only" },
 		{ "{\"interfaces\": [{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 1, \"open\": \"yes\"}], \"address\": \"10.42.0.1\", \"country\": \"DE\"}",
@@ -679,6 +773,7 @@ int main(void)
 	test_wifi_client();
 	test_wifi_keys();
 	test_supplicant_missing();
+	test_key_absent();
 	test_ibss_by_mac();
 	test_router();
 	test_dhcp();
