@@ -34,6 +34,7 @@
  * or received, ARP included, for its first 3 periods of 10 s: after every boot no node could
  * reach a peer it had not talked to for 20 to 30 s after the mesh came up. */
 #include "fb-fileset.h"
+#include "fb-lan.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -72,11 +73,6 @@ static const struct fb_format fmt_ifname = {
 	.except = "bat0",
 	.also = &fb_fmt_ifname,
 };
-
-static bool ifname_ok(const char *s)
-{
-	return fb_format_ok(&fmt_ifname, s);
-}
 
 static int type_of(const char *s)
 {
@@ -398,32 +394,6 @@ struct mesh {
 	unsigned mtu;
 };
 
-/* The kernel name of the interface with MAC: 0, or -ENODEV when there is none (yet). */
-static int find_by_mac(const char *mac, char ret[16])
-{
-	int fd = fb_open(SYS_NET, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd == -ENOENT ? -ENODEV : fd;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	int r = -ENODEV;
-	for (struct dirent *de; r == -ENODEV && (de = readdir(d));) {
-		char path[sizeof(SYS_NET) + NAME_MAX + 16], addr[64];
-		if (de->d_name[0] == '.' || !ifname_ok(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), SYS_NET "/%s/address", de->d_name);
-		if (fb_read_line(path, addr, sizeof(addr)) == 0 && !strcasecmp(addr, mac)) {
-			memcpy(ret, de->d_name, strlen(de->d_name) + 1);
-			r = 0;
-		}
-	}
-	closedir(d);
-	return r;
-}
-
 /* -ENODEV with *ret_msg: a Wi-Fi interface named by MAC is not there. */
 static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 {
@@ -494,7 +464,7 @@ static int mesh_load(json_object *section, struct mesh *m, char **ret_msg)
 			memcpy(f->ifname, f->name, strlen(f->name) + 1);
 			continue;
 		}
-		int r = find_by_mac(f->mac, f->ifname);
+		int r = fb_ifname_of_mac(f->mac, f->ifname);
 		if (r == -ENODEV)
 			*ret_msg = fb_strdupf("no network interface has MAC '%s' (the %s radio): trying again on a later run",
 					      f->mac, type_names[f->type]);
