@@ -42,8 +42,8 @@ A=$(argv_of minbase)
 echo "$A" | grep -qx -- '--dpkgopt=path-exclude=/usr/share/doc/\*' &&
 	echo "$A" | grep -qx -- '--dpkgopt=path-include=/usr/share/doc/\*/copyright'
 ok $? "mmdebstrap leaves out /usr/share/doc but the copyright files"
-[ "$(echo "$A" | grep -c -- '--setup-hook=\|--essential-hook=\|--customize-hook=')" = 3 ]
-ok $? "... and gets the setup, essential and customize hooks (unsafe dpkg I/O, initramfs once)"
+[ "$(echo "$A" | grep -c -- '--setup-hook=\|--essential-hook=\|--customize-hook=')" = 4 ]
+ok $? "... and gets the setup, essential and two customize hooks (unsafe dpkg I/O, initramfs_modules, initramfs once)"
 echo "$A" | grep -q -- '--dpkgopt=.*unsafe-io'; ok $((!$?)) "... unsafe dpkg I/O not as a --dpkgopt (those stay in the image)"
 A=$(argv_of custom)
 [ -n "$A" ] && ! echo "$A" | grep -q -- '-hook='
