@@ -11,9 +11,13 @@ _failed=0
 
 plan() { echo "1..$1"; }
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
-ok() { # ok COND-EXIT-STATUS DESCRIPTION
+ok() { # ok COND-EXIT-STATUS DESCRIPTION; returns 0 for ok, 1 for not ok, so that
+	# "ok $? ...; [ $? = 0 ] || diag ..." shows what failed
 	_n=$((_n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $_n - $2"; else echo "not ok $_n - $2"; _failed=$((_failed + 1)); fi
+	if [ "$1" -eq 0 ]; then echo "ok $_n - $2"; return 0; fi
+	echo "not ok $_n - $2"
+	_failed=$((_failed + 1))
+	return 1
 }
 check() { # check DESCRIPTION CMD...: runs CMD, ok when it exits 0; shows its output when not
 	_d=$1; shift
