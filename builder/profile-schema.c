@@ -32,7 +32,8 @@ enum {
 	FMT_CMDLINE,
 	FMT_OUTPUT,
 	FMT_HOSTNAME,
-	FMT_INITRAMFS,
+	FMT_INITRAMFS_CATEGORY,
+	FMT_KMOD,
 	FMT_COUNT,
 };
 
@@ -67,8 +68,11 @@ static const struct format formats[FMT_COUNT] = {
 	[FMT_HOSTNAME] = { "hostname", "^" HOST_LABEL "(\\." HOST_LABEL ")*$",
 			   "a hostname (labels of letters, digits and '-', at most 63 each, 64 in all)", 64, NULL, NULL,
 			   NULL },
-	[FMT_INITRAMFS] = { "initramfs_category", NULL, NULL, 0, initramfs_category_at, NULL,
-			    "initramfs-tools module category" },
+	[FMT_INITRAMFS_CATEGORY] = { "initramfs_category", NULL, NULL, 0, initramfs_category_at, NULL,
+				     "initramfs-tools module category" },
+	/* 55: the kernel's MODULE_NAME_LEN less its NUL */
+	[FMT_KMOD] = { "kernel_module", "^[A-Za-z0-9_-]+$", "a kernel module name (letters, digits, '_', '-')", 55, NULL,
+		       NULL, NULL },
 };
 
 #define F(k, t, ...) { .key = k, .type = t, __VA_ARGS__ }
@@ -97,7 +101,8 @@ static const struct field rootfs_fields[] = {
 	F_STRV("components", NULL),
 	F_STRV("packages", NULL),
 	F_STRV("packages_add", NULL, .adds_to = "packages"),
-	F_STRV("initramfs_modules", &formats[FMT_INITRAMFS], .min_items = 1, .unique = true),
+	F_STRV("initramfs_modules", &formats[FMT_KMOD], .min_items = 1, .max_items = 512, .unique = true),
+	F_STRV("initramfs_categories", &formats[FMT_INITRAMFS_CATEGORY], .min_items = 1, .unique = true),
 	F_STR("path", NULL),
 	F_STR("url", NULL),
 	F_STR("sha256", NULL),

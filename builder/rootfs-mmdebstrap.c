@@ -35,37 +35,51 @@ static const char *const dpkg_opts[] = {
  * root directory as $1. Build-only settings go in with the first two and come out with the
  * last, which mmdebstrap runs after the last package and before it packs the tarball. */
 #define BUILD_DPKG_CFG "/etc/dpkg/dpkg.cfg.d/zz-pmoves-build"
-#define UPDATE_INITRAMFS "/usr/sbin/update-initramfs"
-#define UPDATE_INITRAMFS_REAL UPDATE_INITRAMFS ".pmoves-build"
 #define INITRAMFS_DIR "/etc/initramfs-tools"
+/* Programs that packages run from their maintainer scripts and triggers, each time doing all of
+ * their work again: diverted to a no-op during the build, run once at its end. */
+#define DEFERRED "/usr/sbin/update-initramfs /usr/sbin/update-ca-certificates"
+#define DEFERRED_SUFFIX ".pmoves-build"
 static const char *const hooks[] = {
 	/* dpkg without fsync while building: a failed build is thrown away, and the tarball is
 	 * read back from the page cache. */
 	"--setup-hook=mkdir -p \"$1/etc/dpkg/dpkg.cfg.d\" && echo force-unsafe-io >\"$1" BUILD_DPKG_CFG "\"",
-	/* update-initramfs diverted to a no-op before the kernel and initramfs-tools are installed:
-	 * the kernel's postinst and the initramfs-tools trigger each make the whole initramfs
-	 * otherwise, each time with a few processes per module (minutes under qemu-user). */
-	"--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --divert " UPDATE_INITRAMFS_REAL
-	" --add " UPDATE_INITRAMFS " && printf '#!/bin/sh\\necho \"update-initramfs: deferred to the end of the "
-	"build (pmoves-image)\" >&2\\n' >\"$1" UPDATE_INITRAMFS "\" && chmod 0755 \"$1" UPDATE_INITRAMFS "\"",
-	/* With the profile's rootfs.initramfs_modules, in $PMOVES_INITRAMFS_MODULES (categories
-	 * checked against initramfs_categories[]: nothing else reaches it): MODULES=list, and an
-	 * initramfs-tools hook adding those categories' drivers the way MODULES=most adds them all.
-	 * Both stay in the image, so a kernel upgrade on the machine makes the same initramfs. */
-	"--customize-hook=if [ -n \"${PMOVES_INITRAMFS_MODULES:-}\" ]; then d=\"$1" INITRAMFS_DIR "\"; "
+	/* update-initramfs and update-ca-certificates diverted to no-ops before their packages are
+	 * installed: the kernel's postinst and the initramfs-tools trigger each make the whole
+	 * initramfs otherwise, each time with a few processes per module, and ca-certificates'
+	 * postinst and its trigger each rebuild /etc/ssl/certs with a few processes per certificate
+	 * (minutes, and half a minute, under qemu-user). */
+	"--essential-hook=for f in " DEFERRED "; do chroot \"$1\" dpkg-divert --quiet --local --rename --divert "
+	"\"$f" DEFERRED_SUFFIX "\" --add \"$f\" && printf '#!/bin/sh\\necho \"%s: deferred to the end of the build "
+	"(pmoves-image)\" >&2\\n' \"${f##*/}\" >\"$1$f\" && chmod 0755 \"$1$f\" || exit 1; done",
+	/* With the profile's rootfs.initramfs_modules and/or initramfs_categories, in
+	 * $PMOVES_INITRAMFS_MODULES and $PMOVES_INITRAMFS_CATEGORIES (module names checked by the
+	 * schema's pattern, categories against initramfs_categories[]: nothing else reaches them):
+	 * MODULES=list, and an initramfs-tools hook adding those modules (and what they depend on)
+	 * and those categories' drivers, the way MODULES=most adds all categories'. It fails the
+	 * initramfs when the kernel has no module of that name. Both files stay in the image, so
+	 * a kernel upgrade on the machine makes the same initramfs. */
+	"--customize-hook=m=\"${PMOVES_INITRAMFS_MODULES:-}\" c=\"${PMOVES_INITRAMFS_CATEGORIES:-}\"; "
+	"if [ -n \"$m$c\" ]; then d=\"$1" INITRAMFS_DIR "\"; "
 	"if [ ! -d \"$d/conf.d\" ] || [ ! -d \"$d/hooks\" ]; then echo 'rootfs.initramfs_modules: the image has no "
 	"initramfs-tools (is a kernel in the packages?)' >&2; exit 1; fi; "
-	"printf '# Written by pmoves-image (rootfs.initramfs_modules of the profile): the initramfs holds the "
-	"modules\\n# of hooks/pmoves-image, not those of MODULES=most\\nMODULES=list\\n' >\"$d/conf.d/pmoves-image\" && "
-	"printf '#!/bin/sh\\n# Written by pmoves-image (rootfs.initramfs_modules of the profile): the drivers of "
-	"these\\n# categories of initramfs-tools, added as MODULES=most adds those of all of them\\n[ \"$1\" = "
-	"prereqs ] && exit 0\\n. /usr/share/initramfs-tools/hook-functions\\nauto_add_modules %s\\n' "
-	"\"$PMOVES_INITRAMFS_MODULES\" >\"$d/hooks/pmoves-image\" && chmod 0755 \"$d/hooks/pmoves-image\"; fi",
-	/* The real update-initramfs back, then run once for every kernel, the way the kernel's
-	 * postinst would have (a kernel upgrade on the machine uses it as Debian ships it). */
-	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" \"$1" UPDATE_INITRAMFS "\" && chroot \"$1\" dpkg-divert "
-	"--quiet --local --rename --remove " UPDATE_INITRAMFS " && if [ -x \"$1" UPDATE_INITRAMFS "\" ]; then chroot "
-	"\"$1\" update-initramfs -c -k all; fi",
+	"printf '# Written by pmoves-image (rootfs.initramfs_modules or _categories of the profile): the "
+	"initramfs\\n# holds the modules of hooks/pmoves-image, not those of MODULES=most\\nMODULES=list\\n' >\"$d/conf.d/pmoves-image\" && "
+	"{ printf '#!/bin/sh\\n# Written by pmoves-image from the profile: the modules of rootfs.initramfs_modules "
+	"and what\\n# they need, the drivers of the initramfs-tools categories of rootfs.initramfs_categories\\n"
+	"[ \"$1\" = prereqs ] && exit 0\\n. /usr/share/initramfs-tools/hook-functions\\n'; "
+	"if [ -n \"$c\" ]; then printf 'auto_add_modules %s\\n' \"$c\"; fi; "
+	"if [ -n \"$m\" ]; then printf 'manual_add_modules %s\\n# A module this kernel does not have fails the "
+	"initramfs here, not the boot.\\n/sbin/modprobe --all --set-version=\"$version\" --ignore-install "
+	"--show-depends %s >/dev/null || { echo \"E: pmoves-image: a module of rootfs.initramfs_modules is not in "
+	"kernel $version\" >&2; exit 1; }\\n' \"$m\" \"$m\"; fi; } >\"$d/hooks/pmoves-image\" && "
+	"chmod 0755 \"$d/hooks/pmoves-image\"; fi",
+	/* The real programs back, then each run once (update-initramfs for every kernel, the way
+	 * the kernel's postinst would have): on the machine they are what Debian ships. */
+	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" && for f in " DEFERRED "; do rm -f \"$1$f\" && chroot \"$1\" "
+	"dpkg-divert --quiet --local --rename --remove \"$f\" || exit 1; done; "
+	"if [ -x \"$1/usr/sbin/update-ca-certificates\" ]; then chroot \"$1\" update-ca-certificates || exit 1; fi; "
+	"if [ -x \"$1/usr/sbin/update-initramfs\" ]; then chroot \"$1\" update-initramfs -c -k all; fi",
 };
 
 /* initramfs-tools' module categories (auto_add_modules in its hook-functions): MODULES=most
@@ -79,11 +93,12 @@ const char *initramfs_category_at(size_t i)
 	return i < ARRAY_SIZE(initramfs_categories) ? initramfs_categories[i] : NULL;
 }
 
-/* "PMOVES_INITRAMFS_MODULES=base mmc ..." for the hook above, or NULL (in *ret) when the profile
- * has no rootfs.initramfs_modules. The schema checked the names. */
-static int initramfs_env(const struct profile *p, char **ret)
+/* "PMOVES_INITRAMFS_MODULES=sdhci_iproc ext4 ..." (KEY rootfs.initramfs_modules) or
+ * "PMOVES_INITRAMFS_CATEGORIES=base mmc ..." (rootfs.initramfs_categories) for the hook above,
+ * or NULL (in *ret) when the profile has no such key. The schema checked the names. */
+static int initramfs_env(const struct profile *p, const char *key, const char *var, char **ret)
 {
-	json_object *list = json_object_object_get(p->rootfs.json, "initramfs_modules");
+	json_object *list = json_object_object_get(p->rootfs.json, key);
 	*ret = NULL;
 	if (!list)
 		return 0;
@@ -92,7 +107,7 @@ static int initramfs_env(const struct profile *p, char **ret)
 	FILE *f = open_memstream(&buf, &len);
 	if (!f)
 		return -ENOMEM;
-	fputs("PMOVES_INITRAMFS_MODULES=", f);
+	fprintf(f, "%s=", var);
 	for (size_t i = 0; i < json_object_array_length(list); i++)
 		fprintf(f, "%s%s", i ? " " : "", json_object_get_string(json_object_array_get_idx(list, i)));
 	if (fclose(f) != 0) {
@@ -163,21 +178,28 @@ static int mmdebstrap_check(const struct profile *p, struct problems *pr)
 	if (r < 0)
 		return r;
 
-	json_object *initramfs = json_object_object_get(rootfs, "initramfs_modules");
-	if (initramfs) {
+	json_object *cats = json_object_object_get(rootfs, "initramfs_categories");
+	if (cats) {
 		bool base = false;
-		for (size_t i = 0; i < json_object_array_length(initramfs); i++)
-			base = base || STREQ(json_object_get_string(json_object_array_get_idx(initramfs, i)), "base");
-		if (!base)
-			return problem(pr, ".rootfs.initramfs_modules",
-				       "has no \"base\": its drivers (the root file systems, USB hosts, clocks, "
-				       "regulators, ...) are what every machine needs to mount its root");
-		if (STREQ(p->rootfs.variant, "extract") || STREQ(p->rootfs.variant, "custom"))
-			return problem(pr, ".rootfs.initramfs_modules",
+		for (size_t i = 0; i < json_object_array_length(cats); i++)
+			base = base || STREQ(json_object_get_string(json_object_array_get_idx(cats, i)), "base");
+		if (!base && !json_object_object_get_ex(rootfs, "initramfs_modules", NULL))
+			return problem(pr, ".rootfs.initramfs_categories",
+				       "has no \"base\" and there is no initramfs_modules: the drivers of \"base\" (the "
+				       "root file systems, USB hosts, clocks, regulators, ...) are what every machine "
+				       "needs to mount its root");
+	}
+	static const char *const initramfs_keys[] = { "initramfs_modules", "initramfs_categories" };
+	for (size_t i = 0; i < ARRAY_SIZE(initramfs_keys); i++)
+		if (json_object_object_get_ex(rootfs, initramfs_keys[i], NULL) &&
+		    (STREQ(p->rootfs.variant, "extract") || STREQ(p->rootfs.variant, "custom"))) {
+			char path[64];
+			snprintf(path, sizeof(path), ".rootfs.%s", initramfs_keys[i]);
+			return problem(pr, path,
 				       "is not used with the variant \"%s\" (mmdebstrap runs none of the builder's "
 				       "hooks for it)",
 				       p->rootfs.variant);
-	}
+		}
 
 	static const char *const not_here[] = { "path", "url", "sha256" };
 	for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
@@ -308,12 +330,20 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	log_info("rootfs: running mmdebstrap for %s %s (about a minute for the host's architecture, "
 		 "much longer for a foreign one)",
 		 p->rootfs.suite, p->arch->debian);
-	_cleanup_free_ char *initramfs = NULL;
-	if (initramfs_env(p, &initramfs) < 0) {
+	_cleanup_free_ char *modules = NULL, *categories = NULL;
+	if (initramfs_env(p, "initramfs_modules", "PMOVES_INITRAMFS_MODULES", &modules) < 0 ||
+	    initramfs_env(p, "initramfs_categories", "PMOVES_INITRAMFS_CATEGORIES", &categories) < 0) {
 		rmdir(tmpdir);
 		return -ENOMEM;
 	}
-	r = build_run_env(b, argv, (char *[]){ initramfs, NULL });
+	char *env[3];
+	size_t ne = 0;
+	if (modules)
+		env[ne++] = modules;
+	if (categories)
+		env[ne++] = categories;
+	env[ne] = NULL;
+	r = build_run_env(b, argv, env);
 	if (r == 0 && rename(tmp, tar) < 0)
 		r = log_errno(-errno, "cannot rename '%s'", tmp);
 	unlink(tmp);

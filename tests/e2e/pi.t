@@ -100,17 +100,21 @@ grep -qx "kernel=vmlinuz-$V2" "$MNT/boot/firmware/config.txt" &&
 	cmp -s "$MNT/boot/initrd.img-$V2" "$MNT/boot/firmware/initrd.img-$V2"
 ok $? "the firmware partition follows: config.txt names the new kernel and initramfs, both copied"
 cmp -s "$MNT/boot/firmware/cmdline.txt" "$T/cmdline.txt"; ok $? "cmdline.txt stays the same (root, console)"
-# The initramfs holds the drivers of the profile's rootfs.initramfs_modules (base, scsi, block,
-# mmc, usb_storage), not all of MODULES=most's: the SD card's, a USB disk's, ext4 and the
-# regulators the Pi 4's SD card needs, no network driver (genet, the Pi 4's Ethernet;
-# virtio_net). Listed by the image's own lsinitramfs.
+# The initramfs holds the profile's rootfs.initramfs_modules and what they need, not all of
+# MODULES=most's: the SD card's (Pi 4 sdhci-iproc and its regulators, Pi 3 sdhost), the USB
+# hosts' (Pi 4 xhci-pci and the reset it needs, Pi 3 dwc2), a USB disk's, NVMe, ext4 and
+# virtio's (the virt machine), no network driver (genet, the Pi 4's Ethernet; virtio_net).
+# Listed by the image's own lsinitramfs.
 chroot "$MNT" lsinitramfs "/boot/initrd.img-$V" >"$T/initrd.list" 2>"$T/lsinitramfs.err"
 ok $? "lsinitramfs lists the image's initramfs (chroot, qemu-user)"
 has() { grep -q "/kernel/$1\$" "$T/initrd.list"; }
+kos=$(grep -c '\.ko\(\.[a-z]*\)\?$' "$T/initrd.list")
 has drivers/mmc/host/sdhci-iproc.ko && has drivers/mmc/host/bcm2835.ko && has fs/ext4/ext4.ko &&
 	has drivers/usb/storage/usb-storage.ko && has drivers/scsi/sd_mod.ko && has drivers/regulator/gpio-regulator.ko &&
-	! has drivers/net/ethernet/broadcom/genet/genet.ko && ! has drivers/net/virtio_net.ko
-ok $? "... the SD card's, a USB disk's, ext4's and the regulators' drivers, no network driver (rootfs.initramfs_modules)"
+	has drivers/reset/reset-raspberrypi.ko && has drivers/usb/host/xhci-pci.ko && has drivers/usb/dwc2/dwc2.ko &&
+	has drivers/block/virtio_blk.ko && has drivers/nvme/host/nvme.ko &&
+	! has drivers/net/ethernet/broadcom/genet/genet.ko && ! has drivers/net/virtio_net.ko && [ "$kos" -lt 80 ]
+ok $? "... the listed drivers and what they need ($kos modules), no network driver (rootfs.initramfs_modules)"
 grep -qx MODULES=list "$MNT/etc/initramfs-tools/conf.d/pmoves-image" && [ -x "$MNT/etc/initramfs-tools/hooks/pmoves-image" ]
 ok $? "... and the setting stays in the image, for the initramfs of a kernel upgrade on the card"
 umount "$MNT/proc" && umount "$MNT" && MNT=

@@ -2,9 +2,11 @@
 # The mmdebstrap root filesystem (builder/rootfs-mmdebstrap.c; docs/profiles.md, "How the
 # mmdebstrap root filesystem is made"). First what mmdebstrap is told, through a stand-in
 # mmdebstrap on PATH that records its argv. Then a real cold build into a private cache, and its
-# tarball checked: the initramfs made once, by Debian's own update-initramfs, and valid; none of
-# the build's shortcuts left in the image (no diversion of update-initramfs, no unsafe dpkg I/O);
-# the kernel upgrade path on the machine works; documentation left out but copyright files kept.
+# tarball checked: the initramfs and /etc/ssl/certs made once, by Debian's own update-initramfs
+# and update-ca-certificates, and valid; the initramfs holds the profile's initramfs_modules and
+# refuses a module the kernel lacks; none of the build's shortcuts left in the image (no
+# diversion, no unsafe dpkg I/O); the kernel upgrade path on the machine works; documentation left
+# out but copyright files kept.
 #
 #   ROOTFS_ARCH=aarch64  the real build for arm64 instead of x86_64 (under qemu-user: 10 minutes
 #                        or more; the same checks, the target's own tools run emulated)
@@ -21,7 +23,7 @@ esac
 
 T=$(mktemp -d /tmp/pmoves-e2e-rootfs.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 21
+plan 28
 
 # 1. The argv, from a stand-in mmdebstrap that records it and fails (nothing is built).
 mkdir -p "$T/bin" "$T/standin-cache"
@@ -43,7 +45,7 @@ echo "$A" | grep -qx -- '--dpkgopt=path-exclude=/usr/share/doc/\*' &&
 	echo "$A" | grep -qx -- '--dpkgopt=path-include=/usr/share/doc/\*/copyright'
 ok $? "mmdebstrap leaves out /usr/share/doc but the copyright files"
 [ "$(echo "$A" | grep -c -- '--setup-hook=\|--essential-hook=\|--customize-hook=')" = 4 ]
-ok $? "... and gets the setup, essential and two customize hooks (unsafe dpkg I/O, initramfs_modules, initramfs once)"
+ok $? "... and gets the setup, essential and two customize hooks (unsafe dpkg I/O, deferrals, initramfs_modules, each deferred program once)"
 echo "$A" | grep -q -- '--dpkgopt=.*unsafe-io'; ok $((!$?)) "... unsafe dpkg I/O not as a --dpkgopt (those stay in the image)"
 A=$(argv_of custom)
 [ -n "$A" ] && ! echo "$A" | grep -q -- '-hook='
@@ -52,12 +54,16 @@ ok $? "variant custom (no essential hook): no hooks, Debian's own initramfs gene
 # 2. A real cold build, into a private cache.
 if [ "$ARCH" = x86_64 ]; then
 	cat >"$T/rootfs.json" <<JSON
-{ "extends": "base-debian" }
+{ "extends": "base-debian",
+  "rootfs": { "packages_add": [ "ca-certificates" ],
+              "initramfs_modules": [ "ext4", "virtio_blk", "virtio_pci", "sd_mod", "ahci", "nvme" ] } }
 JSON
 else
 	cat >"$T/rootfs.json" <<JSON
 { "extends": "base-debian", "arch": "aarch64",
-  "rootfs": { "packages": [ "systemd-sysv", "udev", "kmod", "$KERNEL", "systemd-boot", "openssh-server" ] } }
+  "rootfs": { "packages": [ "systemd-sysv", "udev", "kmod", "$KERNEL", "systemd-boot", "openssh-server",
+                            "ca-certificates" ],
+              "initramfs_modules": [ "ext4", "virtio_blk", "virtio_pci", "virtio_mmio", "sd_mod", "nvme" ] } }
 JSON
 fi
 export XDG_CACHE_HOME=$T/cache SOURCE_DATE_EPOCH=1700000000
@@ -71,6 +77,8 @@ LOG=$T/out/rootfs/build.log
 gen=$(grep -c '^update-initramfs: Generating /boot/initrd.img-' "$LOG" 2>/dev/null)
 is "$gen" 1 "the initramfs is generated once (build.log)"
 [ "$gen" = 1 ] || grep -n 'update-initramfs\|Processing triggers for initramfs' "$LOG" | sed 's/^/# /'
+upd=$(grep -c '^Updating certificates in /etc/ssl/certs' "$LOG" 2>/dev/null)
+is "$upd" 1 "/etc/ssl/certs is made once (build.log)"
 
 TAR=$(ls "$T"/cache/pmoves-image/*.tar 2>/dev/null | head -n 1)
 R=$T/root
@@ -79,12 +87,19 @@ mkdir -p "$R"
 ok $? "the cached tarball extracts"
 
 # The image's own dpkg state, as a machine will see it.
-grep -qx /usr/sbin/update-initramfs "$R/var/lib/dpkg/diversions" 2>/dev/null
-ok $((!$?)) "no diversion of update-initramfs left in the dpkg database"
-want=$(sed -n 's|^\([0-9a-f]*\)  usr/sbin/update-initramfs$|\1|p' "$R"/var/lib/dpkg/info/initramfs-tools*.md5sums 2>/dev/null)
-got=$(md5sum <"$R/usr/sbin/update-initramfs" 2>/dev/null | cut -d' ' -f1)
-[ -n "$want" ] && [ "$want" = "$got" ]; ok $? "/usr/sbin/update-initramfs is initramfs-tools' own file (md5 $got)"
-[ -z "$(find "$R/usr/sbin" -name 'update-initramfs.*')" ]; ok $? "no renamed update-initramfs left behind"
+for p in update-initramfs:initramfs-tools update-ca-certificates:ca-certificates; do
+	f=/usr/sbin/${p%%:*} pkg=${p#*:}
+	! grep -qx "$f" "$R/var/lib/dpkg/diversions" 2>/dev/null
+	ok $? "no diversion of $f left in the dpkg database"
+	want=$(sed -n "s|^\\([0-9a-f]*\\)  ${f#/}\$|\\1|p" "$R/var/lib/dpkg/info/$pkg"*.md5sums 2>/dev/null)
+	got=$(md5sum <"$R$f" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$want" ] && [ "$want" = "$got" ]; ok $? "$f is $pkg's own file (md5 $got)"
+	[ -z "$(find "$R/usr/sbin" -name "${f##*/}.*")" ]; ok $? "no renamed ${f##*/} left behind"
+done
+n=$(grep -c 'BEGIN CERTIFICATE' "$R/etc/ssl/certs/ca-certificates.crt" 2>/dev/null)
+links=$(find "$R/etc/ssl/certs" -name '*.0' -type l | wc -l)
+[ "${n:-0}" -ge 100 ] && [ "$links" -ge 100 ]
+ok $? "/etc/ssl/certs holds the bundle and the hashed links ($n certificates, $links links)"
 ! grep -rqs unsafe-io "$R/etc/dpkg/dpkg.cfg.d"; ok $? "the image's dpkg keeps safe I/O (no force-unsafe-io in dpkg.cfg.d)"
 
 # The initramfs: one per kernel, and Debian's own tools read it.
@@ -100,7 +115,23 @@ ok $? "lsinitramfs (the image's own) reads the initrd"
 grep -q "lib/modules/$v/modules.dep\$" "$T/initrd.list" && grep -q '/virtio_blk\.ko' "$T/initrd.list" &&
 	grep -qx 'init' "$T/initrd.list"
 ok $? "... which holds /init, modules.dep and the storage drivers (virtio_blk): $(wc -l <"$T/initrd.list") entries"
+# rootfs.initramfs_modules: those modules and what they need, not MODULES=most's hundreds
+kos=$(grep -c '\.ko\(\.[a-z]*\)\?$' "$T/initrd.list")
+grep -q '/kernel/fs/ext4/ext4\.ko' "$T/initrd.list" && grep -q '/kernel/drivers/nvme/host/nvme\.ko' "$T/initrd.list" &&
+	! grep -q '/kernel/drivers/net/' "$T/initrd.list" && [ "$kos" -lt 60 ]
+ok $? "... the listed modules and their dependencies, no network driver ($kos modules)"
 chroot "$R" ldconfig -p 2>/dev/null | grep -q 'libc\.so\.6 '; ok $? "ldconfig's cache lists libc.so.6"
+
+# A module the kernel does not have fails the initramfs (the hook's check), not the next boot.
+H=$R/etc/initramfs-tools/hooks/pmoves-image
+cp "$H" "$T/hook.orig"
+sed -i 's/ nvme/ nvme pmoves_no_such_module/' "$H"
+chroot "$R" update-initramfs -u -k "$v" >"$T/bad.log" 2>&1
+rc=$?
+cp "$T/hook.orig" "$H"
+[ $rc != 0 ] && grep -q 'pmoves_no_such_module' "$T/bad.log" && grep -q 'E: pmoves-image: a module of rootfs.initramfs_modules' "$T/bad.log"
+ok $? "an initramfs_modules name the kernel does not have fails update-initramfs, naming it (exit $rc)"
+[ $rc != 0 ] || sed 's/^/# /' "$T/bad.log" | tail -n 5
 
 # A kernel upgrade on the machine runs update-initramfs -u: it works on the image as built.
 cp "$R/boot/initrd.img-$v" "$T/initrd.before"
