@@ -118,7 +118,7 @@ int firstboot_packages(const struct arch *a, char ***ret)
 	return 0;
 }
 
-int firstboot_validate_file(const char *shown, const char *prefix, const char *file, char **ret_error)
+int firstboot_validate_file(const char *shown, const char *prefix, const char *file, bool part, char **ret_error)
 {
 	/* The schema lives in pmoves-firstboot, the same code for every architecture: this
 	 * machine's build checks it. The target's may not run here (another architecture without
@@ -140,7 +140,7 @@ int firstboot_validate_file(const char *shown, const char *prefix, const char *f
 		return r;
 	if (asprintf(&bin, "%s/pmoves-firstboot", dir) < 0)
 		return -ENOMEM;
-	char *argv[] = { bin, "validate", (char *)file, NULL };
+	char *argv[] = { bin, "validate", part ? "--part" : (char *)file, part ? (char *)file : NULL, NULL };
 	struct run_opts o = { .capture = &out, .capture_stderr = true };
 	int status = run_argv(argv, &o);
 	if (status == 0)
@@ -174,7 +174,7 @@ int firstboot_validate(const struct profile *p, char **ret_error)
 	if (r == 0)
 		r = write_file_atomic(file, text, strlen(text), 0600);
 	if (r == 0)
-		r = firstboot_validate_file(p->path, ".firstboot", file, ret_error);
+		r = firstboot_validate_file(p->path, ".firstboot", file, false, ret_error);
 	if (file)
 		unlink(file);
 	rmdir(tmpl);

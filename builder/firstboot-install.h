@@ -16,10 +16,11 @@ int firstboot_packages(const struct arch *a, char ***ret);
 /* The profile's "firstboot" section checked by pmoves-firstboot's own schema; on a problem
  * -EINVAL and "PROFILE: .firstboot.path: problem" in *ret_error. */
 int firstboot_validate(const struct profile *p, char **ret_error);
-/* pmoves-firstboot validate FILE (this machine's build): 0 valid; -EINVAL with
+/* pmoves-firstboot validate [--part] FILE (this machine's build): 0 valid; -EINVAL with
  * "SHOWN: PREFIX.path: problem" in *ret_error (its messages name FILE: they are turned into
- * the path of the config inside SHOWN, a profile's ".firstboot" or an inventory entry's). */
-int firstboot_validate_file(const char *shown, const char *prefix, const char *file, char **ret_error);
+ * the path of the config inside SHOWN, a profile's ".firstboot" or an inventory entry's).
+ * PART: FILE is a part of a machine's config that the image's completes (a device.json). */
+int firstboot_validate_file(const char *shown, const char *prefix, const char *file, bool part, char **ret_error);
 /* profile_load() and firstboot_validate(): what build, validate, show and list all take for a
  * valid profile. No pmoves-firstboot built for this machine: -ENOENT, the reason in
  * *ret_error. */

@@ -1,7 +1,8 @@
 /* --config FILE and --inventory FILE --name NAME: the device's first-boot config, checked by
- * pmoves-firstboot's validator (firstboot_validate_file, as a profile's firstboot section
- * is), then copied as pmoves/device.json into the boot partition of the written device with
- * mtools at the partition's byte offset: no mount, no loop device. An inventory entry may hold
+ * pmoves-firstboot's validator as a part of a config (validate --part: the image's own
+ * firstboot.json completes it on the machine, where the merge is checked as a whole), then
+ * copied as pmoves/device.json into the boot partition of the written device with mtools at
+ * the partition's byte offset: no mount, no loop device. An inventory entry may hold
  * secrets (auth keys, password hashes): it is given to the validator and mcopy from a memfd
  * (as /proc/PID/fd/N), so it is never in a file that an interrupted run could leave behind. */
 #include "flash-config.h"
@@ -150,7 +151,9 @@ static int inventory_entry(const char *file, json_object *root, const char *name
 static int validate(const char *shown, const char *prefix, const char *file)
 {
 	_cleanup_free_ char *err = NULL;
-	int r = firstboot_validate_file(shown, prefix, file, &err);
+	/* A part: the image's own firstboot.json completes it on the machine, where the merge is
+	 * checked as a whole (required keys, rules across keys). */
+	int r = firstboot_validate_file(shown, prefix, file, true, &err);
 	if (r == -EINVAL)
 		log_error("invalid device config: %s", err ? err : shown);
 	else if (r < 0)

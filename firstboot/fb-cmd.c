@@ -263,18 +263,29 @@ static int cmd_status(int argc, char **argv)
 
 static int cmd_validate(int argc, char **argv)
 {
-	if (argc < 2 || STREQ(argv[1], "--help") || STREQ(argv[1], "-h")) {
-		printf("usage: %s validate FILE...\n\n"
-		       "Check first-boot config files (firstboot.json, device.json) against the schema.\n", FB_NAME);
-		return argc < 2 ? FB_EXIT_USAGE : FB_EXIT_OK;
+	bool help = argc > 1 && (STREQ(argv[1], "--help") || STREQ(argv[1], "-h"));
+	bool part = argc > 1 && STREQ(argv[1], "--part"), merge = argc > 1 && STREQ(argv[1], "--merge");
+	int first = part || merge ? 2 : 1;
+	if (help || argc <= first) {
+		printf("usage: %s validate [--part | --merge] FILE...\n\n"
+		       "Check first-boot config files (firstboot.json, device.json) against the schema, each\n"
+		       "as a whole config.\n"
+		       "  --part   each FILE as one source of a machine's config, which others complete\n"
+		       "           (types, formats, limits, unknown keys; not required keys or rules across\n"
+		       "           keys): a device.json that completes an image's firstboot.json\n"
+		       "  --merge  the FILEs merged in order, as a machine merges its sources (firstboot.json,\n"
+		       "           then device.json), each checked as a source and the result as a whole\n",
+		       FB_NAME);
+		return help ? FB_EXIT_OK : FB_EXIT_USAGE;
 	}
 	int rc = FB_EXIT_OK;
-	for (int i = 1; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		_cleanup_free_ char *err = NULL;
-		int r = fb_config_validate_file(argv[i], &err);
+		int r = fb_config_validate_files((char *[]){ argv[i], NULL }, part || merge, false, &err);
 		if (r == 0) {
 			_cleanup_free_ char *name = fb_redact(argv[i]); /* controls in a file name escaped */
-			printf("%s: valid\n", name ? name : argv[i]);
+			if (!merge)
+				printf("%s: valid%s\n", name ? name : argv[i], part ? " as a part" : "");
 			continue;
 		}
 		fb_error("%s", err ? err : strerror(-r));
@@ -282,6 +293,15 @@ static int cmd_validate(int argc, char **argv)
 			rc = FB_EXIT_MISSING;
 		else if (rc == FB_EXIT_OK)
 			rc = FB_EXIT_USAGE;
+	}
+	if (merge && rc == FB_EXIT_OK) {
+		_cleanup_free_ char *err = NULL;
+		int r = fb_config_validate_files(argv + first, true, true, &err);
+		if (r < 0) {
+			fb_error("%s", err ? err : strerror(-r));
+			return FB_EXIT_USAGE;
+		}
+		printf("merged config of %d file%s: valid\n", argc - first, argc - first == 1 ? "" : "s");
 	}
 	return rc;
 }

@@ -80,7 +80,7 @@ int fb_config_check(json_object *o, const char *source, char **ret_error)
 	return schema ? fb_schema_check(schema, o, source, ret_error) : -ENOMEM;
 }
 
-int fb_config_parse(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error)
+static int parse(const char *buf, size_t len, const char *source, bool part, json_object **ret, char **ret_error)
 {
 	if (strlen(buf) != len || len > INT_MAX) {
 		*ret_error = fb_strdupf("%s: invalid JSON: the text contains a NUL byte", source);
@@ -95,6 +95,7 @@ int fb_config_parse(const char *buf, size_t len, const char *source, json_object
 	size_t off = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	char *error = NULL;
+	const struct fb_field *schema;
 	int r = -EINVAL;
 	if (!o || e != json_tokener_success)
 		error = fb_strdupf("%s: invalid JSON at byte %zu: %s", source, off,
@@ -103,44 +104,161 @@ int fb_config_parse(const char *buf, size_t len, const char *source, json_object
 		error = fb_strdupf("%s: invalid JSON: text after the end at byte %zu", source, off);
 	else if (!json_object_is_type(o, json_type_object))
 		error = fb_strdupf("%s: the config must be a JSON object", source);
-	else
+	else if (!part)
 		r = fb_config_check(o, source, &error);
+	else if (!(schema = fb_config_schema()))
+		r = -ENOMEM;
+	else
+		r = fb_schema_check_part(schema, o, source, &error);
 	if (r < 0) {
 		json_object_put(o);
 		*ret_error = error;
-		return error ? r : -ENOMEM;
+		return error || r == -ENOMEM ? r : -ENOMEM;
 	}
 	*ret = o;
 	return 0;
 }
 
-int fb_config_validate_file(const char *path, char **ret_error)
+int fb_config_parse(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error)
 {
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	/* A FIFO or a device is refused at once, not waited on. */
-	int r = fb_read_host(path, FB_CONFIG_MAX, &buf, &len, ret_error);
-	if (r < 0)
-		return r;
-	json_object *o = NULL;
-	r = fb_config_parse(buf, len, path, &o, ret_error);
-	json_object_put(o);
+	return parse(buf, len, source, false, ret, ret_error);
+}
+
+int fb_config_parse_part(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error)
+{
+	return parse(buf, len, source, true, ret, ret_error);
+}
+
+/* "A + B + C" for messages about the merge of these sources. */
+static char *sources_label(char *const *sources)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fputs("merged config (", f);
+	for (size_t i = 0; sources && sources[i]; i++)
+		fprintf(f, "%s%s", i ? " + " : "", sources[i]);
+	fputc(')', f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int fb_config_validate_files(char *const *paths, bool part, bool merge, char **ret_error)
+{
+	json_object *merged = merge ? json_object_new_object() : NULL;
+	if (merge && !merged)
+		return -ENOMEM;
+	int r = 0;
+	for (size_t i = 0; r == 0 && paths[i]; i++) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len;
+		/* A FIFO or a device is refused at once, not waited on. */
+		r = fb_read_host(paths[i], FB_CONFIG_MAX, &buf, &len, ret_error);
+		if (r < 0)
+			break;
+		json_object *o = NULL;
+		r = part ? fb_config_parse_part(buf, len, paths[i], &o, ret_error)
+			 : fb_config_parse(buf, len, paths[i], &o, ret_error);
+		explicit_bzero(buf, len);
+		if (r == 0 && merge)
+			r = fb_config_merge(merged, o);
+		json_object_put(o);
+	}
+	if (r == 0 && merge) {
+		_cleanup_free_ char *label = sources_label(paths);
+		r = label ? fb_config_check(merged, label, ret_error) : -ENOMEM;
+	}
+	json_object_put(merged);
 	return r;
 }
 
 /* ---- merge, secrets, hash ---- */
 
-int fb_config_merge(json_object *base, json_object *over)
+/* The field of KEY in an object or map described by F (NULL: unknown). */
+static const struct fb_field *member(const struct fb_field *f, const char *key)
 {
-	json_object_object_foreach(over, key, val)
-	{
-		json_object *b;
-		if (json_object_object_get_ex(base, key, &b) && json_object_is_type(b, json_type_object) &&
-		    json_object_is_type(val, json_type_object)) {
-			int r = fb_config_merge(b, val);
+	if (!f)
+		return NULL;
+	return f->type == FB_T_OBJECT ? fb_field_find(f->fields, key) : f->type == FB_T_MAP ? f->fields : NULL;
+}
+
+static int merge(const struct fb_field *f, json_object *base, json_object *over);
+
+/* The element of BASE that E names (by the first key of EF marked FB_ID that E has), or NULL. */
+static json_object *same_element(const struct fb_field *ef, json_object *base, json_object *e)
+{
+	if (!ef || ef->type != FB_T_OBJECT || !json_object_is_type(e, json_type_object))
+		return NULL;
+	for (const struct fb_field *k = ef->fields; k->key; k++) {
+		json_object *id, *other;
+		if (!(k->flags & FB_ID) || !json_object_object_get_ex(e, k->key, &id))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(base); i++) {
+			json_object *x = json_object_array_get_idx(base, i);
+			if (json_object_is_type(x, json_type_object) && json_object_object_get_ex(x, k->key, &other) &&
+			    json_object_equal(id, other))
+				return x;
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
+static bool has_id(const struct fb_field *ef)
+{
+	for (const struct fb_field *k = ef && ef->type == FB_T_OBJECT ? ef->fields : NULL; k && k->key; k++)
+		if (k->flags & FB_ID)
+			return true;
+	return false;
+}
+
+/* An array of named elements (its element's fields have FB_ID): each element of OVER merges
+ * into BASE's element of the same name, or is appended. */
+static int merge_named(const struct fb_field *ef, json_object *base, json_object *over)
+{
+	for (size_t i = 0; i < json_object_array_length(over); i++) {
+		json_object *e = json_object_array_get_idx(over, i), *x = same_element(ef, base, e), *copy = NULL;
+		if (x) {
+			int r = merge(ef, x, e);
 			if (r < 0)
 				return r;
 			continue;
+		}
+		if (json_object_deep_copy(e, &copy, NULL) < 0)
+			return -ENOMEM;
+		if (json_object_array_add(base, copy) < 0) {
+			json_object_put(copy);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int merge(const struct fb_field *f, json_object *base, json_object *over)
+{
+	json_object_object_foreach(over, key, val)
+	{
+		const struct fb_field *sub = member(f, key);
+		json_object *b;
+		if (json_object_object_get_ex(base, key, &b)) {
+			if (json_object_is_type(b, json_type_object) && json_object_is_type(val, json_type_object)) {
+				int r = merge(sub, b, val);
+				if (r < 0)
+					return r;
+				continue;
+			}
+			if (sub && sub->type == FB_T_ARRAY && has_id(sub->fields) && json_object_is_type(b, json_type_array) &&
+			    json_object_is_type(val, json_type_array)) {
+				int r = merge_named(sub->fields, b, val);
+				if (r < 0)
+					return r;
+				continue;
+			}
 		}
 		json_object *copy = NULL;
 		if (val && json_object_deep_copy(val, &copy, NULL) < 0)
@@ -151,6 +269,12 @@ int fb_config_merge(json_object *base, json_object *over)
 		}
 	}
 	return 0;
+}
+
+int fb_config_merge(json_object *base, json_object *over)
+{
+	const struct fb_field *schema = fb_config_schema();
+	return schema ? merge(schema, base, over) : -ENOMEM;
 }
 
 bool fb_config_key_is_secret(const char *k)
@@ -324,7 +448,7 @@ static int load_file(struct fb_config *c, json_object *merged, const char *abs, 
 	if (r < 0)
 		return c->error ? -EINVAL : -ENOMEM;
 	json_object *o = NULL;
-	r = fb_config_parse(buf, len, source, &o, &c->error);
+	r = fb_config_parse_part(buf, len, source, &o, &c->error);
 	explicit_bzero(buf, len);
 	if (r < 0)
 		return r;
@@ -396,7 +520,7 @@ static int load_url(struct fb_config *c, json_object *merged)
 		}
 	}
 	json_object *o = NULL;
-	r = fb_config_parse(buf, len, shown, &o, &c->error);
+	r = fb_config_parse_part(buf, len, shown, &o, &c->error);
 	explicit_bzero(buf, len);
 	if (r < 0)
 		return r;
@@ -427,8 +551,10 @@ int fb_config_load(struct fb_config *c)
 		r = load_file(c, merged, fw_cfg_file, "fw_cfg", NULL);
 	if (r == 0)
 		r = load_url(c, merged);
-	if (r == 0)
-		r = fb_config_check(merged, "merged config", &c->error);
+	if (r == 0) {
+		_cleanup_free_ char *label = sources_label(c->sources);
+		r = label ? fb_config_check(merged, label, &c->error) : -ENOMEM;
+	}
 	if (r == 0) {
 		json_object *copy = NULL;
 		if (json_object_deep_copy(merged, &copy, NULL) < 0)

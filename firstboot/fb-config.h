@@ -2,8 +2,12 @@
  *
  * Sources, later wins: /etc/pmoves/firstboot.json; pmoves/device.json on the boot partition
  * (/boot/efi, else /boot/firmware); QEMU fw_cfg opt/ai.pmoves/device.json; pmoves.config=URL on
- * the kernel command line. Objects merge recursively, arrays and scalars replace. Each source
- * is validated alone (messages name it), then the merged result. */
+ * the kernel command line. Objects merge recursively; arrays of named elements (users by
+ * "name", files by "path", mesh interfaces by "name" or "mac", artifacts by "name": fields
+ * marked FB_ID) merge element by element, a new name appended; other arrays and scalars
+ * replace. Each source is checked alone for what a part of a config can be checked for (types,
+ * formats, limits, unknown keys: messages name the source), then the merged result as a whole
+ * (required keys, rules across keys and elements; messages name the sources merged). */
 #ifndef PMOVES_FB_CONFIG_H
 #define PMOVES_FB_CONFIG_H
 
@@ -30,8 +34,12 @@ json_object *fb_config_json_schema(void);
 int fb_config_check(json_object *o, const char *source, char **ret_error);
 /* Parse and validate text from SOURCE (a file name, "fw_cfg" or a URL). */
 int fb_config_parse(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error);
-/* validate FILE: a host path, not under --root. -ENOENT when missing. */
-int fb_config_validate_file(const char *path, char **ret_error);
+/* The same for one source that others complete (fb_schema_check_part). */
+int fb_config_parse_part(const char *buf, size_t len, const char *source, json_object **ret, char **ret_error);
+/* validate FILE...: host paths, not under --root; NULL-terminated. Each checked as a whole
+ * config, or with PART as a source; with MERGE, then merged in order (as the machine merges its
+ * sources) and the result checked as a whole config. -ENOENT when one is missing. */
+int fb_config_validate_files(char *const *paths, bool part, bool merge, char **ret_error);
 
 /* ---- loading ---- */
 
@@ -49,7 +57,7 @@ struct fb_config {
 int fb_config_load(struct fb_config *c);
 void fb_config_done(struct fb_config *c);
 
-/* Recursive merge of OVER into BASE (objects merge, arrays and scalars replace). */
+/* Merge OVER into BASE as the sources merge (above). */
 int fb_config_merge(json_object *base, json_object *over);
 /* A key whose value is secret wherever it is, unless true or false: its name contains
  * auth_key, password, token or credentials. */

@@ -17,6 +17,7 @@ _Static_assert(FB_PATH_MAX == PATH_MAX - 1, "FB_PATH_MAX is PATH_MAX - 1");
 
 struct fb_check {
 	const char *source;
+	bool part; /* fb_schema_check_part */
 	char path[512];
 	size_t plen;
 	char *error;
@@ -283,7 +284,7 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 			if (r < 0)
 				return r;
 		}
-		for (const struct fb_field *sub = f->fields; sub->key; sub++) {
+		for (const struct fb_field *sub = f->fields; !c->part && sub->key; sub++) {
 			if (!(sub->flags & FB_REQUIRED) || json_object_object_get_ex(v, sub->key, NULL))
 				continue;
 			size_t old = path_push(c, sub->key, 0);
@@ -329,17 +330,29 @@ static int check_value(struct fb_check *c, const struct fb_field *f, json_object
 	/* A map's format is its keys' (above). */
 	if (f->format && (f->type == FB_T_STRING || f->type == FB_T_SCALAR) && (r = fb_format_check(c, f->format, v)) < 0)
 		return r;
+	if (c->part && (f->type == FB_T_OBJECT || f->type == FB_T_ARRAY || f->type == FB_T_MAP))
+		return 0;
 	return f->valid ? f->valid(c, v) : 0;
 }
 
-int fb_schema_check(const struct fb_field *f, json_object *v, const char *source, char **ret_error)
+static int schema_check(const struct fb_field *f, json_object *v, const char *source, bool part, char **ret_error)
 {
-	struct fb_check c = { .source = source };
+	struct fb_check c = { .source = source, .part = part };
 	int r = check_value(&c, f, v);
 	if (r < 0 && ret_error)
 		*ret_error = TAKE_PTR(c.error);
 	free(c.error);
 	return r;
+}
+
+int fb_schema_check(const struct fb_field *f, json_object *v, const char *source, char **ret_error)
+{
+	return schema_check(f, v, source, false, ret_error);
+}
+
+int fb_schema_check_part(const struct fb_field *f, json_object *v, const char *source, char **ret_error)
+{
+	return schema_check(f, v, source, true, ret_error);
 }
 
 /* ---- value checks ---- */

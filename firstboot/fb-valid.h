@@ -24,6 +24,7 @@ enum {
 	FB_SECRET = 1 << 1,    /* the value is secret */
 	FB_SECRET_IF = 1 << 2, /* secret when its object has "secret": true */
 	FB_SECRET_OBJ = 1 << 3, /* array element: with "secret": true the whole element is scrubbed */
+	FB_ID = 1 << 4,        /* in an array's element: names the element, for merging sources */
 };
 
 /* What a value may be, as data: fb_schema_check() checks it, and `pmoves-firstboot schema`
@@ -86,6 +87,11 @@ struct fb_field {
 /* Check V against F. On failure (-EINVAL) *ret_error (may be NULL) is "SOURCE: .json.path:
  * problem", the first problem found. */
 int fb_schema_check(const struct fb_field *f, json_object *v, const char *source, char **ret_error);
+/* The same for one source of a config that others complete (fb-config.h): types, formats,
+ * limits, unknown keys and the validators of single values; not FB_REQUIRED, nor the
+ * validators of objects and arrays (rules across keys and elements), which the merged config
+ * must meet. */
+int fb_schema_check_part(const struct fb_field *f, json_object *v, const char *source, char **ret_error);
 /* The field KEY of a field list, or NULL. */
 const struct fb_field *fb_field_find(const struct fb_field *fields, const char *key);
 

@@ -137,7 +137,7 @@ static int valid_artifacts(struct fb_check *c, json_object *v)
 
 static const struct fb_field run_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_run_arg, 0, 0 };
 static const struct fb_field artifact_fields[] = {
-	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_artifact_name, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_artifact_name, FB_REQUIRED | FB_ID, 0 },
 	{ "url", FB_T_STRING, NULL, fb_valid_download_url, NULL, FB_REQUIRED, 2048 },
 	{ "sha256", FB_T_STRING, NULL, NULL, &fmt_sha256, FB_REQUIRED, 0 },
 	{ "kind", FB_T_STRING, NULL, NULL, &fmt_kind, FB_REQUIRED, 0 },

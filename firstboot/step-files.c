@@ -65,7 +65,7 @@ static int valid_files(struct fb_check *c, json_object *v)
 }
 
 static const struct fb_field file_fields[] = {
-	{ "path", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, FB_REQUIRED, FB_PATH_MAX },
+	{ "path", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, FB_REQUIRED | FB_ID, FB_PATH_MAX },
 	{ "content", FB_T_STRING, NULL, NULL, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
 	{ "content_base64", FB_T_STRING, NULL, fb_valid_base64, NULL, FB_SECRET_IF, FB_CONFIG_MAX },
 	{ "mode", FB_T_STRING, NULL, NULL, &fb_fmt_mode, 0, 0 },

@@ -339,8 +339,8 @@ static const struct fb_format fmt_router = {
 };
 
 static const struct fb_field interface_fields[] = {
-	{ "name", FB_T_STRING, NULL, NULL, &fmt_ifname, 0, 0 },
-	{ "mac", FB_T_STRING, NULL, NULL, &fb_fmt_mac, 0, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fmt_ifname, FB_ID, 0 },
+	{ "mac", FB_T_STRING, NULL, NULL, &fb_fmt_mac, FB_ID, 0 },
 	{ "type", FB_T_STRING, NULL, NULL, &fmt_type, 0, 0 },
 	{ "mesh_id", FB_T_STRING, NULL, NULL, &fmt_mesh_name, 0, 0 },
 	{ "ssid", FB_T_STRING, NULL, NULL, &fmt_mesh_name, 0, 0 },

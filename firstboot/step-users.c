@@ -78,7 +78,7 @@ static int valid_users(struct fb_check *c, json_object *v)
 static const struct fb_field user_name_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_fmt_user_name, 0, 0 };
 static const struct fb_field ssh_key_elem = { NULL, FB_T_STRING, NULL, NULL, &fmt_ssh_key, 0, 16384 };
 static const struct fb_field user_fields[] = {
-	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_user_name, FB_REQUIRED, 0 },
+	{ "name", FB_T_STRING, NULL, NULL, &fb_fmt_user_name, FB_REQUIRED | FB_ID, 0 },
 	{ "groups", FB_T_ARRAY, &user_name_elem, NULL, NULL, 0, 64 },
 	{ "shell", FB_T_STRING, NULL, fb_valid_path_limits, &fmt_shell, 0, FB_PATH_MAX },
 	{ "password_hash", FB_T_STRING, NULL, NULL, &fmt_crypt, FB_SECRET, 0 },

@@ -198,6 +198,69 @@ static void test_merge(void)
 	t_cleanup(root);
 }
 
+/* A device.json that completes the image's config: named elements merge (mesh interfaces by
+ * name or mac, files by path, users by name), each source is checked only for what a part can
+ * be checked for, the merged config as a whole. */
+static void test_merge_named(void)
+{
+	char *root = t_tree();
+	t_write(root, "etc/pmoves/firstboot.json",
+		"{\"mesh\": {\"address\": \"dhcp\", \"country\": \"DE\", \"interfaces\": ["
+		"{\"name\": \"wlan0\", \"type\": \"80211s\", \"mesh_id\": \"pmoves\", \"channel\": 6, \"open\": true},"
+		"{\"mac\": \"52:54:00:00:00:01\", \"type\": \"ethernet\"}]},"
+		" \"files\": [{\"path\": \"/etc/a\", \"content\": \"a\"}, {\"path\": \"/etc/b\", \"content\": \"b\"}],"
+		" \"users\": [{\"name\": \"ops\", \"groups\": [\"sudo\"]}]}");
+	/* Alone it has no mesh.address and an interface without a type: a part, not a config. */
+	t_write(root, "boot/firmware/pmoves/device.json",
+		"{\"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"open\": false, \"key\": \"card-secret-1\"},"
+		" {\"name\": \"wlan1\", \"type\": \"ibss\", \"ssid\": \"fallback\", \"channel\": 1, \"open\": true}]},"
+		" \"files\": [{\"path\": \"/etc/b\", \"content\": \"B\"}, {\"path\": \"/etc/c\", \"content\": \"c\"}],"
+		" \"users\": [{\"name\": \"field\"}]}");
+	fb_root_set(root);
+	struct fb_config c = { 0 };
+	int r = fb_config_load(&c);
+	if (!tap_ok(r == 0, "a device.json that only completes the image's config loads"))
+		tap_diag("%d: %s", r, c.error ? c.error : "");
+	json_object *m = c.merged ? json_object_object_get(c.merged, "mesh") : NULL;
+	json_object *ifs = m ? json_object_object_get(m, "interfaces") : NULL;
+	const char *got = ifs ? json_object_to_json_string_ext(ifs, JSON_C_TO_STRING_PLAIN) : "";
+	tap_is_str(got,
+		   "[{\"name\":\"wlan0\",\"type\":\"80211s\",\"mesh_id\":\"pmoves\",\"channel\":6,\"open\":false,"
+		   "\"key\":\"card-secret-1\"},{\"mac\":\"52:54:00:00:00:01\",\"type\":\"ethernet\"},"
+		   "{\"name\":\"wlan1\",\"type\":\"ibss\",\"ssid\":\"fallback\",\"channel\":1,\"open\":true}]",
+		   "mesh interfaces merge by name: wlan0 gets the card's key, the wired one stays, wlan1 is added");
+	json_object *files = c.merged ? json_object_object_get(c.merged, "files") : NULL;
+	got = files ? json_object_to_json_string_ext(files, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "";
+	tap_is_str(got,
+		   "[{\"path\":\"/etc/a\",\"content\":\"a\"},{\"path\":\"/etc/b\",\"content\":\"B\"},"
+		   "{\"path\":\"/etc/c\",\"content\":\"c\"}]",
+		   "files merge by path: /etc/b replaced in place, /etc/c added");
+	json_object *users = c.merged ? json_object_object_get(c.merged, "users") : NULL;
+	tap_is_int(users ? (int)json_object_array_length(users) : 0, 2, "users merge by name: both users");
+	tap_ok(c.secrets && strv_contains(c.secrets, "card-secret-1"), "the merged key is a secret (redacted from output)");
+	fb_config_done(&c);
+
+	/* What only the merge can tell is checked on the merge, and says which sources it merged. */
+	t_write(root, "boot/firmware/pmoves/device.json",
+		"{\"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"key\": \"card-secret-1\"}]}}");
+	r = fb_config_load(&c);
+	tap_ok(r == -EINVAL && c.error, "a key on an interface the image left open is refused (key and open: true)");
+	tap_is_str(c.error,
+		   "merged config (/etc/pmoves/firstboot.json + /boot/firmware/pmoves/device.json): .mesh.interfaces[0]: "
+		   "radio 'wlan0' has a 'key' and \"open\": true: one only",
+		   "... by the merged config's check, naming the sources");
+	tap_ok(!c.error || !strstr(c.error, "card-secret-1"), "... without the key in the message");
+	fb_config_done(&c);
+
+	/* A source is still checked alone for what it can be: an unknown key, a bad value. */
+	t_write(root, "boot/firmware/pmoves/device.json", "{\"mesh\": {\"interfaces\": [{\"name\": \"wlan 0\"}]}}");
+	r = fb_config_load(&c);
+	tap_ok(r == -EINVAL && c.error && str_starts_with(c.error, "/boot/firmware/pmoves/device.json: .mesh.interfaces[0].name:"),
+	       "a bad value in a part is refused with the part's name: %s", c.error ? c.error : "(none)");
+	fb_config_done(&c);
+	t_cleanup(root);
+}
+
 /* One-shot HTTP server on 127.0.0.1 serving BODY to each of N requests; returns its port. */
 static int serve(const char *body, int n, pid_t *ret_pid)
 {
@@ -761,6 +824,7 @@ int main(void)
 {
 	test_bad();
 	test_merge();
+	test_merge_named();
 	test_url();
 	test_secrets();
 	test_schema_from_steps();
