@@ -431,6 +431,33 @@ static void test_commands(void)
 	r = t_fb(root, NULL, v3);
 	tap_is_int(r.status, 3, "validate: a missing file, exit 3");
 	t_result_free(&r);
+	/* A part (a device.json that only adds a user) and the whole it makes with another. */
+	char *part = t_strf("%s/part.json", root), *base = t_strf("%s/base.json", root);
+	t_write(root, "part.json", "{\"mesh\": {\"interfaces\": [{\"name\": \"wlan0\", \"key\": \"k-12345678\"}]}}");
+	t_write(root, "base.json",
+		"{\"mesh\": {\"address\": \"dhcp\", \"country\": \"DE\", \"interfaces\": [{\"name\": \"wlan0\", "
+		"\"type\": \"80211s\", \"mesh_id\": \"m\", \"channel\": 6}]}}");
+	char *p1[] = { "pmoves-firstboot", "validate", part, NULL };
+	r = t_fb(root, NULL, p1);
+	tap_ok(r.status == 2 && r.err && strstr(r.err, "part.json: .mesh.interfaces[0]: 'key' is for Wi-Fi interfaces"),
+	       "validate: a part alone is not a whole config (the interface has no type of its own)");
+	t_result_free(&r);
+	char *p2[] = { "pmoves-firstboot", "validate", "--part", part, NULL };
+	r = t_fb(root, NULL, p2);
+	tap_ok(r.status == 0 && r.out && strstr(r.out, "valid as a part"), "validate --part: it is a valid part");
+	t_result_free(&r);
+	char *p3[] = { "pmoves-firstboot", "validate", "--merge", base, part, NULL };
+	r = t_fb(root, NULL, p3);
+	tap_ok(r.status == 0 && r.out && strstr(r.out, "merged config of 2 files: valid"), "validate --merge: base + part is a whole");
+	t_result_free(&r);
+	char *p4[] = { "pmoves-firstboot", "validate", "--merge", part, NULL };
+	r = t_fb(root, NULL, p4);
+	tap_ok(r.status == 2 && r.err && strstr(r.err, "merged config (") && strstr(r.err, "part.json): .mesh") &&
+		       !strstr(r.err, "k-12345678"),
+	       "validate --merge: the part alone is refused as a whole, naming the merge");
+	t_result_free(&r);
+	free(part);
+	free(base);
 	char *h[] = { "pmoves-firstboot", "run", "--help", NULL };
 	r = t_fb(root, NULL, h);
 	tap_ok(r.status == 0 && strstr(r.out, "--dry-run"), "run --help");
