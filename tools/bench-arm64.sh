@@ -14,9 +14,9 @@
 #
 # The package list is the Raspberry Pi mesh node's without raspi-firmware (it exists for arm
 # only): the architecture's own kernel, systemd-sysv, udev, kmod, openssh-server, batctl, iw,
-# wpasupplicant, nftables, dnsmasq-base, ca-certificates, systemd-boot (base-debian's boot
-# loader, which the build needs), and the libraries pmoves-firstboot needs (the builder adds
-# them); and an initramfs of listed drivers (rootfs.initramfs_modules): for arm64 the mesh
+# wpasupplicant, nftables, dnsmasq-base, ca-certificates, zstd (the initramfs's compressor, as
+# on the node), systemd-boot (base-debian's boot loader, which the build needs), and the
+# libraries pmoves-firstboot needs (the builder adds them); and an initramfs of listed drivers (rootfs.initramfs_modules): for arm64 the mesh
 # node's, for amd64 the same drivers where a PC has them (no Pi SD, regulator or reset drivers;
 # ahci for SATA instead). What makes the initramfs is most of the foreign build's time when it
 # holds all the drivers (MODULES=most).
@@ -63,7 +63,7 @@ COMMIT=$(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
 	die "pmoves-firstboot for aarch64 is not built (make deps installs the cross compiler, then make)"
 
 LIST='"systemd-sysv", "udev", "kmod", "openssh-server", "batctl", "iw", "wpasupplicant", "nftables",
-      "dnsmasq-base", "ca-certificates", "systemd-boot"'
+      "dnsmasq-base", "ca-certificates", "zstd", "systemd-boot"'
 # The initramfs drivers: profiles/pi-mesh-node.json's rootfs.initramfs_modules for arm64.
 MODS_arm64='"ext4", "crc32c", "sdhci_iproc", "bcm2835", "fixed", "gpio_regulator", "reset_raspberrypi", "xhci_pci",
       "dwc2", "phy_generic", "usb_storage", "uas", "sd_mod", "nvme", "usbhid", "hid_generic",

@@ -1,9 +1,11 @@
 #!/bin/bash
-# The mesh's gateway node for real: two QEMU guests from one image (tests/fixtures/mesh/mesh-test.json:
-# base-debian plus the mesh's tools, nftables, dnsmasq and openssl) wired together
-# by a QEMU socket netdev on 127.0.0.1, as in mesh.t.
+# The mesh's gateway node for real, on the Raspberry Pi mesh node's own card: two QEMU guests
+# from one build of profiles/pi-mesh-node.json (arm64), each booted on QEMU's `virt` machine
+# with the kernel, initramfs and command line of the card's firmware partition (run --machine
+# virt), wired together by a QEMU socket netdev on 127.0.0.1.
 #   - A, the gateway node: its first NIC is QEMU's user-mode one with --net (its uplink: DHCP
-#     from QEMU, 10.0.2.2 reaches this machine's 127.0.0.1), the socket NIC its mesh NIC. Its
+#     from QEMU by the profile's own 80-pmoves-dhcp.network, which A's device.json files add
+#     to; 10.0.2.2 reaches this machine's 127.0.0.1), the socket NIC its mesh NIC. Its
 #     device.json: mesh gateway server with bat0 10.42.0.1/24, the mesh-gateway step with its
 #     defaults (the uplink: any interface but bat0 and tailscale0; DHCP for the mesh), and the
 #     tailnet step advertising 10.42.0.0/24 to a STAND-IN control server.
@@ -27,10 +29,11 @@
 # machine's 127.0.0.1 with a certificate of a test CA for the name hs.test, which A's /etc/hosts
 # puts on 10.0.2.2). It proves our side of that boundary, nothing about Tailscale.
 . "$(dirname "$0")/lib.sh"
-need qemu-system-x86_64 mmdebstrap base64 python3 openssl
-[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
+need qemu-system-aarch64 mmdebstrap base64 python3 openssl ss
 [ "$(id -u)" = 0 ] || skip_all "building an image needs root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
+	skip_all "no binfmt_misc entry for qemu-aarch64 (make deps): an arm64 root filesystem cannot be built here"
 
 T=$(mktemp -d /tmp/pmoves-e2e-meshgw.XXXXXX)
 APID= BPID= SPID= HPID=
@@ -46,12 +49,12 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 27
+plan 28
 STANDINS=$TOP/tests/fixtures/standins
 
-"$PMOVES_IMAGE" build "$TOP/tests/fixtures/mesh/mesh-test.json" -o "$T" >"$T/build.log" 2>&1
-ok $? "build the mesh test image (tests/fixtures/mesh/mesh-test.json)"
-IMG=$T/mesh-test/mesh-test.img
+"$PMOVES_IMAGE" build pi-mesh-node -o "$T" >"$T/build.log" 2>&1
+ok $? "build pi-mesh-node"
+IMG=$T/pi-mesh-node/pi-mesh-node.img
 [ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; done_testing; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -105,7 +108,7 @@ exec >/dev/console 2>&1
 echo
 say() { sed "s/^/$1: /"; }
 n=0
-until grep -q ' 10\.42\.0\.' /var/lib/misc/dnsmasq.leases 2>/dev/null || [ $n -ge 400 ]; do sleep 1; n=$((n + 1)); done
+until grep -q ' 10\.42\.0\.' /var/lib/misc/dnsmasq.leases 2>/dev/null || [ $n -ge 600 ]; do sleep 1; n=$((n + 1)); done
 echo "A-WAITED: $n s for B's lease"
 say A-LEASE </var/lib/misc/dnsmasq.leases
 peer=$(awk '$3 ~ /^10\.42\.0\./ { print $3 }' /var/lib/misc/dnsmasq.leases | head -n 1)
@@ -117,18 +120,19 @@ while [ -n "$peer" ] && [ $n -lt 20 ]; do
 done
 echo "A-PING: $peer $result ($(grep -o '[0-9]* received' /tmp/ping.out 2>/dev/null))"
 echo "A-FORWARD: $(cat /proc/sys/net/ipv4/ip_forward)"
+echo "A-ARCH: $(uname -m)"
 echo "A-UNIT: $(systemctl is-enabled pmoves-mesh-gateway.service) $(systemctl is-active dnsmasq.service)"
 # B's connection through the NAT moves the masquerade counter.
 masq() { nft list chain inet pmoves_mesh_gateway postrouting | sed -n 's/.*counter packets \([0-9]*\) .*/\1/p'; }
 n=0
-until [ "$(masq)" -gt 0 ] 2>/dev/null || [ $n -ge 300 ]; do sleep 1; n=$((n + 1)); done
+until [ "$(masq)" -gt 0 ] 2>/dev/null || [ $n -ge 400 ]; do sleep 1; n=$((n + 1)); done
 echo "A-MASQ: $(masq) packets masqueraded after $n s"
 ip -4 -o addr show | say A-ADDR
 ip -4 route | say A-ROUTE
 nft list table inet pmoves_mesh_gateway | say A-NFT
 # The tailnet step joins on the first-boot timer's run, 2 minutes after boot.
 n=0
-until [ -f /var/lib/standin/joined ] || [ $n -ge 360 ]; do sleep 1; n=$((n + 1)); done
+until [ -f /var/lib/standin/joined ] || [ $n -ge 600 ]; do sleep 1; n=$((n + 1)); done
 sleep 3
 echo "A-JOIN-WAITED: $n s"
 say A-TS-CALL </var/lib/standin/tailscale.calls
@@ -154,7 +158,7 @@ exec >/dev/console 2>&1
 echo
 say() { sed "s/^/$1: /"; }
 n=0
-until ip -4 -o addr show dev bat0 2>/dev/null | grep -q 'inet 10\.42\.0\.' || [ $n -ge 400 ]; do sleep 1; n=$((n + 1)); done
+until ip -4 -o addr show dev bat0 2>/dev/null | grep -q 'inet 10\.42\.0\.' || [ $n -ge 600 ]; do sleep 1; n=$((n + 1)); done
 echo "B-WAITED: $n s for a lease on bat0"
 ip -4 -o addr show | say B-ADDR
 ip -4 route | say B-ROUTE
@@ -166,8 +170,9 @@ while [ $n -lt 20 ]; do
 done
 echo "B-PING: 10.42.0.1 $result ($(grep -o '[0-9]* received' /tmp/ping.out))"
 tcp() { perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => $ARGV[1], Timeout => 10) or do { print "failed: $!\n"; exit 1 }; print "read ", scalar <$s>' "$1" "$2"; }
-for _ in $(seq 1 12); do out=$(tcp 10.0.2.2 "$1") && break; sleep 5; done
+for _ in $(seq 1 24); do out=$(tcp 10.0.2.2 "$1") && break; sleep 5; done
 echo "B-NAT: 10.0.2.2:$1 $out"
+echo "B-ARCH: $(uname -m)"
 echo
 echo "B-RESULT: done"
 EOF
@@ -193,16 +198,14 @@ print(json.dumps({
         {"path": "/etc/systemd/system/tailscaled.service", "content": standin % "tailscaled"},
         {"path": "/etc/ssl/certs/pmoves-mesh-gateway-test-ca.pem", "content": open(ca).read()},
         {"path": "/etc/hosts", "content": "127.0.0.1\tlocalhost\n10.0.2.2\ths.test\n"},
-        # The uplink: QEMU's user-mode NIC (its default MAC) by DHCP, as a profile configures
-        # the gateway node's uplink (pi-mesh-node: 80-pmoves-dhcp.network).
-        {"path": "/etc/systemd/network/80-uplink.network",
-         "content": "[Match]\nMACAddress=52:54:00:12:34:56\n\n[Network]\nDHCP=ipv4\n"},
+        # The uplink by DHCP is the profile's 80-pmoves-dhcp.network: these files add to the
+        # image's (files merge by path); the mesh's own 60-*.network take the mesh NIC first.
         {"path": "/usr/local/sbin/a-evidence", "mode": "0755", "content_base64": script},
         {"path": "/etc/systemd/system/a-evidence.service", "content_base64": unit},
     ],
     "units": {"mask": ["ssh.service"], "start": ["a-evidence.service"]},
     # The stand-ins take the place of Tailscale's repository and package.
-    "steps": {"ssh": {"enabled": False}, "efiboot": {"enabled": False}},
+    "steps": {"ssh": {"enabled": False}},
 }))
 PY
 python3 - "$MAC_B" "$(b64 <"$T/b-evidence.sh")" "$(unit "mesh-gateway.t evidence" "/usr/local/sbin/b-evidence $SRV_PORT" | b64)" >"$T/b.json" <<'PY'
@@ -218,19 +221,19 @@ print(json.dumps({
         {"path": "/etc/systemd/system/b-evidence.service", "content_base64": unit},
     ],
     "units": {"mask": ["ssh.service", "dnsmasq.service"], "start": ["b-evidence.service"]},
-    "steps": {"ssh": {"enabled": False}, "efiboot": {"enabled": False}},
+    "steps": {"ssh": {"enabled": False}},
 }))
 PY
 ok $? "device configs for A (gateway node) and B (field node)"
 
 # A listens, B connects; both run until both have reported (each pings the other), or one has
-# stopped or timed out. TCG without the KVM probe (guests hang under KVM here), one CPU each.
-"$PMOVES_IMAGE" run "$IMG" --net --socket-net "listen:$PORT" --config "$T/a.json" --log "$T/a.log" \
-	--accel tcg --cpus 1 --timeout 720 >/dev/null 2>"$T/a.err" &
+# stopped or timed out. One CPU each.
+"$PMOVES_IMAGE" run "$IMG" --machine virt --net --socket-net "listen:$PORT" --config "$T/a.json" --log "$T/a.log" \
+	--cpus 1 --timeout 1500 >/dev/null 2>"$T/a.err" &
 APID=$!
 sleep 2
-"$PMOVES_IMAGE" run "$IMG" --socket-net "connect:$PORT" --config "$T/b.json" --log "$T/b.log" \
-	--accel tcg --cpus 1 --timeout 660 >/dev/null 2>"$T/b.err" &
+"$PMOVES_IMAGE" run "$IMG" --machine virt --socket-net "connect:$PORT" --config "$T/b.json" --log "$T/b.log" \
+	--cpus 1 --timeout 1440 >/dev/null 2>"$T/b.err" &
 BPID=$!
 until grep -aq 'A-RESULT: ' "$T/a.log" 2>/dev/null && grep -aq 'B-RESULT: ' "$T/b.log" 2>/dev/null; do
 	kill -0 "$APID" 2>/dev/null && kill -0 "$BPID" 2>/dev/null || break
@@ -244,6 +247,9 @@ grep -aq '^A-RESULT: ' "$A"
 ok $? "A (gateway node) provisions and reports"
 grep -aq '^B-RESULT: ' "$B"
 ok $? "B (field node) provisions and reports"
+
+grep -aqx 'A-ARCH: aarch64' "$A" && grep -aqx 'B-ARCH: aarch64' "$B"
+ok $? "both are the arm64 card's system (aarch64)"
 
 # A, the gateway node.
 grep -aqE "^pmoves-firstboot: step=mesh state=ok bat0 10\.42\.0\.1/24, gateway server," "$A"
