@@ -36,22 +36,25 @@ static const char *const dpkg_opts[] = {
  * last, which mmdebstrap runs after the last package and before it packs the tarball. */
 #define BUILD_DPKG_CFG "/etc/dpkg/dpkg.cfg.d/zz-pmoves-build"
 #define INITRAMFS_DIR "/etc/initramfs-tools"
-/* Programs that packages run from their maintainer scripts and triggers, each time doing all of
- * their work again: diverted to a no-op during the build, run once at its end. */
-#define DEFERRED "/usr/sbin/update-initramfs /usr/sbin/update-ca-certificates"
-#define DEFERRED_SUFFIX ".pmoves-build"
+/* Programs that packages run from their maintainer scripts and triggers, diverted to a no-op
+ * during the build: update-initramfs and update-ca-certificates do all of their work again
+ * each time and are run once at the end; ssh-keygen makes host keys that no image keeps (the
+ * tree stage deletes them: each machine makes its own) and is not run at all. */
+#define DIVERTED "/usr/sbin/update-initramfs /usr/sbin/update-ca-certificates /usr/bin/ssh-keygen"
+#define DIVERTED_SUFFIX ".pmoves-build"
 static const char *const hooks[] = {
 	/* dpkg without fsync while building: a failed build is thrown away, and the tarball is
 	 * read back from the page cache. */
 	"--setup-hook=mkdir -p \"$1/etc/dpkg/dpkg.cfg.d\" && echo force-unsafe-io >\"$1" BUILD_DPKG_CFG "\"",
-	/* update-initramfs and update-ca-certificates diverted to no-ops before their packages are
-	 * installed: the kernel's postinst and the initramfs-tools trigger each make the whole
-	 * initramfs otherwise, each time with a few processes per module, and ca-certificates'
-	 * postinst and its trigger each rebuild /etc/ssl/certs with a few processes per certificate
-	 * (minutes, and half a minute, under qemu-user). */
-	"--essential-hook=for f in " DEFERRED "; do chroot \"$1\" dpkg-divert --quiet --local --rename --divert "
-	"\"$f" DEFERRED_SUFFIX "\" --add \"$f\" && printf '#!/bin/sh\\necho \"%s: deferred to the end of the build "
-	"(pmoves-image)\" >&2\\n' \"${f##*/}\" >\"$1$f\" && chmod 0755 \"$1$f\" || exit 1; done",
+	/* The DIVERTED programs diverted to no-ops before their packages are installed: the
+	 * kernel's postinst and the initramfs-tools trigger each make the whole initramfs
+	 * otherwise, each time with a few processes per module; ca-certificates' postinst and its
+	 * trigger each rebuild /etc/ssl/certs with a few processes per certificate;
+	 * openssh-server's postinst makes an RSA key (minutes, half a minute and seconds under
+	 * qemu-user). */
+	"--essential-hook=for f in " DIVERTED "; do chroot \"$1\" dpkg-divert --quiet --local --rename --divert "
+	"\"$f" DIVERTED_SUFFIX "\" --add \"$f\" && printf '#!/bin/sh\\necho \"%s: not run while pmoves-image builds "
+	"the root filesystem\" >&2\\n' \"${f##*/}\" >\"$1$f\" && chmod 0755 \"$1$f\" || exit 1; done",
 	/* With the profile's rootfs.initramfs_modules and/or initramfs_categories, in
 	 * $PMOVES_INITRAMFS_MODULES and $PMOVES_INITRAMFS_CATEGORIES (module names checked by the
 	 * schema's pattern, categories against initramfs_categories[]: nothing else reaches them):
@@ -74,10 +77,11 @@ static const char *const hooks[] = {
 	"--show-depends %s >/dev/null || { echo \"E: pmoves-image: a module of rootfs.initramfs_modules is not in "
 	"kernel $version\" >&2; exit 1; }\\n' \"$m\" \"$m\"; fi; } >\"$d/hooks/pmoves-image\" && "
 	"chmod 0755 \"$d/hooks/pmoves-image\"; fi",
-	/* The real programs back, then each run once (update-initramfs for every kernel, the way
-	 * the kernel's postinst would have): on the machine they are what Debian ships. The two
-	 * touch different files: they run side by side, on two cores when there are two. */
-	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" && for f in " DEFERRED "; do rm -f \"$1$f\" && chroot \"$1\" "
+	/* The real programs back (on the machine they are what Debian ships), then
+	 * update-ca-certificates and update-initramfs run once (the latter for every kernel, the
+	 * way the kernel's postinst would have). The two touch different files: they run side by
+	 * side, on two cores when there are two. */
+	"--customize-hook=rm -f \"$1" BUILD_DPKG_CFG "\" && for f in " DIVERTED "; do rm -f \"$1$f\" && chroot \"$1\" "
 	"dpkg-divert --quiet --local --rename --remove \"$f\" || exit 1; done; c=; i=0; "
 	"if [ -x \"$1/usr/sbin/update-ca-certificates\" ]; then chroot \"$1\" update-ca-certificates & c=$!; fi; "
 	"if [ -x \"$1/usr/sbin/update-initramfs\" ]; then chroot \"$1\" update-initramfs -c -k all || i=$?; fi; "

@@ -3,7 +3,7 @@
 # mmdebstrap root filesystem is made"). First what mmdebstrap is told, through a stand-in
 # mmdebstrap on PATH that records its argv. Then a real cold build into a private cache, and its
 # tarball checked: the initramfs and /etc/ssl/certs made once, by Debian's own update-initramfs
-# and update-ca-certificates, and valid; the initramfs holds the profile's initramfs_modules and
+# and update-ca-certificates, and valid; no SSH host key made; the initramfs holds the profile's initramfs_modules and
 # refuses a module the kernel lacks; none of the build's shortcuts left in the image (no
 # diversion, no unsafe dpkg I/O); the kernel upgrade path on the machine works; documentation left
 # out but copyright files kept.
@@ -23,7 +23,7 @@ esac
 
 T=$(mktemp -d /tmp/pmoves-e2e-rootfs.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 28
+plan 32
 
 # 1. The argv, from a stand-in mmdebstrap that records it and fails (nothing is built).
 mkdir -p "$T/bin" "$T/standin-cache"
@@ -87,15 +87,19 @@ mkdir -p "$R"
 ok $? "the cached tarball extracts"
 
 # The image's own dpkg state, as a machine will see it.
-for p in update-initramfs:initramfs-tools update-ca-certificates:ca-certificates; do
-	f=/usr/sbin/${p%%:*} pkg=${p#*:}
+for p in /usr/sbin/update-initramfs:initramfs-tools /usr/sbin/update-ca-certificates:ca-certificates \
+	/usr/bin/ssh-keygen:openssh-client; do
+	f=${p%%:*} pkg=${p#*:}
 	! grep -qx "$f" "$R/var/lib/dpkg/diversions" 2>/dev/null
 	ok $? "no diversion of $f left in the dpkg database"
 	want=$(sed -n "s|^\\([0-9a-f]*\\)  ${f#/}\$|\\1|p" "$R/var/lib/dpkg/info/$pkg"*.md5sums 2>/dev/null)
 	got=$(md5sum <"$R$f" 2>/dev/null | cut -d' ' -f1)
 	[ -n "$want" ] && [ "$want" = "$got" ]; ok $? "$f is $pkg's own file (md5 $got)"
-	[ -z "$(find "$R/usr/sbin" -name "${f##*/}.*")" ]; ok $? "no renamed ${f##*/} left behind"
+	[ -z "$(find "$R${f%/*}" -name "${f##*/}.*")" ]; ok $? "no renamed ${f##*/} left behind"
 done
+# openssh-server's postinst ran without making host keys (each machine makes its own).
+[ -f "$R/etc/ssh/sshd_config" ] && [ -z "$(find "$R/etc/ssh" -name 'ssh_host_*')" ]
+ok $? "openssh-server is configured and the tarball holds no SSH host key"
 n=$(grep -c 'BEGIN CERTIFICATE' "$R/etc/ssl/certs/ca-certificates.crt" 2>/dev/null)
 links=$(find "$R/etc/ssl/certs" -name '*.0' -type l | wc -l)
 [ "${n:-0}" -ge 100 ] && [ "$links" -ge 100 ]
