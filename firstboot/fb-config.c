@@ -113,7 +113,7 @@ static int parse(const char *buf, size_t len, const char *source, bool part, jso
 	if (r < 0) {
 		json_object_put(o);
 		*ret_error = error;
-		return error || r == -ENOMEM ? r : -ENOMEM;
+		return error ? r : -ENOMEM;
 	}
 	*ret = o;
 	return 0;
@@ -129,23 +129,11 @@ int fb_config_parse_part(const char *buf, size_t len, const char *source, json_o
 	return parse(buf, len, source, true, ret, ret_error);
 }
 
-/* "A + B + C" for messages about the merge of these sources. */
+/* "merged config (A + B + C)": what messages about the merge of these sources name. */
 static char *sources_label(char *const *sources)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	fputs("merged config (", f);
-	for (size_t i = 0; sources && sources[i]; i++)
-		fprintf(f, "%s%s", i ? " + " : "", sources[i]);
-	fputc(')', f);
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	_cleanup_free_ char *names = strv_join(sources, " + ");
+	return names ? fb_strdupf("merged config (%s)", names) : NULL;
 }
 
 int fb_config_validate_files(char *const *paths, bool part, bool merge, char **ret_error)
