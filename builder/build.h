@@ -116,6 +116,9 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 /* FROM (a regular file) copied to TO; every failure but FROM missing (-ENOENT, for the caller
  * to word) is reported here, naming the file. */
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode);
+/* SONAME where the image's dynamic loader would find it (its multiarch directories first):
+ * 0 and the path in the tree in *ret_rel, or -ENOENT. */
+int tree_find_library(struct build *b, const char *soname, char **ret_rel);
 /* "UUID" of the root filesystem as fstab and the kernel command line name it. */
 const char *tree_root_fs_id(const struct build *b, char out[40]);
 /* The kernel command line for boot loaders: "root=UUID=<root fs> <the profile's cmdline>". */

@@ -220,27 +220,6 @@ int firstboot_schema(json_object **ret)
 	return 0;
 }
 
-/* A shared library inside the tree, where the dynamic loader would look. */
-static int tree_find_library(struct build *b, const char *soname, char **ret_rel)
-{
-	const char *triplet = b->p->arch->triplet;
-	const char *fmt[] = { "/usr/lib/%s/%s", "/lib/%s/%s", "/usr/lib/%.0s%s", "/lib/%.0s%s", "/usr/lib64/%.0s%s",
-			      "/lib64/%.0s%s" };
-	for (size_t i = 0; i < ARRAY_SIZE(fmt); i++) {
-		char *rel = NULL;
-		if (asprintf(&rel, fmt[i], triplet, soname) < 0)
-			return -ENOMEM;
-		int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO must not hang the build */
-		if (fd >= 0) {
-			close(fd);
-			*ret_rel = rel;
-			return 0;
-		}
-		free(rel);
-	}
-	return -ENOENT;
-}
-
 /* The binary must run on the image: its architecture, every library it links, and a glibc at
  * least as new as the one it was built against. Caught here, not at the machine's first boot. */
 static int check_runs_on_image(struct build *b, const char *bin, const struct elf_needs *n)

@@ -22,7 +22,8 @@
 	X(out_bmap)    \
 	X(out_zst)     \
 	X(out_xz)      \
-	X(out_qcow2)
+	X(out_qcow2)   \
+	X(out_pxe)
 
 /* Each list: the records' declarations, then the table of their addresses. */
 #define DECLARE(rec) extern const struct RECORD rec;

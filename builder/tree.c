@@ -605,3 +605,23 @@ int stage_split(struct build *b)
 	}
 	return 0;
 }
+
+int tree_find_library(struct build *b, const char *soname, char **ret_rel)
+{
+	const char *triplet = b->p->arch->triplet;
+	const char *fmt[] = { "/usr/lib/%s/%s", "/lib/%s/%s", "/usr/lib/%.0s%s", "/lib/%.0s%s", "/usr/lib64/%.0s%s",
+			      "/lib64/%.0s%s" };
+	for (size_t i = 0; i < ARRAY_SIZE(fmt); i++) {
+		char *rel = NULL;
+		if (asprintf(&rel, fmt[i], triplet, soname) < 0)
+			return -ENOMEM;
+		int fd = tree_open(b, rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO must not hang the build */
+		if (fd >= 0) {
+			close(fd);
+			*ret_rel = rel;
+			return 0;
+		}
+		free(rel);
+	}
+	return -ENOENT;
+}

@@ -340,6 +340,7 @@ static const struct command {
 	{ "status", cmd_status, "show every step's state, time and message; --wait for the run to end" },
 	{ "validate", cmd_validate, "check config files" },
 	{ "schema", cmd_schema, "print the config's JSON Schema" },
+	{ "netboot", fb_netboot_main, "make the live root of a network-booted machine (its initramfs runs it)" },
 };
 
 static void usage(FILE *f)

@@ -3,5 +3,7 @@
 #define PMOVES_FB_CMD_H
 
 int fb_main(int argc, char **argv);
+/* netboot (fb-netboot.c) */
+int fb_netboot_main(int argc, char **argv);
 
 #endif

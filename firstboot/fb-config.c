@@ -449,8 +449,7 @@ static int load_file(struct fb_config *c, json_object *merged, const char *abs, 
 	return r;
 }
 
-/* The value of "KEY=" on the kernel command line (the last one), or NULL. */
-static char *cmdline_get(const char *cmdline, const char *key)
+char *fb_cmdline_get(const char *cmdline, const char *key)
 {
 	char *found = NULL;
 	size_t klen = strlen(key);
@@ -472,10 +471,10 @@ static int load_url(struct fb_config *c, json_object *merged)
 	int r = fb_read("/proc/cmdline", 64 * 1024, &cmdline, NULL);
 	if (r < 0)
 		return 0; /* no /proc/cmdline (a tree without it): no URL */
-	url = cmdline_get(cmdline, "pmoves.config");
+	url = fb_cmdline_get(cmdline, "pmoves.config");
 	if (!url)
 		return 0;
-	pin = cmdline_get(cmdline, "pmoves.config_sha256");
+	pin = fb_cmdline_get(cmdline, "pmoves.config_sha256");
 	if ((r = url_secrets(url, &c->secrets)) < 0)
 		return r;
 	/* The source's name leaves out user:password and a query string, which may carry a

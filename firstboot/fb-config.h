@@ -68,5 +68,7 @@ bool fb_config_key_is_secret(const char *key);
 int fb_config_scrub(json_object *o, char ***ret_secrets);
 /* SHA-256 of the merged config without its secrets: what the state file records. */
 int fb_config_hash(json_object *o, char ret_hex[65]);
+/* The value of "KEY=" on a kernel command line (the last one), malloc'd, or NULL. */
+char *fb_cmdline_get(const char *cmdline, const char *key);
 
 #endif

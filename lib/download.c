@@ -400,7 +400,7 @@ int download_fd(int fd, const char *url, const char *sha256, const struct downlo
 		o.max_size = DL_MAX_SIZE;
 	if (!sha256 || strlen(sha256) != 64 || strspn(sha256, "0123456789abcdef") != 64)
 		return -EINVAL;
-	int r = url_check(url, URL_HTTPS_OR_LOCAL, ret_error);
+	int r = url_check(url, o.any_http ? URL_PINNED : URL_HTTPS_OR_LOCAL, ret_error);
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *shown = url_shown(url);

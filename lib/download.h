@@ -30,6 +30,8 @@ struct download_opts {
 	unsigned attempts;            /* 0: 4, 1 s, 2 s, 4 s... apart */
 	uint64_t max_size;            /* bytes; 0: 4 GiB */
 	const char *user_agent;       /* NULL: "pmoves" */
+	bool any_http;                /* download_fd: http:// to any host (URL_PINNED), not only
+	                               * loopback: a LAN boot server, the content pinned anyway */
 	bool (*cancelled)(void);      /* may be NULL; true stops the work: -EINTR */
 	/* May be NULL: told why an attempt failed before the next one starts. */
 	void (*retrying)(void *ctx, const char *why);

@@ -1,0 +1,503 @@
+/* NAME.pxe/: the image as a network-boot bundle (README, "Network boot"), static files any web
+ * server can serve and `pmoves-image serve` serves for a lab:
+ *
+ *   boot.ipxe          the iPXE script: kernel, both initramfs halves, the kernel command line
+ *                      with the live root's URL and SHA-256
+ *   vmlinuz            the image's kernel
+ *   initrd.img         the image's own initramfs (initramfs-tools: its drivers, udev, ipconfig)
+ *   netboot.cpio       appended to it by the kernel (a second initramfs archive): the boot script
+ *                      scripts/pmoves (boot=pmoves), pmoves-firstboot with the libraries it
+ *                      links, and the kernel modules the live root needs (squashfs, overlay,
+ *                      loop, and what they depend on) under /pmoves, apart from the first half's
+ *                      files so that nothing of it is replaced
+ *   root.squashfs      the image's root filesystem, for the live mode
+ *   undionly.kpxe      iPXE for BIOS PXE ROMs, ipxe.efi for UEFI ones (Debian's package ipxe):
+ *   ipxe.efi           chainloaded by TFTP from a plain PXE ROM
+ *   dnsmasq.conf       an example: proxy-DHCP beside an existing DHCP server, or full DHCP
+ *
+ * The live mode: the machine's initramfs brings up the network (initramfs-tools'
+ * configure_networking, on the NIC iPXE booted from: BOOTIF), then `pmoves-firstboot netboot
+ * live` downloads root.squashfs into RAM, checks it against the pinned SHA-256 and mounts it
+ * under a RAM overlay (firstboot/fb-netboot.c). x86_64 only: the iPXE binaries are Debian's. */
+#include "build.h"
+#include "elf-needs.h"
+#include "hash-file.h"
+#include "log.h"
+#include "manifest.h"
+#include "out-file.h"
+#include "run.h"
+#include "util.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+
+#define IPXE_DIR "/usr/lib/ipxe"
+#define FIRSTBOOT_BIN "/usr/bin/pmoves-firstboot"
+#define CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define MAX_LIBS 128
+#define MODULES_DEP_MAX (32u << 20)
+
+/* What the live root mounts with, if the kernel has them as modules. */
+static const char *const live_modules[] = { "loop", "squashfs", "overlay" };
+/* Debian's iPXE builds, chainloaded from a plain PXE ROM. */
+static const char *const ipxe_files[] = { "undionly.kpxe", "ipxe.efi" };
+
+struct bundle {
+	struct build *b;
+	char *dir;          /* tmp_dir/NAME.pxe */
+	char *name;         /* NAME.pxe */
+	struct archive *a;  /* netboot.cpio, while it is written */
+	char *ldso;         /* the dynamic loader's soname */
+};
+
+static int pxe_check(const struct profile *p, struct problems *pr)
+{
+	if (!STREQ(p->arch->name, "x86_64"))
+		problem(pr, ".outputs", "output 'pxe' is for x86_64 profiles: its iPXE binaries (Debian's "
+					"package ipxe) are x86, and %s network boot is not supported yet",
+			p->arch->name);
+	return 0;
+}
+
+/* ---- netboot.cpio ---- */
+
+static int cpio_header(struct bundle *nb, const char *path, mode_t type, mode_t perm, int64_t size)
+{
+	struct archive_entry *e = archive_entry_new();
+	if (!e)
+		return -ENOMEM;
+	archive_entry_set_pathname(e, path);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, perm);
+	archive_entry_set_size(e, size);
+	archive_entry_set_uid(e, 0);
+	archive_entry_set_gid(e, 0);
+	archive_entry_set_nlink(e, type == AE_IFDIR ? 2 : 1);
+	archive_entry_set_mtime(e, (time_t)nb->b->epoch, 0);
+	int r = archive_write_header(nb->a, e) == ARCHIVE_OK ? 0 : -EIO;
+	archive_entry_free(e);
+	if (r < 0)
+		log_error("cannot write '%s' into netboot.cpio: %s", path, archive_error_string(nb->a));
+	return r;
+}
+
+static int cpio_dir(struct bundle *nb, const char *path) { return cpio_header(nb, path, AE_IFDIR, 0755, 0); }
+
+static int cpio_data(struct bundle *nb, const char *path, const void *buf, size_t len, mode_t perm)
+{
+	int r = cpio_header(nb, path, AE_IFREG, perm, (int64_t)len);
+	if (r == 0 && len && archive_write_data(nb->a, buf, len) != (la_ssize_t)len) {
+		log_error("cannot write '%s' into netboot.cpio: %s", path, archive_error_string(nb->a));
+		return -EIO;
+	}
+	return r;
+}
+
+/* The regular file REL of the tree (symlinks followed inside it) as PATH in the archive. */
+static int cpio_tree_file(struct bundle *nb, const char *rel, const char *path, mode_t perm)
+{
+	_cleanup_close_ int fd = tree_open(nb->b, rel, O_RDONLY | O_NONBLOCK, 0);
+	struct stat st;
+	if (fd < 0)
+		return log_errno(fd, "cannot open '%s' in the image", rel);
+	if (fstat(fd, &st) < 0)
+		return log_errno(-errno, "cannot read '%s' in the image", rel);
+	if (!S_ISREG(st.st_mode) || st.st_size > (256 << 20)) {
+		log_error("'%s' in the image is not a regular file of at most 256 MiB", rel);
+		return -EINVAL;
+	}
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = read_fd(fd, (size_t)st.st_size, &buf, &len);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s' in the image", rel);
+	return cpio_data(nb, path, buf, len, perm);
+}
+
+/* pmoves-firstboot and every library it links, and they link, as the image has them. */
+static int add_firstboot(struct bundle *nb)
+{
+	_cleanup_strv_ char **queue = NULL;
+	size_t done = 0;
+	int r = 0;
+	for (const char *rel = FIRSTBOOT_BIN; rel && r == 0; rel = done < strv_length(queue) ? queue[done++] : NULL) {
+		_cleanup_free_ char *lib_rel = NULL;
+		const char *soname = strcmp(rel, FIRSTBOOT_BIN) ? rel : NULL;
+		if (soname && (r = tree_find_library(nb->b, soname, &lib_rel)) < 0)
+			return log_errno(r, "the image has no '%s', which pmoves-firstboot needs", soname);
+		const char *file = soname ? lib_rel : FIRSTBOOT_BIN;
+		_cleanup_close_ int fd = tree_open(nb->b, file, O_RDONLY | O_NONBLOCK, 0);
+		if (fd < 0)
+			return log_errno(fd, "cannot open '%s' in the image", file);
+		char proc[40];
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		struct elf_needs n = { 0 };
+		r = elf_read_needs(proc, &n);
+		if (r < 0)
+			return log_errno(r, "cannot read '%s' in the image as an ELF file", file);
+		for (size_t i = 0; r == 0 && n.needed[i]; i++)
+			if (!strv_contains(queue, n.needed[i]))
+				r = strv_length(queue) >= MAX_LIBS ? -E2BIG : strv_push(&queue, n.needed[i]);
+		elf_needs_free(&n);
+		if (r < 0)
+			return log_errno(r, "cannot follow the libraries of '%s'", file);
+		_cleanup_free_ char *path = soname ? strdupf("pmoves/lib/%s", soname) : strdup("pmoves/bin/pmoves-firstboot");
+		if (!path)
+			return -ENOMEM;
+		r = cpio_tree_file(nb, file, path, 0755);
+		if (r == 0 && soname && str_starts_with(soname, "ld-linux") && !nb->ldso && !(nb->ldso = strdup(soname)))
+			r = -ENOMEM;
+	}
+	if (r == 0 && !nb->ldso) {
+		log_error("pmoves-firstboot in the image links no dynamic loader (ld-linux*): cannot run it from the initramfs");
+		return -ENOEXEC;
+	}
+	return r;
+}
+
+/* A module's name from its path in modules.dep: "kernel/fs/squashfs/squashfs.ko" -> "squashfs",
+ * '-' read as '_' as modprobe does. */
+static bool module_is(const char *path, size_t len, const char *name)
+{
+	const char *base = memrchr(path, '/', len);
+	base = base ? base + 1 : path;
+	size_t n = len - (size_t)(base - path);
+	const char *ko = memmem(base, n, ".ko", 3);
+	if (!ko)
+		return false;
+	n = (size_t)(ko - base);
+	if (n != strlen(name))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((base[i] == '-' ? '_' : base[i]) != (name[i] == '-' ? '_' : name[i]))
+			return false;
+	return true;
+}
+
+/* The line of modules.dep (NUL-terminated lines) for NAME, or NULL. */
+static char *dep_line(char *dep, size_t len, const char *name)
+{
+	for (char *p = dep; p < dep + len; p += strlen(p) + 1) {
+		char *colon = strchr(p, ':');
+		if (colon && module_is(p, (size_t)(colon - p), name))
+			return p;
+	}
+	return NULL;
+}
+
+static int add_module(struct bundle *nb, const char *kdir, const char *path, size_t len, char ***order)
+{
+	_cleanup_free_ char *rel = strndup(path, len), *from = NULL, *to = NULL;
+	if (!rel)
+		return -ENOMEM;
+	const char *base = strrchr(rel, '/');
+	base = base ? base + 1 : rel;
+	if (strv_contains(*order, base))
+		return 0;
+	if (strstr(rel, "..") || !valid_name(base, 255))
+		return log_errno(-EINVAL, "modules.dep of the image names '%s', which is not a module path", rel);
+	if (!(from = strdupf("%s/%s", kdir, rel)) || !(to = strdupf("pmoves/modules/%s", base)))
+		return -ENOMEM;
+	int r = cpio_tree_file(nb, from, to, 0644);
+	return r < 0 ? r : strv_push(order, base);
+}
+
+/* live_modules with their dependencies, dependencies first, and the file "order" listing them.
+ * One the kernel has built in (modules.builtin) needs nothing. */
+static int add_modules(struct bundle *nb)
+{
+	const char *kver = nb->b->kernel_version;
+	_cleanup_free_ char *kdir = strdupf("/lib/modules/%s", kver), *dep_rel = NULL, *builtin_rel = NULL;
+	_cleanup_free_ char *dep = NULL, *builtin = NULL;
+	size_t dep_len = 0, builtin_len = 0;
+	if (!kdir || !(dep_rel = strdupf("%s/modules.dep", kdir)) || !(builtin_rel = strdupf("%s/modules.builtin", kdir)))
+		return -ENOMEM;
+	_cleanup_close_ int fd = tree_open(nb->b, dep_rel, O_RDONLY | O_NONBLOCK, 0);
+	int r = fd < 0 ? fd : read_fd(fd, MODULES_DEP_MAX, &dep, &dep_len);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s' in the image", dep_rel);
+	close(fd);
+	fd = tree_open(nb->b, builtin_rel, O_RDONLY | O_NONBLOCK, 0);
+	r = fd < 0 ? (fd == -ENOENT ? 0 : fd) : read_fd(fd, MODULES_DEP_MAX, &builtin, &builtin_len);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s' in the image", builtin_rel);
+	for (size_t i = 0; i < dep_len; i++)
+		if (dep[i] == '\n')
+			dep[i] = '\0';
+	for (size_t i = 0; i < builtin_len; i++)
+		if (builtin[i] == '\n')
+			builtin[i] = '\0';
+
+	_cleanup_strv_ char **order = NULL;
+	for (size_t m = 0; m < ARRAY_SIZE(live_modules); m++) {
+		char *line = dep_line(dep, dep_len, live_modules[m]);
+		if (!line) {
+			bool built_in = false;
+			for (char *p = builtin; p && p < builtin + builtin_len; p += strlen(p) + 1)
+				built_in = built_in || module_is(p, strlen(p), live_modules[m]);
+			if (built_in)
+				continue;
+			log_error("the image's kernel %s has no module '%s' (a live network boot mounts its root with it)", kver,
+				  live_modules[m]);
+			return -ENOENT;
+		}
+		char *colon = strchr(line, ':');
+		/* modules.dep lists what a module needs in the order modprobe unloads it: the last
+		 * one is loaded first. */
+		_cleanup_strv_ char **deps = NULL;
+		for (char *p = colon + 1; *p;) {
+			p += strspn(p, " ");
+			size_t n = strcspn(p, " ");
+			if (n && (r = add_module(nb, kdir, p, n, &deps)) < 0)
+				return r;
+			p += n;
+		}
+		for (size_t i = strv_length(deps); i > 0; i--)
+			if (!strv_contains(order, deps[i - 1]) && (r = strv_push(&order, deps[i - 1])) < 0)
+				return r;
+		if ((r = add_module(nb, kdir, line, (size_t)(colon - line), &order)) < 0)
+			return r;
+	}
+	_cleanup_free_ char *list = strv_join(order, "\n");
+	if (!list)
+		return -ENOMEM;
+	_cleanup_free_ char *text = strdupf("%s%s", list, *list ? "\n" : "");
+	return text ? cpio_data(nb, "pmoves/modules/order", text, strlen(text), 0644) : -ENOMEM;
+}
+
+static int add_script(struct bundle *nb)
+{
+	_cleanup_free_ char *text = strdupf(
+		"# initramfs-tools' boot script for boot=pmoves: the live root of a PMOVES network boot,\n"
+		"# written by pmoves-image's output 'pxe'. /init has sourced scripts/functions, local\n"
+		"# and nfs; mount_top, mount_premount and mount_bottom stay nfs's.\n"
+		"\n"
+		"pmoves_netboot()\n"
+		"{\n"
+		"\tSSL_CERT_FILE=/pmoves/ca-certificates.crt /pmoves/lib/%s --library-path /pmoves/lib \\\n"
+		"\t\t/pmoves/bin/pmoves-firstboot netboot \"$@\"\n"
+		"}\n"
+		"\n"
+		"mountroot()\n"
+		"{\n"
+		"\tconfigure_networking\n"
+		"\tpmoves_netboot live --mount \"${rootmnt}\" || panic \"pmoves: the live root could not be made (above)\"\n"
+		"}\n",
+		nb->ldso);
+	return text ? cpio_data(nb, "scripts/pmoves", text, strlen(text), 0644) : -ENOMEM;
+}
+
+static int write_cpio(struct bundle *nb)
+{
+	_cleanup_free_ char *path = strdupf("%s/netboot.cpio", nb->dir);
+	if (!path || !(nb->a = archive_write_new()))
+		return -ENOMEM;
+	int r = 0;
+	if (archive_write_set_format_cpio_newc(nb->a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(nb->a, 1) != ARCHIVE_OK ||
+	    archive_write_open_filename(nb->a, path) != ARCHIVE_OK) {
+		log_error("cannot create '%s': %s", path, archive_error_string(nb->a));
+		r = -EIO;
+	}
+	static const char *const dirs[] = { "scripts", "pmoves", "pmoves/bin", "pmoves/lib", "pmoves/modules" };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++)
+		r = cpio_dir(nb, dirs[i]);
+	if (r == 0)
+		r = add_firstboot(nb);
+	if (r == 0)
+		r = add_modules(nb);
+	if (r == 0)
+		r = add_script(nb);
+	/* The CA bundle, for a root served over https. */
+	if (r == 0) {
+		r = cpio_tree_file(nb, CA_BUNDLE, "pmoves/ca-certificates.crt", 0644);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (archive_write_close(nb->a) != ARCHIVE_OK && r == 0) {
+		log_error("cannot write '%s': %s", path, archive_error_string(nb->a));
+		r = -EIO;
+	}
+	archive_write_free(nb->a);
+	nb->a = NULL;
+	return r;
+}
+
+/* ---- the other files ---- */
+
+static int copy_host_file(struct bundle *nb, const char *from, const char *name, mode_t mode)
+{
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (in < 0 && errno == ENOENT) {
+		log_error("'%s' not found: output 'pxe' needs it (install package 'ipxe', or run 'make deps')", from);
+		return -ENOENT;
+	}
+	if (in < 0 || fstat(in, &st) < 0)
+		return log_errno(-errno, "cannot read '%s'", from);
+	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
+	_cleanup_free_ char *rel = strdupf("%s/%s", nb->name, name);
+	if (!rel)
+		return -ENOMEM;
+	int r = out_file_open(nb->b, rel, mode, &f);
+	if (r == 0)
+		r = copy_fd_range(in, 0, f.fd, 0, (uint64_t)st.st_size);
+	if (r == 0)
+		r = out_file_commit(&f, NULL);
+	return r < 0 ? log_errno(r, "cannot copy '%s' to '%s'", from, rel) : 0;
+}
+
+/* REL of the tree as NAME in the bundle, with zeros after it up to a multiple of ALIGN bytes. */
+static int copy_tree_file(struct bundle *nb, const char *rel, const char *name, unsigned align)
+{
+	_cleanup_free_ char *to = strdupf("%s/%s", nb->dir, name);
+	_cleanup_close_ int in = tree_open(nb->b, rel, O_RDONLY | O_NONBLOCK, 0);
+	struct stat st;
+	if (!to)
+		return -ENOMEM;
+	if (in == -ENOENT) {
+		log_error("the image has no '%s': output 'pxe' boots the image's kernel with its initramfs "
+			  "(initramfs-tools makes it)",
+			  rel);
+		return in;
+	}
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+		return log_errno(in < 0 ? in : -EINVAL, "cannot read '%s' in the image", rel);
+	_cleanup_close_ int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (out < 0)
+		return log_errno(-errno, "cannot create '%s'", to);
+	int r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
+	static const char zeros[8];
+	size_t pad = (size_t)(align - (uint64_t)st.st_size % align) % align;
+	if (r == 0 && pad)
+		r = pwrite_full(out, zeros, pad, (uint64_t)st.st_size);
+	return r < 0 ? log_errno(r, "cannot copy '%s' to '%s'", rel, to) : 0;
+}
+
+static int write_squashfs(struct bundle *nb, char sha[65])
+{
+	struct build *b = nb->b;
+	_cleanup_free_ char *out = strdupf("%s/root.squashfs", nb->dir), *prog = NULL;
+	char epoch[24], cpus[12];
+	if (!out)
+		return -ENOMEM;
+	if (find_program("mksquashfs", &prog) < 0) {
+		log_error("'mksquashfs' not found: output 'pxe' needs it (install package 'squashfs-tools', or run 'make deps')");
+		return -ENOENT;
+	}
+	snprintf(epoch, sizeof(epoch), "%" PRIu64, b->epoch);
+	snprintf(cpus, sizeof(cpus), "%u", out_threads());
+	char *argv[] = { "mksquashfs", b->tree, out, "-noappend", "-comp", "zstd", "-mkfs-time", epoch,
+			 "-all-time", epoch, "-processors", cpus, "-no-progress", "-quiet", NULL };
+	int r = build_run(b, argv);
+	if (r != 0)
+		return r < 0 ? r : -EIO; /* build_run said why */
+	r = sha256_file(out, sha);
+	return r < 0 ? log_errno(r, "cannot read '%s'", out) : 0;
+}
+
+static int write_ipxe_script(struct bundle *nb, const char *sha)
+{
+	const struct profile *p = nb->b->p;
+	_cleanup_free_ char *path = strdupf("%s/boot.ipxe", nb->dir), *text = strdupf(
+		"#!ipxe\n"
+		"# PMOVES network boot of '%s' (live mode), made by pmoves-image's output 'pxe'.\n"
+		"# 'pmoves-image serve' sets pmoves-base to the address this script was fetched from;\n"
+		"# served by another web server, set the bundle's URL (ending in /) on the next line.\n"
+		"isset ${pmoves-base} || set pmoves-base http://${next-server}:8080/\n"
+		"echo PMOVES: %s, live, from ${pmoves-base}\n"
+		"kernel ${pmoves-base}vmlinuz initrd=initrd.img initrd=netboot.cpio boot=pmoves ip=dhcp "
+		"BOOTIF=01-${netX/mac:hexhyp} pmoves.root=${pmoves-base}root.squashfs pmoves.root_sha256=%s%s%s\n"
+		"initrd ${pmoves-base}initrd.img\n"
+		"initrd ${pmoves-base}netboot.cpio\n"
+		"boot\n",
+		p->name, p->name, sha, *p->boot.cmdline ? " " : "", p->boot.cmdline);
+	if (!path || !text)
+		return -ENOMEM;
+	int r = write_file_atomic(path, text, strlen(text), 0644);
+	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
+}
+
+static int write_dnsmasq(struct bundle *nb)
+{
+	_cleanup_free_ char *path = strdupf("%s/dnsmasq.conf", nb->dir), *text = strdupf(
+		"# dnsmasq lines for booting '%s' over the network: plain PXE ROMs get iPXE by TFTP from\n"
+		"# this directory, iPXE (DHCP option 175) gets boot.ipxe from 'pmoves-image serve' (port\n"
+		"# 8080). Replace /srv/%s with where this directory is, 192.168.1.10 with the serving\n"
+		"# machine's address and 192.168.1.0 with the LAN. Keep one of the two variants.\n"
+		"enable-tftp\n"
+		"tftp-root=/srv/%s\n"
+		"dhcp-match=set:ipxe,175\n"
+		"dhcp-match=set:efi64,option:client-arch,7\n"
+		"dhcp-match=set:efi64,option:client-arch,9\n"
+		"\n"
+		"# (a) proxy-DHCP: the LAN's DHCP server keeps handing out addresses, dnsmasq adds the boot file.\n"
+		"dhcp-range=192.168.1.0,proxy\n"
+		"pxe-service=tag:!ipxe,x86PC,\"PMOVES (BIOS)\",undionly.kpxe\n"
+		"pxe-service=tag:!ipxe,X86-64_EFI,\"PMOVES (UEFI)\",ipxe.efi\n"
+		"dhcp-boot=tag:ipxe,http://192.168.1.10:8080/boot.ipxe\n"
+		"\n"
+		"# (b) full DHCP: dnsmasq is the LAN's DHCP server.\n"
+		"#dhcp-range=192.168.1.100,192.168.1.199,12h\n"
+		"#dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"
+		"#dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi\n"
+		"#dhcp-boot=tag:ipxe,http://192.168.1.10:8080/boot.ipxe\n",
+		nb->b->p->name, nb->name, nb->name);
+	if (!path || !text)
+		return -ENOMEM;
+	int r = write_file_atomic(path, text, strlen(text), 0644);
+	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
+}
+
+static int pxe_write(struct build *b, const struct output_ctx *o)
+{
+	(void)o;
+	struct bundle nb = { .b = b };
+	_cleanup_free_ char *name = strdupf("%s.pxe", b->p->name), *dir = NULL, *kernel = NULL, *initrd = NULL;
+	if (!name || !(dir = strdupf("%s/%s", b->tmp_dir, name)) ||
+	    !(kernel = strdupf("/boot/vmlinuz-%s", b->kernel_version)) ||
+	    !(initrd = strdupf("/boot/initrd.img-%s", b->kernel_version)))
+		return -ENOMEM;
+	nb.dir = dir;
+	nb.name = name;
+	if (mkdir(dir, 0755) < 0)
+		return log_errno(-errno, "cannot create '%s'", dir);
+	char sha[65];
+	int r = copy_tree_file(&nb, kernel, "vmlinuz", 1);
+	/* The kernel reads an archive of the initramfs only at a multiple of 4 bytes; iPXE
+	 * aligns the initrds it gives a BIOS kernel, the EFI stub puts them end to end. */
+	if (r == 0)
+		r = copy_tree_file(&nb, initrd, "initrd.img", 4);
+	if (r == 0)
+		r = write_cpio(&nb);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(ipxe_files); i++) {
+		_cleanup_free_ char *from = strdupf("%s/%s", IPXE_DIR, ipxe_files[i]);
+		r = from ? copy_host_file(&nb, from, ipxe_files[i], 0644) : -ENOMEM;
+	}
+	if (r == 0)
+		r = write_squashfs(&nb, sha);
+	if (r == 0)
+		r = write_ipxe_script(&nb, sha);
+	if (r == 0)
+		r = write_dnsmasq(&nb);
+	free(nb.ldso);
+	if (r < 0)
+		return r;
+	static const char *const files[] = { "boot.ipxe",     "vmlinuz",  "initrd.img",	  "netboot.cpio",
+					      "root.squashfs", "ipxe.efi", "undionly.kpxe", "dnsmasq.conf" };
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
+		_cleanup_free_ char *rel = strdupf("%s/%s", name, files[i]);
+		r = rel ? manifest_add_artifact(b, rel, "pxe", STREQ(files[i], "root.squashfs") ? sha : NULL) : -ENOMEM;
+	}
+	return r;
+}
+
+const struct output_type out_pxe = {
+	.name = "pxe",
+	.flags = OUT_READS_TREE,
+	.check = pxe_check,
+	.write = pxe_write,
+};

@@ -1,0 +1,271 @@
+/* netboot: what a network-booted machine's initramfs runs to make its root (README, "Network
+ * boot"). The bundle's initramfs script (scripts/pmoves, written by the builder's output "pxe")
+ * brings the network up and runs
+ *
+ *   pmoves-firstboot netboot live --mount DIR
+ *
+ * which makes DIR (initramfs-tools' ${rootmnt}) the live root: the squashfs at pmoves.root=URL,
+ * pinned by pmoves.root_sha256=HEX on the kernel command line, downloaded into a RAM
+ * filesystem, checked as it comes, and mounted read-only under a RAM overlay. Nothing
+ * persists: every boot starts from the same squashfs. It says what it does on the console:
+ *
+ *   pmoves-netboot: step=<fetch|modules|mount> state=<start|ok|failed> [detail]
+ *   pmoves-netboot: done mode=live seconds=<s>
+ *
+ * Everything lives under /run/pmoves (its own tmpfs), which initramfs-tools moves into the
+ * booted system with /run: the squashfs file, its loop device's mount (lower), the overlay's
+ * writable half (upper, work). Kernel modules the initramfs lacks (squashfs, overlay, loop)
+ * come with the bundle in MODULES_DIR, loaded in the order its file "order" lists. */
+#include "download.h"
+#include "fb-config.h"
+#include "firstboot.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/loop.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#define NB "pmoves-netboot"
+#define RAM_DIR "/run/pmoves"
+#define MODULES_DIR "/pmoves/modules"
+#define CMDLINE_MAX (64u * 1024)
+
+static void say(const char *step, const char *state, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(const char *step, const char *state, const char *fmt, ...)
+{
+	printf("%s: step=%s state=%s", NB, step, state);
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		putchar(' ');
+		vprintf(fmt, ap);
+		va_end(ap);
+	}
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void retrying(void *ctx, const char *why)
+{
+	(void)ctx;
+	say("fetch", "retry", "%s", why);
+}
+
+/* The modules the bundle brought, in order; one already loaded or built in is fine. */
+static int load_modules(const char *dir)
+{
+	_cleanup_free_ char *order_path = strdupf("%s/order", dir), *order = NULL;
+	if (!order_path)
+		return -ENOMEM;
+	int r = read_file(order_path, 64 * 1024, &order, NULL);
+	if (r == -ENOENT)
+		return 0; /* none needed */
+	if (r < 0) {
+		say("modules", "failed", "cannot read '%s': %s", order_path, strerror(-r));
+		return r;
+	}
+	unsigned n = 0;
+	for (char *line = order, *next; *line; line = next) {
+		next = line + strcspn(line, "\n");
+		if (*next)
+			*next++ = '\0';
+		if (!*line)
+			continue;
+		if (strchr(line, '/') || line[0] == '.') {
+			say("modules", "failed", "'%s' lists '%s', which is not a file name", order_path, line);
+			return -EINVAL;
+		}
+		_cleanup_free_ char *path = strdupf("%s/%s", dir, line);
+		if (!path)
+			return -ENOMEM;
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) {
+			r = -errno;
+			say("modules", "failed", "cannot load '%s': %s", path, strerror(-r));
+			return r;
+		}
+		n++;
+	}
+	say("modules", "ok", "loaded=%u", n);
+	return 0;
+}
+
+/* A read-only loop device over FD, detached when its last user (the mount) lets go. */
+static int loop_attach(int fd, char ret_dev[static 32])
+{
+	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -errno;
+	for (unsigned attempt = 0; attempt < 8; attempt++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0)
+			return -errno;
+		char dev[32];
+		snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+		_cleanup_close_ int lfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (lfd < 0)
+			return -errno;
+		struct loop_config cfg = { .fd = (uint32_t)fd };
+		cfg.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+		memcpy(cfg.info.lo_file_name, "pmoves-root.squashfs", sizeof("pmoves-root.squashfs"));
+		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
+			memcpy(ret_dev, dev, sizeof(dev));
+			return 0;
+		}
+		if (errno != EBUSY)
+			return -errno;
+		/* Taken between GET_FREE and CONFIGURE: another one. */
+	}
+	return -EBUSY;
+}
+
+static int make_dirs(void)
+{
+	static const char *const dirs[] = { RAM_DIR "/lower", RAM_DIR "/upper", RAM_DIR "/work" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if (mkdir(dirs[i], 0755) < 0)
+			return -errno;
+	return 0;
+}
+
+static const char fstab[] = "# PMOVES live system (network boot): the root is a squashfs in RAM under a RAM overlay.\n"
+			    "# Nothing is mounted from a disk and nothing persists across a reboot.\n";
+
+static int live_root(const char *mount_dir)
+{
+	double t0 = now_seconds();
+	_cleanup_free_ char *cmdline = NULL, *url = NULL, *pin = NULL, *shown = NULL, *err = NULL;
+	int r = read_file("/proc/cmdline", CMDLINE_MAX, &cmdline, NULL);
+	if (r < 0) {
+		fb_error("cannot read '/proc/cmdline': %s", strerror(-r));
+		return FB_EXIT_MISSING;
+	}
+	url = fb_cmdline_get(cmdline, "pmoves.root");
+	pin = fb_cmdline_get(cmdline, "pmoves.root_sha256");
+	if (!url || !pin) {
+		fb_error("the kernel command line has no %s: a live network boot needs pmoves.root=URL and "
+			 "pmoves.root_sha256=HEX (the bundle's boot.ipxe gives both)",
+			 !url ? "pmoves.root" : "pmoves.root_sha256");
+		return FB_EXIT_USAGE;
+	}
+	if (strlen(pin) != 64 || strspn(pin, "0123456789abcdef") != 64) {
+		fb_error("pmoves.root_sha256 is not 64 lower-case hex digits");
+		return FB_EXIT_USAGE;
+	}
+	if (url_check(url, URL_PINNED, &err) < 0) {
+		fb_error("pmoves.root: %s", err);
+		return FB_EXIT_USAGE;
+	}
+	if (!(shown = url_shown(url)))
+		return FB_EXIT_FAILED;
+
+	/* Its own tmpfs: initramfs-tools' /run is a tenth of the RAM, too small for a root. */
+	if ((mkdir(RAM_DIR, 0755) < 0 && errno != EEXIST) ||
+	    mount("pmoves-ram", RAM_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
+		say("fetch", "failed", "cannot mount a RAM filesystem on '%s': %s", RAM_DIR, strerror(errno));
+		return FB_EXIT_FAILED;
+	}
+	say("fetch", "start", "url=%s", shown);
+	double t = now_seconds();
+	_cleanup_close_ int fd = open(RAM_DIR "/root.squashfs", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		say("fetch", "failed", "cannot create '%s': %s", RAM_DIR "/root.squashfs", strerror(errno));
+		return FB_EXIT_FAILED;
+	}
+	struct download_opts o = { .any_http = true, .attempts = 6, .max_size = UINT64_C(64) << 30,
+				   .user_agent = "pmoves-netboot", .retrying = retrying };
+	free(err);
+	err = NULL;
+	r = download_fd(fd, url, pin, &o, &err);
+	struct stat st;
+	if (r < 0 || fstat(fd, &st) < 0) {
+		/* The message names the URL without user:password or query, and both hashes. */
+		say("fetch", "failed", "%s", err ? err : strerror(r < 0 ? -r : errno));
+		return FB_EXIT_FAILED;
+	}
+	say("fetch", "ok", "bytes=%lld sha256=%s seconds=%.1f", (long long)st.st_size, pin, now_seconds() - t);
+
+	if (load_modules(MODULES_DIR) < 0)
+		return FB_EXIT_FAILED;
+
+	say("mount", "start", "on=%s", mount_dir);
+	char dev[32];
+	const char *what = "a loop device";
+	r = loop_attach(fd, dev);
+	if (r == 0) {
+		what = "directories";
+		r = make_dirs();
+	}
+	if (r == 0) {
+		what = "the squashfs";
+		r = mount(dev, RAM_DIR "/lower", "squashfs", MS_RDONLY | MS_NODEV, NULL) < 0 ? -errno : 0;
+	}
+	if (r == 0) {
+		what = "the overlay";
+		r = mount("overlay", mount_dir, "overlay", 0,
+			  "lowerdir=" RAM_DIR "/lower,upperdir=" RAM_DIR "/upper,workdir=" RAM_DIR "/work") < 0
+			    ? -errno
+			    : 0;
+	}
+	if (r < 0) {
+		say("mount", "failed", "cannot set up %s: %s", what, strerror(-r));
+		return FB_EXIT_FAILED;
+	}
+	/* The image's fstab names its disk's partitions, which a live machine has not: systemd
+	 * would wait for them and stop in emergency mode. */
+	_cleanup_free_ char *fstab_path = strdupf("%s/etc/fstab", mount_dir);
+	_cleanup_close_ int ffd =
+		fstab_path ? open(fstab_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644) : -1;
+	if (ffd < 0 || write(ffd, fstab, sizeof(fstab) - 1) != (ssize_t)(sizeof(fstab) - 1)) {
+		say("mount", "failed", "cannot write '/etc/fstab' of the live root: %s", strerror(errno));
+		return FB_EXIT_FAILED;
+	}
+	say("mount", "ok", "root=squashfs overlay=ram");
+	printf("%s: done mode=live seconds=%.0f\n", NB, now_seconds() - t0);
+	fflush(stdout);
+	return FB_EXIT_OK;
+}
+
+int fb_netboot_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mount", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *mount_dir = NULL;
+	int c;
+	/* netboot MODE [options]: the mode first, then its options. */
+	bool live = argc > 1 && STREQ(argv[1], "live");
+	if (live)
+		argc--, argv++;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			mount_dir = optarg;
+			break;
+		case 'h':
+			printf("usage: %s netboot live --mount DIR\n\n"
+			       "Run by a network-booted machine's initramfs (the bundle of pmoves-image's output\n"
+			       "'pxe'): DIR becomes the live root, the squashfs at pmoves.root=URL (pinned by\n"
+			       "pmoves.root_sha256=HEX on the kernel command line) downloaded into RAM, under a\n"
+			       "RAM overlay. Nothing persists. Progress: 'pmoves-netboot: step=... state=...'.\n",
+			       FB_NAME);
+			return FB_EXIT_OK;
+		default:
+			fprintf(stderr, "%s: see '%s netboot --help'\n", FB_NAME, FB_NAME);
+			return FB_EXIT_USAGE;
+		}
+	}
+	if (!live || optind != argc || !mount_dir) {
+		fprintf(stderr, "%s: usage: %s netboot live --mount DIR\n", FB_NAME, FB_NAME);
+		return FB_EXIT_USAGE;
+	}
+	return live_root(mount_dir);
+}
