@@ -4,14 +4,22 @@
 #include "qemu.h"
 #include "util.h"
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define SERVE_START_TIMEOUT_MS 10000
 
 static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
+		"       pmoves-image run --pxe BUNDLE [--firmware uefi|bios] [--mac MAC] [--expect ...]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
 		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
@@ -24,6 +32,12 @@ static void run_usage(FILE *f)
 		"partition, on an emulated Raspberry Pi 3B with the image as its SD card. The disk is\n"
 		"in snapshot mode (the image is not changed) unless --persist. The serial console is\n"
 		"copied to stdout; with --expect it is watched instead.\n"
+		"\n"
+		"With --pxe, a machine without a disk boots from the network instead: the bundle of\n"
+		"the output 'pxe' (images/NAME/NAME.pxe) is served on 127.0.0.1 for the run by\n"
+		"'pmoves-image serve', and the firmware's network boot (QEMU's own iPXE ROM) is sent\n"
+		"to its boot.ipxe by the user-mode network's DHCP (restrict=off: the guest reaches\n"
+		"this machine's 127.0.0.1 at 10.0.2.2).\n"
 		"\n"
 		"options:\n"
 		"  --arch ARCH      x86_64 or aarch64; default: \"arch\" of manifest.json beside the\n"
@@ -60,6 +74,10 @@ static void run_usage(FILE *f)
 		"  --disk-size SIZE the disk the guest sees is SIZE (a snapshot overlay, not with\n"
 		"                   --persist): room for the first boot to grow into; an SD card is\n"
 		"                   rounded up to a power of two (QEMU's rule)\n"
+		"  --pxe BUNDLE     boot from the network, from BUNDLE (a NAME.pxe directory)\n"
+		"  --firmware F     with --pxe: uefi (default: OVMF, as the fleet's x86 machines\n"
+		"                   boot) or bios (SeaBIOS)\n"
+		"  --mac MAC        with --pxe: the MAC address of the machine's NIC\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -67,6 +85,107 @@ static void run_usage(FILE *f)
 		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
 		"130 interrupted\n",
 		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_SOCKNET_MAX);
+}
+
+/* `pmoves-image serve BUNDLE` on 127.0.0.1, a port the kernel picks: its pid and port, read
+ * from the line it prints once it listens. */
+static int serve_start(const char *bundle, pid_t *ret_pid, unsigned *ret_port)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return log_errno(-errno, "cannot start 'pmoves-image serve'");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(p[0]);
+		close(p[1]);
+		return log_errno(e, "cannot start 'pmoves-image serve'");
+	}
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(p[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		char *argv[] = { "pmoves-image", "serve", (char *)bundle, "--listen", "127.0.0.1:0", NULL };
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(p[1]);
+	char line[512];
+	size_t len = 0;
+	int r = -ETIMEDOUT;
+	double deadline = now_seconds() + SERVE_START_TIMEOUT_MS / 1000.0;
+	while (len < sizeof(line) - 1) {
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		int left = (int)((deadline - now_seconds()) * 1000);
+		if (left <= 0 || poll(&pfd, 1, left) <= 0)
+			break;
+		ssize_t n = read(p[0], line + len, sizeof(line) - 1 - len);
+		if (n <= 0) {
+			r = -EPIPE;
+			break;
+		}
+		len += (size_t)n;
+		line[len] = '\0';
+		if (strchr(line, '\n')) {
+			r = -EBADMSG;
+			break;
+		}
+	}
+	/* Its later output, if any, is not ours to read. */
+	close(p[0]);
+	const char *at = strstr(line, "http://127.0.0.1:");
+	uint64_t port = 0;
+	if (r == -EBADMSG && at) {
+		char digits[8] = "";
+		size_t n = strspn(at + 17, "0123456789");
+		if (n > 0 && n < sizeof(digits)) {
+			memcpy(digits, at + 17, n);
+			r = parse_u64(digits, &port) == 0 && port > 0 && port < 65536 ? 0 : -EBADMSG;
+		}
+	}
+	if (r < 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+		log_error("'pmoves-image serve %s' did not start serving%s", bundle,
+			  r == -ETIMEDOUT ? " in time" : " (above)");
+		return r;
+	}
+	*ret_pid = pid;
+	*ret_port = (unsigned)port;
+	return 0;
+}
+
+static int run_pxe(struct qemu_opts *o, const char *bundle)
+{
+	_cleanup_free_ char *script = strdupf("%s/boot.ipxe", bundle);
+	struct stat st;
+	if (!script)
+		return EXIT_FAIL;
+	if (stat(script, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_error("'%s' is not a network-boot bundle: it has no boot.ipxe (build a profile with the "
+			  "output 'pxe': images/NAME/NAME.pxe)",
+			  bundle);
+		return EXIT_MISSING;
+	}
+	o->pxe_url = "http://10.0.2.2/"; /* checked as it will be */
+	int r = qemu_check_opts(o);
+	if (r)
+		return r;
+	pid_t pid = 0;
+	unsigned port = 0;
+	if (serve_start(bundle, &pid, &port) < 0)
+		return EXIT_FAIL;
+	_cleanup_free_ char *url = strdupf("http://10.0.2.2:%u/boot.ipxe", port);
+	log_info("serving '%s' on 127.0.0.1:%u for the run", bundle, port);
+	o->pxe_url = url;
+	r = url ? qemu_boot(o) : EXIT_FAIL;
+	kill(pid, SIGTERM);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return r;
 }
 
 static int parse_uint_opt(const char *name, const char *arg, unsigned min, unsigned max, unsigned *ret)
@@ -106,7 +225,7 @@ static int parse_socknet(const char *arg, struct qemu_opts *o)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE, O_PXE, O_FIRMWARE, O_MAC };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -124,11 +243,15 @@ int cmd_run(int argc, char **argv)
 		{ "socket-net", required_argument, NULL, O_SOCKNET },
 		{ "machine", required_argument, NULL, O_MACHINE },
 		{ "disk-size", required_argument, NULL, O_DISK_SIZE },
+		{ "pxe", required_argument, NULL, O_PXE },
+		{ "firmware", required_argument, NULL, O_FIRMWARE },
+		{ "mac", required_argument, NULL, O_MAC },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct qemu_opts o = { 0 };
+	const char *pxe = NULL, *firmware = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -190,6 +313,15 @@ int cmd_run(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
+		case O_PXE:
+			pxe = optarg;
+			break;
+		case O_FIRMWARE:
+			firmware = optarg;
+			break;
+		case O_MAC:
+			o.mac = optarg;
+			break;
 		case 'v':
 			log_verbose = 1;
 			break;
@@ -203,6 +335,22 @@ int cmd_run(int argc, char **argv)
 			log_error("'%s' is not an option of run, see 'pmoves-image run --help'", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
+	}
+	if ((firmware || o.mac) && !pxe) {
+		log_error("--%s is for a network boot (--pxe BUNDLE)", firmware ? "firmware" : "mac");
+		return EXIT_USAGE;
+	}
+	if (firmware && !STREQ(firmware, "uefi") && !STREQ(firmware, "bios")) {
+		log_error("--firmware '%s' is not uefi or bios", firmware);
+		return EXIT_USAGE;
+	}
+	o.bios = firmware && STREQ(firmware, "bios");
+	if (pxe) {
+		if (optind < argc) {
+			log_error("--pxe boots from the network: no IMAGE too (given '%s')", argv[optind]);
+			return EXIT_USAGE;
+		}
+		return run_pxe(&o, pxe);
 	}
 	if (optind >= argc) {
 		log_error("missing IMAGE, see 'pmoves-image run --help'");

@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <blkid.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
@@ -788,23 +789,64 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/* "52:54:00:12:34:56": six hex pairs, a unicast address. */
+static bool mac_valid(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	return (strtoul((char[]){ s[0], s[1], 0 }, NULL, 16) & 1) == 0;
+}
+
+static int check_pxe_opts(const struct qemu_opts *o)
+{
+	if (o->image) {
+		log_error("a network boot boots no IMAGE (given '%s')", o->image);
+		return EXIT_USAGE;
+	}
+	if (o->persist || o->disk_size || o->machine || o->iommu) {
+		log_error("--%s is for booting a disk image, not for a network boot",
+			  o->persist ? "persist" : o->disk_size ? "disk-size" : o->machine ? "machine" : "iommu");
+		return EXIT_USAGE;
+	}
+	if (o->bios && o->vars) {
+		log_error("--vars: a BIOS boot has no firmware variables");
+		return EXIT_USAGE;
+	}
+	if (o->arch && !STREQ(o->arch, "x86_64")) {
+		log_error("a network boot is x86_64 only (--arch '%s')", o->arch);
+		return EXIT_USAGE;
+	}
+	if (o->mac && !mac_valid(o->mac)) {
+		log_error("--mac '%s' is not a MAC address (six hex pairs with colons, a unicast one)", o->mac);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 int qemu_check_opts(const struct qemu_opts *o)
 {
-	if (!o->image || !*o->image) {
+	if (o->pxe_url) {
+		int r = check_pxe_opts(o);
+		if (r)
+			return r;
+	} else if (!o->image || !*o->image) {
 		log_error("missing IMAGE, see 'pmoves-image run --help'");
 		return EXIT_USAGE;
 	}
 	struct stat st;
-	if (stat(o->image, &st) < 0) {
+	if (o->image && stat(o->image, &st) < 0) {
 		int e = errno;
 		log_error("image '%s' cannot be used: %s", o->image, strerror(e));
 		return e == ENOENT ? EXIT_MISSING : EXIT_USAGE;
 	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+	if (o->image && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		log_error("image '%s' is not a regular file or block device", o->image);
 		return EXIT_USAGE;
 	}
-	if (access(o->image, o->persist ? R_OK | W_OK : R_OK) < 0) {
+	if (o->image && access(o->image, o->persist ? R_OK | W_OK : R_OK) < 0) {
 		log_error("image '%s' cannot be %s: %s", o->image, o->persist ? "written (--persist)" : "read",
 			  strerror(errno));
 		return EXIT_USAGE;
@@ -1017,9 +1059,9 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		      const char *accel, const char *vars, const struct disk *disk, bool interactive, char ***ret)
 {
 	_cleanup_strv_ char **v = NULL;
-	_cleanup_free_ char *img = qemu_escape(disk->path), *varse = vars ? qemu_escape(vars) : NULL,
+	_cleanup_free_ char *img = disk->path ? qemu_escape(disk->path) : NULL, *varse = vars ? qemu_escape(vars) : NULL,
 			    *code = qb->code ? qemu_escape(qb->code) : NULL, *cfg = o->config ? qemu_escape(o->config) : NULL;
-	if (!img || (vars && !varse) || (qb->code && !code) || (o->config && !cfg))
+	if ((disk->path && !img) || (vars && !varse) || (qb->code && !code) || (o->config && !cfg))
 		return -ENOMEM;
 	const char *cpu = qb->cpu ? qb->cpu : STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
 	const char *machine = qb->machine ? qb->machine : a->machine;
@@ -1058,7 +1100,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
 		r = r ?: strv_push(&v, "-drive");
 		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
-	} else {
+	} else if (qb->kernel) {
 		r = r ?: strv_push(&v, "-kernel");
 		r = r ?: strv_push(&v, qb->kernel);
 		if (qb->initrd) {
@@ -1072,13 +1114,26 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: strv_push(&v, "-append");
 		r = r ?: strv_push(&v, qb->append);
 	}
-	r = r ?: strv_push(&v, "-drive");
-	r = r ?: push_fmt(&v, "file=%s,format=%s,if=%s%s", img, disk->format, qb->sd ? "sd" : "virtio",
-			  disk->snapshot ? ",snapshot=on" : "");
+	if (img) {
+		r = r ?: strv_push(&v, "-drive");
+		r = r ?: push_fmt(&v, "file=%s,format=%s,if=%s%s", img, disk->format, qb->sd ? "sd" : "virtio",
+				  disk->snapshot ? ",snapshot=on" : "");
+	}
 	/* A machine without PCI (the Pi) gets its NICs on USB. */
 	const char *nic = qb->usb_net ? "usb-net" : "virtio-net-pci";
-	r = r ?: strv_push(&v, "-nic");
-	r = r ?: push_fmt(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");
+	if (o->pxe_url) {
+		/* The first boot device: its iPXE ROM (QEMU's own) asks DHCP, which names the URL. */
+		_cleanup_free_ char *url = qemu_escape(o->pxe_url);
+		if (!url)
+			return -ENOMEM;
+		r = r ?: strv_push(&v, "-netdev");
+		r = r ?: push_fmt(&v, "user,id=pxe,restrict=off,bootfile=%s", url);
+		r = r ?: strv_push(&v, "-device");
+		r = r ?: push_fmt(&v, "%s,netdev=pxe,bootindex=0%s%s", nic, o->mac ? ",mac=" : "", o->mac ? o->mac : "");
+	} else {
+		r = r ?: strv_push(&v, "-nic");
+		r = r ?: push_fmt(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");
+	}
 	for (size_t i = 0; i < o->n_socknet; i++) {
 		const struct qemu_socknet *s = &o->socknet[i];
 		r = r ?: strv_push(&v, "-netdev");
@@ -1157,7 +1212,8 @@ static void boot_signals_off(struct boot_state *s)
 static int boot(const struct qemu_opts *o, struct boot_state *s)
 {
 	const struct boot_loader *l = NULL;
-	int r = image_loader(o->image, &l);
+	const char *what = o->image ? o->image : "the network boot";
+	int r = o->image ? image_loader(o->image, &l) : 0;
 	if (r == -EINVAL)
 		return EXIT_USAGE;
 	if (r < 0)
@@ -1165,6 +1221,8 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 	const char *arch = o->arch, *how = "--arch";
 	if (arch)
 		arch = arch_find(arch)->name;
+	else if (o->pxe_url)
+		arch = "x86_64", how = NULL;
 	else if ((r = qemu_detect_arch(o->image, &arch, &how)) == -EINVAL)
 		return EXIT_USAGE;
 	else if (r < 0 && l && (l->archs & (l->archs - 1)) == 0) { /* a loader for one architecture */
@@ -1193,13 +1251,16 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		log_error("'%s' boots with '%s', which cannot boot %s", o->image, l->name, a->name);
 		return EXIT_USAGE;
 	}
-	r = l ? l->qemu(&qi, &s->qb) : boot_uefi_qemu(&qi, &s->qb);
+	if (o->pxe_url && o->bios)
+		r = 0; /* SeaBIOS, QEMU's default firmware */
+	else
+		r = l ? l->qemu(&qi, &s->qb) : boot_uefi_qemu(&qi, &s->qb);
 	if (r == -EINVAL)
 		return EXIT_USAGE;
 	if (r == -ENOENT)
 		return EXIT_MISSING;
 	if (r < 0)
-		return log_errno(r, "cannot tell how to boot '%s'", o->image), EXIT_FAIL;
+		return log_errno(r, "cannot tell how to boot '%s'", what), EXIT_FAIL;
 	const struct qemu_boot *qb = &s->qb;
 	const char *files[] = { qb->code, qb->vars };
 	for (size_t i = 0; qb->code && i < ARRAY_SIZE(files); i++)
@@ -1214,7 +1275,7 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		return EXIT_USAGE;
 	}
 	if (o->vars && !qb->code) {
-		log_error("--vars: '%s' boots without UEFI firmware, there are no firmware variables", o->image);
+		log_error("--vars: '%s' boots without UEFI firmware, there are no firmware variables", what);
 		return EXIT_USAGE;
 	}
 
@@ -1239,7 +1300,7 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 	if (o->vars) {
 		/* Persistent: created from the template when missing (O_EXCL), then used in place. */
 		if (!(vars = strdup(o->vars)))
-			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
+			return log_errno(-ENOMEM, "cannot boot '%s'", what), EXIT_FAIL;
 		r = copy_vars(qb->vars, vars);
 		if (r == 0)
 			log_info("firmware variables '%s' created from '%s'", vars, qb->vars);
@@ -1249,21 +1310,24 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 		}
 	} else if (qb->code) {
 		if (asprintf(&vars, "%s/%s", s->dir, strrchr(qb->vars, '/') + 1) < 0)
-			return log_errno(-ENOMEM, "cannot boot '%s'", o->image), EXIT_FAIL;
+			return log_errno(-ENOMEM, "cannot boot '%s'", what), EXIT_FAIL;
 		if ((r = copy_vars(qb->vars, vars)) < 0)
 			return log_errno(r, "cannot copy firmware variables '%s' to '%s'", qb->vars, vars), EXIT_FAIL;
 	}
 
-	struct disk disk = { .format = image_is_qcow2(o->image) ? "qcow2" : "raw", .snapshot = !o->persist };
+	struct disk disk = { .format = "raw" };
 	_cleanup_free_ char *disk_path = NULL;
-	if ((r = disk_plan(o, qb, s->dir, &disk_path, &disk)) != 0)
-		return r;
-	disk.path = disk_path ? disk_path : (char *)o->image;
+	if (o->image) {
+		disk = (struct disk){ .format = image_is_qcow2(o->image) ? "qcow2" : "raw", .snapshot = !o->persist };
+		if ((r = disk_plan(o, qb, s->dir, &disk_path, &disk)) != 0)
+			return r;
+		disk.path = disk_path ? disk_path : (char *)o->image;
+	}
 
 	bool interactive = !o->expect && isatty(STDIN_FILENO);
 	_cleanup_strv_ char **argv = NULL;
 	if ((r = build_argv(o, a, qb, qemu, accel, vars, &disk, interactive, &argv)) < 0)
-		return log_errno(r, "cannot boot '%s'", o->image), EXIT_FAIL;
+		return log_errno(r, "cannot boot '%s'", what), EXIT_FAIL;
 	if (log_verbose) {
 		_cleanup_free_ char *line = argv_to_string(argv);
 		log_info("%s", line ? line : argv[0]);
@@ -1294,7 +1358,7 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 
 	int ret;
 	if (r < 0) {
-		log_errno(r, "cannot watch the console of '%s'", o->image);
+		log_errno(r, "cannot watch the console of '%s'", what);
 		ret = EXIT_FAIL;
 	} else if (out == WATCH_SIGNAL) {
 		log_error("interrupted by signal %d, QEMU stopped", (int)qemu_got_signal);

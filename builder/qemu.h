@@ -47,6 +47,12 @@ struct qemu_opts {
 			      * "virt"), or NULL: the loader's default */
 	uint64_t disk_size;  /* bytes the disk has in the guest (a snapshot overlay), or 0: the
 			      * image's size (an SD card: rounded up to a power of two) */
+	/* A network boot instead of a disk (image NULL): the machine's firmware boots from its
+	 * first NIC through QEMU's iPXE ROM, which DHCP sends to this URL (user-mode network with
+	 * restrict=off: the guest reaches this machine's 127.0.0.1 at 10.0.2.2). */
+	const char *pxe_url;
+	bool bios;           /* with pxe_url: SeaBIOS instead of UEFI firmware */
+	const char *mac;     /* with pxe_url: the booting NIC's MAC, or NULL: QEMU's default */
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

@@ -136,7 +136,7 @@ static const struct bad bad_cases[] = {
 	{ "ptype.json",
 	  "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"bogus\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}",
 	  NULL, ".disk.partitions[1].type", { "unknown partition type \"bogus\"", "'esp', 'xbootldr', 'root'" }, SCHEMA_REFUSES },
-	{ "output.json", "{\"outputs\":[\"iso\"]," GOOD_DISK "}", NULL, ".outputs[0]", { "unknown output \"iso\" (known: 'raw', 'bmap', 'zst', 'xz', 'qcow2')" }, SCHEMA_REFUSES },
+	{ "output.json", "{\"outputs\":[\"iso\"]," GOOD_DISK "}", NULL, ".outputs[0]", { "unknown output \"iso\" (known: 'raw', 'bmap', 'zst', 'xz', 'qcow2', 'pxe')" }, SCHEMA_REFUSES },
 	{ "output-dup.json", "{\"outputs\":[\"raw\",\"raw\"]," GOOD_DISK "}", NULL, ".outputs[1]", { "listed twice" }, SCHEMA_REFUSES },
 	{ "source.json", "{\"rootfs\":{\"source\":\"debootstrap\"}," GOOD_DISK "}", NULL, ".rootfs.source",
 	  { "unknown rootfs source \"debootstrap\"" }, SCHEMA_REFUSES },

@@ -43,6 +43,9 @@ qemu-system-arm    # run: aarch64 guests
 ovmf               # UEFI firmware for x86_64 guests
 qemu-efi-aarch64   # UEFI firmware for aarch64 guests
 qemu-utils         # qemu-img: the output "qcow2", qemu-img check in tests
+squashfs-tools     # mksquashfs: the output "pxe" (the live root)
+ipxe               # the output "pxe": iPXE for PXE ROMs (undionly.kpxe, ipxe.efi)
+ipxe-qemu          # run --pxe: QEMU's NIC ROMs (iPXE) boot from the network
 qemu-user-static   # mmdebstrap for a foreign architecture (binfmt, below)
 binfmt-support     # update-binfmts, to enable qemu-user-static's handler
 arch-test          # mmdebstrap checks that the foreign architecture runs

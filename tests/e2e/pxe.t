@@ -1,0 +1,111 @@
+#!/bin/bash
+# The output "pxe" and its live mode, booted through QEMU's own iPXE ROMs (Debian's ipxe-qemu):
+# `pmoves-image run --pxe` serves the bundle on 127.0.0.1 with `pmoves-image serve`, the
+# user-mode network's DHCP sends the firmware's iPXE to boot.ipxe, and the machine, with no
+# disk, boots the image's kernel and initramfs; pmoves-firstboot netboot downloads the squashfs
+# root into RAM, checks its pinned SHA-256, and the live system runs its first boot.
+# Once under SeaBIOS, once under OVMF (the second boot starts clean: nothing persists); then a
+# bundle whose root.squashfs does not match its pin is refused before anything is mounted.
+. "$(dirname "$0")/lib.sh"
+need qemu-system-x86_64 mmdebstrap mksquashfs python3 sha256sum
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
+[ -f /usr/lib/ipxe/qemu/efi-virtio.rom ] || skip_all "QEMU's iPXE ROMs are not installed (package ipxe-qemu)"
+[ -f /usr/lib/ipxe/undionly.kpxe ] || skip_all "iPXE is not installed (package ipxe)"
+[ "$(id -u)" = 0 ] || skip_all "building an image needs root"
+[ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
+
+T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+plan 38
+
+mkdir -p "$T/profiles"
+cat >"$T/profiles/netboot.json" <<'JSON'
+{ "extends": "base-debian", "description": "base-debian as a network-boot bundle",
+  "outputs": ["pxe"] }
+JSON
+"$PMOVES_IMAGE" build "$T/profiles/netboot.json" -o "$T/out" >"$T/build.log" 2>&1
+rc=$?; ok $rc "build a profile with the output pxe"
+[ $rc = 0 ] || tail -n 20 "$T/build.log" | sed 's/^/# /'
+D=$T/out/netboot
+B=$D/netboot.pxe
+for f in boot.ipxe vmlinuz initrd.img netboot.cpio root.squashfs undionly.kpxe ipxe.efi dnsmasq.conf; do
+	[ -s "$B/$f" ]; ok $? "the bundle has $f"
+done
+[ ! -e "$D/netboot.img" ]; ok $? "without the output raw, no disk image is left"
+(cd "$D" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1; ok $? "SHA256SUMS covers the bundle and checks"
+SHA=$(sha256sum "$B/root.squashfs" | cut -d' ' -f1)
+grep -q "pmoves.root_sha256=$SHA " "$B/boot.ipxe"; ok $? "boot.ipxe pins the squashfs root's SHA-256"
+is "$(($(stat -c %s "$B/initrd.img") % 4))" 0 "initrd.img ends on a 4-byte boundary (the EFI stub appends netboot.cpio to it)"
+cmp -s /usr/lib/ipxe/undionly.kpxe "$B/undionly.kpxe"; ok $? "undionly.kpxe is Debian's iPXE"
+
+# netboot.cpio (newc), listed: scripts/pmoves, /pmoves/bin, its libraries, modules in order.
+python3 - "$B/netboot.cpio" >"$T/cpio.txt" <<'PYEOF'
+import sys
+d = open(sys.argv[1], 'rb').read(); o = 0
+while True:
+    h = d[o:o + 110]
+    assert h[:6] == b'070701', 'not a newc archive'
+    size, nsz = int(h[54:62], 16), int(h[94:102], 16)
+    name = d[o + 110:o + 110 + nsz - 1].decode()
+    o = (o + 110 + nsz + 3) & ~3
+    if name == 'TRAILER!!!':
+        break
+    print(name)
+    if name == 'pmoves/modules/order':
+        sys.stderr.write(d[o:o + size].decode())
+    o = (o + size + 3) & ~3
+PYEOF
+ok $? "netboot.cpio is a newc archive"
+for f in scripts/pmoves pmoves/bin/pmoves-firstboot pmoves/lib/libc.so.6 pmoves/lib/libcurl.so.4 \
+	pmoves/lib/ld-linux-x86-64.so.2 pmoves/modules/squashfs.ko pmoves/modules/overlay.ko; do
+	grep -qx "$f" "$T/cpio.txt"; ok $? "netboot.cpio holds $f"
+done
+grep -v '^scripts$' "$T/cpio.txt" | grep -qv '^pmoves\|^scripts/pmoves$'; ok $((!$?)) "netboot.cpio adds nothing outside /pmoves but its boot script"
+
+clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
+cat >"$T/device.json" <<'JSON'
+{ "hostname": "live-1" }
+JSON
+
+# ---- BIOS ----
+"$PMOVES_IMAGE" run --pxe "$B" --firmware bios --config "$T/device.json" \
+	--expect 'pmoves-firstboot: done status=' --timeout 500 --log "$T/bios.log" >"$T/bios.out" 2>"$T/bios.err"
+rc=$?; ok $rc "SeaBIOS + iPXE: the live system comes to the end of its first boot"
+clean "$T/bios.log" >"$T/bios.txt"
+[ $rc = 0 ] || tail -n 15 "$T/bios.txt" "$T/bios.err" | sed 's/^/# /' >&2
+grep -q 'done status=ok' "$T/bios.out"; ok $? "BIOS: done status=ok"
+grep -aq "pmoves-netboot: step=fetch state=ok bytes=$(stat -c %s "$B/root.squashfs") sha256=$SHA" "$T/bios.txt"
+ok $? "BIOS: the squashfs root came whole and matched its pin"
+grep -aq 'pmoves-netboot: step=mount state=ok root=squashfs overlay=ram' "$T/bios.txt"; ok $? "BIOS: the root is the squashfs under a RAM overlay"
+grep -aq 'pmoves-firstboot: step=hostname state=ok live-1' "$T/bios.txt"; ok $? "BIOS: the hostname from --config"
+grep -aq 'step=growfs state=skipped' "$T/bios.txt"; ok $? "BIOS: growfs has no disk to grow"
+grep -q '"GET /boot.ipxe"' "$T/bios.err" && grep -q '"GET /root.squashfs"' "$T/bios.err"
+ok $? "serve logged the machine's requests"
+KEY1=$(grep -ao 'step=ssh state=ok .*' "$T/bios.txt")
+
+# ---- UEFI, the second boot: nothing of the first persisted ----
+"$PMOVES_IMAGE" run --pxe "$B" --config "$T/device.json" \
+	--expect 'pmoves-firstboot: done status=' --timeout 500 --log "$T/uefi.log" >"$T/uefi.out" 2>"$T/uefi.err"
+rc=$?; ok $rc "OVMF + iPXE (UEFI, the default): the live system comes to the end of its first boot"
+clean "$T/uefi.log" >"$T/uefi.txt"
+[ $rc = 0 ] || tail -n 15 "$T/uefi.txt" "$T/uefi.err" | sed 's/^/# /' >&2
+grep -q 'done status=ok' "$T/uefi.out"; ok $? "UEFI: done status=ok"
+KEY2=$(grep -ao 'step=ssh state=ok .*' "$T/uefi.txt")
+[ -n "$KEY1" ] && [ -n "$KEY2" ] && [ "$KEY1" != "$KEY2" ]
+ok $? "the second boot made its own SSH host keys: it started clean"
+
+# ---- a root that is not the pinned one ----
+cp -a "$B" "$T/bad.pxe"
+printf 'X' | dd of="$T/bad.pxe/root.squashfs" bs=1 seek=4096 conv=notrunc status=none
+"$PMOVES_IMAGE" run --pxe "$T/bad.pxe" --firmware bios \
+	--expect 'pmoves-netboot: step=(fetch|mount) state=(failed|ok)' --timeout 400 --log "$T/bad.log" >"$T/bad.out" 2>"$T/bad.err"
+ok $? "a bundle whose squashfs does not match: the boot gets to the fetch"
+grep -q 'step=fetch state=failed' "$T/bad.out"; ok $? "the download is refused"
+clean "$T/bad.log" | grep -aq "$SHA"; ok $? "the message names the pinned SHA-256"
+
+# ---- usage ----
+"$PMOVES_IMAGE" run --pxe "$T/nowhere" >/dev/null 2>&1
+is $? 3 "run --pxe of a directory that is not a bundle: exit 3"
+"$PMOVES_IMAGE" run --pxe "$B" --firmware coreboot >/dev/null 2>&1
+is $? 2 "--firmware other than uefi or bios: exit 2"
+done_testing
