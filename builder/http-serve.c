@@ -130,8 +130,7 @@ int http_parse_request(char *buf, size_t len, struct http_request *req)
 			blank = true;
 			break;
 		}
-		if (*line == ' ' || *line == '\t') /* obs-fold: RFC 9112 5.2 lets a server refuse it */
-			return 400;
+		/* obs-fold (a line starting with a space or tab) is no token: refused (RFC 9112 5.2) */
 		char *colon = strchr(line, ':');
 		if (!colon || !is_token(line, (size_t)(colon - line)))
 			return 400;
