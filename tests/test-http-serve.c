@@ -11,11 +11,13 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 /* ---- request heads ---- */
 
@@ -253,8 +255,16 @@ static void test_files(const char *top)
 		opens(dir_fd, "/fifo", fb, -EINVAL, NULL);
 		opens(dir_fd, "/none", fb, -ENOENT, NULL);
 	}
-	/* a symlink that stays inside: followed by openat2, refused by the fallback walk */
-	opens(dir_fd, "/in", false, 0, "file");
+	/* a symlink that stays inside: followed by openat2, refused by the fallback walk (which
+	 * http_open_beneath also takes where openat2 is missing, as under valgrind 3.19) */
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH };
+	long probe = syscall(SYS_openat2, dir_fd, ".", &how, sizeof(how));
+	if (probe < 0 && errno == ENOSYS)
+		tap_skip("openat2 '/in': file", "no openat2 here (ENOSYS): the fallback walk was tested twice");
+	else
+		opens(dir_fd, "/in", false, 0, "file");
+	if (probe >= 0)
+		close((int)probe);
 	opens(dir_fd, "/in", true, -ELOOP, NULL);
 	close(dir_fd);
 }
