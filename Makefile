@@ -7,7 +7,7 @@ DATADIR ?= $(PREFIX)/share/pmoves-image
 LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 
 CC ?= cc
-PKGS := libarchive json-c libcurl libcrypto blkid ext2fs com_err libzstd liblzma
+PKGS := libarchive json-c libcurl libcrypto libssl blkid ext2fs com_err libzstd liblzma
 # Libraries pmoves-firstboot loads when it needs them (dlopen: libefivar reads its paths as it
 # is loaded, see step-efiboot.c): their headers only, no link.
 DL_PKGS := efivar efiboot

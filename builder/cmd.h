@@ -19,5 +19,6 @@ int cmd_show(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_flash(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct command {
 	{ "build", cmd_build, "build the disk image of a profile" },
 	{ "run", cmd_run, "boot an image in QEMU" },
 	{ "flash", cmd_flash, "write an image to cards and sticks, and check it" },
+	{ "serve", cmd_serve, "serve a directory over HTTP(S), for netboot" },
 	{ "inspect", cmd_inspect, "show an image's partition table and filesystems" },
 	{ "list", cmd_list, "list the profiles" },
 	{ "show", cmd_show, "print a profile resolved, as JSON" },

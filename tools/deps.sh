@@ -22,7 +22,7 @@ ca-certificates    # libcurl's https: rootfs tarball and artifact downloads
 libarchive-dev     # the tree stage reads rootfs tarballs
 libjson-c-dev      # profiles, manifests, first-boot configs
 libcurl4-openssl-dev # downloads (builder and pmoves-firstboot)
-libssl-dev         # libcrypto: SHA-256 of images and files
+libssl-dev         # libcrypto: SHA-256 of images and files; libssl: serve --tls-cert (HTTPS)
 libblkid-dev       # inspect, run's architecture detection, growfs
 libext2fs-dev      # ext4 timestamps clamped for reproducible images
 libefivar-dev      # EFI variables (the efiboot step)

@@ -1,0 +1,211 @@
+/* pmoves-image serve DIR: the files of a directory over HTTP (or HTTPS), for netboot. The
+ * server itself is http-serve.c; this is the command line, the socket and the signals. */
+#include "cmd.h"
+#include "http-serve.h"
+#include "log.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+#define DEFAULT_LISTEN "0.0.0.0:8080"
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pmoves-image serve DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
+		"                          [--timeout S] [--quiet]\n"
+		"\n"
+		"Serve the regular files under DIR over HTTP/1.1 (GET and HEAD, single byte ranges,\n"
+		"keep-alive): a PXE bundle for iPXE and curl on the LAN. No directory listings; no\n"
+		"path leads outside DIR, not even through a symlink. Once listening, one line on\n"
+		"stdout: 'serving DIR on http://ADDR:PORT/' (the real port when PORT is 0); then one\n"
+		"line on stderr a request: 'serve: CLIENT \"METHOD PATH\" STATUS BYTES SECONDS'.\n"
+		"SIGINT or SIGTERM stops it (exit 0).\n"
+		"\n"
+		"Plain HTTP is for a lab: anyone on the LAN can read (and change) what is sent.\n"
+		"\n"
+		"options:\n"
+		"  --listen ADDR:PORT  the address to listen on (default " DEFAULT_LISTEN "); an IPv6\n"
+		"                      address in brackets: [::1]:8080; port 0: the kernel picks one\n"
+		"  --tls-cert FILE     HTTPS with this certificate chain (PEM); needs --tls-key\n"
+		"  --tls-key FILE      the certificate's private key (PEM)\n"
+		"  --timeout S         close a connection silent for S seconds, or whose request\n"
+		"                      takes longer (default %d)\n"
+		"  -q, --quiet         no line a request\n"
+		"  -h, --help          show this help\n"
+		"\n"
+		"At most %d connections are served at once; more are answered 503.\n"
+		"\n"
+		"exit status: 0 stopped by a signal; 1 cannot listen (address in use) or the server\n"
+		"failed; 2 bad usage, a bad --listen, a certificate or key that is not one; 3 DIR,\n"
+		"the certificate or the key does not exist\n",
+		HTTP_TIMEOUT_DEFAULT, HTTP_MAX_CONNS);
+}
+
+/* A socket listening on LISTEN: its fd, or -errno with the error logged. */
+static int listen_on(const char *listen_arg, const struct sockaddr_storage *addr, socklen_t len)
+{
+	_cleanup_close_ int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_errno(-errno, "cannot listen on '%s'", listen_arg);
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return log_errno(-errno, "cannot listen on '%s'", listen_arg);
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, SOMAXCONN) < 0)
+		return log_errno(-errno, "cannot listen on '%s'", listen_arg);
+	return TAKE_FD(fd);
+}
+
+/* Listen, say where, serve until a signal: http_serve's result, or -errno (logged). */
+static int serve_on(const char *dir, const char *listen_arg, const struct sockaddr_storage *addr, socklen_t len,
+		    struct http_server *s)
+{
+	_cleanup_close_ int listen_fd = listen_on(listen_arg, addr, len);
+	if (listen_fd < 0)
+		return listen_fd;
+	struct sockaddr_storage bound;
+	socklen_t bound_len = sizeof(bound);
+	if (getsockname(listen_fd, (struct sockaddr *)&bound, &bound_len) < 0)
+		return log_errno(-errno, "cannot read the address of '%s'", listen_arg);
+	char shown_addr[64];
+	http_format_addr((struct sockaddr *)&bound, shown_addr);
+	_cleanup_free_ char *shown_dir = str_printable(dir, strlen(dir), NULL);
+	printf("serving %s on %s://%s/\n", shown_dir ? shown_dir : "?", s->tls ? "https" : "http", shown_addr);
+	if (fflush(stdout) != 0) {
+		log_error("cannot write to stdout");
+		return -EIO;
+	}
+	s->listen_fd = listen_fd;
+	return http_serve(s);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	enum { O_LISTEN = 256, O_TLS_CERT, O_TLS_KEY, O_TIMEOUT };
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
+		{ "tls-key", required_argument, NULL, O_TLS_KEY },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	const char *listen_arg = DEFAULT_LISTEN, *cert = NULL, *key = NULL;
+	struct http_server s = { .dir_fd = -1, .listen_fd = -1, .stop_fd = -1 };
+	uint64_t v;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN:
+			listen_arg = optarg;
+			break;
+		case O_TLS_CERT:
+			cert = optarg;
+			break;
+		case O_TLS_KEY:
+			key = optarg;
+			break;
+		case O_TIMEOUT:
+			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 3600) {
+				log_error("--timeout '%s' is not a whole number of seconds from 1 to 3600", optarg);
+				return EXIT_USAGE;
+			}
+			s.timeout = (unsigned)v;
+			break;
+		case 'q':
+			s.quiet = true;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return EXIT_OK;
+		case ':':
+			log_error("option '%s' needs a value, see 'pmoves-image serve --help'", argv[optind - 1]);
+			return EXIT_USAGE;
+		default:
+			log_error("'%s' is not an option of serve, see 'pmoves-image serve --help'", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		log_error("missing DIR, see 'pmoves-image serve --help'");
+		return EXIT_USAGE;
+	}
+	if (argc - optind > 1) {
+		log_error("too many arguments: '%s', serve takes one DIR", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	const char *dir = argv[optind];
+	if (!cert != !key) {
+		log_error("--tls-cert and --tls-key go together: give both for HTTPS, neither for HTTP");
+		return EXIT_USAGE;
+	}
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	if (http_parse_listen(listen_arg, &addr, &addr_len) < 0) {
+		log_error("--listen '%s' is not ADDR:PORT (an IPv4 address, or an IPv6 address in brackets "
+			  "such as [::1], and a port from 0 to 65535)",
+			  listen_arg);
+		return EXIT_USAGE;
+	}
+
+	_cleanup_close_ int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir_fd < 0) {
+		int e = errno;
+		if (e == ENOENT || e == ENOTDIR) {
+			log_error(e == ENOENT ? "'%s' does not exist" : "'%s' is not a directory", dir);
+			return EXIT_MISSING;
+		}
+		log_errno(-e, "cannot open '%s'", dir);
+		return EXIT_FAIL;
+	}
+	void *tls = NULL;
+	if (cert) {
+		_cleanup_free_ char *why = NULL;
+		int r = http_tls_load(cert, key, &tls, &why);
+		if (r < 0) {
+			log_error("%s", why ? why : "cannot set up TLS: out of memory");
+			return r == -ENOENT ? EXIT_MISSING : r == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+		}
+	}
+
+	/* SIGINT and SIGTERM are read from a signalfd by the accept loop: blocked here, before any
+	 * thread starts, so that every thread inherits the mask and none is interrupted. A client
+	 * that goes away must not kill the server: SIGPIPE ignored (sends use MSG_NOSIGNAL too). */
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	pthread_sigmask(SIG_BLOCK, &stop, &old);
+	int r;
+	s.dir_fd = dir_fd;
+	s.tls = tls;
+	s.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s.stop_fd < 0)
+		r = log_errno(-errno, "cannot watch for signals");
+	else
+		r = serve_on(dir, listen_arg, &addr, addr_len, &s);
+	if (r == 0 || r == -ETIMEDOUT)
+		log_info("serve: stopped");
+	if (s.stop_fd >= 0) {
+		/* the signal read, so that it is not delivered once unblocked */
+		for (struct signalfd_siginfo si; read(s.stop_fd, &si, sizeof(si)) == sizeof(si);)
+			;
+		close(s.stop_fd);
+	}
+	if (r != -ETIMEDOUT) /* else a connection's thread may still use it */
+		http_tls_free(tls);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	return r == 0 || r == -ETIMEDOUT ? EXIT_OK : EXIT_FAIL;
+}
