@@ -28,6 +28,10 @@ static void serve_usage(FILE *f)
 		"line on stderr a request: 'serve: CLIENT \"METHOD PATH\" STATUS BYTES SECONDS'.\n"
 		"SIGINT or SIGTERM stops it (exit 0).\n"
 		"\n"
+		"DIR/boot.ipxe, the iPXE script of a bundle of the output 'pxe', is sent with a line\n"
+		"'set pmoves-base http://HOST/' after its first, HOST being the address the machine\n"
+		"asked for it at, so that it loads the rest from there.\n"
+		"\n"
 		"Plain HTTP is for a lab: anyone on the LAN can read (and change) what is sent.\n"
 		"\n"
 		"options:\n"
@@ -46,6 +50,59 @@ static void serve_usage(FILE *f)
 		"failed; 2 bad usage, a bad --listen, a certificate or key that is not one; 3 DIR,\n"
 		"the certificate or the key does not exist\n",
 		HTTP_TIMEOUT_DEFAULT, HTTP_MAX_CONNS);
+}
+
+/* boot.ipxe of a PXE bundle (the output "pxe") is served with "set pmoves-base URL" after its
+ * first line, URL being the address the machine asked for it at (its Host header): the
+ * script then loads the kernel, the initramfs and the root from where it came, whatever
+ * address or port the server has for that machine. */
+#define BOOT_SCRIPT "/boot.ipxe"
+#define BOOT_SCRIPT_MAX (64u * 1024)
+#define BOOT_SCRIPT_MAGIC "#!ipxe\n"
+
+struct boot_route {
+	int dir_fd;
+	bool tls;
+};
+
+/* A Host header that can stand in an iPXE script: a name or address, and a port. */
+static bool host_ok(const char *h)
+{
+	size_t n = strlen(h);
+	return n > 0 && n <= 255 && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
+}
+
+static int boot_script_route(void *ctx, const char *path, const struct http_request *req, struct http_reply *ret)
+{
+	const struct boot_route *br = ctx;
+	if (!STREQ(path, BOOT_SCRIPT) || !req->host || !host_ok(req->host))
+		return 0; /* the file as it is */
+	_cleanup_close_ int fd = http_open_beneath(br->dir_fd, path, false);
+	if (fd < 0)
+		return 0; /* none: the static lookup answers 404 */
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = read_fd(fd, BOOT_SCRIPT_MAX, &text, &len);
+	if (r < 0)
+		return r;
+	size_t magic = strlen(BOOT_SCRIPT_MAGIC);
+	if (len < magic || memcmp(text, BOOT_SCRIPT_MAGIC, magic) != 0)
+		return 0; /* not an iPXE script: served as it is */
+	_cleanup_free_ char *head = strdupf(BOOT_SCRIPT_MAGIC "set pmoves-base %s://%s/\n", br->tls ? "https" : "http",
+					     req->host);
+	if (!head)
+		return -ENOMEM;
+	size_t hlen = strlen(head);
+	char *body = malloc(hlen + len - magic + 1);
+	if (!body)
+		return -ENOMEM;
+	memcpy(body, head, hlen);
+	memcpy(body + hlen, text + magic, len - magic);
+	body[hlen + len - magic] = '\0';
+	ret->body = body;
+	ret->len = hlen + len - magic;
+	ret->content_type = http_content_type(path);
+	return 1;
 }
 
 /* A socket listening on LISTEN: its fd, or -errno with the error logged. */
@@ -190,6 +247,9 @@ int cmd_serve(int argc, char **argv)
 	int r;
 	s.dir_fd = dir_fd;
 	s.tls = tls;
+	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL };
+	s.route = boot_script_route;
+	s.route_ctx = &br;
 	s.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s.stop_fd < 0)
 		r = log_errno(-errno, "cannot watch for signals");

@@ -144,8 +144,10 @@ int http_parse_request(char *buf, size_t len, struct http_request *req)
 		for (const unsigned char *p = (const unsigned char *)val; *p; p++)
 			if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
 				return 400;
-		if (!strcasecmp(line, "Host"))
+		if (!strcasecmp(line, "Host")) {
 			hosts++;
+			req->host = val;
+		}
 		else if (!strcasecmp(line, "Connection"))
 			connection_tokens(val, &close, &keep_alive);
 		else if (!strcasecmp(line, "Range")) {
@@ -697,7 +699,7 @@ static int handle_request(struct conn *c, const struct http_request *rq, bool *k
 
 	if (s->route) {
 		struct http_reply rep = { .status = 200 };
-		r = s->route(s->route_ctx, c->path, &rep);
+		r = s->route(s->route_ctx, c->path, rq, &rep);
 		if (r != 0) {
 			_cleanup_free_ char *body = rep.body;
 			struct response rs = { .status = r < 0 ? 500 : rep.status, .fd = -1 };

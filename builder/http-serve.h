@@ -19,6 +19,7 @@ struct http_request {
 	/* Pointers into the buffer given to http_parse_request, NUL-terminated there. */
 	const char *method; /* a token: "GET", "HEAD", "POST", ... */
 	const char *target; /* as sent: "/a%20b?x", or absolute-form "http://host/a" */
+	const char *host;   /* the Host header's value, or NULL (HTTP/1.0 without one) */
 	const char *range;  /* the Range header's value, or NULL (also when sent twice) */
 	const char *if_range;
 	int minor;          /* HTTP/1.MINOR: 0 or 1 (1.2 and later are served as 1.1) */
@@ -87,7 +88,7 @@ struct http_reply {
 };
 /* 1: answered in *RET; 0: not this route's path (the static files are looked up); < 0: error
  * (500). Called from connection threads at once: CTX must be safe for that. */
-typedef int (*http_route_fn)(void *ctx, const char *path, struct http_reply *ret);
+typedef int (*http_route_fn)(void *ctx, const char *path, const struct http_request *req, struct http_reply *ret);
 
 struct http_server {
 	int dir_fd;          /* the directory served (O_PATH or O_RDONLY | O_DIRECTORY) */

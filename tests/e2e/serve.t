@@ -11,7 +11,7 @@ need curl openssl sha256sum timeout
 T=$(mktemp -d /tmp/pmoves-e2e-serve.XXXXXX)
 PIDS=
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 57
+plan 59
 
 c() { curl --noproxy '*' -s --max-time 30 "$@"; }
 code() { c -o /dev/null -w '%{http_code}' "$@"; }
@@ -70,10 +70,14 @@ c -I -o /dev/null -D "$T/h" -w '%{http_code} %{size_download}' "$U/root.squashfs
 is "$(cat "$T/w")" "200 0" "HEAD: 200 without a body"
 grep -q $'^Content-Length: 5000000\r$' "$T/h"
 ok $? "HEAD: the file's Content-Length"
-is "$(c -D "$T/h" "$U/boot.ipxe")" "$(cat "$D/boot.ipxe")" "GET of the iPXE script"
+is "$(c -D "$T/h" "$U/boot.ipxe")" "$(printf '#!ipxe\nset pmoves-base %s/\nkernel vmlinuz\nboot' "$U")" \
+	"GET of boot.ipxe: 'set pmoves-base' to the address asked at, after its first line"
 grep -qi $'^Content-Type: text/plain' "$T/h"
 ok $? "... as text/plain"
 is "$(c "$U/dir%20with%20space/f.txt")" "in-sub" "a percent-encoded path in a subdirectory"
+is "$(c -H 'Host: 10.0.2.2:8080' "$U/boot.ipxe" | sed -n 2p)" "set pmoves-base http://10.0.2.2:8080/" \
+	"boot.ipxe: the base is the Host the machine sent"
+is "$(c -H 'Host: x${y}' "$U/boot.ipxe")" "$(cat "$D/boot.ipxe")" "boot.ipxe: a Host that is not a plain name or address is not put in the script"
 is "$(c "$U/alias.ipxe?mac=52:54:00:12:34:56")" "$(cat "$D/boot.ipxe")" "a symlink inside the directory, query ignored"
 
 # ranges
