@@ -19,7 +19,8 @@ static void run_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
-		"       pmoves-image run --pxe BUNDLE [--firmware uefi|bios] [--mac MAC] [--expect ...]\n"
+		"       pmoves-image run --pxe BUNDLE [--firmware uefi|bios] [--mac MAC] [--inventory FILE]\n"
+		"                         [--expect ...]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
 		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
@@ -78,6 +79,8 @@ static void run_usage(FILE *f)
 		"  --firmware F     with --pxe: uefi (default: OVMF, as the fleet's x86 machines\n"
 		"                   boot) or bios (SeaBIOS)\n"
 		"  --mac MAC        with --pxe: the MAC address of the machine's NIC\n"
+		"  --inventory FILE with --pxe: served with the bundle ('serve --inventory'): the\n"
+		"                   entry with the machine's MAC gives its config\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -89,7 +92,7 @@ static void run_usage(FILE *f)
 
 /* `pmoves-image serve BUNDLE` on 127.0.0.1, a port the kernel picks: its pid and port, read
  * from the line it prints once it listens. */
-static int serve_start(const char *bundle, pid_t *ret_pid, unsigned *ret_port)
+static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid, unsigned *ret_port)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -107,7 +110,8 @@ static int serve_start(const char *bundle, pid_t *ret_pid, unsigned *ret_port)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (dup2(p[1], STDOUT_FILENO) < 0)
 			_exit(127);
-		char *argv[] = { "pmoves-image", "serve", (char *)bundle, "--listen", "127.0.0.1:0", NULL };
+		char *argv[] = { "pmoves-image", "serve", (char *)bundle, "--listen", "127.0.0.1:0",
+				 inventory ? "--inventory" : NULL, (char *)inventory, NULL };
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
@@ -157,7 +161,7 @@ static int serve_start(const char *bundle, pid_t *ret_pid, unsigned *ret_port)
 	return 0;
 }
 
-static int run_pxe(struct qemu_opts *o, const char *bundle)
+static int run_pxe(struct qemu_opts *o, const char *bundle, const char *inventory)
 {
 	_cleanup_free_ char *script = strdupf("%s/boot.ipxe", bundle);
 	struct stat st;
@@ -175,7 +179,7 @@ static int run_pxe(struct qemu_opts *o, const char *bundle)
 		return r;
 	pid_t pid = 0;
 	unsigned port = 0;
-	if (serve_start(bundle, &pid, &port) < 0)
+	if (serve_start(bundle, inventory, &pid, &port) < 0)
 		return EXIT_FAIL;
 	_cleanup_free_ char *url = strdupf("http://10.0.2.2:%u/boot.ipxe", port);
 	log_info("serving '%s' on 127.0.0.1:%u for the run", bundle, port);
@@ -225,7 +229,8 @@ static int parse_socknet(const char *arg, struct qemu_opts *o)
 int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
-	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE, O_PXE, O_FIRMWARE, O_MAC };
+	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE, O_PXE, O_FIRMWARE, O_MAC,
+	       O_INVENTORY };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -246,12 +251,13 @@ int cmd_run(int argc, char **argv)
 		{ "pxe", required_argument, NULL, O_PXE },
 		{ "firmware", required_argument, NULL, O_FIRMWARE },
 		{ "mac", required_argument, NULL, O_MAC },
+		{ "inventory", required_argument, NULL, O_INVENTORY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct qemu_opts o = { 0 };
-	const char *pxe = NULL, *firmware = NULL;
+	const char *pxe = NULL, *firmware = NULL, *inventory = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -322,6 +328,9 @@ int cmd_run(int argc, char **argv)
 		case O_MAC:
 			o.mac = optarg;
 			break;
+		case O_INVENTORY:
+			inventory = optarg;
+			break;
 		case 'v':
 			log_verbose = 1;
 			break;
@@ -336,8 +345,9 @@ int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if ((firmware || o.mac) && !pxe) {
-		log_error("--%s is for a network boot (--pxe BUNDLE)", firmware ? "firmware" : "mac");
+	if ((firmware || o.mac || inventory) && !pxe) {
+		log_error("--%s is for a network boot (--pxe BUNDLE)",
+			  firmware ? "firmware" : o.mac ? "mac" : "inventory");
 		return EXIT_USAGE;
 	}
 	if (firmware && !STREQ(firmware, "uefi") && !STREQ(firmware, "bios")) {
@@ -350,7 +360,7 @@ int cmd_run(int argc, char **argv)
 			log_error("--pxe boots from the network: no IMAGE too (given '%s')", argv[optind]);
 			return EXIT_USAGE;
 		}
-		return run_pxe(&o, pxe);
+		return run_pxe(&o, pxe, inventory);
 	}
 	if (optind >= argc) {
 		log_error("missing IMAGE, see 'pmoves-image run --help'");

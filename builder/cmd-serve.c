@@ -1,6 +1,8 @@
 /* pmoves-image serve DIR: the files of a directory over HTTP (or HTTPS), for netboot. The
  * server itself is http-serve.c; this is the command line, the socket and the signals. */
 #include "cmd.h"
+#include "flash-config.h"
+#include "hash.h"
 #include "http-serve.h"
 #include "log.h"
 #include "util.h"
@@ -19,7 +21,7 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pmoves-image serve DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
-		"                          [--timeout S] [--quiet]\n"
+		"                          [--inventory FILE] [--timeout S] [--quiet]\n"
 		"\n"
 		"Serve the regular files under DIR over HTTP/1.1 (GET and HEAD, single byte ranges,\n"
 		"keep-alive): a PXE bundle for iPXE and curl on the LAN. No directory listings; no\n"
@@ -30,7 +32,12 @@ static void serve_usage(FILE *f)
 		"\n"
 		"DIR/boot.ipxe, the iPXE script of a bundle of the output 'pxe', is sent with a line\n"
 		"'set pmoves-base http://HOST/' after its first, HOST being the address the machine\n"
-		"asked for it at, so that it loads the rest from there.\n"
+		"asked for it at, so that it loads the rest from there. With --inventory (the format\n"
+		"of 'pmoves-image flash --inventory', docs/flash.md), a machine whose MAC an entry\n"
+		"has gets machine/MAC.ipxe, the script with its config's URL and SHA-256 on the kernel\n"
+		"command line, and machine/MAC.json, the config: every entry with a \"mac\" is checked\n"
+		"by pmoves-firstboot's validator before serving starts. Over plain HTTP anyone on the\n"
+		"LAN can read a config: secrets in it must be single-use and short-lived.\n"
 		"\n"
 		"Plain HTTP is for a lab: anyone on the LAN can read (and change) what is sent.\n"
 		"\n"
@@ -39,6 +46,7 @@ static void serve_usage(FILE *f)
 		"                      address in brackets: [::1]:8080; port 0: the kernel picks one\n"
 		"  --tls-cert FILE     HTTPS with this certificate chain (PEM); needs --tls-key\n"
 		"  --tls-key FILE      the certificate's private key (PEM)\n"
+		"  --inventory FILE    per-machine configs by MAC (above)\n"
 		"  --timeout S         close a connection silent for S seconds, or whose request\n"
 		"                      takes longer (default %d)\n"
 		"  -q, --quiet         no line a request\n"
@@ -63,7 +71,10 @@ static void serve_usage(FILE *f)
 struct boot_route {
 	int dir_fd;
 	bool tls;
+	const char *inventory; /* --inventory FILE, or NULL */
 };
+
+#define MACHINE_DIR "/machine/"
 
 /* A Host header that can stand in an iPXE script: a name or address, and a port. */
 static bool host_ok(const char *h)
@@ -72,12 +83,25 @@ static bool host_ok(const char *h)
 	return n > 0 && n <= 255 && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == n;
 }
 
-static int boot_script_route(void *ctx, const char *path, const struct http_request *req, struct http_reply *ret)
+/* "52-54-00-12-34-56" (iPXE's ${netX/mac:hexhyp}) followed by SUFFIX, as "52:54:00:12:34:56". */
+static bool machine_mac(const char *name, const char *suffix, char mac[18])
 {
-	const struct boot_route *br = ctx;
-	if (!STREQ(path, BOOT_SCRIPT) || !req->host || !host_ok(req->host))
-		return 0; /* the file as it is */
-	_cleanup_close_ int fd = http_open_beneath(br->dir_fd, path, false);
+	if (strlen(name) != 17 + strlen(suffix) || !STREQ(name + 17, suffix))
+		return false;
+	for (size_t i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? name[i] != '-' : !strchr("0123456789abcdefABCDEF", name[i]))
+			return false;
+		mac[i] = i % 3 == 2 ? ':' : name[i];
+	}
+	mac[17] = '\0';
+	return true;
+}
+
+/* The bundle's boot.ipxe with LINES after its first line; 0 when it has none or is not an iPXE
+ * script (the static lookup answers). */
+static int script_with(const struct boot_route *br, const char *lines, struct http_reply *ret)
+{
+	_cleanup_close_ int fd = http_open_beneath(br->dir_fd, BOOT_SCRIPT, false);
 	if (fd < 0)
 		return 0; /* none: the static lookup answers 404 */
 	_cleanup_free_ char *text = NULL;
@@ -88,8 +112,7 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	size_t magic = strlen(BOOT_SCRIPT_MAGIC);
 	if (len < magic || memcmp(text, BOOT_SCRIPT_MAGIC, magic) != 0)
 		return 0; /* not an iPXE script: served as it is */
-	_cleanup_free_ char *head = strdupf(BOOT_SCRIPT_MAGIC "set pmoves-base %s://%s/\n", br->tls ? "https" : "http",
-					     req->host);
+	_cleanup_free_ char *head = strdupf(BOOT_SCRIPT_MAGIC "%s", lines);
 	if (!head)
 		return -ENOMEM;
 	size_t hlen = strlen(head);
@@ -101,8 +124,51 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	body[hlen + len - magic] = '\0';
 	ret->body = body;
 	ret->len = hlen + len - magic;
-	ret->content_type = http_content_type(path);
+	ret->content_type = http_content_type(BOOT_SCRIPT);
 	return 1;
+}
+
+static int boot_script_route(void *ctx, const char *path, const struct http_request *req, struct http_reply *ret)
+{
+	const struct boot_route *br = ctx;
+	if (!req->host || !host_ok(req->host))
+		return 0; /* the files as they are */
+	_cleanup_free_ char *base = strdupf("%s://%s/", br->tls ? "https" : "http", req->host);
+	if (!base)
+		return -ENOMEM;
+	if (STREQ(path, BOOT_SCRIPT)) {
+		_cleanup_free_ char *lines = strdupf("set pmoves-base %s\n", base);
+		return lines ? script_with(br, lines, ret) : -ENOMEM;
+	}
+	/* machine/MAC.ipxe, machine/MAC.json: the inventory's entry for the machine's MAC */
+	char mac[18];
+	const char *name = path + strlen(MACHINE_DIR);
+	bool script = false;
+	if (!br->inventory || !str_starts_with(path, MACHINE_DIR) ||
+	    !((script = machine_mac(name, ".ipxe", mac)) || machine_mac(name, ".json", mac)))
+		return 0;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = inventory_config_by_mac(br->inventory, mac, &text, &len);
+	if (r == -ENOENT)
+		return 0; /* not a machine of the inventory: 404, its boot.ipxe goes on without */
+	if (r < 0)
+		return r; /* logged: 500 */
+	if (!script) {
+		ret->body = TAKE_PTR(text);
+		ret->len = len;
+		ret->content_type = "application/json";
+		return 1;
+	}
+	char sha[65];
+	r = sha256_hex_of(text, len, sha);
+	explicit_bzero(text, len);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *lines = strdupf("set pmoves-base %s\nset pmoves-machine %s\n"
+					      "set pmoves-config pmoves.config=%smachine/%.17s.json pmoves.config_sha256=%s\n",
+					      base, mac, base, name, sha);
+	return lines ? script_with(br, lines, ret) : -ENOMEM;
 }
 
 /* A socket listening on LISTEN: its fd, or -errno with the error logged. */
@@ -144,17 +210,18 @@ static int serve_on(const char *dir, const char *listen_arg, const struct sockad
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_TLS_CERT, O_TLS_KEY, O_TIMEOUT };
+	enum { O_LISTEN = 256, O_TLS_CERT, O_TLS_KEY, O_TIMEOUT, O_INVENTORY };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "inventory", required_argument, NULL, O_INVENTORY },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *listen_arg = DEFAULT_LISTEN, *cert = NULL, *key = NULL;
+	const char *listen_arg = DEFAULT_LISTEN, *cert = NULL, *key = NULL, *inventory = NULL;
 	struct http_server s = { .dir_fd = -1, .listen_fd = -1, .stop_fd = -1 };
 	uint64_t v;
 	int c;
@@ -170,6 +237,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_TLS_KEY:
 			key = optarg;
+			break;
+		case O_INVENTORY:
+			inventory = optarg;
 			break;
 		case O_TIMEOUT:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 3600) {
@@ -224,6 +294,13 @@ int cmd_serve(int argc, char **argv)
 		log_errno(-e, "cannot open '%s'", dir);
 		return EXIT_FAIL;
 	}
+	if (inventory) {
+		size_t n = 0;
+		int r = inventory_check_macs(inventory, &n);
+		if (r < 0)
+			return r == -ENOENT ? EXIT_MISSING : EXIT_USAGE;
+		log_info("inventory '%s': %zu machine%s by MAC", inventory, n, n == 1 ? "" : "s");
+	}
 	void *tls = NULL;
 	if (cert) {
 		_cleanup_free_ char *why = NULL;
@@ -247,7 +324,7 @@ int cmd_serve(int argc, char **argv)
 	int r;
 	s.dir_fd = dir_fd;
 	s.tls = tls;
-	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL };
+	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL, .inventory = inventory };
 	s.route = boot_script_route;
 	s.route_ctx = &br;
 	s.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -67,8 +67,11 @@ static bool valid_mac(const char *s)
 }
 
 /* The inventory's shape: {"devices": [{"name", "mac"?, "config"}]}, names and MACs unique.
- * The entry NAME's config into *ret (a reference into ROOT), its index into *ret_index. */
-static int inventory_entry(const char *file, json_object *root, const char *name, json_object **ret, size_t *ret_index)
+ * The config of the entry named NAME, or else of the one whose "mac" is MAC (any case), into
+ * *ret (a reference into ROOT), its index into *ret_index. -ENOENT: no such entry (with MAC:
+ * not logged, a machine the inventory does not know). */
+static int inventory_entry(const char *file, json_object *root, const char *name, const char *mac_want,
+			   json_object **ret, size_t *ret_index)
 {
 	json_object *devs = NULL;
 	json_object_object_foreach(root, key, val) {
@@ -134,11 +137,15 @@ static int inventory_entry(const char *file, json_object *root, const char *name
 				return -EINVAL;
 			}
 		}
-		if (STREQ(s, name) && !found) {
+		bool match = name ? STREQ(s, name)
+				  : mac && strcasecmp(json_object_get_string(mac), mac_want) == 0;
+		if (match && !found) {
 			found = cfg;
 			*ret_index = i;
 		}
 	}
+	if (!found && !name)
+		return -ENOENT;
 	if (!found) {
 		_cleanup_free_ char *shown = str_printable(name, strlen(name), NULL);
 		log_error("no device '%s' in inventory '%s'", shown ? shown : "?", file);
@@ -161,7 +168,8 @@ static int validate(const char *shown, const char *prefix, const char *file)
 	return r;
 }
 
-int flash_config_load(const char *config, const char *inventory, const char *name, struct flash_config *ret)
+static int config_load(const char *config, const char *inventory, const char *name, const char *mac,
+		       struct flash_config *ret)
 {
 	const char *path = config ? config : inventory;
 	_cleanup_free_ char *buf = NULL;
@@ -191,7 +199,11 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 	}
 	json_object *entry;
 	size_t index;
-	r = inventory_entry(inventory, root, name, &entry, &index);
+	r = inventory_entry(inventory, root, name, mac, &entry, &index);
+	if (r == -ENOENT) {
+		json_object_put(root);
+		return r;
+	}
 	if (r == 0) {
 		const char *text = json_object_to_json_string_ext(entry, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 		int fd = memfd_create("pmoves-device.json", MFD_CLOEXEC);
@@ -216,6 +228,69 @@ int flash_config_load(const char *config, const char *inventory, const char *nam
 	}
 	*ret = c;
 	return 0;
+}
+
+int flash_config_load(const char *config, const char *inventory, const char *name, struct flash_config *ret)
+{
+	return config_load(config, inventory, name, NULL, ret);
+}
+
+int inventory_config_by_mac(const char *inventory, const char *mac, char **ret_text, size_t *ret_len)
+{
+	_cleanup_(flash_config_done) struct flash_config c = { .memfd = -1 };
+	int r = config_load(NULL, inventory, NULL, mac, &c);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (fstat(c.memfd, &st) < 0)
+		return -errno;
+	_cleanup_free_ char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return -ENOMEM;
+	if ((r = pread_full(c.memfd, buf, (size_t)st.st_size, 0)) < 0)
+		return r;
+	buf[st.st_size] = '\0';
+	*ret_len = (size_t)st.st_size;
+	*ret_text = TAKE_PTR(buf);
+	return 0;
+}
+
+int inventory_check_macs(const char *inventory, size_t *ret_n)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len, n = 0;
+	int r = read_file(inventory, INVENTORY_MAX_FILE, &buf, &len);
+	if (r < 0) {
+		log_errno(r, "cannot read inventory '%s'", inventory);
+		return r == -ENOENT ? r : -EINVAL;
+	}
+	json_object *root = NULL, *devs = NULL, *entry;
+	size_t index;
+	r = parse_strict(inventory, buf, len, &root);
+	explicit_bzero(buf, len);
+	if (r < 0)
+		return r;
+	/* the shape, every entry: a MAC no entry has */
+	r = inventory_entry(inventory, root, NULL, "", &entry, &index);
+	if (r == -ENOENT)
+		r = 0;
+	json_object_object_get_ex(root, "devices", &devs);
+	for (size_t i = 0; r == 0 && i < json_object_array_length(devs); i++) {
+		json_object *mac;
+		if (!json_object_object_get_ex(json_object_array_get_idx(devs, i), "mac", &mac))
+			continue;
+		_cleanup_free_ char *text = NULL;
+		size_t tlen = 0;
+		r = inventory_config_by_mac(inventory, json_object_get_string(mac), &text, &tlen);
+		if (r == 0) {
+			explicit_bzero(text, tlen);
+			n++;
+		}
+	}
+	json_object_put(root);
+	if (r == 0)
+		*ret_n = n;
+	return r;
 }
 
 /* The boot partition in the image's first MiB (HEAD): GPT, else MBR. */

@@ -29,6 +29,13 @@ int flash_config_find_boot(struct flash_image *img, struct flash_config *c);
  * messages), through mtools at the partition's offset, given the fd (/proc/PID/fd/N) so it
  * writes where the image went, whatever the name points to now. Logs. */
 int flash_config_write(const struct flash_config *c, int fd, const char *target);
+/* The config of INVENTORY's entry whose "mac" is MAC (any case), checked as flash_config_load
+ * checks it, as the JSON text a machine is given: 0, -ENOENT (no such entry: not logged),
+ * -EINVAL (an invalid inventory or config: logged). */
+int inventory_config_by_mac(const char *inventory, const char *mac, char **ret_text, size_t *ret_len);
+/* Every entry of INVENTORY with a "mac" checked as inventory_config_by_mac does; their number
+ * in *ret_n. Logs; -ENOENT: no such file, -EINVAL: invalid. */
+int inventory_check_macs(const char *inventory, size_t *ret_n);
 /* The entry's memfd closed (its pages freed), the rest freed. */
 void flash_config_done(struct flash_config *c);
 

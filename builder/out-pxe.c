@@ -311,11 +311,13 @@ static int write_cpio(struct bundle *nb)
 		r = add_modules(nb);
 	if (r == 0)
 		r = add_script(nb);
-	/* The CA bundle, for a root served over https. */
+	/* The CA bundle, for a root served over https, when the image has one. */
 	if (r == 0) {
-		r = cpio_tree_file(nb, CA_BUNDLE, "pmoves/ca-certificates.crt", 0644);
-		if (r == -ENOENT)
-			r = 0;
+		int fd = tree_open(nb->b, CA_BUNDLE, O_RDONLY | O_NONBLOCK, 0);
+		if (fd >= 0) {
+			close(fd);
+			r = cpio_tree_file(nb, CA_BUNDLE, "pmoves/ca-certificates.crt", 0644);
+		}
 	}
 	if (archive_write_close(nb->a) != ARCHIVE_OK && r == 0) {
 		log_error("cannot write '%s': %s", path, archive_error_string(nb->a));
@@ -408,9 +410,13 @@ static int write_ipxe_script(struct bundle *nb, const char *sha)
 		"# 'pmoves-image serve' sets pmoves-base to the address this script was fetched from;\n"
 		"# served by another web server, set the bundle's URL (ending in /) on the next line.\n"
 		"isset ${pmoves-base} || set pmoves-base http://${next-server}:8080/\n"
+		"# This machine's own script, if the server has one for its MAC (serve --inventory): it\n"
+		"# sets pmoves-machine and pmoves-config (its config's URL and SHA-256), then runs this.\n"
+		"isset ${pmoves-machine} || chain --autofree ${pmoves-base}machine/${netX/mac:hexhyp}.ipxe ||\n"
 		"echo PMOVES: %s, live, from ${pmoves-base}\n"
 		"kernel ${pmoves-base}vmlinuz initrd=initrd.img initrd=netboot.cpio boot=pmoves ip=dhcp "
-		"BOOTIF=01-${netX/mac:hexhyp} pmoves.root=${pmoves-base}root.squashfs pmoves.root_sha256=%s%s%s\n"
+		"BOOTIF=01-${netX/mac:hexhyp} pmoves.root=${pmoves-base}root.squashfs pmoves.root_sha256=%s "
+		"${pmoves-config}%s%s\n"
 		"initrd ${pmoves-base}initrd.img\n"
 		"initrd ${pmoves-base}netboot.cpio\n"
 		"boot\n",

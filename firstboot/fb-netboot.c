@@ -95,7 +95,8 @@ static int load_modules(const char *dir)
 	return 0;
 }
 
-/* A read-only loop device over FD, detached when its last user (the mount) lets go. */
+/* A read-only loop device over FD, detached when its last user lets go: the returned fd,
+ * open until the mount holds the device (closed before, it would be detached at once). */
 static int loop_attach(int fd, char ret_dev[static 32])
 {
 	_cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
@@ -115,7 +116,7 @@ static int loop_attach(int fd, char ret_dev[static 32])
 		memcpy(cfg.info.lo_file_name, "pmoves-root.squashfs", sizeof("pmoves-root.squashfs"));
 		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
 			memcpy(ret_dev, dev, sizeof(dev));
-			return 0;
+			return TAKE_FD(lfd);
 		}
 		if (errno != EBUSY)
 			return -errno;
@@ -196,7 +197,8 @@ static int live_root(const char *mount_dir)
 	say("mount", "start", "on=%s", mount_dir);
 	char dev[32];
 	const char *what = "a loop device";
-	r = loop_attach(fd, dev);
+	_cleanup_close_ int lfd = loop_attach(fd, dev);
+	r = lfd < 0 ? lfd : 0;
 	if (r == 0) {
 		what = "directories";
 		r = make_dirs();

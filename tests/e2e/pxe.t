@@ -16,7 +16,7 @@ need qemu-system-x86_64 mmdebstrap mksquashfs python3 sha256sum
 
 T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 38
+plan 44
 
 mkdir -p "$T/profiles"
 cat >"$T/profiles/netboot.json" <<'JSON'
@@ -63,12 +63,24 @@ done
 grep -v '^scripts$' "$T/cpio.txt" | grep -qv '^pmoves\|^scripts/pmoves$'; ok $((!$?)) "netboot.cpio adds nothing outside /pmoves but its boot script"
 
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
-cat >"$T/device.json" <<'JSON'
-{ "hostname": "live-1" }
+# The inventory gives the BIOS machine its config by its MAC; the UEFI one gets its config by
+# fw_cfg (--config) and no entry.
+MAC=52:54:00:aa:bb:01
+cat >"$T/fleet.json" <<JSON
+{ "devices": [ { "name": "live-1", "mac": "$MAC", "config": { "hostname": "live-1" } } ] }
 JSON
+cat >"$T/device.json" <<'JSON'
+{ "hostname": "live-2" }
+JSON
+cat >"$T/bad-fleet.json" <<JSON
+{ "devices": [ { "name": "live-1", "mac": "$MAC", "config": { "hostname": "-bad-" } } ] }
+JSON
+"$PMOVES_IMAGE" serve "$B" --listen 127.0.0.1:0 --inventory "$T/bad-fleet.json" >/dev/null 2>"$T/bad-fleet.err"
+is $? 2 "serve --inventory with an invalid config: exit 2, before serving"
+grep -q 'devices\[0\].config' "$T/bad-fleet.err"; ok $? "... naming the entry's config"
 
 # ---- BIOS ----
-"$PMOVES_IMAGE" run --pxe "$B" --firmware bios --config "$T/device.json" \
+"$PMOVES_IMAGE" run --pxe "$B" --firmware bios --mac "$MAC" --inventory "$T/fleet.json" \
 	--expect 'pmoves-firstboot: done status=' --timeout 500 --log "$T/bios.log" >"$T/bios.out" 2>"$T/bios.err"
 rc=$?; ok $rc "SeaBIOS + iPXE: the live system comes to the end of its first boot"
 clean "$T/bios.log" >"$T/bios.txt"
@@ -77,7 +89,10 @@ grep -q 'done status=ok' "$T/bios.out"; ok $? "BIOS: done status=ok"
 grep -aq "pmoves-netboot: step=fetch state=ok bytes=$(stat -c %s "$B/root.squashfs") sha256=$SHA" "$T/bios.txt"
 ok $? "BIOS: the squashfs root came whole and matched its pin"
 grep -aq 'pmoves-netboot: step=mount state=ok root=squashfs overlay=ram' "$T/bios.txt"; ok $? "BIOS: the root is the squashfs under a RAM overlay"
-grep -aq 'pmoves-firstboot: step=hostname state=ok live-1' "$T/bios.txt"; ok $? "BIOS: the hostname from --config"
+grep -aq 'pmoves-firstboot: step=hostname state=ok live-1' "$T/bios.txt"; ok $? "BIOS: the hostname from the inventory's entry for its MAC"
+grep -q '"GET /machine/52-54-00-aa-bb-01.ipxe" 200' "$T/bios.err" && grep -q '"GET /machine/52-54-00-aa-bb-01.json" 200' "$T/bios.err"
+ok $? "BIOS: the machine's own script and config were served"
+grep -aq "pmoves.config_sha256=[0-9a-f]\{64\}" "$T/bios.txt"; ok $? "BIOS: the kernel command line pins the config's SHA-256"
 grep -aq 'step=growfs state=skipped' "$T/bios.txt"; ok $? "BIOS: growfs has no disk to grow"
 grep -q '"GET /boot.ipxe"' "$T/bios.err" && grep -q '"GET /root.squashfs"' "$T/bios.err"
 ok $? "serve logged the machine's requests"
@@ -90,6 +105,8 @@ rc=$?; ok $rc "OVMF + iPXE (UEFI, the default): the live system comes to the end
 clean "$T/uefi.log" >"$T/uefi.txt"
 [ $rc = 0 ] || tail -n 15 "$T/uefi.txt" "$T/uefi.err" | sed 's/^/# /' >&2
 grep -q 'done status=ok' "$T/uefi.out"; ok $? "UEFI: done status=ok"
+grep -aq 'pmoves-firstboot: step=hostname state=ok live-2' "$T/uefi.txt"; ok $? "UEFI: the hostname from --config (no inventory)"
+grep -q '"GET /machine/52-54-00-12-34-56.ipxe" 404' "$T/uefi.err"; ok $? "UEFI: no script of its own, boot.ipxe went on without"
 KEY2=$(grep -ao 'step=ssh state=ok .*' "$T/uefi.txt")
 [ -n "$KEY1" ] && [ -n "$KEY2" ] && [ "$KEY1" != "$KEY2" ]
 ok $? "the second boot made its own SSH host keys: it started clean"

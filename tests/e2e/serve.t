@@ -11,7 +11,7 @@ need curl openssl sha256sum timeout
 T=$(mktemp -d /tmp/pmoves-e2e-serve.XXXXXX)
 PIDS=
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 59
+plan 67
 
 c() { curl --noproxy '*' -s --max-time 30 "$@"; }
 code() { c -o /dev/null -w '%{http_code}' "$@"; }
@@ -195,6 +195,31 @@ is "$? $(grep -c "not ADDR:PORT" "$T/e")" "2 1" "--listen with a bad port: exit 
 is "$? $(grep -c 'Address already in use' "$T/e")" "1 1" "--listen on a port in use: exit 1, says so"
 "$PMOVES_IMAGE" serve "$D" --listen 127.0.0.1:0 --tls-cert "$T/secret" >/dev/null 2>"$T/e"
 is "$? $(grep -c 'go together' "$T/e")" "2 1" "--tls-cert without --tls-key: exit 2"
+
+# per-machine scripts and configs from an inventory
+cat >"$T/fleet.json" <<'JSON'
+{ "devices": [ { "name": "n1", "mac": "52:54:00:AA:BB:01", "config": { "hostname": "n1" } },
+               { "name": "n2", "config": { "hostname": "n2" } } ] }
+JSON
+INV_PID=$PID INV_PORT=$PORT
+start inv "$D" --listen 127.0.0.1:0 --inventory "$T/fleet.json"
+ok $? "serve --inventory starts"
+grep -q "inventory '$T/fleet.json': 1 machine by MAC" "$T/inv.err"; ok $? "... and counts the machines it knows by MAC"
+V=http://127.0.0.1:$PORT
+c "$V/machine/52-54-00-aa-bb-01.ipxe" >"$T/m.ipxe"
+c "$V/machine/52-54-00-aa-bb-01.json" >"$T/m.json"
+is "$(sed -n 1,3p "$T/m.ipxe")" "$(printf '#!ipxe\nset pmoves-base %s/\nset pmoves-machine 52:54:00:aa:bb:01' "$V")" \
+	"machine/MAC.ipxe: the base and the machine, after the first line"
+grep -qx "set pmoves-config pmoves.config=$V/machine/52-54-00-aa-bb-01.json pmoves.config_sha256=$(sha <"$T/m.json")" "$T/m.ipxe"
+ok $? "... its config's URL and the SHA-256 of what that URL serves"
+tail -n 2 "$T/m.ipxe" | cmp -s - <(tail -n 2 "$D/boot.ipxe"); ok $? "... then the bundle's boot.ipxe"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"hostname": "n1"}' "$T/m.json"
+ok $? "machine/MAC.json: the entry's config"
+is "$(code "$V/machine/52-54-00-aa-bb-02.ipxe") $(code "$V/machine/52-54-00-aa-bb-02.json")" "404 404" \
+	"a MAC the inventory does not have: 404"
+is "$(code "$V/machine/52-54-00-aa-bb-0.ipxe") $(code --path-as-is "$V/machine/../boot.ipxe")" "404 400" "a malformed MAC: 404; a way up: 400"
+kill -TERM "$PID"; wait "$PID"
+PID=$INV_PID PORT=$INV_PORT
 
 stop
 is "$?" 0 "SIGTERM: exit 0"
