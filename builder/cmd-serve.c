@@ -7,13 +7,17 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #define DEFAULT_LISTEN "0.0.0.0:8080"
 
@@ -171,6 +175,51 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	return lines ? script_with(br, lines, ret) : -ENOMEM;
 }
 
+/* The address machines on the LAN reach this one at, for the dnsmasq lines: the one listened
+ * on, or for 0.0.0.0 the first IPv4 address of an interface that is up and not loopback. */
+static bool lan_address(const struct sockaddr *bound, char buf[static INET_ADDRSTRLEN])
+{
+	if (bound->sa_family != AF_INET)
+		return false;
+	struct in_addr a = ((const struct sockaddr_in *)bound)->sin_addr;
+	if (a.s_addr != htonl(INADDR_ANY))
+		return (ntohl(a.s_addr) >> 24) != 127 && inet_ntop(AF_INET, &a, buf, INET_ADDRSTRLEN);
+	struct ifaddrs *ifs = NULL;
+	bool found = false;
+	if (getifaddrs(&ifs) < 0)
+		return false;
+	for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && (i->ifa_flags & IFF_UP) &&
+		    !(i->ifa_flags & IFF_LOOPBACK))
+			found = inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, INET_ADDRSTRLEN);
+	freeifaddrs(ifs);
+	return found;
+}
+
+/* For a bundle served on the LAN: the lines dnsmasq needs to send machines here (the bundle's
+ * dnsmasq.conf has the rest: proxy-DHCP or full DHCP, TFTP for plain PXE ROMs). On stderr:
+ * stdout has one line. */
+static void print_dnsmasq_lines(int dir_fd, const char *dir, const struct sockaddr *bound, bool tls)
+{
+	char addr[INET_ADDRSTRLEN];
+	struct stat st;
+	if (fstatat(dir_fd, "boot.ipxe", &st, 0) < 0 || !S_ISREG(st.st_mode) || !lan_address(bound, addr))
+		return;
+	unsigned port = ntohs(((const struct sockaddr_in *)bound)->sin_port);
+	_cleanup_free_ char *abs = realpath(dir, NULL);
+	_cleanup_free_ char *shown = abs ? str_printable(abs, strlen(abs), NULL) : NULL;
+	fprintf(stderr,
+		"serve: for dnsmasq on this LAN (the whole example: %s/dnsmasq.conf):\n"
+		"  enable-tftp\n"
+		"  tftp-root=%s\n"
+		"  dhcp-match=set:ipxe,175\n"
+		"  dhcp-match=set:efi64,option:client-arch,7\n"
+		"  dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"
+		"  dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi\n"
+		"  dhcp-boot=tag:ipxe,%s://%s:%u/boot.ipxe\n",
+		shown ? shown : "?", shown ? shown : "?", tls ? "https" : "http", addr, port);
+}
+
 /* A socket listening on LISTEN: its fd, or -errno with the error logged. */
 static int listen_on(const char *listen_arg, const struct sockaddr_storage *addr, socklen_t len)
 {
@@ -204,6 +253,7 @@ static int serve_on(const char *dir, const char *listen_arg, const struct sockad
 		log_error("cannot write to stdout");
 		return -EIO;
 	}
+	print_dnsmasq_lines(s->dir_fd, dir, (struct sockaddr *)&bound, s->tls != NULL);
 	s->listen_fd = listen_fd;
 	return http_serve(s);
 }

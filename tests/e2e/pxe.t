@@ -16,7 +16,7 @@ need qemu-system-x86_64 mmdebstrap mksquashfs python3 sha256sum
 
 T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 44
+plan 47
 
 mkdir -p "$T/profiles"
 cat >"$T/profiles/netboot.json" <<'JSON'
@@ -39,7 +39,7 @@ is "$(($(stat -c %s "$B/initrd.img") % 4))" 0 "initrd.img ends on a 4-byte bound
 cmp -s /usr/lib/ipxe/undionly.kpxe "$B/undionly.kpxe"; ok $? "undionly.kpxe is Debian's iPXE"
 
 # netboot.cpio (newc), listed: scripts/pmoves, /pmoves/bin, its libraries, modules in order.
-python3 - "$B/netboot.cpio" >"$T/cpio.txt" <<'PYEOF'
+python3 - "$B/netboot.cpio" "$T/order.txt" >"$T/cpio.txt" <<'PYEOF'
 import sys
 d = open(sys.argv[1], 'rb').read(); o = 0
 while True:
@@ -52,7 +52,7 @@ while True:
         break
     print(name)
     if name == 'pmoves/modules/order':
-        sys.stderr.write(d[o:o + size].decode())
+        open(sys.argv[2], 'w').write(d[o:o + size].decode())
     o = (o + size + 3) & ~3
 PYEOF
 ok $? "netboot.cpio is a newc archive"
@@ -61,6 +61,8 @@ for f in scripts/pmoves pmoves/bin/pmoves-firstboot pmoves/lib/libc.so.6 pmoves/
 	grep -qx "$f" "$T/cpio.txt"; ok $? "netboot.cpio holds $f"
 done
 grep -v '^scripts$' "$T/cpio.txt" | grep -qv '^pmoves\|^scripts/pmoves$'; ok $((!$?)) "netboot.cpio adds nothing outside /pmoves but its boot script"
+for m in loop squashfs overlay; do grep -qx "$m.ko" "$T/order.txt" && grep -qx "pmoves/modules/$m.ko" "$T/cpio.txt"; done
+ok $? "modules/order lists the live root's modules, each one in the archive"
 
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 # The inventory gives the BIOS machine its config by its MAC; the UEFI one gets its config by
@@ -121,6 +123,10 @@ grep -q 'step=fetch state=failed' "$T/bad.out"; ok $? "the download is refused"
 clean "$T/bad.log" | grep -aq "$SHA"; ok $? "the message names the pinned SHA-256"
 
 # ---- usage ----
+# On this machine, whose kernel command line has no pmoves.root: refused before anything.
+"$BUILD/target/$(uname -m)/pmoves-firstboot" netboot live --mount "$T/nowhere" >"$T/nb.out" 2>"$T/nb.err"
+is $? 2 "netboot live without pmoves.root on the kernel command line: exit 2"
+grep -q 'pmoves.root=URL and pmoves.root_sha256=HEX' "$T/nb.err"; ok $? "... saying what it needs"
 "$PMOVES_IMAGE" run --pxe "$T/nowhere" >/dev/null 2>&1
 is $? 3 "run --pxe of a directory that is not a bundle: exit 3"
 "$PMOVES_IMAGE" run --pxe "$B" --firmware coreboot >/dev/null 2>&1

@@ -11,7 +11,7 @@ need curl openssl sha256sum timeout
 T=$(mktemp -d /tmp/pmoves-e2e-serve.XXXXXX)
 PIDS=
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 67
+plan 69
 
 c() { curl --noproxy '*' -s --max-time 30 "$@"; }
 code() { c -o /dev/null -w '%{http_code}' "$@"; }
@@ -195,6 +195,14 @@ is "$? $(grep -c "not ADDR:PORT" "$T/e")" "2 1" "--listen with a bad port: exit 
 is "$? $(grep -c 'Address already in use' "$T/e")" "1 1" "--listen on a port in use: exit 1, says so"
 "$PMOVES_IMAGE" serve "$D" --listen 127.0.0.1:0 --tls-cert "$T/secret" >/dev/null 2>"$T/e"
 is "$? $(grep -c 'go together' "$T/e")" "2 1" "--tls-cert without --tls-key: exit 2"
+
+# The dnsmasq lines: for a bundle served on the LAN, not on loopback. Listening on 0.0.0.0
+# for the moment it takes to print them; nothing connects.
+grep -q 'dhcp-boot' "$T/main.err"; ok $((!$?)) "on 127.0.0.1: no dnsmasq lines"
+timeout 3 "$PMOVES_IMAGE" serve "$D" --listen 0.0.0.0:0 --quiet >"$T/lan.out" 2>"$T/lan.err"
+LPORT=$(sed -n 's|^serving .* on http://0\.0\.0\.0:\([0-9]*\)/$|\1|p' "$T/lan.out")
+grep -q "^  dhcp-boot=tag:ipxe,http://[0-9.]*:$LPORT/boot.ipxe\$" "$T/lan.err" && grep -qx "  tftp-root=$D" "$T/lan.err"
+ok $? "on 0.0.0.0: the dnsmasq lines with this machine's address and port, and the bundle as TFTP root"
 
 # per-machine scripts and configs from an inventory
 cat >"$T/fleet.json" <<'JSON'
