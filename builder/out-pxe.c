@@ -392,8 +392,13 @@ static int write_squashfs(struct bundle *nb, char sha[65])
 	}
 	snprintf(epoch, sizeof(epoch), "%" PRIu64, b->epoch);
 	snprintf(cpus, sizeof(cpus), "%u", out_threads());
-	char *argv[] = { "mksquashfs", b->tree, out, "-noappend", "-comp", "zstd", "-mkfs-time", epoch,
-			 "-all-time", epoch, "-processors", cpus, "-no-progress", "-quiet", NULL };
+	/* The times: SOURCE_DATE_EPOCH (b->epoch) when it is set, which mksquashfs reads itself
+	 * (the creation time, and later file times clamped to it) and then refuses -mkfs-time and
+	 * -all-time beside; else the rootfs's time, every file's. */
+	char *argv[] = { "mksquashfs", b->tree, out, "-noappend", "-comp", "zstd", "-processors", cpus,
+			 "-no-progress", "-quiet", "-mkfs-time", epoch, "-all-time", epoch, NULL };
+	if (b->epoch_fixed)
+		argv[10] = NULL;
 	int r = build_run(b, argv);
 	if (r != 0)
 		return r < 0 ? r : -EIO; /* build_run said why */

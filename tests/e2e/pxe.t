@@ -18,6 +18,8 @@ T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 plan 47
 
+# mksquashfs reads SOURCE_DATE_EPOCH itself and refuses its time options beside it
+export SOURCE_DATE_EPOCH=1700000000
 mkdir -p "$T/profiles"
 cat >"$T/profiles/netboot.json" <<'JSON'
 { "extends": "base-debian", "description": "base-debian as a network-boot bundle",
