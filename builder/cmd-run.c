@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -97,7 +98,7 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return log_errno(-errno, "cannot start 'pmoves-image serve'");
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid < 0) {
 		int e = -errno;
 		close(p[0]);
@@ -105,6 +106,9 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 		return log_errno(e, "cannot start 'pmoves-image serve'");
 	}
 	if (pid == 0) {
+		/* It goes when run goes, however run ends. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -116,11 +120,15 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 		_exit(127);
 	}
 	close(p[1]);
-	char line[512];
+	char line[512] = "";
 	size_t len = 0;
 	int r = -ETIMEDOUT;
 	double deadline = now_seconds() + SERVE_START_TIMEOUT_MS / 1000.0;
-	while (len < sizeof(line) - 1) {
+	for (;;) {
+		if (len == sizeof(line) - 1) {
+			r = -E2BIG;
+			break;
+		}
 		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 		int left = (int)((deadline - now_seconds()) * 1000);
 		if (left <= 0 || poll(&pfd, 1, left) <= 0)
@@ -139,21 +147,26 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 	}
 	/* Its later output, if any, is not ours to read. */
 	close(p[0]);
-	const char *at = strstr(line, "http://127.0.0.1:");
+	/* "serving DIR on http://127.0.0.1:PORT/": the last " on http://" (DIR may hold one) */
+	static const char on[] = " on http://127.0.0.1:";
+	const char *at = NULL;
+	for (const char *q = line; r == -EBADMSG && (q = strstr(q, on)); q++)
+		at = q;
 	uint64_t port = 0;
-	if (r == -EBADMSG && at) {
+	if (at) {
 		char digits[8] = "";
-		size_t n = strspn(at + 17, "0123456789");
+		size_t n = strspn(at + strlen(on), "0123456789");
 		if (n > 0 && n < sizeof(digits)) {
-			memcpy(digits, at + 17, n);
-			r = parse_u64(digits, &port) == 0 && port > 0 && port < 65536 ? 0 : -EBADMSG;
+			memcpy(digits, at + strlen(on), n);
+			if (parse_u64(digits, &port) == 0 && port > 0 && port < 65536)
+				r = 0;
 		}
 	}
 	if (r < 0) {
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
 		log_error("'pmoves-image serve %s' did not start serving%s", bundle,
-			  r == -ETIMEDOUT ? " in time" : " (above)");
+			  r == -ETIMEDOUT ? " in time" : r == -E2BIG ? ": its first line is too long" : " (above)");
 		return r;
 	}
 	*ret_pid = pid;

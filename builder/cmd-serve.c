@@ -146,10 +146,11 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	}
 	/* machine/MAC.ipxe, machine/MAC.json: the inventory's entry for the machine's MAC */
 	char mac[18];
+	if (!br->inventory || !str_starts_with(path, MACHINE_DIR))
+		return 0;
 	const char *name = path + strlen(MACHINE_DIR);
-	bool script = false;
-	if (!br->inventory || !str_starts_with(path, MACHINE_DIR) ||
-	    !((script = machine_mac(name, ".ipxe", mac)) || machine_mac(name, ".json", mac)))
+	bool script = machine_mac(name, ".ipxe", mac);
+	if (!script && !machine_mac(name, ".json", mac))
 		return 0;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
@@ -162,6 +163,7 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 		ret->body = TAKE_PTR(text);
 		ret->len = len;
 		ret->content_type = "application/json";
+		ret->wipe = true; /* it may hold secrets */
 		return 1;
 	}
 	char sha[65];
@@ -214,6 +216,7 @@ static void print_dnsmasq_lines(int dir_fd, const char *dir, const struct sockad
 		"  tftp-root=%s\n"
 		"  dhcp-match=set:ipxe,175\n"
 		"  dhcp-match=set:efi64,option:client-arch,7\n"
+		"  dhcp-match=set:efi64,option:client-arch,9\n"
 		"  dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"
 		"  dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi\n"
 		"  dhcp-boot=tag:ipxe,%s://%s:%u/boot.ipxe\n",

@@ -713,6 +713,8 @@ static int handle_request(struct conn *c, const struct http_request *rq, bool *k
 				r = send_response(c, rq->head, *keep, ka_asked, &rs, &sent);
 				status = rs.status;
 			}
+			if (body && rep.wipe)
+				explicit_bzero(body, rep.len);
 			log_request(c, rq->method, rq->target, status, sent, t0);
 			return r;
 		}

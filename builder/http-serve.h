@@ -84,6 +84,7 @@ struct http_reply {
 	int status;               /* the server sets 200 before asking */
 	const char *content_type; /* NULL: "text/plain; charset=utf-8" */
 	char *body;               /* malloc'd; the server frees it */
+	bool wipe;                /* the body holds secrets: zeroed before it is freed */
 	size_t len;
 };
 /* 1: answered in *RET; 0: not this route's path (the static files are looked up); < 0: error

@@ -51,14 +51,32 @@ struct bundle {
 	char *name;         /* NAME.pxe */
 	struct archive *a;  /* netboot.cpio, while it is written */
 	char *ldso;         /* the dynamic loader's soname */
+	char **modules;     /* the module files in the archive, in load order */
 };
 
 static int pxe_check(const struct profile *p, struct problems *pr)
 {
 	if (!STREQ(p->arch->name, "x86_64"))
-		problem(pr, ".outputs", "output 'pxe' is for x86_64 profiles: its iPXE binaries (Debian's "
+		return problem(pr, ".outputs", "output 'pxe' is for x86_64 profiles: its iPXE binaries (Debian's "
 					"package ipxe) are x86, and %s network boot is not supported yet",
 			p->arch->name);
+	/* root.squashfs is the root filesystem's tree: what other partitions hold would be
+	 * missing from the live system. The ESP is the firmware's, not the system's. */
+	for (size_t i = 0; i < p->disk.n_parts; i++) {
+		const struct part_spec *ps = &p->disk.parts[i];
+		if (ps->mount && !STREQ(ps->mount, "/") && !STREQ(ps->type, "esp")) {
+			char path[48];
+			snprintf(path, sizeof(path), ".disk.partitions[%zu].mount", i);
+			return problem(pr, path, "output 'pxe' makes the live root of the root filesystem only: what "
+					  "'%s' holds would be missing from it (keep it on the root partition)",
+				ps->mount);
+		}
+	}
+	/* The command line goes into boot.ipxe's kernel line, where iPXE expands ${...} and splits
+	 * at || and &&. */
+	if (strpbrk(p->boot.cmdline, "$|&\"'\\"))
+		return problem(pr, ".boot.cmdline", "output 'pxe' puts the command line in an iPXE script: it cannot "
+					     "hold $ | & \" ' or \\");
 	return 0;
 }
 
@@ -126,6 +144,14 @@ static int add_firstboot(struct bundle *nb)
 	for (const char *rel = FIRSTBOOT_BIN; rel && r == 0; rel = done < strv_length(queue) ? queue[done++] : NULL) {
 		_cleanup_free_ char *lib_rel = NULL;
 		const char *soname = strcmp(rel, FIRSTBOOT_BIN) ? rel : NULL;
+		/* A name from the image becomes a path in the archive, which the kernel unpacks as
+		 * it is: a file name, nothing else. */
+		if (soname && !valid_name(soname, 255)) {
+			_cleanup_free_ char *shown = str_printable(soname, strlen(soname), NULL);
+			log_error("pmoves-firstboot in the image needs '%s', which is not a library's file name",
+				  shown ? shown : "?");
+			return -EINVAL;
+		}
 		if (soname && (r = tree_find_library(nb->b, soname, &lib_rel)) < 0)
 			return log_errno(r, "the image has no '%s', which pmoves-firstboot needs", soname);
 		const char *file = soname ? lib_rel : FIRSTBOOT_BIN;
@@ -195,7 +221,7 @@ static int add_module(struct bundle *nb, const char *kdir, const char *path, siz
 		return -ENOMEM;
 	const char *base = strrchr(rel, '/');
 	base = base ? base + 1 : rel;
-	if (strv_contains(*order, base))
+	if (strv_contains(*order, base) || (nb->modules && strv_contains(nb->modules, base)))
 		return 0;
 	if (strstr(rel, "..") || !valid_name(base, 255))
 		return log_errno(-EINVAL, "modules.dep of the image names '%s', which is not a module path", rel);
@@ -231,7 +257,7 @@ static int add_modules(struct bundle *nb)
 		if (builtin[i] == '\n')
 			builtin[i] = '\0';
 
-	_cleanup_strv_ char **order = NULL;
+	char ***order = &nb->modules;
 	for (size_t m = 0; m < ARRAY_SIZE(live_modules); m++) {
 		char *line = dep_line(dep, dep_len, live_modules[m]);
 		if (!line) {
@@ -256,12 +282,12 @@ static int add_modules(struct bundle *nb)
 			p += n;
 		}
 		for (size_t i = strv_length(deps); i > 0; i--)
-			if (!strv_contains(order, deps[i - 1]) && (r = strv_push(&order, deps[i - 1])) < 0)
+			if (!strv_contains(*order, deps[i - 1]) && (r = strv_push(order, deps[i - 1])) < 0)
 				return r;
-		if ((r = add_module(nb, kdir, line, (size_t)(colon - line), &order)) < 0)
+		if ((r = add_module(nb, kdir, line, (size_t)(colon - line), order)) < 0)
 			return r;
 	}
-	_cleanup_free_ char *list = strv_join(order, "\n");
+	_cleanup_free_ char *list = strv_join(*order, "\n");
 	if (!list)
 		return -ENOMEM;
 	_cleanup_free_ char *text = strdupf("%s%s", list, *list ? "\n" : "");
@@ -284,6 +310,11 @@ static int add_script(struct bundle *nb)
 		"mountroot()\n"
 		"{\n"
 		"\tconfigure_networking\n"
+		"\t# initramfs-tools writes no resolv.conf: the DNS server DHCP gave, for a server's name\n"
+		"\tfor conf in /run/net-*.conf; do [ -f \"$conf\" ] && . \"$conf\"; done\n"
+		"\tif [ -n \"${IPV4DNS0:-}\" ] && [ \"$IPV4DNS0\" != 0.0.0.0 ]; then\n"
+		"\t\techo \"nameserver $IPV4DNS0\" >/etc/resolv.conf\n"
+		"\tfi\n"
 		"\tpmoves_netboot live --mount \"${rootmnt}\" || panic \"pmoves: the live root could not be made (above)\"\n"
 		"}\n",
 		nb->ldso);
@@ -495,6 +526,7 @@ static int pxe_write(struct build *b, const struct output_ctx *o)
 	if (r == 0)
 		r = write_dnsmasq(&nb);
 	free(nb.ldso);
+	strv_free(nb.modules);
 	if (r < 0)
 		return r;
 	static const char *const files[] = { "boot.ipxe",     "vmlinuz",  "initrd.img",	  "netboot.cpio",

@@ -31,6 +31,9 @@
 #include <sys/syscall.h>
 
 #define NB "pmoves-netboot"
+#ifndef MODULE_INIT_COMPRESSED_FILE
+#define MODULE_INIT_COMPRESSED_FILE 4 /* <linux/module.h>, Linux 6.4 */
+#endif
 #define RAM_DIR "/run/pmoves"
 #define MODULES_DIR "/pmoves/modules"
 #define CMDLINE_MAX (64u * 1024)
@@ -83,8 +86,12 @@ static int load_modules(const char *dir)
 		_cleanup_free_ char *path = strdupf("%s/%s", dir, line);
 		if (!path)
 			return -ENOMEM;
+		/* A compressed module (.ko.xz, .ko.zst, .ko.gz) the kernel decompresses itself (Linux
+		 * 6.4 and later, CONFIG_MODULE_DECOMPRESS); Debian 12's are plain .ko. */
+		const char *ko = strstr(line, ".ko");
+		unsigned flags = ko && ko[3] ? MODULE_INIT_COMPRESSED_FILE : 0;
 		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) {
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", flags) < 0 && errno != EEXIST)) {
 			r = -errno;
 			say("modules", "failed", "cannot load '%s': %s", path, strerror(-r));
 			return r;
@@ -165,7 +172,8 @@ static int live_root(const char *mount_dir)
 	if (!(shown = url_shown(url)))
 		return FB_EXIT_FAILED;
 
-	/* Its own tmpfs: initramfs-tools' /run is a tenth of the RAM, too small for a root. */
+	/* Its own tmpfs: initramfs-tools' /run is a tenth of the RAM, too small for a root. The
+	 * default size, half the RAM, holds the squashfs and what the live system writes. */
 	if ((mkdir(RAM_DIR, 0755) < 0 && errno != EEXIST) ||
 	    mount("pmoves-ram", RAM_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
 		say("fetch", "failed", "cannot mount a RAM filesystem on '%s': %s", RAM_DIR, strerror(errno));

@@ -16,7 +16,7 @@ need qemu-system-x86_64 mmdebstrap mksquashfs python3 sha256sum
 
 T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 47
+plan 50
 
 # mksquashfs reads SOURCE_DATE_EPOCH itself and refuses its time options beside it
 export SOURCE_DATE_EPOCH=1700000000
@@ -34,7 +34,12 @@ for f in boot.ipxe vmlinuz initrd.img netboot.cpio root.squashfs undionly.kpxe i
 	[ -s "$B/$f" ]; ok $? "the bundle has $f"
 done
 [ ! -e "$D/netboot.img" ]; ok $? "without the output raw, no disk image is left"
-(cd "$D" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1; ok $? "SHA256SUMS covers the bundle and checks"
+rc=0
+for f in boot.ipxe vmlinuz initrd.img netboot.cpio root.squashfs undionly.kpxe ipxe.efi dnsmasq.conf; do
+	grep -q "  netboot.pxe/$f\$" "$D/SHA256SUMS" || rc=1
+done
+(cd "$D" && sha256sum --quiet -c SHA256SUMS) >/dev/null 2>&1 || rc=1
+ok $rc "SHA256SUMS lists every file of the bundle, and checks"
 SHA=$(sha256sum "$B/root.squashfs" | cut -d' ' -f1)
 grep -q "pmoves.root_sha256=$SHA " "$B/boot.ipxe"; ok $? "boot.ipxe pins the squashfs root's SHA-256"
 is "$(($(stat -c %s "$B/initrd.img") % 4))" 0 "initrd.img ends on a 4-byte boundary (the EFI stub appends netboot.cpio to it)"
@@ -63,8 +68,9 @@ for f in scripts/pmoves pmoves/bin/pmoves-firstboot pmoves/lib/libc.so.6 pmoves/
 	grep -qx "$f" "$T/cpio.txt"; ok $? "netboot.cpio holds $f"
 done
 grep -v '^scripts$' "$T/cpio.txt" | grep -qv '^pmoves\|^scripts/pmoves$'; ok $((!$?)) "netboot.cpio adds nothing outside /pmoves but its boot script"
-for m in loop squashfs overlay; do grep -qx "$m.ko" "$T/order.txt" && grep -qx "pmoves/modules/$m.ko" "$T/cpio.txt"; done
-ok $? "modules/order lists the live root's modules, each one in the archive"
+rc=0
+for m in loop squashfs overlay; do grep -qx "$m.ko" "$T/order.txt" && grep -qx "pmoves/modules/$m.ko" "$T/cpio.txt" || rc=1; done
+ok $rc "modules/order lists the live root's modules, each one in the archive"
 
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 # The inventory gives the BIOS machine its config by its MAC; the UEFI one gets its config by
@@ -122,7 +128,32 @@ printf 'X' | dd of="$T/bad.pxe/root.squashfs" bs=1 seek=4096 conv=notrunc status
 	--expect 'pmoves-netboot: step=(fetch|mount) state=(failed|ok)' --timeout 400 --log "$T/bad.log" >"$T/bad.out" 2>"$T/bad.err"
 ok $? "a bundle whose squashfs does not match: the boot gets to the fetch"
 grep -q 'step=fetch state=failed' "$T/bad.out"; ok $? "the download is refused"
-clean "$T/bad.log" | grep -aq "$SHA"; ok $? "the message names the pinned SHA-256"
+grep 'step=fetch state=failed' "$T/bad.out" | grep -q "$SHA" && grep 'step=fetch state=failed' "$T/bad.out" | grep -q "$(sha256sum "$T/bad.pxe/root.squashfs" | cut -d' ' -f1)"
+ok $? "the refusal names the pinned SHA-256 and the one that came"
+
+# ---- profiles the output cannot make a bundle of ----
+cat >"$T/profiles/var.json" <<'JSON'
+{ "extends": "base-debian", "outputs": ["pxe"],
+  "disk": { "partitions": [
+    { "name": "esp", "type": "esp", "size": "256M", "fs": "vfat", "mount": "/boot/efi" },
+    { "name": "var", "type": "linux", "size": "512M", "fs": "ext4", "mount": "/var" },
+    { "name": "root", "type": "root", "size": "fill", "fs": "ext4", "mount": "/" } ] } }
+JSON
+"$PMOVES_IMAGE" validate "$T/profiles/var.json" >/dev/null 2>"$T/var.err"
+is "$? $(grep -c 'partitions\[1\].mount: output .pxe. makes the live root of the root filesystem only' "$T/var.err")" "2 1" \
+	"a partition mounted at /var: refused, naming it"
+cat >"$T/profiles/dollar.json" <<'JSON'
+{ "extends": "base-debian", "outputs": ["pxe"], "boot": { "cmdline": "console=ttyS0 x=${y}" } }
+JSON
+"$PMOVES_IMAGE" validate "$T/profiles/dollar.json" >/dev/null 2>"$T/dollar.err"
+is "$? $(grep -c 'boot.cmdline: output .pxe. puts the command line in an iPXE script' "$T/dollar.err")" "2 1" \
+	"a command line with \${...}: refused"
+
+cat >"$T/profiles/arm.json" <<'JSON'
+{ "extends": "pi-mesh-node", "outputs": ["pxe"] }
+JSON
+"$PMOVES_IMAGE" validate "$T/profiles/arm.json" >/dev/null 2>"$T/arm.err"
+is "$? $(grep -c 'outputs: output .pxe. is for x86_64 profiles' "$T/arm.err")" "2 1" "an aarch64 profile: refused"
 
 # ---- usage ----
 # On this machine, whose kernel command line has no pmoves.root: refused before anything.
