@@ -39,8 +39,9 @@ static void serve_usage(FILE *f)
 		"asked for it at, so that it loads the rest from there. With --inventory (the format\n"
 		"of 'pmoves-image flash --inventory', docs/flash.md), a machine whose MAC an entry\n"
 		"has gets machine/MAC.ipxe, the script with its config's URL and SHA-256 on the kernel\n"
-		"command line, and machine/MAC.json, the config: every entry with a \"mac\" is checked\n"
-		"by pmoves-firstboot's validator before serving starts. Over plain HTTP anyone on the\n"
+		"command line, and machine/MAC.json, the config: every entry with a \"mac\" is read and\n"
+		"checked by pmoves-firstboot's validator once, before serving starts (restart serve\n"
+		"after editing the inventory). Over plain HTTP anyone on the\n"
 		"LAN can read a config: secrets in it must be single-use and short-lived.\n"
 		"\n"
 		"Plain HTTP is for a lab: anyone on the LAN can read (and change) what is sent.\n"
@@ -76,6 +77,8 @@ struct boot_route {
 	int dir_fd;
 	bool tls;
 	const char *inventory; /* --inventory FILE, or NULL */
+	const struct inventory_mac *macs; /* its machines, loaded and checked once */
+	size_t n_macs;
 };
 
 #define MACHINE_DIR "/machine/"
@@ -152,23 +155,23 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	bool script = machine_mac(name, ".ipxe", mac);
 	if (!script && !machine_mac(name, ".json", mac))
 		return 0;
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	int r = inventory_config_by_mac(br->inventory, mac, &text, &len);
-	if (r == -ENOENT)
+	const struct inventory_mac *m = NULL;
+	for (size_t i = 0; i < br->n_macs && !m; i++)
+		if (!strcasecmp(br->macs[i].mac, mac))
+			m = &br->macs[i];
+	if (!m)
 		return 0; /* not a machine of the inventory: 404, its boot.ipxe goes on without */
-	if (r < 0)
-		return r; /* logged: 500 */
 	if (!script) {
-		ret->body = TAKE_PTR(text);
-		ret->len = len;
+		if (!(ret->body = malloc(m->len + 1)))
+			return -ENOMEM;
+		memcpy(ret->body, m->text, m->len + 1);
+		ret->len = m->len;
 		ret->content_type = "application/json";
 		ret->wipe = true; /* it may hold secrets */
 		return 1;
 	}
 	char sha[65];
-	r = sha256_hex_of(text, len, sha);
-	explicit_bzero(text, len);
+	int r = sha256_hex_of(m->text, m->len, sha);
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *lines = strdupf("set pmoves-base %s\nset pmoves-machine %s\n"
@@ -347,12 +350,13 @@ int cmd_serve(int argc, char **argv)
 		log_errno(-e, "cannot open '%s'", dir);
 		return EXIT_FAIL;
 	}
+	struct inventory_mac *macs = NULL;
+	size_t n_macs = 0;
 	if (inventory) {
-		size_t n = 0;
-		int r = inventory_check_macs(inventory, &n);
+		int r = inventory_load_macs(inventory, &macs, &n_macs);
 		if (r < 0)
 			return r == -ENOENT ? EXIT_MISSING : EXIT_USAGE;
-		log_info("inventory '%s': %zu machine%s by MAC", inventory, n, n == 1 ? "" : "s");
+		log_info("inventory '%s': %zu machine%s by MAC", inventory, n_macs, n_macs == 1 ? "" : "s");
 	}
 	void *tls = NULL;
 	if (cert) {
@@ -360,6 +364,7 @@ int cmd_serve(int argc, char **argv)
 		int r = http_tls_load(cert, key, &tls, &why);
 		if (r < 0) {
 			log_error("%s", why ? why : "cannot set up TLS: out of memory");
+			inventory_macs_free(macs, n_macs);
 			return r == -ENOENT ? EXIT_MISSING : r == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
 		}
 	}
@@ -377,7 +382,8 @@ int cmd_serve(int argc, char **argv)
 	int r;
 	s.dir_fd = dir_fd;
 	s.tls = tls;
-	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL, .inventory = inventory };
+	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL, .inventory = inventory, .macs = macs,
+				 .n_macs = n_macs };
 	s.route = boot_script_route;
 	s.route_ctx = &br;
 	s.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -393,8 +399,10 @@ int cmd_serve(int argc, char **argv)
 			;
 		close(s.stop_fd);
 	}
-	if (r != -ETIMEDOUT) /* else a connection's thread may still use it */
+	if (r != -ETIMEDOUT) { /* else a connection's thread may still use them */
 		http_tls_free(tls);
+		inventory_macs_free(macs, n_macs);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	return r == 0 || r == -ETIMEDOUT ? EXIT_OK : EXIT_FAIL;

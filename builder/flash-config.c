@@ -255,7 +255,17 @@ int inventory_config_by_mac(const char *inventory, const char *mac, char **ret_t
 	return 0;
 }
 
-int inventory_check_macs(const char *inventory, size_t *ret_n)
+void inventory_macs_free(struct inventory_mac *m, size_t n)
+{
+	for (size_t i = 0; m && i < n; i++) {
+		if (m[i].text)
+			explicit_bzero(m[i].text, m[i].len);
+		free(m[i].text);
+	}
+	free(m);
+}
+
+int inventory_load_macs(const char *inventory, struct inventory_mac **ret, size_t *ret_n)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len, n = 0;
@@ -275,22 +285,29 @@ int inventory_check_macs(const char *inventory, size_t *ret_n)
 	if (r == -ENOENT)
 		r = 0;
 	json_object_object_get_ex(root, "devices", &devs);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(devs); i++) {
+	size_t total = r == 0 ? json_object_array_length(devs) : 0;
+	struct inventory_mac *m = total ? calloc(total, sizeof(*m)) : NULL;
+	if (total && !m)
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < total; i++) {
 		json_object *mac;
 		if (!json_object_object_get_ex(json_object_array_get_idx(devs, i), "mac", &mac))
 			continue;
-		_cleanup_free_ char *text = NULL;
-		size_t tlen = 0;
-		r = inventory_config_by_mac(inventory, json_object_get_string(mac), &text, &tlen);
-		if (r == 0) {
-			explicit_bzero(text, tlen);
+		const char *s = json_object_get_string(mac);
+		for (size_t k = 0; k < 17; k++)
+			m[n].mac[k] = (char)tolower((unsigned char)s[k]);
+		r = inventory_config_by_mac(inventory, s, &m[n].text, &m[n].len);
+		if (r == 0)
 			n++;
-		}
 	}
 	json_object_put(root);
-	if (r == 0)
-		*ret_n = n;
-	return r;
+	if (r < 0) {
+		inventory_macs_free(m, n);
+		return r;
+	}
+	*ret = m;
+	*ret_n = n;
+	return 0;
 }
 
 /* The boot partition in the image's first MiB (HEAD): GPT, else MBR. */

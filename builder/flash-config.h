@@ -33,9 +33,17 @@ int flash_config_write(const struct flash_config *c, int fd, const char *target)
  * checks it, as the JSON text a machine is given: 0, -ENOENT (no such entry: not logged),
  * -EINVAL (an invalid inventory or config: logged). */
 int inventory_config_by_mac(const char *inventory, const char *mac, char **ret_text, size_t *ret_len);
-/* Every entry of INVENTORY with a "mac" checked as inventory_config_by_mac does; their number
- * in *ret_n. Logs; -ENOENT: no such file, -EINVAL: invalid. */
-int inventory_check_macs(const char *inventory, size_t *ret_n);
+/* Every entry of INVENTORY with a "mac", its config checked as inventory_config_by_mac checks
+ * it: *ret an array of *ret_n (MAC in lower case, the config's text). Logs; -ENOENT: no such
+ * file, -EINVAL: invalid. */
+struct inventory_mac {
+	char mac[18];
+	char *text;
+	size_t len;
+};
+int inventory_load_macs(const char *inventory, struct inventory_mac **ret, size_t *ret_n);
+/* The texts zeroed (they may hold secrets) and freed. */
+void inventory_macs_free(struct inventory_mac *m, size_t n);
 /* The entry's memfd closed (its pages freed), the rest freed. */
 void flash_config_done(struct flash_config *c);
 
