@@ -96,7 +96,7 @@ static bool machine_mac(const char *name, const char *suffix, char mac[18])
 	if (strlen(name) != 17 + strlen(suffix) || !STREQ(name + 17, suffix))
 		return false;
 	for (size_t i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? name[i] != '-' : !strchr("0123456789abcdefABCDEF", name[i]))
+		if (i % 3 == 2 ? name[i] != '-' : hex_digit(name[i]) < 0)
 			return false;
 		mac[i] = i % 3 == 2 ? ':' : name[i];
 	}

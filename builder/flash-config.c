@@ -56,16 +56,6 @@ static int parse_strict(const char *file, const char *buf, size_t len, json_obje
 	return 0;
 }
 
-static bool valid_mac(const char *s)
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++)
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
 /* The inventory's shape: {"devices": [{"name", "mac"?, "config"}]}, names and MACs unique.
  * The config of the entry named NAME, or else of the one whose "mac" is MAC (any case), into
  * *ret (a reference into ROOT), its index into *ret_index. -ENOENT: no such entry (with MAC:
@@ -116,7 +106,7 @@ static int inventory_entry(const char *file, json_object *root, const char *name
 			log_error("%s: .devices[%zu].name: missing, or not a name ([A-Za-z0-9._-], 64 at most)", file, i);
 			return -EINVAL;
 		}
-		if (mac && (!json_object_is_type(mac, json_type_string) || !valid_mac(json_object_get_string(mac)))) {
+		if (mac && (!json_object_is_type(mac, json_type_string) || !mac_valid(json_object_get_string(mac)))) {
 			log_error("%s: .devices[%zu].mac: not a MAC address (like 52:54:00:12:34:56)", file, i);
 			return -EINVAL;
 		}

@@ -178,17 +178,6 @@ int http_parse_request(char *buf, size_t len, struct http_request *req)
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int http_target_path(const char *t, char *out, size_t size)
 {
 	if (!strncasecmp(t, "http://", 7) || !strncasecmp(t, "https://", 8)) {
@@ -202,7 +191,7 @@ int http_target_path(const char *t, char *out, size_t size)
 		unsigned char c = (unsigned char)t[i];
 		if (c == '%') {
 			/* t is NUL-terminated and '?', '#' and NUL are not hex digits: no reading past it */
-			int hi = hex_value(t[i + 1]), lo = hi < 0 ? -1 : hex_value(t[i + 2]);
+			int hi = hex_digit(t[i + 1]), lo = hi < 0 ? -1 : hex_digit(t[i + 2]);
 			if (hi < 0 || lo < 0)
 				return 400;
 			c = (unsigned char)(hi << 4 | lo);
@@ -567,20 +556,15 @@ static int conn_send_file(struct conn *c, int fd, uint64_t off, uint64_t len, ui
 	if (!buf)
 		return -ENOMEM;
 	while (len) {
-		size_t want = len > TLS_CHUNK ? TLS_CHUNK : (size_t)len;
-		ssize_t n = pread(fd, buf, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		int r = conn_write(c, buf, (size_t)n, false);
+		size_t n = len > TLS_CHUNK ? TLS_CHUNK : (size_t)len;
+		int r = pread_full(fd, buf, n, off);
+		if (r == 0)
+			r = conn_write(c, buf, n, false);
 		if (r < 0)
 			return r;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-		*sent += (uint64_t)n;
+		off += n;
+		len -= n;
+		*sent += n;
 	}
 	return 0;
 }

@@ -437,10 +437,20 @@ static int write_squashfs(struct bundle *nb, char sha[65])
 	return r < 0 ? log_errno(r, "cannot read '%s'", out) : 0;
 }
 
+/* TEXT (malloc'd, may be NULL: out of memory) as NAME in the bundle, freed. */
+static int write_text(struct bundle *nb, const char *name, char *text)
+{
+	_cleanup_free_ char *t = text, *path = strdupf("%s/%s", nb->dir, name);
+	if (!path || !t)
+		return -ENOMEM;
+	int r = write_file_atomic(path, t, strlen(t), 0644);
+	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
+}
+
 static int write_ipxe_script(struct bundle *nb, const char *sha)
 {
 	const struct profile *p = nb->b->p;
-	_cleanup_free_ char *path = strdupf("%s/boot.ipxe", nb->dir), *text = strdupf(
+	return write_text(nb, "boot.ipxe", strdupf(
 		"#!ipxe\n"
 		"# PMOVES network boot of '%s' (live mode), made by pmoves-image's output 'pxe'.\n"
 		"# 'pmoves-image serve' sets pmoves-base to the address this script was fetched from;\n"
@@ -456,16 +466,12 @@ static int write_ipxe_script(struct bundle *nb, const char *sha)
 		"initrd ${pmoves-base}initrd.img\n"
 		"initrd ${pmoves-base}netboot.cpio\n"
 		"boot\n",
-		p->name, p->name, sha, *p->boot.cmdline ? " " : "", p->boot.cmdline);
-	if (!path || !text)
-		return -ENOMEM;
-	int r = write_file_atomic(path, text, strlen(text), 0644);
-	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
+		p->name, p->name, sha, *p->boot.cmdline ? " " : "", p->boot.cmdline));
 }
 
 static int write_dnsmasq(struct bundle *nb)
 {
-	_cleanup_free_ char *path = strdupf("%s/dnsmasq.conf", nb->dir), *text = strdupf(
+	return write_text(nb, "dnsmasq.conf", strdupf(
 		"# dnsmasq lines for booting '%s' over the network: plain PXE ROMs get iPXE by TFTP from\n"
 		"# this directory, iPXE (DHCP option 175) gets boot.ipxe from 'pmoves-image serve' (port\n"
 		"# 8080). Replace /srv/%s with where this directory is, 192.168.1.10 with the serving\n"
@@ -487,11 +493,7 @@ static int write_dnsmasq(struct bundle *nb)
 		"#dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe\n"
 		"#dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi\n"
 		"#dhcp-boot=tag:ipxe,http://192.168.1.10:8080/boot.ipxe\n",
-		nb->b->p->name, nb->name, nb->name);
-	if (!path || !text)
-		return -ENOMEM;
-	int r = write_file_atomic(path, text, strlen(text), 0644);
-	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
+		nb->b->p->name, nb->name, nb->name));
 }
 
 static int pxe_write(struct build *b, const struct output_ctx *o)

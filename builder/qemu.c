@@ -10,7 +10,6 @@
 #include "util.h"
 
 #include <blkid.h>
-#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
@@ -789,16 +788,8 @@ static int check_config(const char *path)
 	return 0;
 }
 
-/* "52:54:00:12:34:56": six hex pairs, a unicast address. */
-static bool mac_valid(const char *s)
-{
-	if (strlen(s) != 17)
-		return false;
-	for (size_t i = 0; i < 17; i++)
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-	return (strtoul((char[]){ s[0], s[1], 0 }, NULL, 16) & 1) == 0;
-}
+/* A MAC address a NIC can have: a unicast one (the group bit of its first octet clear). */
+static bool mac_unicast(const char *s) { return mac_valid(s) && (hex_digit(s[1]) & 1) == 0; }
 
 static int check_pxe_opts(const struct qemu_opts *o)
 {
@@ -819,7 +810,7 @@ static int check_pxe_opts(const struct qemu_opts *o)
 		log_error("a network boot is x86_64 only (--arch '%s')", o->arch);
 		return EXIT_USAGE;
 	}
-	if (o->mac && !mac_valid(o->mac)) {
+	if (o->mac && !mac_unicast(o->mac)) {
 		log_error("--mac '%s' is not a MAC address (six hex pairs with colons, a unicast one)", o->mac);
 		return EXIT_USAGE;
 	}

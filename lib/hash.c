@@ -151,17 +151,6 @@ void uuid_format(const uint8_t u[16], char out[37])
 	out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int uuid_parse(const char *s, uint8_t out[16])
 {
 	uint8_t u[16];
@@ -174,7 +163,7 @@ int uuid_parse(const char *s, uint8_t out[16])
 				return -EINVAL;
 			continue;
 		}
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		u[n++] = (uint8_t)(hi << 4 | lo);

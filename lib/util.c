@@ -612,3 +612,24 @@ char *json_text_printable(const char *json)
 	*o = '\0';
 	return out;
 }
+
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool mac_valid(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (size_t i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : hex_digit(s[i]) < 0)
+			return false;
+	return true;
+}

@@ -133,5 +133,9 @@ bool str_starts_with(const char *s, const char *prefix);
 
 /* Names that reach argv or a path: [A-Za-z0-9._-], not starting with '.' or '-', 1..max chars. */
 bool valid_name(const char *s, size_t max);
+/* The value of a hex digit, or -1. */
+int hex_digit(char c);
+/* "52:54:00:12:34:56": six pairs of hex digits (either case) with colons. */
+bool mac_valid(const char *s);
 
 #endif
