@@ -78,7 +78,7 @@ PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmo
 # for aarch64), or is skipped with a note when they are not installed.
 HOST_ARCH := $(shell uname -m)
 TARGET_ARCHES := x86_64 aarch64
-FB_PKGS := json-c libcurl libcrypto blkid
+FB_PKGS := json-c libcurl libcrypto blkid libzstd liblzma
 TARGET_CPPFLAGS := -D_GNU_SOURCE -Ilib -Ifirstboot -DPMOVES_VERSION='"$(PMOVES_VERSION)"'
 TARGET_CFLAGS := -O2 -g -gdwarf-4 $(WARN)
 TARGET_FB :=

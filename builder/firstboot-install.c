@@ -53,6 +53,7 @@ static const struct {
 	{ "libc.so.6", "libc6" },	    { "libjson-c.so.5", "libjson-c5" },	 { "libcurl.so.4", "libcurl4" },
 	{ "libblkid.so.1", "libblkid1" },   { "libcrypto.so.3", "libssl3" },   { "libefivar.so.1", "libefivar1" },	 { "libefiboot.so.1", "libefiboot1" },
 	{ "libarchive.so.13", "libarchive13" }, { "libext2fs.so.2", "libext2fs2" }, { "libcom_err.so.2", "libcom-err2" },
+	{ "libzstd.so.1", "libzstd1" },	    { "liblzma.so.5", "liblzma5" },
 };
 
 /* Libraries pmoves-firstboot loads itself when a step needs them (dlopen: step-efiboot.c), so

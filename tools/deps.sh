@@ -27,7 +27,7 @@ libblkid-dev       # inspect, run's architecture detection, growfs
 libext2fs-dev      # ext4 timestamps clamped for reproducible images
 libefivar-dev      # EFI variables (the efiboot step)
 libefiboot-dev     # EFI load options (the efiboot step)
-libzstd-dev        # the output "zst" (multithreaded zstd); flash reads .zst images
+libzstd-dev        # the output "zst" (multithreaded zstd); flash and the network install read .zst images
 liblzma-dev        # the output "xz" (multithreaded xz); flash reads .xz images
 mmdebstrap         # the rootfs source "mmdebstrap"
 e2fsprogs          # mke2fs -d, resize2fs (growfs), debugfs in tests
@@ -65,7 +65,7 @@ EOF
 )
 
 # pmoves-firstboot's libraries (FB_PKGS in the Makefile), for the foreign architecture.
-FB_DEV="libjson-c-dev libcurl4-openssl-dev libssl-dev libblkid-dev libefivar-dev libefiboot-dev"
+FB_DEV="libjson-c-dev libcurl4-openssl-dev libssl-dev libblkid-dev libefivar-dev libefiboot-dev libzstd-dev liblzma-dev"
 case $(dpkg --print-architecture) in
 amd64) FOREIGN=arm64 CROSS=gcc-aarch64-linux-gnu QEMU_ARCH=aarch64 ;;
 arm64) FOREIGN=amd64 CROSS=gcc-x86-64-linux-gnu QEMU_ARCH=x86_64 ;;

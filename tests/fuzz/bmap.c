@@ -1,4 +1,4 @@
-/* Fuzz harness: the bmap reader of `pmoves-image flash` (builder/bmap-read.c): the XML
+/* Fuzz harness: the bmap reader of `pmoves-image flash` (lib/bmap-read.c): the XML
  * tokenizer, every number, the ranges' order and bounds, the chksum attributes, the
  * BmapFileChecksum. Asserts that what it accepts is what flash relies on: ranges sorted, not
  * overlapping, not empty, inside ImageSize, adding up to mapped_bytes.
