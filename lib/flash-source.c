@@ -62,14 +62,21 @@ static int decoder_start(struct flash_source *s)
 	return 0;
 }
 
+/* Up to LEN bytes at the source's position: pread from a file, read from a stream. */
+static ssize_t source_read(struct flash_source *s, void *buf, size_t len)
+{
+	ssize_t n;
+	while ((n = s->stream ? read(s->fd, buf, len) : pread(s->fd, buf, len, (off_t)s->pos)) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
 static int fill(struct flash_source *s)
 {
 	struct flash_decoder *d = s->dec;
 	if (d->in_pos < d->in_len || d->in_eof)
 		return 0;
-	ssize_t n;
-	while ((n = pread(s->fd, d->in, IN_BUF, (off_t)s->pos)) < 0 && errno == EINTR)
-		;
+	ssize_t n = source_read(s, d->in, IN_BUF);
 	if (n < 0)
 		return -errno;
 	s->pos += (uint64_t)n;
@@ -82,9 +89,7 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 	size_t got = 0;
 	if (s->format == FLASH_RAW) {
 		while (got < len) {
-			ssize_t n = pread(s->fd, (char *)buf + got, len - got, (off_t)s->pos);
-			if (n < 0 && errno == EINTR)
-				continue;
+			ssize_t n = source_read(s, (char *)buf + got, len - got);
 			if (n < 0)
 				return -errno;
 			if (n == 0)
@@ -135,7 +140,19 @@ int flash_source_read(struct flash_source *s, void *buf, size_t len, size_t *ret
 
 int flash_source_rewind(struct flash_source *s)
 {
-	return decoder_start(s);
+	return s->stream ? -ESPIPE : decoder_start(s);
+}
+
+int flash_source_open_stream(int fd, enum flash_format format, uint64_t size, struct flash_source *ret)
+{
+	struct flash_source s = { .fd = fd, .format = format, .size = size, .stream = true };
+	int r = decoder_start(&s);
+	if (r < 0) {
+		flash_source_close(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
 }
 
 /* zstd: the frames' content sizes (all of them must say). */

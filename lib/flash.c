@@ -120,6 +120,41 @@ static int find_bmap(const char *image, enum flash_format f, char **ret)
 	return -ENOENT;
 }
 
+/* The bmap's ranges, with their digests where it has them. */
+static int ranges_from_bmap(struct flash_image *img, const struct bmap *bm)
+{
+	for (size_t i = 0; i < bm->n; i++) {
+		struct flash_range *fr;
+		int r = range_add(img, bm->range[i].start, bm->range[i].len, &fr);
+		if (r < 0)
+			return r;
+		if (bm->range[i].has_sha256) {
+			memcpy(fr->sha256, bm->range[i].sha256, 32);
+			fr->from_bmap = true;
+		}
+	}
+	img->mapped = bm->mapped_bytes, img->mapped_known = true;
+	return 0;
+}
+
+int flash_image_open_stream(int fd, enum flash_format format, const char *name, const char *bmap_name,
+			    const struct bmap *bm, struct flash_image *ret)
+{
+	struct flash_image img = { .path = name, .size = bm->image_size, .bmap_path = strdup(bmap_name) };
+	int r = flash_source_open_stream(fd, format, bm->image_size, &img.src);
+	if (r < 0) {
+		free(img.bmap_path);
+		return r;
+	}
+	r = img.bmap_path ? ranges_from_bmap(&img, bm) : -ENOMEM;
+	if (r < 0) {
+		flash_image_close(&img);
+		return r;
+	}
+	*ret = img;
+	return 0;
+}
+
 int flash_image_open(const char *image, const char *bmap_path, uint64_t limit, struct flash_image *ret)
 {
 	struct flash_image img = { .path = image };
@@ -162,16 +197,8 @@ int flash_image_open(const char *image, const char *bmap_path, uint64_t limit, s
 				  bm.image_size, image, img.size);
 			r = -EBADMSG;
 		}
-		for (size_t i = 0; r == 0 && i < bm.n; i++) {
-			struct flash_range *fr;
-			r = range_add(&img, bm.range[i].start, bm.range[i].len, &fr);
-			if (r == 0 && bm.range[i].has_sha256) {
-				memcpy(fr->sha256, bm.range[i].sha256, 32);
-				fr->from_bmap = true;
-			}
-		}
 		if (r == 0)
-			img.mapped = bm.mapped_bytes, img.mapped_known = true;
+			r = ranges_from_bmap(&img, &bm);
 		bmap_done(&bm);
 	} else if (r == 0 && img.src.format == FLASH_RAW) {
 		r = ranges_from_holes(&img);
@@ -346,6 +373,16 @@ static void *target_writer(void *arg)
 	return NULL;
 }
 
+/* BUF over the target's first LEN bytes, on the device when this returns. */
+static void head_put(struct flash_target *t, const uint8_t *buf, uint64_t len, const char *what)
+{
+	int r = pwrite_full(t->fd, buf, len, 0);
+	if (r == 0 && fsync(t->fd) < 0)
+		r = -errno;
+	if (r < 0)
+		target_fail(t, r, "%s its first %" PRIu64 " bytes failed", what, len);
+}
+
 /* ---- the reader ---- */
 
 struct reader {
@@ -359,6 +396,8 @@ struct reader {
 	bool skip_zero;      /* without a bmap: every target reads zeros where nothing is written */
 	bool (*cancelled)(void);
 	char *error;
+	uint8_t *head;       /* hold_head: the image's first bytes, kept until the end */
+	uint64_t hold;
 };
 
 static bool reader_cancelled(const struct reader *rd)
@@ -396,8 +435,27 @@ static bool all_failed(struct flash_ring *g)
 	return all;
 }
 
+/* The segments' bytes below rd->hold go to rd->head instead of the targets. */
+static void hold_head(struct reader *rd, struct slot *s)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->nseg; i++) {
+		struct seg sg = s->seg[i];
+		if (sg.off < rd->hold) {
+			uint32_t n = (uint32_t)(rd->hold - sg.off < sg.len ? rd->hold - sg.off : sg.len);
+			memcpy(rd->head + sg.off, s->buf + sg.boff, n);
+			sg.off += n, sg.boff += n, sg.len -= n;
+		}
+		if (sg.len)
+			s->seg[k++] = sg;
+	}
+	s->nseg = k;
+}
+
 static void slot_publish(struct reader *rd, struct slot *s)
 {
+	if (rd->hold)
+		hold_head(rd, s);
 	if (!s->nseg)
 		return;
 	for (size_t i = 0; i < s->nseg; i++)
@@ -801,6 +859,17 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 			t[i].next_seq = UINT64_MAX;
 		}
 	}
+	/* hold_head: zeros over the head before anything else is written, so that no earlier
+	 * contents (a partition table) stay bootable beside the half-written new ones */
+	rd.hold = o->hold_head < img->size ? o->hold_head : img->size;
+	if (r == 0 && rd.hold && !(rd.head = calloc(1, rd.hold)))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && rd.hold && i < n; i++) {
+		if (!t[i].error)
+			head_put(&t[i], rd.head, rd.hold, "zeroing");
+		if (t[i].error)
+			t[i].next_seq = UINT64_MAX;
+	}
 	/* Without a bmap, blocks of zeros are left out only when every target reads zeros there
 	 * already; else the whole image is written (and verified). */
 	rd.skip_zero = true;
@@ -817,7 +886,7 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		if (pthread_create(&t[started].thread, NULL, target_writer, &t[started]) != 0)
 			r = -EAGAIN;
 	if (r == 0) {
-		r = img->src.format == FLASH_RAW && img->mapped_known ? read_raw(&rd) : read_stream(&rd);
+		r = img->src.format == FLASH_RAW && img->mapped_known && !img->src.stream ? read_raw(&rd) : read_stream(&rd);
 		sha256_free(&rd.h);
 	}
 	pthread_mutex_lock(&g.mu);
@@ -847,7 +916,22 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 	if (r < 0) {
 		for (size_t i = 0; i < n; i++)
 			target_fail(&t[i], r == -EINTR ? r : -EIO, r == -EINTR ? "partly written" : "the image could not be read");
+		free(rd.head);
 		return r == -EINTR ? r : -EIO;
+	}
+	if (rd.hold) {
+		int h = o->before_head ? o->before_head(o->ctx) : 0;
+		for (size_t i = 0; i < n; i++)
+			if (t[i].error)
+				continue;
+			else if (h < 0)
+				target_fail(&t[i], h, "written but for its first %" PRIu64 " bytes, which are zeros", rd.hold);
+			else
+				head_put(&t[i], rd.head, rd.hold, "writing");
+		if (h < 0) {
+			free(rd.head);
+			return h;
+		}
 	}
 
 	/* a failing hook fails the run: the test it serves did not happen */
@@ -876,6 +960,13 @@ int flash_write(struct flash_image *img, struct flash_target *t, size_t n, const
 		t[i].dfd = -1;
 		if (t[i].error)
 			r = -EUCLEAN;
+		/* a target that failed after its head was written: no longer bootable */
+		if (t[i].error && rd.hold) {
+			memset(rd.head, 0, rd.hold);
+			if (pwrite_full(t[i].fd, rd.head, rd.hold, 0) == 0)
+				(void)fsync(t[i].fd);
+		}
 	}
+	free(rd.head);
 	return r;
 }

@@ -59,6 +59,15 @@ struct flash_opts {
 	/* Asked between chunks; true stops the write and the verify: every target fails as
 	 * "interrupted" (partly written) and flash_write returns -EINTR. May be NULL. */
 	bool (*cancelled)(void);
+	/* Hold back the image's first HOLD_HEAD bytes (the partition table): zeros go there before
+	 * anything else is written, the image's bytes only once everything else is written and
+	 * BEFORE_HEAD (may be NULL) returned 0: a network install checks its download's pin
+	 * there. BEFORE_HEAD failing: flash_write returns what it returned, every target written
+	 * but for zeros over the head. A target that fails after that (the verify) gets zeros
+	 * over its head again. So a half-written target never holds a partition table. */
+	uint64_t hold_head;
+	int (*before_head)(void *ctx);
+	void *ctx;
 	/* Test-only (PMOVES_FLASH_TEST_HOOK, docs/flash.md): run as `HOOK DEVICE...` after the
 	 * write and before the verify, to change the target in between. */
 	const char *test_hook;
@@ -70,6 +79,10 @@ struct flash_opts {
  * bytes (the largest target): -EFBIG beyond. Logs what is wrong; 0 or -errno (-EBADMSG: a bad
  * bmap or a bmap that does not fit the image). */
 int flash_image_open(const char *image, const char *bmap, uint64_t limit, struct flash_image *ret);
+/* A stream of FORMAT (FD, taken: a pipe a download fills) laid out by BM, which the caller
+ * parsed and checked; NAME and BMAP_NAME name the two in messages (NAME is not copied). */
+int flash_image_open_stream(int fd, enum flash_format format, const char *name, const char *bmap_name,
+			    const struct bmap *bm, struct flash_image *ret);
 void flash_image_close(struct flash_image *img);
 
 /* Write IMG to the N targets at once and verify each. A target that fails gets error and why

@@ -7,9 +7,13 @@
 
 int log_verbose;
 int log_fd_extra = -1;
+const char *log_program = "pmoves-image";
 
-static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
+static void vlog(const char *level, int err, const char *fmt, va_list ap)
 {
+	char prefix[96] = "";
+	if (level)
+		snprintf(prefix, sizeof(prefix), "%s: %s: ", log_program, level);
 	char msg[4096];
 	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
@@ -38,16 +42,16 @@ static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
 		va_end(ap);                            \
 	}
 
-LOG_FN(log_error, "pmoves-image: error: ", 1)
-LOG_FN(log_warn, "pmoves-image: warning: ", 1)
-LOG_FN(log_info, "", 1)
-LOG_FN(log_debug, "", log_verbose)
+LOG_FN(log_error, "error", 1)
+LOG_FN(log_warn, "warning", 1)
+LOG_FN(log_info, NULL, 1)
+LOG_FN(log_debug, NULL, log_verbose)
 
 int log_errno(int r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog("pmoves-image: error: ", r < 0 ? -r : r, fmt, ap);
+	vlog("error", r < 0 ? -r : r, fmt, ap);
 	va_end(ap);
 	return r;
 }

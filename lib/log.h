@@ -1,4 +1,4 @@
-/* Messages of pmoves-image: problem first, names in single quotes, no trailing period. */
+/* Messages of pmoves-image (and of the flash engine in pmoves-firstboot): problem first, names in single quotes, no trailing period. */
 #ifndef PMOVES_LOG_H
 #define PMOVES_LOG_H
 
@@ -6,6 +6,7 @@
 
 extern int log_verbose;  /* -v */
 extern int log_fd_extra; /* also copy every message here (build.log), or -1 */
+extern const char *log_program; /* errors and warnings start "PROGRAM: error: " */
 
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
