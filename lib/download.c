@@ -365,8 +365,13 @@ static int dl_loop(struct dl *d, const char *url, const char *shown, const char 
 				set_error(why, strdupf("'%s': the resumed file did not match", shown));
 				continue;
 			}
+			/* A 416 to a resumed file that does not match, and no start over left: emptied
+			 * for the next try, and a failure (r still held dl_digest's 0). */
 			if (!d->stream && rc != CURLE_OK) {
-				dl_restart(d);
+				if ((r = dl_restart(d)) < 0)
+					return r;
+				set_error(why, strdupf("'%s': the resumed file did not match", shown));
+				r = -EAGAIN;
 				continue;
 			}
 			dl_restart(d);

@@ -217,9 +217,26 @@ int main(void)
 	bool stat_ok = fd >= 0 && fstat(fd, &st) == 0;
 	tap_ok(stat_ok && st.st_size == 0, "... and the file emptied (%lld bytes)", stat_ok ? (long long)st.st_size : -1LL);
 
+	/* A file that holds as much as the server has, but not its content: the server answers the
+	 * Range with 416, and with no attempt left to start over that is no success. */
+	_cleanup_free_ char *stale = strdupf("%s/stale", dir),
+			    *cut_resume = strdupf("http://127.0.0.1:%u/cut-resume", port);
+	_cleanup_close_ int sfd = open(stale, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char junk[sizeof(body)];
+	memset(junk, 'z', sizeof(junk));
+	struct download_opts one = { .attempts = 1 };
+	free(TAKE_PTR(err));
+	r = sfd < 0 ? -errno : pwrite_full(sfd, junk, sizeof(junk), 0);
+	if (r == 0)
+		r = download_fd(sfd, cut_resume, sha, &one, &err);
+	tap_is_int(r, -EAGAIN, "download_fd, a stale file as long as the content and one attempt: -EAGAIN, not 0");
+	tap_contains(err, "the resumed file did not match", "... saying why");
+	stat_ok = sfd >= 0 && fstat(sfd, &st) == 0;
+	tap_ok(stat_ok && st.st_size == 0, "... and the file emptied for the next try (%lld bytes)",
+	       stat_ok ? (long long)st.st_size : -1LL);
+
 	/* download_stream: into a pipe, whole and in order. */
-	_cleanup_free_ char *cut_resume = strdupf("http://127.0.0.1:%u/cut-resume", port),
-			    *cut_norange = strdupf("http://127.0.0.1:%u/cut-norange", port),
+	_cleanup_free_ char *cut_norange = strdupf("http://127.0.0.1:%u/cut-norange", port),
 			    *big_url = strdupf("http://127.0.0.1:%u/big", port);
 	static const char wrong[] = "0000000000000000000000000000000000000000000000000000000000000000";
 	struct reader rd;
