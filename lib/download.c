@@ -195,8 +195,9 @@ static bool backoff(const struct download_opts *o, unsigned attempt)
 
 struct dl {
 	int fd;
+	bool stream; /* download_stream: FD is written in order and what went out stays out */
 	struct sha256 sha;
-	uint64_t have; /* bytes in FD, all hashed */
+	uint64_t have; /* bytes in FD (a stream: written to it), all hashed */
 	uint64_t max;
 	const struct download_opts *o;
 	int err;
@@ -213,7 +214,7 @@ static size_t dl_write(char *data, size_t size, size_t n, void *userdata)
 		d->too_big = true;
 		return 0;
 	}
-	int r = pwrite_full(d->fd, data, len, d->have);
+	int r = d->stream ? write_full(d->fd, data, len) : pwrite_full(d->fd, data, len, d->have);
 	if (r == 0)
 		r = sha256_update(&d->sha, data, len);
 	if (r < 0) {
@@ -224,12 +225,15 @@ static size_t dl_write(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-/* Empty FD: the next attempt starts from byte 0. */
+/* Empty FD: the next attempt starts from byte 0. A stream cannot take back what it wrote: with
+ * bytes out, -ESPIPE and nothing changes; with none, there is nothing to empty. */
 static int dl_restart(struct dl *d)
 {
+	if (d->stream && d->have > 0)
+		return -ESPIPE;
 	sha256_free(&d->sha);
 	d->have = 0;
-	if (ftruncate(d->fd, 0) < 0)
+	if (!d->stream && ftruncate(d->fd, 0) < 0)
 		return -errno;
 	return sha256_init(&d->sha);
 }
@@ -352,16 +356,22 @@ static int dl_loop(struct dl *d, const char *url, const char *shown, const char 
 				return r;
 			if (STREQ(got, sha256))
 				return 0;
-			/* A resumed file whose start was not this content: once more from byte 0. */
-			if ((resumed || rc != CURLE_OK) && !restarted && attempt + 1 < o->attempts) {
+			/* A resumed file whose start was not this content: once more from byte 0. Not
+			 * a stream: its reader has had every byte already. */
+			if (!d->stream && (resumed || rc != CURLE_OK) && !restarted && attempt + 1 < o->attempts) {
 				restarted = true;
 				if ((r = dl_restart(d)) < 0)
 					return r;
 				set_error(why, strdupf("'%s': the resumed file did not match", shown));
 				continue;
 			}
-			if (rc != CURLE_OK) {
-				dl_restart(d);
+			/* A 416 to a resumed file that does not match, and no start over left: emptied
+			 * for the next try, and a failure (r still held dl_digest's 0). */
+			if (!d->stream && rc != CURLE_OK) {
+				if ((r = dl_restart(d)) < 0)
+					return r;
+				set_error(why, strdupf("'%s': the resumed file did not match", shown));
+				r = -EAGAIN;
 				continue;
 			}
 			dl_restart(d);
@@ -369,7 +379,13 @@ static int dl_loop(struct dl *d, const char *url, const char *shown, const char 
 			return -EBADMSG;
 		}
 		if (rc == CURLE_RANGE_ERROR || (rc == CURLE_HTTP_RETURNED_ERROR && http == 416)) {
-			/* The server does not resume: the whole file again, now. */
+			/* The server does not resume: the whole file again, now; a stream that has
+			 * written some of it cannot, and the next attempt would be refused the same. */
+			if (d->stream && d->have > 0) {
+				set_error(why, strdupf("'%s': the server does not resume downloads, and a stream cannot start over",
+						       shown));
+				return -EIO;
+			}
 			if ((r = dl_restart(d)) < 0)
 				return r;
 			set_error(why, strdupf("'%s': the server does not resume downloads", shown));
@@ -387,7 +403,8 @@ static int dl_loop(struct dl *d, const char *url, const char *shown, const char 
 	return r;
 }
 
-int download_fd(int fd, const char *url, const char *sha256, const struct download_opts *opts, char **ret_error)
+static int dl_run(int fd, bool stream, const char *url, const char *sha256, const struct download_opts *opts,
+		  char **ret_error)
 {
 	struct download_opts o = opts ? *opts : (struct download_opts){ 0 };
 	if (!o.connect_timeout)
@@ -406,15 +423,26 @@ int download_fd(int fd, const char *url, const char *sha256, const struct downlo
 	_cleanup_free_ char *shown = url_shown(url);
 	if (!shown)
 		return -ENOMEM;
-	struct dl d = { .fd = fd, .max = o.max_size, .o = &o };
+	struct dl d = { .fd = fd, .stream = stream, .max = o.max_size, .o = &o };
 	_cleanup_free_ char *why = NULL;
-	r = dl_hash_existing(&d);
+	/* A stream starts from nothing: what went through FD before is not ours to read. */
+	r = stream ? sha256_init(&d.sha) : dl_hash_existing(&d);
 	if (r == 0)
 		r = dl_loop(&d, url, shown, sha256, &o, &why);
 	sha256_free(&d.sha);
 	if (r < 0)
 		set_error(ret_error, TAKE_PTR(why));
 	return r;
+}
+
+int download_fd(int fd, const char *url, const char *sha256, const struct download_opts *o, char **ret_error)
+{
+	return dl_run(fd, false, url, sha256, o, ret_error);
+}
+
+int download_stream(int fd, const char *url, const char *sha256, const struct download_opts *o, char **ret_error)
+{
+	return dl_run(fd, true, url, sha256, o, ret_error);
 }
 
 /* ---- small GETs and POSTs ---- */

@@ -1,7 +1,8 @@
 /* HTTP(S) through libcurl for both programs: downloads pinned by SHA-256 (resumed, capped,
- * verified as they come), small GETs and POSTs, and the rules URLs must follow. Library code:
- * nothing is printed; what went wrong comes back in *ret_error, which never holds a URL's
- * user:password or query. Loopback is never proxied; SSL_CERT_FILE, when set, is the CA bundle. */
+ * verified as they come; into a file or streamed into a pipe), small GETs and POSTs, and the
+ * rules URLs must follow. Library code: nothing is printed; what went wrong comes back in
+ * *ret_error, which never holds a URL's user:password or query. Loopback is never proxied;
+ * SSL_CERT_FILE, when set, is the CA bundle. */
 #ifndef PMOVES_DOWNLOAD_H
 #define PMOVES_DOWNLOAD_H
 
@@ -30,7 +31,7 @@ struct download_opts {
 	unsigned attempts;            /* 0: 4, 1 s, 2 s, 4 s... apart */
 	uint64_t max_size;            /* bytes; 0: 4 GiB */
 	const char *user_agent;       /* NULL: "pmoves" */
-	bool any_http;                /* download_fd: http:// to any host (URL_PINNED), not only
+	bool any_http;                /* downloads: http:// to any host (URL_PINNED), not only
 	                               * loopback: a LAN boot server, the content pinned anyway */
 	bool (*cancelled)(void);      /* may be NULL; true stops the work: -EINTR */
 	/* May be NULL: told why an attempt failed before the next one starts. */
@@ -48,6 +49,23 @@ struct download_opts {
  * content (FD is emptied; the message names both hashes); -EFBIG: larger than max_size (FD
  * emptied); -EIO: refused (4xx, TLS); -EINVAL: a URL the rule refuses; -EINTR; -errno. */
 int download_fd(int fd, const char *url, const char *sha256, const struct download_opts *o, char **ret_error);
+/* The body of URL into FD, written in order (a pipe, a socket: FD need not seek), hashed as it
+ * comes; the URL rule, timeouts, attempts with backoff, max_size, any_http, cancelled and
+ * retrying as download_fd. FD gets the content from its first byte and is never read,
+ * truncated or sought. An attempt that fails after some bytes went out resumes with a Range
+ * request from the count written; what was written cannot be taken back, so where download_fd
+ * would start over from byte 0, download_stream fails instead.
+ * The pin is checked only at the end, when the reader has had every byte already: it must not
+ * act on the data as trusted until download_stream returned 0. A reader that closes its end
+ * makes the write fail: the caller ignores SIGPIPE (else the signal kills it) and gets -EPIPE.
+ * Returns 0: FD got exactly the pinned content; -ENETUNREACH, -ETIMEDOUT, -EAGAIN: try later,
+ * as download_fd, but FD may have got the start of the content and a new call begins again
+ * at byte 0 (for a new reader); -EBADMSG: the content came whole and is not the pinned one
+ * (the message names both hashes); -EIO: refused (4xx, TLS), or some bytes went out and the
+ * server does not resume, which a stream cannot start over from; -EFBIG: larger than max_size
+ * (FD got at most max_size bytes of it); -EINVAL: a URL the rule refuses; -EINTR; a write's
+ * -errno ("cannot write the download of"; -EPIPE: the reader has gone). */
+int download_stream(int fd, const char *url, const char *sha256, const struct download_opts *o, char **ret_error);
 
 /* GET URL (the caller checks it: URL_PINNED at least) into a NUL-terminated buffer of at most
  * MAX bytes. -EFBIG past MAX, -EIO otherwise. O may be NULL. */

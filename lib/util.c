@@ -276,18 +276,18 @@ int read_file_flags(const char *path, int flags, size_t max, char **ret_buf, siz
 	return read_fd(fd, max, ret_buf, ret_len);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int write_full(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-	while (len) {
+	const uint8_t *p = buf;
+	while (len > 0) {
 		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
+		if (n == 0)
+			return -EIO;
+		p += n, len -= (size_t)n;
 	}
 	return 0;
 }
@@ -323,7 +323,7 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 	int fd = open_temp_beside(path, mode, &tmp);
 	if (fd < 0)
 		return fd;
-	int r = write_all(fd, buf, len);
+	int r = write_full(fd, buf, len);
 	if (r < 0) {
 		close(fd);
 		unlink(tmp);

@@ -99,6 +99,9 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
  * exactly MODE and fsynced, TMP renamed over PATH, the directory fsynced; on failure TMP is
  * removed. write_file_atomic ends so; the outputs streamed to a file (out-file.c) too. */
 int rename_temp(int fd, const char *tmp, const char *path, mode_t mode);
+/* The whole buffer written at FD's position (a pipe, a socket), or -errno: -EPIPE when the
+ * reader has gone (with SIGPIPE ignored, else the signal comes first). */
+int write_full(int fd, const void *buf, size_t len);
 /* The whole buffer at OFF, or -errno (-EIO when the file ends first). */
 int pread_full(int fd, void *buf, size_t len, uint64_t off);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
