@@ -265,3 +265,149 @@ char *fb_disk_describe(const struct fb_disk *d)
 		       d->model ? ", " : "", d->model ?: "", d->wwn ? ", wwn " : "", d->wwn ?: "", d->path ? ", path " : "",
 		       d->path ?: "", d->removable ? ", removable" : "", d->read_only ? ", read-only" : "");
 }
+
+/* What a rule names a disk by. */
+static const struct rule_key {
+	const char *prefix;
+	size_t field; /* of struct fb_disk, a char * */
+	bool wwn;
+} rule_keys[] = {
+	{ "serial:", offsetof(struct fb_disk, serial), false },
+	{ "wwn:", offsetof(struct fb_disk, wwn), true },
+	{ "path:", offsetof(struct fb_disk, path), false },
+};
+
+struct rule {
+	const struct rule_key *key;
+	const char *value;
+};
+
+/* A WWN without its "0x" (udev's form) or "naa." prefix (the kernel's wwid for the same SCSI
+ * NAA designator: "naa.5000c500a1b2c3d4" is udev's "0x5000c500a1b2c3d4"). */
+static const char *wwn_body(const char *s)
+{
+	if (strncasecmp(s, "0x", 2) == 0)
+		return s + 2;
+	if (strncasecmp(s, "naa.", 4) == 0)
+		return s + 4;
+	return s;
+}
+
+static bool rule_matches(const struct fb_disk *d, const void *ctx)
+{
+	const struct rule *rl = ctx;
+	const char *v = *(char *const *)((const char *)d + rl->key->field);
+	if (!v)
+		return false;
+	return rl->key->wwn ? strcasecmp(wwn_body(v), wwn_body(rl->value)) == 0 : STREQ(v, rl->value);
+}
+
+static bool candidate(const struct fb_disk *d, const void *ctx)
+{
+	(void)ctx;
+	return !d->removable && !d->read_only;
+}
+
+/* The disks of D that KEEP keeps (all with KEEP NULL), described, joined with "; ". */
+static char *disks_list(const struct fb_disk *d, size_t n, bool (*keep)(const struct fb_disk *, const void *),
+			const void *ctx)
+{
+	_cleanup_strv_ char **lines = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (keep && !keep(&d[i], ctx))
+			continue;
+		_cleanup_free_ char *line = fb_disk_describe(&d[i]);
+		if (!line || strv_push(&lines, line) < 0)
+			return NULL;
+	}
+	return strv_join(lines, "; ");
+}
+
+static int fail(char **ret_error, int r, char *msg)
+{
+	if (!msg)
+		return -ENOMEM;
+	if (ret_error)
+		*ret_error = msg;
+	else
+		free(msg);
+	return r;
+}
+
+static int rule_parse(const char *s, struct rule *ret, char **ret_error)
+{
+	if (strlen(s) > FB_DISK_RULE_MAX)
+		return fail(ret_error, -EINVAL, strdupf("the disk rule is longer than %u characters", FB_DISK_RULE_MAX));
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f) {
+			_cleanup_free_ char *shown = str_printable(s, strlen(s), NULL);
+			if (!shown)
+				return -ENOMEM;
+			return fail(ret_error, -EINVAL,
+				    strdupf("the disk rule '%s' has a character that is not printable ASCII", shown));
+		}
+	for (size_t i = 0; i < ARRAY_SIZE(rule_keys); i++) {
+		const struct rule_key *k = &rule_keys[i];
+		if (!str_starts_with(s, k->prefix))
+			continue;
+		const char *v = s + strlen(k->prefix);
+		/* The link's whole name too, as people copy it from ls /dev/disk/by-path. */
+		if (STREQ(k->prefix, "path:") && str_starts_with(v, "/dev/disk/by-path/"))
+			v += strlen("/dev/disk/by-path/");
+		if (!*(k->wwn ? wwn_body(v) : v))
+			return fail(ret_error, -EINVAL, strdupf("the disk rule '%s' has no value", s));
+		*ret = (struct rule){ k, v };
+		return 0;
+	}
+	return fail(ret_error, -EINVAL,
+		    strdupf("'%s' is not a disk rule: give serial:VALUE, wwn:VALUE or path:VALUE", s));
+}
+
+int fb_disk_pick(const struct fb_disk *d, size_t n, const char *rule, size_t *ret_index, char **ret_error)
+{
+	bool (*keep)(const struct fb_disk *, const void *) = candidate;
+	struct rule rl = { 0 };
+	if (rule) {
+		int r = rule_parse(rule, &rl, ret_error);
+		if (r < 0)
+			return r;
+		keep = rule_matches;
+	}
+	size_t found = n, count = 0;
+	for (size_t i = 0; i < n; i++)
+		if (keep(&d[i], &rl)) {
+			if (count++ == 0)
+				found = i;
+		}
+	if (count == 1 && !(rule && d[found].read_only)) {
+		*ret_index = found;
+		return 0;
+	}
+
+	_cleanup_free_ char *all = disks_list(d, n, NULL, NULL), *matching = disks_list(d, n, keep, &rl);
+	if (!all || !matching)
+		return -ENOMEM;
+	if (rule && count == 1)
+		return fail(ret_error, -EROFS,
+			    strdupf("the disk that '%s' names is read-only: %s; the kernel refuses to write to it (a "
+				    "write-protect switch, or a device that cannot be written)",
+				    rule, matching));
+	if (rule && count == 0)
+		return fail(ret_error, -ENODEV,
+			    n ? strdupf("no disk matches '%s'; the disks seen: %s", rule, all)
+			      : strdupf("no disk matches '%s': there are no disks at all", rule));
+	if (rule)
+		return fail(ret_error, -ENOTUNIQ,
+			    strdupf("more than one disk matches '%s': %s; name one by another of serial:, wwn: or path:",
+				    rule, matching));
+	if (count == 0)
+		return fail(ret_error, -ENODEV,
+			    n ? strdupf("no disk to install to: none is both fixed and writable: %s; a removable disk "
+					"can be named on the kernel command line with pmoves.disk=serial:S, wwn:W or path:P",
+					all)
+			      : strdup("no disk to install to: there are no disks at all"));
+	return fail(ret_error, -ENOTUNIQ,
+		    strdupf("more than one disk to install to: %s; choose one on the kernel command line with "
+			    "pmoves.disk=serial:S, wwn:W or path:P",
+			    matching));
+}

@@ -24,6 +24,7 @@ struct fb_disk {
 };
 
 #define FB_DISK_VALUE_MAX 256
+#define FB_DISK_RULE_MAX 256
 
 /* The whole disks under ROOT ("" for the real system; tests pass a directory with a fake
  * sys/block and run/udev/data), sorted by name (vda before vdb, nvme2n1 before nvme10n1).
@@ -34,6 +35,17 @@ struct fb_disk {
  * ROOT/sys/block cannot be read. */
 int fb_disks_scan(const char *root, struct fb_disk **ret, size_t *ret_n);
 void fb_disks_free(struct fb_disk *d, size_t n);
+
+/* The disk RULE names, or with RULE NULL the only candidate: the one disk neither removable
+ * nor read-only. A rule is "serial:VALUE", "wwn:VALUE" or "path:VALUE" (VALUE also as
+ * "/dev/disk/by-path/VALUE"), matched exactly; a wwn ignores case and a "0x" prefix, and the
+ * kernel's "naa.X" is udev's "0xX". A rule must name exactly one disk; a removable one may be
+ * named, a read-only one is refused. 0 with *RET_INDEX; or with one message in *RET_ERROR
+ * (malloc'd, no newline; may be NULL): -ENODEV (no candidate, no match), -ENOTUNIQ (more than
+ * one), -EINVAL (not a rule: no known prefix, no value, over FB_DISK_RULE_MAX characters,
+ * a character that is not printable ASCII), -EROFS (the disk named is read-only); -ENOMEM
+ * without a message. */
+int fb_disk_pick(const struct fb_disk *d, size_t n, const char *rule, size_t *ret_index, char **ret_error);
 
 /* One line describing D for people: "vda (8.0 GiB, serial pmoves-a, QEMU HARDDISK)", then
  * "wwn W", "path P", "removable", "read-only" when they apply (malloc'd; NULL on ENOMEM). */
