@@ -93,6 +93,7 @@ const struct boot_loader boot_systemd_boot = {
 	.archs = ARCH_X86_64 | ARCH_AARCH64,
 	.table = NULL,
 	.needs = sdboot_needs,
+	.uefi_only = true,
 	.install = sdboot_install,
 	.qemu = boot_uefi_qemu,
 };

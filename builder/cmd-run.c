@@ -21,7 +21,7 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"       pmoves-image run --pxe BUNDLE [--firmware uefi|bios] [--mac MAC] [--inventory FILE]\n"
-		"                         [--expect ...]\n"
+		"                         [--mode live|install] [--disk FILE]... [--expect ...]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
 		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
@@ -39,7 +39,8 @@ static void run_usage(FILE *f)
 		"the output 'pxe' (images/NAME/NAME.pxe) is served on 127.0.0.1 for the run by\n"
 		"'pmoves-image serve', and the firmware's network boot (QEMU's own iPXE ROM) is sent\n"
 		"to its boot.ipxe by the user-mode network's DHCP (restrict=off: the guest reaches\n"
-		"this machine's 127.0.0.1 at 10.0.2.2).\n"
+		"this machine's 127.0.0.1 at 10.0.2.2). Its disks, if any, are --disk FILEs (raw,\n"
+		"written in place: a network install writes them).\n"
 		"\n"
 		"options:\n"
 		"  --arch ARCH      x86_64 or aarch64; default: \"arch\" of manifest.json beside the\n"
@@ -81,19 +82,22 @@ static void run_usage(FILE *f)
 		"                   boot) or bios (SeaBIOS)\n"
 		"  --mac MAC        with --pxe: the MAC address of the machine's NIC\n"
 		"  --inventory FILE with --pxe: served with the bundle ('serve --inventory'): the\n"
-		"                   entry with the machine's MAC gives its config\n"
+		"                   entry with the machine's MAC gives its config\n"		"  --mode MODE      with --pxe: live or install, for a machine the inventory gives no\n"
+		"                   mode (default: the bundle's, live)\n"
+		"  --disk FILE      with --pxe: a disk of the machine, a raw file written in place, on\n"
+		"                   virtio with serial pmoves-diskN (N from 1, in order); up to %d\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
 		"exit status: 0 matched (or QEMU exited 0 without --expect); 1 timeout, QEMU exited\n"
 		"without a match or failed; 2 bad usage or config; 3 IMAGE, QEMU or firmware missing;\n"
 		"130 interrupted\n",
-		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_SOCKNET_MAX);
+		QEMU_DEFAULT_MEMORY, QEMU_DEFAULT_CPUS, QEMU_SOCKNET_MAX, QEMU_PXE_DISKS_MAX);
 }
 
 /* `pmoves-image serve BUNDLE` on 127.0.0.1, a port the kernel picks: its pid and port, read
  * from the line it prints once it listens. */
-static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid, unsigned *ret_port)
+static int serve_start(const char *bundle, const char *inventory, const char *mode, pid_t *ret_pid, unsigned *ret_port)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -114,8 +118,12 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (dup2(p[1], STDOUT_FILENO) < 0)
 			_exit(127);
-		char *argv[] = { "pmoves-image", "serve", (char *)bundle, "--listen", "127.0.0.1:0",
-				 inventory ? "--inventory" : NULL, (char *)inventory, NULL };
+		char *argv[10] = { "pmoves-image", "serve", (char *)bundle, "--listen", "127.0.0.1:0" };
+		size_t k = 5;
+		if (inventory)
+			argv[k++] = "--inventory", argv[k++] = (char *)inventory;
+		if (mode)
+			argv[k++] = "--mode", argv[k++] = (char *)mode;
 		execv("/proc/self/exe", argv);
 		_exit(127);
 	}
@@ -174,7 +182,7 @@ static int serve_start(const char *bundle, const char *inventory, pid_t *ret_pid
 	return 0;
 }
 
-static int run_pxe(struct qemu_opts *o, const char *bundle, const char *inventory)
+static int run_pxe(struct qemu_opts *o, const char *bundle, const char *inventory, const char *mode)
 {
 	_cleanup_free_ char *script = strdupf("%s/boot.ipxe", bundle);
 	struct stat st;
@@ -192,7 +200,7 @@ static int run_pxe(struct qemu_opts *o, const char *bundle, const char *inventor
 		return r;
 	pid_t pid = 0;
 	unsigned port = 0;
-	if (serve_start(bundle, inventory, &pid, &port) < 0)
+	if (serve_start(bundle, inventory, mode, &pid, &port) < 0)
 		return EXIT_FAIL;
 	_cleanup_free_ char *url = strdupf("http://10.0.2.2:%u/boot.ipxe", port);
 	log_info("serving '%s' on 127.0.0.1:%u for the run", bundle, port);
@@ -243,7 +251,7 @@ int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
 	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE, O_PXE, O_FIRMWARE, O_MAC,
-	       O_INVENTORY };
+	       O_INVENTORY, O_MODE, O_DISK };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -265,12 +273,14 @@ int cmd_run(int argc, char **argv)
 		{ "firmware", required_argument, NULL, O_FIRMWARE },
 		{ "mac", required_argument, NULL, O_MAC },
 		{ "inventory", required_argument, NULL, O_INVENTORY },
+		{ "mode", required_argument, NULL, O_MODE },
+		{ "disk", required_argument, NULL, O_DISK },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	struct qemu_opts o = { 0 };
-	const char *pxe = NULL, *firmware = NULL, *inventory = NULL;
+	const char *pxe = NULL, *firmware = NULL, *inventory = NULL, *mode = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -344,6 +354,20 @@ int cmd_run(int argc, char **argv)
 		case O_INVENTORY:
 			inventory = optarg;
 			break;
+		case O_MODE:
+			if (!STREQ(optarg, "live") && !STREQ(optarg, "install")) {
+				log_error("--mode '%s' is not live or install", optarg);
+				return EXIT_USAGE;
+			}
+			mode = optarg;
+			break;
+		case O_DISK:
+			if (o.n_pxe_disks == QEMU_PXE_DISKS_MAX) {
+				log_error("--disk given more than %d times", QEMU_PXE_DISKS_MAX);
+				return EXIT_USAGE;
+			}
+			o.pxe_disks[o.n_pxe_disks++] = optarg;
+			break;
 		case 'v':
 			log_verbose = 1;
 			break;
@@ -358,9 +382,9 @@ int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if ((firmware || o.mac || inventory) && !pxe) {
+	if ((firmware || o.mac || inventory || mode || o.n_pxe_disks) && !pxe) {
 		log_error("--%s is for a network boot (--pxe BUNDLE)",
-			  firmware ? "firmware" : o.mac ? "mac" : "inventory");
+			  firmware ? "firmware" : o.mac ? "mac" : inventory ? "inventory" : mode ? "mode" : "disk");
 		return EXIT_USAGE;
 	}
 	if (firmware && !STREQ(firmware, "uefi") && !STREQ(firmware, "bios")) {
@@ -373,7 +397,7 @@ int cmd_run(int argc, char **argv)
 			log_error("--pxe boots from the network: no IMAGE too (given '%s')", argv[optind]);
 			return EXIT_USAGE;
 		}
-		return run_pxe(&o, pxe, inventory);
+		return run_pxe(&o, pxe, inventory, mode);
 	}
 	if (optind >= argc) {
 		log_error("missing IMAGE, see 'pmoves-image run --help'");

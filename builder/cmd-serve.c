@@ -25,7 +25,7 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: pmoves-image serve DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
-		"                          [--inventory FILE] [--timeout S] [--quiet]\n"
+		"                          [--inventory FILE] [--mode live|install] [--timeout S] [--quiet]\n"
 		"\n"
 		"Serve the regular files under DIR over HTTP/1.1 (GET and HEAD, single byte ranges,\n"
 		"keep-alive): a PXE bundle for iPXE and curl on the LAN. No directory listings; no\n"
@@ -41,8 +41,13 @@ static void serve_usage(FILE *f)
 		"has gets machine/MAC.ipxe, the script with its config's URL and SHA-256 on the kernel\n"
 		"command line, and machine/MAC.json, the config: every entry with a \"mac\" is read and\n"
 		"checked by pmoves-firstboot's validator once, before serving starts (restart serve\n"
-		"after editing the inventory). Over plain HTTP anyone on the\n"
+		"after editing the inventory). An entry's \"netboot\": {\"mode\": \"install\", \"disk\":\n"
+		"\"serial:S\"} sets its mode and the disk an install writes. Over plain HTTP anyone on the\n"
 		"LAN can read a config: secrets in it must be single-use and short-lived.\n"
+		"\n"
+		"The mode: live (the root in RAM, nothing written) or install (the image written to the\n"
+		"machine's disk, then a reboot into it): the inventory entry's, else --mode, else the\n"
+		"bundle's (live).\n"
 		"\n"
 		"Plain HTTP is for a lab: anyone on the LAN can read (and change) what is sent.\n"
 		"\n"
@@ -51,7 +56,7 @@ static void serve_usage(FILE *f)
 		"                      address in brackets: [::1]:8080; port 0: the kernel picks one\n"
 		"  --tls-cert FILE     HTTPS with this certificate chain (PEM); needs --tls-key\n"
 		"  --tls-key FILE      the certificate's private key (PEM)\n"
-		"  --inventory FILE    per-machine configs by MAC (above)\n"
+		"  --inventory FILE    per-machine configs by MAC (above)\n"		"  --mode MODE         live or install, for machines the inventory gives no mode\n"
 		"  --timeout S         close a connection silent for S seconds, or whose request\n"
 		"                      takes longer (default %d)\n"
 		"  -q, --quiet         no line a request\n"
@@ -79,6 +84,7 @@ struct boot_route {
 	const char *inventory; /* --inventory FILE, or NULL */
 	const struct inventory_mac *macs; /* its machines, loaded and checked once */
 	size_t n_macs;
+	const char *mode; /* --mode: for machines the inventory gives none, or NULL (the bundle's) */
 };
 
 #define MACHINE_DIR "/machine/"
@@ -144,7 +150,9 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	if (!base)
 		return -ENOMEM;
 	if (STREQ(path, BOOT_SCRIPT)) {
-		_cleanup_free_ char *lines = strdupf("set pmoves-base %s\n", base);
+		_cleanup_free_ char *lines = br->mode ? strdupf("set pmoves-base %s\nisset ${pmoves-mode} || set pmoves-mode %s\n",
+								base, br->mode)
+						      : strdupf("set pmoves-base %s\n", base);
 		return lines ? script_with(br, lines, ret) : -ENOMEM;
 	}
 	/* machine/MAC.ipxe, machine/MAC.json: the inventory's entry for the machine's MAC */
@@ -174,9 +182,13 @@ static int boot_script_route(void *ctx, const char *path, const struct http_requ
 	int r = sha256_hex_of(m->text, m->len, sha);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *lines = strdupf("set pmoves-base %s\nset pmoves-machine %s\n"
-					      "set pmoves-config pmoves.config=%smachine/%.17s.json pmoves.config_sha256=%s\n",
-					      base, mac, base, name, sha);
+	_cleanup_free_ char *mode = *m->mode ? strdupf("set pmoves-mode %s\n", m->mode) : strdup("");
+	_cleanup_free_ char *disk = m->disk ? strdupf("set pmoves-disk pmoves.disk=%s\n", m->disk) : strdup("");
+	_cleanup_free_ char *lines = mode && disk ? strdupf("set pmoves-base %s\nset pmoves-machine %s\n"
+							    "set pmoves-config pmoves.config=%smachine/%.17s.json "
+							    "pmoves.config_sha256=%s\n%s%s",
+							    base, mac, base, name, sha, mode, disk)
+						  : NULL;
 	return lines ? script_with(br, lines, ret) : -ENOMEM;
 }
 
@@ -266,18 +278,19 @@ static int serve_on(const char *dir, const char *listen_arg, const struct sockad
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { O_LISTEN = 256, O_TLS_CERT, O_TLS_KEY, O_TIMEOUT, O_INVENTORY };
+	enum { O_LISTEN = 256, O_TLS_CERT, O_TLS_KEY, O_TIMEOUT, O_INVENTORY, O_MODE };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "inventory", required_argument, NULL, O_INVENTORY },
+		{ "mode", required_argument, NULL, O_MODE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	const char *listen_arg = DEFAULT_LISTEN, *cert = NULL, *key = NULL, *inventory = NULL;
+	const char *listen_arg = DEFAULT_LISTEN, *cert = NULL, *key = NULL, *inventory = NULL, *mode = NULL;
 	struct http_server s = { .dir_fd = -1, .listen_fd = -1, .stop_fd = -1 };
 	uint64_t v;
 	int c;
@@ -296,6 +309,13 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case O_INVENTORY:
 			inventory = optarg;
+			break;
+		case O_MODE:
+			if (!STREQ(optarg, "live") && !STREQ(optarg, "install")) {
+				log_error("--mode '%s' is not live or install", optarg);
+				return EXIT_USAGE;
+			}
+			mode = optarg;
 			break;
 		case O_TIMEOUT:
 			if (parse_u64(optarg, &v) < 0 || v < 1 || v > 3600) {
@@ -383,7 +403,7 @@ int cmd_serve(int argc, char **argv)
 	s.dir_fd = dir_fd;
 	s.tls = tls;
 	struct boot_route br = { .dir_fd = dir_fd, .tls = tls != NULL, .inventory = inventory, .macs = macs,
-				 .n_macs = n_macs };
+				 .n_macs = n_macs, .mode = mode };
 	s.route = boot_script_route;
 	s.route_ctx = &br;
 	s.stop_fd = signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -56,9 +56,7 @@ static const struct {
 	{ "libzstd.so.1", "libzstd1" },	    { "liblzma.so.5", "liblzma5" },
 };
 
-/* Libraries pmoves-firstboot loads itself when a step needs them (dlopen: step-efiboot.c), so
- * not in its NEEDED list; the image must have them all the same. */
-static const char *const loaded_libraries[] = { "libefiboot.so.1", "libefivar.so.1" };
+const char *const firstboot_loaded_libraries[] = { "libefiboot.so.1", "libefivar.so.1", NULL };
 
 static const char *package_of(const char *soname)
 {
@@ -108,8 +106,8 @@ int firstboot_packages(const struct arch *a, char ***ret)
 	_cleanup_strv_ char **pkgs = NULL;
 	for (size_t i = 0; r == 0 && n.needed[i]; i++)
 		r = add_package(&pkgs, n.needed[i]);
-	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(loaded_libraries); i++)
-		r = add_package(&pkgs, loaded_libraries[i]);
+	for (size_t i = 0; r == 0 && firstboot_loaded_libraries[i]; i++)
+		r = add_package(&pkgs, firstboot_loaded_libraries[i]);
 	elf_needs_free(&n);
 	if (r < 0)
 		return r;
@@ -229,11 +227,11 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 		log_error("'%s' is not built for %s", bin, b->p->arch->name);
 		return -ENOEXEC;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(loaded_libraries); i++) {
+	for (size_t i = 0; firstboot_loaded_libraries[i]; i++) {
 		_cleanup_free_ char *rel = NULL;
-		if (tree_find_library(b, loaded_libraries[i], &rel) < 0) {
+		if (tree_find_library(b, firstboot_loaded_libraries[i], &rel) < 0) {
 			log_error("pmoves-firstboot loads '%s', which the image does not have (package %s)",
-				  loaded_libraries[i], package_of(loaded_libraries[i]));
+				  firstboot_loaded_libraries[i], package_of(firstboot_loaded_libraries[i]));
 			return -ENOENT;
 		}
 	}

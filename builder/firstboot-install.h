@@ -11,6 +11,9 @@
 /* Directory holding pmoves-firstboot and its units for A: $PMOVES_FIRSTBOOT_DIR/ARCH, else
  * target/ARCH beside the running pmoves-image (a build tree), else the installed one. */
 int firstboot_payload_dir(const struct arch *a, char **ret);
+/* Libraries pmoves-firstboot loads itself when a step needs them (dlopen: step-efiboot.c), so
+ * not in its NEEDED list; the image must have them all the same. NULL-terminated. */
+extern const char *const firstboot_loaded_libraries[];
 /* Debian packages holding the shared libraries pmoves-firstboot for A needs. */
 int firstboot_packages(const struct arch *a, char ***ret);
 /* The profile's "firstboot" section checked by pmoves-firstboot's own schema; on a problem

@@ -56,7 +56,51 @@ static int parse_strict(const char *file, const char *buf, size_t len, json_obje
 	return 0;
 }
 
-/* The inventory's shape: {"devices": [{"name", "mac"?, "config"}]}, names and MACs unique.
+/* A rule naming the disk a network install writes: serial:S, wwn:W or path:P, in characters a
+ * kernel command line and an iPXE script take as they are. */
+static bool disk_rule_ok(const char *s)
+{
+	size_t n = strlen(s);
+	const char *v = str_starts_with(s, "serial:") ? s + 7
+			: str_starts_with(s, "wwn:")  ? s + 4
+			: str_starts_with(s, "path:") ? s + 5
+						      : NULL;
+	return v && *v && n <= 256 &&
+	       strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/+-") == strlen(v);
+}
+
+/* "netboot": {"mode": "live"|"install", "disk": RULE}, both optional: for `serve`. */
+static int netboot_check(const char *file, size_t i, json_object *nb)
+{
+	if (!json_object_is_type(nb, json_type_object)) {
+		log_error("%s: .devices[%zu].netboot: not an object", file, i);
+		return -EINVAL;
+	}
+	json_object_object_foreach(nb, key, val) {
+		const char *v = json_object_get_string(val);
+		bool str = json_object_is_type(val, json_type_string);
+		if (STREQ(key, "mode")) {
+			if (!str || (!STREQ(v, "live") && !STREQ(v, "install"))) {
+				log_error("%s: .devices[%zu].netboot.mode: not \"live\" or \"install\"", file, i);
+				return -EINVAL;
+			}
+		} else if (STREQ(key, "disk")) {
+			if (!str || !disk_rule_ok(v)) {
+				log_error("%s: .devices[%zu].netboot.disk: not serial:S, wwn:W or path:P (letters, "
+					  "digits and ._:/+- only, 256 characters at most)",
+					  file, i);
+				return -EINVAL;
+			}
+		} else {
+			_cleanup_free_ char *k = str_printable(key, strlen(key), NULL);
+			log_error("%s: .devices[%zu].netboot.%s: unknown key (mode, disk)", file, i, k ? k : "?");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The inventory's shape: {"devices": [{"name", "mac"?, "netboot"?, "config"}]}, names and MACs unique.
  * The config of the entry named NAME, or else of the one whose "mac" is MAC (any case), into
  * *ret (a reference into ROOT), its index into *ret_index. -ENOENT: no such entry (with MAC:
  * not logged, a machine the inventory does not know). */
@@ -95,9 +139,13 @@ static int inventory_entry(const char *file, json_object *root, const char *name
 				mac = eval;
 			else if (STREQ(ekey, "config"))
 				cfg = eval;
-			else {
+			else if (STREQ(ekey, "netboot")) {
+				if (netboot_check(file, i, eval) < 0)
+					return -EINVAL;
+			} else {
 				_cleanup_free_ char *k = str_printable(ekey, strlen(ekey), NULL);
-				log_error("%s: .devices[%zu].%s: unknown key (name, mac, config)", file, i, k ? k : "?");
+				log_error("%s: .devices[%zu].%s: unknown key (name, mac, config, netboot)", file, i,
+					  k ? k : "?");
 				return -EINVAL;
 			}
 		}
@@ -251,6 +299,7 @@ void inventory_macs_free(struct inventory_mac *m, size_t n)
 		if (m[i].text)
 			explicit_bzero(m[i].text, m[i].len);
 		free(m[i].text);
+		free(m[i].disk);
 	}
 	free(m);
 }
@@ -286,7 +335,15 @@ int inventory_load_macs(const char *inventory, struct inventory_mac **ret, size_
 		const char *s = json_object_get_string(mac);
 		for (size_t k = 0; k < 17; k++)
 			m[n].mac[k] = (char)tolower((unsigned char)s[k]);
-		r = inventory_config_by_mac(inventory, s, &m[n].text, &m[n].len);
+		json_object *nb, *v;
+		if (json_object_object_get_ex(json_object_array_get_idx(devs, i), "netboot", &nb)) {
+			if (json_object_object_get_ex(nb, "mode", &v))
+				snprintf(m[n].mode, sizeof(m[n].mode), "%s", json_object_get_string(v));
+			if (json_object_object_get_ex(nb, "disk", &v) && !(m[n].disk = strdup(json_object_get_string(v))))
+				r = -ENOMEM;
+		}
+		if (r == 0)
+			r = inventory_config_by_mac(inventory, s, &m[n].text, &m[n].len);
 		if (r == 0)
 			n++;
 	}

@@ -40,6 +40,8 @@ struct inventory_mac {
 	char mac[18];
 	char *text;
 	size_t len;
+	char mode[8]; /* "netboot": {"mode"}: "live", "install", or "" */
+	char *disk;   /* "netboot": {"disk"}: the install's disk rule, or NULL */
 };
 int inventory_load_macs(const char *inventory, struct inventory_mac **ret, size_t *ret_n);
 /* The texts zeroed (they may hold secrets) and freed. */

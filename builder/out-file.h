@@ -41,6 +41,9 @@ int image_stream(int fd, uint64_t size, const char *what, int (*fn)(void *ctx, c
 int out_compressed(struct build *b, const char *suffix,
 		   int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f));
 
+/* The output "zst"'s compressor (out-zst.c), also the network bundle's image (out-pxe.c). */
+int out_zst_compress(int fd, uint64_t size, const char *name, struct out_file *f);
+
 /* Online CPUs, at least 1: the compressors' threads. */
 unsigned out_threads(void);
 

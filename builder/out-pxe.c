@@ -19,8 +19,10 @@
  * configure_networking, on the NIC iPXE booted from: BOOTIF), then `pmoves-firstboot netboot
  * live` downloads root.squashfs into RAM, checks it against the pinned SHA-256 and mounts it
  * under a RAM overlay (firstboot/fb-netboot.c). x86_64 only: the iPXE binaries are Debian's. */
+#include "bmap.h"
 #include "build.h"
 #include "elf-needs.h"
+#include "firstboot-install.h"
 #include "hash-file.h"
 #include "log.h"
 #include "manifest.h"
@@ -40,8 +42,11 @@
 #define MAX_LIBS 128
 #define MODULES_DEP_MAX (32u << 20)
 
-/* What the live root mounts with, if the kernel has them as modules. */
-static const char *const live_modules[] = { "loop", "squashfs", "overlay" };
+/* Kernel modules the network boot loads, if the kernel has them as modules: what the live root
+ * mounts with, and the ESP's file system (the install writes device.json there); then, on a
+ * UEFI machine only (it refuses to load elsewhere), efivarfs, for the install's boot entry. */
+static const char *const netboot_modules[] = { "loop", "squashfs", "overlay", "fat", "vfat", "nls_cp437", "nls_ascii" };
+static const char *const efi_modules[] = { "efivarfs" };
 /* Debian's iPXE builds, chainloaded from a plain PXE ROM. */
 static const char *const ipxe_files[] = { "undionly.kpxe", "ipxe.efi" };
 
@@ -51,7 +56,7 @@ struct bundle {
 	char *name;         /* NAME.pxe */
 	struct archive *a;  /* netboot.cpio, while it is written */
 	char *ldso;         /* the dynamic loader's soname */
-	char **modules;     /* the module files in the archive, in load order */
+	char **modules;     /* the module files in the archive */
 };
 
 static int pxe_check(const struct profile *p, struct problems *pr)
@@ -135,12 +140,15 @@ static int cpio_tree_file(struct bundle *nb, const char *rel, const char *path, 
 	return cpio_data(nb, path, buf, len, perm);
 }
 
-/* pmoves-firstboot and every library it links, and they link, as the image has them. */
+/* pmoves-firstboot and every library it links, and they link, as the image has them, and the
+ * ones it loads itself for the install's boot entry (libefiboot, step-efiboot.c). */
 static int add_firstboot(struct bundle *nb)
 {
 	_cleanup_strv_ char **queue = NULL;
 	size_t done = 0;
 	int r = 0;
+	for (size_t i = 0; r == 0 && firstboot_loaded_libraries[i]; i++)
+		r = strv_push(&queue, firstboot_loaded_libraries[i]);
 	for (const char *rel = FIRSTBOOT_BIN; rel && r == 0; rel = done < strv_length(queue) ? queue[done++] : NULL) {
 		_cleanup_free_ char *lib_rel = NULL;
 		const char *soname = strcmp(rel, FIRSTBOOT_BIN) ? rel : NULL;
@@ -214,6 +222,7 @@ static char *dep_line(char *dep, size_t len, const char *name)
 	return NULL;
 }
 
+/* The module at PATH (LEN bytes of a modules.dep line) into the archive once, and into ORDER. */
 static int add_module(struct bundle *nb, const char *kdir, const char *path, size_t len, char ***order)
 {
 	_cleanup_free_ char *rel = strndup(path, len), *from = NULL, *to = NULL;
@@ -221,18 +230,68 @@ static int add_module(struct bundle *nb, const char *kdir, const char *path, siz
 		return -ENOMEM;
 	const char *base = strrchr(rel, '/');
 	base = base ? base + 1 : rel;
-	if (strv_contains(*order, base) || (nb->modules && strv_contains(nb->modules, base)))
+	if (strv_contains(*order, base))
 		return 0;
 	if (strstr(rel, "..") || !valid_name(base, 255))
 		return log_errno(-EINVAL, "modules.dep of the image names '%s', which is not a module path", rel);
-	if (!(from = strdupf("%s/%s", kdir, rel)) || !(to = strdupf("pmoves/modules/%s", base)))
-		return -ENOMEM;
-	int r = cpio_tree_file(nb, from, to, 0644);
-	return r < 0 ? r : strv_push(order, base);
+	if (!strv_contains(nb->modules, base)) {
+		if (!(from = strdupf("%s/%s", kdir, rel)) || !(to = strdupf("pmoves/modules/%s", base)))
+			return -ENOMEM;
+		int r = cpio_tree_file(nb, from, to, 0644);
+		if (r == 0)
+			r = strv_push(&nb->modules, base);
+		if (r < 0)
+			return r;
+	}
+	return strv_push(order, base);
 }
 
-/* live_modules with their dependencies, dependencies first, and the file "order" listing them.
- * One the kernel has built in (modules.builtin) needs nothing. */
+struct modules_dep {
+	const char *kver, *kdir;
+	char *dep, *builtin; /* NUL-terminated lines */
+	size_t dep_len, builtin_len;
+};
+
+/* SET's modules with their dependencies, dependencies first, and the file pmoves/modules/LIST
+ * listing them in that order. One the kernel has built in (modules.builtin) needs nothing. */
+static int add_module_set(struct bundle *nb, const struct modules_dep *md, const char *const *set, size_t n,
+			  const char *list_name, const char *why)
+{
+	_cleanup_strv_ char **order = NULL;
+	int r;
+	for (size_t m = 0; m < n; m++) {
+		char *line = dep_line(md->dep, md->dep_len, set[m]);
+		if (!line) {
+			bool built_in = false;
+			for (char *p = md->builtin; p && p < md->builtin + md->builtin_len; p += strlen(p) + 1)
+				built_in = built_in || module_is(p, strlen(p), set[m]);
+			if (built_in)
+				continue;
+			log_error("the image's kernel %s has no module '%s' (%s)", md->kver, set[m], why);
+			return -ENOENT;
+		}
+		char *colon = strchr(line, ':');
+		/* modules.dep lists what a module needs in the order modprobe unloads it: the last
+		 * one is loaded first. */
+		_cleanup_strv_ char **deps = NULL;
+		for (char *p = colon + 1; *p;) {
+			p += strspn(p, " ");
+			size_t k = strcspn(p, " ");
+			if (k && (r = add_module(nb, md->kdir, p, k, &deps)) < 0)
+				return r;
+			p += k;
+		}
+		for (size_t i = strv_length(deps); i > 0; i--)
+			if (!strv_contains(order, deps[i - 1]) && (r = strv_push(&order, deps[i - 1])) < 0)
+				return r;
+		if ((r = add_module(nb, md->kdir, line, (size_t)(colon - line), &order)) < 0)
+			return r;
+	}
+	_cleanup_free_ char *list = order ? strv_join(order, "\n") : strdup(""), *path = strdupf("pmoves/modules/%s", list_name);
+	_cleanup_free_ char *text = list ? strdupf("%s%s", list, *list ? "\n" : "") : NULL;
+	return text && path ? cpio_data(nb, path, text, strlen(text), 0644) : -ENOMEM;
+}
+
 static int add_modules(struct bundle *nb)
 {
 	const char *kver = nb->b->kernel_version;
@@ -256,48 +315,19 @@ static int add_modules(struct bundle *nb)
 	for (size_t i = 0; i < builtin_len; i++)
 		if (builtin[i] == '\n')
 			builtin[i] = '\0';
-
-	char ***order = &nb->modules;
-	for (size_t m = 0; m < ARRAY_SIZE(live_modules); m++) {
-		char *line = dep_line(dep, dep_len, live_modules[m]);
-		if (!line) {
-			bool built_in = false;
-			for (char *p = builtin; p && p < builtin + builtin_len; p += strlen(p) + 1)
-				built_in = built_in || module_is(p, strlen(p), live_modules[m]);
-			if (built_in)
-				continue;
-			log_error("the image's kernel %s has no module '%s' (a live network boot mounts its root with it)", kver,
-				  live_modules[m]);
-			return -ENOENT;
-		}
-		char *colon = strchr(line, ':');
-		/* modules.dep lists what a module needs in the order modprobe unloads it: the last
-		 * one is loaded first. */
-		_cleanup_strv_ char **deps = NULL;
-		for (char *p = colon + 1; *p;) {
-			p += strspn(p, " ");
-			size_t n = strcspn(p, " ");
-			if (n && (r = add_module(nb, kdir, p, n, &deps)) < 0)
-				return r;
-			p += n;
-		}
-		for (size_t i = strv_length(deps); i > 0; i--)
-			if (!strv_contains(*order, deps[i - 1]) && (r = strv_push(order, deps[i - 1])) < 0)
-				return r;
-		if ((r = add_module(nb, kdir, line, (size_t)(colon - line), order)) < 0)
-			return r;
-	}
-	_cleanup_free_ char *list = strv_join(*order, "\n");
-	if (!list)
-		return -ENOMEM;
-	_cleanup_free_ char *text = strdupf("%s%s", list, *list ? "\n" : "");
-	return text ? cpio_data(nb, "pmoves/modules/order", text, strlen(text), 0644) : -ENOMEM;
+	struct modules_dep md = { kver, kdir, dep, builtin, dep_len, builtin_len };
+	r = add_module_set(nb, &md, netboot_modules, ARRAY_SIZE(netboot_modules), "order",
+			   "a network boot mounts its live root, or the installed disk's ESP, with it");
+	if (r == 0)
+		r = add_module_set(nb, &md, efi_modules, ARRAY_SIZE(efi_modules), "order.efi",
+				   "the network install makes the installed disk's UEFI boot entry with it");
+	return r;
 }
 
 static int add_script(struct bundle *nb)
 {
 	_cleanup_free_ char *text = strdupf(
-		"# initramfs-tools' boot script for boot=pmoves: the live root of a PMOVES network boot,\n"
+		"# initramfs-tools' boot script for boot=pmoves: a PMOVES network boot, live or install,\n"
 		"# written by pmoves-image's output 'pxe'. /init has sourced scripts/functions, local\n"
 		"# and nfs; mount_top, mount_premount and mount_bottom stay nfs's.\n"
 		"\n"
@@ -315,7 +345,9 @@ static int add_script(struct bundle *nb)
 		"\tif [ -n \"${IPV4DNS0:-}\" ] && [ \"$IPV4DNS0\" != 0.0.0.0 ]; then\n"
 		"\t\techo \"nameserver $IPV4DNS0\" >/etc/resolv.conf\n"
 		"\tfi\n"
-		"\tpmoves_netboot live --mount \"${rootmnt}\" || panic \"pmoves: the live root could not be made (above)\"\n"
+		"\t# pmoves.mode=live: the root in RAM; install: the disk written, then a reboot into it\n"
+		"\twait_for_udev 10 # the disks named, for an install\n"
+		"\tpmoves_netboot --mount \"${rootmnt}\" || panic \"pmoves: the network boot stopped (above)\"\n"
 		"}\n",
 		nb->ldso);
 	return text ? cpio_data(nb, "scripts/pmoves", text, strlen(text), 0644) : -ENOMEM;
@@ -447,26 +479,68 @@ static int write_text(struct bundle *nb, const char *name, char *text)
 	return r < 0 ? log_errno(r, "cannot write '%s'", path) : 0;
 }
 
-static int write_ipxe_script(struct bundle *nb, const char *sha)
+/* image.img.zst (0600: the image's bytes) and image.bmap, for the install; their SHA-256s. */
+static int write_install_image(struct bundle *nb, char zsha[65], char bsha[65])
+{
+	struct build *b = nb->b;
+	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_errno(-errno, "cannot open '%s'", b->image);
+	_cleanup_free_ char *zrel = strdupf("%s/image.img.zst", nb->name), *bpath = strdupf("%s/image.bmap", nb->dir);
+	_cleanup_free_ char *text = NULL;
+	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
+	struct bmap_blocks *m = NULL;
+	size_t len = 0;
+	if (!zrel || !bpath)
+		return -ENOMEM;
+	int r = out_file_open(b, zrel, 0600, &f);
+	if (r == 0)
+		r = out_zst_compress(fd, (uint64_t)st.st_size, zrel, &f);
+	if (r == 0)
+		r = out_file_commit(&f, zsha);
+	if (r == -EINTR)
+		return r;
+	if (r < 0)
+		return log_errno(r, "cannot write '%s/%s'", b->tmp_dir, zrel);
+	r = bmap_create(fd, NULL, NULL, &m);
+	if (r == 0)
+		r = bmap_format(m, &text, &len);
+	bmap_blocks_free(m);
+	if (r == 0)
+		r = sha256_hex_of(text, len, bsha);
+	if (r == 0)
+		r = write_file_atomic(bpath, text, len, 0644);
+	return r < 0 ? log_errno(r, "cannot write '%s'", bpath) : 0;
+}
+
+static int write_ipxe_script(struct bundle *nb, const char *sha, const char *zsha, const char *bsha)
 {
 	const struct profile *p = nb->b->p;
 	return write_text(nb, "boot.ipxe", strdupf(
 		"#!ipxe\n"
-		"# PMOVES network boot of '%s' (live mode), made by pmoves-image's output 'pxe'.\n"
+		"# PMOVES network boot of '%s', made by pmoves-image's output 'pxe'.\n"
 		"# 'pmoves-image serve' sets pmoves-base to the address this script was fetched from;\n"
 		"# served by another web server, set the bundle's URL (ending in /) on the next line.\n"
 		"isset ${pmoves-base} || set pmoves-base http://${next-server}:8080/\n"
 		"# This machine's own script, if the server has one for its MAC (serve --inventory): it\n"
-		"# sets pmoves-machine and pmoves-config (its config's URL and SHA-256), then runs this.\n"
+		"# sets pmoves-machine, pmoves-config (its config's URL and SHA-256) and pmoves-mode,\n"
+		"# then runs this.\n"
 		"isset ${pmoves-machine} || chain --autofree ${pmoves-base}machine/${netX/mac:hexhyp}.ipxe ||\n"
-		"echo PMOVES: %s, live, from ${pmoves-base}\n"
+		"# live: the root in RAM, nothing written; install: the image written to the machine's disk.\n"
+		"isset ${pmoves-mode} || set pmoves-mode live\n"
+		"echo PMOVES: %s, ${pmoves-mode}, from ${pmoves-base}\n"
 		"kernel ${pmoves-base}vmlinuz initrd=initrd.img initrd=netboot.cpio boot=pmoves ip=dhcp "
-		"BOOTIF=01-${netX/mac:hexhyp} pmoves.root=${pmoves-base}root.squashfs pmoves.root_sha256=%s "
-		"${pmoves-config}%s%s\n"
+		"BOOTIF=01-${netX/mac:hexhyp} pmoves.mode=${pmoves-mode} "
+		"pmoves.root=${pmoves-base}root.squashfs pmoves.root_sha256=%s "
+		"pmoves.image=${pmoves-base}image.img.zst pmoves.image_sha256=%s "
+		"pmoves.bmap=${pmoves-base}image.bmap pmoves.bmap_sha256=%s pmoves.image_firmware=%s "
+		"${pmoves-disk} ${pmoves-config}%s%s\n"
 		"initrd ${pmoves-base}initrd.img\n"
 		"initrd ${pmoves-base}netboot.cpio\n"
 		"boot\n",
-		p->name, p->name, sha, *p->boot.cmdline ? " " : "", p->boot.cmdline));
+		p->name, p->name, sha, zsha, bsha, boot_find(p->boot.loader) && boot_find(p->boot.loader)->uefi_only ? "uefi" : "any", *p->boot.cmdline ? " " : "",
+		p->boot.cmdline));
 }
 
 static int write_dnsmasq(struct bundle *nb)
@@ -523,19 +597,27 @@ static int pxe_write(struct build *b, const struct output_ctx *o)
 	}
 	if (r == 0)
 		r = write_squashfs(&nb, sha);
+	char zsha[65], bsha[65];
 	if (r == 0)
-		r = write_ipxe_script(&nb, sha);
+		r = write_install_image(&nb, zsha, bsha);
+	if (r == 0)
+		r = write_ipxe_script(&nb, sha, zsha, bsha);
 	if (r == 0)
 		r = write_dnsmasq(&nb);
 	free(nb.ldso);
 	strv_free(nb.modules);
 	if (r < 0)
 		return r;
-	static const char *const files[] = { "boot.ipxe",     "vmlinuz",  "initrd.img",	  "netboot.cpio",
-					      "root.squashfs", "ipxe.efi", "undionly.kpxe", "dnsmasq.conf" };
+	static const char *const files[] = { "boot.ipxe",	"vmlinuz",    "initrd.img", "netboot.cpio",
+					      "root.squashfs", "image.img.zst", "image.bmap", "ipxe.efi",
+					      "undionly.kpxe", "dnsmasq.conf" };
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++) {
 		_cleanup_free_ char *rel = strdupf("%s/%s", name, files[i]);
-		r = rel ? manifest_add_artifact(b, rel, "pxe", STREQ(files[i], "root.squashfs") ? sha : NULL) : -ENOMEM;
+		const char *known = STREQ(files[i], "root.squashfs")   ? sha
+				    : STREQ(files[i], "image.img.zst") ? zsha
+				    : STREQ(files[i], "image.bmap")    ? bsha
+								       : NULL;
+		r = rel ? manifest_add_artifact(b, rel, "pxe", known) : -ENOMEM;
 	}
 	return r;
 }

@@ -47,7 +47,7 @@ static int zst_feed(struct zst *z, const void *buf, size_t len, ZSTD_EndDirectiv
 
 static int zst_chunk(void *ctx, const void *buf, size_t len) { return zst_feed(ctx, buf, len, ZSTD_e_continue); }
 
-static int zst_compress(int fd, uint64_t size, const char *name, struct out_file *f)
+int out_zst_compress(int fd, uint64_t size, const char *name, struct out_file *f)
 {
 	struct zst z = { .cctx = ZSTD_createCCtx(), .f = f, .out_size = ZSTD_CStreamOutSize() };
 	size_t rc;
@@ -81,7 +81,7 @@ out:
 static int zst_write(struct build *b, const struct output_ctx *o)
 {
 	(void)o;
-	return out_compressed(b, "zst", zst_compress);
+	return out_compressed(b, "zst", out_zst_compress);
 }
 
 const struct output_type out_zst = {

@@ -814,6 +814,13 @@ static int check_pxe_opts(const struct qemu_opts *o)
 		log_error("--mac '%s' is not a MAC address (six hex pairs with colons, a unicast one)", o->mac);
 		return EXIT_USAGE;
 	}
+	for (size_t i = 0; i < o->n_pxe_disks; i++) {
+		struct stat st;
+		if (stat(o->pxe_disks[i], &st) < 0 || !S_ISREG(st.st_mode) || access(o->pxe_disks[i], R_OK | W_OK) < 0) {
+			log_error("--disk '%s' is not a regular file this user can read and write", o->pxe_disks[i]);
+			return errno == ENOENT ? EXIT_MISSING : EXIT_USAGE;
+		}
+	}
 	return 0;
 }
 
@@ -1119,8 +1126,22 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 			return -ENOMEM;
 		r = r ?: strv_push(&v, "-netdev");
 		r = r ?: push_fmt(&v, "user,id=pxe,restrict=off,bootfile=%s", url);
+		/* Without disks, it is the first boot device. With disks, the firmware's own order
+		 * decides, as on a machine whose blank disk falls through to the network: a boot
+		 * order from QEMU (bootindex) would make OVMF delete every boot entry it does not
+		 * list, the one an install makes included. */
 		r = r ?: strv_push(&v, "-device");
-		r = r ?: push_fmt(&v, "%s,netdev=pxe,bootindex=0%s%s", nic, o->mac ? ",mac=" : "", o->mac ? o->mac : "");
+		r = r ?: push_fmt(&v, "%s,netdev=pxe%s%s%s", nic, o->n_pxe_disks ? "" : ",bootindex=0", o->mac ? ",mac=" : "",
+				  o->mac ? o->mac : "");
+		for (size_t i = 0; r == 0 && i < o->n_pxe_disks; i++) {
+			_cleanup_free_ char *f = qemu_escape(o->pxe_disks[i]);
+			if (!f)
+				return -ENOMEM;
+			r = r ?: strv_push(&v, "-drive");
+			r = r ?: push_fmt(&v, "file=%s,format=raw,if=none,id=disk%zu", f, i + 1);
+			r = r ?: strv_push(&v, "-device");
+			r = r ?: push_fmt(&v, "virtio-blk-pci,drive=disk%zu,serial=pmoves-disk%zu", i + 1, i + 1);
+		}
 	} else {
 		r = r ?: strv_push(&v, "-nic");
 		r = r ?: push_fmt(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");

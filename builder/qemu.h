@@ -16,6 +16,8 @@
 
 #define QEMU_SOCKNET_MAX 4
 
+#define QEMU_PXE_DISKS_MAX 4
+
 struct qemu_opts {
 	const char *image;  /* raw or qcow2 disk image */
 	const char *arch;   /* "x86_64", "aarch64", or NULL: manifest.json beside the image, the
@@ -53,6 +55,10 @@ struct qemu_opts {
 	const char *pxe_url;
 	bool bios;           /* with pxe_url: SeaBIOS instead of UEFI firmware */
 	const char *mac;     /* with pxe_url: the booting NIC's MAC, or NULL: QEMU's default */
+	/* with pxe_url: the machine's disks, raw files written in place (virtio, serial
+	 * pmoves-diskN from 1) */
+	const char *pxe_disks[QEMU_PXE_DISKS_MAX];
+	size_t n_pxe_disks;
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

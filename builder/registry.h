@@ -148,6 +148,8 @@ struct boot_loader {
 	unsigned archs;            /* ARCH_* bits it can boot */
 	const char *table;         /* the partition table it needs, or NULL for any */
 	const struct boot_part *needs; /* the partitions it needs, ended by one with type NULL */
+	bool uefi_only;            /* machines boot it by UEFI only: the network install refuses a
+				    * machine that netbooted by BIOS */
 	const char *config_file;   /* where "boot.config" lines go (the loader's own config file);
 				    * NULL: it takes none */
 	int (*check)(const struct profile *p, struct problems *pr); /* optional: more rules */

@@ -249,13 +249,15 @@ static void put16(uint8_t *p, uint16_t v)
 
 /* ---- the ESP ---- */
 
-static int find_esp(json_object *section, struct esp *ret, char **ret_msg)
+/* The ESP: the first EFI System partition of DEVICE, or (DEVICE NULL) the one mounted on
+ * ESP_MOUNT; its loader looked for in ESP_DIR, where it is mounted. 1, 0 (none: *ret_msg says
+ * why) or -errno. */
+static int find_esp(const char *device, const char *esp_dir, struct esp *ret, char **ret_msg)
 {
 	_cleanup_(fb_blockdev_done) struct fb_blockdev d = { 0 };
-	json_object *v;
 	int r;
-	if (section && json_object_object_get_ex(section, "device", &v)) {
-		r = fb_blockdev_of_path(json_object_get_string(v), &d, ret_msg);
+	if (device) {
+		r = fb_blockdev_of_path(device, &d, ret_msg);
 	} else {
 		r = fb_blockdev_of_mount(ESP_MOUNT, &d, ret_msg);
 		if (r == 0) {
@@ -294,7 +296,7 @@ static int find_esp(json_object *section, struct esp *ret, char **ret_msg)
 					       "/EFI/BOOT/BOOT" ARCH_UPPER ".EFI" };
 	const char *pick = loaders[ARRAY_SIZE(loaders) - 1];
 	for (size_t i = 0; i < ARRAY_SIZE(loaders); i++) {
-		_cleanup_free_ char *path = fb_strdupf(ESP_MOUNT "%s", loaders[i]);
+		_cleanup_free_ char *path = fb_strdupf("%s%s", esp_dir, loaders[i]);
 		if (path && fb_exists(path) > 0) {
 			pick = loaders[i];
 			break;
@@ -307,6 +309,12 @@ static int find_esp(json_object *section, struct esp *ret, char **ret_msg)
 			*c = '\\';
 	*ret = e;
 	return 1;
+}
+
+static const char *device_of(json_object *section)
+{
+	json_object *v;
+	return section && json_object_object_get_ex(section, "device", &v) ? json_object_get_string(v) : NULL;
 }
 
 /* ---- entries ---- */
@@ -394,7 +402,7 @@ static int efiboot_check(const struct fb_ctx *c, json_object *section, char **re
 	if (r < 0)
 		return r;
 	struct esp e;
-	r = find_esp(section, &e, ret_msg);
+	r = find_esp(device_of(section), ESP_MOUNT, &e, ret_msg);
 	if (r == 0) {
 		char *why = *ret_msg;
 		*ret_msg = fb_strdupf("Secure Boot %s; %s", secure_boot_state(), why ? why : "no ESP");
@@ -415,20 +423,15 @@ static int efiboot_check(const struct fb_ctx *c, json_object *section, char **re
 	return 1;
 }
 
-static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+/* An entry for E's loader (found, or made), first in BootOrder; with NEXT also BootNext: the
+ * next boot starts it whatever the order. */
+static int entry_ensure(const struct esp *e, bool next, char **ret_msg)
 {
-	(void)c;
-	struct esp e;
-	int r = efi_load(ret_msg);
-	if (r < 0)
-		return FB_FAILED;
-	r = find_esp(section, &e, ret_msg);
-	if (r <= 0)
-		return r == 0 ? FB_OK : FB_FAILED;
 	static struct entries en;
-	if ((r = entries_load(&e, &en)) < 0) {
+	int r = entries_load(e, &en);
+	if (r < 0) {
 		*ret_msg = fb_strdupf("cannot read the boot entries: %s", strerror(-r));
-		return FB_FAILED;
+		return r;
 	}
 	/* The entry first, then BootOrder: a cut between leaves an entry that the next run finds
 	 * and puts in the order. */
@@ -440,16 +443,16 @@ static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section
 		while (num < 0x10000 && en.used[num])
 			num++;
 		uint8_t opt[1024];
-		ssize_t len = load_option_build(&e, opt, sizeof(opt));
+		ssize_t len = load_option_build(e, opt, sizeof(opt));
 		char name[16];
 		if (num >= 0x10000 || len <= 0) {
 			*ret_msg = strdup(len <= 0 ? "cannot build the boot entry" : "no free Boot#### number");
-			return FB_FAILED;
+			return -EINVAL;
 		}
 		snprintf(name, sizeof(name), "Boot%04X", num & 0xffffu);
 		if ((r = var_write(name, opt, (size_t)len)) < 0) {
 			*ret_msg = fb_strdupf("cannot write the EFI variable '%s': %s", name, strerror(-r));
-			return FB_FAILED;
+			return r;
 		}
 		made = true;
 	}
@@ -462,12 +465,44 @@ static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section
 			put16(order + n, en.order[i]);
 		if ((r = var_write("BootOrder", order, n)) < 0) {
 			*ret_msg = fb_strdupf("cannot write the EFI variable 'BootOrder': %s", strerror(-r));
-			return FB_FAILED;
+			return r;
 		}
 	}
-	*ret_msg = fb_strdupf("Secure Boot %s; Boot%04X %s for '%s' on partition %u, first in BootOrder",
-			      secure_boot_state(), num, made ? "'" ENTRY_NAME "' made" : "found", e.loader, e.partno);
-	return FB_OK;
+	uint8_t nextv[2];
+	put16(nextv, (uint16_t)num);
+	if (next && (r = var_write("BootNext", nextv, sizeof(nextv))) < 0) {
+		*ret_msg = fb_strdupf("cannot write the EFI variable 'BootNext': %s", strerror(-r));
+		return r;
+	}
+	*ret_msg = fb_strdupf("Secure Boot %s; Boot%04X %s for '%s' on partition %u, first in BootOrder%s",
+			      secure_boot_state(), num, made ? "'" ENTRY_NAME "' made" : "found", e->loader, e->partno,
+			      next ? " and BootNext" : "");
+	return 0;
+}
+
+static enum fb_result efiboot_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
+{
+	(void)c;
+	struct esp e;
+	int r = efi_load(ret_msg);
+	if (r < 0)
+		return FB_FAILED;
+	r = find_esp(device_of(section), ESP_MOUNT, &e, ret_msg);
+	if (r <= 0)
+		return r == 0 ? FB_OK : FB_FAILED;
+	return entry_ensure(&e, false, ret_msg) < 0 ? FB_FAILED : FB_OK;
+}
+
+int fb_efiboot_install(const char *disk, const char *esp_dir, char **ret_msg)
+{
+	struct esp e;
+	int r = efi_load(ret_msg);
+	if (r < 0)
+		return r;
+	r = find_esp(disk, esp_dir, &e, ret_msg);
+	if (r == 0)
+		return -ENOENT;
+	return r < 0 ? r : entry_ensure(&e, true, ret_msg);
 }
 
 const struct fb_step step_efiboot = {
