@@ -262,9 +262,11 @@ static int write_image(struct install *in)
 	if (r == 0 && t.error)
 		r = t.error;
 	if (r < 0) {
-		if (d < 0 && r != d)
+		/* r == d: before_head said it. A download that failed cut the stream short; one that
+		 * got EPIPE was stopped by the write's failure, which the engine logged. */
+		if (d < 0 && d != -EPIPE && r != d)
 			say("write", "failed", "the download: %s", in->dl_error ? in->dl_error : strerror(-d));
-		else if (d == 0 || r != d)
+		else if (r != d)
 			say("write", "failed", "%s", t.why ? t.why : strerror(-r));
 		free(t.why);
 		return stopped("the disk's first MiB is zeros: it holds no partition table and does not boot");
