@@ -797,9 +797,10 @@ static int check_pxe_opts(const struct qemu_opts *o)
 		log_error("a network boot boots no IMAGE (given '%s')", o->image);
 		return EXIT_USAGE;
 	}
-	if (o->persist || o->disk_size || o->machine || o->iommu) {
-		log_error("--%s is for booting a disk image, not for a network boot",
-			  o->persist ? "persist" : o->disk_size ? "disk-size" : o->machine ? "machine" : "iommu");
+	if ((o->persist && !o->n_pxe_disks) || o->disk_size || o->machine || o->iommu) {
+		log_error("--%s is for booting a disk image, not for a network boot%s",
+			  o->persist ? "persist" : o->disk_size ? "disk-size" : o->machine ? "machine" : "iommu",
+			  o->persist ? " without --disk" : "");
 		return EXIT_USAGE;
 	}
 	if (o->bios && o->vars) {
@@ -816,8 +817,10 @@ static int check_pxe_opts(const struct qemu_opts *o)
 	}
 	for (size_t i = 0; i < o->n_pxe_disks; i++) {
 		struct stat st;
-		if (stat(o->pxe_disks[i], &st) < 0 || !S_ISREG(st.st_mode) || access(o->pxe_disks[i], R_OK | W_OK) < 0) {
-			log_error("--disk '%s' is not a regular file this user can read and write", o->pxe_disks[i]);
+		if (stat(o->pxe_disks[i], &st) < 0 || !S_ISREG(st.st_mode) ||
+		    access(o->pxe_disks[i], o->persist ? R_OK | W_OK : R_OK) < 0) {
+			log_error("--disk '%s' is not a regular file this user can read%s", o->pxe_disks[i],
+				  o->persist ? " and write (--persist)" : "");
 			return errno == ENOENT ? EXIT_MISSING : EXIT_USAGE;
 		}
 	}
@@ -1138,7 +1141,8 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 			if (!f)
 				return -ENOMEM;
 			r = r ?: strv_push(&v, "-drive");
-			r = r ?: push_fmt(&v, "file=%s,format=raw,if=none,id=disk%zu", f, i + 1);
+			r = r ?: push_fmt(&v, "file=%s,format=raw,if=none,id=disk%zu%s", f, i + 1,
+					  o->persist ? "" : ",snapshot=on");
 			r = r ?: strv_push(&v, "-device");
 			r = r ?: push_fmt(&v, "virtio-blk-pci,drive=disk%zu,serial=pmoves-disk%zu", i + 1, i + 1);
 		}

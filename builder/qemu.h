@@ -55,8 +55,8 @@ struct qemu_opts {
 	const char *pxe_url;
 	bool bios;           /* with pxe_url: SeaBIOS instead of UEFI firmware */
 	const char *mac;     /* with pxe_url: the booting NIC's MAC, or NULL: QEMU's default */
-	/* with pxe_url: the machine's disks, raw files written in place (virtio, serial
-	 * pmoves-diskN from 1) */
+	/* with pxe_url: the machine's disks, raw files (virtio, serial pmoves-diskN from 1), in
+	 * snapshot mode unless persist */
 	const char *pxe_disks[QEMU_PXE_DISKS_MAX];
 	size_t n_pxe_disks;
 };

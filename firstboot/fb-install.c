@@ -3,7 +3,7 @@
  * bmap's ranges written, each checked against the bmap's SHA-256 as it is decompressed, the
  * whole disk read back with O_DIRECT after. On the console:
  *
- *   pmoves-install: step=<check|disk|fetch|modules|write|config|boot> state=<start|ok|failed> [detail]
+ *   pmoves-install: step=<check|disk|fetch|modules|installed|write|config|boot> state=<start|ok|failed> [detail]
  *   pmoves-install: done disk=DEV seconds=S: rebooting
  *   pmoves-install: stopped: WHY
  *
@@ -18,8 +18,13 @@
  *     and nothing after it is written;
  *  3. the download's SHA-256 is checked against pmoves.image_sha256;
  *  4. only then is the first MiB (the GPT) written, and the disk read back and verified;
- *  5. the config becomes the ESP's pmoves/device.json, the boot entry is made (first in
- *     BootOrder, and BootNext), and the machine reboots into the installed system.
+ *  5. the config becomes the ESP's pmoves/device.json, the ESP's pmoves/install.json names the
+ *     image, the boot entry is made (first in BootOrder, and BootNext), and the machine
+ *     reboots into the installed system.
+ *
+ * A disk whose ESP's pmoves/install.json names the pinned image already is not written again:
+ * the boot entry is made and the machine reboots into it (a machine whose firmware keeps the
+ * network first comes back here on every boot). A new image installs.
  *
  * A failure at any step stops the machine in the initramfs with the reason on the console,
  * and leaves the disk without a partition table (its first MiB zeros): it never boots
@@ -36,6 +41,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
@@ -49,6 +55,7 @@
 #define ESP_DIR NB_RAM_DIR "/esp"
 #define EFIVARS "/sys/firmware/efi/efivars"
 #define CONFIG_MAX (1u << 20)
+#define INSTALL_NOTE ESP_DIR "/pmoves/install.json"
 #define say(...) nb_say(NI, __VA_ARGS__)
 
 static const uint8_t esp_type[16] = { 0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2,
@@ -293,14 +300,15 @@ static int unboot(struct install *in, const char *why)
 
 /* The ESP of the written disk mounted on ESP_DIR, through a loop device over its bytes (no
  * wait for udev to make the partition's node). *ret_loop: keep it open until unmounted. */
-static int mount_esp(struct install *in, int *ret_loop)
+static int mount_esp(struct install *in, int fd, bool rw, int *ret_loop)
 {
 	_cleanup_free_ struct gpt_disk *g = malloc(sizeof(*g));
 	if (!g)
 		return -ENOMEM;
-	int r = gpt_read(in->disk_fd, g);
+	int r = gpt_read(fd, g);
 	if (r < 0) {
-		say("config", "failed", "cannot read the GPT written to '%s': %s", in->disk->dev, strerror(-r));
+		if (rw)
+			say("config", "failed", "cannot read the GPT written to '%s': %s", in->disk->dev, strerror(-r));
 		return r;
 	}
 	const struct gpt_part *esp = NULL;
@@ -308,22 +316,44 @@ static int mount_esp(struct install *in, int *ret_loop)
 		if (memcmp(g->part[i].type_guid, esp_type, 16) == 0)
 			esp = &g->part[i];
 	if (!esp) {
-		say("config", "failed", "the image has no EFI System partition");
+		if (rw)
+			say("config", "failed", "the image has no EFI System partition");
 		return -ENOENT;
 	}
 	char dev[32];
-	int lfd = nb_loop_attach(in->disk_fd, esp->start, esp->size, true, "pmoves-esp", dev);
+	int lfd = nb_loop_attach(fd, esp->start, esp->size, rw, "pmoves-esp", dev);
 	if (lfd < 0 || ((mkdir(ESP_DIR, 0700) < 0 && errno != EEXIST) ||
-			mount(dev, ESP_DIR, "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC, "fmask=0177,dmask=0077") < 0)) {
+			mount(dev, ESP_DIR, "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC | (rw ? 0 : MS_RDONLY),
+			      "fmask=0177,dmask=0077") < 0)) {
 		r = lfd < 0 ? lfd : -errno;
-		say("config", "failed", "cannot mount the ESP (partition %u of '%s'): %s", esp->number, in->disk->dev,
-		    strerror(-r));
+		if (rw)
+			say("config", "failed", "cannot mount the ESP (partition %u of '%s'): %s", esp->number,
+			    in->disk->dev, strerror(-r));
 		if (lfd >= 0)
 			close(lfd);
 		return r;
 	}
 	*ret_loop = lfd;
 	return 0;
+}
+
+static int umount_esp(int lfd)
+{
+	sync();
+	int r = umount(ESP_DIR) < 0 ? -errno : 0;
+	close(lfd);
+	return r;
+}
+
+/* INSTALL_NOTE: which image this disk holds (installed_boot reads it). */
+static int write_note(struct install *in)
+{
+	_cleanup_free_ char *note = strdupf("{ \"image_sha256\": \"%s\", \"bmap_sha256\": \"%s\", \"installed\": %lld }\n",
+					    in->image_pin, in->bmap_pin, (long long)time(NULL));
+	int r = note ? write_file_atomic(INSTALL_NOTE, note, strlen(note), 0600) : -ENOMEM;
+	if (r < 0)
+		say("config", "failed", "cannot write '%s': %s", INSTALL_NOTE, strerror(-r));
+	return r;
 }
 
 static int write_config(const char *config)
@@ -372,24 +402,52 @@ static int configure(struct install *in, const char *config)
 {
 	say("config", "start", "%s", config ? "device.json" : "none given: the image's own config");
 	int lfd = -1;
-	int r = mount_esp(in, &lfd);
+	int r = mount_esp(in, in->disk_fd, true, &lfd);
 	if (r == 0 && config)
 		r = write_config(config);
 	if (r == 0 && !config)
 		say("config", "ok", NULL);
+	if (r == 0)
+		r = write_note(in);
 	if (r == 0) {
 		say("boot", "start", NULL);
 		r = boot_entry(in);
 	}
 	if (lfd >= 0) {
-		sync();
-		if (umount(ESP_DIR) < 0 && r == 0) {
-			r = -errno;
+		int u = umount_esp(lfd);
+		if (u < 0 && r == 0) {
+			r = u;
 			say("config", "failed", "cannot unmount the ESP: %s", strerror(-r));
 		}
-		close(lfd);
 	}
 	return r;
+}
+
+/* Is the pinned image on the disk already? An install leaves INSTALL_NOTE on the ESP, naming
+ * the image. Then the machine boots it (a boot entry, BootNext) instead of writing it again: a
+ * machine whose firmware keeps the network first in its boot order comes here on every boot.
+ * 1: installed, the boot entry made; 0: not (a blank disk, another image); -errno. */
+static int installed_boot(struct install *in)
+{
+	_cleanup_close_ int fd = open(in->disk->dev, O_RDONLY | O_CLOEXEC);
+	int lfd = -1;
+	if (fd < 0 || mount_esp(in, fd, false, &lfd) < 0)
+		return 0;
+	_cleanup_free_ char *text = NULL;
+	json_object *note = NULL, *v;
+	bool same = read_file(INSTALL_NOTE, 4096, &text, NULL) == 0 && (note = json_tokener_parse(text)) &&
+		    json_object_object_get_ex(note, "image_sha256", &v) && json_object_is_type(v, json_type_string) &&
+		    STREQ(json_object_get_string(v), in->image_pin);
+	json_object_put(note);
+	int r = 0;
+	if (same) {
+		say("installed", "ok", "this image (sha256 %s) is on %s already: booting it, nothing written", in->image_pin,
+		    in->disk->dev);
+		say("boot", "start", NULL);
+		r = boot_entry(in);
+	}
+	umount_esp(lfd);
+	return r < 0 ? r : same;
 }
 
 int fb_netboot_install(const char *cmdline)
@@ -410,9 +468,16 @@ int fb_netboot_install(const char *cmdline)
 		r = fetch_maps(&in, &config);
 	if (r == FB_EXIT_OK && nb_load_modules(NI, "order") < 0)
 		r = stopped("nothing written");
-	if (r == FB_EXIT_OK)
+	bool installed = false;
+	if (r == FB_EXIT_OK) {
+		int k = installed_boot(&in);
+		if (k < 0)
+			r = stopped("the image is installed, but its boot entry could not be made");
+		installed = k > 0;
+	}
+	if (r == FB_EXIT_OK && !installed)
 		r = write_image(&in);
-	if (r == FB_EXIT_OK && configure(&in, config) < 0)
+	if (r == FB_EXIT_OK && !installed && configure(&in, config) < 0)
 		r = unboot(&in, "the image is written, but its config or boot entry is not");
 	if (config)
 		unlink(config);
@@ -420,7 +485,8 @@ int fb_netboot_install(const char *cmdline)
 		install_done(&in);
 		return r;
 	}
-	printf("%s: done disk=%s seconds=%.0f: rebooting\n", NI, in.disk->dev, now_seconds() - t0);
+	printf("%s: done disk=%s%s seconds=%.0f: rebooting\n", NI, in.disk->dev, installed ? " installed=already" : "",
+	       now_seconds() - t0);
 	fflush(stdout);
 	install_done(&in);
 	sync();

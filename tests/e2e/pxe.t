@@ -19,7 +19,7 @@ need qemu-system-x86_64 mmdebstrap mksquashfs python3 sha256sum dnsmasq ip
 
 T=$(mktemp -d /tmp/pmoves-e2e-pxe.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 86
+plan 89
 
 # mksquashfs reads SOURCE_DATE_EPOCH itself and refuses its time options beside it
 export SOURCE_DATE_EPOCH=1700000000
@@ -156,7 +156,7 @@ JSON
 blank() { rm -f "$1" && truncate -s "$2" "$1"; }
 zeros() { [ "$(tr -d '\0' <"$1" | head -c 1 | wc -c)" = 0 ]; }
 blank "$T/disk1.img" 4G
-"$PMOVES_IMAGE" run --pxe "$B" --mac "$IMAC" --inventory "$T/install-fleet.json" --disk "$T/disk1.img" \
+"$PMOVES_IMAGE" run --pxe "$B" --mac "$IMAC" --inventory "$T/install-fleet.json" --disk "$T/disk1.img" --persist \
 	--expect 'pmoves-firstboot: done status=|pmoves-install: stopped' --timeout 900 --log "$T/install.log" >"$T/install.out" 2>"$T/install.err"
 rc=$?; clean "$T/install.log" >"$T/install.txt"
 grep -q 'done status=ok' "$T/install.out"; ok $? "install (UEFI): the installed system comes to the end of its first boot"
@@ -168,16 +168,25 @@ grep -aq 'pmoves-install: done disk=/dev/vda' "$T/install.txt" && grep -aq 'BdsD
 ok $? "install: the machine rebooted through the UEFI boot entry the install made"
 grep -aq 'pmoves-firstboot: step=hostname state=ok metal-1' "$T/install.txt"; ok $? "install: the hostname the inventory gives its MAC"
 grep -aq "step=growfs state=ok partition 2 of '/dev/vda'" "$T/install.txt"; ok $? "install: the first boot grew the root over the disk"
-cmp -s -n 512 "$T/image.raw" "$T/disk1.img" && python3 -c 'import sys; d=open(sys.argv[1],"rb"); d.seek(512); sys.exit(d.read(8)!=b"EFI PART")' "$T/disk1.img"
-ok $? "install: the disk starts with the image's protective MBR and a GPT"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(520); sys.exit(not (d[510:512]==b"\x55\xaa" and d[450]==0xee and d[512:520]==b"EFI PART"))' "$T/disk1.img"
+ok $? "install: the disk has a protective MBR and a GPT"
 MTOOLS_SKIP_CHECK=1 mtype -i "$T/disk1.img@@1M" ::/pmoves/device.json 2>/dev/null | grep -q '"hostname": *"metal-1"'
 ok $? "install: the machine's config is the ESP's pmoves/device.json"
 grep -q '"GET /image.img.zst" 200' "$T/install.err"; ok $? "install: serve logged the image's download"
+# Netbooted again in install mode (a firmware that keeps the network first): the disk holds this
+# image already, so the machine boots it instead of writing it again.
+"$PMOVES_IMAGE" run --pxe "$B" --mac "$IMAC" --inventory "$T/install-fleet.json" --disk "$T/disk1.img" --persist \
+	--expect 'BdsDxe: starting Boot[0-9A-F]+ "PMOVES"|pmoves-install: stopped' --timeout 600 --log "$T/again.log" >"$T/again.out" 2>"$T/again.err"
+clean "$T/again.log" >"$T/again.txt"
+grep -aq "pmoves-install: step=installed state=ok this image (sha256 $ZSHA) is on /dev/vda already: booting it, nothing written" "$T/again.txt" &&
+	grep -aq 'pmoves-install: done disk=/dev/vda installed=already' "$T/again.txt" && grep -q '"PMOVES"' "$T/again.out"
+ok $? "install again: the disk holds the image already, the machine boots it"
+! grep -aq 'step=write' "$T/again.txt" && ! grep -q '"GET /image.img.zst"' "$T/again.err"; ok $? "... without downloading or writing it"
 
 # ---- install refused: two disks and no rule ----
 blank "$T/disk1.img" 3G
 blank "$T/disk2.img" 3G
-"$PMOVES_IMAGE" run --pxe "$B" --mode install --disk "$T/disk1.img" --disk "$T/disk2.img" \
+"$PMOVES_IMAGE" run --pxe "$B" --mode install --disk "$T/disk1.img" --disk "$T/disk2.img" --persist \
 	--expect 'pmoves-install: stopped|pmoves-firstboot: done' --timeout 600 --log "$T/two.log" >"$T/two.out" 2>"$T/two.err"
 clean "$T/two.log" >"$T/two.txt"
 grep -aq 'pmoves-install: stopped: no disk chosen: nothing written' "$T/two.txt"; ok $? "two disks and no rule: the install stops"
@@ -186,7 +195,7 @@ ok $? "... naming both disks and how to choose one"
 zeros "$T/disk1.img" && zeros "$T/disk2.img"; ok $? "... both disks are still blank"
 
 # ---- install refused: a BIOS netboot of an image that boots only by UEFI ----
-"$PMOVES_IMAGE" run --pxe "$B" --firmware bios --mode install --disk "$T/disk1.img" \
+"$PMOVES_IMAGE" run --pxe "$B" --firmware bios --mode install --disk "$T/disk1.img" --persist \
 	--expect 'pmoves-install: stopped|pmoves-firstboot: done' --timeout 600 --log "$T/biosi.log" >"$T/biosi.out" 2>"$T/biosi.err"
 clean "$T/biosi.log" >"$T/biosi.txt"
 grep -aq 'pmoves-install: step=check state=failed the image boots only by UEFI, and this machine netbooted by BIOS: nothing written' "$T/biosi.txt"
@@ -199,7 +208,7 @@ zeros "$T/disk1.img"; ok $? "... the disk is still blank"
 mkdir "$T/badpin.pxe" && cp -al "$B"/. "$T/badpin.pxe"/ && rm "$T/badpin.pxe/boot.ipxe"
 sed "s/pmoves.image_sha256=$ZSHA/pmoves.image_sha256=$(printf '%064d' 0)/" "$B/boot.ipxe" >"$T/badpin.pxe/boot.ipxe"
 blank "$T/disk1.img" 3G
-"$PMOVES_IMAGE" run --pxe "$T/badpin.pxe" --mode install --disk "$T/disk1.img" \
+"$PMOVES_IMAGE" run --pxe "$T/badpin.pxe" --mode install --disk "$T/disk1.img" --persist \
 	--expect 'pmoves-install: stopped|pmoves-firstboot: done' --timeout 600 --log "$T/pin.log" >"$T/pin.out" 2>"$T/pin.err"
 clean "$T/pin.log" >"$T/pin.txt"
 grep -aq 'pmoves-install: stopped: the disk.s first MiB is zeros: it holds no partition table and does not boot' "$T/pin.txt"
@@ -299,6 +308,8 @@ is $? 2 "--firmware other than uefi or bios: exit 2"
 is $? 2 "--mode other than live or install: exit 2"
 "$PMOVES_IMAGE" run --pxe "$B" --disk "$T/nowhere.img" >/dev/null 2>&1
 is $? 3 "--disk that does not exist: exit 3"
+"$PMOVES_IMAGE" run --pxe "$B" --persist >/dev/null 2>&1
+is $? 2 "--persist with --pxe and no --disk: exit 2"
 "$BUILD/target/$(uname -m)/pmoves-firstboot" netboot install >"$T/nbi.out" 2>"$T/nbi.err"
 is $? 2 "netboot install without pmoves.image on the kernel command line: exit 2"
 grep -q 'pmoves.image=URL and pmoves.image_sha256=HEX' "$T/nbi.err"; ok $? "... saying what it needs"
