@@ -11,7 +11,7 @@ need curl openssl sha256sum timeout
 T=$(mktemp -d /tmp/pmoves-e2e-serve.XXXXXX)
 PIDS=
 trap 'for p in $PIDS; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 69
+plan 71
 
 c() { curl --noproxy '*' -s --max-time 30 "$@"; }
 code() { c -o /dev/null -w '%{http_code}' "$@"; }
@@ -206,11 +206,12 @@ ok $? "on 0.0.0.0: the dnsmasq lines with this machine's address and port, and t
 
 # per-machine scripts and configs from an inventory
 cat >"$T/fleet.json" <<'JSON'
-{ "devices": [ { "name": "n1", "mac": "52:54:00:AA:BB:01", "config": { "hostname": "n1" } },
+{ "devices": [ { "name": "n1", "mac": "52:54:00:AA:BB:01", "config": { "hostname": "n1" },
+                 "netboot": { "mode": "install", "disk": "serial:pmoves-disk1" } },
                { "name": "n2", "config": { "hostname": "n2" } } ] }
 JSON
 INV_PID=$PID INV_PORT=$PORT
-start inv "$D" --listen 127.0.0.1:0 --inventory "$T/fleet.json"
+start inv "$D" --listen 127.0.0.1:0 --inventory "$T/fleet.json" --mode live
 ok $? "serve --inventory starts"
 grep -q "inventory '$T/fleet.json': 1 machine by MAC" "$T/inv.err"; ok $? "... and counts the machines it knows by MAC"
 V=http://127.0.0.1:$PORT
@@ -221,6 +222,9 @@ is "$(sed -n 1,3p "$T/m.ipxe")" "$(printf '#!ipxe\nset pmoves-base %s/\nset pmov
 grep -qx "set pmoves-config pmoves.config=$V/machine/52-54-00-aa-bb-01.json pmoves.config_sha256=$(sha <"$T/m.json")" "$T/m.ipxe"
 ok $? "... its config's URL and the SHA-256 of what that URL serves"
 tail -n 2 "$T/m.ipxe" | cmp -s - <(tail -n 2 "$D/boot.ipxe"); ok $? "... then the bundle's boot.ipxe"
+grep -qx 'set pmoves-mode install' "$T/m.ipxe" && grep -qx 'set pmoves-disk pmoves.disk=serial:pmoves-disk1' "$T/m.ipxe"
+ok $? "... and the entry's netboot mode and disk rule"
+is "$(c "$V/boot.ipxe" | sed -n 3p)" 'isset ${pmoves-mode} || set pmoves-mode live' "serve --mode: boot.ipxe defaults the mode, after the machine's script had its say"
 python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"hostname": "n1"}' "$T/m.json"
 ok $? "machine/MAC.json: the entry's config"
 is "$(code "$V/machine/52-54-00-aa-bb-02.ipxe") $(code "$V/machine/52-54-00-aa-bb-02.json")" "404 404" \
