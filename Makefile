@@ -220,7 +220,7 @@ deps:
 # the mesh step over the HaLow path (a vendor driver package, stand-in); mesh.t and
 # mesh-wifi.t boot the same step.
 E2E_ALL := $(sort $(wildcard tests/e2e/*.t))
-E2E_SLOW := tests/e2e/mesh-halow.t
+E2E_SLOW := tests/e2e/mesh-halow.t tests/e2e/pxe-lan.t
 E2E := $(filter-out $(E2E_SLOW),$(E2E_ALL))
 
 # deps first, then a fresh make: pkg-config is read when the Makefile is, so the libraries

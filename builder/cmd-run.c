@@ -21,7 +21,8 @@ static void run_usage(FILE *f)
 	fprintf(f,
 		"usage: pmoves-image run IMAGE [--arch x86_64|aarch64] [--expect REGEX] [--timeout S]\n"
 		"       pmoves-image run --pxe BUNDLE [--firmware uefi|bios] [--mac MAC] [--inventory FILE]\n"
-		"                         [--mode live|install] [--disk FILE]... [--expect ...]\n"
+		"                         [--mode live|install] [--disk FILE]... [--network-first]\n"
+		"                         [--expect ...]\n"
 		"                         [--config FILE] [--persist] [--log FILE] [--memory MiB]\n"
 		"                         [--cpus N] [--net] [--accel auto|kvm|tcg] [--vars FILE]\n"
 		"                         [--iommu] [--socket-net listen:PORT|connect:PORT]... [--no-reboot]\n"
@@ -86,7 +87,9 @@ static void run_usage(FILE *f)
 		"                   mode (default: the bundle's, live)\n"
 		"  --disk FILE      with --pxe: a disk of the machine, a raw file (written only with\n"
 		"                   --persist), on virtio with serial pmoves-diskN (N from 1, in\n"
-		"                   order); up to %d\n"
+		"                   order); up to %d\n"		"  --network-first  with --disk: the network stays the first boot device (QEMU's boot\n"
+		"                   order, so OVMF drops the boot entries an install makes): a\n"
+		"                   firmware that netboots every time\n"
 		"  -v, --verbose    print the QEMU command line\n"
 		"  -h, --help       show this help\n"
 		"\n"
@@ -252,7 +255,7 @@ int cmd_run(int argc, char **argv)
 {
 	enum { O_ARCH = 256, O_EXPECT, O_TIMEOUT, O_CONFIG, O_PERSIST, O_NO_REBOOT, O_LOG, O_MEMORY, O_CPUS,
 	       O_NET, O_ACCEL, O_VARS, O_IOMMU, O_SOCKNET, O_MACHINE, O_DISK_SIZE, O_PXE, O_FIRMWARE, O_MAC,
-	       O_INVENTORY, O_MODE, O_DISK };
+	       O_INVENTORY, O_MODE, O_DISK, O_NETWORK_FIRST };
 	static const struct option opts[] = {
 		{ "arch", required_argument, NULL, O_ARCH },
 		{ "expect", required_argument, NULL, O_EXPECT },
@@ -276,6 +279,7 @@ int cmd_run(int argc, char **argv)
 		{ "inventory", required_argument, NULL, O_INVENTORY },
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "disk", required_argument, NULL, O_DISK },
+		{ "network-first", no_argument, NULL, O_NETWORK_FIRST },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -369,6 +373,9 @@ int cmd_run(int argc, char **argv)
 			}
 			o.pxe_disks[o.n_pxe_disks++] = optarg;
 			break;
+		case O_NETWORK_FIRST:
+			o.network_first = true;
+			break;
 		case 'v':
 			log_verbose = 1;
 			break;
@@ -382,6 +389,10 @@ int cmd_run(int argc, char **argv)
 			log_error("'%s' is not an option of run, see 'pmoves-image run --help'", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
+	}
+	if (o.network_first && !o.n_pxe_disks) {
+		log_error("--network-first is for a network boot with --disk");
+		return EXIT_USAGE;
 	}
 	if ((firmware || o.mac || inventory || mode || o.n_pxe_disks) && !pxe) {
 		log_error("--%s is for a network boot (--pxe BUNDLE)",

@@ -1130,11 +1130,13 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: strv_push(&v, "-netdev");
 		r = r ?: push_fmt(&v, "user,id=pxe,restrict=off,bootfile=%s", url);
 		/* Without disks, it is the first boot device. With disks, the firmware's own order
-		 * decides, as on a machine whose blank disk falls through to the network: a boot
-		 * order from QEMU (bootindex) would make OVMF delete every boot entry it does not
-		 * list, the one an install makes included. */
+		 * decides, as on a machine whose blank disk falls through to the network, unless
+		 * network_first: a boot order from QEMU (bootindex) makes OVMF delete every boot
+		 * entry it does not list, the one an install makes included, so the machine comes
+		 * back to the network on every boot. */
+		bool first = !o->n_pxe_disks || o->network_first;
 		r = r ?: strv_push(&v, "-device");
-		r = r ?: push_fmt(&v, "%s,netdev=pxe%s%s%s", nic, o->n_pxe_disks ? "" : ",bootindex=0", o->mac ? ",mac=" : "",
+		r = r ?: push_fmt(&v, "%s,netdev=pxe%s%s%s", nic, first ? ",bootindex=0" : "", o->mac ? ",mac=" : "",
 				  o->mac ? o->mac : "");
 		for (size_t i = 0; r == 0 && i < o->n_pxe_disks; i++) {
 			_cleanup_free_ char *f = qemu_escape(o->pxe_disks[i]);

@@ -59,6 +59,7 @@ struct qemu_opts {
 	 * snapshot mode unless persist */
 	const char *pxe_disks[QEMU_PXE_DISKS_MAX];
 	size_t n_pxe_disks;
+	bool network_first;  /* with pxe_disks: the NIC first in QEMU's boot order all the same */
 };
 
 /* Boot o->image and return an exit status (cmd.h): 0 the console matched o->expect (the line

@@ -58,9 +58,6 @@
 #define INSTALL_NOTE ESP_DIR "/pmoves/install.json"
 #define say(...) nb_say(NI, __VA_ARGS__)
 
-static const uint8_t esp_type[16] = { 0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2,
-				      0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
-
 struct install {
 	char *image, *image_pin, *bmap_url, *bmap_pin, *config, *config_pin, *firmware, *rule;
 	struct fb_disk *disks;
@@ -313,7 +310,7 @@ static int mount_esp(struct install *in, int fd, bool rw, int *ret_loop)
 	}
 	const struct gpt_part *esp = NULL;
 	for (unsigned i = 0; i < g->n && !esp; i++)
-		if (memcmp(g->part[i].type_guid, esp_type, 16) == 0)
+		if (memcmp(g->part[i].type_guid, gpt_type_esp, 16) == 0)
 			esp = &g->part[i];
 	if (!esp) {
 		if (rw)

@@ -58,9 +58,6 @@ static const struct fb_field efiboot_fields[] = {
 };
 static const struct fb_field efiboot_schema = { NULL, FB_T_OBJECT, efiboot_fields, NULL, NULL, 0, 0 };
 
-static const uint8_t esp_type[16] = { 0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2,
-				      0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
-
 struct esp {
 	unsigned partno;
 	uint64_t start_lba, size_lba;
@@ -284,7 +281,7 @@ static int find_esp(const char *device, const char *esp_dir, struct esp *ret, ch
 	}
 	const struct gpt_part *p = NULL;
 	for (unsigned i = 0; i < g->n && !p; i++)
-		if (d.partno ? g->part[i].number == d.partno : memcmp(g->part[i].type_guid, esp_type, 16) == 0)
+		if (d.partno ? g->part[i].number == d.partno : memcmp(g->part[i].type_guid, gpt_type_esp, 16) == 0)
 			p = &g->part[i];
 	if (!p) {
 		*ret_msg = fb_strdupf("no EFI System partition on '%s'", d.disk);

@@ -14,6 +14,9 @@
 /* The reader accepts arrays written by other tools, within reason. */
 #define GPT_READ_MAX_ARRAY (1024u * 1024u)
 
+const uint8_t gpt_type_esp[16] = { 0xc1, 0x2a, 0x73, 0x28, 0xf8, 0x1f, 0x11, 0xd2,
+				   0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b };
+
 void gpt_guid_swap(const uint8_t in[16], uint8_t out[16])
 {
 	uint8_t t[16];

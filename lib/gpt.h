@@ -46,6 +46,10 @@ struct gpt_entry {
 } __attribute__((packed));
 _Static_assert(sizeof(struct gpt_entry) == 128, "GPT entry is 128 bytes");
 
+/* The EFI System partition's type, C12A7328-F81F-11D2-BA4B-00A0C93EC93B, in text order (as
+ * gpt_part.type_guid holds it). */
+extern const uint8_t gpt_type_esp[16];
+
 /* GUIDs: the text (and uuid_parse) order is big-endian; on disk the first three fields are
  * little-endian ("mixed-endian"). The conversion is its own inverse. */
 void gpt_guid_swap(const uint8_t in[16], uint8_t out[16]);
