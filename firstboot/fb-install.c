@@ -243,9 +243,9 @@ static int write_image(struct install *in)
 	if (!shown || !bshown || pipe2(p, O_CLOEXEC) < 0)
 		return stopped("out of resources: nothing written");
 	struct flash_image img;
-	int r = flash_image_open_stream(p[0], FLASH_ZSTD, shown, bshown, &in->bm, &img);
+	int r = flash_image_open_stream(p[0], FLASH_ZSTD, shown, bshown, &in->bm, &img); /* takes p[0] */
 	if (r < 0) {
-		close(p[0]), close(p[1]);
+		close(p[1]);
 		return stopped("out of memory: nothing written");
 	}
 	in->pipe_w = p[1];

@@ -79,8 +79,9 @@ struct flash_opts {
  * bytes (the largest target): -EFBIG beyond. Logs what is wrong; 0 or -errno (-EBADMSG: a bad
  * bmap or a bmap that does not fit the image). */
 int flash_image_open(const char *image, const char *bmap, uint64_t limit, struct flash_image *ret);
-/* A stream of FORMAT (FD, taken: a pipe a download fills) laid out by BM, which the caller
- * parsed and checked; NAME and BMAP_NAME name the two in messages (NAME is not copied). */
+/* A stream of FORMAT (FD, taken, closed on failure too: a pipe a download fills) laid out by
+ * BM, which the caller parsed and checked; NAME and BMAP_NAME name the two in messages (NAME is
+ * not copied). */
 int flash_image_open_stream(int fd, enum flash_format format, const char *name, const char *bmap_name,
 			    const struct bmap *bm, struct flash_image *ret);
 void flash_image_close(struct flash_image *img);

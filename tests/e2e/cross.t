@@ -30,8 +30,8 @@ is "$(readelf -h "$A64" | sed -n 's/^ *Class: *//p')" ELF64 "readelf: 64-bit"
 is "$(readelf -l "$A64" | sed -n 's/.*interpreter: \(.*\)]/\1/p')" /lib/ld-linux-aarch64.so.1 \
 	"its interpreter is Debian's arm64 dynamic loader"
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' '; }
-is "$(needed "$A64")" "libjson-c.so.5 libcurl.so.4 libcrypto.so.3 libblkid.so.1 libc.so.6 " \
-	"it links exactly json-c, libcurl, libcrypto, libblkid and libc by soname"
+is "$(needed "$A64")" "libjson-c.so.5 libcurl.so.4 libcrypto.so.3 libblkid.so.1 libzstd.so.1 liblzma.so.5 libc.so.6 " \
+	"it links exactly json-c, libcurl, libcrypto, libblkid, libzstd, liblzma (the network install's flash engine) and libc by soname"
 is "$(needed "$A64")" "$(needed "$X86")" "... the same libraries as the x86_64 build"
 glibc_max() { readelf -V "$1" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1; }
 G=$(glibc_max "$A64")
