@@ -134,26 +134,31 @@ unsigned out_threads(void)
 	return n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
 }
 
-int out_compressed(struct build *b, const char *suffix,
-		   int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f))
+int out_compressed_as(struct build *b, const char *name,
+		      int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f), char ret_sha256[65])
 {
-	_cleanup_free_ char *name = strdupf("%s.img.%s", b->p->name, suffix);
-	if (!name)
-		return -ENOMEM;
 	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return log_errno(-errno, "cannot open '%s'", b->image);
 	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
-	char sha[65];
 	int r = out_file_open(b, name, 0600, &f);
 	if (r == 0)
 		r = compress(fd, (uint64_t)st.st_size, name, &f);
 	if (r == 0)
-		r = out_file_commit(&f, sha);
+		r = out_file_commit(&f, ret_sha256);
 	if (r == -EINTR)
 		return r;
-	if (r < 0)
-		return log_errno(r, "cannot write '%s/%s'", b->tmp_dir, name);
-	return manifest_add_artifact(b, name, suffix, sha);
+	return r < 0 ? log_errno(r, "cannot write '%s/%s'", b->tmp_dir, name) : 0;
+}
+
+int out_compressed(struct build *b, const char *suffix,
+		   int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f))
+{
+	_cleanup_free_ char *name = strdupf("%s.img.%s", b->p->name, suffix);
+	char sha[65];
+	if (!name)
+		return -ENOMEM;
+	int r = out_compressed_as(b, name, compress, sha);
+	return r < 0 ? r : manifest_add_artifact(b, name, suffix, sha);
 }

@@ -36,6 +36,10 @@ void out_file_done(struct out_file *f);
 int image_stream(int fd, uint64_t size, const char *what, int (*fn)(void *ctx, const void *buf, size_t len),
 		 void *ctx);
 
+/* The image compressed into tmp_dir/NAME (0600: it holds the image's bytes) by COMPRESS, which
+ * streams the image's SIZE bytes from FD into F; its SHA-256 into RET_SHA256. Logs. */
+int out_compressed_as(struct build *b, const char *name,
+		      int (*compress)(int fd, uint64_t size, const char *name, struct out_file *f), char ret_sha256[65]);
 /* The image compressed into NAME.img.SUFFIX (0600: it holds the image's bytes) by COMPRESS,
  * which streams the image's SIZE bytes from FD into F; listed in the manifest as SUFFIX. */
 int out_compressed(struct build *b, const char *suffix,

@@ -483,26 +483,18 @@ static int write_text(struct bundle *nb, const char *name, char *text)
 static int write_install_image(struct bundle *nb, char zsha[65], char bsha[65])
 {
 	struct build *b = nb->b;
-	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return log_errno(-errno, "cannot open '%s'", b->image);
 	_cleanup_free_ char *zrel = strdupf("%s/image.img.zst", nb->name), *bpath = strdupf("%s/image.bmap", nb->dir);
 	_cleanup_free_ char *text = NULL;
-	_cleanup_(out_file_done) struct out_file f = { .fd = -1 };
 	struct bmap_blocks *m = NULL;
 	size_t len = 0;
 	if (!zrel || !bpath)
 		return -ENOMEM;
-	int r = out_file_open(b, zrel, 0600, &f);
-	if (r == 0)
-		r = out_zst_compress(fd, (uint64_t)st.st_size, zrel, &f);
-	if (r == 0)
-		r = out_file_commit(&f, zsha);
-	if (r == -EINTR)
-		return r;
+	int r = out_compressed_as(b, zrel, out_zst_compress, zsha);
 	if (r < 0)
-		return log_errno(r, "cannot write '%s/%s'", b->tmp_dir, zrel);
+		return r;
+	_cleanup_close_ int fd = open(b->image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(-errno, "cannot open '%s'", b->image);
 	r = bmap_create(fd, NULL, NULL, &m);
 	if (r == 0)
 		r = bmap_format(m, &text, &len);

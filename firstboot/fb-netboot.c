@@ -2,9 +2,10 @@
  * boot"). The bundle's initramfs script (scripts/pmoves, written by the builder's output "pxe")
  * brings the network up and runs
  *
- *   pmoves-firstboot netboot live --mount DIR
+ *   pmoves-firstboot netboot --mount DIR
  *
- * which makes DIR (initramfs-tools' ${rootmnt}) the live root: the squashfs at pmoves.root=URL,
+ * whose mode is pmoves.mode= on the kernel command line: install (fb-install.c) writes the
+ * machine's disk and reboots into it; live (here, the default) makes DIR (initramfs-tools' ${rootmnt}) the live root: the squashfs at pmoves.root=URL,
  * pinned by pmoves.root_sha256=HEX on the kernel command line, downloaded into a RAM
  * filesystem, checked as it comes, and mounted read-only under a RAM overlay. Nothing
  * persists: every boot starts from the same squashfs. It says what it does on the console:
@@ -15,7 +16,7 @@
  * Everything lives under /run/pmoves (its own tmpfs), which initramfs-tools moves into the
  * booted system with /run: the squashfs file, its loop device's mount (lower), the overlay's
  * writable half (upper, work). Kernel modules the initramfs lacks (squashfs, overlay, loop)
- * come with the bundle in MODULES_DIR, loaded in the order its file "order" lists. */
+ * come with the bundle in NB_MODULES_DIR, loaded in the order its file "order" lists. */
 #include "download.h"
 #include "fb-config.h"
 #include "fb-netboot.h"
