@@ -20,12 +20,9 @@
 #include "run.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #define FIRMWARE_MOUNT "/boot/firmware" /* where the hooks write: fixed in them */
@@ -115,28 +112,11 @@ static int raspi_check(const struct profile *p, struct problems *pr)
 static int copy_dir_files(struct build *b, const char *from, const char *prefix, const char *suffix, const char *to,
 			  size_t *ret_n)
 {
-	_cleanup_close_ int fd = tree_open(b, from, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd;
-	DIR *d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
-	struct dirent *de;
-	int r = 0;
-	size_t n = 0;
-	/* by name, so that the build does not depend on the directory's order */
 	_cleanup_strv_ char **names = NULL;
-	while (r == 0 && (de = readdir(d))) {
-		size_t l = strlen(de->d_name), k = strlen(suffix);
-		if (de->d_type != DT_REG || !str_starts_with(de->d_name, prefix) || l < k || !STREQ(de->d_name + l - k, suffix))
-			continue;
-		r = strv_push(&names, de->d_name);
-	}
-	closedir(d);
+	size_t n = 0;
+	int r = tree_list_files(b, from, prefix, suffix, &names);
 	if (r < 0)
 		return r;
-	strv_sort(names);
 	for (size_t i = 0; names && names[i]; i++) {
 		_cleanup_free_ char *src = NULL, *dst = NULL;
 		if (asprintf(&src, "%s/%s", from, names[i]) < 0 || asprintf(&dst, "%s/%s", to, names[i]) < 0)
@@ -583,77 +563,6 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
-static int view_check(struct boot_view *v, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int view_check(struct boot_view *v, bool ok, const char *fmt, ...)
-{
-	if (v->n_checks == BOOT_VIEW_CHECKS)
-		return -E2BIG;
-	va_list ap;
-	va_start(ap, fmt);
-	char *raw = NULL;
-	int n = vasprintf(&raw, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	char *what = inspect_printable(raw, strlen(raw)); /* names come from the image */
-	free(raw);
-	if (!what)
-		return -ENOMEM;
-	v->checks[v->n_checks].what = what;
-	v->checks[v->n_checks++].ok = ok;
-	return 0;
-}
-
-/* TEXT line by line, each made printable. */
-static int view_file(struct boot_view *v, const char *name, const char *text)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return -ENOMEM;
-	for (const char *t = text; *t;) {
-		size_t n = strcspn(t, "\n");
-		_cleanup_free_ char *line = inspect_printable(t, n);
-		if (line)
-			fprintf(f, "%s\n", line);
-		t += n + (t[n] == '\n');
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	v->files[v->n_files].text = buf;
-	v->files[v->n_files++].name = name;
-	return 0;
-}
-
-/* The root a command line names, found among the image's partitions. */
-static int check_root(struct boot_view *v, const struct inspect_image *img, const char *cmdline)
-{
-	const char *root = NULL;
-	for (const char *w = cmdline; *w; w += strcspn(w, " ")) {
-		w += strspn(w, " ");
-		if (str_starts_with(w, "root="))
-			root = w + 5;
-	}
-	if (!root)
-		return view_check(v, false, "cmdline.txt names no root=");
-	size_t n = strcspn(root, " \n");
-	bool partuuid = !strncmp(root, "PARTUUID=", 9), uuid = !strncmp(root, "UUID=", 5);
-	if (!partuuid && !uuid)
-		return view_check(v, true, "cmdline.txt's root=%.*s is a device name: not checked", (int)n, root);
-	const char *id = root + (partuuid ? 9 : 5);
-	size_t idn = n - (partuuid ? 9 : 5);
-	for (size_t i = 0; i < img->n_parts; i++) {
-		const char *have = partuuid ? img->parts[i].uuid : img->parts[i].fs_uuid;
-		if (have && strlen(have) == idn && !strncasecmp(have, id, idn))
-			return view_check(v, true, "cmdline.txt's root=%.*s is partition %u (%s)", (int)n, root,
-					  img->parts[i].number, img->parts[i].fs ? img->parts[i].fs : "no filesystem");
-	}
-	return view_check(v, false, "cmdline.txt's root=%.*s is no partition of the image", (int)n, root);
-}
-
 /* An MBR whose first partition is a FAT holding config.txt. */
 static bool raspi_recognises(const char *path)
 {
@@ -674,16 +583,16 @@ static int raspi_inspect(const char *path, const struct inspect_image *img, stru
 		return r == -EOPNOTSUPP || r == -ENOMEM ? r : -ENODATA; /* a FAT first, not a Pi's */
 	r = fat_read(path, off, "config.txt", CONFIG_TXT_MAX, &cfg);
 	if (r == 0)
-		r = view_file(v, "config.txt", cfg);
-	else if ((r = view_check(v, false, "config.txt is %s", r == -EFBIG ? "larger than 64 KiB" : "missing")) == 0)
+		r = boot_view_file(v, "config.txt", cfg);
+	else if ((r = boot_view_check(v, false, "config.txt is %s", r == -EFBIG ? "larger than 64 KiB" : "missing")) == 0)
 		return 0;
 	if (r < 0)
 		return r;
 	r = fat_read(path, off, "cmdline.txt", CMDLINE_TXT_MAX, &cmd);
 	if (r == 0)
-		r = view_file(v, "cmdline.txt", cmd);
+		r = boot_view_file(v, "cmdline.txt", cmd);
 	else
-		r = view_check(v, false, "cmdline.txt is %s", r == -EFBIG ? "larger than 4 KiB" : "missing");
+		r = boot_view_check(v, false, "cmdline.txt is %s", r == -EFBIG ? "larger than 4 KiB" : "missing");
 	if (r < 0)
 		return r;
 
@@ -691,32 +600,32 @@ static int raspi_inspect(const char *path, const struct inspect_image *img, stru
 	struct pi_config c = { 0 };
 	r = parse_config("config.txt", cfg, "pi4", &c);
 	if (r == -EINVAL) /* the line is named above */
-		r = view_check(v, false, "config.txt has a line the firmware does not read");
+		r = boot_view_check(v, false, "config.txt has a line the firmware does not read");
 	const char *kernel = c.kernel ? c.kernel : "kernel8.img";
 	if (r == 0)
-		r = view_check(v, c.arm_64bit, "config.txt %s arm_64bit=1 (a 64-bit kernel)", c.arm_64bit ? "sets" : "does not set");
+		r = boot_view_check(v, c.arm_64bit, "config.txt %s arm_64bit=1 (a 64-bit kernel)", c.arm_64bit ? "sets" : "does not set");
 	if (r == 0)
-		r = view_check(v, listed(list, kernel), "kernel '%s' is%s on the firmware partition", kernel,
+		r = boot_view_check(v, listed(list, kernel), "kernel '%s' is%s on the firmware partition", kernel,
 			       listed(list, kernel) ? "" : " not");
 	if (r == 0 && c.initramfs)
-		r = view_check(v, listed(list, c.initramfs), "initramfs '%s' is%s on the firmware partition", c.initramfs,
+		r = boot_view_check(v, listed(list, c.initramfs), "initramfs '%s' is%s on the firmware partition", c.initramfs,
 			       listed(list, c.initramfs) ? "" : " not");
 	static const char *const fw[] = { "start4.elf", "fixup4.dat" };
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(fw); i++)
-		r = view_check(v, listed(list, fw[i]), "the Pi 4 boot firmware '%s' is%s there", fw[i],
+		r = boot_view_check(v, listed(list, fw[i]), "the Pi 4 boot firmware '%s' is%s there", fw[i],
 			       listed(list, fw[i]) ? "" : " not");
 	static const char *const dtbs[] = { "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb" };
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dtbs); i++) {
 		const char *d = c.dtb ? c.dtb : dtbs[i];
-		r = view_check(v, listed(list, d), "device tree '%s' is%s there", d, listed(list, d) ? "" : " not");
+		r = boot_view_check(v, listed(list, d), "device tree '%s' is%s there", d, listed(list, d) ? "" : " not");
 		if (c.dtb)
 			break;
 	}
 	if (r == 0 && cmd) {
 		size_t nl = strcspn(cmd, "\n");
-		r = view_check(v, !cmd[nl] || !cmd[nl + 1], "cmdline.txt is %s", !cmd[nl] || !cmd[nl + 1] ? "one line" : "more than one line (the firmware reads the first)");
+		r = boot_view_check(v, !cmd[nl] || !cmd[nl + 1], "cmdline.txt is %s", !cmd[nl] || !cmd[nl + 1] ? "one line" : "more than one line (the firmware reads the first)");
 		if (r == 0)
-			r = check_root(v, img, cmd);
+			r = boot_view_root(v, img, "cmdline.txt", cmd);
 	}
 	pi_config_done(&c);
 	return r;

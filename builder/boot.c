@@ -4,39 +4,23 @@
 #include "stages.h"
 #include "util.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 
-/* Newest "vmlinuz-VERSION" in the tree's /boot (by version order). */
-static int find_kernel(struct build *b, char **ret_version)
+int boot_kernels(struct build *b, char ***ret)
 {
-	_cleanup_close_ int fd = tree_open(b, "/boot", O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
-		return fd;
-	DIR *d = fdopendir(fd);
-	if (!d)
-		return -errno;
-	fd = -1;
-	_cleanup_free_ char *best = NULL;
-	struct dirent *de;
-	int r = 0;
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !de->d_name[8])
-			continue;
-		if (best && strverscmp(de->d_name + 8, best) <= 0)
-			continue;
-		free(best);
-		if (!(best = strdup(de->d_name + 8))) {
-			r = -ENOMEM;
-			break;
-		}
-	}
-	closedir(d);
+	_cleanup_strv_ char **v = NULL;
+	int r = tree_list_files(b, "/boot", "vmlinuz-", "", &v);
 	if (r < 0)
 		return r;
-	if (!best)
-		return -ENOENT;
-	*ret_version = TAKE_PTR(best);
+	size_t n = 0;
+	for (; v && v[n]; n++)
+		memmove(v[n], v[n] + 8, strlen(v[n] + 8) + 1);
+	for (size_t i = 1; i < n; i++) /* a handful of names */
+		for (size_t j = i; j > 0 && strverscmp(v[j - 1], v[j]) < 0; j--) {
+			char *t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	*ret = TAKE_PTR(v);
 	return 0;
 }
 
@@ -52,7 +36,12 @@ int boot_cmdline(struct build *b, char **ret)
 int stage_boot(struct build *b)
 {
 	const struct boot_loader *l = boot_find(b->p->boot.loader);
-	int r = find_kernel(b, &b->kernel_version);
+	_cleanup_strv_ char **kernels = NULL;
+	int r = boot_kernels(b, &kernels);
+	if (r == 0 && !kernels)
+		r = -ENOENT;
+	if (r == 0 && !(b->kernel_version = strdup(kernels[0])))
+		r = -ENOMEM;
 	if (r == -ENOENT) {
 		log_error("the root filesystem has no kernel in /boot (add a linux-image package to rootfs.packages)");
 		return r;

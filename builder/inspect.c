@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -1020,6 +1021,94 @@ int inspect_to_json(const struct inspect_image *img, const struct inspect_report
 		return -ENOMEM;
 	*ret = TAKE_PTR(o);
 	return 0;
+}
+
+int boot_view_check(struct boot_view *v, bool ok, const char *fmt, ...)
+{
+	if (v->n_checks == BOOT_VIEW_CHECKS)
+		return -E2BIG;
+	va_list ap;
+	va_start(ap, fmt);
+	char *raw = NULL;
+	int n = vasprintf(&raw, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	char *what = inspect_printable(raw, strlen(raw)); /* names come from the image */
+	free(raw);
+	if (!what)
+		return -ENOMEM;
+	v->checks[v->n_checks].what = what;
+	v->checks[v->n_checks++].ok = ok;
+	return 0;
+}
+
+/* TEXT line by line, each made printable. */
+int boot_view_file(struct boot_view *v, const char *name, const char *text)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	for (const char *t = text; *t;) {
+		size_t n = strcspn(t, "\n");
+		_cleanup_free_ char *line = inspect_printable(t, n);
+		if (line)
+			fprintf(f, "%s\n", line);
+		t += n + (t[n] == '\n');
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	v->files[v->n_files].text = buf;
+	v->files[v->n_files++].name = name;
+	return 0;
+}
+
+int inspect_cmdline_root(const struct inspect_image *img, const char *cmdline, const char **ret_root,
+			 size_t *ret_len, const struct inspect_part **ret_part)
+{
+	const char *root = NULL;
+	for (const char *w = cmdline; *w; w += strcspn(w, " \t")) {
+		w += strspn(w, " \t");
+		if (str_starts_with(w, "root="))
+			root = w + 5;
+	}
+	if (!root)
+		return -ENOENT;
+	size_t n = strcspn(root, " \t\r\n");
+	*ret_root = root;
+	*ret_len = n;
+	*ret_part = NULL;
+	bool partuuid = !strncmp(root, "PARTUUID=", 9), uuid = !strncmp(root, "UUID=", 5);
+	if (!partuuid && !uuid)
+		return -EOPNOTSUPP;
+	const char *id = root + (partuuid ? 9 : 5);
+	size_t idn = n - (partuuid ? 9 : 5);
+	for (size_t i = 0; i < img->n_parts; i++) {
+		const char *have = partuuid ? img->parts[i].uuid : img->parts[i].fs_uuid;
+		if (have && strlen(have) == idn && !strncasecmp(have, id, idn))
+			*ret_part = &img->parts[i];
+	}
+	return 0;
+}
+
+int boot_view_root(struct boot_view *v, const struct inspect_image *img, const char *what, const char *cmdline)
+{
+	const char *root;
+	size_t n;
+	const struct inspect_part *p;
+	int r = inspect_cmdline_root(img, cmdline, &root, &n, &p);
+	if (r == -ENOENT)
+		return boot_view_check(v, false, "%s names no root=", what);
+	if (r < 0)
+		return boot_view_check(v, true, "%s's root=%.*s is a device name: not checked", what, (int)n, root);
+	if (p)
+		return boot_view_check(v, true, "%s's root=%.*s is partition %u (%s)", what, (int)n, root, p->number,
+				       p->fs ? p->fs : "no filesystem");
+	return boot_view_check(v, false, "%s's root=%.*s is no partition of the image", what, (int)n, root);
 }
 
 void boot_view_print(const struct boot_view *v, FILE *f)

@@ -98,5 +98,18 @@ char *inspect_printable(const char *s, size_t len);
 struct boot_view;
 void boot_view_print(const struct boot_view *v, FILE *f);
 int boot_view_json(const struct boot_view *v, struct json_object *o);
+/* For the loaders' inspect hooks: a check (ok or a problem), its text made printable;
+ * -E2BIG when the view has BOOT_VIEW_CHECKS already. */
+int boot_view_check(struct boot_view *v, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A file NAME (a static string) of the loader's, TEXT line by line made printable. */
+int boot_view_file(struct boot_view *v, const char *name, const char *text);
+/* A check that the root= of CMDLINE (from the loader's file WHAT) is a partition of IMG. */
+int boot_view_root(struct boot_view *v, const struct inspect_image *img, const char *what, const char *cmdline);
+
+/* The root= word of a kernel command line, ROOT and its length LEN (without "root="), and the
+ * partition of IMG it names, or NULL: -ENOENT no root=, -EOPNOTSUPP a device name (not
+ * PARTUUID= or UUID=, not looked up). */
+int inspect_cmdline_root(const struct inspect_image *img, const char *cmdline, const char **ret_root,
+			 size_t *ret_len, const struct inspect_part **ret_part);
 
 #endif

@@ -245,6 +245,38 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 	return 0;
 }
 
+int tree_list_files(struct build *b, const char *dir, const char *prefix, const char *suffix, char ***ret)
+{
+	_cleanup_close_ int fd = tree_open(b, dir, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		return -errno;
+	fd = -1;
+	_cleanup_strv_ char **names = NULL;
+	struct dirent *de;
+	int r = 0;
+	size_t k = strlen(suffix);
+	while (r == 0 && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		struct stat st;
+		if (!str_starts_with(de->d_name, prefix) || l < k || l == strlen(prefix) ||
+		    !STREQ(de->d_name + l - k, suffix))
+			continue;
+		if (de->d_type == DT_UNKNOWN ? fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)
+					     : de->d_type != DT_REG)
+			continue;
+		r = strv_push(&names, de->d_name);
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	strv_sort(names);
+	*ret = TAKE_PTR(names);
+	return 0;
+}
+
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode)
 {
 	_cleanup_close_ int in = tree_open(b, from_rel, O_RDONLY | O_NONBLOCK, 0); /* a FIFO: refused below */
