@@ -50,7 +50,8 @@ static const struct format formats[FMT_COUNT] = {
 			    NULL, NULL, NULL },
 	[FMT_SIZE_AUTO] = { "size_or_auto", "^([0-9]+" SIZE_UNITS "|auto)$", "a size (use 2G, 4G, or \"auto\")", 0,
 			    NULL, NULL, NULL },
-	[FMT_PART_NAME] = { "partition_name", "^[a-z0-9_-]+$", "a partition name (a-z, 0-9, '_', '-'; 1 to 36 characters)",
+	[FMT_PART_NAME] = { "partition_name", "^[A-Za-z0-9_-]+$",
+			    "a partition name (letters, digits, '_', '-'; 1 to 36 characters)",
 			    36, NULL, NULL, NULL },
 	[FMT_PART_TYPE] = { "partition_type", NULL, NULL, 0, part_type_at, NULL, "partition type" },
 	[FMT_FS] = { "filesystem", NULL, NULL, 0, fs_at, "none", "filesystem" },
@@ -122,6 +123,7 @@ static const struct field boot_fields[] = {
 	F_STR("loader", &formats[FMT_LOADER]),
 	F_STR("cmdline", &formats[FMT_CMDLINE]),
 	F_STRV("config", NULL, .max_items = 64),
+	F_STR("fdt", NULL),
 	F_END,
 };
 

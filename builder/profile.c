@@ -1254,6 +1254,8 @@ static int check_cross(struct problems *c, struct profile *p)
 		return bad(c, ".boot.loader", "'%s' cannot boot %s", l->name, p->arch->name);
 	if (json_object_object_get_ex(p->boot.json, "config", NULL) && !l->config_file)
 		return bad(c, ".boot.config", "boot loader '%s' takes no lines for a config file of its own", l->name);
+	if (json_object_object_get_ex(p->boot.json, "fdt", NULL) && !l->fdt)
+		return bad(c, ".boot.fdt", "boot loader '%s' takes no device tree (\"fdt\")", l->name);
 	if (l->table && !STREQ(l->table, p->disk.table))
 		return bad(c, ".disk.table", "boot loader '%s' needs a '%s' partition table, not '%s'", l->name,
 			   l->table, p->disk.table);

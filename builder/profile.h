@@ -15,7 +15,7 @@ struct arch;
 #define PROFILE_AUTO_MARGIN "256M"
 
 struct part_spec {
-	const char *name;  /* GPT partition name: [a-z0-9_-], at most 36 chars */
+	const char *name;  /* GPT partition name: [A-Za-z0-9_-], at most 36 chars */
 	const char *type;  /* a name from part_types[] in table.c: esp, root, linux, swap, ... */
 	const char *fs;    /* a filesystem (registry.h), or "none" */
 	const char *mount; /* absolute path in the target, or NULL */

@@ -1101,6 +1101,9 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
 		r = r ?: strv_push(&v, "-drive");
 		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
+	} else if (qb->bios) {
+		r = r ?: strv_push(&v, "-bios");
+		r = r ?: strv_push(&v, qb->bios);
 	} else if (qb->kernel) {
 		r = r ?: strv_push(&v, "-kernel");
 		r = r ?: strv_push(&v, qb->kernel);
@@ -1280,9 +1283,9 @@ static int boot(const struct qemu_opts *o, struct boot_state *s)
 	if (r < 0)
 		return log_errno(r, "cannot tell how to boot '%s'", what), EXIT_FAIL;
 	const struct qemu_boot *qb = &s->qb;
-	const char *files[] = { qb->code, qb->vars };
-	for (size_t i = 0; qb->code && i < ARRAY_SIZE(files); i++)
-		if (access(files[i], R_OK) < 0) {
+	const char *files[] = { qb->code, qb->vars, qb->bios };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++)
+		if (files[i] && access(files[i], R_OK) < 0) {
 			log_error("firmware '%s' not found (install package '%s')", files[i], qb->pkg);
 			return EXIT_MISSING;
 		}

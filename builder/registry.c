@@ -15,7 +15,8 @@
 
 #define BOOT_LOADERS(X)     \
 	X(boot_systemd_boot) \
-	X(boot_raspi)
+	X(boot_raspi) \
+	X(boot_extlinux)
 
 #define OUTPUTS(X) \
 	X(out_raw)     \

@@ -103,6 +103,7 @@ struct boot_part {
  * (the Raspberry Pi's is not emulated). */
 struct qemu_boot {
 	const char *code, *vars, *pkg;       /* firmware boot; code NULL: a direct boot */
+	const char *bios;     /* or firmware without variables, QEMU's -bios (U-Boot), from pkg */
 	char *kernel, *initrd, *dtb, *append; /* direct boot (initrd, dtb may be NULL); freed by run */
 	const char *machine;   /* QEMU's machine; NULL: the architecture's (q35, virt) */
 	const char *cpu;       /* NULL: the architecture's */
@@ -127,7 +128,7 @@ struct qemu_image {
  * and text (made printable), and checks that they agree with the image (the files they name
  * are there, the root they name is a partition of it). */
 #define BOOT_VIEW_FILES 4
-#define BOOT_VIEW_CHECKS 16
+#define BOOT_VIEW_CHECKS 32
 struct boot_view {
 	const char *loader;
 	size_t n_files, n_checks;
@@ -150,6 +151,7 @@ struct boot_loader {
 	const struct boot_part *needs; /* the partitions it needs, ended by one with type NULL */
 	bool uefi_only;            /* machines boot it by UEFI only: the network install refuses a
 				    * machine that netbooted by BIOS */
+	bool fdt;                  /* takes "boot.fdt", the device tree the board boots with */
 	const char *config_file;   /* where "boot.config" lines go (the loader's own config file);
 				    * NULL: it takes none */
 	int (*check)(const struct profile *p, struct problems *pr); /* optional: more rules */

@@ -33,6 +33,9 @@ static char tmp[] = "/tmp/test-profile-XXXXXX";
 #define PI_FW "{\"name\":\"firmware\",\"type\":\"firmware\",\"size\":\"256M\",\"fs\":\"vfat\",\"mount\":\"/boot/firmware\"}"
 #define ROOT_SIZED "{\"name\":\"root\",\"type\":\"root\",\"size\":\"1G\",\"fs\":\"ext4\",\"mount\":\"/\"}"
 #define PI_DISK(...) "\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(__VA_ARGS__) "}"
+#define XL_BOOT(more) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"extlinux\"" more "}"
+#define XL_ROOT "{\"name\":\"APP\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}"
+#define XL_DISK "\"disk\":{\"size\":\"4G\"," PARTS(XL_ROOT) "}"
 #define PI_BOOT(lines) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"raspi\",\"config\":[" lines "]}"
 #define AUTO_DISK(size, more) "\"disk\":{\"size\":" size "," more PARTS(ESP "," ROOT) "}"
 
@@ -201,8 +204,8 @@ static const struct bad bad_cases[] = {
 		       "\"label\":\"a-very-long-rootfs\"}") "}",
 	  NULL, ".disk.partitions[1].label", { "longer than 16 bytes", "ext4" }, SCHEMA_ACCEPTS },
 	{ "pname.json",
-	  "{" DISK(ESP ",{\"name\":\"Root\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
-	  ".disk.partitions[1].name", { "\"Root\" is not a partition name" }, SCHEMA_REFUSES },
+	  "{" DISK(ESP ",{\"name\":\"root.1\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}", NULL,
+	  ".disk.partitions[1].name", { "\"root.1\" is not a partition name" }, SCHEMA_REFUSES },
 	{ "mbr-five.json",
 	  "{\"disk\":{\"table\":\"mbr\",\"size\":\"4G\"," PARTS(ESP ","
 	  "{\"name\":\"a\",\"type\":\"linux\",\"size\":\"8M\"},{\"name\":\"b\",\"type\":\"linux\",\"size\":\"8M\"},"
@@ -303,6 +306,21 @@ static const struct bad bad_cases[] = {
 	  NULL, ".disk.table", { "boot loader 'raspi' needs a 'mbr' partition table, not 'gpt'" }, SCHEMA_ACCEPTS },
 	{ "pi-x86.json", "{\"boot\":{\"loader\":\"raspi\"}," PI_DISK(PI_FW "," ROOT) "}", NULL, ".boot.loader",
 	  { "'raspi' cannot boot x86_64" }, SCHEMA_ACCEPTS },
+	/* boot loader extlinux: the ext4 root first, kernels on it, a device tree path */
+	{ "xl-root-second.json", "{" XL_BOOT("") ",\"disk\":{\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL,
+	  ".disk.partitions", { "needs the root partition (mount \"/\") first" }, SCHEMA_ACCEPTS },
+	{ "xl-boot-part.json", "{" XL_BOOT("") ",\"disk\":{\"size\":\"4G\"," PARTS("{\"name\":\"APP\",\"type\":\"root\",\"size\":\"2G\",\"fs\":\"ext4\",\"mount\":\"/\"},{\"name\":\"boot\",\"type\":\"linux\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/boot\"}") "}}",
+	  NULL, ".disk.partitions", { "no partition may be mounted there" }, SCHEMA_ACCEPTS },
+	{ "xl-backslash.json", "{" XL_BOOT(",\"cmdline\":\"quiet a=\\\\n\"") "," XL_DISK "}", NULL, ".boot.cmdline",
+	  { "may not hold '\\'" }, SCHEMA_ACCEPTS },
+	{ "xl-fdt-dotdot.json", "{" XL_BOOT(",\"fdt\":\"nvidia/../../../etc/shadow\"") "," XL_DISK "}", NULL, ".boot.fdt",
+	  { "is not a device tree file" }, SCHEMA_ACCEPTS },
+	{ "xl-fdt-space.json", "{" XL_BOOT(",\"fdt\":\"a b.dtb\"") "," XL_DISK "}", NULL, ".boot.fdt",
+	  { "is not a device tree file" }, SCHEMA_ACCEPTS },
+	{ "xl-x86.json", "{\"boot\":{\"loader\":\"extlinux\"}," XL_DISK "}", NULL, ".boot.loader",
+	  { "'extlinux' cannot boot x86_64" }, SCHEMA_ACCEPTS },
+	{ "fdt-sdboot.json", "{\"boot\":{\"loader\":\"systemd-boot\",\"fdt\":\"a.dtb\"}," GOOD_DISK "}", NULL,
+	  ".boot.fdt", { "boot loader 'systemd-boot' takes no device tree" }, SCHEMA_ACCEPTS },
 	{ "config-sdboot.json", "{\"boot\":{\"loader\":\"systemd-boot\",\"config\":[\"timeout 3\"]}," GOOD_DISK "}", NULL,
 	  ".boot.config", { "boot loader 'systemd-boot' takes no lines" }, SCHEMA_ACCEPTS },
 	/* inherited: the parent's margin is named as the parent's */

@@ -42,6 +42,7 @@ qemu-system-x86    # run, demo and tests: x86_64 guests
 qemu-system-arm    # run: aarch64 guests
 ovmf               # UEFI firmware for x86_64 guests
 qemu-efi-aarch64   # UEFI firmware for aarch64 guests
+u-boot-qemu        # run: U-Boot for aarch64 virt, the boot loader "extlinux" (Jetson) boots with it
 qemu-utils         # qemu-img: the output "qcow2", qemu-img check in tests
 squashfs-tools     # mksquashfs: the output "pxe" (the live root)
 ipxe               # the output "pxe": iPXE for PXE ROMs (undionly.kpxe, ipxe.efi)
