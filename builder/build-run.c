@@ -29,6 +29,35 @@ static void on_signal(int sig)
 
 bool build_interrupted(void) { return interrupted != 0; }
 
+/* A program's output, line by line: into build.log (and the terminal with -v), its last lines
+ * kept for the message when it fails (build.log goes with the failed build). */
+#define TAIL_LINES 12
+struct out_tail {
+	int log_fd;
+	char *lines[TAIL_LINES];
+	size_t next, n;
+};
+
+static void out_line(char *s, size_t len, bool cut, void *data)
+{
+	struct out_tail *t = data;
+	s[len] = '\n'; /* the NUL after the line: written with it, then put back */
+	if (t->log_fd >= 0)
+		(void)write_full(t->log_fd, s, len + 1);
+	if (log_verbose)
+		(void)write_full(STDERR_FILENO, s, len + 1);
+	s[len] = '\0';
+	char *keep = strndup(s, len > 300 ? 300 : len);
+	for (char *c = keep; c && *c; c++)
+		if ((unsigned char)*c < ' ' && *c != '\t')
+			*c = '?'; /* a terminal gets no control bytes from it */
+	free(t->lines[t->next]);
+	t->lines[t->next] = keep;
+	t->next = (t->next + 1) % TAIL_LINES;
+	t->n += t->n < TAIL_LINES;
+	(void)cut;
+}
+
 int build_run_env(struct build *b, char *const argv[], char *const env[])
 {
 	_cleanup_free_ char *line = argv_to_string(argv);
@@ -37,13 +66,23 @@ int build_run_env(struct build *b, char *const argv[], char *const env[])
 		dprintf(b->log_fd, "+ %s\n", shown);
 	if (log_verbose)
 		fprintf(stderr, "+ %s\n", shown);
+	struct out_tail tail = { .log_fd = b->log_fd };
 	struct run_opts o = {
-		.out_fd = b->log_fd,
-		.tee_fd = log_verbose ? STDERR_FILENO : -1,
 		.in_fd = -1,
 		.env = env,
+		.line = out_line,
+		.line_data = &tail,
 	};
 	int r = run_argv(argv, &o);
+	if (r > 0 && r != 127) {
+		log_error("'%s' failed with exit status %d; the last lines of its output:", argv[0], r);
+		for (size_t i = 0; i < tail.n; i++) {
+			const char *l = tail.lines[(tail.next + TAIL_LINES - tail.n + i) % TAIL_LINES];
+			fprintf(stderr, "  | %s\n", l ? l : "");
+		}
+	}
+	for (size_t i = 0; i < TAIL_LINES; i++)
+		free(tail.lines[i]);
 	if (interrupted)
 		return -EINTR;
 	if (r < 0)
@@ -52,10 +91,8 @@ int build_run_env(struct build *b, char *const argv[], char *const env[])
 		log_error("'%s' could not be run: is it installed? ('make deps' installs what is needed)", argv[0]);
 		return -ENOENT;
 	}
-	if (r != 0) {
-		log_error("'%s' failed with exit status %d (its output is in build.log)", shown, r);
-		return -EIO;
-	}
+	if (r != 0)
+		return -EIO; /* said above */
 	return 0;
 }
 
