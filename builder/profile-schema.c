@@ -93,6 +93,18 @@ static const struct field part_fields[] = {
 	F_END,
 };
 
+/* mmdebstrap's rootfs.apt_sources[] (apt-sources.c checks the values). */
+static const struct field apt_source_fields[] = {
+	F_STR("name", NULL, .required = true),
+	F_STR("url", NULL, .required = true),
+	F_STR("suite", NULL, .required = true),
+	F_STRV("components", NULL, .required = true, .min_items = 1, .max_items = 32),
+	F_STR("key", NULL, .required = true),
+	F_STR("fingerprint", NULL, .required = true),
+	F_STR("release_sha256", NULL, .required = true),
+	F_END,
+};
+
 /* The keys of every rootfs source: each source's record checks its own (registry.h). */
 static const struct field rootfs_fields[] = {
 	F_STR("source", &formats[FMT_SOURCE]),
@@ -107,6 +119,7 @@ static const struct field rootfs_fields[] = {
 	F_STR("path", NULL),
 	F_STR("url", NULL),
 	F_STR("sha256", NULL),
+	F("apt_sources", json_type_array, .elem = json_type_object, .sub = apt_source_fields, .max_items = 8),
 	F_END,
 };
 

@@ -1,4 +1,5 @@
 /* Root filesystem from mmdebstrap, cached as a tarball under its content address. */
+#include "apt-sources.h"
 #include "hash.h"
 #include "firstboot-install.h"
 #include "log.h"
@@ -207,6 +208,9 @@ static int mmdebstrap_check(const struct profile *p, struct problems *pr)
 				       p->rootfs.variant);
 		}
 
+	if ((r = apt_sources_check(p, pr)) < 0)
+		return r;
+
 	static const char *const not_here[] = { "path", "url", "sha256" };
 	for (size_t i = 0; i < ARRAY_SIZE(not_here); i++)
 		if (json_object_object_get_ex(rootfs, not_here[i], NULL)) {
@@ -308,10 +312,17 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		return log_errno(r, "cannot create a directory in '%s'", dir);
 	}
 	if (asprintf(&tmp, "%s/%s.tar", tmpdir, key) < 0) {
-		rmdir(tmpdir);
+		rm_rf(tmpdir);
 		return -ENOMEM;
 	}
-	char *argv[11 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks)];
+	_cleanup_strv_ char **sources = NULL;
+	_cleanup_free_ char *pins = NULL;
+	r = apt_sources_prepare(b, tmpdir, &sources, &pins);
+	if (r < 0) {
+		rm_rf(tmpdir);
+		return r;
+	}
+	char *argv[11 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks) + ARRAY_SIZE(apt_sources_hooks) + APT_SOURCES_MAX];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
 	/* Every maintainer script's output into build.log, not a progress bar: what ran, and for how
@@ -324,6 +335,8 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	if (!STREQ(p->rootfs.variant, "extract") && !STREQ(p->rootfs.variant, "custom"))
 		for (size_t i = 0; i < ARRAY_SIZE(hooks); i++)
 			argv[n++] = (char *)hooks[i];
+	for (size_t i = 0; sources && i < ARRAY_SIZE(apt_sources_hooks); i++)
+		argv[n++] = (char *)apt_sources_hooks[i];
 	argv[n++] = variant;
 	argv[n++] = archs;
 	argv[n++] = comps;
@@ -332,6 +345,8 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	argv[n++] = (char *)p->rootfs.suite;
 	argv[n++] = tmp;
 	argv[n++] = (char *)p->rootfs.mirror;
+	for (size_t i = 0; sources && sources[i]; i++) /* after Debian's: deb822 files, each its own */
+		argv[n++] = sources[i];
 	argv[n] = NULL;
 	log_info("rootfs: running mmdebstrap for %s %s (about a minute for the host's architecture, "
 		 "much longer for a foreign one)",
@@ -339,21 +354,23 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	_cleanup_free_ char *modules = NULL, *categories = NULL;
 	if (initramfs_env(p, "initramfs_modules", "PMOVES_INITRAMFS_MODULES", &modules) < 0 ||
 	    initramfs_env(p, "initramfs_categories", "PMOVES_INITRAMFS_CATEGORIES", &categories) < 0) {
-		rmdir(tmpdir);
+		rm_rf(tmpdir);
 		return -ENOMEM;
 	}
-	char *env[3];
+	char *env[4];
 	size_t ne = 0;
 	if (modules)
 		env[ne++] = modules;
 	if (categories)
 		env[ne++] = categories;
+	if (pins)
+		env[ne++] = pins;
 	env[ne] = NULL;
 	r = build_run_env(b, argv, env);
 	if (r == 0 && rename(tmp, tar) < 0)
 		r = log_errno(-errno, "cannot rename '%s'", tmp);
 	unlink(tmp);
-	rmdir(tmpdir);
+	rm_rf(tmpdir);
 	if (r < 0)
 		return r;
 	/* For people looking into the cache: what this tarball is. */

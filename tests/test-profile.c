@@ -36,6 +36,12 @@ static char tmp[] = "/tmp/test-profile-XXXXXX";
 #define XL_BOOT(more) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"extlinux\"" more "}"
 #define XL_ROOT "{\"name\":\"APP\",\"type\":\"root\",\"size\":\"fill\",\"fs\":\"ext4\",\"mount\":\"/\"}"
 #define XL_DISK "\"disk\":{\"size\":\"4G\"," PARTS(XL_ROOT) "}"
+/* rootfs.apt_sources: a good source with KEY's value replaced (or added) */
+#define APT_SRC(name, more) "{\"name\":\"" name "\",\"url\":\"https://r.example/jetson/t234\",\"suite\":\"r36.4\"," \
+	"\"components\":[\"main\"],\"key\":\"k.asc\",\"fingerprint\":\"0123456789ABCDEF0123456789ABCDEF01234567\"," \
+	"\"release_sha256\":\"" SHA0 "\"" more "}"
+#define SHA0 "0000000000000000000000000000000000000000000000000000000000000000"
+#define APT(...) "{\"rootfs\":{\"apt_sources\":[" __VA_ARGS__ "]}," GOOD_DISK "}"
 #define PI_BOOT(lines) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"raspi\",\"config\":[" lines "]}"
 #define AUTO_DISK(size, more) "\"disk\":{\"size\":" size "," more PARTS(ESP "," ROOT) "}"
 
@@ -306,6 +312,20 @@ static const struct bad bad_cases[] = {
 	  NULL, ".disk.table", { "boot loader 'raspi' needs a 'mbr' partition table, not 'gpt'" }, SCHEMA_ACCEPTS },
 	{ "pi-x86.json", "{\"boot\":{\"loader\":\"raspi\"}," PI_DISK(PI_FW "," ROOT) "}", NULL, ".boot.loader",
 	  { "'raspi' cannot boot x86_64" }, SCHEMA_ACCEPTS },
+	/* rootfs.apt_sources: each pinned by its key's fingerprint and its InRelease's SHA-256 */
+	{ "apt-name.json", APT(APT_SRC("NV", "")), NULL, ".rootfs.apt_sources[0].name", { "\"NV\" is not a source name" },
+	  SCHEMA_ACCEPTS },
+	{ "apt-dup.json", APT(APT_SRC("nv", "") "," APT_SRC("nv", "")), NULL, ".rootfs.apt_sources[1].name",
+	  { "\"nv\" is the name of apt_sources[0] too" }, SCHEMA_ACCEPTS },
+	{ "apt-url.json", APT(APT_SRC("nv", ",\"url\":\"ftp://r.example/t234\"")), NULL, ".rootfs.apt_sources[0].url",
+	  { "is not a repository URL", "file:///PATH" }, SCHEMA_ACCEPTS },
+	{ "apt-fpr.json", APT(APT_SRC("nv", ",\"fingerprint\":\"3716D241\"")), NULL, ".rootfs.apt_sources[0].fingerprint",
+	  { "\"3716D241\" is not an OpenPGP v4 fingerprint" }, SCHEMA_ACCEPTS },
+	{ "apt-pin.json", APT(APT_SRC("nv", ",\"release_sha256\":\"" "ABCDEF0000000000000000000000000000000000000000000000000000000000" "\"")),
+	  NULL, ".rootfs.apt_sources[0].release_sha256", { "is not a SHA-256 (64 lowercase hex digits)" }, SCHEMA_ACCEPTS },
+	{ "apt-nine.json", APT(APT_SRC("a", "") "," APT_SRC("b", "") "," APT_SRC("c", "") "," APT_SRC("d", "") "," APT_SRC("e", "") ","
+			       APT_SRC("f", "") "," APT_SRC("g", "") "," APT_SRC("h", "") "," APT_SRC("i", "")),
+	  NULL, ".rootfs.apt_sources", { "9 elements, at most 8" }, SCHEMA_REFUSES },
 	/* boot loader extlinux: the ext4 root first, kernels on it, a device tree path */
 	{ "xl-root-second.json", "{" XL_BOOT("") ",\"disk\":{\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL,
 	  ".disk.partitions", { "needs the root partition (mount \"/\") first" }, SCHEMA_ACCEPTS },

@@ -1,5 +1,14 @@
 #!/bin/bash
-# The Jetson inference node (profiles/jetson-inference.json, boot loader extlinux): built once, then
+# The Jetson inference node (profiles/jetson-inference.json, boot loader extlinux), built once
+# with a STAND-IN for NVIDIA's board support: a profile extending it with two apt repositories
+# laid out as NVIDIA's Jetson repositories are (common and t234, tests/fixtures/l4t/make-repo.sh:
+# packages named like L4T's, signed with a throwaway key), as a local mirror (file://), each
+# pinned by its key's fingerprint and its InRelease's SHA-256 (rootfs.apt_sources); then
+# - the stand-in's files in the image (/etc/nv_tegra_release, firmware), and no source of the
+#   local mirror left in it; a wrong key, and a repository that is not the pinned one, fail
+#   the build with nothing left under the final name;
+# - boot.fdt: the Jetson Nano's device tree in both labels, u-boot-update agreeing; one the
+#   image does not have fails the build;
 # - the layout a Jetson's flash tools give an external root: GPT, partition 1 named APP, ext4
 #   labelled APP, /boot/extlinux/extlinux.conf on it naming the kernel and initramfs that are
 #   there, root=PARTUUID= partition 1's GUID, a rescue (fallback) label;
@@ -13,7 +22,7 @@
 # Debian's generic arm64 kernel stands in for NVIDIA's L4T kernel, which cannot be installed
 # here; no Jetson board boots in this test.
 . "$(dirname "$0")/lib.sh"
-need qemu-system-aarch64 mmdebstrap sgdisk debugfs e2fsck blkid chroot
+need qemu-system-aarch64 mmdebstrap sgdisk debugfs e2fsck blkid chroot gpg dpkg-deb dpkg-scanpackages
 [ "$(id -u)" = 0 ] || skip_all "building an image needs root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
@@ -27,16 +36,36 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-plan 27
+plan 36
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 xl() { debugfs -R "cat /boot/extlinux/extlinux.conf" "$1?offset=$ROOT_OFF" 2>/dev/null; }
 has_file() { debugfs -R "stat $2" "$1?offset=$ROOT_OFF" 2>/dev/null | grep -q '^Inode:.*Type: regular'; }
 
+sh "$TOP/tests/fixtures/l4t/make-repo.sh" "$T/l4t" >"$T/repo.log" 2>&1
+ok $? "stand-in L4T repositories (common, t234) made and signed with a throwaway key"
+FPR=$(cat "$T/l4t/jetson-ota-public.fpr")
+mkdir -p "$T/profiles"
+profile() { # profile NAME FINGERPRINT T234-PIN [MORE]: the profile extending jetson-inference with the
+	# stand-in (MORE: top-level keys, each followed by a comma)
+	cat >"$T/profiles/$1.json" <<JSON
+{ "extends": "jetson-inference", ${4:-}
+  "rootfs": {
+    "packages_add": ["nvidia-l4t-core", "nvidia-l4t-firmware", "cuda-toolkit-config-common"],
+    "apt_sources": [
+      { "name": "nvidia-common", "url": "file://$T/l4t/jetson/common", "suite": "r36.4", "components": ["main"],
+        "key": "$T/l4t/jetson-ota-public.asc", "fingerprint": "$2",
+        "release_sha256": "$(sha256sum <"$T/l4t/jetson/common/dists/r36.4/InRelease" | cut -c1-64)" },
+      { "name": "nvidia-t234", "url": "file://$T/l4t/jetson/t234", "suite": "r36.4", "components": ["main"],
+        "key": "$T/l4t/jetson-ota-public.asc", "fingerprint": "$2", "release_sha256": "$3" } ] } }
+JSON
+}
+T234=$(sha256sum <"$T/l4t/jetson/t234/dists/r36.4/InRelease" | cut -c1-64)
+profile jetson-standin "$FPR" "$T234"
 start=$(date +%s)
-"$PMOVES_IMAGE" build jetson-inference -o "$T" >"$T/build.log" 2>&1; rc=$?
-ok $rc "build jetson-inference ($(($(date +%s) - start)) s)"
+"$PMOVES_IMAGE" build "$T/profiles/jetson-standin.json" -o "$T" >"$T/build.log" 2>&1; rc=$?
+ok $rc "build jetson-inference with the stand-in L4T repositories ($(($(date +%s) - start)) s)"
 [ $rc = 0 ] || { tail -n 15 "$T/build.log" | sed 's/^/# /'; echo "Bail out! the image did not build"; exit 1; }
-IMG=$T/jetson-inference/jetson-inference.img
+IMG=$T/jetson-standin/jetson-standin.img
 
 # --- the layout ---
 sgdisk -i 1 "$IMG" >"$T/p1.txt"
@@ -61,6 +90,15 @@ case " $A " in *" root=PARTUUID=$GUID "*) ok 0 "label l0: root=PARTUUID=$GUID, p
 awk '$1 == "label" { l = $2 } l == "l0r" && $1 == "append" { print }' "$T/extlinux.conf" | grep -q " single$"
 ok $? "a fallback label l0r: the same kernel, single user (rescue target)"
 grep -q "fdtdir /usr/lib/linux-image-$V/" "$T/extlinux.conf"; ok $? "the kernel's device trees (fdtdir), the profile names none"
+get() { debugfs -R "cat $1" "$IMG?offset=$ROOT_OFF" 2>/dev/null; }
+get /etc/nv_tegra_release | grep -q '^# R36 (release), REVISION: 4.0, GCID: STAND-IN' &&
+	[ "$(get /lib/firmware/nvidia/tegra234/xusb.bin)" = "STAND-IN for the XUSB firmware" ] &&
+	[ -n "$(get /etc/ld.so.conf.d/988_cuda-12.conf)" ]
+ok $? "the stand-in BSP's files from both repositories: /etc/nv_tegra_release (R36.4), firmware, CUDA's"
+debugfs -R "ls -l /etc/apt/sources.list.d" "$IMG?offset=$ROOT_OFF" 2>/dev/null >"$T/sources.d"
+! grep -q '\.sources' "$T/sources.d" && grep -q "apt source nvidia-t234: file://$T/l4t/jetson/t234 r36.4, key $FPR" \
+	"$T/jetson-standin/build.log"
+ok $? "the local mirror's sources are not left in the image; the build log names each source and key"
 "$PMOVES_IMAGE" inspect "$IMG" >"$T/inspect.txt" 2>&1; rc=$?
 ok $rc "inspect: the image agrees with its manifest, and extlinux.conf with the image"
 [ $rc = 0 ] || sed 's/^/# /' "$T/inspect.txt" | tail -n 20
@@ -70,10 +108,13 @@ grep -q "^boot loader: extlinux" "$T/inspect.txt" && grep -q "^    | default l0"
 ok $? "inspect shows extlinux.conf and checks the default label, its kernel and its root"
 
 # --- u-boot-menu's own u-boot-update, from the image, as the kernel hook runs it ---
-cp --sparse=always "$IMG" "$T/hook.img"
-MNT=$T/mnt
-mkdir -p "$MNT"
-mount -o loop,offset=$ROOT_OFF,sizelimit=$(part_size "$IMG" 1) "$T/hook.img" "$MNT" && mount -t proc proc "$MNT/proc"
+mount_copy() { # mount_copy IMAGE: a copy of IMAGE's root mounted at $MNT, with /proc
+	cp --sparse=always "$1" "$T/hook.img" && MNT=$T/mnt && mkdir -p "$MNT" &&
+		mount -o loop,offset=$(part_offset "$1" 1),sizelimit=$(part_size "$1" 1) "$T/hook.img" "$MNT" &&
+		mount -t proc proc "$MNT/proc"
+}
+unmount_copy() { umount "$MNT/proc" && umount "$MNT" && MNT= && rm -f "$T/hook.img"; }
+mount_copy "$IMG"
 ok $? "the copy's root mounted"
 chroot "$MNT" /etc/kernel/postinst.d/zz-u-boot-menu "$V" >"$T/hook.log" 2>&1; ok $? "zz-u-boot-menu runs in the image (chroot, qemu-user)"
 [ $? = 0 ] || sed 's/^/# /' "$T/hook.log" | tail -n 5
@@ -92,8 +133,27 @@ grep -q '^default l0$' "$MNT/boot/extlinux/extlinux.conf" && is "$(cat "$T/l0") 
 	"/boot/vmlinuz-$V2 /boot/vmlinuz-$V" "extlinux.conf follows: the new kernel is l0 (the default), the first l1"
 grep "append" "$MNT/boot/extlinux/extlinux.conf" | grep -vc "root=PARTUUID=$GUID " >"$T/wrong-root"
 is "$(cat "$T/wrong-root")" 0 "every label keeps root=PARTUUID=$GUID and the profile's command line"
-umount "$MNT/proc" && umount "$MNT" && MNT=
-rm -f "$T/hook.img"
+unmount_copy
+
+# --- a board's device tree (boot.fdt): the Jetson Nano's, as Debian's kernel has it ---
+DTB=nvidia/tegra210-p3450-0000.dtb
+profile jetson-nano "$FPR" "$T234" "\"boot\": { \"fdt\": \"$DTB\" },"
+"$PMOVES_IMAGE" build "$T/profiles/jetson-nano.json" -o "$T" >"$T/nano.log" 2>&1; rc=$?
+ok $rc "build with boot.fdt $DTB (the same root filesystem)"
+NANO=$T/jetson-nano/jetson-nano.img
+debugfs -R "cat /boot/extlinux/extlinux.conf" "$NANO?offset=$(part_offset "$NANO" 1)" 2>/dev/null >"$T/nano.conf"
+is "$(grep -c "^	fdt /usr/lib/linux-image-$V/$DTB\$" "$T/nano.conf")/$(grep -c fdtdir "$T/nano.conf")" "2/0" \
+	"extlinux.conf: both labels name the board's device tree (fdt), no fdtdir"
+mount_copy "$NANO" && chroot "$MNT" /etc/kernel/postinst.d/zz-u-boot-menu "$V" >"$T/hook.log" 2>&1 &&
+	cmp -s "$MNT/boot/extlinux/extlinux.conf" "$T/nano.conf"
+ok $? "u-boot-update writes the same from U_BOOT_FDT"
+unmount_copy
+rm -rf "$T/jetson-nano"
+profile jetson-orin "$FPR" "$T234" '"boot": { "fdt": "nvidia/tegra234-p3768-0000+p3767-0005-nv.dtb" },'
+"$PMOVES_IMAGE" build "$T/profiles/jetson-orin.json" -o "$T" >"$T/orin.log" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "boot.fdt: the device tree 'nvidia/tegra234-p3768-0000+p3767-0005-nv.dtb' is not in the image for kernel $V" \
+	"$T/orin.log" && [ ! -e "$T/jetson-orin" ]
+ok $? "a device tree the image does not have fails the build (exit $rc), no image"
 
 # --- booted as a board with U-Boot boots it: QEMU's virt, U-Boot reading extlinux.conf ---
 printf '{ "hostname": "jetson-7" }\n' >"$T/device.json"
@@ -143,4 +203,21 @@ rc=$?
 [ $rc = 1 ] && grep -aq 'Bad Linux ARM64 Image magic' "$T/zero.log"
 ok $? "a kernel U-Boot cannot start fails the run (exit $rc, U-Boot says so)"
 rm -f "$T/broken.img"
+
+# --- the pins ---
+gpg_home=$T/other-gnupg
+mkdir -m 700 "$gpg_home"
+OTHER=$(GNUPGHOME=$gpg_home gpg --batch --quiet --passphrase '' --quick-gen-key 'another key <x@invalid>' ed25519 sign never \
+	2>/dev/null && GNUPGHOME=$gpg_home gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }')
+profile wrong-key "$OTHER" "$T234"
+"$PMOVES_IMAGE" build "$T/profiles/wrong-key.json" -o "$T" >"$T/wrong-key.log" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "the key '$T/l4t/jetson-ota-public.asc' has the fingerprint $FPR, but the profile pins $OTHER" \
+	"$T/wrong-key.log" && [ ! -e "$T/wrong-key" ]
+ok $? "a key that is not the pinned one: the build fails naming both fingerprints (exit $rc), no image"
+profile wrong-pin "$FPR" "$(printf '%064d' 0)"
+"$PMOVES_IMAGE" build "$T/profiles/wrong-pin.json" -o "$T" >"$T/wrong-pin.log" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "rootfs.apt_sources nvidia-t234: no InRelease apt fetched has the pinned SHA-256 0\{64\}" \
+	"$T/wrong-pin.log" && [ ! -e "$T/wrong-pin" ]
+ok $? "a repository that is not the pinned one: the build fails before installing from it (exit $rc), no image"
+[ $? = 0 ] || tail -n 5 "$T/wrong-pin.log" | sed 's/^/# /'
 done_testing
