@@ -16,11 +16,14 @@
  * run reads the file itself and refuses an image whose default label would not boot. */
 #include "build.h"
 #include "ext4-read.h"
+#include "gpt.h"
 #include "hash.h"
 #include "inspect.h"
 #include "log.h"
+#include "mbr.h"
 #include "util.h"
 
+#include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <strings.h>
@@ -303,14 +306,14 @@ static int xl_parse(const char *image, const char *text, struct xl_conf *c)
 			end--;
 		if (s == end || *s == '#')
 			continue;
-		size_t kw = strcspn(s, " \t");
+		size_t kw = strcspn(s, " \t\n");
 		if (s + kw > end)
 			kw = (size_t)(end - s);
 		const char *arg = s + kw;
 		arg += strspn(arg, " \t");
 		if (arg > end)
 			arg = end;
-		size_t an = (size_t)(end - arg), word = strcspn(arg, " \t");
+		size_t an = (size_t)(end - arg), word = strcspn(arg, " \t\n");
 		if (word > an)
 			word = an;
 #define KW(k) (kw == strlen(k) && !strncasecmp(s, k, kw))
@@ -375,26 +378,38 @@ static bool xl_has(struct ext4_ro *fs, const struct xl_conf *c, const char *name
 	return xl_path(c, name, &path) == 0 && ext4_ro_stat(fs, path, &size) == 0;
 }
 
-/* Partition 1 of IMG, where U-Boot looks (the first with a bootable flag comes first there;
- * the build sets none). */
-static const struct inspect_part *part_one(const struct inspect_image *img)
+/* Partition 1 of IMAGE, where U-Boot looks (the first with a bootable flag comes first there;
+ * the build sets none): its byte offset, from a GPT or an MBR. */
+static int part_one(const char *image, uint64_t *ret)
 {
-	for (size_t i = 0; i < img->n_parts; i++)
-		if (img->parts[i].number == 1)
-			return &img->parts[i];
-	return NULL;
+	_cleanup_close_ int fd = open(image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct gpt_disk g;
+	int r = gpt_read(fd, &g);
+	if (r == 0) {
+		for (unsigned i = 0; i < g.n; i++)
+			if (g.part[i].number == 1) {
+				*ret = g.part[i].start;
+				return 0;
+			}
+		return -ENODATA;
+	}
+	struct mbr m;
+	if (r != -ENXIO || pread(fd, &m, sizeof(m), 0) != (ssize_t)sizeof(m) || le16toh(m.signature) != 0xaa55 ||
+	    m.part[0].type == 0 || m.part[0].type == 0xee)
+		return -ENODATA;
+	*ret = (uint64_t)le32toh(m.part[0].first_lba) * 512;
+	return 0;
 }
 
 /* The extlinux.conf of IMAGE's partition 1, as U-Boot's distro boot looks for it. -ENODATA:
  * none there (not an image of this loader). */
-static int xl_load(const char *image, const struct inspect_image *img, struct ext4_ro **ret_fs, struct xl_conf *c,
-		   char **ret_text)
+static int xl_load(const char *image, struct ext4_ro **ret_fs, struct xl_conf *c, char **ret_text)
 {
-	const struct inspect_part *p1 = part_one(img);
-	if (!p1 || !p1->fs || !STREQ(p1->fs, "ext4"))
-		return -ENODATA;
+	uint64_t off;
 	struct ext4_ro *fs = NULL;
-	if (ext4_ro_open(image, p1->start, &fs) < 0)
+	if (part_one(image, &off) < 0 || ext4_ro_open(image, off, &fs) < 0)
 		return -ENODATA;
 	static const char *const where[] = { "/extlinux/extlinux.conf", CONF };
 	int r = -ENODATA;
@@ -425,13 +440,10 @@ static int extlinux_qemu(const struct qemu_image *qi, struct qemu_boot *ret)
 		return -EINVAL;
 	}
 	struct inspect_image *img = NULL;
-	int r = inspect_image(qi->path, &img);
-	if (r < 0)
-		return r == -ENOENT ? -EINVAL : r;
 	struct ext4_ro *fs = NULL;
 	struct xl_conf c = { 0 };
 	_cleanup_free_ char *text = NULL;
-	r = xl_load(qi->path, img, &fs, &c, &text);
+	int r = xl_load(qi->path, &fs, &c, &text);
 	if (r == -ENODATA) {
 		log_error("'%s' has no extlinux.conf on an ext4 partition 1, where U-Boot looks (a raw image: "
 			  "'qemu-img convert -O raw' a qcow2 one)",
@@ -460,6 +472,8 @@ static int extlinux_qemu(const struct qemu_image *qi, struct qemu_boot *ret)
 	const char *root = NULL;
 	size_t rn = 0;
 	const struct inspect_part *rp = NULL;
+	if (r == 0 && (r = inspect_image(qi->path, &img)) < 0)
+		r = -EINVAL; /* said why */
 	if (r == 0 && inspect_cmdline_root(img, d->append ? d->append : "", &root, &rn, &rp) == 0 && !rp) {
 		log_error("'%s' of '%s': label '%s' (line %u): root=%.*s is no partition of the image", c.path, qi->path,
 			  d->name, d->line, (int)rn, root);
@@ -481,15 +495,11 @@ static int extlinux_qemu(const struct qemu_image *qi, struct qemu_boot *ret)
 
 static bool extlinux_recognises(const char *path)
 {
-	struct inspect_image *img = NULL;
 	struct ext4_ro *fs = NULL;
 	struct xl_conf c = { 0 };
 	_cleanup_free_ char *text = NULL;
-	if (inspect_image(path, &img) < 0)
-		return false;
-	bool yes = xl_load(path, img, &fs, &c, &text) == 0;
+	bool yes = xl_load(path, &fs, &c, &text) == 0;
 	ext4_ro_close(fs);
-	inspect_image_free(img);
 	return yes;
 }
 
@@ -498,7 +508,7 @@ static int extlinux_inspect(const char *path, const struct inspect_image *img, s
 	struct ext4_ro *fs = NULL;
 	struct xl_conf c = { 0 };
 	_cleanup_free_ char *text = NULL;
-	int r = xl_load(path, img, &fs, &c, &text);
+	int r = xl_load(path, &fs, &c, &text);
 	if (r == -EINVAL)
 		return boot_view_check(v, false, "extlinux.conf on partition 1 cannot be read");
 	if (r < 0)
