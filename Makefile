@@ -216,7 +216,8 @@ deps:
 	$(Q)sh tools/deps.sh
 
 # End-to-end tests that `make check` leaves to `make check-all`, to keep a cold `make check`
-# within its hour: slower variants of what other tests boot (README, "Tests"). mesh-halow.t:
+# within its hour: slower variants of what other tests boot (README, "Tests"); check-all also
+# sets PMOVES_E2E_SLOW=1, which runs the slower variants inside tests (lib.sh's slow). mesh-halow.t:
 # the mesh step over the HaLow path (a vendor driver package, stand-in); mesh.t and
 # mesh-wifi.t boot the same step.
 E2E_ALL := $(sort $(wildcard tests/e2e/*.t))
@@ -232,7 +233,7 @@ check: deps
 # Everything make check runs, and the slower variants.
 check-all: deps
 	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(E2E_ALL)
+	$(Q)PMOVES_BUILD=$(BUILD) PMOVES_E2E_SLOW=1 prove -f --timer $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(E2E_ALL)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

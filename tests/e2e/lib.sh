@@ -30,7 +30,23 @@ is() { # is GOT WANT DESCRIPTION
 	if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "# expected '$2', got '$1'"; fi
 }
 diag() { echo "# $*"; }
+skip() { # skip N REASON: the next N tests are skipped
+	for _i in $(seq "$1"); do _n=$((_n + 1)); echo "ok $_n # SKIP $2"; done
+}
+# Slower variants of what a test boots run in `make check-all` (PMOVES_E2E_SLOW=1), not in
+# `make check`, to keep a cold make check within its hour: `if slow; then ...; else skip N
+# "$SLOW"; fi`.
+slow() { [ "${PMOVES_E2E_SLOW:-}" = 1 ]; }
+SLOW="a slower variant: make check-all runs it"
 done_testing() { [ $_failed -eq 0 ]; exit $?; }
+
+# The first-boot service runs before the network; its timer retries 2 min after boot, then every
+# 5 min. This test-only timer and service (no default dependencies, like pmoves-firstboot.timer:
+# they would make an ordering cycle with the service, which runs before sysinit.target) start it
+# every 20 s while it is enabled, so a test does not wait for the real timer. Unit texts with
+# \n escapes, for a device config's "files" (enable and start pmoves-e2e-kick.timer).
+KICK_TIMER='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again soon\nDefaultDependencies=no\nConflicts=shutdown.target\nBefore=timers.target shutdown.target\n[Timer]\nOnActiveSec=20s\nOnUnitInactiveSec=20s\n[Install]\nWantedBy=timers.target\n'
+KICK_SERVICE='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again while it is enabled\n[Service]\nType=oneshot\nExecCondition=/usr/bin/systemctl -q is-enabled pmoves-firstboot.service\nExecStart=-/usr/bin/systemctl start pmoves-firstboot.service\n'
 
 need() { # need PROG...: skip the whole test when a tool is missing
 	for p in "$@"; do command -v "$p" >/dev/null 2>&1 || skip_all "'$p' is not installed (make deps)"; done

@@ -53,12 +53,6 @@ python3 -m http.server --bind 127.0.0.1 --directory "$T/www" "$PORT" >"$T/http.l
 HTTP_PID=$!
 SHA=$(cat "$T/www/proxmox-release-bookworm.gpg.sha512")
 NETWORK='# Written by pmoves-firstboot (proxmox-core): DHCP on the wired NICs until vmbr0 is set up\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n'
-# The service runs before the network; its timer retries 2 min after boot, then every 5 min.
-# This test-only timer (no default dependencies, like pmoves-firstboot.timer: they would make
-# an ordering cycle with the service, which runs before sysinit.target) starts it every 20 s
-# while it is enabled, so the test does not wait for the real timer.
-KICK_TIMER='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again soon\nDefaultDependencies=no\nConflicts=shutdown.target\nBefore=timers.target shutdown.target\n[Timer]\nOnActiveSec=20s\nOnUnitInactiveSec=20s\n[Install]\nWantedBy=timers.target\n'
-KICK_SERVICE='[Unit]\nDescription=pmoves e2e test: run pmoves-firstboot again while it is enabled\n[Service]\nType=oneshot\nExecCondition=/usr/bin/systemctl -q is-enabled pmoves-firstboot.service\nExecStart=-/usr/bin/systemctl start pmoves-firstboot.service\n'
 # Evidence from the boot after the install, when ifupdown2's networking.service alone brings
 # the network up (vmbr0): its address and port, the default route, and apt reaching the
 # stand-in repository through it. Runs once the stand-in qm has made its log (the last boot).
