@@ -85,11 +85,12 @@ static int extlinux_check(const struct profile *p, struct problems *pr)
 
 /* ---- build ---- */
 
+/* Is PATH a directory (DIR) or a regular file in the tree? O_PATH: a FIFO is not opened. */
 static bool tree_is(struct build *b, const char *path, bool dir)
 {
-	_cleanup_close_ int fd = tree_open(b, path, O_RDONLY | (dir ? O_DIRECTORY : 0), 0);
+	_cleanup_close_ int fd = tree_open(b, path, O_PATH, 0);
 	struct stat st;
-	return fd >= 0 && fstat(fd, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : !S_ISDIR(st.st_mode));
+	return fd >= 0 && fstat(fd, &st) == 0 && (dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode));
 }
 
 /* S single-quoted for sh. */
@@ -142,7 +143,7 @@ static int fdt_line(struct build *b, const char *fdt, const char *v, char **ret)
 static int check_dtbo(struct build *b)
 {
 	_cleanup_strv_ char **dtbo = NULL;
-	int r = tree_list_files(b, "/boot/dtbo", "", ".dtbo", &dtbo);
+	int r = tree_list_files(b, "/boot/dtbo", "", ".dtbo", false, &dtbo);
 	if (r == -ENOENT || r == -ENOTDIR)
 		return 0;
 	if (r < 0)
@@ -180,9 +181,14 @@ static int render(struct build *b, char **kernels, const char *root, const char 
 	int r = 0;
 	for (size_t i = 0; kernels[i] && r == 0; i++) {
 		const char *v = kernels[i];
-		_cleanup_free_ char *initrd = NULL, *initrd_v = NULL, *fdt_l = NULL;
-		if (asprintf(&initrd_v, "/boot/initrd.img-%s", v) < 0) {
+		_cleanup_free_ char *initrd = NULL, *initrd_v = NULL, *fdt_l = NULL, *kernel = NULL;
+		if (asprintf(&initrd_v, "/boot/initrd.img-%s", v) < 0 || asprintf(&kernel, "/boot/vmlinuz-%s", v) < 0) {
 			r = -ENOMEM;
+			break;
+		}
+		if (!tree_is(b, kernel, false)) {
+			log_error("'%s' in the tree is not a regular file", kernel);
+			r = -EINVAL;
 			break;
 		}
 		if (tree_is(b, initrd_v, false))
@@ -242,7 +248,7 @@ static int extlinux_install(struct build *b)
 	if (!q_label || !q_root || !q_params || (fdt && !q_fdt))
 		return -ENOMEM;
 	if ((r = render(b, kernels, root, params, fdt, &conf)) < 0)
-		return r == -ENOENT ? r : log_errno(r, "cannot write " CONF);
+		return r == -ENOMEM ? log_errno(r, "cannot write " CONF) : r; /* the others are said */
 	if (asprintf(&settings,
 		     "# Written by pmoves-image (profile %s): what u-boot-update(8) writes " CONF "\n"
 		     "# from on this machine, after /etc/default/u-boot. The image was built with the same.\n"

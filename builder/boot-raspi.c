@@ -114,7 +114,7 @@ static int copy_dir_files(struct build *b, const char *from, const char *prefix,
 {
 	_cleanup_strv_ char **names = NULL;
 	size_t n = 0;
-	int r = tree_list_files(b, from, prefix, suffix, &names);
+	int r = tree_list_files(b, from, prefix, suffix, true, &names);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; names && names[i]; i++) {

@@ -8,7 +8,7 @@
 int boot_kernels(struct build *b, char ***ret)
 {
 	_cleanup_strv_ char **v = NULL;
-	int r = tree_list_files(b, "/boot", "vmlinuz-", "", &v);
+	int r = tree_list_files(b, "/boot", "vmlinuz-", "", false, &v);
 	if (r < 0)
 		return r;
 	size_t n = 0;

@@ -116,11 +116,13 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 /* FROM (a regular file) copied to TO; every failure but FROM missing (-ENOENT, for the caller
  * to word) is reported here, naming the file. */
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode);
-/* The regular files of DIR whose names start with PREFIX and end with SUFFIX, and are longer
- * than PREFIX, sorted by name (the build does not depend on the directory's order); NULL when
- * none. -ENOENT: DIR is missing. */
-int tree_list_files(struct build *b, const char *dir, const char *prefix, const char *suffix, char ***ret);
-/* The kernel versions of the tree's /boot/vmlinuz-VERSION, newest first (by version). */
+/* The entries of DIR (REGULAR_ONLY: its regular files) whose names start with PREFIX and end
+ * with SUFFIX, and are longer than PREFIX, sorted by name (the build does not depend on the
+ * directory's order); NULL when none. -ENOENT: DIR is missing. */
+int tree_list_files(struct build *b, const char *dir, const char *prefix, const char *suffix, bool regular_only,
+		    char ***ret);
+/* The kernel versions of the tree's /boot/vmlinuz-VERSION, newest first (by version), whatever
+ * their type: a loader that uses one checks it is a regular file, and says so when not. */
 int boot_kernels(struct build *b, char ***ret);
 /* SONAME where the image's dynamic loader would find it (its multiarch directories first):
  * 0 and the path in the tree in *ret_rel, or -ENOENT. */

@@ -245,7 +245,8 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 	return 0;
 }
 
-int tree_list_files(struct build *b, const char *dir, const char *prefix, const char *suffix, char ***ret)
+int tree_list_files(struct build *b, const char *dir, const char *prefix, const char *suffix, bool regular_only,
+		    char ***ret)
 {
 	_cleanup_close_ int fd = tree_open(b, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
@@ -264,8 +265,9 @@ int tree_list_files(struct build *b, const char *dir, const char *prefix, const 
 		if (!str_starts_with(de->d_name, prefix) || l < k || l == strlen(prefix) ||
 		    !STREQ(de->d_name + l - k, suffix))
 			continue;
-		if (de->d_type == DT_UNKNOWN ? fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)
-					     : de->d_type != DT_REG)
+		if (regular_only && (de->d_type == DT_UNKNOWN
+					     ? fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)
+					     : de->d_type != DT_REG))
 			continue;
 		r = strv_push(&names, de->d_name);
 	}
