@@ -118,7 +118,7 @@ static int fdt_line(struct build *b, const char *fdt, const char *v, char **ret)
 {
 	_cleanup_free_ char *in_dir = NULL, *dir = NULL, *dtb_v = NULL;
 	if (asprintf(&dir, FDT_DIR "%s/", v) < 0 || asprintf(&in_dir, "%s%s", dir, fdt ? fdt : "") < 0 ||
-	    asprintf(&dtb_v, "/%s", fdt ? fdt : "") < 0)
+	    asprintf(&dtb_v, "/dtb-%s", v) < 0)
 		return -ENOMEM;
 	if (fdt) {
 		if (*fdt == '/' && tree_is(b, fdt, false))
@@ -129,9 +129,6 @@ static int fdt_line(struct build *b, const char *fdt, const char *v, char **ret)
 			  *fdt == '/' ? fdt : in_dir);
 		return -ENOENT;
 	}
-	free(dtb_v);
-	if (asprintf(&dtb_v, "/dtb-%s", v) < 0)
-		return -ENOMEM;
 	if (tree_is(b, dir, true))
 		return asprintf(ret, "fdtdir %s", dir) < 0 ? -ENOMEM : 0;
 	if (tree_is(b, dtb_v, false))
@@ -534,10 +531,12 @@ static int extlinux_inspect(const char *path, const struct inspect_image *img, s
 		}
 		const char *files[] = { l->kernel, l->initrd, l->fdt };
 		const char *what[] = { "kernel", "initrd", "fdt" };
-		for (size_t j = 0; r == 0 && j < ARRAY_SIZE(files); j++)
+		for (size_t j = 0; r == 0 && j < ARRAY_SIZE(files); j++) {
+			bool has = files[j] && xl_has(fs, &c, files[j]);
 			if (files[j])
-				r = boot_view_check(v, xl_has(fs, &c, files[j]), "label %s: %s '%s' is%s on partition 1",
-						    l->name, what[j], files[j], xl_has(fs, &c, files[j]) ? "" : " not");
+				r = boot_view_check(v, has, "label %s: %s '%s' is%s on partition 1", l->name, what[j],
+						    files[j], has ? "" : " not");
+		}
 		if (r == 0 && l == d)
 			r = boot_view_root(v, img, "the default label", l->append ? l->append : "");
 	}
