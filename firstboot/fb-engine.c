@@ -188,6 +188,8 @@ static enum fb_state state_of_result(enum fb_result res)
 		return FB_STATE_PENDING;
 	case FB_REBOOT:
 		return FB_STATE_REBOOT;
+	case FB_DEGRADED:
+		return FB_STATE_DEGRADED;
 	case FB_FAILED:
 		break;
 	}
@@ -212,7 +214,7 @@ static enum fb_state run_step(struct engine *e, size_t i, const struct fb_step *
 		e->status.steps[i].started = fb_wall_now();
 		fb_report_step(s->name, FB_STATE_START, "after reboot");
 		int r = s->verify ? s->verify(ctx, section, &msg) : 0;
-		enum fb_state st = r < 0 ? FB_STATE_FAILED : FB_STATE_OK;
+		enum fb_state st = r < 0 ? FB_STATE_FAILED : r > 0 ? FB_STATE_DEGRADED : FB_STATE_OK;
 		state_set(e, s->name, st, attempts);
 		step_end(e, i, st, msg ? msg : r < 0 ? "not in effect after the reboot" : "in effect after reboot");
 		return st;
@@ -267,7 +269,8 @@ static enum fb_state run_step(struct engine *e, size_t i, const struct fb_step *
 		if (res == FB_OK && s->verify) {
 			free(msg);
 			msg = NULL;
-			res = s->verify(ctx, section, &msg) < 0 ? FB_FAILED : FB_OK;
+			int v = s->verify(ctx, section, &msg);
+			res = v < 0 ? FB_FAILED : v > 0 ? FB_DEGRADED : FB_OK;
 		}
 		st = state_of_result(res);
 	}
@@ -431,16 +434,21 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 			why = "disabled in the config";
 		else if (s->needs_config && !section)
 			why = "not configured";
-		else if (same && (prev == FB_STATE_OK || prev == FB_STATE_SKIPPED))
-			why = "already done";
+		bool same_done = !why && same &&
+				 (prev == FB_STATE_OK || prev == FB_STATE_SKIPPED || prev == FB_STATE_DEGRADED);
+		if (same_done) {
+			why = prev == FB_STATE_DEGRADED ? "already done (degraded)" : "already done";
+			degraded |= prev == FB_STATE_DEGRADED;
+		}
 		if (why) {
 			if (o->dry_run) {
 				plan(s->name, "skip", why);
 				continue;
 			}
-			if (!stopped && !STREQ(why, "already done") && prev != FB_STATE_SKIPPED)
+			/* A step done before keeps its state ("degraded" stays degraded). */
+			if (!stopped && !same_done && prev != FB_STATE_SKIPPED)
 				state_put(&e, s->name, FB_STATE_SKIPPED, 0);
-			step_end_mem(&e, i, FB_STATE_SKIPPED, why);
+			step_end_mem(&e, i, same_done && prev == FB_STATE_DEGRADED ? FB_STATE_DEGRADED : FB_STATE_SKIPPED, why);
 			continue;
 		}
 		enum fb_state st = run_step(&e, i, s, section, &ctx, prev);
@@ -452,7 +460,8 @@ int fb_engine_run(const struct fb_step *const *steps, size_t n, const struct fb_
 		} else if (st == FB_STATE_FAILED) {
 			degraded = true;
 			stopped = required;
-		}
+		} else if (st == FB_STATE_DEGRADED)
+			degraded = true;
 	}
 	final = reboot     ? FB_STATE_REBOOT
 		: stopped  ? FB_STATE_FAILED

@@ -24,7 +24,8 @@ enum fb_state {
 	FB_STATE_PENDING,  /* "pending": something it needs is missing; a later run goes on */
 	FB_STATE_FAILED,   /* "failed" */
 	FB_STATE_REBOOT,   /* "reboot": applied, takes effect after the reboot it asked for */
-	FB_STATE_DEGRADED, /* "degraded": the run only, a step failed and the others ran */
+	FB_STATE_DEGRADED, /* "degraded": the run, a step failed and the others ran; a step, done
+			    * and working with less than asked (fb-step.h) */
 	FB_STATE_MAX,
 };
 
@@ -52,7 +53,7 @@ void fb_report_done(enum fb_state status, size_t steps, double seconds);
 
 struct fb_step_status {
 	const char *name;
-	enum fb_state state; /* not-run, running, ok, skipped, pending, failed, reboot */
+	enum fb_state state; /* not-run, running, ok, skipped, pending, failed, reboot, degraded */
 	char *message;
 	double started, finished; /* wall clock (seconds since the epoch), 0 when not yet */
 };

@@ -6,9 +6,13 @@
  *             0: not yet; -errno: cannot tell (the step fails, message in *ret_msg).
  *   apply  -> OK, PENDING (something it needs, e.g. the network, is missing: retry on a later
  *             run), REBOOT (done, takes effect after a reboot: the engine saves state and
- *             reboots, the next run verifies), FAILED. May set *ret_msg (malloc'd).
- *   verify -> after apply OK, and on the run after a REBOOT: 0 the effect is there, -errno not
- *             (the step fails). NULL: apply's result is trusted.
+ *             reboots, the next run verifies), DEGRADED (done and working, but with less than
+ *             the config asks for, which no later run can change, e.g. no GPU: the step's state
+ *             is "degraded", *ret_msg says what is missing, and the run ends degraded),
+ *             FAILED. May set *ret_msg (malloc'd).
+ *   verify -> after apply OK, and on the run after a REBOOT: 0 the effect is there, 1 there but
+ *             degraded (as apply's DEGRADED), -errno not (the step fails). NULL: apply's result
+ *             is trusted.
  * check must be cheap, read-only and correct after a crash at any point of apply: it is how
  * the engine tells, after a power cut, whether an interrupted apply finished.
  * Messages never contain secret values: they are printed and kept in status.json. */
@@ -21,7 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum fb_result { FB_OK, FB_PENDING, FB_REBOOT, FB_FAILED };
+enum fb_result { FB_OK, FB_PENDING, FB_REBOOT, FB_FAILED, FB_DEGRADED };
 
 /* _cleanup_(fb_json_putp) json_object *o */
 static inline void fb_json_putp(json_object **o)

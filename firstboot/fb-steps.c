@@ -24,6 +24,7 @@
 	X(tailnet)                                                                              \
 	X(tunnel)                                                                               \
 	X(rustdesk) /* after tailnet: its port is open on the tailnet only */                   \
+	X(ollama)   /* after tailnet and mesh: its port is open on them only */                  \
 	X(efiboot)                                                                              \
 	X(iommu)                                                                                \
 	X(proxmox_kernel)                                                                       \

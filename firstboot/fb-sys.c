@@ -244,3 +244,37 @@ int fb_unit_enable(const char *unit, bool start, char **ret_msg)
 	}
 	return 0;
 }
+
+int fb_lookup_id(const char *db, const char *name, size_t n, unsigned *ret)
+{
+	char buf[40];
+	uint64_t id;
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	if (parse_u64(buf, &id) == 0 && id < INT32_MAX) {
+		*ret = (unsigned)id;
+		return 0;
+	}
+	_cleanup_free_ char *text = NULL;
+	int r = fb_read(db, 16u << 20, &text, NULL);
+	if (r < 0)
+		return r;
+	for (char *line = text; *line;) {
+		size_t len = strcspn(line, "\n");
+		char *end = line + len;
+		char *f3 = line;
+		/* name:x:ID: */
+		if (!strncmp(line, buf, n) && line[n] == ':' && (f3 = memchr(line + n + 1, ':', (size_t)(end - line - n - 1)))) {
+			char *e;
+			unsigned long v = strtoul(f3 + 1, &e, 10);
+			if (e > f3 + 1 && *e == ':' && v < INT32_MAX) {
+				*ret = (unsigned)v;
+				return 0;
+			}
+		}
+		line = *end ? end + 1 : end;
+	}
+	return -ESRCH;
+}

@@ -163,6 +163,12 @@ bool fb_system_booting(void);
 /* Seconds spent waiting for external commands since the program started. */
 double fb_run_seconds(void);
 
+/* ---- accounts (fb-sys.c) ----
+ * The ID of the first N bytes of NAME (a name, or a number taken as it is) in DB, the tree's
+ * "/etc/passwd" or "/etc/group" (field 3 of its line; not getpwnam: the tree may not be the
+ * running system): 0, -ESRCH (no such entry), -EINVAL, -errno. */
+int fb_lookup_id(const char *db, const char *name, size_t n, unsigned *ret);
+
 /* ---- messages (fb-report.c) ----
  * Errors go to stderr as "pmoves-firstboot: problem" with names in single quotes. */
 extern int fb_verbose;

@@ -96,41 +96,6 @@ static void file_done(struct file *f)
 	f->buf = NULL;
 }
 
-/* NAME (or a number) in the passwd or group file DB: field 3 of its line. */
-static int lookup_id(const char *db, const char *name, size_t n, unsigned *ret)
-{
-	char buf[40];
-	uint64_t id;
-	if (n == 0 || n >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, name, n);
-	buf[n] = '\0';
-	if (parse_u64(buf, &id) == 0 && id < INT32_MAX) {
-		*ret = (unsigned)id;
-		return 0;
-	}
-	_cleanup_free_ char *text = NULL;
-	int r = fb_read(db, 16u << 20, &text, NULL);
-	if (r < 0)
-		return r;
-	for (char *line = text; *line;) {
-		size_t len = strcspn(line, "\n");
-		char *end = line + len;
-		char *f3 = line;
-		/* name:x:ID: */
-		if (!strncmp(line, buf, n) && line[n] == ':' && (f3 = memchr(line + n + 1, ':', (size_t)(end - line - n - 1)))) {
-			char *e;
-			unsigned long v = strtoul(f3 + 1, &e, 10);
-			if (e > f3 + 1 && *e == ':' && v < INT32_MAX) {
-				*ret = (unsigned)v;
-				return 0;
-			}
-		}
-		line = *end ? end + 1 : end;
-	}
-	return -ESRCH;
-}
-
 static int file_load(json_object *o, struct file *f, char **ret_msg)
 {
 	json_object *v;
@@ -151,12 +116,12 @@ static int file_load(json_object *o, struct file *f, char **ret_msg)
 	const char *owner = json_object_object_get_ex(o, "owner", &v) ? json_object_get_string(v) : "root:root";
 	size_t un = strcspn(owner, ":");
 	unsigned uid, gid;
-	int r = lookup_id("/etc/passwd", owner, un, &uid);
+	int r = fb_lookup_id("/etc/passwd", owner, un, &uid);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("'%s': user '%.*s' is not in '/etc/passwd'", f->path, (int)un, owner);
 		return r;
 	}
-	r = lookup_id("/etc/group", owner + un + 1, strlen(owner + un + 1), &gid);
+	r = fb_lookup_id("/etc/group", owner + un + 1, strlen(owner + un + 1), &gid);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("'%s': group '%s' is not in '/etc/group'", f->path, owner + un + 1);
 		return r;

@@ -551,3 +551,49 @@ int http_post_json(const char *url, const char *body, const struct download_opts
 	set_error(ret_error, strdupf("cannot post to '%s': %s", shown, curl_easy_strerror(rc)));
 	return -EIO;
 }
+
+int http_request(const char *method, const char *url, const char *body, size_t max, const struct download_opts *o,
+		 long *ret_status, char **ret_buf, size_t *ret_len, char **ret_error)
+{
+	_cleanup_free_ char *no_proxy = no_proxy_list(), *shown = url_shown(url);
+	if (!no_proxy || !shown)
+		return -ENOMEM;
+	CURL *h = easy_new(url, o, o && o->connect_timeout ? o->connect_timeout : SMALL_CONNECT_TIMEOUT,
+			   o && o->timeout ? o->timeout : SMALL_TIMEOUT);
+	if (!h)
+		return -ENOMEM;
+	struct sink s = { .max = max };
+	struct curl_slist *headers = body ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+	curl_easy_setopt(h, CURLOPT_FAILONERROR, 0L);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+	CURLcode rc = curl_easy_perform(h);
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(headers);
+	if (rc == CURLE_OK && !s.buf)
+		s.buf = calloc(1, 1);
+	if (rc != CURLE_OK || !s.buf) {
+		int r = s.too_big ? -EFBIG
+			: rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+			: rc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
+			: rc == CURLE_OK ? -ENOMEM : -EIO;
+		set_error(ret_error, s.too_big ? strdupf("the answer of '%s' is larger than %zu bytes", shown, max)
+					       : strdupf("%s '%s': %s", method, shown, rc == CURLE_OK ? strerror(ENOMEM) : curl_easy_strerror(rc)));
+		free(s.buf);
+		return r;
+	}
+	*ret_status = status;
+	*ret_buf = s.buf;
+	if (ret_len)
+		*ret_len = s.len;
+	return 0;
+}

@@ -73,5 +73,12 @@ int http_get(const char *url, size_t max, const struct download_opts *o, char **
 	     char **ret_error);
 /* POST BODY as application/json to an https:// URL; -EIO when every attempt failed. */
 int http_post_json(const char *url, const char *body, const struct download_opts *o, char **ret_error);
+/* One request to a local JSON API (a service on this machine: the caller builds URL): METHOD
+ * ("GET", "POST", "DELETE") with BODY as application/json (NULL: none), one attempt, no
+ * redirects. The response's body (at most MAX bytes, NUL-terminated) and its HTTP status,
+ * whatever it is: 4xx and 5xx are answers too. -ETIMEDOUT, -ECONNREFUSED (nothing answers),
+ * -EFBIG past MAX, -EIO (another transport error); *ret_error (may be NULL) says why. */
+int http_request(const char *method, const char *url, const char *body, size_t max, const struct download_opts *o,
+		 long *ret_status, char **ret_buf, size_t *ret_len, char **ret_error);
 
 #endif

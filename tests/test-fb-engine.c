@@ -320,7 +320,7 @@ static const struct fb_step rb = { .name = "rb", .check = rb_check, .apply = rb_
 static const struct fb_step net = { .name = "net", .check = net_check, .apply = net_apply };
 static const struct fb_step *const test_steps[] = { &rb, &net };
 
-static struct t_result engine(const char *root)
+static struct t_result engine_steps(const char *root, const struct fb_step *const *steps, size_t n)
 {
 	char *outp = t_beside(root, "out");
 	fflush(stdout);
@@ -332,7 +332,7 @@ static struct t_result engine(const char *root)
 		if (o < 0 || dup2(o, 1) < 0 || fb_root_set(root) < 0)
 			_exit(120);
 		struct fb_run_opts opts = { 0 };
-		int r = fb_engine_run(test_steps, ARRAY_SIZE(test_steps), &opts);
+		int r = fb_engine_run(steps, n, &opts);
 		fflush(stdout);
 		_exit(r);
 	}
@@ -341,6 +341,50 @@ static struct t_result engine(const char *root)
 	struct t_result r = { WIFEXITED(st) ? WEXITSTATUS(st) : -1, t_read(outp, NULL), NULL };
 	free(outp);
 	return r;
+}
+
+static struct t_result engine(const char *root)
+{
+	return engine_steps(root, test_steps, ARRAY_SIZE(test_steps));
+}
+
+/* A step done with less than asked (no GPU): its verify says 1. */
+static int cpu_check(const struct fb_ctx *c, json_object *s, char **m)
+{
+	(void)c, (void)s, (void)m;
+	return exists_check("/cpu-done");
+}
+static enum fb_result cpu_apply(const struct fb_ctx *c, json_object *s, char **m)
+{
+	(void)c, (void)s, (void)m;
+	return fb_write("/cpu-done", "x", 1, 0644, (uid_t)-1, (gid_t)-1) < 0 ? FB_FAILED : FB_OK;
+}
+static int cpu_verify(const struct fb_ctx *c, json_object *s, char **m)
+{
+	(void)c, (void)s;
+	*m = strdup("no GPU: runs on the CPU");
+	return 1;
+}
+static const struct fb_step cpu = { .name = "cpu", .check = cpu_check, .apply = cpu_apply, .verify = cpu_verify };
+
+static void test_degraded_step(void)
+{
+	const struct fb_step *const steps[] = { &cpu, &net };
+	char *root = t_tree();
+	t_write(root, "net-up", "");
+	struct t_result r = engine_steps(root, steps, ARRAY_SIZE(steps));
+	tap_ok(r.status == 1 && strstr(r.out, "step=cpu state=degraded no GPU: runs on the CPU") && strstr(r.out, "step=net state=ok") &&
+		       strstr(r.out, "done status=degraded"),
+	       "a step done with less than asked: state degraded, the next steps run, the run ends degraded");
+	char *c = calls(root);
+	tap_contains(c, "disable pmoves-firstboot.service", "a degraded run is over: the unit disables itself");
+	free(c);
+	t_result_free(&r);
+	r = engine_steps(root, steps, ARRAY_SIZE(steps));
+	tap_ok(r.status == 1 && strstr(r.out, "step=cpu state=degraded already done (degraded)") && strstr(r.out, "done status=degraded"),
+	       "run again: not applied again, still degraded");
+	t_result_free(&r);
+	t_cleanup(root);
 }
 
 static void test_reboot_pending(void)
@@ -543,6 +587,7 @@ int main(void)
 	test_files_check_error();
 	test_crash();
 	test_reboot_pending();
+	test_degraded_step();
 	test_pending_then_crash();
 	test_commands();
 	test_state_names();
