@@ -25,6 +25,7 @@
 #include "firstboot.h"
 #include "hash-file.h"
 #include "hash.h"
+#include "ollama-store.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -48,11 +49,8 @@
 #define DEFAULT_LISTEN "0.0.0.0"
 #define DEFAULT_PORT 11434
 #define DEFAULT_PULL_TIMEOUT 3600
-#define REGISTRY "registry.ollama.ai"
 #define MAX_MODELS 32
 #define MAX_ALLOW 16
-#define MAX_BLOBS 64
-#define MANIFEST_MAX (1u << 20)
 #define API_MAX (4u << 20)
 #define STORE_DEPTH 8
 #define START_WAIT 60   /* seconds for ollama.service to answer */
@@ -77,7 +75,7 @@ static const struct fb_format fmt_pull_timeout = {
 };
 
 /* [HOST/][NAMESPACE/]MODEL[:TAG]: every part starts with a letter or digit (no '.' or '..'
- * component: it becomes a path in the store). */
+ * component: it becomes a path in the store); ollama_name() takes the same. */
 #define PART "[A-Za-z0-9][A-Za-z0-9._-]{0,79}"
 static const struct fb_format fmt_model = {
 	.name = "ollama_model",
@@ -142,37 +140,16 @@ static void conf_done(struct conf *c)
 	free(c->url);
 }
 
-/* NAME ([host/][ns/]model[:tag], checked by fmt_model) as the store and /api/tags have it. */
+/* NAME (checked by fmt_model) as the store and /api/tags have it. */
 static int model_load(const char *dir, const char *name, const char *digest, struct model *m)
 {
-	const char *parts[3];
-	size_t lens[3], n = 0;
-	for (const char *p = name;; n++) {
-		const char *slash = strchr(p, '/');
-		parts[n] = p;
-		lens[n] = slash ? (size_t)(slash - p) : strlen(p);
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
-	const char *last = parts[n], *colon = strchr(last, ':');
-	int mlen = (int)(colon ? (size_t)(colon - last) : lens[n]);
-	const char *tag = colon ? colon + 1 : "latest";
-	const char *host = n == 2 ? parts[0] : REGISTRY;
-	int hlen = n == 2 ? (int)lens[0] : (int)strlen(REGISTRY);
-	const char *ns = n >= 1 ? parts[n - 1] : "library";
-	int nlen = n >= 1 ? (int)lens[n - 1] : 7;
-	bool reg = hlen == (int)strlen(REGISTRY) && !strncmp(host, REGISTRY, (size_t)hlen);
-	bool lib = nlen == 7 && !strncmp(ns, "library", 7);
+	_cleanup_free_ char *rel = NULL;
+	int r = ollama_name(name, &m->shown, &rel);
+	if (r < 0)
+		return r;
 	m->digest = digest;
-	m->manifest = fb_strdupf("%s/manifests/%.*s/%.*s/%.*s/%s", dir, hlen, host, nlen, ns, mlen, last, tag);
-	if (reg && lib)
-		m->shown = fb_strdupf("%.*s:%s", mlen, last, tag);
-	else if (reg)
-		m->shown = fb_strdupf("%.*s/%.*s:%s", nlen, ns, mlen, last, tag);
-	else
-		m->shown = fb_strdupf("%.*s/%.*s/%.*s:%s", hlen, host, nlen, ns, mlen, last, tag);
-	return m->manifest && m->shown ? 0 : -ENOMEM;
+	m->manifest = fb_strdupf("%s/%s", dir, rel);
+	return m->manifest ? 0 : -ENOMEM;
 }
 
 static int conf_load(json_object *section, struct conf *c)
@@ -387,40 +364,13 @@ static int chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth)
 	return r;
 }
 
-struct manifest {
-	char *blobs[MAX_BLOBS]; /* hex digests */
-	uint64_t sizes[MAX_BLOBS];
-	size_t n;
-};
-
-static void manifest_done(struct manifest *m)
-{
-	for (size_t i = 0; i < m->n; i++)
-		free(m->blobs[i]);
-	m->n = 0;
-}
-
-static int manifest_add(struct manifest *m, json_object *desc)
-{
-	const char *d = fb_json_str(desc, "digest", "");
-	int64_t size = fb_json_int(desc, "size", -1);
-	if (strncmp(d, "sha256:", 7) || strlen(d) != 71 || strspn(d + 7, "0123456789abcdef") != 64 || size < 0)
-		return -EBADMSG;
-	if (m->n == MAX_BLOBS)
-		return -E2BIG;
-	if (!(m->blobs[m->n] = strdup(d + 7)))
-		return -ENOMEM;
-	m->sizes[m->n++] = (uint64_t)size;
-	return 0;
-}
-
 /* The manifest of M in the store: 1 read (its blobs in *RET), 0 none there, -EBADMSG not the
  * pinned one or not a manifest (*ret_msg), -errno. */
-static int manifest_read(const struct model *m, struct manifest *ret, char **ret_msg)
+static int manifest_read(const struct model *m, struct ollama_manifest *ret, char **ret_msg)
 {
 	_cleanup_free_ char *text = NULL, *error = NULL;
 	size_t len;
-	int r = fb_read_file(m->manifest, MANIFEST_MAX, &text, &len, &error);
+	int r = fb_read_file(m->manifest, OLLAMA_MANIFEST_MAX, &text, &len, &error);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0) {
@@ -434,21 +384,10 @@ static int manifest_read(const struct model *m, struct manifest *ret, char **ret
 		*ret_msg = fb_strdupf("model '%s': its manifest is sha256:%s, not the pinned sha256:%s", m->shown, hex, m->digest);
 		return -EBADMSG;
 	}
-	_cleanup_(fb_json_putp) json_object *o = json_tokener_parse(text);
-	json_object *layers, *config;
-	*ret = (struct manifest){ 0 };
-	if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "config", &config) ||
-	    !json_object_object_get_ex(o, "layers", &layers) || !json_object_is_type(layers, json_type_array))
-		r = -EBADMSG;
-	else
-		r = manifest_add(ret, config);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(layers); i++)
-		r = manifest_add(ret, json_object_array_get_idx(layers, i));
-	if (r < 0) {
-		manifest_done(ret);
+	if ((r = ollama_manifest_parse(text, ret)) < 0) {
 		*ret_msg = fb_strdupf("model '%s': '%s' is not a manifest (config and layers, each with a sha256 digest "
-				      "and a size, %d at most)", m->shown, m->manifest, MAX_BLOBS);
-		return r == -ENOMEM ? r : -EBADMSG;
+				      "and a size, %d at most)", m->shown, m->manifest, OLLAMA_BLOBS_MAX);
+		return -EBADMSG;
 	}
 	return 1;
 }
@@ -460,10 +399,10 @@ static char *blob_path(const struct conf *c, const char *hex)
 
 /* Blob I of MF in the store: its size and, with HASH, its SHA-256. 1 right, 0 not (*ret_msg),
  * -errno. */
-static int blob_ok(const struct conf *c, const struct model *m, const struct manifest *mf, size_t i, bool hash,
+static int blob_ok(const struct conf *c, const struct model *m, const struct ollama_manifest *mf, size_t i, bool hash,
 		   char **ret_msg)
 {
-	_cleanup_free_ char *path = blob_path(c, mf->blobs[i]);
+	_cleanup_free_ char *path = blob_path(c, mf->hex[i]);
 	if (!path)
 		return -ENOMEM;
 	_cleanup_close_ int fd = fb_open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0);
@@ -473,12 +412,12 @@ static int blob_ok(const struct conf *c, const struct model *m, const struct man
 	if (fd >= 0 && fstat(fd, &st) < 0)
 		return -errno;
 	if (fd < 0 || !S_ISREG(st.st_mode)) {
-		*ret_msg = fb_strdupf("model '%s': blob sha256:%s is missing from the store", m->shown, mf->blobs[i]);
+		*ret_msg = fb_strdupf("model '%s': blob sha256:%s is missing from the store", m->shown, mf->hex[i]);
 		return 0;
 	}
-	if ((uint64_t)st.st_size != mf->sizes[i]) {
+	if ((uint64_t)st.st_size != mf->size[i]) {
 		*ret_msg = fb_strdupf("model '%s': blob sha256:%s has %lld bytes, its manifest says %" PRIu64, m->shown,
-				      mf->blobs[i], (long long)st.st_size, mf->sizes[i]);
+				      mf->hex[i], (long long)st.st_size, mf->size[i]);
 		return 0;
 	}
 	if (!hash)
@@ -487,8 +426,8 @@ static int blob_ok(const struct conf *c, const struct model *m, const struct man
 	int r = sha256_fd(fd, hex);
 	if (r < 0)
 		return r;
-	if (!STREQ(hex, mf->blobs[i])) {
-		*ret_msg = fb_strdupf("model '%s': blob sha256:%s holds sha256:%s", m->shown, mf->blobs[i], hex);
+	if (!STREQ(hex, mf->hex[i])) {
+		*ret_msg = fb_strdupf("model '%s': blob sha256:%s holds sha256:%s", m->shown, mf->hex[i], hex);
 		return 0;
 	}
 	return 1;
@@ -523,18 +462,13 @@ static bool blob_listed(int dfd, unsigned depth, const char *skip, const char *h
 		_cleanup_close_ int mfd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		_cleanup_free_ char *text = NULL;
 		size_t len;
-		if (mfd < 0 || fb_fd_regular(mfd, path, NULL) < 0 || fb_read_fd(mfd, path, MANIFEST_MAX, &text, &len, NULL) < 0)
+		if (mfd < 0 || fb_fd_regular(mfd, path, NULL) < 0 || fb_read_fd(mfd, path, OLLAMA_MANIFEST_MAX, &text, &len, NULL) < 0)
 			continue;
-		_cleanup_(fb_json_putp) json_object *o = json_tokener_parse(text);
-		json_object *layers, *config;
-		if (json_object_object_get_ex(o, "config", &config) &&
-		    STREQ(fb_json_str(config, "digest", "") + (strncmp(fb_json_str(config, "digest", ""), "sha256:", 7) ? 0 : 7), hex))
-			found = true;
-		if (json_object_object_get_ex(o, "layers", &layers) && json_object_is_type(layers, json_type_array))
-			for (size_t i = 0; !found && i < json_object_array_length(layers); i++) {
-				const char *dg = fb_json_str(json_object_array_get_idx(layers, i), "digest", "");
-				found = !strncmp(dg, "sha256:", 7) && STREQ(dg + 7, hex);
-			}
+		struct ollama_manifest mf;
+		if (ollama_manifest_parse(text, &mf) < 0)
+			continue;
+		for (size_t i = 0; i < mf.n && !found; i++)
+			found = STREQ(mf.hex[i], hex);
 	}
 	closedir(d);
 	return found;
@@ -553,13 +487,13 @@ static bool blob_shared(const struct conf *c, size_t i, const char *hex)
 /* Model I refused: its manifest, its blob BAD (the wrong one: SIZE_MAX for none) and every
  * other blob of it that no other model in the store lists leave the store. MF: its blobs
  * (NULL: the manifest was not one, only it goes). */
-static int model_remove(const struct conf *c, size_t i, const struct manifest *mf, size_t bad)
+static int model_remove(const struct conf *c, size_t i, const struct ollama_manifest *mf, size_t bad)
 {
 	int r = 0;
 	for (size_t j = 0; mf && j < mf->n; j++) {
-		if (j != bad && blob_shared(c, i, mf->blobs[j]))
+		if (j != bad && blob_shared(c, i, mf->hex[j]))
 			continue;
-		_cleanup_free_ char *path = blob_path(c, mf->blobs[j]);
+		_cleanup_free_ char *path = blob_path(c, mf->hex[j]);
 		int k = path ? fb_remove(path) : -ENOMEM;
 		if (k < 0 && r == 0)
 			r = k;
@@ -573,7 +507,7 @@ static int model_remove(const struct conf *c, size_t i, const struct manifest *m
 static int model_check(const struct conf *c, size_t i, bool hash, char **ret_msg)
 {
 	const struct model *m = &c->models[i];
-	struct manifest mf = { 0 };
+	struct ollama_manifest mf;
 	int r = manifest_read(m, &mf, ret_msg);
 	if (r == -EBADMSG && hash) {
 		model_remove(c, i, NULL, SIZE_MAX);
@@ -589,7 +523,6 @@ static int model_check(const struct conf *c, size_t i, bool hash, char **ret_msg
 		model_remove(c, i, &mf, j - 1);
 		r = -EBADMSG;
 	}
-	manifest_done(&mf);
 	return r;
 }
 

@@ -2,6 +2,7 @@
 #include "download.h"
 #include "hash-file.h"
 #include "hash.h"
+#include "ollama-store.h"
 #include "run.h"
 #include "tap.h"
 #include "util.h"
@@ -456,6 +457,64 @@ static void test_urls(void)
 	       why ? why : "");
 }
 
+/* Model names to store paths, as Ollama lays them out, and manifests. */
+static void test_ollama_store(void)
+{
+	static const struct {
+		const char *name, *shown, *rel;
+	} good[] = {
+		{ "llama3.2:3b", "llama3.2:3b", "manifests/registry.ollama.ai/library/llama3.2/3b" },
+		{ "llama3.2", "llama3.2:latest", "manifests/registry.ollama.ai/library/llama3.2/latest" },
+		{ "library/qwen2.5:0.5b", "qwen2.5:0.5b", "manifests/registry.ollama.ai/library/qwen2.5/0.5b" },
+		{ "fleet/tiny:1b", "fleet/tiny:1b", "manifests/registry.ollama.ai/fleet/tiny/1b" },
+		{ "hf.co/org/model-GGUF:Q4_K_M", "hf.co/org/model-GGUF:Q4_K_M", "manifests/hf.co/org/model-GGUF/Q4_K_M" },
+		{ "registry.ollama.ai/library/x:_t", "x:_t", "manifests/registry.ollama.ai/library/x/_t" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		char *shown = NULL, *rel = NULL;
+		int r = ollama_name(good[i].name, &shown, &rel);
+		tap_ok(r == 0 && STREQ(shown, good[i].shown) && STREQ(rel, good[i].rel), "ollama_name '%s': '%s', '%s'", good[i].name,
+		       shown ? shown : "?", rel ? rel : "?");
+		free(shown), free(rel);
+	}
+	static const char *const bad[] = { "", "../x", "a/../b", "./x", "x:", "x:..", "a/b/c/d", "a//b", "x/", ".x", "x:a/b",
+					   "x y", "-x", "x:.t",
+					   "a123456789a123456789a123456789a123456789a123456789a123456789a123456789a123456789a" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *shown = NULL, *rel = NULL;
+		tap_is_int(ollama_name(bad[i], &shown, &rel), -EINVAL, "ollama_name refuses '%s'", bad[i]);
+	}
+
+	const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+	const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+	char *text = strdupf("{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:%s\",\"size\":12},"
+			    "\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.model\",\"digest\":\"sha256:%s\",\"size\":4096}]}",
+			    h1, h2);
+	struct ollama_manifest m;
+	tap_ok(ollama_manifest_parse(text, &m) == 0 && m.n == 2 && STREQ(m.hex[0], h1) && m.size[0] == 12 && STREQ(m.hex[1], h2) &&
+		       m.size[1] == 4096,
+	       "a manifest: config first, then the layers, with their sizes");
+	free(text);
+	static const char *const not[] = {
+		"[]", "{\"layers\": []}", "{\"config\": {\"digest\": \"sha256:11\", \"size\": 1}, \"layers\": []}",
+		"{\"config\": {\"digest\": \"md5:1111\", \"size\": 1}, \"layers\": []}",
+		"{\"config\": {\"digest\": \"sha256:1111111111111111111111111111111111111111111111111111111111111111\", \"size\": -1}, \"layers\": []}",
+		"{\"config\": {\"digest\": \"sha256:1111111111111111111111111111111111111111111111111111111111111111\", \"size\": \"1\"}, \"layers\": []}",
+		"{\"config\": {\"digest\": \"sha256:../../../../etc/passwd111111111111111111111111111111111111111111\", \"size\": 1}, \"layers\": []}",
+		"not json",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(not); i++)
+		tap_is_int(ollama_manifest_parse(not[i], &m), -EBADMSG, "not a manifest (%zu)", i);
+	FILE *f = open_memstream(&text, &(size_t){ 0 });
+	fprintf(f, "{\"config\": {\"digest\": \"sha256:%s\", \"size\": 1}, \"layers\": [", h1);
+	for (int i = 0; i < OLLAMA_BLOBS_MAX; i++)
+		fprintf(f, "%s{\"digest\": \"sha256:%s\", \"size\": 1}", i ? "," : "", h2);
+	fputs("]}", f);
+	fclose(f);
+	tap_is_int(ollama_manifest_parse(text, &m), -E2BIG, "more than %d blobs: refused", OLLAMA_BLOBS_MAX);
+	free(text);
+}
+
 int main(void)
 {
 	test_sha256();
@@ -468,5 +527,6 @@ int main(void)
 	test_write_atomic();
 	test_run();
 	test_run_lines();
+	test_ollama_store();
 	return tap_done();
 }
