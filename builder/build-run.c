@@ -120,6 +120,7 @@ static const struct stage {
 	{ "tree", stage_tree, TREE_YES },
 	{ "firstboot", stage_firstboot, TREE_YES },
 	{ "artifacts", stage_artifacts, TREE_YES },
+	{ "ollama", stage_ollama, TREE_YES },
 	{ "boot", stage_boot, TREE_YES },
 	{ "split", stage_split, TREE_YES },
 	{ "size", stage_size, TREE_YES },

@@ -180,6 +180,8 @@ const struct field profile_fields[] = {
 	F_STRV("outputs", &formats[FMT_OUTPUT], .min_items = 1, .max_items = 32, .unique = true),
 	F("firstboot", json_type_object, .sub = firstboot_fields, .open = true),
 	F("artifacts", json_type_array, .elem = json_type_object, .sub = artifact_fields, .max_items = 256),
+	/* A local Ollama store to bake firstboot.ollama's models from (ollama-bake.c). */
+	F_STR("ollama_store", NULL),
 	F_END,
 };
 
