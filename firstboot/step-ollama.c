@@ -41,6 +41,7 @@
 #define UNIT "/etc/systemd/system/ollama.service"
 #define FW_UNIT "/etc/systemd/system/pmoves-ollama-firewall.service"
 #define NFT "/etc/pmoves/ollama.nft"
+#define SERVED "/var/lib/pmoves/ollama/served" /* what the step last saw Ollama serve */
 #define SERVICE "ollama.service"
 #define FW_SERVICE "pmoves-ollama-firewall.service"
 #define TABLE "pmoves_ollama"
@@ -770,25 +771,84 @@ static int store_make(const struct conf *c, char **ret_msg)
 	return 0;
 }
 
+/* What Ollama serves, as the step wants it: the table loaded, every model listed with its
+ * digest, a short generation from the first; then the GPU. 0, 1 (no GPU: degraded), or -errno;
+ * *ret_msg says which. */
+static int serve_verify(const struct conf *c, char **ret_msg)
+{
+	int r;
+	if ((r = table_loaded(c)) <= 0) {
+		*ret_msg = fb_strdupf("the nftables table '%s' is not loaded", TABLE);
+		return r < 0 ? r : -EIO;
+	}
+	_cleanup_(fb_json_putp) json_object *tags = NULL, *gen = NULL;
+	if ((r = api(c, "GET", "/api/tags", NULL, 30, &tags, ret_msg)) < 0 || (r = tags_match(c, tags, ret_msg)) < 0)
+		return r;
+	if (c->n_models) {
+		_cleanup_(fb_json_putp) json_object *body = body_model(c->models[0].shown);
+		json_object *opts = json_object_new_object();
+		if (!body || !opts || json_object_object_add(body, "prompt", json_object_new_string("Reply with one word: ready.")) < 0 ||
+		    json_object_object_add(opts, "num_predict", json_object_new_int(8)) < 0 ||
+		    json_object_object_add(body, "options", opts) < 0) {
+			json_object_put(opts);
+			return -ENOMEM;
+		}
+		_cleanup_free_ char *why = NULL;
+		if ((r = api(c, "POST", "/api/generate", body, GENERATE_TIMEOUT, &gen, &why)) < 0) {
+			*ret_msg = fb_strdupf("model '%s' does not generate: %s", c->models[0].shown, why ? why : strerror(-r));
+			return r;
+		}
+		json_object *done;
+		if (!json_object_object_get_ex(gen, "done", &done) || !json_object_get_boolean(done)) {
+			*ret_msg = fb_strdupf("model '%s': /api/generate did not say done", c->models[0].shown);
+			return -EIO;
+		}
+	}
+	_cleanup_free_ char *gpu = NULL, *allow = allow_text(c);
+	int degraded = gpu_report(&gpu);
+	*ret_msg = fb_strdupf("%zu model%s on %s:%lld, reachable from %s only; %s", c->n_models, c->n_models == 1 ? "" : "s",
+			      c->listen, (long long)c->port, allow ? allow : "?", gpu ? gpu : "?");
+	return degraded;
+}
+
+/* SERVED's text: where Ollama answers and the models it serves, once the step has seen them
+ * served. check wants it: files and a running service alone are not the step done (the boot's
+ * run leaves Ollama started but not yet asked). */
+static char *served_text(const struct conf *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "# Written by pmoves-firstboot (ollama step): Ollama seen serving these\n%s %s\n", c->url, c->models_dir);
+	for (size_t i = 0; i < c->n_models; i++)
+		fprintf(f, "%s %s\n", c->models[i].shown, c->models[i].digest);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 /* ---- the step ---- */
 
 static int ollama_check(const struct fb_ctx *ctx, json_object *section, char **ret_msg)
 {
-	(void)ctx;
+	(void)ctx, (void)ret_msg;
 	_cleanup_(conf_done) struct conf c = { 0 };
 	_cleanup_(files_done) struct files f = { 0 };
 	int r = conf_load(section, &c);
 	if (r < 0 || (r = files_make(&c, &f)) < 0)
 		return r;
-	if ((r = files_in_place(&f)) <= 0 || (r = fb_exists(OLLAMA)) <= 0 || (r = fb_unit_running(FW_SERVICE)) <= 0 ||
-	    (r = fb_unit_running(SERVICE)) <= 0)
+	_cleanup_free_ char *served = served_text(&c);
+	if (!served)
+		return -ENOMEM;
+	if ((r = files_in_place(&f)) <= 0 || (r = fb_file_is(SERVED, served, strlen(served))) <= 0 ||
+	    (r = fb_exists(OLLAMA)) <= 0 || (r = fb_unit_running(FW_SERVICE)) <= 0 || (r = fb_unit_running(SERVICE)) <= 0)
 		return r;
-	if (!fb_live()) {
-		for (size_t i = 0; i < c.n_models; i++)
-			if ((r = model_check(&c, i, false, ret_msg)) <= 0)
-				return r == -EBADMSG ? 0 : r;
+	if (!fb_live())
 		return 1;
-	}
 	_cleanup_(fb_json_putp) json_object *tags = NULL;
 	_cleanup_free_ char *why = NULL;
 	if ((r = table_loaded(&c)) <= 0)
@@ -868,48 +928,16 @@ static enum fb_result ollama_apply(const struct fb_ctx *ctx, json_object *sectio
 		if (res != FB_OK)
 			return res;
 	}
-	return FB_OK;
-}
-
-static int ollama_verify(const struct fb_ctx *ctx, json_object *section, char **ret_msg)
-{
-	(void)ctx;
-	_cleanup_(conf_done) struct conf c = { 0 };
-	int r = conf_load(section, &c);
-	if (r < 0)
-		return r;
-	if ((r = table_loaded(&c)) <= 0) {
-		*ret_msg = fb_strdupf("the nftables table '%s' is not loaded", TABLE);
-		return r < 0 ? r : -EIO;
+	int degraded = serve_verify(&c, ret_msg);
+	if (degraded < 0)
+		return FB_FAILED;
+	_cleanup_free_ char *served = served_text(&c);
+	if (!served || (r = fb_write(SERVED, served, strlen(served), 0644, 0, 0)) < 0) {
+		free(*ret_msg);
+		*ret_msg = fb_strdupf("cannot write '%s': %s", SERVED, strerror(served ? -r : ENOMEM));
+		return FB_FAILED;
 	}
-	_cleanup_(fb_json_putp) json_object *tags = NULL, *gen = NULL;
-	if ((r = api(&c, "GET", "/api/tags", NULL, 30, &tags, ret_msg)) < 0 || (r = tags_match(&c, tags, ret_msg)) < 0)
-		return r;
-	if (c.n_models) {
-		_cleanup_(fb_json_putp) json_object *body = body_model(c.models[0].shown);
-		json_object *opts = json_object_new_object();
-		if (!body || !opts || json_object_object_add(body, "prompt", json_object_new_string("Reply with one word: ready.")) < 0 ||
-		    json_object_object_add(opts, "num_predict", json_object_new_int(8)) < 0 ||
-		    json_object_object_add(body, "options", opts) < 0) {
-			json_object_put(opts);
-			return -ENOMEM;
-		}
-		_cleanup_free_ char *why = NULL;
-		if ((r = api(&c, "POST", "/api/generate", body, GENERATE_TIMEOUT, &gen, &why)) < 0) {
-			*ret_msg = fb_strdupf("model '%s' does not generate: %s", c.models[0].shown, why ? why : strerror(-r));
-			return r;
-		}
-		json_object *done;
-		if (!json_object_object_get_ex(gen, "done", &done) || !json_object_get_boolean(done)) {
-			*ret_msg = fb_strdupf("model '%s': /api/generate did not say done", c.models[0].shown);
-			return -EIO;
-		}
-	}
-	_cleanup_free_ char *gpu = NULL, *allow = allow_text(&c);
-	int degraded = gpu_report(&gpu);
-	*ret_msg = fb_strdupf("%zu model%s on %s:%lld, reachable from %s only; %s", c.n_models, c.n_models == 1 ? "" : "s",
-			      c.listen, (long long)c.port, allow ? allow : "?", gpu ? gpu : "?");
-	return degraded;
+	return degraded ? FB_DEGRADED : FB_OK;
 }
 
 const struct fb_step step_ollama = {
@@ -920,5 +948,4 @@ const struct fb_step step_ollama = {
 	.dry_run_apply = true,
 	.check = ollama_check,
 	.apply = ollama_apply,
-	.verify = ollama_verify,
 };

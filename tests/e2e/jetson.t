@@ -19,10 +19,17 @@
 #   reads the image's extlinux.conf, to a login prompt with the hostname from device.json;
 # - an extlinux.conf whose default label is missing, or whose kernel is not there, is refused
 #   by run (exit 2) and named by inspect; a kernel U-Boot cannot start fails the run.
+# - Ollama (the ollama step): the profile's Ollama artifacts replaced by a STAND-IN release
+#   tarball (ollama-linux-arm64.tar.zst holding bin/ollama = tests/fixtures/standins/
+#   ollama-server.py, not Ollama), baked from a local server; a model baked from a local store
+#   (ollama_store; stand-in blobs). On the boot the artifacts step extracts the tarball into
+#   /usr, systemd-sysusers makes the user, systemd starts ollama.service after its firewall,
+#   and the step checks the baked model, the nftables table, /api/tags and /api/generate,
+#   and ends degraded: the stand-in L4T says R36.4.0 but QEMU has no Jetson GPU.
 # Debian's generic arm64 kernel stands in for NVIDIA's L4T kernel, which cannot be installed
 # here; no Jetson board boots in this test.
 . "$(dirname "$0")/lib.sh"
-need qemu-system-aarch64 mmdebstrap sgdisk debugfs e2fsck blkid chroot gpg dpkg-deb dpkg-scanpackages
+need qemu-system-aarch64 mmdebstrap sgdisk debugfs e2fsck blkid chroot gpg dpkg-deb dpkg-scanpackages zstd python3
 [ "$(id -u)" = 0 ] || skip_all "building an image needs root"
 [ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] ||
@@ -31,12 +38,14 @@ need qemu-system-aarch64 mmdebstrap sgdisk debugfs e2fsck blkid chroot gpg dpkg-
 
 T=$(mktemp -d /tmp/pmoves-e2e-jetson.XXXXXX)
 MNT=
+SERVER=
 cleanup() {
+	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
 	[ -n "$MNT" ] && { umount "$MNT/proc" 2>/dev/null; umount "$MNT" 2>/dev/null; }
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-plan 36
+plan 39
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 xl() { debugfs -R "cat /boot/extlinux/extlinux.conf" "$1?offset=$ROOT_OFF" 2>/dev/null; }
 has_file() { debugfs -R "stat $2" "$1?offset=$ROOT_OFF" 2>/dev/null | grep -q '^Inode:.*Type: regular'; }
@@ -44,13 +53,41 @@ has_file() { debugfs -R "stat $2" "$1?offset=$ROOT_OFF" 2>/dev/null | grep -q '^
 sh "$TOP/tests/fixtures/l4t/make-repo.sh" "$T/l4t" >"$T/repo.log" 2>&1
 ok $? "stand-in L4T repositories (common, t234) made and signed with a throwaway key"
 FPR=$(cat "$T/l4t/jetson-ota-public.fpr")
+
+# The stand-in Ollama release, served on 127.0.0.1 for the build to bake, and a model store.
+mkdir -p "$T/ollama-release/bin" "$T/ollama-release/lib/ollama" "$T/files"
+cp "$TOP/tests/fixtures/standins/ollama-server.py" "$T/ollama-release/bin/ollama"
+echo "STAND-IN for Ollama's libraries (pmoves tests)" >"$T/ollama-release/lib/ollama/STAND-IN"
+chmod 755 "$T/ollama-release/bin/ollama"
+tar -C "$T/ollama-release" --owner=0 --group=0 -cf - bin lib | zstd -q -o "$T/files/ollama-linux-arm64.tar.zst"
+OLLAMA_SHA=$(sha256sum <"$T/files/ollama-linux-arm64.tar.zst" | cut -c1-64)
+python3 "$TOP/tests/fixtures/artifact-server.py" --port-file "$T/port" --files "$T/files" --log "$T/requests" \
+	2>"$T/server.log" &
+SERVER=$!
+for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
+PORT=$(cat "$T/port" 2>/dev/null)
+[ -n "$PORT" ] || { echo "Bail out! the artifact server did not start: $(cat "$T/server.log")"; exit 1; }
+S=$T/ollama-store
+mkdir -p "$S/blobs" "$S/manifests/registry.ollama.ai/library/tiny"
+printf '{"model_format":"gguf","model_family":"stand-in"}' >"$T/mcfg"
+head -c 100000 /dev/urandom >"$T/mweights"
+MC=$(sha256sum <"$T/mcfg" | cut -c1-64) && cp "$T/mcfg" "$S/blobs/sha256-$MC"
+MW=$(sha256sum <"$T/mweights" | cut -c1-64) && cp "$T/mweights" "$S/blobs/sha256-$MW"
+printf '{"schemaVersion":2,"config":{"digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"sha256:%s","size":100000}]}' \
+	"$MC" "$(stat -c %s "$T/mcfg")" "$MW" >"$S/manifests/registry.ollama.ai/library/tiny/1b"
+TINY=$(sha256sum <"$S/manifests/registry.ollama.ai/library/tiny/1b" | cut -c1-64)
 mkdir -p "$T/profiles"
 profile() { # profile NAME FINGERPRINT T234-PIN [MORE]: the profile extending jetson-inference with the
 	# stand-in (MORE: top-level keys, each followed by a comma)
 	cat >"$T/profiles/$1.json" <<JSON
 { "extends": "jetson-inference", ${4:-}
+  "artifacts": [
+    { "name": "ollama-linux-arm64.tar.zst", "kind": "tar", "target": "/usr", "bake": true,
+      "url": "http://127.0.0.1:$PORT/ok/ollama-linux-arm64.tar.zst", "sha256": "$OLLAMA_SHA" } ],
+  "ollama_store": "$S",
+  "firstboot": { "ollama": { "models": [ { "name": "tiny:1b", "digest": "$TINY" } ] } },
   "rootfs": {
-    "packages_add": ["nvidia-l4t-core", "nvidia-l4t-firmware", "cuda-toolkit-config-common"],
+    "packages_add": ["nvidia-l4t-core", "nvidia-l4t-firmware", "cuda-toolkit-config-common", "python3"],
     "apt_sources": [
       { "name": "nvidia-common", "url": "file://$T/l4t/jetson/common", "suite": "r36.4", "components": ["main"],
         "key": "$T/l4t/jetson-ota-public.asc", "fingerprint": "$2",
@@ -156,21 +193,36 @@ profile jetson-orin "$FPR" "$T234" '"boot": { "fdt": "nvidia/tegra234-p3768-0000
 ok $? "a device tree the image does not have fails the build (exit $rc), no image"
 
 # --- booted as a board with U-Boot boots it: QEMU's virt, U-Boot reading extlinux.conf ---
-printf '{ "hostname": "jetson-7" }\n' >"$T/device.json"
-"$PMOVES_IMAGE" run "$IMG" --config "$T/device.json" --expect 'jetson-7 login:' --timeout 900 \
-	--log "$T/boot.log" >/dev/null 2>"$T/boot.err"
+# The kick timer (lib.sh) runs the first boot again 20 s after the boot, for Ollama.
+python3 - "$KICK_TIMER" "$KICK_SERVICE" >"$T/device.json" <<'PY'
+import json, sys
+print(json.dumps({"hostname": "jetson-7",
+    "files": [{"path": "/etc/systemd/system/pmoves-e2e-kick.timer", "content": sys.argv[1].replace("\\n", "\n")},
+              {"path": "/etc/systemd/system/pmoves-e2e-kick.service", "content": sys.argv[2].replace("\\n", "\n")}],
+    "units": {"enable": ["systemd-networkd.service", "pmoves-e2e-kick.timer"], "start": ["pmoves-e2e-kick.timer"]}}))
+PY
+"$PMOVES_IMAGE" run "$IMG" --config "$T/device.json" --expect 'pmoves-firstboot: step=ollama state=(ok|degraded|failed)' \
+	--timeout 900 --log "$T/boot.log" >/dev/null 2>"$T/boot.err"
 rc=$?
-ok $rc "run: boots to a login prompt with the hostname from device.json"
-[ $rc = 0 ] || sed 's/^/# /' "$T/boot.err" | tail -n 20
 clean "$T/boot.log" >"$T/boot.txt"
+grep -aq 'jetson-7 login:' "$T/boot.txt"
+ok $? "run: boots to a login prompt with the hostname from device.json"
+[ $rc = 0 ] || sed 's/^/# /' "$T/boot.err" | tail -n 20
 grep -aq '^U-Boot 20' "$T/boot.txt" && grep -aq 'Retrieving file: /boot/extlinux/extlinux.conf' "$T/boot.txt" &&
 	grep -aq "Retrieving file: $K" "$T/boot.txt"
 ok $? "U-Boot read the image's extlinux.conf and loaded its kernel"
 grep -q "extlinux: /boot/extlinux/extlinux.conf, label 'l0': kernel '$K'" "$T/boot.err"
 ok $? "run says which label and kernel it checked"
-grep -aq 'pmoves-firstboot: done status=ok' "$T/boot.txt"; rc=$?; ok $rc "done status=ok"
-[ $rc = 0 ] || grep -a 'pmoves-firstboot:' "$T/boot.txt" | sed 's/^/# /' | tail -n 20 >&2
 grep -aqE "pmoves-firstboot: step=growfs state=(ok|skipped)" "$T/boot.txt"; ok $? "growfs ran"
+grep -aq "pmoves-firstboot: step=artifacts state=ok 1 of 1 artifacts installed" "$T/boot.txt"
+ok $? "the artifacts step extracted the baked Ollama release (tar.zst) into /usr"
+grep -aq "pmoves-firstboot: step=ollama state=pending Ollama starts once the boot is done" "$T/boot.txt"
+ok $? "the boot's own run: the ollama step waits for the boot to be done"
+W="pmoves-firstboot: step=ollama state=degraded 1 model on 0.0.0.0:11434, reachable from \"lo\", \"tailscale0\", \"bat0\" only; L4T R36.4.0 but no GPU device (/dev/nvgpu/igpu0, /dev/nvhost-gpu): Ollama runs on the CPU"
+grep -aqF "$W" "$T/boot.txt"; rc=$?
+ok $rc "the next run: ollama.service (user from systemd-sysusers, its firewall loaded) serves the baked model, /api/generate answers; degraded: L4T R36.4.0, no GPU device under QEMU"
+[ $rc = 0 ] || grep -a 'pmoves-firstboot:' "$T/boot.txt" | sed 's/^/# /' | tail -n 30 >&2
+! grep -aq "pmoves-firstboot: step=[a-z-]* state=failed" "$T/boot.txt"; ok $? "no step failed"
 
 # --- what U-Boot would not boot, run does not either ---
 broken() { # broken DESCRIPTION WANT-IN-RUN-MESSAGE WANT-IN-INSPECT DEBUGFS-COMMAND...

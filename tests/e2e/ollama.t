@@ -32,7 +32,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-plan 42
+plan 44
 
 # ---- the network: SRV holds the node, CLI the clients on each of its three interfaces ----
 ip netns add "$SRV" && ip netns add "$CLI" || exit 1
@@ -119,7 +119,7 @@ case \$1 in --root=*|--quiet|--no-block) shift;; esac
 verb=\$1; shift
 mkdir -p $T/units
 case \$verb in
-is-system-running) echo running;;
+is-system-running) echo "\${STANDIN_STATE:-running}";;
 is-enabled) [ -e $T/units/\$1.enabled ] && { echo enabled; exit 0; }; echo disabled; exit 1;;
 is-active)
 	if [ "\$1" = ollama.service ]; then kill -0 "\$(cat $T/ollama.pid 2>/dev/null)" 2>/dev/null; exit; fi
@@ -129,6 +129,8 @@ disable) for u; do rm -f $T/units/\$u.enabled; done;;
 start|restart)
 	for u; do
 		: > $T/units/\$u.active
+		# as the firewall unit's ExecStart does
+		[ "\$u" = pmoves-ollama-firewall.service ] && nft -f \$ROOT/etc/pmoves/ollama.nft
 		[ "\$u" = ollama.service ] || continue
 		[ -f $T/ollama.pid ] && kill "\$(cat $T/ollama.pid)" 2>/dev/null && sleep 0.3
 		unit=\$ROOT/etc/systemd/system/ollama.service
@@ -289,7 +291,18 @@ echo "{$OFF, \"ollama\": {}}" > "$R6/etc/pmoves/firstboot.json"
 fb "$R6"
 grep -q "step=ollama state=pending Ollama is not installed yet" "$T/out"; ok $? "no Ollama installed: pending"
 
-# ---- 7: bad configs ----
+# ---- 7: the boot's own run, then the next one ----
+R7=$(tree seven)
+bake "$R7"
+echo "{$OFF, \"ollama\": {\"models_dir\": \"/data/ollama\", \"models\": [{\"name\": \"tiny:1b\", \"digest\": \"$TINY1\"}]}}" > "$R7/etc/pmoves/firstboot.json"
+fb "$R7" STANDIN_STATE=starting
+grep -q "step=ollama state=pending Ollama starts once the boot is done" "$T/out" && [ ! -e "$R7/var/lib/pmoves/ollama/served" ]
+ok $? "while the machine boots: pending, nothing recorded as served" || sed 's/^/# /' "$T/out"
+fb "$R7"
+grep -q "step=ollama state=degraded 1 model on 0.0.0.0:11434" "$T/out" && grep -qx "tiny:1b $TINY1" "$R7/var/lib/pmoves/ollama/served"
+ok $? "the next run asks Ollama (Ollama already running is not the step done) and records what it serves" || sed 's/^/# /' "$T/out"
+
+# ---- 8: bad configs ----
 echo '{"ollama": {"models": [{"name": "../../etc/x", "digest": "'"$PULLED"'"}]}}' > "$T/bad1.json"
 "$FB" validate "$T/bad1.json" > "$T/v" 2>&1
 is "$?:$(grep -c "models\[0\].name: '../../etc/x' is not a model name" "$T/v")" "2:1" "a model name that would leave the store: refused"
