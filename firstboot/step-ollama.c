@@ -4,7 +4,8 @@
  *     Orin the JetPack overlay over it): without /usr/bin/ollama the step is pending;
  *   - a system user "ollama" (systemd-sysusers, /etc/sysusers.d/pmoves-ollama.conf; in the
  *     video and render groups for the GPU's devices), home /var/lib/ollama, the model store
- *     (OLLAMA_MODELS, "models_dir": put it on the data partition) owned by it;
+ *     (OLLAMA_MODELS, "models_dir": put it on the data partition; never a system or shared
+ *     directory) and what Ollama keeps in it (manifests/, blobs/) owned by it;
  *   - ollama.service as Ollama's installer writes it, OLLAMA_HOST the configured listen:port;
  *   - Ollama has no authentication: an nftables table of its own (/etc/pmoves/ollama.nft,
  *     loaded by pmoves-ollama-firewall.service, which ollama.service requires) accepts the
@@ -15,11 +16,13 @@
  *     checked there before Ollama sees it: the manifest's hash is the pin, every blob it lists
  *     (config and layers) has its size and its SHA-256. One that is not there is pulled
  *     (POST /api/pull) and checked against /api/tags. A wrong one is refused: its manifest
- *     goes (DELETE /api/delete for a pulled one) with every blob of it no other configured
- *     model lists, and the step fails naming both hashes;
- *   - verify: /api/tags lists every model with its pinned digest, a short /api/generate
- *     answers, and the GPU: a Jetson's L4T release and GPU devices, else nvidia-smi's view;
- *     without a GPU Ollama runs on the CPU and the step ends degraded, saying so. */
+ *     goes (DELETE /api/delete for a pulled one) with the wrong blob and every other blob of
+ *     it no other model in the store lists, and the step fails naming both hashes;
+ *   - then, on the running system once it has booted: /api/tags lists every model with its
+ *     pinned digest and a short /api/generate answers, which SERVED records (check wants it:
+ *     a running Ollama is not the step done); and the GPU: a Jetson's L4T release and GPU
+ *     device, else nvidia-smi's view; without a GPU Ollama runs on the CPU and the step ends
+ *     degraded, saying so. */
 #include "download.h"
 #include "fb-step.h"
 #include "firstboot.h"
@@ -91,6 +94,29 @@ static const struct fb_format fmt_digest = {
 	.pattern = "^[0-9a-f]{64}$",
 };
 
+/* The store becomes the ollama user's: never a directory the system or others keep there
+ * ("/", "/etc", "/usr/...", "/var/lib"), which would hand it to Ollama. */
+static int valid_models_dir(struct fb_check *c, json_object *v)
+{
+	static const char *const system[] = { "/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin",
+					      "/lib", "/lib32", "/lib64", "/libx32", "/tmp", "/var/tmp", "/var/cache",
+					      "/var/log", "/var/spool", "/root", NULL };
+	static const char *const shared[] = { "/var", "/var/lib", "/home", "/srv", "/opt", "/mnt", "/media",
+					      "/var/lib/pmoves", NULL };
+	int r = fb_valid_path_limits(c, v);
+	const char *s = json_object_get_string(v);
+	for (size_t i = 0; r == 0 && system[i]; i++) {
+		size_t n = strlen(system[i]);
+		if (!strncmp(s, system[i], n) && (s[n] == '\0' || s[n] == '/'))
+			return fb_bad(c, "'%s' is in '%s', the system's: the model store is given to the ollama user", FB_SHOW(s),
+				      system[i]);
+	}
+	for (size_t i = 0; r == 0 && shared[i]; i++)
+		if (STREQ(s, shared[i]))
+			return fb_bad(c, "'%s' is shared: the model store is a directory of its own ('%s/ollama')", FB_SHOW(s), s);
+	return r;
+}
+
 static int valid_models(struct fb_check *c, json_object *v)
 {
 	return fb_valid_unique(c, v, "name", "model");
@@ -106,7 +132,7 @@ static const struct fb_field allow_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_f
 static const struct fb_field ollama_fields[] = {
 	{ "listen", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
 	{ "port", FB_T_SCALAR, NULL, NULL, &fmt_port, 0, 0 },
-	{ "models_dir", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_abs_path, 0, FB_PATH_MAX },
+	{ "models_dir", FB_T_STRING, NULL, valid_models_dir, &fb_fmt_abs_path, 0, FB_PATH_MAX },
 	{ "allow", FB_T_ARRAY, &allow_elem, NULL, NULL, 0, MAX_ALLOW },
 	{ "models", FB_T_ARRAY, &model_elem, valid_models, NULL, 0, MAX_MODELS },
 	{ "pull", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
@@ -763,10 +789,19 @@ static int store_make(const struct conf *c, char **ret_msg)
 		*ret_msg = fb_strdupf("cannot open '%s': %s", home < 0 ? HOME_DIR : c->models_dir, strerror(-r));
 		return r;
 	}
-	if (fchown(home, uid, gid) < 0 || (r = chown_tree(store, uid, gid, STORE_DEPTH)) < 0) {
-		r = r < 0 ? r : -errno;
+	/* The store itself, and what Ollama keeps in it: nothing else that may be there. */
+	if (fchown(home, uid, gid) < 0 || fchown(store, uid, gid) < 0) {
+		r = -errno;
 		*ret_msg = fb_strdupf("cannot give the model store '%s' to '" USER "': %s", c->models_dir, strerror(-r));
 		return r;
+	}
+	for (size_t i = 0; subdirs[i]; i++) {
+		_cleanup_close_ int fd = openat(store, subdirs[i] + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || (r = chown_tree(fd, uid, gid, STORE_DEPTH)) < 0) {
+			r = fd < 0 ? -errno : r;
+			*ret_msg = fb_strdupf("cannot give '%s%s' to '" USER "': %s", c->models_dir, subdirs[i], strerror(-r));
+			return r;
+		}
 	}
 	return 0;
 }

@@ -32,7 +32,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-plan 44
+plan 49
 
 # ---- the network: SRV holds the node, CLI the clients on each of its three interfaces ----
 ip netns add "$SRV" && ip netns add "$CLI" || exit 1
@@ -161,6 +161,7 @@ status_of() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print
 # ---- 1: a baked model and a pulled one, no GPU: degraded, and the port on the tailnet and the mesh only ----
 R1=$(tree one)
 bake "$R1"
+mkdir -p "$R1/data/ollama/notes" && echo mine > "$R1/data/ollama/notes/site.txt"
 cat > "$R1/etc/pmoves/firstboot.json" <<EOF
 {$OFF, "ollama": {"models_dir": "/data/ollama",
   "models": [{"name": "tiny:1b", "digest": "$TINY1"}, {"name": "pulled:2b", "digest": "$PULLED"}]}}
@@ -180,6 +181,7 @@ ok $? "a short POST /api/generate" || sed 's/^/# /' "$T/api.log"
 [ -f "$R1/data/ollama/manifests/registry.ollama.ai/library/pulled/2b" ] && [ -f "$R1/data/ollama/blobs/sha256-$w2" ]
 ok $? "the pulled model is in the store"
 is "$(stat -c %u:%g "$R1/data/ollama" "$R1/data/ollama/blobs/sha256-$W1" "$R1/var/lib/ollama" | sort -u)" "990:990" "the store and the home are the ollama user's"
+is "$(stat -c %u:%g "$R1/data/ollama/notes" "$R1/data/ollama/notes/site.txt" | sort -u)" "0:0" "what else is in the store's directory is left as it was"
 grep -qx 'Environment="OLLAMA_HOST=0.0.0.0:11434"' "$R1/etc/systemd/system/ollama.service" &&
 	grep -qx 'Environment="OLLAMA_MODELS=/data/ollama"' "$R1/etc/systemd/system/ollama.service" &&
 	grep -qx 'User=ollama' "$R1/etc/systemd/system/ollama.service" &&
@@ -312,5 +314,10 @@ is "$?:$(grep -c "models\[0\].digest: .* is not a model digest" "$T/v")" "2:1" "
 echo '{"ollama": {"models": [{"name": "a:1", "digest": "'"$PULLED"'"}, {"name": "a:1", "digest": "'"$PULLED"'"}], "port": 80}}' > "$T/bad3.json"
 "$FB" validate "$T/bad3.json" > "$T/v" 2>&1
 is "$?" 2 "a model listed twice or a port below 1024: refused"
+for d in /etc/ollama /usr/share/ollama /var/lib /srv; do
+	echo "{\"ollama\": {\"models_dir\": \"$d\"}}" > "$T/bad4.json"
+	"$FB" validate "$T/bad4.json" > "$T/v" 2>&1
+	is "$?:$(grep -c "models_dir: '$d' is" "$T/v")" "2:1" "models_dir '$d' (the store becomes the ollama user's): refused"
+done
 
 done_testing
