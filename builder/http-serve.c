@@ -438,10 +438,9 @@ int http_open_beneath(int dir_fd, const char *path, bool force_fallback)
 			.flags = OPEN_FLAGS,
 			.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 		};
-		long r = syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
-		if (r < 0 && errno != ENOSYS)
-			return -errno;
-		fd = (int)r;
+		fd = openat2_retry(dir_fd, path, &how);
+		if (fd < 0 && fd != -ENOSYS)
+			return fd;
 	}
 	if (fd < 0) {
 		fd = open_components(dir_fd, path);

@@ -142,8 +142,7 @@ int tree_open(struct build *b, const char *rel, int flags, mode_t mode)
 	};
 	while (*rel == '/')
 		rel++;
-	long fd = syscall(SYS_openat2, b->tree_fd, *rel ? rel : ".", &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
+	return openat2_retry(b->tree_fd, *rel ? rel : ".", &how);
 }
 
 int tree_mkdir_p(struct build *b, const char *rel, mode_t mode)

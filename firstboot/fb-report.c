@@ -166,16 +166,29 @@ void fb_debug(const char *fmt, ...)
 
 /* A report line goes to stdout (the journal, under systemd) and, when running as a systemd
  * service on the machine itself, to /dev/console as it is: journald's own console copy would
- * put its prefix in front of the stable format. */
+ * put its prefix in front of the stable format. A console that fails a write (a hangup of its
+ * tty: getty's vhangup() on a serial console ends every open file of it with EIO) is opened
+ * again for the line; after CONSOLE_FAILURES failures it is left alone. */
+#define CONSOLE_FAILURES 8
 static void report_line(const char *line)
 {
-	static int console = -2;
+	static int console = -1;
+	static unsigned failures;
 	fputs(line, stdout);
 	fflush(stdout);
-	if (console == -2)
-		console = fb_live() && getenv("INVOCATION_ID") ? open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC) : -1;
-	if (console >= 0 && write(console, line, strlen(line)) < 0)
+	if (!fb_live() || !getenv("INVOCATION_ID"))
+		return;
+	while (failures < CONSOLE_FAILURES) {
+		if (console < 0 && (console = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC)) < 0) {
+			failures++;
+			return;
+		}
+		if (write(console, line, strlen(line)) >= 0)
+			return;
+		close(console);
 		console = -1;
+		failures++;
+	}
 }
 
 void fb_report_step(const char *step, enum fb_state state, const char *detail)

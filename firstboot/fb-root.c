@@ -106,9 +106,10 @@ int fb_open(const char *abs, int flags, mode_t mode)
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = no_openat2 ? openat(root_fd, rel(abs), (int)how.flags, (mode_t)how.mode)
-			     : syscall(SYS_openat2, root_fd, rel(abs), &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
+	if (!no_openat2)
+		return openat2_retry(root_fd, rel(abs), &how);
+	int fd = openat(root_fd, rel(abs), (int)how.flags, (mode_t)how.mode);
+	return fd < 0 ? -errno : fd;
 }
 
 char *fb_fd_path(int fd, const char *abs, bool inherit)

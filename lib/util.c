@@ -8,8 +8,12 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/vfs.h>
 #include <time.h>
 
@@ -633,3 +637,20 @@ bool mac_valid(const char *s)
 			return false;
 	return true;
 }
+
+#define OPENAT2_TRIES 64
+
+int openat2_retry(int dirfd, const char *path, const struct open_how *how)
+{
+	for (unsigned i = 0;; i++) {
+		long fd = syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != EAGAIN || i + 1 == OPENAT2_TRIES)
+			return -errno;
+		/* A few at once, then a millisecond apart: the mount or rename is over soon. */
+		if (i >= 8)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+}
+

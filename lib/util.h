@@ -141,4 +141,12 @@ int hex_digit(char c);
 /* "52:54:00:12:34:56": six pairs of hex digits (either case) with colons. */
 bool mac_valid(const char *s);
 
+struct open_how;
+/* openat2(2) (Linux 5.6) of PATH under DIRFD with HOW, tried again while it fails with EAGAIN:
+ * with RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel refuses a ".." it could not check against
+ * a rename or a mount made meanwhile, and leaves the retry to the caller (a booting system
+ * mounts a lot: a sysfs path through symlinks with ".." in them meets it). The fd, or -errno
+ * (-ENOSYS: no openat2). */
+int openat2_retry(int dirfd, const char *path, const struct open_how *how);
+
 #endif
