@@ -424,10 +424,8 @@ static char *blob_path(const struct conf *c, const char *hex)
 	return fb_strdupf("%s/blobs/sha256-%s", c->models_dir, hex);
 }
 
-/* Blob I of MF in the store: its size and, with HASH, its SHA-256. 1 right, 0 not (*ret_msg),
- * -errno. */
-static int blob_ok(const struct conf *c, const struct model *m, const struct ollama_manifest *mf, size_t i, bool hash,
-		   char **ret_msg)
+/* Blob I of MF in the store: its size and its SHA-256. 1 right, 0 not (*ret_msg), -errno. */
+static int blob_ok(const struct conf *c, const struct model *m, const struct ollama_manifest *mf, size_t i, char **ret_msg)
 {
 	_cleanup_free_ char *path = blob_path(c, mf->hex[i]);
 	if (!path)
@@ -447,8 +445,6 @@ static int blob_ok(const struct conf *c, const struct model *m, const struct oll
 				      mf->hex[i], (long long)st.st_size, mf->size[i]);
 		return 0;
 	}
-	if (!hash)
-		return 1;
 	char hex[65];
 	int r = sha256_fd(fd, hex);
 	if (r < 0)
@@ -529,14 +525,14 @@ static int model_remove(const struct conf *c, size_t i, const struct ollama_mani
 	return r < 0 ? r : k;
 }
 
-/* Model I in the store: 1 there and right (with HASH every blob hashed), 0 not there, -EBADMSG
- * refused and removed (*ret_msg says why), -errno. */
-static int model_check(const struct conf *c, size_t i, bool hash, char **ret_msg)
+/* Model I in the store: 1 there and right (every blob hashed), 0 not there, -EBADMSG refused
+ * and removed (*ret_msg says why), -errno. */
+static int model_check(const struct conf *c, size_t i, char **ret_msg)
 {
 	const struct model *m = &c->models[i];
 	struct ollama_manifest mf;
 	int r = manifest_read(m, &mf, ret_msg);
-	if (r == -EBADMSG && hash) {
+	if (r == -EBADMSG) {
 		model_remove(c, i, NULL, SIZE_MAX);
 		return r;
 	}
@@ -544,8 +540,8 @@ static int model_check(const struct conf *c, size_t i, bool hash, char **ret_msg
 		return r;
 	size_t j = 0;
 	for (; j < mf.n && r == 1; j++)
-		r = blob_ok(c, m, &mf, j, hash, ret_msg);
-	if (r == 0 && hash) {
+		r = blob_ok(c, m, &mf, j, ret_msg);
+	if (r == 0) {
 		/* Refused: nothing of it stays for Ollama to serve. */
 		model_remove(c, i, &mf, j - 1);
 		r = -EBADMSG;
@@ -921,7 +917,7 @@ static enum fb_result ollama_apply(const struct fb_ctx *ctx, json_object *sectio
 	/* The baked models, checked before Ollama sees them. */
 	for (size_t i = 0; !fb_dry_run() && i < c.n_models; i++) {
 		_cleanup_free_ char *why = NULL;
-		r = model_check(&c, i, true, &why);
+		r = model_check(&c, i, &why);
 		if (r < 0) {
 			*ret_msg = fb_strdupf("%s%s", why ? why : strerror(-r), r == -EBADMSG ? ": refused, removed from the store" : "");
 			return FB_FAILED;
