@@ -24,6 +24,7 @@
  *     device, else nvidia-smi's view; without a GPU Ollama runs on the CPU and the step ends
  *     degraded, saying so. */
 #include "download.h"
+#include "fb-guard.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "hash-file.h"
@@ -213,59 +214,22 @@ static int conf_load(json_object *section, struct conf *c)
 
 /* ---- the files ---- */
 
+static const struct fb_guard guard = {
+	.step = "ollama",
+	.table = TABLE,
+	.nft = NFT,
+	.unit = FW_UNIT,
+	.service = SERVICE,
+	.what = "Ollama's API",
+	.where = "loopback, the tailnet and the mesh",
+};
+
+static const char *const allow_default[] = { "tailscale0", "bat0", NULL };
+
 static char *allow_text(const struct conf *c)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	fputs("\"lo\"", f);
-	if (!c->allow)
-		fputs(", \"tailscale0\", \"bat0\"", f);
-	for (size_t i = 0; c->allow && i < json_object_array_length(c->allow); i++)
-		fprintf(f, ", \"%s\"", json_object_get_string(json_object_array_get_idx(c->allow, i)));
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	return fb_guard_ifaces(c->allow, allow_default);
 }
-
-static char *nft_text(const struct conf *c)
-{
-	_cleanup_free_ char *allow = allow_text(c);
-	if (!allow)
-		return NULL;
-	/* "add" then "delete" first: loading the file again replaces the table. A drop in any
-	 * table's input chain is final, whatever other tables accept. */
-	return fb_strdupf("#!/usr/sbin/nft -f\n"
-			  "# Written by pmoves-firstboot (ollama step): Ollama's API only from loopback, the\n"
-			  "# tailnet and the mesh. Ollama has no authentication.\n"
-			  "table inet " TABLE "\n"
-			  "delete table inet " TABLE "\n"
-			  "table inet " TABLE " {\n"
-			  "\tchain input {\n"
-			  "\t\ttype filter hook input priority filter - 10; policy accept;\n"
-			  "\t\tiifname { %s } tcp dport %lld accept\n"
-			  "\t\ttcp dport %lld drop\n"
-			  "\t}\n"
-			  "}\n",
-			  allow, (long long)c->port, (long long)c->port);
-}
-
-static const char fw_unit[] = "# Written by pmoves-firstboot (ollama step).\n"
-			      "[Unit]\n"
-			      "Description=Ollama's port on loopback, the tailnet and the mesh only\n"
-			      "Before=ollama.service network-pre.target\n"
-			      "Wants=network-pre.target\n\n"
-			      "[Service]\n"
-			      "Type=oneshot\n"
-			      "RemainAfterExit=yes\n"
-			      "ExecStart=/usr/sbin/nft -f " NFT "\n"
-			      "ExecStop=/usr/sbin/nft delete table inet " TABLE "\n\n"
-			      "[Install]\n"
-			      "WantedBy=multi-user.target\n";
 
 static const char sysusers[] = "# Written by pmoves-firstboot (ollama step).\n"
 			       "u " USER " - \"Ollama\" " HOME_DIR "\n"
@@ -296,66 +260,35 @@ static char *unit_text(const struct conf *c)
 }
 
 struct files {
-	char *nft, *unit;
+	char *nft, *unit, *fw_unit;
 };
 
 static void files_done(struct files *f)
 {
 	free(f->nft);
 	free(f->unit);
+	free(f->fw_unit);
 }
 
 static int files_make(const struct conf *c, struct files *f)
 {
-	f->nft = nft_text(c);
+	_cleanup_free_ char *allow = allow_text(c);
+	f->nft = allow ? fb_guard_nft_text(&guard, allow, c->port) : NULL;
 	f->unit = unit_text(c);
-	return f->nft && f->unit ? 0 : -ENOMEM;
+	f->fw_unit = fb_guard_unit_text(&guard);
+	return f->nft && f->unit && f->fw_unit ? 0 : -ENOMEM;
 }
 
 static int files_in_place(const struct files *f)
 {
 	int r;
 	if ((r = fb_file_is(NFT, f->nft, strlen(f->nft))) <= 0 || (r = fb_file_is(UNIT, f->unit, strlen(f->unit))) <= 0 ||
-	    (r = fb_file_is(FW_UNIT, fw_unit, strlen(fw_unit))) <= 0)
+	    (r = fb_file_is(FW_UNIT, f->fw_unit, strlen(f->fw_unit))) <= 0)
 		return r;
 	return fb_file_is(SYSUSERS, sysusers, strlen(sysusers));
 }
 
 /* ---- the firewall ---- */
-
-/* 1: our table is loaded with the drop for PORT; 0: not; -errno. The running system only. */
-static int table_loaded(const struct conf *c)
-{
-	char *argv[] = { "nft", "list", "table", "inet", TABLE, NULL };
-	_cleanup_free_ char *out = NULL, *drop = fb_strdupf("tcp dport %lld drop", (long long)c->port);
-	if (!drop)
-		return -ENOMEM;
-	int r = fb_run_capture(argv, &out);
-	if (r < 0)
-		return r;
-	return r == 0 && out && strstr(out, drop);
-}
-
-static int table_load(const struct conf *c, char **ret_msg)
-{
-	_cleanup_close_ int fd = fb_open(NFT, O_RDONLY | O_NOFOLLOW, 0);
-	if (fd < 0) {
-		*ret_msg = fb_strdupf("cannot open '%s': %s", NFT, strerror(-fd));
-		return fd;
-	}
-	_cleanup_free_ char *path = fb_fd_path(fd, NFT, true);
-	if (!path)
-		return -ENOMEM;
-	char *argv[] = { "nft", "-f", path, NULL };
-	int r = fb_run_msg(argv, ret_msg);
-	if (r < 0 || fb_dry_run())
-		return r;
-	if ((r = table_loaded(c)) <= 0) {
-		*ret_msg = fb_strdupf("the nftables table '%s' is not loaded after 'nft -f %s'", TABLE, NFT);
-		return r < 0 ? r : -EIO;
-	}
-	return 0;
-}
 
 /* ---- the store ---- */
 
@@ -808,7 +741,7 @@ static int store_make(const struct conf *c, char **ret_msg)
 static int serve_verify(const struct conf *c, char **ret_msg)
 {
 	int r;
-	if ((r = table_loaded(c)) <= 0) {
+	if ((r = fb_guard_loaded(&guard, c->port)) <= 0) {
 		*ret_msg = fb_strdupf("the nftables table '%s' is not loaded", TABLE);
 		return r < 0 ? r : -EIO;
 	}
@@ -882,7 +815,7 @@ static int ollama_check(const struct fb_ctx *ctx, json_object *section, char **r
 		return 1;
 	_cleanup_(fb_json_putp) json_object *tags = NULL;
 	_cleanup_free_ char *why = NULL;
-	if ((r = table_loaded(&c)) <= 0)
+	if ((r = fb_guard_loaded(&guard, c.port)) <= 0)
 		return r;
 	return api(&c, "GET", "/api/tags", NULL, 10, &tags, &why) == 0 && tags_match(&c, tags, &why) == 0;
 }
@@ -901,7 +834,7 @@ static enum fb_result ollama_apply(const struct fb_ctx *ctx, json_object *sectio
 	}
 	if ((r = fb_write(SYSUSERS, sysusers, strlen(sysusers), 0644, 0, 0)) < 0 ||
 	    (r = fb_write(NFT, f.nft, strlen(f.nft), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(FW_UNIT, fw_unit, strlen(fw_unit), 0644, 0, 0)) < 0 ||
+	    (r = fb_write(FW_UNIT, f.fw_unit, strlen(f.fw_unit), 0644, 0, 0)) < 0 ||
 	    (r = fb_write(UNIT, f.unit, strlen(f.unit), 0644, 0, 0)) < 0) {
 		*ret_msg = fb_strdupf("cannot write Ollama's files: %s", strerror(-r));
 		return FB_FAILED;
@@ -934,7 +867,7 @@ static enum fb_result ollama_apply(const struct fb_ctx *ctx, json_object *sectio
 		*ret_msg = strdup("Ollama starts once the boot is done: the next run checks it");
 		return FB_PENDING;
 	}
-	if (table_load(&c, ret_msg) < 0)
+	if (fb_guard_load(&guard, c.port, ret_msg) < 0)
 		return FB_FAILED;
 	if (fb_dry_run())
 		return FB_OK;

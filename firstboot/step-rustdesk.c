@@ -11,6 +11,7 @@
  * RustDesk itself comes as an artifact (its .deb ships rustdesk.service); without it the files
  * are written and the step is pending until it is installed. */
 #include "fb-config.h"
+#include "fb-guard.h"
 #include "fb-step.h"
 #include "firstboot.h"
 #include "util.h"
@@ -54,39 +55,23 @@ static const char *iface_of(json_object *section)
 	return json_object_object_get_ex(section, "interface", &v) ? json_object_get_string(v) : DEFAULT_IFACE;
 }
 
+static const struct fb_guard guard = {
+	.step = "rustdesk",
+	.table = "pmoves_rustdesk",
+	.nft = NFT,
+	.unit = FW_UNIT,
+	.service = SERVICE,
+	.what = "RustDesk's port",
+	.where = "the tailnet",
+	.udp = true,
+};
+
 static char *nft_text(json_object *section)
 {
-	int64_t p = port_of(section);
-	const char *i = iface_of(section);
-	/* "add" then "delete" first: loading the file again replaces the table. */
-	return fb_strdupf("#!/usr/sbin/nft -f\n"
-			  "# Written by pmoves-firstboot (rustdesk step): RustDesk's port only on the tailnet.\n"
-			  "table inet pmoves_rustdesk\n"
-			  "delete table inet pmoves_rustdesk\n"
-			  "table inet pmoves_rustdesk {\n"
-			  "\tchain input {\n"
-			  "\t\ttype filter hook input priority filter - 10; policy accept;\n"
-			  "\t\tiifname { \"lo\", \"%s\" } tcp dport %lld accept\n"
-			  "\t\tiifname { \"lo\", \"%s\" } udp dport %lld accept\n"
-			  "\t\ttcp dport %lld drop\n"
-			  "\t\tudp dport %lld drop\n"
-			  "\t}\n"
-			  "}\n",
-			  i, (long long)p, i, (long long)p, (long long)p, (long long)p);
+	const char *const ifaces[] = { iface_of(section), NULL };
+	_cleanup_free_ char *set = fb_guard_ifaces(NULL, ifaces);
+	return set ? fb_guard_nft_text(&guard, set, port_of(section)) : NULL;
 }
-
-static const char fw_unit[] = "# Written by pmoves-firstboot (rustdesk step).\n"
-			      "[Unit]\n"
-			      "Description=RustDesk's port on the tailnet only\n"
-			      "Before=rustdesk.service network-pre.target\n"
-			      "Wants=network-pre.target\n\n"
-			      "[Service]\n"
-			      "Type=oneshot\n"
-			      "RemainAfterExit=yes\n"
-			      "ExecStart=/usr/sbin/nft -f " NFT "\n"
-			      "ExecStop=/usr/sbin/nft delete table inet pmoves_rustdesk\n\n"
-			      "[Install]\n"
-			      "WantedBy=multi-user.target\n";
 
 /* OLD (RustDesk's own file, or "") with our two options in its [options] table. */
 static char *toml_text(const char *old, json_object *section)
@@ -131,7 +116,7 @@ static char *toml_text(const char *old, json_object *section)
 	return buf;
 }
 
-static int wanted(json_object *section, char **ret_toml, char **ret_nft)
+static int wanted(json_object *section, char **ret_toml, char **ret_nft, char **ret_unit)
 {
 	_cleanup_free_ char *old = NULL;
 	size_t len = 0;
@@ -144,14 +129,15 @@ static int wanted(json_object *section, char **ret_toml, char **ret_nft)
 		return -EINVAL;
 	*ret_toml = toml_text(old, section);
 	*ret_nft = nft_text(section);
-	return *ret_toml && *ret_nft ? 0 : -ENOMEM;
+	*ret_unit = fb_guard_unit_text(&guard);
+	return *ret_toml && *ret_nft && *ret_unit ? 0 : -ENOMEM;
 }
 
 static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c, (void)ret_msg;
-	_cleanup_free_ char *toml = NULL, *nft = NULL;
-	int r = wanted(section, &toml, &nft);
+	_cleanup_free_ char *toml = NULL, *nft = NULL, *fw_unit = NULL;
+	int r = wanted(section, &toml, &nft, &fw_unit);
 	if (r < 0)
 		return r;
 	if ((r = fb_file_is(TOML, toml, strlen(toml))) <= 0 || (r = fb_file_is(NFT, nft, strlen(nft))) <= 0 ||
@@ -166,8 +152,8 @@ static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **r
 static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
-	_cleanup_free_ char *toml = NULL, *nft = NULL;
-	int r = wanted(section, &toml, &nft);
+	_cleanup_free_ char *toml = NULL, *nft = NULL, *fw_unit = NULL;
+	int r = wanted(section, &toml, &nft, &fw_unit);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", TOML, strerror(-r));
 		return FB_FAILED;
