@@ -251,7 +251,7 @@ install: all
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
 	$(foreach a,$(TARGET_ARCHES),$(if $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)),install -d $(DESTDIR)$(LIBEXECDIR)/$(a) && cp $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)) $(DESTDIR)$(LIBEXECDIR)/$(a)/ &&)) true
-	cp -R profiles overlays $(DESTDIR)$(DATADIR)/
+	cp -R profiles overlays npm pinokio $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/schema
 	$(BUILD)/pmoves-image schema >$(DESTDIR)$(DATADIR)/schema/profile.schema.json
 	$(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot schema >$(DESTDIR)$(DATADIR)/schema/firstboot.schema.json)

@@ -5,6 +5,7 @@
 #include "hash.h"
 #include "firstboot-install.h"
 #include "log.h"
+#include "npm-trees.h"
 #include "progress.h"
 #include "rootfs.h"
 #include "run.h"
@@ -319,6 +320,10 @@ int stage_manifest(struct build *b)
 	json_object_object_add(m, "artifacts", json_object_get(b->artifacts ? b->artifacts : json_object_new_array()));
 	/* The profile's third-party artifacts (builder/artifacts.c); "artifacts" are the outputs. */
 	json_object_object_add(m, "third_party", artifacts_manifest(p));
+	/* The npm trees in the root filesystem (npm-trees.h): what each lockfile pins. */
+	json_object *npm = npm_trees_manifest(p);
+	if (npm)
+		json_object_object_add(m, "npm", npm);
 	b->manifest = m;
 
 	const char *text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

@@ -105,6 +105,14 @@ static const struct field apt_source_fields[] = {
 	F_END,
 };
 
+/* mmdebstrap's rootfs.npm[] (npm-trees.c checks the values). */
+static const struct field npm_fields[] = {
+	F_STR("name", NULL, .required = true),
+	F_STR("prefix", NULL, .required = true),
+	F_STRV("build_from_source", NULL, .unique = true),
+	F_END,
+};
+
 /* The keys of every rootfs source: each source's record checks its own (registry.h). */
 static const struct field rootfs_fields[] = {
 	F_STR("source", &formats[FMT_SOURCE]),
@@ -120,6 +128,7 @@ static const struct field rootfs_fields[] = {
 	F_STR("url", NULL),
 	F_STR("sha256", NULL),
 	F("apt_sources", json_type_array, .elem = json_type_object, .sub = apt_source_fields, .max_items = 8),
+	F("npm", json_type_array, .elem = json_type_object, .sub = npm_fields, .max_items = 8),
 	F_END,
 };
 
@@ -182,6 +191,8 @@ const struct field profile_fields[] = {
 	F("artifacts", json_type_array, .elem = json_type_object, .sub = artifact_fields, .max_items = 256),
 	/* A local Ollama store to bake firstboot.ollama's models from (ollama-bake.c). */
 	F_STR("ollama_store", NULL),
+	/* Pinokio launchers to bake: names under pinokio/, or paths (pinokio-apps.c). */
+	F_STRV("pinokio_apps", NULL, .max_items = 32, .unique = true),
 	F_END,
 };
 

@@ -62,6 +62,18 @@ const char *overlay_dir(void)
 	return data_subdir(buf, sizeof(buf), "overlays");
 }
 
+const char *npm_dir(void)
+{
+	static char buf[PATH_MAX];
+	return data_subdir(buf, sizeof(buf), "npm");
+}
+
+const char *pinokio_dir(void)
+{
+	static char buf[PATH_MAX];
+	return data_subdir(buf, sizeof(buf), "pinokio");
+}
+
 static const char *type_name(json_type t)
 {
 	switch (t) {

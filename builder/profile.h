@@ -64,10 +64,13 @@ struct profile {
 	const char *hostname;   /* firstboot.hostname, or the profile name */
 };
 
-/* Where profiles and overlays live: $PMOVES_DATADIR, else ./profiles beside the current
- * directory when it exists, else the installed data directory. */
+/* Where profiles, overlays, npm trees (npm-trees.h) and the fleet's Pinokio scripts live:
+ * $PMOVES_DATADIR, else ./profiles (./overlays, ...) beside the current directory when it
+ * exists, else the installed data directory. */
 const char *profile_dir(void);
 const char *overlay_dir(void);
+const char *npm_dir(void);
+const char *pinokio_dir(void);
 
 /* Load NAME (looked up in profile_dir()) or FILE (a path containing '/' or ending in .json),
  * resolve "extends", apply defaults and validate everything. On a problem returns -EINVAL and a

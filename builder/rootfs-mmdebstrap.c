@@ -1,5 +1,6 @@
 /* Root filesystem from mmdebstrap, cached as a tarball under its content address. */
 #include "apt-sources.h"
+#include "npm-trees.h"
 #include "hash.h"
 #include "firstboot-install.h"
 #include "log.h"
@@ -208,7 +209,7 @@ static int mmdebstrap_check(const struct profile *p, struct problems *pr)
 				       p->rootfs.variant);
 		}
 
-	if ((r = apt_sources_check(p, pr)) < 0)
+	if ((r = apt_sources_check(p, pr)) < 0 || (r = npm_trees_check(p, pr)) < 0)
 		return r;
 
 	static const char *const not_here[] = { "path", "url", "sha256" };
@@ -322,7 +323,13 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rm_rf(tmpdir);
 		return r;
 	}
-	char *argv[11 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks) + ARRAY_SIZE(apt_sources_hooks) + APT_SOURCES_MAX];
+	_cleanup_free_ char *npm = NULL, *npm_dir = NULL;
+	r = npm_trees_prepare(p, tmpdir, &npm, &npm_dir);
+	if (r < 0) {
+		rm_rf(tmpdir);
+		return r;
+	}
+	char *argv[12 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks) + ARRAY_SIZE(apt_sources_hooks) + APT_SOURCES_MAX];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
 	/* Every maintainer script's output into build.log, not a progress bar: what ran, and for how
@@ -337,6 +344,8 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 			argv[n++] = (char *)hooks[i];
 	for (size_t i = 0; sources && i < ARRAY_SIZE(apt_sources_hooks); i++)
 		argv[n++] = (char *)apt_sources_hooks[i];
+	if (npm) /* after the hooks above: the image's packages are installed and configured */
+		argv[n++] = (char *)npm_trees_hook;
 	argv[n++] = variant;
 	argv[n++] = archs;
 	argv[n++] = comps;
@@ -357,8 +366,12 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rm_rf(tmpdir);
 		return -ENOMEM;
 	}
-	char *env[4];
+	char *env[6];
 	size_t ne = 0;
+	if (npm) {
+		env[ne++] = npm;
+		env[ne++] = npm_dir;
+	}
 	if (modules)
 		env[ne++] = modules;
 	if (categories)

@@ -80,6 +80,10 @@ static int tarball_check(const struct profile *p, struct problems *pr)
 		return problem(pr, ".rootfs", "source \"tarball\" needs exactly one of \"path\" and \"url\"");
 	if (url && !sum)
 		return problem(pr, ".rootfs.url", "a tarball URL is refused without \"sha256\" (the checksum of the tarball)");
+	/* The other mmdebstrap keys shape a tarball's making; these add software it would lack. */
+	if (json_object_object_get_ex(p->rootfs.json, "npm", NULL))
+		return problem(pr, ".rootfs.npm", "not used by source \"tarball\": npm trees are installed while mmdebstrap "
+						  "builds the root filesystem");
 	return 0;
 }
 

@@ -2,6 +2,7 @@
 #include "rootfs.h"
 #include "hash.h"
 #include "log.h"
+#include "npm-trees.h"
 #include "stages.h"
 #include "util.h"
 
@@ -87,11 +88,12 @@ int rootfs_cache_key(const struct profile *p, char *const *extra, char ret_hex[6
 	if (!text)
 		return -ENOMEM;
 	/* Bump the version when what the tarball holds changes for the same profile (v2: the dpkg
-	 * options and hooks in rootfs-mmdebstrap.c). */
-	_cleanup_free_ char *key = NULL;
+	 * options and hooks in rootfs-mmdebstrap.c). The npm trees' files are inputs too. */
+	_cleanup_free_ char *key = NULL, *npm = npm_trees_key(p);
 	_cleanup_free_ char *extras = strv_join((char **)extra, "\n+");
-	if (!extras || asprintf(&key, "pmoves-rootfs-v2\n%s\n%s%s%s", p->arch->debian, text, *extras ? "\n+" : "",
-				extras) < 0)
+	if (!extras || !npm ||
+	    asprintf(&key, "pmoves-rootfs-v2\n%s\n%s%s%s%s%s", p->arch->debian, text, *extras ? "\n+" : "", extras,
+		     *npm ? "\n" : "", npm) < 0)
 		return -ENOMEM;
 	return sha256_hex_of(key, strlen(key), ret_hex);
 }

@@ -5,9 +5,11 @@
 #include "arch.h"
 #include "artifacts.h"
 #include "elf-needs.h"
+#include "npm-trees.h"
 #include "profile-schema.h"
 #include "profile.h"
 #include "registry.h"
+#include "rootfs.h"
 #include "run.h"
 #include "table.h"
 #include "tap.h"
@@ -42,6 +44,9 @@ static char tmp[] = "/tmp/test-profile-XXXXXX";
 	"\"release_sha256\":\"" SHA0 "\"" more "}"
 #define SHA0 "0000000000000000000000000000000000000000000000000000000000000000"
 #define APT(...) "{\"rootfs\":{\"apt_sources\":[" __VA_ARGS__ "]}," GOOD_DISK "}"
+/* rootfs.npm with PACKAGES and the trees TREES (the fixtures under tmp/npm/: test_bad) */
+#define NPM(packages, ...) "{\"rootfs\":{\"packages\":[" packages "],\"npm\":[" __VA_ARGS__ "]}," GOOD_DISK "}"
+#define NPM_TREE(name, prefix, more) "{\"name\":\"" name "\",\"prefix\":\"" prefix "\"" more "}"
 #define PI_BOOT(lines) "\"arch\":\"aarch64\",\"boot\":{\"loader\":\"raspi\",\"config\":[" lines "]}"
 #define AUTO_DISK(size, more) "\"disk\":{\"size\":" size "," more PARTS(ESP "," ROOT) "}"
 
@@ -326,6 +331,29 @@ static const struct bad bad_cases[] = {
 	{ "apt-nine.json", APT(APT_SRC("a", "") "," APT_SRC("b", "") "," APT_SRC("c", "") "," APT_SRC("d", "") "," APT_SRC("e", "") ","
 			       APT_SRC("f", "") "," APT_SRC("g", "") "," APT_SRC("h", "") "," APT_SRC("i", "")),
 	  NULL, ".rootfs.apt_sources", { "9 elements, at most 8" }, SCHEMA_REFUSES },
+	/* rootfs.npm: trees from committed lockfiles, their direct dependencies pinned */
+	{ "npm-no-npm.json", NPM("", NPM_TREE("good", "/opt/good", "")), NULL, ".rootfs.npm",
+	  { "the image's own npm installs these: add \"npm\"" }, SCHEMA_ACCEPTS },
+	{ "npm-missing.json", NPM("\"npm\"", NPM_TREE("nope", "/opt/good", "")), NULL, ".rootfs.npm[0].name",
+	  { "npm/nope/package.json': No such file or directory" }, SCHEMA_ACCEPTS },
+	{ "npm-range.json", NPM("\"npm\"", NPM_TREE("range", "/opt/good", "")), NULL, ".rootfs.npm[0].name",
+	  { "dependency \"left-pad\" \"^1.3.0\" is not pinned" }, SCHEMA_ACCEPTS },
+	{ "npm-unlocked.json", NPM("\"npm\"", NPM_TREE("unlocked", "/opt/good", "")), NULL, ".rootfs.npm[0].name",
+	  { "does not lock \"left-pad\" at 1.3.0" }, SCHEMA_ACCEPTS },
+	{ "npm-v1.json", NPM("\"npm\"", NPM_TREE("v1", "/opt/good", "")), NULL, ".rootfs.npm[0].name",
+	  { "is not a lockfile of npm 7 or later" }, SCHEMA_ACCEPTS },
+	{ "npm-prefix.json", NPM("\"npm\"", NPM_TREE("good", "/usr", "")), NULL, ".rootfs.npm[0].prefix",
+	  { "\"/usr\" is not a directory for the tree" }, SCHEMA_ACCEPTS },
+	{ "npm-dots.json", NPM("\"npm\"", NPM_TREE("good", "/opt/../etc/x", "")), NULL, ".rootfs.npm[0].prefix",
+	  { "is not a directory for the tree" }, SCHEMA_ACCEPTS },
+	{ "npm-overlap.json", NPM("\"npm\"", NPM_TREE("good", "/opt/a", "") "," NPM_TREE("good", "/opt/a/b", "")), NULL,
+	  ".rootfs.npm[1].prefix", { "'/opt/a/b' overlaps rootfs.npm[0]'s '/opt/a'" }, SCHEMA_ACCEPTS },
+	{ "npm-cc.json", NPM("\"npm\"", NPM_TREE("good", "/opt/good", ",\"build_from_source\":[\"left-pad\"]")), NULL,
+	  ".rootfs.npm[0].build_from_source", { "add \"build-essential\"" }, SCHEMA_ACCEPTS },
+	{ "npm-cc-what.json", NPM("\"npm\",\"build-essential\"", NPM_TREE("good", "/opt/good", ",\"build_from_source\":[\"pty\"]")),
+	  NULL, ".rootfs.npm[0].build_from_source[0]", { "\"pty\" is not in" }, SCHEMA_ACCEPTS },
+	{ "npm-tarball.json", "{\"rootfs\":{\"source\":\"tarball\",\"path\":\"r.tar\",\"npm\":[" NPM_TREE("good", "/opt/good", "") "]}," GOOD_DISK "}",
+	  NULL, ".rootfs.npm", { "not used by source \"tarball\"" }, SCHEMA_ACCEPTS },
 	/* boot loader extlinux: the ext4 root first, kernels on it, a device tree path */
 	{ "xl-root-second.json", "{" XL_BOOT("") ",\"disk\":{\"size\":\"4G\"," PARTS(ESP "," ROOT) "}}", NULL,
 	  ".disk.partitions", { "needs the root partition (mount \"/\") first" }, SCHEMA_ACCEPTS },
@@ -348,6 +376,20 @@ static const struct bad bad_cases[] = {
 	  { "\"2000000T\" is larger than a 'gpt' table allows" }, SCHEMA_ACCEPTS },
 };
 
+#define LEFT_PAD "\"node_modules/left-pad\":{\"version\":\"1.3.0\",\"integrity\":\"sha512-XI5MPzVNApjAyhQzphX8BkmKsKUxD4LdyK24iZeQEKrwTwZ5GMVxUmTPMq6sODMaJvaUQEgBp1Zmsik6qk3eYQ==\"}"
+
+static void npm_fixtures(void)
+{
+	write_at("npm/good/package.json", "{\"dependencies\":{\"left-pad\":\"1.3.0\"}}");
+	write_at("npm/good/package-lock.json", "{\"lockfileVersion\":3,\"packages\":{\"\":{}," LEFT_PAD "}}");
+	write_at("npm/range/package.json", "{\"dependencies\":{\"left-pad\":\"^1.3.0\"}}");
+	write_at("npm/range/package-lock.json", "{\"lockfileVersion\":3,\"packages\":{\"\":{}," LEFT_PAD "}}");
+	write_at("npm/unlocked/package.json", "{\"dependencies\":{\"left-pad\":\"1.3.0\"}}");
+	write_at("npm/unlocked/package-lock.json", "{\"lockfileVersion\":3,\"packages\":{\"\":{}}}");
+	write_at("npm/v1/package.json", "{\"dependencies\":{\"left-pad\":\"1.3.0\"}}");
+	write_at("npm/v1/package-lock.json", "{\"lockfileVersion\":1,\"dependencies\":{}}");
+}
+
 static void test_bad(void)
 {
 	write_at("profiles/typo-parent.json", "{\"disk\":{\"size\":\"4G\",\"partitons\":[]}}");
@@ -355,6 +397,7 @@ static void test_bad(void)
 		 "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}");
 	write_at("profiles/good-parent.json", "{" GOOD_DISK "}");
 	write_at("profiles/badmargin-parent.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"2000000T\",") "}");
+	npm_fixtures();
 	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
 		_cleanup_free_ char *rel = NULL;
 		if (asprintf(&rel, "profiles/%s", bad_cases[i].file) < 0)
@@ -660,6 +703,43 @@ static void test_auto(void)
 
 /* manifest.json's third_party: each artifact with its "version" and "note" when the profile
  * gives them. */
+/* A good rootfs.npm: the lockfiles key the rootfs cache, manifest.json lists the pins. */
+static void test_npm(void)
+{
+	write_at("profiles/npm-good.json", NPM("\"npm\",\"build-essential\"",
+					       NPM_TREE("good", "/usr/lib/x/good", ",\"build_from_source\":[\"left-pad\"]")));
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/profiles/npm-good.json", tmp) < 0)
+		abort();
+	struct profile *p = NULL;
+	char *err = NULL;
+	int r = profile_load(path, &p, &err);
+	if (!tap_ok(r == 0, "rootfs.npm: a tree with a pinned lockfile is accepted")) {
+		tap_diag("%s", err ? err : "");
+		free(err);
+		return;
+	}
+	_cleanup_free_ char *key1 = npm_trees_key(p);
+	tap_ok(key1 && str_starts_with(key1, "npm good /usr/lib/x/good ") && strlen(key1) == strlen("npm good /usr/lib/x/good ") + 130,
+	       "rootfs.npm: the cache key has the tree's name, prefix and both files' SHA-256");
+	char k1[65], k2[65];
+	tap_ok(rootfs_cache_key(p, NULL, k1) == 0, "rootfs.npm: the rootfs cache key is made");
+	write_at("npm/good/package-lock.json", "{\"lockfileVersion\":3,\"packages\":{\"\":{}," LEFT_PAD ",\"x\":{}}}");
+	_cleanup_free_ char *key2 = npm_trees_key(p);
+	tap_ok(key2 && !STREQ(key1, key2) && rootfs_cache_key(p, NULL, k2) == 0 && !STREQ(k1, k2),
+	       "rootfs.npm: another lockfile is another rootfs (cache key)");
+	json_object *m = npm_trees_manifest(p);
+	const char *text = m ? json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN) : NULL;
+	tap_contains(text, "\"name\":\"good\",\"prefix\":\"\\/usr\\/lib\\/x\\/good\",\"lockfile_sha256\":",
+		     "manifest: the tree, its prefix and its lockfile's SHA-256");
+	tap_contains(text, "\"dependencies\":[{\"name\":\"left-pad\",\"version\":\"1.3.0\",\"integrity\":\"sha512-XI5MPz",
+		     "manifest: each dependency with the version and integrity the lockfile pins");
+	tap_contains(text, "\"build_from_source\":[\"left-pad\"]", "manifest: what is built from source");
+	json_object_put(m);
+	write_at("npm/good/package-lock.json", "{\"lockfileVersion\":3,\"packages\":{\"\":{}," LEFT_PAD "}}");
+	profile_free(p);
+}
+
 static void test_artifacts_manifest(void)
 {
 	write_at("art/hub.json",
@@ -1197,6 +1277,7 @@ int main(void)
 	test_auto();
 	test_add();
 	test_artifacts_manifest();
+	test_npm();
 	test_list();
 	test_cli();
 	{
