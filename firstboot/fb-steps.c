@@ -25,6 +25,7 @@
 	X(tunnel)                                                                               \
 	X(rustdesk) /* after tailnet: its port is open on the tailnet only */                   \
 	X(ollama)   /* after tailnet and mesh: its port is open on them only */                  \
+	X(pinokio)  /* after tailnet: its port is open on the tailnet only */                    \
 	X(efiboot)                                                                              \
 	X(iommu)                                                                                \
 	X(proxmox_kernel)                                                                       \

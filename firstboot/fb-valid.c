@@ -509,8 +509,8 @@ long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first)
 	size_t n = json_object_array_length(arr);
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < i; j++) {
-			json_object *a = json_object_array_get_idx(arr, i), *b = json_object_array_get_idx(arr, j), *x, *y;
-			if (json_object_object_get_ex(a, key, &x) && json_object_object_get_ex(b, key, &y) &&
+			json_object *a = json_object_array_get_idx(arr, i), *b = json_object_array_get_idx(arr, j), *x = a, *y = b;
+			if ((!key || (json_object_object_get_ex(a, key, &x) && json_object_object_get_ex(b, key, &y))) &&
 			    json_object_get_string(x) && json_object_get_string(y) &&
 			    STREQ(json_object_get_string(x), json_object_get_string(y))) {
 				if (ret_first)
@@ -527,7 +527,8 @@ int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const
 	if (i < 0)
 		return 0;
 	size_t old = path_push(c, NULL, (size_t)i);
-	const char *v = json_object_get_string(json_object_object_get(json_object_array_get_idx(arr, (size_t)i), key));
+	json_object *e = json_object_array_get_idx(arr, (size_t)i);
+	const char *v = json_object_get_string(key ? json_object_object_get(e, key) : e);
 	int r = fb_bad(c, "%s '%s' is listed twice", what, FB_SHOW(v));
 	path_pop(c, old);
 	return r;

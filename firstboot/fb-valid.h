@@ -165,8 +165,9 @@ fb_validator fb_valid_download_url;
  * the object validators of files and artifacts. */
 int fb_valid_special_bits(struct fb_check *c, json_object *obj);
 
-/* The index of the first element of array ARR whose KEY string equals an earlier one's (that
- * one's index in *ret_first), or -1 when they are all different. */
+/* The index of the first element of array ARR whose KEY string (KEY NULL: the element, a
+ * string) equals an earlier one's (that one's index in *ret_first), or -1 when they are all
+ * different. */
 long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first);
 /* In array ARR, the elements' KEY values are unique: else "WHAT 'VALUE' is listed twice" at
  * the second element. */
