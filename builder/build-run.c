@@ -121,6 +121,7 @@ static const struct stage {
 	{ "firstboot", stage_firstboot, TREE_YES },
 	{ "artifacts", stage_artifacts, TREE_YES },
 	{ "ollama", stage_ollama, TREE_YES },
+	{ "pinokio", stage_pinokio, TREE_YES },
 	{ "boot", stage_boot, TREE_YES },
 	{ "split", stage_split, TREE_YES },
 	{ "size", stage_size, TREE_YES },

@@ -116,6 +116,10 @@ int tree_write_file(struct build *b, const char *rel, const void *data, size_t l
 /* FROM (a regular file) copied to TO; every failure but FROM missing (-ENOENT, for the caller
  * to word) is reported here, naming the file. */
 int tree_copy_file(struct build *b, const char *from_rel, const char *to_rel, mode_t mode);
+/* Copy the directory SRC (fd, outside the tree) into the tree at REL: files, directories and
+ * symbolic links (anything else is refused), all root's, modes kept, times at most the epoch.
+ * WHAT names the source in messages ("overlay 'NAME': ..."). */
+int tree_copy_dir(struct build *b, const char *what, int src, const char *rel);
 /* The entries of DIR (REGULAR_ONLY: its regular files) whose names start with PREFIX and end
  * with SUFFIX, and are longer than PREFIX, sorted by name (the build does not depend on the
  * directory's order); NULL when none. -ENOENT: DIR is missing. */

@@ -337,8 +337,7 @@ static int list_dir(int fd, char ***ret)
 	return 0;
 }
 
-/* Copy the overlay directory SRC (fd) into the tree at REL; files become root's, modes kept. */
-static int overlay_copy(struct build *b, const char *overlay, int src, const char *rel)
+int tree_copy_dir(struct build *b, const char *overlay, int src, const char *rel)
 {
 	_cleanup_strv_ char **names = NULL;
 	int r = list_dir(src, &names);
@@ -351,7 +350,7 @@ static int overlay_copy(struct build *b, const char *overlay, int src, const cha
 			return -ENOMEM;
 		struct stat st;
 		if (fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return log_errno(-errno, "overlay '%s': cannot stat '%s'", overlay, to);
+			return log_errno(-errno, "%s: cannot stat '%s'", overlay, to);
 		mode_t mode = st.st_mode & 07777;
 		uint64_t t = (uint64_t)st.st_mtime < b->epoch ? (uint64_t)st.st_mtime : b->epoch;
 		if (S_ISDIR(st.st_mode)) {
@@ -359,10 +358,10 @@ static int overlay_copy(struct build *b, const char *overlay, int src, const cha
 			_cleanup_close_ int sub = openat(src, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			_cleanup_close_ int dst = r < 0 ? r : tree_open(b, to, O_RDONLY | O_DIRECTORY, 0);
 			if (sub < 0 || dst < 0)
-				return log_errno(sub < 0 ? -errno : dst, "overlay '%s': cannot copy directory '%s'", overlay, to);
+				return log_errno(sub < 0 ? -errno : dst, "%s: cannot copy directory '%s'", overlay, to);
 			if (fchown(dst, 0, 0) < 0 || fchmod(dst, mode) < 0)
-				return log_errno(-errno, "overlay '%s': cannot set owner and mode of '%s'", overlay, to);
-			r = overlay_copy(b, overlay, sub, to);
+				return log_errno(-errno, "%s: cannot set owner and mode of '%s'", overlay, to);
+			r = tree_copy_dir(b, overlay, sub, to);
 			if (r < 0)
 				return r;
 			struct timespec ts[2] = { { .tv_sec = (time_t)t }, { .tv_sec = (time_t)t } };
@@ -372,27 +371,27 @@ static int overlay_copy(struct build *b, const char *overlay, int src, const cha
 			_cleanup_close_ int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 			struct stat now;
 			if (in >= 0 && (fstat(in, &now) < 0 || !S_ISREG(now.st_mode) || now.st_size != st.st_size)) {
-				log_error("overlay '%s': '%s' changed while it was copied", overlay, to);
+				log_error("%s: '%s' changed while it was copied", overlay, to);
 				return -EAGAIN;
 			}
 			const char *base;
 			_cleanup_close_ int dfd = tree_open_parent(b, to, &base);
 			if (in < 0 || dfd < 0)
-				return log_errno(in < 0 ? -errno : dfd, "overlay '%s': cannot copy '%s'", overlay, to);
+				return log_errno(in < 0 ? -errno : dfd, "%s: cannot copy '%s'", overlay, to);
 			struct stat old;
 			if (fstatat(dfd, base, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(old.st_mode)) {
-				log_error("overlay '%s': '%s' is a file, but the image has a directory there", overlay, to);
+				log_error("%s: '%s' is a file, but the image has a directory there", overlay, to);
 				return -EISDIR;
 			}
 			unlinkat(dfd, base, 0);
 			_cleanup_close_ int out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 			if (out < 0)
-				return log_errno(-errno, "overlay '%s': cannot create '%s'", overlay, to);
+				return log_errno(-errno, "%s: cannot create '%s'", overlay, to);
 			r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 			if (r == 0 && (fchown(out, 0, 0) < 0 || fchmod(out, mode) < 0))
 				r = -errno;
 			if (r < 0)
-				return log_errno(r, "overlay '%s': cannot write '%s'", overlay, to);
+				return log_errno(r, "%s: cannot write '%s'", overlay, to);
 			set_times(dfd, base, t, AT_SYMLINK_NOFOLLOW);
 		} else if (S_ISLNK(st.st_mode)) {
 			char target[4096];
@@ -400,14 +399,14 @@ static int overlay_copy(struct build *b, const char *overlay, int src, const cha
 			const char *base;
 			_cleanup_close_ int dfd = tree_open_parent(b, to, &base);
 			if (n < 0 || dfd < 0)
-				return log_errno(n < 0 ? -errno : dfd, "overlay '%s': cannot copy link '%s'", overlay, to);
+				return log_errno(n < 0 ? -errno : dfd, "%s: cannot copy link '%s'", overlay, to);
 			target[n] = '\0';
 			unlinkat(dfd, base, 0);
 			if (symlinkat(target, dfd, base) < 0 || fchownat(dfd, base, 0, 0, AT_SYMLINK_NOFOLLOW) < 0)
-				return log_errno(-errno, "overlay '%s': cannot create link '%s'", overlay, to);
+				return log_errno(-errno, "%s: cannot create link '%s'", overlay, to);
 			set_times(dfd, base, t, AT_SYMLINK_NOFOLLOW);
 		} else {
-			log_error("overlay '%s': '%s' is not a file, directory or symbolic link", overlay, to);
+			log_error("%s: '%s' is not a file, directory or symbolic link", overlay, to);
 			return -EINVAL;
 		}
 	}
@@ -424,7 +423,10 @@ static int apply_overlays(struct build *b)
 		_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
 			return log_errno(-errno, "cannot open overlay '%s'", dir);
-		int r = overlay_copy(b, name, fd, "");
+		_cleanup_free_ char *what = NULL;
+		if (asprintf(&what, "overlay '%s'", name) < 0)
+			return -ENOMEM;
+		int r = tree_copy_dir(b, what, fd, "");
 		if (r < 0)
 			return r;
 		log_info("tree: overlay '%s' copied", name);
