@@ -1,0 +1,138 @@
+#!/bin/bash
+# profiles/dev-workstation.json built and booted (x86_64, OVMF, TCG): the real pinokiod 5.3.28
+# from npm, baked at build time by the image's own npm (its native module built by node-gyp for
+# the image's Node), started by the pinokio step as its own user, answering and listing the
+# fleet's three apps; its port reachable from loopback and an interface named tailscale0, not
+# from another. No Tailscale here (not installable): the tailnet step is off, and the
+# "tailnet" is a veth named tailscale0 into a network namespace the test makes in the guest.
+# RustDesk is not installable here either (its .deb cannot be fetched: no network), so the
+# artifacts and rustdesk steps are off too: with them on, the first boot would stay pending, as
+# on a machine that is offline (tests/test-fb-net.c and test-fb-services.c cover the rustdesk
+# step with a stand-in).
+. "$(dirname "$0")/lib.sh"
+need qemu-system-x86_64 mmdebstrap base64 python3 debugfs
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || skip_all "OVMF is not installed (package ovmf)"
+[ "$(id -u)" = 0 ] || skip_all "building an image needs root"
+[ -x "$PMOVES_IMAGE" ] || skip_all "'$PMOVES_IMAGE' is not built"
+
+T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
+cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+plan 21
+
+start=$(date +%s)
+"$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
+ok $? "build profiles/dev-workstation.json ($(($(date +%s) - start)) s)"
+IMG=$T/dev-workstation/dev-workstation.img
+[ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; echo "Bail out! the image did not build"; exit 1; }
+
+M=$T/dev-workstation/manifest.json
+python3 - "$M" "$TOP/npm/pinokiod/package-lock.json" >"$T/manifest.check" 2>&1 <<'PY'
+import hashlib, json, sys
+m = json.load(open(sys.argv[1]))
+t = m["npm"][0]
+lock = open(sys.argv[2], "rb").read()
+assert t["name"] == "pinokiod" and t["prefix"] == "/usr/lib/pmoves/pinokiod", t
+assert t["lockfile_sha256"] == hashlib.sha256(lock).hexdigest(), "lockfile hash"
+d = t["dependencies"][0]
+assert d == {"name": "pinokiod", "version": "5.3.28",
+             "integrity": "sha512-o1BmDfl8q3cz29IImKWynD1kLA6ID0SwT3CGgBY1wEnLrw5zOxVgIuJoI5pvwAo81/7jzlpyedWwx8xHKylHYA=="}, d
+assert t["build_from_source"] == ["@homebridge/node-pty-prebuilt-multiarch"]
+print("ok")
+PY
+ok $? "manifest.json: pinokiod 5.3.28 with its integrity, the lockfile's SHA-256, the module built from source"
+[ -s "$T/manifest.check" ] && grep -q '^ok$' "$T/manifest.check" || sed 's/^/# /' "$T/manifest.check"
+
+ROOT_OFF=$(part_offset "$IMG" 2)
+get() { debugfs -R "cat $1" "$IMG?offset=$ROOT_OFF" 2>/dev/null; }
+ls_() { debugfs -R "ls -l $1" "$IMG?offset=$ROOT_OFF" 2>/dev/null; }
+P=/usr/lib/pmoves/pinokiod/node_modules
+get $P/pinokiod/package.json | python3 -c 'import json,sys; assert json.load(sys.stdin)["version"] == "5.3.28"'
+ok $? "the image holds pinokiod 5.3.28 under /usr/lib/pmoves/pinokiod"
+N=$P/@homebridge/node-pty-prebuilt-multiarch
+ls_ $N/build/Release | grep -q ' pty.node$' && ! ls_ $N | grep -q ' prebuilds$'
+ok $? "node-pty: built here (build/Release/pty.node), its bundled prebuilt binaries gone"
+[ -z "$(ls_ /tmp/pmoves-npm)" ] && ! ls_ /root | grep -q '\.npm$'
+ok $? "npm left no home or cache in the image"
+for a in comfyui facefusion ollama; do get /usr/share/pmoves/pinokio/$a/pinokio.js | grep -q 'version: "4.0"' || echo "$a" ; done >"$T/apps.missing"
+[ ! -s "$T/apps.missing" ]; ok $? "the fleet's launchers in /usr/share/pmoves/pinokio: comfyui, facefusion, ollama"
+
+# The evidence, once the first boot is done: pinokiod from loopback, from a peer behind an
+# interface named tailscale0 (allowed), and from one behind lan0 (not).
+cat >"$T/evidence.sh" <<'SH'
+#!/bin/sh
+exec >/dev/console 2>&1
+n=0
+until [ "$(systemctl is-enabled pmoves-firstboot.service 2>/dev/null)" = disabled ] || [ $n -ge 600 ]; do sleep 2; n=$((n + 2)); done
+echo "DEV-WAITED: $n s for the first boot to end"
+echo "DEV-CHECK: $(curl -sS -m 10 http://127.0.0.1:42000/check 2>&1)"
+echo "DEV-VERSION: $(curl -sS -m 10 http://127.0.0.1:42000/pinokio/version 2>&1)"
+echo "DEV-APPS: $(curl -sS -m 30 http://127.0.0.1:42000/info/apps 2>&1)"
+echo "DEV-USER: $(ps -o user= -C node | sort -u | tr '\n' ' ')"
+echo "DEV-DOCKER: $(systemctl is-active docker.service) $(docker info --format '{{.ServerVersion}}' 2>&1 | head -n 1)"
+echo "DEV-ACTIVE: $(systemctl is-active pinokio.service pmoves-pinokio-firewall.service | tr '\n' ' ')"
+peer() { # peer IFNAME NS HOST-ADDR PEER-ADDR
+	ip netns add "$2" && ip link add "$1" type veth peer name p-"$2" && ip link set p-"$2" netns "$2" &&
+	ip addr add "$3"/30 dev "$1" && ip link set "$1" up && ip -n "$2" addr add "$4"/30 dev p-"$2" &&
+	ip -n "$2" link set lo up && ip -n "$2" link set p-"$2" up
+}
+peer tailscale0 tailnet 100.64.0.1 100.64.0.2
+peer lan0 lan 192.0.2.1 192.0.2.2
+sleep 1
+echo "DEV-TAILNET: $(ip netns exec tailnet curl -sS -m 10 http://100.64.0.1:42000/check 2>&1)"
+echo "DEV-LAN: $(ip netns exec lan curl -sS -m 5 http://192.0.2.1:42000/check 2>&1)"
+mkdir -p /run/control && echo control-page >/run/control/index.html
+python3 -m http.server 8099 --bind 0.0.0.0 --directory /run/control >/dev/null 2>&1 &
+sleep 2
+echo "DEV-LAN-CONTROL: $(ip netns exec lan curl -sS -m 10 http://192.0.2.1:8099/ 2>&1)"
+nft list table inet pmoves_pinokio | sed 's/^/DEV-NFT: /'
+echo "DEV-RESULT: done"
+SH
+unit='[Unit]\nDescription=dev-workstation.t evidence (Type=exec: a start job that waited for it would keep the boot from ending)\n[Service]\nType=exec\nExecStart=/usr/local/sbin/dev-evidence\n'
+python3 - "$KICK_TIMER" "$KICK_SERVICE" "$unit" "$(base64 -w0 <"$T/evidence.sh")" >"$T/device.json" <<'PY'
+import json, sys
+u = lambda s: s.replace("\\n", "\n")
+print(json.dumps({
+    "files": [{"path": "/etc/systemd/system/pmoves-e2e-kick.timer", "content": u(sys.argv[1])},
+              {"path": "/etc/systemd/system/pmoves-e2e-kick.service", "content": u(sys.argv[2])},
+              {"path": "/etc/systemd/system/dev-evidence.service", "content": u(sys.argv[3])},
+              {"path": "/usr/local/sbin/dev-evidence", "mode": "0755", "content_base64": sys.argv[4]}],
+    "units": {"enable": ["pmoves-e2e-kick.timer"], "start": ["pmoves-e2e-kick.timer", "dev-evidence.service"]},
+    "steps": {"tailnet": {"enabled": False}, "apt-repositories": {"enabled": False}, "efiboot": {"enabled": False},
+              "artifacts": {"enabled": False}, "rustdesk": {"enabled": False}}}))
+PY
+"$PMOVES_IMAGE" run "$IMG" --config "$T/device.json" --log "$T/boot.log" --accel tcg --memory 2048 \
+	--expect '^DEV-RESULT: ' --timeout 900 >/dev/null 2>"$T/boot.err"
+rc=$?
+ok $rc "boots, provisions and reports (run exit $rc)"
+[ $rc = 0 ] || tail -n 20 "$T/boot.err" | sed 's/^/# /'
+sed -E 's/\x1b\[[0-9;]*m//g' "$T/boot.log" | tr -d '\r' | sed -E 's/^.*((DEV-[A-Z0-9-]+|pmoves-firstboot): )/\1/' >"$T/boot.txt"
+B=$T/boot.txt
+grep -aq "^pmoves-firstboot: step=pinokio state=pending Pinokio starts once the boot is done" "$B"
+ok $? "the boot's own run: the pinokio step waits for the boot to be done"
+W='pmoves-firstboot: step=pinokio state=ok pinokiod 5.3.28 answers on port 42000, reachable from "lo", "tailscale0" only; apps: comfyui, facefusion, ollama'
+grep -aqF "$W" "$B"; rc=$?
+ok $rc "the next run: pinokio ok, pinokiod 5.3.28 answers and lists comfyui, facefusion, ollama"
+[ $rc = 0 ] || grep -a 'pmoves-firstboot:' "$B" | sed 's/^/# /' | tail -n 30
+grep -aqE '^pmoves-firstboot: done status=ok ' "$B"; ok $? "the first boot ends: done status=ok"
+grep -aqE '^DEV-DOCKER: active [0-9]+\.[0-9]+' "$B"; ok $? "Docker's daemon runs and answers (docker info)"
+grep -aqx 'DEV-CHECK: {"success":true}' "$B"; ok $? "GET /check on 127.0.0.1:42000: {\"success\":true}"
+grep -aq '^DEV-VERSION: {"pinokiod":"5.3.28"' "$B"; ok $? "GET /pinokio/version: pinokiod 5.3.28"
+python3 - "$B" <<'PY'
+import json, sys
+line = next(l for l in open(sys.argv[1], errors="replace") if l.startswith("DEV-APPS: "))
+names = sorted(a["name"] for a in json.loads(line[len("DEV-APPS: "):])["apps"])
+assert names == ["comfyui", "facefusion", "ollama"], names
+PY
+ok $? "GET /info/apps: comfyui, facefusion, ollama (their titles and icons from the launchers)"
+grep -aqx 'DEV-USER: pinokio ' "$B"; ok $? "pinokiod runs as the user pinokio"
+grep -aqx 'DEV-ACTIVE: active active ' "$B"; ok $? "pinokio.service and its firewall unit are active"
+grep -aqx 'DEV-TAILNET: {"success":true}' "$B"; ok $? "from a peer behind tailscale0: answers"
+grep -aqE '^DEV-LAN: curl: \(28\)' "$B"; ok $? "from a peer behind lan0: no answer (dropped: curl times out)"
+grep -aqx 'DEV-LAN-CONTROL: control-page' "$B"
+ok $? "control: the same peer reaches a server on another port of the machine (the drop is the table's, for 42000 only)"
+grep -aqE '^DEV-NFT:[[:space:]]+tcp dport 42000 drop$' "$B" && grep -aqE '^DEV-NFT:[[:space:]]+iifname \{ "lo", "tailscale0" \} tcp dport 42000 accept$' "$B"; ok $? "the table pmoves_pinokio is loaded with its drop"
+! grep -aq "pmoves-firstboot: step=[a-z-]* state=failed" "$B"; ok $? "no step failed"
+grep -a "^DEV-\|step=pinokio" "$B" | grep -v DEV-NFT | sed 's/^/# /' | cut -c1-300
+done_testing
