@@ -341,13 +341,14 @@ static const struct command {
 	{ "validate", cmd_validate, "check config files" },
 	{ "schema", cmd_schema, "print the config's JSON Schema" },
 	{ "netboot", fb_netboot_main, "make the live root of a network-booted machine (its initramfs runs it)" },
+	{ "ci-runner-jit", fb_ci_runner_jit_main, "register one ephemeral GitHub Actions runner (its service runs it)" },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s <command> [options]\n\ncommands:\n", FB_NAME);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'%s <command> --help' describes a command.\n"
 		   "exit status: 0 ok, 1 failed or degraded, 2 invalid config or bad usage, 3 missing file,\n"
 		   "4 timed out (status --wait --timeout)\n",

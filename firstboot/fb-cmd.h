@@ -5,5 +5,7 @@
 int fb_main(int argc, char **argv);
 /* netboot (fb-netboot.c) */
 int fb_netboot_main(int argc, char **argv);
+/* ci-runner-jit (step-ci-runner.c) */
+int fb_ci_runner_jit_main(int argc, char **argv);
 
 #endif

@@ -26,6 +26,7 @@
 	X(rustdesk) /* after tailnet: its port is open on the tailnet only */                   \
 	X(ollama)   /* after tailnet and mesh: its port is open on them only */                  \
 	X(pinokio)  /* after tailnet: its port is open on the tailnet only */                    \
+	X(ci_runner) /* after tailnet: CI reaches what the tailnet lets tag:ci reach */          \
 	X(efiboot)                                                                              \
 	X(iommu)                                                                                \
 	X(proxmox_kernel)                                                                       \

@@ -563,15 +563,28 @@ int http_request(const char *method, const char *url, const char *body, size_t m
 	if (!h)
 		return -ENOMEM;
 	struct sink s = { .max = max };
-	struct curl_slist *headers = body ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+	struct curl_slist *headers = NULL;
+	bool ok = true;
+	if (body)
+		ok = (headers = curl_slist_append(headers, "Content-Type: application/json")) != NULL;
+	for (size_t i = 0; ok && o && o->headers && o->headers[i]; i++) {
+		struct curl_slist *more = curl_slist_append(headers, o->headers[i]);
+		ok = more != NULL;
+		headers = more ? more : headers;
+	}
+	if (!ok) {
+		curl_slist_free_all(headers);
+		curl_easy_cleanup(h);
+		return -ENOMEM;
+	}
 	curl_easy_setopt(h, CURLOPT_FAILONERROR, 0L);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, no_proxy);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	if (body) {
+	if (headers)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	if (body)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	}
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
 	CURLcode rc = curl_easy_perform(h);

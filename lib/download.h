@@ -34,6 +34,9 @@ struct download_opts {
 	bool any_http;                /* downloads: http:// to any host (URL_PINNED), not only
 	                               * loopback: a LAN boot server, the content pinned anyway */
 	bool (*cancelled)(void);      /* may be NULL; true stops the work: -EINTR */
+	/* http_request only: more request headers ("Name: value"), NULL-terminated; may be NULL.
+	 * They may hold a secret (Authorization): never printed. */
+	const char *const *headers;
 	/* May be NULL: told why an attempt failed before the next one starts. */
 	void (*retrying)(void *ctx, const char *why);
 	void *ctx;

@@ -5,6 +5,9 @@
 # fleet's three apps; its port reachable from loopback and an interface named tailscale0, not
 # from another. No Tailscale here (not installable): the tailnet step is off, and the
 # "tailnet" is a veth named tailscale0 into a network namespace the test makes in the guest.
+# The ci-runner step, with stand-ins for GitHub's API (tests/fixtures/standins/github-api.py, on
+# the guest's 127.0.0.1) and the Actions runner (a run.sh that "runs one job" and exits): neither
+# is reachable or installable here.
 # RustDesk is not installable here either (its .deb cannot be fetched: no network), so the
 # artifacts and rustdesk steps are off too: with them on, the first boot would stay pending, as
 # on a machine that is offline (tests/test-fb-net.c and test-fb-services.c cover the rustdesk
@@ -19,7 +22,7 @@ T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
 cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 21
+plan 27
 
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
@@ -87,18 +90,34 @@ python3 -m http.server 8099 --bind 0.0.0.0 --directory /run/control >/dev/null 2
 sleep 2
 echo "DEV-LAN-CONTROL: $(ip netns exec lan curl -sS -m 10 http://192.0.2.1:8099/ 2>&1)"
 nft list table inet pmoves_pinokio | sed 's/^/DEV-NFT: /'
+n=0
+until [ "$(grep -c '"auth": "ok"' /run/github-api.log 2>/dev/null)" -ge 2 ] || [ $n -ge 120 ]; do sleep 2; n=$((n + 2)); done
+sed 's/^/DEV-CI-API: /' /run/github-api.log
+journalctl -b -u pmoves-ci-runner.service -o cat | grep -E 'STANDIN-RUNNER|ci-runner:' | sed 's/^/DEV-CI-JOURNAL: /'
+echo "DEV-CI-LEAK: $(journalctl -b -o cat | grep -c github_pat_) $(grep -c github_pat_ /var/lib/pmoves/firstboot/status.json)"
+echo "DEV-CI-TOKEN: $(stat -c '%a %U' /etc/pmoves/ci-runner/token)"
 echo "DEV-RESULT: done"
 SH
+api_unit='[Unit]\nDescription=STAND-IN for GitHub API (dev-workstation.t)\n[Service]\nType=exec\nExecStart=/usr/bin/python3 /usr/local/sbin/github-api --port 8765 --log /run/github-api.log --token github_pat_11AAAAAAA0aBcDeFgHiJkL_mnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTU\n'
 unit='[Unit]\nDescription=dev-workstation.t evidence (Type=exec: a start job that waited for it would keep the boot from ending)\n[Service]\nType=exec\nExecStart=/usr/local/sbin/dev-evidence\n'
-python3 - "$KICK_TIMER" "$KICK_SERVICE" "$unit" "$(base64 -w0 <"$T/evidence.sh")" >"$T/device.json" <<'PY'
+python3 - "$KICK_TIMER" "$KICK_SERVICE" "$unit" "$(base64 -w0 <"$T/evidence.sh")" "$api_unit" \
+	"$(base64 -w0 <"$TOP/tests/fixtures/standins/github-api.py")" \
+	"$(base64 -w0 <"$TOP/tests/fixtures/standins/actions-runner-run.sh")" >"$T/device.json" <<'PY'
 import json, sys
 u = lambda s: s.replace("\\n", "\n")
 print(json.dumps({
     "files": [{"path": "/etc/systemd/system/pmoves-e2e-kick.timer", "content": u(sys.argv[1])},
               {"path": "/etc/systemd/system/pmoves-e2e-kick.service", "content": u(sys.argv[2])},
               {"path": "/etc/systemd/system/dev-evidence.service", "content": u(sys.argv[3])},
-              {"path": "/usr/local/sbin/dev-evidence", "mode": "0755", "content_base64": sys.argv[4]}],
-    "units": {"enable": ["pmoves-e2e-kick.timer"], "start": ["pmoves-e2e-kick.timer", "dev-evidence.service"]},
+              {"path": "/usr/local/sbin/dev-evidence", "mode": "0755", "content_base64": sys.argv[4]},
+              {"path": "/etc/systemd/system/github-api-standin.service", "content": u(sys.argv[5])},
+              {"path": "/usr/local/sbin/github-api", "mode": "0755", "content_base64": sys.argv[6]},
+              {"path": "/home/ci-runner/actions-runner/run.sh", "mode": "0755", "content_base64": sys.argv[7]}],
+    "units": {"enable": ["pmoves-e2e-kick.timer"],
+              "start": ["pmoves-e2e-kick.timer", "github-api-standin.service", "dev-evidence.service"]},
+    "ci_runner": {"url": "https://github.com/pmoves-fleet", "api_url": "http://127.0.0.1:8765",
+                  "token": "github_pat_11AAAAAAA0aBcDeFgHiJkL_mnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTU",
+                  "labels": ["self-hosted", "pmoves", "dev"]},
     "steps": {"tailnet": {"enabled": False}, "apt-repositories": {"enabled": False}, "efiboot": {"enabled": False},
               "artifacts": {"enabled": False}, "rustdesk": {"enabled": False}}}))
 PY
@@ -133,6 +152,24 @@ grep -aqE '^DEV-LAN: curl: \(28\)' "$B"; ok $? "from a peer behind lan0: no answ
 grep -aqx 'DEV-LAN-CONTROL: control-page' "$B"
 ok $? "control: the same peer reaches a server on another port of the machine (the drop is the table's, for 42000 only)"
 grep -aqE '^DEV-NFT:[[:space:]]+tcp dport 42000 drop$' "$B" && grep -aqE '^DEV-NFT:[[:space:]]+iifname \{ "lo", "tailscale0" \} tcp dport 42000 accept$' "$B"; ok $? "the table pmoves_pinokio is loaded with its drop"
+W='pmoves-firstboot: step=ci-runner state=ok an ephemeral runner registered just in time for each job, from http://127.0.0.1:8765/orgs/pmoves-fleet/actions/runners/generate-jitconfig'
+grep -aqF "$W" "$B"; ok $? "ci-runner: ok, its service running after a just-in-time registration (stand-in GitHub API)"
+python3 - "$B" <<'PY'
+import json, sys
+reqs = [json.loads(l[len("DEV-CI-API: "):]) for l in open(sys.argv[1], errors="replace") if l.startswith("DEV-CI-API: ")]
+ok = [r for r in reqs if r["auth"] == "ok" and r["path"] == "/orgs/pmoves-fleet/actions/runners/generate-jitconfig"
+      and r["api_version"] == "2022-11-28" and r["body"]["labels"] == ["self-hosted", "pmoves", "dev"]]
+names = {r["body"]["name"] for r in ok}
+assert len(ok) >= 2 and len(names) == len(ok) and all(n.startswith("dev-workstation-") for n in names), reqs
+PY
+ok $? "the stand-in API got two or more registrations: the token, GitHub's API version, the labels, a new name each"
+grep -aqE '^DEV-CI-JOURNAL: STANDIN-RUNNER: runner dev-workstation-[0-9a-f]{8} as ci-runner in /home/ci-runner/actions-runner, 0 arguments, config from the environment$' "$B" &&
+	grep -aqE '^DEV-CI-JOURNAL: STANDIN-RUNNER: runner dev-workstation-[0-9a-f]{8} ran its one job$' "$B"
+ok $? "the stand-in runner ran as ci-runner with its config in the environment (no arguments), one job"
+[ "$(grep -acE '^DEV-CI-JOURNAL: STANDIN-RUNNER: runner .* as ci-runner' "$B")" -ge 2 ]
+ok $? "after its job the runner was started again, with a new registration"
+grep -aqx 'DEV-CI-LEAK: 0 0' "$B"; ok $? "the token is in neither the journal nor status.json"
+grep -aqx 'DEV-CI-TOKEN: 600 root' "$B"; ok $? "the token is kept in /etc/pmoves/ci-runner/token, 0600 root"
 ! grep -aq "pmoves-firstboot: step=[a-z-]* state=failed" "$B"; ok $? "no step failed"
-grep -a "^DEV-\|step=pinokio" "$B" | grep -v DEV-NFT | sed 's/^/# /' | cut -c1-300
+grep -a "^DEV-\|step=pinokio\|step=ci-runner" "$B" | grep -v DEV-NFT | sed 's/^/# /' | cut -c1-300
 done_testing
