@@ -66,6 +66,36 @@ char *fb_guard_unit_text(const struct fb_guard *g)
 			  g->step, g->what, g->where, g->service, g->nft, g->table);
 }
 
+void fb_guard_files_done(struct fb_guard_files *f)
+{
+	free(f->nft);
+	free(f->fw_unit);
+}
+
+int fb_guard_files_make(const struct fb_guard *g, json_object *allow, const char *const *defaults, int64_t port,
+			struct fb_guard_files *f)
+{
+	_cleanup_free_ char *ifaces = fb_guard_ifaces(allow, defaults);
+	f->nft = ifaces ? fb_guard_nft_text(g, ifaces, port) : NULL;
+	f->fw_unit = fb_guard_unit_text(g);
+	return f->nft && f->fw_unit ? 0 : -ENOMEM;
+}
+
+int fb_guard_files_in_place(const struct fb_guard *g, const struct fb_guard_files *f)
+{
+	int r = fb_file_is(g->nft, f->nft, strlen(f->nft));
+	return r <= 0 ? r : fb_file_is(g->unit, f->fw_unit, strlen(f->fw_unit));
+}
+
+int fb_guard_files_write(const struct fb_guard *g, const struct fb_guard_files *f, char **ret_msg)
+{
+	int r;
+	if ((r = fb_write(g->nft, f->nft, strlen(f->nft), 0644, 0, 0)) < 0 ||
+	    (r = fb_write(g->unit, f->fw_unit, strlen(f->fw_unit), 0644, 0, 0)) < 0)
+		*ret_msg = fb_strdupf("cannot write '%s' and '%s': %s", g->nft, g->unit, strerror(-r));
+	return r;
+}
+
 int fb_guard_loaded(const struct fb_guard *g, int64_t port)
 {
 	char *argv[] = { "nft", "list", "table", "inet", (char *)g->table, NULL };

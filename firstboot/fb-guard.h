@@ -29,6 +29,18 @@ char *fb_guard_ifaces(json_object *allow, const char *const *defaults);
 char *fb_guard_nft_text(const struct fb_guard *g, const char *ifaces, int64_t port);
 /* The firewall unit's text; malloc'd or NULL. */
 char *fb_guard_unit_text(const struct fb_guard *g);
+/* The table's file and the firewall unit, as a step makes, checks and writes them. */
+struct fb_guard_files {
+	char *nft, *fw_unit;
+};
+void fb_guard_files_done(struct fb_guard_files *f);
+/* For PORT on loopback and ALLOW (NULL: DEFAULTS): 0 or -ENOMEM. */
+int fb_guard_files_make(const struct fb_guard *g, json_object *allow, const char *const *defaults, int64_t port,
+			struct fb_guard_files *f);
+/* 1: both on disk as made, 0: not, -errno. */
+int fb_guard_files_in_place(const struct fb_guard *g, const struct fb_guard_files *f);
+/* Both written: 0, or -errno with *ret_msg. */
+int fb_guard_files_write(const struct fb_guard *g, const struct fb_guard_files *f, char **ret_msg);
 /* 1: the table is loaded with the drop for PORT; 0: not; -errno. The running system only. */
 int fb_guard_loaded(const struct fb_guard *g, int64_t port);
 /* nft -f the table's file, then fb_guard_loaded(): 0, or -errno with *ret_msg. */

@@ -4,6 +4,9 @@
 #include "run.h"
 #include "util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+
 int fb_run_target_capture(char *const argv[], char **ret_out)
 {
 	if (fb_live())
@@ -277,4 +280,58 @@ int fb_lookup_id(const char *db, const char *name, size_t n, unsigned *ret)
 		line = *end ? end + 1 : end;
 	}
 	return -ESRCH;
+}
+
+int fb_chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth)
+{
+	if (fchown(fd, uid, gid) < 0)
+		return -errno;
+	if (depth == 0)
+		return 0;
+	int dfd = dup(fd);
+	if (dfd < 0)
+		return -errno;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	int r = 0;
+	for (struct dirent *e; r == 0 && (errno = 0, e = readdir(d));) {
+		if (STREQ(e->d_name, ".") || STREQ(e->d_name, ".."))
+			continue;
+		_cleanup_close_ int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub >= 0)
+			r = fb_chown_tree(sub, uid, gid, depth - 1);
+		else if (fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+	}
+	if (r == 0 && errno)
+		r = -errno;
+	closedir(d);
+	return r;
+}
+
+int fb_sysusers(const char *path, const char *text, char **ret_msg)
+{
+	int r = fb_write(path, text, strlen(text), 0644, 0, 0);
+	if (r < 0) {
+		*ret_msg = fb_strdupf("cannot write '%s': %s", path, strerror(-r));
+		return r;
+	}
+	char *argv[] = { "systemd-sysusers", (char *)path, NULL };
+	if ((r = fb_run_target(argv)) != 0) {
+		*ret_msg = fb_run_error(argv, r);
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}
+
+int fb_user_ids(const char *user, unsigned *ret_uid, unsigned *ret_gid, char **ret_msg)
+{
+	int r;
+	if ((r = fb_lookup_id("/etc/passwd", user, strlen(user), ret_uid)) < 0 ||
+	    (r = fb_lookup_id("/etc/group", user, strlen(user), ret_gid)) < 0)
+		*ret_msg = fb_strdupf("systemd-sysusers made no user and group '%s': %s", user, strerror(-r));
+	return r;
 }

@@ -168,6 +168,15 @@ double fb_run_seconds(void);
  * "/etc/passwd" or "/etc/group" (field 3 of its line; not getpwnam: the tree may not be the
  * running system): 0, -ESRCH (no such entry), -EINVAL, -errno. */
 int fb_lookup_id(const char *db, const char *name, size_t n, unsigned *ret);
+/* FD (a directory) and everything under it, DEPTH levels down, owned by UID:GID; symlinks
+ * themselves (never followed). */
+int fb_chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth);
+/* A step's system user: TEXT written to PATH (a sysusers.d file), then systemd-sysusers on the
+ * target. 0, or -errno with *ret_msg. */
+int fb_sysusers(const char *path, const char *text, char **ret_msg);
+/* USER's IDs, as systemd-sysusers made them (the tree's /etc/passwd and /etc/group): 0, or
+ * -errno with *ret_msg. */
+int fb_user_ids(const char *user, unsigned *ret_uid, unsigned *ret_gid, char **ret_msg);
 
 /* ---- messages (fb-report.c) ----
  * Errors go to stderr as "pmoves-firstboot: problem" with names in single quotes. */

@@ -260,30 +260,26 @@ static char *unit_text(const struct conf *c)
 }
 
 struct files {
-	char *nft, *unit, *fw_unit;
+	struct fb_guard_files guard;
+	char *unit;
 };
 
 static void files_done(struct files *f)
 {
-	free(f->nft);
+	fb_guard_files_done(&f->guard);
 	free(f->unit);
-	free(f->fw_unit);
 }
 
 static int files_make(const struct conf *c, struct files *f)
 {
-	_cleanup_free_ char *allow = allow_text(c);
-	f->nft = allow ? fb_guard_nft_text(&guard, allow, c->port) : NULL;
 	f->unit = unit_text(c);
-	f->fw_unit = fb_guard_unit_text(&guard);
-	return f->nft && f->unit && f->fw_unit ? 0 : -ENOMEM;
+	return f->unit ? fb_guard_files_make(&guard, c->allow, allow_default, c->port, &f->guard) : -ENOMEM;
 }
 
 static int files_in_place(const struct files *f)
 {
 	int r;
-	if ((r = fb_file_is(NFT, f->nft, strlen(f->nft))) <= 0 || (r = fb_file_is(UNIT, f->unit, strlen(f->unit))) <= 0 ||
-	    (r = fb_file_is(FW_UNIT, f->fw_unit, strlen(f->fw_unit))) <= 0)
+	if ((r = fb_guard_files_in_place(&guard, &f->guard)) <= 0 || (r = fb_file_is(UNIT, f->unit, strlen(f->unit))) <= 0)
 		return r;
 	return fb_file_is(SYSUSERS, sysusers, strlen(sysusers));
 }
@@ -291,38 +287,6 @@ static int files_in_place(const struct files *f)
 /* ---- the firewall ---- */
 
 /* ---- the store ---- */
-
-/* Every directory and file under FD (a directory), DEPTH levels down, owned by UID:GID;
- * symlinks themselves (never followed). */
-static int chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth)
-{
-	if (fchown(fd, uid, gid) < 0)
-		return -errno;
-	if (depth == 0)
-		return 0;
-	int dfd = dup(fd);
-	if (dfd < 0)
-		return -errno;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	int r = 0;
-	for (struct dirent *e; r == 0 && (errno = 0, e = readdir(d));) {
-		if (STREQ(e->d_name, ".") || STREQ(e->d_name, ".."))
-			continue;
-		_cleanup_close_ int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub >= 0)
-			r = chown_tree(sub, uid, gid, depth - 1);
-		else if (fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-			r = -errno;
-	}
-	if (r == 0 && errno)
-		r = -errno;
-	closedir(d);
-	return r;
-}
 
 /* The manifest of M in the store: 1 read (its blobs in *RET), 0 none there, -EBADMSG not the
  * pinned one or not a manifest (*ret_msg), -errno. */
@@ -696,12 +660,9 @@ static int gpu_report(char **ret_msg)
 static int store_make(const struct conf *c, char **ret_msg)
 {
 	unsigned uid, gid;
-	int r;
-	if ((r = fb_lookup_id("/etc/passwd", USER, strlen(USER), &uid)) < 0 ||
-	    (r = fb_lookup_id("/etc/group", USER, strlen(USER), &gid)) < 0) {
-		*ret_msg = fb_strdupf("systemd-sysusers made no user and group '" USER "': %s", strerror(-r));
+	int r = fb_user_ids(USER, &uid, &gid, ret_msg);
+	if (r < 0)
 		return r;
-	}
 	static const char *const subdirs[] = { "/manifests", "/blobs", NULL };
 	for (size_t i = 0; subdirs[i]; i++) {
 		_cleanup_free_ char *d = fb_strdupf("%s%s", c->models_dir, subdirs[i]);
@@ -726,7 +687,7 @@ static int store_make(const struct conf *c, char **ret_msg)
 	}
 	for (size_t i = 0; subdirs[i]; i++) {
 		_cleanup_close_ int fd = openat(store, subdirs[i] + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || (r = chown_tree(fd, uid, gid, STORE_DEPTH)) < 0) {
+		if (fd < 0 || (r = fb_chown_tree(fd, uid, gid, STORE_DEPTH)) < 0) {
 			r = fd < 0 ? -errno : r;
 			*ret_msg = fb_strdupf("cannot give '%s%s' to '" USER "': %s", c->models_dir, subdirs[i], strerror(-r));
 			return r;
@@ -832,18 +793,14 @@ static enum fb_result ollama_apply(const struct fb_ctx *ctx, json_object *sectio
 		*ret_msg = strdup("Ollama is not installed yet (" OLLAMA ": an artifact of kind tar, target /usr)");
 		return r < 0 ? FB_FAILED : FB_PENDING;
 	}
-	if ((r = fb_write(SYSUSERS, sysusers, strlen(sysusers), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(NFT, f.nft, strlen(f.nft), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(FW_UNIT, f.fw_unit, strlen(f.fw_unit), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(UNIT, f.unit, strlen(f.unit), 0644, 0, 0)) < 0) {
-		*ret_msg = fb_strdupf("cannot write Ollama's files: %s", strerror(-r));
+	if (fb_guard_files_write(&guard, &f.guard, ret_msg) < 0)
+		return FB_FAILED;
+	if ((r = fb_write(UNIT, f.unit, strlen(f.unit), 0644, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write '" UNIT "': %s", strerror(-r));
 		return FB_FAILED;
 	}
-	char *sysusers_argv[] = { "systemd-sysusers", SYSUSERS, NULL };
-	if ((r = fb_run_target(sysusers_argv)) != 0) {
-		*ret_msg = fb_run_error(sysusers_argv, r);
+	if (fb_sysusers(SYSUSERS, sysusers, ret_msg) < 0)
 		return FB_FAILED;
-	}
 	if (!fb_dry_run() && (r = store_make(&c, ret_msg)) < 0)
 		return FB_FAILED;
 

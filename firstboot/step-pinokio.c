@@ -200,30 +200,26 @@ static char *unit_text(const struct conf *c)
 }
 
 struct files {
-	char *nft, *unit, *fw_unit;
+	struct fb_guard_files guard;
+	char *unit;
 };
 
 static void files_done(struct files *f)
 {
-	free(f->nft);
+	fb_guard_files_done(&f->guard);
 	free(f->unit);
-	free(f->fw_unit);
 }
 
 static int files_make(const struct conf *c, struct files *f)
 {
-	_cleanup_free_ char *allow = fb_guard_ifaces(c->allow, allow_default);
-	f->nft = allow ? fb_guard_nft_text(&guard, allow, PORT) : NULL;
 	f->unit = unit_text(c);
-	f->fw_unit = fb_guard_unit_text(&guard);
-	return f->nft && f->unit && f->fw_unit ? 0 : -ENOMEM;
+	return f->unit ? fb_guard_files_make(&guard, c->allow, allow_default, PORT, &f->guard) : -ENOMEM;
 }
 
 static int files_in_place(const struct files *f)
 {
 	int r;
-	if ((r = fb_file_is(NFT, f->nft, strlen(f->nft))) <= 0 || (r = fb_file_is(UNIT, f->unit, strlen(f->unit))) <= 0 ||
-	    (r = fb_file_is(FW_UNIT, f->fw_unit, strlen(f->fw_unit))) <= 0)
+	if ((r = fb_guard_files_in_place(&guard, &f->guard)) <= 0 || (r = fb_file_is(UNIT, f->unit, strlen(f->unit))) <= 0)
 		return r;
 	return fb_file_is(SYSUSERS, sysusers, strlen(sysusers));
 }
@@ -424,12 +420,9 @@ static int app_install(const char *name, uid_t uid, gid_t gid, char **ret_msg)
 static int home_make(const struct conf *c, char **ret_msg)
 {
 	unsigned uid, gid;
-	int r;
-	if ((r = fb_lookup_id("/etc/passwd", USER, strlen(USER), &uid)) < 0 ||
-	    (r = fb_lookup_id("/etc/group", USER, strlen(USER), &gid)) < 0) {
-		*ret_msg = fb_strdupf("systemd-sysusers made no user and group '" USER "': %s", strerror(-r));
+	int r = fb_user_ids(USER, &uid, &gid, ret_msg);
+	if (r < 0)
 		return r;
-	}
 	static const char *const dirs[] = { HOME_DIR, PINOKIO_HOME, API_DIR };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		_cleanup_close_ int fd = fb_open_dir(dirs[i], true);
@@ -592,18 +585,14 @@ static enum fb_result pinokio_apply(const struct fb_ctx *ctx, json_object *secti
 		*ret_msg = strdup("Node is not installed (" NODE "): the profile's rootfs.packages need nodejs");
 		return FB_FAILED;
 	}
-	if ((r = fb_write(SYSUSERS, sysusers, strlen(sysusers), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(NFT, f.nft, strlen(f.nft), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(FW_UNIT, f.fw_unit, strlen(f.fw_unit), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(UNIT, f.unit, strlen(f.unit), 0644, 0, 0)) < 0) {
-		*ret_msg = fb_strdupf("cannot write Pinokio's files: %s", strerror(-r));
+	if (fb_guard_files_write(&guard, &f.guard, ret_msg) < 0)
+		return FB_FAILED;
+	if ((r = fb_write(UNIT, f.unit, strlen(f.unit), 0644, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write '" UNIT "': %s", strerror(-r));
 		return FB_FAILED;
 	}
-	char *sysusers_argv[] = { "systemd-sysusers", SYSUSERS, NULL };
-	if ((r = fb_run_target(sysusers_argv)) != 0) {
-		*ret_msg = fb_run_error(sysusers_argv, r);
+	if (fb_sysusers(SYSUSERS, sysusers, ret_msg) < 0)
 		return FB_FAILED;
-	}
 	if (!fb_dry_run() && home_make(&c, ret_msg) < 0)
 		return FB_FAILED;
 	if (fb_unit_enable(FW_SERVICE, true, ret_msg) < 0 || fb_unit_enable(SERVICE, true, ret_msg) < 0)

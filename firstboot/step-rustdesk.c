@@ -66,11 +66,10 @@ static const struct fb_guard guard = {
 	.udp = true,
 };
 
-static char *nft_text(json_object *section)
+static int guard_files(json_object *section, struct fb_guard_files *f)
 {
-	const char *const ifaces[] = { iface_of(section), NULL };
-	_cleanup_free_ char *set = fb_guard_ifaces(NULL, ifaces);
-	return set ? fb_guard_nft_text(&guard, set, port_of(section)) : NULL;
+	const char *const iface[] = { iface_of(section), NULL };
+	return fb_guard_files_make(&guard, NULL, iface, port_of(section), f);
 }
 
 /* OLD (RustDesk's own file, or "") with our two options in its [options] table. */
@@ -116,7 +115,7 @@ static char *toml_text(const char *old, json_object *section)
 	return buf;
 }
 
-static int wanted(json_object *section, char **ret_toml, char **ret_nft, char **ret_unit)
+static int wanted(json_object *section, char **ret_toml, struct fb_guard_files *f)
 {
 	_cleanup_free_ char *old = NULL;
 	size_t len = 0;
@@ -128,20 +127,19 @@ static int wanted(json_object *section, char **ret_toml, char **ret_nft, char **
 	if (memchr(old, '\0', len))
 		return -EINVAL;
 	*ret_toml = toml_text(old, section);
-	*ret_nft = nft_text(section);
-	*ret_unit = fb_guard_unit_text(&guard);
-	return *ret_toml && *ret_nft && *ret_unit ? 0 : -ENOMEM;
+	return *ret_toml ? guard_files(section, f) : -ENOMEM;
 }
 
 static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c, (void)ret_msg;
-	_cleanup_free_ char *toml = NULL, *nft = NULL, *fw_unit = NULL;
-	int r = wanted(section, &toml, &nft, &fw_unit);
+	_cleanup_free_ char *toml = NULL;
+	_cleanup_(fb_guard_files_done) struct fb_guard_files f = { 0 };
+	int r = wanted(section, &toml, &f);
 	if (r < 0)
 		return r;
-	if ((r = fb_file_is(TOML, toml, strlen(toml))) <= 0 || (r = fb_file_is(NFT, nft, strlen(nft))) <= 0 ||
-	    (r = fb_file_is(FW_UNIT, fw_unit, strlen(fw_unit))) <= 0 || (r = fb_exists(RUSTDESK)) <= 0)
+	if ((r = fb_file_is(TOML, toml, strlen(toml))) <= 0 || (r = fb_guard_files_in_place(&guard, &f)) <= 0 ||
+	    (r = fb_exists(RUSTDESK)) <= 0)
 		return r;
 	/* RustDesk installed after the run that wrote the files has not been enabled or started. */
 	if ((r = fb_unit_running(FW_SERVICE)) <= 0)
@@ -152,14 +150,16 @@ static int rustdesk_check(const struct fb_ctx *c, json_object *section, char **r
 static enum fb_result rustdesk_apply(const struct fb_ctx *c, json_object *section, char **ret_msg)
 {
 	(void)c;
-	_cleanup_free_ char *toml = NULL, *nft = NULL, *fw_unit = NULL;
-	int r = wanted(section, &toml, &nft, &fw_unit);
+	_cleanup_free_ char *toml = NULL;
+	_cleanup_(fb_guard_files_done) struct fb_guard_files f = { 0 };
+	int r = wanted(section, &toml, &f);
 	if (r < 0) {
 		*ret_msg = fb_strdupf("cannot read '%s': %s", TOML, strerror(-r));
 		return FB_FAILED;
 	}
-	if ((r = fb_write(NFT, nft, strlen(nft), 0644, 0, 0)) < 0 || (r = fb_write(FW_UNIT, fw_unit, strlen(fw_unit), 0644, 0, 0)) < 0 ||
-	    (r = fb_write(TOML, toml, strlen(toml), 0600, 0, 0)) < 0) {
+	if (fb_guard_files_write(&guard, &f, ret_msg) < 0)
+		return FB_FAILED;
+	if ((r = fb_write(TOML, toml, strlen(toml), 0600, 0, 0)) < 0) {
 		*ret_msg = fb_strdupf("cannot write RustDesk's files: %s", strerror(-r));
 		return FB_FAILED;
 	}
