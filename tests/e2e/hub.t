@@ -23,7 +23,7 @@ need qemu-system-x86_64 mmdebstrap python3 debugfs openssl
 
 T=$(mktemp -d /tmp/pmoves-e2e-hub.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 23
+plan 24
 STANDINS=$TOP/tests/fixtures/standins
 HUB=hub-test.fleet.example.org
 
@@ -123,6 +123,19 @@ is "$(mode /var/lib/pmoves/headscale/fleet.key)" "0600" "the fleet key file is 0
 keys=$(for k in fleet mesh ci; do get /var/lib/pmoves/headscale/$k.key; done)
 [ "$(echo "$keys" | grep -c '^hskey-auth-')" = 3 ]
 ok $? "the three key files hold keys (the values searched for below)"
+# The policy the hub wrote: CI runners (tag:ci, the ephemeral "ci" key) reach only what the
+# profile lists; the fleet reaches everything. Checked as Headscale reads it (HuJSON: the
+# comment line off), not by Headscale (not installable here).
+get /etc/headscale/acl.hujson | python3 -c '
+import json, sys
+p = json.loads("".join(l for l in sys.stdin if not l.lstrip().startswith("//")))
+acls = p["acls"]
+ci = [a for a in acls if "tag:ci" in a["src"]]
+assert ci == [{"action": "accept", "src": ["tag:ci"], "dst": ["tag:core:22,443"]}], ci
+assert not any("*" in a["src"] or "autogroup:member" in a["src"] for a in acls), acls
+assert "tag:ci" in p["tagOwners"] and "tag:dev" in p["tagOwners"], p["tagOwners"]
+'
+ok $? "acl.hujson: tag:ci may reach tag:core:22,443 only (the profile's list); no rule for everyone"
 
 # The guest's journal, as journald left it at the power-off, read with the host's journalctl.
 rm -rf "$T/journal" && mkdir "$T/journal"
