@@ -2,7 +2,7 @@
 module.exports = {
   run: [
     { method: "shell.run", params: { conda: { skip: true },
-        message: "git clone --branch 3.3.2 --depth 1 https://github.com/facefusion/facefusion app" } },
+        message: "git clone --branch 3.0.0 --depth 1 https://github.com/facefusion/facefusion app" } },
     { method: "shell.run", params: { conda: { skip: true }, venv: "env", path: "app",
         message: "python install.py --onnxruntime {{gpu === 'nvidia' ? 'cuda' : 'default'}} --skip-conda" } }
   ]

@@ -22,7 +22,7 @@ T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
 cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 27
+plan 28
 
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
@@ -73,6 +73,8 @@ echo "DEV-CHECK: $(curl -sS -m 10 http://127.0.0.1:42000/check 2>&1)"
 echo "DEV-VERSION: $(curl -sS -m 10 http://127.0.0.1:42000/pinokio/version 2>&1)"
 echo "DEV-APPS: $(curl -sS -m 30 http://127.0.0.1:42000/info/apps 2>&1)"
 echo "DEV-USER: $(ps -o user= -C node | sort -u | tr '\n' ' ')"
+for f in /home/pinokio/pinokio/api/*/*.js; do node --check "$f" 2>&1 | head -n 3 | sed "s|^|DEV-JS-BAD: $f: |"; done
+echo "DEV-JS: $(ls /home/pinokio/pinokio/api/*/*.js | wc -l) launcher scripts checked"
 echo "DEV-DOCKER: $(systemctl is-active docker.service) $(docker info --format '{{.ServerVersion}}' 2>&1 | head -n 1)"
 echo "DEV-ACTIVE: $(systemctl is-active pinokio.service pmoves-pinokio-firewall.service | tr '\n' ' ')"
 peer() { # peer IFNAME NS HOST-ADDR PEER-ADDR
@@ -146,6 +148,8 @@ assert names == ["comfyui", "facefusion", "ollama"], names
 PY
 ok $? "GET /info/apps: comfyui, facefusion, ollama (their titles and icons from the launchers)"
 grep -aqx 'DEV-USER: pinokio ' "$B"; ok $? "pinokiod runs as the user pinokio"
+grep -aqx 'DEV-JS: 12 launcher scripts checked' "$B" && ! grep -aq '^DEV-JS-BAD' "$B"
+ok $? "the 12 launcher scripts in the user's api/ are valid JavaScript (node --check, the image's Node)"
 grep -aqx 'DEV-ACTIVE: active active ' "$B"; ok $? "pinokio.service and its firewall unit are active"
 grep -aqx 'DEV-TAILNET: {"success":true}' "$B"; ok $? "from a peer behind tailscale0: answers"
 grep -aqE '^DEV-LAN: curl: \(28\)' "$B"; ok $? "from a peer behind lan0: no answer (dropped: curl times out)"
