@@ -63,10 +63,16 @@ static bool valid_prefix(const char *s)
 {
 	static const char *const refused[] = { "/usr", "/usr/lib", "/usr/local", "/usr/share", "/opt", "/srv", "/var",
 					       "/var/lib", "/home", "/etc", "/root", "/tmp", "/boot", NULL };
+	/* Not under these either: they are links out of the tree (/var/run -> /run) or mounts
+	 * while mmdebstrap runs its hooks. */
+	static const char *const under[] = { "/run", "/var/run", "/var/lock", "/proc", "/sys", "/dev", "/tmp", NULL };
 	if (!s || s[0] != '/' || strlen(s) > PREFIX_MAX || s[strlen(s) - 1] == '/')
 		return false;
 	for (size_t i = 0; refused[i]; i++)
 		if (STREQ(s, refused[i]))
+			return false;
+	for (size_t i = 0; under[i]; i++)
+		if (!strncmp(s, under[i], strlen(under[i])) && (s[strlen(under[i])] == '/' || !s[strlen(under[i])]))
 			return false;
 	for (const char *c = s; *c;) {
 		c++; /* the slash */
@@ -375,6 +381,9 @@ const char *const npm_trees_hook =
 	"ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}; "
 	"if [ -r \"$ca\" ]; then cp \"$ca\" \"$1$h/host-ca.crt\" && x=NODE_EXTRA_CA_CERTS=$h/host-ca.crt || exit 1; fi; "
 	"for t in $PMOVES_NPM; do i=${t%%:*}; r=${t#*:}; p=${r%%:*}; s=${r#*:}; "
+	/* A link in the tree on the way (an absolute one resolves on the host here) is refused. */
+	"case $(realpath -m \"$1$p\") in \"$(realpath \"$1\")$p\") ;; *) echo \"E: pmoves-image: rootfs.npm[$i]: "
+	"$p leads through a symbolic link in the image\" >&2; exit 1;; esac; "
 	"mkdir -p \"$1$p\" && cp \"$PMOVES_NPM_DIR/$i/package.json\" \"$PMOVES_NPM_DIR/$i/package-lock.json\" \"$1$p/\" && "
 	"chroot \"$1\" env HOME=$h $x npm ci --prefix \"$p\" --omit=dev --no-audit --no-fund --no-update-notifier "
 	"--foreground-scripts || { echo \"E: pmoves-image: rootfs.npm[$i]: npm ci in $p failed\" >&2; exit 1; }; "

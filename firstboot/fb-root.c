@@ -247,6 +247,49 @@ int fb_open_dir(const char *abs, bool create)
 	return open_dir_create(copy, 0);
 }
 
+int fb_user_dir(const char *abs, uid_t uid, gid_t gid, mode_t mode)
+{
+	if (!abs || abs[0] != '/' || strlen(abs) >= PATH_MAX)
+		return -EINVAL;
+	_cleanup_free_ char *copy = strdup(abs);
+	int fd = fb_open("/", O_RDONLY | O_DIRECTORY, 0);
+	if (!copy || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return copy ? fd : -ENOMEM;
+	}
+	/* One component at a time, never through a link: a user may have replaced a part of the
+	 * path they own with one, to have root give them what it leads to. */
+	char *save = NULL;
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (STREQ(c, ".") || STREQ(c, "..")) {
+			close(fd);
+			return -EINVAL;
+		}
+		if (mkdirat(fd, c, 0755) < 0 && errno != EEXIST) {
+			int r = -errno;
+			close(fd);
+			return r;
+		}
+		int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int r = -errno;
+		struct stat lst; /* O_DIRECTORY says ENOTDIR for a link: say what it is */
+		if (next < 0 && fstatat(fd, c, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode))
+			r = -ELOOP;
+		close(fd);
+		if (next < 0)
+			return r;
+		fd = next;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (st.st_uid != 0 && st.st_uid != uid) || fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
+		int r = (st.st_uid != 0 && st.st_uid != uid) ? -EPERM : -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 int fb_run_target_capture(char *const argv[], char **ret_out)
 {
@@ -301,8 +302,13 @@ int fb_chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth)
 		if (STREQ(e->d_name, ".") || STREQ(e->d_name, ".."))
 			continue;
 		_cleanup_close_ int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
 		if (sub >= 0)
 			r = fb_chown_tree(sub, uid, gid, depth - 1);
+		else if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+		else if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && st.st_uid != uid)
+			r = -EPERM;
 		else if (fchownat(fd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			r = -errno;
 	}

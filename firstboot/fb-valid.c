@@ -398,6 +398,14 @@ const struct fb_format fb_fmt_abs_path = {
 	.also = &fmt_absolute,
 };
 
+const struct fb_format fb_fmt_unit_path = {
+	.name = "unit_path",
+	.message = "'%s' must be an absolute path of letters, digits, '.', '_' and '-' components (it goes into a "
+		   "systemd unit, which splits at spaces and expands percent signs)",
+	.pattern = "^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$",
+	.also = &fb_fmt_abs_path,
+};
+
 const struct fb_format fb_fmt_mode = {
 	.name = "mode",
 	.message = "'%s' is not a file mode (octal in a string, such as \"0644\")",
@@ -593,4 +601,26 @@ int fb_base64_decode(const char *s, uint8_t **ret, size_t *ret_len)
 	*ret = out;
 	*ret_len = n;
 	return 0;
+}
+
+int fb_valid_user_dir(struct fb_check *c, json_object *v)
+{
+	static const char *const system[] = { "/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin",
+					      "/lib", "/lib32", "/lib64", "/libx32", "/tmp", "/var/tmp", "/var/cache",
+					      "/var/log", "/var/spool", "/root", NULL };
+	static const char *const shared[] = { "/", "/var", "/var/lib", "/home", "/srv", "/opt", "/mnt", "/media",
+					      "/var/lib/pmoves", NULL };
+	int r = fb_valid_path_limits(c, v);
+	const char *s = json_object_get_string(v);
+	for (size_t i = 0; r == 0 && system[i]; i++) {
+		size_t n = strlen(system[i]);
+		if (!strncmp(s, system[i], n) && (s[n] == '\0' || s[n] == '/'))
+			return fb_bad(c, "'%s' is in '%s', the system's: this directory is given to a service user", FB_SHOW(s),
+				      system[i]);
+	}
+	for (size_t i = 0; r == 0 && shared[i]; i++)
+		if (STREQ(s, shared[i]))
+			return fb_bad(c, "'%s' is shared: a service user gets a directory of its own ('%s/NAME')", FB_SHOW(s),
+				      STREQ(s, "/") ? "" : s);
+	return r;
 }

@@ -123,6 +123,8 @@ extern const struct fb_format fb_fmt_hostname;      /* RFC 1123, 64 characters a
 extern const struct fb_format fb_fmt_user_name;
 #define FB_USER_NAME_RE "[a-z_]([a-z0-9_-]{0,31}|[a-z0-9_-]{0,30}[$])"
 extern const struct fb_format fb_fmt_abs_path;      /* "/a/b": no '.', '..', empty components, trailing '/' */
+/* fb_fmt_abs_path of [A-Za-z0-9._-] components, none starting with '.': safe in a unit file. */
+extern const struct fb_format fb_fmt_unit_path;
 extern const struct fb_format fb_fmt_mode;          /* "0644": 3 or 4 octal digits in a string */
 extern const struct fb_format fb_fmt_https_url;     /* https://HOST..., no blanks or control characters */
 /* "aa:bb:cc:dd:ee:ff" (either case), not a multicast or all-zero address: no interface's. */
@@ -169,6 +171,9 @@ int fb_valid_special_bits(struct fb_check *c, json_object *obj);
  * string) equals an earlier one's (that one's index in *ret_first), or -1 when they are all
  * different. */
 long fb_find_duplicate(json_object *arr, const char *key, size_t *ret_first);
+/* A directory a step gives to a service user (fb_user_dir()): never in a system directory
+ * ("/etc", "/usr", ...) nor a shared one itself ("/var/lib", "/home", "/srv", ...). */
+int fb_valid_user_dir(struct fb_check *c, json_object *v);
 /* In array ARR, the elements' KEY values are unique: else "WHAT 'VALUE' is listed twice" at
  * the second element. */
 int fb_valid_unique(struct fb_check *c, json_object *arr, const char *key, const char *what);

@@ -42,6 +42,12 @@ int fb_open(const char *abs, int flags, mode_t mode);
  * are made first, 0755 root:root. -errno: -ENOTDIR or -ELOOP for a symlink that leads nowhere
  * inside the root. */
 int fb_open_dir(const char *abs, bool create);
+/* A directory a step gives to a user (a home, a store): ABS and its missing parents made
+ * (0755 root:root) and opened one component at a time through no symbolic link (-ELOOP: the
+ * user may have put one in a part they own, to have root hand over what it leads to), then
+ * owned by UID:GID with MODE; -EPERM when it belongs to someone else than root and UID. Its
+ * fd, or -errno. */
+int fb_user_dir(const char *abs, uid_t uid, gid_t gid, mode_t mode);
 /* The path an external program is given for FD, the file or directory ABS opened inside the
  * root: ABS itself when the root is "/", else "/proc/self/fd/N" (a trailing '/' of ABS kept),
  * which reaches exactly what FD is, whatever symlinks the tree holds. With INHERIT, FD is made
@@ -169,7 +175,8 @@ double fb_run_seconds(void);
  * running system): 0, -ESRCH (no such entry), -EINVAL, -errno. */
 int fb_lookup_id(const char *db, const char *name, size_t n, unsigned *ret);
 /* FD (a directory) and everything under it, DEPTH levels down, owned by UID:GID; symlinks
- * themselves (never followed). */
+ * themselves (never followed). A file with more than one link that is not UID's already is
+ * refused (-EPERM): it may be a hard link to a file of the system's. */
 int fb_chown_tree(int fd, uid_t uid, gid_t gid, unsigned depth);
 /* A step's system user: TEXT written to PATH (a sysusers.d file), then systemd-sysusers on the
  * target. 0, or -errno with *ret_msg. */

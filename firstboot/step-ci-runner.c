@@ -102,7 +102,7 @@ static const struct fb_field ci_fields[] = {
 	{ "token", FB_T_STRING, NULL, NULL, &fmt_token, FB_SECRET, 0 },
 	{ "labels", FB_T_ARRAY, &label_elem, valid_labels, NULL, 0, 32 },
 	{ "runner_group_id", FB_T_SCALAR, NULL, NULL, &fmt_group, 0, 0 },
-	{ "runner_dir", FB_T_STRING, NULL, NULL, &fb_fmt_abs_path, 0, FB_PATH_MAX },
+	{ "runner_dir", FB_T_STRING, NULL, fb_valid_user_dir, &fb_fmt_unit_path, 0, FB_PATH_MAX },
 	FB_FIELDS_END,
 };
 static const struct fb_field ci_schema = { NULL, FB_T_OBJECT, ci_fields, NULL, NULL, 0, 0 };
@@ -216,12 +216,13 @@ static int runner_give(const struct conf *c, char **ret_msg)
 	int r = fb_user_ids(USER, &uid, &gid, ret_msg);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int home = fb_open_dir(HOME_DIR, true);
-	_cleanup_close_ int dir = fb_open_dir(c->runner_dir, false);
-	if (home < 0 || dir < 0 || fchown(home, uid, gid) < 0 || fchmod(home, 0750) < 0 ||
-	    (r = fb_chown_tree(dir, uid, gid, RUNNER_DEPTH)) < 0) {
-		r = home < 0 ? home : dir < 0 ? dir : r < 0 ? r : -errno;
-		*ret_msg = fb_strdupf("cannot give '%s' to '" USER "': %s", c->runner_dir, strerror(-r));
+	/* Through no link: the user owns the home and the runner's directory. */
+	_cleanup_close_ int home = fb_user_dir(HOME_DIR, uid, gid, 0750);
+	_cleanup_close_ int dir = home < 0 ? home : fb_user_dir(c->runner_dir, uid, gid, 0755);
+	if (dir < 0 || (r = fb_chown_tree(dir, uid, gid, RUNNER_DEPTH)) < 0) {
+		r = dir < 0 ? dir : r;
+		*ret_msg = fb_strdupf("cannot give '%s' to '" USER "': %s%s", home < 0 ? HOME_DIR : c->runner_dir, strerror(-r),
+				      r == -ELOOP ? " (a symbolic link on the way)" : r == -EPERM ? " (another user's, or a hard link)" : "");
 		return r;
 	}
 	return 0;

@@ -95,29 +95,6 @@ static const struct fb_format fmt_digest = {
 	.pattern = "^[0-9a-f]{64}$",
 };
 
-/* The store becomes the ollama user's: never a directory the system or others keep there
- * ("/", "/etc", "/usr/...", "/var/lib"), which would hand it to Ollama. */
-static int valid_models_dir(struct fb_check *c, json_object *v)
-{
-	static const char *const system[] = { "/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin",
-					      "/lib", "/lib32", "/lib64", "/libx32", "/tmp", "/var/tmp", "/var/cache",
-					      "/var/log", "/var/spool", "/root", NULL };
-	static const char *const shared[] = { "/var", "/var/lib", "/home", "/srv", "/opt", "/mnt", "/media",
-					      "/var/lib/pmoves", NULL };
-	int r = fb_valid_path_limits(c, v);
-	const char *s = json_object_get_string(v);
-	for (size_t i = 0; r == 0 && system[i]; i++) {
-		size_t n = strlen(system[i]);
-		if (!strncmp(s, system[i], n) && (s[n] == '\0' || s[n] == '/'))
-			return fb_bad(c, "'%s' is in '%s', the system's: the model store is given to the ollama user", FB_SHOW(s),
-				      system[i]);
-	}
-	for (size_t i = 0; r == 0 && shared[i]; i++)
-		if (STREQ(s, shared[i]))
-			return fb_bad(c, "'%s' is shared: the model store is a directory of its own ('%s/ollama')", FB_SHOW(s), s);
-	return r;
-}
-
 static int valid_models(struct fb_check *c, json_object *v)
 {
 	return fb_valid_unique(c, v, "name", "model");
@@ -133,7 +110,7 @@ static const struct fb_field allow_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_f
 static const struct fb_field ollama_fields[] = {
 	{ "listen", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
 	{ "port", FB_T_SCALAR, NULL, NULL, &fmt_port, 0, 0 },
-	{ "models_dir", FB_T_STRING, NULL, valid_models_dir, &fb_fmt_abs_path, 0, FB_PATH_MAX },
+	{ "models_dir", FB_T_STRING, NULL, fb_valid_user_dir, &fb_fmt_unit_path, 0, FB_PATH_MAX },
 	{ "allow", FB_T_ARRAY, &allow_elem, NULL, NULL, 0, MAX_ALLOW },
 	{ "models", FB_T_ARRAY, &model_elem, valid_models, NULL, 0, MAX_MODELS },
 	{ "pull", FB_T_BOOL, NULL, NULL, NULL, 0, 0 },
@@ -663,33 +640,22 @@ static int store_make(const struct conf *c, char **ret_msg)
 	int r = fb_user_ids(USER, &uid, &gid, ret_msg);
 	if (r < 0)
 		return r;
+	/* The home, the store itself and what Ollama keeps in it: nothing else that may be there.
+	 * Each made and given through no link (the ollama user owns these). */
+	_cleanup_close_ int home = fb_user_dir(HOME_DIR, uid, gid, 0755);
+	_cleanup_close_ int store = home < 0 ? home : fb_user_dir(c->models_dir, uid, gid, 0755);
+	if (store < 0) {
+		*ret_msg = fb_strdupf("cannot give '%s' to '" USER "': %s%s", home < 0 ? HOME_DIR : c->models_dir,
+				      strerror(-store), store == -ELOOP ? " (a symbolic link on the way)" : "");
+		return store;
+	}
 	static const char *const subdirs[] = { "/manifests", "/blobs", NULL };
 	for (size_t i = 0; subdirs[i]; i++) {
 		_cleanup_free_ char *d = fb_strdupf("%s%s", c->models_dir, subdirs[i]);
-		_cleanup_close_ int fd = d ? fb_open_dir(d, true) : -ENOMEM;
-		if (fd < 0) {
-			*ret_msg = fb_strdupf("cannot make '%s': %s", d ? d : c->models_dir, strerror(-fd));
-			return fd;
-		}
-	}
-	_cleanup_close_ int home = fb_open_dir(HOME_DIR, true);
-	_cleanup_close_ int store = fb_open_dir(c->models_dir, false);
-	if (home < 0 || store < 0) {
-		r = home < 0 ? home : store;
-		*ret_msg = fb_strdupf("cannot open '%s': %s", home < 0 ? HOME_DIR : c->models_dir, strerror(-r));
-		return r;
-	}
-	/* The store itself, and what Ollama keeps in it: nothing else that may be there. */
-	if (fchown(home, uid, gid) < 0 || fchown(store, uid, gid) < 0) {
-		r = -errno;
-		*ret_msg = fb_strdupf("cannot give the model store '%s' to '" USER "': %s", c->models_dir, strerror(-r));
-		return r;
-	}
-	for (size_t i = 0; subdirs[i]; i++) {
-		_cleanup_close_ int fd = openat(store, subdirs[i] + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int fd = d ? fb_user_dir(d, uid, gid, 0755) : -ENOMEM;
 		if (fd < 0 || (r = fb_chown_tree(fd, uid, gid, STORE_DEPTH)) < 0) {
-			r = fd < 0 ? -errno : r;
-			*ret_msg = fb_strdupf("cannot give '%s%s' to '" USER "': %s", c->models_dir, subdirs[i], strerror(-r));
+			r = fd < 0 ? fd : r;
+			*ret_msg = fb_strdupf("cannot give '%s' to '" USER "': %s", d ? d : c->models_dir, strerror(-r));
 			return r;
 		}
 	}

@@ -26,6 +26,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,7 +88,7 @@ static const struct fb_field allow_elem = { NULL, FB_T_STRING, NULL, NULL, &fb_f
 static const struct fb_field pinokio_fields[] = {
 	{ "version", FB_T_STRING, NULL, NULL, &fmt_version, FB_REQUIRED, 0 },
 	{ "integrity", FB_T_STRING, NULL, NULL, &fmt_integrity, FB_REQUIRED, 0 },
-	{ "prefix", FB_T_STRING, NULL, NULL, &fb_fmt_abs_path, 0, FB_PATH_MAX },
+	{ "prefix", FB_T_STRING, NULL, NULL, &fb_fmt_unit_path, 0, FB_PATH_MAX },
 	{ "apps", FB_T_ARRAY, &app_elem, valid_apps, NULL, 0, MAX_APPS },
 	{ "allow", FB_T_ARRAY, &allow_elem, NULL, NULL, 0, MAX_ALLOW },
 	FB_FIELDS_END,
@@ -300,6 +301,8 @@ struct copy {
 	char **ret_msg;
 };
 
+/* FROM's NAME into TO as a new file, renamed over whatever was there (a link there is
+ * replaced, never followed): a crash leaves the old file or the new one, never half of one. */
 static int copy_file(struct copy *cp, int from, int to, const char *name, const struct stat *st)
 {
 	_cleanup_close_ int in = openat(from, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -308,20 +311,21 @@ static int copy_file(struct copy *cp, int from, int to, const char *name, const 
 		return -errno;
 	if (!S_ISREG(now.st_mode) || now.st_size != st->st_size || (uint64_t)now.st_size > APP_FILE_MAX)
 		return -EINVAL;
-	/* The app's directory is the user's: never follow what is there; a link there goes. */
-	struct stat old;
-	if (fstatat(to, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(old.st_mode) && unlinkat(to, name, 0) < 0)
+	char tmp[NAME_MAX + 1];
+	if (snprintf(tmp, sizeof(tmp), ".pmoves-%.200s.tmp", name) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* The directory is the user's: O_EXCL never opens what they may have put there. */
+	if (unlinkat(to, tmp, 0) < 0 && errno != ENOENT)
 		return -errno;
-	_cleanup_close_ int out = openat(to, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	_cleanup_close_ int out = openat(to, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
 		return -errno;
-	struct stat ost;
-	if (fstat(out, &ost) < 0 || !S_ISREG(ost.st_mode))
-		return fstat(out, &ost) < 0 ? -errno : -EINVAL;
 	int r = copy_fd_range(in, 0, out, 0, (uint64_t)now.st_size);
-	if (r == 0 && (ftruncate(out, now.st_size) < 0 || fchmod(out, (now.st_mode & 0111) ? 0755 : 0644) < 0 ||
-		       fchown(out, cp->uid, cp->gid) < 0 || fsync(out) < 0))
+	if (r == 0 && (fchmod(out, (now.st_mode & 0111) ? 0755 : 0644) < 0 || fchown(out, cp->uid, cp->gid) < 0 ||
+		       fsync(out) < 0 || renameat(to, tmp, to, name) < 0))
 		r = -errno;
+	if (r < 0)
+		unlinkat(to, tmp, 0);
 	return r;
 }
 
@@ -356,8 +360,11 @@ static int copy_dir(struct copy *cp, int from, int to, unsigned depth)
 			}
 			_cleanup_close_ int sub_from = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			_cleanup_close_ int sub_to = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub_from < 0 || sub_to < 0)
+			struct stat dst;
+			if (sub_from < 0 || sub_to < 0 || fstat(sub_to, &dst) < 0)
 				r = -errno;
+			else if (dst.st_uid != 0 && dst.st_uid != cp->uid)
+				r = -EPERM;
 			else if (fchown(sub_to, cp->uid, cp->gid) < 0 || fchmod(sub_to, 0755) < 0)
 				r = -errno;
 			else
@@ -377,8 +384,8 @@ static int copy_dir(struct copy *cp, int from, int to, unsigned depth)
 		struct stat st;
 		if (fstatat(from, "pinokio.js", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			r = -ENOENT;
-		else
-			r = copy_file(cp, from, to, "pinokio.js", &st);
+		else if ((r = copy_file(cp, from, to, "pinokio.js", &st)) == 0 && fsync(to) < 0)
+			r = -errno;
 	}
 	return r;
 }
@@ -402,11 +409,11 @@ static int app_install(const char *name, uid_t uid, gid_t gid, char **ret_msg)
 				      strerror(-from));
 		return from;
 	}
-	_cleanup_close_ int to = fb_open_dir(dst, true);
-	if (to < 0 || fchown(to, uid, gid) < 0) {
-		int r = to < 0 ? to : -errno;
-		*ret_msg = fb_strdupf("cannot make '%s': %s", dst, strerror(-r));
-		return r;
+	_cleanup_close_ int to = fb_user_dir(dst, uid, gid, 0755);
+	if (to < 0) {
+		*ret_msg = fb_strdupf("cannot make '%s' the user's: %s%s", dst, strerror(-to),
+				      to == -ELOOP ? " (a symbolic link on the way)" : "");
+		return to;
 	}
 	struct copy cp = { .uid = uid, .gid = gid, .app = name, .ret_msg = ret_msg };
 	int r = copy_dir(&cp, from, to, 0);
@@ -425,11 +432,12 @@ static int home_make(const struct conf *c, char **ret_msg)
 		return r;
 	static const char *const dirs[] = { HOME_DIR, PINOKIO_HOME, API_DIR };
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		_cleanup_close_ int fd = fb_open_dir(dirs[i], true);
-		if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, i == 0 ? 0750 : 0755) < 0) {
-			r = fd < 0 ? fd : -errno;
-			*ret_msg = fb_strdupf("cannot make '%s' the user's: %s", dirs[i], strerror(-r));
-			return r;
+		/* Through no link: the user owns these, and may have put one in. */
+		_cleanup_close_ int fd = fb_user_dir(dirs[i], uid, gid, i == 0 ? 0750 : 0755);
+		if (fd < 0) {
+			*ret_msg = fb_strdupf("cannot make '%s' the user's: %s%s", dirs[i], strerror(-fd),
+					      fd == -ELOOP ? " (a symbolic link on the way)" : "");
+			return fd;
 		}
 	}
 	for (size_t i = 0; c->apps && c->apps[i]; i++) {
@@ -481,8 +489,8 @@ static int api_up(unsigned wait, char **ret_msg)
 			if (json_object_object_get_ex(o, "success", &ok) && json_object_get_boolean(ok))
 				return 0;
 			r = -EIO;
-		} else if (r != -ECONNREFUSED && r != -ETIMEDOUT)
-			return r;
+		} else if (r != -ECONNREFUSED && r != -ETIMEDOUT && r != -EIO)
+			return r; /* -EIO too: an error answer, or a dropped connection, while it starts */
 		if (t < wait)
 			sleep(1);
 	}

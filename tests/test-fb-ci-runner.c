@@ -232,6 +232,35 @@ static void test_apply(void)
 	t_result_free(&r);
 	t_cleanup(root);
 
+	/* A job of the runner's replaces its directory with a link, or hard-links a system file
+	 * into it: the next apply gives nothing of the system's away. */
+	api = t_strf("\"url\": \"https://github.com/pmoves\", \"token\": \"" TOKEN "\"");
+	root = ci_tree(api, false);
+	free(api);
+	t_write(root, "etc/secret/keep", "root's\n");
+	mkdir_p(t_strf("%s/home/ci-runner", root), 0755);
+	char *lnk = t_strf("%s/home/ci-runner/actions-runner", root);
+	tap_ok(symlink("/etc/secret", lnk) == 0, "the runner's directory replaced by a link to /etc/secret");
+	t_write(root, "etc/secret/run.sh", "#!/bin/sh\n");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "step=ci-runner state=failed cannot give '/home/ci-runner/actions-runner' to 'ci-runner'",
+		     "a link for the runner's directory: the step fails");
+	tap_contains(r.out, "(a symbolic link on the way)", "... saying why");
+	st = t_stat(root, "etc/secret/keep");
+	tap_ok(st.st_uid == 0 && t_stat(root, "etc/secret").st_uid == 0, "... and /etc/secret stays root's");
+	unlink(lnk);
+	free(lnk);
+	t_write(root, "home/ci-runner/actions-runner/run.sh", "#!/bin/sh\n");
+	char *from = t_strf("%s/etc/passwd", root), *to = t_strf("%s/home/ci-runner/actions-runner/passwd", root);
+	tap_ok(link(from, to) == 0, "a hard link to /etc/passwd in the runner's directory");
+	t_write(root, "etc/pmoves/firstboot.json", "{" OTHERS_OFF ", \"ci_runner\": {\"url\": \"https://github.com/pmoves\", \"labels\": [\"y\"]}}");
+	r = t_run(root, NULL);
+	tap_contains(r.out, "(another user's, or a hard link)", "a hard link to a system file: refused");
+	tap_ok(t_stat(root, "etc/passwd").st_uid == 0, "... /etc/passwd stays root's");
+	free(from), free(to);
+	t_result_free(&r);
+	t_cleanup(root);
+
 	/* Not set up: ci-runner-jit says what is missing. */
 	root = ci_tree("\"url\": \"https://github.com/pmoves\"", true);
 	r = jit(root);

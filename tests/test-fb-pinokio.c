@@ -173,6 +173,27 @@ static void test_apply(void)
 	t_result_free(&r);
 	t_cleanup(root);
 
+	/* The user (a shell through pinokiod) puts a link where the step makes a directory of
+	 * theirs: the step does not follow it, and gives nothing away. */
+	static const char *const planted[] = { "home/pinokio/pinokio/api", "home/pinokio/pinokio" };
+	for (size_t i = 0; i < ARRAY_SIZE(planted); i++) {
+		root = pinokio_tree(VERSION, INTEGRITY, NULL);
+		t_write(root, "etc/secret/keep", "root's\n");
+		char *dir = t_strf("%s/%s", root, planted[i]), *parent = t_strf("%s", dir);
+		*strrchr(parent, '/') = '\0';
+		mkdir_p(parent, 0755);
+		tap_ok(symlink("/etc/secret", dir) == 0, "a link planted at /%s", planted[i]);
+		r = t_run(root, NULL);
+		tap_contains(r.out, "step=pinokio state=failed cannot make '/", "link at /%s: the step fails", planted[i]);
+		tap_contains(r.out, "(a symbolic link on the way)", "... saying why");
+		struct stat est = t_stat(root, "etc/secret"), kst = t_stat(root, "etc/secret/keep");
+		tap_ok(est.st_uid == 0 && kst.st_uid == 0 && !t_exists(root, "etc/secret/comfyui"),
+		       "... and what it leads to stays root's, nothing copied there");
+		free(dir), free(parent);
+		t_result_free(&r);
+		t_cleanup(root);
+	}
+
 	/* "apps" picks them. */
 	root = pinokio_tree(VERSION, INTEGRITY, "\"apps\": [\"ollama\"], \"allow\": [\"tailscale0\", \"bat0\"]");
 	r = t_run(root, NULL);

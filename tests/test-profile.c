@@ -346,6 +346,8 @@ static const struct bad bad_cases[] = {
 	  { "\"/usr\" is not a directory for the tree" }, SCHEMA_ACCEPTS },
 	{ "npm-dots.json", NPM("\"npm\"", NPM_TREE("good", "/opt/../etc/x", "")), NULL, ".rootfs.npm[0].prefix",
 	  { "is not a directory for the tree" }, SCHEMA_ACCEPTS },
+	{ "npm-varrun.json", NPM("\"npm\"", NPM_TREE("good", "/var/run/x", "")), NULL, ".rootfs.npm[0].prefix",
+	  { "is not a directory for the tree" }, SCHEMA_ACCEPTS },
 	{ "npm-overlap.json", NPM("\"npm\"", NPM_TREE("good", "/opt/a", "") "," NPM_TREE("good", "/opt/a/b", "")), NULL,
 	  ".rootfs.npm[1].prefix", { "'/opt/a/b' overlaps rootfs.npm[0]'s '/opt/a'" }, SCHEMA_ACCEPTS },
 	{ "npm-cc.json", NPM("\"npm\"", NPM_TREE("good", "/opt/good", ",\"build_from_source\":[\"left-pad\"]")), NULL,

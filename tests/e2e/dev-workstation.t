@@ -22,7 +22,7 @@ T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
 cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 28
+plan 29
 
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
@@ -60,6 +60,16 @@ ok $? "node-pty: built here (build/Release/pty.node), its bundled prebuilt binar
 ok $? "npm left no home or cache in the image"
 for a in comfyui facefusion ollama; do get /usr/share/pmoves/pinokio/$a/pinokio.js | grep -q 'version: "4.0"' || echo "$a" ; done >"$T/apps.missing"
 [ ! -s "$T/apps.missing" ]; ok $? "the fleet's launchers in /usr/share/pmoves/pinokio: comfyui, facefusion, ollama"
+
+# A profile's own app with a link in it: the build refuses it (the first boot would, on every
+# machine), names it, and leaves no image.
+mkdir -p "$T/apps/badapp" "$T/profiles"
+echo 'module.exports = { title: "Bad" }' >"$T/apps/badapp/pinokio.js"
+ln -s /etc/shadow "$T/apps/badapp/start.js"
+printf '{ "extends": "dev-workstation", "pinokio_apps": ["comfyui", "%s"] }\n' "$T/apps/badapp" >"$T/profiles/bad-app.json"
+"$PMOVES_IMAGE" build "$T/profiles/bad-app.json" -o "$T" >"$T/bad-app.log" 2>&1; rc=$?
+[ $rc != 0 ] && grep -q "'$T/apps/badapp/start.js' is not a file or a directory" "$T/bad-app.log" && [ ! -e "$T/bad-app" ]
+ok $? "an app with a symbolic link in it: the build fails (exit $rc), naming it, no image"
 
 # The evidence, once the first boot is done: pinokiod from loopback, from a peer behind an
 # interface named tailscale0 (allowed), and from one behind lan0 (not).
@@ -156,8 +166,13 @@ grep -aqE '^DEV-LAN: curl: \(28\)' "$B"; ok $? "from a peer behind lan0: no answ
 grep -aqx 'DEV-LAN-CONTROL: control-page' "$B"
 ok $? "control: the same peer reaches a server on another port of the machine (the drop is the table's, for 42000 only)"
 grep -aqE '^DEV-NFT:[[:space:]]+tcp dport 42000 drop$' "$B" && grep -aqE '^DEV-NFT:[[:space:]]+iifname \{ "lo", "tailscale0" \} tcp dport 42000 accept$' "$B"; ok $? "the table pmoves_pinokio is loaded with its drop"
+# The run after the boot's: apply waits for the service to be active, or check already finds it
+# so (between two jobs the runner is restarted: either can come first).
 W='pmoves-firstboot: step=ci-runner state=ok an ephemeral runner registered just in time for each job, from http://127.0.0.1:8765/orgs/pmoves-fleet/actions/runners/generate-jitconfig'
-grep -aqF "$W" "$B"; ok $? "ci-runner: ok, its service running after a just-in-time registration (stand-in GitHub API)"
+sed -n '/step=ci-runner state=pending the runner starts once the boot is done/,$p' "$B" >"$T/ci-after.txt"
+{ grep -aqF "$W" "$T/ci-after.txt" || grep -aqx 'pmoves-firstboot: step=ci-runner state=skipped already done' "$T/ci-after.txt"; } &&
+	grep -aq '^DEV-CI-JOURNAL: pmoves-firstboot: ci-runner: runner .dev-workstation-[0-9a-f]\{8\}. (id [0-9]*) registered just in time for one job$' "$B"
+ok $? "ci-runner: after the boot, its service runs after a just-in-time registration (stand-in GitHub API)"
 python3 - "$B" <<'PY'
 import json, sys
 reqs = [json.loads(l[len("DEV-CI-API: "):]) for l in open(sys.argv[1], errors="replace") if l.startswith("DEV-CI-API: ")]
