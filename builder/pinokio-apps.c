@@ -31,7 +31,8 @@ static bool app_name_ok(const char *s)
  * the user's home (it refuses anything else, on every machine). 0, or -EINVAL logged. */
 static int app_check(int fd, const char *dir, unsigned depth)
 {
-	int dfd = dup(fd);
+	/* A description of its own: a dup() would share the offset the copy's listing starts at. */
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
 	if (!d) {
 		if (dfd >= 0)
