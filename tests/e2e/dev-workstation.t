@@ -167,11 +167,12 @@ grep -aqx 'DEV-LAN-CONTROL: control-page' "$B"
 ok $? "control: the same peer reaches a server on another port of the machine (the drop is the table's, for 42000 only)"
 grep -aqE '^DEV-NFT:[[:space:]]+tcp dport 42000 drop$' "$B" && grep -aqE '^DEV-NFT:[[:space:]]+iifname \{ "lo", "tailscale0" \} tcp dport 42000 accept$' "$B"; ok $? "the table pmoves_pinokio is loaded with its drop"
 # The run after the boot's: apply waits for the service to be active, or check already finds it
-# so (between two jobs the runner is restarted: either can come first).
+# so (between two jobs the runner is restarted: either can come first). The journal's
+# "registered" lines lose their DEV-CI-JOURNAL prefix to the console clean-up above.
 W='pmoves-firstboot: step=ci-runner state=ok an ephemeral runner registered just in time for each job, from http://127.0.0.1:8765/orgs/pmoves-fleet/actions/runners/generate-jitconfig'
 sed -n '/step=ci-runner state=pending the runner starts once the boot is done/,$p' "$B" >"$T/ci-after.txt"
 { grep -aqF "$W" "$T/ci-after.txt" || grep -aqx 'pmoves-firstboot: step=ci-runner state=skipped already done' "$T/ci-after.txt"; } &&
-	grep -aq '^DEV-CI-JOURNAL: pmoves-firstboot: ci-runner: runner .dev-workstation-[0-9a-f]\{8\}. (id [0-9]*) registered just in time for one job$' "$B"
+	grep -aq '^pmoves-firstboot: ci-runner: runner .dev-workstation-[0-9a-f]\{8\}. (id [0-9]*) registered just in time for one job$' "$B"
 ok $? "ci-runner: after the boot, its service runs after a just-in-time registration (stand-in GitHub API)"
 python3 - "$B" <<'PY'
 import json, sys
