@@ -47,12 +47,15 @@ endif
 LIB_SRC := $(sort $(wildcard lib/*.c))
 BUILDER_SRC := $(sort $(wildcard builder/*.c))
 FIRSTBOOT_SRC := $(sort $(wildcard firstboot/*.c))
+# pmoves-sandbox: the launcher; sandbox/init.c is its guest's PID 1, linked statically apart.
+SANDBOX_SRC := $(sort $(filter-out sandbox/init.c,$(wildcard sandbox/*.c)))
 TEST_SRC := $(sort $(wildcard tests/test-*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 BUILDER_OBJ := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 BUILDER_LIB_OBJ := $(filter-out $(BUILD)/builder/main.o,$(BUILDER_OBJ))
 FIRSTBOOT_OBJ := $(FIRSTBOOT_SRC:%.c=$(BUILD)/%.o)
 FIRSTBOOT_LIB_OBJ := $(filter-out $(BUILD)/firstboot/main.o,$(FIRSTBOOT_OBJ))
+SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 # tests/test-fb-*.c test pmoves-firstboot; the others pmoves-image.
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
@@ -68,7 +71,8 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 180
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
-PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot)
+PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot) \
+	$(BUILD)/pmoves-sandbox $(BUILD)/pmoves-sandbox-init
 
 # pmoves-firstboot as it goes into images: $(BUILD)/target/ARCH/pmoves-firstboot and its units,
 # for every ARCH in TARGET_ARCHES, never with sanitizers, linked only against what it needs
@@ -152,6 +156,18 @@ $(BUILD)/pmoves-firstboot: $(BUILD)/firstboot/main.o $(BUILD)/libfirstboot.a $(B
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/firstboot/%.o: CPPFLAGS += -Ifirstboot
+
+$(BUILD)/pmoves-sandbox: $(SANDBOX_OBJ) $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sandbox/%.o: CPPFLAGS += -Isandbox
+
+# The guest's init: libc only, static, never with sanitizers (it is PID 1 of an initramfs).
+$(BUILD)/pmoves-sandbox-init: sandbox/init.c sandbox/sbx-io.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@ (static)")
+	$(Q)$(CC) $(TARGET_CFLAGS) -MF $(BUILD)/pmoves-sandbox-init.d -static -o $@ $<
 
 # The programs at the top of the tree, for people and tests.
 pmoves-image: $(BUILD)/pmoves-image
@@ -250,6 +266,9 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
+	install -m 0755 $(BUILD)/pmoves-sandbox $(DESTDIR)$(BINDIR)/pmoves-sandbox
+	install -d $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)
+	install -m 0755 $(BUILD)/pmoves-sandbox-init $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)/pmoves-sandbox-init
 	$(foreach a,$(TARGET_ARCHES),$(if $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)),install -d $(DESTDIR)$(LIBEXECDIR)/$(a) && cp $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)) $(DESTDIR)$(LIBEXECDIR)/$(a)/ &&)) true
 	cp -R profiles overlays npm pinokio $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/schema
@@ -267,5 +286,5 @@ help:
 FORCE:
 .DELETE_ON_ERROR:
 .SECONDARY:
--include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(TARGET_OBJ:.o=.d) \
+-include $(LIB_OBJ:.o=.d) $(BUILDER_OBJ:.o=.d) $(FIRSTBOOT_OBJ:.o=.d) $(SANDBOX_OBJ:.o=.d) $(TEST_BIN:.t=.d) $(TARGET_OBJ:.o=.d) \
 	$(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/%.d) $(BUILD)/tests/fuzz/replay.d

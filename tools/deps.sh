@@ -57,7 +57,8 @@ openssl            # test certificates and checksums
 gnupg              # signed apt repositories in tests; the steps check keys with gpg
 openssh-client     # ssh-keygen in tests
 dpkg-dev           # dpkg-scanpackages: stand-in apt repositories in tests
-nftables           # gateway and service firewall tests
+nftables           # gateway and service firewall tests; pmoves-sandbox net-up
+busybox-static     # sandbox.t: the test guest's root and its initramfs archive
 dnsmasq-base       # gateway tests: the LAN's DHCP and DNS
 valgrind           # test-profile runs a failing build under it
 clang              # make CC=clang check; make fuzz builds the libFuzzer harnesses with it

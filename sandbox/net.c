@@ -1,0 +1,253 @@
+/* The sandboxes' network: a bridge with the host at .1 of the subnet, a tap per sandbox on it
+ * (isolated from the other ports: sandboxes do not see each other), and an nftables table that
+ * lets them reach the uplink's default route and nothing else: not the host (its services, its
+ * tailnet and mesh addresses), not the LAN ranges, not the tailnet's or the mesh's. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "hash.h"
+#include "log.h"
+#include "run.h"
+#include "sbx.h"
+#include "util.h"
+
+#define TABLE "pmoves_sandbox"
+
+/* Where sandboxes never go, whatever the routes say (IPv6 is refused whole). */
+static const char *const blocked[] = {
+	"0.0.0.0/8",      /* this network */
+	"10.0.0.0/8",     /* private, the mesh's 10.42/16 with it */
+	"100.64.0.0/10",  /* carrier-grade NAT: the tailnet */
+	"127.0.0.0/8",    /* loopback */
+	"169.254.0.0/16", /* link local, cloud metadata */
+	"172.16.0.0/12",  /* private */
+	"192.168.0.0/16", /* private */
+	"224.0.0.0/3",    /* multicast and reserved */
+};
+
+static int default_route_if(char ret[IFNAMSIZ])
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
+	if (!f)
+		return log_errno(-errno, "/proc/net/route");
+	char line[256], name[IFNAMSIZ + 1];
+	unsigned long dest, mask;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%16s %lx %*x %*x %*d %*d %*d %lx", name, &dest, &mask) == 3 && dest == 0 && mask == 0 &&
+		    strlen(name) < IFNAMSIZ) {
+			memcpy(ret, name, strlen(name) + 1);
+			return 0;
+		}
+	log_error("no default route: name the uplink in the config ('uplink')");
+	return -ENETUNREACH;
+}
+
+char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
+{
+	char set[512] = "", net[20];
+	for (size_t i = 0; i < ARRAY_SIZE(blocked); i++)
+		names_add(set, sizeof(set), blocked[i], false);
+	struct in_addr a = { htonl(cfg->net) };
+	inet_ntop(AF_INET, &a, net, sizeof(net));
+	return strdupf("table inet " TABLE " {\n"
+		       "\tset blocked {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { %s }\n\t}\n"
+		       "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n"
+		       "\t\tiifname \"%s\" drop\n\t}\n"
+		       "\tchain forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;\n"
+		       "\t\tiifname \"%s\" oifname != \"%s\" drop\n"
+		       "\t\tiifname \"%s\" meta nfproto != ipv4 drop\n"
+		       "\t\tiifname \"%s\" ip daddr @blocked drop\n"
+		       "\t\toifname \"%s\" ct state established,related accept\n"
+		       "\t\toifname \"%s\" drop\n\t}\n"
+		       "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+		       "\t\tip saddr %s/%u oifname \"%s\" masquerade\n\t}\n}\n",
+		       set, cfg->bridge, cfg->bridge, uplink, cfg->bridge, cfg->bridge, cfg->bridge, cfg->bridge, net,
+		       cfg->prefix, uplink);
+}
+
+static int run_quiet(char *const argv[], int in_fd)
+{
+	_cleanup_free_ char *out = NULL;
+	struct run_opts o = { .capture = &out, .capture_stderr = true, .in_fd = in_fd };
+	int r = run_argv(argv, &o);
+	if (r != 0) {
+		_cleanup_free_ char *cmd = argv_to_string(argv);
+		log_error("%s: %s%s%s", cmd ? cmd : argv[0], r < 0 ? strerror(-r) : "failed", out && out[0] ? ": " : "",
+			  out ? out : "");
+		return r < 0 ? r : -EIO;
+	}
+	return 0;
+}
+
+/* nft -f - with TEXT: one transaction, all of it or nothing. */
+static int nft_load(const char *text)
+{
+	char tmpl[] = "/tmp/pmoves-sandbox-nft.XXXXXX";
+	_cleanup_close_ int fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(-errno, "a temporary file for nft");
+	unlink(tmpl);
+	if (write_full(fd, text, strlen(text)) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return log_errno(-errno, "a temporary file for nft");
+	return run_quiet((char *[]){ "nft", "-f", "-", NULL }, fd);
+}
+
+static int write_sysctl(const char *path, const char *value)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write_full(fd, value, strlen(value)) < 0)
+		return log_errno(-errno, "%s", path);
+	return 0;
+}
+
+static bool have_link(const char *name)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/sys/class/net/%s", name);
+	return access(p, F_OK) == 0;
+}
+
+int sbx_net_up(const struct sbx_config *cfg)
+{
+	if (!cfg->bridge[0]) {
+		log_info("sandboxes have no network (bridge is empty): nothing to set up");
+		return 0;
+	}
+	char uplink[IFNAMSIZ];
+	int r = 0;
+	if (cfg->uplink)
+		snprintf(uplink, sizeof(uplink), "%s", cfg->uplink);
+	else if ((r = default_route_if(uplink)) < 0)
+		return r;
+	_cleanup_free_ char *text = sbx_net_nft(cfg, uplink);
+	char host[24];
+	struct in_addr a = { htonl(cfg->net + 1) };
+	inet_ntop(AF_INET, &a, host, 16);
+	snprintf(host + strlen(host), sizeof(host) - strlen(host), "/%u", cfg->prefix);
+	if (!text)
+		return -ENOMEM;
+	if (!have_link(cfg->bridge) &&
+	    (r = run_quiet((char *[]){ "ip", "link", "add", cfg->bridge, "type", "bridge", NULL }, -1)) < 0)
+		return r;
+	if ((r = run_quiet((char *[]){ "ip", "addr", "replace", host, "dev", cfg->bridge, NULL }, -1)) < 0 ||
+	    (r = run_quiet((char *[]){ "ip", "link", "set", cfg->bridge, "up", NULL }, -1)) < 0)
+		return r;
+	/* The table replaces itself whole: declared, deleted, then written. */
+	_cleanup_free_ char *all = strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n%s", text);
+	if (!all || (r = nft_load(all)) < 0)
+		return r < 0 ? r : -ENOMEM;
+	if ((r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n")) < 0)
+		return r;
+	log_info("bridge %s at %s, sandboxes leave through %s", cfg->bridge, host, uplink);
+	return 0;
+}
+
+int sbx_net_down(const struct sbx_config *cfg)
+{
+	int r = 0;
+	if (cfg->bridge[0] && have_link(cfg->bridge))
+		r = run_quiet((char *[]){ "ip", "link", "del", cfg->bridge, NULL }, -1);
+	int k = nft_load("table inet " TABLE "\ndelete table inet " TABLE "\n");
+	return r < 0 ? r : k;
+}
+
+/* The lowest free address of the subnet, held by a lock on STATE_DIR/net/N for as long as the
+ * launcher lives: a launcher that died frees its address with its descriptors. */
+static int take_address(struct sbx *s)
+{
+	const struct sbx_config *c = s->cfg;
+	_cleanup_free_ char *dir = strdupf("%s/net", c->state_dir);
+	if (!dir)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_errno(-errno, "%s", dir);
+	uint32_t hosts = (1u << (32 - c->prefix)) - 2;
+	for (uint32_t n = 2; n <= hosts; n++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof(p), "%s/%u", dir, n);
+		int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return log_errno(-errno, "%s", p);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			continue;
+		}
+		struct in_addr a = { htonl(c->net + n) }, g = { htonl(c->net + 1) };
+		char ip[16];
+		inet_ntop(AF_INET, &a, ip, sizeof(ip));
+		snprintf(s->addr, sizeof(s->addr), "%s/%u", ip, c->prefix);
+		inet_ntop(AF_INET, &g, s->gw, sizeof(s->gw));
+		/* A locally administered MAC from the address: unique on the bridge. */
+		snprintf(s->mac, sizeof(s->mac), "0a:50:4d:%02x:%02x:%02x", (c->net + n) >> 16 & 0xff,
+			 (c->net + n) >> 8 & 0xff, (c->net + n) & 0xff);
+		s->addr_lock = fd;
+		return 0;
+	}
+	log_error("every address of %s/%u is in use", inet_ntoa((struct in_addr){ htonl(c->net) }), c->prefix);
+	return -EADDRINUSE;
+}
+
+int sbx_net_attach(struct sbx *s)
+{
+	const struct sbx_config *c = s->cfg;
+	int r = take_address(s);
+	if (r < 0)
+		return r;
+	/* A tap that lives as long as its descriptor: the VMM inherits it, and when both are
+	 * gone the kernel removes the tap. Its name comes from the sandbox's id. */
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return log_errno(-errno, "/dev/net/tun");
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	snprintf(ifr.ifr_name, IFNAMSIZ, "sbx%.12s", s->id + 4);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		r = log_errno(-errno, "making tap %s", ifr.ifr_name);
+		close(fd);
+		return r;
+	}
+	s->tap_fd = fd;
+	snprintf(s->tap, sizeof(s->tap), "%s", ifr.ifr_name);
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return log_errno(-errno, "socket");
+	struct ifreq br = { 0 };
+	snprintf(br.ifr_name, IFNAMSIZ, "%s", c->bridge);
+	struct ifreq up = { 0 };
+	snprintf(up.ifr_name, IFNAMSIZ, "%s", s->tap);
+	if (ioctl(sock, SIOCGIFINDEX, &up) < 0) {
+		r = log_errno(-errno, "%s", s->tap);
+		close(sock);
+		return r;
+	}
+	br.ifr_ifindex = up.ifr_ifindex;
+	if (ioctl(sock, SIOCBRADDIF, &br) < 0) {
+		r = log_errno(-errno, "adding %s to bridge %s (pmoves-sandbox net-up makes it)", s->tap, c->bridge);
+	} else if (ioctl(sock, SIOCGIFFLAGS, &up) < 0 || (up.ifr_flags |= IFF_UP, ioctl(sock, SIOCSIFFLAGS, &up) < 0)) {
+		r = log_errno(-errno, "bringing %s up", s->tap);
+	} else {
+		/* Isolated ports forward only to the bridge's non-isolated ports: the host. */
+		char p[96];
+		snprintf(p, sizeof(p), "/sys/class/net/%s/brport/isolated", s->tap);
+		r = write_sysctl(p, "1\n");
+	}
+	close(sock);
+	return r;
+}
+
+void sbx_net_detach(struct sbx *s)
+{
+	if (s->tap_fd >= 0)
+		close(s->tap_fd);
+	s->tap_fd = -1;
+	if (s->addr_lock >= 0)
+		close(s->addr_lock); /* the lock file stays: it is a slot, not a sandbox's data */
+	s->addr_lock = -1;
+}

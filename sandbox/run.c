@@ -1,0 +1,429 @@
+/* A sandbox's life: made on a tmpfs, audited, run under its backend's VMM as the sandbox user
+ * for at most its time to live, read, wiped, audited again. Nothing of it outlives it but two
+ * lines in the audit log. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <linux/magic.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "log.h"
+#include "sbx-io.h"
+#include "sbx.h"
+#include "util.h"
+
+static void iso_time(struct timespec t, char out[32])
+{
+	struct tm tm;
+	gmtime_r(&t.tv_sec, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03ldZ", t.tv_nsec / 1000000);
+}
+
+/* The audit log: root's, written by root only, appended a whole line at a time. A log another
+ * user could write is refused: it would prove nothing. */
+static int audit_open(const char *path)
+{
+	_cleanup_free_ char *dir = strdup(path);
+	if (!dir)
+		return -ENOMEM;
+	*strrchr(dir, '/') = 0;
+	if (dir[0] && mkdir_p(dir, 0750) < 0)
+		return log_errno(-errno, "%s", dir);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return log_errno(-errno, "audit log %s", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(fd);
+		log_error("audit log %s: must be a regular file of root's that no one else can write", path);
+		return -EPERM;
+	}
+	return fd;
+}
+
+static int audit(int fd, const char *line)
+{
+	if (write_full(fd, line, strlen(line)) < 0 || fsync(fd) < 0)
+		return log_errno(-errno, "writing the audit log");
+	return 0;
+}
+
+static int make_file(const struct sbx *s, const char *path, int *ret_fd)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || fchown(fd, s->uid, s->gid) < 0) {
+		int r = log_errno(-errno, "%s", path);
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* The guest's root: a copy of the read-only image, holes kept. */
+static int copy_root(const struct sbx *s)
+{
+	_cleanup_close_ int in = open(s->cfg->rootfs, O_RDONLY | O_CLOEXEC), out = -1;
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0)
+		return log_errno(-errno, "guest root %s", s->cfg->rootfs);
+	if (!S_ISREG(st.st_mode)) {
+		log_error("guest root %s: not a regular file", s->cfg->rootfs);
+		return -EINVAL;
+	}
+	int r = make_file(s, s->root, &out);
+	if (r < 0)
+		return r;
+	if ((r = copy_sparse(in, 0, out, 0, (uint64_t)st.st_size)) < 0 || ftruncate(out, st.st_size) < 0)
+		return log_errno(r < 0 ? r : -errno, "copying %s to %s", s->cfg->rootfs, s->root);
+	return 0;
+}
+
+static int add(char *buf, size_t *len, const char *key, const char *value)
+{
+	size_t n = strlen(key) + strlen(value) + 1;
+	if (*len + n > SBX_REQ_MAX - SBX_HEAD_SIZE)
+		return -E2BIG;
+	*len += (size_t)sprintf(buf + SBX_HEAD_SIZE + *len, "%s%s", key, value) + 1;
+	return 0;
+}
+
+static int make_io(const struct sbx *s, const struct sbx_backend *b)
+{
+	_cleanup_close_ int fd = -1;
+	int r = make_file(s, s->io, &fd);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *req = calloc(1, SBX_REQ_MAX);
+	size_t len = 0;
+	if (!req)
+		return -ENOMEM;
+	for (char **a = s->spec->command; *a && r == 0; a++)
+		r = add(req, &len, "arg=", *a);
+	if (r == 0)
+		r = add(req, &len, "halt=", b->halt);
+	if (r == 0 && s->tap_fd >= 0) {
+		r = add(req, &len, "addr=", s->addr);
+		if (r == 0)
+			r = add(req, &len, "gw=", s->gw);
+		if (r == 0 && s->cfg->dns)
+			r = add(req, &len, "dns=", s->cfg->dns);
+	}
+	if (r < 0) {
+		log_error("the command is too long for the guest's request (64 KiB)");
+		return r;
+	}
+	memcpy(req, SBX_REQ_MAGIC, 8);
+	sbx_le32_put((uint8_t *)req + 8, (uint32_t)len);
+	if (pwrite_full(fd, req, SBX_REQ_MAX, 0) < 0 ||
+	    ftruncate(fd, (off_t)(SBX_RES_OFF + SBX_RES_HEAD + s->cfg->output_max)) < 0)
+		return log_errno(-errno, "%s", s->io);
+	return 0;
+}
+
+enum end { END_EXITED, END_EXPIRED, END_STOPPED };
+
+/* Wait for the VMM, for at most the time to live; a TERM, INT or HUP to us stops it too. */
+static enum end wait_vmm(pid_t pid, unsigned ttl_s, int *ret_status, int *ret_sig)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD), sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT), sigaddset(&set, SIGHUP);
+	double deadline = now_seconds() + ttl_s;
+	enum end how = END_EXITED;
+	for (;;) {
+		if (waitpid(pid, ret_status, WNOHANG) == pid)
+			return how;
+		double left = deadline - now_seconds();
+		if (how == END_EXITED && left <= 0) {
+			how = END_EXPIRED;
+			kill(pid, SIGKILL);
+		}
+		struct timespec t = { .tv_sec = left > 0 ? (time_t)left : 1, .tv_nsec = left > 0 ? (long)((left - (time_t)left) * 1e9) : 0 };
+		int sig = sigtimedwait(&set, NULL, &t);
+		if (sig > 0 && sig != SIGCHLD && how == END_EXITED) {
+			how = END_STOPPED;
+			*ret_sig = sig;
+			kill(pid, SIGKILL);
+		}
+	}
+}
+
+static uint64_t dir_bytes(const char *path)
+{
+	uint64_t sum = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	struct stat st;
+	while ((e = readdir(d)))
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_blocks * 512;
+	closedir(d);
+	return sum;
+}
+
+/* The end of a file, for an error message: what the VMM or the guest's console said last. */
+static void show_tail(const char *what, const char *path)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	if (read_file(path, 1u << 20, &buf, &len) < 0 || len == 0)
+		return;
+	size_t from = len > 2048 ? len - 2048 : 0;
+	_cleanup_free_ char *p = str_printable(buf + from, len - from, "\n\t");
+	if (p)
+		fprintf(stderr, "--- %s (its end) ---\n%s\n---\n", what, p);
+}
+
+struct result {
+	bool have;
+	uint32_t kind, value, dropped;
+	char *out;
+	size_t len;
+};
+
+static int read_result(const struct sbx *s, struct result *res)
+{
+	_cleanup_close_ int fd = open(s->io, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	uint8_t h[SBX_RES_HEAD];
+	if (fd < 0 || pread_full(fd, h, sizeof(h), SBX_RES_OFF) < 0)
+		return log_errno(-errno, "%s", s->io);
+	if (memcmp(h, SBX_RES_MAGIC, 8))
+		return 0;
+	uint32_t kind = sbx_le32_get(h + 8), len = sbx_le32_get(h + 16);
+	if (kind < SBX_EXITED || kind > SBX_NOINIT || len > s->cfg->output_max) {
+		log_error("%s: the guest's result is malformed (kind %u, %u bytes of output)", s->id, kind, len);
+		return -EBADMSG;
+	}
+	res->out = malloc((size_t)len + 1);
+	if (!res->out)
+		return -ENOMEM;
+	if (pread_full(fd, res->out, len, SBX_RES_OFF + SBX_RES_HEAD) < 0)
+		return log_errno(-errno, "%s", s->io);
+	res->out[len] = 0;
+	res->len = len;
+	res->kind = kind, res->value = sbx_le32_get(h + 12), res->dropped = sbx_le32_get(h + 20);
+	res->have = true;
+	return 0;
+}
+
+static pid_t start_vmm(const struct sbx *s, char **argv, int log_fd, const sigset_t *old)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	gid_t groups[1] = { s->kvm_gid };
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || setsid() < 0 || null < 0 || dup2(null, 0) < 0 ||
+	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
+	    (s->tap_fd >= 0 && fcntl(s->tap_fd, F_SETFD, 0) < 0) ||
+	    setgroups(s->kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || chdir(s->dir) < 0 || sigprocmask(SIG_SETMASK, old, NULL) < 0) {
+		dprintf(log_fd, "pmoves-sandbox: setting up the VMM: %s\n", strerror(errno));
+		_exit(SBX_EXIT_FAILED);
+	}
+	execvp(argv[0], argv);
+	dprintf(log_fd, "pmoves-sandbox: %s: %s\n", argv[0], strerror(errno));
+	_exit(SBX_EXIT_FAILED);
+}
+
+static int user_ids(struct sbx *s)
+{
+	struct passwd *pw = getpwnam(s->cfg->user);
+	if (!pw) {
+		log_error("user '%s' does not exist (the sandbox step makes it)", s->cfg->user);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0) {
+		log_error("user '%s' is root: the VMM runs as an unprivileged user", s->cfg->user);
+		return -EPERM;
+	}
+	s->uid = pw->pw_uid, s->gid = pw->pw_gid;
+	struct group *g = getgrnam("kvm");
+	s->kvm_gid = g ? g->gr_gid : (gid_t)-1;
+	return 0;
+}
+
+static int state_dir(const struct sbx_config *c)
+{
+	struct statfs f;
+	if (mkdir_p(c->state_dir, 0711) < 0)
+		return log_errno(-errno, "%s", c->state_dir);
+	if (statfs(c->state_dir, &f) < 0)
+		return log_errno(-errno, "%s", c->state_dir);
+	if (f.f_type != TMPFS_MAGIC && f.f_type != RAMFS_MAGIC) {
+		log_error("state_dir %s is not a tmpfs: a sandbox's data must never reach a disk", c->state_dir);
+		return -EXDEV;
+	}
+	return 0;
+}
+
+static void print_json(const struct sbx *s, const char *backend, const char *status, int code, const struct result *res,
+		       const char *start, const char *end, uint64_t discarded)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "id", json_object_new_string(s->id));
+	json_object_object_add(o, "spec_sha256", json_object_new_string(s->spec->sha256));
+	json_object_object_add(o, "backend", json_object_new_string(backend));
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "exit_code", json_object_new_int(code));
+	if (res->have && res->kind == SBX_EXITED)
+		json_object_object_add(o, "exit_status", json_object_new_int((int)res->value));
+	if (res->have && res->kind == SBX_SIGNALED)
+		json_object_object_add(o, "signal", json_object_new_int((int)res->value));
+	json_object_object_add(o, "output", res->have ? json_object_new_string_len(res->out, (int)res->len) : NULL);
+	json_object_object_add(o, "output_dropped", json_object_new_int64(res->have ? res->dropped : 0));
+	json_object_object_add(o, "start", json_object_new_string(start));
+	json_object_object_add(o, "end", json_object_new_string(end));
+	json_object_object_add(o, "bytes_discarded", json_object_new_int64((int64_t)discarded));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, const char *spec_path, bool json)
+{
+	(void)spec_path;
+	if (geteuid() != 0) {
+		log_error("run needs root: it makes taps and writes the audit log, then runs the VMM as '%s'", cfg->user);
+		return SBX_EXIT_FAILED;
+	}
+	const char *why = NULL;
+	const struct sbx_backend *b = sbx_backend_pick(cfg, &why);
+	if (!b) {
+		log_error("no backend can run here: %s", why);
+		return SBX_EXIT_FAILED;
+	}
+	struct sbx s = { .cfg = cfg, .spec = spec, .tap_fd = -1, .addr_lock = -1 };
+	uint8_t rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return log_errno(-errno, "getrandom"), SBX_EXIT_FAILED;
+	snprintf(s.id, sizeof(s.id), "sbx-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+		 rnd[5], rnd[6], rnd[7]);
+	int audit_fd = -1, log_fd = -1, code = SBX_EXIT_FAILED, status = 0, sig = 0;
+	_cleanup_free_ char *vmm_log = NULL, *line = NULL;
+	_cleanup_strv_ char **argv = NULL;
+	struct result res = { 0 };
+	struct timespec t0, t1;
+	char start[32], end[32];
+	bool audited = false, made = false;
+	const char *what = "failed";
+	pid_t pid;
+	enum end how;
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD), sigaddset(&set, SIGTERM), sigaddset(&set, SIGINT), sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	clock_gettime(CLOCK_REALTIME, &t0);
+	iso_time(t0, start);
+
+	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
+		goto out;
+	s.dir = strdupf("%s/%s", cfg->state_dir, s.id);
+	s.root = strdupf("%s/root.ext4", s.dir ? s.dir : "");
+	s.io = strdupf("%s/io.img", s.dir ? s.dir : "");
+	s.console = strdupf("%s/console.log", s.dir ? s.dir : "");
+	vmm_log = strdupf("%s/vmm.log", s.dir ? s.dir : "");
+	if (!s.dir || !s.root || !s.io || !s.console || !vmm_log)
+		goto out;
+	if (mkdir(s.dir, 0700) < 0 || chown(s.dir, s.uid, s.gid) < 0) {
+		log_errno(-errno, "%s", s.dir);
+		goto out;
+	}
+	made = true;
+	line = strdupf("%s create id=%s spec=%s backend=%s vcpus=%u memory_mib=%u ttl_s=%u network=%s\n", start, s.id,
+		       spec->sha256, b->name, spec->vcpus, spec->memory_mib, spec->ttl_s,
+		       spec->network && cfg->bridge[0] ? "yes" : "no");
+	if (!line || audit(audit_fd, line) < 0)
+		goto out;
+	audited = true;
+	log_info("%s: creating (%s, %u vCPU, %u MiB, %u s to live)", s.id, b->name, spec->vcpus, spec->memory_mib,
+		 spec->ttl_s);
+	if (copy_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s) < 0) || make_io(&s, b) < 0 ||
+	    make_file(&s, vmm_log, &log_fd) < 0 || b->argv(&s, &argv) < 0)
+		goto out;
+	pid = start_vmm(&s, argv, log_fd, &old);
+	if (pid < 0) {
+		log_errno(-errno, "fork");
+		goto out;
+	}
+	sbx_net_detach(&s); /* the VMM holds the tap now; our copy would keep it after the VMM */
+	how = wait_vmm(pid, spec->ttl_s, &status, &sig);
+	if (how == END_EXPIRED) {
+		what = "expired", code = SBX_EXIT_EXPIRED;
+		log_error("%s: its time to live (%u s) ran out: destroyed", s.id, spec->ttl_s);
+		if (log_verbose)
+			show_tail("guest console", s.console);
+	} else if (how == END_STOPPED) {
+		what = "stopped", code = 128 + sig;
+		log_error("%s: stopped by %s", s.id, strsignal(sig));
+	} else if (read_result(&s, &res) < 0 || !res.have) {
+		log_error("%s: the guest ended without a result (VMM %s %d)", s.id,
+			  WIFEXITED(status) ? "exit status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		show_tail("VMM", vmm_log);
+		show_tail("guest console", s.console);
+	} else if (res.kind == SBX_EXITED) {
+		what = "exited", code = (int)(res.value & 0xff);
+	} else if (res.kind == SBX_SIGNALED) {
+		what = "signaled", code = 128 + (int)(res.value & 0x7f);
+	} else if (res.kind == SBX_NOEXEC) {
+		what = "noexec", code = res.value == ENOENT ? 127 : SBX_EXIT_NOEXEC;
+	} else {
+		log_error("%s: the guest could not set itself up: %s", s.id, res.out);
+		show_tail("guest console", s.console);
+	}
+out:;
+	uint64_t discarded = 0;
+	if (log_fd >= 0)
+		close(log_fd);
+	sbx_net_detach(&s);
+	if (made) {
+		discarded = s.dir ? dir_bytes(s.dir) : 0;
+		if (rm_rf(s.dir) < 0)
+			log_errno(-errno, "removing %s", s.dir);
+	}
+	clock_gettime(CLOCK_REALTIME, &t1);
+	iso_time(t1, end);
+	if (audited) {
+		char st[32];
+		if (STREQ(what, "exited") || STREQ(what, "signaled") || STREQ(what, "noexec"))
+			snprintf(st, sizeof(st), "%s:%u", what, res.value);
+		else
+			snprintf(st, sizeof(st), "%s", what);
+		free(line);
+		line = strdupf("%s destroy id=%s spec=%s start=%s end=%s status=%s bytes_discarded=%" PRIu64 "\n", end,
+			       s.id, spec->sha256, start, end, st, discarded);
+		if (!line || audit(audit_fd, line) < 0)
+			code = SBX_EXIT_FAILED;
+	}
+	if (audit_fd >= 0)
+		close(audit_fd);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (json && audited)
+		print_json(&s, b->name, what, code, &res, start, end, discarded);
+	else if (res.have) {
+		fwrite(res.out, 1, res.len, stdout);
+		fflush(stdout);
+	}
+	if (res.have && res.dropped)
+		log_warn("%s: %u bytes of output beyond output_max were dropped", s.id, res.dropped);
+	if (audited)
+		log_info("%s: destroyed after %.1f s: %s, exit code %d, %" PRIu64 " bytes discarded", s.id, secs, what, code,
+			 discarded);
+	free(res.out);
+	free(s.dir), free(s.root), free(s.io), free(s.console);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return code;
+}

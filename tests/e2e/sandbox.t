@@ -1,0 +1,177 @@
+#!/bin/bash
+# pmoves-sandbox with its QEMU backend, for real on this host (TCG): a microVM per task, its
+# output and exit status back, nothing of it left on disk, both audit lines, its time to live,
+# and its network: the "Internet" (a network namespace the test makes, reached through the
+# uplink) yes; a LAN address, the host's own services and a tailnet address no. The launcher
+# runs in a network namespace of its own (the "host"), so nothing here touches this machine's
+# network.
+#
+# The guest: Debian's cloud kernel (its package, downloaded with apt and cached) booting
+# build/pmoves-sandbox-init from an initramfs with the virtio modules, and a root of
+# busybox-static's busybox. The guest pmoves-image builds (profiles/sandbox-guest.json) is
+# not made here yet.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip_all "needs root: the launcher makes taps and the test network namespaces"
+[ "$(uname -m)" = x86_64 ] || skip_all "the test guest's kernel is Debian's amd64 one"
+for p in qemu-system-x86_64 busybox ip nft apt-get dpkg-deb mke2fs python3 setpriv; do
+	command -v $p >/dev/null || skip_all "$p is not installed (make deps)"
+done
+SBX=$BUILD/pmoves-sandbox
+[ -x "$SBX" ] && [ -x "$BUILD/pmoves-sandbox-init" ] || skip_all "build pmoves-sandbox first (make)"
+
+T=$(mktemp -d /tmp/pmoves-sandbox-test.XXXXXX)
+chmod 711 "$T" # the VMM runs as the sandbox user: it reads the kernel and initramfs from here
+NS=pmsbx$$
+H=$NS-h W=$NS-w L=$NS-l
+cleanup() {
+	for p in $(cat "$T"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null; done
+	for n in $H $W $L; do ip netns del $n 2>/dev/null; done
+	mountpoint -q "$T/state" && umount "$T/state"
+	[ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+plan 29
+
+# ---- the test guest ----
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pmoves-image/test-sandbox
+mkdir -p "$CACHE"
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+deb=$(ls "$CACHE"/"$kpkg"_*.deb 2>/dev/null | head -1)
+if [ -n "$kpkg" ] && [ -z "$deb" ]; then
+	(cd "$CACHE" && apt-get download "$kpkg" >/dev/null 2>&1)
+	deb=$(ls "$CACHE"/"$kpkg"_*.deb 2>/dev/null | head -1)
+fi
+[ -n "$deb" ] || { echo "Bail out! cannot download Debian's cloud kernel ($kpkg) with apt-get"; exit 1; }
+mkdir -p "$T/k" "$T/initrd/lib/pmoves-sandbox/ko" "$T/root/bin" "$T/root/etc" "$T/root/tmp"
+dpkg-deb -x "$deb" "$T/k"
+cp "$T"/k/boot/vmlinuz-* "$T/vmlinuz"
+cp "$BUILD/pmoves-sandbox-init" "$T/initrd/init"
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio drivers/block/virtio_blk \
+	net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+	cp "$T"/k/lib/modules/*/kernel/$m.ko "$T/initrd/lib/pmoves-sandbox/ko/"
+	echo "/lib/pmoves-sandbox/ko/${m##*/}.ko" >> "$T/initrd/lib/pmoves-sandbox/modules"
+done
+(cd "$T/initrd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$T/initrd.img")
+cp "$(command -v busybox)" "$T/root/bin/busybox"
+for a in sh echo cat uname ls nc grep printf sleep id touch test; do ln -s busybox "$T/root/bin/$a"; done
+mke2fs -q -F -t ext4 -d "$T/root" -L root "$T/rootfs.ext4" 32M >/dev/null
+root_sum=$(sha256sum < "$T/rootfs.ext4")
+
+id pmoves-sandbox >/dev/null 2>&1 ||
+	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin pmoves-sandbox
+mkdir -p "$T/state" && mount -t tmpfs -o mode=0711 tmpfs "$T/state"
+AUDIT=$T/log/audit.log
+cat > "$T/cfg.json" <<EOF
+{"backend": "qemu", "accel": "tcg", "kernel": "$T/vmlinuz", "initrd": "$T/initrd.img",
+ "rootfs": "$T/rootfs.ext4", "state_dir": "$T/state", "audit_log": "$AUDIT", "bridge": "sbx0",
+ "subnet": "10.77.0.0/24"}
+EOF
+# Every run in the "host" namespace.
+sbx() { ip netns exec $H "$SBX" -c "$T/cfg.json" "$@"; }
+left() { find "$T/state" -mindepth 1 -not -path "$T/state/net" -not -path "$T/state/net/*"; }
+
+# ---- the networks: host, "Internet", LAN ----
+for n in $H $W $L; do ip netns add $n && ip -n $n link set lo up; done
+ip link add up0 netns $H type veth peer name w0 netns $W
+ip link add lan0 netns $H type veth peer name l0 netns $L
+ip -n $H addr add 198.51.100.2/24 dev up0 && ip -n $H link set up0 up
+ip -n $W addr add 198.51.100.1/24 dev w0 && ip -n $W addr add 100.100.7.1/32 dev w0 && ip -n $W link set w0 up
+ip -n $H route add default via 198.51.100.1
+ip -n $H route add 100.64.0.0/10 via 198.51.100.1 # the tailnet routes there: the firewall, not routing, stops it
+ip -n $W route add 10.77.0.0/24 via 198.51.100.2
+ip -n $H addr add 192.168.77.2/24 dev lan0 && ip -n $H link set lan0 up
+ip -n $L addr add 192.168.77.1/24 dev l0 && ip -n $L link set l0 up && ip -n $L route add default via 192.168.77.2
+for n in $H $W $L; do
+	mkdir -p "$T/www-$n" && echo "answer-from-$n" > "$T/www-$n/index.html"
+	ip netns exec $n python3 -m http.server 8080 --bind 0.0.0.0 --directory "$T/www-$n" >/dev/null 2>&1 &
+	echo $! > "$T/http-$n.pid"
+done
+
+# ---- usage and bad input ----
+check "--help says what run does" sh -c "'$SBX' --help | grep -q 'run \[--json\] SPEC'"
+echo '{"command": ["true"], "ttl": 5}' > "$T/bad.json"
+out=$(sbx run "$T/bad.json" 2>&1); rc=$?
+is "$rc" 125 "a spec with an unknown key: exit 125"
+echo "$out" | grep -q "bad.json: 'ttl' is not a key here" ; ok $? "... naming the file and the key"
+[ ! -e "$AUDIT" ] && [ -z "$(left)" ]; ok $? "... and nothing made: no audit line, nothing in the state directory"
+mkdir -p "$T/disk-state"
+sed "s|\"state_dir\": \"$T/state\"|\"state_dir\": \"$T/disk-state\"|" "$T/cfg.json" > "$T/cfg-disk.json"
+echo '{"command": ["true"]}' > "$T/true.json"
+out=$(ip netns exec $H "$SBX" -c "$T/cfg-disk.json" run "$T/true.json" 2>&1); rc=$?
+is "$rc" 125 "a state_dir that is not a tmpfs is refused"
+echo "$out" | grep -q "is not a tmpfs"; ok $? "... saying why"
+
+# ---- a task: output, exit status, audit, nothing left ----
+cat > "$T/hello.json" <<'EOF'
+{"vcpus": 1, "memory_mib": 192, "ttl_s": 120, "network": false,
+ "command": ["sh", "-c", "echo hello from $(uname -s) $(id -u); touch /written-by-task; echo to stderr >&2; exit 7"]}
+EOF
+out=$(sbx run "$T/hello.json" 2>"$T/hello.err"); rc=$?
+is "$rc" 7 "run: the exit code is the command's (7)"
+printf '%s\n' "$out" | grep -qx "hello from Linux 0"; ok $? "run: the command's output comes back" ||
+	{ printf '%s\n' "$out" | sed 's/^/# out: /'; sed 's/^/# err: /' "$T/hello.err"; }
+printf '%s\n' "$out" | grep -qx "to stderr"; ok $? "... its standard error too"
+id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/hello.err")
+spec_sum=$(sha256sum < "$T/hello.json" | cut -d' ' -f1)
+grep -q " create id=$id spec=$spec_sum backend=qemu vcpus=1 memory_mib=192 ttl_s=120 network=no\$" "$AUDIT"
+ok $? "the audit log has the create line: id, the spec's sha256, the backend"
+grep -Eq " destroy id=$id spec=$spec_sum start=[0-9T:.-]+Z end=[0-9T:.-]+Z status=exited:7 bytes_discarded=[1-9][0-9]*\$" "$AUDIT"
+ok $? "... and the destroy line: start, end, status, bytes discarded" || tail -2 "$AUDIT" | sed 's/^/# /'
+[ -z "$(left)" ]; ok $? "nothing of the sandbox is left in the state directory" || left | sed 's/^/# /'
+is "$(sha256sum < "$T/rootfs.ext4")" "$root_sum" "the guest's root image is unchanged: the task wrote to its copy"
+echo '{"network": false, "command": ["sh", "-c", "test -e /written-by-task && echo still-there || echo gone"]}' > "$T/again.json"
+is "$(sbx run "$T/again.json" 2>/dev/null)" "gone" "the next sandbox starts from the image, not from what the last one wrote"
+is "$(stat -c '%U %a' "$AUDIT")" "root 640" "the audit log is root's, mode 640"
+setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups sh -c "echo forged >> '$AUDIT'" 2>/dev/null
+[ $? != 0 ] && ! grep -q forged "$AUDIT"; ok $? "... and the sandbox user cannot write it"
+
+out=$(sbx run --json "$T/hello.json" 2>/dev/null); rc=$?
+printf '%s' "$out" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["status"] == "exited" and r["exit_status"] == 7 and r["exit_code"] == 7, r
+assert "hello from Linux 0\n" in r["output"], r
+assert r["id"].startswith("sbx-") and len(r["spec_sha256"]) == 64 and r["bytes_discarded"] > 0, r'
+ok $? "--json: status, exit status, output, id, spec sha256, bytes discarded"
+
+echo '{"network": false, "command": ["no-such-program"]}' > "$T/noexec.json"
+out=$(sbx run "$T/noexec.json" 2>/dev/null); rc=$?
+is "$rc" 127 "a command the guest does not have: exit 127"
+echo "$out" | grep -q "cannot run 'no-such-program': No such file or directory"; ok $? "... saying so"
+
+# ---- time to live; the VMM's user ----
+echo '{"network": false, "ttl_s": 20, "command": ["sleep", "600"]}' > "$T/sleep.json"
+sbx run "$T/sleep.json" > /dev/null 2> "$T/sleep.err" &
+sbx_pid=$!
+vmm_user=
+for _ in $(seq 100); do
+	vmm_user=$(ps -o uid=,args= -C qemu-system-x86_64 | awk -v s="$T/state/" 'index($0, s) { print $1; exit }')
+	[ -n "$vmm_user" ] && break
+	sleep 0.2
+done
+is "$vmm_user" "$(id -u pmoves-sandbox)" "the VMM runs as the sandbox user, not root"
+wait $sbx_pid; rc=$?
+is "$rc" 124 "its time to live running out ends it: exit 124"
+id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/sleep.err")
+grep -q " destroy id=$id .* status=expired bytes_discarded=" "$AUDIT" && [ -z "$(left)" ]
+ok $? "... audited as expired, nothing left"
+
+# ---- the network ----
+check "net-up makes the bridge and the firewall" sbx net-up
+check "... the table is loaded" ip netns exec $H nft list table inet pmoves_sandbox
+# busybox's static wget crashes in a root without NSS files: nc speaks the HTTP.
+cat > "$T/net.json" <<'EOF'
+{"ttl_s": 120, "command": ["sh", "-c",
+ "for u in 198.51.100.1 192.168.77.1 10.77.0.1 198.51.100.2 100.100.7.1; do a=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $u 8080 2>/dev/null | grep answer-from); echo \"$u ${a:-unreachable}\"; done"]}
+EOF
+out=$(sbx run "$T/net.json" 2>"$T/net.err"); rc=$?
+printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W"; ok $? "a sandbox reaches the Internet through the uplink" ||
+	{ printf '%s\n' "$out" | sed 's/^/# /'; tail -5 "$T/net.err" | sed 's/^/# /'; }
+printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"; ok $? "... not a LAN address"
+printf '%s\n' "$out" | grep -qx "10.77.0.1 unreachable" && printf '%s\n' "$out" | grep -qx "198.51.100.2 unreachable"
+ok $? "... not the host's own services (on the bridge's address or the uplink's)"
+printf '%s\n' "$out" | grep -qx "100.100.7.1 unreachable"; ok $? "... not the tailnet, though a route leads there"
+check "net-down removes the bridge and the table" sh -c "ip netns exec $H '$SBX' -c '$T/cfg.json' net-down &&
+	! ip -n $H link show sbx0 2>/dev/null && ! ip netns exec $H nft list table inet pmoves_sandbox 2>/dev/null"
