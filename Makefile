@@ -7,7 +7,7 @@ DATADIR ?= $(PREFIX)/share/pmoves-image
 LIBEXECDIR ?= $(PREFIX)/lib/pmoves-image
 
 CC ?= cc
-PKGS := libarchive json-c libcurl libcrypto libssl blkid ext2fs com_err libzstd liblzma
+PKGS := libarchive json-c libcurl libcrypto libssl blkid ext2fs com_err libzstd liblzma liblz4
 # Libraries pmoves-firstboot loads when it needs them (dlopen: libefivar reads its paths as it
 # is loaded, see step-efiboot.c): their headers only, no link.
 DL_PKGS := efivar efiboot
@@ -72,7 +72,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 180
 FUZZ_TARGETS ?= $(FUZZ_NAMES)
 PROGRAMS := $(BUILD)/pmoves-image $(if $(wildcard firstboot/main.c),$(BUILD)/pmoves-firstboot) \
-	$(BUILD)/pmoves-sandbox $(BUILD)/pmoves-sandbox-init
+	$(BUILD)/pmoves-sandbox
 
 # pmoves-firstboot as it goes into images: $(BUILD)/target/ARCH/pmoves-firstboot and its units,
 # for every ARCH in TARGET_ARCHES, never with sanitizers, linked only against what it needs
@@ -102,7 +102,8 @@ T_PKG_LIBS_$(1) := $$(shell $$(T_PC_$(1)) --libs $(FB_PKGS))
 T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BUILD)/target/$(1)/%.o)
 TARGET_OBJ += $$(T_OBJ_$(1))
 TARGET_FB += $(if $(wildcard firstboot/main.c),$(BUILD)/target/$(1)/pmoves-firstboot \
-	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer)
+	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer) \
+	$(BUILD)/target/$(1)/pmoves-sandbox-init
 
 $(BUILD)/target/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
@@ -115,6 +116,13 @@ $(BUILD)/target/$(1)/pmoves-firstboot: $$(T_OBJ_$(1))
 
 $(BUILD)/target/$(1)/pmoves-firstboot.%: firstboot/pmoves-firstboot.%
 	$$(Q)cp $$< $$@
+
+# A sandbox guest's PID 1 (sandbox/init.c, the output "microvm" puts it in the initramfs):
+# libc only, static, never with sanitizers.
+$(BUILD)/target/$(1)/pmoves-sandbox-init: sandbox/init.c sandbox/sbx-io.h
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  CC      $$@ (static)")
+	$$(Q)$$(T_CC_$(1)) $$(TARGET_CFLAGS) -MF $$@.d -static -o $$@ $$<
 else
 TARGET_SKIPPED += $(1)
 endif
@@ -163,11 +171,6 @@ $(BUILD)/pmoves-sandbox: $(SANDBOX_OBJ) $(BUILD)/libpmoves.a
 
 $(BUILD)/sandbox/%.o: CPPFLAGS += -Isandbox
 
-# The guest's init: libc only, static, never with sanitizers (it is PID 1 of an initramfs).
-$(BUILD)/pmoves-sandbox-init: sandbox/init.c sandbox/sbx-io.h
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  CC      $@ (static)")
-	$(Q)$(CC) $(TARGET_CFLAGS) -MF $(BUILD)/pmoves-sandbox-init.d -static -o $@ $<
 
 # The programs at the top of the tree, for people and tests.
 pmoves-image: $(BUILD)/pmoves-image
@@ -267,8 +270,6 @@ install: all
 	install -m 0755 $(BUILD)/pmoves-image $(DESTDIR)$(BINDIR)/pmoves-image
 	$(if $(wildcard firstboot/main.c),install -m 0755 $(BUILD)/pmoves-firstboot $(DESTDIR)$(BINDIR)/pmoves-firstboot)
 	install -m 0755 $(BUILD)/pmoves-sandbox $(DESTDIR)$(BINDIR)/pmoves-sandbox
-	install -d $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)
-	install -m 0755 $(BUILD)/pmoves-sandbox-init $(DESTDIR)$(LIBEXECDIR)/$(HOST_ARCH)/pmoves-sandbox-init
 	$(foreach a,$(TARGET_ARCHES),$(if $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)),install -d $(DESTDIR)$(LIBEXECDIR)/$(a) && cp $(filter $(BUILD)/target/$(a)/%,$(TARGET_FB)) $(DESTDIR)$(LIBEXECDIR)/$(a)/ &&)) true
 	cp -R profiles overlays npm pinokio $(DESTDIR)$(DATADIR)/
 	install -d $(DESTDIR)$(DATADIR)/schema

@@ -23,6 +23,7 @@
 #include "build.h"
 #include "elf-needs.h"
 #include "firstboot-install.h"
+#include "initramfs.h"
 #include "hash-file.h"
 #include "log.h"
 #include "manifest.h"
@@ -30,8 +31,6 @@
 #include "run.h"
 #include "util.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sys/stat.h>
@@ -40,7 +39,6 @@
 #define FIRSTBOOT_BIN "/usr/bin/pmoves-firstboot"
 #define CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define MAX_LIBS 128
-#define MODULES_DEP_MAX (32u << 20)
 
 /* Kernel modules the network boot loads, if the kernel has them as modules: what the live root
  * mounts with, and the ESP's file system (the install writes device.json there); then, on a
@@ -54,9 +52,8 @@ struct bundle {
 	struct build *b;
 	char *dir;          /* tmp_dir/NAME.pxe */
 	char *name;         /* NAME.pxe */
-	struct archive *a;  /* netboot.cpio, while it is written */
-	char *ldso;         /* the dynamic loader's soname */
-	char **modules;     /* the module files in the archive */
+	struct initramfs ir; /* netboot.cpio, while it is written */
+	char *ldso;          /* the dynamic loader's soname */
 };
 
 static int pxe_check(const struct profile *p, struct problems *pr)
@@ -86,59 +83,6 @@ static int pxe_check(const struct profile *p, struct problems *pr)
 }
 
 /* ---- netboot.cpio ---- */
-
-static int cpio_header(struct bundle *nb, const char *path, mode_t type, mode_t perm, int64_t size)
-{
-	struct archive_entry *e = archive_entry_new();
-	if (!e)
-		return -ENOMEM;
-	archive_entry_set_pathname(e, path);
-	archive_entry_set_filetype(e, type);
-	archive_entry_set_perm(e, perm);
-	archive_entry_set_size(e, size);
-	archive_entry_set_uid(e, 0);
-	archive_entry_set_gid(e, 0);
-	archive_entry_set_nlink(e, type == AE_IFDIR ? 2 : 1);
-	archive_entry_set_mtime(e, (time_t)nb->b->epoch, 0);
-	int r = archive_write_header(nb->a, e) == ARCHIVE_OK ? 0 : -EIO;
-	archive_entry_free(e);
-	if (r < 0)
-		log_error("cannot write '%s' into netboot.cpio: %s", path, archive_error_string(nb->a));
-	return r;
-}
-
-static int cpio_dir(struct bundle *nb, const char *path) { return cpio_header(nb, path, AE_IFDIR, 0755, 0); }
-
-static int cpio_data(struct bundle *nb, const char *path, const void *buf, size_t len, mode_t perm)
-{
-	int r = cpio_header(nb, path, AE_IFREG, perm, (int64_t)len);
-	if (r == 0 && len && archive_write_data(nb->a, buf, len) != (la_ssize_t)len) {
-		log_error("cannot write '%s' into netboot.cpio: %s", path, archive_error_string(nb->a));
-		return -EIO;
-	}
-	return r;
-}
-
-/* The regular file REL of the tree (symlinks followed inside it) as PATH in the archive. */
-static int cpio_tree_file(struct bundle *nb, const char *rel, const char *path, mode_t perm)
-{
-	_cleanup_close_ int fd = tree_open(nb->b, rel, O_RDONLY | O_NONBLOCK, 0);
-	struct stat st;
-	if (fd < 0)
-		return log_errno(fd, "cannot open '%s' in the image", rel);
-	if (fstat(fd, &st) < 0)
-		return log_errno(-errno, "cannot read '%s' in the image", rel);
-	if (!S_ISREG(st.st_mode) || st.st_size > (256 << 20)) {
-		log_error("'%s' in the image is not a regular file of at most 256 MiB", rel);
-		return -EINVAL;
-	}
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	int r = read_fd(fd, (size_t)st.st_size, &buf, &len);
-	if (r < 0)
-		return log_errno(r, "cannot read '%s' in the image", rel);
-	return cpio_data(nb, path, buf, len, perm);
-}
 
 /* pmoves-firstboot and every library it links, and they link, as the image has them, and the
  * ones it loads itself for the install's boot entry (libefiboot, step-efiboot.c). */
@@ -181,7 +125,7 @@ static int add_firstboot(struct bundle *nb)
 		_cleanup_free_ char *path = soname ? strdupf("pmoves/lib/%s", soname) : strdup("pmoves/bin/pmoves-firstboot");
 		if (!path)
 			return -ENOMEM;
-		r = cpio_tree_file(nb, file, path, 0755);
+		r = initramfs_tree_file(&nb->ir, file, path, 0755);
 		if (r == 0 && soname && str_starts_with(soname, "ld-linux") && !nb->ldso && !(nb->ldso = strdup(soname)))
 			r = -ENOMEM;
 	}
@@ -192,135 +136,17 @@ static int add_firstboot(struct bundle *nb)
 	return r;
 }
 
-/* A module's name from its path in modules.dep: "kernel/fs/squashfs/squashfs.ko" -> "squashfs",
- * '-' read as '_' as modprobe does. */
-static bool module_is(const char *path, size_t len, const char *name)
-{
-	const char *base = memrchr(path, '/', len);
-	base = base ? base + 1 : path;
-	size_t n = len - (size_t)(base - path);
-	const char *ko = memmem(base, n, ".ko", 3);
-	if (!ko)
-		return false;
-	n = (size_t)(ko - base);
-	if (n != strlen(name))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((base[i] == '-' ? '_' : base[i]) != (name[i] == '-' ? '_' : name[i]))
-			return false;
-	return true;
-}
-
-/* The line of modules.dep (NUL-terminated lines) for NAME, or NULL. */
-static char *dep_line(char *dep, size_t len, const char *name)
-{
-	for (char *p = dep; p < dep + len; p += strlen(p) + 1) {
-		char *colon = strchr(p, ':');
-		if (colon && module_is(p, (size_t)(colon - p), name))
-			return p;
-	}
-	return NULL;
-}
-
-/* The module at PATH (LEN bytes of a modules.dep line) into the archive once, and into ORDER. */
-static int add_module(struct bundle *nb, const char *kdir, const char *path, size_t len, char ***order)
-{
-	_cleanup_free_ char *rel = strndup(path, len), *from = NULL, *to = NULL;
-	if (!rel)
-		return -ENOMEM;
-	const char *base = strrchr(rel, '/');
-	base = base ? base + 1 : rel;
-	if (strv_contains(*order, base))
-		return 0;
-	if (strstr(rel, "..") || !valid_name(base, 255))
-		return log_errno(-EINVAL, "modules.dep of the image names '%s', which is not a module path", rel);
-	if (!strv_contains(nb->modules, base)) {
-		if (!(from = strdupf("%s/%s", kdir, rel)) || !(to = strdupf("pmoves/modules/%s", base)))
-			return -ENOMEM;
-		int r = cpio_tree_file(nb, from, to, 0644);
-		if (r == 0)
-			r = strv_push(&nb->modules, base);
-		if (r < 0)
-			return r;
-	}
-	return strv_push(order, base);
-}
-
-struct modules_dep {
-	const char *kver, *kdir;
-	char *dep, *builtin; /* NUL-terminated lines */
-	size_t dep_len, builtin_len;
-};
-
-/* SET's modules with their dependencies, dependencies first, and the file pmoves/modules/LIST
- * listing them in that order. One the kernel has built in (modules.builtin) needs nothing. */
-static int add_module_set(struct bundle *nb, const struct modules_dep *md, const char *const *set, size_t n,
-			  const char *list_name, const char *why)
-{
-	_cleanup_strv_ char **order = NULL;
-	int r;
-	for (size_t m = 0; m < n; m++) {
-		char *line = dep_line(md->dep, md->dep_len, set[m]);
-		if (!line) {
-			bool built_in = false;
-			for (char *p = md->builtin; p && p < md->builtin + md->builtin_len; p += strlen(p) + 1)
-				built_in = built_in || module_is(p, strlen(p), set[m]);
-			if (built_in)
-				continue;
-			log_error("the image's kernel %s has no module '%s' (%s)", md->kver, set[m], why);
-			return -ENOENT;
-		}
-		char *colon = strchr(line, ':');
-		/* modules.dep lists what a module needs in the order modprobe unloads it: the last
-		 * one is loaded first. */
-		_cleanup_strv_ char **deps = NULL;
-		for (char *p = colon + 1; *p;) {
-			p += strspn(p, " ");
-			size_t k = strcspn(p, " ");
-			if (k && (r = add_module(nb, md->kdir, p, k, &deps)) < 0)
-				return r;
-			p += k;
-		}
-		for (size_t i = strv_length(deps); i > 0; i--)
-			if (!strv_contains(order, deps[i - 1]) && (r = strv_push(&order, deps[i - 1])) < 0)
-				return r;
-		if ((r = add_module(nb, md->kdir, line, (size_t)(colon - line), &order)) < 0)
-			return r;
-	}
-	_cleanup_free_ char *list = order ? strv_join(order, "\n") : strdup(""), *path = strdupf("pmoves/modules/%s", list_name);
-	_cleanup_free_ char *text = list ? strdupf("%s%s", list, *list ? "\n" : "") : NULL;
-	return text && path ? cpio_data(nb, path, text, strlen(text), 0644) : -ENOMEM;
-}
-
 static int add_modules(struct bundle *nb)
 {
-	const char *kver = nb->b->kernel_version;
-	_cleanup_free_ char *kdir = strdupf("/lib/modules/%s", kver), *dep_rel = NULL, *builtin_rel = NULL;
-	_cleanup_free_ char *dep = NULL, *builtin = NULL;
-	size_t dep_len = 0, builtin_len = 0;
-	if (!kdir || !(dep_rel = strdupf("%s/modules.dep", kdir)) || !(builtin_rel = strdupf("%s/modules.builtin", kdir)))
-		return -ENOMEM;
-	_cleanup_close_ int fd = tree_open(nb->b, dep_rel, O_RDONLY | O_NONBLOCK, 0);
-	int r = fd < 0 ? fd : read_fd(fd, MODULES_DEP_MAX, &dep, &dep_len);
-	if (r < 0)
-		return log_errno(r, "cannot read '%s' in the image", dep_rel);
-	close(fd);
-	fd = tree_open(nb->b, builtin_rel, O_RDONLY | O_NONBLOCK, 0);
-	r = fd < 0 ? (fd == -ENOENT ? 0 : fd) : read_fd(fd, MODULES_DEP_MAX, &builtin, &builtin_len);
-	if (r < 0)
-		return log_errno(r, "cannot read '%s' in the image", builtin_rel);
-	for (size_t i = 0; i < dep_len; i++)
-		if (dep[i] == '\n')
-			dep[i] = '\0';
-	for (size_t i = 0; i < builtin_len; i++)
-		if (builtin[i] == '\n')
-			builtin[i] = '\0';
-	struct modules_dep md = { kver, kdir, dep, builtin, dep_len, builtin_len };
-	r = add_module_set(nb, &md, netboot_modules, ARRAY_SIZE(netboot_modules), "order",
-			   "a network boot mounts its live root, or the installed disk's ESP, with it");
+	struct modules_dep md;
+	int r = modules_dep_load(nb->b, &md);
 	if (r == 0)
-		r = add_module_set(nb, &md, efi_modules, ARRAY_SIZE(efi_modules), "order.efi",
-				   "the network install makes the installed disk's UEFI boot entry with it");
+		r = initramfs_modules(&nb->ir, &md, netboot_modules, ARRAY_SIZE(netboot_modules), "order",
+				      "a network boot mounts its live root, or the installed disk's ESP, with it");
+	if (r == 0)
+		r = initramfs_modules(&nb->ir, &md, efi_modules, ARRAY_SIZE(efi_modules), "order.efi",
+				      "the network install makes the installed disk's UEFI boot entry with it");
+	modules_dep_free(&md);
 	return r;
 }
 
@@ -350,24 +176,18 @@ static int add_script(struct bundle *nb)
 		"\tpmoves_netboot --mount \"${rootmnt}\" || panic \"pmoves: the network boot stopped (above)\"\n"
 		"}\n",
 		nb->ldso);
-	return text ? cpio_data(nb, "scripts/pmoves", text, strlen(text), 0644) : -ENOMEM;
+	return text ? initramfs_data(&nb->ir, "scripts/pmoves", text, strlen(text), 0644) : -ENOMEM;
 }
 
 static int write_cpio(struct bundle *nb)
 {
 	_cleanup_free_ char *path = strdupf("%s/netboot.cpio", nb->dir);
-	if (!path || !(nb->a = archive_write_new()))
+	if (!path)
 		return -ENOMEM;
-	int r = 0;
-	if (archive_write_set_format_cpio_newc(nb->a) != ARCHIVE_OK ||
-	    archive_write_set_bytes_in_last_block(nb->a, 1) != ARCHIVE_OK ||
-	    archive_write_open_filename(nb->a, path) != ARCHIVE_OK) {
-		log_error("cannot create '%s': %s", path, archive_error_string(nb->a));
-		r = -EIO;
-	}
+	int r = initramfs_open(&nb->ir, nb->b, path, "pmoves/modules");
 	static const char *const dirs[] = { "scripts", "pmoves", "pmoves/bin", "pmoves/lib", "pmoves/modules" };
 	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(dirs); i++)
-		r = cpio_dir(nb, dirs[i]);
+		r = initramfs_dir(&nb->ir, dirs[i]);
 	if (r == 0)
 		r = add_firstboot(nb);
 	if (r == 0)
@@ -379,16 +199,10 @@ static int write_cpio(struct bundle *nb)
 		int fd = tree_open(nb->b, CA_BUNDLE, O_RDONLY | O_NONBLOCK, 0);
 		if (fd >= 0) {
 			close(fd);
-			r = cpio_tree_file(nb, CA_BUNDLE, "pmoves/ca-certificates.crt", 0644);
+			r = initramfs_tree_file(&nb->ir, CA_BUNDLE, "pmoves/ca-certificates.crt", 0644);
 		}
 	}
-	if (archive_write_close(nb->a) != ARCHIVE_OK && r == 0) {
-		log_error("cannot write '%s': %s", path, archive_error_string(nb->a));
-		r = -EIO;
-	}
-	archive_write_free(nb->a);
-	nb->a = NULL;
-	return r;
+	return nb->ir.a ? initramfs_close(&nb->ir, r) : r;
 }
 
 /* ---- the other files ---- */
@@ -597,7 +411,6 @@ static int pxe_write(struct build *b, const struct output_ctx *o)
 	if (r == 0)
 		r = write_dnsmasq(&nb);
 	free(nb.ldso);
-	strv_free(nb.modules);
 	if (r < 0)
 		return r;
 	static const char *const files[] = { "boot.ipxe",	"vmlinuz",    "initrd.img", "netboot.cpio",

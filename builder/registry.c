@@ -16,7 +16,8 @@
 #define BOOT_LOADERS(X)     \
 	X(boot_systemd_boot) \
 	X(boot_raspi) \
-	X(boot_extlinux)
+	X(boot_extlinux) \
+	X(boot_direct)
 
 #define OUTPUTS(X) \
 	X(out_raw)     \
@@ -24,7 +25,8 @@
 	X(out_zst)     \
 	X(out_xz)      \
 	X(out_qcow2)   \
-	X(out_pxe)
+	X(out_pxe)     \
+	X(out_microvm)
 
 /* Each list: the records' declarations, then the table of their addresses. */
 #define DECLARE(rec) extern const struct RECORD rec;

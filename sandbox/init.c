@@ -1,5 +1,6 @@
 /* pmoves-sandbox-init: PID 1 of a sandbox's initramfs. It loads the modules the guest kernel
- * needs for its disks and network (/lib/pmoves-sandbox/modules, one path a line, in order),
+ * needs for its disks and network (the files /lib/pmoves-sandbox/modules names, a line each, in
+ * order),
  * mounts the root filesystem (/dev/vda, the sandbox's throw-away copy) read-write, reads the
  * request from the I/O disk (/dev/vdb, sbx-io.h), runs the command chrooted in the root with
  * its output going to the I/O disk, writes the result and ends the VM. No systemd, no shell:
@@ -35,7 +36,7 @@
 #include "sbx-io.h"
 
 #define ROOT "/newroot"
-#define MODULES "/lib/pmoves-sandbox/modules"
+#define MODULE_DIR "/lib/pmoves-sandbox"
 
 static int io_fd = -1;
 static uint64_t io_size;
@@ -100,15 +101,16 @@ static __attribute__((noreturn)) void fail(void)
 
 static void load_modules(void)
 {
-	FILE *f = fopen(MODULES, "re");
+	FILE *f = fopen(MODULE_DIR "/modules", "re");
 	if (!f)
 		return;
-	char line[512];
+	char line[256], path[300];
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = 0;
-		if (!line[0])
+		if (!line[0] || strchr(line, '/'))
 			continue;
-		int fd = open(line, O_RDONLY | O_CLOEXEC);
+		snprintf(path, sizeof(path), MODULE_DIR "/%s", line);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST))
 			dprintf(2, "pmoves-sandbox-init: module %s: %s\n", line, strerror(errno));
 		if (fd >= 0)

@@ -29,6 +29,7 @@ libefivar-dev      # EFI variables (the efiboot step)
 libefiboot-dev     # EFI load options (the efiboot step)
 libzstd-dev        # the output "zst" (multithreaded zstd); flash and the network install read .zst images
 liblzma-dev        # the output "xz" (multithreaded xz); flash reads .xz images
+liblz4-dev         # the output "microvm": vmlinux out of an LZ4-compressed bzImage (Debian's 6.1)
 mmdebstrap         # the rootfs source "mmdebstrap"
 e2fsprogs          # mke2fs -d, resize2fs (growfs), debugfs in tests
 dosfstools         # mkfs.vfat
@@ -58,7 +59,7 @@ gnupg              # signed apt repositories in tests; the steps check keys with
 openssh-client     # ssh-keygen in tests
 dpkg-dev           # dpkg-scanpackages: stand-in apt repositories in tests
 nftables           # gateway and service firewall tests; pmoves-sandbox net-up
-busybox-static     # sandbox.t: the test guest's root and its initramfs archive
+busybox-static     # sandbox.t: cpio, to read the sandbox guest's initramfs
 dnsmasq-base       # gateway tests: the LAN's DHCP and DNS
 valgrind           # test-profile runs a failing build under it
 clang              # make CC=clang check; make fuzz builds the libFuzzer harnesses with it

@@ -1,24 +1,21 @@
 #!/bin/bash
-# pmoves-sandbox with its QEMU backend, for real on this host (TCG): a microVM per task, its
-# output and exit status back, nothing of it left on disk, both audit lines, its time to live,
-# and its network: the "Internet" (a network namespace the test makes, reached through the
-# uplink) yes; a LAN address, the host's own services and a tailnet address no. The launcher
-# runs in a network namespace of its own (the "host"), so nothing here touches this machine's
-# network.
-#
-# The guest: Debian's cloud kernel (its package, downloaded with apt and cached) booting
-# build/pmoves-sandbox-init from an initramfs with the virtio modules, and a root of
-# busybox-static's busybox. The guest pmoves-image builds (profiles/sandbox-guest.json) is
-# not made here yet.
+# pmoves-sandbox with its QEMU backend, for real on this host (TCG), booting the guest
+# pmoves-image builds from profiles/sandbox-guest.json (its output "microvm": the root
+# filesystem, the kernel, vmlinux, the initramfs with pmoves-sandbox-init): a microVM per task,
+# its output and exit status back, nothing of it left on disk, both audit lines, its time to
+# live, and its network: the "Internet" (a network namespace the test makes, reached through
+# the uplink) yes; a LAN address, the host's own services and a tailnet address no. The
+# launcher runs in a network namespace of its own (the "host"), so nothing here touches this
+# machine's network.
 . "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || skip_all "needs root: the launcher makes taps and the test network namespaces"
 [ "$(uname -m)" = x86_64 ] || skip_all "the test guest's kernel is Debian's amd64 one"
-for p in qemu-system-x86_64 busybox ip nft apt-get dpkg-deb mke2fs python3 setpriv; do
+for p in qemu-system-x86_64 busybox ip nft e2fsck python3 setpriv; do
 	command -v $p >/dev/null || skip_all "$p is not installed (make deps)"
 done
 SBX=$BUILD/pmoves-sandbox
-[ -x "$SBX" ] && [ -x "$BUILD/pmoves-sandbox-init" ] || skip_all "build pmoves-sandbox first (make)"
+[ -x "$SBX" ] && [ -x "$BUILD/target/x86_64/pmoves-sandbox-init" ] || skip_all "build pmoves-sandbox first (make)"
 
 T=$(mktemp -d /tmp/pmoves-sandbox-test.XXXXXX)
 chmod 711 "$T" # the VMM runs as the sandbox user: it reads the kernel and initramfs from here
@@ -32,40 +29,44 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 29
+plan 35
 
-# ---- the test guest ----
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/pmoves-image/test-sandbox
-mkdir -p "$CACHE"
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-deb=$(ls "$CACHE"/"$kpkg"_*.deb 2>/dev/null | head -1)
-if [ -n "$kpkg" ] && [ -z "$deb" ]; then
-	(cd "$CACHE" && apt-get download "$kpkg" >/dev/null 2>&1)
-	deb=$(ls "$CACHE"/"$kpkg"_*.deb 2>/dev/null | head -1)
-fi
-[ -n "$deb" ] || { echo "Bail out! cannot download Debian's cloud kernel ($kpkg) with apt-get"; exit 1; }
-mkdir -p "$T/k" "$T/initrd/lib/pmoves-sandbox/ko" "$T/root/bin" "$T/root/etc" "$T/root/tmp"
-dpkg-deb -x "$deb" "$T/k"
-cp "$T"/k/boot/vmlinuz-* "$T/vmlinuz"
-cp "$BUILD/pmoves-sandbox-init" "$T/initrd/init"
-for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio drivers/block/virtio_blk \
-	net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
-	cp "$T"/k/lib/modules/*/kernel/$m.ko "$T/initrd/lib/pmoves-sandbox/ko/"
-	echo "/lib/pmoves-sandbox/ko/${m##*/}.ko" >> "$T/initrd/lib/pmoves-sandbox/modules"
-done
-(cd "$T/initrd" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$T/initrd.img")
-cp "$(command -v busybox)" "$T/root/bin/busybox"
-for a in sh echo cat uname ls nc grep printf sleep id touch test; do ln -s busybox "$T/root/bin/$a"; done
-mke2fs -q -F -t ext4 -d "$T/root" -L root "$T/rootfs.ext4" 32M >/dev/null
-root_sum=$(sha256sum < "$T/rootfs.ext4")
+# ---- the guest, built ----
+"$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
+ok $? "pmoves-image builds the sandbox-guest profile" || { tail -20 "$T/build.log" | sed 's/^/# /'; exit 1; }
+G=$T/sandbox-guest/sandbox-guest.microvm
+chmod 755 "$T/sandbox-guest" # the VMM, as the sandbox user, reads the kernel and initramfs
+(cd "$T/sandbox-guest" && sha256sum -c --quiet SHA256SUMS) && python3 - "$T/sandbox-guest/manifest.json" <<'PYEOF2'
+import json, sys
+m = json.load(open(sys.argv[1]))
+files = {a["file"] for a in m["artifacts"] if a["kind"] == "microvm"}
+want = {"sandbox-guest.microvm/" + f for f in ("rootfs.ext4", "vmlinuz", "vmlinux", "initrd.img")}
+assert files == want, files
+PYEOF2
+ok $? "output microvm: root filesystem, kernel, vmlinux, initramfs, in the manifest with their SHA-256s"
+python3 -c 'import sys; h = open(sys.argv[1], "rb").read(64)
+sys.exit(not (h[:5] == b"\x7fELF\x02" and int.from_bytes(h[18:20], "little") == 62 and int.from_bytes(h[16:18], "little") == 2))' "$G/vmlinux"
+ok $? "vmlinux is the kernel uncompressed: an x86_64 ELF file, as Firecracker boots it"
+e2fsck -fn "$G/rootfs.ext4" >/dev/null 2>&1; ok $? "rootfs.ext4 is a clean ext4 filesystem"
+busybox cpio -i --to-stdout lib/pmoves-sandbox/modules < "$G/initrd.img" 2>/dev/null > "$T/modules"
+busybox cpio -t < "$G/initrd.img" 2>/dev/null | grep -qx init && grep -qx virtio_mmio.ko "$T/modules" &&
+	grep -qx virtio_blk.ko "$T/modules" && grep -qx virtio_net.ko "$T/modules" &&
+	[ "$(grep -n . "$T/modules" | grep -m1 'virtio.ko$' | cut -d: -f1)" -lt "$(grep -n . "$T/modules" | grep virtio_mmio.ko | cut -d: -f1)" ]
+ok $? "the initramfs has pmoves-sandbox-init as /init and the virtio modules, what they need first" ||
+	sed 's/^/# /' "$T/modules"
+echo '{"name": "sg-raw", "extends": "sandbox-guest", "outputs": ["raw"]}' > "$T/sg-raw.json"
+out=$("$PMOVES_IMAGE" validate "$T/sg-raw.json" 2>&1); rc=$?
+[ $rc != 0 ] && echo "$out" | grep -q ".boot.loader: boot loader 'direct' puts none on the disk"
+ok $? "a profile with boot loader 'direct' but no output 'microvm' is refused, saying why" || echo "$out" | sed 's/^/# /'
+root_sum=$(sha256sum < "$G/rootfs.ext4")
 
 id pmoves-sandbox >/dev/null 2>&1 ||
 	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin pmoves-sandbox
 mkdir -p "$T/state" && mount -t tmpfs -o mode=0711 tmpfs "$T/state"
 AUDIT=$T/log/audit.log
 cat > "$T/cfg.json" <<EOF
-{"backend": "qemu", "accel": "tcg", "kernel": "$T/vmlinuz", "initrd": "$T/initrd.img",
- "rootfs": "$T/rootfs.ext4", "state_dir": "$T/state", "audit_log": "$AUDIT", "bridge": "sbx0",
+{"backend": "qemu", "accel": "tcg", "kernel": "$G/vmlinuz", "initrd": "$G/initrd.img",
+ "rootfs": "$G/rootfs.ext4", "state_dir": "$T/state", "audit_log": "$AUDIT", "bridge": "sbx0",
  "subnet": "10.77.0.0/24"}
 EOF
 # Every run in the "host" namespace.
@@ -120,7 +121,7 @@ ok $? "the audit log has the create line: id, the spec's sha256, the backend"
 grep -Eq " destroy id=$id spec=$spec_sum start=[0-9T:.-]+Z end=[0-9T:.-]+Z status=exited:7 bytes_discarded=[1-9][0-9]*\$" "$AUDIT"
 ok $? "... and the destroy line: start, end, status, bytes discarded" || tail -2 "$AUDIT" | sed 's/^/# /'
 [ -z "$(left)" ]; ok $? "nothing of the sandbox is left in the state directory" || left | sed 's/^/# /'
-is "$(sha256sum < "$T/rootfs.ext4")" "$root_sum" "the guest's root image is unchanged: the task wrote to its copy"
+is "$(sha256sum < "$G/rootfs.ext4")" "$root_sum" "the guest's root image is unchanged: the task wrote to its copy"
 echo '{"network": false, "command": ["sh", "-c", "test -e /written-by-task && echo still-there || echo gone"]}' > "$T/again.json"
 is "$(sbx run "$T/again.json" 2>/dev/null)" "gone" "the next sandbox starts from the image, not from what the last one wrote"
 is "$(stat -c '%U %a' "$AUDIT")" "root 640" "the audit log is root's, mode 640"
@@ -161,10 +162,9 @@ ok $? "... audited as expired, nothing left"
 # ---- the network ----
 check "net-up makes the bridge and the firewall" sbx net-up
 check "... the table is loaded" ip netns exec $H nft list table inet pmoves_sandbox
-# busybox's static wget crashes in a root without NSS files: nc speaks the HTTP.
 cat > "$T/net.json" <<'EOF'
 {"ttl_s": 120, "command": ["sh", "-c",
- "for u in 198.51.100.1 192.168.77.1 10.77.0.1 198.51.100.2 100.100.7.1; do a=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $u 8080 2>/dev/null | grep answer-from); echo \"$u ${a:-unreachable}\"; done"]}
+ "for u in 198.51.100.1 192.168.77.1 10.77.0.1 198.51.100.2 100.100.7.1; do echo \"$u $(curl -sf --max-time 3 http://$u:8080/ || echo unreachable)\"; done"]}
 EOF
 out=$(sbx run "$T/net.json" 2>"$T/net.err"); rc=$?
 printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W"; ok $? "a sandbox reaches the Internet through the uplink" ||
