@@ -56,9 +56,11 @@ BUILDER_LIB_OBJ := $(filter-out $(BUILD)/builder/main.o,$(BUILDER_OBJ))
 FIRSTBOOT_OBJ := $(FIRSTBOOT_SRC:%.c=$(BUILD)/%.o)
 FIRSTBOOT_LIB_OBJ := $(filter-out $(BUILD)/firstboot/main.o,$(FIRSTBOOT_OBJ))
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
+SANDBOX_LIB_OBJ := $(filter-out $(BUILD)/sandbox/main.o,$(SANDBOX_OBJ))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
-# tests/test-fb-*.c test pmoves-firstboot; the others pmoves-image.
+# tests/test-fb-*.c test pmoves-firstboot, tests/test-sbx-*.c pmoves-sandbox; the others pmoves-image.
 FB_TEST_BIN := $(filter $(BUILD)/tests/test-fb-%,$(TEST_BIN))
+SBX_TEST_BIN := $(filter $(BUILD)/tests/test-sbx-%,$(TEST_BIN))
 # Fuzz harnesses tests/fuzz/NAME.c (docs/fuzzing.md): fb-* exercise pmoves-firstboot, the
 # others pmoves-image. `make check` replays each one's corpus tests/fuzz/NAME/ with our own
 # driver (tests/fuzz/replay.c) as $(BUILD)/tests/fuzz-replay-NAME.t; `make fuzz` builds them
@@ -184,7 +186,12 @@ $(FB_TEST_BIN): $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libfirstboot.a $
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(SBX_TEST_BIN): $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(SANDBOX_LIB_OBJ) $(BUILD)/libpmoves.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/%.o: CPPFLAGS += -Itests
+$(BUILD)/tests/test-sbx-%.o: CPPFLAGS += -Isandbox
 $(BUILD)/tests/test-fb-%.o: CPPFLAGS += -Ifirstboot
 $(BUILD)/tests/fuzz/fb-%.o: CPPFLAGS += -Ifirstboot
 

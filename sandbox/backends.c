@@ -4,7 +4,9 @@
 #include "sbx.h"
 #include "util.h"
 
+/* "auto" takes the first that can run here: Firecracker where KVM works and it is installed. */
 static const struct sbx_backend *const backends[] = {
+	&sbx_backend_firecracker,
 	&sbx_backend_qemu,
 };
 

@@ -16,6 +16,10 @@ static int parse(const char *path, size_t max, json_object **ret, char **ret_tex
 	_cleanup_free_ char *buf = NULL;
 	size_t len;
 	int r = read_file(path, max, &buf, &len);
+	if (r == -EFBIG) {
+		log_error("%s: larger than %zu KiB", path, max >> 10);
+		return -EINVAL;
+	}
 	if (r < 0)
 		return log_errno(r, "%s", path);
 	json_tokener *tok = json_tokener_new();
@@ -106,7 +110,7 @@ static int check(struct sbx_config *c, const char *where, char *subnet)
 	if (!STREQ(c->accel, "auto") && !STREQ(c->accel, "kvm") && !STREQ(c->accel, "tcg"))
 		return bad(where, "accel", "must be \"auto\", \"kvm\" or \"tcg\"");
 	if (!STREQ(c->backend, "auto") && !sbx_backend_find(c->backend))
-		return bad(where, "backend", "names no backend (auto, qemu)");
+		return bad(where, "backend", "names no backend (auto, firecracker, qemu)");
 	if (!valid_name(c->user, 32))
 		return bad(where, "user", "must be a user name");
 	/* Interface names: at most 15 bytes; the bridge's leaves room for nothing more. */
@@ -131,7 +135,7 @@ static int check(struct sbx_config *c, const char *where, char *subnet)
 
 int sbx_config_load(const char *path, struct sbx_config *c)
 {
-	static const char *const keys[] = { "backend", "accel", "kernel", "vmlinux", "initrd", "rootfs", "state_dir",
+	static const char *const keys[] = { "backend", "accel", "firecracker", "jailer", "kernel", "vmlinux", "initrd", "rootfs", "state_dir",
 					    "audit_log", "user", "bridge", "subnet", "uplink", "dns", "output_max", NULL };
 	*c = (struct sbx_config){ .output_max = 1u << 20 };
 	json_object *o = NULL;
@@ -145,6 +149,8 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 	uint64_t out = c->output_max;
 	if (o && ((r = unknown_keys(path, o, keys)) < 0 || (r = get_string(path, o, "backend", false, &c->backend)) < 0 ||
 		  (r = get_string(path, o, "accel", false, &c->accel)) < 0 ||
+		  (r = get_string(path, o, "firecracker", true, &c->firecracker)) < 0 ||
+		  (r = get_string(path, o, "jailer", true, &c->jailer)) < 0 ||
 		  (r = get_string(path, o, "kernel", true, &c->kernel)) < 0 ||
 		  (r = get_string(path, o, "vmlinux", true, &c->vmlinux)) < 0 ||
 		  (r = get_string(path, o, "initrd", true, &c->initrd)) < 0 ||
@@ -160,6 +166,8 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 		goto out;
 	c->output_max = out;
 	if ((r = dup_default(&c->backend, "auto")) < 0 || (r = dup_default(&c->accel, "auto")) < 0 ||
+	    (r = dup_default(&c->firecracker, "/usr/bin/firecracker")) < 0 ||
+	    (r = dup_default(&c->jailer, "/usr/bin/jailer")) < 0 ||
 	    (r = dup_default(&c->kernel, "/usr/lib/pmoves/sandbox/vmlinuz")) < 0 ||
 	    (r = dup_default(&c->vmlinux, "/usr/lib/pmoves/sandbox/vmlinux")) < 0 ||
 	    (r = dup_default(&c->initrd, "/usr/lib/pmoves/sandbox/initrd.img")) < 0 ||
@@ -177,7 +185,7 @@ out:
 
 void sbx_config_free(struct sbx_config *c)
 {
-	char **all[] = { &c->backend, &c->accel, &c->kernel, &c->vmlinux, &c->initrd, &c->rootfs, &c->state_dir,
+	char **all[] = { &c->backend, &c->accel, &c->firecracker, &c->jailer, &c->kernel, &c->vmlinux, &c->initrd, &c->rootfs, &c->state_dir,
 			 &c->audit_log, &c->user, &c->bridge, &c->uplink, &c->dns };
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++) {
 		free(*all[i]);

@@ -195,7 +195,7 @@ static int take_address(struct sbx *s)
 	return -EADDRINUSE;
 }
 
-int sbx_net_attach(struct sbx *s)
+int sbx_net_attach(struct sbx *s, bool named)
 {
 	const struct sbx_config *c = s->cfg;
 	int r = take_address(s);
@@ -208,13 +208,17 @@ int sbx_net_attach(struct sbx *s)
 		return log_errno(-errno, "/dev/net/tun");
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	snprintf(ifr.ifr_name, IFNAMSIZ, "sbx%.12s", s->id + 4);
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
+	    (named && (ioctl(fd, TUNSETOWNER, (unsigned long)s->uid) < 0 || ioctl(fd, TUNSETPERSIST, 1UL) < 0))) {
 		r = log_errno(-errno, "making tap %s", ifr.ifr_name);
 		close(fd);
 		return r;
 	}
-	s->tap_fd = fd;
 	snprintf(s->tap, sizeof(s->tap), "%s", ifr.ifr_name);
+	if (named)
+		close(fd);
+	else
+		s->tap_fd = fd;
 	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return log_errno(-errno, "socket");
@@ -242,11 +246,31 @@ int sbx_net_attach(struct sbx *s)
 	return r;
 }
 
-void sbx_net_detach(struct sbx *s)
+void sbx_net_handed_over(struct sbx *s)
 {
 	if (s->tap_fd >= 0)
 		close(s->tap_fd);
 	s->tap_fd = -1;
+}
+
+/* A persistent tap goes when it is told to: opened by its name and made not persistent. */
+static void remove_named_tap(const char *name)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 0UL) < 0)
+		log_errno(-errno, "removing tap %s", name);
+	if (fd >= 0)
+		close(fd);
+}
+
+void sbx_net_detach(struct sbx *s)
+{
+	if (s->tap_fd < 0 && s->tap[0])
+		remove_named_tap(s->tap);
+	s->tap[0] = 0;
+	sbx_net_handed_over(s);
 	if (s->addr_lock >= 0)
 		close(s->addr_lock); /* the lock file stays: it is a slot, not a sandbox's data */
 	s->addr_lock = -1;

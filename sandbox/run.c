@@ -1,7 +1,7 @@
 /* A sandbox's life: made on a tmpfs, audited, run under its backend's VMM as the sandbox user
  * for at most its time to live, read, wiped, audited again. Nothing of it outlives it but two
  * lines in the audit log. */
-#include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -113,7 +113,7 @@ static int make_io(const struct sbx *s, const struct sbx_backend *b)
 		r = add(req, &len, "arg=", *a);
 	if (r == 0)
 		r = add(req, &len, "halt=", b->halt);
-	if (r == 0 && s->tap_fd >= 0) {
+	if (r == 0 && s->tap[0]) {
 		r = add(req, &len, "addr=", s->addr);
 		if (r == 0)
 			r = add(req, &len, "gw=", s->gw);
@@ -160,19 +160,33 @@ static enum end wait_vmm(pid_t pid, unsigned ttl_s, int *ret_status, int *ret_si
 	}
 }
 
+/* What the sandbox's files take, each file once however many links it has (a jail links the
+ * disks): the bytes its destruction discards. */
+static uint64_t discard_bytes;
+static struct { dev_t dev; ino_t ino; } discard_seen[64];
+static size_t discard_n;
+
+static int discard_count(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path, (void)ftw;
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	if (st->st_nlink > 1) {
+		for (size_t i = 0; i < discard_n; i++)
+			if (discard_seen[i].dev == st->st_dev && discard_seen[i].ino == st->st_ino)
+				return 0;
+		if (discard_n < ARRAY_SIZE(discard_seen))
+			discard_seen[discard_n].dev = st->st_dev, discard_seen[discard_n++].ino = st->st_ino;
+	}
+	discard_bytes += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
 static uint64_t dir_bytes(const char *path)
 {
-	uint64_t sum = 0;
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	struct dirent *e;
-	struct stat st;
-	while ((e = readdir(d)))
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			sum += (uint64_t)st.st_blocks * 512;
-	closedir(d);
-	return sum;
+	discard_bytes = 0, discard_n = 0;
+	nftw(path, discard_count, 16, FTW_PHYS | FTW_MOUNT);
+	return discard_bytes;
 }
 
 /* The end of a file, for an error message: what the VMM or the guest's console said last. */
@@ -220,7 +234,7 @@ static int read_result(const struct sbx *s, struct result *res)
 	return 0;
 }
 
-static pid_t start_vmm(const struct sbx *s, char **argv, int log_fd, const sigset_t *old)
+static pid_t start_vmm(const struct sbx *s, const struct sbx_backend *b, char **argv, int log_fd, const sigset_t *old)
 {
 	pid_t pid = fork();
 	if (pid != 0)
@@ -230,8 +244,9 @@ static pid_t start_vmm(const struct sbx *s, char **argv, int log_fd, const sigse
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || setsid() < 0 || null < 0 || dup2(null, 0) < 0 ||
 	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
 	    (s->tap_fd >= 0 && fcntl(s->tap_fd, F_SETFD, 0) < 0) ||
-	    setgroups(s->kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0 ||
-	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || chdir(s->dir) < 0 || sigprocmask(SIG_SETMASK, old, NULL) < 0) {
+	    (!b->drops_privileges && (setgroups(s->kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setgid(s->gid) < 0 ||
+				      setuid(s->uid) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)) ||
+	    chdir(s->dir) < 0 || sigprocmask(SIG_SETMASK, old, NULL) < 0) {
 		dprintf(log_fd, "pmoves-sandbox: setting up the VMM: %s\n", strerror(errno));
 		_exit(SBX_EXIT_FAILED);
 	}
@@ -351,15 +366,16 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, const cha
 	audited = true;
 	log_info("%s: creating (%s, %u vCPU, %u MiB, %u s to live)", s.id, b->name, spec->vcpus, spec->memory_mib,
 		 spec->ttl_s);
-	if (copy_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s) < 0) || make_io(&s, b) < 0 ||
-	    make_file(&s, vmm_log, &log_fd) < 0 || b->argv(&s, &argv) < 0)
+	if (copy_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s, b->named_tap) < 0) ||
+	    make_io(&s, b) < 0 || make_file(&s, vmm_log, &log_fd) < 0 || (b->prepare && b->prepare(&s) < 0) ||
+	    b->argv(&s, &argv) < 0)
 		goto out;
-	pid = start_vmm(&s, argv, log_fd, &old);
+	pid = start_vmm(&s, b, argv, log_fd, &old);
 	if (pid < 0) {
 		log_errno(-errno, "fork");
 		goto out;
 	}
-	sbx_net_detach(&s); /* the VMM holds the tap now; our copy would keep it after the VMM */
+	sbx_net_handed_over(&s); /* the VMM holds the tap now; our copy would keep it after the VMM */
 	how = wait_vmm(pid, spec->ttl_s, &status, &sig);
 	if (how == END_EXPIRED) {
 		what = "expired", code = SBX_EXIT_EXPIRED;
@@ -389,6 +405,8 @@ out:;
 	if (log_fd >= 0)
 		close(log_fd);
 	sbx_net_detach(&s);
+	if (made && b->cleanup)
+		b->cleanup(&s);
 	if (made) {
 		discarded = s.dir ? dir_bytes(s.dir) : 0;
 		if (rm_rf(s.dir) < 0)
@@ -423,7 +441,7 @@ out:;
 		log_info("%s: destroyed after %.1f s: %s, exit code %d, %" PRIu64 " bytes discarded", s.id, secs, what, code,
 			 discarded);
 	free(res.out);
-	free(s.dir), free(s.root), free(s.io), free(s.console);
+	free(s.dir), free(s.root), free(s.io), free(s.console), free(s.jail);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return code;
 }

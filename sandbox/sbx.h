@@ -11,6 +11,8 @@
 struct sbx_config {
 	char *backend;    /* "auto", or a backend's name */
 	char *accel;      /* qemu: "auto", "kvm" or "tcg" */
+	char *firecracker; /* Firecracker and its jailer, for the backend "firecracker" */
+	char *jailer;
 	char *kernel;     /* the guest kernel as QEMU boots it (bzImage, Image) */
 	char *vmlinux;    /* the same kernel uncompressed, as Firecracker boots it on x86_64 */
 	char *initrd;     /* pmoves-sandbox-init and the guest's modules */
@@ -47,7 +49,8 @@ struct sbx {
 	char *console;     /* DIR/console.log */
 	uid_t uid;
 	gid_t gid, kvm_gid;
-	int tap_fd;        /* -1 without network */
+	char *jail;        /* the backend's chroot for the VMM, or NULL */
+	int tap_fd;        /* -1 without network, or with a named tap */
 	char tap[16];
 	char mac[18];
 	char addr[20], gw[16]; /* the guest's address with its prefix, and its gateway */
@@ -60,10 +63,20 @@ struct sbx_backend {
 	const char *(*unusable)(const struct sbx_config *cfg);
 	/* The halt= the guest ends with. */
 	const char *halt;
-	/* argv for the VMM (malloc'd strings); FDS: the descriptors it must inherit. */
+	/* The VMM opens the tap by its name (a persistent tap the sandbox user owns), rather than
+	 * inheriting the launcher's descriptor. */
+	bool named_tap;
+	/* The VMM is started as root and drops to the sandbox user itself (a jailer). */
+	bool drops_privileges;
+	/* Optional: lay out what the VMM needs (its chroot) once the disks are made. */
+	int (*prepare)(struct sbx *s);
+	/* argv for the VMM (malloc'd strings). */
 	int (*argv)(const struct sbx *s, char ***ret_argv);
+	/* Optional: remove what the VMM left outside the sandbox's directory (a cgroup). */
+	void (*cleanup)(const struct sbx *s);
 };
 
+extern const struct sbx_backend sbx_backend_firecracker;
 extern const struct sbx_backend sbx_backend_qemu;
 
 const struct sbx_backend *sbx_backend_find(const char *name);
@@ -79,9 +92,13 @@ void sbx_spec_free(struct sbx_spec *s);
 /* net.c */
 int sbx_net_up(const struct sbx_config *cfg);
 int sbx_net_down(const struct sbx_config *cfg);
-/* A tap on the bridge for S and an address: fills tap_fd, tap, mac, addr, gw, addr_lock. */
-int sbx_net_attach(struct sbx *s);
+/* A tap on the bridge for S and an address: fills tap_fd, tap, mac, addr, gw, addr_lock. NAMED:
+ * a persistent tap the sandbox user owns, opened by its name (tap_fd stays -1), removed by
+ * sbx_net_detach. */
+int sbx_net_attach(struct sbx *s, bool named);
 void sbx_net_detach(struct sbx *s);
+/* Let go of the launcher's descriptor of an inherited tap (the VMM has it). */
+void sbx_net_handed_over(struct sbx *s);
 /* The nftables table net-up loads, for UPLINK. */
 char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink);
 

@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 35
+plan 41
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -173,5 +173,42 @@ printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"; ok $? "... not a LAN
 printf '%s\n' "$out" | grep -qx "10.77.0.1 unreachable" && printf '%s\n' "$out" | grep -qx "198.51.100.2 unreachable"
 ok $? "... not the host's own services (on the bridge's address or the uplink's)"
 printf '%s\n' "$out" | grep -qx "100.100.7.1 unreachable"; ok $? "... not the tailnet, though a route leads there"
+# ---- Firecracker, through a stand-in ----
+# Neither Firecracker nor its jailer can be installed here: the stand-in takes the jailer's
+# command line and the VM config, checks them against Firecracker v1.16.1's jailer.md and API
+# definitions, and boots the same VM with QEMU (tests/fixtures/standins/firecracker-jailer.py).
+printf '#!/bin/sh\necho "stand-in firecracker: only the jailer stand-in runs the VM" >&2\nexit 1\n' > "$T/firecracker"
+chmod 755 "$T/firecracker"
+sed -e "s|\"backend\": \"qemu\"|\"backend\": \"firecracker\", \"firecracker\": \"$T/firecracker\", \"jailer\": \"$TOP/tests/fixtures/standins/firecracker-jailer.py\", \"vmlinux\": \"$G/vmlinux\"|" \
+	"$T/cfg.json" > "$T/cfg-fc.json"
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	skip 6 "/dev/kvm does not open here: the firecracker backend needs it"
+else
+	out=$(STANDIN_LOG=$T/fc.log ip netns exec $H "$SBX" -c "$T/cfg-fc.json" run "$T/net.json" 2>"$T/fc.err"); rc=$?
+	is "$rc" 0 "firecracker backend: the task runs (through the stand-in) and exits 0" || sed 's/^/# /' "$T/fc.err"
+	printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W" && printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"
+	ok $? "... its output comes back: the Internet reached by the named tap, the LAN not" || printf '%s\n' "$out" | sed 's/^/# /'
+	python3 - "$T/fc.log" "$(id -u pmoves-sandbox)" <<'PYEOF2'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+j, c = r["jailer"], r["config"]
+assert r["checked"] == "ok", r
+assert j["cgroup-version"] == "2" and j["uid"] == sys.argv[2] and j["id"].startswith("sbx-"), j
+assert r["firecracker"] == ["--no-api", "--config-file", "/vm.json"], r["firecracker"]
+assert c["boot-source"]["kernel_image_path"] == "/vmlinux" and c["boot-source"]["initrd_path"] == "/initrd.img", c
+assert "reboot=k" in c["boot-source"]["boot_args"], c
+assert [d["path_on_host"] for d in c["drives"]] == ["/root.ext4", "/io.img"], c["drives"]
+assert c["network-interfaces"][0]["host_dev_name"].startswith("sbx"), c
+PYEOF2
+	ok $? "... the jailer got cgroup v2 and the sandbox user; the config the vmlinux, the initramfs, root then I/O disk, the tap"
+	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/fc.err")
+	grep -q " create id=$id .* backend=firecracker " "$AUDIT" && grep -q " destroy id=$id .* status=exited:0 " "$AUDIT"
+	ok $? "... both audit lines, backend firecracker"
+	cg=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["cgroup"] or "")' "$T/fc.log")
+	[ -z "$(left)" ] && ! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}' && { [ -z "$cg" ] || [ ! -e "$cg" ]; }
+	ok $? "... nothing left: the jail, its disks, the named tap, the jailer's cgroup${cg:+ ($cg)}"
+	ip netns exec $H "$SBX" -c "$T/cfg-fc.json" backends | grep -q "^firecracker  *usable"
+	ok $? "backends: firecracker usable where its binaries are and /dev/kvm opens"
+fi
 check "net-down removes the bridge and the table" sh -c "ip netns exec $H '$SBX' -c '$T/cfg.json' net-down &&
 	! ip -n $H link show sbx0 2>/dev/null && ! ip netns exec $H nft list table inet pmoves_sandbox 2>/dev/null"

@@ -1,0 +1,169 @@
+/* Firecracker under its jailer (Firecracker v1.16's docs/jailer.md): the jailer, started as
+ * root, makes the chroot STATE_DIR/ID/firecracker/ID/root, a cgroup (v2) of its own, drops to
+ * the sandbox user and starts Firecracker there, which boots from a config file (the API's
+ * resources in one JSON object, --no-api): the uncompressed vmlinux (x86_64), the initramfs,
+ * the root copy and the I/O disk, a named tap. The guest ends the VM by rebooting it
+ * (reboot=k: Firecracker exits on the guest's reset). Needs /dev/kvm. */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "run.h"
+#include "sbx.h"
+#include "util.h"
+
+static const char *unusable(const struct sbx_config *cfg)
+{
+	if (access(cfg->jailer, X_OK) < 0)
+		return "Firecracker's jailer is not installed ('jailer')";
+	if (access(cfg->firecracker, X_OK) < 0)
+		return "Firecracker is not installed ('firecracker')";
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return "/dev/kvm does not open: Firecracker needs KVM";
+	close(fd);
+	if (access(cfg->vmlinux, R_OK) < 0)
+		return "the uncompressed guest kernel ('vmlinux') is not readable";
+	return NULL;
+}
+
+/* FROM into the jail as NAME: a hard link when it is on the same filesystem (the sandbox's
+ * own disks), else a copy, the sandbox user's. */
+static int into_jail(const struct sbx *s, const char *from, const char *name)
+{
+	_cleanup_free_ char *to = strdupf("%s/%s", s->jail, name);
+	if (!to)
+		return -ENOMEM;
+	if (link(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return log_errno(-errno, "linking %s into the jail", from);
+	_cleanup_close_ int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0)
+		return log_errno(-errno, "%s", from);
+	out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (out < 0 || fchown(out, s->uid, s->gid) < 0)
+		return log_errno(-errno, "%s", to);
+	int r = copy_sparse(in, 0, out, 0, (uint64_t)st.st_size);
+	return r < 0 ? log_errno(r, "copying %s into the jail", from) : 0;
+}
+
+static json_object *drive(const char *id, const char *path)
+{
+	json_object *d = json_object_new_object();
+	json_object_object_add(d, "drive_id", json_object_new_string(id));
+	json_object_object_add(d, "path_on_host", json_object_new_string(path));
+	/* Not the root device: Firecracker would add root= to the command line; the
+	 * initramfs mounts the root itself. */
+	json_object_object_add(d, "is_root_device", json_object_new_boolean(false));
+	json_object_object_add(d, "is_read_only", json_object_new_boolean(false));
+	return d;
+}
+
+/* The VM's config, the resources Firecracker's API would take, paths inside the jail. The
+ * root's drive is attached first: the guest's /dev/vda. */
+static char *vm_config(const struct sbx *s)
+{
+	json_object *o = json_object_new_object(), *boot = json_object_new_object(), *mc = json_object_new_object(),
+		    *drives = json_object_new_array(), *nets = json_object_new_array();
+	json_object_object_add(boot, "kernel_image_path", json_object_new_string("/vmlinux"));
+	json_object_object_add(boot, "initrd_path", json_object_new_string("/initrd.img"));
+	json_object_object_add(boot, "boot_args", json_object_new_string("console=ttyS0 reboot=k panic=1 pci=off quiet"));
+	json_object_array_add(drives, drive("root", "/root.ext4"));
+	json_object_array_add(drives, drive("io", "/io.img"));
+	json_object_object_add(mc, "vcpu_count", json_object_new_int((int)s->spec->vcpus));
+	json_object_object_add(mc, "mem_size_mib", json_object_new_int((int)s->spec->memory_mib));
+	json_object_object_add(mc, "smt", json_object_new_boolean(false));
+	if (s->tap[0]) {
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "iface_id", json_object_new_string("eth0"));
+		json_object_object_add(n, "host_dev_name", json_object_new_string(s->tap));
+		json_object_object_add(n, "guest_mac", json_object_new_string(s->mac));
+		json_object_array_add(nets, n);
+	}
+	json_object_object_add(o, "boot-source", boot);
+	json_object_object_add(o, "drives", drives);
+	json_object_object_add(o, "machine-config", mc);
+	json_object_object_add(o, "network-interfaces", nets);
+	char *text = strdupf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return text;
+}
+
+static int prepare(struct sbx *s)
+{
+	/* The jailer's layout: CHROOT_BASE/<exec file's name>/<id>/root. */
+	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
+	s->jail = strdupf("%s/%s/%s/root", s->dir, exe, s->id);
+	if (!s->jail)
+		return -ENOMEM;
+	/* The levels above the root are the jailer's (root's); the user may pass through them. */
+	_cleanup_free_ char *up = strdupf("%s/%s", s->dir, exe), *id = strdupf("%s/%s/%s", s->dir, exe, s->id);
+	if (!up || !id)
+		return -ENOMEM;
+	if (mkdir(up, 0711) < 0 || mkdir(id, 0711) < 0 || mkdir(s->jail, 0700) < 0 || chown(s->jail, s->uid, s->gid) < 0)
+		return log_errno(-errno, "%s", s->jail);
+	int r;
+	if ((r = into_jail(s, s->root, "root.ext4")) < 0 || (r = into_jail(s, s->io, "io.img")) < 0 ||
+	    (r = into_jail(s, s->cfg->vmlinux, "vmlinux")) < 0 || (r = into_jail(s, s->cfg->initrd, "initrd.img")) < 0)
+		return r;
+	_cleanup_free_ char *text = vm_config(s), *path = strdupf("%s/vm.json", s->jail);
+	if (!text || !path)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (fd < 0 || fchown(fd, s->uid, s->gid) < 0 || write_full(fd, text, strlen(text)) < 0)
+		return log_errno(-errno, "%s", path);
+	return 0;
+}
+
+static int fc_argv(const struct sbx *s, char ***ret)
+{
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)s->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)s->gid);
+	const char *v[] = { s->cfg->jailer, "--id", s->id, "--exec-file", s->cfg->firecracker, "--uid", uid, "--gid", gid,
+			    "--cgroup-version", "2", "--chroot-base-dir", s->dir, "--", "--no-api", "--config-file",
+			    "/vm.json", NULL };
+	_cleanup_strv_ char **argv = NULL;
+	for (size_t i = 0; v[i]; i++)
+		if (strv_push(&argv, v[i]) < 0)
+			return -ENOMEM;
+	*ret = TAKE_PTR(argv);
+	return 0;
+}
+
+/* Where cgroup v2 is mounted (/sys/fs/cgroup on Debian 12; /sys/fs/cgroup/unified on a
+ * hybrid layout), as the jailer finds it: /proc/self/mounts. */
+static char *cgroup2_mount(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mounts", "re");
+	char line[4096], dir[4096], type[64];
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %4095s %63s", dir, type) == 2 && STREQ(type, "cgroup2"))
+			return strdup(dir);
+	return NULL;
+}
+
+/* The jailer's cgroup, CGROUP2/<exec file's name>/<id>: empty once the VMM is gone. */
+static void cleanup(const struct sbx *s)
+{
+	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
+	_cleanup_free_ char *root = cgroup2_mount();
+	_cleanup_free_ char *cg = root ? strdupf("%s/%s/%s", root, exe, s->id) : NULL;
+	if (cg && rmdir(cg) < 0 && errno != ENOENT)
+		log_errno(-errno, "removing cgroup %s", cg);
+}
+
+const struct sbx_backend sbx_backend_firecracker = {
+	.name = "firecracker",
+	.unusable = unusable,
+	.halt = "reboot",
+	.named_tap = true,
+	.drops_privileges = true,
+	.prepare = prepare,
+	.argv = fc_argv,
+	.cleanup = cleanup,
+};

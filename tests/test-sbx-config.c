@@ -1,0 +1,159 @@
+/* pmoves-sandbox's config and task spec: what is accepted, what is refused with which message,
+ * and the firewall table net-up loads (checked by nft itself when it can run here). */
+#include "hash.h"
+#include "log.h"
+#include "run.h"
+#include "sbx.h"
+#include "tap.h"
+#include "util.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+static char dir[] = "/tmp/test-sbx-config-XXXXXX";
+static int msg_fd = -1;
+
+static char *write_tmp(const char *name, const char *text)
+{
+	char *path = strdupf("%s/%s", dir, name);
+	if (!path || write_file_atomic(path, text, strlen(text), 0644) < 0)
+		abort();
+	return path;
+}
+
+/* The messages logged since the last call. */
+static char *messages(void)
+{
+	static char buf[8192];
+	ssize_t n = pread(msg_fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = 0;
+	if (ftruncate(msg_fd, 0) < 0 || lseek(msg_fd, 0, SEEK_SET) < 0)
+		abort();
+	return buf;
+}
+
+static void spec_refused(const char *name, const char *text, const char *want)
+{
+	_cleanup_free_ char *path = write_tmp(name, text);
+	struct sbx_spec s;
+	messages();
+	int r = sbx_spec_load(path, &s);
+	tap_is_int(r, -EINVAL, "spec %s: refused", name);
+	tap_contains(messages(), want, "... %s", want);
+}
+
+static void config_refused(const char *name, const char *text, const char *want)
+{
+	_cleanup_free_ char *path = write_tmp(name, text);
+	struct sbx_config c;
+	messages();
+	int r = sbx_config_load(path, &c);
+	sbx_config_free(&c);
+	tap_is_int(r, -EINVAL, "config %s: refused", name);
+	tap_contains(messages(), want, "... %s", want);
+}
+
+int main(void)
+{
+	if (!mkdtemp(dir))
+		return 1;
+	msg_fd = memfd_create("messages", MFD_CLOEXEC);
+	log_fd_extra = msg_fd;
+
+	/* ---- specs ---- */
+	const char *text = "{\"command\": [\"python3\", \"-c\", \"print(1)\"], \"vcpus\": 2, \"memory_mib\": 512,"
+			   " \"ttl_s\": 30, \"network\": false}";
+	_cleanup_free_ char *path = write_tmp("good.json", text);
+	struct sbx_spec s;
+	int r = sbx_spec_load(path, &s);
+	tap_is_int(r, 0, "a full spec loads");
+	tap_ok(r == 0 && s.vcpus == 2 && s.memory_mib == 512 && s.ttl_s == 30 && !s.network, "... with its values");
+	tap_ok(r == 0 && strv_length(s.command) == 3 && STREQ(s.command[2], "print(1)"), "... and its command");
+	char want[65];
+	sha256_hex_of(text, strlen(text), want);
+	tap_is_str(s.sha256, want, "... its sha256 is the file's bytes'");
+	sbx_spec_free(&s);
+	_cleanup_free_ char *min = write_tmp("min.json", "{\"command\": [\"true\"]}");
+	r = sbx_spec_load(min, &s);
+	tap_ok(r == 0 && s.vcpus == 1 && s.memory_mib == 256 && s.ttl_s == 300 && s.network, "defaults: 1 vCPU, 256 MiB, 300 s, network");
+	sbx_spec_free(&s);
+
+	spec_refused("unknown.json", "{\"command\": [\"true\"], \"ttl\": 5}", "unknown.json: 'ttl' is not a key here");
+	spec_refused("nocmd.json", "{\"vcpus\": 1}", "'command' must be a list of 1 to 1000 strings");
+	spec_refused("emptycmd.json", "{\"command\": []}", "'command' must be a list of 1 to 1000 strings");
+	spec_refused("emptyprog.json", "{\"command\": [\"\"]}", "'command' must be strings without NUL bytes, a program first");
+	spec_refused("nul.json", "{\"command\": [\"a\\u0000b\"]}", "'command' must be strings without NUL bytes");
+	spec_refused("number.json", "{\"command\": [\"sleep\", 5]}", "'command' must be strings");
+	spec_refused("vcpus.json", "{\"command\": [\"true\"], \"vcpus\": 33}", "'vcpus' must be a whole number from 1 to 32");
+	spec_refused("vcpus0.json", "{\"command\": [\"true\"], \"vcpus\": 0}", "'vcpus' must be a whole number from 1 to 32");
+	spec_refused("mem.json", "{\"command\": [\"true\"], \"memory_mib\": 63}", "'memory_mib' must be a whole number from 64");
+	spec_refused("ttl.json", "{\"command\": [\"true\"], \"ttl_s\": 0}", "'ttl_s' must be a whole number from 1");
+	spec_refused("ttlstr.json", "{\"command\": [\"true\"], \"ttl_s\": \"60\"}", "'ttl_s' must be a whole number");
+	spec_refused("net.json", "{\"command\": [\"true\"], \"network\": 1}", "'network' must be true or false");
+	spec_refused("array.json", "[\"true\"]", "not a JSON object");
+	spec_refused("trailing.json", "{\"command\": [\"true\"]} x", "not JSON");
+	/* 60000 bytes of words at most: the guest's request is 64 KiB. */
+	char *big = malloc(100000), *p = big;
+	p += sprintf(p, "{\"command\": [\"echo\"");
+	for (int i = 0; i < 850; i++)
+		p += sprintf(p, ", \"%068d\"", i);
+	sprintf(p, "]}");
+	spec_refused("long.json", big, "60000 bytes in all");
+	p = big + strlen(big) - 2;
+	for (int i = 0; i < 300; i++)
+		p += sprintf(p, ", \"%068d\"", i);
+	sprintf(p, "]}");
+	spec_refused("huge.json", big, "huge.json: larger than 64 KiB");
+	free(big);
+
+	/* ---- the machine's config ---- */
+	struct sbx_config c;
+	r = sbx_config_load(NULL, &c);
+	tap_ok(r == 0 && STREQ(c.backend, "auto") && STREQ(c.state_dir, "/run/pmoves-sandbox") &&
+		       STREQ(c.audit_log, "/var/log/pmoves/sandbox/audit.log") && STREQ(c.user, "pmoves-sandbox") &&
+		       STREQ(c.bridge, "sbx0") && c.net == 0x0a4d0000 && c.prefix == 24 && c.output_max == 1u << 20,
+	       "no config file: the built-in defaults");
+	sbx_config_free(&c);
+	_cleanup_free_ char *cfg = write_tmp("cfg.json", "{\"backend\": \"qemu\", \"subnet\": \"172.31.8.0/22\", "
+							 "\"bridge\": \"\", \"dns\": \"9.9.9.9\", \"output_max\": 4096}");
+	r = sbx_config_load(cfg, &c);
+	tap_ok(r == 0 && STREQ(c.backend, "qemu") && c.net == 0xac1f0800 && c.prefix == 22 && !c.bridge[0] &&
+		       STREQ(c.dns, "9.9.9.9") && c.output_max == 4096,
+	       "a config's values replace the defaults");
+	sbx_config_free(&c);
+	config_refused("c-unknown.json", "{\"kernal\": \"/x\"}", "'kernal' is not a key here");
+	config_refused("c-backend.json", "{\"backend\": \"xen\"}", "'backend' names no backend (auto, firecracker, qemu)");
+	config_refused("c-accel.json", "{\"accel\": \"hvf\"}", "'accel' must be \"auto\", \"kvm\" or \"tcg\"");
+	config_refused("c-rel.json", "{\"rootfs\": \"rootfs.ext4\"}", "'rootfs' must be an absolute path");
+	config_refused("c-dots.json", "{\"state_dir\": \"/run/../etc\"}", "'state_dir' must be an absolute path without '..'");
+	config_refused("c-hostbits.json", "{\"subnet\": \"10.77.0.1/24\"}", "'subnet' must be an IPv4 network");
+	config_refused("c-prefix.json", "{\"subnet\": \"10.77.0.0/30\"}", "N from 16 to 29");
+	config_refused("c-bridge.json", "{\"bridge\": \"a-very-long-bridge-name\"}", "'bridge' must be an interface name");
+	config_refused("c-uplink.json", "{\"uplink\": \"eth0; reboot\"}", "'uplink' must be an interface name");
+	config_refused("c-dns.json", "{\"dns\": \"dns.example\"}", "'dns' must be an IPv4 address");
+	config_refused("c-user.json", "{\"user\": \"../root\"}", "'user' must be a user name");
+	config_refused("c-out.json", "{\"output_max\": 1}", "'output_max' must be a whole number from 4096");
+
+	/* ---- the firewall ---- */
+	r = sbx_config_load(NULL, &c);
+	_cleanup_free_ char *nft = sbx_net_nft(&c, "up0");
+	tap_contains(nft, "iifname \"sbx0\" drop", "nft: nothing from the bridge reaches the host");
+	tap_contains(nft, "iifname \"sbx0\" oifname != \"up0\" drop", "nft: forwarded only to the uplink");
+	tap_contains(nft, "10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16",
+		     "nft: never to the LAN ranges, the tailnet's, loopback, link local");
+	tap_contains(nft, "ip saddr 10.77.0.0/24 oifname \"up0\" masquerade", "nft: the subnet masqueraded on the uplink");
+	_cleanup_free_ char *nft_path = NULL;
+	if (geteuid() != 0 || find_program("nft", &nft_path) < 0) {
+		tap_skip("nft -c accepts the table", "needs root and nft");
+	} else {
+		_cleanup_free_ char *file = write_tmp("table.nft", nft), *out = NULL;
+		struct run_opts o = { .capture = &out, .capture_stderr = true };
+		r = run_argv((char *[]){ "nft", "-c", "-f", file, NULL }, &o);
+		if (!tap_ok(r == 0, "nft -c accepts the table"))
+			tap_diag("%s", out ? out : "");
+	}
+	sbx_config_free(&c);
+	rm_rf(dir);
+	return tap_done();
+}
