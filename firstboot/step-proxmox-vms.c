@@ -1,7 +1,9 @@
 /* proxmox-vms: "qm create" for each VM of the config (or of the hub-and-spoke layout) that does
  * not exist yet, on this node or anywhere in the cluster: q35, OVMF with an EFI disk,
- * virtio-scsi, a disk imported from a qcow2 image when given, the passed-through GPU with all
- * its functions on the VM that asks for it (fb-proxmox.h: the four proxmox steps). */
+ * virtio-scsi, the host's CPU type, a disk imported from a qcow2 image when given, the
+ * passed-through GPU with all its functions on the VM that asks for it (fb-proxmox.h: the four
+ * proxmox steps). And nested virtualization on, so that the VMs have /dev/kvm of their own: the
+ * dev workstation (VM 101) runs its sandboxes under Firecracker. */
 #include "fb-proxmox.h"
 #include "firstboot.h"
 #include "util.h"
@@ -14,6 +16,21 @@
 #define VM_CONF_DIR "/etc/pve/qemu-server"
 #define VM_LIST "/etc/pve/.vmlist"
 #define PCI_DEVICES "/sys/bus/pci/devices"
+#define NESTED_CONF "/etc/modprobe.d/pmoves-kvm-nested.conf"
+
+/* The kernel's default since 4.20, said here so that it stays so; read when kvm_intel or
+ * kvm_amd is loaded (the next boot, on a machine where they are already). */
+static const char nested_conf[] =
+	"# Written by pmoves-firstboot (proxmox-vms): nested virtualization, so that the VMs (CPU type\n"
+	"# host) have /dev/kvm of their own; the dev workstation runs its sandboxes under Firecracker.\n"
+	"options kvm_intel nested=1\n"
+	"options kvm_amd nested=1\n";
+
+static bool nested_in_place(void)
+{
+	_cleanup_free_ char *text = NULL;
+	return fb_read(NESTED_CONF, 4096, &text, NULL) == 0 && STREQ(text, nested_conf);
+}
 
 struct vm {
 	int64_t id;
@@ -122,6 +139,8 @@ static int vms_check(const struct fb_ctx *c, json_object *section, char **ret_ms
 		if ((r = vm_exists(v[i].id, &where)) <= 0)
 			return r;
 	}
+	if (!nested_in_place())
+		return 0;
 	*ret_msg = fb_strdupf("all %zu VMs exist: left as they are", n);
 	return 1;
 }
@@ -298,6 +317,10 @@ static enum fb_result vms_apply(const struct fb_ctx *c, json_object *section, ch
 	}
 	if ((r = gpu_slots(c, section, &gpus)) < 0) {
 		*ret_msg = fb_strdupf("cannot list the GPUs in '%s': %s", PCI_DEVICES, strerror(-r));
+		return FB_FAILED;
+	}
+	if (!nested_in_place() && (r = fb_write(NESTED_CONF, nested_conf, strlen(nested_conf), 0644, 0, 0)) < 0) {
+		*ret_msg = fb_strdupf("cannot write '%s': %s", NESTED_CONF, strerror(-r));
 		return FB_FAILED;
 	}
 	const char *storage = fb_json_str(section, "storage", PROXMOX_DEFAULT_STORAGE), *bridge = fb_json_str(section, "bridge", PROXMOX_DEFAULT_BRIDGE);

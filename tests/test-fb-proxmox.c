@@ -275,6 +275,10 @@ static void test_sequence(void)
 		     "proxmox-bridge: pending on a tree (it needs the live address), the VMs are created all the same");
 	tap_ok(r.status == 1 && strstr(r.out, "done status=degraded") && !strstr(c, "disable pmoves-firstboot"),
 	       "done status=degraded, the unit stays enabled for the bridge");
+	char *nested = t_read(root, "etc/modprobe.d/pmoves-kvm-nested.conf");
+	tap_ok(nested && strstr(nested, "\noptions kvm_intel nested=1\noptions kvm_amd nested=1\n"),
+	       "proxmox-vms: nested virtualization on for kvm_intel and kvm_amd (the VMs' own /dev/kvm)");
+	free(nested);
 	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
 	tap_is_str(deb, "postfix postfix/main_mailer_type select No configuration\npostfix postfix/mailname string pve1\n",
 		   "postfix preseeded: No configuration");
@@ -340,6 +344,10 @@ static void test_existing_vm(void)
 	tap_contains(c, q105, "VM 105: a new 64 GiB disk, 512 MiB, 1 core, bridge vmbr1");
 	tap_contains(r.out, "step=proxmox-vms state=ok created 102 hub, 105 scratch; 100 docker-host exists: left as it is",
 		     "the detail reports the VM left alone");
+	char *nested = t_read(root, "etc/modprobe.d/pmoves-kvm-nested.conf");
+	tap_ok(nested && strstr(nested, "\noptions kvm_intel nested=1\noptions kvm_amd nested=1\n"),
+	       "proxmox-vms: nested virtualization on for kvm_intel and kvm_amd (the VMs' own /dev/kvm)");
+	free(nested);
 	char *deb = t_read(root, "var/lib/pmoves/proxmox/postfix.debconf");
 	tap_contains(deb, "select Local only\n", "postfix 'local': Local only");
 	free(deb), free(q102), free(q105), free(c), free(conf), free(cfg), free(hosts);
@@ -881,7 +889,7 @@ int main(void)
 	write_file_atomic(kp, key, sizeof(key), 0644);
 	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
 	server_start(www);
-	tap_plan(78);
+	tap_plan(80);
 	test_sequence();
 	test_existing_vm();
 	test_cluster_vmlist();
