@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 	if (STREQ(cmd, "run") && nargs == 1) {
 		struct sbx_spec spec;
 		r = sbx_spec_load(args[0], &spec);
-		r = r < 0 ? SBX_EXIT_FAILED : sbx_run(&cfg, &spec, args[0], json);
+		r = r < 0 ? SBX_EXIT_FAILED : sbx_run(&cfg, &spec, json);
 		sbx_spec_free(&spec);
 	} else if (STREQ(cmd, "net-up") && nargs == 0) {
 		r = sbx_net_up(&cfg) < 0 ? 1 : 0;

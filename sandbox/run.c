@@ -308,9 +308,8 @@ static void print_json(const struct sbx *s, const char *backend, const char *sta
 	json_object_put(o);
 }
 
-int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, const char *spec_path, bool json)
+int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json)
 {
-	(void)spec_path;
 	if (geteuid() != 0) {
 		log_error("run needs root: it makes taps and writes the audit log, then runs the VMM as '%s'", cfg->user);
 		return SBX_EXIT_FAILED;

@@ -106,6 +106,6 @@ char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink);
 #define SBX_EXIT_EXPIRED 124 /* its time to live ran out, as timeout(1) */
 #define SBX_EXIT_FAILED 125  /* the sandbox could not be made or run */
 #define SBX_EXIT_NOEXEC 126  /* the command could not be executed (127: not found) */
-int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, const char *spec_path, bool json);
+int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json);
 
 #endif
