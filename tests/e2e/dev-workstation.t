@@ -22,7 +22,7 @@ T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
 cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 29
+plan 31
 
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
@@ -31,7 +31,7 @@ IMG=$T/dev-workstation/dev-workstation.img
 [ -f "$IMG" ] || { tail -n 20 "$T/build.log" | sed 's/^/# /'; echo "Bail out! the image did not build"; exit 1; }
 
 M=$T/dev-workstation/manifest.json
-python3 - "$M" "$TOP/npm/pinokiod/package-lock.json" >"$T/manifest.check" 2>&1 <<'PY'
+python3 - "$M" "$TOP/npm/pinokiod/package-lock.json" "$TOP/npm/e2b/package-lock.json" >"$T/manifest.check" 2>&1 <<'PY'
 import hashlib, json, sys
 m = json.load(open(sys.argv[1]))
 t = m["npm"][0]
@@ -42,9 +42,15 @@ d = t["dependencies"][0]
 assert d == {"name": "pinokiod", "version": "5.3.28",
              "integrity": "sha512-o1BmDfl8q3cz29IImKWynD1kLA6ID0SwT3CGgBY1wEnLrw5zOxVgIuJoI5pvwAo81/7jzlpyedWwx8xHKylHYA=="}, d
 assert t["build_from_source"] == ["@homebridge/node-pty-prebuilt-multiarch"]
+e = m["npm"][1]
+elock = json.load(open(sys.argv[3]))["packages"]
+assert e["name"] == "e2b" and e["prefix"] == "/usr/lib/pmoves/e2b", e
+assert e["lockfile_sha256"] == hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest(), "e2b lockfile hash"
+got = {d["name"]: (d["version"], d["integrity"]) for d in e["dependencies"]}
+assert got == {n: ("1.9.2" if n == "@e2b/cli" else "1.13.2", elock["node_modules/" + n]["integrity"]) for n in ("@e2b/cli", "e2b")}, got
 print("ok")
 PY
-ok $? "manifest.json: pinokiod 5.3.28 with its integrity, the lockfile's SHA-256, the module built from source"
+ok $? "manifest.json: pinokiod 5.3.28 with its integrity, the lockfile's SHA-256, the module built from source; @e2b/cli 1.9.2 and e2b 1.13.2 likewise"
 [ -s "$T/manifest.check" ] && grep -q '^ok$' "$T/manifest.check" || sed 's/^/# /' "$T/manifest.check"
 
 ROOT_OFF=$(part_offset "$IMG" 2)
@@ -85,6 +91,8 @@ echo "DEV-APPS: $(curl -sS -m 30 http://127.0.0.1:42000/info/apps 2>&1)"
 echo "DEV-USER: $(ps -o user= -C node | sort -u | tr '\n' ' ')"
 for f in /home/pinokio/pinokio/api/*/*.js; do node --check "$f" 2>&1 | head -n 3 | sed "s|^|DEV-JS-BAD: $f: |"; done
 echo "DEV-JS: $(ls /home/pinokio/pinokio/api/*/*.js | wc -l) launcher scripts checked"
+echo "DEV-E2B: $(timeout 120 e2b --version 2>&1 | tail -n 1)"
+echo "DEV-E2B-SDK: $(cd /tmp && timeout 120 node -e 'const { Sandbox } = require("/usr/lib/pmoves/e2b/node_modules/e2b"); console.log(typeof Sandbox.create)' 2>&1 | tail -n 1)"
 echo "DEV-DOCKER: $(systemctl is-active docker.service) $(docker info --format '{{.ServerVersion}}' 2>&1 | head -n 1)"
 echo "DEV-ACTIVE: $(systemctl is-active pinokio.service pmoves-pinokio-firewall.service | tr '\n' ' ')"
 peer() { # peer IFNAME NS HOST-ADDR PEER-ADDR
@@ -158,6 +166,8 @@ assert names == ["comfyui", "facefusion", "ollama"], names
 PY
 ok $? "GET /info/apps: comfyui, facefusion, ollama (their titles and icons from the launchers)"
 grep -aqx 'DEV-USER: pinokio ' "$B"; ok $? "pinokiod runs as the user pinokio"
+grep -aqx 'DEV-E2B: 1.9.2' "$B"; ok $? "the E2B command line runs on the image's Node: e2b --version says 1.9.2 (on PATH)"
+grep -aqx 'DEV-E2B-SDK: function' "$B"; ok $? "the E2B SDK loads: Sandbox.create is a function"
 grep -aqx 'DEV-JS: 12 launcher scripts checked' "$B" && ! grep -aq '^DEV-JS-BAD' "$B"
 ok $? "the 12 launcher scripts in the user's api/ are valid JavaScript (node --check, the image's Node)"
 grep -aqx 'DEV-ACTIVE: active active ' "$B"; ok $? "pinokio.service and its firewall unit are active"
