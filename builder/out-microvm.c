@@ -86,7 +86,7 @@ static int write_rootfs(struct build *b, const char *dir)
 static int xz_to(const uint8_t *in, size_t len, int out, uint64_t *ret_size)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
-	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK)
+	if (lzma_stream_decoder(&s, 256u << 20, 0) != LZMA_OK) /* a kernel's needs a few MiB */
 		return -ENOMEM;
 	static uint8_t buf[1 << 20];
 	s.next_in = in, s.avail_in = len;
@@ -182,9 +182,10 @@ static int write_vmlinux(struct build *b, const char *dir, const char *vmlinuz_r
 	_cleanup_close_ int fd = tree_open(b, vmlinuz_rel, O_RDONLY | O_NONBLOCK, 0);
 	_cleanup_free_ uint8_t *k = NULL;
 	size_t len = 0;
-	int r = fd < 0 ? fd : read_fd(fd, VMLINUZ_MAX, (char **)&k, &len);
+	struct stat st;
+	int r = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : read_fd(fd, VMLINUZ_MAX, (char **)&k, &len);
 	if (r < 0)
-		return log_errno(r, "cannot read '%s' in the image", vmlinuz_rel);
+		return log_errno(r, "cannot read '%s' in the image as a regular file", vmlinuz_rel);
 	if (len < 0x250 || memcmp(k + 0x202, "HdrS", 4) || (k[0x206] | k[0x207] << 8) < 0x208) {
 		log_error("'%s' in the image is not a bzImage of boot protocol 2.08 or later: cannot take vmlinux out of it",
 			  vmlinuz_rel);
@@ -276,8 +277,9 @@ static int microvm_write(struct build *b, const struct output_ctx *o)
 		_cleanup_close_ int in = tree_open(b, vmlinuz, O_RDONLY | O_NONBLOCK, 0);
 		_cleanup_close_ int out = in < 0 ? -1 : open_in_bundle(dir, "vmlinuz", NULL);
 		struct stat st;
-		if (in < 0 || fstat(in, &st) < 0)
-			r = log_errno(in < 0 ? in : -errno, "cannot read '%s' in the image", vmlinuz);
+		r = in < 0 ? in : fstat(in, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+		if (r < 0)
+			log_errno(r, "cannot read '%s' in the image as a regular file", vmlinuz);
 		else
 			r = out < 0 ? out : copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
 	}

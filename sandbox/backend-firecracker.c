@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "run.h"
@@ -95,6 +96,17 @@ static char *vm_config(const struct sbx *s)
 
 static int prepare(struct sbx *s)
 {
+	/* The jailer makes /dev/kvm and /dev/net/tun nodes in the chroot and runs a copy of
+	 * Firecracker from it: a filesystem mounted nodev or noexec (as /run often is) cannot. */
+	struct statvfs vfs;
+	if (statvfs(s->dir, &vfs) < 0)
+		return log_errno(-errno, "%s", s->dir);
+	if (vfs.f_flag & (ST_NODEV | ST_NOEXEC)) {
+		log_error("state_dir %s is mounted nodev or noexec: the jailer's chroot needs device nodes and runs "
+			  "Firecracker from it (give the sandboxes a tmpfs of their own, without those options)",
+			  s->cfg->state_dir);
+		return -EPERM;
+	}
 	/* The jailer's layout: CHROOT_BASE/<exec file's name>/<id>/root. */
 	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
 	s->jail = strdupf("%s/%s/%s/root", s->dir, exe, s->id);
@@ -104,17 +116,18 @@ static int prepare(struct sbx *s)
 	_cleanup_free_ char *up = strdupf("%s/%s", s->dir, exe), *id = strdupf("%s/%s/%s", s->dir, exe, s->id);
 	if (!up || !id)
 		return -ENOMEM;
-	if (mkdir(up, 0711) < 0 || mkdir(id, 0711) < 0 || mkdir(s->jail, 0700) < 0 || chown(s->jail, s->uid, s->gid) < 0)
+	if (mkdir(up, 0711) < 0 || mkdir(id, 0711) < 0 || mkdir(s->jail, 0711) < 0)
 		return log_errno(-errno, "%s", s->jail);
 	int r;
 	if ((r = into_jail(s, s->root, "root.ext4")) < 0 || (r = into_jail(s, s->io, "io.img")) < 0 ||
 	    (r = into_jail(s, s->cfg->vmlinux, "vmlinux")) < 0 || (r = into_jail(s, s->cfg->initrd, "initrd.img")) < 0)
 		return r;
 	_cleanup_free_ char *text = vm_config(s), *path = strdupf("%s/vm.json", s->jail);
+	/* Root's like the directories: the user reads it. */
 	if (!text || !path)
 		return -ENOMEM;
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
-	if (fd < 0 || fchown(fd, s->uid, s->gid) < 0 || write_full(fd, text, strlen(text)) < 0)
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0 || write_full(fd, text, strlen(text)) < 0)
 		return log_errno(-errno, "%s", path);
 	return 0;
 }

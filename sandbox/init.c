@@ -183,7 +183,10 @@ static int configure(int s, const char *addr, const char *gw, const char *dns)
 			return say("default route via %s: %s", gw, strerror(errno)), -1;
 	}
 	if (dns) {
-		int fd = open(ROOT "/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		/* A link there (systemd-resolved's) is replaced, never followed. */
+		if (unlink(ROOT "/etc/resolv.conf") < 0 && errno != ENOENT)
+			return say("/etc/resolv.conf: %s", strerror(errno)), -1;
+		int fd = open(ROOT "/etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		int r = fd < 0 ? -1 : dprintf(fd, "nameserver %s\n", dns);
 		if (fd >= 0)
 			close(fd);

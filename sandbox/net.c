@@ -1,7 +1,8 @@
 /* The sandboxes' network: a bridge with the host at .1 of the subnet, a tap per sandbox on it
  * (isolated from the other ports: sandboxes do not see each other), and an nftables table that
  * lets them reach the uplink's default route and nothing else: not the host (its services, its
- * tailnet and mesh addresses), not the LAN ranges, not the tailnet's or the mesh's. */
+ * tailnet and mesh addresses), not the LAN ranges, not the tailnet's or the mesh's; and only
+ * from the subnet's addresses (a guest's forged source address goes nowhere). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -62,6 +63,7 @@ char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
 		       "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n"
 		       "\t\tiifname \"%s\" drop\n\t}\n"
 		       "\tchain forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;\n"
+		       "\t\tiifname \"%s\" ip saddr != %s/%u drop\n"
 		       "\t\tiifname \"%s\" oifname != \"%s\" drop\n"
 		       "\t\tiifname \"%s\" meta nfproto != ipv4 drop\n"
 		       "\t\tiifname \"%s\" ip daddr @blocked drop\n"
@@ -69,8 +71,8 @@ char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
 		       "\t\toifname \"%s\" drop\n\t}\n"
 		       "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
 		       "\t\tip saddr %s/%u oifname \"%s\" masquerade\n\t}\n}\n",
-		       set, cfg->bridge, cfg->bridge, uplink, cfg->bridge, cfg->bridge, cfg->bridge, cfg->bridge, net,
-		       cfg->prefix, uplink);
+		       set, cfg->bridge, cfg->bridge, net, cfg->prefix, cfg->bridge, uplink, cfg->bridge, cfg->bridge,
+		       cfg->bridge, cfg->bridge, net, cfg->prefix, uplink);
 }
 
 static int run_quiet(char *const argv[], int in_fd)

@@ -71,6 +71,15 @@ static int make_file(const struct sbx *s, const char *path, int *ret_fd)
 	return 0;
 }
 
+static int make_empty(const struct sbx *s, const char *path)
+{
+	int fd;
+	int r = make_file(s, path, &fd);
+	if (r == 0)
+		close(fd);
+	return r;
+}
+
 /* The guest's root: a copy of the read-only image, holes kept. */
 static int copy_root(const struct sbx *s)
 {
@@ -81,6 +90,12 @@ static int copy_root(const struct sbx *s)
 	if (!S_ISREG(st.st_mode)) {
 		log_error("guest root %s: not a regular file", s->cfg->rootfs);
 		return -EINVAL;
+	}
+	/* Its copy and the I/O disk, as far as they are written: the guest may fill its root. */
+	uint64_t need = (uint64_t)st.st_size + SBX_RES_OFF + SBX_RES_HEAD + s->cfg->output_max;
+	if (!tmpfs_has_room(s->cfg->state_dir, need)) {
+		log_error("state_dir %s has no room for another sandbox (%" PRIu64 " MiB)", s->cfg->state_dir, need >> 20);
+		return -ENOSPC;
 	}
 	int r = make_file(s, s->root, &out);
 	if (r < 0)
@@ -192,12 +207,15 @@ static uint64_t dir_bytes(const char *path)
 /* The end of a file, for an error message: what the VMM or the guest's console said last. */
 static void show_tail(const char *what, const char *path)
 {
-	_cleanup_free_ char *buf = NULL;
-	size_t len;
-	if (read_file(path, 1u << 20, &buf, &len) < 0 || len == 0)
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	char buf[2048];
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
 		return;
-	size_t from = len > 2048 ? len - 2048 : 0;
-	_cleanup_free_ char *p = str_printable(buf + from, len - from, "\n\t");
+	size_t len = st.st_size > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)st.st_size;
+	if (pread_full(fd, buf, len, (uint64_t)st.st_size - len) < 0)
+		return;
+	_cleanup_free_ char *p = str_printable(buf, len, "\n\t");
 	if (p)
 		fprintf(stderr, "--- %s (its end) ---\n%s\n---\n", what, p);
 }
@@ -211,9 +229,16 @@ struct result {
 
 static int read_result(const struct sbx *s, struct result *res)
 {
-	_cleanup_close_ int fd = open(s->io, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd = open(s->io, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	uint8_t h[SBX_RES_HEAD];
-	if (fd < 0 || pread_full(fd, h, sizeof(h), SBX_RES_OFF) < 0)
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_errno(-errno, "%s", s->io);
+	if (!S_ISREG(st.st_mode)) {
+		log_error("%s: not a regular file", s->io);
+		return -EBADMSG;
+	}
+	if (pread_full(fd, h, sizeof(h), SBX_RES_OFF) < 0)
 		return log_errno(-errno, "%s", s->io);
 	if (memcmp(h, SBX_RES_MAGIC, 8))
 		return 0;
@@ -234,24 +259,29 @@ static int read_result(const struct sbx *s, struct result *res)
 	return 0;
 }
 
+/* The VMM: its own session, stdin /dev/null, stdout and stderr to LOG_FD, no other descriptor
+ * but the tap, the sandbox user's credentials (unless the backend drops them itself), no new
+ * privileges, killed when the launcher dies. */
 static pid_t start_vmm(const struct sbx *s, const struct sbx_backend *b, char **argv, int log_fd, const sigset_t *old)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 	if (pid != 0)
 		return pid;
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	gid_t groups[1] = { s->kvm_gid };
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || setsid() < 0 || null < 0 || dup2(null, 0) < 0 ||
-	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
-	    (s->tap_fd >= 0 && fcntl(s->tap_fd, F_SETFD, 0) < 0) ||
+	if (setsid() < 0 || null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
+	    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0 || (s->tap_fd >= 0 && fcntl(s->tap_fd, F_SETFD, 0) < 0) ||
 	    (!b->drops_privileges && (setgroups(s->kvm_gid != (gid_t)-1 ? 1 : 0, groups) < 0 || setgid(s->gid) < 0 ||
 				      setuid(s->uid) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)) ||
-	    chdir(s->dir) < 0 || sigprocmask(SIG_SETMASK, old, NULL) < 0) {
-		dprintf(log_fd, "pmoves-sandbox: setting up the VMM: %s\n", strerror(errno));
+	    /* After the credentials change, which clears it (a jailer's own change clears it
+	     * again: there the launcher's unit is what stops the jail with it). */
+	    prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || chdir(s->dir) < 0 ||
+	    sigprocmask(SIG_SETMASK, old, NULL) < 0) {
+		dprintf(2, "pmoves-sandbox: setting up the VMM: %s\n", strerror(errno));
 		_exit(SBX_EXIT_FAILED);
 	}
 	execvp(argv[0], argv);
-	dprintf(log_fd, "pmoves-sandbox: %s: %s\n", argv[0], strerror(errno));
+	dprintf(2, "pmoves-sandbox: %s: %s\n", argv[0], strerror(errno));
 	_exit(SBX_EXIT_FAILED);
 }
 
@@ -352,7 +382,9 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	vmm_log = strdupf("%s/vmm.log", s.dir ? s.dir : "");
 	if (!s.dir || !s.root || !s.io || !s.console || !vmm_log)
 		goto out;
-	if (mkdir(s.dir, 0700) < 0 || chown(s.dir, s.uid, s.gid) < 0) {
+	/* Root's, so that the VMM's user can change none of its names: what root reads back and
+	 * removes here is what root made. The user's are the files in it. */
+	if (mkdir(s.dir, 0711) < 0) {
 		log_errno(-errno, "%s", s.dir);
 		goto out;
 	}
@@ -366,7 +398,8 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	log_info("%s: creating (%s, %u vCPU, %u MiB, %u s to live)", s.id, b->name, spec->vcpus, spec->memory_mib,
 		 spec->ttl_s);
 	if (copy_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s, b->named_tap) < 0) ||
-	    make_io(&s, b) < 0 || make_file(&s, vmm_log, &log_fd) < 0 || (b->prepare && b->prepare(&s) < 0) ||
+	    make_io(&s, b) < 0 || make_file(&s, vmm_log, &log_fd) < 0 || make_empty(&s, s.console) < 0 ||
+	    (b->prepare && b->prepare(&s) < 0) ||
 	    b->argv(&s, &argv) < 0)
 		goto out;
 	pid = start_vmm(&s, b, argv, log_fd, &old);

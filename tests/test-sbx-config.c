@@ -140,6 +140,7 @@ int main(void)
 	_cleanup_free_ char *nft = sbx_net_nft(&c, "up0");
 	tap_contains(nft, "iifname \"sbx0\" drop", "nft: nothing from the bridge reaches the host");
 	tap_contains(nft, "iifname \"sbx0\" oifname != \"up0\" drop", "nft: forwarded only to the uplink");
+	tap_contains(nft, "iifname \"sbx0\" ip saddr != 10.77.0.0/24 drop", "nft: from the subnet's addresses only (no forged source)");
 	tap_contains(nft, "10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16",
 		     "nft: never to the LAN ranges, the tailnet's, loopback, link local");
 	tap_contains(nft, "ip saddr 10.77.0.0/24 oifname \"up0\" masquerade", "nft: the subnet masqueraded on the uplink");

@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 41
+plan 42
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -153,6 +153,10 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 is "$vmm_user" "$(id -u pmoves-sandbox)" "the VMM runs as the sandbox user, not root"
+sdir=$(ls -d "$T"/state/sbx-* 2>/dev/null | head -1)
+[ "$(stat -c '%U %a' "$sdir")" = "root 711" ] && [ "$(stat -c '%U %a' "$sdir/root.ext4")" = "pmoves-sandbox 600" ] &&
+	! setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups ln -s /etc/shadow "$sdir/console.log.x" 2>/dev/null
+ok $? "the sandbox's directory is root's (the user cannot rename or add names in it), its disks the user's"
 wait $sbx_pid; rc=$?
 is "$rc" 124 "its time to live running out ends it: exit 124"
 id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/sleep.err")
