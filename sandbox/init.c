@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -110,8 +111,11 @@ static void load_modules(void)
 		if (!line[0] || strchr(line, '/'))
 			continue;
 		snprintf(path, sizeof(path), MODULE_DIR "/%s", line);
+		/* A compressed module (.ko.xz, .ko.zst) the kernel decompresses itself (6.4 on). */
+		size_t n = strlen(line);
+		int flags = n > 3 && strcmp(line + n - 3, ".ko") ? 4 /* MODULE_INIT_COMPRESSED_FILE */ : 0;
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST))
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", flags) < 0 && errno != EEXIST))
 			dprintf(2, "pmoves-sandbox-init: module %s: %s\n", line, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -323,11 +327,25 @@ child_fail:;
 	uint64_t room = io_size - SBX_RES_OFF - SBX_RES_HEAD, done = 0, dropped = 0;
 	if (room > UINT32_MAX)
 		room = UINT32_MAX;
+	/* Until the command ends, and then what it left in the pipe: a process it started in the
+	 * background that keeps the pipe open does not keep the VM. */
 	char buf[65536];
+	int status = 0, e = 0;
+	bool exited = false;
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
 	for (;;) {
 		ssize_t k = read(out[0], buf, sizeof(buf));
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && errno == EAGAIN) {
+			if (exited)
+				break;
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				exited = true; /* drain what is there, then stop */
+			else
+				poll(&(struct pollfd){ .fd = out[0], .events = POLLIN }, 1, 50);
+			continue;
+		}
 		if (k <= 0)
 			break;
 		size_t keep = (uint64_t)k <= room - done ? (size_t)k : (size_t)(room - done);
@@ -338,8 +356,7 @@ child_fail:;
 		done += keep;
 		dropped += (uint64_t)k - keep;
 	}
-	int status = 0, e = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	while (!exited && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	while (waitpid(-1, NULL, WNOHANG) > 0) /* PID 1 reaps the orphans too */
 		;

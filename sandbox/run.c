@@ -334,7 +334,10 @@ static void print_json(const struct sbx *s, const char *backend, const char *sta
 	json_object_object_add(o, "start", json_object_new_string(start));
 	json_object_object_add(o, "end", json_object_new_string(end));
 	json_object_object_add(o, "bytes_discarded", json_object_new_int64((int64_t)discarded));
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	/* The output is the guest's: C1 controls and bytes that are not UTF-8 escaped too. */
+	_cleanup_free_ char *text = json_text_printable(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+											       JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", text ? text : "null");
 	json_object_put(o);
 }
 

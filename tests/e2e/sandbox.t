@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 42
+plan 43
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -141,6 +141,16 @@ echo '{"network": false, "command": ["no-such-program"]}' > "$T/noexec.json"
 out=$(sbx run "$T/noexec.json" 2>/dev/null); rc=$?
 is "$rc" 127 "a command the guest does not have: exit 127"
 echo "$out" | grep -q "cannot run 'no-such-program': No such file or directory"; ok $? "... saying so"
+
+cat > "$T/bg.json" <<'EOF'
+{"network": false, "ttl_s": 100, "command": ["sh", "-c", "sleep 600 & printf 'left running \\302\\233[31m\\n'"]}
+EOF
+start=$(date +%s)
+out=$(sbx run --json "$T/bg.json" 2>/dev/null); rc=$?
+took=$(($(date +%s) - start))
+[ $rc = 0 ] && [ $took -lt 90 ] && printf '%s' "$out" | grep -qF '"output":"left running \u009b[31m\n"'
+ok $? "a process the command leaves running does not hold the sandbox ($took s); --json escapes the guest's C1 controls" ||
+	printf '%s\n' "$out" | sed 's/^/# /'
 
 # ---- time to live; the VMM's user ----
 echo '{"network": false, "ttl_s": 20, "command": ["sleep", "600"]}' > "$T/sleep.json"
