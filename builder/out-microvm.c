@@ -177,15 +177,9 @@ static int lz4_to(const uint8_t *in, size_t len, int out, uint64_t *ret_size)
  * its version at 0x206 (payload_offset and payload_length from 2.08 on), the number of setup
  * sectors at 0x1f1 (0 means 4); the payload's offset counts from the protected-mode code,
  * which follows the setup sectors and the boot sector. */
-static int write_vmlinux(struct build *b, const char *dir, const char *vmlinuz_rel)
+static int write_vmlinux(const char *dir, const char *vmlinuz_rel, const uint8_t *k, size_t len)
 {
-	_cleanup_close_ int fd = tree_open(b, vmlinuz_rel, O_RDONLY | O_NONBLOCK, 0);
-	_cleanup_free_ uint8_t *k = NULL;
-	size_t len = 0;
-	struct stat st;
-	int r = fd < 0 ? fd : fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : read_fd(fd, VMLINUZ_MAX, (char **)&k, &len);
-	if (r < 0)
-		return log_errno(r, "cannot read '%s' in the image as a regular file", vmlinuz_rel);
+	int r;
 	if (len < 0x250 || memcmp(k + 0x202, "HdrS", 4) || (k[0x206] | k[0x207] << 8) < 0x208) {
 		log_error("'%s' in the image is not a bzImage of boot protocol 2.08 or later: cannot take vmlinux out of it",
 			  vmlinuz_rel);
@@ -273,18 +267,22 @@ static int microvm_write(struct build *b, const struct output_ctx *o)
 		return log_errno(-errno, "cannot create '%s'", dir);
 	bool x86 = STREQ(b->p->arch->name, "x86_64");
 	int r = write_rootfs(b, dir);
+	/* The kernel, read once: copied as it is, and on x86_64 decompressed. */
+	_cleanup_free_ char *k = NULL;
+	size_t len = 0;
 	if (r == 0) {
 		_cleanup_close_ int in = tree_open(b, vmlinuz, O_RDONLY | O_NONBLOCK, 0);
-		_cleanup_close_ int out = in < 0 ? -1 : open_in_bundle(dir, "vmlinuz", NULL);
 		struct stat st;
-		r = in < 0 ? in : fstat(in, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+		r = in < 0 ? in : fstat(in, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : read_fd(in, VMLINUZ_MAX, &k, &len);
 		if (r < 0)
-			log_errno(r, "cannot read '%s' in the image as a regular file", vmlinuz);
-		else
-			r = out < 0 ? out : copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
+			log_errno(r, "cannot read '%s' in the image as a regular file of at most 128 MiB", vmlinuz);
+	}
+	if (r == 0) {
+		_cleanup_close_ int out = open_in_bundle(dir, "vmlinuz", NULL);
+		r = out < 0 ? out : write_full(out, k, len) < 0 ? log_errno(-errno, "cannot write '%s/vmlinuz'", dir) : 0;
 	}
 	if (r == 0 && x86)
-		r = write_vmlinux(b, dir, vmlinuz);
+		r = write_vmlinux(dir, vmlinuz, (const uint8_t *)k, len);
 	if (r == 0)
 		r = write_initrd(b, dir);
 	static const char *const files[] = { "rootfs.ext4", "vmlinuz", "initrd.img", "vmlinux" };

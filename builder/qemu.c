@@ -1027,21 +1027,6 @@ static int disk_plan(const struct qemu_opts *o, const struct qemu_boot *qb, cons
 	return 0;
 }
 
-static int push_fmt(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int push_fmt(char ***v, const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	int r = strv_push(v, s);
-	free(s);
-	return r;
-}
-
 static int copy_vars(const char *src, const char *dst)
 {
 	_cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
@@ -1093,14 +1078,14 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: strv_push(&v, "intel-iommu,intremap=on");
 	}
 	r = r ?: strv_push(&v, "-m");
-	r = r ?: push_fmt(&v, "%u", qb->memory ? qb->memory : o->memory ? o->memory : QEMU_DEFAULT_MEMORY);
+	r = r ?: strv_pushf(&v, "%u", qb->memory ? qb->memory : o->memory ? o->memory : QEMU_DEFAULT_MEMORY);
 	r = r ?: strv_push(&v, "-smp");
-	r = r ?: push_fmt(&v, "%u", qb->cpus ? qb->cpus : o->cpus ? o->cpus : QEMU_DEFAULT_CPUS);
+	r = r ?: strv_pushf(&v, "%u", qb->cpus ? qb->cpus : o->cpus ? o->cpus : QEMU_DEFAULT_CPUS);
 	if (code) {
 		r = r ?: strv_push(&v, "-drive");
-		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
+		r = r ?: strv_pushf(&v, "if=pflash,format=raw,unit=0,readonly=on,file=%s", code);
 		r = r ?: strv_push(&v, "-drive");
-		r = r ?: push_fmt(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
+		r = r ?: strv_pushf(&v, "if=pflash,format=raw,unit=1,file=%s", varse);
 	} else if (qb->bios) {
 		r = r ?: strv_push(&v, "-bios");
 		r = r ?: strv_push(&v, qb->bios);
@@ -1120,7 +1105,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 	}
 	if (img) {
 		r = r ?: strv_push(&v, "-drive");
-		r = r ?: push_fmt(&v, "file=%s,format=%s,if=%s%s", img, disk->format, qb->sd ? "sd" : "virtio",
+		r = r ?: strv_pushf(&v, "file=%s,format=%s,if=%s%s", img, disk->format, qb->sd ? "sd" : "virtio",
 				  disk->snapshot ? ",snapshot=on" : "");
 	}
 	/* A machine without PCI (the Pi) gets its NICs on USB. */
@@ -1131,7 +1116,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		if (!url)
 			return -ENOMEM;
 		r = r ?: strv_push(&v, "-netdev");
-		r = r ?: push_fmt(&v, "user,id=pxe,restrict=off,bootfile=%s", url);
+		r = r ?: strv_pushf(&v, "user,id=pxe,restrict=off,bootfile=%s", url);
 		/* Without disks, it is the first boot device. With disks, the firmware's own order
 		 * decides, as on a machine whose blank disk falls through to the network, unless
 		 * network_first: a boot order from QEMU (bootindex) makes OVMF delete every boot
@@ -1139,28 +1124,28 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		 * back to the network on every boot. */
 		bool first = !o->n_pxe_disks || o->network_first;
 		r = r ?: strv_push(&v, "-device");
-		r = r ?: push_fmt(&v, "%s,netdev=pxe%s%s%s", nic, first ? ",bootindex=0" : "", o->mac ? ",mac=" : "",
+		r = r ?: strv_pushf(&v, "%s,netdev=pxe%s%s%s", nic, first ? ",bootindex=0" : "", o->mac ? ",mac=" : "",
 				  o->mac ? o->mac : "");
 		for (size_t i = 0; r == 0 && i < o->n_pxe_disks; i++) {
 			_cleanup_free_ char *f = qemu_escape(o->pxe_disks[i]);
 			if (!f)
 				return -ENOMEM;
 			r = r ?: strv_push(&v, "-drive");
-			r = r ?: push_fmt(&v, "file=%s,format=raw,if=none,id=disk%zu%s", f, i + 1,
+			r = r ?: strv_pushf(&v, "file=%s,format=raw,if=none,id=disk%zu%s", f, i + 1,
 					  o->persist ? "" : ",snapshot=on");
 			r = r ?: strv_push(&v, "-device");
-			r = r ?: push_fmt(&v, "virtio-blk-pci,drive=disk%zu,serial=pmoves-disk%zu", i + 1, i + 1);
+			r = r ?: strv_pushf(&v, "virtio-blk-pci,drive=disk%zu,serial=pmoves-disk%zu", i + 1, i + 1);
 		}
 	} else {
 		r = r ?: strv_push(&v, "-nic");
-		r = r ?: push_fmt(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");
+		r = r ?: strv_pushf(&v, "user,model=%s,restrict=%s", nic, o->net ? "off" : "on");
 	}
 	for (size_t i = 0; i < o->n_socknet; i++) {
 		const struct qemu_socknet *s = &o->socknet[i];
 		r = r ?: strv_push(&v, "-netdev");
-		r = r ?: push_fmt(&v, "socket,id=sock%zu,%s=127.0.0.1:%u", i, s->listen ? "listen" : "connect", s->port);
+		r = r ?: strv_pushf(&v, "socket,id=sock%zu,%s=127.0.0.1:%u", i, s->listen ? "listen" : "connect", s->port);
 		r = r ?: strv_push(&v, "-device");
-		r = r ?: push_fmt(&v, "%s,netdev=sock%zu,mac=52:54:00:%02x:%02x:%02x", nic, i, s->port >> 8, s->port & 0xff,
+		r = r ?: strv_pushf(&v, "%s,netdev=sock%zu,mac=52:54:00:%02x:%02x:%02x", nic, i, s->port >> 8, s->port & 0xff,
 				  s->listen ? 1 : 2);
 	}
 	if (!qb->usb_net) {
@@ -1169,7 +1154,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 	}
 	if (cfg) {
 		r = r ?: strv_push(&v, "-fw_cfg");
-		r = r ?: push_fmt(&v, "name=opt/ai.pmoves/device.json,file=%s", cfg);
+		r = r ?: strv_pushf(&v, "name=opt/ai.pmoves/device.json,file=%s", cfg);
 	}
 	if (o->no_reboot)
 		r = r ?: strv_push(&v, "-no-reboot");

@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <stdarg.h>
 
 #define QM "/usr/sbin/qm"
 #define VM_CONF_DIR "/etc/pve/qemu-server"
@@ -231,21 +230,6 @@ static int gpu_slots(const struct fb_ctx *c, json_object *section, char ***ret)
 	return 0;
 }
 
-static int push_f(char ***argv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int push_f(char ***argv, const char *fmt, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	int r = strv_push(argv, s);
-	free(s);
-	return r;
-}
-
 /* qm create ID ...: q35, OVMF with a 4M EFI vars disk (no pre-enrolled keys: the NVIDIA
  * driver is not signed), virtio-scsi, virtio network on the bridge, the disk, the GPU. */
 static int qm_create_argv(const struct vm *v, const char *storage, const char *bridge, char **gpus, char ***ret)
@@ -258,7 +242,7 @@ static int qm_create_argv(const struct vm *v, const char *storage, const char *b
 	if (!r)
 		r = strv_push(&a, "create");
 	if (!r)
-		r = push_f(&a, "%lld", (long long)v->id);
+		r = strv_pushf(&a, "%lld", (long long)v->id);
 	if (!r)
 		r = strv_push(&a, "--name");
 	if (!r)
@@ -266,36 +250,36 @@ static int qm_create_argv(const struct vm *v, const char *storage, const char *b
 	if (!r)
 		r = strv_push(&a, "--memory");
 	if (!r)
-		r = push_f(&a, "%llu", (unsigned long long)v->memory_mib);
+		r = strv_pushf(&a, "%llu", (unsigned long long)v->memory_mib);
 	if (!r)
 		r = strv_push(&a, "--cores");
 	if (!r)
-		r = push_f(&a, "%lld", (long long)v->cores);
+		r = strv_pushf(&a, "%lld", (long long)v->cores);
 	for (const char *const *f = fixed; !r && *f; f++)
 		r = strv_push(&a, *f);
 	if (!r)
 		r = strv_push(&a, "--efidisk0");
 	if (!r)
-		r = push_f(&a, "%s:1,efitype=4m,pre-enrolled-keys=0", storage);
+		r = strv_pushf(&a, "%s:1,efitype=4m,pre-enrolled-keys=0", storage);
 	if (!r)
 		r = strv_push(&a, "--net0");
 	if (!r)
-		r = push_f(&a, "virtio,bridge=%s", bridge);
+		r = strv_pushf(&a, "virtio,bridge=%s", bridge);
 	if (!r && (v->disk_image || v->disk_gib)) {
 		r = strv_push(&a, "--scsi0");
 		if (!r)
-			r = v->disk_image ? push_f(&a, "%s:0,import-from=%s,iothread=1,discard=on", storage, v->disk_image)
-					  : push_f(&a, "%s:%llu,iothread=1,discard=on", storage, (unsigned long long)v->disk_gib);
+			r = v->disk_image ? strv_pushf(&a, "%s:0,import-from=%s,iothread=1,discard=on", storage, v->disk_image)
+					  : strv_pushf(&a, "%s:%llu,iothread=1,discard=on", storage, (unsigned long long)v->disk_gib);
 		if (!r)
 			r = strv_push(&a, "--boot");
 		if (!r)
 			r = strv_push(&a, "order=scsi0");
 	}
 	for (size_t i = 0; !r && v->gpu && gpus && gpus[i]; i++) {
-		r = push_f(&a, "--hostpci%zu", i);
+		r = strv_pushf(&a, "--hostpci%zu", i);
 		/* The first GPU is the VM's display; every function of a slot goes with it. */
 		if (!r)
-			r = push_f(&a, "%s,pcie=1,%srombar=1", gpus[i], i == 0 ? "x-vga=1," : "");
+			r = strv_pushf(&a, "%s,pcie=1,%srombar=1", gpus[i], i == 0 ? "x-vga=1," : "");
 	}
 	if (r < 0)
 		return r;

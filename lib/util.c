@@ -51,6 +51,20 @@ int strv_push(char ***v, const char *s)
 	return 0;
 }
 
+int strv_pushf(char ***v, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	int r = strv_push(v, s);
+	free(s);
+	return r;
+}
+
 bool strv_contains(char *const *v, const char *s)
 {
 	for (; v && *v; v++)

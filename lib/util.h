@@ -54,6 +54,8 @@ static inline void strvfreep(char ***v);
 void strv_free(char **v);
 size_t strv_length(char *const *v);
 int strv_push(char ***v, const char *s);
+/* strv_push of a printf-formatted string (an argv word with a number or a path in it). */
+int strv_pushf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool strv_contains(char *const *v, const char *s);
 /* The strings joined with SEP (malloc'd), or NULL on failure; "" for an empty list. */
 char *strv_join(char *const *v, const char *sep);

@@ -2,7 +2,6 @@
  * firmware, no PCI, no option ROMs. With KVM where /dev/kvm opens, else TCG (slow but the same
  * guest). Its own seccomp filter on (-sandbox): no new processes, no privileges. */
 #include <fcntl.h>
-#include <stdarg.h>
 #include <sys/utsname.h>
 
 #include "run.h"
@@ -55,21 +54,6 @@ static const char *unusable(const struct sbx_config *cfg)
 	return NULL;
 }
 
-static int push(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int push(char ***v, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -ENOMEM;
-	int r = strv_push(v, s);
-	free(s);
-	return r;
-}
-
 static int qemu_argv(const struct sbx *s, char ***ret)
 {
 	const struct sbx_config *c = s->cfg;
@@ -79,33 +63,47 @@ static int qemu_argv(const struct sbx *s, char ***ret)
 	if (khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
 	_cleanup_strv_ char **v = NULL;
-	int r;
-	if ((r = push(&v, "%s", qemu_binary())) < 0 ||
-	    (r = push(&v, "%s", arm ? "-M" : "-M")) < 0 ||
-	    (r = push(&v, "%s", arm ? "virt,gic-version=max" : "microvm,x-option-roms=off,isa-serial=on,rtc=off")) < 0 ||
-	    (r = push(&v, "-accel")) < 0 || (r = push(&v, "%s", kvm ? "kvm" : "tcg")) < 0 ||
-	    (r = push(&v, "-cpu")) < 0 || (r = push(&v, "%s", kvm ? "host" : "max")) < 0 ||
-	    (r = push(&v, "-smp")) < 0 || (r = push(&v, "%u", s->spec->vcpus)) < 0 ||
-	    (r = push(&v, "-m")) < 0 || (r = push(&v, "%u", s->spec->memory_mib)) < 0 ||
-	    (r = push(&v, "-nodefaults")) < 0 || (r = push(&v, "-no-user-config")) < 0 ||
-	    (r = push(&v, "-nographic")) < 0 || (r = push(&v, "-no-reboot")) < 0 ||
-	    (r = push(&v, "-sandbox")) < 0 ||
-	    (r = push(&v, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")) < 0 ||
-	    (r = push(&v, "-chardev")) < 0 || (r = push(&v, "file,id=con,path=%s", s->console)) < 0 ||
-	    (r = push(&v, "-serial")) < 0 || (r = push(&v, "chardev:con")) < 0 ||
-	    (r = push(&v, "-kernel")) < 0 || (r = push(&v, "%s", c->kernel)) < 0 ||
-	    (r = push(&v, "-initrd")) < 0 || (r = push(&v, "%s", c->initrd)) < 0 ||
-	    (r = push(&v, "-append")) < 0 ||
-	    (r = push(&v, "console=%s quiet panic=-1%s%s", arm ? "ttyAMA0" : "ttyS0", arm ? "" : " pci=off", tsc)) < 0 ||
-	    /* The root first and the I/O disk second: the guest sees them as vda and vdb. */
-	    (r = push(&v, "-drive")) < 0 || (r = push(&v, "id=root,file=%s,format=raw,if=none,cache=unsafe", s->root)) < 0 ||
-	    (r = push(&v, "-device")) < 0 || (r = push(&v, "virtio-blk-device,drive=root")) < 0 ||
-	    (r = push(&v, "-drive")) < 0 || (r = push(&v, "id=io,file=%s,format=raw,if=none,cache=writeback", s->io)) < 0 ||
-	    (r = push(&v, "-device")) < 0 || (r = push(&v, "virtio-blk-device,drive=io")) < 0)
-		return r;
-	if (s->tap_fd >= 0 &&
-	    ((r = push(&v, "-netdev")) < 0 || (r = push(&v, "tap,id=net,fd=%d", s->tap_fd)) < 0 ||
-	     (r = push(&v, "-device")) < 0 || (r = push(&v, "virtio-net-device,netdev=net,mac=%s", s->mac)) < 0))
+	int r = strv_push(&v, qemu_binary());
+	r = r ?: strv_push(&v, "-M");
+	r = r ?: strv_push(&v, arm ? "virt,gic-version=max" : "microvm,x-option-roms=off,isa-serial=on,rtc=off");
+	static const char *const fixed[] = { "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-sandbox",
+					     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", NULL };
+	for (size_t i = 0; fixed[i]; i++)
+		r = r ?: strv_push(&v, fixed[i]);
+	r = r ?: strv_push(&v, "-accel");
+	r = r ?: strv_push(&v, kvm ? "kvm" : "tcg");
+	r = r ?: strv_push(&v, "-cpu");
+	r = r ?: strv_push(&v, kvm ? "host" : "max");
+	r = r ?: strv_push(&v, "-smp");
+	r = r ?: strv_pushf(&v, "%u", s->spec->vcpus);
+	r = r ?: strv_push(&v, "-m");
+	r = r ?: strv_pushf(&v, "%u", s->spec->memory_mib);
+	r = r ?: strv_push(&v, "-chardev");
+	r = r ?: strv_pushf(&v, "file,id=con,path=%s", s->console);
+	r = r ?: strv_push(&v, "-serial");
+	r = r ?: strv_push(&v, "chardev:con");
+	r = r ?: strv_push(&v, "-kernel");
+	r = r ?: strv_push(&v, c->kernel);
+	r = r ?: strv_push(&v, "-initrd");
+	r = r ?: strv_push(&v, c->initrd);
+	r = r ?: strv_push(&v, "-append");
+	r = r ?: strv_pushf(&v, "console=%s quiet panic=-1%s%s", arm ? "ttyAMA0" : "ttyS0", arm ? "" : " pci=off", tsc);
+	/* The root first and the I/O disk second: the guest sees them as vda and vdb. */
+	r = r ?: strv_push(&v, "-drive");
+	r = r ?: strv_pushf(&v, "id=root,file=%s,format=raw,if=none,cache=unsafe", s->root);
+	r = r ?: strv_push(&v, "-device");
+	r = r ?: strv_push(&v, "virtio-blk-device,drive=root");
+	r = r ?: strv_push(&v, "-drive");
+	r = r ?: strv_pushf(&v, "id=io,file=%s,format=raw,if=none,cache=writeback", s->io);
+	r = r ?: strv_push(&v, "-device");
+	r = r ?: strv_push(&v, "virtio-blk-device,drive=io");
+	if (s->tap_fd >= 0) {
+		r = r ?: strv_push(&v, "-netdev");
+		r = r ?: strv_pushf(&v, "tap,id=net,fd=%d", s->tap_fd);
+		r = r ?: strv_push(&v, "-device");
+		r = r ?: strv_pushf(&v, "virtio-net-device,netdev=net,mac=%s", s->mac);
+	}
+	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(v);
 	return 0;

@@ -45,7 +45,8 @@ int main(int argc, char **argv)
 	const char *config = NULL;
 	bool json = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "+c:vh", opts, NULL)) != -1)
+	/* Options may come before or after the command (getopt moves the others to the end). */
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1)
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'j': json = true; break;
@@ -58,23 +59,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	const char *cmd = argv[optind++];
-	/* Options may follow the command too. */
-	optind--;
-	argv[optind] = (char *)cmd;
-	int sub_argc = argc - optind;
-	char **sub_argv = argv + optind;
-	optind = 1;
-	while ((c = getopt_long(sub_argc, sub_argv, "c:vh", opts, NULL)) != -1)
-		switch (c) {
-		case 'c': config = optarg; break;
-		case 'j': json = true; break;
-		case 'v': log_verbose++; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	int nargs = sub_argc - optind;
-	char **args = sub_argv + optind;
+	const char *cmd = argv[optind];
+	int nargs = argc - optind - 1;
+	char **args = argv + optind + 1;
 
 	if (!config && access(DEFAULT_CONFIG, F_OK) == 0)
 		config = DEFAULT_CONFIG;

@@ -110,7 +110,8 @@ static int add(char *buf, size_t *len, const char *key, const char *value)
 	size_t n = strlen(key) + strlen(value) + 1;
 	if (*len + n > SBX_REQ_MAX - SBX_HEAD_SIZE)
 		return -E2BIG;
-	*len += (size_t)sprintf(buf + SBX_HEAD_SIZE + *len, "%s%s", key, value) + 1;
+	snprintf(buf + SBX_HEAD_SIZE + *len, n, "%s%s", key, value);
+	*len += n;
 	return 0;
 }
 

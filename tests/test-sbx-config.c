@@ -33,6 +33,20 @@ static char *messages(void)
 	return buf;
 }
 
+/* A spec whose command is echo and N words of 68 digits (73 bytes each in the guest's request). */
+static char *echo_words(int n)
+{
+	_cleanup_strv_ char **w = NULL;
+	int r = strv_push(&w, "\"echo\"");
+	for (int i = 0; r == 0 && i < n; i++)
+		r = strv_pushf(&w, "\"%068d\"", i);
+	_cleanup_free_ char *list = r == 0 ? strv_join(w, ", ") : NULL;
+	char *spec = list ? strdupf("{\"command\": [%s]}", list) : NULL;
+	if (!spec)
+		abort();
+	return spec;
+}
+
 static void spec_refused(const char *name, const char *text, const char *want)
 {
 	_cleanup_free_ char *path = write_tmp(name, text);
@@ -94,18 +108,9 @@ int main(void)
 	spec_refused("array.json", "[\"true\"]", "not a JSON object");
 	spec_refused("trailing.json", "{\"command\": [\"true\"]} x", "not JSON");
 	/* 60000 bytes of words at most: the guest's request is 64 KiB. */
-	char *big = malloc(100000), *p = big;
-	p += sprintf(p, "{\"command\": [\"echo\"");
-	for (int i = 0; i < 850; i++)
-		p += sprintf(p, ", \"%068d\"", i);
-	sprintf(p, "]}");
-	spec_refused("long.json", big, "60000 bytes in all");
-	p = big + strlen(big) - 2;
-	for (int i = 0; i < 300; i++)
-		p += sprintf(p, ", \"%068d\"", i);
-	sprintf(p, "]}");
-	spec_refused("huge.json", big, "huge.json: larger than 64 KiB");
-	free(big);
+	_cleanup_free_ char *long_spec = echo_words(850), *huge_spec = echo_words(1150);
+	spec_refused("long.json", long_spec, "60000 bytes in all");
+	spec_refused("huge.json", huge_spec, "huge.json: larger than 64 KiB");
 
 	/* ---- the machine's config ---- */
 	struct sbx_config c;
