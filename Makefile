@@ -105,7 +105,7 @@ T_OBJ_$(1) := $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o) $$(FIRSTBOOT_SRC:%.c=$(BU
 TARGET_OBJ += $$(T_OBJ_$(1))
 TARGET_FB += $(if $(wildcard firstboot/main.c),$(BUILD)/target/$(1)/pmoves-firstboot \
 	$(BUILD)/target/$(1)/pmoves-firstboot.service $(BUILD)/target/$(1)/pmoves-firstboot.timer) \
-	$(BUILD)/target/$(1)/pmoves-sandbox-init
+	$(BUILD)/target/$(1)/pmoves-sandbox-init $(BUILD)/target/$(1)/pmoves-sandbox
 
 $(BUILD)/target/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
@@ -118,6 +118,17 @@ $(BUILD)/target/$(1)/pmoves-firstboot: $$(T_OBJ_$(1))
 
 $(BUILD)/target/$(1)/pmoves-firstboot.%: firstboot/pmoves-firstboot.%
 	$$(Q)cp $$< $$@
+
+# The sandbox launcher as it goes into images (builder/sandbox-bake.c): the library through an
+# archive, so that it links only what the launcher uses (json-c and libcrypto).
+T_SBX_OBJ_$(1) := $$(SANDBOX_SRC:%.c=$(BUILD)/target/$(1)/%.o)
+TARGET_OBJ += $$(T_SBX_OBJ_$(1))
+$(BUILD)/target/$(1)/libpmoves.a: $$(LIB_SRC:%.c=$(BUILD)/target/$(1)/%.o)
+	$$(Q)rm -f $$@ && $(1)-linux-gnu-ar rcs $$@ $$^
+
+$(BUILD)/target/$(1)/pmoves-sandbox: $$(T_SBX_OBJ_$(1)) $(BUILD)/target/$(1)/libpmoves.a
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(T_CC_$(1)) -o $$@ $$^ $$(shell $$(T_PC_$(1)) --libs json-c libcrypto) -pthread
 
 # A sandbox guest's PID 1 (sandbox/init.c, the output "microvm" puts it in the initramfs):
 # libc only, static, never with sanitizers.

@@ -122,6 +122,7 @@ static const struct stage {
 	{ "artifacts", stage_artifacts, TREE_YES },
 	{ "ollama", stage_ollama, TREE_YES },
 	{ "pinokio", stage_pinokio, TREE_YES },
+	{ "sandbox", stage_sandbox, TREE_YES },
 	{ "boot", stage_boot, TREE_YES },
 	{ "split", stage_split, TREE_YES },
 	{ "size", stage_size, TREE_YES },
@@ -318,6 +319,7 @@ static void build_done(struct build *b)
 	free(b->rootfs_tar);
 	free(b->seed_buf);
 	json_object_put(b->artifacts);
+	json_object_put(b->sandbox_guest);
 	json_object_put(b->manifest);
 }
 

@@ -54,6 +54,7 @@ struct build {
 	char *kernel_version;   /* set by the boot loader stage */
 	struct plan plan;
 	json_object *artifacts; /* [{file, kind}] from the outputs, checksummed by the manifest */
+	json_object *sandbox_guest; /* the baked sandbox guest (sandbox-bake.c), for manifest.json */
 	json_object *manifest;
 	struct image_hash *ihash; /* the raw image's checksum, computed as it is made */
 	struct build_remover *remover; /* removes work_dir on the other core (build-run.c) */

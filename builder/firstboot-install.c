@@ -219,14 +219,9 @@ int firstboot_schema(json_object **ret)
 	return 0;
 }
 
-/* The binary must run on the image: its architecture, every library it links, and a glibc at
- * least as new as the one it was built against. Caught here, not at the machine's first boot. */
-static int check_runs_on_image(struct build *b, const char *bin, const struct elf_needs *n)
+/* The libraries pmoves-firstboot loads (firstboot_loaded_libraries), in the image. */
+static int check_loaded_libraries(struct build *b)
 {
-	if (n->machine != b->p->arch->elf_machine) {
-		log_error("'%s' is not built for %s", bin, b->p->arch->name);
-		return -ENOEXEC;
-	}
 	for (size_t i = 0; firstboot_loaded_libraries[i]; i++) {
 		_cleanup_free_ char *rel = NULL;
 		if (tree_find_library(b, firstboot_loaded_libraries[i], &rel) < 0) {
@@ -235,11 +230,23 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 			return -ENOENT;
 		}
 	}
+	return 0;
+}
+
+/* BIN must run on the image: its architecture, every library it links, and a glibc at least as
+ * new as the one it was built against. Caught here, not at the machine's first boot. */
+static int check_runs_on_image(struct build *b, const char *bin, const struct elf_needs *n)
+{
+	const char *name = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
+	if (n->machine != b->p->arch->elf_machine) {
+		log_error("'%s' is not built for %s", bin, b->p->arch->name);
+		return -ENOEXEC;
+	}
 	for (size_t i = 0; n->needed[i]; i++) {
 		_cleanup_free_ char *rel = NULL;
 		if (tree_find_library(b, n->needed[i], &rel) < 0) {
 			const char *pkg = package_of(n->needed[i]);
-			log_error("pmoves-firstboot needs '%s', which the image does not have%s%s%s", n->needed[i],
+			log_error("%s needs '%s', which the image does not have%s%s%s", name, n->needed[i],
 				  pkg ? " (package " : "", pkg ? pkg : "", pkg ? ")" : "");
 			return -ENOENT;
 		}
@@ -257,13 +264,23 @@ static int check_runs_on_image(struct build *b, const char *bin, const struct el
 		elf_needs_free(&libc); /* only the version numbers are used below */
 		if (libc.defines_major < n->glibc_major ||
 		    (libc.defines_major == n->glibc_major && libc.defines_minor < n->glibc_minor)) {
-			log_error("pmoves-firstboot needs GLIBC_%u.%u, but the image's glibc is %u.%u: build it "
-				  "against the image's suite",
-				  n->glibc_major, n->glibc_minor, libc.defines_major, libc.defines_minor);
+			log_error("%s needs GLIBC_%u.%u, but the image's glibc is %u.%u: build it against the image's suite",
+				  name, n->glibc_major, n->glibc_minor, libc.defines_major, libc.defines_minor);
 			return -ENOEXEC;
 		}
 	}
 	return 0;
+}
+
+int firstboot_check_binary(struct build *b, const char *bin)
+{
+	struct elf_needs n;
+	int r = elf_read_needs(bin, &n);
+	if (r < 0)
+		return log_errno(r, "cannot read '%s' ('make' builds it)", bin);
+	r = check_runs_on_image(b, bin, &n);
+	elf_needs_free(&n);
+	return r;
 }
 
 static int install_file(struct build *b, const char *from, const char *to, mode_t mode)
@@ -322,7 +339,7 @@ int stage_firstboot(struct build *b)
 		return r;
 	r = check_runs_on_image(b, bin, &n);
 	elf_needs_free(&n);
-	if (r < 0)
+	if (r < 0 || (r = check_loaded_libraries(b)) < 0)
 		return r;
 	r = install_file(b, bin, "/usr/bin/pmoves-firstboot", 0755);
 	if (r < 0)

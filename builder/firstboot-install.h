@@ -31,6 +31,11 @@ int firstboot_profile_load(const char *name_or_path, struct profile **ret, char 
 /* pmoves-firstboot's config schema (pmoves-firstboot schema, this machine's build): 0 and the
  * parsed schema in *ret, or a negative errno, logged. */
 int firstboot_schema(json_object **ret);
+struct build;
+/* BIN (a program of ours built for the image, such as pmoves-sandbox) runs on the image being
+ * built: its architecture, the libraries it links (in the tree), its glibc. 0, or -errno
+ * logged. */
+int firstboot_check_binary(struct build *b, const char *bin);
 /* The firstboot stage (stages.h): binary, units (enabled), /etc/pmoves/firstboot.json (0600). */
 
 #endif

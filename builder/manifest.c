@@ -324,6 +324,9 @@ int stage_manifest(struct build *b)
 	json_object *npm = npm_trees_manifest(p);
 	if (npm)
 		json_object_object_add(m, "npm", npm);
+	/* The sandbox guest baked in (sandbox-bake.c): its profile and files. */
+	if (b->sandbox_guest)
+		json_object_object_add(m, "sandbox_guest", json_object_get(b->sandbox_guest));
 	b->manifest = m;
 
 	const char *text = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

@@ -193,6 +193,8 @@ const struct field profile_fields[] = {
 	F_STR("ollama_store", NULL),
 	/* Pinokio launchers to bake: names under pinokio/, or paths (pinokio-apps.c). */
 	F_STRV("pinokio_apps", NULL, .max_items = 32, .unique = true),
+	/* A profile with output "microvm" baked in for pmoves-sandbox (sandbox-bake.c). */
+	F_STR("sandbox_guest", &formats[FMT_NAME]),
 	F_END,
 };
 

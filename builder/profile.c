@@ -1230,6 +1230,44 @@ static int check_artifacts(struct problems *c, json_object *o, struct profile *p
 	return 0;
 }
 
+/* "sandbox_guest": a profile (beside the file that names it, then in profile_dir()) for the
+ * same architecture, with output "microvm" and no guest of its own; sandbox-bake.c builds it.
+ * Loaded here, so that validate, show and build refuse a wrong one before anything is built. */
+static int guest_depth; /* loading a guest: its own "sandbox_guest" is refused, not followed */
+
+static int check_guest(struct problems *c, struct profile *p)
+{
+	const char *name = str_at(p->json, "sandbox_guest");
+	if (!name)
+		return 0;
+	if (guest_depth > 0)
+		return bad(c, ".sandbox_guest", "a sandbox guest has no \"sandbox_guest\" of its own");
+	const char *from = origin(c, ".sandbox_guest"), *slash = strrchr(from, '/');
+	_cleanup_free_ char *beside = NULL, *in_dir = NULL, *err = NULL;
+	if (asprintf(&beside, "%.*s%s.json", slash ? (int)(slash - from + 1) : 0, from, name) < 0 ||
+	    asprintf(&in_dir, "%s/%s.json", profile_dir(), name) < 0)
+		return -ENOMEM;
+	const char *found = file_exists(beside) ? beside : file_exists(in_dir) ? in_dir : NULL;
+	if (!found)
+		return bad(c, ".sandbox_guest", "profile '%s' not found (looked for '%s' and '%s')", name, beside, in_dir);
+	struct profile *g = NULL;
+	guest_depth++;
+	int r = profile_load(found, &g, &err);
+	guest_depth--;
+	if (r < 0)
+		return r == -ENOMEM ? r : bad(c, ".sandbox_guest", "profile '%s': %s", name, err ? err : strerror(-r));
+	const char *why = g->arch != p->arch ? "is for another architecture"
+			  : !strv_contains((char **)g->outputs, "microvm") ? "has no output \"microvm\""
+									   : NULL;
+	profile_free(g);
+	if (why)
+		return bad(c, ".sandbox_guest", "profile '%s' (%s) %s: a sandbox guest is a microvm for %s", name, found, why,
+			    p->arch->name);
+	if (!(p->guest_path = strdup(found)))
+		return -ENOMEM;
+	return 0;
+}
+
 /* A partition the boot loader needs: of its type, with its filesystem, mounted. */
 static int check_boot_part(struct problems *c, const struct profile *p, const struct boot_loader *l,
 			   const struct boot_part *need)
@@ -1293,6 +1331,7 @@ void profile_free(struct profile *p)
 		return;
 	json_object_put(p->json);
 	free(p->path);
+	free(p->guest_path);
 	free(p->rootfs.components);
 	free(p->rootfs.packages);
 	free(p->overlays);
@@ -1329,7 +1368,7 @@ static int resolve(struct problems *c, const char *display, struct profile *p)
 	fill_top(p->json, p);
 	if ((r = check_rootfs(c, p->json, p)) < 0 || (r = check_disk(c, p->json, p)) < 0 ||
 	    (r = check_lists(c, p->json, p)) < 0 || (r = check_artifacts(c, p->json, p)) < 0 ||
-	    (r = check_cross(c, p)) < 0)
+	    (r = check_cross(c, p)) < 0 || (r = check_guest(c, p)) < 0)
 		return r;
 	return 0;
 }

@@ -30,6 +30,7 @@ struct part_spec {
 struct profile {
 	json_object *json;  /* the resolved profile: after extends and defaults; owns the strings below */
 	char *path;         /* the file it came from */
+	char *guest_path;   /* "sandbox_guest" resolved: the guest profile's file, or NULL */
 	const char *name;
 	const char *description;
 	const struct arch *arch; /* arch.h */

@@ -14,6 +14,8 @@ int stage_artifacts(struct build *b);   /* artifacts.c: baked artifacts into the
 int stage_ollama(struct build *b);      /* ollama-bake.c: Ollama models from a local store into
 					 * the tree */
 int stage_pinokio(struct build *b);     /* pinokio-apps.c: Pinokio launchers into the tree */
+int stage_sandbox(struct build *b);     /* sandbox-bake.c: a sandbox guest and pmoves-sandbox into
+					 * the tree */
 int stage_boot(struct build *b);        /* boot.c: b->kernel_version, the boot loader's files */
 int stage_split(struct build *b);       /* tree.c: each mounted partition's files out of the tree */
 int stage_size(struct build *b);        /* plan.c: "size": "auto": the fill partition and the disk

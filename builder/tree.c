@@ -387,8 +387,9 @@ int tree_copy_dir(struct build *b, const char *overlay, int src, const char *rel
 			_cleanup_close_ int out = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 			if (out < 0)
 				return log_errno(-errno, "%s: cannot create '%s'", overlay, to);
-			r = copy_fd_range(in, 0, out, 0, (uint64_t)st.st_size);
-			if (r == 0 && (fchown(out, 0, 0) < 0 || fchmod(out, mode) < 0))
+			/* Holes kept: a filesystem image in an overlay or a guest stays sparse. */
+			r = copy_sparse(in, 0, out, 0, (uint64_t)st.st_size);
+			if (r == 0 && (ftruncate(out, st.st_size) < 0 || fchown(out, 0, 0) < 0 || fchmod(out, mode) < 0))
 				r = -errno;
 			if (r < 0)
 				return log_errno(r, "%s: cannot write '%s'", overlay, to);

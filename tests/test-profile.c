@@ -155,6 +155,16 @@ static const struct bad bad_cases[] = {
 	  { "boot loader 'direct' puts none on the disk", "output 'microvm'" }, SCHEMA_ACCEPTS },
 	{ "microvm-home.json", "{\"boot\":{\"loader\":\"direct\"},\"outputs\":[\"microvm\"]," DISK(ROOT_SIZED ",{\"name\":\"home\",\"type\":\"linux\",\"size\":\"1G\",\"fs\":\"ext4\",\"mount\":\"/home\"}") "}",
 	  NULL, ".disk.partitions[1].mount", { "output 'microvm' gives a sandbox the root filesystem only", "'/home'" }, SCHEMA_ACCEPTS },
+	{ "guest-missing.json", "{\"sandbox_guest\":\"no-such-guest\"," GOOD_DISK "}", NULL, ".sandbox_guest",
+	  { "profile 'no-such-guest' not found (looked for '", "/profiles/no-such-guest.json'" }, SCHEMA_ACCEPTS },
+	{ "guest-raw.json", "{\"sandbox_guest\":\"good-parent\"," GOOD_DISK "}", NULL, ".sandbox_guest",
+	  { "profile 'good-parent' (", "has no output \"microvm\": a sandbox guest is a microvm for x86_64" }, SCHEMA_ACCEPTS },
+	{ "guest-arch.json", "{\"sandbox_guest\":\"guest-arm\"," GOOD_DISK "}", NULL, ".sandbox_guest",
+	  { "profile 'guest-arm' (", "is for another architecture" }, SCHEMA_ACCEPTS },
+	{ "guest-nested.json", "{\"sandbox_guest\":\"guest-inner\"," GOOD_DISK "}", NULL, ".sandbox_guest",
+	  { "profile 'guest-inner': ", "guest-inner.json: .sandbox_guest: a sandbox guest has no \"sandbox_guest\" of its own" }, SCHEMA_ACCEPTS },
+	{ "guest-name.json", "{\"sandbox_guest\":\"../guest-ok\"," GOOD_DISK "}", NULL, ".sandbox_guest",
+	  { "\"../guest-ok\"" }, SCHEMA_REFUSES },
 	{ "output-dup.json", "{\"outputs\":[\"raw\",\"raw\"]," GOOD_DISK "}", NULL, ".outputs[1]", { "listed twice" }, SCHEMA_REFUSES },
 	{ "source.json", "{\"rootfs\":{\"source\":\"debootstrap\"}," GOOD_DISK "}", NULL, ".rootfs.source",
 	  { "unknown rootfs source \"debootstrap\"" }, SCHEMA_REFUSES },
@@ -402,6 +412,10 @@ static void test_bad(void)
 	write_at("profiles/badsize-parent.json",
 		 "{" DISK(ESP ",{\"name\":\"root\",\"type\":\"root\",\"size\":\"12Q\",\"fs\":\"ext4\",\"mount\":\"/\"}") "}");
 	write_at("profiles/good-parent.json", "{" GOOD_DISK "}");
+	write_at("profiles/guest-ok.json", "{\"boot\":{\"loader\":\"direct\"},\"outputs\":[\"microvm\"]," DISK(ROOT_SIZED) "}");
+	write_at("profiles/guest-arm.json", "{\"arch\":\"aarch64\",\"boot\":{\"loader\":\"direct\"},\"outputs\":[\"microvm\"]," DISK(ROOT_SIZED) "}");
+	write_at("profiles/guest-inner.json",
+		 "{\"sandbox_guest\":\"guest-ok\",\"boot\":{\"loader\":\"direct\"},\"outputs\":[\"microvm\"]," DISK(ROOT_SIZED) "}");
 	write_at("profiles/badmargin-parent.json", "{" AUTO_DISK("\"auto\"", "\"margin\":\"2000000T\",") "}");
 	npm_fixtures();
 	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++) {
@@ -430,6 +444,21 @@ static void test_bad(void)
 		}
 		profile_free(p);
 	}
+}
+
+/* A guest that fits: found beside the profile, its file kept for the build. */
+static void test_guest_good(void)
+{
+	write_at("profiles/guest-good.json", "{\"sandbox_guest\":\"guest-ok\"," GOOD_DISK "}");
+	_cleanup_free_ char *path = NULL, *err = NULL, *want = NULL;
+	if (asprintf(&path, "%s/profiles/guest-good.json", tmp) < 0 || asprintf(&want, "%s/profiles/guest-ok.json", tmp) < 0)
+		abort();
+	struct profile *p = NULL;
+	int r = profile_load(path, &p, &err);
+	tap_ok(r == 0 && p && p->guest_path && STREQ(p->guest_path, want), "sandbox_guest: a microvm profile of the same architecture, found beside it");
+	if (r < 0)
+		tap_diag("%s", err ? err : "?");
+	profile_free(p);
 }
 
 static void test_bad_other(void)
@@ -1277,6 +1306,7 @@ int main(void)
 		abort();
 
 	test_bad();
+	test_guest_good();
 	test_bad_other();
 	test_base_debian();
 	test_child();
