@@ -27,6 +27,7 @@
 	X(ollama)   /* after tailnet and mesh: its port is open on them only */                  \
 	X(pinokio)  /* after tailnet: its port is open on the tailnet only */                    \
 	X(ci_runner) /* after tailnet: CI reaches what the tailnet lets tag:ci reach */          \
+	X(sandbox)  /* after artifacts: Firecracker may be one */                               \
 	X(efiboot)                                                                              \
 	X(iommu)                                                                                \
 	X(proxmox_kernel)                                                                       \
