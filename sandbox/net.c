@@ -34,8 +34,10 @@ static const char *const blocked[] = {
 	"224.0.0.0/3",    /* multicast and reserved */
 };
 
+/* The interface of the default route into RET: 0, or -ENETUNREACH (none: RET is ""). */
 static int default_route_if(char ret[IFNAMSIZ])
 {
+	ret[0] = 0;
 	_cleanup_fclose_ FILE *f = fopen("/proc/net/route", "re");
 	if (!f)
 		return log_errno(-errno, "/proc/net/route");
@@ -47,32 +49,46 @@ static int default_route_if(char ret[IFNAMSIZ])
 			memcpy(ret, name, strlen(name) + 1);
 			return 0;
 		}
-	log_error("no default route: name the uplink in the config ('uplink')");
 	return -ENETUNREACH;
 }
 
 char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
 {
-	char set[512] = "", net[20];
+	char set[512] = "", net[20], out[64], nat[128] = "";
 	for (size_t i = 0; i < ARRAY_SIZE(blocked); i++)
 		names_add(set, sizeof(set), blocked[i], false);
 	struct in_addr a = { htonl(cfg->net) };
 	inet_ntop(AF_INET, &a, net, sizeof(net));
+	/* No uplink: nothing from the bridge is forwarded at all, nothing masqueraded. */
+	snprintf(out, sizeof(out), uplink[0] ? "oifname != \"%s\" " : "%s", uplink);
+	if (uplink[0])
+		snprintf(nat, sizeof(nat), "\t\tip saddr %s/%u oifname \"%s\" masquerade\n", net, cfg->prefix, uplink);
 	return strdupf("table inet " TABLE " {\n"
 		       "\tset blocked {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { %s }\n\t}\n"
 		       "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n"
 		       "\t\tiifname \"%s\" drop\n\t}\n"
 		       "\tchain forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;\n"
 		       "\t\tiifname \"%s\" ip saddr != %s/%u drop\n"
-		       "\t\tiifname \"%s\" oifname != \"%s\" drop\n"
+		       "\t\tiifname \"%s\" %sdrop\n"
 		       "\t\tiifname \"%s\" meta nfproto != ipv4 drop\n"
 		       "\t\tiifname \"%s\" ip daddr @blocked drop\n"
 		       "\t\toifname \"%s\" ct state established,related accept\n"
 		       "\t\toifname \"%s\" drop\n\t}\n"
 		       "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-		       "\t\tip saddr %s/%u oifname \"%s\" masquerade\n\t}\n}\n",
-		       set, cfg->bridge, cfg->bridge, net, cfg->prefix, cfg->bridge, uplink, cfg->bridge, cfg->bridge,
-		       cfg->bridge, cfg->bridge, net, cfg->prefix, uplink);
+		       "%s\t}\n}\n"
+		       /* Each tap speaks only as its sandbox: its MAC and address (bound when the
+			* tap is made, sbx_net_attach), IPv4 and ARP, nothing else. Without it a
+			* guest could answer ARP for another sandbox's address and take its replies. */
+		       "table bridge " TABLE " {\n"
+		       "\tset ports {\n\t\ttype ifname\n\t}\n"
+		       "\tset bound {\n\t\ttype ifname . ether_addr . ipv4_addr\n\t}\n"
+		       "\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n"
+		       "\t\tiifname @ports ether type != { ip, arp } drop\n"
+		       "\t\tiifname @ports ether type arp iifname . ether saddr . arp saddr ip != @bound drop\n"
+		       "\t\tiifname @ports ether type arp iifname . arp saddr ether . arp saddr ip != @bound drop\n"
+		       "\t\tiifname @ports ether type ip iifname . ether saddr . ip saddr != @bound drop\n\t}\n}\n",
+		       set, cfg->bridge, cfg->bridge, net, cfg->prefix, cfg->bridge, out, cfg->bridge, cfg->bridge,
+		       cfg->bridge, cfg->bridge, nat);
 }
 
 static int run_quiet(char *const argv[], int in_fd)
@@ -125,10 +141,13 @@ int sbx_net_up(const struct sbx_config *cfg)
 	}
 	char uplink[IFNAMSIZ];
 	int r = 0;
+	/* An offline machine still runs sandboxes, with a network that leads nowhere: net-up
+	 * again (a restart of pmoves-sandbox-net.service) once there is a route. */
 	if (cfg->uplink)
 		snprintf(uplink, sizeof(uplink), "%s", cfg->uplink);
-	else if ((r = default_route_if(uplink)) < 0)
-		return r;
+	else if (default_route_if(uplink) < 0)
+		log_warn("no default route: sandboxes reach nothing until net-up runs again with one (or name the "
+			 "uplink in the config, 'uplink')");
 	_cleanup_free_ char *text = sbx_net_nft(cfg, uplink);
 	char host[24];
 	struct in_addr a = { htonl(cfg->net + 1) };
@@ -142,13 +161,15 @@ int sbx_net_up(const struct sbx_config *cfg)
 	if ((r = run_quiet((char *[]){ "ip", "addr", "replace", host, "dev", cfg->bridge, NULL }, -1)) < 0 ||
 	    (r = run_quiet((char *[]){ "ip", "link", "set", cfg->bridge, "up", NULL }, -1)) < 0)
 		return r;
-	/* The table replaces itself whole: declared, deleted, then written. */
-	_cleanup_free_ char *all = strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n%s", text);
+	/* The tables replace themselves whole: declared, deleted, then written. */
+	_cleanup_free_ char *all = strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n"
+					   "table bridge " TABLE "\ndelete table bridge " TABLE "\n%s",
+					   text);
 	if (!all || (r = nft_load(all)) < 0)
 		return r < 0 ? r : -ENOMEM;
 	if ((r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n")) < 0)
 		return r;
-	log_info("bridge %s at %s, sandboxes leave through %s", cfg->bridge, host, uplink);
+	log_info("bridge %s at %s, sandboxes leave through %s", cfg->bridge, host, uplink[0] ? uplink : "nothing");
 	return 0;
 }
 
@@ -157,7 +178,8 @@ int sbx_net_down(const struct sbx_config *cfg)
 	int r = 0;
 	if (cfg->bridge[0] && have_link(cfg->bridge))
 		r = run_quiet((char *[]){ "ip", "link", "del", cfg->bridge, NULL }, -1);
-	int k = nft_load("table inet " TABLE "\ndelete table inet " TABLE "\n");
+	int k = nft_load("table inet " TABLE "\ndelete table inet " TABLE "\n"
+			 "table bridge " TABLE "\ndelete table bridge " TABLE "\n");
 	return r < 0 ? r : k;
 }
 
@@ -197,6 +219,21 @@ static int take_address(struct sbx *s)
 	return -EADDRINUSE;
 }
 
+/* The tap's binding in the bridge table: one of the sandboxes' ports, whose frames carry its
+ * MAC and address, or are dropped. Made before the tap joins the bridge. */
+static int bind_tap(struct sbx *s, bool add)
+{
+	const char *verb = add ? "add" : "delete";
+	_cleanup_free_ char *text = strdupf("%s element bridge " TABLE " ports { \"%s\" }\n"
+					    "%s element bridge " TABLE " bound { \"%s\" . %s . %.*s }\n",
+					    verb, s->tap, verb, s->tap, s->mac, (int)strcspn(s->addr, "/"), s->addr);
+	int r = text ? nft_load(text) : -ENOMEM;
+	if (r < 0 && add)
+		log_error("binding %s to %s: is the network up (pmoves-sandbox net-up)?", s->tap, s->addr);
+	s->bound = add && r == 0;
+	return r;
+}
+
 int sbx_net_attach(struct sbx *s, bool named)
 {
 	const struct sbx_config *c = s->cfg;
@@ -221,6 +258,8 @@ int sbx_net_attach(struct sbx *s, bool named)
 		close(fd);
 	else
 		s->tap_fd = fd;
+	if ((r = bind_tap(s, true)) < 0)
+		return r;
 	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (sock < 0)
 		return log_errno(-errno, "socket");
@@ -269,6 +308,8 @@ static void remove_named_tap(const char *name)
 
 void sbx_net_detach(struct sbx *s)
 {
+	if (s->bound)
+		bind_tap(s, false);
 	if (s->tap_fd < 0 && s->tap[0])
 		remove_named_tap(s->tap);
 	s->tap[0] = 0;

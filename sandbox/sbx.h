@@ -55,6 +55,7 @@ struct sbx {
 	char mac[18];
 	char addr[20], gw[16]; /* the guest's address with its prefix, and its gateway */
 	int addr_lock;     /* the lock that holds the address, -1 */
+	bool bound;        /* the tap, its MAC and address are in the bridge table's set */
 };
 
 struct sbx_backend {

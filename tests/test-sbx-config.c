@@ -149,15 +149,30 @@ int main(void)
 	tap_contains(nft, "10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16",
 		     "nft: never to the LAN ranges, the tailnet's, loopback, link local");
 	tap_contains(nft, "ip saddr 10.77.0.0/24 oifname \"up0\" masquerade", "nft: the subnet masqueraded on the uplink");
+	tap_contains(nft, "iifname @ports ether type ip iifname . ether saddr . ip saddr != @bound drop",
+		     "nft: a tap's IPv4 frames carry its own MAC and address (bridge table)");
+	tap_contains(nft, "iifname @ports ether type arp iifname . arp saddr ether . arp saddr ip != @bound drop",
+		     "nft: ... and its ARP its own, so a guest cannot claim another sandbox's address");
+	tap_contains(nft, "iifname @ports ether type != { ip, arp } drop", "nft: ... and nothing but IPv4 and ARP");
+	/* Offline (no default route, no uplink named): forwarded nowhere, nothing masqueraded. */
+	_cleanup_free_ char *offline = sbx_net_nft(&c, "");
+	tap_contains(offline, "\t\tiifname \"sbx0\" drop\n\t\tiifname \"sbx0\" meta nfproto", "nft without an uplink: nothing from the bridge is forwarded");
+	tap_ok(offline && !strstr(offline, "masquerade") && !strstr(offline, "oifname != \"\""), "... nothing masqueraded, no empty interface name");
 	_cleanup_free_ char *nft_path = NULL;
 	if (geteuid() != 0 || find_program("nft", &nft_path) < 0) {
 		tap_skip("nft -c accepts the table", "needs root and nft");
+		tap_skip("nft -c accepts the offline table", "needs root and nft");
 	} else {
 		_cleanup_free_ char *file = write_tmp("table.nft", nft), *out = NULL;
 		struct run_opts o = { .capture = &out, .capture_stderr = true };
 		r = run_argv((char *[]){ "nft", "-c", "-f", file, NULL }, &o);
 		if (!tap_ok(r == 0, "nft -c accepts the table"))
 			tap_diag("%s", out ? out : "");
+		_cleanup_free_ char *file2 = write_tmp("offline.nft", offline), *out2 = NULL;
+		struct run_opts o2 = { .capture = &out2, .capture_stderr = true };
+		r = run_argv((char *[]){ "nft", "-c", "-f", file2, NULL }, &o2);
+		if (!tap_ok(r == 0, "nft -c accepts the offline table"))
+			tap_diag("%s", out2 ? out2 : "");
 	}
 	sbx_config_free(&c);
 	rm_rf(dir);

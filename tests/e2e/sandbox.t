@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 43
+plan 46
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -187,6 +187,22 @@ printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"; ok $? "... not a LAN
 printf '%s\n' "$out" | grep -qx "10.77.0.1 unreachable" && printf '%s\n' "$out" | grep -qx "198.51.100.2 unreachable"
 ok $? "... not the host's own services (on the bridge's address or the uplink's)"
 printf '%s\n' "$out" | grep -qx "100.100.7.1 unreachable"; ok $? "... not the tailnet, though a route leads there"
+# A guest that takes another sandbox's address, then its MAC too (0a:50:4d + the address's low
+# 24 bits, as the launcher makes them): the bridge drops what its tap sends, ARP with it, so the
+# host never learns the address there and no reply of another sandbox can be taken.
+cat > "$T/spoof.json" <<'EOF'
+{"ttl_s": 120, "command": ["sh", "-c",
+ "get() { curl -sf --max-time 3 http://198.51.100.1:8080/ || echo unreachable; }; echo \"own $(get)\"; ip addr flush dev eth0; ip addr add 10.77.0.77/24 dev eth0; ip route add default via 10.77.0.1; echo \"address $(get)\"; ip link set eth0 down; ip link set eth0 address 0a:50:4d:4d:00:4d; ip link set eth0 up; ip route replace default via 10.77.0.1; echo \"mac $(get)\""]}
+EOF
+out=$(sbx run "$T/spoof.json" 2>"$T/spoof.err")
+printf '%s\n' "$out" | grep -qx "own answer-from-$W" && printf '%s\n' "$out" | grep -qx "address unreachable" &&
+	printf '%s\n' "$out" | grep -qx "mac unreachable"
+ok $? "a guest that takes another address, then its MAC too, reaches nothing (its own address did)" ||
+	{ printf '%s\n' "$out" | sed 's/^/# /'; tail -5 "$T/spoof.err" | sed 's/^/# /'; }
+! ip -n $H neigh show 10.77.0.77 | grep -q lladdr; ok $? "... the host never learned 10.77.0.77 there (its ARP was dropped)"
+! ip netns exec $H nft list set bridge pmoves_sandbox bound | grep -q elements &&
+	! ip netns exec $H nft list set bridge pmoves_sandbox ports | grep -q elements
+ok $? "... and the taps' bindings go with them" || ip netns exec $H nft list table bridge pmoves_sandbox | sed 's/^/# /'
 # ---- Firecracker, through a stand-in ----
 # Neither Firecracker nor its jailer can be installed here: the stand-in takes the jailer's
 # command line and the VM config, checks them against Firecracker v1.16.1's jailer.md and API
