@@ -52,7 +52,8 @@ static int default_route_if(char ret[IFNAMSIZ])
 	return -ENETUNREACH;
 }
 
-char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
+/* The inet table: what the bridge may reach, through UPLINK ("" when there is none). */
+static char *inet_text(const struct sbx_config *cfg, const char *uplink)
 {
 	char set[512] = "", net[20], out[64], nat[128] = "";
 	for (size_t i = 0; i < ARRAY_SIZE(blocked); i++)
@@ -75,20 +76,28 @@ char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
 		       "\t\toifname \"%s\" ct state established,related accept\n"
 		       "\t\toifname \"%s\" drop\n\t}\n"
 		       "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-		       "%s\t}\n}\n"
-		       /* Each tap speaks only as its sandbox: its MAC and address (bound when the
-			* tap is made, sbx_net_attach), IPv4 and ARP, nothing else. Without it a
-			* guest could answer ARP for another sandbox's address and take its replies. */
-		       "table bridge " TABLE " {\n"
-		       "\tset ports {\n\t\ttype ifname\n\t}\n"
-		       "\tset bound {\n\t\ttype ifname . ether_addr . ipv4_addr\n\t}\n"
-		       "\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n"
-		       "\t\tiifname @ports ether type != { ip, arp } drop\n"
-		       "\t\tiifname @ports ether type arp iifname . ether saddr . arp saddr ip != @bound drop\n"
-		       "\t\tiifname @ports ether type arp iifname . arp saddr ether . arp saddr ip != @bound drop\n"
-		       "\t\tiifname @ports ether type ip iifname . ether saddr . ip saddr != @bound drop\n\t}\n}\n",
+		       "%s\t}\n}\n",
 		       set, cfg->bridge, cfg->bridge, net, cfg->prefix, cfg->bridge, out, cfg->bridge, cfg->bridge,
 		       cfg->bridge, cfg->bridge, nat);
+}
+
+/* Each tap speaks only as its sandbox: its MAC and address (bound when the tap is made,
+ * sbx_net_attach), IPv4 and ARP, nothing else. Without it a guest could answer ARP for another
+ * sandbox's address and take its replies. */
+static const char bridge_text[] =
+	"table bridge " TABLE " {\n"
+	"\tset ports {\n\t\ttype ifname\n\t}\n"
+	"\tset bound {\n\t\ttype ifname . ether_addr . ipv4_addr\n\t}\n"
+	"\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; policy accept;\n"
+	"\t\tiifname @ports ether type != { ip, arp } drop\n"
+	"\t\tiifname @ports ether type arp iifname . ether saddr . arp saddr ip != @bound drop\n"
+	"\t\tiifname @ports ether type arp iifname . arp saddr ether . arp saddr ip != @bound drop\n"
+	"\t\tiifname @ports ether type ip iifname . ether saddr . ip saddr != @bound drop\n\t}\n}\n";
+
+char *sbx_net_nft(const struct sbx_config *cfg, const char *uplink)
+{
+	_cleanup_free_ char *inet = inet_text(cfg, uplink);
+	return inet ? strdupf("%s%s", inet, bridge_text) : NULL;
 }
 
 static int run_quiet(char *const argv[], int in_fd)
@@ -133,6 +142,60 @@ static bool have_link(const char *name)
 	return access(p, F_OK) == 0;
 }
 
+/* The uplink the inet table was loaded with: STATE_DIR/net/uplink, locked while it is read,
+ * compared and changed. Its fd, or -errno. */
+static int uplink_record(const struct sbx_config *cfg, char ret[IFNAMSIZ])
+{
+	_cleanup_free_ char *dir = strdupf("%s/net", cfg->state_dir), *path = strdupf("%s/net/uplink", cfg->state_dir);
+	if (!dir || !path)
+		return -ENOMEM;
+	int r = mkdir_p(cfg->state_dir, 0711);
+	if (r < 0)
+		return log_errno(r, "%s", cfg->state_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_errno(-errno, "%s", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		r = log_errno(-errno, "%s", path);
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	ssize_t n = pread(fd, ret, IFNAMSIZ - 1, 0);
+	ret[n > 0 ? n : 0] = 0;
+	return fd;
+}
+
+static int uplink_save(int fd, const char *uplink)
+{
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, uplink, strlen(uplink), 0) != (ssize_t)strlen(uplink))
+		return log_errno(-errno, "recording the uplink");
+	return 0;
+}
+
+/* Without an uplink in the config, sandboxes leave where the default route leads now: a
+ * machine whose DHCP answered after net-up (or that moved to another network) gets its inet
+ * table again, atomically; the bridge table (the taps' bindings) is left alone. */
+static int follow_default_route(const struct sbx_config *cfg)
+{
+	char now[IFNAMSIZ], was[IFNAMSIZ];
+	if (cfg->uplink)
+		return 0;
+	default_route_if(now);
+	_cleanup_close_ int fd = uplink_record(cfg, was);
+	if (fd < 0)
+		return fd;
+	if (STREQ(now, was))
+		return 0;
+	_cleanup_free_ char *inet = inet_text(cfg, now);
+	_cleanup_free_ char *all = inet ? strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n%s", inet) : NULL;
+	int r = all ? nft_load(all) : -ENOMEM;
+	if (r < 0 || (r = uplink_save(fd, now)) < 0)
+		return r;
+	log_info("the default route now leads through %s: sandboxes leave there", now[0] ? now : "nothing");
+	return 0;
+}
+
 int sbx_net_up(const struct sbx_config *cfg)
 {
 	if (!cfg->bridge[0]) {
@@ -141,13 +204,16 @@ int sbx_net_up(const struct sbx_config *cfg)
 	}
 	char uplink[IFNAMSIZ];
 	int r = 0;
-	/* An offline machine still runs sandboxes, with a network that leads nowhere: net-up
-	 * again (a restart of pmoves-sandbox-net.service) once there is a route. */
+	/* An offline machine still runs sandboxes, with a network that leads nowhere until a
+	 * default route appears (follow_default_route, when a sandbox starts). */
 	if (cfg->uplink)
 		snprintf(uplink, sizeof(uplink), "%s", cfg->uplink);
 	else if (default_route_if(uplink) < 0)
-		log_warn("no default route: sandboxes reach nothing until net-up runs again with one (or name the "
-			 "uplink in the config, 'uplink')");
+		log_warn("no default route: sandboxes reach nothing until there is one");
+	char was[IFNAMSIZ];
+	_cleanup_close_ int record = uplink_record(cfg, was);
+	if (record < 0)
+		return record;
 	_cleanup_free_ char *text = sbx_net_nft(cfg, uplink);
 	char host[24];
 	struct in_addr a = { htonl(cfg->net + 1) };
@@ -165,7 +231,7 @@ int sbx_net_up(const struct sbx_config *cfg)
 	_cleanup_free_ char *all = strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n"
 					   "table bridge " TABLE "\ndelete table bridge " TABLE "\n%s",
 					   text);
-	if (!all || (r = nft_load(all)) < 0)
+	if (!all || (r = nft_load(all)) < 0 || (r = uplink_save(record, cfg->uplink ? "" : uplink)) < 0)
 		return r < 0 ? r : -ENOMEM;
 	if ((r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n")) < 0)
 		return r;
@@ -237,7 +303,10 @@ static int bind_tap(struct sbx *s, bool add)
 int sbx_net_attach(struct sbx *s, bool named)
 {
 	const struct sbx_config *c = s->cfg;
-	int r = take_address(s);
+	int r = follow_default_route(c);
+	if (r < 0)
+		return r;
+	r = take_address(s);
 	if (r < 0)
 		return r;
 	/* A tap that lives as long as its descriptor: the VMM inherits it, and when both are

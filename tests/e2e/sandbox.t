@@ -174,14 +174,20 @@ grep -q " destroy id=$id .* status=expired bytes_discarded=" "$AUDIT" && [ -z "$
 ok $? "... audited as expired, nothing left"
 
 # ---- the network ----
-check "net-up makes the bridge and the firewall" sbx net-up
-check "... the table is loaded" ip netns exec $H nft list table inet pmoves_sandbox
+# net-up on a machine whose DHCP has not answered yet (no default route): the bridge and the
+# tables, nothing forwarded; the first sandbox after the route appears follows it.
+ip -n $H route del default
+check "net-up makes the bridge and the firewall (no default route yet)" sbx net-up
+ip netns exec $H nft list chain inet pmoves_sandbox forward | grep -qE '^[[:space:]]+iifname "sbx0" drop$'
+ok $? "... the table is loaded, forwarding nothing from the bridge while there is no route"
+ip -n $H route add default via 198.51.100.1
 cat > "$T/net.json" <<'EOF'
 {"ttl_s": 120, "command": ["sh", "-c",
  "for u in 198.51.100.1 192.168.77.1 10.77.0.1 198.51.100.2 100.100.7.1; do echo \"$u $(curl -sf --max-time 3 http://$u:8080/ || echo unreachable)\"; done"]}
 EOF
 out=$(sbx run "$T/net.json" 2>"$T/net.err"); rc=$?
-printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W"; ok $? "a sandbox reaches the Internet through the uplink" ||
+printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W" && grep -q "the default route now leads through up0: sandboxes leave there" "$T/net.err"
+ok $? "a sandbox reaches the Internet through the uplink (the table followed the route that appeared)" ||
 	{ printf '%s\n' "$out" | sed 's/^/# /'; tail -5 "$T/net.err" | sed 's/^/# /'; }
 printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"; ok $? "... not a LAN address"
 printf '%s\n' "$out" | grep -qx "10.77.0.1 unreachable" && printf '%s\n' "$out" | grep -qx "198.51.100.2 unreachable"
