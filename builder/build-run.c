@@ -34,6 +34,7 @@ bool build_interrupted(void) { return interrupted != 0; }
 #define TAIL_LINES 12
 struct out_tail {
 	int log_fd;
+	const char *shown; /* every line to the terminal too, after this prefix (NULL: with -v) */
 	char *lines[TAIL_LINES];
 	size_t next, n;
 };
@@ -47,6 +48,10 @@ static void out_line(char *s, size_t len, bool cut, void *data)
 	if (log_verbose)
 		(void)write_full(STDERR_FILENO, s, len + 1);
 	s[len] = '\0';
+	if (t->shown && !log_verbose) {
+		_cleanup_free_ char *safe = str_printable(s, len, NULL);
+		fprintf(stderr, "%s%s\n", t->shown, safe ? safe : "");
+	}
 	char *keep = strndup(s, len > 300 ? 300 : len);
 	for (char *c = keep; c && *c; c++)
 		if ((unsigned char)*c < ' ' && *c != '\t')
@@ -58,7 +63,7 @@ static void out_line(char *s, size_t len, bool cut, void *data)
 	(void)cut;
 }
 
-int build_run_env(struct build *b, char *const argv[], char *const env[])
+static int run_logged(struct build *b, char *const argv[], char *const env[], const char *echo)
 {
 	_cleanup_free_ char *line = argv_to_string(argv);
 	const char *shown = line ? line : argv[0];
@@ -66,7 +71,7 @@ int build_run_env(struct build *b, char *const argv[], char *const env[])
 		dprintf(b->log_fd, "+ %s\n", shown);
 	if (log_verbose)
 		fprintf(stderr, "+ %s\n", shown);
-	struct out_tail tail = { .log_fd = b->log_fd };
+	struct out_tail tail = { .log_fd = b->log_fd, .shown = echo };
 	struct run_opts o = {
 		.in_fd = -1,
 		.env = env,
@@ -96,7 +101,11 @@ int build_run_env(struct build *b, char *const argv[], char *const env[])
 	return 0;
 }
 
-int build_run(struct build *b, char *const argv[]) { return build_run_env(b, argv, NULL); }
+int build_run_env(struct build *b, char *const argv[], char *const env[]) { return run_logged(b, argv, env, NULL); }
+
+int build_run(struct build *b, char *const argv[]) { return run_logged(b, argv, NULL, NULL); }
+
+int build_run_shown(struct build *b, char *const argv[], const char *prefix) { return run_logged(b, argv, NULL, prefix); }
 
 char *build_tree_path(const struct build *b, const char *rel)
 {

@@ -67,6 +67,9 @@ struct build {
 int build_run(struct build *b, char *const argv[]);
 /* The same with extra environment entries. */
 int build_run_env(struct build *b, char *const argv[], char *const env[]);
+/* The same, its output on the terminal too, each line after PREFIX: for a program whose own
+ * output is the progress of long work (a build inside the build). */
+int build_run_shown(struct build *b, char *const argv[], const char *prefix);
 
 /* Set by SIGINT/SIGTERM/SIGHUP during a build: long loops check it and stop. */
 bool build_interrupted(void);

@@ -104,7 +104,7 @@ int stage_sandbox(struct build *b)
 	if (r == 0) {
 		log_info("sandbox: building the guest '%s'", g->path);
 		char *argv[] = { self, "build", (char *)g->path, "-o", out, b->refresh ? "--refresh" : NULL, NULL };
-		r = build_run(b, argv);
+		r = build_run_shown(b, argv, "  guest: ");
 	}
 	_cleanup_close_ int fd = -1;
 	json_object *files = NULL;
