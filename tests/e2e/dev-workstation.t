@@ -8,6 +8,10 @@
 # The ci-runner step, with stand-ins for GitHub's API (tests/fixtures/standins/github-api.py, on
 # the guest's 127.0.0.1) and the Actions runner (a run.sh that "runs one job" and exits): neither
 # is reachable or installable here.
+# The sandbox step: the guest built by the same pmoves-image (profiles/sandbox-guest.json) and
+# pmoves-sandbox baked in, the network service up and leaving through the uplink DHCP gives the
+# machine, a task run through pmoves-sandbox@.service by the workstation's own QEMU. Firecracker
+# is not installable here (its artifact is off, and the guest has no /dev/kvm).
 # RustDesk is not installable here either (its .deb cannot be fetched: no network), so the
 # artifacts and rustdesk steps are off too: with them on, the first boot would stay pending, as
 # on a machine that is offline (tests/test-fb-net.c and test-fb-services.c cover the rustdesk
@@ -22,7 +26,7 @@ T=$(mktemp -d /tmp/pmoves-e2e-devws.XXXXXX)
 cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-plan 31
+plan 42
 
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$TOP/profiles/dev-workstation.json" -o "$T" >"$T/build.log" 2>&1
@@ -66,6 +70,28 @@ ok $? "node-pty: built here (build/Release/pty.node), its bundled prebuilt binar
 ok $? "npm left no home or cache in the image"
 for a in comfyui facefusion ollama; do get /usr/share/pmoves/pinokio/$a/pinokio.js | grep -q 'version: "4.0"' || echo "$a" ; done >"$T/apps.missing"
 [ ! -s "$T/apps.missing" ]; ok $? "the fleet's launchers in /usr/share/pmoves/pinokio: comfyui, facefusion, ollama"
+
+# The sandbox guest, built by the same pmoves-image from profiles/sandbox-guest.json, baked in
+# with the launcher for the image's architecture.
+python3 - "$M" >"$T/guest.list" 2>&1 <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))["sandbox_guest"]
+assert g["profile"] == "sandbox-guest", g
+for f in g["files"]:
+    print(f["file"], f["sha256"])
+PY
+: >"$T/guest.bad"
+while read -r f sha; do
+	[ "$(get "$f" | sha256sum | cut -d' ' -f1)" = "$sha" ] || echo "$f" >>"$T/guest.bad"
+done <"$T/guest.list"
+[ "$(cut -d' ' -f1 "$T/guest.list" | sort | tr '\n' ' ')" = "/usr/lib/pmoves/sandbox/initrd.img /usr/lib/pmoves/sandbox/rootfs.ext4 /usr/lib/pmoves/sandbox/vmlinux /usr/lib/pmoves/sandbox/vmlinuz " ] &&
+	[ ! -s "$T/guest.bad" ]
+ok $? "the sandbox guest in /usr/lib/pmoves/sandbox: kernel, vmlinux, initramfs, root filesystem, as manifest.json lists them (SHA-256)"
+[ -s "$T/guest.bad" ] && sed 's/^/# differs: /' "$T/guest.bad"; grep -v '^/' "$T/guest.list" | sed 's/^/# /'
+[ "$(get /usr/bin/pmoves-sandbox | sha256sum)" = "$(sha256sum <"$BUILD/target/x86_64/pmoves-sandbox")" ]
+ok $? "pmoves-sandbox in /usr/bin, as built for x86_64"
+! debugfs -R "ls -p /" "$IMG?offset=$ROOT_OFF" 2>/dev/null | grep -q sandbox-guest && [ ! -e "$T/dev-workstation/.sandbox-guest" ]
+ok $? "the guest's own build left nothing in the image's output"
 
 # A profile's own app with a link in it: the build refuses it (the first boot would, on every
 # machine), names it, and leaves no image.
@@ -116,6 +142,25 @@ sed 's/^/DEV-CI-API: /' /run/github-api.log
 journalctl -b -u pmoves-ci-runner.service -o cat | grep -E 'STANDIN-RUNNER|ci-runner:' | sed 's/^/DEV-CI-JOURNAL: /'
 echo "DEV-CI-LEAK: $(journalctl -b -o cat | grep -c github_pat_) $(grep -c github_pat_ /var/lib/pmoves/firstboot/status.json)"
 echo "DEV-CI-TOKEN: $(stat -c '%a %U' /etc/pmoves/ci-runner/token)"
+echo "DEV-ROUTE: $(ip -4 route show default | tr '\n' ';')"
+echo "DEV-SBX-ACTIVE: $(systemctl is-active pmoves-sandbox-net.service)"
+journalctl -b -u pmoves-sandbox-net.service -o cat | sed 's/^/DEV-SBX-NETLOG: /'
+echo "DEV-SBX-BRIDGE: $(ip -br -4 addr show sbx0 | awk '{print $1, $3}')"
+echo "DEV-SBX-MOUNT: $(findmnt -no FSTYPE,OPTIONS /run/pmoves-sandbox)"
+echo "DEV-SBX-USER: $(id -nG pmoves-sandbox)"
+nft list table inet pmoves_sandbox >/dev/null 2>&1 && echo "DEV-SBX-NFT: loaded"
+pmoves-sandbox backends | sed 's/^/DEV-SBX-BACKEND: /'
+{
+	systemctl start pmoves-sandbox@hello.service
+	n=0
+	while systemctl is-active -q pmoves-sandbox@hello.service && [ $n -lt 600 ]; do sleep 5; n=$((n + 5)); done
+	echo "DEV-SBX-TASK-WAITED: $n s"
+	journalctl -b -u pmoves-sandbox@hello.service -o cat | sed 's/^/DEV-SBX-TASK: /'
+	echo "DEV-SBX-TASK-RESULT: $(systemctl show -P Result pmoves-sandbox@hello.service) $(systemctl show -P ExecMainStatus pmoves-sandbox@hello.service)"
+	echo "DEV-SBX-LEFT: $(ls -A /run/pmoves-sandbox | grep -v '^net$' | wc -l)"
+	sed 's/^/DEV-SBX-AUDIT: /' /var/log/pmoves/sandbox/audit.log
+	nft list chain inet pmoves_sandbox forward | sed 's/^/DEV-SBX-FWD: /'
+}
 echo "DEV-RESULT: done"
 SH
 api_unit='[Unit]\nDescription=STAND-IN for GitHub API (dev-workstation.t)\n[Service]\nType=exec\nExecStart=/usr/bin/python3 /usr/local/sbin/github-api --port 8765 --log /run/github-api.log --token github_pat_11AAAAAAA0aBcDeFgHiJkL_mnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTU\n'
@@ -132,9 +177,16 @@ print(json.dumps({
               {"path": "/usr/local/sbin/dev-evidence", "mode": "0755", "content_base64": sys.argv[4]},
               {"path": "/etc/systemd/system/github-api-standin.service", "content": u(sys.argv[5])},
               {"path": "/usr/local/sbin/github-api", "mode": "0755", "content_base64": sys.argv[6]},
-              {"path": "/home/ci-runner/actions-runner/run.sh", "mode": "0755", "content_base64": sys.argv[7]}],
-    "units": {"enable": ["pmoves-e2e-kick.timer"],
-              "start": ["pmoves-e2e-kick.timer", "github-api-standin.service", "dev-evidence.service"]},
+              {"path": "/home/ci-runner/actions-runner/run.sh", "mode": "0755", "content_base64": sys.argv[7]},
+              # The profile's DHCP, with a gateway: QEMU's restricted user network answers DHCP
+              # without one (the guest reaches nothing outside anyway).
+              {"path": "/etc/systemd/network/80-pmoves-dhcp.network",
+               "content": "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nGateway=10.0.2.2\n"}]
+             + [{"path": "/etc/pmoves/sandbox/tasks/hello.json",
+                 "content": json.dumps({"command": ["/bin/sh", "-c", "echo sandbox-says-$((6 * 7)); exit 3"],
+                                        "ttl_s": 600, "network": True, "memory_mib": 256})}],
+    "units": {"enable": ["systemd-networkd.service", "pmoves-e2e-kick.timer"],
+              "start": ["systemd-networkd.service", "pmoves-e2e-kick.timer", "github-api-standin.service", "dev-evidence.service"]},
     "ci_runner": {"url": "https://github.com/pmoves-fleet", "api_url": "http://127.0.0.1:8765",
                   "token": "github_pat_11AAAAAAA0aBcDeFgHiJkL_mnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTU",
                   "labels": ["self-hosted", "pmoves", "dev"]},
@@ -200,6 +252,34 @@ ok $? "the stand-in runner ran as ci-runner with its config in the environment (
 ok $? "after its job the runner was started again, with a new registration"
 grep -aqx 'DEV-CI-LEAK: 0 0' "$B"; ok $? "the token is in neither the journal nor status.json"
 grep -aqx 'DEV-CI-TOKEN: 600 root' "$B"; ok $? "the token is kept in /etc/pmoves/ci-runner/token, 0600 root"
+# The sandbox step: on the machine, the network service up and the QEMU backend usable (no
+# Firecracker: its artifact is not fetched here, and the machine has no /dev/kvm).
+# The boot's own run sets it up and waits; the next finds the network service started by then
+# (already done), or starts it and says what can run.
+sed -n '/step=sandbox state=pending the sandboxes.* network starts once the boot is done/,$p' "$B" >"$T/sbx-after.txt"
+grep -aqE '^pmoves-firstboot: step=sandbox state=ok sandboxes ready: firecracker: .*; qemu: usable \(Firecracker when it is installed\)$' "$T/sbx-after.txt" ||
+	grep -aqx 'pmoves-firstboot: step=sandbox state=skipped already done' "$T/sbx-after.txt"
+ok $? "sandbox step: pending in the boot's run, then done (the network service up)"
+grep -aqx 'DEV-SBX-ACTIVE: active' "$B" && grep -aqx 'DEV-SBX-BRIDGE: sbx0 10.77.0.1/24' "$B" && grep -aqx 'DEV-SBX-NFT: loaded' "$B"
+ok $? "pmoves-sandbox-net.service active: bridge sbx0 at 10.77.0.1/24, the table pmoves_sandbox loaded"
+# net-up at boot may come before DHCP's answer (network-online.target does not wait for it
+# here): then the first sandbox's launcher finds the route and the table follows it.
+{ grep -aqE '^DEV-SBX-NETLOG: bridge sbx0 at 10.77.0.1/24, sandboxes leave through en[a-z0-9]+$' "$B" ||
+	grep -aqE '^DEV-SBX-TASK: the default route now leads through en[a-z0-9]+: sandboxes leave there$' "$B"; } &&
+	grep -aqE '^DEV-SBX-FWD:[[:space:]]+iifname "sbx0" oifname != "en[a-z0-9]+" drop$' "$B"
+ok $? "... leaving through the machine's uplink (the default route's, from DHCP)" || grep -a '^DEV-SBX-NETLOG\|^DEV-SBX-FWD' "$B" | sed 's/^/# /'
+grep -aqE '^DEV-SBX-MOUNT: tmpfs +rw,nosuid,.*mode=711' "$B" && ! grep -aqE '^DEV-SBX-MOUNT: .*(nodev|noexec)' "$B"
+ok $? "the sandboxes' state: a tmpfs of its own, mode 711, without nodev or noexec"
+grep -aqE '^DEV-SBX-USER: pmoves-sandbox( .*)? kvm( |$)' "$B"; ok $? "the user pmoves-sandbox, in group kvm"
+grep -aqE '^DEV-SBX-BACKEND: qemu +usable$' "$B"; ok $? "pmoves-sandbox backends on the machine: qemu usable"
+# A task through the template: the baked guest boots under the workstation's own QEMU (TCG
+# inside the TCG-emulated workstation: about 15 s here).
+grep -aqx 'DEV-SBX-TASK: sandbox-says-42' "$B" && grep -aqx 'DEV-SBX-TASK-RESULT: exit-code 3' "$B"
+ok $? "pmoves-sandbox@hello: the task ran in a microVM inside the workstation, its output in the journal, its exit code the unit's"
+grep -aqE '^DEV-SBX-AUDIT: .* create id=sbx-[0-9a-f]{16} .* network=yes$' "$B" &&
+	grep -aqE '^DEV-SBX-AUDIT: .* destroy id=sbx-[0-9a-f]{16} .* status=exited:3 ' "$B" && grep -aqx 'DEV-SBX-LEFT: 0' "$B"
+ok $? "... with a tap on the bridge; the audit log has both lines, nothing is left on the tmpfs"
+grep -a '^DEV-SBX-TASK' "$B" | sed 's/^/# /' | tail -n 20
 ! grep -aq "pmoves-firstboot: step=[a-z-]* state=failed" "$B"; ok $? "no step failed"
-grep -a "^DEV-\|step=pinokio\|step=ci-runner" "$B" | grep -v DEV-NFT | sed 's/^/# /' | cut -c1-300
+grep -a "^DEV-\|step=pinokio\|step=ci-runner\|step=sandbox" "$B" | grep -v DEV-NFT | sed 's/^/# /' | cut -c1-300
 done_testing
