@@ -95,11 +95,13 @@ int stage_sandbox(struct build *b)
 	int r = guest_load(b, &g);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *out = NULL, *dir = NULL, *man = NULL, *prefix = NULL;
+	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *out = NULL, *dir = NULL, *man = NULL, *prefix = NULL,
+			    *bundle = NULL;
 	if (!self)
 		r = log_errno(-errno, "cannot find this program (/proc/self/exe)");
 	else if (asprintf(&out, "%s/.sandbox-guest", b->tmp_dir) < 0 || asprintf(&dir, "%s/%s", out, g->name) < 0 ||
-		 asprintf(&man, "%s/manifest.json", dir) < 0 || asprintf(&prefix, "%s.microvm/", g->name) < 0)
+		 asprintf(&man, "%s/manifest.json", dir) < 0 || asprintf(&prefix, "%s.microvm/", g->name) < 0 ||
+		 asprintf(&bundle, "%s.microvm", g->name) < 0)
 		r = -ENOMEM;
 	if (r == 0) {
 		log_info("sandbox: building the guest '%s'", g->path);
@@ -109,9 +111,9 @@ int stage_sandbox(struct build *b)
 	_cleanup_close_ int fd = -1;
 	json_object *files = NULL;
 	if (r == 0 && (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		_cleanup_close_ int vm = openat(fd, prefix, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int vm = openat(fd, bundle, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (vm < 0)
-			r = log_errno(-errno, "the guest's build has no '%s/%s'", dir, prefix);
+			r = log_errno(-errno, "the guest's build has no directory '%s/%s'", dir, bundle);
 		else if ((r = tree_mkdir_p(b, GUEST_DIR, 0755)) < 0)
 			log_errno(r, "cannot create '%s' in the image", GUEST_DIR);
 		else if ((r = tree_copy_dir(b, "sandbox guest", vm, GUEST_DIR)) == 0)
