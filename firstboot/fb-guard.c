@@ -25,7 +25,9 @@ char *fb_guard_ifaces(json_object *allow, const char *const *defaults)
 	return buf;
 }
 
-char *fb_guard_nft_text(const struct fb_guard *g, const char *ifaces, int64_t port)
+/* The table's file for PORT, the interfaces IFACES (fb_guard_ifaces()); malloc'd or NULL.
+ * Loading it again replaces the table. */
+static char *nft_text(const struct fb_guard *g, const char *ifaces, int64_t port)
 {
 	long long p = (long long)port;
 	_cleanup_free_ char *udp = g->udp ? fb_strdupf("\t\tiifname { %s } udp dport %lld accept\n", ifaces, p) : strdup("");
@@ -49,7 +51,8 @@ char *fb_guard_nft_text(const struct fb_guard *g, const char *ifaces, int64_t po
 			  g->step, g->what, g->where, g->table, g->table, g->table, ifaces, p, udp, p, udp_drop);
 }
 
-char *fb_guard_unit_text(const struct fb_guard *g)
+/* The firewall unit's text; malloc'd or NULL. */
+static char *unit_text(const struct fb_guard *g)
 {
 	return fb_strdupf("# Written by pmoves-firstboot (%s step).\n"
 			  "[Unit]\n"
@@ -76,8 +79,8 @@ int fb_guard_files_make(const struct fb_guard *g, json_object *allow, const char
 			struct fb_guard_files *f)
 {
 	_cleanup_free_ char *ifaces = fb_guard_ifaces(allow, defaults);
-	f->nft = ifaces ? fb_guard_nft_text(g, ifaces, port) : NULL;
-	f->fw_unit = fb_guard_unit_text(g);
+	f->nft = ifaces ? nft_text(g, ifaces, port) : NULL;
+	f->fw_unit = unit_text(g);
 	return f->nft && f->fw_unit ? 0 : -ENOMEM;
 }
 

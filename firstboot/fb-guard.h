@@ -24,11 +24,6 @@ struct fb_guard {
 /* The interface set ("\"lo\", \"tailscale0\"") from ALLOW (an array of names; NULL: the
  * DEFAULTS, NULL-terminated); malloc'd or NULL. */
 char *fb_guard_ifaces(json_object *allow, const char *const *defaults);
-/* The table's file for PORT, the interfaces IFACES (fb_guard_ifaces()); malloc'd or NULL.
- * Loading it again replaces the table. */
-char *fb_guard_nft_text(const struct fb_guard *g, const char *ifaces, int64_t port);
-/* The firewall unit's text; malloc'd or NULL. */
-char *fb_guard_unit_text(const struct fb_guard *g);
 /* The table's file and the firewall unit, as a step makes, checks and writes them. */
 struct fb_guard_files {
 	char *nft, *fw_unit;
