@@ -76,6 +76,14 @@ static const struct fb_format fmt_output_max = {
 };
 
 /* tmpfs's size=: bytes with k, m or g, or a percentage of the memory. */
+static const struct fb_format fmt_console_max = {
+	.name = "sandbox_console_max",
+	.message = "must be a whole number of bytes from 65536 to 1073741824",
+	.integer = true,
+	.lo = 65536,
+	.hi = 1 << 30,
+};
+
 static const struct fb_format fmt_state_size = {
 	.name = "sandbox_state_size",
 	.message = "'%s' is not a tmpfs size: bytes with k, m or g (\"8g\"), or a share of the memory (N followed by a percent sign)",
@@ -107,6 +115,7 @@ static const struct fb_field sandbox_fields[] = {
 	{ "uplink", FB_T_STRING, NULL, NULL, &fmt_sbx_ifname, 0, 0 },
 	{ "dns", FB_T_STRING, NULL, NULL, &fb_fmt_ipv4, 0, 0 },
 	{ "output_max", FB_T_SCALAR, NULL, NULL, &fmt_output_max, 0, 0 },
+	{ "console_max", FB_T_SCALAR, NULL, NULL, &fmt_console_max, 0, 0 },
 	{ "state_size", FB_T_STRING, NULL, NULL, &fmt_state_size, 0, 0 },
 	FB_FIELDS_END,
 };

@@ -136,8 +136,8 @@ static int check(struct sbx_config *c, const char *where, char *subnet)
 int sbx_config_load(const char *path, struct sbx_config *c)
 {
 	static const char *const keys[] = { "backend", "accel", "firecracker", "jailer", "kernel", "vmlinux", "initrd", "rootfs", "state_dir",
-					    "audit_log", "user", "bridge", "subnet", "uplink", "dns", "output_max", NULL };
-	*c = (struct sbx_config){ .output_max = 1u << 20 };
+					    "audit_log", "user", "bridge", "subnet", "uplink", "dns", "output_max", "console_max", NULL };
+	*c = (struct sbx_config){ .output_max = 1u << 20, .console_max = 4u << 20 };
 	json_object *o = NULL;
 	int r = 0;
 	if (path) {
@@ -146,7 +146,7 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 			return r;
 	}
 	_cleanup_free_ char *subnet = NULL;
-	uint64_t out = c->output_max;
+	uint64_t out = c->output_max, con = c->console_max;
 	if (o && ((r = unknown_keys(path, o, keys)) < 0 || (r = get_string(path, o, "backend", false, &c->backend)) < 0 ||
 		  (r = get_string(path, o, "accel", false, &c->accel)) < 0 ||
 		  (r = get_string(path, o, "firecracker", true, &c->firecracker)) < 0 ||
@@ -162,9 +162,11 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 		  (r = get_string(path, o, "subnet", false, &subnet)) < 0 ||
 		  (r = get_string(path, o, "uplink", false, &c->uplink)) < 0 ||
 		  (r = get_string(path, o, "dns", false, &c->dns)) < 0 ||
-		  (r = get_uint(path, o, "output_max", 4096, 1u << 30, &out)) < 0))
+		  (r = get_uint(path, o, "output_max", 4096, 1u << 30, &out)) < 0 ||
+		  (r = get_uint(path, o, "console_max", 65536, 1u << 30, &con)) < 0))
 		goto out;
 	c->output_max = out;
+	c->console_max = con;
 	if ((r = dup_default(&c->backend, "auto")) < 0 || (r = dup_default(&c->accel, "auto")) < 0 ||
 	    (r = dup_default(&c->firecracker, "/usr/bin/firecracker")) < 0 ||
 	    (r = dup_default(&c->jailer, "/usr/bin/jailer")) < 0 ||

@@ -148,10 +148,24 @@ static int make_io(const struct sbx *s, const struct sbx_backend *b)
 	return 0;
 }
 
-enum end { END_EXITED, END_EXPIRED, END_STOPPED };
+enum end { END_EXITED, END_EXPIRED, END_STOPPED, END_FLOODED };
 
-/* Wait for the VMM, for at most the time to live; a TERM, INT or HUP to us stops it too. */
-static enum end wait_vmm(pid_t pid, unsigned ttl_s, int *ret_status, int *ret_sig)
+/* The larger of the guest's console and the VMM's log: what a guest that writes to its
+ * console without end would fill the tmpfs with. */
+static uint64_t logs_size(const char *const logs[2])
+{
+	uint64_t most = 0;
+	struct stat st;
+	for (size_t i = 0; i < 2; i++)
+		if (stat(logs[i], &st) == 0 && (uint64_t)st.st_size > most)
+			most = (uint64_t)st.st_size;
+	return most;
+}
+
+/* Wait for the VMM, for at most the time to live; a TERM, INT or HUP to us stops it too, and
+ * so do its logs growing past MAX bytes (looked at every second). */
+static enum end wait_vmm(pid_t pid, unsigned ttl_s, const char *const logs[2], uint64_t max, int *ret_status,
+			 int *ret_sig)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -166,11 +180,15 @@ static enum end wait_vmm(pid_t pid, unsigned ttl_s, int *ret_status, int *ret_si
 			how = END_EXPIRED;
 			kill(pid, SIGKILL);
 		}
-		struct timespec t = { .tv_sec = left > 0 ? (time_t)left : 1, .tv_nsec = left > 0 ? (long)((left - (time_t)left) * 1e9) : 0 };
+		double wait = left > 1 || left <= 0 ? 1 : left;
+		struct timespec t = { .tv_sec = (time_t)wait, .tv_nsec = (long)((wait - (double)(time_t)wait) * 1e9) };
 		int sig = sigtimedwait(&set, NULL, &t);
 		if (sig > 0 && sig != SIGCHLD && how == END_EXITED) {
 			how = END_STOPPED;
 			*ret_sig = sig;
+			kill(pid, SIGKILL);
+		} else if (how == END_EXITED && logs_size(logs) > max) {
+			how = END_FLOODED;
 			kill(pid, SIGKILL);
 		}
 	}
@@ -412,8 +430,12 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 		goto out;
 	}
 	sbx_net_handed_over(&s); /* the VMM holds the tap now; our copy would keep it after the VMM */
-	how = wait_vmm(pid, spec->ttl_s, &status, &sig);
-	if (how == END_EXPIRED) {
+	how = wait_vmm(pid, spec->ttl_s, (const char *const[2]){ s.console, vmm_log }, cfg->console_max, &status, &sig);
+	if (how == END_FLOODED) {
+		log_error("%s: its console or the VMM's log grew past console_max (%" PRIu64 " bytes): destroyed", s.id,
+			  cfg->console_max);
+		show_tail("guest console", s.console);
+	} else if (how == END_EXPIRED) {
 		what = "expired", code = SBX_EXIT_EXPIRED;
 		log_error("%s: its time to live (%u s) ran out: destroyed", s.id, spec->ttl_s);
 		if (log_verbose)

@@ -26,6 +26,7 @@ struct sbx_config {
 	uint32_t net;     /* the bridge's subnet (host order): .1 is the host, .2 up the sandboxes */
 	unsigned prefix;  /* 16..29 */
 	uint64_t output_max; /* bytes of a command's output kept */
+	uint64_t console_max; /* bytes the guest's console and the VMM's log may hold */
 };
 
 /* A task, as the spec file says it. */

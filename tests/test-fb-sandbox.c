@@ -46,6 +46,7 @@ static void test_config(void)
 		{ "\"bridge\": \"sandboxbridge0123\"", "is not an interface name" },
 		{ "\"dns\": \"1.1.1\"", "is not an IPv4 address" },
 		{ "\"output_max\": 100", "from 4096 to 1073741824" },
+		{ "\"console_max\": 4096", "from 65536 to 1073741824" },
 		{ "\"state_size\": \"lots\"", "is not a tmpfs size" },
 		{ "\"state_size\": \"150%\"", "is not a tmpfs size" },
 		{ "\"firecracker\": \"bin/firecracker\"", ".sandbox.firecracker" },
@@ -79,7 +80,7 @@ static void launcher_takes(const char *root, const char *what)
 
 static void test_apply(void)
 {
-	char *root = sbx_tree("\"subnet\": \"10.88.0.0/24\", \"dns\": \"10.88.0.1\", \"state_size\": \"8g\", \"output_max\": 65536", true);
+	char *root = sbx_tree("\"subnet\": \"10.88.0.0/24\", \"dns\": \"10.88.0.1\", \"state_size\": \"8g\", \"output_max\": 65536, \"console_max\": 131072", true);
 	struct t_result r = t_run(root, NULL);
 	tap_contains(r.out, "step=sandbox state=pending the sandboxes are set up; their network starts with the system",
 		     "a tree: set up, pending (the network starts on the machine)");

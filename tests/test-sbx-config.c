@@ -139,6 +139,7 @@ int main(void)
 	config_refused("c-dns.json", "{\"dns\": \"dns.example\"}", "'dns' must be an IPv4 address");
 	config_refused("c-user.json", "{\"user\": \"../root\"}", "'user' must be a user name");
 	config_refused("c-out.json", "{\"output_max\": 1}", "'output_max' must be a whole number from 4096");
+	config_refused("c-con.json", "{\"console_max\": 4096}", "'console_max' must be a whole number from 65536");
 
 	/* ---- the firewall ---- */
 	r = sbx_config_load(NULL, &c);

@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 46
+plan 48
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -172,6 +172,18 @@ is "$rc" 124 "its time to live running out ends it: exit 124"
 id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/sleep.err")
 grep -q " destroy id=$id .* status=expired bytes_discarded=" "$AUDIT" && [ -z "$(left)" ]
 ok $? "... audited as expired, nothing left"
+# A guest writing to its console without end: stopped when the console log passes console_max,
+# not when its time to live ends (the tmpfs is shared by every sandbox).
+sed 's|"subnet": "10.77.0.0/24"|"subnet": "10.77.0.0/24", "console_max": 65536|' "$T/cfg.json" >"$T/cfg-flood.json"
+echo '{"ttl_s": 300, "network": false, "command": ["sh", "-c", "yes flood-the-console >/dev/console"]}' >"$T/flood.json"
+start=$(date +%s)
+ip netns exec $H "$SBX" -c "$T/cfg-flood.json" run "$T/flood.json" >/dev/null 2>"$T/flood.err"; rc=$?
+took=$(($(date +%s) - start))
+[ $rc = 125 ] && [ $took -lt 200 ] && grep -q "its console or the VMM's log grew past console_max (65536 bytes): destroyed" "$T/flood.err"
+ok $? "a guest flooding its console is destroyed at console_max (exit $rc after $took s), saying why" || tail -5 "$T/flood.err" | sed 's/^/# /'
+id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/flood.err")
+grep -q " destroy id=$id .* status=failed bytes_discarded=" "$AUDIT" && [ -z "$(left)" ]
+ok $? "... audited as failed, nothing left"
 
 # ---- the network ----
 # net-up on a machine whose DHCP has not answered yet (no default route): the bridge and the
