@@ -31,10 +31,11 @@ static int guest_load(struct build *b, struct profile **ret)
 	return r;
 }
 
-/* The guest's files as its manifest lists them: {"file": GUEST_DIR/NAME, "sha256"} into
- * *RET (an array). */
-static int guest_files(const char *man_path, const char *prefix, json_object **ret)
+/* The guest's files in its bundle directory BUNDLE, as its manifest lists them
+ * ("BUNDLE/NAME"): {"file": GUEST_DIR/NAME, "sha256"} into *RET (an array). */
+static int guest_files(const char *man_path, const char *bundle, json_object **ret)
 {
+	size_t blen = strlen(bundle);
 	_cleanup_free_ char *text = NULL;
 	int r = read_file(man_path, 16u << 20, &text, NULL);
 	if (r < 0)
@@ -51,10 +52,10 @@ static int guest_files(const char *man_path, const char *prefix, json_object **r
 		json_object *a = json_object_array_get_idx(arts, i), *e;
 		const char *file = json_object_get_string(json_object_object_get(a, "file"));
 		const char *sha = json_object_get_string(json_object_object_get(a, "sha256"));
-		if (!file || !sha || !str_starts_with(file, prefix))
+		if (!file || !sha || strncmp(file, bundle, blen) != 0 || file[blen] != '/')
 			continue;
 		_cleanup_free_ char *to = NULL;
-		if (json_object_array_length(files) >= GUEST_FILES || asprintf(&to, GUEST_DIR "/%s", file + strlen(prefix)) < 0 ||
+		if (json_object_array_length(files) >= GUEST_FILES || asprintf(&to, GUEST_DIR "%s", file + blen) < 0 ||
 		    !(e = json_object_new_object()) || json_object_array_add(files, e) < 0 ||
 		    json_object_object_add(e, "file", json_object_new_string(to)) < 0 ||
 		    json_object_object_add(e, "sha256", json_object_new_string(sha)) < 0)
@@ -95,13 +96,11 @@ int stage_sandbox(struct build *b)
 	int r = guest_load(b, &g);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *out = NULL, *dir = NULL, *man = NULL, *prefix = NULL,
-			    *bundle = NULL;
+	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL), *out = NULL, *dir = NULL, *man = NULL, *bundle = NULL;
 	if (!self)
 		r = log_errno(-errno, "cannot find this program (/proc/self/exe)");
 	else if (asprintf(&out, "%s/.sandbox-guest", b->tmp_dir) < 0 || asprintf(&dir, "%s/%s", out, g->name) < 0 ||
-		 asprintf(&man, "%s/manifest.json", dir) < 0 || asprintf(&prefix, "%s.microvm/", g->name) < 0 ||
-		 asprintf(&bundle, "%s.microvm", g->name) < 0)
+		 asprintf(&man, "%s/manifest.json", dir) < 0 || asprintf(&bundle, "%s.microvm", g->name) < 0)
 		r = -ENOMEM;
 	if (r == 0) {
 		log_info("sandbox: building the guest '%s'", g->path);
@@ -117,7 +116,7 @@ int stage_sandbox(struct build *b)
 		else if ((r = tree_mkdir_p(b, GUEST_DIR, 0755)) < 0)
 			log_errno(r, "cannot create '%s' in the image", GUEST_DIR);
 		else if ((r = tree_copy_dir(b, "sandbox guest", vm, GUEST_DIR)) == 0)
-			r = guest_files(man, prefix, &files);
+			r = guest_files(man, bundle, &files);
 	} else if (r == 0) {
 		r = log_errno(-errno, "cannot open the guest's build '%s'", dir);
 	}

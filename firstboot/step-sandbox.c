@@ -96,12 +96,14 @@ static int valid_subnet(struct fb_check *c, json_object *v)
 	char addr[INET_ADDRSTRLEN];
 	const char *s = json_object_get_string(v), *slash = strchr(s, '/');
 	struct in_addr a;
-	unsigned prefix = (unsigned)atoi(slash + 1); /* fmt_subnet: 16..29 */
+	uint64_t prefix;
+	if (parse_u64(slash + 1, &prefix) < 0 || prefix < 16 || prefix > 29) /* fmt_subnet said so */
+		return fb_bad(c, "'%s' is not an IPv4 network A.B.C.D/N, N from 16 to 29", FB_SHOW(s));
 	snprintf(addr, sizeof(addr), "%.*s", (int)(slash - s), s);
 	if (inet_pton(AF_INET, addr, &a) != 1)
 		return fb_bad(c, "'%s' is not an IPv4 network: '%s' is not an address", FB_SHOW(s), FB_SHOW(addr));
 	if (ntohl(a.s_addr) & ~(~0u << (32 - prefix)))
-		return fb_bad(c, "'%s' has host bits set: the network of a /%u ends in zeros", FB_SHOW(s), prefix);
+		return fb_bad(c, "'%s' has host bits set: the network of a /%u ends in zeros", FB_SHOW(s), (unsigned)prefix);
 	return 0;
 }
 
