@@ -1,7 +1,7 @@
 /* NAME.microvm/: the image as a sandbox guest for pmoves-sandbox (docs/sandbox.md):
  *
  *   rootfs.ext4   the root partition's filesystem, its bytes (holes kept): every sandbox runs
- *                 on a throw-away copy of it
+ *                 on it, read only, under an overlay in its own memory
  *   vmlinuz       the image's kernel, as QEMU boots it
  *   vmlinux       x86_64: the same kernel uncompressed (an ELF file), as Firecracker boots it,
  *                 taken out of the bzImage's payload (LZ4, as Debian's 6.1 kernels have it;
@@ -26,8 +26,9 @@
 #define VMLINUZ_MAX (128u << 20)
 #define VMLINUX_MAX (1024u << 20)
 
-/* virtio-mmio's transport, the disks, the network; ext4 when the kernel has it as a module. */
-static const char *const guest_modules[] = { "virtio_mmio", "virtio_blk", "virtio_net", "ext4" };
+/* virtio-mmio's transport, the disks, the network; ext4 and overlay (the sandbox's writable
+ * layer over the shared root) when the kernel has them as modules. */
+static const char *const guest_modules[] = { "virtio_mmio", "virtio_blk", "virtio_net", "ext4", "overlay" };
 
 static int microvm_check(const struct profile *p, struct problems *pr)
 {

@@ -913,24 +913,6 @@ int qemu_check_opts(const struct qemu_opts *o)
 
 /* ---- booting ---- */
 
-/* QEMU's option syntax doubles commas inside values. */
-static char *qemu_escape(const char *s)
-{
-	size_t n = strlen(s), commas = 0;
-	for (size_t i = 0; i < n; i++)
-		commas += s[i] == ',';
-	char *out = malloc(n + commas + 1), *p = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		*p++ = s[i];
-		if (s[i] == ',')
-			*p++ = ',';
-	}
-	*p = '\0';
-	return out;
-}
-
 /* By its magic, not its name: a raw image named .qcow2 is still raw, and QEMU is told the
  * format so that it never probes a raw image's first bytes. */
 static bool image_is_qcow2(const char *path)
@@ -1045,8 +1027,8 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		      const char *accel, const char *vars, const struct disk *disk, bool interactive, char ***ret)
 {
 	_cleanup_strv_ char **v = NULL;
-	_cleanup_free_ char *img = disk->path ? qemu_escape(disk->path) : NULL, *varse = vars ? qemu_escape(vars) : NULL,
-			    *code = qb->code ? qemu_escape(qb->code) : NULL, *cfg = o->config ? qemu_escape(o->config) : NULL;
+	_cleanup_free_ char *img = disk->path ? qemu_opt_escape(disk->path) : NULL, *varse = vars ? qemu_opt_escape(vars) : NULL,
+			    *code = qb->code ? qemu_opt_escape(qb->code) : NULL, *cfg = o->config ? qemu_opt_escape(o->config) : NULL;
 	if ((disk->path && !img) || (vars && !varse) || (qb->code && !code) || (o->config && !cfg))
 		return -ENOMEM;
 	const char *cpu = qb->cpu ? qb->cpu : STREQ(accel, "kvm") ? "host" : a->tcg_cpu;
@@ -1112,7 +1094,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 	const char *nic = qb->usb_net ? "usb-net" : "virtio-net-pci";
 	if (o->pxe_url) {
 		/* The first boot device: its iPXE ROM (QEMU's own) asks DHCP, which names the URL. */
-		_cleanup_free_ char *url = qemu_escape(o->pxe_url);
+		_cleanup_free_ char *url = qemu_opt_escape(o->pxe_url);
 		if (!url)
 			return -ENOMEM;
 		r = r ?: strv_push(&v, "-netdev");
@@ -1127,7 +1109,7 @@ static int build_argv(const struct qemu_opts *o, const struct arch *a, const str
 		r = r ?: strv_pushf(&v, "%s,netdev=pxe%s%s%s", nic, first ? ",bootindex=0" : "", o->mac ? ",mac=" : "",
 				  o->mac ? o->mac : "");
 		for (size_t i = 0; r == 0 && i < o->n_pxe_disks; i++) {
-			_cleanup_free_ char *f = qemu_escape(o->pxe_disks[i]);
+			_cleanup_free_ char *f = qemu_opt_escape(o->pxe_disks[i]);
 			if (!f)
 				return -ENOMEM;
 			r = r ?: strv_push(&v, "-drive");

@@ -668,3 +668,20 @@ int openat2_retry(int dirfd, const char *path, const struct open_how *how)
 	}
 }
 
+
+char *qemu_opt_escape(const char *s)
+{
+	size_t n = strlen(s), commas = 0;
+	for (size_t i = 0; i < n; i++)
+		commas += s[i] == ',';
+	char *out = malloc(n + commas + 1), *p = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		*p++ = s[i];
+		if (s[i] == ',')
+			*p++ = ',';
+	}
+	*p = '\0';
+	return out;
+}

@@ -78,6 +78,8 @@ static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a
 /* DIR is on a tmpfs with NEED bytes free, and the memory to back them: MemAvailable at least
  * NEED plus 512 MiB, so that filling it does not push the system into swap. */
 bool tmpfs_has_room(const char *dir, uint64_t need);
+/* S as a value in QEMU's option syntax: its commas doubled. */
+char *qemu_opt_escape(const char *s);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 /* The whole of FD or of PATH (a regular file) as a NUL-terminated buffer of at most MAX bytes

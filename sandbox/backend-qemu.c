@@ -62,6 +62,10 @@ static int qemu_argv(const struct sbx *s, char ***ret)
 	char tsc[40] = "";
 	if (khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
+	_cleanup_free_ char *con = qemu_opt_escape(s->console), *root = qemu_opt_escape(c->rootfs),
+			    *io = qemu_opt_escape(s->io);
+	if (!con || !root || !io)
+		return -ENOMEM;
 	_cleanup_strv_ char **v = NULL;
 	int r = strv_push(&v, qemu_binary());
 	r = r ?: strv_push(&v, "-M");
@@ -79,7 +83,7 @@ static int qemu_argv(const struct sbx *s, char ***ret)
 	r = r ?: strv_push(&v, "-m");
 	r = r ?: strv_pushf(&v, "%u", s->spec->memory_mib);
 	r = r ?: strv_push(&v, "-chardev");
-	r = r ?: strv_pushf(&v, "file,id=con,path=%s", s->console);
+	r = r ?: strv_pushf(&v, "file,id=con,path=%s", con);
 	r = r ?: strv_push(&v, "-serial");
 	r = r ?: strv_push(&v, "chardev:con");
 	r = r ?: strv_push(&v, "-kernel");
@@ -88,13 +92,15 @@ static int qemu_argv(const struct sbx *s, char ***ret)
 	r = r ?: strv_push(&v, c->initrd);
 	r = r ?: strv_push(&v, "-append");
 	r = r ?: strv_pushf(&v, "console=%s quiet panic=-1%s%s", arm ? "ttyAMA0" : "ttyS0", arm ? "" : " pci=off", tsc);
-	/* The root first and the I/O disk second: the guest sees them as vda and vdb. */
+	/* The root first and the I/O disk second: the guest sees them as vda and vdb. The root
+	 * is the one image every sandbox shares, read only: the guest writes to an overlay in
+	 * its own memory. */
 	r = r ?: strv_push(&v, "-drive");
-	r = r ?: strv_pushf(&v, "id=root,file=%s,format=raw,if=none,cache=unsafe", s->root);
+	r = r ?: strv_pushf(&v, "id=root,file=%s,format=raw,if=none,readonly=on", root);
 	r = r ?: strv_push(&v, "-device");
 	r = r ?: strv_push(&v, "virtio-blk-device,drive=root");
 	r = r ?: strv_push(&v, "-drive");
-	r = r ?: strv_pushf(&v, "id=io,file=%s,format=raw,if=none,cache=writeback", s->io);
+	r = r ?: strv_pushf(&v, "id=io,file=%s,format=raw,if=none,cache=writeback", io);
 	r = r ?: strv_push(&v, "-device");
 	r = r ?: strv_push(&v, "virtio-blk-device,drive=io");
 	if (s->tap_fd >= 0) {

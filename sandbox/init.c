@@ -1,8 +1,9 @@
 /* pmoves-sandbox-init: PID 1 of a sandbox's initramfs. It loads the modules the guest kernel
  * needs for its disks and network (the files /lib/pmoves-sandbox/modules names, a line each, in
  * order),
- * mounts the root filesystem (/dev/vda, the sandbox's throw-away copy) read-write, reads the
- * request from the I/O disk (/dev/vdb, sbx-io.h), runs the command chrooted in the root with
+ * reads the request from the I/O disk (/dev/vdb, sbx-io.h), mounts the root: the image every
+ * sandbox shares (/dev/vda, read only) under an overlay whose writable layer is a tmpfs in the
+ * guest's own memory, gone with the VM. It runs the command chrooted in the root with
  * its output going to the I/O disk, writes the result and ends the VM. No systemd, no shell:
  * the guest is up as soon as the kernel is.
  *
@@ -37,6 +38,8 @@
 #include "sbx-io.h"
 
 #define ROOT "/newroot"
+#define LOWER "/lower"
+#define RW "/rw" /* the tmpfs of the overlay's upper and work directories */
 #define MODULE_DIR "/lib/pmoves-sandbox"
 
 static int io_fd = -1;
@@ -284,9 +287,21 @@ int main(void)
 		say("no root disk /dev/vda");
 		fail();
 	}
+	mkdir(LOWER, 0755);
+	mkdir(RW, 0755);
 	mkdir(ROOT, 0755);
-	if (mount("/dev/vda", ROOT, "ext4", 0, NULL) < 0) {
+	if (mount("/dev/vda", LOWER, "ext4", MS_RDONLY, NULL) < 0) {
 		say("mount /dev/vda: %s", strerror(errno));
+		fail();
+	}
+	/* Half the guest's memory at most (tmpfs's default): the rest is the command's. */
+	if (mount("tmpfs", RW, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 || mkdir(RW "/upper", 0755) < 0 ||
+	    mkdir(RW "/work", 0755) < 0) {
+		say("the overlay's tmpfs: %s", strerror(errno));
+		fail();
+	}
+	if (mount("overlay", ROOT, "overlay", 0, "lowerdir=" LOWER ",upperdir=" RW "/upper,workdir=" RW "/work") < 0) {
+		say("mount the overlay root: %s", strerror(errno));
 		fail();
 	}
 	mount_in_root("/proc", "proc");

@@ -80,28 +80,24 @@ static int make_empty(const struct sbx *s, const char *path)
 	return r;
 }
 
-/* The guest's root: a copy of the read-only image, holes kept. */
-static int copy_root(const struct sbx *s)
+/* The guest's root: the one image every sandbox shares, read only (the guest writes to an
+ * overlay in its own memory). The VMM opens it as the sandbox user. */
+static int check_root(const struct sbx *s)
 {
-	_cleanup_close_ int in = open(s->cfg->rootfs, O_RDONLY | O_CLOEXEC), out = -1;
+	const char *path = s->cfg->rootfs;
 	struct stat st;
-	if (in < 0 || fstat(in, &st) < 0)
-		return log_errno(-errno, "guest root %s", s->cfg->rootfs);
+	if (stat(path, &st) < 0)
+		return log_errno(-errno, "guest root %s", path);
 	if (!S_ISREG(st.st_mode)) {
-		log_error("guest root %s: not a regular file", s->cfg->rootfs);
+		log_error("guest root %s: not a regular file", path);
 		return -EINVAL;
 	}
-	/* Its copy and the I/O disk, as far as they are written: the guest may fill its root. */
-	uint64_t need = (uint64_t)st.st_size + SBX_RES_OFF + SBX_RES_HEAD + s->cfg->output_max;
-	if (!tmpfs_has_room(s->cfg->state_dir, need)) {
-		log_error("state_dir %s has no room for another sandbox (%" PRIu64 " MiB)", s->cfg->state_dir, need >> 20);
-		return -ENOSPC;
+	if (!(st.st_mode & S_IROTH) && !(st.st_uid == s->uid && (st.st_mode & S_IRUSR)) &&
+	    !(st.st_gid == s->gid && (st.st_mode & S_IRGRP))) {
+		log_error("guest root %s: the sandbox user '%s' cannot read it (mode %03o)", path, s->cfg->user,
+			  (unsigned)(st.st_mode & 0777));
+		return -EACCES;
 	}
-	int r = make_file(s, s->root, &out);
-	if (r < 0)
-		return r;
-	if ((r = copy_sparse(in, 0, out, 0, (uint64_t)st.st_size)) < 0 || ftruncate(out, st.st_size) < 0)
-		return log_errno(r < 0 ? r : -errno, "copying %s to %s", s->cfg->rootfs, s->root);
 	return 0;
 }
 
@@ -117,6 +113,12 @@ static int add(char *buf, size_t *len, const char *key, const char *value)
 
 static int make_io(const struct sbx *s, const struct sbx_backend *b)
 {
+	/* As far as it is written: the guest may fill its output. */
+	uint64_t size = SBX_RES_OFF + SBX_RES_HEAD + s->cfg->output_max;
+	if (!tmpfs_has_room(s->cfg->state_dir, size)) {
+		log_error("state_dir %s has no room for another sandbox (%" PRIu64 " MiB)", s->cfg->state_dir, size >> 20);
+		return -ENOSPC;
+	}
 	_cleanup_close_ int fd = -1;
 	int r = make_file(s, s->io, &fd);
 	if (r < 0)
@@ -143,7 +145,7 @@ static int make_io(const struct sbx *s, const struct sbx_backend *b)
 	memcpy(req, SBX_REQ_MAGIC, 8);
 	sbx_le32_put((uint8_t *)req + 8, (uint32_t)len);
 	if (pwrite_full(fd, req, SBX_REQ_MAX, 0) < 0 ||
-	    ftruncate(fd, (off_t)(SBX_RES_OFF + SBX_RES_HEAD + s->cfg->output_max)) < 0)
+	    ftruncate(fd, (off_t)size) < 0)
 		return log_errno(-errno, "%s", s->io);
 	return 0;
 }
@@ -398,11 +400,10 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
 		goto out;
 	s.dir = strdupf("%s/%s", cfg->state_dir, s.id);
-	s.root = strdupf("%s/root.ext4", s.dir ? s.dir : "");
 	s.io = strdupf("%s/io.img", s.dir ? s.dir : "");
 	s.console = strdupf("%s/console.log", s.dir ? s.dir : "");
 	vmm_log = strdupf("%s/vmm.log", s.dir ? s.dir : "");
-	if (!s.dir || !s.root || !s.io || !s.console || !vmm_log)
+	if (!s.dir || !s.io || !s.console || !vmm_log)
 		goto out;
 	/* Root's, so that the VMM's user can change none of its names: what root reads back and
 	 * removes here is what root made. The user's are the files in it. */
@@ -419,7 +420,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	audited = true;
 	log_info("%s: creating (%s, %u vCPU, %u MiB, %u s to live)", s.id, b->name, spec->vcpus, spec->memory_mib,
 		 spec->ttl_s);
-	if (copy_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s, b->named_tap) < 0) ||
+	if (check_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s, b->named_tap) < 0) ||
 	    make_io(&s, b) < 0 || make_file(&s, vmm_log, &log_fd) < 0 || make_empty(&s, s.console) < 0 ||
 	    (b->prepare && b->prepare(&s) < 0) ||
 	    b->argv(&s, &argv) < 0)
@@ -499,7 +500,7 @@ out:;
 		log_info("%s: destroyed after %.1f s: %s, exit code %d, %" PRIu64 " bytes discarded", s.id, secs, what, code,
 			 discarded);
 	free(res.out);
-	free(s.dir), free(s.root), free(s.io), free(s.console), free(s.jail);
+	free(s.dir), free(s.io), free(s.console), free(s.jail);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return code;
 }

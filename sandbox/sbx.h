@@ -16,8 +16,8 @@ struct sbx_config {
 	char *kernel;     /* the guest kernel as QEMU boots it (bzImage, Image) */
 	char *vmlinux;    /* the same kernel uncompressed, as Firecracker boots it on x86_64 */
 	char *initrd;     /* pmoves-sandbox-init and the guest's modules */
-	char *rootfs;     /* the guest's ext4 root, read only: each sandbox runs on a copy */
-	char *state_dir;  /* a tmpfs: the sandboxes' copies live and die here */
+	char *rootfs;     /* the guest's ext4 root, shared by every sandbox, read only */
+	char *state_dir;  /* a tmpfs: the sandboxes' own files live and die here */
 	char *audit_log;  /* root's: a line per create and destroy */
 	char *user;       /* the VMM runs as this user (in group kvm) */
 	char *bridge;     /* "" or NULL: sandboxes have no network */
@@ -45,7 +45,6 @@ struct sbx {
 	const struct sbx_spec *spec;
 	char id[32];       /* "sbx-" and 16 hex digits */
 	char *dir;         /* STATE_DIR/ID, the VM's files; gone when it stops */
-	char *root;        /* DIR/root.ext4 */
 	char *io;          /* DIR/io.img */
 	char *console;     /* DIR/console.log */
 	uid_t uid;

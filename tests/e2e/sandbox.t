@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 48
+plan 51
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -50,9 +50,9 @@ ok $? "vmlinux is the kernel uncompressed: an x86_64 ELF file, as Firecracker bo
 e2fsck -fn "$G/rootfs.ext4" >/dev/null 2>&1; ok $? "rootfs.ext4 is a clean ext4 filesystem"
 busybox cpio -i --to-stdout lib/pmoves-sandbox/modules < "$G/initrd.img" 2>/dev/null > "$T/modules"
 busybox cpio -t < "$G/initrd.img" 2>/dev/null | grep -qx init && grep -qx virtio_mmio.ko "$T/modules" &&
-	grep -qx virtio_blk.ko "$T/modules" && grep -qx virtio_net.ko "$T/modules" &&
+	grep -qx virtio_blk.ko "$T/modules" && grep -qx virtio_net.ko "$T/modules" && grep -qx overlay.ko "$T/modules" &&
 	[ "$(grep -n . "$T/modules" | grep -m1 'virtio.ko$' | cut -d: -f1)" -lt "$(grep -n . "$T/modules" | grep virtio_mmio.ko | cut -d: -f1)" ]
-ok $? "the initramfs has pmoves-sandbox-init as /init and the virtio modules, what they need first" ||
+ok $? "the initramfs has pmoves-sandbox-init as /init, the virtio modules and overlay, what they need first" ||
 	sed 's/^/# /' "$T/modules"
 echo '{"name": "sg-raw", "extends": "sandbox-guest", "outputs": ["raw"]}' > "$T/sg-raw.json"
 out=$("$PMOVES_IMAGE" validate "$T/sg-raw.json" 2>&1); rc=$?
@@ -121,9 +121,20 @@ ok $? "the audit log has the create line: id, the spec's sha256, the backend"
 grep -Eq " destroy id=$id spec=$spec_sum start=[0-9T:.-]+Z end=[0-9T:.-]+Z status=exited:7 bytes_discarded=[1-9][0-9]*\$" "$AUDIT"
 ok $? "... and the destroy line: start, end, status, bytes discarded" || tail -2 "$AUDIT" | sed 's/^/# /'
 [ -z "$(left)" ]; ok $? "nothing of the sandbox is left in the state directory" || left | sed 's/^/# /'
-is "$(sha256sum < "$G/rootfs.ext4")" "$root_sum" "the guest's root image is unchanged: the task wrote to its copy"
+is "$(sha256sum < "$G/rootfs.ext4")" "$root_sum" "the guest's root image is unchanged: the task wrote to its overlay"
 echo '{"network": false, "command": ["sh", "-c", "test -e /written-by-task && echo still-there || echo gone"]}' > "$T/again.json"
 is "$(sbx run "$T/again.json" 2>/dev/null)" "gone" "the next sandbox starts from the image, not from what the last one wrote"
+# Two at once on the one image: each sees it read only, under an overlay of its own.
+cat > "$T/ro.json" <<'EOF'
+{"network": false, "command": ["sh", "-c", "echo ro=$(cat /sys/block/vda/ro) root=$(awk '$2 == \"/\" {print $3}' /proc/mounts); echo x > /mine && ls /mine"]}
+EOF
+sbx run "$T/ro.json" > "$T/ro1.out" 2>"$T/ro1.err" & p1=$!
+sbx run "$T/ro.json" > "$T/ro2.out" 2>"$T/ro2.err" & p2=$!
+wait $p1; r1=$?; wait $p2; r2=$?
+is "$r1 $r2" "0 0" "two sandboxes run at once on the shared root image" || sed 's/^/# /' "$T/ro1.err" "$T/ro2.err"
+is "$(cat "$T/ro1.out" "$T/ro2.out" | sort -u | tr '\n' ' ')" "/mine ro=1 root=overlay " \
+	"... each sees its root disk read only and writes to an overlay"
+is "$(sha256sum < "$G/rootfs.ext4")" "$root_sum" "... and the image is still unchanged"
 is "$(stat -c '%U %a' "$AUDIT")" "root 640" "the audit log is root's, mode 640"
 setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups sh -c "echo forged >> '$AUDIT'" 2>/dev/null
 [ $? != 0 ] && ! grep -q forged "$AUDIT"; ok $? "... and the sandbox user cannot write it"
@@ -164,9 +175,10 @@ for _ in $(seq 100); do
 done
 is "$vmm_user" "$(id -u pmoves-sandbox)" "the VMM runs as the sandbox user, not root"
 sdir=$(ls -d "$T"/state/sbx-* 2>/dev/null | head -1)
-[ "$(stat -c '%U %a' "$sdir")" = "root 711" ] && [ "$(stat -c '%U %a' "$sdir/root.ext4")" = "pmoves-sandbox 600" ] &&
+[ "$(stat -c '%U %a' "$sdir")" = "root 711" ] && [ "$(stat -c '%U %a' "$sdir/io.img")" = "pmoves-sandbox 600" ] &&
+	[ ! -e "$sdir/root.ext4" ] &&
 	! setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups ln -s /etc/shadow "$sdir/console.log.x" 2>/dev/null
-ok $? "the sandbox's directory is root's (the user cannot rename or add names in it), its disks the user's"
+ok $? "the sandbox's directory is root's (the user cannot rename or add names in it), its I/O disk the user's, no copy of the root"
 wait $sbx_pid; rc=$?
 is "$rc" 124 "its time to live running out ends it: exit 124"
 id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/sleep.err")
@@ -245,10 +257,10 @@ assert j["cgroup-version"] == "2" and j["uid"] == sys.argv[2] and j["id"].starts
 assert r["firecracker"] == ["--no-api", "--config-file", "/vm.json"], r["firecracker"]
 assert c["boot-source"]["kernel_image_path"] == "/vmlinux" and c["boot-source"]["initrd_path"] == "/initrd.img", c
 assert "reboot=k" in c["boot-source"]["boot_args"], c
-assert [d["path_on_host"] for d in c["drives"]] == ["/root.ext4", "/io.img"], c["drives"]
+assert [(d["path_on_host"], d["is_read_only"]) for d in c["drives"]] == [("/root.ext4", True), ("/io.img", False)], c["drives"]
 assert c["network-interfaces"][0]["host_dev_name"].startswith("sbx"), c
 PYEOF2
-	ok $? "... the jailer got cgroup v2 and the sandbox user; the config the vmlinux, the initramfs, root then I/O disk, the tap"
+	ok $? "... the jailer got cgroup v2 and the sandbox user; the config the vmlinux, the initramfs, the root (read only) then the I/O disk, the tap"
 	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/fc.err")
 	grep -q " create id=$id .* backend=firecracker " "$AUDIT" && grep -q " destroy id=$id .* status=exited:0 " "$AUDIT"
 	ok $? "... both audit lines, backend firecracker"
