@@ -282,6 +282,7 @@ bench: deps
 	$(Q)sh tools/bench-firstboot.sh
 	$(Q)sh tools/bench-flash.sh
 	$(Q)sh tools/bench-arm64.sh
+	$(Q)sh tools/bench-sandbox.sh
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
