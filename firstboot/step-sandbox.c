@@ -90,6 +90,28 @@ static const struct fb_format fmt_state_size = {
 	.pattern = "^([1-9][0-9]{0,11}[kmg]?|[1-9][0-9]?%|100%)$",
 };
 
+/* The VMMs' ids, one per running sandbox; "" for none (all as the sandbox user). */
+static const struct fb_format fmt_uids = {
+	.name = "sandbox_uids",
+	.message = "'%s' is not a range of ids FIRST-LAST (or \"\")",
+	.pattern = "^([1-9][0-9]{4,9}-[1-9][0-9]{4,9})?$",
+};
+
+/* As the launcher takes them: at most 65536, from 65536 to 2^31 - 1. */
+static int valid_uids(struct fb_check *c, json_object *v)
+{
+	const char *s = json_object_get_string(v);
+	uint64_t a, b;
+	char first[16];
+	if (!s[0])
+		return 0;
+	snprintf(first, sizeof(first), "%.*s", (int)strcspn(s, "-"), s);
+	if (parse_u64(first, &a) < 0 || parse_u64(strchr(s, '-') + 1, &b) < 0 || a < 65536 || b < a || b > 2147483647 ||
+	    b - a >= 65536)
+		return fb_bad(c, "'%s' must be at most 65536 ids from 65536 to 2147483647, FIRST-LAST", FB_SHOW(s));
+	return 0;
+}
+
 /* The host part of the network is zero, as the launcher wants it. */
 static int valid_subnet(struct fb_check *c, json_object *v)
 {
@@ -112,6 +134,7 @@ static const struct fb_field sandbox_fields[] = {
 	{ "accel", FB_T_STRING, NULL, NULL, &fmt_accel, 0, 0 },
 	{ "firecracker", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_unit_path, 0, FB_PATH_MAX },
 	{ "jailer", FB_T_STRING, NULL, fb_valid_path_limits, &fb_fmt_unit_path, 0, FB_PATH_MAX },
+	{ "uids", FB_T_STRING, NULL, valid_uids, &fmt_uids, 0, 0 },
 	{ "bridge", FB_T_STRING, NULL, NULL, &fmt_sbx_ifname, 0, 0 },
 	{ "subnet", FB_T_STRING, NULL, valid_subnet, &fmt_subnet, 0, 0 },
 	{ "uplink", FB_T_STRING, NULL, NULL, &fmt_sbx_ifname, 0, 0 },
@@ -144,8 +167,9 @@ static const char net_unit[] = "# Written by pmoves-firstboot (sandbox step).\n"
 			       "WantedBy=multi-user.target\n";
 
 /* The launcher stays root (it makes the tap, the jail and the audit line); the VMM it starts
- * runs as USER. Its exit status is the task's (docs/sandbox.md): a failed unit is a failed
- * task. */
+ * runs as an id of the sandboxes' pool. Its exit status is the task's (docs/sandbox.md): a
+ * failed unit is a failed task. Delegate: Firecracker's jailer puts the VMM in a cgroup of its
+ * own under the launcher's, which the unit's stop kills with the rest. */
 static const char template_unit[] = "# Written by pmoves-firstboot (sandbox step).\n"
 				    "[Unit]\n"
 				    "Description=pmoves-sandbox: task %i in a throw-away microVM\n"
@@ -155,7 +179,8 @@ static const char template_unit[] = "# Written by pmoves-firstboot (sandbox step
 				    "[Service]\n"
 				    "Type=exec\n"
 				    "ExecStart=" LAUNCHER " run " TASKS_DIR "/%i.json\n"
-				    "KillMode=mixed\n";
+				    "KillMode=mixed\n"
+				    "Delegate=yes\n";
 
 struct conf {
 	const char *backend, *firecracker, *jailer;

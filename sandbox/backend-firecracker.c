@@ -150,14 +150,42 @@ static int prepare(struct sbx *s)
 	return 0;
 }
 
+/* The launcher's own cgroup (v2), relative to the hierarchy's root, as /proc/self/cgroup says
+ * it ("0::/system.slice/..."): "" at the root, NULL when it cannot be read. The jail's cgroup
+ * goes under it, so that what stops the launcher's unit (systemd kills its whole subtree) stops
+ * the VMM too; at the root the jailer's default, the exec file's name, stays. */
+static char *own_cgroup(void)
+{
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[4096];
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::/", 4)) {
+			line[strcspn(line, "\n")] = 0;
+			return strdup(line + 4);
+		}
+	return NULL;
+}
+
+/* The jail's parent cgroup, relative: the launcher's, or the jailer's default. */
+static char *parent_cgroup(const struct sbx *s)
+{
+	_cleanup_free_ char *own = own_cgroup();
+	if (own && own[0] && !strstr(own, "/../") && !str_has_space_or_control(own))
+		return TAKE_PTR(own);
+	return strdup(strrchr(s->cfg->firecracker, '/') + 1);
+}
+
 static int fc_argv(const struct sbx *s, char ***ret)
 {
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)s->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)s->gid);
+	_cleanup_free_ char *parent = parent_cgroup(s);
+	if (!parent)
+		return -ENOMEM;
 	const char *v[] = { s->cfg->jailer, "--id", s->id, "--exec-file", s->cfg->firecracker, "--uid", uid, "--gid", gid,
-			    "--cgroup-version", "2", "--chroot-base-dir", s->dir, "--", "--no-api", "--config-file",
-			    "/vm.json", NULL };
+			    "--cgroup-version", "2", "--parent-cgroup", parent, "--chroot-base-dir", s->dir, "--", "--no-api",
+			    "--config-file", "/vm.json", NULL };
 	_cleanup_strv_ char **argv = NULL;
 	for (size_t i = 0; v[i]; i++)
 		if (strv_push(&argv, v[i]) < 0)
@@ -179,7 +207,7 @@ static char *cgroup2_mount(void)
 }
 
 /* The read-only files' mounts (before the jail is removed), and the jailer's cgroup,
- * CGROUP2/<exec file's name>/<id>: empty once the VMM is gone. */
+ * CGROUP2/<parent>/<id>: empty once the VMM is gone. */
 static void cleanup(const struct sbx *s)
 {
 	static const char *const bound[] = { "root.ext4", "vmlinux", "initrd.img" };
@@ -188,9 +216,8 @@ static void cleanup(const struct sbx *s)
 		if (p && umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
 			log_errno(-errno, "unmounting %s", p);
 	}
-	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
-	_cleanup_free_ char *root = cgroup2_mount();
-	_cleanup_free_ char *cg = root ? strdupf("%s/%s/%s", root, exe, s->id) : NULL;
+	_cleanup_free_ char *root = cgroup2_mount(), *parent = parent_cgroup(s);
+	_cleanup_free_ char *cg = root && parent ? strdupf("%s/%s/%s", root, parent, s->id) : NULL;
 	if (cg && rmdir(cg) < 0 && errno != ENOENT)
 		log_errno(-errno, "removing cgroup %s", cg);
 }

@@ -105,7 +105,25 @@ static int dup_default(char **p, const char *s)
 	return (*p = strdup(s)) ? 0 : -ENOMEM;
 }
 
-static int check(struct sbx_config *c, const char *where, char *subnet)
+/* "FIRST-LAST": ids no account has, above the 16-bit range where accounts live and below the
+ * high half (2^31 and up, which systemd reserves); at most 65536 of them. "": none. */
+static int check_uids(struct sbx_config *c, const char *where, const char *uids)
+{
+	if (!uids[0])
+		return 0;
+	const char *dash = strchr(uids, '-');
+	_cleanup_free_ char *first = dash ? strndup(uids, (size_t)(dash - uids)) : NULL;
+	uint64_t a, b;
+	if (!dash || !first || parse_u64(first, &a) < 0 || parse_u64(dash + 1, &b) < 0 || a < 65536 || b < a ||
+	    b > 2147483647 || b - a >= 65536)
+		return bad(where, "uids", "must be \"FIRST-LAST\": at most 65536 ids from 65536 to 2147483647 (or \"\": "
+					  "every VMM runs as the sandbox user)");
+	c->uid_first = (uint32_t)a;
+	c->uid_count = (uint32_t)(b - a + 1);
+	return 0;
+}
+
+static int check(struct sbx_config *c, const char *where, char *subnet, const char *uids)
 {
 	if (!STREQ(c->accel, "auto") && !STREQ(c->accel, "kvm") && !STREQ(c->accel, "tcg"))
 		return bad(where, "accel", "must be \"auto\", \"kvm\" or \"tcg\"");
@@ -113,6 +131,8 @@ static int check(struct sbx_config *c, const char *where, char *subnet)
 		return bad(where, "backend", "names no backend (auto, firecracker, qemu)");
 	if (!valid_name(c->user, 32))
 		return bad(where, "user", "must be a user name");
+	if (check_uids(c, where, uids) < 0)
+		return -EINVAL;
 	/* Interface names: at most 15 bytes; the bridge's leaves room for nothing more. */
 	const char *ifs[] = { c->bridge, c->uplink };
 	for (size_t i = 0; i < ARRAY_SIZE(ifs); i++)
@@ -136,7 +156,7 @@ static int check(struct sbx_config *c, const char *where, char *subnet)
 int sbx_config_load(const char *path, struct sbx_config *c)
 {
 	static const char *const keys[] = { "backend", "accel", "firecracker", "jailer", "kernel", "vmlinux", "initrd", "rootfs", "state_dir",
-					    "audit_log", "user", "bridge", "subnet", "uplink", "dns", "output_max", "console_max", NULL };
+					    "audit_log", "user", "uids", "bridge", "subnet", "uplink", "dns", "output_max", "console_max", NULL };
 	*c = (struct sbx_config){ .output_max = 1u << 20, .console_max = 4u << 20 };
 	json_object *o = NULL;
 	int r = 0;
@@ -145,7 +165,7 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 		if (r < 0)
 			return r;
 	}
-	_cleanup_free_ char *subnet = NULL;
+	_cleanup_free_ char *subnet = NULL, *uids = NULL;
 	uint64_t out = c->output_max, con = c->console_max;
 	if (o && ((r = unknown_keys(path, o, keys)) < 0 || (r = get_string(path, o, "backend", false, &c->backend)) < 0 ||
 		  (r = get_string(path, o, "accel", false, &c->accel)) < 0 ||
@@ -158,6 +178,7 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 		  (r = get_string(path, o, "state_dir", true, &c->state_dir)) < 0 ||
 		  (r = get_string(path, o, "audit_log", true, &c->audit_log)) < 0 ||
 		  (r = get_string(path, o, "user", false, &c->user)) < 0 ||
+		  (r = get_string(path, o, "uids", false, &uids)) < 0 ||
 		  (r = get_string(path, o, "bridge", false, &c->bridge)) < 0 ||
 		  (r = get_string(path, o, "subnet", false, &subnet)) < 0 ||
 		  (r = get_string(path, o, "uplink", false, &c->uplink)) < 0 ||
@@ -177,9 +198,9 @@ int sbx_config_load(const char *path, struct sbx_config *c)
 	    (r = dup_default(&c->state_dir, "/run/pmoves-sandbox")) < 0 ||
 	    (r = dup_default(&c->audit_log, "/var/log/pmoves/sandbox/audit.log")) < 0 ||
 	    (r = dup_default(&c->user, "pmoves-sandbox")) < 0 || (r = dup_default(&c->bridge, "sbx0")) < 0 ||
-	    (r = dup_default(&subnet, "10.77.0.0/24")) < 0)
+	    (r = dup_default(&subnet, "10.77.0.0/24")) < 0 || (r = dup_default(&uids, SBX_UIDS)) < 0)
 		goto out;
-	r = check(c, path ? path : "the built-in config", subnet);
+	r = check(c, path ? path : "the built-in config", subnet, uids);
 out:
 	json_object_put(o);
 	return r;

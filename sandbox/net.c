@@ -127,12 +127,23 @@ static int nft_load(const char *text)
 	return run_quiet((char *[]){ "nft", "-f", "-", NULL }, fd);
 }
 
+/* IPv4 forwarding for the packets that come in on IFNAME, not for the whole host: the kernel
+ * asks the interface a packet arrived on. The bridge's, for what sandboxes send; the uplink's,
+ * for the replies (the inet table lets nothing else from it reach the bridge). The machine's
+ * other interfaces (the LAN, the tailnet, the mesh) forward nothing for the sandboxes' sake. */
 static int write_sysctl(const char *path, const char *value)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write_full(fd, value, strlen(value)) < 0)
 		return log_errno(-errno, "%s", path);
 	return 0;
+}
+
+static int forward_on(const char *ifname)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding", ifname);
+	return write_sysctl(path, "1\n");
 }
 
 static bool have_link(const char *name)
@@ -190,7 +201,7 @@ static int follow_default_route(const struct sbx_config *cfg)
 	_cleanup_free_ char *inet = inet_text(cfg, now);
 	_cleanup_free_ char *all = inet ? strdupf("table inet " TABLE "\ndelete table inet " TABLE "\n%s", inet) : NULL;
 	int r = all ? nft_load(all) : -ENOMEM;
-	if (r < 0 || (r = uplink_save(fd, now)) < 0)
+	if (r < 0 || (now[0] && (r = forward_on(now)) < 0) || (r = uplink_save(fd, now)) < 0)
 		return r;
 	log_info("the default route now leads through %s: sandboxes leave there", now[0] ? now : "nothing");
 	return 0;
@@ -233,7 +244,7 @@ int sbx_net_up(const struct sbx_config *cfg)
 					   text);
 	if (!all || (r = nft_load(all)) < 0 || (r = uplink_save(record, cfg->uplink ? "" : uplink)) < 0)
 		return r < 0 ? r : -ENOMEM;
-	if ((r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "1\n")) < 0)
+	if ((r = forward_on(cfg->bridge)) < 0 || (uplink[0] && (r = forward_on(uplink)) < 0))
 		return r;
 	log_info("bridge %s at %s, sandboxes leave through %s", cfg->bridge, host, uplink[0] ? uplink : "nothing");
 	return 0;

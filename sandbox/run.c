@@ -9,10 +9,13 @@
 #include <linux/magic.h>
 #include <pwd.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -94,8 +97,8 @@ static int check_root(const struct sbx *s)
 	}
 	if (!(st.st_mode & S_IROTH) && !(st.st_uid == s->uid && (st.st_mode & S_IRUSR)) &&
 	    !(st.st_gid == s->gid && (st.st_mode & S_IRGRP))) {
-		log_error("guest root %s: the sandbox user '%s' cannot read it (mode %03o)", path, s->cfg->user,
-			  (unsigned)(st.st_mode & 0777));
+		log_error("guest root %s: the VMM (uid %u) cannot read it (mode %03o): it must be readable by all", path,
+			  (unsigned)s->uid, (unsigned)(st.st_mode & 0777));
 		return -EACCES;
 	}
 	return 0;
@@ -306,6 +309,49 @@ static pid_t start_vmm(const struct sbx *s, const struct sbx_backend *b, char **
 	_exit(SBX_EXIT_FAILED);
 }
 
+/* The undertaker: a child of the launcher's, root, in a process group of its own and with the
+ * launcher's signals blocked, waiting on a pipe only the launcher writes to. The launcher
+ * writes a byte once it has ended the sandbox itself, and the undertaker exits. If the pipe
+ * closes without it, the launcher was killed: the undertaker kills the VMM (through a pidfd:
+ * no pid can be reused under it) and returns 1, to end the sandbox in the launcher's place.
+ * It holds what the launcher held (the audit log, the address's and the id's locks), so
+ * neither is handed out again before it is done. A VMM whose jailer changed its user lost
+ * its parent-death signal, and a killed launcher left its files and taps: this is for both.
+ * In the launcher: 0, *RET_FD the pipe's end to write. */
+static int undertaker(pid_t vmm, int *ret_fd, pid_t *ret_pid)
+{
+	int p[2], pidfd = (int)syscall(SYS_pidfd_open, vmm, 0);
+	if (pidfd < 0)
+		return log_errno(-errno, "pidfd_open");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close(pidfd);
+		return log_errno(-errno, "pipe");
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pidfd), close(p[0]), close(p[1]);
+		return log_errno(-errno, "fork");
+	}
+	if (pid > 0) {
+		close(pidfd), close(p[0]);
+		*ret_fd = p[1], *ret_pid = pid;
+		return 0;
+	}
+	close(p[1]);
+	setpgid(0, 0);
+	signal(SIGPIPE, SIG_IGN); /* whoever read the launcher's output may be gone too */
+	char c;
+	ssize_t n;
+	while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1)
+		_exit(0);
+	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1, 10000); /* until it is gone */
+	close(pidfd), close(p[0]);
+	return 1;
+}
+
 static int user_ids(struct sbx *s)
 {
 	struct passwd *pw = getpwnam(s->cfg->user);
@@ -321,6 +367,51 @@ static int user_ids(struct sbx *s)
 	struct group *g = getgrnam("kvm");
 	s->kvm_gid = g ? g->gr_gid : (gid_t)-1;
 	return 0;
+}
+
+/* A free id of the pool for this sandbox's VMM (its uid and its gid), held by a lock on
+ * STATE_DIR/uid/ID for as long as the launcher lives: no two running VMMs share one, so a VMM
+ * that a guest broke out of reaches no other sandbox's files, processes or tap. */
+static int pool_id(struct sbx *s)
+{
+	const struct sbx_config *c = s->cfg;
+	if (!c->uid_count)
+		return 0;
+	_cleanup_free_ char *dir = strdupf("%s/uid", c->state_dir);
+	if (!dir)
+		return -ENOMEM;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return log_errno(-errno, "%s", dir);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return log_errno(-errno, "%s", dir);
+	for (uint32_t i = 0; i < c->uid_count; i++) {
+		uid_t id = c->uid_first + i;
+		char name[16];
+		snprintf(name, sizeof(name), "%u", (unsigned)id);
+		int fd = openat(dfd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return log_errno(-errno, "%s/%s", dir, name);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd);
+			if (errno == EWOULDBLOCK)
+				continue;
+			return log_errno(-errno, "locking %s/%s", dir, name);
+		}
+		struct passwd *pw = getpwuid(id);
+		struct group *g = pw ? NULL : getgrgid(id);
+		if (pw || g) {
+			close(fd);
+			log_error("id %u of 'uids' belongs to the %s '%s': the sandboxes' ids must be no account's or group's",
+				  (unsigned)id, pw ? "user" : "group", pw ? pw->pw_name : g->gr_name);
+			return -EEXIST;
+		}
+		s->uid = id, s->gid = id;
+		s->uid_lock = fd;
+		return 0;
+	}
+	log_error("every id of 'uids' (%" PRIu32 ") is a running sandbox's", c->uid_count);
+	return -EBUSY;
 }
 
 static int state_dir(const struct sbx_config *c)
@@ -374,13 +465,13 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 		log_error("no backend can run here: %s", why);
 		return SBX_EXIT_FAILED;
 	}
-	struct sbx s = { .cfg = cfg, .spec = spec, .tap_fd = -1, .addr_lock = -1 };
+	struct sbx s = { .cfg = cfg, .spec = spec, .tap_fd = -1, .addr_lock = -1, .uid_lock = -1 };
 	uint8_t rnd[8];
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return log_errno(-errno, "getrandom"), SBX_EXIT_FAILED;
 	snprintf(s.id, sizeof(s.id), "sbx-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
 		 rnd[5], rnd[6], rnd[7]);
-	int audit_fd = -1, log_fd = -1, code = SBX_EXIT_FAILED, status = 0, sig = 0;
+	int audit_fd = -1, log_fd = -1, code = SBX_EXIT_FAILED, status = 0, sig = 0, done_fd = -1, r;
 	_cleanup_free_ char *vmm_log = NULL, *line = NULL;
 	_cleanup_strv_ char **argv = NULL;
 	struct result res = { 0 };
@@ -388,7 +479,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	char start[32], end[32];
 	bool audited = false, made = false;
 	const char *what = "failed";
-	pid_t pid;
+	pid_t pid, undertaker_pid = -1;
 	enum end how;
 	sigset_t set, old;
 	sigemptyset(&set);
@@ -397,7 +488,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	clock_gettime(CLOCK_REALTIME, &t0);
 	iso_time(t0, start);
 
-	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
+	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || pool_id(&s) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
 		goto out;
 	s.dir = strdupf("%s/%s", cfg->state_dir, s.id);
 	s.io = strdupf("%s/io.img", s.dir ? s.dir : "");
@@ -412,9 +503,9 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 		goto out;
 	}
 	made = true;
-	line = strdupf("%s create id=%s spec=%s backend=%s vcpus=%u memory_mib=%u ttl_s=%u network=%s\n", start, s.id,
-		       spec->sha256, b->name, spec->vcpus, spec->memory_mib, spec->ttl_s,
-		       spec->network && cfg->bridge[0] ? "yes" : "no");
+	line = strdupf("%s create id=%s spec=%s backend=%s vcpus=%u memory_mib=%u ttl_s=%u network=%s uid=%u\n", start,
+		       s.id, spec->sha256, b->name, spec->vcpus, spec->memory_mib, spec->ttl_s,
+		       spec->network && cfg->bridge[0] ? "yes" : "no", (unsigned)s.uid);
 	if (!line || audit(audit_fd, line) < 0)
 		goto out;
 	audited = true;
@@ -431,6 +522,16 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 		goto out;
 	}
 	sbx_net_handed_over(&s); /* the VMM holds the tap now; our copy would keep it after the VMM */
+	if ((r = undertaker(pid, &done_fd, &undertaker_pid)) != 0) {
+		if (r < 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		} else { /* the undertaker, the launcher gone */
+			what = "abandoned";
+			json = false;
+		}
+		goto out;
+	}
 	how = wait_vmm(pid, spec->ttl_s, (const char *const[2]){ s.console, vmm_log }, cfg->console_max, &status, &sig);
 	if (how == END_FLOODED) {
 		log_error("%s: its console or the VMM's log grew past console_max (%" PRIu64 " bytes): destroyed", s.id,
@@ -485,8 +586,15 @@ out:;
 		if (!line || audit(audit_fd, line) < 0)
 			code = SBX_EXIT_FAILED;
 	}
+	if (done_fd >= 0) {
+		(void)!write(done_fd, "", 1);
+		close(done_fd);
+		waitpid(undertaker_pid, NULL, 0);
+	}
 	if (audit_fd >= 0)
 		close(audit_fd);
+	if (s.uid_lock >= 0)
+		close(s.uid_lock); /* after its files are gone: the id is free again */
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (json && audited)
 		print_json(&s, b->name, what, code, &res, start, end, discarded);

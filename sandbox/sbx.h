@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The VMMs' ids by default: 0x70000000 and up, above systemd's range for containers' ids
+ * (nspawn's, up to 0x6FFFFFFF) and below its reserved ones; shadow's useradd hands out
+ * subordinate ids below 600100000. */
+#define SBX_UIDS "1879048192-1879050239"
+
 /* /etc/pmoves/sandbox.json: what every sandbox of this machine shares. */
 struct sbx_config {
 	char *backend;    /* "auto", or a backend's name */
@@ -19,7 +24,8 @@ struct sbx_config {
 	char *rootfs;     /* the guest's ext4 root, shared by every sandbox, read only */
 	char *state_dir;  /* a tmpfs: the sandboxes' own files live and die here */
 	char *audit_log;  /* root's: a line per create and destroy */
-	char *user;       /* the VMM runs as this user (in group kvm) */
+	char *user;       /* the sandbox user: the VMMs' group kvm, the fallback uid */
+	uint32_t uid_first, uid_count; /* the VMMs' own ids, one per sandbox (0: all run as user) */
 	char *bridge;     /* "" or NULL: sandboxes have no network */
 	char *uplink;     /* the interface sandboxes reach the Internet through; NULL: the default route's */
 	char *dns;        /* the resolver sandboxes are told, or NULL */
@@ -47,8 +53,9 @@ struct sbx {
 	char *dir;         /* STATE_DIR/ID, the VM's files; gone when it stops */
 	char *io;          /* DIR/io.img */
 	char *console;     /* DIR/console.log */
-	uid_t uid;
+	uid_t uid;         /* the VMM's: a free id of the pool, or the sandbox user's */
 	gid_t gid, kvm_gid;
+	int uid_lock;      /* the lock that holds the id, -1 */
 	char *jail;        /* the backend's chroot for the VMM, or NULL */
 	int tap_fd;        /* -1 without network, or with a named tap */
 	char tap[16];

@@ -47,6 +47,9 @@ static void test_config(void)
 		{ "\"dns\": \"1.1.1\"", "is not an IPv4 address" },
 		{ "\"output_max\": 100", "from 4096 to 1073741824" },
 		{ "\"console_max\": 4096", "from 65536 to 1073741824" },
+		{ "\"uids\": \"1000-1999\"", "'1000-1999' is not a range of ids" },
+		{ "\"uids\": \"70000-200000\"", "'70000-200000' must be at most 65536 ids from 65536 to 2147483647" },
+		{ "\"uids\": \"2147483000-2147483648\"", "must be at most 65536 ids" },
 		{ "\"state_size\": \"lots\"", "is not a tmpfs size" },
 		{ "\"state_size\": \"150%\"", "is not a tmpfs size" },
 		{ "\"firecracker\": \"bin/firecracker\"", ".sandbox.firecracker" },
@@ -80,7 +83,7 @@ static void launcher_takes(const char *root, const char *what)
 
 static void test_apply(void)
 {
-	char *root = sbx_tree("\"subnet\": \"10.88.0.0/24\", \"dns\": \"10.88.0.1\", \"state_size\": \"8g\", \"output_max\": 65536, \"console_max\": 131072", true);
+	char *root = sbx_tree("\"subnet\": \"10.88.0.0/24\", \"dns\": \"10.88.0.1\", \"state_size\": \"8g\", \"output_max\": 65536, \"console_max\": 131072, \"uids\": \"300000-300999\"", true);
 	struct t_result r = t_run(root, NULL);
 	tap_contains(r.out, "step=sandbox state=pending the sandboxes are set up; their network starts with the system",
 		     "a tree: set up, pending (the network starts on the machine)");
@@ -89,11 +92,12 @@ static void test_apply(void)
 	tap_ok(o && STREQ(json_object_get_string(json_object_object_get(o, "subnet")), "10.88.0.0/24") &&
 		       STREQ(json_object_get_string(json_object_object_get(o, "dns")), "10.88.0.1") &&
 		       json_object_get_int(json_object_object_get(o, "output_max")) == 65536 &&
+		       STREQ(json_object_get_string(json_object_object_get(o, "uids")), "300000-300999") &&
 		       STREQ(json_object_get_string(json_object_object_get(o, "state_dir")), "/run/pmoves-sandbox") &&
 		       !json_object_object_get_ex(o, "state_size", NULL),
 	       "sandbox.json: the section's keys, the state on the step's tmpfs, not the tmpfs's size");
 	json_object_put(o);
-	launcher_takes(root, "a subnet, a resolver, output_max");
+	launcher_takes(root, "a subnet, a resolver, output_max, uids");
 	char *mount = t_read(root, "etc/systemd/system/run-pmoves\\x2dsandbox.mount");
 	tap_contains(mount, "What=tmpfs\nWhere=/run/pmoves-sandbox\nType=tmpfs\nOptions=mode=0711,nosuid,size=8g\n",
 		     "the state's mount: a tmpfs of the size asked for, without nodev or noexec (the jailer needs both)");

@@ -117,15 +117,20 @@ int main(void)
 	r = sbx_config_load(NULL, &c);
 	tap_ok(r == 0 && STREQ(c.backend, "auto") && STREQ(c.state_dir, "/run/pmoves-sandbox") &&
 		       STREQ(c.audit_log, "/var/log/pmoves/sandbox/audit.log") && STREQ(c.user, "pmoves-sandbox") &&
-		       STREQ(c.bridge, "sbx0") && c.net == 0x0a4d0000 && c.prefix == 24 && c.output_max == 1u << 20,
-	       "no config file: the built-in defaults");
+		       STREQ(c.bridge, "sbx0") && c.net == 0x0a4d0000 && c.prefix == 24 && c.output_max == 1u << 20 &&
+		       c.uid_first == 0x70000000 && c.uid_count == 2048,
+	       "no config file: the built-in defaults (the VMMs' ids 0x70000000 and 2047 more)");
 	sbx_config_free(&c);
 	_cleanup_free_ char *cfg = write_tmp("cfg.json", "{\"backend\": \"qemu\", \"subnet\": \"172.31.8.0/22\", "
-							 "\"bridge\": \"\", \"dns\": \"9.9.9.9\", \"output_max\": 4096}");
+							 "\"bridge\": \"\", \"dns\": \"9.9.9.9\", \"output_max\": 4096, \"uids\": \"\"}");
 	r = sbx_config_load(cfg, &c);
 	tap_ok(r == 0 && STREQ(c.backend, "qemu") && c.net == 0xac1f0800 && c.prefix == 22 && !c.bridge[0] &&
-		       STREQ(c.dns, "9.9.9.9") && c.output_max == 4096,
-	       "a config's values replace the defaults");
+		       STREQ(c.dns, "9.9.9.9") && c.output_max == 4096 && c.uid_count == 0,
+	       "a config's values replace the defaults (uids \"\": every VMM as the sandbox user)");
+	sbx_config_free(&c);
+	_cleanup_free_ char *cfg_ids = write_tmp("cfg-ids.json", "{\"uids\": \"65536-131071\"}");
+	r = sbx_config_load(cfg_ids, &c);
+	tap_ok(r == 0 && c.uid_first == 65536 && c.uid_count == 65536, "uids: a range of 65536 ids from 65536");
 	sbx_config_free(&c);
 	config_refused("c-unknown.json", "{\"kernal\": \"/x\"}", "'kernal' is not a key here");
 	config_refused("c-backend.json", "{\"backend\": \"xen\"}", "'backend' names no backend (auto, firecracker, qemu)");
@@ -140,6 +145,14 @@ int main(void)
 	config_refused("c-user.json", "{\"user\": \"../root\"}", "'user' must be a user name");
 	config_refused("c-out.json", "{\"output_max\": 1}", "'output_max' must be a whole number from 4096");
 	config_refused("c-con.json", "{\"console_max\": 4096}", "'console_max' must be a whole number from 65536");
+	static const char *const bad_uids[] = { "1000-2000", "65536", "70000-69999", "65536-131072", "2147483000-2147483648",
+						"x-70000", "70000-", "-70000", " 70000-70001", "+70000-70001" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_uids); i++) {
+		char body[96], name[32];
+		snprintf(body, sizeof(body), "{\"uids\": \"%s\"}", bad_uids[i]);
+		snprintf(name, sizeof(name), "c-uids%zu.json", i);
+		config_refused(name, body, "'uids' must be \"FIRST-LAST\": at most 65536 ids from 65536 to 2147483647");
+	}
 
 	/* ---- the firewall ---- */
 	r = sbx_config_load(NULL, &c);

@@ -157,7 +157,7 @@ pmoves-sandbox backends | sed 's/^/DEV-SBX-BACKEND: /'
 	echo "DEV-SBX-TASK-WAITED: $n s"
 	journalctl -b -u pmoves-sandbox@hello.service -o cat | sed 's/^/DEV-SBX-TASK: /'
 	echo "DEV-SBX-TASK-RESULT: $(systemctl show -P Result pmoves-sandbox@hello.service) $(systemctl show -P ExecMainStatus pmoves-sandbox@hello.service)"
-	echo "DEV-SBX-LEFT: $(ls -A /run/pmoves-sandbox | grep -v '^net$' | wc -l)"
+	echo "DEV-SBX-LEFT: $(ls -A /run/pmoves-sandbox | grep -Ev '^(net|uid)$' | wc -l)"
 	sed 's/^/DEV-SBX-AUDIT: /' /var/log/pmoves/sandbox/audit.log
 	nft list chain inet pmoves_sandbox forward | sed 's/^/DEV-SBX-FWD: /'
 }
@@ -276,7 +276,7 @@ grep -aqE '^DEV-SBX-BACKEND: qemu +usable$' "$B"; ok $? "pmoves-sandbox backends
 # inside the TCG-emulated workstation: about 15 s here).
 grep -aqx 'DEV-SBX-TASK: sandbox-says-42' "$B" && grep -aqx 'DEV-SBX-TASK-RESULT: exit-code 3' "$B"
 ok $? "pmoves-sandbox@hello: the task ran in a microVM inside the workstation, its output in the journal, its exit code the unit's"
-grep -aqE '^DEV-SBX-AUDIT: .* create id=sbx-[0-9a-f]{16} .* network=yes$' "$B" &&
+grep -aqE '^DEV-SBX-AUDIT: .* create id=sbx-[0-9a-f]{16} .* network=yes uid=1879048[0-9]{3}$' "$B" &&
 	grep -aqE '^DEV-SBX-AUDIT: .* destroy id=sbx-[0-9a-f]{16} .* status=exited:3 ' "$B" && grep -aqx 'DEV-SBX-LEFT: 0' "$B"
 ok $? "... with a tap on the bridge; the audit log has both lines, nothing is left on the tmpfs"
 grep -a '^DEV-SBX-TASK' "$B" | sed 's/^/# /' | tail -n 20

@@ -21,15 +21,18 @@ T=$(mktemp -d /tmp/pmoves-sandbox-test.XXXXXX)
 chmod 711 "$T" # the VMM runs as the sandbox user: it reads the kernel and initramfs from here
 NS=pmsbx$$
 H=$NS-h W=$NS-w L=$NS-l
+CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+UNIT=pmoves-sandbox-test-$$ # a cgroup standing for pmoves-sandbox@NAME.service's
 cleanup() {
 	for p in $(cat "$T"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null; done
+	[ -z "$CG2" ] || rmdir "$CG2/$UNIT" 2>/dev/null
 	for n in $H $W $L; do ip netns del $n 2>/dev/null; done
 	mountpoint -q "$T/state" && umount "$T/state"
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 
-plan 51
+plan 56
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -71,7 +74,13 @@ cat > "$T/cfg.json" <<EOF
 EOF
 # Every run in the "host" namespace.
 sbx() { ip netns exec $H "$SBX" -c "$T/cfg.json" "$@"; }
-left() { find "$T/state" -mindepth 1 -not -path "$T/state/net" -not -path "$T/state/net/*"; }
+# A command in the "host" with the cgroup v2 hierarchy mounted where the jailer looks for it
+# (ip netns exec gives it a /sys of its own, without the cgroup mounts).
+in_h() { ip netns exec $H sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"' sh "$@"; }
+# The address and id locks (net/, uid/) are slots, not a sandbox's data.
+left() { find "$T/state" -mindepth 1 -not -path "$T/state/net" -not -path "$T/state/net/*" -not -path "$T/state/uid" -not -path "$T/state/uid/*"; }
+POOL_LO=1879048192 POOL_HI=1879050239 # the launcher's default 'uids'
+in_pool() { [ -n "$1" ] && [ "$1" -ge $POOL_LO ] && [ "$1" -le $POOL_HI ]; }
 
 # ---- the networks: host, "Internet", LAN ----
 for n in $H $W $L; do ip netns add $n && ip -n $n link set lo up; done
@@ -116,7 +125,7 @@ printf '%s\n' "$out" | grep -qx "hello from Linux 0"; ok $? "run: the command's 
 printf '%s\n' "$out" | grep -qx "to stderr"; ok $? "... its standard error too"
 id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/hello.err")
 spec_sum=$(sha256sum < "$T/hello.json" | cut -d' ' -f1)
-grep -q " create id=$id spec=$spec_sum backend=qemu vcpus=1 memory_mib=192 ttl_s=120 network=no\$" "$AUDIT"
+grep -q " create id=$id spec=$spec_sum backend=qemu vcpus=1 memory_mib=192 ttl_s=120 network=no uid=[0-9]*\$" "$AUDIT"
 ok $? "the audit log has the create line: id, the spec's sha256, the backend"
 grep -Eq " destroy id=$id spec=$spec_sum start=[0-9T:.-]+Z end=[0-9T:.-]+Z status=exited:7 bytes_discarded=[1-9][0-9]*\$" "$AUDIT"
 ok $? "... and the destroy line: start, end, status, bytes discarded" || tail -2 "$AUDIT" | sed 's/^/# /'
@@ -135,6 +144,10 @@ is "$r1 $r2" "0 0" "two sandboxes run at once on the shared root image" || sed '
 is "$(cat "$T/ro1.out" "$T/ro2.out" | sort -u | tr '\n' ' ')" "/mine ro=1 root=overlay " \
 	"... each sees its root disk read only and writes to an overlay"
 is "$(sha256sum < "$G/rootfs.ext4")" "$root_sum" "... and the image is still unchanged"
+u1=$(sed -n "s/.* create id=$(sed -n 's/^\(sbx-[0-9a-f]*\): creating.*/\1/p' "$T/ro1.err") .* uid=\([0-9]*\)\$/\1/p" "$AUDIT")
+u2=$(sed -n "s/.* create id=$(sed -n 's/^\(sbx-[0-9a-f]*\): creating.*/\1/p' "$T/ro2.err") .* uid=\([0-9]*\)\$/\1/p" "$AUDIT")
+in_pool "$u1" && in_pool "$u2" && [ "$u1" != "$u2" ]
+ok $? "... each VMM under an id of its own from the pool (audited: $u1, $u2)"
 is "$(stat -c '%U %a' "$AUDIT")" "root 640" "the audit log is root's, mode 640"
 setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups sh -c "echo forged >> '$AUDIT'" 2>/dev/null
 [ $? != 0 ] && ! grep -q forged "$AUDIT"; ok $? "... and the sandbox user cannot write it"
@@ -173,17 +186,51 @@ for _ in $(seq 100); do
 	[ -n "$vmm_user" ] && break
 	sleep 0.2
 done
-is "$vmm_user" "$(id -u pmoves-sandbox)" "the VMM runs as the sandbox user, not root"
+in_pool "$vmm_user"; ok $? "the VMM runs as an id of the pool ($vmm_user), neither root nor an account"
 sdir=$(ls -d "$T"/state/sbx-* 2>/dev/null | head -1)
-[ "$(stat -c '%U %a' "$sdir")" = "root 711" ] && [ "$(stat -c '%U %a' "$sdir/io.img")" = "pmoves-sandbox 600" ] &&
+[ "$(stat -c '%U %a' "$sdir")" = "root 711" ] && [ "$(stat -c '%u %a' "$sdir/io.img")" = "$vmm_user 600" ] &&
 	[ ! -e "$sdir/root.ext4" ] &&
 	! setpriv --reuid=pmoves-sandbox --regid=pmoves-sandbox --init-groups ln -s /etc/shadow "$sdir/console.log.x" 2>/dev/null
-ok $? "the sandbox's directory is root's (the user cannot rename or add names in it), its I/O disk the user's, no copy of the root"
+ok $? "the sandbox's directory is root's (the user cannot rename or add names in it), its I/O disk the VMM's id's, no copy of the root"
+# A pool of one id, that one taken by the running sandbox: refused before anything is made.
+sed "s|\"subnet\": \"10.77.0.0/24\"|\"subnet\": \"10.77.0.0/24\", \"uids\": \"$vmm_user-$vmm_user\"|" "$T/cfg.json" >"$T/cfg-one.json"
+lines=$(wc -l < "$AUDIT")
+out=$(ip netns exec $H "$SBX" -c "$T/cfg-one.json" run "$T/true.json" 2>&1); rc=$?
+[ $rc = 125 ] && echo "$out" | grep -q "every id of 'uids' (1) is a running sandbox's" && [ "$(wc -l < "$AUDIT")" = "$lines" ]
+ok $? "a sandbox finds every id of its pool taken: refused (125), saying why, nothing audited" || echo "$out" | sed 's/^/# /'
 wait $sbx_pid; rc=$?
 is "$rc" 124 "its time to live running out ends it: exit 124"
 id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/sleep.err")
 grep -q " destroy id=$id .* status=expired bytes_discarded=" "$AUDIT" && [ -z "$(left)" ]
 ok $? "... audited as expired, nothing left"
+# A process that has ended (a zombie whose new parent has not reaped it yet counts).
+gone() { local st; st=$(ps -o stat= -p "$1"); [ -z "$st" ] || [ "${st#Z}" != "$st" ]; }
+# A launcher killed outright: its undertaker ends the sandbox in its place.
+# $1: the config, $2: what for; the launcher's stderr in $T/orphan.err, its sandbox's id in $id.
+orphan() {
+	cp "$T/sleep.json" "$T/orphan.json"
+	sed -i 's/"ttl_s": 20/"ttl_s": 600/' "$T/orphan.json"
+	STANDIN_LOG=$T/orphan.log in_h "$SBX" -c "$1" run "$T/orphan.json" >/dev/null 2>"$T/orphan.err" &
+	local launcher= vmm= i
+	for i in $(seq 150); do
+		launcher=$(pgrep -o -f -- "run $T/orphan.json")
+		vmm=$(ps -o pid=,args= -C qemu-system-x86_64 | awk -v s="$T/state/" 'index($0, s) { print $1; exit }')
+		[ -n "$launcher" ] && [ -n "$vmm" ] && break
+		sleep 0.2
+	done
+	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/orphan.err")
+	[ -n "$launcher" ] && [ -n "$vmm" ] && [ -n "$id" ] || { echo "# $2: no launcher, VMM or id"; return 1; }
+	kill -9 "$launcher"
+	for i in $(seq 100); do
+		gone "$vmm" && grep -q " destroy id=$id " "$AUDIT" && [ -z "$(left)" ] && return 0
+		sleep 0.2
+	done
+	echo "# $2: VMM $(gone "$vmm" && echo gone || echo alive), left: $(left | tr '\n' ' ')"
+	return 1
+}
+orphan "$T/cfg.json" qemu &&
+	grep -Eq " destroy id=$id spec=[0-9a-f]{64} start=\S+ end=\S+ status=abandoned bytes_discarded=[0-9]+\$" "$AUDIT"
+ok $? "a launcher killed outright (kill -9): its undertaker kills the VMM, removes the sandbox, audits it abandoned"
 # A guest writing to its console without end: stopped when the console log passes console_max,
 # not when its time to live ends (the tmpfs is shared by every sandbox).
 sed 's|"subnet": "10.77.0.0/24"|"subnet": "10.77.0.0/24", "console_max": 65536|' "$T/cfg.json" >"$T/cfg-flood.json"
@@ -217,6 +264,9 @@ printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"; ok $? "... not a LAN
 printf '%s\n' "$out" | grep -qx "10.77.0.1 unreachable" && printf '%s\n' "$out" | grep -qx "198.51.100.2 unreachable"
 ok $? "... not the host's own services (on the bridge's address or the uplink's)"
 printf '%s\n' "$out" | grep -qx "100.100.7.1 unreachable"; ok $? "... not the tailnet, though a route leads there"
+fwd() { ip netns exec $H cat /proc/sys/net/ipv4/$1; }
+is "$(fwd ip_forward) $(fwd conf/sbx0/forwarding) $(fwd conf/up0/forwarding) $(fwd conf/lan0/forwarding)" "0 1 1 0" \
+	"forwarding on for the bridge and the uplink only, not host-wide (ip_forward, sbx0, up0, lan0)"
 # A guest that takes another sandbox's address, then its MAC too (0a:50:4d + the address's low
 # 24 bits, as the launcher makes them): the bridge drops what its tap sends, ARP with it, so the
 # host never learns the address there and no reply of another sandbox can be taken.
@@ -242,33 +292,45 @@ chmod 755 "$T/firecracker"
 sed -e "s|\"backend\": \"qemu\"|\"backend\": \"firecracker\", \"firecracker\": \"$T/firecracker\", \"jailer\": \"$TOP/tests/fixtures/standins/firecracker-jailer.py\", \"vmlinux\": \"$G/vmlinux\"|" \
 	"$T/cfg.json" > "$T/cfg-fc.json"
 if ! (exec 3<>/dev/kvm) 2>/dev/null; then
-	skip 6 "/dev/kvm does not open here: the firecracker backend needs it"
+	skip 7 "/dev/kvm does not open here: the firecracker backend needs it"
 else
-	out=$(STANDIN_LOG=$T/fc.log ip netns exec $H "$SBX" -c "$T/cfg-fc.json" run "$T/net.json" 2>"$T/fc.err"); rc=$?
+	# In a cgroup of its own, as in its unit: the jail's cgroup goes under it.
+	mkdir "$CG2/$UNIT"
+	out=$(STANDIN_LOG=$T/fc.log sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$CG2/$UNIT" \
+		ip netns exec $H sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"' sh \
+		"$SBX" -c "$T/cfg-fc.json" run "$T/net.json" 2>"$T/fc.err"); rc=$?
 	is "$rc" 0 "firecracker backend: the task runs (through the stand-in) and exits 0" || sed 's/^/# /' "$T/fc.err"
 	printf '%s\n' "$out" | grep -qx "198.51.100.1 answer-from-$W" && printf '%s\n' "$out" | grep -qx "192.168.77.1 unreachable"
 	ok $? "... its output comes back: the Internet reached by the named tap, the LAN not" || printf '%s\n' "$out" | sed 's/^/# /'
-	python3 - "$T/fc.log" "$(id -u pmoves-sandbox)" <<'PYEOF2'
-import json, sys
+	python3 - "$T/fc.log" $POOL_LO $POOL_HI "$UNIT" "$CG2" <<'PYEOF2'
+import json, os, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 j, c = r["jailer"], r["config"]
 assert r["checked"] == "ok", r
-assert j["cgroup-version"] == "2" and j["uid"] == sys.argv[2] and j["id"].startswith("sbx-"), j
+assert j["parent-cgroup"] == sys.argv[4] and r["cgroup"] == os.path.join("/sys/fs/cgroup", sys.argv[4], j["id"]), (j, r["cgroup"])
+assert j["cgroup-version"] == "2" and int(sys.argv[2]) <= int(j["uid"]) <= int(sys.argv[3]) and j["uid"] == j["gid"], j
+assert j["id"].startswith("sbx-"), j
 assert r["firecracker"] == ["--no-api", "--config-file", "/vm.json"], r["firecracker"]
 assert c["boot-source"]["kernel_image_path"] == "/vmlinux" and c["boot-source"]["initrd_path"] == "/initrd.img", c
 assert "reboot=k" in c["boot-source"]["boot_args"], c
 assert [(d["path_on_host"], d["is_read_only"]) for d in c["drives"]] == [("/root.ext4", True), ("/io.img", False)], c["drives"]
 assert c["network-interfaces"][0]["host_dev_name"].startswith("sbx"), c
 PYEOF2
-	ok $? "... the jailer got cgroup v2 and the sandbox user; the config the vmlinux, the initramfs, the root (read only) then the I/O disk, the tap"
+	ok $? "... the jailer got cgroup v2 under the launcher's own cgroup, and an id of the pool; the config the vmlinux, the initramfs, the root (read only) then the I/O disk, the tap"
 	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/fc.err")
 	grep -q " create id=$id .* backend=firecracker " "$AUDIT" && grep -q " destroy id=$id .* status=exited:0 " "$AUDIT"
 	ok $? "... both audit lines, backend firecracker"
 	cg=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["cgroup"] or "")' "$T/fc.log")
-	[ -z "$(left)" ] && ! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}' && { [ -z "$cg" ] || [ ! -e "$cg" ]; }
-	ok $? "... nothing left: the jail, its disks, the named tap, the jailer's cgroup${cg:+ ($cg)}"
+	[ -z "$(left)" ] && ! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}' && [ -n "$cg" ] && [ ! -e "$CG2/${cg#/sys/fs/cgroup/}" ]
+	ok $? "... nothing left: the jail, its disks, the named tap, the jailer's cgroup${cg:+ ($CG2/${cg#/sys/fs/cgroup/})}"
 	ip netns exec $H "$SBX" -c "$T/cfg-fc.json" backends | grep -q "^firecracker  *usable"
 	ok $? "backends: firecracker usable where its binaries are and /dev/kvm opens"
+	# The jailer's change of user cleared the VMM's parent-death signal: only the undertaker
+	# ends it when the launcher is killed outright.
+	orphan "$T/cfg-fc.json" firecracker && grep -q " destroy id=$id .* status=abandoned " "$AUDIT" &&
+		! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}' && grep -q "\"cgroup\": \"/sys/fs/cgroup/firecracker/$id\"" "$T/orphan.log" &&
+		[ ! -e "$CG2/firecracker/$id" ]
+	ok $? "firecracker: a launcher killed outright: the undertaker kills the jailed VMM, removes the jail, tap and cgroup"
 fi
 check "net-down removes the bridge and the table" sh -c "ip netns exec $H '$SBX' -c '$T/cfg.json' net-down &&
 	! ip -n $H link show sbx0 2>/dev/null && ! ip netns exec $H nft list table inet pmoves_sandbox 2>/dev/null"
