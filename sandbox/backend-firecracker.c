@@ -106,48 +106,16 @@ static char *vm_config(const struct sbx *s)
 	return text;
 }
 
-static int prepare(struct sbx *s)
+/* Where cgroup v2 is mounted (/sys/fs/cgroup on Debian 12; /sys/fs/cgroup/unified on a
+ * hybrid layout), as the jailer finds it: /proc/self/mounts. */
+static char *cgroup2_mount(void)
 {
-	/* The jailer makes /dev/kvm and /dev/net/tun nodes in the chroot and runs a copy of
-	 * Firecracker from it: a filesystem mounted nodev or noexec (as /run often is) cannot. */
-	struct statvfs vfs;
-	if (statvfs(s->dir, &vfs) < 0)
-		return log_errno(-errno, "%s", s->dir);
-	if (vfs.f_flag & (ST_NODEV | ST_NOEXEC)) {
-		log_error("state_dir %s is mounted nodev or noexec: the jailer's chroot needs device nodes and runs "
-			  "Firecracker from it (give the sandboxes a tmpfs of their own, without those options)",
-			  s->cfg->state_dir);
-		return -EPERM;
-	}
-	/* The jailer's layout: CHROOT_BASE/<exec file's name>/<id>/root. */
-	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
-	s->jail = strdupf("%s/%s/%s/root", s->dir, exe, s->id);
-	if (!s->jail)
-		return -ENOMEM;
-	/* The levels above the root are the jailer's (root's); the user may pass through them. */
-	_cleanup_free_ char *up = strdupf("%s/%s", s->dir, exe), *id = strdupf("%s/%s/%s", s->dir, exe, s->id);
-	if (!up || !id)
-		return -ENOMEM;
-	if (mkdir(up, 0711) < 0 || mkdir(id, 0711) < 0 || mkdir(s->jail, 0711) < 0)
-		return log_errno(-errno, "%s", s->jail);
-	/* The I/O disk is the sandbox's own, on the same tmpfs: a link. */
-	_cleanup_free_ char *io = strdupf("%s/io.img", s->jail);
-	if (!io)
-		return -ENOMEM;
-	if (link(s->io, io) < 0)
-		return log_errno(-errno, "linking %s into the jail", s->io);
-	int r;
-	if ((r = private_mounts()) < 0 || (r = bind_ro(s, s->cfg->rootfs, "root.ext4")) < 0 ||
-	    (r = bind_ro(s, s->cfg->vmlinux, "vmlinux")) < 0 || (r = bind_ro(s, s->cfg->initrd, "initrd.img")) < 0)
-		return r;
-	_cleanup_free_ char *text = vm_config(s), *path = strdupf("%s/vm.json", s->jail);
-	/* Root's like the directories: the user reads it. */
-	if (!text || !path)
-		return -ENOMEM;
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
-	if (fd < 0 || write_full(fd, text, strlen(text)) < 0)
-		return log_errno(-errno, "%s", path);
-	return 0;
+	_cleanup_fclose_ FILE *f = fopen("/proc/self/mounts", "re");
+	char line[4096], dir[4096], type[64];
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*s %4095s %63s", dir, type) == 2 && STREQ(type, "cgroup2"))
+			return strdup(dir);
+	return NULL;
 }
 
 /* The launcher's own cgroup (v2), relative to the hierarchy's root, as /proc/self/cgroup says
@@ -175,6 +143,52 @@ static char *parent_cgroup(const struct sbx *s)
 	return strdup(strrchr(s->cfg->firecracker, '/') + 1);
 }
 
+static int prepare(struct sbx *s)
+{
+	/* The jailer makes /dev/kvm and /dev/net/tun nodes in the chroot and runs a copy of
+	 * Firecracker from it: a filesystem mounted nodev or noexec (as /run often is) cannot. */
+	struct statvfs vfs;
+	if (statvfs(s->dir, &vfs) < 0)
+		return log_errno(-errno, "%s", s->dir);
+	if (vfs.f_flag & (ST_NODEV | ST_NOEXEC)) {
+		log_error("state_dir %s is mounted nodev or noexec: the jailer's chroot needs device nodes and runs "
+			  "Firecracker from it (give the sandboxes a tmpfs of their own, without those options)",
+			  s->cfg->state_dir);
+		return -EPERM;
+	}
+	/* The jailer's layout: CHROOT_BASE/<exec file's name>/<id>/root. */
+	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
+	s->jail = strdupf("%s/%s/%s/root", s->dir, exe, s->id);
+	_cleanup_free_ char *root = cgroup2_mount(), *parent = parent_cgroup(s);
+	s->cgroup = root && parent ? strdupf("%s/%s/%s", root, parent, s->id) : NULL;
+	if (!s->jail || (root && parent && !s->cgroup))
+		return -ENOMEM;
+	/* The levels above the root are the jailer's (root's); the user may pass through them. */
+	_cleanup_free_ char *up = strdupf("%s/%s", s->dir, exe), *id = strdupf("%s/%s/%s", s->dir, exe, s->id);
+	if (!up || !id)
+		return -ENOMEM;
+	if (mkdir(up, 0711) < 0 || mkdir(id, 0711) < 0 || mkdir(s->jail, 0711) < 0)
+		return log_errno(-errno, "%s", s->jail);
+	/* The I/O disk is the sandbox's own, on the same tmpfs: a link. */
+	_cleanup_free_ char *io = strdupf("%s/io.img", s->jail);
+	if (!io)
+		return -ENOMEM;
+	if (link(s->io, io) < 0)
+		return log_errno(-errno, "linking %s into the jail", s->io);
+	int r;
+	if ((r = private_mounts()) < 0 || (r = bind_ro(s, s->cfg->rootfs, "root.ext4")) < 0 ||
+	    (r = bind_ro(s, s->cfg->vmlinux, "vmlinux")) < 0 || (r = bind_ro(s, s->cfg->initrd, "initrd.img")) < 0)
+		return r;
+	_cleanup_free_ char *text = vm_config(s), *path = strdupf("%s/vm.json", s->jail);
+	/* Root's like the directories: the user reads it. */
+	if (!text || !path)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0 || write_full(fd, text, strlen(text)) < 0)
+		return log_errno(-errno, "%s", path);
+	return 0;
+}
+
 static int fc_argv(const struct sbx *s, char ***ret)
 {
 	char uid[16], gid[16];
@@ -194,18 +208,6 @@ static int fc_argv(const struct sbx *s, char ***ret)
 	return 0;
 }
 
-/* Where cgroup v2 is mounted (/sys/fs/cgroup on Debian 12; /sys/fs/cgroup/unified on a
- * hybrid layout), as the jailer finds it: /proc/self/mounts. */
-static char *cgroup2_mount(void)
-{
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/mounts", "re");
-	char line[4096], dir[4096], type[64];
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*s %4095s %63s", dir, type) == 2 && STREQ(type, "cgroup2"))
-			return strdup(dir);
-	return NULL;
-}
-
 /* The read-only files' mounts (before the jail is removed), and the jailer's cgroup,
  * CGROUP2/<parent>/<id>: empty once the VMM is gone. */
 static void cleanup(const struct sbx *s)
@@ -216,10 +218,8 @@ static void cleanup(const struct sbx *s)
 		if (p && umount2(p, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
 			log_errno(-errno, "unmounting %s", p);
 	}
-	_cleanup_free_ char *root = cgroup2_mount(), *parent = parent_cgroup(s);
-	_cleanup_free_ char *cg = root && parent ? strdupf("%s/%s/%s", root, parent, s->id) : NULL;
-	if (cg && rmdir(cg) < 0 && errno != ENOENT)
-		log_errno(-errno, "removing cgroup %s", cg);
+	if (s->cgroup && rmdir(s->cgroup) < 0 && errno != ENOENT)
+		log_errno(-errno, "removing cgroup %s", s->cgroup);
 }
 
 const struct sbx_backend sbx_backend_firecracker = {

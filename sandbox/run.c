@@ -1,6 +1,7 @@
 /* A sandbox's life: made on a tmpfs, audited, run under its backend's VMM as the sandbox user
  * for at most its time to live, read, wiped, audited again. Nothing of it outlives it but two
  * lines in the audit log. */
+#include <dirent.h>
 #include <ftw.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -453,6 +454,148 @@ static void print_json(const struct sbx *s, const char *backend, const char *sta
 	json_object_put(o);
 }
 
+/* S's directory, made as STATE_DIR/.new-ID, locked, then renamed: its lock fd. */
+static int make_dir_locked(const struct sbx *s)
+{
+	_cleanup_free_ char *tmp = strdupf("%s/.new-%s", s->cfg->state_dir, s->id);
+	if (!tmp)
+		return -ENOMEM;
+	if (mkdir(tmp, 0711) < 0)
+		return log_errno(-errno, "%s", tmp);
+	int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 || rename(tmp, s->dir) < 0) {
+		int r = log_errno(-errno, "%s", tmp);
+		if (fd >= 0)
+			close(fd);
+		rmdir(tmp);
+		return r;
+	}
+	return fd;
+}
+
+/* DIR/sandbox, root's: what ending the sandbox needs if its launcher and undertaker are both
+ * killed (sweep), a "key=value" line each. */
+#define RECORD_MAX 4096
+static int write_record(const struct sbx *s, const struct sbx_backend *b, const char *start)
+{
+	_cleanup_free_ char *path = strdupf("%s/sandbox", s->dir);
+	_cleanup_free_ char *text = strdupf("backend=%s\nspec=%s\nstart=%s\ntap=%s\nmac=%s\naddr=%s\ncgroup=%s\n", b->name,
+					    s->spec->sha256, start, s->tap, s->tap[0] ? s->mac : "", s->tap[0] ? s->addr : "",
+					    s->cgroup ? s->cgroup : "");
+	if (!path || !text)
+		return -ENOMEM;
+	if (strlen(text) >= RECORD_MAX) {
+		log_error("%s: its record would be too long", s->id);
+		return -E2BIG;
+	}
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, text, strlen(text)) < 0)
+		return log_errno(-errno, "%s", path);
+	return 0;
+}
+
+/* KEY's value in a record, copied into OUT (SIZE bytes): "" when it is missing or too long. */
+static void record_get(const char *rec, const char *key, char *out, size_t size)
+{
+	out[0] = 0;
+	size_t k = strlen(key);
+	for (const char *p = rec; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, key, k) && p[k] == '=') {
+			size_t n = strcspn(p + k + 1, "\n");
+			if (n < size)
+				memcpy(out, p + k + 1, n), out[n] = 0;
+			return;
+		}
+}
+
+/* The VMM still running in a jail's cgroup is killed (cgroup.kill), and waited for: until
+ * cgroup.events says "populated 0" (cgroup.procs empties before the processes have quite
+ * gone, and the cgroup cannot be removed until they have). */
+static void kill_cgroup(const char *cg)
+{
+	_cleanup_free_ char *kill = strdupf("%s/cgroup.kill", cg), *events = strdupf("%s/cgroup.events", cg);
+	_cleanup_close_ int fd = kill ? open(kill, O_WRONLY | O_CLOEXEC) : -1;
+	if (fd < 0 || write(fd, "1", 1) != 1 || !events)
+		return;
+	for (int i = 0; i < 100; i++) {
+		_cleanup_free_ char *text = NULL;
+		if (read_file(events, 4096, &text, NULL) < 0 || strstr(text, "populated 0"))
+			return;
+		usleep(50000);
+	}
+}
+
+/* A sandbox directory no launcher holds: its launcher and its undertaker were both killed
+ * (`systemctl kill -s KILL`, the OOM killer). It is ended now as the undertaker would have:
+ * its VMM (a jail's cgroup still running), its tap and binding, its files, and audited
+ * abandoned. */
+static void sweep_one(const struct sbx_config *cfg, int audit_fd, int dfd, const char *name)
+{
+	_cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return; /* alive */
+	struct sbx s = { .cfg = cfg, .tap_fd = -1, .addr_lock = -1, .uid_lock = -1 };
+	snprintf(s.id, sizeof(s.id), "%.20s", name); /* "sbx-" and 16 hex digits: checked */
+	s.dir = strdupf("%s/%s", cfg->state_dir, name);
+	char backend[32], spec[65], start[32], cgroup[512];
+	_cleanup_free_ char *rec = NULL;
+	struct stat st;
+	_cleanup_close_ int rfd = openat(fd, "sandbox", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (rfd >= 0 && fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_size < RECORD_MAX &&
+	    (rec = calloc(1, RECORD_MAX)) && pread(rfd, rec, RECORD_MAX - 1, 0) < 0)
+		rec[0] = 0;
+	record_get(rec, "backend", backend, sizeof(backend));
+	record_get(rec, "spec", spec, sizeof(spec));
+	record_get(rec, "start", start, sizeof(start));
+	record_get(rec, "cgroup", cgroup, sizeof(cgroup));
+	record_get(rec, "tap", s.tap, sizeof(s.tap));
+	record_get(rec, "mac", s.mac, sizeof(s.mac));
+	record_get(rec, "addr", s.addr, sizeof(s.addr));
+	const char *leaf = strrchr(cgroup, '/');
+	if (cgroup[0] == '/' && !strstr(cgroup, "/../") && STREQ(leaf + 1, s.id)) /* the jail's own */
+		kill_cgroup(cgroup), s.cgroup = strdup(cgroup);
+	s.bound = s.tap[0] && s.mac[0] && s.addr[0];
+	if (s.tap[0] && !strncmp(s.tap, "sbx", 3))
+		sbx_net_detach(&s);
+	const struct sbx_backend *b = sbx_backend_find(backend);
+	if (b && b->cleanup)
+		b->cleanup(&s);
+	uint64_t discarded = s.dir ? dir_bytes(s.dir) : 0;
+	if (s.dir && rm_rf(s.dir) < 0)
+		log_errno(-errno, "removing %s", s.dir);
+	struct timespec t;
+	char end[32];
+	clock_gettime(CLOCK_REALTIME, &t);
+	iso_time(t, end);
+	_cleanup_free_ char *line = strdupf("%s destroy id=%s spec=%s start=%s end=%s status=abandoned bytes_discarded=%" PRIu64
+					    "\n", end, s.id, spec[0] ? spec : "-", start[0] ? start : "-", end, discarded);
+	if (line)
+		audit(audit_fd, line);
+	log_warn("%s: its launcher was killed with its undertaker: what it left is removed (abandoned)", s.id);
+	free(s.dir), free(s.cgroup);
+}
+
+static void sweep(const struct sbx_config *cfg, int audit_fd)
+{
+	DIR *d = opendir(cfg->state_dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		bool fresh = !strncmp(e->d_name, ".new-", 5); /* killed before it was named: empty */
+		const char *id = e->d_name + (fresh ? 5 : 0);
+		if (strncmp(id, "sbx-", 4) || strlen(id) != 20 || strspn(id + 4, "0123456789abcdef") != 16)
+			continue;
+		if (!fresh) {
+			sweep_one(cfg, audit_fd, dirfd(d), e->d_name);
+			continue;
+		}
+		_cleanup_close_ int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+	}
+	if (d)
+		closedir(d);
+}
+
 int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json)
 {
 	if (geteuid() != 0) {
@@ -471,7 +614,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 		return log_errno(-errno, "getrandom"), SBX_EXIT_FAILED;
 	snprintf(s.id, sizeof(s.id), "sbx-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
 		 rnd[5], rnd[6], rnd[7]);
-	int audit_fd = -1, log_fd = -1, code = SBX_EXIT_FAILED, status = 0, sig = 0, done_fd = -1, r;
+	int audit_fd = -1, log_fd = -1, code = SBX_EXIT_FAILED, status = 0, sig = 0, done_fd = -1, dir_lock = -1, r;
 	_cleanup_free_ char *vmm_log = NULL, *line = NULL;
 	_cleanup_strv_ char **argv = NULL;
 	struct result res = { 0 };
@@ -490,6 +633,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 
 	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || pool_id(&s) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
 		goto out;
+	sweep(cfg, audit_fd);
 	s.dir = strdupf("%s/%s", cfg->state_dir, s.id);
 	s.io = strdupf("%s/io.img", s.dir ? s.dir : "");
 	s.console = strdupf("%s/console.log", s.dir ? s.dir : "");
@@ -497,11 +641,11 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	if (!s.dir || !s.io || !s.console || !vmm_log)
 		goto out;
 	/* Root's, so that the VMM's user can change none of its names: what root reads back and
-	 * removes here is what root made. The user's are the files in it. */
-	if (mkdir(s.dir, 0711) < 0) {
-		log_errno(-errno, "%s", s.dir);
+	 * removes here is what root made. The user's are the files in it. Made under another
+	 * name and locked before it takes its own: a directory named sbx-* that no one holds
+	 * locked is one whose launcher is gone (sweep). */
+	if ((dir_lock = make_dir_locked(&s)) < 0)
 		goto out;
-	}
 	made = true;
 	line = strdupf("%s create id=%s spec=%s backend=%s vcpus=%u memory_mib=%u ttl_s=%u network=%s uid=%u\n", start,
 		       s.id, spec->sha256, b->name, spec->vcpus, spec->memory_mib, spec->ttl_s,
@@ -514,7 +658,7 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	if (check_root(&s) < 0 || (spec->network && cfg->bridge[0] && sbx_net_attach(&s, b->named_tap) < 0) ||
 	    make_io(&s, b) < 0 || make_file(&s, vmm_log, &log_fd) < 0 || make_empty(&s, s.console) < 0 ||
 	    (b->prepare && b->prepare(&s) < 0) ||
-	    b->argv(&s, &argv) < 0)
+	    b->argv(&s, &argv) < 0 || write_record(&s, b, start) < 0)
 		goto out;
 	pid = start_vmm(&s, b, argv, log_fd, &old);
 	if (pid < 0) {
@@ -586,6 +730,8 @@ out:;
 		if (!line || audit(audit_fd, line) < 0)
 			code = SBX_EXIT_FAILED;
 	}
+	if (dir_lock >= 0)
+		close(dir_lock);
 	if (done_fd >= 0) {
 		(void)!write(done_fd, "", 1);
 		close(done_fd);
@@ -608,7 +754,7 @@ out:;
 		log_info("%s: destroyed after %.1f s: %s, exit code %d, %" PRIu64 " bytes discarded", s.id, secs, what, code,
 			 discarded);
 	free(res.out);
-	free(s.dir), free(s.io), free(s.console), free(s.jail);
+	free(s.dir), free(s.io), free(s.console), free(s.jail), free(s.cgroup);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return code;
 }

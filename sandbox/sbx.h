@@ -57,6 +57,7 @@ struct sbx {
 	gid_t gid, kvm_gid;
 	int uid_lock;      /* the lock that holds the id, -1 */
 	char *jail;        /* the backend's chroot for the VMM, or NULL */
+	char *cgroup;      /* the VMM's own cgroup (its full path), or NULL */
 	int tap_fd;        /* -1 without network, or with a named tap */
 	char tap[16];
 	char mac[18];

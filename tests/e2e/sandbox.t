@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-plan 56
+plan 58
 
 # ---- the guest, built ----
 "$PMOVES_IMAGE" build "$TOP/profiles/sandbox-guest.json" -o "$T" >"$T/build.log" 2>&1
@@ -206,20 +206,30 @@ ok $? "... audited as expired, nothing left"
 # A process that has ended (a zombie whose new parent has not reaped it yet counts).
 gone() { local st; st=$(ps -o stat= -p "$1"); [ -z "$st" ] || [ "${st#Z}" != "$st" ]; }
 # A launcher killed outright: its undertaker ends the sandbox in its place.
-# $1: the config, $2: what for; the launcher's stderr in $T/orphan.err, its sandbox's id in $id.
+# $1: the config, $2: what for, $3: "both" kills the undertaker too (then the sandbox stays
+# until the next launcher sweeps it). Its launcher's stderr in $T/orphan.err, its sandbox's id
+# in $id, its VMM's pid in $vmm.
 orphan() {
 	cp "$T/sleep.json" "$T/orphan.json"
 	sed -i 's/"ttl_s": 20/"ttl_s": 600/' "$T/orphan.json"
 	STANDIN_LOG=$T/orphan.log in_h "$SBX" -c "$1" run "$T/orphan.json" >/dev/null 2>"$T/orphan.err" &
-	local launcher= vmm= i
+	local launcher= i
+	vmm=
 	for i in $(seq 150); do
 		launcher=$(pgrep -o -f -- "run $T/orphan.json")
 		vmm=$(ps -o pid=,args= -C qemu-system-x86_64 | awk -v s="$T/state/" 'index($0, s) { print $1; exit }')
-		[ -n "$launcher" ] && [ -n "$vmm" ] && break
+		# The launcher and its undertaker (forked once the VMM runs).
+		[ -n "$vmm" ] && [ "$(pgrep -c -f -- "run $T/orphan.json")" = 2 ] && break
 		sleep 0.2
 	done
 	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/orphan.err")
 	[ -n "$launcher" ] && [ -n "$vmm" ] && [ -n "$id" ] || { echo "# $2: no launcher, VMM or id"; return 1; }
+	if [ "${3:-}" = both ]; then
+		kill -9 $(pgrep -f -- "run $T/orphan.json")
+		sleep 1
+		[ -d "$T/state/$id" ] || { echo "# $2: the sandbox's directory went with its killed launcher"; return 1; }
+		return 0
+	fi
 	kill -9 "$launcher"
 	for i in $(seq 100); do
 		gone "$vmm" && grep -q " destroy id=$id " "$AUDIT" && [ -z "$(left)" ] && return 0
@@ -231,6 +241,15 @@ orphan() {
 orphan "$T/cfg.json" qemu &&
 	grep -Eq " destroy id=$id spec=[0-9a-f]{64} start=\S+ end=\S+ status=abandoned bytes_discarded=[0-9]+\$" "$AUDIT"
 ok $? "a launcher killed outright (kill -9): its undertaker kills the VMM, removes the sandbox, audits it abandoned"
+# Both killed (as systemctl kill -s KILL would): the next launcher finds the directory no one
+# holds and ends that sandbox first.
+echo '{"network": false, "command": ["true"]}' > "$T/nonet.json"
+orphan "$T/cfg.json" "qemu, both" both && out=$(sbx run "$T/nonet.json" 2>&1) &&
+	echo "$out" | grep -q "$id: its launcher was killed with its undertaker" &&
+	grep -Eq " destroy id=$id spec=[0-9a-f]{64} start=\S+ end=\S+ status=abandoned bytes_discarded=[0-9]+\$" "$AUDIT" &&
+	[ -z "$(left)" ]
+ok $? "launcher and undertaker both killed: the next launcher sweeps what they left, audited abandoned" ||
+	{ echo "$out" | sed 's/^/# /'; left | sed 's/^/# left: /'; }
 # A guest writing to its console without end: stopped when the console log passes console_max,
 # not when its time to live ends (the tmpfs is shared by every sandbox).
 sed 's|"subnet": "10.77.0.0/24"|"subnet": "10.77.0.0/24", "console_max": 65536|' "$T/cfg.json" >"$T/cfg-flood.json"
@@ -292,7 +311,7 @@ chmod 755 "$T/firecracker"
 sed -e "s|\"backend\": \"qemu\"|\"backend\": \"firecracker\", \"firecracker\": \"$T/firecracker\", \"jailer\": \"$TOP/tests/fixtures/standins/firecracker-jailer.py\", \"vmlinux\": \"$G/vmlinux\"|" \
 	"$T/cfg.json" > "$T/cfg-fc.json"
 if ! (exec 3<>/dev/kvm) 2>/dev/null; then
-	skip 7 "/dev/kvm does not open here: the firecracker backend needs it"
+	skip 8 "/dev/kvm does not open here: the firecracker backend needs it"
 else
 	# In a cgroup of its own, as in its unit: the jail's cgroup goes under it.
 	mkdir "$CG2/$UNIT"
@@ -331,6 +350,14 @@ PYEOF2
 		! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}' && grep -q "\"cgroup\": \"/sys/fs/cgroup/firecracker/$id\"" "$T/orphan.log" &&
 		[ ! -e "$CG2/firecracker/$id" ]
 	ok $? "firecracker: a launcher killed outright: the undertaker kills the jailed VMM, removes the jail, tap and cgroup"
+	# Both killed: the jailed VMM runs on (no parent-death signal); the next launcher kills it
+	# through its cgroup and removes the rest.
+	orphan "$T/cfg-fc.json" "firecracker, both" both && ! gone "$vmm" && [ -d "$CG2/firecracker/$id" ] &&
+		out=$(in_h "$SBX" -c "$T/cfg.json" run "$T/true.json" 2>&1) && gone "$vmm" &&
+		grep -q " destroy id=$id .* status=abandoned " "$AUDIT" && [ -z "$(left)" ] && [ ! -e "$CG2/firecracker/$id" ] &&
+		! ip -n $H -o link show | grep -Eq 'sbx[0-9a-f]{12}'
+	ok $? "firecracker, launcher and undertaker both killed: the next launcher kills the VMM through its cgroup, removes jail, tap and cgroup" ||
+		{ echo "$out" | sed 's/^/# /'; left | sed 's/^/# left: /'; }
 fi
 check "net-down removes the bridge and the table" sh -c "ip netns exec $H '$SBX' -c '$T/cfg.json' net-down &&
 	! ip -n $H link show sbx0 2>/dev/null && ! ip netns exec $H nft list table inet pmoves_sandbox 2>/dev/null"
