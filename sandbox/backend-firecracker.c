@@ -119,9 +119,7 @@ static char *cgroup2_mount(void)
 }
 
 /* The launcher's own cgroup (v2), relative to the hierarchy's root, as /proc/self/cgroup says
- * it ("0::/system.slice/..."): "" at the root, NULL when it cannot be read. The jail's cgroup
- * goes under it, so that what stops the launcher's unit (systemd kills its whole subtree) stops
- * the VMM too; at the root the jailer's default, the exec file's name, stays. */
+ * it ("0::/system.slice/..."): "" at the root, NULL when it cannot be read. */
 static char *own_cgroup(void)
 {
 	_cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
@@ -134,13 +132,18 @@ static char *own_cgroup(void)
 	return NULL;
 }
 
-/* The jail's parent cgroup, relative: the launcher's, or the jailer's default. */
-static char *parent_cgroup(const struct sbx *s)
+/* The VMM's own cgroup, relative to the hierarchy's root: ID under the launcher's cgroup (or
+ * under the exec file's name, the jailer's default, for a launcher at the root). The launcher
+ * makes it and hands it to the jailer as --parent-cgroup: with cgroup v2 and no --cgroup, the
+ * jailer (v1.16, src/jailer/src/env.rs) moves itself into that cgroup when it exists, and
+ * makes none. Inside the launcher's, what stops the launcher's unit (systemd kills its whole
+ * subtree) stops the VMM; its own, it can be killed and removed whole (cgroup.kill). */
+static char *jail_cgroup(const struct sbx *s)
 {
 	_cleanup_free_ char *own = own_cgroup();
 	if (own && own[0] && !strstr(own, "/../") && !str_has_space_or_control(own))
-		return TAKE_PTR(own);
-	return strdup(strrchr(s->cfg->firecracker, '/') + 1);
+		return strdupf("%s/%s", own, s->id);
+	return strdupf("%s/%s", strrchr(s->cfg->firecracker, '/') + 1, s->id);
 }
 
 static int prepare(struct sbx *s)
@@ -159,10 +162,25 @@ static int prepare(struct sbx *s)
 	/* The jailer's layout: CHROOT_BASE/<exec file's name>/<id>/root. */
 	const char *exe = strrchr(s->cfg->firecracker, '/') + 1;
 	s->jail = strdupf("%s/%s/%s/root", s->dir, exe, s->id);
-	_cleanup_free_ char *root = cgroup2_mount(), *parent = parent_cgroup(s);
-	s->cgroup = root && parent ? strdupf("%s/%s/%s", root, parent, s->id) : NULL;
-	if (!s->jail || (root && parent && !s->cgroup))
+	_cleanup_free_ char *root = cgroup2_mount(), *rel = jail_cgroup(s);
+	if (!root) {
+		log_error("cgroup v2 is not mounted (/proc/self/mounts): the jailer needs it (--cgroup-version 2)");
+		return -ENOENT;
+	}
+	s->cgroup = rel ? strdupf("%s/%s", root, rel) : NULL;
+	if (!s->jail || !s->cgroup)
 		return -ENOMEM;
+	/* Its parent exists but for the jailer's default (a launcher at the root). */
+	*strrchr(s->cgroup, '/') = 0;
+	if (mkdir(s->cgroup, 0755) < 0 && errno != EEXIST)
+		return log_errno(-errno, "cgroup %s", s->cgroup);
+	s->cgroup[strlen(s->cgroup)] = '/';
+	if (mkdir(s->cgroup, 0755) < 0) {
+		int r = log_errno(-errno, "cgroup %s", s->cgroup);
+		free(s->cgroup);
+		s->cgroup = NULL; /* not ours to remove */
+		return r;
+	}
 	/* The levels above the root are the jailer's (root's); the user may pass through them. */
 	_cleanup_free_ char *up = strdupf("%s/%s", s->dir, exe), *id = strdupf("%s/%s/%s", s->dir, exe, s->id);
 	if (!up || !id)
@@ -194,7 +212,7 @@ static int fc_argv(const struct sbx *s, char ***ret)
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)s->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)s->gid);
-	_cleanup_free_ char *parent = parent_cgroup(s);
+	_cleanup_free_ char *parent = jail_cgroup(s);
 	if (!parent)
 		return -ENOMEM;
 	const char *v[] = { s->cfg->jailer, "--id", s->id, "--exec-file", s->cfg->firecracker, "--uid", uid, "--gid", gid,

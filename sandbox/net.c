@@ -129,8 +129,10 @@ static int nft_load(const char *text)
 
 /* IPv4 forwarding for the packets that come in on IFNAME, not for the whole host: the kernel
  * asks the interface a packet arrived on. The bridge's, for what sandboxes send; the uplink's,
- * for the replies (the inet table lets nothing else from it reach the bridge). The machine's
- * other interfaces (the LAN, the tailnet, the mesh) forward nothing for the sandboxes' sake. */
+ * for the replies (the inet table lets nothing else from it reach the bridge; what else the
+ * uplink may forward is the host's own firewall's business, as with ip_forward). The machine's
+ * other interfaces (the LAN, the tailnet, the mesh) forward nothing for the sandboxes' sake.
+ * An uplink left behind when the route moves keeps its forwarding until the next boot. */
 static int write_sysctl(const char *path, const char *value)
 {
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);

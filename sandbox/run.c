@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <poll.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -311,7 +312,8 @@ static pid_t start_vmm(const struct sbx *s, const struct sbx_backend *b, char **
 }
 
 /* The undertaker: a child of the launcher's, root, in a process group of its own and with the
- * launcher's signals blocked, waiting on a pipe only the launcher writes to. The launcher
+ * launcher's signals blocked, waiting on a socket only the launcher writes to (a socket: the
+ * launcher's write never raises SIGPIPE if the undertaker was killed first). The launcher
  * writes a byte once it has ended the sandbox itself, and the undertaker exits. If the pipe
  * closes without it, the launcher was killed: the undertaker kills the VMM (through a pidfd:
  * no pid can be reused under it) and returns 1, to end the sandbox in the launcher's place.
@@ -324,9 +326,9 @@ static int undertaker(pid_t vmm, int *ret_fd, pid_t *ret_pid)
 	int p[2], pidfd = (int)syscall(SYS_pidfd_open, vmm, 0);
 	if (pidfd < 0)
 		return log_errno(-errno, "pidfd_open");
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
 		close(pidfd);
-		return log_errno(-errno, "pipe");
+		return log_errno(-errno, "socketpair");
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -348,7 +350,9 @@ static int undertaker(pid_t vmm, int *ret_fd, pid_t *ret_pid)
 	if (n == 1)
 		_exit(0);
 	syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-	poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1, 10000); /* until it is gone */
+	/* Until it is gone, however long: its id and address are not free before. */
+	while (poll(&(struct pollfd){ .fd = pidfd, .events = POLLIN }, 1, -1) < 0 && errno == EINTR)
+		;
 	close(pidfd), close(p[0]);
 	return 1;
 }
@@ -555,7 +559,12 @@ static void sweep_one(const struct sbx_config *cfg, int audit_fd, int dfd, const
 	if (cgroup[0] == '/' && !strstr(cgroup, "/../") && STREQ(leaf + 1, s.id)) /* the jail's own */
 		kill_cgroup(cgroup), s.cgroup = strdup(cgroup);
 	s.bound = s.tap[0] && s.mac[0] && s.addr[0];
-	if (s.tap[0] && !strncmp(s.tap, "sbx", 3))
+	/* Killed before the record was written: a named tap has the id's name. */
+	char sys[64];
+	if (!s.tap[0])
+		snprintf(s.tap, sizeof(s.tap), "sbx%.12s", s.id + 4);
+	snprintf(sys, sizeof(sys), "/sys/class/net/%s", s.tap);
+	if (!strncmp(s.tap, "sbx", 3) && (s.bound || access(sys, F_OK) == 0))
 		sbx_net_detach(&s);
 	const struct sbx_backend *b = sbx_backend_find(backend);
 	if (b && b->cleanup)
@@ -588,8 +597,10 @@ static void sweep(const struct sbx_config *cfg, int audit_fd)
 			sweep_one(cfg, audit_fd, dirfd(d), e->d_name);
 			continue;
 		}
+		/* Not one another launcher has just made and is about to lock: a minute old. */
+		struct stat st;
 		_cleanup_close_ int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_mtime + 60 < time(NULL) && flock(fd, LOCK_EX | LOCK_NB) == 0)
 			unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
 	}
 	if (d)
@@ -631,9 +642,12 @@ int sbx_run(const struct sbx_config *cfg, const struct sbx_spec *spec, bool json
 	clock_gettime(CLOCK_REALTIME, &t0);
 	iso_time(t0, start);
 
-	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || pool_id(&s) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
+	/* What a killed launcher left is ended first: its VMM gone before its id is taken again. */
+	if (user_ids(&s) < 0 || state_dir(cfg) < 0 || (audit_fd = audit_open(cfg->audit_log)) < 0)
 		goto out;
 	sweep(cfg, audit_fd);
+	if (pool_id(&s) < 0)
+		goto out;
 	s.dir = strdupf("%s/%s", cfg->state_dir, s.id);
 	s.io = strdupf("%s/io.img", s.dir ? s.dir : "");
 	s.console = strdupf("%s/console.log", s.dir ? s.dir : "");
@@ -733,7 +747,7 @@ out:;
 	if (dir_lock >= 0)
 		close(dir_lock);
 	if (done_fd >= 0) {
-		(void)!write(done_fd, "", 1);
+		(void)!send(done_fd, "", 1, MSG_NOSIGNAL);
 		close(done_fd);
 		waitpid(undertaker_pid, NULL, 0);
 	}

@@ -326,7 +326,7 @@ import json, os, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 j, c = r["jailer"], r["config"]
 assert r["checked"] == "ok", r
-assert j["parent-cgroup"] == sys.argv[4] and r["cgroup"] == os.path.join("/sys/fs/cgroup", sys.argv[4], j["id"]), (j, r["cgroup"])
+assert j["parent-cgroup"] == sys.argv[4] + "/" + j["id"] and r["cgroup"] == os.path.join("/sys/fs/cgroup", sys.argv[4], j["id"]), (j, r["cgroup"])
 assert j["cgroup-version"] == "2" and int(sys.argv[2]) <= int(j["uid"]) <= int(sys.argv[3]) and j["uid"] == j["gid"], j
 assert j["id"].startswith("sbx-"), j
 assert r["firecracker"] == ["--no-api", "--config-file", "/vm.json"], r["firecracker"]
@@ -335,7 +335,7 @@ assert "reboot=k" in c["boot-source"]["boot_args"], c
 assert [(d["path_on_host"], d["is_read_only"]) for d in c["drives"]] == [("/root.ext4", True), ("/io.img", False)], c["drives"]
 assert c["network-interfaces"][0]["host_dev_name"].startswith("sbx"), c
 PYEOF2
-	ok $? "... the jailer got cgroup v2 under the launcher's own cgroup, and an id of the pool; the config the vmlinux, the initramfs, the root (read only) then the I/O disk, the tap"
+	ok $? "... the jailer got cgroup v2 and the VMM's own cgroup, made under the launcher's, and an id of the pool; the config the vmlinux, the initramfs, the root (read only) then the I/O disk, the tap"
 	id=$(sed -n 's/^\(sbx-[0-9a-f]\{16\}\): creating.*/\1/p' "$T/fc.err")
 	grep -q " create id=$id .* backend=firecracker " "$AUDIT" && grep -q " destroy id=$id .* status=exited:0 " "$AUDIT"
 	ok $? "... both audit lines, backend firecracker"
