@@ -148,7 +148,7 @@ static int forward_on(const char *ifname)
 	return write_sysctl(path, "1\n");
 }
 
-static bool have_link(const char *name)
+bool sbx_net_link_exists(const char *name)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/sys/class/net/%s", name);
@@ -234,7 +234,7 @@ int sbx_net_up(const struct sbx_config *cfg)
 	snprintf(host + strlen(host), sizeof(host) - strlen(host), "/%u", cfg->prefix);
 	if (!text)
 		return -ENOMEM;
-	if (!have_link(cfg->bridge) &&
+	if (!sbx_net_link_exists(cfg->bridge) &&
 	    (r = run_quiet((char *[]){ "ip", "link", "add", cfg->bridge, "type", "bridge", NULL }, -1)) < 0)
 		return r;
 	if ((r = run_quiet((char *[]){ "ip", "addr", "replace", host, "dev", cfg->bridge, NULL }, -1)) < 0 ||
@@ -255,7 +255,7 @@ int sbx_net_up(const struct sbx_config *cfg)
 int sbx_net_down(const struct sbx_config *cfg)
 {
 	int r = 0;
-	if (cfg->bridge[0] && have_link(cfg->bridge))
+	if (cfg->bridge[0] && sbx_net_link_exists(cfg->bridge))
 		r = run_quiet((char *[]){ "ip", "link", "del", cfg->bridge, NULL }, -1);
 	int k = nft_load("table inet " TABLE "\ndelete table inet " TABLE "\n"
 			 "table bridge " TABLE "\ndelete table bridge " TABLE "\n");
@@ -313,6 +313,11 @@ static int bind_tap(struct sbx *s, bool add)
 	return r;
 }
 
+void sbx_net_tap_name(const char *id, char ret[16])
+{
+	snprintf(ret, 16, "sbx%.12s", id + 4);
+}
+
 int sbx_net_attach(struct sbx *s, bool named)
 {
 	const struct sbx_config *c = s->cfg;
@@ -328,7 +333,7 @@ int sbx_net_attach(struct sbx *s, bool named)
 	if (fd < 0)
 		return log_errno(-errno, "/dev/net/tun");
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
-	snprintf(ifr.ifr_name, IFNAMSIZ, "sbx%.12s", s->id + 4);
+	sbx_net_tap_name(s->id, ifr.ifr_name);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0 ||
 	    (named && (ioctl(fd, TUNSETOWNER, (unsigned long)s->uid) < 0 || ioctl(fd, TUNSETPERSIST, 1UL) < 0))) {
 		r = log_errno(-errno, "making tap %s", ifr.ifr_name);

@@ -63,6 +63,15 @@ static int audit(int fd, const char *line)
 	return 0;
 }
 
+/* The destroy line, END the time it is written. */
+static int audit_destroy(int fd, const char *id, const char *spec, const char *start, const char *end,
+			 const char *status, uint64_t discarded)
+{
+	_cleanup_free_ char *line = strdupf("%s destroy id=%s spec=%s start=%s end=%s status=%s bytes_discarded=%" PRIu64
+					    "\n", end, id, spec, start, end, status, discarded);
+	return line ? audit(fd, line) : -ENOMEM;
+}
+
 static int make_file(const struct sbx *s, const char *path, int *ret_fd)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -560,11 +569,9 @@ static void sweep_one(const struct sbx_config *cfg, int audit_fd, int dfd, const
 		kill_cgroup(cgroup), s.cgroup = strdup(cgroup);
 	s.bound = s.tap[0] && s.mac[0] && s.addr[0];
 	/* Killed before the record was written: a named tap has the id's name. */
-	char sys[64];
 	if (!s.tap[0])
-		snprintf(s.tap, sizeof(s.tap), "sbx%.12s", s.id + 4);
-	snprintf(sys, sizeof(sys), "/sys/class/net/%s", s.tap);
-	if (!strncmp(s.tap, "sbx", 3) && (s.bound || access(sys, F_OK) == 0))
+		sbx_net_tap_name(s.id, s.tap);
+	if (!strncmp(s.tap, "sbx", 3) && (s.bound || sbx_net_link_exists(s.tap)))
 		sbx_net_detach(&s);
 	const struct sbx_backend *b = sbx_backend_find(backend);
 	if (b && b->cleanup)
@@ -576,10 +583,7 @@ static void sweep_one(const struct sbx_config *cfg, int audit_fd, int dfd, const
 	char end[32];
 	clock_gettime(CLOCK_REALTIME, &t);
 	iso_time(t, end);
-	_cleanup_free_ char *line = strdupf("%s destroy id=%s spec=%s start=%s end=%s status=abandoned bytes_discarded=%" PRIu64
-					    "\n", end, s.id, spec[0] ? spec : "-", start[0] ? start : "-", end, discarded);
-	if (line)
-		audit(audit_fd, line);
+	audit_destroy(audit_fd, s.id, spec[0] ? spec : "-", start[0] ? start : "-", end, "abandoned", discarded);
 	log_warn("%s: its launcher was killed with its undertaker: what it left is removed (abandoned)", s.id);
 	free(s.dir), free(s.cgroup);
 }
@@ -738,10 +742,7 @@ out:;
 			snprintf(st, sizeof(st), "%s:%u", what, res.value);
 		else
 			snprintf(st, sizeof(st), "%s", what);
-		free(line);
-		line = strdupf("%s destroy id=%s spec=%s start=%s end=%s status=%s bytes_discarded=%" PRIu64 "\n", end,
-			       s.id, spec->sha256, start, end, st, discarded);
-		if (!line || audit(audit_fd, line) < 0)
+		if (audit_destroy(audit_fd, s.id, spec->sha256, start, end, st, discarded) < 0)
 			code = SBX_EXIT_FAILED;
 	}
 	if (dir_lock >= 0)

@@ -106,6 +106,9 @@ int sbx_net_down(const struct sbx_config *cfg);
  * sbx_net_detach. */
 int sbx_net_attach(struct sbx *s, bool named);
 void sbx_net_detach(struct sbx *s);
+/* A sandbox's tap is named after its id: "sbx" and 12 of its hex digits. */
+void sbx_net_tap_name(const char *id, char ret[16]);
+bool sbx_net_link_exists(const char *name);
 /* Let go of the launcher's descriptor of an inherited tap (the VMM has it). */
 void sbx_net_handed_over(struct sbx *s);
 /* The nftables table net-up loads, for UPLINK. */
