@@ -25,7 +25,10 @@ static void usage(FILE *f)
 		   "SOURCE_DATE_EPOCH, when set, fixes every timestamp: the same inputs give the same\n"
 		   "bytes. The rootfs cache is $XDG_CACHE_HOME/pmoves-image (~/.cache/pmoves-image).\n"
 		   "The staging tree goes to /dev/shm when it is a tmpfs with room and memory for it,\n"
-		   "else next to the outputs; PMOVES_WORKDIR=DIR puts it in DIR.\n");
+		   "else next to the outputs; PMOVES_WORKDIR=DIR puts it in DIR.\n"
+		   "A root filesystem for another architecture installs its packages under qemu-user,\n"
+		   "with this machine's own dash, coreutils, sed, grep and dpkg-deb standing in when it\n"
+		   "runs the same Debian release; PMOVES_NATIVE_TOOLS=0 runs everything emulated.\n");
 }
 
 int cmd_build(int argc, char **argv)

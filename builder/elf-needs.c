@@ -141,6 +141,34 @@ int elf_read_needs(const char *path, struct elf_needs *ret)
 	return 0;
 }
 
+int elf_set_interp(void *buf, size_t len, const char *interp, char **ret_old)
+{
+	struct image im = { buf, len };
+	const Elf64_Ehdr *eh = at(&im, 0, sizeof(*eh));
+	if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_phentsize != sizeof(Elf64_Phdr))
+		return -ENOEXEC;
+	const Elf64_Phdr *ph = at(&im, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr));
+	if (!ph)
+		return -ENOEXEC;
+	for (unsigned i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_INTERP)
+			continue;
+		char *old = (char *)at(&im, ph[i].p_offset, ph[i].p_filesz);
+		if (!old || ph[i].p_filesz == 0 || !memchr(old, '\0', ph[i].p_filesz))
+			return -ENOEXEC;
+		size_t n = strlen(interp);
+		if (n >= ph[i].p_filesz)
+			return -ENAMETOOLONG;
+		if (ret_old && !(*ret_old = strdup(old)))
+			return -ENOMEM;
+		memset(old, 0, ph[i].p_filesz);
+		memcpy(old, interp, n);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void elf_needs_free(struct elf_needs *n)
 {
 	strv_free(n->needed);

@@ -2,6 +2,7 @@
 #ifndef PMOVES_ELF_NEEDS_H
 #define PMOVES_ELF_NEEDS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct elf_needs {
@@ -14,5 +15,11 @@ struct elf_needs {
 /* Reads a 64-bit little-endian ELF file; -ENOEXEC when it is not one or is malformed. */
 int elf_read_needs(const char *path, struct elf_needs *ret);
 void elf_needs_free(struct elf_needs *n);
+
+/* In the ELF64 little-endian file image BUF of LEN bytes: the program interpreter (PT_INTERP)
+ * replaced by INTERP, padded with NULs, in place, and the old one in *RET_OLD (malloc'd; RET_OLD
+ * may be NULL). -ENOENT without one (static), -ENAMETOOLONG when INTERP does not fit in its
+ * room, -ENOEXEC when BUF is not such an ELF file or the interpreter lies outside it. */
+int elf_set_interp(void *buf, size_t len, const char *interp, char **ret_old);
 
 #endif

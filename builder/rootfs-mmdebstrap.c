@@ -2,6 +2,7 @@
 #include "apt-sources.h"
 #include "npm-trees.h"
 #include "hash.h"
+#include "native-tools.h"
 #include "firstboot-install.h"
 #include "log.h"
 #include "rootfs.h"
@@ -329,7 +330,13 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rm_rf(tmpdir);
 		return r;
 	}
-	char *argv[12 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks) + ARRAY_SIZE(apt_sources_hooks) + APT_SOURCES_MAX];
+	_cleanup_free_ char *native = NULL;
+	bool hooked = !STREQ(p->rootfs.variant, "extract") && !STREQ(p->rootfs.variant, "custom");
+	if (hooked && (r = native_tools_prepare(p, tmpdir, &native)) < 0) {
+		rm_rf(tmpdir);
+		return r;
+	}
+	char *argv[14 + ARRAY_SIZE(dpkg_opts) + ARRAY_SIZE(hooks) + ARRAY_SIZE(apt_sources_hooks) + APT_SOURCES_MAX];
 	size_t n = 0;
 	argv[n++] = "mmdebstrap";
 	/* Every maintainer script's output into build.log, not a progress bar: what ran, and for how
@@ -339,13 +346,20 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	for (size_t i = 0; i < ARRAY_SIZE(dpkg_opts); i++)
 		argv[n++] = (char *)dpkg_opts[i];
 	/* The variants extract and custom run no essential hook: nothing to undo at the end. */
-	if (!STREQ(p->rootfs.variant, "extract") && !STREQ(p->rootfs.variant, "custom"))
+	if (hooked) {
+		if (native)
+			argv[n++] = (char *)native_tools_install_hook;
 		for (size_t i = 0; i < ARRAY_SIZE(hooks); i++)
 			argv[n++] = (char *)hooks[i];
+	}
 	for (size_t i = 0; sources && i < ARRAY_SIZE(apt_sources_hooks); i++)
 		argv[n++] = (char *)apt_sources_hooks[i];
 	if (npm) /* after the hooks above: the image's packages are installed and configured */
 		argv[n++] = (char *)npm_trees_hook;
+	/* The last customize hook: this machine's programs stand in until everything else in the
+	 * image has run, the initramfs included (checked below). */
+	if (native)
+		argv[n++] = (char *)native_tools_restore_hook;
 	argv[n++] = variant;
 	argv[n++] = archs;
 	argv[n++] = comps;
@@ -366,8 +380,10 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		rm_rf(tmpdir);
 		return -ENOMEM;
 	}
-	char *env[6];
+	char *env[7];
 	size_t ne = 0;
+	if (native)
+		env[ne++] = native;
 	if (npm) {
 		env[ne++] = npm;
 		env[ne++] = npm_dir;
@@ -380,6 +396,8 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 		env[ne++] = pins;
 	env[ne] = NULL;
 	r = build_run_env(b, argv, env);
+	if (r == 0 && native)
+		r = native_tools_check(p, tmp);
 	if (r == 0 && rename(tmp, tar) < 0)
 		r = log_errno(-errno, "cannot rename '%s'", tmp);
 	unlink(tmp);
