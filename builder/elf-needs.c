@@ -141,32 +141,58 @@ int elf_read_needs(const char *path, struct elf_needs *ret)
 	return 0;
 }
 
-int elf_set_interp(void *buf, size_t len, const char *interp, char **ret_old)
+/* The program interpreter's room (PT_INTERP) in BUF, its size in *RET_ROOM; NULL with *RET_R
+ * -ENOEXEC (not such an ELF file, or the room outside it or without a NUL) or -ENOENT (none). */
+static char *interp_room(void *buf, size_t len, size_t *ret_room, int *ret_r)
 {
 	struct image im = { buf, len };
-	const Elf64_Ehdr *eh = at(&im, 0, sizeof(*eh));
-	if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_phentsize != sizeof(Elf64_Phdr))
-		return -ENOEXEC;
-	const Elf64_Phdr *ph = at(&im, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr));
-	if (!ph)
-		return -ENOEXEC;
-	for (unsigned i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_INTERP)
+	Elf64_Ehdr eh;
+	*ret_r = -ENOEXEC;
+	if (!at(&im, 0, sizeof(eh)))
+		return NULL;
+	memcpy(&eh, buf, sizeof(eh));
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    !at(&im, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr)))
+		return NULL;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph; /* copied: the headers need not be aligned in BUF */
+		memcpy(&ph, (char *)buf + eh.e_phoff + i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_INTERP)
 			continue;
-		char *old = (char *)at(&im, ph[i].p_offset, ph[i].p_filesz);
-		if (!old || ph[i].p_filesz == 0 || !memchr(old, '\0', ph[i].p_filesz))
-			return -ENOEXEC;
-		size_t n = strlen(interp);
-		if (n >= ph[i].p_filesz)
-			return -ENAMETOOLONG;
-		if (ret_old && !(*ret_old = strdup(old)))
-			return -ENOMEM;
-		memset(old, 0, ph[i].p_filesz);
-		memcpy(old, interp, n);
-		return 0;
+		char *room = (char *)at(&im, ph.p_offset, ph.p_filesz);
+		if (!room || ph.p_filesz == 0 || !memchr(room, '\0', ph.p_filesz))
+			return NULL;
+		*ret_room = ph.p_filesz;
+		return room;
 	}
-	return -ENOENT;
+	*ret_r = -ENOENT;
+	return NULL;
+}
+
+int elf_set_interp(void *buf, size_t len, const char *interp, char **ret_old)
+{
+	size_t room_len;
+	int r;
+	char *room = interp_room(buf, len, &room_len, &r);
+	if (!room)
+		return r;
+	size_t n = strlen(interp);
+	if (n >= room_len)
+		return -ENAMETOOLONG;
+	if (ret_old && !(*ret_old = strdup(room)))
+		return -ENOMEM;
+	memset(room, 0, room_len);
+	memcpy(room, interp, n);
+	return 0;
+}
+
+bool elf_interp_is(const void *buf, size_t len, const char *interp)
+{
+	size_t room_len;
+	int r;
+	const char *room = interp_room((void *)buf, len, &room_len, &r);
+	return room && STREQ(room, interp);
 }
 
 void elf_needs_free(struct elf_needs *n)

@@ -2,6 +2,7 @@
 #ifndef PMOVES_ELF_NEEDS_H
 #define PMOVES_ELF_NEEDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,5 +22,7 @@ void elf_needs_free(struct elf_needs *n);
  * may be NULL). -ENOENT without one (static), -ENAMETOOLONG when INTERP does not fit in its
  * room, -ENOEXEC when BUF is not such an ELF file or the interpreter lies outside it. */
 int elf_set_interp(void *buf, size_t len, const char *interp, char **ret_old);
+/* Whether the ELF64 little-endian file image BUF names INTERP as its program interpreter. */
+bool elf_interp_is(const void *buf, size_t len, const char *interp);
 
 #endif

@@ -39,10 +39,11 @@ static const struct {
 	{ "mawk", NULL },
 };
 
-/* uname and arch would name this machine's architecture, not the image's (qemu-user answers for
- * the image); stdbuf preloads a library of its own architecture into what it starts; usrmerge's
- * conversion checks the image's loader by running `ldd /bin/cp`. */
-static const char *const never[] = { "/bin/uname", "/usr/bin/arch", "/usr/bin/stdbuf", "/bin/cp", NULL };
+/* By name, in whatever directory a release puts them: uname and arch would name this machine's
+ * architecture, not the image's (qemu-user answers for the image); stdbuf preloads a library of
+ * its own architecture into what it starts; usrmerge's conversion checks the image's loader by
+ * running `ldd /bin/cp`. */
+static const char *const never[] = { "uname", "arch", "stdbuf", "cp", NULL };
 
 /* The hooks' work, as scripts run by this machine's sh with the root directory as $1 (the hooks
  * of rootfs-mmdebstrap.c run them). Each program replaced is moved aside the way `dpkg-divert
@@ -52,6 +53,11 @@ static const char *const never[] = { "/bin/uname", "/usr/bin/arch", "/usr/bin/st
 static const char install_sh[] =
 	"# pmoves-image (builder/native-tools.c): this machine's programs in place of the image's\n"
 	"r=$1 n=$(dirname \"$0\")\n"
+	"# (fakechroot would not reach into programs of another architecture than its own)\n"
+	"case ${MMDEBSTRAP_MODE:-root} in root | unshare) ;; *)\n"
+	"\techo \"rootfs: mmdebstrap's $MMDEBSTRAP_MODE mode: the image's own programs run emulated throughout\" >&2\n"
+	"\texit 0 ;;\n"
+	"esac\n"
 	"while read -r d; do\n"
 	"\tif [ -e \"$r/$d\" ] || [ -L \"$r/$d\" ]; then\n"
 	"\t\techo \"rootfs: the image has /$d: its own programs run emulated throughout\" >&2\n"
@@ -106,17 +112,22 @@ const char *const native_tools_install_hook =
 const char *const native_tools_restore_hook =
 	"--customize-hook=[ -z \"${PMOVES_NATIVE:-}\" ] || sh \"$PMOVES_NATIVE/restore\" \"$1\"";
 
-/* This machine's release (VERSION_CODENAME of os-release), or NULL. */
+/* This machine's release (VERSION_CODENAME of os-release), or NULL, also when os-release has no
+ * VERSION_ID: Debian's testing and unstable name the next release there, whose packages they
+ * are not yet. */
 static char *host_codename(void)
 {
 	_cleanup_free_ char *text = NULL;
 	if (read_file("/etc/os-release", 65536, &text, NULL) < 0 &&
 	    read_file("/usr/lib/os-release", 65536, &text, NULL) < 0)
 		return NULL;
+	char *codename = NULL;
+	bool released = false;
 	for (char *line = text, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
+		released = released || str_starts_with(line, "VERSION_ID=");
 		if (!str_starts_with(line, "VERSION_CODENAME="))
 			continue;
 		char *v = line + strlen("VERSION_CODENAME=");
@@ -125,9 +136,9 @@ static char *host_codename(void)
 			v[n - 1] = '\0';
 			v++;
 		}
-		return *v ? strdup(v) : NULL;
+		codename = v;
 	}
-	return NULL;
+	return released && codename && *codename ? strdup(codename) : NULL;
 }
 
 /* An absolute path of plain characters, no component starting with a dot: safe to hand to the
@@ -238,7 +249,8 @@ static int stage_package(struct stage *s, const char *package, const char *only)
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		if ((only && !STREQ(line, only)) || !program_path(line) || strv_contains((char **)never, line))
+		if ((only && !STREQ(line, only)) || !program_path(line) ||
+		    strv_contains((char **)never, strrchr(line, '/') + 1))
 			continue;
 		if ((r = stage_program(s, line)) < 0)
 			return r;
@@ -289,9 +301,16 @@ int native_tools_prepare(const struct profile *p, const char *dir, char **ret_en
 	if (!codename || !STREQ(codename, p->rootfs.suite)) {
 		log_info("rootfs: every program runs under qemu-user: this machine runs %s, not %s, so its programs "
 			 "are not the image's",
-			 codename ? codename : "an unknown release", p->rootfs.suite);
+			 codename ? codename : "no released Debian (no VERSION_CODENAME and VERSION_ID)",
+			 p->rootfs.suite);
 		return 0;
 	}
+	for (size_t i = 0; p->rootfs.packages && p->rootfs.packages[i]; i++)
+		if (STREQ(p->rootfs.packages[i], "dracut") || STREQ(p->rootfs.packages[i], "dracut-core")) {
+			log_info("rootfs: every program runs under qemu-user: dracut copies programs such as sed and "
+				 "ls into the initramfs by name");
+			return 0;
+		}
 	_cleanup_free_ char *top = NULL, *env = NULL, *libdir = NULL;
 	if (asprintf(&top, "%s/native", dir) < 0 || asprintf(&env, "PMOVES_NATIVE=%s", top) < 0)
 		return -ENOMEM;
@@ -341,12 +360,12 @@ static unsigned elf_machine_of(const unsigned char *h, size_t n)
 	return h[EI_DATA] == ELFDATA2MSB ? (unsigned)h[18] << 8 | h[19] : (unsigned)h[19] << 8 | h[18];
 }
 
-static int foreign_elf(const char *initrd, const char *path, unsigned machine)
+static int host_elf(const char *initrd, const char *path, unsigned host)
 {
-	log_error("the initramfs '%s' holds '%s', a program of another architecture (ELF machine %u): an "
-		  "initramfs-tools hook copied one of this machine's programs, which stood in for the image's "
-		  "while it was made; build with PMOVES_NATIVE_TOOLS=0",
-		  initrd, path, machine);
+	log_error("the initramfs '%s' holds '%s', a program for this machine's architecture (ELF machine %u), not "
+		  "the image's: the initramfs generator copied one of this machine's programs, which stood in for "
+		  "the image's while it ran; build with PMOVES_NATIVE_TOOLS=0",
+		  initrd, path ? path : "(a name this locale cannot show)", host);
 	return -EINVAL;
 }
 
@@ -365,7 +384,7 @@ static size_t hex8(const unsigned char *p)
 /* The uncompressed cpio archives (newc) at the start of an initramfs, as the kernel reads them
  * (an early microcode archive, for one), each file checked; *RET_END where the rest (compressed)
  * begins. */
-static int check_newc(const unsigned char *buf, size_t len, const char *initrd, unsigned machine, size_t *ret_end)
+static int check_newc(const unsigned char *buf, size_t len, const char *initrd, unsigned host, size_t *ret_end)
 {
 	size_t off = 0;
 	for (;;) {
@@ -380,9 +399,8 @@ static int check_newc(const unsigned char *buf, size_t len, const char *initrd, 
 		size_t data = (off + 110 + namesize + 3) & ~(size_t)3;
 		if (data > len || size > len - data || name[namesize - 1] != '\0')
 			break;
-		unsigned m = elf_machine_of(buf + data, size);
-		if (m && m != machine)
-			return foreign_elf(initrd, name, m);
+		if (elf_machine_of(buf + data, size) == host)
+			return host_elf(initrd, name, host);
 		off = (data + size + 3) & ~(size_t)3;
 		if (off > len)
 			off = len;
@@ -391,10 +409,10 @@ static int check_newc(const unsigned char *buf, size_t len, const char *initrd, 
 	return 0;
 }
 
-int native_tools_check_initrd(const void *initrd, size_t len, const char *name, unsigned machine)
+int native_tools_check_initrd(const void *initrd, size_t len, const char *name, unsigned host)
 {
 	size_t end = 0;
-	int r = check_newc(initrd, len, name, machine, &end);
+	int r = check_newc(initrd, len, name, host, &end);
 	if (r < 0 || end >= len)
 		return r;
 	struct archive *a = archive_read_new();
@@ -414,11 +432,8 @@ int native_tools_check_initrd(const void *initrd, size_t len, const char *name, 
 		if (!(ok = ar >= ARCHIVE_WARN) ||
 		    (archive_entry_filetype(e) == AE_IFREG && !(ok = (n = archive_read_data(a, h, sizeof(h))) >= 0)))
 			break;
-		unsigned m = elf_machine_of(h, (size_t)n);
-		if (m && m != machine) {
-			const char *path = archive_entry_pathname(e);
-			r = foreign_elf(name, path ? path : "(a name this locale cannot show)", m);
-		}
+		if (elf_machine_of(h, (size_t)n) == host)
+			r = host_elf(name, archive_entry_pathname(e), host);
 	}
 	if (!ok)
 		log_error("cannot read the initramfs '%s': %s", name, archive_error_string(a)), r = -EINVAL;
@@ -426,7 +441,39 @@ int native_tools_check_initrd(const void *initrd, size_t len, const char *name, 
 	return r;
 }
 
-int native_tools_check(const struct profile *p, const char *tar)
+/* One regular file of the tarball, its first N bytes read into H: a name or a program of this
+ * machine's left behind, and, for an initramfs, what is in it. */
+static int check_entry(struct archive *a, struct archive_entry *e, const unsigned char *h, size_t n)
+{
+	const char *path = archive_entry_pathname(e);
+	if (path && strstr(path, NATIVE_DIR)) {
+		log_error("'%s' was left in the image by the native programs' restore", path);
+		return -EINVAL;
+	}
+	bool initrd = path && str_starts_with(path + (str_starts_with(path, "./") ? 2 : 0), "boot/initrd.img-");
+	bool staged = elf_machine_of(h, n) == arch_host()->elf_machine;
+	if (!initrd && !staged)
+		return 0;
+	int64_t size = archive_entry_size(e);
+	if (size < (int64_t)n || size > (int64_t)(initrd ? INITRD_MAX : NATIVE_FILE_MAX))
+		return initrd ? (log_error("the initramfs '%s' is %lld bytes: not checked", path, (long long)size), -EFBIG)
+			      : 0; /* larger than any program staged */
+	_cleanup_free_ unsigned char *buf = malloc((size_t)size);
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, h, n);
+	if (archive_read_data(a, buf + n, (size_t)size - n) != (la_ssize_t)((size_t)size - n))
+		return log_error("cannot read '%s' in the root's tarball: %s", path, archive_error_string(a)), -EIO;
+	if (staged && elf_interp_is(buf, (size_t)size, NATIVE_INTERP)) {
+		log_error("'%s' is one of this machine's programs that stood in for the image's: the restore left "
+			  "it behind",
+			  path ? path : "(a name this locale cannot show)");
+		return -EINVAL;
+	}
+	return initrd ? native_tools_check_initrd(buf, (size_t)size, path, arch_host()->elf_machine) : 0;
+}
+
+int native_tools_check(const char *tar)
 {
 	struct archive *a = archive_read_new();
 	if (!a)
@@ -442,22 +489,13 @@ int native_tools_check(const struct profile *p, const char *tar)
 			break;
 		if (!(ok = ar >= ARCHIVE_WARN))
 			break;
-		const char *path = archive_entry_pathname(e);
-		if (archive_entry_filetype(e) != AE_IFREG || !path ||
-		    !str_starts_with(path + (str_starts_with(path, "./") ? 2 : 0), "boot/initrd.img-"))
+		if (archive_entry_filetype(e) != AE_IFREG)
 			continue;
-		int64_t size = archive_entry_size(e);
-		if (size <= 0 || size > (int64_t)INITRD_MAX) {
-			log_error("the initramfs '%s' is %lld bytes: not checked", path, (long long)size), r = -EFBIG;
+		unsigned char h[64];
+		la_ssize_t n = archive_read_data(a, h, sizeof(h));
+		if (!(ok = n >= 0))
 			break;
-		}
-		_cleanup_free_ char *buf = malloc((size_t)size);
-		if (!buf) {
-			r = -ENOMEM;
-			break;
-		}
-		if ((ok = archive_read_data(a, buf, (size_t)size) == (la_ssize_t)size))
-			r = native_tools_check_initrd(buf, (size_t)size, path, p->arch->elf_machine);
+		r = check_entry(a, e, h, (size_t)n);
 	}
 	if (!ok)
 		log_error("cannot read '%s': %s", tar, archive_error_string(a)), r = -EIO;

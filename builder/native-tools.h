@@ -28,13 +28,13 @@ int native_tools_prepare(const struct profile *p, const char *dir, char **ret_en
 extern const char *const native_tools_install_hook;
 extern const char *const native_tools_restore_hook;
 
-/* After a build with them: every initramfs in the tarball TAR (/boot/initrd.img-*) holds no
- * program of another architecture than the image's, in case a hook of initramfs-tools copied one
- * of this machine's programs (they stand in while the initramfs is made). Logs and -EINVAL when
- * one does. */
-int native_tools_check(const struct profile *p, const char *tar);
+/* After a build with them, the tarball TAR read through: no name of theirs, no program of this
+ * machine's whose interpreter is theirs (one the restore did not take out), and every initramfs
+ * (/boot/initrd.img-*) holding no program for this machine's architecture, in case the initramfs
+ * generator copied one of them by name while they stood in. Logs and -EINVAL when it finds one. */
+int native_tools_check(const char *tar);
 /* One initramfs image (NAME for messages): its uncompressed cpio archives, then the compressed
- * one after them, each file's ELF machine against MACHINE. */
-int native_tools_check_initrd(const void *initrd, size_t len, const char *name, unsigned machine);
+ * one after them; -EINVAL when a file in it is an ELF file for the machine HOST (EM_*). */
+int native_tools_check_initrd(const void *initrd, size_t len, const char *name, unsigned host);
 
 #endif

@@ -397,7 +397,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	env[ne] = NULL;
 	r = build_run_env(b, argv, env);
 	if (r == 0 && native)
-		r = native_tools_check(p, tmp);
+		r = native_tools_check(tmp);
 	if (r == 0 && rename(tmp, tar) < 0)
 		r = log_errno(-errno, "cannot rename '%s'", tmp);
 	unlink(tmp);
