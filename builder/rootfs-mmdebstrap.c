@@ -277,6 +277,9 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	if (asprintf(&tar, "%s/%s.tar", dir, key) < 0 || asprintf(&meta, "%s/%s.json", dir, key) < 0)
 		return -ENOMEM;
 
+	_cleanup_close_ int lock = -1;
+	if ((r = rootfs_cache_lock(dir, key, &lock)) < 0)
+		return r;
 	struct stat st;
 	if (!b->refresh && stat(tar, &st) == 0 && S_ISREG(st.st_mode)) {
 		log_info("rootfs: using the cached '%s'", tar);

@@ -6,6 +6,8 @@
 #include "stages.h"
 #include "util.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 int rootfs_cache_dir(char **ret)
@@ -27,6 +29,26 @@ int rootfs_cache_dir(char **ret)
 		return r;
 	}
 	*ret = dir;
+	return 0;
+}
+
+int rootfs_cache_lock(const char *dir, const char *key, int *ret_fd)
+{
+	_cleanup_free_ char *path = NULL;
+	if (asprintf(&path, "%s/%s.lock", dir, key) < 0)
+		return -ENOMEM;
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_errno(-errno, "cannot open '%s'", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return log_errno(-errno, "cannot lock '%s'", path);
+		log_info("rootfs: waiting for another build of the same root filesystem (it holds the lock '%s')", path);
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR)
+				return log_errno(-errno, "cannot lock '%s'", path);
+	}
+	*ret_fd = TAKE_FD(fd);
 	return 0;
 }
 
