@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <time.h>
 
 #define INTERFACES "/etc/network/interfaces"
 #define IFRELOAD "/usr/sbin/ifreload"
@@ -241,6 +242,24 @@ static int bridge_up(const char *bridge, const struct uplink *u, char **ret_msg)
 	return 0;
 }
 
+/* networkd's reload only queues the reconfiguration: until it lists DEV as "unmanaged" it may
+ * still act on the uplink (its DHCP client re-adding what the flush below takes away, under
+ * the bridge ifreload makes). Waits for that, up to 10 s: 0, or -ETIMEDOUT. */
+static int networkd_released(const char *dev)
+{
+	char *argv[] = { "networkctl", "list", "--no-legend", "--no-pager", (char *)dev, NULL };
+	for (int i = 0; i < 100; i++) {
+		_cleanup_free_ char *out = NULL;
+		char link[32], setup[32];
+		/* "  2 ens3 ether routable unmanaged" */
+		if (fb_run_capture(argv, &out) == 0 && sscanf(out, "%*u %31s %*s %*s %31s", link, setup) == 2 &&
+		    STREQ(link, dev) && STREQ(setup, "unmanaged"))
+			return 0;
+		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
 /* Back to the configuration before apply: the old interfaces file, networkd on the uplink. */
 static void bridge_undo(const char *old, const struct uplink *u)
 {
@@ -318,6 +337,12 @@ static enum fb_result bridge_apply(const struct fb_ctx *c, json_object *section,
 	char *ifreload[] = { "ifreload", "-a", NULL };
 	if ((r = fb_run(reload)) != 0) {
 		*ret_msg = fb_strdupf("'networkctl reload' exited with %d: the old network configuration is back", r);
+		bridge_undo(old, &u);
+		return FB_FAILED;
+	}
+	if (!fb_dry_run() && networkd_released(u.dev) < 0) {
+		*ret_msg = fb_strdupf("systemd-networkd did not let go of '%s' within 10 s of 'networkctl reload': "
+				      "the old network configuration is back", u.dev);
 		bridge_undo(old, &u);
 		return FB_FAILED;
 	}

@@ -122,8 +122,13 @@ static void stand_in(const char *root)
 		"ifreload) [ -e %s/ifreload.rc ] && exit $(cat %s/ifreload.rc)\n"
 		"  [ -e %s/no-port ] || { mkdir -p $root/sys/class/net/ens3 && ln -sfn ../../../devices/virtual/net/vmbr0 $root/sys/class/net/ens3/master; }\n"
 		"  touch %s/bridged;;\n"
+		"networkctl) [ \"$2\" = list ] || exit 0\n"
+		"  # networkd lets go of the link on the second look\n"
+		"  if [ -e %s/listed ]; then s=unmanaged; else s=configured; touch %s/listed; fi\n"
+		"  [ -e %s/networkd-holds ] && s=configured\n"
+		"  echo \"  2 $5 ether routable $s\";;\n"
 		"esac\nexit 0\n",
-		top, root, top, top, top, top, top, top, top, update_grub, update_grub, top, top, top, top);
+		top, root, top, top, top, top, top, top, top, update_grub, update_grub, top, top, top, top, top, top, top);
 	char *sp = t_strf("%s/stand-in", top);
 	if (write_file_atomic(sp, script, strlen(script), 0755) < 0)
 		abort();
@@ -672,6 +677,7 @@ static void test_dry_run(void)
 #define DEBIAN_INTERFACES "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n"
 #define BRIDGE_CALLS                                                                                     \
 	"ip -4 -o route get 192.0.2.1\nip -4 -o addr show dev ens3\nnetworkctl reload\n"                  \
+	"networkctl list --no-legend --no-pager ens3\nnetworkctl list --no-legend --no-pager ens3\n"     \
 	"ip -4 addr flush dev ens3\nip -4 route flush dev ens3\nifreload -a\nip -4 -o addr show dev vmbr0\n" \
 	"systemctl --no-block try-restart systemd-resolved.service\n"                                   \
 	"systemctl --quiet disable systemd-networkd-wait-online.service\n"
@@ -708,7 +714,8 @@ static void test_bridge(void)
 	tap_contains(r.out, "step=proxmox-bridge state=ok 'vmbr0' over 'ens3' with 10.0.2.15/24, gateway 10.0.2.2 (static, the "
 			    "uplink's address); DNS servers kept for systemd-resolved",
 		     "proxmox-bridge: vmbr0 over the default route's NIC, with its address and gateway");
-	tap_contains(c, BRIDGE_CALLS, "route and address read; networkd reloaded, the port's address and routes flushed, "
+	tap_contains(c, BRIDGE_CALLS, "route and address read; networkd reloaded and waited for until it lets go of ens3 (asked "
+				      "again), the port's address and routes flushed, "
 				      "ifreload -a, the bridge's address checked, resolved restarted, networkd's wait-online disabled");
 	tap_is_str(ifs, VMBR0_INTERFACES, "/etc/network/interfaces: the port manual, vmbr0 static with the lease's address");
 	tap_is_str(nd, "# Written by pmoves-firstboot (proxmox-bridge): ifupdown2 owns these (/etc/network/interfaces).\n"
@@ -747,6 +754,21 @@ static void test_bridge(void)
 	       "ifreload failing: interfaces restored, the networkd file removed, networkd reconfigures ens3");
 	free(c), free(ifs);
 	t_result_free(&r);
+	/* networkd never lets go of ens3: nothing flushed, nothing reloaded by ifupdown2. */
+	flag(root, "ifreload.rc", NULL);
+	flag(root, "networkd-holds", "");
+	calls_reset(root);
+	r = t_run(root, LIVE);
+	c = calls(root);
+	ifs = t_read(root, "etc/network/interfaces");
+	tap_ok(strstr(r.out, "step=proxmox-bridge state=failed systemd-networkd did not let go of 'ens3' within 10 s of "
+			     "'networkctl reload': the old network configuration is back") &&
+		       ifs && STREQ(ifs, DEBIAN_INTERFACES) && !strstr(c, "flush") && !strstr(c, "ifreload") &&
+		       strstr(c, "networkctl reload\nnetworkctl reconfigure ens3\n"),
+	       "networkd holding on to the uplink: failed before any flush or ifreload, interfaces restored");
+	free(c), free(ifs);
+	t_result_free(&r);
+	flag(root, "networkd-holds", NULL);
 	/* ifreload exits 0 but ens3 is no port of vmbr0: the same. */
 	flag(root, "ifreload.rc", NULL);
 	flag(root, "no-port", "");
@@ -889,7 +911,7 @@ int main(void)
 	write_file_atomic(kp, key, sizeof(key), 0644);
 	t_write(www, "pve/dists/bookworm/Release", "Origin: stand-in for Proxmox\nSuite: bookworm\n");
 	server_start(www);
-	tap_plan(80);
+	tap_plan(81);
 	test_sequence();
 	test_existing_vm();
 	test_cluster_vmlist();

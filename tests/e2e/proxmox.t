@@ -110,7 +110,10 @@ ok $? "after the reboot the Debian kernel runs (the stand-in's entry boots it): 
 grep -aqE "^pmoves-firstboot: step=proxmox-ve state=ok proxmox-ve postfix open-iscsi chrony installed; removed linux-image-amd64; kept 'linux-image-6\.1\.[^']*-amd64': it is the running kernel" "$T/boot1.txt"
 ok $? "proxmox-ve: installed; linux-image-amd64 removed, the running kernel kept"
 grep -aqE "^pmoves-firstboot: step=proxmox-bridge state=ok 'vmbr0' over '[a-z0-9]+' with 10\.0\.2\.15/24, gateway 10\.0\.2\.2 \(static, the uplink's address\); DNS servers kept" "$T/boot1.txt"
-ok $? "proxmox-bridge: vmbr0 over the NIC with its DHCP address made static, by the real ifupdown2 (ifreload -a)"
+rc=$?
+ok $rc "proxmox-bridge: vmbr0 over the NIC with its DHCP address made static, by the real ifupdown2 (ifreload -a)"
+# When not: what the step said each time, and what the commands it ran printed.
+[ $rc = 0 ] || grep -aE 'step=proxmox-bridge|pmoves-firstboot: (ifreload|ip|networkctl):' "$T/boot1.txt" | cut -c1-240 | sed 's/^/#   /'
 grep -aq '^pmoves-firstboot: step=proxmox-vms state=ok created 100 docker-host, 101 dev-workstation, 102 headscale-hub, 103 gateway; no GPU to attach' "$T/boot1.txt"
 ok $? "proxmox-vms: four VMs created (no GPU in QEMU)"
 grep -aq '"GET /pve/dists/bookworm/InRelease' "$T/http.log" && grep -aq '"GET /pve/pool/proxmox-ve_99.0-standin_amd64.deb' "$T/http.log"
