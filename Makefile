@@ -261,16 +261,22 @@ E2E_ALL := $(sort $(wildcard tests/e2e/*.t))
 E2E_SLOW := tests/e2e/mesh-halow.t tests/e2e/pxe-lan.t
 E2E := $(filter-out $(E2E_SLOW),$(E2E_ALL))
 
+# Test files run CHECK_JOBS at a time: most of an end-to-end test is one QEMU guest under TCG,
+# which keeps one core busy, and a machine has two or more. Tests that build the same profile
+# share one build (the rootfs cache's lock). CHECK_JOBS=1: one at a time. The end-to-end tests
+# first: they are the long ones.
+CHECK_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 # deps first, then a fresh make: pkg-config is read when the Makefile is, so the libraries
 # that deps installs are only seen by a new make.
 check: deps
 	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(E2E)
+	$(Q)PMOVES_BUILD=$(BUILD) prove -f --timer -j$(CHECK_JOBS) $(E2E) $(TEST_BIN) $(FUZZ_REPLAY_BIN)
 
 # Everything make check runs, and the slower variants.
 check-all: deps
 	$(Q)$(MAKE) --no-print-directory all tests
-	$(Q)PMOVES_BUILD=$(BUILD) PMOVES_E2E_SLOW=1 prove -f --timer $(TEST_BIN) $(FUZZ_REPLAY_BIN) $(E2E_ALL)
+	$(Q)PMOVES_BUILD=$(BUILD) PMOVES_E2E_SLOW=1 prove -f --timer -j$(CHECK_JOBS) $(E2E_ALL) $(TEST_BIN) $(FUZZ_REPLAY_BIN)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -299,7 +305,7 @@ clean:
 	rm -rf build build-san $(FUZZ_BUILD) pmoves-image
 
 help:
-	@echo "targets: all deps check check-all demo bench fuzz install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR="
+	@echo "targets: all deps check check-all demo bench fuzz install clean   options: SANITIZE=1 V=1 PREFIX= DESTDIR= CHECK_JOBS="
 	@echo "fuzz options: FUZZ_SECONDS=$(FUZZ_SECONDS) (each harness) FUZZ_TARGETS=\"$(FUZZ_NAMES)\" FUZZ_ARGS= FUZZ_CC=$(FUZZ_CC)"
 
 .PHONY: all target-notes tests deps check check-all demo bench fuzz fuzz-programs install clean help pmoves-image FORCE
