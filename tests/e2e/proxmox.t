@@ -22,7 +22,7 @@ need qemu-system-x86_64 mmdebstrap dpkg-deb dpkg-scanpackages gpg python3 debugf
 T=$(mktemp -d /tmp/pmoves-e2e-proxmox.XXXXXX)
 HTTP_PID=
 trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-plan 28
+plan 29
 clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 
 "$PMOVES_IMAGE" build proxmox-core -o "$T" >"$T/build.log" 2>&1
@@ -89,12 +89,24 @@ cat >"$T/device.json" <<JSON
              { "id": 103, "name": "gateway", "memory": "4G", "cores": 2 } ] } }
 JSON
 
+# The reboot is a power cycle, as in iommu.t: the first run (--no-reboot) ends when the guest
+# reboots and the second boots what it wrote. A reset inside one QEMU process hangs in OVMF now
+# and then under TCG (seen here: no firmware output after "reboot: machine restart", the vCPU
+# spinning until the timeout).
 cp --sparse=always "$IMG" "$T/disk.img"
+"$PMOVES_IMAGE" run "$T/disk.img" --persist --no-reboot --cpus 1 --config "$T/device.json" --net \
+	--timeout 900 --log "$T/boot1a.log" >/dev/null 2>"$T/run1a.err"
+rc=$?
+grep -aq 'reboot: Restarting system' "$T/boot1a.log"
+seen=$?
+ok $([ $rc = 0 ] && [ $seen = 0 ] && echo 0 || echo 1) "with the stand-in repository the first boot installs the kernel, then reboots (QEMU exits: --no-reboot; exit $rc)"
+[ $rc = 0 ] && [ $seen = 0 ] || { sed 's/^/#   run: /' "$T/run1a.err"; clean "$T/boot1a.log" | tail -n 20 | cut -c1-200 | sed 's/^/#   console: /'; }
 "$PMOVES_IMAGE" run "$T/disk.img" --persist --cpus 1 --config "$T/device.json" --net \
-	--expect 'pmoves-firstboot: step=proxmox-vms state=(ok|failed)' --timeout 900 --log "$T/boot1.log" \
+	--expect 'pmoves-firstboot: step=proxmox-vms state=(ok|failed)' --timeout 900 --log "$T/boot1b.log" \
 	>/dev/null 2>"$T/run1.err"
 rc=$?
-ok $rc "with the stand-in repository the install goes through to the VMs (across a reboot)"
+ok $rc "... and the boot after it goes through to the VMs"
+cat "$T/boot1a.log" "$T/boot1b.log" >"$T/boot1.log"
 clean "$T/boot1.log" >"$T/boot1.txt"
 # When it did not get there, what run said and where the guest was: the steps so far, and the
 # console's last lines (a hang at the reboot, in the firmware or the boot loader, shows there).
