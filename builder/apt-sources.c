@@ -256,6 +256,16 @@ int apt_sources_prepare(struct build *b, const char *dir, char ***ret_files, cha
 	return 0;
 }
 
+void apt_sources_log_cached(const struct profile *p)
+{
+	json_object *a = json_object_object_get(p->rootfs.json, "apt_sources");
+	for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+		json_object *s = json_object_array_get_idx(a, i);
+		log_info("rootfs: apt source %s: %s %s, key %s (in the cached root filesystem)", str(s, "name"), str(s, "url"),
+			 str(s, "suite"), str(s, "fingerprint"));
+	}
+}
+
 const char *const apt_sources_hooks[2] = {
 	/* Before anything is installed: every pin is the SHA-256 of an InRelease (or Release) apt
 	 * fetched. apt checked its signature with the source's own key. */

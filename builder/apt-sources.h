@@ -20,6 +20,10 @@ int apt_sources_check(const struct profile *p, struct problems *pr);
  * "PMOVES_APT_PINS=NAME:SHA256 ..." environment entry for the pin hook (NULL when none). */
 int apt_sources_prepare(struct build *b, const char *dir, char ***ret_files, char **ret_pins);
 
+/* On a cache hit: the sources the cached root filesystem was built from, named in the log as
+ * a build names them. */
+void apt_sources_log_cached(const struct profile *p);
+
 /* mmdebstrap hooks for them (with PMOVES_APT_PINS set): the pins checked before anything is
  * installed, and the sources of local mirrors (copy://) left out of the image. */
 extern const char *const apt_sources_hooks[2];

@@ -283,6 +283,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	struct stat st;
 	if (!b->refresh && stat(tar, &st) == 0 && S_ISREG(st.st_mode)) {
 		log_info("rootfs: using the cached '%s'", tar);
+		apt_sources_log_cached(p);
 		*ret_tar = TAKE_PTR(tar);
 		return 0;
 	}

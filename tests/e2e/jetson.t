@@ -50,9 +50,17 @@ clean() { sed 's/\x1b\[[0-9;]*m//g' "$1" | tr -d '\r'; }
 xl() { debugfs -R "cat /boot/extlinux/extlinux.conf" "$1?offset=$ROOT_OFF" 2>/dev/null; }
 has_file() { debugfs -R "stat $2" "$1?offset=$ROOT_OFF" 2>/dev/null | grep -q '^Inode:.*Type: regular'; }
 
-sh "$TOP/tests/fixtures/l4t/make-repo.sh" "$T/l4t" >"$T/repo.log" 2>&1
-ok $? "stand-in L4T repositories (common, t234) made and signed with a throwaway key"
-FPR=$(cat "$T/l4t/jetson-ota-public.fpr")
+# Made once and kept beside the rootfs cache, one per version of make-repo.sh: the same key,
+# path and InRelease each run give the same rootfs cache key, so the arm64 root filesystem is
+# built once, not on every run (and the cache does not grow by one tarball a run).
+L4T=${XDG_CACHE_HOME:-$HOME/.cache}/pmoves-image-tests/l4t-$(sha256sum <"$TOP/tests/fixtures/l4t/make-repo.sh" | cut -c1-16)
+if [ ! -s "$L4T/jetson-ota-public.fpr" ]; then
+	mkdir -p "${L4T%/*}" && rm -rf "$L4T.$$" && sh "$TOP/tests/fixtures/l4t/make-repo.sh" "$L4T.$$" >"$T/repo.log" 2>&1 &&
+		{ mv -T "$L4T.$$" "$L4T" 2>/dev/null || rm -rf "$L4T.$$"; } # another run's, made meanwhile, is as good
+fi
+[ -s "$L4T/jetson-ota-public.fpr" ] && [ -s "$L4T/jetson/t234/dists/r36.4/InRelease" ]
+ok $? "stand-in L4T repositories (common, t234), signed with a throwaway key ($L4T)"
+FPR=$(cat "$L4T/jetson-ota-public.fpr")
 
 # The stand-in Ollama release, served on 127.0.0.1 for the build to bake, and a model store.
 mkdir -p "$T/ollama-release/bin" "$T/ollama-release/lib/ollama" "$T/files"
@@ -89,14 +97,14 @@ profile() { # profile NAME FINGERPRINT T234-PIN [MORE]: the profile extending je
   "rootfs": {
     "packages_add": ["nvidia-l4t-core", "nvidia-l4t-firmware", "cuda-toolkit-config-common", "python3"],
     "apt_sources": [
-      { "name": "nvidia-common", "url": "file://$T/l4t/jetson/common", "suite": "r36.4", "components": ["main"],
-        "key": "$T/l4t/jetson-ota-public.asc", "fingerprint": "$2",
-        "release_sha256": "$(sha256sum <"$T/l4t/jetson/common/dists/r36.4/InRelease" | cut -c1-64)" },
-      { "name": "nvidia-t234", "url": "file://$T/l4t/jetson/t234", "suite": "r36.4", "components": ["main"],
-        "key": "$T/l4t/jetson-ota-public.asc", "fingerprint": "$2", "release_sha256": "$3" } ] } }
+      { "name": "nvidia-common", "url": "file://$L4T/jetson/common", "suite": "r36.4", "components": ["main"],
+        "key": "$L4T/jetson-ota-public.asc", "fingerprint": "$2",
+        "release_sha256": "$(sha256sum <"$L4T/jetson/common/dists/r36.4/InRelease" | cut -c1-64)" },
+      { "name": "nvidia-t234", "url": "file://$L4T/jetson/t234", "suite": "r36.4", "components": ["main"],
+        "key": "$L4T/jetson-ota-public.asc", "fingerprint": "$2", "release_sha256": "$3" } ] } }
 JSON
 }
-T234=$(sha256sum <"$T/l4t/jetson/t234/dists/r36.4/InRelease" | cut -c1-64)
+T234=$(sha256sum <"$L4T/jetson/t234/dists/r36.4/InRelease" | cut -c1-64)
 profile jetson-standin "$FPR" "$T234"
 start=$(date +%s)
 "$PMOVES_IMAGE" build "$T/profiles/jetson-standin.json" -o "$T" >"$T/build.log" 2>&1; rc=$?
@@ -133,7 +141,7 @@ get /etc/nv_tegra_release | grep -q '^# R36 (release), REVISION: 4.0, GCID: STAN
 	[ -n "$(get /etc/ld.so.conf.d/988_cuda-12.conf)" ]
 ok $? "the stand-in BSP's files from both repositories: /etc/nv_tegra_release (R36.4), firmware, CUDA's"
 debugfs -R "ls -l /etc/apt/sources.list.d" "$IMG?offset=$ROOT_OFF" 2>/dev/null >"$T/sources.d"
-! grep -q '\.sources' "$T/sources.d" && grep -q "apt source nvidia-t234: file://$T/l4t/jetson/t234 r36.4, key $FPR" \
+! grep -q '\.sources' "$T/sources.d" && grep -q "apt source nvidia-t234: file://$L4T/jetson/t234 r36.4, key $FPR" \
 	"$T/jetson-standin/build.log"
 ok $? "the local mirror's sources are not left in the image; the build log names each source and key"
 "$PMOVES_IMAGE" inspect "$IMG" >"$T/inspect.txt" 2>&1; rc=$?
@@ -268,7 +276,7 @@ OTHER=$(GNUPGHOME=$gpg_home gpg --batch --quiet --passphrase '' --quick-gen-key 
 	2>/dev/null && GNUPGHOME=$gpg_home gpg --batch --with-colons --list-keys 2>/dev/null | awk -F: '$1 == "fpr" { print $10; exit }')
 profile wrong-key "$OTHER" "$T234"
 "$PMOVES_IMAGE" build "$T/profiles/wrong-key.json" -o "$T" >"$T/wrong-key.log" 2>&1; rc=$?
-[ $rc != 0 ] && grep -q "the key '$T/l4t/jetson-ota-public.asc' has the fingerprint $FPR, but the profile pins $OTHER" \
+[ $rc != 0 ] && grep -q "the key '$L4T/jetson-ota-public.asc' has the fingerprint $FPR, but the profile pins $OTHER" \
 	"$T/wrong-key.log" && [ ! -e "$T/wrong-key" ]
 ok $? "a key that is not the pinned one: the build fails naming both fingerprints (exit $rc), no image"
 profile wrong-pin "$FPR" "$(printf '%064d' 0)"
