@@ -277,7 +277,7 @@ static int mmdebstrap_get(struct build *b, char **ret_tar)
 	if (asprintf(&tar, "%s/%s.tar", dir, key) < 0 || asprintf(&meta, "%s/%s.json", dir, key) < 0)
 		return -ENOMEM;
 
-	_cleanup_close_ int lock = -1;
+	_cleanup_(rootfs_cache_unlock) struct cache_lock lock = { .fd = -1 };
 	if ((r = rootfs_cache_lock(dir, key, &lock)) < 0)
 		return r;
 	struct stat st;

@@ -32,24 +32,48 @@ int rootfs_cache_dir(char **ret)
 	return 0;
 }
 
-int rootfs_cache_lock(const char *dir, const char *key, int *ret_fd)
+int rootfs_cache_lock(const char *dir, const char *key, struct cache_lock *ret)
 {
 	_cleanup_free_ char *path = NULL;
 	if (asprintf(&path, "%s/%s.lock", dir, key) < 0)
 		return -ENOMEM;
-	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return log_errno(-errno, "cannot open '%s'", path);
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK)
-			return log_errno(-errno, "cannot lock '%s'", path);
-		log_info("rootfs: waiting for another build of the same root filesystem (it holds the lock '%s')", path);
-		while (flock(fd, LOCK_EX) < 0)
-			if (errno != EINTR)
+	for (bool said = false;;) {
+		_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return log_errno(-errno, "cannot open '%s'", path);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			if (errno != EWOULDBLOCK)
 				return log_errno(-errno, "cannot lock '%s'", path);
+			if (!said)
+				log_info("rootfs: waiting for another build of the same root filesystem (it holds the lock '%s')",
+					 path);
+			said = true;
+			while (flock(fd, LOCK_EX) < 0)
+				if (errno != EINTR)
+					return log_errno(-errno, "cannot lock '%s'", path);
+		}
+		/* The holder removes the file as it lets go: a lock on a file no longer under the name
+		 * locks nothing; open the name again. */
+		struct stat held, named;
+		if (fstat(fd, &held) < 0)
+			return log_errno(-errno, "cannot stat '%s'", path);
+		if (lstat(path, &named) == 0 && named.st_dev == held.st_dev && named.st_ino == held.st_ino) {
+			ret->fd = TAKE_FD(fd);
+			ret->path = TAKE_PTR(path);
+			return 0;
+		}
 	}
-	*ret_fd = TAKE_FD(fd);
-	return 0;
+}
+
+void rootfs_cache_unlock(struct cache_lock *l)
+{
+	if (l->fd < 0)
+		return;
+	unlink(l->path); /* under the lock: nobody holds the name's file but us */
+	close(l->fd);
+	free(l->path);
+	l->fd = -1;
+	l->path = NULL;
 }
 
 static int cmp_keys(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -1296,11 +1296,13 @@ static void test_schema(const char *bin)
 	tap_ok(lines > ARRAY_SIZE(bad_cases) + 100, "the checker judged every case (%zu lines)", lines);
 }
 
-/* One build of a cache entry at a time: a second locker waits until the first lets go. */
+/* One build of a cache entry at a time: a second locker waits until the first lets go; the
+ * lock file goes with the lock. */
 static void test_cache_lock(void)
 {
-	int fd = -1, p[2];
-	tap_ok(rootfs_cache_lock(tmp, "k", &fd) == 0 && fd >= 0, "rootfs cache: the entry's lock is taken");
+	struct cache_lock l = { .fd = -1 }, planted = { .fd = -1 };
+	int p[2];
+	tap_ok(rootfs_cache_lock(tmp, "k", &l) == 0 && l.fd >= 0, "rootfs cache: the entry's lock is taken");
 	_cleanup_free_ char *path = NULL, *link = NULL;
 	struct stat st;
 	if (asprintf(&path, "%s/k.lock", tmp) < 0 || asprintf(&link, "%s/planted.lock", tmp) < 0 || pipe(p) < 0)
@@ -1308,24 +1310,28 @@ static void test_cache_lock(void)
 	tap_ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600, "... in KEY.lock, mode 0600");
 	pid_t pid = fork();
 	if (pid == 0) {
-		int cfd = -1;
+		struct cache_lock cl = { .fd = -1 };
 		close(p[0]);
-		close(fd); /* the parent's lock, not the child's: flock is per open file */
-		_exit(rootfs_cache_lock(tmp, "k", &cfd) == 0 && write(p[1], "x", 1) == 1 ? 0 : 1);
+		close(l.fd); /* the parent's lock, not the child's: flock is per open file */
+		_exit(rootfs_cache_lock(tmp, "k", &cl) == 0 && write(p[1], "x", 1) == 1 ? 0 : 1);
 	}
 	close(p[1]);
 	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	tap_ok(pid > 0 && poll(&pfd, 1, 300) == 0, "a second build of the same entry waits while the first holds it");
-	close(fd);
+	rootfs_cache_unlock(&l);
 	char ch = 0;
 	int status = -1;
 	tap_ok(poll(&pfd, 1, 30000) == 1 && read(p[0], &ch, 1) == 1 && ch == 'x' && waitpid(pid, &status, 0) == pid &&
 		       WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	       "... and goes on when the first lets go");
+	       "... and goes on when the first lets go (on a lock file of its own: the first removed its)");
 	close(p[0]);
-	fd = -1;
-	tap_ok(symlink(path, link) == 0 && rootfs_cache_lock(tmp, "planted", &fd) == -ELOOP && fd == -1,
+	unlink(path); /* the child's, left as a killed build leaves one */
+	tap_ok(rootfs_cache_lock(tmp, "k", &l) == 0 && (rootfs_cache_unlock(&l), l.fd == -1) && lstat(path, &st) < 0 &&
+		       errno == ENOENT,
+	       "letting go removes the lock file: the cache keeps none");
+	tap_ok(symlink(path, link) == 0 && rootfs_cache_lock(tmp, "planted", &planted) == -ELOOP && planted.fd == -1,
 	       "a symlink planted as the lock is not followed (ELOOP)");
+	unlink(link);
 }
 
 int main(void)
