@@ -248,16 +248,17 @@ static int bridge_up(const char *bridge, const struct uplink *u, char **ret_msg)
 static int networkd_released(const char *dev)
 {
 	char *argv[] = { "networkctl", "list", "--no-legend", "--no-pager", (char *)dev, NULL };
-	for (int i = 0; i < 100; i++) {
+	for (double end = now_seconds() + 10;;) {
 		_cleanup_free_ char *out = NULL;
 		char link[32], setup[32];
 		/* "  2 ens3 ether routable unmanaged" */
 		if (fb_run_capture(argv, &out) == 0 && sscanf(out, "%*u %31s %*s %*s %31s", link, setup) == 2 &&
 		    STREQ(link, dev) && STREQ(setup, "unmanaged"))
 			return 0;
+		if (now_seconds() >= end)
+			return -ETIMEDOUT;
 		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
 	}
-	return -ETIMEDOUT;
 }
 
 /* Back to the configuration before apply: the old interfaces file, networkd on the uplink. */
